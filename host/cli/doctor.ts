@@ -1,0 +1,139 @@
+/**
+ * `idwrap doctor`: which kernel features idwrap can use here, each probed
+ * for real where a probe is possible, and what follows for the user.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { errno, libc, SYS } from "../sources/seccomp/ffi.ts";
+import { runUnderSeccomp } from "../sources/seccomp/source.ts";
+
+/** One line of the report. */
+export interface Check {
+  feature: string;
+  ok: boolean;
+  detail: string;
+  /** What the user gets or loses. */
+  consequence: string;
+}
+
+function kernelVersion(): [number, number] {
+  const m = Deno.osRelease().match(/^(\d+)\.(\d+)/);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+const atLeast = (v: [number, number], major: number, minor: number) =>
+  v[0] > major || (v[0] === major && v[1] >= minor);
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return Deno.readTextFileSync(path).trim();
+  } catch {
+    return fallback;
+  }
+}
+
+/** Runs every check; probes start a real process under a real filter. */
+export async function runChecks(): Promise<Check[]> {
+  const v = kernelVersion();
+  const checks: Check[] = [];
+  const actions = readOr("/proc/sys/kernel/seccomp/actions_avail", "");
+  checks.push({
+    feature: "seccomp user-notify",
+    ok: actions.split(/\s+/).includes("user_notif"),
+    detail: actions ? `actions: ${actions}` : "no /proc/sys/kernel/seccomp (CONFIG_SECCOMP_FILTER off?)",
+    consequence: "required for the seccomp source",
+  });
+
+  const self = Number(libc.symbols.syscall(SYS.pidfd_open, BigInt(Deno.pid), 0n, 0n, 0n, 0n, 0n));
+  let getfd = false;
+  let getfdDetail = `pidfd_open: errno ${errno()}`;
+  if (self >= 0) {
+    const fd = Number(libc.symbols.syscall(SYS.pidfd_getfd, BigInt(self), 0n, 0n, 0n, 0n, 0n));
+    getfd = fd >= 0;
+    getfdDetail = getfd ? "copied our own fd 0" : `errno ${errno()}`;
+    if (fd >= 0) libc.symbols.close(fd);
+    libc.symbols.close(self);
+  }
+  checks.push({
+    feature: "pidfd_getfd",
+    ok: getfd,
+    detail: getfdDetail,
+    consequence: "required: the host takes the listener fd from idwrap-launch with it",
+  });
+
+  let probe = "not run";
+  let syncWakeUp = false, emulated = false;
+  try {
+    const tmp = Deno.makeTempFileSync({ prefix: "idwrap-doctor-" });
+    const r = await runUnderSeccomp(["/bin/cat", tmp], {
+      policies: [{ name: "doctor", file: "(doctor)", observe: ["openat"], rules: [] }],
+      trace: { format: "json", output: "/dev/null" },
+    });
+    Deno.removeSync(tmp);
+    syncWakeUp = r.summary.syncWakeUp;
+    emulated = r.summary.emulated > 0 && r.exitCode === 0;
+    probe = `ran /bin/cat under a filter: exit ${r.exitCode}, ${r.summary.notifications} calls notified`;
+  } catch (e) {
+    probe = `failed: ${(e as Error).message}`;
+  }
+  checks.push({
+    feature: "seccomp source",
+    ok: probe.startsWith("ran") && probe.includes("exit 0"),
+    detail: probe,
+    consequence: "idwrap run and idwrap trace work",
+  });
+  checks.push({
+    feature: "SECCOMP_IOCTL_NOTIF_ADDFD",
+    ok: emulated,
+    detail: emulated ? "an open was emulated and its fd installed" : "no open was emulated",
+    consequence: "TOCTOU-free path decisions and post results for the open family",
+  });
+  checks.push({
+    feature: "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP",
+    ok: syncWakeUp,
+    detail: syncWakeUp ? "accepted by the listener" : `refused (Linux ${v.join(".")}; needs 6.6)`,
+    consequence: syncWakeUp ? "notified calls cost about half" : "notified calls cost about twice as much",
+  });
+  checks.push({
+    feature: "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+    ok: atLeast(v, 5, 19),
+    detail: `Linux ${v.join(".")}; needs 5.19`,
+    consequence: "signals during a notified call do not restart it over and over (Go programs, timers)",
+  });
+  const kmod = (() => {
+    try {
+      Deno.statSync("/dev/idwrap");
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  checks.push({
+    feature: "kernel module",
+    ok: kmod,
+    detail: kmod ? "/dev/idwrap present" : "/dev/idwrap absent (module not loaded)",
+    consequence: kmod ? "the kmod source can be used" : "events come from the seccomp source",
+  });
+  return checks;
+}
+
+/** Adds the doctor command to the CLI. */
+export function registerDoctor(program: Command): void {
+  program.command("doctor")
+    .description("check which kernel features idwrap can use on this machine")
+    .option("--json", "print the checks as JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const checks = await runChecks();
+      if (opts.json) console.log(JSON.stringify(checks, null, 2));
+      else {
+        for (const c of checks) {
+          console.log(
+            `${c.ok ? "ok  " : "MISS"} ${c.feature.padEnd(40)} ${c.detail}\n     ${"".padEnd(40)} → ${c.consequence}`,
+          );
+        }
+      }
+      const source = checks.find((c) => c.feature === "seccomp source")!;
+      Deno.exitCode = source.ok ? 0 : 1;
+    });
+}

@@ -1,0 +1,40 @@
+/**
+ * `idwrap trace [--json] [-o FILE] [-e LIST] -- CMD…`: print every notified
+ * call of a command's tree, one per line.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import type { Policy } from "../policy/policy.ts";
+import { resolveSyscalls } from "../syscalls/mod.ts";
+import { runUnderSeccomp } from "../sources/seccomp/source.ts";
+
+/** Options of `idwrap trace`. */
+export interface TraceCliOptions {
+  json?: boolean;
+  output?: string;
+  syscalls: string;
+  emulate: boolean;
+}
+
+/** Adds the trace command to the CLI. */
+export function registerTrace(program: Command): void {
+  program.command("trace")
+    .description("run a command and print every notified system call of its process tree")
+    .option("--json", "one JSON object per line")
+    .option("-o, --output <file>", "write the trace to a file instead of standard error")
+    .option("-e, --syscalls <list>", "comma-separated syscalls or %groups to notify", "%file,%process,%net")
+    .option("--no-emulate", "let the kernel run open calls instead of the supervisor (no post results)")
+    .argument("<command...>", "the command to run, after --")
+    .action(async (command: string[], opts: TraceCliOptions) => {
+      const observe = opts.syscalls.split(",").map((s) => s.trim()).filter(Boolean);
+      resolveSyscalls(observe); // unknown names fail before anything runs
+      const policy: Policy = { name: "trace", file: "(command line)", observe, rules: [] };
+      const result = await runUnderSeccomp(command, {
+        policies: [policy],
+        trace: { format: opts.json ? "json" : "text", output: opts.output },
+        emulateOpens: opts.emulate,
+      });
+      Deno.exitCode = result.exitCode;
+    });
+}

@@ -1,0 +1,91 @@
+/**
+ * The event and verdict format every event source produces and enforces
+ * (DESIGN.md, "Events"). Sources differ in how they fill it, not in shape.
+ *
+ * @module
+ */
+
+/** Which source produced an event. */
+export type SourceName = "seccomp" | "kmod";
+
+/** The ABI a call came through; only x86_64 calls ever run. */
+export type SyscallAbi = "x86_64" | "i386" | "x32";
+
+/** Decoded arguments, present where the call has them. */
+export interface DecodedArgs {
+  dirfd?: number | "AT_FDCWD";
+  path?: string;
+  /** Second path (rename, link, symlink target). */
+  path2?: string;
+  flags?: string;
+  mode?: string;
+  argv?: string[];
+  addr?: string;
+  cloneFlags?: string;
+  signal?: number;
+  /** Set when a pointer argument could not be read. */
+  fault?: string;
+}
+
+/** The identity of a wrapped process's program, refreshed at every execve. */
+export interface ProgramIdentity {
+  exe: string;
+  argv0: string;
+  uid: number;
+  gid: number;
+}
+
+/** One system call, before (`pre`) or after (`post`) the kernel runs it. */
+export interface SyscallEvent {
+  kind: "syscall";
+  source: SourceName;
+  phase: "pre" | "post";
+  /** Wall-clock time, milliseconds since the Unix epoch. */
+  time: number;
+  pid: number;
+  tid: number;
+  abi: SyscallAbi;
+  nr: number;
+  syscall: string;
+  /** The six raw argument registers, as unsigned decimal strings. */
+  args: string[];
+  decoded: DecodedArgs;
+  program: ProgramIdentity;
+  /** post only: the return value, or -1 with errno. */
+  ret?: number;
+  errno?: string;
+  /** The supervisor runs (pre) or ran (post) the call itself: open via ADDFD. */
+  emulated?: boolean;
+  /** pre only: what was decided, as "allow", "deny EACCES" or "kill". */
+  verdict?: string;
+  /** Why the host itself decided (foreign ABI, io_uring), where it did. */
+  reason?: string;
+  /** Ids of the rules that matched. */
+  alerts?: string[];
+}
+
+/** Process lifecycle, reported for every process of the wrapped tree. */
+export interface LifecycleEvent {
+  kind: "spawn" | "exec" | "exit";
+  source: SourceName;
+  time: number;
+  pid: number;
+  /** spawn: the parent. */
+  ppid?: number;
+  program: ProgramIdentity;
+  /** exit: wait status decoded, where known. */
+  exitCode?: number;
+  signal?: string;
+}
+
+/** Anything a source reports. */
+export type HostEvent = SyscallEvent | LifecycleEvent;
+
+/** What happens to a call. */
+export type Verdict =
+  | { action: "allow" }
+  | { action: "deny"; errno: number }
+  | { action: "kill" };
+
+/** The verdict that lets a call run. */
+export const ALLOW: Verdict = Object.freeze({ action: "allow" });

@@ -1,0 +1,210 @@
+/**
+ * Turns raw argument registers into the decoded fields of an event, by the
+ * argument kinds of host/syscalls. Flag names follow the kernel's uapi
+ * headers (asm-generic/fcntl.h, linux/sched.h) so they read like strace.
+ *
+ * @module
+ */
+import type { DecodedArgs } from "../../events.ts";
+import { type ArgKind, argKinds } from "../../syscalls/mod.ts";
+import type { TargetMemory } from "./memory.ts";
+
+const AT_FDCWD = -100;
+
+const O_ACCMODE = ["O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"];
+const O_FLAGS: [number, string][] = [
+  [0o100, "O_CREAT"],
+  [0o200, "O_EXCL"],
+  [0o400, "O_NOCTTY"],
+  [0o1000, "O_TRUNC"],
+  [0o2000, "O_APPEND"],
+  [0o4000, "O_NONBLOCK"],
+  [0o10000, "O_DSYNC"],
+  [0o20000, "O_ASYNC"],
+  [0o40000, "O_DIRECT"],
+  [0o200000, "O_DIRECTORY"],
+  [0o400000, "O_NOFOLLOW"],
+  [0o1000000, "O_NOATIME"],
+  [0o2000000, "O_CLOEXEC"],
+  [0o4010000, "O_SYNC"],
+  [0o10000000, "O_PATH"],
+  [0o20200000, "O_TMPFILE"],
+  [0o100000, "O_LARGEFILE"],
+];
+const AT_FLAGS: [number, string][] = [
+  [0x100, "AT_SYMLINK_NOFOLLOW"],
+  [0x200, "AT_REMOVEDIR"],
+  [0x400, "AT_SYMLINK_FOLLOW"],
+  [0x800, "AT_NO_AUTOMOUNT"],
+  [0x1000, "AT_EMPTY_PATH"],
+];
+const CLONE_FLAGS: [number, string][] = [
+  [0x100, "CLONE_VM"],
+  [0x200, "CLONE_FS"],
+  [0x400, "CLONE_FILES"],
+  [0x800, "CLONE_SIGHAND"],
+  [0x1000, "CLONE_PIDFD"],
+  [0x2000, "CLONE_PTRACE"],
+  [0x4000, "CLONE_VFORK"],
+  [0x8000, "CLONE_PARENT"],
+  [0x10000, "CLONE_THREAD"],
+  [0x20000, "CLONE_NEWNS"],
+  [0x40000, "CLONE_SYSVSEM"],
+  [0x80000, "CLONE_SETTLS"],
+  [0x100000, "CLONE_PARENT_SETTID"],
+  [0x200000, "CLONE_CHILD_CLEARTID"],
+  [0x800000, "CLONE_UNTRACED"],
+  [0x1000000, "CLONE_CHILD_SETTID"],
+  [0x2000000, "CLONE_NEWCGROUP"],
+  [0x4000000, "CLONE_NEWUTS"],
+  [0x8000000, "CLONE_NEWIPC"],
+  [0x10000000, "CLONE_NEWUSER"],
+  [0x20000000, "CLONE_NEWPID"],
+  [0x40000000, "CLONE_NEWNET"],
+];
+
+function bits(value: number, table: [number, string][], first: string[] = []): string {
+  const names = [...first];
+  let rest = value;
+  for (const [bit, name] of table) {
+    if ((value & bit) === bit) {
+      names.push(name);
+      rest &= ~bit;
+    }
+  }
+  if (rest) names.push("0x" + (rest >>> 0).toString(16));
+  return names.join("|") || "0";
+}
+
+/** open(2) flags as `O_WRONLY|O_CREAT|O_TRUNC`. */
+export function openFlagsToString(flags: number): string {
+  // O_TMPFILE and O_SYNC contain O_DIRECTORY and O_DSYNC: name the composite once.
+  let table = O_FLAGS;
+  if ((flags & 0o20200000) === 0o20200000) table = table.filter(([b]) => b !== 0o200000);
+  if ((flags & 0o4010000) === 0o4010000) table = table.filter(([b]) => b !== 0o10000);
+  return bits(flags & ~3, table, [O_ACCMODE[flags & 3]]);
+}
+
+/** clone(2) flags, with the exit signal in the low byte. */
+export function cloneFlagsToString(flags: number): string {
+  const signal = flags & 0xff;
+  const named = bits(flags & ~0xff, CLONE_FLAGS);
+  return signal ? `${named === "0" ? "" : named + "|"}${signal === 17 ? "SIGCHLD" : "sig" + signal}` : named;
+}
+
+/** A struct sockaddr as `inet:127.0.0.1:80`, `inet6:[::1]:80` or `unix:/path`. */
+export function sockaddrToString(bytes: Uint8Array): string {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 2) return "invalid";
+  const family = view.getUint16(0, true);
+  if (family === 2 && bytes.length >= 8) {
+    return `inet:${bytes.slice(4, 8).join(".")}:${view.getUint16(2, false)}`;
+  }
+  if (family === 10 && bytes.length >= 24) {
+    const groups: string[] = [];
+    for (let i = 0; i < 8; i++) groups.push(view.getUint16(8 + i * 2, false).toString(16));
+    const addr = groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::");
+    return `inet6:[${addr}]:${view.getUint16(2, false)}`;
+  }
+  if (family === 1) {
+    const path = bytes.subarray(2);
+    if (path.length === 0) return "unix:";
+    if (path[0] === 0) return "unix:@" + new TextDecoder().decode(path.subarray(1)).replace(/\0+$/, "");
+    const end = path.indexOf(0);
+    return "unix:" + new TextDecoder().decode(end >= 0 ? path.subarray(0, end) : path);
+  }
+  if (family === 16) return "netlink";
+  if (family === 17) return "packet";
+  return `family:${family}`;
+}
+
+/** Signed 32-bit view of a register holding an int. */
+const int32 = (v: bigint) => Number(BigInt.asIntN(32, v));
+
+/**
+ * Decodes the arguments of one call.
+ *
+ * @param name the syscall's name
+ * @param pid the calling thread, for memory reads
+ * @param args the six argument registers
+ * @param memory a reader for the caller's memory
+ */
+export function decodeArgs(
+  name: string,
+  pid: number,
+  args: BigUint64Array,
+  memory: TargetMemory,
+): DecodedArgs {
+  const kinds = argKinds(name);
+  const out: DecodedArgs = {};
+  let paths = 0;
+  const fault = (what: string) => out.fault ??= what;
+  kinds.forEach((kind: ArgKind, i: number) => {
+    const raw = args[i];
+    switch (kind) {
+      case "dirfd":
+        if (out.dirfd === undefined) out.dirfd = int32(raw) === AT_FDCWD ? "AT_FDCWD" : int32(raw);
+        break;
+      case "path": {
+        const s = memory.readString(pid, raw);
+        if (s === undefined) {
+          if (raw !== 0n) fault(`arg${i}`);
+        } else if (paths++ === 0) out.path = s;
+        else out.path2 = s;
+        break;
+      }
+      case "oflags":
+        out.flags = openFlagsToString(Number(raw & 0xffffffffn));
+        break;
+      case "atflags":
+        out.flags = bits(Number(raw & 0xffffffffn), AT_FLAGS);
+        break;
+      case "mode": {
+        // open's mode means something only with O_CREAT or O_TMPFILE, as strace shows it.
+        const flags = kinds.includes("oflags") ? Number(args[kinds.indexOf("oflags")] & 0xffffffffn) : 0o100;
+        if (flags & 0o100 || (flags & 0o20200000) === 0o20200000) out.mode = "0" + Number(raw & 0o7777n).toString(8);
+        break;
+      }
+      case "argv":
+        if (out.argv === undefined) {
+          const argv = memory.readStringArray(pid, raw);
+          if (argv === undefined) fault(`arg${i}`);
+          else out.argv = argv;
+        }
+        break;
+      case "sockaddr": {
+        const len = Number(args[i + 1] & 0xffffn);
+        if (raw === 0n || len === 0) break;
+        const bytes = memory.readBytes(pid, raw, Math.min(len, 128));
+        if (bytes) out.addr = sockaddrToString(bytes);
+        else fault(`arg${i}`);
+        break;
+      }
+      case "clone_flags":
+        out.cloneFlags = cloneFlagsToString(Number(raw & 0xffffffffn));
+        break;
+      case "clone_args": {
+        // struct clone_args starts with u64 flags (linux/sched.h).
+        const bytes = memory.readBytes(pid, raw, 8);
+        if (bytes) {
+          out.cloneFlags = cloneFlagsToString(Number(new DataView(bytes.buffer).getBigUint64(0, true) & 0xffffffffn));
+        } else fault(`arg${i}`);
+        break;
+      }
+      case "open_how": {
+        // struct open_how { u64 flags; u64 mode; u64 resolve; } (linux/openat2.h)
+        const bytes = memory.readBytes(pid, raw, 24);
+        if (bytes) {
+          const v = new DataView(bytes.buffer);
+          out.flags = openFlagsToString(Number(v.getBigUint64(0, true) & 0xffffffffn));
+          out.mode = "0" + Number(v.getBigUint64(8, true) & 0o7777n).toString(8);
+        } else fault(`arg${i}`);
+        break;
+      }
+      case "signal":
+        out.signal = int32(raw);
+        break;
+    }
+  });
+  return out;
+}

@@ -1,0 +1,54 @@
+/**
+ * Finds, and where needed builds, the native idwrap-launch helper
+ * (kmod/seccomp/launch.c). IDWRAP_LAUNCH names a prebuilt one.
+ *
+ * @module
+ */
+import { fileURLToPath as fromFileUrl } from "node:url";
+
+const SOURCE = new URL("../../../kmod/seccomp/launch.c", import.meta.url);
+const BUILT = new URL("../../../build/idwrap-launch", import.meta.url);
+
+function mtime(path: string | URL): number | undefined {
+  try {
+    return Deno.statSync(path).mtime?.getTime();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Compiles kmod/seccomp/launch.c to build/idwrap-launch if it is missing or
+ * older than its source.
+ *
+ * @returns the launcher's path
+ */
+export async function launcherPath(): Promise<string> {
+  const override = Deno.env.get("IDWRAP_LAUNCH");
+  if (override) return override;
+  const built = fromFileUrl(BUILT);
+  const src = mtime(SOURCE);
+  const bin = mtime(BUILT);
+  if (bin !== undefined && (src === undefined || bin >= src)) return built;
+  if (src === undefined) {
+    throw new Error(`Cannot find idwrap-launch: neither ${built} nor its source exists; set IDWRAP_LAUNCH`);
+  }
+  await Deno.mkdir(new URL(".", BUILT), { recursive: true });
+  const cc = Deno.env.get("CC") ?? "cc";
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(cc, {
+      args: ["-O2", "-Wall", "-Wextra", "-o", built, fromFileUrl(SOURCE), "-lpthread"],
+    }).output();
+  } catch (e) {
+    throw new Error(
+      `Cannot build idwrap-launch: "${cc}" could not run (${
+        (e as Error).message
+      }); install a C compiler (apt-get install gcc)`,
+    );
+  }
+  if (!out.success) {
+    throw new Error(`Cannot build idwrap-launch with ${cc}:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+  return built;
+}

@@ -1,0 +1,76 @@
+/**
+ * What the supervisor learns about a task from /proc: its thread group,
+ * parent, credentials, umask and program. Read once per task and cached by
+ * the process table; re-read after execve and credential changes.
+ *
+ * @module
+ */
+import type { ProgramIdentity } from "../../events.ts";
+
+/** Fields of /proc/PID/status the supervisor uses. */
+export interface TaskStatus {
+  tgid: number;
+  ppid: number;
+  uid: number;
+  gid: number;
+  fsuid: number;
+  fsgid: number;
+  groups: number[];
+  umask: number;
+}
+
+/** Parses /proc/TID/status; undefined if the task is gone. */
+export function readTaskStatus(tid: number): TaskStatus | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${tid}/status`);
+  } catch {
+    return undefined;
+  }
+  const field = (name: string) => text.match(new RegExp(`^${name}:\\s*(.*)$`, "m"))?.[1] ?? "";
+  const uids = field("Uid").split(/\s+/).map(Number);
+  const gids = field("Gid").split(/\s+/).map(Number);
+  return {
+    tgid: Number(field("Tgid")),
+    ppid: Number(field("PPid")),
+    uid: uids[0],
+    gid: gids[0],
+    fsuid: uids[3],
+    fsgid: gids[3],
+    groups: field("Groups").split(/\s+/).filter(Boolean).map(Number),
+    umask: parseInt(field("Umask") || "022", 8),
+  };
+}
+
+/** The program a process runs, from /proc/PID/exe and cmdline. */
+export function readProgram(pid: number, status: TaskStatus): ProgramIdentity {
+  let exe = "";
+  let argv0 = "";
+  try {
+    exe = Deno.readLinkSync(`/proc/${pid}/exe`);
+  } catch { /* exited, or a kernel thread */ }
+  try {
+    argv0 = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0];
+  } catch { /* exited */ }
+  return { exe, argv0, uid: status.uid, gid: status.gid };
+}
+
+/** The controlling terminal's device path from /proc/PID/stat, if any. */
+export function controllingTty(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  // Field 7 (tty_nr) follows "pid (comm) state ppid pgrp session".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ttyNr = Number(fields[4]);
+  if (!ttyNr) return undefined;
+  const major = (ttyNr >> 8) & 0xfff;
+  const minor = (ttyNr & 0xff) | ((ttyNr >> 12) & 0xfff00);
+  if (major >= 136 && major <= 143) return `/dev/pts/${(major - 136) * 256 + minor}`;
+  if (major === 4) return `/dev/tty${minor}`;
+  if (major === 5 && minor === 1) return "/dev/console";
+  return undefined;
+}

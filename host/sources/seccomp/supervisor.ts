@@ -1,0 +1,425 @@
+/**
+ * The seccomp user-notify loop (seccomp_unotify(2); the kernel's
+ * samples/seccomp/user-trap.c is the canonical shape). One supervisor per
+ * listener, run synchronously on its own thread: receive a notification,
+ * decode what the decider and sink need, check the notification is still
+ * valid, answer, then report.
+ *
+ * @module
+ */
+import type { Decider, EventSink } from "../../decider.ts";
+import type { DecodedArgs, HostEvent, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../../events.ts";
+import { ALLOW } from "../../events.ts";
+import { errnoName } from "../../errno.ts";
+import { i386SyscallName, syscallName, syscallNumber } from "../../syscalls/mod.ts";
+import { decodeArgs } from "./decode.ts";
+import { OpenEmulator, type OpenRequest } from "./emulate.ts";
+import {
+  AUDIT_ARCH_X86_64,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_DEL,
+  EPOLL_EVENT_SIZE,
+  EPOLLHUP,
+  EPOLLIN,
+  errno,
+  libc,
+  NOTIF,
+  RESP,
+  SECCOMP_IOCTL,
+  SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+  SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+  SYS,
+  X32_SYSCALL_BIT,
+} from "./ffi.ts";
+import { TargetMemory } from "./memory.ts";
+import { readProgram, readTaskStatus, type TaskStatus } from "./procfs.ts";
+
+const ENOENT = 2, EINTR = 4, EPERM = 1, ENOSYS = 38;
+const SIGKILL = 9n;
+const LISTENER_TAG = 0n;
+
+/** How a supervisor runs. */
+export interface SupervisorOptions {
+  decider: Decider;
+  sink: EventSink;
+  /** Run the open family in the supervisor (TOCTOU-free paths, post results). @default true */
+  emulateOpens?: boolean;
+}
+
+/** What a finished supervisor reports. */
+export interface SupervisorSummary {
+  notifications: number;
+  denied: number;
+  killed: number;
+  emulated: number;
+  syncWakeUp: boolean;
+}
+
+interface Proc {
+  tgid: number;
+  pidfd: number;
+  program: ProgramIdentity;
+  sameRoot: boolean;
+  execPending: boolean;
+}
+
+interface Task {
+  proc: Proc;
+  creds: TaskStatus;
+}
+
+const OPEN_FAMILY = new Set(["open", "openat", "openat2", "creat"].map((n) => syscallNumber(n)!));
+const EXEC_FAMILY = new Set(["execve", "execveat"].map((n) => syscallNumber(n)!));
+/** Calls after which a task's cached credentials, umask or root are stale. */
+export const CRED_SYSCALLS: readonly string[] = [
+  "setuid",
+  "setgid",
+  "setreuid",
+  "setregid",
+  "setresuid",
+  "setresgid",
+  "setfsuid",
+  "setfsgid",
+  "setgroups",
+  "capset",
+  "umask",
+  "chroot",
+];
+const CRED_FAMILY = new Set(CRED_SYSCALLS.map((n) => syscallNumber(n)!));
+const O_CREAT = 0o100;
+
+/** Answers every notification of one listener until the wrapped tree is gone. */
+export class Supervisor {
+  readonly #listener: number;
+  readonly #decider: Decider;
+  readonly #sink: EventSink;
+  readonly #emulateOpens: boolean;
+  readonly #epoll: number;
+  readonly #notif = new Uint8Array(NOTIF.size);
+  readonly #notifView = new DataView(this.#notif.buffer);
+  readonly #args = new BigUint64Array(6);
+  readonly #resp = new Uint8Array(RESP.size);
+  readonly #respView = new DataView(this.#resp.buffer);
+  readonly #idBuf = new BigUint64Array(1);
+  readonly #events = new Uint8Array(EPOLL_EVENT_SIZE * 64);
+  readonly #eventsView = new DataView(this.#events.buffer);
+  readonly #memory = new TargetMemory();
+  readonly #procs = new Map<number, Proc>();
+  readonly #tasks = new Map<number, Task>();
+  readonly #rootStat = statKey("/");
+  #emulator: OpenEmulator | undefined;
+  #summary: SupervisorSummary = { notifications: 0, denied: 0, killed: 0, emulated: 0, syncWakeUp: false };
+
+  constructor(listener: number, options: SupervisorOptions) {
+    this.#listener = listener;
+    this.#decider = options.decider;
+    this.#sink = options.sink;
+    this.#emulateOpens = options.emulateOpens ?? true;
+    const flags = new BigUint64Array([SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP]);
+    // Linux 6.6+: wake this thread on the caller's CPU, halving the round trip.
+    this.#summary.syncWakeUp =
+      libc.symbols.ioctl(listener, SECCOMP_IOCTL.NOTIF_SET_FLAGS, new Uint8Array(flags.buffer)) === 0;
+    this.#epoll = libc.symbols.epoll_create1(0o2000000);
+    if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
+    this.#watch(listener, LISTENER_TAG);
+  }
+
+  #watch(fd: number, tag: bigint): void {
+    const ev = new Uint8Array(EPOLL_EVENT_SIZE);
+    const v = new DataView(ev.buffer);
+    v.setUint32(0, EPOLLIN, true);
+    v.setBigUint64(4, tag, true);
+    if (libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_ADD, fd, ev) < 0) {
+      throw new Error(`Cannot watch fd ${fd}: errno ${errno()}`);
+    }
+  }
+
+  /**
+   * Serves notifications until every process of the tree has exited.
+   *
+   * @param idle called when nothing happened for `idleMs`; may be async
+   */
+  async run(idle?: () => Promise<void> | void, idleMs = 100): Promise<SupervisorSummary> {
+    let open = true;
+    while (open || this.#procs.size > 0) {
+      const n = libc.symbols.epoll_wait(this.#epoll, this.#events, 64, open ? idleMs : 50);
+      if (n < 0) {
+        if (errno() === EINTR) continue;
+        throw new Error(`epoll_wait failed: errno ${errno()}`);
+      }
+      if (n === 0) {
+        this.#sink.flush();
+        if (!open) break; // a process we never saw exit is not ours to wait for
+        await idle?.();
+        continue;
+      }
+      for (let i = 0; i < n; i++) {
+        const mask = this.#eventsView.getUint32(i * EPOLL_EVENT_SIZE, true);
+        const tag = this.#eventsView.getBigUint64(i * EPOLL_EVENT_SIZE + 4, true);
+        if (tag === LISTENER_TAG) {
+          if (mask & EPOLLIN) this.#serveOne();
+          else if (mask & EPOLLHUP) open = false; // no task uses the filter any more
+        } else {
+          this.#exited(Number(tag));
+        }
+      }
+    }
+    for (const tgid of [...this.#procs.keys()]) this.#exited(tgid);
+    this.#sink.flush();
+    libc.symbols.close(this.#epoll);
+    return this.#summary;
+  }
+
+  #serveOne(): void {
+    this.#notif.fill(0); // NOTIF_RECV wants a zeroed struct
+    if (libc.symbols.ioctl(this.#listener, SECCOMP_IOCTL.NOTIF_RECV, this.#notif) < 0) {
+      const e = errno();
+      if (e === ENOENT || e === EINTR) return; // the caller died or was signalled before we read
+      throw new Error(`SECCOMP_IOCTL_NOTIF_RECV failed: errno ${e}`);
+    }
+    this.#summary.notifications++;
+    const v = this.#notifView;
+    const id = v.getBigUint64(NOTIF.id, true);
+    const tid = v.getUint32(NOTIF.pid, true);
+    const nr = v.getInt32(NOTIF.nr, true);
+    const arch = v.getUint32(NOTIF.arch, true);
+    for (let i = 0; i < 6; i++) this.#args[i] = v.getBigUint64(NOTIF.args + i * 8, true);
+
+    const task = this.#task(tid, id);
+    if (!task) return void this.#respond(id, { action: "deny", errno: EPERM });
+
+    if (arch !== AUDIT_ARCH_X86_64 || nr & X32_SYSCALL_BIT) {
+      // int 0x80 or x32: the filter notified it only so we can refuse and say so.
+      const abi: SyscallAbi = arch !== AUDIT_ARCH_X86_64 ? "i386" : "x32";
+      const name = abi === "i386" ? i386SyscallName(nr) : syscallName(nr & ~X32_SYSCALL_BIT);
+      const verdict: Verdict = { action: "deny", errno: ENOSYS };
+      this.#respond(id, verdict);
+      this.#emitCall(tid, task, abi, nr, name, {}, verdict, `${abi} system call ABI is not allowed`);
+      return;
+    }
+
+    const name = syscallName(nr);
+    if (EXEC_FAMILY.has(nr)) task.proc.execPending = true;
+    if (CRED_FAMILY.has(nr)) this.#forgetCreds(task.proc.tgid);
+    if (name === "io_uring_setup") {
+      // io_uring runs file and network operations that no seccomp filter sees.
+      const verdict: Verdict = { action: "deny", errno: EPERM };
+      this.#respond(id, verdict);
+      this.#emitCall(tid, task, "x86_64", nr, name, {}, verdict, "io_uring bypasses system call interception");
+      return;
+    }
+
+    const examined = this.#decider.examines(nr);
+    if (!examined && !this.#sink.wantsSyscalls) return void this.#respond(id, ALLOW);
+
+    const decoded = decodeArgs(name, tid, this.#args, this.#memory);
+    if (!this.#valid(id)) return; // the bytes we read may not be the caller's any more
+    const event = this.#event(tid, task, "x86_64", nr, name, decoded);
+    const verdict = examined ? this.#decider.decide(event) : ALLOW;
+    event.verdict = describeVerdict(verdict);
+
+    if (verdict.action === "allow" && this.#emulateOpens && OPEN_FAMILY.has(nr) && decoded.path !== undefined) {
+      event.emulated = true;
+      this.#sink.emit(event);
+      this.#emulateOpen(id, tid, task, nr, event);
+      return;
+    }
+    this.#respond(id, verdict, task.proc);
+    this.#sink.emit(event);
+  }
+
+  #emulateOpen(id: bigint, tid: number, task: Task, nr: number, pre: SyscallEvent): void {
+    const a = this.#args;
+    const name = pre.syscall;
+    const at = name === "openat" || name === "openat2";
+    let flags = Number((at ? a[2] : a[1]) & 0xffffffffn);
+    let mode = Number((at ? a[3] : a[2]) & 0o7777n);
+    let resolve = 0n;
+    if (name === "creat") {
+      flags = 0o1101; // O_CREAT|O_WRONLY|O_TRUNC
+      mode = Number(a[1] & 0o7777n);
+    } else if (name === "openat2") {
+      const how = this.#memory.readBytes(tid, a[2], 24);
+      if (!how || !this.#valid(id)) return void this.#respond(id, { action: "deny", errno: 14 /* EFAULT */ });
+      const hv = new DataView(how.buffer);
+      flags = Number(hv.getBigUint64(0, true) & 0xffffffffn);
+      mode = Number(hv.getBigUint64(8, true) & 0o7777n);
+      resolve = hv.getBigUint64(16, true);
+    }
+    this.#emulator ??= new OpenEmulator();
+    const req: OpenRequest = {
+      id,
+      pid: task.proc.tgid,
+      tid,
+      pidfd: task.proc.pidfd,
+      dirfd: at
+        ? (Number(BigInt.asIntN(32, a[0])) === -100 ? "AT_FDCWD" : Number(BigInt.asIntN(32, a[0])))
+        : "AT_FDCWD",
+      path: pre.decoded.path!,
+      flags,
+      mode: flags & O_CREAT || (flags & 0o20200000) === 0o20200000 ? mode : 0,
+      resolve,
+      creds: task.creds,
+      sameRoot: task.proc.sameRoot,
+      listener: this.#listener,
+    };
+    const result = this.#emulator.open(req);
+    this.#summary.emulated++;
+    if ("errno" in result) {
+      if (result.errno === ENOENT && !this.#valid(id)) return; // ADDFD: the caller is gone
+      this.#respond(id, { action: "deny", errno: result.errno });
+    }
+    this.#sink.emit({
+      ...pre,
+      phase: "post",
+      verdict: undefined,
+      emulated: true,
+      ret: "fd" in result ? result.fd : -1,
+      errno: "errno" in result ? errnoName(result.errno) : undefined,
+    });
+  }
+
+  #respond(id: bigint, verdict: Verdict, proc?: Proc): void {
+    const v = this.#respView;
+    v.setBigUint64(RESP.id, id, true);
+    v.setBigInt64(RESP.val, 0n, true);
+    if (verdict.action === "allow") {
+      v.setInt32(RESP.error, 0, true);
+      v.setUint32(RESP.flags, SECCOMP_USER_NOTIF_FLAG_CONTINUE, true);
+    } else {
+      if (verdict.action === "kill") {
+        this.#summary.killed++;
+        // seccomp has no "kill" answer: signal the process, then fail the call.
+        if (proc) libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), SIGKILL, 0n, 0n, 0n, 0n);
+      } else this.#summary.denied++;
+      v.setInt32(RESP.error, -(verdict.action === "deny" ? verdict.errno : EPERM), true);
+      v.setUint32(RESP.flags, 0, true);
+    }
+    if (libc.symbols.ioctl(this.#listener, SECCOMP_IOCTL.NOTIF_SEND, this.#resp) < 0) {
+      const e = errno();
+      // ENOENT: the caller died or took a signal meanwhile; not an error (user-trap.c).
+      if (e !== ENOENT) throw new Error(`SECCOMP_IOCTL_NOTIF_SEND failed: errno ${e}`);
+    }
+  }
+
+  #valid(id: bigint): boolean {
+    this.#idBuf[0] = id;
+    return libc.symbols.ioctl(this.#listener, SECCOMP_IOCTL.NOTIF_ID_VALID, new Uint8Array(this.#idBuf.buffer)) === 0;
+  }
+
+  /** The task behind a notification, learning about new threads and processes. */
+  #task(tid: number, id: bigint): Task | undefined {
+    const known = this.#tasks.get(tid);
+    if (known) {
+      if (known.proc.execPending) this.#refreshProgram(known.proc);
+      return known;
+    }
+    const pending = this.#procs.get(readTaskStatus(tid)?.tgid ?? -1);
+    if (pending?.execPending) this.#refreshProgram(pending); // forgets creds, so read them after
+    const creds = readTaskStatus(tid);
+    if (!creds) return undefined;
+    let proc = this.#procs.get(creds.tgid);
+    if (!proc) {
+      const pidfd = Number(libc.symbols.syscall(SYS.pidfd_open, BigInt(creds.tgid), 0n, 0n, 0n, 0n, 0n));
+      // Checked after pidfd_open: the pid cannot have been recycled under us.
+      if (pidfd < 0 || !this.#valid(id)) {
+        if (pidfd >= 0) libc.symbols.close(pidfd);
+        return undefined;
+      }
+      proc = {
+        tgid: creds.tgid,
+        pidfd,
+        program: readProgram(creds.tgid, creds),
+        sameRoot: statKey(`/proc/${creds.tgid}/root`) === this.#rootStat,
+        execPending: false,
+      };
+      this.#procs.set(creds.tgid, proc);
+      this.#watch(pidfd, BigInt(creds.tgid));
+      this.#sink.emit({
+        kind: "spawn",
+        source: "seccomp",
+        time: Date.now(),
+        pid: creds.tgid,
+        ppid: creds.ppid,
+        program: proc.program,
+      });
+    }
+    const task = { proc, creds };
+    this.#tasks.set(tid, task);
+    return task;
+  }
+
+  #refreshProgram(proc: Proc): void {
+    proc.execPending = false;
+    const status = readTaskStatus(proc.tgid);
+    if (!status) return;
+    this.#forgetCreds(proc.tgid);
+    const program = readProgram(proc.tgid, status);
+    proc.sameRoot = statKey(`/proc/${proc.tgid}/root`) === this.#rootStat;
+    if (program.exe === proc.program.exe && program.argv0 === proc.program.argv0) return; // exec failed
+    proc.program = program;
+    this.#sink.emit({ kind: "exec", source: "seccomp", time: Date.now(), pid: proc.tgid, program });
+  }
+
+  #forgetCreds(tgid: number): void {
+    for (const [tid, task] of this.#tasks) if (task.proc.tgid === tgid) this.#tasks.delete(tid);
+  }
+
+  #exited(tgid: number): void {
+    const proc = this.#procs.get(tgid);
+    if (!proc) return;
+    this.#procs.delete(tgid);
+    this.#forgetCreds(tgid);
+    libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, proc.pidfd, new Uint8Array(EPOLL_EVENT_SIZE));
+    libc.symbols.close(proc.pidfd);
+    this.#sink.emit({ kind: "exit", source: "seccomp", time: Date.now(), pid: tgid, program: proc.program });
+  }
+
+  #event(tid: number, task: Task, abi: SyscallAbi, nr: number, name: string, decoded: DecodedArgs): SyscallEvent {
+    return {
+      kind: "syscall",
+      source: "seccomp",
+      phase: "pre",
+      time: Date.now(),
+      pid: task.proc.tgid,
+      tid,
+      abi,
+      nr,
+      syscall: name,
+      args: Array.from(this.#args, String),
+      decoded,
+      program: task.proc.program,
+    };
+  }
+
+  #emitCall(
+    tid: number,
+    task: Task,
+    abi: SyscallAbi,
+    nr: number,
+    name: string,
+    decoded: DecodedArgs,
+    verdict: Verdict,
+    reason: string,
+  ): void {
+    const event = this.#event(tid, task, abi, nr, name, decoded);
+    event.verdict = describeVerdict(verdict);
+    event.reason = reason;
+    this.#sink.emit(event);
+  }
+}
+
+/** "allow", "deny EACCES" or "kill", as events and traces show a verdict. */
+export function describeVerdict(verdict: Verdict): string {
+  return verdict.action === "deny" ? `deny ${errnoName(verdict.errno)}` : verdict.action;
+}
+
+/** dev:ino of a path, to compare roots; "" if it cannot be read. */
+function statKey(path: string): string {
+  try {
+    const info = Deno.statSync(path);
+    return `${info.dev}:${info.ino}`;
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * idwrap: intrusion-detection wrappers for Linux processes. The CLI.
+ *
+ * @module
+ */
+import { Command } from "commander";
+import { registerDoctor } from "./host/cli/doctor.ts";
+import { registerRun } from "./host/cli/run.ts";
+import { registerTrace } from "./host/cli/trace.ts";
+import { PolicyError } from "./host/policy/policy.ts";
+
+/** Exit code for bad usage or input (sysexits' EX_USAGE is 64; we keep 2 like most CLIs). */
+export const EXIT_USAGE = 2;
+/** Exit code when idwrap itself fails (not the wrapped command). */
+export const EXIT_INTERNAL = 125;
+
+const program = new Command("idwrap")
+  .description("intrusion-detection wrappers for Linux processes")
+  .version("0.1.0")
+  .showHelpAfterError();
+registerTrace(program);
+registerRun(program);
+registerDoctor(program);
+
+try {
+  await program.parseAsync(Deno.args, { from: "user" });
+} catch (e) {
+  if (e instanceof PolicyError) {
+    console.error(`idwrap: invalid policy: ${e.message}`);
+    Deno.exit(EXIT_USAGE);
+  }
+  console.error(`idwrap: ${(e as Error).message}`);
+  Deno.exit(EXIT_INTERNAL);
+}
