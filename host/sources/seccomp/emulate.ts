@@ -142,15 +142,23 @@ export class OpenEmulator {
     const creating = (req.flags & O_CREAT) !== 0 || (req.flags & O_TMPFILE) === O_TMPFILE;
     if (creating) libc.symbols.umask(req.creds.umask);
     // O_NONBLOCK so a device or FIFO never stalls the supervisor; cleared below.
-    const flags = req.flags | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
+    // (O_PATH ignores both flags under openat but openat2 would refuse them.)
+    const flags = req.flags | O_CLOEXEC | (req.flags & O_PATH ? 0 : O_NOCTTY | O_NONBLOCK);
+    const mode = creating ? BigInt(req.mode & 0o7777) : 0n;
     this.#cstring(path);
-    const how = new DataView(this.#how.buffer);
-    how.setBigUint64(0, BigInt(flags), true);
-    how.setBigUint64(8, creating ? BigInt(req.mode & 0o7777) : 0n, true);
     // A chrooted caller's absolute paths resolve inside its root, as the kernel's would.
-    const inRoot = path.startsWith("/") && !req.sameRoot ? 0x10n /* RESOLVE_IN_ROOT */ : 0n;
-    how.setBigUint64(16, req.resolve | inRoot, true);
-    const fd = Number(libc.symbols.syscall(SYS.openat2, BigInt(dirfd), this.#pathAddr, this.#howAddr, 24n, 0n, 0n));
+    const resolve = req.resolve | (path.startsWith("/") && !req.sameRoot ? 0x10n /* RESOLVE_IN_ROOT */ : 0n);
+    let fd: number;
+    if (resolve === 0n) {
+      // Plain openat keeps the kernel's exact flag semantics (it ignores unknown bits; openat2 refuses them).
+      fd = Number(libc.symbols.syscall(SYS.openat, BigInt(dirfd), this.#pathAddr, BigInt(flags), mode, 0n, 0n));
+    } else {
+      const how = new DataView(this.#how.buffer);
+      how.setBigUint64(0, BigInt(flags), true);
+      how.setBigUint64(8, mode, true);
+      how.setBigUint64(16, resolve, true);
+      fd = Number(libc.symbols.syscall(SYS.openat2, BigInt(dirfd), this.#pathAddr, this.#howAddr, 24n, 0n, 0n));
+    }
     const err = fd < 0 ? errno() : 0;
     if (switchCreds) this.#become(this.#self);
     if (fd < 0) return -err;

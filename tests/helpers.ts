@@ -1,0 +1,87 @@
+/**
+ * Shared test helpers: run the real CLI (./idwrap) on real programs, read
+ * its JSON traces, write throwaway policy files.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import type { HostEvent, SyscallEvent } from "../host/events.ts";
+
+/** The repository root, with a trailing slash. */
+export const ROOT = fileURLToPath(new URL("../", import.meta.url));
+/** The CLI shim. */
+export const IDWRAP = `${ROOT}idwrap`;
+
+// Build the launcher and the test programs once per test process.
+const build = await new Deno.Command(`${ROOT}node_modules/.bin/deno`, {
+  args: ["run", "--allow-all", `${ROOT}tools/build.ts`],
+  stdout: "null",
+}).output();
+if (!build.success) throw new Error(`deno task build failed:\n${new TextDecoder().decode(build.stderr)}`);
+
+/** Path of a compiled test program from tests/progs/. */
+export function prog(name: string): string {
+  return `${ROOT}build/tests/${name}`;
+}
+
+/** What a finished command printed and returned. */
+export interface Ran {
+  code: number;
+  signal: Deno.Signal | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion, capturing its output. */
+export async function run(cmd: string, args: string[], options: { cwd?: string } = {}): Promise<Ran> {
+  // PWD follows cwd, as a shell would set it: programs (sh) read it.
+  const env = options.cwd ? { PWD: options.cwd } : undefined;
+  const out = await new Deno.Command(cmd, { args, cwd: options.cwd, env, stdin: "null" }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, signal: out.signal, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Runs `./idwrap ARGS…`. */
+export function idwrap(args: string[], options: { cwd?: string } = {}): Promise<Ran> {
+  return run(IDWRAP, args, options);
+}
+
+/** A traced run: the command's result and every event idwrap reported. */
+export interface Traced extends Ran {
+  events: HostEvent[];
+}
+
+/** Parses JSON-lines output. */
+export function parseJsonLines(text: string): HostEvent[] {
+  return text.split("\n").filter(Boolean).map((line) => JSON.parse(line) as HostEvent);
+}
+
+/**
+ * Runs `idwrap <verb> --json -o FILE [flags] -- command…` and reads the events.
+ *
+ * @param verb "trace" or "run"
+ * @param flags options before `--`
+ * @param command the program and its arguments
+ */
+export async function traced(verb: "trace" | "run", flags: string[], command: string[], cwd?: string): Promise<Traced> {
+  const out = await Deno.makeTempFile({ prefix: "idwrap-test-", suffix: ".jsonl" });
+  try {
+    const ran = await idwrap([verb, "--json", "-o", out, ...flags, "--", ...command], { cwd });
+    return { ...ran, events: parseJsonLines(await Deno.readTextFile(out)) };
+  } finally {
+    await Deno.remove(out);
+  }
+}
+
+/** Only the syscall events, optionally of one phase. */
+export function calls(events: HostEvent[], phase?: "pre" | "post"): SyscallEvent[] {
+  return events.filter((e): e is SyscallEvent => e.kind === "syscall" && (!phase || e.phase === phase));
+}
+
+/** Writes a policy file into a fresh temp dir and returns its path. */
+export async function writePolicy(yaml: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-policy-" });
+  const file = `${dir}/policy.yaml`;
+  await Deno.writeTextFile(file, yaml);
+  return file;
+}

@@ -1,0 +1,31 @@
+/**
+ * `deno task build`: compiles the native pieces — idwrap-launch and the test
+ * programs — into build/. Each is rebuilt only when its source is newer.
+ *
+ * @module
+ */
+import { launcherPath } from "../host/sources/seccomp/launcher.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+
+/** Compiles one C file unless the binary is newer. */
+export async function compileC(source: string, output: string, extra: string[] = []): Promise<void> {
+  const src = Deno.statSync(source).mtime!.getTime();
+  try {
+    if (Deno.statSync(output).mtime!.getTime() >= src) return;
+  } catch { /* not built yet */ }
+  const out = await new Deno.Command(Deno.env.get("CC") ?? "cc", {
+    args: ["-O2", "-Wall", "-o", output, source, "-lpthread", ...extra],
+  }).output();
+  if (!out.success) throw new Error(`Cannot compile ${source}:\n${new TextDecoder().decode(out.stderr)}`);
+}
+
+if (import.meta.main) {
+  console.log(`launcher: ${await launcherPath()}`);
+  await Deno.mkdir(`${root}build/tests`, { recursive: true });
+  for (const entry of Deno.readDirSync(`${root}tests/progs`)) {
+    if (!entry.name.endsWith(".c")) continue;
+    await compileC(`${root}tests/progs/${entry.name}`, `${root}build/tests/${entry.name.slice(0, -2)}`);
+  }
+  console.log("test programs: build/tests/");
+}
