@@ -1,0 +1,47 @@
+/**
+ * Killing the host while a wrapped program runs: the program's next notified
+ * call fails (ENOSYS, never success) and the program ends; nothing hangs.
+ */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { IDWRAP, prog, writePolicy } from "../../helpers.ts";
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 15000): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+}
+
+const readOrUndefined = (path: string) => Deno.readTextFile(path).then((t) => t.trim() || undefined, () => undefined);
+
+Deno.test("after the host is SIGKILLed, the wrapped program's next notified call fails and it ends", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-failclosed-" });
+  const policy = await writePolicy(`
+rules:
+  - id: watch-opens
+    syscalls: openat
+    path: /nonexistent/**
+    action: deny
+`);
+  const host = new Deno.Command(IDWRAP, {
+    args: ["run", "-p", policy, "-o", `${dir}/report`, "--", prog("spin_open"), "/etc/hostname", `${dir}/pid`, `${dir}/result`],
+    stdin: "null",
+  }).spawn();
+  const pid = Number(await waitFor("the wrapped program to start", () => readOrUndefined(`${dir}/pid`)));
+  host.kill("SIGKILL");
+  const status = await host.status;
+  assertEquals(status.signal, "SIGKILL");
+
+  await waitFor("the wrapped program to end", async () => {
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z") ? true : undefined;
+    } catch {
+      return true; // reaped
+    }
+  });
+  assertEquals(await readOrUndefined(`${dir}/result`), "errno 38"); // ENOSYS, not success
+});
