@@ -10,6 +10,8 @@
 export const libc = Deno.dlopen("libc.so.6", {
   // ioctl(2): int ioctl(int fd, unsigned long request, void *arg)
   ioctl: { parameters: ["i32", "u32", "buffer"], result: "i32" }, // the kernel takes cmd as unsigned int
+  // ioctl(2) whose argument is a value, not a pointer (NOTIF_SET_FLAGS)
+  ioctl_value: { name: "ioctl", parameters: ["i32", "u32", "u64"], result: "i32" },
   // epoll(7)
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },

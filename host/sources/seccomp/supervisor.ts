@@ -8,7 +8,7 @@
  * @module
  */
 import type { Decider, EventSink } from "../../decider.ts";
-import type { DecodedArgs, HostEvent, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../../events.ts";
+import type { DecodedArgs, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../../events.ts";
 import { ALLOW } from "../../events.ts";
 import { errnoName } from "../../errno.ts";
 import { i386SyscallName, syscallName, syscallNumber } from "../../syscalls/mod.ts";
@@ -115,10 +115,10 @@ export class Supervisor {
     this.#decider = options.decider;
     this.#sink = options.sink;
     this.#emulateOpens = options.emulateOpens ?? true;
-    const flags = new BigUint64Array([SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP]);
     // Linux 6.6+: wake this thread on the caller's CPU, halving the round trip.
+    // The flags are the ioctl's argument itself, not a pointer to them.
     this.#summary.syncWakeUp =
-      libc.symbols.ioctl(listener, SECCOMP_IOCTL.NOTIF_SET_FLAGS, new Uint8Array(flags.buffer)) === 0;
+      libc.symbols.ioctl_value(listener, SECCOMP_IOCTL.NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) === 0;
     this.#epoll = libc.symbols.epoll_create1(0o2000000);
     if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
     this.#watch(listener, LISTENER_TAG);
@@ -221,14 +221,14 @@ export class Supervisor {
     if (verdict.action === "allow" && this.#emulateOpens && OPEN_FAMILY.has(nr) && decoded.path !== undefined) {
       event.emulated = true;
       this.#sink.emit(event);
-      this.#emulateOpen(id, tid, task, nr, event);
+      this.#emulateOpen(id, tid, task, event);
       return;
     }
     this.#respond(id, verdict, task.proc);
     this.#sink.emit(event);
   }
 
-  #emulateOpen(id: bigint, tid: number, task: Task, nr: number, pre: SyscallEvent): void {
+  #emulateOpen(id: bigint, tid: number, task: Task, pre: SyscallEvent): void {
     const a = this.#args;
     const name = pre.syscall;
     const at = name === "openat" || name === "openat2";

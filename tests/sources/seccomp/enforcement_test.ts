@@ -26,7 +26,9 @@ Deno.test("a deny rule makes cat of that file fail with the chosen errno while o
   assertEquals(r.code, 1);
   assert(r.stderr.includes("secret.txt: Permission denied"), r.stderr);
   const denied = calls(r.events).filter((e) => e.verdict === "deny EACCES");
-  assertEquals(denied.map((e) => [e.syscall, e.decoded.path, e.alerts]), [["openat", `${dir}/secret.txt`, ["no-secret"]]]);
+  assertEquals(denied.map((e) => [e.syscall, e.decoded.path, e.alerts]), [["openat", `${dir}/secret.txt`, [
+    "no-secret",
+  ]]]);
 });
 
 Deno.test("a deny rule leaves the file openable without idwrap (the test can fail)", async () => {
@@ -78,7 +80,11 @@ Deno.test("int 0x80 from a 64-bit program is denied and reported", async (t) => 
 
 Deno.test("io_uring_setup is denied with EPERM and reported", async () => {
   const native = await run(prog("iouring"), []);
-  assertEquals(native.stdout, "io_uring_setup ok\n", "io_uring must work without idwrap for this test to mean anything");
+  assertEquals(
+    native.stdout,
+    "io_uring_setup ok\n",
+    "io_uring must work without idwrap for this test to mean anything",
+  );
   const r = await traced("trace", ["-e", "openat"], [prog("iouring")]);
   assertEquals(r.stdout, "io_uring_setup errno 1\n");
   assert(calls(r.events).some((e) => e.syscall === "io_uring_setup" && e.verdict === "deny EPERM" && e.reason));

@@ -27,7 +27,18 @@ rules:
     action: deny
 `);
   const host = new Deno.Command(IDWRAP, {
-    args: ["run", "-p", policy, "-o", `${dir}/report`, "--", prog("spin_open"), "/etc/hostname", `${dir}/pid`, `${dir}/result`],
+    args: [
+      "run",
+      "-p",
+      policy,
+      "-o",
+      `${dir}/report`,
+      "--",
+      prog("spin_open"),
+      "/etc/hostname",
+      `${dir}/pid`,
+      `${dir}/result`,
+    ],
     stdin: "null",
   }).spawn();
   const pid = Number(await waitFor("the wrapped program to start", () => readOrUndefined(`${dir}/pid`)));

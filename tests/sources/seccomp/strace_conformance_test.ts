@@ -26,7 +26,18 @@ async function reset(): Promise<void> {
 async function straceRun(command: string[], cwd: string): Promise<Threads> {
   await reset();
   const out = await Deno.makeTempFile({ suffix: ".strace" });
-  const r = await run("strace", ["-f", "-qq", "-o", out, "-e", `trace=${FILE_SYSCALLS.join(",")}`, "-e", "signal=none", "--", ...command], { cwd });
+  const r = await run("strace", [
+    "-f",
+    "-qq",
+    "-o",
+    out,
+    "-e",
+    `trace=${FILE_SYSCALLS.join(",")}`,
+    "-e",
+    "signal=none",
+    "--",
+    ...command,
+  ], { cwd });
   assert(r.code === 0, `strace ${command.join(" ")} failed: ${r.stderr}`);
   const byTid = new Map<number, string[]>();
   const last = new Map<number, [string, number]>(); // tid -> [syscall, index of its item]
@@ -88,7 +99,10 @@ const WORKLOADS: { name: string; command: string[]; racy?: boolean }[] = [
   { name: "cat", command: ["/bin/cat", `${dir}/tree/one.txt`, `${dir}/missing.txt`] },
   { name: "cp", command: ["/bin/cp", `${dir}/tree/a/two.txt`, `${dir}/copy.txt`] },
   { name: "ls -R", command: ["/bin/ls", "-R", `${dir}/tree`] },
-  { name: "sh -c pipeline", command: ["/bin/sh", "-c", `cat tree/one.txt tree/a/two.txt | wc -c > out.txt; cat out.txt`] },
+  {
+    name: "sh -c pipeline",
+    command: ["/bin/sh", "-c", `cat tree/one.txt tree/a/two.txt | wc -c > out.txt; cat out.txt`],
+  },
   { name: "fork and exec", command: [prog("forkexec"), `${dir}/tree/a/b/three.txt`] },
   { name: "threads", command: [prog("threads"), `${dir}/threads`], racy: true },
 ];
