@@ -186,7 +186,7 @@ export class Supervisor {
     for (let i = 0; i < 6; i++) this.#args[i] = v.getBigUint64(NOTIF.args + i * 8, true);
 
     const task = this.#task(tid, id);
-    if (!task) return void this.#respond(id, { action: "deny", errno: EPERM });
+    if (!task) return void this.#fail(id, EPERM); // gone before we could learn who it was
 
     if (arch !== AUDIT_ARCH_X86_64 || nr & X32_SYSCALL_BIT) {
       // int 0x80 or x32: the filter notified it only so we can refuse and say so.
@@ -240,7 +240,7 @@ export class Supervisor {
       mode = Number(a[1] & 0o7777n);
     } else if (name === "openat2") {
       const how = this.#memory.readBytes(tid, a[2], 24);
-      if (!how || !this.#valid(id)) return void this.#respond(id, { action: "deny", errno: 14 /* EFAULT */ });
+      if (!how || !this.#valid(id)) return void this.#fail(id, 14 /* EFAULT */);
       const hv = new DataView(how.buffer);
       flags = Number(hv.getBigUint64(0, true) & 0xffffffffn);
       mode = Number(hv.getBigUint64(8, true) & 0o7777n);
@@ -267,7 +267,7 @@ export class Supervisor {
     this.#summary.emulated++;
     if ("errno" in result) {
       if (result.errno === ENOENT && !this.#valid(id)) return; // ADDFD: the caller is gone
-      this.#respond(id, { action: "deny", errno: result.errno });
+      this.#fail(id, result.errno);
     }
     this.#sink.emit({
       ...pre,
@@ -279,22 +279,30 @@ export class Supervisor {
     });
   }
 
+  /** Answers with a verdict, counting it. */
   #respond(id: bigint, verdict: Verdict, proc?: Proc): void {
+    if (verdict.action === "allow") return this.#send(id, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
+    if (verdict.action === "kill") {
+      this.#summary.killed++;
+      // seccomp has no "kill" answer: signal the process, then fail the call.
+      if (proc) libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), SIGKILL, 0n, 0n, 0n, 0n);
+      return this.#send(id, EPERM, 0);
+    }
+    this.#summary.denied++;
+    this.#send(id, verdict.errno, 0);
+  }
+
+  /** Fails the call with the errno the kernel would have given (not a verdict). */
+  #fail(id: bigint, err: number): void {
+    this.#send(id, err, 0);
+  }
+
+  #send(id: bigint, err: number, flags: number): void {
     const v = this.#respView;
     v.setBigUint64(RESP.id, id, true);
     v.setBigInt64(RESP.val, 0n, true);
-    if (verdict.action === "allow") {
-      v.setInt32(RESP.error, 0, true);
-      v.setUint32(RESP.flags, SECCOMP_USER_NOTIF_FLAG_CONTINUE, true);
-    } else {
-      if (verdict.action === "kill") {
-        this.#summary.killed++;
-        // seccomp has no "kill" answer: signal the process, then fail the call.
-        if (proc) libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), SIGKILL, 0n, 0n, 0n, 0n);
-      } else this.#summary.denied++;
-      v.setInt32(RESP.error, -(verdict.action === "deny" ? verdict.errno : EPERM), true);
-      v.setUint32(RESP.flags, 0, true);
-    }
+    v.setInt32(RESP.error, -err, true);
+    v.setUint32(RESP.flags, flags, true);
     if (libc.symbols.ioctl(this.#listener, SECCOMP_IOCTL.NOTIF_SEND, this.#resp) < 0) {
       const e = errno();
       // ENOENT: the caller died or took a signal meanwhile; not an error (user-trap.c).

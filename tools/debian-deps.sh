@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The Debian packages idwrap's build and tests use, in one place.
+#   tools/debian-deps.sh --check    list what is missing (exit 1 if anything is)
+#   tools/debian-deps.sh --install  apt-get install what is missing (needs root)
+set -euo pipefail
+# gcc + libc6-dev: idwrap-launch and the test programs; strace: conformance tests.
+packages=(gcc libc6-dev strace)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+case "${1:---check}" in
+  --install)
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    ;;
+  *)
+    echo "idwrap: missing Debian packages: ${missing[*]}" >&2
+    echo "        install them with: sudo tools/debian-deps.sh --install" >&2
+    exit 1
+    ;;
+esac
