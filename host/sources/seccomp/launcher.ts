@@ -1,9 +1,11 @@
 /**
  * Finds, and where needed builds, the native idwrap-launch helper
- * (kmod/seccomp/launch.c). IDWRAP_LAUNCH names a prebuilt one.
+ * (kmod/seccomp/launch.c). IDWRAP_LAUNCH names a prebuilt one; a compiled
+ * idwrap looks beside its own executable.
  *
  * @module
  */
+import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 
 const SOURCE = new URL("../../../kmod/seccomp/launch.c", import.meta.url);

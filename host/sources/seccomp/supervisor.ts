@@ -34,7 +34,7 @@ import {
 import { TargetMemory } from "./memory.ts";
 import { readProgram, readTaskStatus, type TaskStatus } from "./procfs.ts";
 
-const ENOENT = 2, EINTR = 4, EPERM = 1, ENOSYS = 38;
+const ENOENT = 2, EINTR = 4, EPERM = 1, EFAULT = 14, ENOSYS = 38;
 const SIGKILL = 9n;
 const LISTENER_TAG = 0n;
 
@@ -214,6 +214,8 @@ export class Supervisor {
 
     const decoded = decodeArgs(name, tid, this.#args, this.#memory);
     if (!this.#valid(id)) return; // the bytes we read may not be the caller's any more
+    // Unreadable now is no proof of unreadable when the kernel reads: never let it run unchecked.
+    if (decoded.fault && (examined || OPEN_FAMILY.has(nr))) return void this.#fail(id, EFAULT);
     const event = this.#event(tid, task, "x86_64", nr, name, decoded);
     const verdict = examined ? this.#decider.decide(event) : ALLOW;
     event.verdict = describeVerdict(verdict);
@@ -240,7 +242,7 @@ export class Supervisor {
       mode = Number(a[1] & 0o7777n);
     } else if (name === "openat2") {
       const how = this.#memory.readBytes(tid, a[2], 24);
-      if (!how || !this.#valid(id)) return void this.#fail(id, 14 /* EFAULT */);
+      if (!how || !this.#valid(id)) return void this.#fail(id, EFAULT);
       const hv = new DataView(how.buffer);
       flags = Number(hv.getBigUint64(0, true) & 0xffffffffn);
       mode = Number(hv.getBigUint64(8, true) & 0o7777n);
@@ -322,11 +324,11 @@ export class Supervisor {
       if (known.proc.execPending) this.#refreshProgram(known.proc);
       return known;
     }
-    const pending = this.#procs.get(readTaskStatus(tid)?.tgid ?? -1);
-    if (pending?.execPending) this.#refreshProgram(pending); // forgets creds, so read them after
     const creds = readTaskStatus(tid);
     if (!creds) return undefined;
     let proc = this.#procs.get(creds.tgid);
+    // After an exec from a non-leader thread the caller has a tid we never saw.
+    if (proc?.execPending) this.#refreshProgram(proc);
     if (!proc) {
       const pidfd = Number(libc.symbols.syscall(SYS.pidfd_open, BigInt(creds.tgid), 0n, 0n, 0n, 0n, 0n));
       // Checked after pidfd_open: the pid cannot have been recycled under us.
