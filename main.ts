@@ -8,6 +8,7 @@ import { registerDoctor } from "./host/cli/doctor.ts";
 import { registerRun } from "./host/cli/run.ts";
 import { registerTrace } from "./host/cli/trace.ts";
 import { PolicyError } from "./host/policy/policy.ts";
+import { WrapperLoadError } from "./host/runtime/module.ts";
 
 /** Exit code for bad usage or input (sysexits' EX_USAGE is 64; we keep 2 like most CLIs). */
 export const EXIT_USAGE = 2;
@@ -27,6 +28,10 @@ try {
 } catch (e) {
   if (e instanceof PolicyError) {
     console.error(`idwrap: invalid policy: ${e.message}`);
+    Deno.exit(EXIT_USAGE);
+  }
+  if (e instanceof WrapperLoadError) {
+    console.error(`idwrap: ${e.message}`);
     Deno.exit(EXIT_USAGE);
   }
   console.error(`idwrap: ${(e as Error).message}`);

@@ -25,7 +25,7 @@ const FLOOR = join(BUILD, "floor_supervisor");
 const RESULTS = join(ROOT, "bench", "results", "seccomp.json");
 
 /** getppid is observed, so notified; getuid (loop.c's plain mode) is not. */
-const POLICY: Policy = { name: "bench", file: "(bench)", observe: ["getppid"], rules: [] };
+const POLICY: Policy = { name: "bench", file: "(bench)", observe: ["getppid"], rules: [], wrappers: [] };
 
 type CaseId = "floor" | "floorNoSync" | "idwrap" | "plainFiltered" | "plain";
 

@@ -16,6 +16,10 @@ export interface Decider {
   examines(nr: number): boolean;
   /** The verdict for one call; `event` is fully decoded. */
   decide(event: SyscallEvent): Verdict;
+  /** Whether some layer wants this call's post event (the source may then work harder). */
+  examinesPost?(nr: number): boolean;
+  /** Post events and lifecycle; only a kill verdict is acted on. */
+  observe?(event: HostEvent): Verdict;
 }
 
 /** Receives every event, after the verdict was given. */
@@ -38,6 +42,50 @@ export class AllowAll implements Decider {
   }
   decide(): Verdict {
     return ALLOW;
+  }
+}
+
+/**
+ * Layers deciders: each sees every call it examines, in order; the first
+ * deny or kill decides, and later layers see it on `event.verdict`.
+ */
+export class LayeredDecider implements Decider {
+  readonly syscalls: ReadonlySet<number>;
+  readonly #layers: Decider[];
+
+  constructor(layers: Decider[]) {
+    this.#layers = layers;
+    this.syscalls = new Set(layers.flatMap((d) => [...d.syscalls]));
+  }
+
+  examines(nr: number): boolean {
+    return this.#layers.some((d) => d.examines(nr));
+  }
+
+  examinesPost(nr: number): boolean {
+    return this.#layers.some((d) => d.examinesPost?.(nr) ?? false);
+  }
+
+  decide(event: SyscallEvent): Verdict {
+    let verdict: Verdict = ALLOW;
+    for (const d of this.#layers) {
+      if (!d.examines(event.nr)) continue;
+      const v = d.decide(event);
+      if (verdict.action === "allow" && v.action !== "allow") {
+        verdict = v;
+        event.verdict = v.action === "deny" ? `deny ${v.errno}` : v.action;
+      }
+    }
+    return verdict;
+  }
+
+  observe(event: HostEvent): Verdict {
+    let verdict: Verdict = ALLOW;
+    for (const d of [...this.#layers].reverse()) {
+      const v = d.observe?.(event);
+      if (v?.action === "kill") verdict = v;
+    }
+    return verdict;
   }
 }
 

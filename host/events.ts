@@ -78,8 +78,24 @@ export interface LifecycleEvent {
   signal?: string;
 }
 
+/** What a wrapper said about a process, or what went wrong with a wrapper. */
+export interface WrapperReport {
+  /** alert: `alert()`; audit: `wr_audit*()`; fault: the wrapper failed (trap, budget, bad verdict); log: `log()`. */
+  kind: "alert" | "audit" | "fault" | "log";
+  source: SourceName;
+  time: number;
+  pid: number;
+  wrapper: string;
+  /** alert: 0 info … 4 critical; log: 0 debug … 3 error. */
+  severity?: number;
+  message: string;
+  program: ProgramIdentity;
+  /** The call being handled, where there was one. */
+  syscall?: string;
+}
+
 /** Anything a source reports. */
-export type HostEvent = SyscallEvent | LifecycleEvent;
+export type HostEvent = SyscallEvent | LifecycleEvent | WrapperReport;
 
 /** What happens to a call. */
 export type Verdict =

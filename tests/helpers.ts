@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import type { HostEvent, SyscallEvent } from "../host/events.ts";
+import type { HostEvent, SyscallEvent, WrapperReport } from "../host/events.ts";
 
 /** The repository root, with a trailing slash. */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -32,17 +32,26 @@ export interface Ran {
   stderr: string;
 }
 
+/** Where and with what a command runs. */
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+/** A wrapper store (Deno KV) private to this test process, unless a test names its own. */
+export const TEST_STORE = `${await Deno.makeTempDir({ prefix: "idwrap-store-" })}/store.kv`;
+
 /** Runs a command to completion, capturing its output. */
-export async function run(cmd: string, args: string[], options: { cwd?: string } = {}): Promise<Ran> {
+export async function run(cmd: string, args: string[], options: RunOptions = {}): Promise<Ran> {
   // PWD follows cwd, as a shell would set it: programs (sh) read it.
-  const env = options.cwd ? { PWD: options.cwd } : undefined;
+  const env = { IDWRAP_STORE: TEST_STORE, ...(options.cwd ? { PWD: options.cwd } : {}), ...options.env };
   const out = await new Deno.Command(cmd, { args, cwd: options.cwd, env, stdin: "null" }).output();
   const dec = new TextDecoder();
   return { code: out.code, signal: out.signal, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
 /** Runs `./idwrap ARGS…`. */
-export function idwrap(args: string[], options: { cwd?: string } = {}): Promise<Ran> {
+export function idwrap(args: string[], options: RunOptions = {}): Promise<Ran> {
   return run(IDWRAP, args, options);
 }
 
@@ -63,14 +72,27 @@ export function parseJsonLines(text: string): HostEvent[] {
  * @param flags options before `--`
  * @param command the program and its arguments
  */
-export async function traced(verb: "trace" | "run", flags: string[], command: string[], cwd?: string): Promise<Traced> {
+export async function traced(
+  verb: "trace" | "run",
+  flags: string[],
+  command: string[],
+  options: RunOptions | string = {},
+): Promise<Traced> {
   const out = await Deno.makeTempFile({ prefix: "idwrap-test-", suffix: ".jsonl" });
   try {
-    const ran = await idwrap([verb, "--json", "-o", out, ...flags, "--", ...command], { cwd });
+    const opts = typeof options === "string" ? { cwd: options } : options;
+    const ran = await idwrap([verb, "--json", "-o", out, ...flags, "--", ...command], opts);
     return { ...ran, events: parseJsonLines(await Deno.readTextFile(out)) };
   } finally {
     await Deno.remove(out);
   }
+}
+
+/** Only the wrappers' reports (alert, audit, fault, log), optionally of one kind. */
+export function reports(events: HostEvent[], kind?: WrapperReport["kind"]): WrapperReport[] {
+  return events.filter((e): e is WrapperReport =>
+    (e.kind === "alert" || e.kind === "audit" || e.kind === "fault" || e.kind === "log") && (!kind || e.kind === kind)
+  );
 }
 
 /** Only the syscall events, optionally of one phase. */

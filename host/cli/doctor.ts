@@ -67,7 +67,7 @@ export async function runChecks(): Promise<Check[]> {
   try {
     const tmp = Deno.makeTempFileSync({ prefix: "idwrap-doctor-" });
     const r = await runUnderSeccomp(["/bin/cat", tmp], {
-      policies: [{ name: "doctor", file: "(doctor)", observe: ["openat"], rules: [] }],
+      policies: [{ name: "doctor", file: "(doctor)", observe: ["openat"], rules: [], wrappers: [] }],
       trace: { format: "json", output: "/dev/null" },
     });
     Deno.removeSync(tmp);

@@ -29,7 +29,7 @@ export function registerTrace(program: Command): void {
     .action(async (command: string[], opts: TraceCliOptions) => {
       const observe = opts.syscalls.split(",").map((s) => s.trim()).filter(Boolean);
       resolveSyscalls(observe); // unknown names fail before anything runs
-      const policy: Policy = { name: "trace", file: "(command line)", observe, rules: [] };
+      const policy: Policy = { name: "trace", file: "(command line)", observe, rules: [], wrappers: [] };
       const result = await runUnderSeccomp(command, {
         policies: [policy],
         trace: { format: opts.json ? "json" : "text", output: opts.output },

@@ -23,6 +23,28 @@ export interface Rule {
   errno: number;
 }
 
+/** What happens to a call when a wrapper fails on it. */
+export type FailMode = "closed" | "open";
+
+/** A wrapper a policy loads, validated. */
+export interface WrapperSpec {
+  /** Unique among loaded wrappers; names its key-value store. */
+  name: string;
+  /** A built-in wrapper's name (`wrappers/<name>/`), or a path to a .wasm (absolute, or relative to the policy). */
+  module: string;
+  /** Settings the wrapper reads with settings_get, as text. */
+  settings: Record<string, string>;
+  fail: FailMode;
+  /** Memory cap per instance, MiB. */
+  memoryMiB: number;
+  /** CPU budget per hook call, in metering units. */
+  budget: number;
+  /** Consecutive failures before the wrapper is unloaded. */
+  maxFailures: number;
+  /** May read the clock. */
+  clock: boolean;
+}
+
 /** A validated policy. */
 export interface Policy {
   name: string;
@@ -30,7 +52,12 @@ export interface Policy {
   /** Syscalls (names or %groups) reported even when no rule examines them. */
   observe: string[];
   rules: Rule[];
+  /** Wrappers, in load (layer) order. */
+  wrappers: WrapperSpec[];
 }
+
+/** Defaults of a wrapper entry (docs/abi.md, Limits). */
+export const WRAPPER_DEFAULTS = { fail: "closed", memoryMiB: 16, budget: 10_000_000, maxFailures: 5 } as const;
 
 /** A policy file that cannot be used, with where and why. */
 export class PolicyError extends Error {
@@ -70,7 +97,7 @@ export function parsePolicy(text: string, file: string): Policy {
   };
   if (!isMap(doc.contents)) fail([], "expected a mapping with name, observe and rules");
   const root = doc.toJS() as Record<string, unknown>;
-  const known = new Set(["version", "name", "observe", "rules"]);
+  const known = new Set(["version", "name", "observe", "rules", "wrappers"]);
   for (const key of Object.keys(root)) {
     if (!known.has(key)) fail([key], `unknown field, expected one of ${[...known].join(", ")}`);
   }
@@ -126,7 +153,83 @@ export function parsePolicy(text: string, file: string): Policy {
     }
     rules.push({ id: id as string, syscalls, path: r.path as string | undefined, action: action as RuleAction, errno });
   });
-  return { name: name as string, file, observe, rules };
+  const wrappers = parseWrappers(root.wrappers, file, fail);
+  return { name: name as string, file, observe, rules, wrappers };
+}
+
+const WRAPPER_FIELDS = ["name", "module", "settings", "fail", "memory", "budget", "max_failures", "clock"];
+
+function parseWrappers(
+  raw: unknown,
+  file: string,
+  fail: (path: (string | number)[], detail: string) => never,
+): WrapperSpec[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) fail(["wrappers"], "expected a list of wrappers");
+  const names = new Set<string>();
+  return (raw as unknown[]).map((entry, i) => {
+    const at = (f: string) => ["wrappers", i, f];
+    if (typeof entry === "string") entry = { name: entry, module: entry };
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      fail(["wrappers", i], "expected a wrapper name or a mapping with name and module");
+    }
+    const w = entry as Record<string, unknown>;
+    for (const key of Object.keys(w)) {
+      if (!WRAPPER_FIELDS.includes(key)) fail(at(key), `unknown field, expected one of ${WRAPPER_FIELDS.join(", ")}`);
+    }
+    const name = w.name ??
+      (typeof w.module === "string" ? w.module.replace(/^.*\//, "").replace(/\.wasm$/, "") : undefined);
+    if (typeof name !== "string" || !/^[A-Za-z0-9_.-]+$/.test(name)) {
+      fail(at("name"), "expected a name of letters, digits, '.', '_' or '-'");
+    }
+    if (names.has(name as string)) fail(at("name"), `duplicate wrapper name "${name}"`);
+    names.add(name as string);
+    const module = w.module ?? name;
+    if (typeof module !== "string" || !module) {
+      fail(at("module"), "expected a built-in wrapper name or a path to a .wasm file");
+    }
+    let resolved = module as string;
+    if (resolved.includes("/") || resolved.endsWith(".wasm")) {
+      if (!resolved.startsWith("/")) resolved = file.replace(/[^/]*$/, "") + resolved;
+      try {
+        Deno.statSync(resolved);
+      } catch {
+        fail(at("module"), `no such file: ${resolved}`);
+      }
+    }
+    const settings: Record<string, string> = {};
+    if (w.settings !== undefined) {
+      if (typeof w.settings !== "object" || w.settings === null || Array.isArray(w.settings)) {
+        fail(at("settings"), "expected a mapping of setting names to values");
+      }
+      for (const [k, v] of Object.entries(w.settings as Record<string, unknown>)) {
+        settings[k] = typeof v === "string" ? v : JSON.stringify(v);
+      }
+    }
+    const failMode = w.fail ?? WRAPPER_DEFAULTS.fail;
+    if (failMode !== "closed" && failMode !== "open") {
+      fail(at("fail"), `expected closed or open, got ${JSON.stringify(failMode)}`);
+    }
+    const positive = (field: string, value: unknown, fallback: number): number => {
+      if (value === undefined) return fallback;
+      if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
+        fail(at(field), `expected a positive whole number, got ${JSON.stringify(value)}`);
+      }
+      return value as number;
+    };
+    const clock = w.clock ?? false;
+    if (typeof clock !== "boolean") fail(at("clock"), "expected true or false");
+    return {
+      name: name as string,
+      module: resolved,
+      settings,
+      fail: failMode as FailMode,
+      memoryMiB: positive("memory", w.memory, WRAPPER_DEFAULTS.memoryMiB),
+      budget: positive("budget", w.budget, WRAPPER_DEFAULTS.budget),
+      maxFailures: positive("max_failures", w.max_failures, WRAPPER_DEFAULTS.maxFailures),
+      clock: clock as boolean,
+    };
+  });
 }
 
 /** Reads and parses a policy file; a missing file is a PolicyError too. */

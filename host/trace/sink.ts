@@ -5,7 +5,7 @@
  * @module
  */
 import type { EventSink } from "../decider.ts";
-import type { DecodedArgs, HostEvent } from "../events.ts";
+import type { DecodedArgs, HostEvent, WrapperReport } from "../events.ts";
 
 /** Output format of `idwrap trace`. */
 export type TraceFormat = "text" | "json";
@@ -39,8 +39,17 @@ export function formatArgs(d: DecodedArgs): string {
   return parts.join(", ");
 }
 
+/** Whether an event is a wrapper's report (alert, audit, fault, log). */
+export function isReport(e: HostEvent): e is WrapperReport {
+  return e.kind === "alert" || e.kind === "audit" || e.kind === "fault" || e.kind === "log";
+}
+
 /** One event as one line of text. */
 export function formatEvent(e: HostEvent): string {
+  if (isReport(e)) {
+    const level = e.severity !== undefined ? `/${e.severity}` : "";
+    return `${e.pid} *** ${e.kind}${level} ${e.wrapper}${e.syscall ? ` (${e.syscall})` : ""}: ${e.message}`;
+  }
   if (e.kind !== "syscall") {
     const who = `${e.program.exe || "?"} (${e.program.argv0 || "?"}) uid=${e.program.uid}`;
     if (e.kind === "spawn") return `${e.pid} +++ spawn ppid=${e.ppid} ${who}`;

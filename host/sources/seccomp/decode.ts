@@ -8,6 +8,7 @@
 import type { DecodedArgs } from "../../events.ts";
 import { type ArgKind, argKinds } from "../../syscalls/mod.ts";
 import type { TargetMemory } from "./memory.ts";
+import { sockaddrToString } from "../../net/address.ts";
 
 const AT_FDCWD = -100;
 
@@ -90,32 +91,6 @@ export function cloneFlagsToString(flags: number): string {
   const signal = flags & 0xff;
   const named = bits(flags & ~0xff, CLONE_FLAGS);
   return signal ? `${named === "0" ? "" : named + "|"}${signal === 17 ? "SIGCHLD" : "sig" + signal}` : named;
-}
-
-/** A struct sockaddr as `inet:127.0.0.1:80`, `inet6:[::1]:80` or `unix:/path`. */
-export function sockaddrToString(bytes: Uint8Array): string {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 2) return "invalid";
-  const family = view.getUint16(0, true);
-  if (family === 2 && bytes.length >= 8) {
-    return `inet:${bytes.slice(4, 8).join(".")}:${view.getUint16(2, false)}`;
-  }
-  if (family === 10 && bytes.length >= 24) {
-    const groups: string[] = [];
-    for (let i = 0; i < 8; i++) groups.push(view.getUint16(8 + i * 2, false).toString(16));
-    const addr = groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::");
-    return `inet6:[${addr}]:${view.getUint16(2, false)}`;
-  }
-  if (family === 1) {
-    const path = bytes.subarray(2);
-    if (path.length === 0) return "unix:";
-    if (path[0] === 0) return "unix:@" + new TextDecoder().decode(path.subarray(1)).replace(/\0+$/, "");
-    const end = path.indexOf(0);
-    return "unix:" + new TextDecoder().decode(end >= 0 ? path.subarray(0, end) : path);
-  }
-  if (family === 16) return "netlink";
-  if (family === 17) return "packet";
-  return `family:${family}`;
 }
 
 /** Signed 32-bit view of a register holding an int. */

@@ -44,6 +44,8 @@ export interface OpenRequest {
   /** The caller's root is ours, so absolute paths need no RESOLVE_IN_ROOT. */
   sameRoot: boolean;
   listener: number;
+  /** Complete the call with the fd (ADDFD_FLAG_SEND); else only install it, and answer later. */
+  send: boolean;
 }
 
 /** The outcome: the fd number in the caller, or an errno. */
@@ -190,11 +192,11 @@ export class OpenEmulator {
     libc.symbols.setfsuid(c.fsuid);
   }
 
-  /** ADDFD with SEND: the fd lands in the caller and its call returns it. */
+  /** ADDFD: the fd lands in the caller; with SEND its call also returns it. */
   #install(req: OpenRequest, fd: number): OpenResult {
     const v = this.#addfdView;
     v.setBigUint64(ADDFD.id, req.id, true);
-    v.setUint32(ADDFD.flags, SECCOMP_ADDFD_FLAG_SEND, true);
+    v.setUint32(ADDFD.flags, req.send ? SECCOMP_ADDFD_FLAG_SEND : 0, true);
     v.setUint32(ADDFD.srcfd, fd, true);
     v.setUint32(ADDFD.newfd, 0, true);
     v.setUint32(ADDFD.newfdFlags, req.flags & O_CLOEXEC, true);

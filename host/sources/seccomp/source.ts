@@ -11,6 +11,11 @@ import type { Policy } from "../../policy/policy.ts";
 import { RuleDecider } from "../../policy/rule_decider.ts";
 import { ALWAYS_DENIED_SYSCALLS, LIFECYCLE_SYSCALLS, resolveSyscalls } from "../../syscalls/mod.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
+import { v8Engine } from "../../runtime/engine.ts";
+import { loadPolicyWrappers } from "../../runtime/load.ts";
+import type { WrapperModule } from "../../runtime/module.ts";
+import { defaultStorePath } from "../../store/kv.ts";
+import { SECCOMP_CAPABILITIES } from "../capabilities.ts";
 import { errno, libc, SYS } from "./ffi.ts";
 import { buildFilter, encodeFilter } from "./filter.ts";
 import { launcherPath } from "./launcher.ts";
@@ -23,6 +28,8 @@ export interface SeccompRunOptions {
   trace?: TraceSinkOptions;
   /** @default true */
   emulateOpens?: boolean;
+  /** The wrappers' Deno KV store. @default defaultStorePath() */
+  storePath?: string;
 }
 
 /** How a wrapped command ended. */
@@ -33,9 +40,10 @@ export interface SeccompRunResult {
   summary: SupervisorSummary;
 }
 
-/** The syscall numbers the filter notifies for these policies. */
-export function notifiedSyscalls(policies: Policy[], emulateOpens: boolean): Set<number> {
+/** The syscall numbers the filter notifies for these policies and wrappers. */
+export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): Set<number> {
   const set = new Set(new RuleDecider(policies).syscalls);
+  for (const w of wrappers) for (const nr of w.declarations.syscalls.keys()) set.add(nr);
   const always = [...LIFECYCLE_SYSCALLS, ...ALWAYS_DENIED_SYSCALLS, ...(emulateOpens ? CRED_SYSCALLS : [])];
   for (const nr of resolveSyscalls(always)) set.add(nr);
   return set;
@@ -49,7 +57,9 @@ export function notifiedSyscalls(policies: Policy[], emulateOpens: boolean): Set
  */
 export async function runUnderSeccomp(command: string[], options: SeccompRunOptions): Promise<SeccompRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
-  const filter = encodeFilter(buildFilter(notifiedSyscalls(options.policies, emulateOpens)));
+  // Wrappers are validated before anything runs: a bad one stops the launch, not the program.
+  const wrappers = await loadPolicyWrappers(options.policies, v8Engine, SECCOMP_CAPABILITIES);
+  const filter = encodeFilter(buildFilter(notifiedSyscalls(options.policies, wrappers, emulateOpens)));
   const dir = await Deno.makeTempDir({ prefix: "idwrap-" });
   const socketPath = join(dir, "launch.sock");
   const server = Deno.listen({ transport: "unix", path: socketPath });
@@ -74,7 +84,14 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
 
     worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
     const replies = workerReplies(worker);
-    const start: WorkerStart = { listener, policies: options.policies, trace: options.trace, emulateOpens };
+    const start: WorkerStart = {
+      listener,
+      policies: options.policies,
+      wrappers,
+      storePath: options.storePath ?? defaultStorePath(),
+      trace: options.trace,
+      emulateOpens,
+    };
     worker.postMessage(start);
     const ready = await replies.next();
     if (ready.type !== "ready") {

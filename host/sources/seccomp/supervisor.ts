@@ -8,7 +8,7 @@
  * @module
  */
 import type { Decider, EventSink } from "../../decider.ts";
-import type { DecodedArgs, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../../events.ts";
+import type { DecodedArgs, LifecycleEvent, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../../events.ts";
 import { ALLOW } from "../../events.ts";
 import { errnoName } from "../../errno.ts";
 import { i386SyscallName, syscallName, syscallNumber } from "../../syscalls/mod.ts";
@@ -141,17 +141,20 @@ export class Supervisor {
    */
   async run(idle?: () => Promise<void> | void, idleMs = 100): Promise<SupervisorSummary> {
     let open = true;
+    let lastIdle = performance.now();
     while (open || this.#procs.size > 0) {
       const n = libc.symbols.epoll_wait(this.#epoll, this.#events, 64, open ? idleMs : 50);
       if (n < 0) {
         if (errno() === EINTR) continue;
         throw new Error(`epoll_wait failed: errno ${errno()}`);
       }
-      if (n === 0) {
+      // When idle, and at least every idleMs when busy: flush output, let async work (KV writes) run.
+      if (n === 0 || performance.now() - lastIdle > idleMs) {
         this.#sink.flush();
-        if (!open) break; // a process we never saw exit is not ours to wait for
+        if (n === 0 && !open) break; // a process we never saw exit is not ours to wait for
         await idle?.();
-        continue;
+        lastIdle = performance.now();
+        if (n === 0) continue;
       }
       for (let i = 0; i < n; i++) {
         const mask = this.#eventsView.getUint32(i * EPOLL_EVENT_SIZE, true);
@@ -264,21 +267,25 @@ export class Supervisor {
       creds: task.creds,
       sameRoot: task.proc.sameRoot,
       listener: this.#listener,
+      send: !this.#decider.examinesPost?.(pre.nr),
     };
     const result = this.#emulator.open(req);
     this.#summary.emulated++;
-    if ("errno" in result) {
-      if (result.errno === ENOENT && !this.#valid(id)) return; // ADDFD: the caller is gone
-      this.#fail(id, result.errno);
-    }
-    this.#sink.emit({
+    if ("errno" in result && result.errno === ENOENT && !this.#valid(id)) return; // ADDFD: the caller is gone
+    const post: SyscallEvent = {
       ...pre,
       phase: "post",
       verdict: undefined,
       emulated: true,
       ret: "fd" in result ? result.fd : -1,
       errno: "errno" in result ? errnoName(result.errno) : undefined,
-    });
+    };
+    // With post hooks the fd is installed but the call not yet completed, so a kill lands first.
+    const verdict = this.#decider.observe?.(post) ?? ALLOW;
+    if (verdict.action === "kill") this.#respond(id, verdict, task.proc);
+    else if ("errno" in result) this.#fail(id, result.errno);
+    else if (!req.send) this.#send(id, 0, 0, BigInt(result.fd));
+    this.#sink.emit(post);
   }
 
   /** Answers with a verdict, counting it. */
@@ -299,10 +306,10 @@ export class Supervisor {
     this.#send(id, err, 0);
   }
 
-  #send(id: bigint, err: number, flags: number): void {
+  #send(id: bigint, err: number, flags: number, val = 0n): void {
     const v = this.#respView;
     v.setBigUint64(RESP.id, id, true);
-    v.setBigInt64(RESP.val, 0n, true);
+    v.setBigInt64(RESP.val, val, true);
     v.setInt32(RESP.error, -err, true);
     v.setUint32(RESP.flags, flags, true);
     if (libc.symbols.ioctl(this.#listener, SECCOMP_IOCTL.NOTIF_SEND, this.#resp) < 0) {
@@ -345,7 +352,7 @@ export class Supervisor {
       };
       this.#procs.set(creds.tgid, proc);
       this.#watch(pidfd, BigInt(creds.tgid));
-      this.#sink.emit({
+      this.#lifecycle({
         kind: "spawn",
         source: "seccomp",
         time: Date.now(),
@@ -368,7 +375,17 @@ export class Supervisor {
     proc.sameRoot = statKey(`/proc/${proc.tgid}/root`) === this.#rootStat;
     if (program.exe === proc.program.exe && program.argv0 === proc.program.argv0) return; // exec failed
     proc.program = program;
-    this.#sink.emit({ kind: "exec", source: "seccomp", time: Date.now(), pid: proc.tgid, program });
+    this.#lifecycle({ kind: "exec", source: "seccomp", time: Date.now(), pid: proc.tgid, program }, proc);
+  }
+
+  /** Reports a lifecycle event to the sink and the decider (a kill verdict at exec is honoured). */
+  #lifecycle(event: LifecycleEvent, proc?: Proc): void {
+    this.#sink.emit(event);
+    const verdict = this.#decider.observe?.(event);
+    if (verdict?.action === "kill" && proc) {
+      this.#summary.killed++;
+      libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), SIGKILL, 0n, 0n, 0n, 0n);
+    }
   }
 
   #forgetCreds(tgid: number): void {
@@ -382,7 +399,7 @@ export class Supervisor {
     this.#forgetCreds(tgid);
     libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, proc.pidfd, new Uint8Array(EPOLL_EVENT_SIZE));
     libc.symbols.close(proc.pidfd);
-    this.#sink.emit({ kind: "exit", source: "seccomp", time: Date.now(), pid: tgid, program: proc.program });
+    this.#lifecycle({ kind: "exit", source: "seccomp", time: Date.now(), pid: tgid, program: proc.program });
   }
 
   #event(tid: number, task: Task, abi: SyscallAbi, nr: number, name: string, decoded: DecodedArgs): SyscallEvent {

@@ -1,0 +1,94 @@
+/**
+ * Constants of the hook ABI (docs/abi.md): the numbers both sides agree on.
+ *
+ * @module
+ */
+
+/** The import module name; nothing else may be imported. */
+export const ABI_MODULE = "idwrap";
+/** This host's ABI version: major 1, minor 0. */
+export const ABI_MAJOR = 1;
+export const ABI_MINOR = 0;
+
+/** declare_syscall / declare_group flags. */
+export const DECLARE_PRE = 1;
+export const DECLARE_POST = 2;
+export const DECLARE_DENY = 4;
+
+/** declare_lifecycle kinds, and idwrap_on_lifecycle's argument. */
+export const LIFECYCLE_EXEC = 1;
+export const LIFECYCLE_EXIT = 2;
+
+/** Verdict actions (bits 0–7 of a hook's return value). */
+export const ACTION_ALLOW = 0;
+export const ACTION_DENY = 1;
+export const ACTION_KILL = 2;
+export const ACTION_REWRITE = 3;
+
+/** event_string fields. */
+export const FIELD = {
+  path: 0,
+  path2: 1,
+  addr: 2,
+  flags: 3,
+  exe: 4,
+  argv0: 5,
+  syscall: 6,
+} as const;
+
+/** Status codes: negated Linux errno values. */
+export const STATUS = {
+  EPERM: -1,
+  ENOENT: -2,
+  E2BIG: -7,
+  EBADF: -9,
+  EINVAL: -22,
+  ENOSYS: -38,
+  ELOOP: -40,
+  ENOTSOCK: -88,
+} as const;
+
+/** KV limits. */
+export const KV_MAX_KEY = 1024;
+export const KV_MAX_VALUE = 32768;
+/** Abstract events nest at most this deep. */
+export const MAX_EMIT_DEPTH = 4;
+
+/** Every import a v1 module may use, with its wasm signature (params → results). */
+export const ABI_IMPORTS: Readonly<Record<string, string>> = {
+  declare_syscall: "ii>i",
+  declare_group: "iii>i",
+  declare_lifecycle: "i>i",
+  declare_subscribe: "ii>i",
+  declare_emit: "ii>i",
+  event_syscall: ">i",
+  event_phase: ">i",
+  event_arg: "i>I",
+  event_pid: ">i",
+  event_tid: ">i",
+  event_uid: ">i",
+  event_gid: ">i",
+  event_result: ">I",
+  event_denied: ">i",
+  event_string: "iii>i",
+  event_argc: ">i",
+  event_argv: "iii>i",
+  wr_stat: "iii>i",
+  wr_fstat: "ii>i",
+  wr_audit: "ii>i",
+  wr_audit_printf: "iiii>i",
+  wr_get_addr: "iii>i",
+  wr_getpeername: "iii>i",
+  wr_getsockname: "iii>i",
+  kv_get: "iiii>i",
+  kv_set: "iiii>i",
+  kv_delete: "ii>i",
+  kv_list: "iiii>i",
+  emit: "iii>i",
+  abstract_payload: "ii>i",
+  abstract_emitter: "ii>i",
+  alert: "iii>",
+  log: "iii>",
+  settings_get: "iiii>i",
+  clock_ns: ">I",
+};

@@ -1,0 +1,331 @@
+/**
+ * The wrapper chain: one instance per wrapped process per wrapper, created
+ * at the process's first event the wrapper wants; layered composition (pre
+ * outermost first, post innermost first, first deny wins, later layers told)
+ * and active composition (abstract events run subscribers at once); failures
+ * answered with the wrapper's fail mode, and a wrapper that keeps failing
+ * unloaded. Implements the Decider the event sources call.
+ *
+ * @module
+ */
+import type { Decider, EventSink } from "../decider.ts";
+import type { HostEvent, ProgramIdentity, SyscallEvent, Verdict } from "../events.ts";
+import { ALLOW } from "../events.ts";
+import { errnoName } from "../errno.ts";
+import type { KvNamespace } from "../store/kv.ts";
+import {
+  ACTION_ALLOW,
+  ACTION_DENY,
+  ACTION_KILL,
+  DECLARE_DENY,
+  DECLARE_POST,
+  DECLARE_PRE,
+  LIFECYCLE_EXEC,
+  LIFECYCLE_EXIT,
+  MAX_EMIT_DEPTH,
+  STATUS,
+} from "./abi.ts";
+import type { WasmEngine } from "./engine.ts";
+import { createImports, type HookFrame, type InstanceHost } from "./imports.ts";
+import type { WrapperModule } from "./module.ts";
+
+const EPERM = 1;
+
+/** One loaded wrapper and its running state. */
+interface Loaded {
+  index: number;
+  mod: WrapperModule;
+  kv: KvNamespace;
+  failures: number;
+  unloaded: boolean;
+  /** subscription name → subscription number. */
+  subscriptions: Map<string, number>;
+}
+
+/** One wrapper's instance for one process. */
+class Instance {
+  readonly exports: WebAssembly.Exports;
+  readonly #fuel: WebAssembly.Global;
+  readonly #memory: WebAssembly.Memory;
+
+  constructor(readonly loaded: Loaded, engine: WasmEngine, host: InstanceHost) {
+    const { imports, bind } = createImports({ mode: "run", spec: loaded.mod.spec, host });
+    const instance = engine.instantiate(loaded.mod.module, imports);
+    bind(instance);
+    this.exports = instance.exports;
+    this.#fuel = instance.exports.idwrap_fuel as WebAssembly.Global;
+    this.#memory = instance.exports.memory as WebAssembly.Memory;
+  }
+
+  /** Calls an export with a fresh CPU budget; a trap propagates with its cause named. */
+  call(name: string, ...args: number[]): number {
+    this.#fuel.value = this.loaded.mod.spec.budget;
+    try {
+      return (this.exports[name] as (...a: number[]) => number)(...args) ?? 0;
+    } catch (e) {
+      const spec = this.loaded.mod.spec;
+      if ((this.#fuel.value as number) < 0) throw new HookFailure(`ran past its CPU budget of ${spec.budget} units`);
+      const mib = this.#memory.buffer.byteLength / 2 ** 20;
+      const full = mib >= spec.memoryMiB ? ` (memory at its cap of ${spec.memoryMiB} MiB)` : "";
+      if (e instanceof HookFailure) throw e;
+      throw new HookFailure(`trapped: ${(e as Error).message}${full}`);
+    }
+  }
+}
+
+class HookFailure extends Error {
+  /** The export that failed, where it is not the one the caller was calling. */
+  constructor(message: string, readonly hook?: string) {
+    super(message);
+  }
+}
+
+/** Options of a chain. */
+export interface ChainOptions {
+  engine: WasmEngine;
+  sink: EventSink;
+  /** Each wrapper's store namespace, by wrapper name. */
+  kv: Map<string, KvNamespace>;
+  source: "seccomp" | "kmod";
+}
+
+/** The wrappers of the loaded policies, in layer order, as a Decider. */
+export class WrapperChain implements Decider {
+  readonly syscalls: ReadonlySet<number>;
+  readonly #loaded: Loaded[];
+  readonly #opts: ChainOptions;
+  readonly #pre = new Map<number, Loaded[]>();
+  readonly #post = new Map<number, Loaded[]>();
+  /** pid → instance per wrapper index. */
+  readonly #instances = new Map<number, (Instance | undefined)[]>();
+  readonly #frames: HookFrame[] = [];
+  readonly #programs = new Map<number, ProgramIdentity>();
+
+  constructor(modules: WrapperModule[], options: ChainOptions) {
+    this.#opts = options;
+    this.#loaded = modules.map((mod, index) => {
+      const kv = options.kv.get(mod.spec.name);
+      if (!kv) throw new Error(`No store loaded for wrapper "${mod.spec.name}"`);
+      return {
+        index,
+        mod,
+        kv,
+        failures: 0,
+        unloaded: false,
+        subscriptions: new Map(mod.declarations.subscriptions.map((name, i) => [name, i])),
+      };
+    });
+    const all = new Set<number>();
+    for (const l of this.#loaded) {
+      for (const [nr, flags] of l.mod.declarations.syscalls) {
+        all.add(nr);
+        if (flags & DECLARE_PRE) push(this.#pre, nr, l);
+        if (flags & DECLARE_POST) push(this.#post, nr, l);
+      }
+    }
+    for (const list of this.#post.values()) list.reverse(); // post runs innermost first
+    this.syscalls = all;
+  }
+
+  examines(nr: number): boolean {
+    return this.#pre.has(nr);
+  }
+
+  /** Whether some wrapper wants this call's post event. */
+  examinesPost(nr: number): boolean {
+    return this.#post.has(nr);
+  }
+
+  decide(event: SyscallEvent): Verdict {
+    this.#programs.set(event.pid, event.program);
+    let verdict: Verdict = ALLOW;
+    const deniedBefore = event.verdict !== undefined && event.verdict !== "allow";
+    for (const l of this.#pre.get(event.nr) ?? []) {
+      if (l.unloaded) continue;
+      const denied = deniedBefore || verdict.action !== "allow";
+      const v = this.#hook(l, event, denied);
+      if (!denied && v.action !== "allow") verdict = v;
+    }
+    return verdict;
+  }
+
+  /** Post events and lifecycle; the only verdict that counts here is kill. */
+  observe(event: HostEvent): Verdict {
+    if (event.kind === "syscall") {
+      if (event.phase !== "post") return ALLOW;
+      let verdict: Verdict = ALLOW;
+      for (const l of this.#post.get(event.nr) ?? []) {
+        if (l.unloaded) continue;
+        const v = this.#hook(l, event, false);
+        if (v.action === "kill") verdict = v;
+      }
+      return verdict;
+    }
+    if (event.kind === "exec" || event.kind === "exit") {
+      this.#programs.set(event.pid, event.program);
+      const kind = event.kind === "exec" ? LIFECYCLE_EXEC : LIFECYCLE_EXIT;
+      const instances = this.#instances.get(event.pid) ?? [];
+      for (const l of this.#loaded) {
+        const inst = instances[l.index];
+        if (!inst || l.unloaded || !(l.mod.declarations.lifecycle & kind)) continue;
+        this.#guard(l, event.pid, "idwrap_on_lifecycle", undefined, () => inst.call("idwrap_on_lifecycle", kind));
+      }
+      if (event.kind === "exit") {
+        this.#instances.delete(event.pid);
+        this.#programs.delete(event.pid);
+      }
+    }
+    return ALLOW;
+  }
+
+  /** Runs one wrapper's idwrap_on_syscall; failures give the fail mode. */
+  #hook(l: Loaded, event: SyscallEvent, denied: boolean): Verdict {
+    const raw = this.#guard(l, event.pid, "idwrap_on_syscall", event, () => {
+      const inst = this.#instance(l, event.pid);
+      this.#frames.push({ event, denied });
+      try {
+        return inst.call("idwrap_on_syscall");
+      } finally {
+        this.#frames.pop();
+      }
+    });
+    if (raw === undefined) return l.mod.spec.fail === "closed" ? { action: "deny", errno: EPERM } : ALLOW;
+    const action = raw & 0xff;
+    if (action === ACTION_ALLOW) return ALLOW;
+    const mayDeny = ((l.mod.declarations.syscalls.get(event.nr) ?? 0) & DECLARE_DENY) !== 0;
+    if ((action === ACTION_DENY || action === ACTION_KILL) && mayDeny && event.phase === "pre") {
+      return action === ACTION_KILL ? { action: "kill" } : { action: "deny", errno: (raw >>> 8) & 0xffff || EPERM };
+    }
+    if (action === ACTION_KILL && event.phase === "post") return { action: "kill" };
+    this.#fault(l, event.pid, "idwrap_on_syscall", event, badVerdict(raw, mayDeny, this.#opts.source));
+    return ALLOW;
+  }
+
+  /** Calls into a wrapper; on failure reports, drops the instance, counts, maybe unloads. */
+  #guard(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, fn: () => number): number | undefined {
+    try {
+      const r = fn();
+      l.failures = 0;
+      return r;
+    } catch (e) {
+      if (!(e instanceof HookFailure) && !(e instanceof WebAssembly.RuntimeError) && !(e instanceof RangeError)) {
+        if (!(e instanceof WebAssembly.LinkError) && !(e instanceof WebAssembly.CompileError)) throw e;
+      }
+      const instances = this.#instances.get(pid);
+      if (instances) instances[l.index] = undefined; // a fresh instance next time
+      this.#fault(l, pid, (e as HookFailure).hook ?? hook, event, (e as Error).message);
+      return undefined;
+    }
+  }
+
+  #fault(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, why: string): void {
+    l.failures++;
+    const mode = l.mod.spec.fail === "closed" ? "call denied (fail closed)" : "call allowed (fail open)";
+    this.#report(l, pid, "fault", undefined, `${hook}: ${why}; ${mode}`, event?.syscall);
+    if (l.failures >= l.mod.spec.maxFailures && !l.unloaded) {
+      l.unloaded = true;
+      for (const list of this.#instances.values()) list[l.index] = undefined;
+      this.#report(l, pid, "fault", undefined, `unloaded after ${l.failures} failures in a row`, event?.syscall);
+    }
+  }
+
+  #report(
+    l: Loaded,
+    pid: number,
+    kind: "alert" | "audit" | "fault" | "log",
+    severity: number | undefined,
+    message: string,
+    syscall?: string,
+  ): void {
+    this.#opts.sink.emit({
+      kind,
+      source: this.#opts.source,
+      time: Date.now(),
+      pid,
+      wrapper: l.mod.spec.name,
+      severity,
+      message,
+      program: this.#programs.get(pid) ?? { exe: "", argv0: "", uid: -1, gid: -1 },
+      syscall,
+    });
+  }
+
+  /** The process's instance of a wrapper, made (and initialised) on first use. */
+  #instance(l: Loaded, pid: number): Instance {
+    let list = this.#instances.get(pid);
+    if (!list) this.#instances.set(pid, list = []);
+    const existing = list[l.index];
+    if (existing) return existing;
+    const inst = new Instance(l, this.#opts.engine, this.#hostFor(l, pid));
+    if ("idwrap_init" in inst.exports) {
+      const r = inst.call("idwrap_init");
+      if (r !== 0) throw new HookFailure(`returned ${r}`, "idwrap_init");
+    }
+    list[l.index] = inst;
+    return inst;
+  }
+
+  #hostFor(l: Loaded, pid: number): InstanceHost {
+    return {
+      pid,
+      kv: l.kv,
+      program: () => this.#programs.get(pid) ?? { exe: "", argv0: "", uid: -1, gid: -1 },
+      frame: () => this.#frames.at(-1),
+      report: (kind, severity, message) => {
+        const event = this.#frames.at(-1)?.event;
+        if (kind === "alert" && event && event.pid === pid) {
+          (event.alerts ??= []).push(`${l.mod.spec.name}: ${message}`);
+        }
+        this.#report(l, pid, kind, severity, message, event?.syscall);
+      },
+      emit: (handle, payload) => this.#emit(l, pid, handle, payload),
+    };
+  }
+
+  /** Active composition: every subscriber on this process, in load order; the largest answer. */
+  #emit(from: Loaded, pid: number, handle: number, payload: Uint8Array): number {
+    const name = from.mod.declarations.emits[handle];
+    if (name === undefined) return STATUS.EINVAL;
+    if (this.#frames.length > MAX_EMIT_DEPTH) return STATUS.ELOOP;
+    const outer = this.#frames.at(-1);
+    let answer = 0;
+    for (const l of this.#loaded) {
+      const sub = l.subscriptions.get(name);
+      if (sub === undefined || l.unloaded) continue;
+      const r = this.#guard(l, pid, "idwrap_on_abstract", outer?.event, () => {
+        const inst = this.#instance(l, pid);
+        this.#frames.push({
+          event: outer?.event,
+          denied: outer?.denied ?? false,
+          abstract: { payload, emitter: from.mod.spec.name },
+        });
+        try {
+          return inst.call("idwrap_on_abstract", sub, payload.length);
+        } finally {
+          this.#frames.pop();
+        }
+      });
+      if (r !== undefined && r > answer) answer = r;
+    }
+    return answer;
+  }
+}
+
+function push(map: Map<number, Loaded[]>, nr: number, l: Loaded): void {
+  const list = map.get(nr) ?? [];
+  list.push(l);
+  map.set(nr, list);
+}
+
+function badVerdict(raw: number, mayDeny: boolean, source: string): string {
+  const action = raw & 0xff;
+  if (action === 3) return `returned a rewrite verdict, which the ${source} source cannot carry out`;
+  if (action === ACTION_DENY || action === ACTION_KILL) {
+    return mayDeny
+      ? "returned deny in a post hook"
+      : `returned ${
+        action === ACTION_KILL ? "kill" : `deny ${errnoName((raw >>> 8) & 0xffff || EPERM)}`
+      } without declaring DENY for the call`;
+  }
+  return `returned an unknown verdict 0x${(raw >>> 0).toString(16)}`;
+}

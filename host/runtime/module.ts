@@ -1,0 +1,180 @@
+/**
+ * Loading a wrapper: read, check its imports against the ABI, meter it,
+ * compile it once, check its ABI version and collect its declarations on a
+ * scratch instance. Everything that can be refused is refused here, before
+ * any process runs, with a message naming the wrapper.
+ *
+ * @module
+ */
+import type { WrapperSpec } from "../policy/policy.ts";
+import type { SourceCapabilities } from "../sources/capabilities.ts";
+import { SYSCALL_GROUPS, syscallName, syscallNumber } from "../syscalls/mod.ts";
+import {
+  ABI_IMPORTS,
+  ABI_MAJOR,
+  ABI_MINOR,
+  ABI_MODULE,
+  DECLARE_DENY,
+  DECLARE_POST,
+  DECLARE_PRE,
+  STATUS,
+} from "./abi.ts";
+import type { WasmEngine } from "./engine.ts";
+import { createImports } from "./imports.ts";
+import { instrument, summarize, WasmBinaryError } from "./wasm_binary.ts";
+
+/** What a wrapper declared in idwrap_declare. */
+export interface Declarations {
+  /** syscall number → DECLARE_* flags. */
+  syscalls: Map<number, number>;
+  /** LIFECYCLE_* bits. */
+  lifecycle: number;
+  /** Abstract events subscribed to, by subscription number. */
+  subscriptions: string[];
+  /** Abstract events announced, by handle. */
+  emits: string[];
+}
+
+/** A wrapper refused at load time. */
+export class WrapperLoadError extends Error {
+  constructor(readonly wrapper: string, detail: string) {
+    super(`Cannot load wrapper "${wrapper}": ${detail}`);
+    this.name = "WrapperLoadError";
+  }
+}
+
+/** A loaded, validated, compiled wrapper; instances are made from it per process. */
+export interface WrapperModule {
+  spec: WrapperSpec;
+  /** Where the bytes came from. */
+  path: string;
+  module: WebAssembly.Module;
+  declarations: Declarations;
+}
+
+const REQUIRED_EXPORTS = ["memory", "idwrap_abi_version", "idwrap_declare"];
+
+/** Resolves a spec's module to a file: a path as given, or a built-in under build/wrappers/. */
+export function wrapperPath(spec: WrapperSpec): string {
+  if (spec.module.includes("/") || spec.module.endsWith(".wasm")) return spec.module;
+  return new URL(`../../build/wrappers/${spec.module}.wasm`, import.meta.url).pathname;
+}
+
+/**
+ * Loads and validates one wrapper.
+ *
+ * @param spec the policy's entry
+ * @param bytes the module's bytes (read by the caller, which knows where from)
+ */
+export function loadWrapper(
+  spec: WrapperSpec,
+  bytes: Uint8Array,
+  engine: WasmEngine,
+  path = wrapperPath(spec),
+): WrapperModule {
+  const refuse = (detail: string): never => {
+    throw new WrapperLoadError(spec.name, detail);
+  };
+  let summary;
+  try {
+    summary = summarize(bytes);
+  } catch (e) {
+    refuse(`${path} is not a valid WebAssembly module: ${(e as Error).message}`);
+  }
+  for (const imp of summary!.imports) {
+    if (imp.module !== ABI_MODULE || imp.kind !== "func" || !(imp.name in ABI_IMPORTS)) {
+      refuse(
+        `imports "${imp.module}.${imp.name}" (${imp.kind}), which is outside the ABI (only functions of "${ABI_MODULE}" listed in docs/abi.md)`,
+      );
+    }
+  }
+  const exported = new Set(summary!.exports.map((e) => e.name));
+  for (const name of REQUIRED_EXPORTS) if (!exported.has(name)) refuse(`does not export "${name}"`);
+  let metered: Uint8Array;
+  try {
+    metered = instrument(bytes, { maxMemoryPages: spec.memoryMiB * 16 });
+  } catch (e) {
+    if (e instanceof WasmBinaryError) refuse(e.message);
+    throw e;
+  }
+  let module: WebAssembly.Module;
+  try {
+    module = engine.compile(metered!);
+  } catch (e) {
+    refuse(`${path} does not compile: ${(e as Error).message}`);
+  }
+
+  const declarations: Declarations = { syscalls: new Map(), lifecycle: 0, subscriptions: [], emits: [] };
+  const scratch = createImports({ mode: "declare", spec, declarations });
+  let instance: WebAssembly.Instance;
+  try {
+    instance = engine.instantiate(module!, scratch.imports);
+  } catch (e) {
+    refuse(`cannot be instantiated: ${(e as Error).message}`);
+  }
+  scratch.bind(instance!);
+  const fuel = instance!.exports.idwrap_fuel as WebAssembly.Global;
+  const call = (name: string): number => {
+    fuel.value = spec.budget;
+    try {
+      return (instance.exports[name] as () => number)();
+    } catch (e) {
+      return refuse(
+        `${name}() failed: ${(fuel.value as number) < 0 ? "it ran past its CPU budget" : (e as Error).message}`,
+      );
+    }
+  };
+  const version = call("idwrap_abi_version");
+  const major = version >>> 16, minor = version & 0xffff;
+  if (major !== ABI_MAJOR || minor > ABI_MINOR) {
+    refuse(`it was built for hook ABI ${major}.${minor}; this idwrap speaks ${ABI_MAJOR}.${ABI_MINOR}`);
+  }
+  const declared = call("idwrap_declare");
+  if (declared !== 0) refuse(`idwrap_declare() returned ${declared}`);
+  if (declarations.syscalls.size && !exported.has("idwrap_on_syscall")) {
+    refuse(`declares system calls but does not export "idwrap_on_syscall"`);
+  }
+  if (declarations.subscriptions.length && !exported.has("idwrap_on_abstract")) {
+    refuse(`subscribes to abstract events but does not export "idwrap_on_abstract"`);
+  }
+  if (declarations.lifecycle && !exported.has("idwrap_on_lifecycle")) {
+    refuse(`declares lifecycle events but does not export "idwrap_on_lifecycle"`);
+  }
+  return { spec, path, module: module!, declarations };
+}
+
+/** Refuses a wrapper whose declarations the active source cannot serve. */
+export function checkCapabilities(w: WrapperModule, caps: SourceCapabilities): void {
+  if (caps.post === "all") return;
+  for (const [nr, flags] of w.declarations.syscalls) {
+    if (flags & DECLARE_POST && !caps.post.has(nr)) {
+      const served = [...caps.post].map(syscallName).join(", ");
+      throw new WrapperLoadError(
+        w.spec.name,
+        `it asks for post events of ${
+          syscallName(nr)
+        }, which the ${caps.name} source cannot serve (it serves post for ${served})`,
+      );
+    }
+  }
+}
+
+/** Applies declare_syscall / declare_group; returns a status. */
+export function declareSyscalls(d: Declarations, names: string[] | number[], flags: number): number {
+  if ((flags & ~(DECLARE_PRE | DECLARE_POST | DECLARE_DENY)) || !(flags & (DECLARE_PRE | DECLARE_POST))) {
+    return STATUS.EINVAL;
+  }
+  const numbers: number[] = [];
+  for (const n of names) {
+    const nr = typeof n === "number" ? n : syscallNumber(n);
+    if (nr === undefined || nr < 0 || syscallName(nr).startsWith("syscall_")) return STATUS.EINVAL;
+    numbers.push(nr);
+  }
+  for (const nr of numbers) d.syscalls.set(nr, (d.syscalls.get(nr) ?? 0) | flags);
+  return 0;
+}
+
+/** The members of a declare_group name, or undefined. */
+export function groupMembers(name: string): readonly string[] | undefined {
+  return Object.hasOwn(SYSCALL_GROUPS, name) ? SYSCALL_GROUPS[name] : undefined;
+}

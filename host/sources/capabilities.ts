@@ -1,0 +1,23 @@
+/**
+ * What each event source can serve (DESIGN.md's capability table), so the
+ * host refuses a wrapper it cannot serve instead of silently skipping hooks.
+ *
+ * @module
+ */
+import { syscallNumber } from "../syscalls/mod.ts";
+
+/** One source's abilities. */
+export interface SourceCapabilities {
+  name: "seccomp" | "kmod";
+  /** Syscalls with post events; "all" where every call has them. */
+  post: ReadonlySet<number> | "all";
+  /** Can rewrite arguments (verdict action 3). */
+  rewrite: boolean;
+}
+
+/** The seccomp source: post results only where it emulates the call. */
+export const SECCOMP_CAPABILITIES: SourceCapabilities = {
+  name: "seccomp",
+  post: new Set(["open", "openat", "openat2", "creat"].map((n) => syscallNumber(n)!)),
+  rewrite: false,
+};

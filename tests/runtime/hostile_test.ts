@@ -1,0 +1,131 @@
+/**
+ * Hostile wrappers: each is stopped or refused with a clear message, the
+ * wrapped program gets the policy's fail mode, and the host and the other
+ * wrappers keep working.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { calls, idwrap, reports, traced, writePolicy } from "../helpers.ts";
+import { watToWasm, writeWasm } from "./wat.ts";
+
+const dir = await Deno.makeTempDir({ prefix: "idwrap-hostile-" });
+await Deno.writeTextFile(`${dir}/file.txt`, "content\n");
+
+/** A module that declares openat and runs `body` in its hook. */
+function hooked(body: string, version = "0x00010000"): string {
+  return `(module
+    (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "idwrap_abi_version") (result i32) (i32.const ${version}))
+    (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 257) (i32.const 5))) (i32.const 0))
+    (func (export "idwrap_on_syscall") (result i32) ${body}))`;
+}
+
+/** A well-behaved wrapper beside the hostile one: it alerts on every openat. */
+const witness = await writeWasm(
+  "witness",
+  watToWasm(`(module
+    (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
+    (import "idwrap" "alert" (func $alert (param i32 i32 i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 0) "seen")
+    (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+    (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 257) (i32.const 1))) (i32.const 0))
+    (func (export "idwrap_on_syscall") (result i32) (call $alert (i32.const 0) (i32.const 0) (i32.const 4)) (i32.const 0)))`),
+);
+
+const RUNAWAY: [string, string, string][] = [
+  ["an infinite loop", "(loop $l (br $l)) (i32.const 0)", "ran past its CPU budget of 100000 units"],
+  ["a trap", "(unreachable)", "trapped: unreachable"],
+  [
+    "memory grown past its cap",
+    "(block $full (loop $grow (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1))) (br $grow))) " +
+    "(i32.store (i32.const 0x7ffffff0) (i32.const 1)) (i32.const 0)",
+    "memory at its cap of 2 MiB",
+  ],
+];
+
+for (const [what, body, message] of RUNAWAY) {
+  Deno.test(`a wrapper with ${what} is stopped, the call fails closed, and the other wrapper keeps working`, async () => {
+    const hostile = await writeWasm("hostile", watToWasm(hooked(body)));
+    const policy = await writePolicy(`
+wrappers:
+  - { name: hostile, module: ${hostile}, budget: 100000, memory: 2, max_failures: 3 }
+  - { name: witness, module: ${witness} }
+`);
+    const r = await traced("run", ["-p", policy], [
+      "/bin/sh",
+      "-c",
+      `cat ${dir}/file.txt; cat ${dir}/file.txt; echo alive`,
+    ]);
+    // The host survived: sh ran to the end and idwrap reported its exit.
+    assert(r.stdout.includes("alive"), r.stdout + r.stderr);
+    const faults = reports(r.events, "fault").filter((f) => f.wrapper === "hostile");
+    assert(faults.length >= 1, "no fault reported");
+    assert(faults[0].message.includes(message), faults[0].message);
+    assert(faults[0].message.includes("call denied (fail closed)"), faults[0].message);
+    assert(faults.some((f) => f.message.includes("unloaded after 3 failures in a row")), "never unloaded");
+    // Fail closed: the first opens were denied with EPERM.
+    assert(calls(r.events).some((e) => e.syscall === "openat" && e.verdict === "deny EPERM"));
+    // Once unloaded, the program's later opens work again: the file was read.
+    assert(r.stdout.includes("content"), r.stdout);
+    // The witness saw opens after the hostile wrapper was unloaded.
+    const unloadedAt = reports(r.events, "fault").find((f) => f.message.includes("unloaded"))!.time;
+    assert(reports(r.events, "alert").some((a) => a.wrapper === "witness" && a.time >= unloadedAt));
+  });
+}
+
+Deno.test("a failing wrapper with fail: open lets the call run", async () => {
+  const hostile = await writeWasm("hostile", watToWasm(hooked("(unreachable)")));
+  const policy = await writePolicy(`
+wrappers:
+  - { name: hostile, module: ${hostile}, fail: open }
+`);
+  const r = await traced("run", ["-p", policy], ["/bin/cat", `${dir}/file.txt`]);
+  assertEquals(r.stdout, "content\n");
+  assert(reports(r.events, "fault").some((f) => f.message.includes("call allowed (fail open)")));
+});
+
+const REFUSED: [string, () => Uint8Array, RegExp][] = [
+  [
+    "imports something outside the ABI",
+    () =>
+      watToWasm(`(module (import "env" "abort" (func (param i32 i32 i32 i32)))
+      (memory (export "memory") 1)
+      (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+      (func (export "idwrap_declare") (result i32) (i32.const 0)))`),
+    /Cannot load wrapper "bad": imports "env\.abort" \(func\), which is outside the ABI/,
+  ],
+  [
+    "claims an unknown ABI version",
+    () => watToWasm(hooked("(i32.const 0)", "0x00020000")),
+    /Cannot load wrapper "bad": it was built for hook ABI 2\.0; this idwrap speaks 1\.0/,
+  ],
+  [
+    "is a malformed binary",
+    () => new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0xff, 0xff]),
+    /Cannot load wrapper "bad": .* is not a valid WebAssembly module/,
+  ],
+  [
+    "asks for post events the seccomp source cannot serve",
+    () =>
+      watToWasm(`(module
+      (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+      (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 87) (i32.const 2))) (i32.const 0))
+      (func (export "idwrap_on_syscall") (result i32) (i32.const 0)))`),
+    /Cannot load wrapper "bad": it asks for post events of unlink, which the seccomp source cannot serve/,
+  ],
+];
+
+for (const [what, bytes, message] of REFUSED) {
+  Deno.test(`a wrapper that ${what} is refused before anything runs`, async () => {
+    const bad = await writeWasm("bad", bytes());
+    const marker = `${dir}/ran-${crypto.randomUUID()}`;
+    const policy = await writePolicy(`wrappers:\n  - { name: bad, module: ${bad} }\n`);
+    const r = await idwrap(["run", "-p", policy, "--", "/bin/touch", marker]);
+    assertEquals(r.code, 2, r.stderr);
+    assert(message.test(r.stderr), r.stderr);
+    await Deno.stat(marker).then(() => assert(false, "the command ran"), () => {});
+  });
+}
