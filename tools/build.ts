@@ -1,10 +1,11 @@
 /**
- * `deno task build`: compiles the native pieces — idwrap-launch and the test
- * programs — into build/. Each is rebuilt only when its source is newer.
+ * `deno task build`: compiles idwrap-launch, the test programs and the
+ * AssemblyScript wrappers into build/. Each is rebuilt only when its source is newer.
  *
  * @module
  */
 import { launcherPath } from "../host/sources/seccomp/launcher.ts";
+import { buildWrappers } from "./build_wrappers.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -28,4 +29,6 @@ if (import.meta.main) {
     await compileC(`${root}tests/progs/${entry.name}`, `${root}build/tests/${entry.name.slice(0, -2)}`);
   }
   console.log("test programs: build/tests/");
+  const wrappers = await buildWrappers();
+  console.log(`wrappers: build/wrappers/ (${wrappers.length ? `rebuilt ${wrappers.length}` : "up to date"})`);
 }

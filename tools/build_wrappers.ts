@@ -1,0 +1,194 @@
+/**
+ * Compiles the AssemblyScript wrappers: every folder under wrappers/ with an
+ * index.ts (except the SDK and the C header's abi/) becomes
+ * build/wrappers/<folder>.wasm, with asc and the release target of
+ * wrappers/asconfig.json. A wrapper is rebuilt only when a file under its
+ * folder, under wrappers/sdk/, or wrappers/asconfig.json is newer than its
+ * output. Each new module is checked against docs/abi.md (imports only
+ * from "idwrap", only names the ABI defines; the required exports) before
+ * it replaces the old one, so a module the host would refuse fails here.
+ *
+ * @module
+ */
+
+const root = new URL("../", import.meta.url).pathname;
+const wrappersDir = `${root}wrappers`;
+const outDir = `${root}build/wrappers`;
+const asc = `${root}node_modules/.bin/asc`;
+const asconfig = "wrappers/asconfig.json";
+
+/** Folders under wrappers/ that are not wrappers. */
+const NOT_WRAPPERS = new Set(["sdk", "abi"]);
+
+/** The import module of the hook ABI. */
+const ABI_MODULE = "idwrap";
+
+/** Every import docs/abi.md (v1.0) defines. */
+export const ABI_V1_IMPORTS: ReadonlySet<string> = new Set([
+  "declare_syscall",
+  "declare_group",
+  "declare_lifecycle",
+  "declare_subscribe",
+  "declare_emit",
+  "event_syscall",
+  "event_phase",
+  "event_arg",
+  "event_pid",
+  "event_tid",
+  "event_uid",
+  "event_gid",
+  "event_result",
+  "event_denied",
+  "event_string",
+  "event_argc",
+  "event_argv",
+  "wr_stat",
+  "wr_fstat",
+  "wr_audit",
+  "wr_audit_printf",
+  "wr_get_addr",
+  "wr_getpeername",
+  "wr_getsockname",
+  "kv_get",
+  "kv_set",
+  "kv_delete",
+  "kv_list",
+  "emit",
+  "abstract_payload",
+  "abstract_emitter",
+  "alert",
+  "log",
+  "settings_get",
+  "clock_ns",
+]);
+
+/** Exports every module must have (docs/abi.md, "What the module exports"). */
+const REQUIRED_EXPORTS: readonly (readonly [string, WebAssembly.ImportExportKind])[] = [
+  ["memory", "memory"],
+  ["idwrap_abi_version", "function"],
+  ["idwrap_declare", "function"],
+];
+
+/** The newest modification time of a file under dir, recursively (0 if none). */
+function newestUnder(dir: string): number {
+  let newest = 0;
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) newest = Math.max(newest, newestUnder(path));
+    else if (entry.isFile) newest = Math.max(newest, Deno.statSync(path).mtime?.getTime() ?? 0);
+  }
+  return newest;
+}
+
+/** The modification time of path, or undefined if it does not exist. */
+function mtimeOf(path: string): number | undefined {
+  try {
+    return Deno.statSync(path).mtime?.getTime();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+/** The wrapper folders: names of folders under wrappers/ that hold an index.ts, sorted. */
+export function wrapperNames(): string[] {
+  const names: string[] = [];
+  for (const entry of Deno.readDirSync(wrappersDir)) {
+    if (!entry.isDirectory || NOT_WRAPPERS.has(entry.name)) continue;
+    if (mtimeOf(`${wrappersDir}/${entry.name}/index.ts`) !== undefined) names.push(entry.name);
+  }
+  return names.sort();
+}
+
+/**
+ * Why a compiled wrapper would be refused by the ABI's import and export
+ * rules, one line per problem; empty if it follows them.
+ */
+export function checkWrapperModule(bytes: Uint8Array<ArrayBuffer>): string[] {
+  const mod = new WebAssembly.Module(bytes);
+  const problems: string[] = [];
+  for (const imp of WebAssembly.Module.imports(mod)) {
+    if (imp.module !== ABI_MODULE) {
+      problems.push(`imports ${imp.module}.${imp.name}: only module "${ABI_MODULE}" is allowed`);
+    } else if (!ABI_V1_IMPORTS.has(imp.name)) {
+      problems.push(`imports ${imp.module}.${imp.name}: not an ABI v1 import`);
+    } else if (imp.kind !== "function") {
+      problems.push(`imports ${imp.module}.${imp.name} as a ${imp.kind}: ABI imports are functions`);
+    }
+  }
+  const exports = new Map(WebAssembly.Module.exports(mod).map((e) => [e.name, e.kind]));
+  for (const [name, kind] of REQUIRED_EXPORTS) {
+    const got = exports.get(name);
+    if (got === undefined) problems.push(`does not export ${name}`);
+    else if (got !== kind) problems.push(`exports ${name} as a ${got}, not a ${kind}`);
+  }
+  return problems;
+}
+
+/** Compiles one wrapper folder to build/wrappers/<name>.wasm, checked, replacing the old module only on success. */
+async function compileWrapper(name: string): Promise<string> {
+  const output = `${outDir}/${name}.wasm`;
+  const temp = `${outDir}/.${name}.wasm.tmp`;
+  // Paths relative to the root: the asconfig's `use abort=wrappers/sdk/...`
+  // names the abort function by its path from the working directory.
+  const args = [`wrappers/${name}/index.ts`, "--config", asconfig, "--target", "release", "--outFile", temp];
+  const out = await new Deno.Command(asc, { args, cwd: root, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) {
+    await Deno.remove(temp).catch(() => {});
+    const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+    throw new Error(`Cannot compile wrapper ${name} (asc ${args.join(" ")}):\n${text}`);
+  }
+  const problems = checkWrapperModule(await Deno.readFile(temp));
+  if (problems.length > 0) {
+    await Deno.remove(temp);
+    throw new Error(`Wrapper ${name} does not follow the hook ABI (docs/abi.md):\n  ${problems.join("\n  ")}`);
+  }
+  await Deno.rename(temp, output);
+  return output;
+}
+
+/**
+ * Compiles the wrappers that are out of date.
+ *
+ * @returns the paths of the modules (re)built by this call, empty if all
+ *   were up to date
+ * @throws Error with asc's output when a wrapper does not compile, or with
+ *   the problems when a compiled wrapper does not follow the ABI
+ */
+export async function buildWrappers(): Promise<string[]> {
+  await Deno.mkdir(outDir, { recursive: true });
+  const shared = Math.max(newestUnder(`${wrappersDir}/sdk`), mtimeOf(`${root}${asconfig}`) ?? 0);
+  const stale = wrapperNames().filter((name) => {
+    const current = mtimeOf(`${outDir}/${name}.wasm`);
+    return current === undefined || current < Math.max(shared, newestUnder(`${wrappersDir}/${name}`));
+  });
+  // asc is single-threaded and takes seconds per module: one per core.
+  const built: string[] = [];
+  const errors: unknown[] = [];
+  const queue = [...stale];
+  const worker = async () => {
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+      try {
+        built.push(await compileWrapper(name));
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(navigator.hardwareConcurrency, stale.length) }, worker));
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new Error(errors.map((e) => e instanceof Error ? e.message : String(e)).join("\n\n"));
+  return built.sort();
+}
+
+if (import.meta.main) {
+  let built: string[];
+  try {
+    built = await buildWrappers();
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : e);
+    Deno.exit(1);
+  }
+  if (built.length === 0) console.log("wrappers: up to date (build/wrappers/)");
+  for (const path of built) console.log(`wrapper: ${path.slice(root.length)}`);
+}

@@ -1,0 +1,130 @@
+/**
+ * The host functions of the idwrap hook ABI v1.0 (docs/abi.md), exactly as
+ * the host provides them: module "idwrap", these names, these signatures.
+ * Pointers are offsets into this module's memory (usize is i32 on wasm32);
+ * strings are UTF-8 (ptr, len). Wrappers should use the typed API in
+ * index.ts; this file is the raw layer it is built on.
+ */
+
+// ---- Declaration (only inside idwrap_declare; -EPERM elsewhere) ----
+
+// @ts-ignore: decorator
+@external("idwrap", "declare_syscall")
+export declare function declare_syscall(nr: i32, flags: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "declare_group")
+export declare function declare_group(name: usize, name_len: i32, flags: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "declare_lifecycle")
+export declare function declare_lifecycle(kinds: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "declare_subscribe")
+export declare function declare_subscribe(name: usize, name_len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "declare_emit")
+export declare function declare_emit(name: usize, name_len: i32): i32;
+
+// ---- The current event (inside idwrap_on_syscall; -EPERM elsewhere) ----
+
+// @ts-ignore: decorator
+@external("idwrap", "event_syscall")
+export declare function event_syscall(): i32;
+// @ts-ignore: decorator
+@external("idwrap", "event_phase")
+export declare function event_phase(): i32;
+// @ts-ignore: decorator
+@external("idwrap", "event_arg")
+export declare function event_arg(i: i32): i64;
+// @ts-ignore: decorator
+@external("idwrap", "event_pid")
+export declare function event_pid(): i32;
+// @ts-ignore: decorator
+@external("idwrap", "event_tid")
+export declare function event_tid(): i32;
+// @ts-ignore: decorator
+@external("idwrap", "event_uid")
+export declare function event_uid(): i32;
+// @ts-ignore: decorator
+@external("idwrap", "event_gid")
+export declare function event_gid(): i32;
+// @ts-ignore: decorator
+@external("idwrap", "event_result")
+export declare function event_result(): i64;
+// @ts-ignore: decorator
+@external("idwrap", "event_denied")
+export declare function event_denied(): i32;
+// @ts-ignore: decorator
+@external("idwrap", "event_string")
+export declare function event_string(field: i32, buf: usize, buf_len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "event_argc")
+export declare function event_argc(): i32;
+// @ts-ignore: decorator
+@external("idwrap", "event_argv")
+export declare function event_argv(i: i32, buf: usize, buf_len: i32): i32;
+
+// ---- The paper's library (Table 1) ----
+
+// @ts-ignore: decorator
+@external("idwrap", "wr_stat")
+export declare function wr_stat(path: usize, path_len: i32, out: usize): i32;
+// @ts-ignore: decorator
+@external("idwrap", "wr_fstat")
+export declare function wr_fstat(fd: i32, out: usize): i32;
+// @ts-ignore: decorator
+@external("idwrap", "wr_audit")
+export declare function wr_audit(data: usize, len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "wr_audit_printf")
+export declare function wr_audit_printf(fmt: usize, fmt_len: i32, args: usize, nargs: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "wr_get_addr")
+export declare function wr_get_addr(fd: i32, buf: usize, buf_len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "wr_getpeername")
+export declare function wr_getpeername(fd: i32, buf: usize, buf_len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "wr_getsockname")
+export declare function wr_getsockname(fd: i32, buf: usize, buf_len: i32): i32;
+
+// ---- Key-value store ----
+
+// @ts-ignore: decorator
+@external("idwrap", "kv_get")
+export declare function kv_get(key: usize, key_len: i32, buf: usize, buf_len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "kv_set")
+export declare function kv_set(key: usize, key_len: i32, val: usize, val_len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "kv_delete")
+export declare function kv_delete(key: usize, key_len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "kv_list")
+export declare function kv_list(prefix: usize, prefix_len: i32, buf: usize, buf_len: i32): i32;
+
+// ---- Abstract events ----
+
+// @ts-ignore: decorator
+@external("idwrap", "emit")
+export declare function emit(handle: i32, payload: usize, len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "abstract_payload")
+export declare function abstract_payload(buf: usize, buf_len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "abstract_emitter")
+export declare function abstract_emitter(buf: usize, buf_len: i32): i32;
+
+// ---- Alerts, logs, settings, clock ----
+
+// @ts-ignore: decorator
+@external("idwrap", "alert")
+export declare function alert(severity: i32, msg: usize, len: i32): void;
+// @ts-ignore: decorator
+@external("idwrap", "log")
+export declare function log(level: i32, msg: usize, len: i32): void;
+// @ts-ignore: decorator
+@external("idwrap", "settings_get")
+export declare function settings_get(key: usize, key_len: i32, buf: usize, buf_len: i32): i32;
+// @ts-ignore: decorator
+@external("idwrap", "clock_ns")
+export declare function clock_ns(): i64;
