@@ -45,7 +45,8 @@ interface Loaded {
 /** One wrapper's instance for one process. */
 class Instance {
   readonly exports: WebAssembly.Exports;
-  readonly #fuel: WebAssembly.Global;
+  /** Absent only when loaded unmetered (benchmarks). */
+  readonly #fuel: WebAssembly.Global | undefined;
   readonly #memory: WebAssembly.Memory;
 
   constructor(readonly loaded: Loaded, engine: WasmEngine, host: InstanceHost) {
@@ -53,18 +54,20 @@ class Instance {
     const instance = engine.instantiate(loaded.mod.module, imports);
     bind(instance);
     this.exports = instance.exports;
-    this.#fuel = instance.exports.idwrap_fuel as WebAssembly.Global;
+    this.#fuel = instance.exports.idwrap_fuel as WebAssembly.Global | undefined;
     this.#memory = instance.exports.memory as WebAssembly.Memory;
   }
 
   /** Calls an export with a fresh CPU budget; a trap propagates with its cause named. */
   call(name: string, ...args: number[]): number {
-    this.#fuel.value = this.loaded.mod.spec.budget;
+    if (this.#fuel) this.#fuel.value = this.loaded.mod.spec.budget;
     try {
       return (this.exports[name] as (...a: number[]) => number)(...args) ?? 0;
     } catch (e) {
       const spec = this.loaded.mod.spec;
-      if ((this.#fuel.value as number) < 0) throw new HookFailure(`ran past its CPU budget of ${spec.budget} units`);
+      if (this.#fuel && (this.#fuel.value as number) < 0) {
+        throw new HookFailure(`ran past its CPU budget of ${spec.budget} units`);
+      }
       const mib = this.#memory.buffer.byteLength / 2 ** 20;
       const full = mib >= spec.memoryMiB ? ` (memory at its cap of ${spec.memoryMiB} MiB)` : "";
       if (e instanceof HookFailure) throw e;

@@ -52,6 +52,12 @@ export interface WrapperModule {
   declarations: Declarations;
 }
 
+/** How to load. */
+export interface LoadOptions {
+  /** Meter CPU and cap memory. Off only for benchmarks that measure the metering. @default true */
+  meter?: boolean;
+}
+
 const REQUIRED_EXPORTS = ["memory", "idwrap_abi_version", "idwrap_declare"];
 
 /** Resolves a spec's module to a file: a path as given, or a built-in under build/wrappers/. */
@@ -71,6 +77,7 @@ export function loadWrapper(
   bytes: Uint8Array,
   engine: WasmEngine,
   path = wrapperPath(spec),
+  options: LoadOptions = {},
 ): WrapperModule {
   const refuse = (detail: string): never => {
     throw new WrapperLoadError(spec.name, detail);
@@ -90,9 +97,11 @@ export function loadWrapper(
   }
   const exported = new Set(summary!.exports.map((e) => e.name));
   for (const name of REQUIRED_EXPORTS) if (!exported.has(name)) refuse(`does not export "${name}"`);
-  let metered: Uint8Array;
+  let metered: Uint8Array = bytes;
   try {
-    metered = instrument(bytes, { maxMemoryPages: spec.memoryMiB * 16 });
+    if (options.meter ?? true) {
+      metered = instrument(bytes, { maxMemoryPages: spec.memoryMiB * 16, initialFuel: spec.budget });
+    }
   } catch (e) {
     if (e instanceof WasmBinaryError) refuse(e.message);
     throw e;
@@ -113,15 +122,14 @@ export function loadWrapper(
     refuse(`cannot be instantiated: ${(e as Error).message}`);
   }
   scratch.bind(instance!);
-  const fuel = instance!.exports.idwrap_fuel as WebAssembly.Global;
+  const fuel = instance!.exports.idwrap_fuel as WebAssembly.Global | undefined;
   const call = (name: string): number => {
-    fuel.value = spec.budget;
+    if (fuel) fuel.value = spec.budget;
     try {
       return (instance.exports[name] as () => number)();
     } catch (e) {
-      return refuse(
-        `${name}() failed: ${(fuel.value as number) < 0 ? "it ran past its CPU budget" : (e as Error).message}`,
-      );
+      const overBudget = fuel !== undefined && (fuel.value as number) < 0;
+      return refuse(`${name}() failed: ${overBudget ? "it ran past its CPU budget" : (e as Error).message}`);
     }
   };
   const version = call("idwrap_abi_version");

@@ -33,7 +33,10 @@ export async function launcherPath(): Promise<string> {
   const bin = mtime(BUILT);
   if (bin !== undefined && (src === undefined || bin >= src)) return built;
   if (src === undefined) {
-    throw new Error(`Cannot find idwrap-launch: neither ${built} nor its source exists; set IDWRAP_LAUNCH`);
+    // A `deno compile`d idwrap has no sources: use the launcher beside the binary.
+    const beside = join(dirname(Deno.execPath()), "idwrap-launch");
+    if (mtime(beside) !== undefined) return beside;
+    throw new Error(`Cannot find idwrap-launch: not at ${built}, nor at ${beside}; set IDWRAP_LAUNCH`);
   }
   await Deno.mkdir(new URL(".", BUILT), { recursive: true });
   const cc = Deno.env.get("CC") ?? "cc";

@@ -1,0 +1,194 @@
+/**
+ * The wrapper runtime's costs (`deno task bench:runtime`): one hook call
+ * through the chain (a no-op wrapper, a wrapper reading the decoded path, a
+ * loop-heavy hook), a new process's instance, and memory per instance —
+ * each with metering on and off, side by side in one run. The hooks are
+ * driven through WrapperChain.decide() exactly as the supervisor drives them,
+ * without a kernel in the loop: this measures the runtime alone.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { EventSink } from "../host/decider.ts";
+import type { SyscallEvent } from "../host/events.ts";
+import { WRAPPER_DEFAULTS, type WrapperSpec } from "../host/policy/policy.ts";
+import { WrapperChain } from "../host/runtime/chain.ts";
+import { v8Engine } from "../host/runtime/engine.ts";
+import { loadWrapper } from "../host/runtime/module.ts";
+import { WrapperStore } from "../host/store/kv.ts";
+import { buildWrappers } from "../tools/build_wrappers.ts";
+import wabtInit from "wabt";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const RESULTS = join(ROOT, "bench", "results", "runtime.json");
+const ROUNDS = 7;
+
+/** A hook that sums 0..99999: the loop-heavy case for metering. */
+const LOOP_WAT = `(module
+  (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+  (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 257) (i32.const 1))) (i32.const 0))
+  (func (export "idwrap_on_syscall") (result i32) (local $i i32) (local $s i32)
+    (loop $l
+      (local.set $s (i32.add (local.get $s) (i32.load (i32.and (local.get $i) (i32.const 0xfffc)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 100000))))
+    (i32.and (local.get $s) (i32.const 0))))`;
+
+const spec = (name: string, settings: Record<string, string> = {}): WrapperSpec => ({
+  name,
+  module: name,
+  settings,
+  fail: WRAPPER_DEFAULTS.fail,
+  memoryMiB: WRAPPER_DEFAULTS.memoryMiB,
+  budget: WRAPPER_DEFAULTS.budget,
+  maxFailures: WRAPPER_DEFAULTS.maxFailures,
+  clock: false,
+});
+
+const sink: EventSink = { wantsSyscalls: false, emit() {}, flush() {} };
+const store = await WrapperStore.open(":memory:");
+
+async function chainFor(name: string, bytes: Uint8Array, meter: boolean, settings = {}): Promise<WrapperChain> {
+  const mod = loadWrapper(spec(name, settings), bytes, v8Engine, name, { meter });
+  const kv = new Map([[name, await store.load(name)]]);
+  return new WrapperChain([mod], { engine: v8Engine, sink, kv, source: "seccomp" });
+}
+
+function event(pid: number, nr: number, path: string): SyscallEvent {
+  return {
+    kind: "syscall",
+    source: "seccomp",
+    phase: "pre",
+    time: 0,
+    pid,
+    tid: pid,
+    abi: "x86_64",
+    nr,
+    syscall: nr === 110 ? "getppid" : "openat",
+    args: ["0", "0", "0", "0", "0", "0"],
+    decoded: { path },
+    program: { exe: "/usr/bin/bench", argv0: "bench", uid: 0, gid: 0 },
+  };
+}
+
+/** ns per decide() on one process (its instance made before timing). */
+function perCall(chain: WrapperChain, e: SyscallEvent, calls: number): number {
+  for (let i = 0; i < 1000; i++) chain.decide(e);
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i++) chain.decide(e);
+  return (performance.now() - t0) * 1e6 / calls;
+}
+
+/** µs per new process's first decide() (instantiation + idwrap_init + the hook). */
+function perInstance(chain: WrapperChain, nr: number, count: number, firstPid: number): number {
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) chain.decide(event(firstPid + i, nr, "/etc/hostname"));
+  return (performance.now() - t0) * 1e3 / count;
+}
+
+await buildWrappers();
+const noop = await Deno.readFile(join(ROOT, "build", "wrappers", "noop.wasm"));
+const denyPath = await Deno.readFile(join(ROOT, "build", "wrappers", "deny_path.wasm"));
+const wabt = await wabtInit();
+const loopMod = wabt.parseWat("loop.wat", LOOP_WAT);
+const loop = new Uint8Array(loopMod.toBinary({}).buffer);
+loopMod.destroy();
+
+type Row = { id: string; label: string; unit: string; target?: string; samples: number[] };
+const rows: Row[] = [];
+const row = (id: string, label: string, unit: string, target?: string) => {
+  const r = { id, label, unit, target, samples: [] as number[] };
+  rows.push(r);
+  return r;
+};
+const cases = [
+  { id: "noop", bytes: noop, nr: 110, path: "", calls: 200_000, label: "no-op hook call" },
+  {
+    id: "path",
+    bytes: denyPath,
+    nr: 257,
+    path: "/etc/hostname",
+    calls: 200_000,
+    label: "hook reading the decoded path",
+  },
+  { id: "loop", bytes: loop, nr: 257, path: "", calls: 500, label: "loop-heavy hook (100k iterations)" },
+];
+const callRows = cases.flatMap((c) =>
+  [true, false].map((meter) => ({
+    c,
+    meter,
+    row: row(
+      `${c.id}-${meter ? "metered" : "unmetered"}`,
+      `${c.label}, metering ${meter ? "on" : "off"}`,
+      "ns/call",
+      c.id === "noop" && meter ? "≤ 1000" : undefined,
+    ),
+  }))
+);
+const instRows = [true, false].map((meter) => ({
+  meter,
+  row: row(
+    `instance-${meter ? "metered" : "unmetered"}`,
+    `new process's instance (noop), metering ${meter ? "on" : "off"}`,
+    "µs/instance",
+    meter ? "≤ 100" : undefined,
+  ),
+}));
+
+let pid = 1_000_000;
+for (let round = 0; round < ROUNDS; round++) {
+  for (const { c, meter, row } of round % 2 ? [...callRows].reverse() : callRows) {
+    const chain = await chainFor(`${c.id}`, c.bytes, meter, { path: "/nonexistent" });
+    row.samples.push(perCall(chain, event(pid++, c.nr, c.path), c.calls));
+  }
+  for (const { meter, row } of instRows) {
+    const chain = await chainFor("noop", noop, meter);
+    row.samples.push(perInstance(chain, 110, 2000, pid));
+    pid += 2000;
+  }
+  console.error(`round ${round + 1}/${ROUNDS} done`);
+}
+
+// Memory per instance: linear memory plus what V8's heap grows by.
+const memChain = await chainFor("noop", noop, true);
+const before = Deno.memoryUsage();
+const N = 2000;
+for (let i = 0; i < N; i++) memChain.decide(event(pid + i, 110, ""));
+const after = Deno.memoryUsage();
+const perInstanceBytes = (after.heapUsed + after.external - before.heapUsed - before.external) / N;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const byId = (id: string) => median(rows.find((r) => r.id === id)!.samples);
+const fmt = (n: number) => n >= 100 ? n.toFixed(0) : n.toFixed(2);
+console.log(`wrapper runtime benchmark: Deno ${Deno.version.deno}, V8 ${Deno.version.v8}, ${ROUNDS} rounds\n`);
+console.log("case".padEnd(58) + "| median      | min         | max         | target");
+console.log("-".repeat(58) + "|-------------|-------------|-------------|--------");
+for (const r of rows) {
+  const cell = (n: number) => `${fmt(n)} ${r.unit}`.padEnd(12);
+  console.log(
+    `${r.label.padEnd(58)}| ${cell(median(r.samples))}| ${cell(Math.min(...r.samples))}| ${
+      cell(Math.max(...r.samples))
+    }| ${r.target ?? ""}`,
+  );
+}
+const meteringCost = byId("loop-metered") / byId("loop-unmetered");
+console.log(`\nmetering cost on the loop-heavy hook: ${meteringCost.toFixed(3)}× (target ≤ 1.15×)`);
+console.log(
+  `memory per instance: ${
+    (perInstanceBytes / 1024).toFixed(1)
+  } KiB of V8 heap and external memory (noop, AssemblyScript)`,
+);
+
+await Deno.mkdir(join(ROOT, "bench", "results"), { recursive: true });
+await Deno.writeTextFile(
+  RESULTS,
+  JSON.stringify(
+    { date: new Date().toISOString(), deno: Deno.version, rounds: ROUNDS, rows, meteringCost, perInstanceBytes },
+    null,
+    2,
+  ),
+);
+console.log(`raw numbers: ${RESULTS}`);
