@@ -18,6 +18,8 @@ export const libc = Deno.dlopen("libc.so.6", {
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
   // process_vm_readv(2)
   process_vm_readv: {
     parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"],

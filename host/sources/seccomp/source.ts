@@ -1,7 +1,7 @@
 /**
  * The seccomp user-notify event source, host side: start a command under
- * idwrap-launch, take its listener fd with pidfd_getfd(2), and serve it on a
- * dedicated Worker thread until the whole tree has exited.
+ * idwrap-launch, take its listener fd with pidfd_getfd(2), and serve it on
+ * the supervisor thread until the whole tree has exited.
  *
  * @module
  */
@@ -16,11 +16,12 @@ import { loadPolicyWrappers } from "../../runtime/load.ts";
 import type { WrapperModule } from "../../runtime/module.ts";
 import { defaultStorePath } from "../../store/kv.ts";
 import { SECCOMP_CAPABILITIES } from "../capabilities.ts";
-import { errno, libc, SYS } from "./ffi.ts";
 import { buildFilter, encodeFilter } from "./filter.ts";
 import { launcherPath } from "./launcher.ts";
 import { CRED_SYSCALLS, type SupervisorSummary } from "./supervisor.ts";
-import type { WorkerReply, WorkerStart } from "./worker.ts";
+import { type Handshake, receiveHandshake } from "./handshake.ts";
+import { SupervisorThread } from "./thread.ts";
+import type { HostEvent } from "../../events.ts";
 
 /** How to run a command under the seccomp source. */
 export interface SeccompRunOptions {
@@ -30,6 +31,8 @@ export interface SeccompRunOptions {
   emulateOpens?: boolean;
   /** The wrappers' Deno KV store. @default defaultStorePath() */
   storePath?: string;
+  /** Notable events (verdicts, alerts, faults, lifecycle), in batches, for audit. */
+  onEvents?: (events: HostEvent[]) => void;
 }
 
 /** How a wrapped command ended. */
@@ -50,118 +53,88 @@ export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], 
 }
 
 /**
- * Runs `command` with every notified call answered by a supervisor.
+ * Builds the filter and loads the wrappers for a set of policies: everything
+ * that can be refused is refused here, before a process runs.
+ */
+export async function prepareEnforcement(
+  policies: Policy[],
+  emulateOpens: boolean,
+): Promise<{ wrappers: WrapperModule[]; filter: string }> {
+  const wrappers = await loadPolicyWrappers(policies, v8Engine, SECCOMP_CAPABILITIES);
+  const filter = encodeFilter(buildFilter(notifiedSyscalls(policies, wrappers, emulateOpens)));
+  return { wrappers, filter };
+}
+
+/** Starts idwrap-launch; it connects to `socketPath` for the handshake. */
+export async function spawnLauncher(socketPath: string, filter: string, command: string[]): Promise<Deno.ChildProcess> {
+  return new Deno.Command(await launcherPath(), {
+    args: [socketPath, filter, "--", ...command],
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+}
+
+/** Accepts the launcher's connection, or fails if it exits first. */
+export async function acceptLauncher(
+  server: Deno.Listener,
+  child: Deno.ChildProcess,
+  what: string,
+): Promise<Handshake> {
+  const conn = await Promise.race([server.accept(), child.status.then(() => undefined)]);
+  if (!conn) {
+    throw new Error(
+      `Cannot start ${what}: idwrap-launch exited before the handshake (status ${(await child.status).code})`,
+    );
+  }
+  return await receiveHandshake(conn);
+}
+
+/** A child's exit as a shell reports it: the code, or 128 + the signal's number. */
+export function exitCodeOf(status: Deno.CommandStatus): number {
+  return status.signal ? 128 + signalNumber(status.signal) : status.code;
+}
+
+/**
+ * Runs `command` with every notified call answered by a supervisor thread.
  *
  * @param command the program and its arguments
  * @param options policies and output
  */
 export async function runUnderSeccomp(command: string[], options: SeccompRunOptions): Promise<SeccompRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
-  // Wrappers are validated before anything runs: a bad one stops the launch, not the program.
-  const wrappers = await loadPolicyWrappers(options.policies, v8Engine, SECCOMP_CAPABILITIES);
-  const filter = encodeFilter(buildFilter(notifiedSyscalls(options.policies, wrappers, emulateOpens)));
+  const { wrappers, filter } = await prepareEnforcement(options.policies, emulateOpens);
+  const thread = await SupervisorThread.start({
+    policies: options.policies,
+    wrappers,
+    storePath: options.storePath ?? defaultStorePath(),
+    trace: options.trace,
+    emulateOpens,
+    onEvents: options.onEvents,
+  });
   const dir = await Deno.makeTempDir({ prefix: "idwrap-" });
   const socketPath = join(dir, "launch.sock");
   const server = Deno.listen({ transport: "unix", path: socketPath });
   let child: Deno.ChildProcess | undefined;
-  let worker: Worker | undefined;
   try {
-    child = new Deno.Command(await launcherPath(), {
-      args: [socketPath, filter, "--", ...command],
-      stdin: "inherit",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-    const status = child.status;
-    const conn = await Promise.race([server.accept(), status.then(() => undefined)]);
-    if (!conn) {
-      throw new Error(
-        `Cannot start ${command[0]}: idwrap-launch exited before the handshake (status ${(await status).code})`,
-      );
-    }
-    const { pid, fd } = await readHandshake(conn);
-    const listener = takeFd(pid, fd);
-
-    worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-    const replies = workerReplies(worker);
-    const start: WorkerStart = {
-      listener,
-      policies: options.policies,
-      wrappers,
-      storePath: options.storePath ?? defaultStorePath(),
-      trace: options.trace,
-      emulateOpens,
-    };
-    worker.postMessage(start);
-    const ready = await replies.next();
-    if (ready.type !== "ready") {
-      throw new Error(`The supervisor did not start: ${"message" in ready ? ready.message : ready.type}`);
-    }
-    await conn.write(new TextEncoder().encode("go\n"));
-    conn.close();
-
+    child = await spawnLauncher(socketPath, filter, command);
+    const hs = await acceptLauncher(server, child, command[0]);
+    await thread.listen(0, hs.listener);
+    await hs.go();
     const stopForwarding = forwardSignals(child);
-    const [exit, done] = await Promise.all([status, replies.next()]);
+    const [exit, summary] = await Promise.all([child.status, thread.ended(0)]);
     stopForwarding();
-    libc.symbols.close(listener);
-    if (done.type !== "done") throw new Error(`The supervisor failed: ${"message" in done ? done.message : done.type}`);
-    return {
-      exitCode: exit.signal ? 128 + signalNumber(exit.signal) : exit.code,
-      signal: exit.signal ?? undefined,
-      summary: done.summary,
-    };
+    return { exitCode: exitCodeOf(exit), signal: exit.signal ?? undefined, summary };
   } catch (e) {
     try {
       child?.kill("SIGKILL");
     } catch { /* already gone */ }
     throw e;
   } finally {
-    worker?.terminate();
+    await thread.stop();
     server.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-}
-
-async function readHandshake(conn: Deno.Conn): Promise<{ pid: number; fd: number }> {
-  const buf = new Uint8Array(256);
-  let text = "";
-  while (!text.includes("\n")) {
-    const n = await conn.read(buf);
-    if (n === null) throw new Error("idwrap-launch closed the handshake early");
-    text += new TextDecoder().decode(buf.subarray(0, n));
-  }
-  const m = text.match(/^listener (\d+) (\d+) ([01])/);
-  if (!m) throw new Error(`idwrap-launch could not install the filter: ${text.trim()}`);
-  return { pid: Number(m[1]), fd: Number(m[2]) };
-}
-
-/** Copies fd `fd` of process `pid` into ours (pidfd_getfd(2), Linux 5.6). */
-function takeFd(pid: number, fd: number): number {
-  const pidfd = Number(libc.symbols.syscall(SYS.pidfd_open, BigInt(pid), 0n, 0n, 0n, 0n, 0n));
-  if (pidfd < 0) throw new Error(`pidfd_open(${pid}) failed: errno ${errno()}`);
-  const ours = Number(libc.symbols.syscall(SYS.pidfd_getfd, BigInt(pidfd), BigInt(fd), 0n, 0n, 0n, 0n));
-  const err = errno();
-  libc.symbols.close(pidfd);
-  if (ours < 0) throw new Error(`pidfd_getfd(${pid}, ${fd}) failed: errno ${err}`);
-  return ours;
-}
-
-function workerReplies(worker: Worker): { next(): Promise<WorkerReply> } {
-  const queue: WorkerReply[] = [];
-  const waiting: ((r: WorkerReply) => void)[] = [];
-  const deliver = (r: WorkerReply) => {
-    const w = waiting.shift();
-    if (w) w(r);
-    else queue.push(r);
-  };
-  worker.onmessage = (e: MessageEvent<WorkerReply>) => deliver(e.data);
-  worker.onerror = (e: ErrorEvent) => {
-    e.preventDefault();
-    deliver({ type: "error", message: e.message });
-  };
-  return {
-    next: () => queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r)),
-  };
 }
 
 const FORWARDED: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];

@@ -36,7 +36,9 @@ import { readProgram, readTaskStatus, type TaskStatus } from "./procfs.ts";
 
 const ENOENT = 2, EINTR = 4, EPERM = 1, EFAULT = 14, ENOSYS = 38;
 const SIGKILL = 9n;
-const LISTENER_TAG = 0n;
+// epoll tags: a pidfd's is its tgid (< 2^22); listeners and the wake-up eventfd sit above.
+const LISTENER_TAG = 1n << 48n;
+const WAKE_TAG = 1n << 49n;
 
 /** How a supervisor runs. */
 export interface SupervisorOptions {
@@ -55,7 +57,18 @@ export interface SupervisorSummary {
   syncWakeUp: boolean;
 }
 
+/** One wrapped tree: a listener and what happened on it. */
+export interface Session {
+  id: number;
+  listener: number;
+  summary: SupervisorSummary;
+  /** The filter has no users any more (EPOLLHUP); ends when its processes are gone. */
+  closed: boolean;
+  closedAt: number;
+}
+
 interface Proc {
+  session: Session;
   tgid: number;
   pidfd: number;
   program: ProgramIdentity;
@@ -90,11 +103,12 @@ const O_CREAT = 0o100;
 
 /** Answers every notification of one listener until the wrapped tree is gone. */
 export class Supervisor {
-  readonly #listener: number;
-  readonly #decider: Decider;
+  #decider: Decider;
   readonly #sink: EventSink;
   readonly #emulateOpens: boolean;
   readonly #epoll: number;
+  /** eventfd that wakes the loop so the thread's messages get handled. */
+  readonly wakeFd: number;
   readonly #notif = new Uint8Array(NOTIF.size);
   readonly #notifView = new DataView(this.#notif.buffer);
   readonly #args = new BigUint64Array(6);
@@ -103,25 +117,54 @@ export class Supervisor {
   readonly #idBuf = new BigUint64Array(1);
   readonly #events = new Uint8Array(EPOLL_EVENT_SIZE * 64);
   readonly #eventsView = new DataView(this.#events.buffer);
+  readonly #wakeBuf = new Uint8Array(8);
   readonly #memory = new TargetMemory();
   readonly #procs = new Map<number, Proc>();
   readonly #tasks = new Map<number, Task>();
+  readonly #sessions = new Map<number, Session>();
   readonly #rootStat = statKey("/");
+  /** The listener of the notification being served (one at a time: this is a single thread). */
+  #fd = -1;
+  #current!: Session;
   #emulator: OpenEmulator | undefined;
-  #summary: SupervisorSummary = { notifications: 0, denied: 0, killed: 0, emulated: 0, syncWakeUp: false };
+  #stopped = false;
 
-  constructor(listener: number, options: SupervisorOptions) {
-    this.#listener = listener;
+  constructor(options: SupervisorOptions) {
     this.#decider = options.decider;
     this.#sink = options.sink;
     this.#emulateOpens = options.emulateOpens ?? true;
-    // Linux 6.6+: wake this thread on the caller's CPU, halving the round trip.
-    // The flags are the ioctl's argument itself, not a pointer to them.
-    this.#summary.syncWakeUp =
-      libc.symbols.ioctl_value(listener, SECCOMP_IOCTL.NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) === 0;
     this.#epoll = libc.symbols.epoll_create1(0o2000000);
     if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
-    this.#watch(listener, LISTENER_TAG);
+    this.wakeFd = libc.symbols.eventfd(0, 0o2004000 /* EFD_CLOEXEC | EFD_NONBLOCK */);
+    if (this.wakeFd < 0) throw new Error(`Cannot create an eventfd: errno ${errno()}`);
+    this.#watch(this.wakeFd, WAKE_TAG);
+  }
+
+  /**
+   * Serves a new wrapped tree's listener; the supervisor closes it when the tree is gone.
+   *
+   * @returns the session, whose summary fills as calls are served
+   */
+  addSession(id: number, listener: number): Session {
+    const summary: SupervisorSummary = { notifications: 0, denied: 0, killed: 0, emulated: 0, syncWakeUp: false };
+    // Linux 6.6+: wake this thread on the caller's CPU, halving the round trip.
+    // The flags are the ioctl's argument itself, not a pointer to them.
+    summary.syncWakeUp =
+      libc.symbols.ioctl_value(listener, SECCOMP_IOCTL.NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) === 0;
+    const session: Session = { id, listener, summary, closed: false, closedAt: 0 };
+    this.#sessions.set(id, session);
+    this.#watch(listener, LISTENER_TAG | BigInt(id));
+    return session;
+  }
+
+  /** Makes the loop return once it is woken (see wakeFd). */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /** Replaces the decider (a policy reload); calls already answered are not revisited. */
+  setDecider(decider: Decider): void {
+    this.#decider = decider;
   }
 
   #watch(fd: number, tag: bigint): void {
@@ -135,52 +178,90 @@ export class Supervisor {
   }
 
   /**
-   * Serves notifications until every process of the tree has exited.
+   * Serves notifications: until every session has ended (`untilIdle`), or until stop().
    *
-   * @param idle called when nothing happened for `idleMs`; may be async
+   * @param options.idle called when nothing happened for `idleMs`, at least every `idleMs` when
+   *   busy, and when woken; it may be async (the thread's messages are handled while it waits)
+   * @param options.onSessionEnd called when a session's tree is gone
    */
-  async run(idle?: () => Promise<void> | void, idleMs = 100): Promise<SupervisorSummary> {
-    let open = true;
+  async run(options: {
+    idle?: () => Promise<void> | void;
+    onSessionEnd?: (session: Session) => void;
+    untilIdle?: boolean;
+    idleMs?: number;
+  } = {}): Promise<void> {
+    const idleMs = options.idleMs ?? 100;
     let lastIdle = performance.now();
-    while (open || this.#procs.size > 0) {
-      const n = libc.symbols.epoll_wait(this.#epoll, this.#events, 64, open ? idleMs : 50);
+    while (!this.#stopped && !(options.untilIdle && this.#sessions.size === 0)) {
+      const n = libc.symbols.epoll_wait(this.#epoll, this.#events, 64, idleMs);
       if (n < 0) {
         if (errno() === EINTR) continue;
         throw new Error(`epoll_wait failed: errno ${errno()}`);
       }
-      // When idle, and at least every idleMs when busy: flush output, let async work (KV writes) run.
-      if (n === 0 || performance.now() - lastIdle > idleMs) {
-        this.#sink.flush();
-        if (n === 0 && !open) break; // a process we never saw exit is not ours to wait for
-        await idle?.();
-        lastIdle = performance.now();
-        if (n === 0) continue;
-      }
+      let woken = false;
       for (let i = 0; i < n; i++) {
         const mask = this.#eventsView.getUint32(i * EPOLL_EVENT_SIZE, true);
         const tag = this.#eventsView.getBigUint64(i * EPOLL_EVENT_SIZE + 4, true);
-        if (tag === LISTENER_TAG) {
-          if (mask & EPOLLIN) this.#serveOne();
-          else if (mask & EPOLLHUP) open = false; // no task uses the filter any more
+        if (tag === WAKE_TAG) {
+          libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n);
+          woken = true;
+        } else if (tag & LISTENER_TAG) {
+          const session = this.#sessions.get(Number(tag & 0xffffffffn));
+          if (!session) continue;
+          if (mask & EPOLLIN) this.#serveOne(session);
+          else if (mask & EPOLLHUP && !session.closed) {
+            // No task uses the filter any more; its exits may still be queued.
+            session.closed = true;
+            session.closedAt = performance.now();
+          }
         } else {
           this.#exited(Number(tag));
         }
       }
+      this.#endSessions(options.onSessionEnd);
+      // When idle, woken, and at least every idleMs when busy: flush output, let async work run.
+      if (n === 0 || woken || performance.now() - lastIdle > idleMs) {
+        this.#sink.flush();
+        await options.idle?.();
+        lastIdle = performance.now();
+      }
     }
-    for (const tgid of [...this.#procs.keys()]) this.#exited(tgid);
     this.#sink.flush();
-    libc.symbols.close(this.#epoll);
-    return this.#summary;
   }
 
-  #serveOne(): void {
+  /** Ends closed sessions whose processes are all gone (or that waited a second for them). */
+  #endSessions(onEnd?: (session: Session) => void): void {
+    for (const session of this.#sessions.values()) {
+      if (!session.closed) continue;
+      const left = [...this.#procs.values()].filter((p) => p.session === session);
+      if (left.length && performance.now() - session.closedAt < 1000) continue;
+      for (const p of left) this.#exited(p.tgid); // never seen to exit: not ours to wait for
+      libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, session.listener, new Uint8Array(EPOLL_EVENT_SIZE));
+      libc.symbols.close(session.listener);
+      this.#sessions.delete(session.id);
+      onEnd?.(session);
+    }
+  }
+
+  /** Closes what the supervisor holds; sessions still open lose their supervisor (fail closed). */
+  close(): void {
+    for (const p of [...this.#procs.keys()]) this.#exited(p);
+    for (const s of this.#sessions.values()) libc.symbols.close(s.listener);
+    this.#sessions.clear();
+    libc.symbols.close(this.wakeFd);
+    libc.symbols.close(this.#epoll);
+  }
+
+  #serveOne(session: Session): void {
+    this.#current = session;
+    this.#fd = session.listener;
     this.#notif.fill(0); // NOTIF_RECV wants a zeroed struct
-    if (libc.symbols.ioctl(this.#listener, SECCOMP_IOCTL.NOTIF_RECV, this.#notif) < 0) {
+    if (libc.symbols.ioctl(this.#fd, SECCOMP_IOCTL.NOTIF_RECV, this.#notif) < 0) {
       const e = errno();
       if (e === ENOENT || e === EINTR) return; // the caller died or was signalled before we read
       throw new Error(`SECCOMP_IOCTL_NOTIF_RECV failed: errno ${e}`);
     }
-    this.#summary.notifications++;
+    session.summary.notifications++;
     const v = this.#notifView;
     const id = v.getBigUint64(NOTIF.id, true);
     const tid = v.getUint32(NOTIF.pid, true);
@@ -266,11 +347,11 @@ export class Supervisor {
       resolve,
       creds: task.creds,
       sameRoot: task.proc.sameRoot,
-      listener: this.#listener,
+      listener: this.#fd,
       send: !this.#decider.examinesPost?.(pre.nr),
     };
     const result = this.#emulator.open(req);
-    this.#summary.emulated++;
+    this.#current.summary.emulated++;
     if ("errno" in result && result.errno === ENOENT && !this.#valid(id)) return; // ADDFD: the caller is gone
     const post: SyscallEvent = {
       ...pre,
@@ -292,12 +373,12 @@ export class Supervisor {
   #respond(id: bigint, verdict: Verdict, proc?: Proc): void {
     if (verdict.action === "allow") return this.#send(id, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
     if (verdict.action === "kill") {
-      this.#summary.killed++;
+      this.#current.summary.killed++;
       // seccomp has no "kill" answer: signal the process, then fail the call.
       if (proc) libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), SIGKILL, 0n, 0n, 0n, 0n);
       return this.#send(id, EPERM, 0);
     }
-    this.#summary.denied++;
+    this.#current.summary.denied++;
     this.#send(id, verdict.errno, 0);
   }
 
@@ -312,7 +393,7 @@ export class Supervisor {
     v.setBigInt64(RESP.val, val, true);
     v.setInt32(RESP.error, -err, true);
     v.setUint32(RESP.flags, flags, true);
-    if (libc.symbols.ioctl(this.#listener, SECCOMP_IOCTL.NOTIF_SEND, this.#resp) < 0) {
+    if (libc.symbols.ioctl(this.#fd, SECCOMP_IOCTL.NOTIF_SEND, this.#resp) < 0) {
       const e = errno();
       // ENOENT: the caller died or took a signal meanwhile; not an error (user-trap.c).
       if (e !== ENOENT) throw new Error(`SECCOMP_IOCTL_NOTIF_SEND failed: errno ${e}`);
@@ -321,7 +402,7 @@ export class Supervisor {
 
   #valid(id: bigint): boolean {
     this.#idBuf[0] = id;
-    return libc.symbols.ioctl(this.#listener, SECCOMP_IOCTL.NOTIF_ID_VALID, new Uint8Array(this.#idBuf.buffer)) === 0;
+    return libc.symbols.ioctl(this.#fd, SECCOMP_IOCTL.NOTIF_ID_VALID, new Uint8Array(this.#idBuf.buffer)) === 0;
   }
 
   /** The task behind a notification, learning about new threads and processes. */
@@ -344,6 +425,7 @@ export class Supervisor {
         return undefined;
       }
       proc = {
+        session: this.#current,
         tgid: creds.tgid,
         pidfd,
         program: readProgram(creds.tgid, creds),
@@ -383,7 +465,7 @@ export class Supervisor {
     this.#sink.emit(event);
     const verdict = this.#decider.observe?.(event);
     if (verdict?.action === "kill" && proc) {
-      this.#summary.killed++;
+      this.#current.summary.killed++;
       libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), SIGKILL, 0n, 0n, 0n, 0n);
     }
   }

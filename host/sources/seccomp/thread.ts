@@ -1,0 +1,118 @@
+/**
+ * The main thread's handle on the supervisor Worker (worker.ts): start it,
+ * hand it listeners, reload what it enforces, hear what it reports.
+ *
+ * @module
+ */
+import type { HostEvent } from "../../events.ts";
+import type { TraceSinkOptions } from "../../trace/sink.ts";
+import { libc } from "./ffi.ts";
+import type { SupervisorSummary } from "./supervisor.ts";
+import type { Enforcement, WorkerReply, WorkerRequest } from "./worker.ts";
+
+/** How the supervisor thread starts. */
+export interface SupervisorThreadOptions extends Enforcement {
+  storePath: string;
+  trace?: TraceSinkOptions;
+  emulateOpens: boolean;
+  /** Notable events (verdicts, alerts, faults, lifecycle), in batches. */
+  onEvents?: (events: HostEvent[]) => void;
+}
+
+/** A running supervisor thread. */
+export class SupervisorThread {
+  readonly #worker: Worker;
+  readonly #waiting = new Map<string, (r: WorkerReply) => void>();
+  readonly #ends = new Map<number, { resolve: (s: SupervisorSummary) => void; promise: Promise<SupervisorSummary> }>();
+  readonly #onEvents?: (events: HostEvent[]) => void;
+  #wakeFd = -1;
+  #failure: Error | undefined;
+  readonly #stopped: Promise<void>;
+
+  private constructor(options: SupervisorThreadOptions) {
+    this.#onEvents = options.onEvents;
+    this.#worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+    let stopped!: () => void;
+    this.#stopped = new Promise((r) => stopped = r);
+    this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => {
+      const r = e.data;
+      if (r.type === "events") return this.#onEvents?.(r.events);
+      if (r.type === "session-end") return this.#end(r.session).resolve(r.summary);
+      if (r.type === "stopped") return stopped();
+      if (r.type === "error") this.#fail(new Error(`The supervisor failed: ${r.message}`));
+      const key = r.type === "listening" ? `listening:${r.session}` : r.type;
+      const w = this.#waiting.get(key);
+      this.#waiting.delete(key);
+      w?.(r);
+    };
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.#fail(new Error(`The supervisor thread died: ${e.message}`));
+      stopped();
+    };
+  }
+
+  /** Starts the thread; resolves when it serves. */
+  static async start(options: SupervisorThreadOptions): Promise<SupervisorThread> {
+    const t = new SupervisorThread(options);
+    const { onEvents: _, ...start } = options;
+    const ready = await t.#request({ type: "start", ...start }, "ready");
+    if (ready.type === "ready") t.#wakeFd = ready.wakeFd;
+    return t;
+  }
+
+  #fail(e: Error): void {
+    this.#failure ??= e;
+    for (const w of this.#waiting.values()) w({ type: "error", message: e.message });
+    this.#waiting.clear();
+  }
+
+  #end(session: number) {
+    let entry = this.#ends.get(session);
+    if (!entry) {
+      let resolve!: (s: SupervisorSummary) => void;
+      const promise = new Promise<SupervisorSummary>((r) => resolve = r);
+      this.#ends.set(session, entry = { resolve, promise });
+    }
+    return entry;
+  }
+
+  async #request(req: WorkerRequest, replyKey: string): Promise<WorkerReply> {
+    if (this.#failure) throw this.#failure;
+    const reply = new Promise<WorkerReply>((r) => this.#waiting.set(replyKey, r));
+    this.#worker.postMessage(req);
+    this.#wake();
+    const r = await reply;
+    if (r.type === "error") throw new Error(r.message);
+    return r;
+  }
+
+  /** The loop blocks in epoll_wait: poke its eventfd so it reads our message. */
+  #wake(): void {
+    if (this.#wakeFd >= 0) libc.symbols.write(this.#wakeFd, new Uint8Array(new BigUint64Array([1n]).buffer), 8n);
+  }
+
+  /** Serves a tree's listener (the thread owns and closes the fd). */
+  async listen(session: number, listener: number): Promise<void> {
+    this.#end(session);
+    await this.#request({ type: "listen", session, listener }, `listening:${session}`);
+  }
+
+  /** Resolves when the session's tree is gone. */
+  ended(session: number): Promise<SupervisorSummary> {
+    return this.#end(session).promise;
+  }
+
+  /** Swaps what is enforced; new calls see it at once. */
+  async reload(e: Enforcement): Promise<void> {
+    await this.#request({ type: "reload", ...e }, "reloaded");
+  }
+
+  /** Stops the loop; open sessions lose their supervisor (their notified calls fail). */
+  async stop(): Promise<void> {
+    this.#worker.postMessage({ type: "stop" } satisfies WorkerRequest);
+    this.#wake();
+    await this.#stopped;
+    this.#worker.terminate();
+  }
+}
