@@ -3,8 +3,10 @@
  *
  * V8 has no fuel, so the host rewrites each wrapper's binary when it loads it: the memory maximum is clamped to the
  * policy's cap, and a counter (the exported global `idwrap_fuel`) is decremented at every function entry and at the
- * top of every loop iteration, trapping when it runs out. Only the memory, global, export and code sections are
- * rewritten; every other section, custom and unknown ones included, is copied byte for byte.
+ * top of every loop iteration, trapping when it runs out. Inside a function the counter lives in a local, written back
+ * to the global around calls and at exits, so a loop iteration costs a register decrement and a branch. Only the
+ * memory, global, export and code sections are rewritten; every other section, custom and unknown ones included, is
+ * copied byte for byte.
  *
  * The code section is decoded instruction by instruction (so an immediate is never mistaken for an opcode) for the MVP
  * plus sign extension, saturating truncation, bulk memory, reference types, multi-value, multi-memory memargs and tail
@@ -71,7 +73,9 @@ const DEFAULT_INITIAL_FUEL = 10_000_000;
 const MAX_PAGES = 65536;
 
 const SEC_CUSTOM = 0;
+const SEC_TYPE = 1;
 const SEC_IMPORT = 2;
+const SEC_FUNCTION = 3;
 const SEC_MEMORY = 5;
 const SEC_GLOBAL = 6;
 const SEC_EXPORT = 7;
@@ -260,6 +264,17 @@ class _Writer {
 
   finish(): Uint8Array {
     return this.buf.slice(0, this.length);
+  }
+
+  /** What was written, without copying it (valid until the next write or reset). */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+
+  /** Empties the buffer, keeping its room. */
+  reset(): this {
+    this.length = 0;
+    return this;
   }
 }
 
@@ -534,13 +549,56 @@ function _skipImmediates(r: _Reader, kind: number, op: number, at: number): void
   }
 }
 
+/** A function type: how many parameters, and its results as they are encoded (to compare and reuse as a block type). */
+interface _FuncType {
+  params: number;
+  resultCount: number;
+  results: Uint8Array;
+}
+
+/** Reads the type section; only function types (0x60) are accepted (GC's rec groups, structs and arrays are not). */
+function _readTypes(r: _Reader): _FuncType[] {
+  const types: _FuncType[] = [];
+  const count = r.u32("type count");
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    const form = r.u8("type form");
+    if (form !== 0x60) r.fail(`type form ${_hex(form)}`, at, " is not supported (only function types are)");
+    const params = r.u32("parameter count");
+    for (let j = 0; j < params; j++) _skipValType(r, "parameter type");
+    const resultCount = r.u32("result count");
+    const start = r.pos;
+    for (let j = 0; j < resultCount; j++) _skipValType(r, "result type");
+    types.push({ params, resultCount, results: r.bytes.subarray(start, r.pos) });
+  }
+  r.expectEnd("the type section");
+  return types;
+}
+
+/** Reads the function section: each defined function's type index. */
+function _readFunctions(r: _Reader): number[] {
+  const typeIndices: number[] = [];
+  const count = r.u32("function count");
+  for (let i = 0; i < count; i++) typeIndices.push(r.u32("function type index"));
+  r.expectEnd("the function section");
+  return typeIndices;
+}
+
+/** V8's limit on a function's locals, parameters included; a function at it keeps the global-only metering. */
+const LOCAL_LIMIT = 50_000;
+
+/** The LEB128 (u32) encoding of `n`. */
+function _leb(n: number): number[] {
+  return [...new _Writer().u32(n).finish()];
+}
+
 /**
- * The metering sequence for the fuel global `g`: `fuel -= 1; if (fuel < 0) unreachable`. It needs no local, leaves
- * the operand stack as it found it and opens no label that surrounds other code, so it can go anywhere an
- * instruction sequence can start.
+ * The global-only metering sequence for the fuel global `g`: `fuel -= 1; if (fuel < 0) unreachable`. It needs no
+ * local, leaves the operand stack as it found it and opens no label that surrounds other code, so it can go anywhere
+ * an instruction sequence can start. Used for functions that cannot get a fuel local (see {@link _Metering}).
  */
-function _meter(g: number): Uint8Array {
-  const idx = [...new _Writer().u32(g).finish()];
+function _globalMeter(g: number): Uint8Array {
+  const idx = _leb(g);
   return Uint8Array.of(
     ...[0x23, ...idx], // global.get g
     ...[0x41, 0x01], // i32.const 1
@@ -555,49 +613,166 @@ function _meter(g: number): Uint8Array {
   );
 }
 
-/**
- * Copies one function body (`r` spans it, without its size) to `out`, size first, with `meter` inserted after the
- * local declarations and right after each `loop` instruction's block type.
- */
-function _meterBody(r: _Reader, meter: Uint8Array, out: _Writer): void {
-  const start = r.pos;
-  const groups = r.u32("local declaration count");
-  for (let i = 0; i < groups; i++) {
-    r.u32("local count");
-    _skipValType(r, "local type");
-  }
-  const points = [r.pos]; // where the meter goes: function entry, then the top of each loop body
-  for (let depth = 1; depth > 0;) {
-    const at = r.pos;
-    const op = r.u8("function body (no final end)");
-    _skipImmediates(r, _IMM[op], op, at);
-    if (op === 0x0b) depth--; // end
-    else if (op >= 0x02 && op <= 0x04) { // block, loop, if
-      depth++;
-      if (op === 0x03) points.push(r.pos);
-    }
-  }
-  r.expectEnd("a function body, after its final end,");
-  out.u32(r.end - start + meter.length * points.length);
-  let copied = start;
-  for (const p of points) {
-    out.bytes(r.bytes.subarray(copied, p)).bytes(meter);
-    copied = p;
-  }
-  out.bytes(r.bytes.subarray(copied, r.end));
+/** The instruction sequences of the local-fuel metering for one fuel local index (see {@link _Metering}). */
+interface _LocalSeqs {
+  /** After the local declarations: `$f = G - 1; if ($f < 0) <exhausted>` (the wrapper block follows). */
+  entry: Uint8Array;
+  /** At the top of a loop body: `$f -= 1; if ($f < 0) <exhausted>`. */
+  loop: Uint8Array;
+  /** `G = $f`: before calls and at the function's exit. */
+  writeBack: Uint8Array;
+  /** `$f = G`: after calls (the callee spent fuel from the global). */
+  reload: Uint8Array;
 }
 
-/** The code section's new content: every body metered. */
-function _meterCode(r: _Reader, meter: Uint8Array): Uint8Array {
-  const out = new _Writer();
-  const count = r.u32("function body count");
-  out.u32(count);
-  for (let i = 0; i < count; i++) {
-    const size = r.u32("function body size");
-    _meterBody(r.sub(size, "function body"), meter, out);
+/**
+ * How the code section is metered, one function at a time.
+ *
+ * Each defined function gets an i32 local `$f` holding its fuel, so a loop iteration costs a decrement and a branch
+ * on a register rather than a global load and store. The local is loaded from the global `G` at entry (and
+ * decremented there), written back to `G` before every call (the callee spends from `G`), reloaded after every call
+ * that returns, and written back when the function exits. Every exit is made to pass one place: the body is wrapped in
+ * a block with the function's results, after which `G = $f` and the function's own `end` follow. The wrapper is the
+ * outermost label inside the function, so a branch that targeted the function's label (relative depth = nesting
+ * depth) now lands at the wrapper's end with the same values; `return` becomes `br` to the wrapper. When `$f` goes
+ * below 0 the code writes it back first and then traps, so the host sees `G < 0` after a budget trap.
+ *
+ * A function that cannot have the wrapper or the local keeps the global-only metering ({@link _globalMeter}): one
+ * with several results and no type `[] -> [results]` in the type section to name as the wrapper's block type, or one
+ * at V8's limit on locals. Either way the accounting is the same: one unit per function entry and per loop iteration.
+ */
+class _Metering {
+  readonly #g: number[];
+  readonly #globalMeter: Uint8Array;
+  readonly #seqs = new Map<number, _LocalSeqs>();
+  /** Block types (encoded) for result lists, keyed by the results' encoding. */
+  readonly #blockTypes = new Map<string, Uint8Array | undefined>();
+  /** Where a body is built before its size is known. */
+  readonly #scratch = new _Writer();
+
+  constructor(readonly fuelIndex: number, readonly types: _FuncType[]) {
+    this.#g = _leb(fuelIndex);
+    this.#globalMeter = _globalMeter(fuelIndex);
   }
-  r.expectEnd("the code section");
-  return out.finish();
+
+  /** The wrapper block's block type for a function of type `t`, or undefined when there is none to use. */
+  blockType(t: _FuncType): Uint8Array | undefined {
+    if (t.resultCount === 0) return Uint8Array.of(0x40);
+    if (t.resultCount === 1) return t.results;
+    const key = t.results.join(",");
+    if (!this.#blockTypes.has(key)) {
+      const k = this.types.findIndex((u) =>
+        u.params === 0 && u.results.length === t.results.length && u.results.every((b, i) => b === t.results[i])
+      );
+      this.#blockTypes.set(key, k < 0 ? undefined : new _Writer().s32(k).finish()); // an s33 type index
+    }
+    return this.#blockTypes.get(key);
+  }
+
+  /** The local-fuel sequences for fuel local `f`. */
+  seqs(f: number): _LocalSeqs {
+    let seqs = this.#seqs.get(f);
+    if (!seqs) {
+      const g = this.#g, l = _leb(f);
+      const check = [
+        ...[0x22, ...l], // local.tee $f
+        ...[0x41, 0x00], // i32.const 0
+        0x48, // i32.lt_s
+        ...[0x04, 0x40], // if (no result)
+        ...[0x20, ...l, 0x24, ...g], // G = $f
+        0x00, // unreachable
+        0x0b, // end
+      ];
+      seqs = {
+        entry: Uint8Array.of(0x23, ...g, 0x41, 0x01, 0x6b, ...check), // global.get G; i32.const 1; i32.sub; ...
+        loop: Uint8Array.of(0x20, ...l, 0x41, 0x01, 0x6b, ...check), // local.get $f; i32.const 1; i32.sub; ...
+        writeBack: Uint8Array.of(0x20, ...l, 0x24, ...g), // local.get $f; global.set G
+        reload: Uint8Array.of(0x23, ...g, 0x21, ...l), // global.get G; local.set $f
+      };
+      this.#seqs.set(f, seqs);
+    }
+    return seqs;
+  }
+
+  /** Copies one function body of type `t` (`r` spans it, without its size) to `out`, size first, metered. */
+  body(r: _Reader, t: _FuncType, out: _Writer): void {
+    const bytes = r.bytes;
+    const start = r.pos;
+    const groups = r.u32("local declaration count");
+    const groupsEnd = r.pos;
+    let locals = t.params;
+    for (let i = 0; i < groups; i++) {
+      locals += r.u32("local count");
+      _skipValType(r, "local type");
+    }
+    const blockType = this.blockType(t);
+    const seqs = blockType && locals < LOCAL_LIMIT ? this.seqs(locals) : undefined;
+    const w = this.#scratch.reset();
+    if (seqs) { // one more declaration, (local $f i32), then the entry check and the wrapper block
+      w.u32(groups + 1).bytes(bytes.subarray(groupsEnd, r.pos)).byte(0x01).byte(0x7f);
+      w.bytes(seqs.entry).byte(0x02).bytes(blockType!);
+    } else w.bytes(bytes.subarray(start, r.pos)).bytes(this.#globalMeter);
+    let copied = r.pos; // what of the body is in `w` (or replaced there)
+    for (let depth = 1; depth > 0;) { // depth: labels open inside the function, its own (or the wrapper) included
+      const at = r.pos;
+      const op = r.u8("function body (no final end)");
+      _skipImmediates(r, _IMM[op], op, at);
+      switch (op) {
+        case 0x0b: // end
+          depth--;
+          break;
+        case 0x02: // block
+        case 0x04: // if
+          depth++;
+          break;
+        case 0x03: // loop: meter at the top of its body
+          depth++;
+          w.bytes(bytes.subarray(copied, r.pos)).bytes(seqs ? seqs.loop : this.#globalMeter);
+          copied = r.pos;
+          break;
+        case 0x0f: // return: br to the wrapper, which writes the fuel back
+          if (!seqs) break;
+          w.bytes(bytes.subarray(copied, at)).byte(0x0c).u32(depth - 1);
+          copied = r.pos;
+          break;
+        case 0x10: // call
+        case 0x11: // call_indirect
+          if (!seqs) break;
+          w.bytes(bytes.subarray(copied, at)).bytes(seqs.writeBack).bytes(bytes.subarray(at, r.pos)).bytes(seqs.reload);
+          copied = r.pos;
+          break;
+        case 0x12: // return_call: never comes back here
+        case 0x13: // return_call_indirect
+          if (!seqs) break;
+          w.bytes(bytes.subarray(copied, at)).bytes(seqs.writeBack);
+          copied = at;
+          break;
+      }
+    }
+    r.expectEnd("a function body, after its final end,");
+    w.bytes(bytes.subarray(copied, r.end)); // up to the final end (the wrapper's, with the local)
+    if (seqs) w.bytes(seqs.writeBack).byte(0x0b); // the function's own end
+    out.u32(w.length).bytes(w.view());
+  }
+
+  /** The code section's new content: every body metered; `typeIndices` from the function section. */
+  code(r: _Reader, typeIndices: number[]): Uint8Array {
+    const out = new _Writer();
+    const at = r.pos;
+    const count = r.u32("function body count");
+    if (count !== typeIndices.length) {
+      r.fail(`function body count ${count}`, at, ` differs from the function section's ${typeIndices.length}`);
+    }
+    out.u32(count);
+    for (let i = 0; i < count; i++) {
+      const t = this.types[typeIndices[i]];
+      if (!t) r.fail(`type index ${typeIndices[i]} of function body ${i}`, r.pos, " is out of range");
+      const size = r.u32("function body size");
+      this.body(r.sub(size, "function body"), t, out);
+    }
+    r.expectEnd("the code section");
+    return out.finish();
+  }
 }
 
 /** The memory section's new content: each memory's maximum clamped to `cap` pages (set to it when absent). */
@@ -641,11 +816,12 @@ function _appendFuelExport(r: _Reader | undefined, fuelIndex: number): Uint8Arra
  *    cap returns -1. Imported memories are the host's own and left alone.
  * 2. Fuel metering: a new mutable i32 global, appended after the existing ones (so their indices stay valid) and
  *    exported as `idwrap_fuel`. At every function entry and at the top of every loop body the code does
- *    `fuel -= 1` and traps (`unreachable`, a WebAssembly.RuntimeError) when fuel < 0. The host sets the global before
- *    each call; it starts at `initialFuel`.
+ *    `fuel -= 1` and traps (`unreachable`, a WebAssembly.RuntimeError) when fuel < 0, leaving the global < 0. Inside a
+ *    function the fuel is kept in a local and synchronized with the global at entry, around calls and at exit
+ *    ({@link _Metering}). The host sets the global before each call; it starts at `initialFuel`.
  *
  * @throws WasmBinaryError if the binary is malformed, uses an unsupported feature (SIMD, threads, exceptions,
- *   memory64), needs more initial memory than the cap, or already exports `idwrap_fuel`
+ *   memory64, GC types), needs more initial memory than the cap, or already exports `idwrap_fuel`
  * @throws RangeError for options out of range
  */
 export function instrument(bytes: Uint8Array, options: InstrumentOptions): Uint8Array {
@@ -668,7 +844,9 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions): Uint8
   if (exportSec && _readExports(reader(exportSec)).some((e) => e.name === FUEL_EXPORT)) {
     reader(exportSec).fail(`the export section`, exportSec.start, ` already exports "${FUEL_EXPORT}"`);
   }
-  const meter = _meter(fuelIndex);
+  const [typeSec, functionSec] = [find(SEC_TYPE), find(SEC_FUNCTION)];
+  const metering = new _Metering(fuelIndex, typeSec ? _readTypes(reader(typeSec)) : []);
+  const typeIndices = functionSec ? _readFunctions(reader(functionSec)) : [];
 
   const out = new _Writer().bytes(bytes.subarray(0, 8)); // magic and version
   let globalDone = false;
@@ -699,7 +877,7 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions): Uint8
         exportDone = true;
         break;
       case SEC_CODE:
-        out.section(s.id, _meterCode(reader(s), meter));
+        out.section(s.id, metering.code(reader(s), typeIndices));
         break;
       default: // every other section, custom and unknown ones included, byte for byte
         out.bytes(bytes.subarray(s.start, s.end));

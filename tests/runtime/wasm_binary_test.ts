@@ -79,6 +79,47 @@ function mixedFuel(n: number): number {
   return 1 + n + Math.ceil(m / 2) + (n + 1) + m;
 }
 
+/** The fuel `call` uses, from a budget of 1,000,000. */
+function fuelUsed(inst: Exports, call: () => unknown): number {
+  inst.idwrap_fuel.value = 1_000_000;
+  call();
+  return 1_000_000 - (inst.idwrap_fuel.value as number);
+}
+
+/**
+ * Checks that `call` needs exactly `used` units, wherever the last one is spent: with any budget below it traps and
+ * leaves the global at -1 (the host's "ran past its CPU budget"), with `used` it runs and leaves 0.
+ */
+function assertExactFuel(inst: Exports, used: number, call: () => unknown): void {
+  for (let budget = 0; budget < used; budget++) {
+    inst.idwrap_fuel.value = budget;
+    throws(call, WebAssembly.RuntimeError, `budget ${budget} of ${used}`);
+    assertEquals(inst.idwrap_fuel.value, -1, `budget ${budget} of ${used}`);
+  }
+  inst.idwrap_fuel.value = used;
+  call();
+  assertEquals(inst.idwrap_fuel.value, 0);
+}
+
+/** A binary's text (wabt), to check what instrument() put where. */
+function text(bytes: Uint8Array): string {
+  const module = wabt.readWasm(bytes, { readDebugNames: true, ...FEATURES });
+  try {
+    return module.toText({});
+  } finally {
+    module.destroy();
+  }
+}
+
+/** The text of function `name` (with debug names), up to the next function. */
+function funcText(bytes: Uint8Array, name: string): string {
+  const all = text(bytes);
+  const start = all.indexOf(`(func $${name} `);
+  assert(start >= 0, `no function $${name}`);
+  const next = all.indexOf("\n  (func ", start + 1);
+  return all.slice(start, next < 0 ? undefined : next);
+}
+
 /** Byte offset of the section with id `id` (its id byte); sections of these small modules have 1-byte sizes. */
 function sectionAt(bytes: Uint8Array, id: number): number {
   for (let at = 8; at < bytes.length; at += 2 + bytes[at + 1]) {
@@ -164,6 +205,293 @@ Deno.test("an infinite loop or recursion traps when the fuel runs out", () => {
   assert((inst.idwrap_fuel.value as number) < 0);
   inst.idwrap_fuel.value = 1000; // far fewer calls than would overflow the stack
   throws(() => inst.down(), (e: unknown) => e instanceof WebAssembly.RuntimeError && !/stack/i.test(String(e)));
+});
+
+Deno.test("fuel lives in a local: loaded at entry, written back before calls and at exits, reloaded after calls", () => {
+  const bytes = wat(`(module
+    (func $leaf (param i32) (result i32) (local.get 0))
+    (func $f (export "f") (param $x i32) (result i32) (local $i i32)
+      (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 3))))
+      (call $leaf (local.get $i))))`);
+  const f = funcText(metered(bytes), "f");
+  // The new local comes after the parameter and the existing local: index 2.
+  assert(f.includes("(local $i i32) (local i32)"), f);
+  const steps = [
+    "global.get 0\n    i32.const 1\n    i32.sub\n    local.tee 2\n    i32.const 0\n    i32.lt_s\n    if",
+    "local.get 2\n      global.set 0\n      unreachable\n    end\n    block (result i32)",
+    "loop", // $l
+    "local.get 2\n        i32.const 1\n        i32.sub\n        local.tee 2\n        i32.const 0\n        i32.lt_s\n        if",
+    "local.get 2\n          global.set 0\n          unreachable\n        end",
+    "local.get 1\n      local.get 2\n      global.set 0\n      call 0\n      global.get 0\n      local.set 2\n    end",
+    "local.get 2\n    global.set 0)",
+  ];
+  let at = 0;
+  for (const step of steps) {
+    const next = f.indexOf(step, at);
+    assert(next >= at, `expected, in order:\n${step}\nin:\n${f}`);
+    at = next + step.length;
+  }
+  const inst = instantiate(metered(bytes));
+  assertEquals(fuelUsed(inst, () => inst.f(0)), 1 + 3 + 1);
+});
+
+Deno.test("recursion is metered exactly across calls", () => {
+  const bytes = wat(`(module
+    ;; sum(n) = n + (n - 1) + ... + 1, counting up in a loop of n iterations before recursing
+    (func $sum (export "sum") (param $n i32) (result i32) (local $k i32) (local $acc i32)
+      (if (i32.eqz (local.get $n)) (then (return (i32.const 0))))
+      (loop $l
+        (local.set $acc (i32.add (local.get $acc) (i32.const 1)))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $k) (local.get $n))))
+      (i32.add (local.get $acc) (call $sum (i32.sub (local.get $n) (i32.const 1)))))
+    (func $fib (export "fib") (param $n i32) (result i32)
+      (if (result i32) (i32.lt_u (local.get $n) (i32.const 2))
+        (then (local.get $n))
+        (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
+                       (call $fib (i32.sub (local.get $n) (i32.const 2))))))))`);
+  const inst = instantiate(metered(bytes));
+  for (const n of [0, 1, 2, 10, 100]) {
+    // n + 1 entries, then m iterations in the call with argument m
+    assertEquals(fuelUsed(inst, () => assertEquals(inst.sum(n), n * (n + 1) / 2)), n + 1 + n * (n + 1) / 2);
+  }
+  assertEquals(fuelUsed(inst, () => assertEquals(inst.fib(20), 6765)), 2 * 10946 - 1); // calls: 2 fib(21) - 1
+  assertExactFuel(inst, 4 + 6 + 5, () => inst.sum(3) + inst.fib(3)); // sum(3): 4 entries, 6 iterations; fib(3): 5 calls
+  assertExactFuel(inst, 11 + 55, () => inst.sum(10));
+});
+
+Deno.test("return from inside nested blocks, loops and ifs writes the fuel back", () => {
+  const bytes = wat(`(module
+    ;; the first (i, j) with i * j = target in row order, as i * 100 + j; -1 if none
+    (func $find (export "find") (param $n i32) (param $target i32) (result i32) (local $i i32) (local $j i32)
+      (block $outer
+        (loop $li
+          (br_if $outer (i32.ge_u (local.get $i) (local.get $n)))
+          (local.set $j (i32.const 0))
+          (block $inner
+            (loop $lj
+              (br_if $inner (i32.ge_u (local.get $j) (local.get $n)))
+              (if (i32.eq (i32.mul (local.get $i) (local.get $j)) (local.get $target))
+                (then (if (local.get $i) (then (return (i32.add (i32.mul (local.get $i) (i32.const 100)) (local.get $j))))
+                        (else (return (i32.sub (i32.const -100) (local.get $j)))))))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br $lj)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $li)))
+      (i32.const -1))
+    ;; return with other values below on the stack, and code after it
+    (func $early (export "early") (param $x i32) (result i32)
+      (i32.const 99)
+      (i32.const 98)
+      (if (local.get $x) (then (return (i32.const 7))))
+      (drop)
+      (return)
+      (i32.const 8))
+    ;; return in a function without results
+    (func $void (export "void") (param $x i32) (local $i i32)
+      (loop $l
+        (if (i32.eq (local.get $i) (local.get $x)) (then (return)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l))))`);
+  const model = (n: number, target: number): [number, number] => {
+    let fuel = 1;
+    for (let i = 0;; i++) {
+      fuel++; // $li
+      if (i >= n) return [-1, fuel];
+      for (let j = 0;; j++) {
+        fuel++; // $lj
+        if (j >= n) break;
+        if (i * j === target) return [i ? i * 100 + j : -100 - j, fuel];
+      }
+    }
+  };
+  const original = instantiate(bytes);
+  const inst = instantiate(metered(bytes));
+  for (const [n, target] of [[0, 0], [5, 0], [5, 12], [5, 16], [5, 17], [30, 29 * 29], [30, 1000]]) {
+    const [result, fuel] = model(n, target);
+    assertEquals(original.find(n, target), result);
+    assertEquals(fuelUsed(inst, () => assertEquals(inst.find(n, target), result)), fuel);
+  }
+  assertExactFuel(inst, model(5, 12)[1], () => inst.find(5, 12));
+  assertEquals(fuelUsed(inst, () => assertEquals(inst.early(1), 7)), 1);
+  assertEquals(fuelUsed(inst, () => assertEquals(inst.early(0), 99)), 1);
+  for (const x of [0, 1, 50]) assertEquals(fuelUsed(inst, () => inst.void(x)), 1 + x + 1);
+  assertExactFuel(inst, 1 + 7, () => inst.void(6));
+});
+
+Deno.test("br, br_if and br_table to the function's own label land at the wrapper's end", () => {
+  // The wrapper block is the outermost label inside the function, so a branch to depth d from d labels deep, which
+  // left the function, now leaves the wrapper, where the fuel is written back: the depths are left as they are.
+  const bytes = wat(`(module
+    (func $pick (export "pick") (param $x i32) (result i32) (local $i i32)
+      (loop $l
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const 3))))
+      (i32.add (i32.const 1000)
+        (block $a (result i32)
+          (i32.add (i32.const 100)
+            (block $b (result i32)
+              (drop (br_if 2 (i32.const 5) (i32.eq (local.get $x) (i32.const 7))))
+              (br_table $b $a 2 (i32.const 10) (local.get $x)))))))
+    (func $top (export "top") (param $x i32) (result i32) (local $i i32)
+      (drop (br_if 0 (i32.const 42) (local.get $x)))
+      (loop $l
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const 3))))
+      (br 0 (i32.const 43)))
+    (func $none (export "none") (param $x i32)
+      (block (br_table 0 1 (local.get $x)))
+      (loop $l (br_if $l (i32.eqz (local.get $x))))))`);
+  const out = metered(bytes);
+  const pick = funcText(out, "pick");
+  assert(
+    /block \(result i32\)[^]*br_if 2 [^]*br_table 0 [^\n]* 1 [^\n]* 2 [^]*end\n {4}local.get 2\n {4}global.set 0\)/
+      .test(pick),
+    pick,
+  );
+  const original = instantiate(bytes);
+  const inst = instantiate(out);
+  for (const [x, result] of [[0, 1110], [1, 1010], [2, 10], [3, 10], [7, 5], [-1, 10]]) {
+    assertEquals(original.pick(x), result);
+    assertEquals(fuelUsed(inst, () => assertEquals(inst.pick(x), result)), 1 + 3); // every exit writes back
+  }
+  assertExactFuel(inst, 4, () => inst.pick(2));
+  assertExactFuel(inst, 4, () => inst.pick(7));
+  assertEquals(fuelUsed(inst, () => assertEquals(inst.top(1), 42)), 1);
+  assertEquals(fuelUsed(inst, () => assertEquals(inst.top(0), 43)), 1 + 3);
+  assertEquals(fuelUsed(inst, () => inst.none(1)), 1); // br_table's default: the function
+  assertEquals(fuelUsed(inst, () => inst.none(5)), 1);
+  inst.idwrap_fuel.value = 100;
+  throws(() => inst.none(0), WebAssembly.RuntimeError); // block exits to the loop, which never ends
+  assertEquals(inst.idwrap_fuel.value, -1);
+});
+
+Deno.test("call_indirect, including to an import that re-enters the module, is metered exactly", () => {
+  const bytes = wat(`(module
+    (import "env" "reenter" (func $reenter (param i32) (result i32)))
+    (type $un (func (param i32) (result i32)))
+    (table 3 funcref)
+    (elem (i32.const 0) $inc $count $reenter)
+    (func $inc (type $un) (i32.add (local.get 0) (i32.const 1)))
+    ;; max(x, 1) iterations
+    (func $count (export "count") (type $un) (local $i i32)
+      (loop $l
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (local.get 0))))
+      (local.get $i))
+    (func (export "run") (param $x i32) (result i32) (local $k i32) (local $acc i32)
+      (loop $l
+        (local.set $acc (i32.add (local.get $acc)
+          (call_indirect (type $un) (local.get $x) (i32.rem_u (local.get $k) (i32.const 3)))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $k) (i32.const 6))))
+      (local.get $acc)))`);
+  const inst: Exports = instantiate(metered(bytes), { env: { reenter: (x: number) => inst.count(x) } });
+  for (const x of [0, 1, 5, 100]) {
+    const m = Math.max(x, 1);
+    // run's entry and 6 iterations; twice each: $inc's entry, $count's entry and m iterations, and the same again
+    // through the import
+    const fuel = 1 + 6 + 2 * 1 + 2 * (1 + m) + 2 * (1 + m);
+    assertEquals(fuelUsed(inst, () => assertEquals(inst.run(x), 2 * (x + 1) + 4 * m)), fuel);
+  }
+  assertExactFuel(inst, 1 + 6 + 2 + 4 * (1 + 3), () => inst.run(3));
+});
+
+Deno.test("the fuel local does not clobber parameters or locals", () => {
+  const bytes = wat(`(module
+    (func $mix (export "mix") (param $a i32) (param $b i64) (param $c f64) (result f64)
+      (local $x f32) (local $y i64) (local $i i32) (local $z i32)
+      (local.set $z (i32.const 7))
+      (loop $l
+        (local.set $x (f32.add (local.get $x) (f32.const 1.5)))
+        (local.set $y (i64.add (local.get $y) (local.get $b)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (local.set $z (i32.add (i32.mul (local.get $z) (i32.const 3)) (local.get $i)))
+        (br_if $l (i32.lt_s (local.get $i) (local.get $a))))
+      (f64.add
+        (f64.add (local.get $c) (f64.promote_f32 (local.get $x)))
+        (f64.add (f64.convert_i64_s (local.get $y)) (f64.convert_i32_s (local.get $z)))))
+    ;; 200 locals: the fuel local's index (201) takes two LEB128 bytes
+    (func $wide (export "wide") (param $n i32) (result i64) (local ${"i64 ".repeat(199)}) (local $last i32)
+      (loop $l
+        (local.set 199 (i64.add (local.get 199) (i64.extend_i32_u (local.get $n))))
+        (local.set 1 (i64.add (local.get 1) (i64.const 1)))
+        (local.set $last (i32.add (local.get $last) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $last) (local.get $n))))
+      (i64.add (local.get 199) (i64.mul (local.get 1) (i64.const 1000)))))`);
+  const out = metered(bytes);
+  assert(funcText(out, "mix").includes("(local $x f32) (local $y i64) (local $i i32) (local $z i32) (local i32)"));
+  assert(funcText(out, "wide").includes("(local $last i32) (local i32)"));
+  assert(funcText(out, "wide").includes("local.tee 201"));
+  const original = instantiate(bytes);
+  const inst = instantiate(out);
+  const mix = (e: Exports, a: number, b: bigint, c: number) =>
+    (e.mix as unknown as (...a: unknown[]) => number)(a, b, c);
+  const wide = (e: Exports, n: number) => (e.wide as unknown as (n: number) => bigint)(n);
+  for (const [a, b, c] of [[1, 2n, 0.25], [10, -3n, 1e10], [100, 1n << 40n, -7.5]] as const) {
+    let x = 0, y = 0n, i = 0, z = 7;
+    do {
+      x = Math.fround(x + 1.5);
+      y = BigInt.asIntN(64, y + b);
+      i++;
+      z = (z * 3 + i) | 0;
+    } while (i < a);
+    assertEquals(mix(original, a, b, c), c + x + (Number(y) + z));
+    assertEquals(mix(inst, a, b, c), mix(original, a, b, c));
+    assertEquals(fuelUsed(inst, () => mix(inst, a, b, c)), 1 + a);
+  }
+  for (const n of [1, 2, 300]) {
+    assertEquals(wide(original, n), BigInt(n) * BigInt(n) + BigInt(n) * 1000n);
+    assertEquals(wide(inst, n), wide(original, n));
+  }
+});
+
+Deno.test("multi-value functions: a [] -> results type is the wrapper's block type, else global-only metering", () => {
+  const bytes = wat(`(module
+    (type $pairResults (func (result i32 i32)))
+    (func $pair (export "pair") (param $x i32) (result i32 i32) (local $i i32)
+      (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 3))))
+      (if (local.get $x) (then (return (i32.const 1) (i32.const 2))))
+      (local.get $i) (call $triple (local.get $x)) (drop) (drop))
+    (func $triple (export "triple") (param $x i32) (result i32 i32 i64) (local $i i32)
+      (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $x))))
+      (if (i32.eq (local.get $x) (i32.const 2)) (then (return (i32.const 5) (i32.const 6) (i64.const 7))))
+      (local.get $x) (call $pair (i32.const 1)) (i64.extend_i32_u)))`);
+  const out = metered(bytes);
+  const pair = funcText(out, "pair");
+  // (a block with two results can only be encoded with a type index; wabt prints that type's results)
+  assert(pair.includes("(local $i i32) (local i32)") && pair.includes("block (result i32 i32)"), pair);
+  const triple = funcText(out, "triple");
+  assert(triple.includes("(local $i i32)\n    global.get 0\n    i32.const 1\n    i32.sub\n    global.set 0\n"), triple);
+  assert(!triple.includes("(local i32)") && !triple.includes("block (result"), triple);
+  const original = instantiate(bytes);
+  const inst = instantiate(out);
+  const call = (e: Exports, name: string, x: number) => (e[name] as unknown as (x: number) => unknown)(x);
+  for (const x of [0, 1, 2, 5]) {
+    assertEquals(call(inst, "pair", x), call(original, "pair", x));
+    assertEquals(call(inst, "triple", x), call(original, "triple", x));
+  }
+  // pair(0): entry, 3 iterations, then triple(0): entry, 1 iteration, pair(1): entry, 3 iterations
+  assertEquals(fuelUsed(inst, () => call(inst, "pair", 0)), 4 + 2 + 4);
+  assertEquals(fuelUsed(inst, () => call(inst, "triple", 2)), 1 + 2);
+  assertExactFuel(inst, 4 + 2 + 4, () => call(inst, "pair", 0));
+  assertExactFuel(inst, 1 + 5 + 4, () => call(inst, "triple", 5));
+});
+
+Deno.test("a function at V8's limit on locals keeps the global-only metering", () => {
+  // V8 allows 50,000 locals, parameters included: the first function has room for the fuel local, the second not.
+  const fn = (name: string, locals: number) =>
+    `(func $${name} (export "${name}") (param $n i32) (result i32)
+      (local ${"i32 ".repeat(locals - 1)}) (local $i i32)
+      (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))
+      (local.get $i))`;
+  const out = metered(wat(`(module ${fn("roomy", 49_998)} ${fn("full", 49_999)})`));
+  assert(funcText(out, "roomy").includes("local.tee 49999"));
+  assert(!funcText(out, "full").includes("local.tee 50000"));
+  const inst = instantiate(out);
+  assertEquals(fuelUsed(inst, () => assertEquals(inst.roomy(10), 10)), 11);
+  assertEquals(fuelUsed(inst, () => assertEquals(inst.full(10), 10)), 11);
+  assertExactFuel(inst, 6, () => inst.full(5));
 });
 
 Deno.test("the memory maximum is clamped to the cap", () => {
@@ -336,6 +664,27 @@ Deno.test("malformed binaries throw WasmBinaryError", () => {
   broken[code + 3] = 3;
   throws(() => instrument(broken, { maxMemoryPages: 1 }), /truncated function body \(no final end\) at byte/);
   throws(() => instrument(MIXED, { maxMemoryPages: 65537 }), RangeError);
+});
+
+Deno.test("the type and function sections must describe every function body", () => {
+  const header = [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
+  // A GC struct type (0x5f): summarize() does not read types, instrument() refuses them.
+  const struct = Uint8Array.of(...header, 1, 3, 1, 0x5f, 0);
+  assertEquals(summarize(struct), { imports: [], exports: [] });
+  throws(() => instrument(struct, { maxMemoryPages: 1 }), WasmBinaryError);
+  throws(
+    () => instrument(struct, { maxMemoryPages: 1 }),
+    /Cannot instrument wrapper: type form 0x5f at byte 11 is not supported \(only function types are\)$/,
+  );
+  // Type [] -> []; two functions declared, one body.
+  const counts = Uint8Array.of(...header, 1, 4, 1, 0x60, 0, 0, 3, 3, 2, 0, 0, 10, 4, 1, 2, 0, 0x0b);
+  throws(
+    () => instrument(counts, { maxMemoryPages: 1 }),
+    /function body count 1 at byte 21 differs from the function section's 2/,
+  );
+  // A function of type 1, which does not exist.
+  const type = Uint8Array.of(...header, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 1, 10, 4, 1, 2, 0, 0x0b);
+  throws(() => instrument(type, { maxMemoryPages: 1 }), /type index 1 of function body 0 at byte \d+ is out of range/);
 });
 
 Deno.test("custom sections are kept byte for byte", () => {
