@@ -4,11 +4,16 @@
  * @module
  */
 import { Command } from "commander";
+import { registerAudit } from "./host/cli/audit.ts";
+import { registerDaemon } from "./host/cli/daemon.ts";
 import { registerDoctor } from "./host/cli/doctor.ts";
+import { registerPolicy } from "./host/cli/policy.ts";
 import { registerRun } from "./host/cli/run.ts";
 import { registerTrace } from "./host/cli/trace.ts";
 import { PolicyError } from "./host/policy/policy.ts";
 import { WrapperLoadError } from "./host/runtime/module.ts";
+import { controlSocket, defaultRunDir } from "./host/daemon/protocol.ts";
+import { defaultStorePath } from "./host/store/kv.ts";
 
 /** Exit code for bad usage or input (sysexits' EX_USAGE is 64; we keep 2 like most CLIs). */
 export const EXIT_USAGE = 2;
@@ -21,6 +26,12 @@ const program = new Command("idwrap")
   .showHelpAfterError();
 registerTrace(program);
 registerRun(program);
+registerDaemon(program);
+registerPolicy(program);
+registerAudit(program, {
+  storePath: defaultStorePath,
+  daemonSocket: () => controlSocket(defaultRunDir(), Deno.uid() ?? 0),
+});
 registerDoctor(program);
 
 try {

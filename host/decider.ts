@@ -12,14 +12,16 @@ import { ALLOW } from "./events.ts";
 export interface Decider {
   /** x86_64 syscall numbers this decider must see (the filter notifies them). */
   readonly syscalls: ReadonlySet<number>;
-  /** Whether `decide` looks at calls of this number; if not, they run unexamined. */
-  examines(nr: number): boolean;
+  /** Whether `decide` looks at calls of this number (by this process); if not, they run unexamined. */
+  examines(nr: number, pid?: number): boolean;
   /** The verdict for one call; `event` is fully decoded. */
   decide(event: SyscallEvent): Verdict;
   /** Whether some layer wants this call's post event (the source may then work harder). */
-  examinesPost?(nr: number): boolean;
+  examinesPost?(nr: number, pid?: number): boolean;
   /** Post events and lifecycle; only a kill verdict is acted on. */
   observe?(event: HostEvent): Verdict;
+  /** Names of the wrappers bound to a process (the WSS's process table). */
+  bindings?(pid: number): string[];
 }
 
 /** Receives every event, after the verdict was given. */
@@ -58,18 +60,23 @@ export class LayeredDecider implements Decider {
     this.syscalls = new Set(layers.flatMap((d) => [...d.syscalls]));
   }
 
-  examines(nr: number): boolean {
-    return this.#layers.some((d) => d.examines(nr));
+  examines(nr: number, pid?: number): boolean {
+    return this.#layers.some((d) => d.examines(nr, pid));
   }
 
-  examinesPost(nr: number): boolean {
-    return this.#layers.some((d) => d.examinesPost?.(nr) ?? false);
+  examinesPost(nr: number, pid?: number): boolean {
+    return this.#layers.some((d) => d.examinesPost?.(nr, pid) ?? false);
+  }
+
+  /** The wrappers bound to a process, from the layers that bind any. */
+  bindings(pid: number): string[] {
+    return this.#layers.flatMap((d) => d.bindings?.(pid) ?? []);
   }
 
   decide(event: SyscallEvent): Verdict {
     let verdict: Verdict = ALLOW;
     for (const d of this.#layers) {
-      if (!d.examines(event.nr)) continue;
+      if (!d.examines(event.nr, event.pid)) continue;
       const v = d.decide(event);
       if (verdict.action === "allow" && v.action !== "allow") {
         verdict = v;

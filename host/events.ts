@@ -72,6 +72,8 @@ export interface LifecycleEvent {
   pid: number;
   /** spawn: the parent. */
   ppid?: number;
+  /** spawn: the session (wrapped tree) the process belongs to. */
+  session?: number;
   program: ProgramIdentity;
   /** exit: wait status decoded, where known. */
   exitCode?: number;

@@ -1,16 +1,27 @@
 /**
  * `idwrap run [--policy FILE]… -- CMD…`: run a command under policies and
- * report what they flagged.
+ * report what they flagged. With a daemon listening for this user (and no
+ * --policy), the daemon serves the command under its policies; otherwise
+ * idwrap supervises it itself.
  *
  * @module
  */
 import type { Command } from "commander";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { AuditLog } from "../audit/log.ts";
+import { toAuditRecords } from "../audit/record.ts";
+import { DaemonClient, daemonPresent, defaultRunDir, type LaunchUpdate, type Response } from "../daemon/protocol.ts";
 import { loadPolicy } from "../policy/policy.ts";
-import { runUnderSeccomp } from "../sources/seccomp/source.ts";
+import type { SupervisorSummary } from "../sources/seccomp/supervisor.ts";
+import { exitCodeOf, forwardSignals, runUnderSeccomp, spawnLauncher } from "../sources/seccomp/source.ts";
+import { defaultStorePath } from "../store/kv.ts";
+import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
 
 /** The policy `run` uses when none is given. */
 export const DEFAULT_POLICY = fromFileUrl(new URL("../../policies/default.yaml", import.meta.url));
+
+/** Exit code when the daemon refuses this user (sysexits' EX_NOPERM). */
+export const EXIT_NOPERM = 77;
 
 /** Options of `idwrap run`. */
 export interface RunCliOptions {
@@ -18,34 +29,103 @@ export interface RunCliOptions {
   json?: boolean;
   output?: string;
   verbose?: boolean;
+  standalone?: boolean;
+  runDir: string;
+}
+
+/** How a run ended, either way. */
+interface Outcome {
+  exitCode: number;
+  signal?: string;
+  summary?: SupervisorSummary;
+}
+
+/** Hands the command to the daemon; prints what the daemon reports about its tree. */
+async function runViaDaemon(client: DaemonClient, command: string[], trace: TraceSinkOptions): Promise<Outcome> {
+  const launch = await client.request<Extract<Response, { session: number }>>({ op: "launch", command });
+  const child = await spawnLauncher(launch.socket, launch.filter, command);
+  const stop = forwardSignals(child);
+  const sink = new TraceSink(trace);
+  let summary: SupervisorSummary | undefined;
+  const reports = (async () => {
+    for await (const update of client.lines as AsyncGenerator<LaunchUpdate>) {
+      if ("event" in update) sink.emit(update.event);
+      else {
+        summary = update.done;
+        break;
+      }
+    }
+    sink.flush();
+  })();
+  const status = await child.status;
+  stop();
+  // The daemon says "done" once the whole tree is gone; a daemonised child may outlive us.
+  await Promise.race([reports, new Promise((r) => setTimeout(r, 2000))]);
+  client.close();
+  return { exitCode: exitCodeOf(status), signal: status.signal ?? undefined, summary };
+}
+
+/** Supervises the command here, keeping the audit records in the store. */
+async function runStandalone(command: string[], policyFiles: string[], trace: TraceSinkOptions): Promise<Outcome> {
+  const policies = policyFiles.map(loadPolicy);
+  const storePath = defaultStorePath();
+  const audit = await AuditLog.open(storePath);
+  try {
+    return await runUnderSeccomp(command, {
+      policies,
+      trace,
+      storePath,
+      onEvents: (events) => audit.append(events.flatMap(toAuditRecords)),
+    });
+  } finally {
+    await audit.close();
+  }
 }
 
 /** Adds the run command to the CLI. */
 export function registerRun(program: Command): void {
   program.command("run")
     .description("run a command under policies; report denials, kills, alerts and process lifecycle")
-    .option("-p, --policy <file>", "a policy file (repeatable)", (v: string, acc: string[] = []) => [...acc, v])
+    .option(
+      "-p, --policy <file>",
+      "a policy file (repeatable; implies --standalone)",
+      (v: string, acc: string[] = []) => [
+        ...acc,
+        v,
+      ],
+    )
     .option("--json", "report as JSON lines")
     .option("-o, --output <file>", "write the report to a file instead of standard error")
     .option("-v, --verbose", "report every notified call, not only the notable ones")
+    .option("--standalone", "supervise here even if a daemon is running")
+    .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
     .argument("<command...>", "the command to run, after --")
     .action(async (command: string[], opts: RunCliOptions) => {
-      const policies = (opts.policy ?? [DEFAULT_POLICY]).map(loadPolicy);
-      const result = await runUnderSeccomp(command, {
-        policies,
-        trace: {
-          format: opts.json ? "json" : "text",
-          output: opts.output,
-          allSyscalls: !!opts.verbose,
-          notableOnly: !opts.verbose,
-        },
-      });
+      const trace: TraceSinkOptions = {
+        format: opts.json ? "json" : "text",
+        output: opts.output,
+        allSyscalls: !!opts.verbose,
+        notableOnly: !opts.verbose,
+      };
+      const standalone = opts.standalone || opts.policy !== undefined;
+      const client = standalone ? undefined : await DaemonClient.connect(opts.runDir);
+      if (!standalone && !client && daemonPresent(opts.runDir)) {
+        console.error(
+          `idwrap: the idwrap daemon at ${opts.runDir} does not accept uid ${Deno.uid()}; ` +
+            "ask its operator to allow you (idwrap daemon --allow), or use --standalone",
+        );
+        Deno.exit(EXIT_NOPERM);
+      }
+      const result = client
+        ? await runViaDaemon(client, command, trace)
+        : await runStandalone(command, opts.policy ?? [DEFAULT_POLICY], trace);
       const s = result.summary;
       if (!opts.json) {
-        console.error(
-          `idwrap: ${command[0]} exited ${result.signal ? `on ${result.signal}` : `with ${result.exitCode}`}; ` +
-            `${s.notifications} calls notified, ${s.denied} denied, ${s.killed} killed, ${s.emulated} opens emulated`,
-        );
+        const how = result.signal ? `on ${result.signal}` : `with ${result.exitCode}`;
+        const counts = s
+          ? `; ${s.notifications} calls notified, ${s.denied} denied, ${s.killed} killed, ${s.emulated} opens emulated`
+          : "";
+        console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
       }
       Deno.exitCode = result.exitCode;
     });

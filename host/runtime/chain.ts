@@ -28,6 +28,7 @@ import {
 import type { WasmEngine } from "./engine.ts";
 import { createImports, type HookFrame, type InstanceHost } from "./imports.ts";
 import type { WrapperModule } from "./module.ts";
+import { Activation } from "../wss/activation.ts";
 
 const EPERM = 1;
 
@@ -103,6 +104,9 @@ export class WrapperChain implements Decider {
   readonly #instances = new Map<number, (Instance | undefined)[]>();
   readonly #frames: HookFrame[] = [];
   readonly #programs = new Map<number, ProgramIdentity>();
+  readonly #activation = new Activation();
+  /** pid → indexes of the wrappers bound to it (the WSS's process table). */
+  readonly #bound = new Map<number, Set<number>>();
 
   constructor(modules: WrapperModule[], options: ChainOptions) {
     this.#opts = options;
@@ -130,21 +134,50 @@ export class WrapperChain implements Decider {
     this.syscalls = all;
   }
 
-  examines(nr: number): boolean {
-    return this.#pre.has(nr);
+  /** Whether a wrapper bound to `pid` (any wrapper, without a pid) takes this call in pre. */
+  examines(nr: number, pid?: number): boolean {
+    const list = this.#pre.get(nr);
+    if (!list) return false;
+    const bound = pid === undefined ? undefined : this.#bound.get(pid);
+    return !bound || list.some((l) => bound.has(l.index) && !l.unloaded);
   }
 
   /** Whether some wrapper wants this call's post event. */
-  examinesPost(nr: number): boolean {
-    return this.#post.has(nr);
+  examinesPost(nr: number, pid?: number): boolean {
+    const list = this.#post.get(nr);
+    if (!list) return false;
+    const bound = pid === undefined ? undefined : this.#bound.get(pid);
+    return !bound || list.some((l) => bound.has(l.index) && !l.unloaded);
+  }
+
+  /** The names of the wrappers bound to a process. */
+  bindings(pid: number): string[] {
+    return [...this.#bound.get(pid) ?? []].map((i) => this.#loaded[i]).filter((l) => !l.unloaded).map((l) =>
+      l.mod.spec.name
+    );
+  }
+
+  /** Re-evaluates activation for a process's program; unbound wrappers lose their instance. */
+  #bind(pid: number, ppid: number | undefined, program: ProgramIdentity): Set<number> {
+    const facts = this.#activation.record(pid, ppid, program);
+    const bound = new Set(this.#loaded.filter((l) => this.#activation.binds(l.mod.spec, facts)).map((l) => l.index));
+    this.#bound.set(pid, bound);
+    const instances = this.#instances.get(pid);
+    if (instances) { for (const l of this.#loaded) if (!bound.has(l.index)) instances[l.index] = undefined; }
+    return bound;
+  }
+
+  #boundTo(pid: number, program: ProgramIdentity): Set<number> {
+    return this.#bound.get(pid) ?? this.#bind(pid, undefined, program);
   }
 
   decide(event: SyscallEvent): Verdict {
     this.#programs.set(event.pid, event.program);
     let verdict: Verdict = ALLOW;
     const deniedBefore = event.verdict !== undefined && event.verdict !== "allow";
+    const bound = this.#boundTo(event.pid, event.program);
     for (const l of this.#pre.get(event.nr) ?? []) {
-      if (l.unloaded) continue;
+      if (l.unloaded || !bound.has(l.index)) continue;
       const denied = deniedBefore || verdict.action !== "allow";
       const v = this.#hook(l, event, denied);
       if (!denied && v.action !== "allow") verdict = v;
@@ -157,25 +190,37 @@ export class WrapperChain implements Decider {
     if (event.kind === "syscall") {
       if (event.phase !== "post") return ALLOW;
       let verdict: Verdict = ALLOW;
+      const bound = this.#boundTo(event.pid, event.program);
       for (const l of this.#post.get(event.nr) ?? []) {
-        if (l.unloaded) continue;
+        if (l.unloaded || !bound.has(l.index)) continue;
         const v = this.#hook(l, event, false);
         if (v.action === "kill") verdict = v;
       }
       return verdict;
     }
+    if (event.kind === "spawn") {
+      this.#programs.set(event.pid, event.program);
+      this.#bind(event.pid, event.ppid, event.program);
+    }
     if (event.kind === "exec" || event.kind === "exit") {
       this.#programs.set(event.pid, event.program);
+      if (event.kind === "exec") this.#bind(event.pid, undefined, event.program);
       const kind = event.kind === "exec" ? LIFECYCLE_EXEC : LIFECYCLE_EXIT;
       const instances = this.#instances.get(event.pid) ?? [];
       for (const l of this.#loaded) {
         const inst = instances[l.index];
-        if (!inst || l.unloaded || !(l.mod.declarations.lifecycle & kind)) continue;
+        if (
+          !inst || l.unloaded || !(l.mod.declarations.lifecycle & kind) || !this.#bound.get(event.pid)?.has(l.index)
+        ) {
+          continue;
+        }
         this.#guard(l, event.pid, "idwrap_on_lifecycle", undefined, () => inst.call("idwrap_on_lifecycle", kind));
       }
       if (event.kind === "exit") {
         this.#instances.delete(event.pid);
         this.#programs.delete(event.pid);
+        this.#bound.delete(event.pid);
+        this.#activation.forget(event.pid);
       }
     }
     return ALLOW;
@@ -183,9 +228,10 @@ export class WrapperChain implements Decider {
 
   /** Runs one wrapper's idwrap_on_syscall; failures give the fail mode. */
   #hook(l: Loaded, event: SyscallEvent, denied: boolean): Verdict {
+    const frame: HookFrame = { event, denied, alerts: 0 };
     const raw = this.#guard(l, event.pid, "idwrap_on_syscall", event, () => {
       const inst = this.#instance(l, event.pid);
-      this.#frames.push({ event, denied });
+      this.#frames.push(frame);
       try {
         return inst.call("idwrap_on_syscall");
       } finally {
@@ -194,12 +240,18 @@ export class WrapperChain implements Decider {
     });
     if (raw === undefined) return l.mod.spec.fail === "closed" ? { action: "deny", errno: EPERM } : ALLOW;
     const action = raw & 0xff;
-    if (action === ACTION_ALLOW) return ALLOW;
     const mayDeny = ((l.mod.declarations.syscalls.get(event.nr) ?? 0) & DECLARE_DENY) !== 0;
-    if ((action === ACTION_DENY || action === ACTION_KILL) && mayDeny && event.phase === "pre") {
+    const pre = event.phase === "pre";
+    if (action === ACTION_ALLOW) {
+      // The policy's response to this wrapper's alerts (on_alert), where it may deny the call.
+      const response = l.mod.spec.onAlert;
+      if (!frame.alerts || response === "alert" || !pre || !mayDeny) return ALLOW;
+      return response === "kill" ? { action: "kill" } : { action: "deny", errno: EPERM };
+    }
+    if ((action === ACTION_DENY || action === ACTION_KILL) && mayDeny && pre) {
       return action === ACTION_KILL ? { action: "kill" } : { action: "deny", errno: (raw >>> 8) & 0xffff || EPERM };
     }
-    if (action === ACTION_KILL && event.phase === "post") return { action: "kill" };
+    if (action === ACTION_KILL && !pre) return { action: "kill" };
     this.#fault(l, event.pid, "idwrap_on_syscall", event, badVerdict(raw, mayDeny, this.#opts.source));
     return ALLOW;
   }
@@ -275,7 +327,9 @@ export class WrapperChain implements Decider {
       program: () => this.#programs.get(pid) ?? { exe: "", argv0: "", uid: -1, gid: -1 },
       frame: () => this.#frames.at(-1),
       report: (kind, severity, message) => {
-        const event = this.#frames.at(-1)?.event;
+        const frame = this.#frames.at(-1);
+        const event = frame?.event;
+        if (kind === "alert" && frame) frame.alerts = (frame.alerts ?? 0) + 1;
         if (kind === "alert" && event && event.pid === pid) {
           (event.alerts ??= []).push(`${l.mod.spec.name}: ${message}`);
         }
@@ -294,7 +348,7 @@ export class WrapperChain implements Decider {
     let answer = 0;
     for (const l of this.#loaded) {
       const sub = l.subscriptions.get(name);
-      if (sub === undefined || l.unloaded) continue;
+      if (sub === undefined || l.unloaded || !this.#bound.get(pid)?.has(l.index)) continue;
       const r = this.#guard(l, pid, "idwrap_on_abstract", outer?.event, () => {
         const inst = this.#instance(l, pid);
         this.#frames.push({

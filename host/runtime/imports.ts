@@ -22,6 +22,8 @@ export interface HookFrame {
   denied: boolean;
   /** Inside idwrap_on_abstract. */
   abstract?: { payload: Uint8Array; emitter: string };
+  /** Alerts the wrapper raised during this hook (for the policy's on_alert). */
+  alerts?: number;
 }
 
 /** What the host gives one running instance. */

@@ -140,7 +140,7 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
 const FORWARDED: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];
 
 /** The wrapped command decides how to end on these; idwrap stays to serve it. */
-function forwardSignals(child: Deno.ChildProcess): () => void {
+export function forwardSignals(child: Deno.ChildProcess): () => void {
   const handlers = FORWARDED.map((sig) => {
     const handler = () => {
       try {

@@ -57,6 +57,15 @@ export interface SupervisorSummary {
   syncWakeUp: boolean;
 }
 
+/** A row of `idwrap ps`. */
+export interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  session: number;
+  program: ProgramIdentity;
+  wrappers: string[];
+}
+
 /** One wrapped tree: a listener and what happened on it. */
 export interface Session {
   id: number;
@@ -70,6 +79,7 @@ export interface Session {
 interface Proc {
   session: Session;
   tgid: number;
+  ppid: number;
   pidfd: number;
   program: ProgramIdentity;
   sameRoot: boolean;
@@ -243,6 +253,17 @@ export class Supervisor {
     }
   }
 
+  /** The wrapped processes: the WSS's process table, with the wrappers bound to each. */
+  processes(): ProcessEntry[] {
+    return [...this.#procs.values()].map((p) => ({
+      pid: p.tgid,
+      ppid: p.ppid,
+      session: p.session.id,
+      program: p.program,
+      wrappers: this.#decider.bindings?.(p.tgid) ?? [],
+    }));
+  }
+
   /** Closes what the supervisor holds; sessions still open lose their supervisor (fail closed). */
   close(): void {
     for (const p of [...this.#procs.keys()]) this.#exited(p);
@@ -293,7 +314,7 @@ export class Supervisor {
       return;
     }
 
-    const examined = this.#decider.examines(nr);
+    const examined = this.#decider.examines(nr, task.proc.tgid);
     if (!examined && !this.#sink.wantsSyscalls) return void this.#respond(id, ALLOW);
 
     const decoded = decodeArgs(name, tid, this.#args, this.#memory);
@@ -348,7 +369,7 @@ export class Supervisor {
       creds: task.creds,
       sameRoot: task.proc.sameRoot,
       listener: this.#fd,
-      send: !this.#decider.examinesPost?.(pre.nr),
+      send: !this.#decider.examinesPost?.(pre.nr, pre.pid),
     };
     const result = this.#emulator.open(req);
     this.#current.summary.emulated++;
@@ -427,6 +448,7 @@ export class Supervisor {
       proc = {
         session: this.#current,
         tgid: creds.tgid,
+        ppid: creds.ppid,
         pidfd,
         program: readProgram(creds.tgid, creds),
         sameRoot: statKey(`/proc/${creds.tgid}/root`) === this.#rootStat,
@@ -440,6 +462,7 @@ export class Supervisor {
         time: Date.now(),
         pid: creds.tgid,
         ppid: creds.ppid,
+        session: this.#current.id,
         program: proc.program,
       });
     }

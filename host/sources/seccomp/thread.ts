@@ -7,7 +7,7 @@
 import type { HostEvent } from "../../events.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { libc } from "./ffi.ts";
-import type { SupervisorSummary } from "./supervisor.ts";
+import type { ProcessEntry, SupervisorSummary } from "./supervisor.ts";
 import type { Enforcement, WorkerReply, WorkerRequest } from "./worker.ts";
 
 /** How the supervisor thread starts. */
@@ -106,6 +106,12 @@ export class SupervisorThread {
   /** Swaps what is enforced; new calls see it at once. */
   async reload(e: Enforcement): Promise<void> {
     await this.#request({ type: "reload", ...e }, "reloaded");
+  }
+
+  /** The wrapped processes and their wrappers. */
+  async processes(): Promise<ProcessEntry[]> {
+    const r = await this.#request({ type: "ps" }, "ps");
+    return r.type === "ps" ? r.processes : [];
   }
 
   /** Stops the loop; open sessions lose their supervisor (their notified calls fail). */

@@ -17,7 +17,7 @@ import { v8Engine } from "../../runtime/engine.ts";
 import type { WrapperModule } from "../../runtime/module.ts";
 import { type KvNamespace, WrapperStore } from "../../store/kv.ts";
 import { isNotable, TraceSink, type TraceSinkOptions } from "../../trace/sink.ts";
-import { type Session, Supervisor, type SupervisorSummary } from "./supervisor.ts";
+import { type ProcessEntry, type Session, Supervisor, type SupervisorSummary } from "./supervisor.ts";
 
 /** What the supervisor enforces: policies' rules, then their wrappers. */
 export interface Enforcement {
@@ -31,6 +31,7 @@ export type WorkerRequest =
   | ({ type: "start"; storePath: string; trace?: TraceSinkOptions; emulateOpens: boolean } & Enforcement)
   | { type: "listen"; session: number; listener: number }
   | ({ type: "reload" } & Enforcement)
+  | { type: "ps" }
   | { type: "stop" };
 
 /** Messages from the worker. */
@@ -38,6 +39,7 @@ export type WorkerReply =
   | { type: "ready"; wakeFd: number }
   | { type: "listening"; session: number; syncWakeUp: boolean }
   | { type: "reloaded" }
+  | { type: "ps"; processes: ProcessEntry[] }
   | { type: "events"; events: HostEvent[] }
   | { type: "session-end"; session: number; summary: SupervisorSummary }
   | { type: "stopped" }
@@ -117,6 +119,9 @@ self.onmessage = async (msg: MessageEvent<WorkerRequest>) => {
       case "reload":
         supervisor!.setDecider(await deciderFor(req));
         post({ type: "reloaded" });
+        break;
+      case "ps":
+        post({ type: "ps", processes: supervisor!.processes() });
         break;
       case "stop":
         supervisor!.stop();

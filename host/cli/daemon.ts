@@ -1,0 +1,149 @@
+/**
+ * The daemon and the commands that talk to it: `idwrap daemon`, `idwrap ps`,
+ * `idwrap wrappers list|load|unload|reload`.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { resolve } from "node:path";
+import { Daemon } from "../daemon/daemon.ts";
+import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";
+import { defaultStorePath } from "../store/kv.ts";
+import { readIds } from "../wss/criteria.ts";
+import { DEFAULT_POLICY } from "./run.ts";
+
+/** Exit code when no daemon answers (EX_UNAVAILABLE). */
+export const EXIT_NO_DAEMON = 69;
+
+/** A user name or uid → uid. */
+export function uidOf(user: string): number {
+  if (/^[0-9]+$/.test(user)) return Number(user);
+  const uid = readIds("/etc/passwd").get(user);
+  if (uid === undefined) throw new Error(`Unknown user "${user}" (not in /etc/passwd)`);
+  return uid;
+}
+
+const collect = (v: string, acc: string[] = []) => [...acc, v];
+
+/** Connects or exits with a clear message. */
+async function client(runDir: string): Promise<DaemonClient> {
+  const c = await DaemonClient.connect(runDir);
+  if (!c) {
+    console.error(
+      `idwrap: no idwrap daemon answers for uid ${Deno.uid()} at ${runDir}; start one with \`idwrap daemon\``,
+    );
+    Deno.exit(EXIT_NO_DAEMON);
+  }
+  return c;
+}
+
+async function ask<R extends Response & { ok: true }>(
+  runDir: string,
+  req: Parameters<DaemonClient["request"]>[0],
+): Promise<R> {
+  const c = await client(runDir);
+  try {
+    return await c.request<R>(req);
+  } finally {
+    c.close();
+  }
+}
+
+type WrapperList = Extract<Response, { wrappers: unknown }>;
+
+function printWrappers(r: WrapperList, json: boolean | undefined): void {
+  if (json) return console.log(JSON.stringify(r.wrappers));
+  if (!r.wrappers.length) return console.log("no wrappers loaded");
+  for (const w of r.wrappers) console.log(`${w.name.padEnd(20)} ${w.module}  (${w.policy})`);
+}
+
+/** Adds daemon, ps and wrappers to the CLI. */
+export function registerDaemon(program: Command): void {
+  program.command("daemon")
+    .description("run the long-lived supervisor that `idwrap run` hands processes to")
+    .option("-p, --policy <file>", "a policy file (repeatable)", collect)
+    .option("-u, --allow <user>", "a user who may hand processes to the daemon (repeatable; root always may)", collect)
+    .option("--run-dir <dir>", "where the control sockets live", defaultRunDir())
+    .option("--store <path>", "the Deno KV store for wrappers and audit", defaultStorePath())
+    .option("--retention <days>", "how long audit records are kept", "30")
+    .option("--no-watch", "do not reload when a policy file changes")
+    .action(async (opts: {
+      policy?: string[];
+      allow?: string[];
+      runDir: string;
+      store: string;
+      retention: string;
+      watch: boolean;
+    }) => {
+      const retentionDays = Number(opts.retention);
+      if (!(retentionDays > 0)) {
+        throw new Error(`--retention: expected a positive number of days, got "${opts.retention}"`);
+      }
+      const daemon = await Daemon.start({
+        policyFiles: (opts.policy ?? [DEFAULT_POLICY]).map((p) => resolve(p)),
+        users: (opts.allow ?? []).map(uidOf),
+        runDir: opts.runDir,
+        storePath: opts.store,
+        retentionDays,
+        watch: opts.watch,
+      });
+      const stop = async () => {
+        await daemon.stop();
+        Deno.exit(0);
+      };
+      Deno.addSignalListener("SIGTERM", stop);
+      Deno.addSignalListener("SIGINT", stop);
+      Deno.addSignalListener("SIGHUP", () => daemon.reload().catch(() => {}));
+      await new Promise(() => {}); // until a signal
+    });
+
+  program.command("ps")
+    .description("list the processes the daemon wraps, with their wrappers")
+    .option("--json", "print JSON")
+    .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
+    .action(async (opts: { json?: boolean; runDir: string }) => {
+      const r = await ask<Extract<Response, { processes: unknown }>>(opts.runDir, { op: "ps" });
+      if (opts.json) return console.log(JSON.stringify(r.processes));
+      console.log(
+        "PID".padStart(7) + " " + "PPID".padStart(7) + " SESSION UID   PROGRAM                        WRAPPERS",
+      );
+      for (const p of r.processes.sort((a, b) => a.pid - b.pid)) {
+        console.log(
+          `${String(p.pid).padStart(7)} ${String(p.ppid).padStart(7)} ${String(p.session).padStart(7)} ` +
+            `${String(p.program.uid).padEnd(5)} ${p.program.exe.padEnd(30)} ${p.wrappers.join(",") || "-"}`,
+        );
+      }
+    });
+
+  const wrappers = program.command("wrappers").description("list, load and unload the daemon's wrappers");
+  wrappers.command("list")
+    .description("the wrappers the daemon has loaded")
+    .option("--json", "print JSON")
+    .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
+    .action(async (opts: { json?: boolean; runDir: string }) => {
+      printWrappers(await ask<WrapperList>(opts.runDir, { op: "wrappers" }), opts.json);
+    });
+  wrappers.command("load")
+    .description("add a policy file and load its wrappers (root only)")
+    .argument("<policy>", "a policy file")
+    .option("--json", "print JSON")
+    .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
+    .action(async (policy: string, opts: { json?: boolean; runDir: string }) => {
+      printWrappers(await ask<WrapperList>(opts.runDir, { op: "load", policy: resolve(policy) }), opts.json);
+    });
+  wrappers.command("unload")
+    .description("unload a wrapper from every process (root only)")
+    .argument("<name>", "the wrapper's name")
+    .option("--json", "print JSON")
+    .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
+    .action(async (name: string, opts: { json?: boolean; runDir: string }) => {
+      printWrappers(await ask<WrapperList>(opts.runDir, { op: "unload", wrapper: name }), opts.json);
+    });
+  wrappers.command("reload")
+    .description("re-read the policy files (root only; also on SIGHUP and when a file changes)")
+    .option("--json", "print JSON")
+    .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
+    .action(async (opts: { json?: boolean; runDir: string }) => {
+      printWrappers(await ask<WrapperList>(opts.runDir, { op: "reload" }), opts.json);
+    });
+}

@@ -1,0 +1,293 @@
+/**
+ * `idwrap daemon`: the long-running WSS. It holds the policies, the wrapper
+ * store and the audit log, serves every wrapped tree that `idwrap run`
+ * hands it on one supervisor thread, and answers operators (ps, wrappers,
+ * reload, audit tail) on per-user control sockets.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { AuditLog } from "../audit/log.ts";
+import { toAuditRecords } from "../audit/record.ts";
+import { serveTail } from "../audit/stream.ts";
+import type { HostEvent } from "../events.ts";
+import { loadPolicy, type Policy } from "../policy/policy.ts";
+import type { WrapperModule } from "../runtime/module.ts";
+import { receiveHandshake } from "../sources/seccomp/handshake.ts";
+import { prepareEnforcement } from "../sources/seccomp/source.ts";
+import { SupervisorThread } from "../sources/seccomp/thread.ts";
+import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
+
+/** How the daemon runs. */
+export interface DaemonOptions {
+  policyFiles: string[];
+  /** uids that may hand processes to the daemon; root (0) always may, and alone administers. */
+  users: number[];
+  runDir: string;
+  storePath: string;
+  retentionDays: number;
+  /** Reload when a policy file changes. @default true */
+  watch?: boolean;
+  /** Where the daemon says what it does. @default console.error */
+  log?: (line: string) => void;
+}
+
+interface Enforcement {
+  policies: Policy[];
+  wrappers: WrapperModule[];
+  filter: string;
+}
+
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+
+/** A running daemon. */
+export class Daemon {
+  readonly #opts: DaemonOptions;
+  readonly #log: (line: string) => void;
+  readonly #servers: Deno.Listener[] = [];
+  readonly #clients = new Map<number, Deno.Conn>(); // session → the `run` that asked for it
+  readonly #sessionOf = new Map<number, number>(); // pid → session
+  readonly #uidOf = new Map<number, number>(); // session → uid
+  readonly #disabled = new Set<string>();
+  readonly #started = Date.now();
+  #files: string[];
+  #enforcement!: Enforcement;
+  #thread!: SupervisorThread;
+  #audit!: AuditLog;
+  #nextSession = 1;
+  #watcher: Deno.FsWatcher | undefined;
+
+  private constructor(opts: DaemonOptions) {
+    this.#opts = opts;
+    this.#files = [...opts.policyFiles];
+    this.#log = opts.log ?? ((line) => console.error(`idwrap daemon: ${line}`));
+  }
+
+  /** Loads the policies (refusing to start on a bad one), opens the store and audit log, listens. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const d = new Daemon(opts);
+    d.#enforcement = await d.#prepare(d.#files);
+    d.#audit = await AuditLog.open(opts.storePath, { retentionDays: opts.retentionDays });
+    d.#thread = await SupervisorThread.start({
+      policies: d.#enforcement.policies,
+      wrappers: d.#enforcement.wrappers,
+      storePath: opts.storePath,
+      emulateOpens: true,
+      onEvents: (events) => d.#onEvents(events),
+    });
+    await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode: 0o755 });
+    await Deno.chmod(opts.runDir, 0o755);
+    for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
+    if (opts.watch ?? true) d.#watch();
+    d.#log(
+      `serving users ${[...new Set([0, ...opts.users])].join(", ")} on ${opts.runDir}; policies: ${
+        d.#files.join(", ")
+      }`,
+    );
+    return d;
+  }
+
+  async #prepare(files: string[]): Promise<Enforcement> {
+    const policies = files.map(loadPolicy).map((p) => ({
+      ...p,
+      wrappers: p.wrappers.filter((w) => !this.#disabled.has(w.name)),
+    }));
+    const { wrappers, filter } = await prepareEnforcement(policies, true);
+    return { policies, wrappers, filter };
+  }
+
+  /** Re-reads the policy files; on any error the old enforcement stays and the error is returned. */
+  async reload(files = this.#files): Promise<void> {
+    let next: Enforcement;
+    try {
+      next = await this.#prepare(files);
+    } catch (e) {
+      this.#log(`reload refused, the previous policies stay in force: ${(e as Error).message}`);
+      throw e;
+    }
+    await this.#thread.reload({ policies: next.policies, wrappers: next.wrappers });
+    this.#enforcement = next;
+    this.#files = files;
+    this.#log(
+      `reloaded: ${next.policies.map((p) => p.name).join(", ")}; wrappers: ${
+        next.wrappers.map((w) => w.spec.name).join(", ") || "none"
+      }`,
+    );
+  }
+
+  #watch(): void {
+    try {
+      this.#watcher = Deno.watchFs(this.#files, { recursive: false });
+    } catch (e) {
+      this.#log(`cannot watch the policy files: ${(e as Error).message}`);
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    (async () => {
+      for await (const ev of this.#watcher!) {
+        if (ev.kind === "access") continue;
+        clearTimeout(timer);
+        // Editors write in several steps: reload once they are done.
+        timer = setTimeout(() => this.reload().catch(() => {}), 200);
+      }
+    })();
+  }
+
+  #listen(uid: number): void {
+    const path = controlSocket(this.#opts.runDir, uid);
+    try {
+      Deno.removeSync(path);
+    } catch { /* not there */ }
+    const server = Deno.listen({ transport: "unix", path });
+    Deno.chownSync(path, uid, null);
+    Deno.chmodSync(path, 0o600);
+    this.#servers.push(server);
+    (async () => {
+      for await (const conn of server) this.#handle(conn, uid).catch((e) => this.#log(`uid ${uid}: ${e.message}`));
+    })().catch(() => {});
+  }
+
+  async #handle(conn: Deno.Conn, uid: number): Promise<void> {
+    const lines = readLines<Request>(conn);
+    const first = await lines.next();
+    if (first.done) return conn.close();
+    const req = first.value;
+    const admin = uid === 0;
+    const refuse = (error: string) =>
+      sendLine(conn, { ok: false, error } satisfies Response).finally(() => conn.close());
+    try {
+      switch (req.op) {
+        case "launch":
+          return await this.#launch(conn, uid, req.command);
+        case "ps": {
+          const all = await this.#thread.processes();
+          const processes = admin ? all : all.filter((p) => this.#uidOf.get(p.session) === uid);
+          await sendLine(conn, { ok: true, processes } satisfies Response);
+          break;
+        }
+        case "status":
+          await sendLine(
+            conn,
+            {
+              ok: true,
+              pid: Deno.pid,
+              uptime: (Date.now() - this.#started) / 1000,
+              sessions: this.#uidOf.size,
+              users: [...new Set([0, ...this.#opts.users])],
+              policies: this.#files,
+              store: this.#opts.storePath,
+            } satisfies Response,
+          );
+          break;
+        case "wrappers":
+          await sendLine(conn, this.#wrapperList());
+          break;
+        case "load":
+        case "unload":
+        case "reload": {
+          if (!admin) return await refuse(`uid ${uid} may not change the daemon's policies (only root may)`);
+          if (req.op === "load") {
+            const file = req.policy;
+            if (!this.#files.includes(file)) await this.reload([...this.#files, file]);
+            else await this.reload();
+          } else if (req.op === "unload") {
+            if (!this.#enforcement.wrappers.some((w) => w.spec.name === req.wrapper)) {
+              return await refuse(`no wrapper "${req.wrapper}" is loaded`);
+            }
+            this.#disabled.add(req.wrapper);
+            await this.reload();
+          } else await this.reload();
+          await sendLine(conn, this.#wrapperList());
+          break;
+        }
+        case "tail":
+          if (!admin) return await refuse(`uid ${uid} may not read the audit stream (only root may)`);
+          await sendLine(conn, { ok: true } satisfies Response);
+          return await serveTail(conn, { queues: req.queues }, this.#audit);
+        default:
+          return await refuse(`unknown op ${JSON.stringify((req as { op?: unknown }).op)}`);
+      }
+    } catch (e) {
+      return await refuse((e as Error).message);
+    }
+    conn.close();
+  }
+
+  #wrapperList(): Response {
+    return {
+      ok: true,
+      policies: this.#files,
+      wrappers: this.#enforcement.wrappers.map((w) => ({
+        name: w.spec.name,
+        policy: this.#enforcement.policies.find((p) => p.wrappers.includes(w.spec))?.file ?? "",
+        module: w.path,
+      })),
+    };
+  }
+
+  /** A `run` hands its command over: a session socket only that user can reach, then the tree is ours. */
+  async #launch(conn: Deno.Conn, uid: number, command: string[]): Promise<void> {
+    const id = this.#nextSession++;
+    const path = join(this.#opts.runDir, "sessions", `${id}.sock`);
+    const server = Deno.listen({ transport: "unix", path });
+    Deno.chownSync(path, uid, null);
+    Deno.chmodSync(path, 0o600);
+    try {
+      await sendLine(
+        conn,
+        { ok: true, session: id, socket: path, filter: this.#enforcement.filter } satisfies Response,
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const accepted = await Promise.race([
+        server.accept(),
+        new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), HANDSHAKE_TIMEOUT_MS)),
+      ]).finally(() => clearTimeout(timer));
+      if (!accepted) throw new Error(`session ${id}: no launcher connected within ${HANDSHAKE_TIMEOUT_MS / 1000} s`);
+      const hs = await receiveHandshake(accepted);
+      if (hs.uid !== uid) {
+        await hs.refuse(`the launcher runs as uid ${hs.uid}, not ${uid}`);
+        throw new Error(`session ${id}: launcher uid ${hs.uid} is not the requester's ${uid}`);
+      }
+      this.#clients.set(id, conn);
+      this.#uidOf.set(id, uid);
+      await this.#thread.listen(id, hs.listener);
+      await hs.go();
+      this.#log(`session ${id}: uid ${uid} runs ${command.join(" ")} (pid ${hs.pid})`);
+    } finally {
+      server.close();
+      await Deno.remove(path).catch(() => {});
+    }
+    const summary = await this.#thread.ended(id);
+    this.#clients.delete(id);
+    this.#uidOf.delete(id);
+    await sendLine(conn, { done: summary } satisfies LaunchUpdate).catch(() => {});
+    conn.close();
+  }
+
+  #onEvents(events: HostEvent[]): void {
+    for (const e of events) {
+      if (e.kind === "spawn" && e.session !== undefined) this.#sessionOf.set(e.pid, e.session);
+      const session = this.#sessionOf.get(e.pid);
+      const client = session === undefined ? undefined : this.#clients.get(session);
+      if (client) sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {});
+      if (e.kind === "exit") this.#sessionOf.delete(e.pid);
+    }
+    this.#audit.append(events.flatMap(toAuditRecords));
+  }
+
+  /** Stops serving: sessions still running lose their supervisor (their notified calls fail). */
+  async stop(): Promise<void> {
+    this.#watcher?.close();
+    for (const s of this.#servers) {
+      try {
+        s.close();
+      } catch { /* closed */ }
+    }
+    for (const uid of new Set([0, ...this.#opts.users])) {
+      await Deno.remove(controlSocket(this.#opts.runDir, uid)).catch(() => {});
+    }
+    await this.#thread.stop();
+    await this.#audit.close();
+    this.#log("stopped");
+  }
+}
