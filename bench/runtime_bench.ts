@@ -46,6 +46,7 @@ const spec = (name: string, settings: Record<string, string> = {}): WrapperSpec 
   budget: WRAPPER_DEFAULTS.budget,
   maxFailures: WRAPPER_DEFAULTS.maxFailures,
   clock: false,
+  onAlert: WRAPPER_DEFAULTS.onAlert,
 });
 
 const sink: EventSink = { wantsSyscalls: false, emit() {}, flush() {} };

@@ -4,9 +4,10 @@
  *
  * @module
  */
-import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
+import { isAlias, isMap, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import { errnoNumber } from "../errno.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
+import { type Criteria, parseCriteria } from "../wss/criteria.ts";
 
 /** What a rule does when it matches. */
 export type RuleAction = "alert" | "deny" | "kill";
@@ -26,6 +27,12 @@ export interface Rule {
 /** What happens to a call when a wrapper fails on it. */
 export type FailMode = "closed" | "open";
 
+/**
+ * The response when a wrapper raises an alert during a pre hook of a call it may deny: report it only, make the call
+ * fail with EPERM, or kill the process.
+ */
+export type AlertResponse = "alert" | "deny" | "kill";
+
 /** A wrapper a policy loads, validated. */
 export interface WrapperSpec {
   /** Unique among loaded wrappers; names its key-value store. */
@@ -43,6 +50,12 @@ export interface WrapperSpec {
   maxFailures: number;
   /** May read the clock. */
   clock: boolean;
+  /** Which processes the wrapper is bound to; absent: every process. */
+  activate?: Criteria;
+  /** When these match, the wrapper is not bound, even if `activate` matches. */
+  deactivate?: Criteria;
+  /** What an alert in a pre hook of a call the wrapper may deny does (YAML `on_alert`); "alert" by default. */
+  onAlert: AlertResponse;
 }
 
 /** A validated policy. */
@@ -57,7 +70,13 @@ export interface Policy {
 }
 
 /** Defaults of a wrapper entry (docs/abi.md, Limits). */
-export const WRAPPER_DEFAULTS = { fail: "closed", memoryMiB: 16, budget: 10_000_000, maxFailures: 5 } as const;
+export const WRAPPER_DEFAULTS = {
+  fail: "closed",
+  memoryMiB: 16,
+  budget: 10_000_000,
+  maxFailures: 5,
+  onAlert: "alert",
+} as const;
 
 /** A policy file that cannot be used, with where and why. */
 export class PolicyError extends Error {
@@ -96,7 +115,24 @@ export function parsePolicy(text: string, file: string): Policy {
     throw new PolicyError(file, lineOf(path), field, detail);
   };
   if (!isMap(doc.contents)) fail([], "expected a mapping with name, observe and rules");
-  const root = doc.toJS() as Record<string, unknown>;
+  let root: Record<string, unknown>;
+  try {
+    root = doc.toJS();
+  } catch (e) {
+    // An alias to no anchor (`program: *sh`, where a glob was meant) is only found here.
+    let line = 1;
+    const anchors = new Set<string>();
+    visit(doc, (_key, node) => {
+      if (isAlias(node)) {
+        if (anchors.has(node.source)) return;
+        if (node.range) line = lines.linePos(node.range[0]).line;
+        return visit.BREAK;
+      }
+      const anchor = (node as { anchor?: string }).anchor;
+      if (anchor) anchors.add(anchor);
+    });
+    throw new PolicyError(file, line, "(syntax)", `${(e as Error).message}; quote a value that starts with "*"`);
+  }
   const known = new Set(["version", "name", "observe", "rules", "wrappers"]);
   for (const key of Object.keys(root)) {
     if (!known.has(key)) fail([key], `unknown field, expected one of ${[...known].join(", ")}`);
@@ -157,7 +193,54 @@ export function parsePolicy(text: string, file: string): Policy {
   return { name: name as string, file, observe, rules, wrappers };
 }
 
-const WRAPPER_FIELDS = ["name", "module", "settings", "fail", "memory", "budget", "max_failures", "clock"];
+const WRAPPER_FIELDS = [
+  "name",
+  "module",
+  "settings",
+  "fail",
+  "memory",
+  "budget",
+  "max_failures",
+  "clock",
+  "activate",
+  "deactivate",
+  "on_alert",
+];
+
+const ALERT_RESPONSES: readonly AlertResponse[] = ["alert", "deny", "kill"];
+
+/** Folders under wrappers/ that hold no wrapper. */
+const NOT_WRAPPERS = new Set(["sdk", "abi"]);
+
+/**
+ * The built-in wrappers: the folders under wrappers/ with an index.ts (sdk and abi aside). Where there is no source
+ * tree (a compiled idwrap), the modules under build/wrappers/; undefined when neither can be read (no check then).
+ */
+export function builtinWrappers(): string[] | undefined {
+  const list = (dir: URL, pick: (e: Deno.DirEntry) => string | undefined): string[] | undefined => {
+    try {
+      const out: string[] = [];
+      for (const e of Deno.readDirSync(dir)) {
+        const name = pick(e);
+        if (name !== undefined) out.push(name);
+      }
+      return out.sort();
+    } catch {
+      return undefined;
+    }
+  };
+  const src = new URL("../../wrappers/", import.meta.url);
+  return list(src, (e) => {
+    if (!e.isDirectory || NOT_WRAPPERS.has(e.name)) return undefined;
+    try {
+      return Deno.statSync(new URL(`${e.name}/index.ts`, src)).isFile ? e.name : undefined;
+    } catch {
+      return undefined;
+    }
+  }) ?? list(new URL("../../build/wrappers/", import.meta.url), (e) => {
+    return e.isFile && e.name.endsWith(".wasm") ? e.name.slice(0, -".wasm".length) : undefined;
+  });
+}
 
 function parseWrappers(
   raw: unknown,
@@ -167,6 +250,7 @@ function parseWrappers(
   if (raw === undefined) return [];
   if (!Array.isArray(raw)) fail(["wrappers"], "expected a list of wrappers");
   const names = new Set<string>();
+  let builtins: string[] | undefined | null = null;
   return (raw as unknown[]).map((entry, i) => {
     const at = (f: string) => ["wrappers", i, f];
     if (typeof entry === "string") entry = { name: entry, module: entry };
@@ -196,6 +280,16 @@ function parseWrappers(
       } catch {
         fail(at("module"), `no such file: ${resolved}`);
       }
+    } else {
+      if (builtins === null) builtins = builtinWrappers();
+      if (builtins && !builtins.includes(resolved)) {
+        fail(
+          at("module"),
+          `unknown built-in wrapper ${JSON.stringify(resolved)}: expected one of ${
+            builtins.join(", ")
+          } or a path to a .wasm file`,
+        );
+      }
     }
     const settings: Record<string, string> = {};
     if (w.settings !== undefined) {
@@ -217,17 +311,29 @@ function parseWrappers(
       }
       return value as number;
     };
+    const memoryMiB = positive("memory", w.memory, WRAPPER_DEFAULTS.memoryMiB);
+    const budget = positive("budget", w.budget, WRAPPER_DEFAULTS.budget);
+    const maxFailures = positive("max_failures", w.max_failures, WRAPPER_DEFAULTS.maxFailures);
     const clock = w.clock ?? false;
     if (typeof clock !== "boolean") fail(at("clock"), "expected true or false");
+    const onAlert = w.on_alert ?? WRAPPER_DEFAULTS.onAlert;
+    if (!ALERT_RESPONSES.includes(onAlert as AlertResponse)) {
+      fail(at("on_alert"), `expected one of ${ALERT_RESPONSES.join(", ")}, got ${JSON.stringify(onAlert)}`);
+    }
+    const activate = w.activate === undefined ? undefined : parseCriteria(w.activate, at("activate"), fail);
+    const deactivate = w.deactivate === undefined ? undefined : parseCriteria(w.deactivate, at("deactivate"), fail);
     return {
       name: name as string,
       module: resolved,
       settings,
       fail: failMode as FailMode,
-      memoryMiB: positive("memory", w.memory, WRAPPER_DEFAULTS.memoryMiB),
-      budget: positive("budget", w.budget, WRAPPER_DEFAULTS.budget),
-      maxFailures: positive("max_failures", w.max_failures, WRAPPER_DEFAULTS.maxFailures),
+      memoryMiB,
+      budget,
+      maxFailures,
       clock: clock as boolean,
+      ...(activate ? { activate } : {}),
+      ...(deactivate ? { deactivate } : {}),
+      onAlert: onAlert as AlertResponse,
     };
   });
 }

@@ -1,6 +1,12 @@
 /** Policy files: good ones parse; each bad one gets its exact message. */
-import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
-import { loadPolicy, parsePolicy, PolicyError } from "../../host/policy/policy.ts";
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { checkPolicies } from "../../host/cli/policy.ts";
+import { builtinWrappers, loadPolicy, parsePolicy, PolicyError } from "../../host/policy/policy.ts";
+import { SYSCALL_GROUPS } from "../../host/syscalls/mod.ts";
+import { CRITERIA_KEYS } from "../../host/wss/criteria.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 Deno.test("parsePolicy() reads a full policy", () => {
   const p = parsePolicy(
@@ -84,4 +90,287 @@ Deno.test("the shipped policies are valid", () => {
   for (const entry of Deno.readDirSync(new URL("../../policies/", import.meta.url))) {
     if (entry.name.endsWith(".yaml")) loadPolicy(new URL(`../../policies/${entry.name}`, import.meta.url).pathname);
   }
+});
+
+// Activation criteria, on_alert and built-in wrappers.
+
+Deno.test("parsePolicy() reads activation criteria and on_alert", () => {
+  const p = parsePolicy(
+    `wrappers:
+  - noop
+  - name: deny_path
+    settings: { path: /etc/passwd }
+    activate:
+      program: [cat, "/usr/bin/vi*"]
+      user: root
+      setuid: false
+    deactivate:
+      sha256: "${"A".repeat(64)}"
+    on_alert: deny
+`,
+    "good.yaml",
+  );
+  assertEquals(p.wrappers.map((w) => [w.name, w.activate, w.deactivate, w.onAlert]), [
+    ["noop", undefined, undefined, "alert"],
+    ["deny_path", { program: ["cat", "/usr/bin/vi*"], user: [0], setuid: false }, { sha256: ["a".repeat(64)] }, "deny"],
+  ]);
+  assert(!("activate" in p.wrappers[0]), "an absent activate is left out, not undefined");
+});
+
+const BUILTINS = builtinWrappers()!;
+
+const BAD_WRAPPERS: [string, string, string][] = [
+  [
+    "unknown user",
+    "wrappers:\n  - name: noop\n    activate:\n      user: nosuchuser\n",
+    'bad.yaml:4: wrappers[0].activate.user: unknown user "nosuchuser" (not in /etc/passwd)',
+  ],
+  [
+    "unknown user in a list",
+    "wrappers:\n  - name: noop\n    activate:\n      user: [root, nosuchuser]\n",
+    'bad.yaml:4: wrappers[0].activate.user[1]: unknown user "nosuchuser" (not in /etc/passwd)',
+  ],
+  [
+    "unknown group",
+    "wrappers:\n  - name: noop\n    activate: { group: nosuchgroup }\n",
+    'bad.yaml:3: wrappers[0].activate.group: unknown group "nosuchgroup" (not in /etc/group)',
+  ],
+  [
+    "unknown owner",
+    "wrappers:\n  - name: noop\n    activate:\n      owner: nosuchuser\n",
+    'bad.yaml:4: wrappers[0].activate.owner: unknown user "nosuchuser" (not in /etc/passwd)',
+  ],
+  [
+    "negative uid",
+    "wrappers:\n  - name: noop\n    activate:\n      user: -1\n",
+    "bad.yaml:4: wrappers[0].activate.user: expected a user name or uid, got -1",
+  ],
+  [
+    "short sha256",
+    "wrappers:\n  - name: noop\n    deactivate:\n      sha256: abc\n",
+    'bad.yaml:4: wrappers[0].deactivate.sha256: expected 64 hexadecimal digits, got "abc"',
+  ],
+  [
+    "non-hex sha256",
+    `wrappers:\n  - name: noop\n    activate:\n      sha256: [${"z".repeat(64)}]\n`,
+    `bad.yaml:4: wrappers[0].activate.sha256[0]: expected 64 hexadecimal digits, got "${"z".repeat(64)}"`,
+  ],
+  [
+    "sha256 read as a number",
+    `wrappers:\n  - name: noop\n    activate:\n      sha256: 1234\n`,
+    "bad.yaml:4: wrappers[0].activate.sha256: expected 64 hexadecimal digits (quote the digest: YAML read it as a number)",
+  ],
+  [
+    "unknown condition",
+    "wrappers:\n  - name: noop\n    activate:\n      prgram: cat\n",
+    "bad.yaml:4: wrappers[0].activate.prgram: unknown condition, expected one of all, program, user, group, parent, " +
+    "setuid, setgid, owner, sha256",
+  ],
+  [
+    "criteria not a mapping",
+    "wrappers:\n  - name: noop\n    activate: cat\n",
+    "bad.yaml:3: wrappers[0].activate: expected a mapping of conditions (all, program, user, group, parent, setuid, " +
+    "setgid, owner, sha256)",
+  ],
+  [
+    "empty criteria",
+    "wrappers:\n  - name: noop\n    deactivate: {}\n",
+    "bad.yaml:3: wrappers[0].deactivate: expected at least one condition (all, program, user, group, parent, setuid, " +
+    "setgid, owner, sha256)",
+  ],
+  [
+    "all: false",
+    "wrappers:\n  - name: noop\n    activate: { all: false }\n",
+    "bad.yaml:3: wrappers[0].activate.all: expected true (to bind a wrapper to no process, remove it)",
+  ],
+  [
+    "all with other conditions",
+    "wrappers:\n  - name: noop\n    activate:\n      all: true\n      user: root\n",
+    "bad.yaml:4: wrappers[0].activate.all: all: true cannot be combined with other conditions",
+  ],
+  [
+    "program not a glob",
+    "wrappers:\n  - name: noop\n    activate:\n      program: 3\n",
+    "bad.yaml:4: wrappers[0].activate.program: expected a glob, got 3",
+  ],
+  [
+    "program a mapping",
+    "wrappers:\n  - name: noop\n    activate:\n      program: { a: 1 }\n",
+    "bad.yaml:4: wrappers[0].activate.program: expected a glob or a list of them",
+  ],
+  [
+    "bad glob",
+    'wrappers:\n  - noop\n  - name: counter\n    activate:\n      program: [cat, "["]\n',
+    'bad.yaml:5: wrappers[1].activate.program[1]: bad glob "[": unclosed "[" at offset 0',
+  ],
+  [
+    "unbalanced braces in parent",
+    'wrappers:\n  - name: noop\n    activate:\n      parent: "{sh,bash"\n',
+    'bad.yaml:4: wrappers[0].activate.parent: bad glob "{sh,bash": unclosed "{"',
+  ],
+  [
+    "negated glob",
+    'wrappers:\n  - name: noop\n    activate:\n      program: "!cat"\n',
+    'bad.yaml:4: wrappers[0].activate.program: bad glob "!cat": a leading "!" would negate it; exclude programs ' +
+    "with deactivate instead",
+  ],
+  [
+    "unquoted glob starting with *",
+    "wrappers:\n  - name: noop\n    activate:\n      program: *sh\n",
+    'bad.yaml:4: (syntax): Unresolved alias (the anchor must be set before the alias): sh; quote a value that starts with "*"',
+  ],
+  [
+    "setuid not a boolean",
+    "wrappers:\n  - name: noop\n    activate:\n      setuid: yes\n",
+    'bad.yaml:4: wrappers[0].activate.setuid: expected true or false, got "yes"',
+  ],
+  [
+    "setgid not a boolean",
+    "wrappers:\n  - name: noop\n    activate:\n      setgid: 1\n",
+    "bad.yaml:4: wrappers[0].activate.setgid: expected true or false, got 1",
+  ],
+  [
+    "unknown built-in wrapper",
+    "wrappers:\n  - x\n",
+    `bad.yaml:2: wrappers[0].module: unknown built-in wrapper "x": expected one of ${
+      BUILTINS.join(", ")
+    } or a path to a .wasm file`,
+  ],
+  [
+    "unknown built-in module",
+    "wrappers:\n  - name: mine\n    module: sdk\n",
+    `bad.yaml:3: wrappers[0].module: unknown built-in wrapper "sdk": expected one of ${
+      BUILTINS.join(", ")
+    } or a path to a .wasm file`,
+  ],
+  [
+    "bad on_alert",
+    "wrappers:\n  - name: noop\n    on_alert: block\n",
+    'bad.yaml:3: wrappers[0].on_alert: expected one of alert, deny, kill, got "block"',
+  ],
+  [
+    "unknown wrapper field",
+    "wrappers:\n  - name: noop\n    activation: {}\n",
+    "bad.yaml:3: wrappers[0].activation: unknown field, expected one of name, module, settings, fail, memory, budget, " +
+    "max_failures, clock, activate, deactivate, on_alert",
+  ],
+];
+
+for (const [name, text, message] of BAD_WRAPPERS) {
+  Deno.test(`parsePolicy() refuses a wrapper with ${name}`, () => {
+    throws(() => parsePolicy(text, "bad.yaml"), (e: unknown) => {
+      if (!(e instanceof PolicyError)) throw e;
+      assertEquals(e.message, message);
+      return true;
+    });
+  });
+}
+
+Deno.test("the built-in wrappers are the folders under wrappers/ with an index.ts", () => {
+  const expected = [...Deno.readDirSync(new URL("../../wrappers/", import.meta.url))]
+    .filter((e) => e.isDirectory && !["sdk", "abi"].includes(e.name))
+    .filter((e) => {
+      try {
+        return Deno.statSync(new URL(`../../wrappers/${e.name}/index.ts`, import.meta.url)).isFile;
+      } catch {
+        return false;
+      }
+    })
+    .map((e) => e.name).sort();
+  assertEquals(BUILTINS, expected);
+  for (const name of ["counter", "deny_path", "noop"]) assert(BUILTINS.includes(name), name);
+});
+
+// docs/policy.md cannot drift: its examples parse, its tables match the code.
+
+const DOC = fileURLToPath(new URL("../../docs/policy.md", import.meta.url));
+const docText = Deno.readTextFileSync(DOC);
+
+Deno.test("every yaml example in docs/policy.md is a valid policy", () => {
+  const blocks = [...docText.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)];
+  assert(blocks.length >= 8, `only ${blocks.length} yaml blocks`);
+  for (const block of blocks) {
+    const line = docText.slice(0, block.index).split("\n").length + 1;
+    try {
+      parsePolicy(block[1], DOC);
+    } catch (e) {
+      throw new Error(`docs/policy.md, the yaml block at line ${line}: ${(e as Error).message}`);
+    }
+  }
+});
+
+Deno.test("docs/policy.md lists every syscall group with its members, and every condition", () => {
+  const documented: Record<string, string[]> = {};
+  for (const m of docText.matchAll(/^\| `%(\w+)` +\| ([^|]+)\|$/gm)) {
+    documented[m[1]] = m[2].trim().split(", ");
+  }
+  assertEquals(documented, Object.fromEntries(Object.entries(SYSCALL_GROUPS).map(([k, v]) => [k, [...v]])));
+  const table = docText.slice(docText.indexOf("| condition ")).split("\n\n")[0].split("\n").slice(2);
+  const conditions = table.map((row) => row.match(/^\| `(\w+)`/)?.[1]);
+  assertEquals(conditions, [...CRITERIA_KEYS]);
+});
+
+// idwrap policy check.
+
+Deno.test("checkPolicies() reports each file, and a wrapper name two files use", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-policy-check-" });
+  const a = `${dir}/a.yaml`, b = `${dir}/b.yaml`, bad = `${dir}/bad.yaml`;
+  await Deno.writeTextFile(a, "rules:\n  - syscalls: openat\nwrappers: [counter]\n");
+  await Deno.writeTextFile(b, "wrappers:\n  - counter\n  - noop\n");
+  await Deno.writeTextFile(bad, "rules:\n  - syscalls: openat\n    action: block\n");
+  assertEquals(checkPolicies([a, bad, b, `${dir}/none.yaml`]), [
+    { file: a, ok: true, rules: 1, wrappers: 1 },
+    { file: bad, ok: false, error: `${bad}:3: rules[0].action: expected one of alert, deny, kill, got "block"` },
+    {
+      file: b,
+      ok: false,
+      error: `Cannot load wrapper "counter": it is named by both ${a} and ${b}`,
+      rules: 0,
+      wrappers: 2,
+    },
+    {
+      file: `${dir}/none.yaml`,
+      ok: false,
+      error:
+        `${dir}/none.yaml:0: (file): cannot read: No such file or directory (os error 2): readfile '${dir}/none.yaml'`,
+    },
+  ]);
+});
+
+/** Runs `idwrap policy ARGS…` through registerPolicy (main.ts registers it the same way). */
+async function policyCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const code = 'import { Command } from "commander"; import { registerPolicy } from "./host/cli/policy.ts";' +
+    'const p = new Command("idwrap"); registerPolicy(p); await p.parseAsync(Deno.args, { from: "user" });';
+  const out = await new Deno.Command(Deno.execPath(), { args: ["eval", code, "--", "policy", ...args], cwd: ROOT })
+    .output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("idwrap policy check: text, JSON, exit status", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-policy-cli-" });
+  const bad = `${dir}/bad.yaml`;
+  await Deno.writeTextFile(bad, "wrappers:\n  - name: noop\n    activate: { user: nosuchuser }\n");
+  const def = loadPolicy(`${ROOT}policies/default.yaml`);
+  const okLine = `ok policies/default.yaml (${def.rules.length} rules, ${def.wrappers.length} wrappers)\n`;
+  const good = await policyCli(["check", "policies/default.yaml"]);
+  assertEquals([good.code, good.stdout, good.stderr], [0, okLine, ""]);
+
+  const mixed = await policyCli(["check", "policies/default.yaml", bad]);
+  assertEquals([mixed.code, mixed.stdout, mixed.stderr], [
+    2,
+    okLine,
+    `${bad}:3: wrappers[0].activate.user: unknown user "nosuchuser" (not in /etc/passwd)\n`,
+  ]);
+
+  const json = await policyCli(["check", "--json", "policies/default.yaml", bad]);
+  assertEquals(json.code, 2);
+  assertEquals(JSON.parse(json.stdout), [
+    { file: "policies/default.yaml", ok: true, rules: def.rules.length, wrappers: def.wrappers.length },
+    {
+      file: bad,
+      ok: false,
+      error: `${bad}:3: wrappers[0].activate.user: unknown user "nosuchuser" (not in /etc/passwd)`,
+    },
+  ]);
 });
