@@ -1,0 +1,75 @@
+/**
+ * Activation on real processes: each criterion binds the wrapper to exactly
+ * the processes it names, evaluated at every execve (the paper's WSS).
+ */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { createHash } from "node:crypto";
+import type { LifecycleEvent } from "../../host/events.ts";
+import { reports, run, traced, writePolicy } from "../helpers.ts";
+import { watToWasm, writeWasm } from "../runtime/wat.ts";
+
+/** Raises one alert per instance, at idwrap_init: an instance exists iff the wrapper is bound. */
+const witness = await writeWasm(
+  "witness",
+  watToWasm(`(module
+    (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
+    (import "idwrap" "alert" (func $alert (param i32 i32 i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 0) "bound")
+    (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+    (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 257) (i32.const 1))) (i32.const 0))
+    (func (export "idwrap_init") (result i32) (call $alert (i32.const 0) (i32.const 0) (i32.const 5)) (i32.const 0))
+    (func (export "idwrap_on_syscall") (result i32) (i32.const 0)))`),
+);
+
+const dir = await Deno.makeTempDir({ prefix: "idwrap-activation-" });
+await Deno.chmod(dir, 0o755);
+await Deno.writeTextFile(`${dir}/f.txt`, "f\n");
+
+/** Runs `script` under the witness with these criteria; returns the exes of the processes it was bound to. */
+async function boundPrograms(activate: string, script: string): Promise<string[]> {
+  const policy = await writePolicy(`wrappers:\n  - name: witness\n    module: ${witness}\n    activate: ${activate}\n`);
+  const r = await traced("run", ["-p", policy], ["/bin/sh", "-c", script]);
+  assertEquals(r.code, 0, r.stderr);
+  const exe = new Map<number, string>();
+  for (const e of r.events) if (e.kind === "exec") exe.set(e.pid, (e as LifecycleEvent).program.exe);
+  return reports(r.events, "alert").filter((a) => a.wrapper === "witness").map((a) => exe.get(a.pid) ?? "?").sort();
+}
+
+Deno.test("activate by program: a script running cat, ls, cat binds exactly the two cats", async () => {
+  const bound = await boundPrograms("{ program: /usr/bin/cat }", `cat ${dir}/f.txt; ls ${dir}; cat ${dir}/f.txt`);
+  assertEquals(bound, ["/usr/bin/cat", "/usr/bin/cat"]);
+});
+
+Deno.test("activate by invoking user: only the process a real other user runs", async () => {
+  if ((await run("id", ["-u", "idwrap-alice"])).code !== 0) {
+    await run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "idwrap-alice"]);
+  }
+  const uid = (await run("id", ["-u", "idwrap-alice"])).stdout.trim();
+  const bound = await boundPrograms(
+    "{ user: idwrap-alice }",
+    `setpriv --reuid=${uid} --regid=${uid} --clear-groups /bin/cat ${dir}/f.txt; /bin/cat ${dir}/f.txt`,
+  );
+  assertEquals(bound, ["/usr/bin/cat"]); // one cat (alice's), not root's
+});
+
+Deno.test("activate by the set-user-ID bit: only the set-uid copy", async () => {
+  await Deno.copyFile("/bin/cat", `${dir}/suid-cat`);
+  await Deno.chmod(`${dir}/suid-cat`, 0o4755);
+  await Deno.copyFile("/bin/cat", `${dir}/plain-cat`);
+  await Deno.chmod(`${dir}/plain-cat`, 0o755);
+  const bound = await boundPrograms("{ setuid: true }", `${dir}/plain-cat ${dir}/f.txt; ${dir}/suid-cat ${dir}/f.txt`);
+  assertEquals(bound, [`${dir}/suid-cat`]);
+});
+
+Deno.test("activate by content hash: only the program with that sha256", async () => {
+  const sha = createHash("sha256").update(await Deno.readFile("/usr/bin/true")).digest("hex");
+  const bound = await boundPrograms(`{ sha256: "${sha}" }`, `/bin/cat ${dir}/f.txt; /usr/bin/true; /bin/ls ${dir}`);
+  assertEquals(bound, ["/usr/bin/true"]);
+});
+
+Deno.test("deactivate: everything but ls", async () => {
+  const policy = `{ all: true }\n    deactivate: { program: /usr/bin/ls }`;
+  const bound = await boundPrograms(policy, `/bin/cat ${dir}/f.txt; /bin/ls ${dir}`);
+  assertEquals(bound, ["/usr/bin/cat", "/usr/bin/dash"]);
+});
