@@ -202,8 +202,7 @@ export class Daemon {
         }
         case "tail":
           if (!admin) return await refuse(`uid ${uid} may not read the audit stream (only root may)`);
-          await sendLine(conn, { ok: true } satisfies Response);
-          return await serveTail(conn, { queues: req.queues }, this.#audit);
+          return await serveTail(conn, { queues: req.queues }, this.#audit); // answers and closes
         default:
           return await refuse(`unknown op ${JSON.stringify((req as { op?: unknown }).op)}`);
       }

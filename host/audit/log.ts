@@ -1,0 +1,446 @@
+/**
+ * The audit log: every audit record, numbered, kept in Deno KV for a
+ * retention period and fanned out live to subscribers (the paper's audit
+ * queues, section 2.3). `append` is synchronous and never waits: records
+ * reach Deno KV in order in the background, and a subscriber that does not
+ * keep up loses its oldest unread records (counted, never silently), not the
+ * log's copy.
+ *
+ * Keys: `["audit", "seq", <sequence: bigint>]` → the record, with `expireIn`;
+ * `["audit", "meta", "last-sequence"]` → the last sequence written (no
+ * expiry), so numbers are never reused even when every record has expired.
+ * The wrappers' store (host/store/kv.ts) uses `["idwrap", …]`, so both live
+ * in one file.
+ *
+ * @module
+ */
+import picomatch from "picomatch";
+import { join } from "node:path";
+import { defaultStorePath } from "../store/kv.ts";
+import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "./record.ts";
+
+/** Where the audit log lives unless told: the wrappers' store file (`$IDWRAP_STORE`, else the state directory). */
+export const AUDIT_STORE_DEFAULT: () => string = defaultStorePath;
+
+/** The key prefix of the records. */
+export const AUDIT_PREFIX = ["audit", "seq"] as const;
+const LAST_KEY = ["audit", "meta", "last-sequence"] as const;
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** Deno KV takes at most 1000 mutations and 800 KiB per atomic commit; we stay well under. */
+const BATCH_RECORDS = 500;
+const BATCH_BYTES = 600 * 1024;
+/** Deno KV values are at most 64 KiB; a record is cut to fit in this many bytes (estimated). */
+const MAX_RECORD_BYTES = 60 * 1024;
+
+/** Options of `AuditLog.open`. */
+export interface AuditLogOptions {
+  /** How long records are kept (Deno KV `expireIn`). @default 30 */
+  retentionDays?: number;
+}
+
+/** What a subscriber reads instead of records it lost because it did not keep up. */
+export interface Missed {
+  missed: number;
+}
+
+/** What a subscription yields. */
+export type AuditItem = AuditRecord | Missed;
+
+/** Whether an item is a missed-records marker. */
+export function isMissed(item: AuditItem): item is Missed {
+  return "missed" in item && !("idwrap.queue" in item);
+}
+
+/** Options of `AuditLog.subscribe`. */
+export interface SubscribeOptions {
+  /** Records kept for a subscriber that is not reading; beyond, its oldest unread records are dropped. @default 10000 */
+  maxBuffered?: number;
+}
+
+/** What `AuditLog.query` selects; every given field must match. */
+export interface AuditFilter {
+  /** `@timestamp` at or after. */
+  since?: Date;
+  /** `@timestamp` at or before. */
+  until?: Date;
+  /** `idwrap.queue`. */
+  queue?: string;
+  /** A glob (picomatch) on `process.executable` or `process.name`. */
+  program?: string;
+  /** `idwrap.wrapper` or `rule.name`. */
+  wrapper?: string;
+  /** At most this many records, the first in sequence order. */
+  limit?: number;
+}
+
+/**
+ * One subscriber's view of the log: an async iterator of records (in
+ * sequence order) and missed markers. It buffers at most `maxBuffered`
+ * records; when full, the oldest is dropped and counted, and the next read
+ * returns `{ missed: N }` before the (newer) buffered records. Made by
+ * `AuditLog.subscribe`.
+ */
+export class AuditSubscription implements AsyncIterableIterator<AuditItem> {
+  /** The queues this subscription receives, or "all". */
+  readonly queues: ReadonlySet<string> | "all";
+  readonly #capacity: number;
+  readonly #ring: (AuditRecord | undefined)[];
+  #head = 0;
+  #size = 0;
+  #missed = 0;
+  #dropped = 0;
+  #waiter: ((result: IteratorResult<AuditItem>) => void) | undefined;
+  #ended = false;
+  #closed = false;
+  #detach: (() => void) | undefined;
+
+  /** @internal Use `AuditLog.subscribe`. */
+  constructor(queues: ReadonlySet<string> | "all", maxBuffered: number, detach: () => void) {
+    this.queues = queues;
+    this.#capacity = maxBuffered;
+    this.#ring = new Array(maxBuffered);
+    this.#detach = detach;
+  }
+
+  /** Records dropped for this subscriber so far (reported or not). */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Whether it will yield nothing more than what it holds. */
+  get ended(): boolean {
+    return this.#ended || this.#closed;
+  }
+
+  /** @internal Called by the log for every record; never blocks. */
+  offer(record: AuditRecord): void {
+    if (this.#closed || this.#ended) return;
+    if (this.queues !== "all" && !this.queues.has(record["idwrap.queue"])) return;
+    if (this.#waiter) {
+      // A waiting reader means nothing is buffered or missed: hand it over.
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w({ value: record, done: false });
+      return;
+    }
+    if (this.#size === this.#capacity) {
+      this.#ring[this.#head] = undefined;
+      this.#head = (this.#head + 1) % this.#capacity;
+      this.#size--;
+      this.#missed++;
+      this.#dropped++;
+    }
+    this.#ring[(this.#head + this.#size) % this.#capacity] = record;
+    this.#size++;
+  }
+
+  /** @internal Called when the log closes: what is buffered can still be read. */
+  end(): void {
+    this.#ended = true;
+    this.#detach = undefined;
+    this.#wake();
+  }
+
+  /** The next item if one is ready, without waiting. */
+  take(): AuditItem | undefined {
+    if (this.#closed) return undefined;
+    if (this.#missed > 0) {
+      const missed = this.#missed;
+      this.#missed = 0;
+      return { missed };
+    }
+    if (this.#size === 0) return undefined;
+    const record = this.#ring[this.#head]!;
+    this.#ring[this.#head] = undefined;
+    this.#head = (this.#head + 1) % this.#capacity;
+    this.#size--;
+    return record;
+  }
+
+  /** Every item ready now (at most `max`), without waiting. */
+  drain(max = Infinity): AuditItem[] {
+    const out: AuditItem[] = [];
+    for (let item; out.length < max && (item = this.take()) !== undefined;) out.push(item);
+    return out;
+  }
+
+  next(): Promise<IteratorResult<AuditItem>> {
+    const item = this.take();
+    if (item !== undefined) return Promise.resolve({ value: item, done: false });
+    if (this.#closed || this.#ended) return Promise.resolve({ value: undefined, done: true });
+    if (this.#waiter) return Promise.reject(new Error("AuditSubscription.next: a read is already waiting"));
+    return new Promise((resolve) => this.#waiter = resolve);
+  }
+
+  return(): Promise<IteratorResult<AuditItem>> {
+    this.close();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<AuditItem> {
+    return this;
+  }
+
+  /** Stops receiving; buffered records are discarded and a waiting read ends. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ring.fill(undefined);
+    this.#size = 0;
+    this.#missed = 0;
+    this.#detach?.();
+    this.#detach = undefined;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.({ value: undefined, done: true });
+  }
+}
+
+type Pending = { record: AuditRecord; bytes: number };
+type Waiter = { seq: number; resolve: () => void; reject: (e: unknown) => void };
+
+/** The audit log over one Deno KV database. */
+export class AuditLog {
+  readonly #kv: Deno.Kv;
+  readonly #expireIn: number;
+  readonly #subscribers = new Set<AuditSubscription>();
+  /** The last sequence number assigned. */
+  #seq: number;
+  /** The last sequence number known durable. */
+  #durable: number;
+  #pending: Pending[] = [];
+  #writer: Promise<void> | undefined;
+  #waiters: Waiter[] = [];
+  #error: unknown;
+  #closed = false;
+
+  private constructor(kv: Deno.Kv, last: number, retentionDays: number) {
+    this.#kv = kv;
+    this.#seq = this.#durable = last;
+    this.#expireIn = Math.max(1, Math.round(retentionDays * DAY_MS));
+  }
+
+  /**
+   * Opens (creating if needed) the log.
+   *
+   * @param path a file path (its directory is created), `:memory:`, or a remote KV URL
+   */
+  static async open(path: string, options: AuditLogOptions = {}): Promise<AuditLog> {
+    const retentionDays = options.retentionDays ?? 30;
+    if (!(retentionDays > 0) || !Number.isFinite(retentionDays)) {
+      throw new RangeError(`retentionDays must be a positive number, got ${retentionDays}`);
+    }
+    if (path !== ":memory:" && !/^https?:/.test(path)) await Deno.mkdir(join(path, ".."), { recursive: true });
+    const kv = await Deno.openKv(path);
+    try {
+      let last = 0;
+      const meta = await kv.get<bigint>(LAST_KEY);
+      if (typeof meta.value === "bigint") last = Number(meta.value);
+      for await (const e of kv.list({ prefix: [...AUDIT_PREFIX] }, { reverse: true, limit: 1 })) {
+        const seq = e.key[e.key.length - 1];
+        if (typeof seq === "bigint" && Number(seq) > last) last = Number(seq);
+      }
+      return new AuditLog(kv, last, retentionDays);
+    } catch (e) {
+      kv.close();
+      throw e;
+    }
+  }
+
+  /** The last sequence number assigned (0 for an empty log). */
+  get lastSequence(): number {
+    return this.#seq;
+  }
+
+  /** Live subscriptions. */
+  get subscribers(): number {
+    return this.#subscribers.size;
+  }
+
+  /** Why the last background write failed, if it did (the next append or flush retries). */
+  get lastError(): unknown {
+    return this.#error;
+  }
+
+  /**
+   * Numbers the records (`event.sequence`), hands them to live subscribers
+   * and queues them for Deno KV. Never waits. The records are copied, and
+   * the copies frozen: subscribers share them.
+   */
+  append(records: readonly AuditRecord[]): void {
+    if (this.#closed) throw new Error("The audit log is closed");
+    if (records.length === 0) return;
+    for (const record of records) {
+      const { value, bytes } = fit({ ...record, "event.sequence": ++this.#seq });
+      const fields = value as unknown as Record<string, unknown>;
+      for (const [k, v] of Object.entries(fields)) if (Array.isArray(v)) fields[k] = Object.freeze(v.slice());
+      Object.freeze(value);
+      for (const sub of this.#subscribers) sub.offer(value);
+      this.#pending.push({ record: value, bytes });
+    }
+    this.#schedule();
+  }
+
+  /** Resolves when every record appended so far is in Deno KV; rejects if a write failed. */
+  flush(): Promise<void> {
+    if (this.#durable >= this.#seq) return Promise.resolve();
+    const done = new Promise<void>((resolve, reject) => this.#waiters.push({ seq: this.#seq, resolve, reject }));
+    this.#schedule();
+    return done;
+  }
+
+  /**
+   * A live view of the queues from now on.
+   *
+   * @param queues queue names (see AUDIT_QUEUES) or "all"
+   */
+  subscribe(queues: readonly string[] | "all", options: SubscribeOptions = {}): AuditSubscription {
+    const maxBuffered = options.maxBuffered ?? 10000;
+    if (!Number.isInteger(maxBuffered) || maxBuffered < 1) {
+      throw new RangeError(`maxBuffered must be a positive integer, got ${maxBuffered}`);
+    }
+    if (queues !== "all") {
+      const unknown = queues.find((q) => !isAuditQueue(q));
+      if (unknown !== undefined) {
+        throw new Error(`Unknown audit queue "${unknown}": expected one of ${AUDIT_QUEUES.join(", ")} or "all"`);
+      }
+    }
+    const set = queues === "all" ? "all" : new Set(queues);
+    const sub: AuditSubscription = new AuditSubscription(set, maxBuffered, () => this.#subscribers.delete(sub));
+    if (this.#closed) sub.end();
+    else this.#subscribers.add(sub);
+    return sub;
+  }
+
+  /** Stored records matching the filter, in sequence order (after flushing what was appended here). */
+  async *query(filter: AuditFilter = {}): AsyncGenerator<AuditRecord> {
+    const limit = filter.limit ?? Infinity;
+    if (limit <= 0) return;
+    if (!this.#closed) await this.flush();
+    const since = filter.since?.getTime() ?? -Infinity;
+    const until = filter.until?.getTime() ?? Infinity;
+    const program = filter.program !== undefined ? picomatch(filter.program, { dot: true }) : undefined;
+    let n = 0;
+    for await (const e of this.#kv.list<AuditRecord>({ prefix: [...AUDIT_PREFIX] }, { batchSize: 500 })) {
+      const r = e.value;
+      if (filter.queue !== undefined && r["idwrap.queue"] !== filter.queue) continue;
+      if (filter.wrapper !== undefined && r["idwrap.wrapper"] !== filter.wrapper && r["rule.name"] !== filter.wrapper) {
+        continue;
+      }
+      if (since !== -Infinity || until !== Infinity) {
+        const t = Date.parse(r["@timestamp"]);
+        if (!(t >= since && t <= until)) continue;
+      }
+      if (program) {
+        const exe = r["process.executable"], name = r["process.name"];
+        if (!(exe !== undefined && program(exe)) && !(name !== undefined && program(name))) continue;
+      }
+      yield r;
+      if (++n >= limit) return;
+    }
+  }
+
+  /** Ends every subscription (they can still read what they hold), flushes and closes the database. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const sub of this.#subscribers) sub.end();
+    this.#subscribers.clear();
+    try {
+      await this.flush();
+    } finally {
+      this.#kv.close();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#writer || this.#pending.length === 0) return;
+    this.#writer = this.#write().finally(() => {
+      this.#writer = undefined;
+      if (this.#pending.length && this.#error === undefined) this.#schedule();
+    });
+  }
+
+  /** Writes what is pending, in order, in atomic batches. Never rejects: failures go to the flush waiters. */
+  async #write(): Promise<void> {
+    this.#error = undefined;
+    while (this.#pending.length) {
+      const items = this.#pending;
+      this.#pending = [];
+      for (let i = 0; i < items.length;) {
+        const start = i;
+        const atomic = this.#kv.atomic();
+        let bytes = 0;
+        while (
+          i < items.length && i - start < BATCH_RECORDS && (i === start || bytes + items[i].bytes <= BATCH_BYTES)
+        ) {
+          const { record } = items[i++];
+          const seq = record["event.sequence"]!;
+          atomic.set([...AUDIT_PREFIX, BigInt(seq)], record, { expireIn: this.#expireIn });
+          bytes += items[i - 1].bytes;
+        }
+        const last = items[i - 1].record["event.sequence"]!;
+        atomic.set(LAST_KEY, BigInt(last));
+        try {
+          const r = await atomic.commit();
+          if (!r.ok) throw new Error("Deno KV refused the audit batch");
+        } catch (e) {
+          // Keep the unwritten records, in order, for the next attempt.
+          this.#pending = items.slice(start).concat(this.#pending);
+          this.#error = e;
+          const waiters = this.#waiters;
+          this.#waiters = [];
+          for (const w of waiters) w.reject(e);
+          return;
+        }
+        this.#durable = last;
+        if (this.#waiters.length) {
+          const ready = this.#waiters.filter((w) => w.seq <= last);
+          this.#waiters = this.#waiters.filter((w) => w.seq > last);
+          for (const w of ready) w.resolve();
+        }
+      }
+    }
+  }
+}
+
+/** Estimated serialized size: V8 stores a string with any non-Latin-1 character as UTF-16. */
+function estimate(value: unknown): number {
+  return JSON.stringify(value).length * 2 + 64;
+}
+
+/** Cuts a record's longest strings until it fits in a Deno KV value. */
+function fit(record: AuditRecord): { value: AuditRecord; bytes: number } {
+  let bytes = estimate(record);
+  if (bytes <= MAX_RECORD_BYTES) return { value: record, bytes };
+  const value: Record<string, unknown> = { ...record, "idwrap.truncated": true };
+  for (const [k, v] of Object.entries(value)) if (Array.isArray(v)) value[k] = [...v];
+  while (bytes > MAX_RECORD_BYTES) {
+    // The longest string, at top level or in an array.
+    let best: { holder: Record<string, unknown> | unknown[]; key: string | number; length: number } | undefined;
+    for (const [k, v] of Object.entries(value)) {
+      if (typeof v === "string" && v.length > (best?.length ?? 0)) best = { holder: value, key: k, length: v.length };
+      if (Array.isArray(v)) {
+        v.forEach((s, i) => {
+          if (typeof s === "string" && s.length > (best?.length ?? 0)) best = { holder: v, key: i, length: s.length };
+        });
+      }
+    }
+    if (best && best.length >= 16) {
+      const s = (best.holder as Record<string | number, string>)[best.key];
+      (best.holder as Record<string | number, string>)[best.key] = s.slice(0, s.length >> 1) + "…";
+    } else {
+      // Many short strings: halve the longest array.
+      const longest = Object.values(value).filter(Array.isArray).sort((a, b) => b.length - a.length)[0];
+      if (!longest || longest.length < 2) break;
+      longest.length = longest.length >> 1;
+    }
+    bytes = estimate(value);
+  }
+  return { value: value as unknown as AuditRecord, bytes };
+}
