@@ -7,6 +7,10 @@
 import type { Command } from "commander";
 import { errno, libc, SYS } from "../sources/seccomp/ffi.ts";
 import { runUnderSeccomp } from "../sources/seccomp/source.ts";
+import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";
+import { loadPolicy } from "../policy/policy.ts";
+import { defaultStorePath } from "../store/kv.ts";
+import { DEFAULT_POLICY } from "./run.ts";
 
 /** One line of the report. */
 export interface Check {
@@ -69,6 +73,7 @@ export async function runChecks(): Promise<Check[]> {
     const r = await runUnderSeccomp(["/bin/cat", tmp], {
       policies: [{ name: "doctor", file: "(doctor)", observe: ["openat"], rules: [], wrappers: [] }],
       trace: { format: "json", output: "/dev/null" },
+      storePath: ":memory:",
     });
     Deno.removeSync(tmp);
     syncWakeUp = r.summary.syncWakeUp;
@@ -115,7 +120,63 @@ export async function runChecks(): Promise<Check[]> {
     detail: kmod ? "/dev/idwrap present" : "/dev/idwrap absent (module not loaded)",
     consequence: kmod ? "the kmod source can be used" : "events come from the seccomp source",
   });
+  checks.push(...await hostChecks());
   return checks;
+}
+
+/** The daemon, the store and the default policy. */
+async function hostChecks(): Promise<Check[]> {
+  const out: Check[] = [];
+  const runDir = defaultRunDir();
+  const client = await DaemonClient.connect(runDir);
+  let daemon = `no daemon answers for uid ${Deno.uid()} at ${runDir}`;
+  if (client) {
+    try {
+      const s = await client.request<Extract<Response, { uptime: number }>>({ op: "status" });
+      daemon = `pid ${s.pid}, up ${Math.round(s.uptime)} s, ${s.sessions} sessions, policies ${s.policies.join(", ")}`;
+    } catch (e) {
+      daemon = `answered with an error: ${(e as Error).message}`;
+    } finally {
+      client.close();
+    }
+  }
+  out.push({
+    feature: "daemon",
+    ok: client !== undefined,
+    detail: daemon,
+    consequence: client ? "idwrap run hands commands to the daemon" : "idwrap run supervises commands itself",
+  });
+  const store = defaultStorePath();
+  let storeOk = false, storeDetail = "";
+  try {
+    const kv = await Deno.openKv(store);
+    kv.close();
+    storeOk = true;
+    storeDetail = `${store} opens`;
+  } catch (e) {
+    storeDetail = `${store}: ${(e as Error).message}`;
+  }
+  out.push({
+    feature: "store (Deno KV)",
+    ok: storeOk,
+    detail: storeDetail,
+    consequence: storeOk ? "wrapper state and audit records are kept" : "set IDWRAP_STORE to a writable path",
+  });
+  let policy = "", policyOk = false;
+  try {
+    const p = loadPolicy(DEFAULT_POLICY);
+    policy = `${DEFAULT_POLICY}: ${p.rules.length} rules, ${p.wrappers.length} wrappers`;
+    policyOk = true;
+  } catch (e) {
+    policy = (e as Error).message;
+  }
+  out.push({
+    feature: "default policy",
+    ok: policyOk,
+    detail: policy,
+    consequence: "what idwrap run applies without --policy",
+  });
+  return out;
 }
 
 /** Adds the doctor command to the CLI. */
