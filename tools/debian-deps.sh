@@ -3,8 +3,9 @@
 #   tools/debian-deps.sh --check    list what is missing (exit 1 if anything is)
 #   tools/debian-deps.sh --install  apt-get install what is missing (needs root)
 set -euo pipefail
-# gcc + libc6-dev: idwrap-launch and the test programs; strace: conformance tests.
-packages=(gcc libc6-dev strace)
+# gcc + libc6-dev: idwrap-launch and the test programs; strace: conformance tests;
+# passwd (useradd) and util-linux (setpriv): tests that run as real other users.
+packages=(gcc libc6-dev strace passwd util-linux)
 
 missing=()
 for p in "${packages[@]}"; do
