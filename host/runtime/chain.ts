@@ -50,7 +50,7 @@ class Instance {
   readonly #fuel: WebAssembly.Global | undefined;
   readonly #memory: WebAssembly.Memory;
 
-  constructor(readonly loaded: Loaded, engine: WasmEngine, host: InstanceHost) {
+  constructor(readonly loaded: Loaded, engine: WasmEngine, readonly host: PooledHost) {
     const { imports, bind } = createImports({ mode: "run", spec: loaded.mod.spec, host });
     const instance = engine.instantiate(loaded.mod.module, imports);
     bind(instance);
@@ -77,6 +77,14 @@ class Instance {
   }
 }
 
+/** An InstanceHost whose process is set when the (possibly pre-made) instance is handed out. */
+interface PooledHost extends InstanceHost {
+  pid: number;
+}
+
+/** Spare instances kept per wrapper, made while idle so a new process need not wait for V8. */
+const SPARES_PER_WRAPPER = 2;
+
 class HookFailure extends Error {
   /** The export that failed, where it is not the one the caller was calling. */
   constructor(message: string, readonly hook?: string) {
@@ -102,6 +110,8 @@ export class WrapperChain implements Decider {
   readonly #post = new Map<number, Loaded[]>();
   /** pid → instance per wrapper index. */
   readonly #instances = new Map<number, (Instance | undefined)[]>();
+  /** wrapper index → instances not yet bound to a process. */
+  readonly #spares = new Map<number, Instance[]>();
   readonly #frames: HookFrame[] = [];
   readonly #programs = new Map<number, ProgramIdentity>();
   readonly #activation = new Activation();
@@ -311,7 +321,8 @@ export class WrapperChain implements Decider {
     if (!list) this.#instances.set(pid, list = []);
     const existing = list[l.index];
     if (existing) return existing;
-    const inst = new Instance(l, this.#opts.engine, this.#hostFor(l, pid));
+    const inst = this.#spares.get(l.index)?.pop() ?? new Instance(l, this.#opts.engine, this.#hostFor(l));
+    inst.host.pid = pid;
     if ("idwrap_init" in inst.exports) {
       const r = inst.call("idwrap_init");
       if (r !== 0) throw new HookFailure(`returned ${r}`, "idwrap_init");
@@ -320,23 +331,36 @@ export class WrapperChain implements Decider {
     return inst;
   }
 
-  #hostFor(l: Loaded, pid: number): InstanceHost {
-    return {
-      pid,
+  /** Tops up the spare instances (instantiation dominates a new process's cost); call when idle. */
+  idle(): void {
+    for (const l of this.#loaded) {
+      if (l.unloaded) continue;
+      const spares = this.#spares.get(l.index) ?? [];
+      this.#spares.set(l.index, spares);
+      try {
+        while (spares.length < SPARES_PER_WRAPPER) spares.push(new Instance(l, this.#opts.engine, this.#hostFor(l)));
+      } catch { /* its failure is reported when a process needs it */ }
+    }
+  }
+
+  #hostFor(l: Loaded): PooledHost {
+    const host: PooledHost = {
+      pid: -1,
       kv: l.kv,
-      program: () => this.#programs.get(pid) ?? { exe: "", argv0: "", uid: -1, gid: -1 },
+      program: () => this.#programs.get(host.pid) ?? { exe: "", argv0: "", uid: -1, gid: -1 },
       frame: () => this.#frames.at(-1),
       report: (kind, severity, message) => {
         const frame = this.#frames.at(-1);
         const event = frame?.event;
         if (kind === "alert" && frame) frame.alerts = (frame.alerts ?? 0) + 1;
-        if (kind === "alert" && event && event.pid === pid) {
+        if (kind === "alert" && event && event.pid === host.pid) {
           (event.alerts ??= []).push(`${l.mod.spec.name}: ${message}`);
         }
-        this.#report(l, pid, kind, severity, message, event?.syscall);
+        this.#report(l, host.pid, kind, severity, message, event?.syscall);
       },
-      emit: (handle, payload) => this.#emit(l, pid, handle, payload),
+      emit: (handle, payload) => this.#emit(l, host.pid, handle, payload),
     };
+    return host;
   }
 
   /** Active composition: every subscriber on this process, in load order; the largest answer. */

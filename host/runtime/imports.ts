@@ -28,6 +28,7 @@ export interface HookFrame {
 
 /** What the host gives one running instance. */
 export interface InstanceHost {
+  /** The process the instance wraps (read at each call: pooled instances get theirs late). */
   readonly pid: number;
   program(): ProgramIdentity;
   frame(): HookFrame | undefined;

@@ -232,6 +232,7 @@ export class Supervisor {
       // When idle, woken, and at least every idleMs when busy: flush output, let async work run.
       if (n === 0 || woken || performance.now() - lastIdle > idleMs) {
         this.#sink.flush();
+        this.#decider.idle?.();
         await options.idle?.();
         lastIdle = performance.now();
       }
