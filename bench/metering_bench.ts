@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import wabtInit from "wabt";
 import { instrument } from "../host/runtime/wasm_binary.ts";
+import { median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results", "metering.json");
@@ -126,19 +127,6 @@ function timeCall(e: RunExports, n: number, expected: number, fuel?: number): nu
     throw new Error(`run(${n}) used ${FUEL - (e.idwrap_fuel.value as number)} fuel, expected ${fuel}`);
   }
   return ms;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]) =>
-    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ").trimEnd();
-  return [line(rows[0]), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.slice(1).map(line)].join("\n");
 }
 
 async function main(): Promise<void> {

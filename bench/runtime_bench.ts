@@ -19,6 +19,7 @@ import { loadWrapper } from "../host/runtime/module.ts";
 import { WrapperStore } from "../host/store/kv.ts";
 import { buildWrappers } from "../tools/build_wrappers.ts";
 import wabtInit from "wabt";
+import { median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results", "runtime.json");
@@ -175,20 +176,19 @@ const after = Deno.memoryUsage();
 const perInstanceBytes = (after.rss - before.rss) / N;
 const perInstanceHeap = (after.heapUsed + after.external - before.heapUsed - before.external) / N;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const byId = (id: string) => median(rows.find((r) => r.id === id)!.samples);
-const fmt = (n: number) => n >= 100 ? n.toFixed(0) : n.toFixed(2);
+const fmt = (n: number, unit: string) => `${n >= 100 ? n.toFixed(0) : n.toFixed(2)} ${unit}`;
 console.log(`wrapper runtime benchmark: Deno ${Deno.version.deno}, V8 ${Deno.version.v8}, ${ROUNDS} rounds\n`);
-console.log("case".padEnd(58) + "| median      | min         | max         | target");
-console.log("-".repeat(58) + "|-------------|-------------|-------------|--------");
-for (const r of rows) {
-  const cell = (n: number) => `${fmt(n)} ${r.unit}`.padEnd(12);
-  console.log(
-    `${r.label.padEnd(58)}| ${cell(median(r.samples))}| ${cell(Math.min(...r.samples))}| ${
-      cell(Math.max(...r.samples))
-    }| ${r.target ?? ""}`,
-  );
-}
+console.log(table([
+  ["case", "median", "min", "max", "target"],
+  ...rows.map((r) => [
+    r.label,
+    fmt(median(r.samples), r.unit),
+    fmt(Math.min(...r.samples), r.unit),
+    fmt(Math.max(...r.samples), r.unit),
+    r.target ?? "",
+  ]),
+]));
 const meteringCost = byId("loop-metered") / byId("loop-unmetered");
 console.log(`\nmetering cost on the loop-heavy hook: ${meteringCost.toFixed(3)}× (target ≤ 1.15×)`);
 console.log(

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Policy } from "../host/policy/policy.ts";
 import { runUnderSeccomp } from "../host/sources/seccomp/source.ts";
+import { median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BUILD = join(ROOT, "build", "bench");
@@ -120,19 +121,6 @@ const RATIOS: Partial<Record<CaseId, [CaseId, number]>> = {
   idwrap: ["floor", 1.25],
   plainFiltered: ["plain", 1.05],
 };
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]) =>
-    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ").trimEnd();
-  return [line(rows[0]), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.slice(1).map(line)].join("\n");
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

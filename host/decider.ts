@@ -63,7 +63,9 @@ export class LayeredDecider implements Decider {
   }
 
   examines(nr: number, pid?: number): boolean {
-    return this.#layers.some((d) => d.examines(nr, pid));
+    // On every notified call: a plain loop, no closure.
+    for (let i = 0; i < this.#layers.length; i++) if (this.#layers[i].examines(nr, pid)) return true;
+    return false;
   }
 
   examinesPost(nr: number, pid?: number): boolean {

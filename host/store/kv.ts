@@ -111,6 +111,11 @@ export class WrapperStore {
     return ns;
   }
 
+  /** Whether writes wait for a flush. */
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
   /** Writes what changed since the last flush, in order; resolves when it is durable. */
   flush(): Promise<void> {
     if (!this.#dirty) return this.#flushing;

@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, idwrap, reports, traced, writePolicy } from "../helpers.ts";
-import { watToWasm, writeWasm } from "./wat.ts";
+import { watToWasm, witnessWat, writeWasm } from "./wat.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-hostile-" });
 await Deno.writeTextFile(`${dir}/file.txt`, "content\n");
@@ -21,17 +21,7 @@ function hooked(body: string, version = "0x00010000"): string {
 }
 
 /** A well-behaved wrapper beside the hostile one: it alerts on every openat. */
-const witness = await writeWasm(
-  "witness",
-  watToWasm(`(module
-    (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
-    (import "idwrap" "alert" (func $alert (param i32 i32 i32)))
-    (memory (export "memory") 1)
-    (data (i32.const 0) "seen")
-    (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
-    (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 257) (i32.const 1))) (i32.const 0))
-    (func (export "idwrap_on_syscall") (result i32) (call $alert (i32.const 0) (i32.const 0) (i32.const 4)) (i32.const 0)))`),
-);
+const witness = await writeWasm("witness", watToWasm(witnessWat("seen", "syscall")));
 
 const RUNAWAY: [string, string, string][] = [
   ["an infinite loop", "(loop $l (br $l)) (i32.const 0)", "ran past its CPU budget of 100000 units"],

@@ -6,21 +6,10 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { LifecycleEvent } from "../../host/events.ts";
 import { reports, run, traced, writePolicy } from "../helpers.ts";
-import { watToWasm, writeWasm } from "../runtime/wat.ts";
+import { watToWasm, witnessWat, writeWasm } from "../runtime/wat.ts";
 
 /** Raises one alert per instance, at idwrap_init: an instance exists iff the wrapper is bound. */
-const witness = await writeWasm(
-  "witness",
-  watToWasm(`(module
-    (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
-    (import "idwrap" "alert" (func $alert (param i32 i32 i32)))
-    (memory (export "memory") 1)
-    (data (i32.const 0) "bound")
-    (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
-    (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 257) (i32.const 1))) (i32.const 0))
-    (func (export "idwrap_init") (result i32) (call $alert (i32.const 0) (i32.const 0) (i32.const 5)) (i32.const 0))
-    (func (export "idwrap_on_syscall") (result i32) (i32.const 0)))`),
-);
+const witness = await writeWasm("witness", watToWasm(witnessWat("bound", "init")));
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-activation-" });
 await Deno.chmod(dir, 0o755);

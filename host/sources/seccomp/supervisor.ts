@@ -36,9 +36,9 @@ import { readProgram, readTaskStatus, type TaskStatus } from "./procfs.ts";
 
 const ENOENT = 2, EINTR = 4, EPERM = 1, EFAULT = 14, ENOSYS = 38;
 const SIGKILL = 9n;
-// epoll tags: a pidfd's is its tgid (< 2^22); listeners and the wake-up eventfd sit above.
-const LISTENER_TAG = 1n << 48n;
-const WAKE_TAG = 1n << 49n;
+// epoll data (u64) as two u32 halves, read as numbers (no BigInt on the hot path):
+// the high half says what the fd is, the low half which one (a tgid, a session id).
+const KIND_PIDFD = 0, KIND_LISTENER = 1, KIND_WAKE = 2;
 
 /** How a supervisor runs. */
 export interface SupervisorOptions {
@@ -138,6 +138,8 @@ export class Supervisor {
   #current!: Session;
   #emulator: OpenEmulator | undefined;
   #stopped = false;
+  /** Sessions closed but not yet ended. */
+  #closing = 0;
 
   constructor(options: SupervisorOptions) {
     this.#decider = options.decider;
@@ -147,7 +149,7 @@ export class Supervisor {
     if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
     this.wakeFd = libc.symbols.eventfd(0, 0o2004000 /* EFD_CLOEXEC | EFD_NONBLOCK */);
     if (this.wakeFd < 0) throw new Error(`Cannot create an eventfd: errno ${errno()}`);
-    this.#watch(this.wakeFd, WAKE_TAG);
+    this.#watch(this.wakeFd, KIND_WAKE, 0);
   }
 
   /**
@@ -163,7 +165,7 @@ export class Supervisor {
       libc.symbols.ioctl_value(listener, SECCOMP_IOCTL.NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) === 0;
     const session: Session = { id, listener, summary, closed: false, closedAt: 0 };
     this.#sessions.set(id, session);
-    this.#watch(listener, LISTENER_TAG | BigInt(id));
+    this.#watch(listener, KIND_LISTENER, id);
     return session;
   }
 
@@ -177,11 +179,12 @@ export class Supervisor {
     this.#decider = decider;
   }
 
-  #watch(fd: number, tag: bigint): void {
+  #watch(fd: number, kind: number, id: number): void {
     const ev = new Uint8Array(EPOLL_EVENT_SIZE);
     const v = new DataView(ev.buffer);
     v.setUint32(0, EPOLLIN, true);
-    v.setBigUint64(4, tag, true);
+    v.setUint32(4, id, true);
+    v.setUint32(8, kind, true);
     if (libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_ADD, fd, ev) < 0) {
       throw new Error(`Cannot watch fd ${fd}: errno ${errno()}`);
     }
@@ -190,12 +193,13 @@ export class Supervisor {
   /**
    * Serves notifications: until every session has ended (`untilIdle`), or until stop().
    *
-   * @param options.idle called when nothing happened for `idleMs`, at least every `idleMs` when
-   *   busy, and when woken; it may be async (the thread's messages are handled while it waits)
+   * @param options.idle called when nothing happened for `idleMs` ("idle"), when woken ("woken"),
+   *   and every `idleMs` while busy ("busy"); it may be async (the thread's messages are handled
+   *   while it waits), and should return at once when busy with nothing to do
    * @param options.onSessionEnd called when a session's tree is gone
    */
   async run(options: {
-    idle?: () => Promise<void> | void;
+    idle?: (why: "idle" | "woken" | "busy") => Promise<void> | void;
     onSessionEnd?: (session: Session) => void;
     untilIdle?: boolean;
     idleMs?: number;
@@ -211,29 +215,32 @@ export class Supervisor {
       let woken = false;
       for (let i = 0; i < n; i++) {
         const mask = this.#eventsView.getUint32(i * EPOLL_EVENT_SIZE, true);
-        const tag = this.#eventsView.getBigUint64(i * EPOLL_EVENT_SIZE + 4, true);
-        if (tag === WAKE_TAG) {
+        const id = this.#eventsView.getUint32(i * EPOLL_EVENT_SIZE + 4, true);
+        const kind = this.#eventsView.getUint32(i * EPOLL_EVENT_SIZE + 8, true);
+        if (kind === KIND_WAKE) {
           libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n);
           woken = true;
-        } else if (tag & LISTENER_TAG) {
-          const session = this.#sessions.get(Number(tag & 0xffffffffn));
+        } else if (kind === KIND_LISTENER) {
+          const session = this.#sessions.get(id);
           if (!session) continue;
           if (mask & EPOLLIN) this.#serveOne(session);
           else if (mask & EPOLLHUP && !session.closed) {
             // No task uses the filter any more; its exits may still be queued.
             session.closed = true;
             session.closedAt = performance.now();
+            this.#closing++;
           }
         } else {
-          this.#exited(Number(tag));
+          this.#exited(id);
         }
       }
-      this.#endSessions(options.onSessionEnd);
+      if (this.#closing) this.#endSessions(options.onSessionEnd);
       // When idle, woken, and at least every idleMs when busy: flush output, let async work run.
       if (n === 0 || woken || performance.now() - lastIdle > idleMs) {
         this.#sink.flush();
         this.#decider.idle?.();
-        await options.idle?.();
+        const pending = options.idle?.(n === 0 ? "idle" : woken ? "woken" : "busy");
+        if (pending) await pending;
         lastIdle = performance.now();
       }
     }
@@ -250,6 +257,7 @@ export class Supervisor {
       libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, session.listener, new Uint8Array(EPOLL_EVENT_SIZE));
       libc.symbols.close(session.listener);
       this.#sessions.delete(session.id);
+      this.#closing--;
       onEnd?.(session);
     }
   }
@@ -456,7 +464,7 @@ export class Supervisor {
         execPending: false,
       };
       this.#procs.set(creds.tgid, proc);
-      this.#watch(pidfd, BigInt(creds.tgid));
+      this.#watch(pidfd, KIND_PIDFD, creds.tgid);
       this.#lifecycle({
         kind: "spawn",
         source: "seccomp",

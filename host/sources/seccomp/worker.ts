@@ -89,9 +89,13 @@ async function start(req: Extract<WorkerRequest, { type: "start" }>): Promise<vo
   });
   post({ type: "ready", wakeFd: supervisor.wakeFd });
   await supervisor.run({
-    idle: async () => {
-      await store?.flush();
-      await new Promise((r) => setTimeout(r, 0)); // let queued messages run
+    idle: (why) => {
+      // While busy, only writes are worth a pause; messages come with a wake-up.
+      if (why === "busy" && !store?.dirty) return;
+      return (async () => {
+        await store?.flush();
+        await new Promise((r) => setTimeout(r, 0)); // let queued messages run
+      })();
     },
     onSessionEnd: (s: Session) => {
       sink.flush();
