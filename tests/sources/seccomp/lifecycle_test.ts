@@ -43,3 +43,12 @@ Deno.test("every thread of a multi-threaded program is seen", async () => {
     assertEquals(mine.map((e) => e.decoded.path), [0, 1, 2].map((i) => `${dir}/thread-${t}-${i}`));
   }
 });
+
+Deno.test("a signal-heavy program's notified calls complete correctly (WAIT_KILLABLE_RECV)", async () => {
+  const r = await traced("trace", ["-e", "openat"], [prog("signals"), "/etc/hostname", "2000"]);
+  assertEquals(r.code, 0, r.stdout + r.stderr);
+  assert(/^opens 2000 failed 0 ticks [1-9]/.test(r.stdout), r.stdout);
+  const opens = calls(r.events, "post").filter((e) => e.decoded.path === "/etc/hostname");
+  assertEquals(opens.length, 2000);
+  assert(opens.every((e) => (e.ret ?? -1) >= 0), "every emulated open succeeded");
+});
