@@ -20,7 +20,13 @@ async function ensureBuilt(name: string): Promise<void> {
   } catch { /* not a source checkout, or not a built-in */ }
   if (!sourceExists) return;
   const { buildWrappers } = await import("../../tools/build_wrappers.ts");
-  await buildWrappers();
+  // Up to date is instant; a first build takes seconds: say so where someone is watching.
+  const notice = Deno.stderr.isTerminal() ? setTimeout(() => console.error("idwrap: building the wrappers…"), 300) : 0;
+  try {
+    await buildWrappers();
+  } finally {
+    clearTimeout(notice);
+  }
 }
 
 /**
