@@ -140,6 +140,8 @@ export class Supervisor {
   #stopped = false;
   /** Sessions closed but not yet ended. */
   #closing = 0;
+  /** The notification being served and not yet answered. */
+  #pending: bigint | undefined;
 
   constructor(options: SupervisorOptions) {
     this.#decider = options.decider;
@@ -223,7 +225,7 @@ export class Supervisor {
         } else if (kind === KIND_LISTENER) {
           const session = this.#sessions.get(id);
           if (!session) continue;
-          if (mask & EPOLLIN) this.#serveOne(session);
+          if (mask & EPOLLIN) this.#serveGuarded(session);
           else if (mask & EPOLLHUP && !session.closed) {
             // No task uses the filter any more; its exits may still be queued.
             session.closed = true;
@@ -282,6 +284,27 @@ export class Supervisor {
     libc.symbols.close(this.#epoll);
   }
 
+  /** A bug while serving one call fails that call (closed) and is reported; the rest goes on. */
+  #serveGuarded(session: Session): void {
+    try {
+      this.#serveOne(session);
+    } catch (e) {
+      const id = this.#pending;
+      if (id !== undefined) this.#fail(id, EPERM);
+      this.#sink.emit({
+        kind: "fault",
+        source: "seccomp",
+        time: Date.now(),
+        pid: 0,
+        wrapper: "idwrap",
+        message: `internal error while serving a call (failed closed): ${(e as Error).stack ?? e}`,
+        program: { exe: "", argv0: "", uid: -1, gid: -1 },
+      });
+    } finally {
+      this.#pending = undefined;
+    }
+  }
+
   #serveOne(session: Session): void {
     this.#current = session;
     this.#fd = session.listener;
@@ -294,6 +317,7 @@ export class Supervisor {
     session.summary.notifications++;
     const v = this.#notifView;
     const id = v.getBigUint64(NOTIF.id, true);
+    this.#pending = id;
     const tid = v.getUint32(NOTIF.pid, true);
     const nr = v.getInt32(NOTIF.nr, true);
     const arch = v.getUint32(NOTIF.arch, true);
@@ -418,6 +442,7 @@ export class Supervisor {
   }
 
   #send(id: bigint, err: number, flags: number, val = 0n): void {
+    this.#pending = undefined; // answered, whatever happens next
     const v = this.#respView;
     v.setBigUint64(RESP.id, id, true);
     v.setBigInt64(RESP.val, val, true);

@@ -23,7 +23,12 @@ export interface SupervisorThreadOptions extends Enforcement {
 export class SupervisorThread {
   readonly #worker: Worker;
   readonly #waiting = new Map<string, (r: WorkerReply) => void>();
-  readonly #ends = new Map<number, { resolve: (s: SupervisorSummary) => void; promise: Promise<SupervisorSummary> }>();
+  readonly #ends = new Map<
+    number,
+    { resolve: (s: SupervisorSummary) => void; reject: (e: Error) => void; promise: Promise<SupervisorSummary> }
+  >();
+  /** Listener fds handed to the thread, by session: closed here if the thread dies. */
+  readonly #listeners = new Map<number, number>();
   readonly #onEvents?: (events: HostEvent[]) => void;
   #wakeFd = -1;
   #failure: Error | undefined;
@@ -37,9 +42,17 @@ export class SupervisorThread {
     this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => {
       const r = e.data;
       if (r.type === "events") return this.#onEvents?.(r.events);
-      if (r.type === "session-end") return this.#end(r.session).resolve(r.summary);
+      if (r.type === "session-end") {
+        this.#listeners.delete(r.session);
+        return this.#end(r.session).resolve(r.summary);
+      }
       if (r.type === "stopped") return stopped();
-      if (r.type === "error") this.#fail(new Error(`The supervisor failed: ${r.message}`));
+      if (r.type === "error") {
+        if (r.fatal) return this.#fail(new Error(`The supervisor failed: ${r.message}`));
+        // A request failed (the thread goes on): its waiter is the one to tell; requests do not overlap.
+        for (const w of this.#waiting.values()) w(r);
+        return this.#waiting.clear();
+      }
       const key = r.type === "listening" ? `listening:${r.session}` : r.type;
       const w = this.#waiting.get(key);
       this.#waiting.delete(key);
@@ -61,18 +74,28 @@ export class SupervisorThread {
     return t;
   }
 
+  /**
+   * The thread failed: close every listener it served, so the wrapped trees'
+   * notified calls fail (ENOSYS) instead of waiting for an answer that will
+   * never come, and let every waiter know.
+   */
   #fail(e: Error): void {
     this.#failure ??= e;
-    for (const w of this.#waiting.values()) w({ type: "error", message: e.message });
+    for (const fd of this.#listeners.values()) libc.symbols.close(fd);
+    this.#listeners.clear();
+    for (const w of this.#waiting.values()) w({ type: "error", message: e.message, fatal: true });
     this.#waiting.clear();
+    for (const end of this.#ends.values()) end.reject(e);
   }
 
   #end(session: number) {
     let entry = this.#ends.get(session);
     if (!entry) {
       let resolve!: (s: SupervisorSummary) => void;
-      const promise = new Promise<SupervisorSummary>((r) => resolve = r);
-      this.#ends.set(session, entry = { resolve, promise });
+      let reject!: (e: Error) => void;
+      const promise = new Promise<SupervisorSummary>((res, rej) => [resolve, reject] = [res, rej]);
+      promise.catch(() => {}); // a failure is also thrown from the call that awaits it
+      this.#ends.set(session, entry = { resolve, reject, promise });
     }
     return entry;
   }
@@ -95,6 +118,7 @@ export class SupervisorThread {
   /** Serves a tree's listener (the thread owns and closes the fd). */
   async listen(session: number, listener: number): Promise<void> {
     this.#end(session);
+    this.#listeners.set(session, listener);
     await this.#request({ type: "listen", session, listener }, `listening:${session}`);
   }
 

@@ -43,7 +43,8 @@ export type WorkerReply =
   | { type: "events"; events: HostEvent[] }
   | { type: "session-end"; session: number; summary: SupervisorSummary }
   | { type: "stopped" }
-  | { type: "error"; message: string };
+  /** fatal: the supervisor loop itself ended (the thread serves nothing any more). */
+  | { type: "error"; message: string; fatal: boolean };
 
 const post = (reply: WorkerReply) => self.postMessage(reply);
 
@@ -132,6 +133,6 @@ self.onmessage = async (msg: MessageEvent<WorkerRequest>) => {
         break;
     }
   } catch (e) {
-    post({ type: "error", message: (e as Error).stack ?? String(e) });
+    post({ type: "error", message: (e as Error).stack ?? String(e), fatal: req.type === "start" });
   }
 };
