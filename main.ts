@@ -8,6 +8,7 @@ import { registerAudit } from "./host/cli/audit.ts";
 import { registerDaemon } from "./host/cli/daemon.ts";
 import { registerDoctor } from "./host/cli/doctor.ts";
 import { registerPolicy } from "./host/cli/policy.ts";
+import { registerSeq } from "./host/cli/seq.ts";
 import { registerRun } from "./host/cli/run.ts";
 import { registerTrace } from "./host/cli/trace.ts";
 import { PolicyError } from "./host/policy/policy.ts";
@@ -28,6 +29,7 @@ registerTrace(program);
 registerRun(program);
 registerDaemon(program);
 registerPolicy(program);
+registerSeq(program);
 registerAudit(program, {
   storePath: defaultStorePath,
   daemonSocket: () => controlSocket(defaultRunDir(), Deno.uid() ?? 0),
