@@ -420,3 +420,36 @@ Deno.test("4.1: a normal session under all three runs clean", async () => {
   assertEquals(r.code, 0, r.stderr);
   assertEquals(alerts(r.events), []);
 });
+
+Deno.test("4.1 with the real Seq_id: trained on normal sessions, it fires after Imapd_id, and Com_id kills", async () => {
+  const seq = (mode: string) =>
+    `  - { name: seq, settings: { mode: ${mode}, program: imapish-4.1, threshold: 2 }, activate: { program: imapish } }\n`;
+  const record = await writePolicy(`wrappers:\n${seq("record")}`);
+  const variants = [
+    NORMAL_SESSION,
+    "a1 LOGIN bob pw\r\na2 NOOP\r\na3 SELECT INBOX\r\na4 LOGOUT\r\n",
+    "a1 CAPABILITY\r\na2 LOGIN carol x\r\na3 LOGOUT\r\n",
+  ];
+  for (const input of variants) {
+    const r = await session(input, [IMAPISH, MAILDIR], record);
+    assertEquals(r.code, 0, r.stderr);
+  }
+  // A normal session is no anomaly for the trained detector.
+  const detect = await writePolicy(`wrappers:\n${IMAPD}${seq("detect")}${COM}`);
+  const clean = await session(NORMAL_SESSION, [IMAPISH, MAILDIR], detect);
+  assertEquals(clean.code, 0, clean.stderr);
+  assertEquals(alerts(clean.events), []);
+
+  const [path, commands] = marker();
+  const r = await session(await exploit(commands), [IMAPISH, MAILDIR], detect);
+  assert(!(await exists(path)), "the shell ran");
+  const line = timeline(r.events);
+  // Imapd_id fires at the execve (the paper: "at the execve system call"), Seq_id a few calls later,
+  // and only then does Com_id answer kill.
+  assertEquals(line.slice(0, 3), ["alert imapd/4 at execve", "alert com/2 at execve", "execve deny EACCES"]);
+  const seqAt = line.findIndex((l) => l.startsWith("alert seq/3"));
+  assert(seqAt > 2, line.join("\n"));
+  assertEquals(line[seqAt + 1].startsWith("alert com/4"), true, line.join("\n"));
+  assert(line[seqAt + 2].endsWith(" kill"), line.join("\n"));
+  assertEquals(r.code, 137, r.stderr);
+});

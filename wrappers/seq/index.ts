@@ -1,7 +1,9 @@
 /**
  * seq: the paper's Seq_id, sequence-based intrusion detection after Forrest,
  * Hofmeyr, Somayaji and Longstaff, "A Sense of Self for Unix Processes"
- * (1996). An observer: it allows every call (no DENY declared).
+ * (1996). An observer: it allows every call, unless a composer (Com_id)
+ * answers its "seq-warning" with 2 (kill), which it then carries out — so it
+ * declares DENY, as the paper's Com_id experiment needs (section 4.1).
  *
  * What is compared: the k-length sequences of system call numbers (k =
  * setting "window", 1..6, default 6) of one process, not Forrest's
@@ -63,6 +65,8 @@ import {
   declared,
   declareEmit,
   declareGroup,
+  DENY,
+  kill,
   declareLifecycle,
   declareSyscall,
   emit,
@@ -340,11 +344,11 @@ function endProgram(): void {
 // --- hooks ---
 
 export function idwrap_declare(): i32 {
-  declareGroup("file", PRE);
-  declareGroup("process", PRE);
-  declareGroup("exec", PRE);
-  declareGroup("net", PRE);
-  for (let i = 0; i < COMMON.length; i++) declareSyscall(COMMON[i], PRE);
+  declareGroup("file", PRE | DENY);
+  declareGroup("process", PRE | DENY);
+  declareGroup("exec", PRE | DENY);
+  declareGroup("net", PRE | DENY);
+  for (let i = 0; i < COMMON.length; i++) declareSyscall(COMMON[i], PRE | DENY);
   declareLifecycle(EXEC | EXIT);
   const h = declareEmit(EVENT_NAME);
   if (h >= 0 && h != HANDLE) {
@@ -414,7 +418,8 @@ export function idwrap_on_syscall(): i32 {
       "seq: anomalous call sequences in " + program + ": " + mag + " of the last " + frameLen.toString() +
         " calls (locality frame count " + mag + ", threshold " + threshold.toString() + ")",
     );
-    emit(HANDLE, mag);
+    // The composer decides: 2 means both detectors agree, kill (docs/wrappers.md, com).
+    if (emit(HANDLE, mag) == 2) return kill();
   }
   return allow();
 }
