@@ -25,6 +25,8 @@ export interface DecodedArgs {
   signal?: number;
   /** Set when a pointer argument could not be read. */
   fault?: string;
+  /** write/pwrite64: the bytes the call writes (at most 64 KiB; not in JSON output). */
+  data?: Uint8Array;
 }
 
 /** The identity of a wrapped process's program, refreshed at every execve. */
@@ -104,6 +106,11 @@ export type Verdict =
   | { action: "allow" }
   | { action: "deny"; errno: number }
   | { action: "kill" };
+
+/** JSON.stringify replacer for events: the bytes of a write stay out of JSON (they are for wrappers). */
+export function eventJsonReplacer(_key: string, value: unknown): unknown {
+  return value instanceof Uint8Array ? undefined : value;
+}
 
 /** The verdict that lets a call run. */
 export const ALLOW: Verdict = Object.freeze({ action: "allow" });

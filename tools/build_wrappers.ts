@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { ABI_IMPORTS, ABI_MODULE } from "../host/runtime/abi.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const wrappersDir = `${root}wrappers`;
@@ -20,47 +21,8 @@ const asconfig = "wrappers/asconfig.json";
 /** Folders under wrappers/ that are not wrappers. */
 const NOT_WRAPPERS = new Set(["sdk", "abi"]);
 
-/** The import module of the hook ABI. */
-const ABI_MODULE = "idwrap";
-
-/** Every import docs/abi.md (v1.0) defines. */
-export const ABI_V1_IMPORTS: ReadonlySet<string> = new Set([
-  "declare_syscall",
-  "declare_group",
-  "declare_lifecycle",
-  "declare_subscribe",
-  "declare_emit",
-  "event_syscall",
-  "event_phase",
-  "event_arg",
-  "event_pid",
-  "event_tid",
-  "event_uid",
-  "event_gid",
-  "event_result",
-  "event_denied",
-  "event_string",
-  "event_argc",
-  "event_argv",
-  "wr_stat",
-  "wr_fstat",
-  "wr_audit",
-  "wr_audit_printf",
-  "wr_get_addr",
-  "wr_getpeername",
-  "wr_getsockname",
-  "kv_get",
-  "kv_set",
-  "kv_delete",
-  "kv_list",
-  "emit",
-  "abstract_payload",
-  "abstract_emitter",
-  "alert",
-  "log",
-  "settings_get",
-  "clock_ns",
-]);
+/** Every import of the hook ABI: the host's own list (host/runtime/abi.ts), so the two cannot drift. */
+export const ABI_V1_IMPORTS: ReadonlySet<string> = new Set(Object.keys(ABI_IMPORTS));
 
 /** Exports every module must have (docs/abi.md, "What the module exports"). */
 const REQUIRED_EXPORTS: readonly (readonly [string, WebAssembly.ImportExportKind])[] = [

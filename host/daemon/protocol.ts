@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { HostEvent } from "../events.ts";
+import { eventJsonReplacer, type HostEvent } from "../events.ts";
 import type { ProcessEntry, SupervisorSummary } from "../sources/seccomp/supervisor.ts";
 
 /** Where the daemon's sockets live unless told: `$IDWRAP_RUN_DIR`, else /run/idwrap. */
@@ -47,7 +47,7 @@ const encoder = new TextEncoder();
 
 /** Writes one JSON line. */
 export async function sendLine(conn: Deno.Conn, value: unknown): Promise<void> {
-  const bytes = encoder.encode(JSON.stringify(value) + "\n");
+  const bytes = encoder.encode(JSON.stringify(value, eventJsonReplacer) + "\n");
   for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
 

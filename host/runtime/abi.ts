@@ -8,7 +8,7 @@
 export const ABI_MODULE = "idwrap";
 /** This host's ABI version: major 1, minor 0. */
 export const ABI_MAJOR = 1;
-export const ABI_MINOR = 0;
+export const ABI_MINOR = 1;
 
 /** declare_syscall / declare_group flags. */
 export const DECLARE_PRE = 1;
@@ -73,6 +73,7 @@ export const ABI_IMPORTS: Readonly<Record<string, string>> = {
   event_string: "iii>i",
   event_argc: ">i",
   event_argv: "iii>i",
+  event_data: "ii>i",
   wr_stat: "iii>i",
   wr_fstat: "ii>i",
   wr_audit: "ii>i",

@@ -148,6 +148,10 @@ export function createImports(
     },
     event_argc: () => event()?.decoded.argv?.length ?? 0,
     event_argv: (i: number, buf: number, bufLen: number) => putText(buf, bufLen, event()?.decoded.argv?.[i]),
+    event_data: (buf: number, bufLen: number) => {
+      const data = event()?.decoded.data;
+      return data ? put(buf, bufLen, data) : STATUS.ENOENT;
+    },
 
     // --- Table 1 ---
     wr_stat: (p: number, l: number, out: number) => {

@@ -39,7 +39,8 @@ export type ArgKind =
   | "clone_flags"
   | "clone_args" // struct clone_args *, size in the next argument
   | "open_how" // struct open_how *, size in the next argument
-  | "signal";
+  | "signal"
+  | "data"; // bytes the call writes, length in the next argument
 
 const ARGS: Record<string, ArgKind[]> = {
   open: ["path", "oflags", "mode"],
@@ -113,6 +114,8 @@ const ARGS: Record<string, ArgKind[]> = {
   socket: ["int", "int", "int"],
   clone: ["clone_flags", "int", "int", "int", "int"],
   clone3: ["clone_args", "int"],
+  write: ["fd", "data", "int"],
+  pwrite64: ["fd", "data", "int", "int"],
   kill: ["int", "signal"],
   tgkill: ["int", "int", "signal"],
 };

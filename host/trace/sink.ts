@@ -5,7 +5,7 @@
  * @module
  */
 import type { EventSink } from "../decider.ts";
-import type { DecodedArgs, HostEvent, WrapperReport } from "../events.ts";
+import { type DecodedArgs, eventJsonReplacer, type HostEvent, type WrapperReport } from "../events.ts";
 
 /** Output format of `idwrap trace`. */
 export type TraceFormat = "text" | "json";
@@ -35,6 +35,7 @@ export function formatArgs(d: DecodedArgs): string {
   if (d.mode !== undefined) parts.push(d.mode);
   if (d.cloneFlags !== undefined) parts.push(d.cloneFlags);
   if (d.signal !== undefined) parts.push(`sig ${d.signal}`);
+  if (d.data !== undefined) parts.push(`<${d.data.length} bytes>`);
   if (d.fault !== undefined) parts.push(`<fault ${d.fault}>`);
   return parts.join(", ");
 }
@@ -96,7 +97,7 @@ export class TraceSink implements EventSink {
     if (this.#notableOnly && event.kind === "syscall" && !isNotable(event)) return;
     // Text shows an emulated call once, with its result.
     if (this.#format === "text" && event.kind === "syscall" && event.phase === "pre" && event.emulated) return;
-    const line = (this.#format === "json" ? JSON.stringify(event) : formatEvent(event)) + "\n";
+    const line = (this.#format === "json" ? JSON.stringify(event, eventJsonReplacer) : formatEvent(event)) + "\n";
     this.#pending.push(line);
     this.#size += line.length;
     if (this.#size >= FLUSH_AT) this.flush();

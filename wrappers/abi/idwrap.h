@@ -35,7 +35,7 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 /* (major << 16) | minor: this header is ABI 1.0. */
-#define IDWRAP_ABI_VERSION 0x00010000
+#define IDWRAP_ABI_VERSION 0x00010001
 #define IDWRAP_ABI_MAJOR(v) (((v) >> 16) & 0xffff)
 #define IDWRAP_ABI_MINOR(v) ((v) & 0xffff)
 
@@ -199,6 +199,8 @@ IDWRAP_IMPORT("event_string") int32_t event_string(int32_t field, char *buf, int
 IDWRAP_IMPORT("event_argc") int32_t event_argc(void);
 /* execve argument i: its length, or -ENOENT. */
 IDWRAP_IMPORT("event_argv") int32_t event_argv(int32_t i, char *buf, int32_t buf_len);
+/* ABI 1.1: the bytes a write/pwrite64 writes (at most 65536): their length, or -ENOENT. */
+IDWRAP_IMPORT("event_data") int32_t event_data(void *buf, int32_t buf_len);
 
 /* --- The paper's library (Table 1): 0 or a length, -errno on failure. --- */
 

@@ -10,6 +10,7 @@ import {
   abstract_emitter,
   abstract_payload,
   event_argv,
+  event_data,
   event_string,
   kv_get,
   kv_list,
@@ -45,6 +46,9 @@ export function fillEventString(_a: usize, b: i32, buf: usize, len: i32): i32 {
 }
 export function fillEventArgv(_a: usize, b: i32, buf: usize, len: i32): i32 {
   return event_argv(b, buf, len);
+}
+export function fillEventData(_a: usize, _b: i32, buf: usize, len: i32): i32 {
+  return event_data(buf, len);
 }
 export function fillKvGet(a: usize, b: i32, buf: usize, len: i32): i32 {
   return kv_get(a, b, buf, len);

@@ -15,7 +15,7 @@ import {
   event_tid,
   event_uid,
 } from "./imports";
-import { fetchString, fillEventArgv, fillEventString } from "./buffer";
+import { fetchBytes, fetchString, fillEventArgv, fillEventData, fillEventString } from "./buffer";
 
 /** event_phase values. */
 export const PHASE_PRE: i32 = 0;
@@ -136,6 +136,11 @@ export class Event {
   /** execve argument i, or null. */
   static argvAt(i: i32): string | null {
     return fetchString(fillEventArgv, 0, i);
+  }
+
+  /** write/pwrite64: the bytes the call writes (at most 65536), or null for other calls. ABI 1.1. */
+  static data(): ArrayBuffer | null {
+    return fetchBytes(fillEventData, 0, 0);
   }
 
   /** All execve arguments (empty for other calls). */

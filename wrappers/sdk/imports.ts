@@ -63,6 +63,11 @@ export declare function event_argc(): i32;
 @external("idwrap", "event_argv")
 export declare function event_argv(i: i32, buf: usize, buf_len: i32): i32;
 
+// ABI 1.1: the bytes a write or pwrite64 writes (at most 65536), or -ENOENT.
+// @ts-ignore: decorator
+@external("idwrap", "event_data")
+export declare function event_data(buf: usize, buf_len: i32): i32;
+
 // ---- The paper's library (Table 1) ----
 
 // @ts-ignore: decorator

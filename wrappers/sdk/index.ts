@@ -43,7 +43,7 @@ export * from "./host";
 export { lastStatus, SCRATCH_SIZE } from "./buffer";
 
 /** The ABI version this SDK implements: (major << 16) | minor = 1.0. */
-export const ABI_VERSION: i32 = 0x00010000;
+export const ABI_VERSION: i32 = 0x00010001;
 
 /** The required version export; re-export it from the wrapper's entry file. */
 export function idwrap_abi_version(): i32 {

@@ -11,6 +11,8 @@ import type { TargetMemory } from "./memory.ts";
 import { sockaddrToString } from "../../net/address.ts";
 
 const AT_FDCWD = -100;
+/** The most of a write's buffer an event carries. */
+export const MAX_DATA = 65536;
 
 const O_ACCMODE = ["O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"];
 const O_FLAGS: [number, string][] = [
@@ -179,6 +181,17 @@ export function decodeArgs(
       case "signal":
         out.signal = int32(raw);
         break;
+      case "data": {
+        // What a write will write, up to MAX_DATA bytes (the ABI's event_data).
+        const len = Math.min(Number(args[i + 1] & 0xffffffffn), MAX_DATA);
+        if (len === 0) out.data = new Uint8Array(0);
+        else {
+          const bytes = memory.readBytes(pid, raw, len);
+          if (bytes) out.data = bytes;
+          else fault(`arg${i}`);
+        }
+        break;
+      }
     }
   });
   return out;

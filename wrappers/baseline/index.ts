@@ -1,0 +1,868 @@
+/**
+ * baseline: intrusion behaviour any program may show, flagged out of the box
+ * (issue 8; docs/rules.md lists every rule, its settings and its ATT&CK id).
+ *
+ * Every alert message starts with the rule id, then what happened, the
+ * program (its executable) and the ATT&CK technique:
+ *   "baseline.credential-read: /etc/shadow read by /usr/bin/head (T1003.008)"
+ *
+ * Settings (all optional; lists are JSON arrays of strings, or one string
+ * with comma-separated entries; a program entry without "/" matches the
+ * executable's base name, one with "/" its whole path; a trailing "*" makes
+ * an entry a prefix):
+ *   response.<rule>   alert | deny | kill | off, per rule (<rule> without the
+ *                     "baseline." prefix); defaults in RULES below
+ *   credential_allow, package_managers, tmp_exec_allow, services,
+ *   service_shell_allow, shells, ptrace_allow, kernel_allow,
+ *   raw_socket_allow, log_allow: program lists
+ *   credential_paths, system_dirs, tmp_dirs, log_dirs, history_files: path lists
+ *
+ * Paths are the ones the program passed, made canonical where they are
+ * absolute ("//", "/./" and ".." folded, symbolic links not followed); a
+ * relative path is checked only where its file can be identified by stat
+ * (credential files) or after the fact (execution, from the new program's
+ * executable path).
+ */
+import {
+  alert,
+  allow,
+  declared,
+  declareLifecycle,
+  declareSyscall,
+  DENY,
+  deny,
+  EPERM,
+  Event,
+  EXEC,
+  EXIT,
+  kill,
+  kvDelete,
+  kvGetString,
+  kvList,
+  kvSet,
+  log,
+  LOG_ERROR,
+  PRE,
+  setting,
+  SEVERITY_CRITICAL,
+  SEVERITY_HIGH,
+  SEVERITY_MEDIUM,
+  wrFstat,
+  wrStat,
+} from "../sdk/index";
+
+export { idwrap_abi_version } from "../sdk/index";
+
+// ---------------------------------------------------------------- syscalls
+
+const NR_OPEN: i32 = 2;
+const NR_SOCKET: i32 = 41;
+const NR_ACCEPT: i32 = 43;
+const NR_LISTEN: i32 = 50;
+const NR_EXECVE: i32 = 59;
+const NR_TRUNCATE: i32 = 76;
+const NR_FTRUNCATE: i32 = 77;
+const NR_RENAME: i32 = 82;
+const NR_MKDIR: i32 = 83;
+const NR_RMDIR: i32 = 84;
+const NR_CREAT: i32 = 85;
+const NR_LINK: i32 = 86;
+const NR_UNLINK: i32 = 87;
+const NR_SYMLINK: i32 = 88;
+const NR_CHMOD: i32 = 90;
+const NR_FCHMOD: i32 = 91;
+const NR_CHOWN: i32 = 92;
+const NR_LCHOWN: i32 = 94;
+const NR_PTRACE: i32 = 101;
+const NR_MOUNT: i32 = 165;
+const NR_INIT_MODULE: i32 = 175;
+const NR_KEXEC_LOAD: i32 = 246;
+const NR_OPENAT: i32 = 257;
+const NR_MKDIRAT: i32 = 258;
+const NR_FCHOWNAT: i32 = 260;
+const NR_UNLINKAT: i32 = 263;
+const NR_RENAMEAT: i32 = 264;
+const NR_LINKAT: i32 = 265;
+const NR_SYMLINKAT: i32 = 266;
+const NR_FCHMODAT: i32 = 268;
+const NR_UNSHARE: i32 = 272;
+const NR_ACCEPT4: i32 = 288;
+const NR_SETNS: i32 = 308;
+const NR_PROCESS_VM_WRITEV: i32 = 311;
+const NR_FINIT_MODULE: i32 = 313;
+const NR_RENAMEAT2: i32 = 316;
+const NR_KEXEC_FILE_LOAD: i32 = 320;
+const NR_BPF: i32 = 321;
+const NR_EXECVEAT: i32 = 322;
+const NR_OPENAT2: i32 = 437;
+const NR_FCHMODAT2: i32 = 452;
+
+const DECLARED: StaticArray<i32> = [
+  NR_OPEN, NR_OPENAT, NR_OPENAT2, NR_CREAT, NR_TRUNCATE, NR_FTRUNCATE, NR_RENAME, NR_RENAMEAT, NR_RENAMEAT2, NR_MKDIR,
+  NR_MKDIRAT, NR_RMDIR, NR_LINK, NR_LINKAT, NR_UNLINK, NR_UNLINKAT, NR_SYMLINK, NR_SYMLINKAT, NR_CHMOD,
+  NR_FCHMOD, NR_FCHMODAT, NR_CHOWN, NR_LCHOWN, NR_FCHOWNAT, NR_EXECVE, NR_EXECVEAT, NR_SOCKET,
+  NR_LISTEN, NR_ACCEPT, NR_ACCEPT4, NR_PTRACE, NR_PROCESS_VM_WRITEV, NR_INIT_MODULE, NR_FINIT_MODULE, NR_BPF,
+  NR_MOUNT, NR_UNSHARE, NR_SETNS, NR_KEXEC_LOAD, NR_KEXEC_FILE_LOAD,
+];
+
+// ------------------------------------------------------------------- rules
+
+const R_CREDENTIAL_READ: i32 = 0;
+const R_AUTHORIZED_KEYS: i32 = 1;
+const R_PRELOAD: i32 = 2;
+const R_SYSTEM_WRITE: i32 = 3;
+const R_SETUID: i32 = 4;
+const R_TMP_EXEC: i32 = 5;
+const R_MEMFD_EXEC: i32 = 6;
+const R_SERVICE_SHELL: i32 = 7;
+const R_INJECTION: i32 = 8;
+const R_MODULE: i32 = 9;
+const R_BPF: i32 = 10;
+const R_MOUNT: i32 = 11;
+const R_NAMESPACE: i32 = 12;
+const R_KEXEC: i32 = 13;
+const R_RAW_SOCKET: i32 = 14;
+const R_LOG_TAMPER: i32 = 15;
+const R_HISTORY_TAMPER: i32 = 16;
+
+const RULES: StaticArray<string> = [
+  "credential-read", "authorized-keys-write", "preload-write", "system-write", "setuid-create", "tmp-exec",
+  "memfd-exec", "service-shell", "process-injection", "module-load", "bpf-load", "mount", "namespace-change",
+  "kexec-load", "raw-socket", "log-tamper", "history-tamper",
+];
+const SEVERITIES: StaticArray<i32> = [
+  SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_CRITICAL, SEVERITY_MEDIUM, SEVERITY_HIGH, SEVERITY_MEDIUM,
+  SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_CRITICAL, SEVERITY_HIGH, SEVERITY_MEDIUM,
+  SEVERITY_MEDIUM, SEVERITY_CRITICAL, SEVERITY_MEDIUM, SEVERITY_HIGH, SEVERITY_HIGH,
+];
+
+const RESP_OFF: i32 = -1;
+const RESP_ALERT: i32 = 0;
+const RESP_DENY: i32 = 1;
+const RESP_KILL: i32 = 2;
+
+/** Default responses: deny where a false positive cannot harm. */
+const DEFAULT_RESPONSES: StaticArray<i32> = [
+  RESP_ALERT, RESP_ALERT, RESP_DENY, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT,
+  RESP_DENY, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT,
+];
+
+const responses = new StaticArray<i32>(17);
+
+// ------------------------------------------------------------------- lists
+
+const D_CREDENTIAL_ALLOW = '["sshd","sshd-session","sudo","su","login","passwd","chpasswd","chage","unix_chkpwd",' +
+  '"useradd","userdel","usermod","groupadd","groupdel","groupmod","gpasswd","newusers","pwck","grpck","vipw",' +
+  '"vigr","ssh","ssh-add","ssh-agent","ssh-keygen","scp","sftp","systemd","cron","polkitd"]';
+const D_CREDENTIAL_PATHS = '["/etc/shadow","/etc/gshadow","/etc/shadow-","/etc/gshadow-"]';
+const D_PACKAGE_MANAGERS = '["dpkg","dpkg-deb","dpkg-divert","dpkg-trigger","dpkg-statoverride","apt","apt-get",' +
+  '"aptitude","unattended-upgrade","rpm","rpmdb","yum","dnf","dnf-3","microdnf","zypper","apk","pacman",' +
+  '"update-alternatives","ldconfig","ldconfig.real"]';
+const D_SYSTEM_DIRS = '["/etc","/boot","/usr/bin","/usr/sbin","/bin","/sbin","/lib*"]';
+const D_TMP_DIRS = '["/tmp","/dev/shm","/var/tmp"]';
+const D_SERVICES = '["nginx","apache2","httpd","lighttpd","php-fpm*","mysqld","mariadbd","postgres",' +
+  '"redis-server","mongod","named","vsftpd","proftpd","memcached"]';
+const D_SERVICE_SHELL_ALLOW = '["sshd","sshd-session","login","systemd","cron","sudo","su","tmux*","screen"]';
+const D_SHELLS = '["sh","bash","dash","zsh","ksh","ksh93","mksh","csh","tcsh","fish","ash","busybox",' +
+  '"python*","perl*","ruby*","php*","node","nodejs","lua*","tclsh*"]';
+const D_PTRACE_ALLOW = '["gdb","strace","ltrace","lldb*","perf"]';
+const D_KERNEL_ALLOW = '["modprobe","insmod","rmmod","kmod","systemd","systemd-udevd","udevadm","mount",' +
+  '"umount","fusermount","fusermount3"]';
+const D_RAW_SOCKET_ALLOW = '["ping","ping4","ping6","arping","traceroute*","dhclient","dhcpcd","NetworkManager",' +
+  '"systemd-networkd"]';
+const D_LOG_DIRS = '["/var/log"]';
+const D_LOG_ALLOW = '["logrotate","rsyslogd","syslog-ng","systemd-journald","journalctl","savelog"]';
+const D_HISTORY_FILES = '[".bash_history",".zsh_history",".sh_history",".history",".ash_history",' +
+  '".python_history",".mysql_history",".psql_history"]';
+
+let credentialAllow: string[] = [];
+let credentialPaths: string[] = [];
+let packageManagers: string[] = [];
+let systemDirs: string[] = [];
+let tmpDirs: string[] = [];
+let tmpExecAllow: string[] = [];
+let services: string[] = [];
+let serviceShellAllow: string[] = [];
+let shells: string[] = [];
+let ptraceAllow: string[] = [];
+let kernelAllow: string[] = [];
+let rawSocketAllow: string[] = [];
+let logDirs: string[] = [];
+let logAllow: string[] = [];
+let historyFiles: string[] = [];
+
+// ------------------------------------------------------ per-process state
+
+/** This process called listen or accept: it serves the network. */
+let serving = false;
+/** The last execve of this process was already alerted in pre. */
+let execAlerted = false;
+/** Logs and histories this process opened for writing (dev:ino, path), for ftruncate. */
+const openedIds = new Array<string>(0);
+const openedPaths = new Array<string>(0);
+const MAX_OPENED: i32 = 64;
+
+const SERVING_PREFIX = "serving/";
+
+// ----------------------------------------------------------------- helpers
+
+/**
+ * Parses a list setting: a JSON array of strings (escapes \" \\ \/ \n \t
+ * understood), or plain text split at commas.
+ */
+export function parseList(text: string): string[] {
+  const out = new Array<string>(0);
+  const s = text.trim();
+  if (s.length == 0) return out;
+  if (s.charCodeAt(0) != 0x5b) { // not "[": comma-separated text
+    const parts = s.split(",");
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i].trim();
+      if (p.length > 0) out.push(p);
+    }
+    return out;
+  }
+  let i = 1;
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c == 0x22) { // "
+      let cur = "";
+      i++;
+      while (i < s.length && s.charCodeAt(i) != 0x22) {
+        let ch = s.charCodeAt(i);
+        if (ch == 0x5c && i + 1 < s.length) { // backslash
+          i++;
+          ch = s.charCodeAt(i);
+          if (ch == 0x6e) ch = 0x0a;
+          else if (ch == 0x74) ch = 0x09;
+        }
+        cur += String.fromCharCode(ch);
+        i++;
+      }
+      out.push(cur);
+    }
+    i++;
+  }
+  return out;
+}
+
+function listSetting(key: string, def: string): string[] {
+  const v = setting(key);
+  return parseList(v === null ? def : v);
+}
+
+function baseName(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? path : path.substring(i + 1);
+}
+
+function dirName(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? (i == 0 ? "/" : ".") : path.substring(0, i);
+}
+
+/** One name pattern against a value: exact, or a prefix with a trailing "*". */
+function nameMatches(pattern: string, value: string): bool {
+  if (pattern.endsWith("*")) return value.startsWith(pattern.substring(0, pattern.length - 1));
+  return pattern == value;
+}
+
+/** A program list against an executable path (entries with "/" match the whole path, others the base name). */
+function programIn(list: string[], exe: string): bool {
+  const base = baseName(exe);
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i];
+    if (nameMatches(p, p.includes("/") ? exe : base)) return true;
+  }
+  return false;
+}
+
+/** A canonical absolute path ("//", "/./", ".." folded), or the path itself if relative. */
+export function canonical(path: string): string {
+  if (path.length == 0 || path.charCodeAt(0) != 0x2f) return path;
+  const parts = path.split("/");
+  const out = new Array<string>(0);
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (p.length == 0 || p == ".") continue;
+    if (p == "..") {
+      if (out.length > 0) out.pop();
+      continue;
+    }
+    out.push(p);
+  }
+  return "/" + out.join("/");
+}
+
+/** Whether path is a directory of the list or below one ("/lib*" is any top component starting "lib"). */
+function underAny(list: string[], path: string): string | null {
+  for (let i = 0; i < list.length; i++) {
+    const d = list[i];
+    if (d.endsWith("*")) {
+      if (path.startsWith(d.substring(0, d.length - 1))) return d;
+      continue;
+    }
+    if (path == d || path.startsWith(d == "/" ? d : d + "/")) return d;
+  }
+  return null;
+}
+
+/** Whether any path of the list has this base name. */
+function nameIn(list: string[], base: string): bool {
+  for (let i = 0; i < list.length; i++) if (baseName(list[i]) == base) return true;
+  return false;
+}
+
+function inList(list: string[], value: string): bool {
+  for (let i = 0; i < list.length; i++) if (nameMatches(list[i], value)) return true;
+  return false;
+}
+
+function exePath(): string {
+  const e = Event.exe();
+  return e === null ? "?" : e;
+}
+
+/** Raises the rule's alert and returns its verdict (allow for an "alert" rule). */
+function fire(rule: i32, what: string, technique: string): i32 {
+  const resp = responses[rule];
+  if (resp == RESP_OFF) return allow();
+  alert(SEVERITIES[rule], "baseline." + RULES[rule] + ": " + what + " by " + exePath() + " (" + technique + ")");
+  if (resp == RESP_DENY) return deny(EPERM);
+  if (resp == RESP_KILL) return kill();
+  return allow();
+}
+
+/** Fire only in a hook that can still act on the call (lifecycle: alert only). */
+function fireAlertOnly(rule: i32, what: string, technique: string): void {
+  if (responses[rule] == RESP_OFF) return;
+  alert(SEVERITIES[rule], "baseline." + RULES[rule] + ": " + what + " by " + exePath() + " (" + technique + ")");
+}
+
+/** Combines verdicts: the strongest wins (kill > deny > allow). */
+function strongest(a: i32, b: i32): i32 {
+  const aa = a & 0xff;
+  const bb = b & 0xff;
+  if (aa == 2 || bb == 2) return kill();
+  if (aa == 1) return a;
+  if (bb == 1) return b;
+  return allow();
+}
+
+function strPath(p: string | null): string {
+  return p === null ? "" : p;
+}
+
+// ------------------------------------------------------------- path rules
+
+const O_ACCMODE: i64 = 3;
+const O_CREAT: i64 = 0o100;
+const O_TRUNC: i64 = 0o1000;
+const O_TMPFILE: i64 = 0o20000000;
+
+/** Whether an open writes (access mode, O_CREAT, O_TRUNC), from the flags text where registers do not say. */
+function openWrites(nr: i32, flagsText: string): bool {
+  if (nr == NR_CREAT) return true;
+  return flagsText.includes("O_WRONLY") || flagsText.includes("O_RDWR") || flagsText.includes("O_CREAT") ||
+    flagsText.includes("O_TRUNC") || flagsText.includes("O_TMPFILE");
+}
+
+function isSshPrivateKey(path: string): bool {
+  const base = baseName(path);
+  if (base.endsWith(".pub")) return false;
+  if (base.startsWith("id_") && baseName(dirName(path)) == ".ssh") return true;
+  return path.startsWith("/etc/ssh/ssh_host_") && base.endsWith("_key");
+}
+
+function isAuthorizedKeys(path: string): bool {
+  const base = baseName(path);
+  return (base == "authorized_keys" || base == "authorized_keys2") && baseName(dirName(path)) == ".ssh";
+}
+
+/** The credential file a relative path names, found by comparing its dev:ino with each listed file. */
+function relativeCredential(path: string): string | null {
+  const st = wrStat(path);
+  if (st === null) return null;
+  const id = st.nodeId();
+  for (let i = 0; i < credentialPaths.length; i++) {
+    const c = wrStat(credentialPaths[i]);
+    if (c !== null && c.nodeId() == id) return credentialPaths[i];
+  }
+  return null;
+}
+
+/** /proc/N/mem with N another process: N, else -1. */
+function procMemTarget(path: string): i32 {
+  if (!path.startsWith("/proc/") || !path.endsWith("/mem")) return -1;
+  const mid = path.substring(6, path.length - 4);
+  if (mid.length == 0 || mid.includes("/")) return -1;
+  let n: i32 = 0;
+  for (let i = 0; i < mid.length; i++) {
+    const c = mid.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+    n = n * 10 + (c - 0x30);
+  }
+  return n == Event.pid() ? -1 : n;
+}
+
+/** Rules about opens: credential reads, authorized_keys, system writes, setuid modes, /proc/PID/mem, logs. */
+function onOpen(nr: i32): i32 {
+  const raw = Event.path();
+  if (raw === null) return allow();
+  const path = canonical(raw);
+  const ft = Event.flagsText();
+  const flags = ft === null ? "" : ft;
+  const writes = openWrites(nr, flags);
+  const exe = exePath();
+  const dirfd = nr == NR_OPENAT || nr == NR_OPENAT2 ? <i32>Event.arg(0) : AT_FDCWD;
+  let v = allow();
+
+  // 1. credentials
+  if (!programIn(credentialAllow, exe)) {
+    let cred: string | null = null;
+    if (path.startsWith("/")) {
+      if (inList(credentialPaths, path)) cred = path;
+    } else if (nameIn(credentialPaths, baseName(raw))) {
+      cred = relativeCredential(raw);
+    }
+    if (cred !== null) {
+      v = strongest(v, fire(R_CREDENTIAL_READ, cred + (writes ? " opened for writing" : " read"), "T1003.008"));
+    } else if (isSshPrivateKey(path)) {
+      v = strongest(v, fire(R_CREDENTIAL_READ, path + " read", "T1552.004"));
+    }
+    if (writes && isAuthorizedKeys(path)) {
+      v = strongest(v, fire(R_AUTHORIZED_KEYS, path + " written", "T1098.004"));
+    }
+  }
+
+  if (writes) {
+    v = strongest(v, systemWrite(path, dirfd));
+    const target = procMemTarget(path);
+    if (target > 0 && !programIn(ptraceAllow, exe)) {
+      v = strongest(v, fire(R_INJECTION, path + " opened for writing", "T1055"));
+    }
+    if (nr == NR_CREAT || flags.includes("O_TRUNC")) v = strongest(v, tamper(path, "truncated", dirfd));
+    else if (isTamperTarget(path)) remember(raw, path);
+  }
+
+  // 3. setuid/setgid by open mode
+  let mode: i64 = 0;
+  let creates = false;
+  if (nr == NR_CREAT) {
+    mode = Event.arg(1);
+    creates = true;
+  } else if (nr == NR_OPEN) {
+    const f = Event.arg(1);
+    creates = (f & O_CREAT) != 0 || (f & O_TMPFILE) == O_TMPFILE;
+    mode = Event.arg(2);
+  } else if (nr == NR_OPENAT) {
+    const f = Event.arg(2);
+    creates = (f & O_CREAT) != 0 || (f & O_TMPFILE) == O_TMPFILE;
+    mode = Event.arg(3);
+  }
+  if (creates && (mode & 0o6000) != 0) {
+    v = strongest(v, fire(R_SETUID, raw + " created with mode 0" + (mode & 0o7777).toString(8), "T1548.001"));
+  }
+  return v;
+}
+
+/** 2. writes below the system directories, and /etc/ld.so.preload. dirfd: what a relative path is relative to. */
+function systemWrite(path: string, dirfd: i32): i32 {
+  if (path.length == 0) return allow();
+  let dir: string | null = null;
+  let shown = path;
+  if (path.startsWith("/")) {
+    if (path == "/etc/ld.so.preload") return fire(R_PRELOAD, "/etc/ld.so.preload written", "T1574.006");
+    dir = underAny(systemDirs, path);
+  } else {
+    const parent = directParent(path, dirfd);
+    if (parent !== null && parent == etcId && baseName(path) == "ld.so.preload") {
+      return fire(R_PRELOAD, "/etc/ld.so.preload written (as " + path + ")", "T1574.006");
+    }
+    dir = relativeUnder(path, dirfd, systemIds, systemNames);
+    if (dir !== null) shown = path + " (below " + dir + ")";
+  }
+  if (dir === null || programIn(packageManagers, exePath())) return allow();
+  const technique = dir == "/etc" || dir == "/boot" ? "T1543" : "T1036.005";
+  return fire(R_SYSTEM_WRITE, shown + " written", technique);
+}
+
+// Relative paths: the directories of a list are known by dev:ino (stat once
+// per process), and a relative path's directory is walked up with ".." (as
+// the process sees it) until one of them or the root. A path relative to
+// another directory fd than the cwd is checked against its direct parent only.
+
+const AT_FDCWD: i32 = -100;
+const MAX_DEPTH: i32 = 32;
+let etcId = "";
+const systemIds = new Array<string>(0);
+const systemNames = new Array<string>(0);
+const logIds = new Array<string>(0);
+const logNames = new Array<string>(0);
+
+/** Stats each directory of a list ("/lib*": /lib, /lib32, /lib64, /libx32). */
+function cacheIds(list: string[], ids: string[], names: string[]): void {
+  for (let i = 0; i < list.length; i++) {
+    const d = list[i];
+    if (d.endsWith("*")) {
+      const prefix = d.substring(0, d.length - 1);
+      const suffixes = ["", "32", "64", "x32"];
+      for (let j = 0; j < suffixes.length; j++) addId(prefix + suffixes[j], d, ids, names);
+    } else {
+      addId(d, d, ids, names);
+    }
+  }
+}
+
+function addId(path: string, name: string, ids: string[], names: string[]): void {
+  const st = wrStat(path);
+  if (st === null || !st.isDir()) return;
+  ids.push(st.nodeId());
+  names.push(name);
+}
+
+/** dev:ino of the directory a relative path's last component is in, or null. */
+function directParent(path: string, dirfd: i32): string | null {
+  if (dirfd == AT_FDCWD || path.includes("/")) {
+    if (dirfd != AT_FDCWD) return null;
+    const st = wrStat(dirName(path));
+    return st === null ? null : st.nodeId();
+  }
+  const st = wrFstat(dirfd);
+  return st === null ? null : st.nodeId();
+}
+
+/** The listed directory a relative path is below, or null. */
+function relativeUnder(path: string, dirfd: i32, ids: string[], names: string[]): string | null {
+  if (ids.length == 0) return null;
+  if (dirfd != AT_FDCWD) {
+    const parent = directParent(path, dirfd);
+    if (parent === null) return null;
+    for (let i = 0; i < ids.length; i++) if (ids[i] == parent) return names[i];
+    return null;
+  }
+  let cur = dirName(path);
+  let prev = "";
+  for (let depth = 0; depth < MAX_DEPTH; depth++) {
+    const st = wrStat(cur);
+    if (st === null) return null;
+    const id = st.nodeId();
+    if (id == prev) return null; // the root
+    for (let i = 0; i < ids.length; i++) if (ids[i] == id) return names[i];
+    prev = id;
+    cur = cur + "/..";
+  }
+  return null;
+}
+
+function isTamperTarget(path: string): bool {
+  if (path.startsWith("/") && underAny(logDirs, path) !== null) return true;
+  return inList(historyFiles, baseName(path));
+}
+
+/** Remembers a log opened for writing, so a later ftruncate of its fd is recognised. */
+function remember(raw: string, path: string): void {
+  const st = wrStat(raw);
+  if (st === null) return;
+  const id = st.nodeId();
+  for (let i = 0; i < openedIds.length; i++) if (openedIds[i] == id) return;
+  if (openedIds.length >= MAX_OPENED) {
+    openedIds.shift();
+    openedPaths.shift();
+  }
+  openedIds.push(id);
+  openedPaths.push(path);
+}
+
+/** ftruncate of a log or history this process opened for writing. */
+function onFtruncate(): i32 {
+  if (openedIds.length == 0) return allow();
+  const st = wrFstat(<i32>Event.arg(0));
+  if (st === null) return allow();
+  const id = st.nodeId();
+  for (let i = 0; i < openedIds.length; i++) {
+    if (openedIds[i] == id) return tamper(openedPaths[i], "truncated", AT_FDCWD);
+  }
+  return allow();
+}
+
+/** 9. truncating, unlinking or renaming logs and shell histories. */
+function tamper(path: string, how: string, dirfd: i32): i32 {
+  if (path.length == 0 || programIn(logAllow, exePath())) return allow();
+  if (path.startsWith("/")) {
+    if (underAny(logDirs, path) !== null) return fire(R_LOG_TAMPER, path + " " + how, "T1070.002");
+  } else {
+    const dir = relativeUnder(path, dirfd, logIds, logNames);
+    if (dir !== null) return fire(R_LOG_TAMPER, path + " (below " + dir + ") " + how, "T1070.002");
+  }
+  if (inList(historyFiles, baseName(path))) {
+    return fire(R_HISTORY_TAMPER, path + " " + how, "T1070.003");
+  }
+  return allow();
+}
+
+/** Calls that change a path: unlink, rename, link, mkdir, chmod, chown, truncate. */
+function onPathChange(nr: i32): i32 {
+  const p1 = Event.path();
+  const p2 = Event.path2();
+  const a = canonical(strPath(p1));
+  const b = canonical(strPath(p2));
+  // The directory fds the two paths are relative to.
+  let fa = AT_FDCWD;
+  let fb = AT_FDCWD;
+  if (nr == NR_UNLINKAT || nr == NR_MKDIRAT || nr == NR_FCHMODAT || nr == NR_FCHMODAT2 || nr == NR_FCHOWNAT) {
+    fa = <i32>Event.arg(0);
+  } else if (nr == NR_RENAMEAT || nr == NR_RENAMEAT2) {
+    fa = <i32>Event.arg(0);
+    fb = <i32>Event.arg(2);
+  } else if (nr == NR_LINKAT) {
+    fb = <i32>Event.arg(2);
+  } else if (nr == NR_SYMLINKAT) {
+    fb = <i32>Event.arg(1);
+  }
+  let v = allow();
+  const exe = exePath();
+  if (nr == NR_UNLINK || nr == NR_UNLINKAT || nr == NR_RMDIR) {
+    v = strongest(v, systemWrite(a, fa));
+    if (nr != NR_RMDIR) v = strongest(v, tamper(a, "deleted", fa));
+  } else if (nr == NR_TRUNCATE) {
+    v = strongest(v, systemWrite(a, fa));
+    v = strongest(v, tamper(a, "truncated", fa));
+  } else if (nr == NR_RENAME || nr == NR_RENAMEAT || nr == NR_RENAMEAT2) {
+    v = strongest(v, systemWrite(a, fa));
+    v = strongest(v, systemWrite(b, fb));
+    v = strongest(v, tamper(a, "renamed", fa));
+    if (isAuthorizedKeys(b) && !programIn(credentialAllow, exe)) {
+      v = strongest(v, fire(R_AUTHORIZED_KEYS, b + " written", "T1098.004"));
+    }
+  } else if (nr == NR_LINK || nr == NR_LINKAT || nr == NR_SYMLINK || nr == NR_SYMLINKAT) {
+    v = strongest(v, systemWrite(b, fb));
+  } else if (nr == NR_CHMOD || nr == NR_FCHMODAT || nr == NR_FCHMODAT2) {
+    const mode = Event.arg(nr == NR_CHMOD ? 1 : 2);
+    v = strongest(v, systemWrite(a, fa));
+    if ((mode & 0o6000) != 0) {
+      v = strongest(v, fire(R_SETUID, strPath(p1) + " set to mode 0" + (mode & 0o7777).toString(8), "T1548.001"));
+    }
+  } else {
+    // mkdir, mkdirat, chown, lchown, fchownat
+    v = strongest(v, systemWrite(a, fa));
+  }
+  return v;
+}
+
+// ------------------------------------------------------------ exec rules
+
+function onExec(nr: i32): i32 {
+  execAlerted = false;
+  const raw = Event.path();
+  const path = canonical(strPath(raw));
+  const exe = exePath();
+  let v = allow();
+  // 4. memfd and temporary places
+  const emptyPath = nr == NR_EXECVEAT && (Event.arg(4) & 0x1000) != 0 && strPath(raw).length == 0;
+  if (emptyPath) {
+    v = strongest(v, fire(R_MEMFD_EXEC, "fd " + Event.arg(0).toString() + " executed (execveat AT_EMPTY_PATH)", "T1620"));
+    execAlerted = true;
+  } else if (path.startsWith("/memfd:") || isProcFd(path)) {
+    v = strongest(v, fire(R_MEMFD_EXEC, path + " executed", "T1620"));
+    execAlerted = true;
+  } else if (path.startsWith("/") && underAny(tmpDirs, path) !== null && !programIn(tmpExecAllow, path)) {
+    v = strongest(v, fire(R_TMP_EXEC, path + " executed", "T1059"));
+    execAlerted = true;
+  }
+  // 5. a shell or interpreter started by a network service
+  if (programIn(shells, path) && !programIn(serviceShellAllow, exe)) {
+    let why = "";
+    if (serving) why = "a program serving the network";
+    else if (programIn(services, exe)) why = "a service";
+    else if (servingElsewhere(exe)) why = "a program serving the network";
+    if (why.length > 0) {
+      v = strongest(v, fire(R_SERVICE_SHELL, path + " started from " + why, "T1059.004"));
+    }
+  }
+  return v;
+}
+
+function isProcFd(path: string): bool {
+  if (path.startsWith("/proc/self/fd/") || path.startsWith("/dev/fd/")) return true;
+  if (!path.startsWith("/proc/")) return false;
+  const rest = path.substring(6);
+  const slash = rest.indexOf("/");
+  return slash > 0 && rest.substring(slash).startsWith("/fd/");
+}
+
+/**
+ * A live process (another than this one) that runs the same program and
+ * serves the network: this process is most likely its forked child.
+ */
+function servingElsewhere(exe: string): bool {
+  const keys = kvList(SERVING_PREFIX);
+  const self = Event.pid().toString();
+  for (let i = 0; i < keys.length; i++) {
+    const pid = keys[i].substring(SERVING_PREFIX.length);
+    if (pid == self) continue;
+    const v = kvGetString(keys[i]);
+    if (v === null || v != exe) continue;
+    if (wrStat("/proc/" + pid) !== null) return true;
+  }
+  return false;
+}
+
+// --------------------------------------------------------- other calls
+
+const PTRACE_POKETEXT: i64 = 4;
+const PTRACE_POKEDATA: i64 = 5;
+const PTRACE_POKEUSER: i64 = 6;
+const PTRACE_SETREGS: i64 = 13;
+const PTRACE_ATTACH: i64 = 16;
+const PTRACE_SEIZE: i64 = 0x4206;
+
+const AF_PACKET: i64 = 17;
+const SOCK_RAW: i64 = 3;
+
+function onOther(nr: i32): i32 {
+  const exe = exePath();
+  if (nr == NR_LISTEN || nr == NR_ACCEPT || nr == NR_ACCEPT4) {
+    if (!serving) {
+      serving = true;
+      kvSet(SERVING_PREFIX + Event.pid().toString(), exe);
+    }
+    return allow();
+  }
+  if (nr == NR_SOCKET) {
+    const domain = Event.arg(0);
+    const type = Event.arg(1) & 0xf;
+    if ((domain == AF_PACKET || type == SOCK_RAW) && !programIn(rawSocketAllow, exe)) {
+      const what = domain == AF_PACKET ? "packet socket opened" : "raw socket opened (domain " + domain.toString() + ")";
+      return fire(R_RAW_SOCKET, what, "T1040");
+    }
+    return allow();
+  }
+  if (nr == NR_PTRACE) {
+    const req = Event.arg(0);
+    const pid = <i32>Event.arg(1);
+    const aimed = req == PTRACE_ATTACH || req == PTRACE_SEIZE || req == PTRACE_POKETEXT || req == PTRACE_POKEDATA ||
+      req == PTRACE_POKEUSER || req == PTRACE_SETREGS;
+    if (aimed && pid != Event.pid() && !programIn(ptraceAllow, exe)) {
+      return fire(R_INJECTION, "ptrace request " + req.toString() + " on pid " + pid.toString(), "T1055");
+    }
+    return allow();
+  }
+  if (nr == NR_PROCESS_VM_WRITEV) {
+    const pid = <i32>Event.arg(0);
+    if (pid != Event.pid() && !programIn(ptraceAllow, exe)) {
+      return fire(R_INJECTION, "process_vm_writev into pid " + pid.toString(), "T1055");
+    }
+    return allow();
+  }
+  if (programIn(kernelAllow, exe)) return allow();
+  if (nr == NR_INIT_MODULE || nr == NR_FINIT_MODULE) {
+    return fire(R_MODULE, (nr == NR_INIT_MODULE ? "init_module" : "finit_module") + " called", "T1547.006");
+  }
+  if (nr == NR_BPF) {
+    return fire(R_BPF, "bpf command " + Event.arg(0).toString() + " called", "T1014");
+  }
+  if (nr == NR_MOUNT) {
+    // The host decodes mount's three strings as paths: path is the source, path2 the last (the type).
+    const src = Event.path();
+    const fstype = Event.path2();
+    return fire(R_MOUNT, "mount of " + strPath(src) + " (type " + strPath(fstype) + ")", "T1611");
+  }
+  if (nr == NR_UNSHARE || nr == NR_SETNS) {
+    const what = nr == NR_UNSHARE ? "unshare(0x" : "setns(nstype 0x";
+    const a = nr == NR_UNSHARE ? Event.arg(0) : Event.arg(1);
+    return fire(R_NAMESPACE, what + a.toString(16) + ") called", "T1611");
+  }
+  if (nr == NR_KEXEC_LOAD || nr == NR_KEXEC_FILE_LOAD) {
+    return fire(R_KEXEC, (nr == NR_KEXEC_LOAD ? "kexec_load" : "kexec_file_load") + " called", "T1014");
+  }
+  return allow();
+}
+
+// ------------------------------------------------------------------ hooks
+
+export function idwrap_declare(): i32 {
+  for (let i = 0; i < DECLARED.length; i++) declareSyscall(DECLARED[i], PRE | DENY);
+  declareLifecycle(EXEC | EXIT);
+  return declared();
+}
+
+export function idwrap_init(): i32 {
+  for (let i = 0; i < RULES.length; i++) {
+    const v = setting("response." + RULES[i]);
+    let r = DEFAULT_RESPONSES[i];
+    if (v !== null) {
+      const t = v.trim();
+      if (t == "alert") r = RESP_ALERT;
+      else if (t == "deny") r = RESP_DENY;
+      else if (t == "kill") r = RESP_KILL;
+      else if (t == "off") r = RESP_OFF;
+      else {
+        log(LOG_ERROR, "baseline: response." + RULES[i] + " must be alert, deny, kill or off, got " + t);
+        return 1;
+      }
+    }
+    responses[i] = r;
+  }
+  credentialAllow = listSetting("credential_allow", D_CREDENTIAL_ALLOW);
+  credentialPaths = listSetting("credential_paths", D_CREDENTIAL_PATHS);
+  packageManagers = listSetting("package_managers", D_PACKAGE_MANAGERS);
+  systemDirs = listSetting("system_dirs", D_SYSTEM_DIRS);
+  tmpDirs = listSetting("tmp_dirs", D_TMP_DIRS);
+  tmpExecAllow = listSetting("tmp_exec_allow", "[]");
+  services = listSetting("services", D_SERVICES);
+  serviceShellAllow = listSetting("service_shell_allow", D_SERVICE_SHELL_ALLOW);
+  shells = listSetting("shells", D_SHELLS);
+  ptraceAllow = listSetting("ptrace_allow", D_PTRACE_ALLOW);
+  kernelAllow = listSetting("kernel_allow", D_KERNEL_ALLOW);
+  rawSocketAllow = listSetting("raw_socket_allow", D_RAW_SOCKET_ALLOW);
+  logDirs = listSetting("log_dirs", D_LOG_DIRS);
+  logAllow = listSetting("log_allow", D_LOG_ALLOW);
+  historyFiles = listSetting("history_files", D_HISTORY_FILES);
+  cacheIds(systemDirs, systemIds, systemNames);
+  cacheIds(logDirs, logIds, logNames);
+  const etc = wrStat("/etc");
+  if (etc !== null) etcId = etc.nodeId();
+  return 0;
+}
+
+export function idwrap_on_syscall(): i32 {
+  const nr = Event.syscall();
+  if (nr == NR_OPEN || nr == NR_OPENAT || nr == NR_OPENAT2 || nr == NR_CREAT) return onOpen(nr);
+  if (nr == NR_EXECVE || nr == NR_EXECVEAT) return onExec(nr);
+  if (
+    nr == NR_SOCKET || nr == NR_LISTEN || nr == NR_ACCEPT || nr == NR_ACCEPT4 || nr == NR_PTRACE ||
+    nr == NR_PROCESS_VM_WRITEV || nr == NR_INIT_MODULE || nr == NR_FINIT_MODULE || nr == NR_BPF ||
+    nr == NR_MOUNT || nr == NR_UNSHARE || nr == NR_SETNS || nr == NR_KEXEC_LOAD || nr == NR_KEXEC_FILE_LOAD
+  ) {
+    return onOther(nr);
+  }
+  if (nr == NR_FTRUNCATE) return onFtruncate();
+  if (nr == NR_FCHMOD) {
+    const mode = Event.arg(1);
+    if ((mode & 0o6000) != 0) {
+      return fire(R_SETUID, "fd " + Event.arg(0).toString() + " set to mode 0" + (mode & 0o7777).toString(8), "T1548.001");
+    }
+    return allow();
+  }
+  return onPathChange(nr);
+}
+
+export function idwrap_on_lifecycle(kind: i32): void {
+  if (kind == EXIT) {
+    if (serving) kvDelete(SERVING_PREFIX + Event.pid().toString());
+    return;
+  }
+  // EXEC: a relative or indirect execution from a temporary place or memory,
+  // seen from the new program's resolved executable path.
+  if (execAlerted) {
+    execAlerted = false;
+    return;
+  }
+  const exe = exePath();
+  if (exe.startsWith("/memfd:")) {
+    fireAlertOnly(R_MEMFD_EXEC, exe + " executed", "T1620");
+  } else if (underAny(tmpDirs, exe) !== null && !programIn(tmpExecAllow, exe)) {
+    fireAlertOnly(R_TMP_EXEC, exe + " executed", "T1059");
+  }
+}
