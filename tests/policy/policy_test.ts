@@ -352,7 +352,10 @@ Deno.test("idwrap policy check: text, JSON, exit status", async () => {
   const bad = `${dir}/bad.yaml`;
   await Deno.writeTextFile(bad, "wrappers:\n  - name: noop\n    activate: { user: nosuchuser }\n");
   const def = loadPolicy(`${ROOT}policies/default.yaml`);
-  const okLine = `ok policies/default.yaml (${def.rules.length} rules, ${def.wrappers.length} wrappers)\n`;
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+  const okLine = `ok policies/default.yaml (${count(def.rules.length, "rule")}, ${
+    count(def.wrappers.length, "wrapper")
+  })\n`;
   const good = await policyCli(["check", "policies/default.yaml"]);
   assertEquals([good.code, good.stdout, good.stderr], [0, okLine, ""]);
 

@@ -355,9 +355,7 @@ function strPath(p: string | null): string {
 
 // ------------------------------------------------------------- path rules
 
-const O_ACCMODE: i64 = 3;
 const O_CREAT: i64 = 0o100;
-const O_TRUNC: i64 = 0o1000;
 const O_TMPFILE: i64 = 0o20000000;
 
 /** Whether an open writes (access mode, O_CREAT, O_TRUNC), from the flags text where registers do not say. */
@@ -379,9 +377,25 @@ function isAuthorizedKeys(path: string): bool {
   return (base == "authorized_keys" || base == "authorized_keys2") && baseName(dirName(path)) == ".ssh";
 }
 
-/** The credential file a relative path names, found by comparing its dev:ino with each listed file. */
-function relativeCredential(path: string): string | null {
-  const st = wrStat(path);
+/**
+ * The credential file a relative path names: relative to the cwd, compared
+ * by dev:ino with each listed file; relative to another directory fd (a
+ * bare name only), its directory compared with the listed file's directory.
+ */
+function relativeCredential(raw: string, dirfd: i32): string | null {
+  if (dirfd != AT_FDCWD) {
+    if (raw.includes("/")) return null;
+    const dir = wrFstat(dirfd);
+    if (dir === null) return null;
+    for (let i = 0; i < credentialPaths.length; i++) {
+      const c = credentialPaths[i];
+      if (baseName(c) != raw) continue;
+      const d = wrStat(dirName(c));
+      if (d !== null && d.nodeId() == dir.nodeId()) return c;
+    }
+    return null;
+  }
+  const st = wrStat(raw);
   if (st === null) return null;
   const id = st.nodeId();
   for (let i = 0; i < credentialPaths.length; i++) {
@@ -423,7 +437,7 @@ function onOpen(nr: i32): i32 {
     if (path.startsWith("/")) {
       if (inList(credentialPaths, path)) cred = path;
     } else if (nameIn(credentialPaths, baseName(raw))) {
-      cred = relativeCredential(raw);
+      cred = relativeCredential(raw, dirfd);
     }
     if (cred !== null) {
       v = strongest(v, fire(R_CREDENTIAL_READ, cred + (writes ? " opened for writing" : " read"), "T1003.008"));
