@@ -107,3 +107,23 @@ export async function writePolicy(yaml: string): Promise<string> {
   await Deno.writeTextFile(file, yaml);
   return file;
 }
+
+/** Creates a system user for a test if it does not exist (tests run as root); returns its uid. */
+export async function ensureUser(name: string): Promise<number> {
+  const id = await run("id", ["-u", name]);
+  if (id.code !== 0) {
+    const add = await run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name]);
+    if (add.code !== 0) throw new Error(`useradd ${name} failed: ${add.stderr}`);
+  }
+  return Number((await run("id", ["-u", name])).stdout.trim());
+}
+
+/** Whether a path exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

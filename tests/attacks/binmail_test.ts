@@ -17,22 +17,13 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, LifecycleEvent, WrapperReport } from "../../host/events.ts";
-import { IDWRAP, parseJsonLines, prog, ROOT, run } from "../helpers.ts";
+import { ensureUser, IDWRAP, parseJsonLines, prog, ROOT, run } from "../helpers.ts";
 
 const IS_ROOT = Deno.uid() === 0;
 const BINMAILISH = prog("binmailish");
 const USER = "idwrap-mailer";
 const dir = await Deno.makeTempDir({ prefix: "idwrap-binmail-" });
 await Deno.chmod(dir, 0o755); // the attacker must reach the spool
-
-async function ensureUser(name: string): Promise<number> {
-  const id = await run("id", ["-u", name]);
-  if (id.code !== 0) {
-    const add = await run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name]);
-    assertEquals(add.code, 0, add.stderr);
-  }
-  return Number((await run("id", ["-u", name])).stdout.trim());
-}
 
 const uid = IS_ROOT ? await ensureUser(USER) : 0;
 const gid = IS_ROOT ? Number((await run("id", ["-g", USER])).stdout.trim()) : 0;

@@ -17,7 +17,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, SyscallEvent, WrapperReport } from "../../host/events.ts";
-import { IDWRAP, parseJsonLines, ROOT, TEST_STORE, writePolicy } from "../helpers.ts";
+import { exists, IDWRAP, parseJsonLines, ROOT, TEST_STORE, writePolicy } from "../helpers.ts";
 import { watToWasm, writeWasm } from "../runtime/wat.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-imapd-" });
@@ -119,15 +119,6 @@ function reports(events: HostEvent[]): WrapperReport[] {
 
 function syscalls(events: HostEvent[]): SyscallEvent[] {
   return events.filter((e): e is SyscallEvent => e.kind === "syscall");
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const IMAPD_POLICY = `${ROOT}policies/imapd.yaml`;

@@ -14,21 +14,12 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, SyscallEvent, WrapperReport } from "../../host/events.ts";
-import { IDWRAP, parseJsonLines, prog, ROOT, run, TEST_STORE } from "../helpers.ts";
+import { ensureUser, IDWRAP, parseJsonLines, prog, ROOT, run, TEST_STORE } from "../helpers.ts";
 
 const IS_ROOT = Deno.uid() === 0;
 const PASSWDISH = prog("passwdish");
 const USER = "idwrap-pwuser";
 const dir = await Deno.makeTempDir({ prefix: "idwrap-passwd-" });
-
-async function ensureUser(name: string): Promise<number> {
-  const id = await run("id", ["-u", name]);
-  if (id.code !== 0) {
-    const add = await run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name]);
-    assertEquals(add.code, 0, add.stderr);
-  }
-  return Number((await run("id", ["-u", name])).stdout.trim());
-}
 
 const uid = IS_ROOT ? await ensureUser(USER) : 0;
 const OWN = `${USER}:x:${uid}:${uid}:pw user:/home/${USER}:/bin/sh`;

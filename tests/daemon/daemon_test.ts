@@ -5,7 +5,7 @@
  * configuration does not allow can neither run under it nor change it.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { IDWRAP, idwrap, prog, run } from "../helpers.ts";
+import { ensureUser, IDWRAP, idwrap, prog, run } from "../helpers.ts";
 import { startDaemon, waitFor } from "./daemon_helpers.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-daemon-test-" });
@@ -88,16 +88,6 @@ Deno.test("a policy edit reaches a running process's next calls; a broken edit i
     await d.stop();
   }
 });
-
-/** Creates a system user for a test if it does not exist; returns its uid. */
-async function ensureUser(name: string): Promise<number> {
-  const id = await run("id", ["-u", name]);
-  if (id.code !== 0) {
-    const add = await run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name]);
-    assertEquals(add.code, 0, add.stderr);
-  }
-  return Number((await run("id", ["-u", name])).stdout.trim());
-}
 
 /** Runs ./idwrap ARGS as another user (setpriv), with a private Deno cache. */
 async function idwrapAs(user: string, uid: number, args: string[], env: Record<string, string>) {

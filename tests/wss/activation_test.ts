@@ -5,7 +5,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { LifecycleEvent } from "../../host/events.ts";
-import { reports, run, traced, writePolicy } from "../helpers.ts";
+import { ensureUser, reports, traced, writePolicy } from "../helpers.ts";
 import { watToWasm, witnessWat, writeWasm } from "../runtime/wat.ts";
 
 /** Raises one alert per instance, at idwrap_init: an instance exists iff the wrapper is bound. */
@@ -31,10 +31,7 @@ Deno.test("activate by program: a script running cat, ls, cat binds exactly the 
 });
 
 Deno.test("activate by invoking user: only the process a real other user runs", async () => {
-  if ((await run("id", ["-u", "idwrap-alice"])).code !== 0) {
-    await run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "idwrap-alice"]);
-  }
-  const uid = (await run("id", ["-u", "idwrap-alice"])).stdout.trim();
+  const uid = await ensureUser("idwrap-alice");
   const bound = await boundPrograms(
     "{ user: idwrap-alice }",
     `setpriv --reuid=${uid} --regid=${uid} --clear-groups /bin/cat ${dir}/f.txt; /bin/cat ${dir}/f.txt`,
