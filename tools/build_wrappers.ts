@@ -31,6 +31,17 @@ const REQUIRED_EXPORTS: readonly (readonly [string, WebAssembly.ImportExportKind
   ["idwrap_declare", "function"],
 ];
 
+/** Other wrapper folders a wrapper's sources import (`from "../lpr/spec"`), so their changes rebuild it too. */
+function siblingsImported(name: string): string[] {
+  const found = new Set<string>();
+  for (const entry of Deno.readDirSync(`${wrappersDir}/${name}`)) {
+    if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
+    const text = Deno.readTextFileSync(`${wrappersDir}/${name}/${entry.name}`);
+    for (const m of text.matchAll(/from\s+"\.\.\/([\w-]+)\//g)) if (m[1] !== "sdk" && m[1] !== name) found.add(m[1]);
+  }
+  return [...found];
+}
+
 /** The newest modification time of a file under dir, recursively (0 if none). */
 function newestUnder(dir: string): number {
   let newest = 0;
@@ -90,7 +101,8 @@ export function checkWrapperModule(bytes: Uint8Array<ArrayBuffer>): string[] {
 /** Compiles one wrapper folder to build/wrappers/<name>.wasm, checked, replacing the old module only on success. */
 async function compileWrapper(name: string): Promise<string> {
   const output = `${outDir}/${name}.wasm`;
-  const temp = `${outDir}/.${name}.wasm.tmp`;
+  // Per process: parallel test runs may build at once; the rename below is atomic.
+  const temp = `${outDir}/.${name}.${Deno.pid}.wasm.tmp`;
   // Paths relative to the root: the asconfig's `use abort=wrappers/sdk/...`
   // names the abort function by its path from the working directory.
   const args = [`wrappers/${name}/index.ts`, "--config", asconfig, "--target", "release", "--outFile", temp];
@@ -122,7 +134,8 @@ export async function buildWrappers(): Promise<string[]> {
   const shared = Math.max(newestUnder(`${wrappersDir}/sdk`), mtimeOf(`${root}${asconfig}`) ?? 0);
   const stale = wrapperNames().filter((name) => {
     const current = mtimeOf(`${outDir}/${name}.wasm`);
-    return current === undefined || current < Math.max(shared, newestUnder(`${wrappersDir}/${name}`));
+    const sources = Math.max(...[name, ...siblingsImported(name)].map((d) => newestUnder(`${wrappersDir}/${d}`)));
+    return current === undefined || current < Math.max(shared, sources);
   });
   // asc is single-threaded and takes seconds per module: one per core.
   const built: string[] = [];
