@@ -4,8 +4,9 @@
 #   tools/debian-deps.sh --install  apt-get install what is missing (needs root)
 set -euo pipefail
 # gcc + libc6-dev: idwrap-launch and the test programs; strace: conformance tests;
-# passwd (useradd) and util-linux (setpriv): tests that run as real other users.
-packages=(gcc libc6-dev strace passwd util-linux)
+# passwd (useradd) and util-linux (setpriv): tests that run as real other users;
+# nginx, vsftpd, curl: the server wrappers' tests (started by the tests, on loopback only).
+packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -16,6 +17,12 @@ done
 case "${1:---check}" in
   --install)
     export DEBIAN_FRONTEND=noninteractive
+    # Installing servers (nginx, vsftpd) must not start them: the tests start their own, on loopback.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+      chmod +x /usr/sbin/policy-rc.d
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
     ;;

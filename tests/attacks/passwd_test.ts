@@ -14,7 +14,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, SyscallEvent, WrapperReport } from "../../host/events.ts";
-import { ensureUser, IDWRAP, parseJsonLines, prog, ROOT, run, TEST_STORE } from "../helpers.ts";
+import { ensureUser, IDWRAP, parseJsonLines, prog, ROOT, TEST_STORE } from "../helpers.ts";
 
 const IS_ROOT = Deno.uid() === 0;
 const PASSWDISH = prog("passwdish");

@@ -1,0 +1,619 @@
+/**
+ * The server specification wrappers (docs/wrappers.md: httpd, ftpd,
+ * fingerd) on real servers: Debian's nginx and vsftpd, started here under
+ * `./idwrap run` on 127.0.0.1 and a free high port, with temporary
+ * configurations, document roots, logs and pid files (no default path of
+ * the packages is written), fetched a bounded number of times with fetch()
+ * and curl; and tests/progs/fingerish.c, a finger-like server. A server
+ * whose package is not installed is skipped, saying so; vsftpd needs root
+ * (it chroots anonymous sessions). vsftpd runs with its own seccomp sandbox
+ * (the default): its filter stacks on idwrap's, and the calls it allows
+ * still reach the wrapper.
+ *
+ * The execve clauses are checked with a small program compiled here that
+ * behaves like a compromised server (it reads /etc/passwd, then runs
+ * /bin/sh), installed under the server's name so the policies bind to it.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { exists, IDWRAP, parseJsonLines, prog, reports, ROOT, run, TEST_STORE } from "../helpers.ts";
+import type { HostEvent, WrapperReport } from "../../host/events.ts";
+
+const IS_ROOT = Deno.uid() === 0;
+const NGINX = "/usr/sbin/nginx";
+const VSFTPD = "/usr/sbin/vsftpd";
+const CURL = "/usr/bin/curl";
+
+const HAVE_NGINX = await exists(NGINX);
+const HAVE_VSFTPD = await exists(VSFTPD);
+const HAVE_CURL = await exists(CURL);
+if (!HAVE_NGINX) console.log("servers_test: nginx tests skipped: /usr/sbin/nginx is missing (Debian package nginx)");
+if (!HAVE_VSFTPD || !HAVE_CURL || !IS_ROOT) {
+  console.log(
+    "servers_test: vsftpd tests skipped: " +
+      (!HAVE_VSFTPD
+        ? "/usr/sbin/vsftpd is missing (Debian package vsftpd)"
+        : !HAVE_CURL
+        ? "/usr/bin/curl is missing (Debian package curl)"
+        : "vsftpd needs root (it chroots anonymous sessions)"),
+  );
+}
+
+/** A port on 127.0.0.1 nobody listens on now. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A run of P consecutive free ports (for vsftpd's passive range). */
+function freeRange(n: number): [number, number] {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const lo = 20000 + Math.floor(Math.random() * 30000);
+    const held: Deno.Listener[] = [];
+    try {
+      for (let p = lo; p < lo + n; p++) held.push(Deno.listen({ hostname: "127.0.0.1", port: p }));
+      return [lo, lo + n - 1];
+    } catch {
+      // taken: try another
+    } finally {
+      held.forEach((l) => l.close());
+    }
+  }
+  throw new Error("no free port range");
+}
+
+/** A directory readable by everyone (servers drop privileges; Deno makes 0700 temp dirs). */
+async function publicTempDir(prefix: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
+  await Deno.chmod(dir, 0o755);
+  return dir;
+}
+
+/** A server under `./idwrap run --json -o FILE -p POLICY -- …`, until stop(). */
+class Wrapped {
+  private constructor(private child: Deno.ChildProcess, private out: string) {}
+
+  static async start(policy: string, command: string[], port: number): Promise<Wrapped> {
+    const out = await Deno.makeTempFile({ prefix: "idwrap-servers-", suffix: ".jsonl" });
+    const child = new Deno.Command(IDWRAP, {
+      args: ["run", "--json", "-o", out, "-p", policy, "--", ...command],
+      env: { IDWRAP_STORE: TEST_STORE },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = new Wrapped(child, out);
+    // Wait (bounded: 15 s) until the server accepts connections.
+    for (let i = 0; i < 150; i++) {
+      try {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port });
+        c.close();
+        return w;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const r = await w.stop();
+    throw new Error(`server did not listen on ${port}: ${r.stderr}`);
+  }
+
+  /** SIGTERM to idwrap (which forwards it to the server); the result and the events. */
+  async stop(): Promise<{ code: number; stderr: string; events: HostEvent[] }> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch { /* exited */ }
+    const timer = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch { /* exited */ }
+    }, 15000);
+    const r = await this.child.output();
+    clearTimeout(timer);
+    const events = parseJsonLines(await Deno.readTextFile(this.out));
+    await Deno.remove(this.out);
+    return { code: r.code, stderr: new TextDecoder().decode(r.stderr), events };
+  }
+}
+
+/** "wrapper: message" of each alert. */
+function alertTexts(events: HostEvent[]): string[] {
+  return reports(events, "alert").map((a: WrapperReport) => `${a.wrapper}: ${a.message}`);
+}
+
+function faults(events: HostEvent[]): string[] {
+  return reports(events, "fault").map((a: WrapperReport) => `${a.wrapper}: ${a.message}`);
+}
+
+// ---------------------------------------------------------------------------------------------- nginx (httpd)
+
+interface NginxSite {
+  dir: string;
+  port: number;
+  conf: string;
+  policy: string;
+}
+
+/** A temp nginx site: docroot www/ with files, logs/, tmp/, a config, and a policy binding httpd to it. */
+async function nginxSite(
+  response: "alert" | "deny",
+  extraLocation = "",
+  settings: { ports?: string; upstreams?: string } = {},
+): Promise<NginxSite> {
+  const dir = await publicTempDir("idwrap-nginx-");
+  for (const sub of ["www", "www/sub", "logs", "tmp"]) {
+    await Deno.mkdir(`${dir}/${sub}`);
+    await Deno.chmod(`${dir}/${sub}`, 0o755);
+  }
+  await Deno.writeTextFile(`${dir}/www/index.html`, "<p>index</p>\n");
+  await Deno.writeTextFile(`${dir}/www/a.txt`, "a\n");
+  await Deno.writeTextFile(`${dir}/www/sub/b.txt`, "b\n");
+  const port = freePort();
+  const conf = `${dir}/nginx.conf`;
+  await Deno.writeTextFile(
+    conf,
+    `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log;
+events { worker_connections 64; }
+http {
+  access_log ${dir}/logs/access.log;
+  client_body_temp_path ${dir}/tmp/body;
+  proxy_temp_path ${dir}/tmp/proxy;
+  fastcgi_temp_path ${dir}/tmp/fastcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi;
+  scgi_temp_path ${dir}/tmp/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    root ${dir}/www;
+    ${extraLocation}
+  }
+}
+`,
+  );
+  const policy = `${dir}/httpd.yaml`;
+  await Deno.writeTextFile(
+    policy,
+    `version: 1
+name: httpd-test
+wrappers:
+  - name: httpd
+    settings:
+      docroot: ["${dir}/www"]
+      read_dirs: ["${conf}"]
+      write_dirs: ["${dir}/logs", "${dir}/tmp", "${dir}/nginx.pid"]
+      ports: ${settings.ports ?? `[${port}]`}
+      upstreams: ${settings.upstreams ?? "[]"}
+      response: ${response}
+    activate:
+      program: nginx
+`,
+  );
+  return { dir, port, conf, policy };
+}
+
+function startNginx(site: NginxSite): Promise<Wrapped> {
+  return Wrapped.start(site.policy, [
+    NGINX,
+    "-p",
+    `${site.dir}/`,
+    "-e",
+    `${site.dir}/logs/error.log`,
+    "-c",
+    site.conf,
+    "-g",
+    "daemon off;",
+  ], site.port);
+}
+
+async function get(port: number, path: string): Promise<[number, string]> {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`);
+  return [r.status, await r.text()];
+}
+
+Deno.test({
+  name: "httpd: nginx serves its docroot for 30 requests under the policy with no alert",
+  ignore: !HAVE_NGINX,
+  async fn() {
+    const site = await nginxSite("alert");
+    const server = await startNginx(site);
+    const got: [number, string][] = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        got.push(await get(site.port, "/"));
+        got.push(await get(site.port, "/a.txt"));
+        got.push(await get(site.port, "/sub/b.txt"));
+      }
+    } finally {
+      const r = await server.stop();
+      assertEquals(alertTexts(r.events), []);
+      assertEquals(faults(r.events), []);
+      assertEquals(r.code, 0, r.stderr);
+    }
+    for (let i = 0; i < 30; i += 3) {
+      assertEquals(got[i], [200, "<p>index</p>\n"]);
+      assertEquals(got[i + 1], [200, "a\n"]);
+      assertEquals(got[i + 2], [200, "b\n"]);
+    }
+    const log = await Deno.readTextFile(`${site.dir}/logs/access.log`);
+    assertEquals(log.trim().split("\n").length, 30);
+    await Deno.remove(site.dir, { recursive: true });
+  },
+});
+
+for (const response of ["alert", "deny"] as const) {
+  Deno.test({
+    name: `httpd: a location aliased to /etc/ reads outside the docroot: alert (response ${response})`,
+    ignore: !HAVE_NGINX,
+    async fn() {
+      const site = await nginxSite(response, "location /leak/ { alias /etc/; }");
+      const hostname = await Deno.readTextFile("/etc/hostname");
+      const server = await startNginx(site);
+      let leaked: [number, string];
+      let normal: [number, string];
+      try {
+        leaked = await get(site.port, "/leak/hostname");
+        normal = await get(site.port, "/a.txt");
+      } finally {
+        const r = await server.stop();
+        const alerts = alertTexts(r.events);
+        assertEquals(alerts, ["httpd: httpd: open for reading of /etc/hostname: outside the paths it may read"]);
+        assertEquals(reports(r.events, "alert")[0].severity, 3);
+        assertEquals(faults(r.events), []);
+      }
+      assertEquals(normal, [200, "a\n"]);
+      if (response === "alert") assertEquals(leaked, [200, hostname]);
+      else assertEquals(leaked[0], 403, "the denied open (EACCES) is nginx's 403");
+      await Deno.remove(site.dir, { recursive: true });
+    },
+  });
+}
+
+Deno.test({
+  name: "httpd: a listen port not in `ports` and a proxy_pass to an unlisted upstream are alerted",
+  ignore: !HAVE_NGINX,
+  async fn() {
+    const upstreamPort = freePort();
+    const upstream = Deno.serve({ hostname: "127.0.0.1", port: upstreamPort, onListen() {} }, () => new Response("up"));
+    const location = `location /up/ { proxy_pass http://127.0.0.1:${upstreamPort}/; }`;
+    try {
+      // ports: only 1 (not the one nginx listens on); no upstreams.
+      const site = await nginxSite("alert", location, { ports: "[1]" });
+      const server = await startNginx(site);
+      let proxied: [number, string];
+      try {
+        proxied = await get(site.port, "/up/x");
+      } finally {
+        const r = await server.stop();
+        assertEquals(alertTexts(r.events), [
+          `httpd: httpd: bind to inet:127.0.0.1:${site.port}: port ${site.port} is not one it serves`,
+          `httpd: httpd: connect to inet:127.0.0.1:${upstreamPort}: not an allowed upstream`,
+        ]);
+      }
+      assertEquals(proxied, [200, "up"]);
+      await Deno.remove(site.dir, { recursive: true });
+
+      // The same upstream listed: no alert.
+      const listed = await nginxSite("deny", location, { upstreams: `["127.0.0.1:${upstreamPort}"]` });
+      const server2 = await startNginx(listed);
+      try {
+        proxied = await get(listed.port, "/up/x");
+      } finally {
+        const r = await server2.stop();
+        assertEquals(alertTexts(r.events), []);
+      }
+      assertEquals(proxied, [200, "up"]);
+      await Deno.remove(listed.dir, { recursive: true });
+    } finally {
+      await upstream.shutdown();
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------- vsftpd (ftpd)
+
+interface FtpSite {
+  dir: string;
+  port: number;
+  conf: string;
+  policy: string;
+}
+
+/** A temp anonymous FTP site: anon/ (root-owned, 0755), empty/ (secure_chroot_dir), log/, config, policy. */
+async function ftpSite(response: "alert" | "deny", extraConf = ""): Promise<FtpSite> {
+  const dir = await publicTempDir("idwrap-vsftpd-");
+  for (const sub of ["anon", "anon/sub", "empty", "log"]) {
+    await Deno.mkdir(`${dir}/${sub}`);
+    await Deno.chmod(`${dir}/${sub}`, 0o755);
+  }
+  await Deno.writeTextFile(`${dir}/anon/pub.txt`, "public\n");
+  await Deno.writeTextFile(`${dir}/anon/sub/c.txt`, "c\n");
+  const port = freePort();
+  const [lo, hi] = freeRange(20);
+  const conf = `${dir}/vsftpd.conf`;
+  await Deno.writeTextFile(
+    conf,
+    `listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=${port}
+background=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=NO
+anon_root=${dir}/anon
+no_anon_password=YES
+pasv_enable=YES
+pasv_min_port=${lo}
+pasv_max_port=${hi}
+pasv_address=127.0.0.1
+connect_from_port_20=NO
+secure_chroot_dir=${dir}/empty
+xferlog_enable=YES
+xferlog_file=${dir}/log/xferlog
+vsftpd_log_file=${dir}/log/vsftpd.log
+${extraConf}
+`,
+  );
+  const policy = `${dir}/ftpd.yaml`;
+  await Deno.writeTextFile(
+    policy,
+    `version: 1
+name: ftpd-test
+wrappers:
+  - name: ftpd
+    settings:
+      root: "${dir}/anon"
+      config: "${conf}"
+      read_dirs: ["${dir}/empty"]
+      write_dirs: ["${dir}/log"]
+      ports: [${port}]
+      pasv: "${lo}-${hi}"
+      response: ${response}
+    activate:
+      program: vsftpd
+`,
+  );
+  return { dir, port, conf, policy };
+}
+
+async function curl(url: string): Promise<[number, string]> {
+  const r = await run(CURL, ["-s", "-S", "--max-time", "10", url]);
+  return [r.code, r.stdout];
+}
+
+Deno.test({
+  name: "ftpd: vsftpd serves 20 anonymous fetches and listings under the policy with no alert",
+  ignore: !HAVE_VSFTPD || !HAVE_CURL || !IS_ROOT,
+  async fn() {
+    const site = await ftpSite("alert");
+    const server = await Wrapped.start(site.policy, [VSFTPD, site.conf], site.port);
+    const got: [number, string][] = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        got.push(await curl(`ftp://127.0.0.1:${site.port}/pub.txt`));
+        got.push(await curl(`ftp://127.0.0.1:${site.port}/sub/c.txt`));
+        got.push(await curl(`ftp://127.0.0.1:${site.port}/sub/../pub.txt`));
+        got.push(await curl(`ftp://127.0.0.1:${site.port}/sub/`));
+      }
+    } finally {
+      const r = await server.stop();
+      assertEquals(alertTexts(r.events), []);
+      assertEquals(faults(r.events), []);
+    }
+    for (let i = 0; i < 20; i += 4) {
+      assertEquals(got[i], [0, "public\n"]);
+      assertEquals(got[i + 1], [0, "c\n"]);
+      assertEquals(got[i + 2], [0, "public\n"]);
+      assertEquals(got[i + 3][0], 0);
+      assert(got[i + 3][1].includes("c.txt"), got[i + 3][1]);
+    }
+    await Deno.remove(site.dir, { recursive: true });
+  },
+});
+
+for (const response of ["alert", "deny"] as const) {
+  Deno.test({
+    name: `ftpd: a banner_file outside the anonymous root is read: alert (response ${response})`,
+    ignore: !HAVE_VSFTPD || !HAVE_CURL || !IS_ROOT,
+    async fn() {
+      const site = await ftpSite(response, "banner_file=/etc/hostname");
+      const server = await Wrapped.start(site.policy, [VSFTPD, site.conf], site.port);
+      let got: [number, string];
+      try {
+        got = await curl(`ftp://127.0.0.1:${site.port}/pub.txt`);
+      } finally {
+        const r = await server.stop();
+        const alerts = alertTexts(r.events);
+        // vsftpd reads the banner in every session: the readiness probe's and curl's.
+        assert(alerts.length >= 1, "no alert");
+        for (const a of alerts) {
+          assertEquals(a, "ftpd: ftpd: open for reading of /etc/hostname: outside the paths it may read");
+        }
+        assertEquals(faults(r.events), []);
+      }
+      // Denied (EACCES), vsftpd answers "500 OOPS: cannot open banner" instead of 220: curl's error 8.
+      assertEquals(got, response === "alert" ? [0, "public\n"] : [8, ""]);
+      await Deno.remove(site.dir, { recursive: true });
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------- fingerd
+
+Deno.test("fingerd: fingerish answers a normal query with no alert, and refuses a crafted one", async () => {
+  const script = `printf '%s\\r\\n' "$1" | exec ${prog("fingerish")}`;
+  const normal = await runUnder(`${ROOT}policies/fingerd.yaml`, ["/bin/sh", "-c", script, "sh", "root"]);
+  assertEquals(normal.code, 0, normal.stderr);
+  assert(normal.stdout.startsWith("Login: root\t"), normal.stdout);
+  assertEquals(alertTexts(normal.events), []);
+  assertEquals(faults(normal.events), []);
+  for (const bad of ["root;/bin/sh", "/W root", "root@localhost", "-l", "x".repeat(200)]) {
+    const r = await runUnder(`${ROOT}policies/fingerd.yaml`, ["/bin/sh", "-c", script, "sh", bad]);
+    assertEquals([r.code, r.stdout], [1, "finger: bad request\n"], bad);
+    assertEquals(alertTexts(r.events), []);
+  }
+});
+
+/** Runs a command under a policy with `./idwrap run --json`, collecting the events. */
+async function runUnder(policy: string, command: string[]) {
+  const out = await Deno.makeTempFile({ prefix: "idwrap-servers-", suffix: ".jsonl" });
+  try {
+    const r = await run(IDWRAP, ["run", "--json", "-o", out, "-p", policy, "--", ...command]);
+    return { ...r, events: parseJsonLines(await Deno.readTextFile(out)) };
+  } finally {
+    await Deno.remove(out);
+  }
+}
+
+const FINGER_USER = "idwrap-finger";
+
+Deno.test({
+  name: "fingerd: a world-readable ~/.plan is read; one that links to a private file is a violation",
+  ignore: !IS_ROOT,
+  async fn() {
+    const base = await publicTempDir("idwrap-homes-");
+    const home = `${base}/${FINGER_USER}`;
+    await Deno.mkdir(home);
+    await Deno.chmod(home, 0o755);
+    const add = await run("useradd", [
+      "--system",
+      "--no-create-home",
+      "--home-dir",
+      home,
+      "--shell",
+      "/usr/sbin/nologin",
+      FINGER_USER,
+    ]);
+    assertEquals(add.code, 0, add.stderr);
+    try {
+      const secret = `${base}/secret`;
+      await Deno.writeTextFile(secret, "top secret\n");
+      await Deno.chmod(secret, 0o600);
+      const policyFor = async (response: string) => {
+        const p = `${base}/fingerd-${response}.yaml`;
+        await Deno.writeTextFile(
+          p,
+          `version: 1\nwrappers:\n  - name: fingerd\n    settings: { homes: ["${base}"], response: ${response} }\n` +
+            `    activate: { program: fingerish }\n`,
+        );
+        return p;
+      };
+      const query = ["/bin/sh", "-c", `echo ${FINGER_USER} | exec ${prog("fingerish")}`];
+
+      await Deno.writeTextFile(`${home}/.plan`, "world-readable plan\n");
+      await Deno.chmod(`${home}/.plan`, 0o644);
+      const ok = await runUnder(await policyFor("deny"), query);
+      assert(ok.stdout.includes("Plan:\nworld-readable plan\n"), ok.stdout);
+      assertEquals(alertTexts(ok.events), []);
+
+      await Deno.remove(`${home}/.plan`);
+      await Deno.symlink(secret, `${home}/.plan`);
+      const expected = `fingerd: fingerd: open for reading of ${home}/.plan (mode 0600, owner uid 0): ` +
+        "a user file that is not world-readable";
+      const alerted = await runUnder(await policyFor("alert"), query);
+      assert(alerted.stdout.includes("top secret"), "response alert only reports");
+      assertEquals(alertTexts(alerted.events), [expected]);
+      const denied = await runUnder(await policyFor("deny"), query);
+      assert(denied.stdout.includes("Plan: Permission denied"), denied.stdout);
+      assert(!denied.stdout.includes("top secret"), denied.stdout);
+      assertEquals(alertTexts(denied.events), [expected]);
+    } finally {
+      await run("userdel", [FINGER_USER]);
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------- compromised servers
+
+const COMPROMISED = `
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "done") == 0) { puts("re-exec ok"); return 0; }
+  if (argc > 1 && strcmp(argv[1], "self") == 0) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0) return 4;
+    self[n] = 0;
+    execl(self, argv[0], "done", (char *)0);
+    printf("execve: %s\\n", strerror(errno));
+    return 3;
+  }
+  if (argc > 2 && strcmp(argv[1], "write") == 0) {
+    int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) { printf("open: %s\\n", strerror(errno)); return 3; }
+    puts("wrote");
+    return 0;
+  }
+  FILE *f = fopen("/etc/passwd", "r");
+  if (f == NULL) return 4;
+  char line[512];
+  if (fgets(line, sizeof line, f) == NULL) return 4;
+  fclose(f);
+  fflush(stdout);
+  execl("/bin/sh", "sh", "-c", "echo pwned", (char *)0);
+  printf("execve: %s\\n", strerror(errno));
+  return 3;
+}
+`;
+
+const binDir = await Deno.makeTempDir({ prefix: "idwrap-compromised-" });
+await Deno.writeTextFile(`${binDir}/compromised.c`, COMPROMISED);
+const cc = await run(Deno.env.get("CC") ?? "cc", ["-O2", "-o", `${binDir}/fingerd`, `${binDir}/compromised.c`]);
+if (cc.code !== 0) throw new Error(`cannot compile the compromised server: ${cc.stderr}`);
+for (const name of ["nginx", "vsftpd"]) await Deno.copyFile(`${binDir}/fingerd`, `${binDir}/${name}`);
+await Deno.chmod(binDir, 0o755);
+globalThis.addEventListener("unload", () => Deno.removeSync(binDir, { recursive: true }));
+
+for (const [name, policy] of [["fingerd", "fingerd"], ["nginx", "httpd"], ["vsftpd", "ftpd"]] as const) {
+  Deno.test(`${policy}: a compromised ${name} that runs /bin/sh is denied (EACCES) and alerted`, async () => {
+    const r = await runUnder(`${ROOT}policies/${policy}.yaml`, [`${binDir}/${name}`]);
+    assertEquals([r.code, r.stdout], [3, "execve: Permission denied\n"]);
+    assertEquals(alertTexts(r.events), [
+      `${policy}: ${policy}: execve of /bin/sh: not a program this server may run`,
+    ]);
+    assertEquals(reports(r.events, "alert")[0].severity, 3);
+  });
+}
+
+Deno.test("httpd: the master's re-exec of its own binary is allowed", async () => {
+  const r = await runUnder(`${ROOT}policies/httpd.yaml`, [`${binDir}/nginx`, "self"]);
+  assertEquals([r.code, r.stdout], [0, "re-exec ok\n"]);
+  assertEquals(alertTexts(r.events), []);
+});
+
+Deno.test("fingerd: a compromised fingerd that writes a file is alerted (response alert) and denied (deny)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-fingerd-write-" });
+  const target = `${dir}/dropped`;
+  const alerted = await runUnder(`${ROOT}policies/fingerd.yaml`, [`${binDir}/fingerd`, "write", target]);
+  assertEquals(alerted.stdout, "wrote\n");
+  const message = `fingerd: fingerd: open for writing of ${target}: this server never writes files`;
+  assertEquals(alertTexts(alerted.events), [message]);
+  await Deno.remove(target);
+  const policy = `${dir}/deny.yaml`;
+  await Deno.writeTextFile(
+    policy,
+    "version: 1\nwrappers:\n  - name: fingerd\n    settings: { response: deny }\n    activate: { program: fingerd }\n",
+  );
+  const denied = await runUnder(policy, [`${binDir}/fingerd`, "write", target]);
+  assertEquals(denied.stdout, "open: Permission denied\n");
+  assertEquals(alertTexts(denied.events), [message]);
+  assert(!(await exists(target)));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("the server policies are valid", async () => {
+  const r = await run(IDWRAP, [
+    "policy",
+    "check",
+    `${ROOT}policies/httpd.yaml`,
+    `${ROOT}policies/ftpd.yaml`,
+    `${ROOT}policies/fingerd.yaml`,
+  ]);
+  assertEquals(r.code, 0, r.stdout + r.stderr);
+});
