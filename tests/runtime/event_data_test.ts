@@ -35,6 +35,14 @@ Deno.test("event_data: a wrapper reads a write's bytes and refuses the one it mu
   assert(!JSON.stringify(r.events).includes("SECRET data"), "the written bytes stay out of the JSON report");
 });
 
+Deno.test("event_data: writes of any size pass through a wrapper that examines them (64 KiB are shown)", async () => {
+  const wasm = await writeWasm("deny_secret_writes", watToWasm(DENY_SECRET_WRITES));
+  const policy = await writePolicy(`wrappers:\n  - { name: writes, module: ${wasm} }\n`);
+  const r = await traced("run", ["-p", policy], ["/bin/sh", "-c", "head -c 300000 /dev/zero | cat | wc -c"]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.stdout.trim(), "300000");
+});
+
 Deno.test("a module built for a newer minor ABI (1.2) is refused with both versions named", async () => {
   const newer = await writeWasm("newer", watToWasm(DENY_SECRET_WRITES.replace("0x00010001", "0x00010002")));
   const policy = await writePolicy(`wrappers:\n  - { name: newer, module: ${newer} }\n`);

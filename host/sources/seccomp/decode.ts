@@ -7,12 +7,12 @@
  */
 import type { DecodedArgs } from "../../events.ts";
 import { type ArgKind, argKinds } from "../../syscalls/mod.ts";
-import type { TargetMemory } from "./memory.ts";
+import { MAX_BYTES, type TargetMemory } from "./memory.ts";
 import { sockaddrToString } from "../../net/address.ts";
 
 const AT_FDCWD = -100;
 /** The most of a write's buffer an event carries. */
-export const MAX_DATA = 65536;
+export const MAX_DATA = MAX_BYTES;
 
 const O_ACCMODE = ["O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"];
 const O_FLAGS: [number, string][] = [

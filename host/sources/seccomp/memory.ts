@@ -10,10 +10,12 @@ import { addressOf, libc } from "./ffi.ts";
 const PAGE = 4096;
 /** Longest string read: PATH_MAX, as the kernel's getname(). */
 export const MAX_STRING = 4096;
+/** Largest block read at once: a write's data for event_data (decode.ts's MAX_DATA). */
+export const MAX_BYTES = 65536;
 
 /** A reader owning its buffers; one per supervisor thread. */
 export class TargetMemory {
-  #buf = new Uint8Array(MAX_STRING + PAGE);
+  #buf = new Uint8Array(Math.max(MAX_STRING + PAGE, MAX_BYTES));
   #local = new Uint8Array(16);
   #remote = new Uint8Array(16);
   #localView = new DataView(this.#local.buffer);
