@@ -54,7 +54,8 @@ Deno.test("a policy edit reaches a running process's next calls; a broken edit i
   try {
     const results = `${dir}/live-results`;
     const runner = new Deno.Command(IDWRAP, {
-      args: ["run", "--", prog("open_loop"), `${dir}/target.txt`, results, "8"],
+      // Long enough for a loaded machine; stopped once the test has seen what it needs.
+      args: ["run", "--", prog("open_loop"), `${dir}/target.txt`, results, "60"],
       env: d.env,
       stdin: "null",
       stdout: "null",
@@ -83,6 +84,7 @@ Deno.test("a policy edit reaches a running process's next calls; a broken edit i
     await waitFor("more opens", async () => (await lines()).length > before + 10 || undefined);
     const after = (await lines()).slice(before);
     assert(after.every((l) => l === "errno 13"), after.join(","));
+    runner.kill("SIGTERM"); // passed on to the program by idwrap run
     await runner.status;
   } finally {
     await d.stop();

@@ -208,9 +208,13 @@ mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000,cache=loose hostroo
 # scratch places over the read-only host root.
 mount -o bind /proc /host/proc && mount -o bind /sys /host/sys && mount -o rbind /dev /host/dev || fail "bind mounts"
 [ -e /host/proc/sys/kernel/osrelease ] && [ -e /host/sys/kernel ] || fail "proc/sys landed wrong (qid collision?)"
+# The repository may live under one of the scratch places (a CI clone in /tmp): keep it visible.
+mkdir -p /repo && mount -o bind /host${ROOT.replace(/\/$/, "")} /repo || fail "bind the repository"
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp || fail "tmpfs /host/tmp"
 mount -t tmpfs tmpfs /host/run || fail "tmpfs /host/run"
 mount -t tmpfs tmpfs /host/root || fail "tmpfs /host/root"
+mkdir -p /host${ROOT.replace(/\/$/, "")} 2>/dev/null
+mount -o bind /repo /host${ROOT.replace(/\/$/, "")} || fail "rebind the repository"
 echo "@@BEGIN ${nonce}@@"
 /bin/sh /script.sh </dev/null 2>&1
 rc=$?

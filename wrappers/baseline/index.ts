@@ -680,7 +680,10 @@ function onExec(nr: i32): i32 {
   } else if (path.startsWith("/memfd:") || isProcFd(path)) {
     v = strongest(v, fire(R_MEMFD_EXEC, path + " executed", "T1620"));
     execAlerted = true;
-  } else if (path.startsWith("/") && underAny(tmpDirs, path) !== null && !programIn(tmpExecAllow, path)) {
+  } else if (
+    path.startsWith("/") && underAny(tmpDirs, path) !== null && !programIn(tmpExecAllow, path) && wrStat(path) !== null
+  ) {
+    // Only a file that exists can run: a PATH search trying a missing /tmp/... entry is no execution.
     v = strongest(v, fire(R_TMP_EXEC, path + " executed", "T1059"));
     execAlerted = true;
   }
