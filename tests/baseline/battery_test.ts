@@ -380,10 +380,15 @@ wrappers:
   - name: baseline
     settings: { response.tmp-exec: deny, response.credential-read: "off" }
 `);
-  const r = await traced("run", ["-p", policy], ["/bin/sh", "-c", `head -c0 /etc/shadow; ${tmp}/dropped; echo rc=$?`]);
+  // Its own dropped program (the battery's temp dir is gone by now): only an existing file counts as executed.
+  const drop = await Deno.makeTempDir({ dir: "/tmp", prefix: "idwrap-tuning-" });
+  await Deno.writeTextFile(`${drop}/dropped`, "#!/bin/sh\necho ran\n");
+  await Deno.chmod(`${drop}/dropped`, 0o755);
+  const r = await traced("run", ["-p", policy], ["/bin/sh", "-c", `head -c0 /etc/shadow; ${drop}/dropped; echo rc=$?`]);
+  await Deno.remove(drop, { recursive: true });
   const messages = baselineAlerts(r).map((a) => a.message);
   assert(!messages.some((m) => m.startsWith("baseline.credential-read:")), JSON.stringify(messages));
-  assert(messages.some((m) => m.startsWith(`baseline.tmp-exec: ${tmp}/dropped executed`)), JSON.stringify(messages));
+  assert(messages.some((m) => m.startsWith(`baseline.tmp-exec: ${drop}/dropped executed`)), JSON.stringify(messages));
   assert(/^rc=12[67]\n$/.test(r.stdout), `the exec ran or failed oddly: ${r.stdout} ${r.stderr}`);
   assert(r.stderr.includes("Operation not permitted"), r.stderr);
 });
