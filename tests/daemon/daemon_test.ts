@@ -68,7 +68,10 @@ Deno.test("a policy edit reaches a running process's next calls; a broken edit i
     await waitFor(
       "the deny to reach the running process",
       async () => (await lines()).includes("errno 13") || undefined,
-    );
+      45000,
+    ).catch((e) => {
+      throw new Error(`${e.message}; the daemon said:\n${d.log()}`);
+    });
 
     const before = (await lines()).length;
     await Deno.writeTextFile(
