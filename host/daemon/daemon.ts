@@ -55,7 +55,7 @@ export class Daemon {
   #thread!: SupervisorThread;
   #audit!: AuditLog;
   #nextSession = 1;
-  #watcher: Deno.FsWatcher | undefined;
+  #poller: ReturnType<typeof setInterval> | undefined;
 
   private constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -115,22 +115,36 @@ export class Daemon {
     );
   }
 
+  /**
+   * Reloads when a policy file changes. Each file's identity and content
+   * stamp (device, inode, size, mtime) is compared once a second: an inotify
+   * watch on a file is lost when an editor saves by renaming a new file over
+   * it, and can miss events; a stat per file per second cannot.
+   */
   #watch(): void {
-    try {
-      this.#watcher = Deno.watchFs(this.#files, { recursive: false });
-    } catch (e) {
-      this.#log(`cannot watch the policy files: ${(e as Error).message}`);
-      return;
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    (async () => {
-      for await (const ev of this.#watcher!) {
-        if (ev.kind === "access") continue;
-        clearTimeout(timer);
-        // Editors write in several steps: reload once they are done.
-        timer = setTimeout(() => this.reload().catch(() => {}), 200);
-      }
-    })();
+    const stamp = () =>
+      this.#files.map((f) => {
+        try {
+          const s = Deno.statSync(f);
+          return `${s.dev}:${s.ino}:${s.size}:${s.mtime?.getTime()}`;
+        } catch {
+          return "missing";
+        }
+      }).join("|");
+    let last = stamp();
+    let settling = false;
+    this.#poller = setInterval(() => {
+      const now = stamp();
+      if (now === last || settling) return;
+      // Editors write in several steps: reload once the file has been still for a moment.
+      settling = true;
+      setTimeout(() => {
+        settling = false;
+        last = stamp();
+        this.#log("a policy file changed: reloading");
+        this.reload().catch(() => {});
+      }, 200);
+    }, 1000);
   }
 
   #listen(uid: number): void {
@@ -276,7 +290,7 @@ export class Daemon {
 
   /** Stops serving: sessions still running lose their supervisor (their notified calls fail). */
   async stop(): Promise<void> {
-    this.#watcher?.close();
+    clearInterval(this.#poller);
     for (const s of this.#servers) {
       try {
         s.close();

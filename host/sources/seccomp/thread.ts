@@ -105,7 +105,17 @@ export class SupervisorThread {
     const reply = new Promise<WorkerReply>((r) => this.#waiting.set(replyKey, r));
     this.#worker.postMessage(req);
     this.#wake();
-    const r = await reply;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const r = await Promise.race([
+      reply,
+      new Promise<WorkerReply>((r) =>
+        timer = setTimeout(
+          () =>
+            r({ type: "error", message: `the supervisor thread did not answer "${req.type}" in 30 s`, fatal: false }),
+          30_000,
+        )
+      ),
+    ]).finally(() => clearTimeout(timer));
     if (r.type === "error") throw new Error(r.message);
     return r;
   }
