@@ -49,6 +49,7 @@ import {
   SEVERITY_MEDIUM,
   wrFstat,
   wrStat,
+  foldPath,
 } from "../sdk/index";
 
 export { idwrap_abi_version } from "../sdk/index";
@@ -280,18 +281,7 @@ function programIn(list: string[], exe: string): bool {
 /** A canonical absolute path ("//", "/./", ".." folded), or the path itself if relative. */
 export function canonical(path: string): string {
   if (path.length == 0 || path.charCodeAt(0) != 0x2f) return path;
-  const parts = path.split("/");
-  const out = new Array<string>(0);
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
-    if (p.length == 0 || p == ".") continue;
-    if (p == "..") {
-      if (out.length > 0) out.pop();
-      continue;
-    }
-    out.push(p);
-  }
-  return "/" + out.join("/");
+  return foldPath(path);
 }
 
 /** Whether path is a directory of the list or below one ("/lib*" is any top component starting "lib"). */

@@ -49,6 +49,7 @@ import {
   SYS_truncate,
   SYS_unlink,
   SYS_unlinkat,
+  foldPath,
 } from "../sdk/index";
 
 export const SYS_chdir: i32 = 80;
@@ -61,18 +62,7 @@ export const RESPONSE_DENY: i32 = 1;
 
 /** Normalises an absolute path: no "//", ".", "..", no trailing "/" (except "/"). */
 export function normalize(path: string): string {
-  const parts = path.split("/");
-  const out = new Array<string>(0);
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
-    if (p.length == 0 || p == ".") continue;
-    if (p == "..") {
-      if (out.length > 0) out.pop();
-      continue;
-    }
-    out.push(p);
-  }
-  return "/" + out.join("/");
+  return foldPath(path);
 }
 
 /** Whether path (normalised) is dir or inside it (dir normalised). */

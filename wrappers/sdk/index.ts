@@ -49,3 +49,4 @@ export const ABI_VERSION: i32 = 0x00010001;
 export function idwrap_abi_version(): i32 {
   return ABI_VERSION;
 }
+export { foldPath } from "./path";
