@@ -150,9 +150,14 @@ export class SupervisorThread {
 
   /** Stops the loop; open sessions lose their supervisor (their notified calls fail). */
   async stop(): Promise<void> {
-    this.#worker.postMessage({ type: "stop" } satisfies WorkerRequest);
-    this.#wake();
-    await this.#stopped;
+    // A failed thread serves no loop that could answer: just end it.
+    if (!this.#failure) {
+      this.#worker.postMessage({ type: "stop" } satisfies WorkerRequest);
+      this.#wake();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.#stopped, new Promise((r) => timer = setTimeout(r, 5000))]);
+      clearTimeout(timer);
+    }
     this.#worker.terminate();
   }
 }
