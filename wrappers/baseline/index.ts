@@ -35,6 +35,7 @@ import {
   Event,
   EXEC,
   EXIT,
+  foldPath,
   kill,
   kvDelete,
   kvGetString,
@@ -47,63 +48,62 @@ import {
   SEVERITY_CRITICAL,
   SEVERITY_HIGH,
   SEVERITY_MEDIUM,
+  SYS_accept,
+  SYS_accept4,
+  SYS_bpf,
+  SYS_chmod,
+  SYS_chown,
+  SYS_creat,
+  SYS_execve,
+  SYS_execveat,
+  SYS_fchmod,
+  SYS_fchmodat,
+  SYS_fchmodat2,
+  SYS_fchownat,
+  SYS_finit_module,
+  SYS_ftruncate,
+  SYS_init_module,
+  SYS_kexec_file_load,
+  SYS_kexec_load,
+  SYS_lchown,
+  SYS_link,
+  SYS_linkat,
+  SYS_listen,
+  SYS_mkdir,
+  SYS_mkdirat,
+  SYS_mount,
+  SYS_open,
+  SYS_openat,
+  SYS_openat2,
+  SYS_process_vm_writev,
+  SYS_ptrace,
+  SYS_rename,
+  SYS_renameat,
+  SYS_renameat2,
+  SYS_rmdir,
+  SYS_setns,
+  SYS_socket,
+  SYS_symlink,
+  SYS_symlinkat,
+  SYS_truncate,
+  SYS_unlink,
+  SYS_unlinkat,
+  SYS_unshare,
   wrFstat,
   wrStat,
-  foldPath,
 } from "../sdk/index";
 
 export { idwrap_abi_version } from "../sdk/index";
 
 // ---------------------------------------------------------------- syscalls
 
-const NR_OPEN: i32 = 2;
-const NR_SOCKET: i32 = 41;
-const NR_ACCEPT: i32 = 43;
-const NR_LISTEN: i32 = 50;
-const NR_EXECVE: i32 = 59;
-const NR_TRUNCATE: i32 = 76;
-const NR_FTRUNCATE: i32 = 77;
-const NR_RENAME: i32 = 82;
-const NR_MKDIR: i32 = 83;
-const NR_RMDIR: i32 = 84;
-const NR_CREAT: i32 = 85;
-const NR_LINK: i32 = 86;
-const NR_UNLINK: i32 = 87;
-const NR_SYMLINK: i32 = 88;
-const NR_CHMOD: i32 = 90;
-const NR_FCHMOD: i32 = 91;
-const NR_CHOWN: i32 = 92;
-const NR_LCHOWN: i32 = 94;
-const NR_PTRACE: i32 = 101;
-const NR_MOUNT: i32 = 165;
-const NR_INIT_MODULE: i32 = 175;
-const NR_KEXEC_LOAD: i32 = 246;
-const NR_OPENAT: i32 = 257;
-const NR_MKDIRAT: i32 = 258;
-const NR_FCHOWNAT: i32 = 260;
-const NR_UNLINKAT: i32 = 263;
-const NR_RENAMEAT: i32 = 264;
-const NR_LINKAT: i32 = 265;
-const NR_SYMLINKAT: i32 = 266;
-const NR_FCHMODAT: i32 = 268;
-const NR_UNSHARE: i32 = 272;
-const NR_ACCEPT4: i32 = 288;
-const NR_SETNS: i32 = 308;
-const NR_PROCESS_VM_WRITEV: i32 = 311;
-const NR_FINIT_MODULE: i32 = 313;
-const NR_RENAMEAT2: i32 = 316;
-const NR_KEXEC_FILE_LOAD: i32 = 320;
-const NR_BPF: i32 = 321;
-const NR_EXECVEAT: i32 = 322;
-const NR_OPENAT2: i32 = 437;
-const NR_FCHMODAT2: i32 = 452;
 
 const DECLARED: StaticArray<i32> = [
-  NR_OPEN, NR_OPENAT, NR_OPENAT2, NR_CREAT, NR_TRUNCATE, NR_FTRUNCATE, NR_RENAME, NR_RENAMEAT, NR_RENAMEAT2, NR_MKDIR,
-  NR_MKDIRAT, NR_RMDIR, NR_LINK, NR_LINKAT, NR_UNLINK, NR_UNLINKAT, NR_SYMLINK, NR_SYMLINKAT, NR_CHMOD,
-  NR_FCHMOD, NR_FCHMODAT, NR_CHOWN, NR_LCHOWN, NR_FCHOWNAT, NR_EXECVE, NR_EXECVEAT, NR_SOCKET,
-  NR_LISTEN, NR_ACCEPT, NR_ACCEPT4, NR_PTRACE, NR_PROCESS_VM_WRITEV, NR_INIT_MODULE, NR_FINIT_MODULE, NR_BPF,
-  NR_MOUNT, NR_UNSHARE, NR_SETNS, NR_KEXEC_LOAD, NR_KEXEC_FILE_LOAD,
+  SYS_open, SYS_openat, SYS_openat2, SYS_creat, SYS_truncate, SYS_ftruncate, SYS_rename, SYS_renameat, SYS_renameat2, SYS_mkdir,
+  SYS_mkdirat, SYS_rmdir, SYS_link, SYS_linkat, SYS_unlink, SYS_unlinkat, SYS_symlink, SYS_symlinkat, SYS_chmod,
+  SYS_fchmod, SYS_fchmodat, SYS_chown, SYS_lchown, SYS_fchownat, SYS_execve, SYS_execveat, SYS_socket,
+  SYS_listen, SYS_accept, SYS_accept4, SYS_ptrace, SYS_process_vm_writev, SYS_init_module, SYS_finit_module, SYS_bpf,
+  SYS_mount, SYS_unshare, SYS_setns, SYS_kexec_load, SYS_kexec_file_load,
 ];
 
 // ------------------------------------------------------------------- rules
@@ -350,7 +350,7 @@ const O_TMPFILE: i64 = 0o20000000;
 
 /** Whether an open writes (access mode, O_CREAT, O_TRUNC), from the flags text where registers do not say. */
 function openWrites(nr: i32, flagsText: string): bool {
-  if (nr == NR_CREAT) return true;
+  if (nr == SYS_creat) return true;
   return flagsText.includes("O_WRONLY") || flagsText.includes("O_RDWR") || flagsText.includes("O_CREAT") ||
     flagsText.includes("O_TRUNC") || flagsText.includes("O_TMPFILE");
 }
@@ -418,7 +418,7 @@ function onOpen(nr: i32): i32 {
   const flags = ft === null ? "" : ft;
   const writes = openWrites(nr, flags);
   const exe = exePath();
-  const dirfd = nr == NR_OPENAT || nr == NR_OPENAT2 ? <i32>Event.arg(0) : AT_FDCWD;
+  const dirfd = nr == SYS_openat || nr == SYS_openat2 ? <i32>Event.arg(0) : AT_FDCWD;
   let v = allow();
 
   // 1. credentials
@@ -445,21 +445,21 @@ function onOpen(nr: i32): i32 {
     if (target > 0 && !programIn(ptraceAllow, exe)) {
       v = strongest(v, fire(R_INJECTION, path + " opened for writing", "T1055"));
     }
-    if (nr == NR_CREAT || flags.includes("O_TRUNC")) v = strongest(v, tamper(path, "truncated", dirfd));
+    if (nr == SYS_creat || flags.includes("O_TRUNC")) v = strongest(v, tamper(path, "truncated", dirfd));
     else if (isTamperTarget(path)) remember(raw, path);
   }
 
   // 3. setuid/setgid by open mode
   let mode: i64 = 0;
   let creates = false;
-  if (nr == NR_CREAT) {
+  if (nr == SYS_creat) {
     mode = Event.arg(1);
     creates = true;
-  } else if (nr == NR_OPEN) {
+  } else if (nr == SYS_open) {
     const f = Event.arg(1);
     creates = (f & O_CREAT) != 0 || (f & O_TMPFILE) == O_TMPFILE;
     mode = Event.arg(2);
-  } else if (nr == NR_OPENAT) {
+  } else if (nr == SYS_openat) {
     const f = Event.arg(2);
     creates = (f & O_CREAT) != 0 || (f & O_TMPFILE) == O_TMPFILE;
     mode = Event.arg(3);
@@ -614,35 +614,35 @@ function onPathChange(nr: i32): i32 {
   // The directory fds the two paths are relative to.
   let fa = AT_FDCWD;
   let fb = AT_FDCWD;
-  if (nr == NR_UNLINKAT || nr == NR_MKDIRAT || nr == NR_FCHMODAT || nr == NR_FCHMODAT2 || nr == NR_FCHOWNAT) {
+  if (nr == SYS_unlinkat || nr == SYS_mkdirat || nr == SYS_fchmodat || nr == SYS_fchmodat2 || nr == SYS_fchownat) {
     fa = <i32>Event.arg(0);
-  } else if (nr == NR_RENAMEAT || nr == NR_RENAMEAT2) {
+  } else if (nr == SYS_renameat || nr == SYS_renameat2) {
     fa = <i32>Event.arg(0);
     fb = <i32>Event.arg(2);
-  } else if (nr == NR_LINKAT) {
+  } else if (nr == SYS_linkat) {
     fb = <i32>Event.arg(2);
-  } else if (nr == NR_SYMLINKAT) {
+  } else if (nr == SYS_symlinkat) {
     fb = <i32>Event.arg(1);
   }
   let v = allow();
   const exe = exePath();
-  if (nr == NR_UNLINK || nr == NR_UNLINKAT || nr == NR_RMDIR) {
+  if (nr == SYS_unlink || nr == SYS_unlinkat || nr == SYS_rmdir) {
     v = strongest(v, systemWrite(a, fa));
-    if (nr != NR_RMDIR) v = strongest(v, tamper(a, "deleted", fa));
-  } else if (nr == NR_TRUNCATE) {
+    if (nr != SYS_rmdir) v = strongest(v, tamper(a, "deleted", fa));
+  } else if (nr == SYS_truncate) {
     v = strongest(v, systemWrite(a, fa));
     v = strongest(v, tamper(a, "truncated", fa));
-  } else if (nr == NR_RENAME || nr == NR_RENAMEAT || nr == NR_RENAMEAT2) {
+  } else if (nr == SYS_rename || nr == SYS_renameat || nr == SYS_renameat2) {
     v = strongest(v, systemWrite(a, fa));
     v = strongest(v, systemWrite(b, fb));
     v = strongest(v, tamper(a, "renamed", fa));
     if (isAuthorizedKeys(b) && !programIn(credentialAllow, exe)) {
       v = strongest(v, fire(R_AUTHORIZED_KEYS, b + " written", "T1098.004"));
     }
-  } else if (nr == NR_LINK || nr == NR_LINKAT || nr == NR_SYMLINK || nr == NR_SYMLINKAT) {
+  } else if (nr == SYS_link || nr == SYS_linkat || nr == SYS_symlink || nr == SYS_symlinkat) {
     v = strongest(v, systemWrite(b, fb));
-  } else if (nr == NR_CHMOD || nr == NR_FCHMODAT || nr == NR_FCHMODAT2) {
-    const mode = Event.arg(nr == NR_CHMOD ? 1 : 2);
+  } else if (nr == SYS_chmod || nr == SYS_fchmodat || nr == SYS_fchmodat2) {
+    const mode = Event.arg(nr == SYS_chmod ? 1 : 2);
     v = strongest(v, systemWrite(a, fa));
     if ((mode & 0o6000) != 0) {
       v = strongest(v, fire(R_SETUID, strPath(p1) + " set to mode 0" + (mode & 0o7777).toString(8), "T1548.001"));
@@ -663,7 +663,7 @@ function onExec(nr: i32): i32 {
   const exe = exePath();
   let v = allow();
   // 4. memfd and temporary places
-  const emptyPath = nr == NR_EXECVEAT && (Event.arg(4) & 0x1000) != 0 && strPath(raw).length == 0;
+  const emptyPath = nr == SYS_execveat && (Event.arg(4) & 0x1000) != 0 && strPath(raw).length == 0;
   if (emptyPath) {
     v = strongest(v, fire(R_MEMFD_EXEC, "fd " + Event.arg(0).toString() + " executed (execveat AT_EMPTY_PATH)", "T1620"));
     execAlerted = true;
@@ -729,14 +729,14 @@ const SOCK_RAW: i64 = 3;
 
 function onOther(nr: i32): i32 {
   const exe = exePath();
-  if (nr == NR_LISTEN || nr == NR_ACCEPT || nr == NR_ACCEPT4) {
+  if (nr == SYS_listen || nr == SYS_accept || nr == SYS_accept4) {
     if (!serving) {
       serving = true;
       kvSet(SERVING_PREFIX + Event.pid().toString(), exe);
     }
     return allow();
   }
-  if (nr == NR_SOCKET) {
+  if (nr == SYS_socket) {
     const domain = Event.arg(0);
     const type = Event.arg(1) & 0xf;
     if ((domain == AF_PACKET || type == SOCK_RAW) && !programIn(rawSocketAllow, exe)) {
@@ -745,7 +745,7 @@ function onOther(nr: i32): i32 {
     }
     return allow();
   }
-  if (nr == NR_PTRACE) {
+  if (nr == SYS_ptrace) {
     const req = Event.arg(0);
     const pid = <i32>Event.arg(1);
     const aimed = req == PTRACE_ATTACH || req == PTRACE_SEIZE || req == PTRACE_POKETEXT || req == PTRACE_POKEDATA ||
@@ -755,7 +755,7 @@ function onOther(nr: i32): i32 {
     }
     return allow();
   }
-  if (nr == NR_PROCESS_VM_WRITEV) {
+  if (nr == SYS_process_vm_writev) {
     const pid = <i32>Event.arg(0);
     if (pid != Event.pid() && !programIn(ptraceAllow, exe)) {
       return fire(R_INJECTION, "process_vm_writev into pid " + pid.toString(), "T1055");
@@ -763,25 +763,25 @@ function onOther(nr: i32): i32 {
     return allow();
   }
   if (programIn(kernelAllow, exe)) return allow();
-  if (nr == NR_INIT_MODULE || nr == NR_FINIT_MODULE) {
-    return fire(R_MODULE, (nr == NR_INIT_MODULE ? "init_module" : "finit_module") + " called", "T1547.006");
+  if (nr == SYS_init_module || nr == SYS_finit_module) {
+    return fire(R_MODULE, (nr == SYS_init_module ? "init_module" : "finit_module") + " called", "T1547.006");
   }
-  if (nr == NR_BPF) {
+  if (nr == SYS_bpf) {
     return fire(R_BPF, "bpf command " + Event.arg(0).toString() + " called", "T1014");
   }
-  if (nr == NR_MOUNT) {
+  if (nr == SYS_mount) {
     // The host decodes mount's three strings as paths: path is the source, path2 the last (the type).
     const src = Event.path();
     const fstype = Event.path2();
     return fire(R_MOUNT, "mount of " + strPath(src) + " (type " + strPath(fstype) + ")", "T1611");
   }
-  if (nr == NR_UNSHARE || nr == NR_SETNS) {
-    const what = nr == NR_UNSHARE ? "unshare(0x" : "setns(nstype 0x";
-    const a = nr == NR_UNSHARE ? Event.arg(0) : Event.arg(1);
+  if (nr == SYS_unshare || nr == SYS_setns) {
+    const what = nr == SYS_unshare ? "unshare(0x" : "setns(nstype 0x";
+    const a = nr == SYS_unshare ? Event.arg(0) : Event.arg(1);
     return fire(R_NAMESPACE, what + a.toString(16) + ") called", "T1611");
   }
-  if (nr == NR_KEXEC_LOAD || nr == NR_KEXEC_FILE_LOAD) {
-    return fire(R_KEXEC, (nr == NR_KEXEC_LOAD ? "kexec_load" : "kexec_file_load") + " called", "T1014");
+  if (nr == SYS_kexec_load || nr == SYS_kexec_file_load) {
+    return fire(R_KEXEC, (nr == SYS_kexec_load ? "kexec_load" : "kexec_file_load") + " called", "T1014");
   }
   return allow();
 }
@@ -835,17 +835,17 @@ export function idwrap_init(): i32 {
 
 export function idwrap_on_syscall(): i32 {
   const nr = Event.syscall();
-  if (nr == NR_OPEN || nr == NR_OPENAT || nr == NR_OPENAT2 || nr == NR_CREAT) return onOpen(nr);
-  if (nr == NR_EXECVE || nr == NR_EXECVEAT) return onExec(nr);
+  if (nr == SYS_open || nr == SYS_openat || nr == SYS_openat2 || nr == SYS_creat) return onOpen(nr);
+  if (nr == SYS_execve || nr == SYS_execveat) return onExec(nr);
   if (
-    nr == NR_SOCKET || nr == NR_LISTEN || nr == NR_ACCEPT || nr == NR_ACCEPT4 || nr == NR_PTRACE ||
-    nr == NR_PROCESS_VM_WRITEV || nr == NR_INIT_MODULE || nr == NR_FINIT_MODULE || nr == NR_BPF ||
-    nr == NR_MOUNT || nr == NR_UNSHARE || nr == NR_SETNS || nr == NR_KEXEC_LOAD || nr == NR_KEXEC_FILE_LOAD
+    nr == SYS_socket || nr == SYS_listen || nr == SYS_accept || nr == SYS_accept4 || nr == SYS_ptrace ||
+    nr == SYS_process_vm_writev || nr == SYS_init_module || nr == SYS_finit_module || nr == SYS_bpf ||
+    nr == SYS_mount || nr == SYS_unshare || nr == SYS_setns || nr == SYS_kexec_load || nr == SYS_kexec_file_load
   ) {
     return onOther(nr);
   }
-  if (nr == NR_FTRUNCATE) return onFtruncate();
-  if (nr == NR_FCHMOD) {
+  if (nr == SYS_ftruncate) return onFtruncate();
+  if (nr == SYS_fchmod) {
     const mode = Event.arg(1);
     if ((mode & 0o6000) != 0) {
       return fire(R_SETUID, "fd " + Event.arg(0).toString() + " set to mode 0" + (mode & 0o7777).toString(8), "T1548.001");

@@ -16,16 +16,19 @@ import {
   alert,
   allow,
   declareSyscall,
-  deny,
   DENY,
+  deny,
   EACCES,
   Event,
+  foldPath,
   PRE,
-  SEVERITY_HIGH,
   setting,
+  SEVERITY_HIGH,
   SYS_bind,
+  SYS_chdir,
   SYS_chmod,
   SYS_chown,
+  SYS_chroot,
   SYS_connect,
   SYS_creat,
   SYS_execve,
@@ -49,11 +52,8 @@ import {
   SYS_truncate,
   SYS_unlink,
   SYS_unlinkat,
-  foldPath,
 } from "../sdk/index";
 
-export const SYS_chdir: i32 = 80;
-export const SYS_chroot: i32 = 161;
 const AT_FDCWD: i32 = -100;
 
 /** What a violation does besides the alert. */

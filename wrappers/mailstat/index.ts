@@ -41,8 +41,8 @@ import {
   allow,
   declared,
   declareSyscall,
-  deny,
   DENY,
+  deny,
   Event,
   kvDelete,
   kvGetString,
@@ -64,9 +64,13 @@ import {
   SYS_open,
   SYS_openat,
   SYS_openat2,
+  SYS_pwrite64,
+  SYS_pwritev,
+  SYS_pwritev2,
   SYS_unlink,
   SYS_unlinkat,
   SYS_write,
+  SYS_writev,
   wrFstat,
   WrStat,
   wrStat,
@@ -74,10 +78,6 @@ import {
 
 export { idwrap_abi_version } from "../sdk/index";
 
-const SYS_pwrite64: i32 = 18;
-const SYS_writev: i32 = 20;
-const SYS_pwritev: i32 = 296;
-const SYS_pwritev2: i32 = 328;
 const AT_FDCWD: i64 = -100;
 const S_ISUID: u32 = 0o4000;
 const NO_CHANGE: u32 = 0xffffffff;

@@ -51,8 +51,8 @@ import {
   declared,
   declareLifecycle,
   declareSyscall,
-  deny,
   DENY,
+  deny,
   Event,
   EXIT,
   kvGetString,
@@ -66,11 +66,18 @@ import {
   SEVERITY_CRITICAL,
   SEVERITY_HIGH,
   SYS_close,
+  SYS_copy_file_range,
   SYS_creat,
   SYS_open,
   SYS_openat,
   SYS_openat2,
+  SYS_pwrite64,
+  SYS_pwritev,
+  SYS_pwritev2,
+  SYS_sendfile,
+  SYS_splice,
   SYS_write,
+  SYS_writev,
   wrFstat,
   WrStat,
   wrStat,
@@ -78,15 +85,8 @@ import {
 
 export { idwrap_abi_version } from "../sdk/index";
 
-const SYS_pwrite64: i32 = 18;
 // Calls that write to an fd without the bytes reaching the wrapper (event_data
-// covers write and pwrite64 only), and the argument that holds the target fd.
-const SYS_sendfile: i32 = 40;
-const SYS_writev: i32 = 20;
-const SYS_splice: i32 = 275;
-const SYS_pwritev: i32 = 296;
-const SYS_copy_file_range: i32 = 326;
-const SYS_pwritev2: i32 = 328;
+// covers write and pwrite64 only): denied on the password file.
 const BLIND_WRITES: i32[] = [SYS_writev, SYS_pwritev, SYS_pwritev2, SYS_sendfile, SYS_splice, SYS_copy_file_range];
 const MAX_DATA: i64 = 65536;
 const KV_PREFIX = "baseline:";

@@ -50,6 +50,28 @@ export const SYS_execveat: i32 = 322;
 export const SYS_clone3: i32 = 435;
 export const SYS_openat2: i32 = 437;
 
+// Further numbers wrappers need (constants only; syscallNumber/syscallNameOf know the list above).
+export const SYS_pwrite64: i32 = 18;
+export const SYS_writev: i32 = 20;
+export const SYS_sendfile: i32 = 40;
+export const SYS_ftruncate: i32 = 77;
+export const SYS_chdir: i32 = 80;
+export const SYS_chroot: i32 = 161;
+export const SYS_mount: i32 = 165;
+export const SYS_init_module: i32 = 175;
+export const SYS_kexec_load: i32 = 246;
+export const SYS_unshare: i32 = 272;
+export const SYS_splice: i32 = 275;
+export const SYS_pwritev: i32 = 296;
+export const SYS_setns: i32 = 308;
+export const SYS_process_vm_writev: i32 = 311;
+export const SYS_finit_module: i32 = 313;
+export const SYS_kexec_file_load: i32 = 320;
+export const SYS_bpf: i32 = 321;
+export const SYS_copy_file_range: i32 = 326;
+export const SYS_pwritev2: i32 = 328;
+export const SYS_fchmodat2: i32 = 452;
+
 /** The open family, which the seccomp source also reports in post. */
 export const OPEN_FAMILY: StaticArray<i32> = [SYS_open, SYS_openat, SYS_openat2, SYS_creat];
 
