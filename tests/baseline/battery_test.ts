@@ -12,6 +12,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { prog, reports, ROOT, type Traced, traced, writePolicy } from "../helpers.ts";
 import type { WrapperReport } from "../../host/events.ts";
+import { parse as parseYaml } from "yaml";
 
 const POLICY = `${ROOT}policies/default.yaml`;
 const ACTIONS = prog("baseline_actions");
@@ -23,6 +24,32 @@ await Deno.writeTextFile(`${home}/.bash_history`, "ls\n");
 await Deno.copyFile("/bin/true", `${tmp}/dropped`);
 await Deno.chmod(`${tmp}/dropped`, 0o755);
 const unique = `idwrap-baseline-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+// A home the default home_dirs cover (/home/*), unique and removed at the end.
+const cloudHome = `/home/${unique}`;
+await Deno.mkdir(`${cloudHome}/.aws`, { recursive: true });
+await Deno.mkdir(`${cloudHome}/.kube`, { recursive: true });
+await Deno.writeTextFile(`${cloudHome}/.aws/credentials`, "[default]\naws_access_key_id = AKIAIDWRAPEXAMPLE\n");
+await Deno.writeTextFile(`${cloudHome}/.kube/config`, "apiVersion: v1\nkind: Config\n");
+// The service account token of a Kubernetes pod, created only where none exists (and then removed).
+const SA_DIR = "/run/secrets/kubernetes.io/serviceaccount";
+const createdSecrets = !(await exists("/run/secrets"));
+if (createdSecrets) {
+  await Deno.mkdir(SA_DIR, { recursive: true });
+  await Deno.writeTextFile(`${SA_DIR}/token`, "eyJhbGciOiJSUzI1NiJ9.idwrap-test\n");
+}
+// The actions program installed as nginx (on inbound_only): its network calls are a server's.
+await Deno.mkdir(`${tmp}/inbound`);
+await Deno.copyFile(ACTIONS, `${tmp}/inbound/nginx`);
+await Deno.chmod(`${tmp}/inbound/nginx`, 0o755);
+const INBOUND = `${tmp}/inbound/nginx`;
+// What this file made outside its temp dir goes even when a filter skips the "cleanup" test.
+globalThis.addEventListener("unload", () => {
+  for (const dir of [cloudHome, ...(createdSecrets ? ["/run/secrets"] : []), tmp]) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* removed already */ }
+  }
+});
 
 /** The real path of a program (merged /usr: /bin/sh runs as /usr/bin/dash). */
 function exe(path: string): string {
@@ -80,6 +107,54 @@ const CASES: Case[] = [
     process: exe("/bin/cat"),
     detail: `${home}/.ssh/id_rsa read`,
     technique: "T1552.004",
+  },
+  {
+    name: "cat reads ~/.aws/credentials (a home below /home)",
+    rule: "cloud-credential-read",
+    command: ["/bin/cat", `${cloudHome}/.aws/credentials`],
+    process: exe("/bin/cat"),
+    detail: `${cloudHome}/.aws/credentials read`,
+    technique: "T1552.001",
+  },
+  {
+    name: "head reads ~/.kube/config by a relative path from ~/.kube (its directory checked by dev:ino)",
+    rule: "cloud-credential-read",
+    command: ["/bin/sh", "-c", `cd ${cloudHome}/.kube && head -c0 config`],
+    process: exe("/usr/bin/head"),
+    detail: "config (.kube/config) read",
+    technique: "T1552.001",
+  },
+  {
+    name: "a python script reads the pod's service account token",
+    rule: "cloud-credential-read",
+    command: ["/usr/bin/python3", "-c", `open("${SA_DIR}/token").read()`],
+    process: exe("/usr/bin/python3"),
+    detail: `${SA_DIR}/token read`,
+    technique: "T1528",
+  },
+  {
+    name: "an inbound-only program (nginx) connects a UDP socket to an outside address",
+    rule: "inbound-only-connect",
+    command: [INBOUND, "udp-connect", "198.51.100.7", "53"],
+    process: INBOUND,
+    detail: "outbound connect to 198.51.100.7:53",
+    technique: "T1071",
+  },
+  {
+    name: "an inbound-only program (nginx) connects to an IPv6 address",
+    rule: "inbound-only-connect",
+    command: [INBOUND, "udp-connect", "2001:db8::1", "443"],
+    process: INBOUND,
+    detail: "outbound connect to [2001:db8::1]:443",
+    technique: "T1071",
+  },
+  {
+    name: "an inbound-only program (nginx) sends a datagram to an outside address (sendto)",
+    rule: "inbound-only-connect",
+    command: [INBOUND, "udp-sendto", "198.51.100.7", "9"],
+    process: INBOUND,
+    detail: "outbound sendto 198.51.100.7:9",
+    technique: "T1071",
   },
   {
     name: "a shell appends to authorized_keys",
@@ -370,6 +445,8 @@ Deno.test("every rule of the battery is in docs/rules.md", async () => {
 
 Deno.test("cleanup", async () => {
   await Deno.remove(tmp, { recursive: true });
+  await Deno.remove(cloudHome, { recursive: true });
+  if (createdSecrets) await Deno.remove("/run/secrets", { recursive: true });
 });
 
 // Tuning: each rule's response and lists are settings (docs/rules.md).
@@ -431,4 +508,136 @@ wrappers:
   const text = JSON.stringify(reports(r.events));
   assert(text.includes("response.mount must be alert, deny, kill or off, got block"), text);
   assert(reports(r.events, "fault").some((f) => f.message.includes("idwrap_init")), text);
+});
+
+// The new rules' settings: loopback, destinations, programs and scripts, homes.
+
+/** The inbound-only-connect alerts of a run of the actions program installed as `name`. */
+async function outbound(policy: string, name: string, args: string[]): Promise<string[]> {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-inbound-" });
+  try {
+    await Deno.copyFile(ACTIONS, `${dir}/${name}`);
+    const r = await traced("run", ["-p", policy], [`${dir}/${name}`, ...args]);
+    assertEquals(r.stdout.split("\n")[0].startsWith("errno") || r.stdout === "ok\n", true, r.stdout + r.stderr);
+    assertEquals(reports(r.events, "fault"), []);
+    return baselineAlerts(r).map((a) => a.message).filter((m) => m.startsWith("baseline.inbound-only-connect:"))
+      .map((m) => m.replace(` by ${dir}/${name} (T1071)`, ""));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("tuning: inbound-only programs may connect to loopback by default; inbound_only_allow_loopback: false flags it", async () => {
+  const loopback = ["udp-connect", "127.0.0.1", "53", "::1", "53", "127.0.0.53", "53"];
+  assertEquals(await outbound(POLICY, "nginx", loopback), []);
+  // A program not on inbound_only may connect anywhere.
+  assertEquals(await outbound(POLICY, "myclient", ["udp-connect", "198.51.100.7", "53"]), []);
+  const strict = await writePolicy(`
+wrappers:
+  - name: baseline
+    settings: { inbound_only_allow_loopback: false }
+`);
+  assertEquals(await outbound(strict, "nginx", loopback), [
+    "baseline.inbound-only-connect: outbound connect to 127.0.0.1:53 from an inbound-only program",
+    "baseline.inbound-only-connect: outbound connect to [::1]:53 from an inbound-only program",
+    "baseline.inbound-only-connect: outbound connect to 127.0.0.53:53 from an inbound-only program",
+  ]);
+});
+
+Deno.test("tuning: inbound_only_allow_destinations and inbound_only", async () => {
+  const policy = await writePolicy(`
+wrappers:
+  - name: baseline
+    settings:
+      inbound_only: [nginx, myproxy]
+      inbound_only_allow_destinations: ["198.51.100.7:53", "*:123", "203.0.113.*", "[2001:db8::1]:443"]
+`);
+  const args = [
+    "udp-connect",
+    ...["198.51.100.7", "53", "198.51.100.8", "123", "203.0.113.9", "80", "2001:db8::1", "443"],
+    ...["198.51.100.7", "54", "2001:db8::1", "80"],
+  ];
+  const flagged = [
+    "baseline.inbound-only-connect: outbound connect to 198.51.100.7:54 from an inbound-only program",
+    "baseline.inbound-only-connect: outbound connect to [2001:db8::1]:80 from an inbound-only program",
+  ];
+  assertEquals(await outbound(policy, "nginx", args), flagged);
+  assertEquals(await outbound(policy, "myproxy", args), flagged);
+  assertEquals(await outbound(policy, "vsftpd", args), []); // the list replaced the default
+});
+
+Deno.test("tuning: cloud_credential_allow matches the script an interpreter runs; home_dirs says where ~ is", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-cloud-" });
+  try {
+    const h = `${dir}/svc`;
+    await Deno.mkdir(`${h}/.aws`, { recursive: true });
+    await Deno.writeTextFile(`${h}/.aws/credentials`, "[default]\n");
+    // The same python script as "aws" (on the allow-list) and as "steal".
+    const script = `#!/usr/bin/python3\nopen("${h}/.aws/credentials").read()\n`;
+    for (const name of ["aws", "steal"]) {
+      await Deno.writeTextFile(`${dir}/${name}`, script);
+      await Deno.chmod(`${dir}/${name}`, 0o755);
+    }
+    const policy = await writePolicy(`
+wrappers:
+  - name: baseline
+    settings: { home_dirs: [/root, "/home/*", "${dir}/*"] }
+`);
+    const cloud = async (p: string, command: string) => {
+      const r = await traced("run", ["-p", p], ["/bin/sh", "-c", command]);
+      assertEquals(r.code, 0, r.stderr);
+      return baselineAlerts(r).map((a) => a.message).filter((m) => m.startsWith("baseline.cloud-credential-read:"));
+    };
+    const flagged = [
+      `baseline.cloud-credential-read: ${h}/.aws/credentials read by ${exe("/usr/bin/python3")} (T1552.001)`,
+    ];
+    // Run by its "#!" line: the execve path is the script.
+    assertEquals(await cloud(policy, `${dir}/aws`), []);
+    assertEquals(await cloud(policy, `${dir}/steal`), flagged);
+    // Given to the interpreter (gcloud's way: python3 -S .../gcloud.py), after flags without a value only.
+    assertEquals(await cloud(policy, `/usr/bin/python3 -S ${dir}/aws`), []);
+    assertEquals(await cloud(policy, `/usr/bin/python3 -Es ${dir}/steal`), flagged);
+    // -c runs its own code, whatever argument follows.
+    assertEquals(await cloud(policy, `/usr/bin/python3 -c 'exec(open("${dir}/steal").read())' ${dir}/aws`), flagged);
+    // The default home_dirs (/root, /home/*) do not cover this home.
+    assertEquals(await cloud(POLICY, `${dir}/steal`), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cloud-credential-read: a relative path must name two fixed components of a pattern", async () => {
+  const h = `/home/idwrap-rel-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await Deno.mkdir(`${h}/.aws/sso/cache`, { recursive: true });
+    await Deno.mkdir(`${h}/work/cache`, { recursive: true });
+    await Deno.writeTextFile(`${h}/.aws/sso/cache/token.json`, "{}\n");
+    await Deno.writeTextFile(`${h}/work/cache/data.json`, "{}\n");
+    const r = await traced("run", ["-p", POLICY], [
+      "/bin/sh",
+      "-c",
+      `cd ${h}/work && cat cache/data.json && cd cache && cat data.json && cd ${h}/.aws && cat sso/cache/token.json`,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const messages = baselineAlerts(r).map((a) => a.message).filter((m) => m.startsWith("baseline.cloud-credential"));
+    assertEquals(messages, [
+      `baseline.cloud-credential-read: sso/cache/token.json read by ${exe("/bin/cat")} (T1552.001)`,
+    ]);
+  } finally {
+    await Deno.remove(h, { recursive: true });
+  }
+});
+
+Deno.test("the wrapper's built-in lists are the default policy's", async () => {
+  // Each D_NAME constant in wrappers/baseline/index.ts (a JSON array split over string literals) against the setting.
+  const src = await Deno.readTextFile(`${ROOT}wrappers/baseline/index.ts`);
+  const policy = parseYaml(await Deno.readTextFile(POLICY));
+  const settings = policy.wrappers.find((w: { name: string }) => w.name === "baseline").settings;
+  const constants = [...src.matchAll(/^const D_([A-Z_]+) = ((?:'[^']*'(?:\s*\+\s*)?)+);/gm)];
+  assert(constants.length >= 18, `only ${constants.length} list constants found`);
+  for (const [, name, literals] of constants) {
+    const key = name.toLowerCase();
+    const builtIn = JSON.parse([...literals.matchAll(/'([^']*)'/g)].map((m) => m[1]).join(""));
+    assertEquals(settings[key], builtIn, key);
+  }
 });

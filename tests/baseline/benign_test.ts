@@ -20,8 +20,16 @@ function which(program: string): string | undefined {
   return undefined;
 }
 
-/** Runs a shell script under the default policy and checks it ran cleanly without alerts. */
-async function benign(script: string, cwd: string): Promise<Traced> {
+/**
+ * Runs a shell script under the default policy and checks it ran cleanly without alerts; verbose: every
+ * notified call is in the events too (to check that the calls a rule examines were made).
+ */
+async function benign(
+  script: string,
+  cwd: string,
+  extraEnv: Record<string, string> = {},
+  verbose = false,
+): Promise<Traced> {
   const env = {
     HOME: home,
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -30,8 +38,12 @@ async function benign(script: string, cwd: string): Promise<Traced> {
     GIT_AUTHOR_EMAIL: "t@example.invalid",
     GIT_COMMITTER_NAME: "t",
     GIT_COMMITTER_EMAIL: "t@example.invalid",
+    ...extraEnv,
   };
-  const r = await traced("run", ["-p", POLICY], ["/bin/sh", "-c", script], { cwd, env });
+  const r = await traced("run", ["-p", POLICY, ...(verbose ? ["--verbose"] : [])], ["/bin/sh", "-c", script], {
+    cwd,
+    env,
+  });
   assertEquals(r.code, 0, `exit ${r.code}\n${r.stderr}`);
   const alerts = reports(r.events, "alert").map((a) => `${a.wrapper}: ${a.message}`);
   const ruleAlerts = calls(r.events).filter((e) => e.alerts?.length).map((e) => `${e.syscall} ${e.alerts}`);
@@ -124,6 +136,168 @@ Deno.test({
       dir,
     );
     assertEquals(r.stdout, "<h1>hello</h1>\n");
+  },
+});
+
+const HAVE_APT_LISTS = (() => {
+  try {
+    return [...Deno.readDirSync("/var/lib/apt/lists")].some((e) => e.name.includes("_Packages"));
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "benign: dpkg-deb builds a package, dpkg installs and removes it in a temp root, apt-get -s and apt-cache",
+  // apt-get -s needs the package lists (apt-get update, as tools/debian-deps.sh runs).
+  ignore: !["dpkg-deb", "dpkg", "apt-get", "apt-cache"].every((p) => which(p)) || !HAVE_APT_LISTS,
+  fn: async () => {
+    const dir = `${tmp}/apt`;
+    await Deno.mkdir(dir);
+    // Nothing of the machine's dpkg database is written: the package goes into root/, with its own admin
+    // directory and log. apt-get -s only simulates (it rewrites apt's planner log, /var/log/apt/eipp.log.xz,
+    // as every apt-get install does).
+    const r = await benign(
+      [
+        "mkdir -p pkg/DEBIAN pkg/usr/share/idwrap-hello pkg/usr/bin root/var/lib/dpkg/info root/var/lib/dpkg/updates",
+        "touch root/var/lib/dpkg/status",
+        "printf 'Package: idwrap-hello\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: t <t@example.invalid>\\n" +
+        "Description: test\\n' > pkg/DEBIAN/control",
+        "echo hello > pkg/usr/share/idwrap-hello/hello.txt",
+        "printf '#!/bin/sh\\necho hello\\n' > pkg/usr/bin/idwrap-hello && chmod 755 pkg/usr/bin/idwrap-hello",
+        "dpkg-deb --root-owner-group --build pkg hello.deb > /dev/null",
+        "dpkg-deb --info hello.deb > /dev/null && dpkg-deb --contents hello.deb > /dev/null",
+        'dpkg --root="$PWD/root" --log="$PWD/dpkg.log" --force-script-chrootless -i hello.deb > /dev/null',
+        'dpkg --root="$PWD/root" -L idwrap-hello > /dev/null',
+        "cat root/usr/share/idwrap-hello/hello.txt",
+        'dpkg --root="$PWD/root" --log="$PWD/dpkg.log" --force-script-chrootless -r idwrap-hello > /dev/null',
+        "test ! -e root/usr/share/idwrap-hello/hello.txt",
+        "apt-cache policy dpkg > /dev/null",
+        "apt-cache show dpkg > /dev/null",
+        "apt-cache depends dpkg > /dev/null",
+        "apt-get -s install --reinstall dpkg > /dev/null",
+        "apt-get -s autoremove > /dev/null",
+      ].join(" && "),
+      dir,
+    );
+    assertEquals(r.stdout, "hello\n");
+  },
+});
+
+const NGINX = "/usr/sbin/nginx";
+
+Deno.test({
+  name: "benign: nginx serves files to curl and proxies to a loopback upstream",
+  ignore: !which("curl") || !which("python3") || !(() => {
+    try {
+      return Deno.statSync(NGINX).isFile;
+    } catch {
+      return false;
+    }
+  })(),
+  fn: async () => {
+    // Readable by nginx's workers (nobody): a public temp dir, not the 0700 one.
+    const dir = await Deno.makeTempDir({ prefix: "idwrap-benign-nginx-" });
+    try {
+      for (const sub of ["", "/www", "/www/sub", "/logs", "/tmp", "/up"]) {
+        await Deno.mkdir(`${dir}${sub}`, { recursive: true });
+        await Deno.chmod(`${dir}${sub}`, 0o755);
+      }
+      await Deno.writeTextFile(`${dir}/www/index.html`, "<p>index</p>\n");
+      await Deno.writeTextFile(`${dir}/www/sub/b.txt`, "b\n");
+      await Deno.writeTextFile(`${dir}/up/u.txt`, "upstream\n");
+      const port = freePort();
+      const up = freePort();
+      await Deno.writeTextFile(
+        `${dir}/nginx.conf`,
+        `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log;
+events { worker_connections 64; }
+http {
+  access_log ${dir}/logs/access.log;
+  client_body_temp_path ${dir}/tmp/body;
+  proxy_temp_path ${dir}/tmp/proxy;
+  fastcgi_temp_path ${dir}/tmp/fastcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi;
+  scgi_temp_path ${dir}/tmp/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    root ${dir}/www;
+    location /up/ { proxy_pass http://127.0.0.1:${up}/; }
+  }
+}
+`,
+      );
+      const base = `http://127.0.0.1:${port}`;
+      const r = await benign(
+        `python3 -m http.server --bind 127.0.0.1 ${up} --directory up > /dev/null 2>&1 & u=$!; ` +
+          `${NGINX} -p ${dir}/ -e ${dir}/logs/error.log -c ${dir}/nginx.conf -g 'daemon off;' & n=$!; ` +
+          `for i in $(seq 150); do curl -sf ${base}/up/u.txt > /dev/null && break; sleep 0.1; done; ` +
+          `for i in 1 2 3 4 5; do curl -sf ${base}/ ${base}/sub/b.txt ${base}/up/u.txt || exit 1; done; ` +
+          "kill $n $u; wait $n $u; true",
+        dir,
+        {},
+        true,
+      );
+      assertEquals(r.stdout, "<p>index</p>\nb\nupstream\n".repeat(5));
+      // nginx really served them (the access log), and connected to its upstream (5 proxied requests and the poll).
+      const log = await Deno.readTextFile(`${dir}/logs/access.log`);
+      assert(log.trim().split("\n").length >= 15, log);
+      assert(calls(r.events).some((e) => e.syscall === "connect" && e.program.exe === NGINX), "nginx made no connect");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** A port on 127.0.0.1 nobody listens on now. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test({
+  name: "benign: kubectl, the aws CLI and gcloud read their credentials in a home below /home",
+  ignore: !which("kubectl") && !which("aws") && !which("gcloud"),
+  fn: async () => {
+    const h = `/home/idwrap-benign-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      await Deno.mkdir(`${h}/.kube`, { recursive: true });
+      await Deno.mkdir(`${h}/.aws`, { recursive: true });
+      await Deno.writeTextFile(
+        `${h}/.kube/config`,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\n" +
+          "contexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\nusers:\n- name: u\n  user: {token: t}\n",
+      );
+      await Deno.writeTextFile(
+        `${h}/.aws/credentials`,
+        "[default]\naws_access_key_id = AKIAIDWRAPEXAMPLE\naws_secret_access_key = x\n",
+      );
+      const script = [
+        which("kubectl") ? "kubectl config current-context" : "echo x",
+        // aws is a Python program (the executable is python3): allowed by its script's name.
+        which("aws") ? "aws configure list | grep -q shared-credentials-file" : "true",
+        // gcloud runs python3 -S .../lib/gcloud.py, and creates and opens credentials.db and access_tokens.db.
+        which("gcloud") ? "gcloud auth list > /dev/null 2>&1" : "true",
+      ].join(" && ");
+      const r = await benign(script, tmp, { HOME: h, AWS_EC2_METADATA_DISABLED: "true" }, true);
+      assertEquals(r.stdout, "x\n");
+      // The files were really opened by each CLI present (else the test would prove nothing).
+      const opened = new Set(calls(r.events).map((e) => e.decoded.path));
+      for (
+        const [cli, file] of [["kubectl", ".kube/config"], ["aws", ".aws/credentials"], [
+          "gcloud",
+          ".config/gcloud/credentials.db",
+        ]]
+      ) {
+        if (which(cli)) assert(opened.has(`${h}/${file}`), `${cli} did not open ${h}/${file}`);
+      }
+    } finally {
+      await Deno.remove(h, { recursive: true });
+    }
   },
 });
 

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -141,6 +142,33 @@ int main(int argc, char **argv) {
     int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     if (s >= 0) close(s);
     return report(s);
+  }
+  if ((!strcmp(a, "udp-connect") || !strcmp(a, "udp-sendto")) && argc > 3) {
+    /* connect a UDP socket (no packet leaves: it only sets the peer) or send one datagram, to each HOST PORT */
+    long r = 0;
+    for (int i = 2; i + 1 < argc; i += 2) {
+      struct sockaddr_storage ss;
+      memset(&ss, 0, sizeof ss);
+      socklen_t len;
+      struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+      struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+      if (inet_pton(AF_INET, argv[i], &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(atoi(argv[i + 1]));
+        len = sizeof *in4;
+      } else if (inet_pton(AF_INET6, argv[i], &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(atoi(argv[i + 1]));
+        len = sizeof *in6;
+      } else {
+        return 2;
+      }
+      int s = socket(ss.ss_family, SOCK_DGRAM, 0);
+      if (!strcmp(a, "udp-connect")) r = connect(s, (struct sockaddr *)&ss, len);
+      else r = sendto(s, "x", 1, 0, (struct sockaddr *)&ss, len);
+      close(s);
+    }
+    return report(r);
   }
   return 2;
 }

@@ -11,7 +11,7 @@
  * different behaviour.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { reports, traced, writePolicy } from "../helpers.ts";
+import { reports, ROOT, traced, writePolicy } from "../helpers.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-seq-live-" });
 await Deno.mkdir(`${dir}/d`);
@@ -57,4 +57,26 @@ Deno.test("seq live: record ls, then detect: the same run is quiet, ls -l raises
   const [loud] = audits(other);
   const lfc = Number(/ max_lfc=(\d+)$/.exec(loud.message)![1]);
   assert(lfc >= 3, loud.message);
+});
+
+Deno.test("seq live: only_trained (policies/seq-trained.yaml): an untrained program is inert, the trained ls is still checked", async () => {
+  // Runs after the test above, on its store: ls has a database, cat none.
+  const trained = `${ROOT}policies/seq-trained.yaml`;
+  const cat = ["/bin/cat", `${dir}/d/a`];
+  const inert = await traced("run", ["-p", trained], cat, { env });
+  assertEquals(inert.stdout, "a\n");
+  assertEquals(reports(inert.events, "fault"), []);
+  // (The launcher, recorded above with ls, is trained: its one call is accounted as before.)
+  const ofCat = reports(inert.events).filter((a) => a.wrapper === "seq" && a.message.includes("/usr/bin/cat"));
+  assertEquals(ofCat, [], "an untrained program was compared");
+  assertEquals(reports(inert.events, "alert"), []);
+  // The same program without only_trained: every sequence is new, so it is alerted.
+  const loud = await traced("run", ["-p", detect], cat, { env });
+  assert(reports(loud.events, "alert").some((a) => a.wrapper === "seq"), "untrained cat raised no alert");
+  // A trained program is compared as before.
+  const same = await traced("run", ["-p", trained], ["/bin/ls", `${dir}/d`], { env });
+  assertEquals(reports(same.events, "alert"), []);
+  assert(audits(same).some((a) => / mismatches=0 max_lfc=0$/.test(a.message)), JSON.stringify(audits(same)));
+  const other = await traced("run", ["-p", trained], ["/bin/ls", "-l", `${dir}/d`], { env });
+  assert(reports(other.events, "alert").some((a) => a.wrapper === "seq"), "ls -l raised no seq alert");
 });

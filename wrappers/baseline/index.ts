@@ -16,6 +16,16 @@
  *   service_shell_allow, shells, ptrace_allow, kernel_allow,
  *   raw_socket_allow, log_allow: program lists
  *   credential_paths, system_dirs, tmp_dirs, log_dirs, history_files: path lists
+ *   cloud_credential_paths: path patterns ("~/" any home of home_dirs, "*"
+ *                     within a component, "**" any number of components)
+ *   cloud_credential_allow: programs, matched on the executable and on the
+ *                     script an interpreter runs (a "#!" script's execve
+ *                     path; python3 -S SCRIPT; python3 -m MODULE)
+ *   home_dirs:        where "~" is: "/root", "/home/*", "**" (anywhere)
+ *   inbound_only:     programs that must not connect out (inet/inet6)
+ *   inbound_only_allow_loopback: true | false (default true)
+ *   inbound_only_allow_destinations: "HOST", "HOST:PORT", "[V6]:PORT",
+ *                     "*:PORT", "10.1.*"
  *
  * Paths are the ones the program passed, made canonical where they are
  * absolute ("//", "/./" and ".." folded, symbolic links not followed); a
@@ -53,6 +63,7 @@ import {
   SYS_bpf,
   SYS_chmod,
   SYS_chown,
+  SYS_connect,
   SYS_creat,
   SYS_execve,
   SYS_execveat,
@@ -81,6 +92,7 @@ import {
   SYS_renameat,
   SYS_renameat2,
   SYS_rmdir,
+  SYS_sendto,
   SYS_setns,
   SYS_socket,
   SYS_symlink,
@@ -103,7 +115,7 @@ const DECLARED: StaticArray<i32> = [
   SYS_mkdirat, SYS_rmdir, SYS_link, SYS_linkat, SYS_unlink, SYS_unlinkat, SYS_symlink, SYS_symlinkat, SYS_chmod,
   SYS_fchmod, SYS_fchmodat, SYS_chown, SYS_lchown, SYS_fchownat, SYS_execve, SYS_execveat, SYS_socket,
   SYS_listen, SYS_accept, SYS_accept4, SYS_ptrace, SYS_process_vm_writev, SYS_init_module, SYS_finit_module, SYS_bpf,
-  SYS_mount, SYS_unshare, SYS_setns, SYS_kexec_load, SYS_kexec_file_load,
+  SYS_mount, SYS_unshare, SYS_setns, SYS_kexec_load, SYS_kexec_file_load, SYS_connect, SYS_sendto,
 ];
 
 // ------------------------------------------------------------------- rules
@@ -125,16 +137,18 @@ const R_KEXEC: i32 = 13;
 const R_RAW_SOCKET: i32 = 14;
 const R_LOG_TAMPER: i32 = 15;
 const R_HISTORY_TAMPER: i32 = 16;
+const R_CLOUD_CREDENTIAL: i32 = 17;
+const R_INBOUND_ONLY: i32 = 18;
 
 const RULES: StaticArray<string> = [
   "credential-read", "authorized-keys-write", "preload-write", "system-write", "setuid-create", "tmp-exec",
   "memfd-exec", "service-shell", "process-injection", "module-load", "bpf-load", "mount", "namespace-change",
-  "kexec-load", "raw-socket", "log-tamper", "history-tamper",
+  "kexec-load", "raw-socket", "log-tamper", "history-tamper", "cloud-credential-read", "inbound-only-connect",
 ];
 const SEVERITIES: StaticArray<i32> = [
   SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_CRITICAL, SEVERITY_MEDIUM, SEVERITY_HIGH, SEVERITY_MEDIUM,
   SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_CRITICAL, SEVERITY_HIGH, SEVERITY_MEDIUM,
-  SEVERITY_MEDIUM, SEVERITY_CRITICAL, SEVERITY_MEDIUM, SEVERITY_HIGH, SEVERITY_HIGH,
+  SEVERITY_MEDIUM, SEVERITY_CRITICAL, SEVERITY_MEDIUM, SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_HIGH,
 ];
 
 const RESP_OFF: i32 = -1;
@@ -145,10 +159,11 @@ const RESP_KILL: i32 = 2;
 /** Default responses: deny where a false positive cannot harm. */
 const DEFAULT_RESPONSES: StaticArray<i32> = [
   RESP_ALERT, RESP_ALERT, RESP_DENY, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT,
-  RESP_DENY, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT,
+  RESP_DENY, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT,
+  RESP_ALERT,
 ];
 
-const responses = new StaticArray<i32>(17);
+const responses = new StaticArray<i32>(19);
 
 // ------------------------------------------------------------------- lists
 
@@ -172,7 +187,21 @@ const D_KERNEL_ALLOW = '["modprobe","insmod","rmmod","kmod","systemd","systemd-u
 const D_RAW_SOCKET_ALLOW = '["ping","ping4","ping6","arping","traceroute*","dhclient","dhcpcd","NetworkManager",' +
   '"systemd-networkd"]';
 const D_LOG_DIRS = '["/var/log"]';
-const D_LOG_ALLOW = '["logrotate","rsyslogd","syslog-ng","systemd-journald","journalctl","savelog"]';
+const D_LOG_ALLOW = '["logrotate","rsyslogd","syslog-ng","systemd-journald","journalctl","savelog","apt","apt-get",' +
+  '"aptitude","unattended-upgrade"]';
+const D_CLOUD_CREDENTIAL_PATHS = '["~/.aws/credentials","~/.aws/sso/cache/**","~/.aws/cli/cache/**",' +
+  '"~/.config/gcloud/credentials.db","~/.config/gcloud/access_tokens.db",' +
+  '"~/.config/gcloud/application_default_credentials.json","~/.config/gcloud/legacy_credentials/**",' +
+  '"~/.azure/accessTokens.json","~/.azure/msal_token_cache.json","~/.azure/msal_token_cache.bin",' +
+  '"~/.azure/service_principal_entries.json","~/.azure/service_principal_entries.bin","~/.kube/config",' +
+  '"/var/run/secrets/kubernetes.io/serviceaccount/token","/run/secrets/kubernetes.io/serviceaccount/token",' +
+  '"/etc/kubernetes/admin.conf","/etc/kubernetes/super-admin.conf","/etc/kubernetes/pki/**/*.key"]';
+const D_CLOUD_CREDENTIAL_ALLOW = '["aws","aws_completer","aws-iam-authenticator","eksctl","gcloud","gsutil","bq",' +
+  '"gcloud.py","gsutil.py","bq.py","docker-credential-gcloud","gke-gcloud-auth-plugin","az","azure.cli",' +
+  '"kubectl","kubelet","kubeadm","kube-apiserver","kube-controller-manager","kube-scheduler","kube-proxy",' +
+  '"kubelogin","helm","k9s","k3s","minikube","kind","terraform","terraform-provider-*"]';
+const D_HOME_DIRS = '["/root","/home/*"]';
+const D_INBOUND_ONLY = '["nginx","apache2","httpd","lighttpd","vsftpd","proftpd","memcached"]';
 const D_HISTORY_FILES = '[".bash_history",".zsh_history",".sh_history",".history",".ash_history",' +
   '".python_history",".mysql_history",".psql_history"]';
 
@@ -191,6 +220,12 @@ let rawSocketAllow: string[] = [];
 let logDirs: string[] = [];
 let logAllow: string[] = [];
 let historyFiles: string[] = [];
+let cloudPaths: string[] = [];
+let cloudAllow: string[] = [];
+let homeDirs: string[] = [];
+let inboundOnly: string[] = [];
+let inboundAllowLoopback = true;
+let inboundAllowDestinations: string[] = [];
 
 // ------------------------------------------------------ per-process state
 
@@ -204,6 +239,18 @@ const openedPaths = new Array<string>(0);
 const MAX_OPENED: i32 = 64;
 
 const SERVING_PREFIX = "serving/";
+
+/** The path of this process's last execve, until the exec lifecycle confirms it. */
+let pendingExec = "";
+/** The script argument of this process's last execve (scriptArgument), until the exec lifecycle. */
+let pendingScriptArg = "";
+/** The script the current program runs (the execve path, when the kernel ran an interpreter for it), or "". */
+let scriptPath = "";
+/** The script or module an interpreter was started on (python3 -S /x/gcloud.py, python3 -Im azure.cli), or "". */
+let scriptArg = "";
+/** Destinations already alerted by inbound-only-connect in this process (alert response only). */
+const alertedDestinations = new Array<string>(0);
+const MAX_DESTINATIONS: i32 = 32;
 
 // ----------------------------------------------------------------- helpers
 
@@ -439,6 +486,22 @@ function onOpen(nr: i32): i32 {
     }
   }
 
+  // 1b. cloud and Kubernetes credentials
+  if (cloudComps.length > 0 && responses[R_CLOUD_CREDENTIAL] != RESP_OFF && !cloudAllowed(exe)) {
+    let shown: string | null = null;
+    if (path.startsWith("/")) {
+      if (cloudAbsolute(path)) shown = path;
+    } else {
+      const rel = cloudRelative(raw, dirfd);
+      if (rel !== null) shown = rel.length == 0 ? path : path + " (" + rel + ")";
+    }
+    if (shown !== null) {
+      // Service account tokens are application access tokens (T1528); the rest, credentials in files.
+      const technique = shown.includes("serviceaccount") ? "T1528" : "T1552.001";
+      v = strongest(v, fire(R_CLOUD_CREDENTIAL, shown + (writes ? " opened for writing" : " read"), technique));
+    }
+  }
+
   if (writes) {
     v = strongest(v, systemWrite(path, dirfd));
     const target = procMemTarget(path);
@@ -654,12 +717,277 @@ function onPathChange(nr: i32): i32 {
   return v;
 }
 
+// ------------------------------------------------ cloud and kube credentials
+
+// Patterns (cloud_credential_paths): absolute, or "~/…" for any home of
+// home_dirs; "*" within a component matches any run of characters, "**" as a
+// whole component any number of components (zero included). Patterns are
+// split into components once, at init; "~/" patterns once per home.
+const cloudComps = new Array<string[]>(0);
+/** The same patterns' components without the home: what a relative path is matched against. */
+const cloudTails = new Array<string[]>(0);
+
+/** Whether one component matches a pattern component with "*" wildcards. */
+export function wildMatch(p: string, s: string): bool {
+  let pi = 0;
+  let si = 0;
+  let star = -1;
+  let mark = 0;
+  while (si < s.length) {
+    if (pi < p.length && p.charCodeAt(pi) == 0x2a) {
+      star = pi++;
+      mark = si;
+    } else if (pi < p.length && p.charCodeAt(pi) == s.charCodeAt(si)) {
+      pi++;
+      si++;
+    } else if (star >= 0) {
+      pi = star + 1;
+      si = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.length && p.charCodeAt(pi) == 0x2a) pi++;
+  return pi == p.length;
+}
+
+/** Whether the components s[si..] match the pattern components p[pi..] ("**" spans components). */
+function compsMatch(p: string[], pi: i32, s: string[], si: i32): bool {
+  while (pi < p.length) {
+    const c = p[pi];
+    if (c == "**") {
+      for (let k = si; k <= s.length; k++) if (compsMatch(p, pi + 1, s, k)) return true;
+      return false;
+    }
+    if (si >= s.length || !wildMatch(c, s[si])) return false;
+    pi++;
+    si++;
+  }
+  return si == s.length;
+}
+
+/** Components of a path: "/a/b" gives ["", "a", "b"]; empty and "." components dropped after the first. */
+function splitPath(path: string): string[] {
+  const parts = path.split("/");
+  const out = new Array<string>(0);
+  for (let i = 0; i < parts.length; i++) {
+    const c = parts[i];
+    if (i > 0 && (c.length == 0 || c == ".")) continue;
+    if (i == 0 && c == ".") continue;
+    out.push(c);
+  }
+  return out;
+}
+
+function compileCloudPatterns(): void {
+  for (let i = 0; i < cloudPaths.length; i++) {
+    let p = cloudPaths[i].trim();
+    if (p.endsWith("/")) p += "**"; // a directory: everything below it
+    if (p.startsWith("~/")) {
+      const tail = p.substring(2);
+      cloudTails.push(splitPath(tail));
+      for (let h = 0; h < homeDirs.length; h++) {
+        let home = homeDirs[h];
+        while (home.length > 1 && home.endsWith("/")) home = home.substring(0, home.length - 1);
+        cloudComps.push(splitPath(home == "/" ? "/" + tail : home + "/" + tail));
+      }
+    } else if (p.startsWith("/")) {
+      const comps = splitPath(p);
+      cloudComps.push(comps);
+      cloudTails.push(comps.slice(1));
+    }
+  }
+}
+
+/** Whether an absolute canonical path matches a pattern. */
+function cloudAbsolute(path: string): bool {
+  const s = splitPath(path);
+  for (let i = 0; i < cloudComps.length; i++) if (compsMatch(cloudComps[i], 0, s, 0)) return true;
+  return false;
+}
+
+/** Components of t from k on without a wildcard. */
+function literals(t: string[], k: i32): i32 {
+  let n = 0;
+  for (let i = k; i < t.length; i++) if (!t[i].includes("*")) n++;
+  return n;
+}
+
+/**
+ * Whether the components r[m..] match t[k..] for some m (r's components
+ * before m are a home) and k where t[k..] has two components without a
+ * wildcard at least: ".aws/credentials", "sso/cache/x.json", not
+ * "cache/x.json" (a directory called cache is no AWS token cache).
+ */
+function tailMatch(t: string[], r: string[]): bool {
+  for (let m = 0; m + 2 <= r.length; m++) {
+    for (let k = 0; k < t.length; k++) {
+      if (t[k] != "**" && literals(t, k) >= 2 && compsMatch(t, k, r, m)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * A relative path against the patterns' tails ("" when it matches as
+ * written, the directory-qualified name when its directory was verified,
+ * null for no match): its components (those after
+ * the last "..") must end with the end of a pattern, from one of its
+ * components on that holds two without a wildcard at least (the file and
+ * its directory: ".aws/credentials", not a bare "credentials"). A
+ * bare name relative to the cwd gets its directory's name first when the
+ * directory is the one a pattern names: "credentials" in a cwd that is
+ * "../.aws" as the process sees it (dev:ino) is ".aws/credentials".
+ */
+function cloudRelative(raw: string, dirfd: i32): string | null {
+  const all = splitPath(raw);
+  let from = 0;
+  for (let i = 0; i < all.length; i++) if (all[i] == "..") from = i + 1;
+  const s = all.slice(from);
+  if (s.length == 0) return null;
+  const last = s[s.length - 1];
+  for (let i = 0; i < cloudTails.length; i++) {
+    const t = cloudTails[i];
+    if (t.length < 2 || !wildMatch(t[t.length - 1], last)) continue;
+    let r = s;
+    if (s.length == 1) {
+      // A bare name: the pattern's file and directory must both be named (".kube/config", not "pki/**/*.key").
+      if (dirfd != AT_FDCWD || all.length != 1) continue; // in the cwd ("config", "./config"), not "../config"
+      const j = t.length - 2;
+      if (t[j].includes("*") || t[j + 1].includes("*")) continue;
+      const here = wrStat(".");
+      const named = wrStat("../" + t[j]);
+      if (here === null || named === null || here.nodeId() != named.nodeId()) continue;
+      r = [t[j], last];
+    }
+    if (tailMatch(t, r)) return r === s ? "" : r.join("/");
+  }
+  return null;
+}
+
+/** Whether this process's program (or the script it runs) may read cloud credentials. */
+function cloudAllowed(exe: string): bool {
+  if (programIn(cloudAllow, exe)) return true;
+  if (scriptPath.length > 0 && programIn(cloudAllow, scriptPath)) return true;
+  return scriptArg.length > 0 && programIn(cloudAllow, scriptArg);
+}
+
+/** Interpreter flags that take no argument (python, perl, ruby): they may come before the script. */
+const PLAIN_FLAGS = "bBdEhiIOqsSuvw";
+
+/**
+ * The script an interpreter's command line names: the first argument, after
+ * flags that take no argument only ("-S", "-Es"), or the module of "-m M"
+ * ("-Im M"). Anything else before it (an option with a value, "-c CODE")
+ * and there is none: what runs then is not what the argument says.
+ */
+function scriptArgument(): string {
+  const n = Event.argc();
+  for (let i = 1; i < n && i < 8; i++) {
+    const a = Event.argvAt(i);
+    if (a === null || a.length == 0) return "";
+    if (a.charCodeAt(0) != 0x2d) return canonical(a); // not "-": the script
+    for (let j = 1; j < a.length; j++) {
+      const c = a.charAt(j);
+      if (c == "m" && j == a.length - 1) {
+        const m = i + 1 < n ? Event.argvAt(i + 1) : null;
+        return m === null ? "" : m;
+      }
+      if (!PLAIN_FLAGS.includes(c)) return ""; // an option with a value (-c, -W, -X) or unknown
+    }
+  }
+  return "";
+}
+
+// --------------------------------------------------- inbound-only programs
+
+/** "inet:1.2.3.4:80" → ["1.2.3.4", "80"]; "inet6:[::1]:80" → ["::1", "80"]; others null. */
+function splitInet(addr: string): string[] | null {
+  if (addr.startsWith("inet:")) {
+    const rest = addr.substring(5);
+    const c = rest.lastIndexOf(":");
+    if (c < 0) return null;
+    return [rest.substring(0, c), rest.substring(c + 1)];
+  }
+  if (addr.startsWith("inet6:[")) {
+    const rest = addr.substring(7);
+    const c = rest.lastIndexOf("]:");
+    if (c < 0) return null;
+    return [rest.substring(0, c), rest.substring(c + 2)];
+  }
+  return null;
+}
+
+/** 127.0.0.0/8, ::1, the unspecified addresses (a connect to them reaches this host) and their v4-mapped forms. */
+export function isLoopback(host: string): bool {
+  if (host.startsWith("127.") || host == "0.0.0.0" || host == "::1" || host == "::" || host == "::ffff:0:0") {
+    return true;
+  }
+  // v4-mapped 127.x.y.z, as the host prints it: "::ffff:7fXX:YYYY".
+  return host.startsWith("::ffff:7f") && host.length > 13 && host.charCodeAt(13) == 0x3a;
+}
+
+/** One inbound_only_allow_destinations entry: "HOST", "HOST:PORT", "[V6]:PORT", "*:PORT"; "10.1.*" a prefix. */
+export function destinationMatches(entry: string, host: string, port: string): bool {
+  let eh = entry.trim();
+  let ep = "";
+  if (eh.startsWith("[")) {
+    const close = eh.indexOf("]");
+    if (close < 0) return false;
+    if (close + 1 < eh.length) {
+      if (eh.charCodeAt(close + 1) != 0x3a) return false;
+      ep = eh.substring(close + 2);
+    }
+    eh = eh.substring(1, close);
+  } else {
+    const first = eh.indexOf(":");
+    if (first >= 0 && first == eh.lastIndexOf(":")) { // one colon: HOST:PORT (IPv4, or "*")
+      ep = eh.substring(first + 1);
+      eh = eh.substring(0, first);
+    }
+  }
+  if (ep.length > 0 && ep != "*" && ep != port) return false;
+  return eh == "*" || nameMatches(eh, host);
+}
+
+function hostPort(host: string, port: string): string {
+  return host.includes(":") ? "[" + host + "]:" + port : host + ":" + port;
+}
+
+/** connect, or sendto with an address, to an inet address by a program of inbound_only. */
+function onOutbound(nr: i32): i32 {
+  if (inboundOnly.length == 0 || responses[R_INBOUND_ONLY] == RESP_OFF) return allow();
+  const exe = exePath();
+  if (!programIn(inboundOnly, exe)) return allow();
+  const addr = Event.addr();
+  if (addr === null) return allow(); // sendto on a connected socket
+  const hp = splitInet(addr);
+  if (hp === null) return allow(); // unix, netlink, AF_UNSPEC
+  const host = hp[0];
+  const port = hp[1];
+  if (inboundAllowLoopback && isLoopback(host)) return allow();
+  for (let i = 0; i < inboundAllowDestinations.length; i++) {
+    if (destinationMatches(inboundAllowDestinations[i], host, port)) return allow();
+  }
+  const dest = hostPort(host, port);
+  if (responses[R_INBOUND_ONLY] == RESP_ALERT) {
+    // One alert per destination and process: a UDP sender would raise one per datagram.
+    for (let i = 0; i < alertedDestinations.length; i++) if (alertedDestinations[i] == dest) return allow();
+    if (alertedDestinations.length >= MAX_DESTINATIONS) alertedDestinations.shift();
+    alertedDestinations.push(dest);
+  }
+  const call = nr == SYS_connect ? "connect to " : "sendto ";
+  return fire(R_INBOUND_ONLY, "outbound " + call + dest + " from an inbound-only program", "T1071");
+}
+
 // ------------------------------------------------------------ exec rules
 
 function onExec(nr: i32): i32 {
   execAlerted = false;
   const raw = Event.path();
   const path = canonical(strPath(raw));
+  pendingExec = path;
+  pendingScriptArg = scriptArgument();
   const exe = exePath();
   let v = allow();
   // 4. memfd and temporary places
@@ -826,6 +1154,22 @@ export function idwrap_init(): i32 {
   logDirs = listSetting("log_dirs", D_LOG_DIRS);
   logAllow = listSetting("log_allow", D_LOG_ALLOW);
   historyFiles = listSetting("history_files", D_HISTORY_FILES);
+  cloudPaths = listSetting("cloud_credential_paths", D_CLOUD_CREDENTIAL_PATHS);
+  cloudAllow = listSetting("cloud_credential_allow", D_CLOUD_CREDENTIAL_ALLOW);
+  homeDirs = listSetting("home_dirs", D_HOME_DIRS);
+  compileCloudPatterns();
+  inboundOnly = listSetting("inbound_only", D_INBOUND_ONLY);
+  inboundAllowDestinations = listSetting("inbound_only_allow_destinations", "[]");
+  const lb = setting("inbound_only_allow_loopback");
+  if (lb !== null) {
+    const t = lb.trim();
+    if (t == "true") inboundAllowLoopback = true;
+    else if (t == "false") inboundAllowLoopback = false;
+    else {
+      log(LOG_ERROR, "baseline: inbound_only_allow_loopback must be true or false, got " + t);
+      return 1;
+    }
+  }
   cacheIds(systemDirs, systemIds, systemNames);
   cacheIds(logDirs, logIds, logNames);
   const etc = wrStat("/etc");
@@ -845,6 +1189,7 @@ export function idwrap_on_syscall(): i32 {
     return onOther(nr);
   }
   if (nr == SYS_ftruncate) return onFtruncate();
+  if (nr == SYS_connect || nr == SYS_sendto) return onOutbound(nr);
   if (nr == SYS_fchmod) {
     const mode = Event.arg(1);
     if ((mode & 0o6000) != 0) {
@@ -860,8 +1205,28 @@ export function idwrap_on_lifecycle(kind: i32): void {
     if (serving) kvDelete(SERVING_PREFIX + Event.pid().toString());
     return;
   }
-  // EXEC: a relative or indirect execution from a temporary place or memory,
-  // seen from the new program's resolved executable path.
+  // EXEC: the script the new program runs is the execve path when the
+  // kernel ran another executable for it (an interpreter, by its "#!" line).
+  // Else, when the new program is an interpreter started by its own name (a
+  // symbolic link counts as its own name), the script its arguments name.
+  const newExe = exePath();
+  scriptPath = "";
+  scriptArg = "";
+  if (pendingExec.length > 0) {
+    let same = pendingExec == newExe;
+    if (!same) {
+      const a = wrStat(pendingExec);
+      const b = wrStat(newExe);
+      same = a !== null && b !== null && a.nodeId() == b.nodeId();
+    }
+    if (!same) scriptPath = pendingExec;
+    else if (programIn(shells, newExe)) scriptArg = pendingScriptArg;
+  }
+  pendingExec = "";
+  pendingScriptArg = "";
+  alertedDestinations.length = 0;
+  // A relative or indirect execution from a temporary place or memory, seen
+  // from the new program's resolved executable path.
   if (execAlerted) {
     execAlerted = false;
     return;

@@ -25,6 +25,10 @@
  * - threshold: alert when the locality-frame count reaches it (default 3).
  * - program: the database's name (default: the process's executable path,
  *   and after an execve the new one's).
+ * - only_trained: "true" makes detect mode inert for a program that has no
+ *   database (no sequence stored): its calls are not compared, nothing is
+ *   alerted or audited; default "false" (an untrained program mismatches on
+ *   every call and is alerted at once).
  *
  * The measure (Hofmeyr, Forrest and Somayaji 1998, "locality frame
  * count"): a call is a mismatch when the sequence it completes is not in
@@ -163,6 +167,9 @@ let frameLen: i32 = 20;
 let threshold: i32 = 3;
 let fixedProgram: string | null = null;
 let program = "";
+let onlyTrained = false;
+/** Detect mode with only_trained, and the program has no database: every hook returns at once. */
+let inert = false;
 
 // --- per-process state ---
 let seq: u64 = 0; // the last k calls, packed
@@ -315,6 +322,7 @@ function startProgram(): void {
   }
   allocTable(1024);
   loadStored();
+  inert = !recording && onlyTrained && tableCount == 0;
   fresh = new Array<u64>(0);
   seq = 0;
   frameBits = 0;
@@ -327,6 +335,7 @@ function startProgram(): void {
 }
 
 function endProgram(): void {
+  if (inert) return;
   if (recording) {
     writeBack();
     wrAudit(
@@ -383,12 +392,19 @@ export function idwrap_init(): i32 {
   }
   seqMask = k == 6 ? ((<u64>1 << 60) - 1) : ((<u64>1 << <u64>(BITS * k)) - 1);
   frameMask = frameLen == 64 ? 0xFFFFFFFFFFFFFFFF : ((<u64>1 << <u64>frameLen) - 1);
+  const ot = settingOr("only_trained", "false").trim();
+  if (ot == "true") onlyTrained = true;
+  else if (ot != "false") {
+    log(LOG_ERROR, "seq: only_trained must be true or false, got " + ot);
+    return 1;
+  }
   fixedProgram = setting("program");
   startProgram();
   return 0;
 }
 
 export function idwrap_on_syscall(): i32 {
+  if (inert) return allow();
   let nr = <u64>Event.syscall();
   if (nr >= SLOT_MAX) nr = SLOT_MAX - 1;
   seq = ((seq << BITS) | (nr + 1)) & seqMask;
