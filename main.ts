@@ -7,6 +7,7 @@ import { Command } from "commander";
 import { registerAudit } from "./host/cli/audit.ts";
 import { registerDaemon } from "./host/cli/daemon.ts";
 import { registerDoctor } from "./host/cli/doctor.ts";
+import { registerKmod } from "./host/cli/kmod.ts";
 import { registerPolicy } from "./host/cli/policy.ts";
 import { registerSeq } from "./host/cli/seq.ts";
 import { registerRun } from "./host/cli/run.ts";
@@ -35,6 +36,7 @@ registerAudit(program, {
   daemonSocket: () => controlSocket(defaultRunDir(), Deno.uid() ?? 0),
 });
 registerDoctor(program);
+registerKmod(program);
 
 try {
   await program.parseAsync(Deno.args, { from: "user" });

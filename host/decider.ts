@@ -7,6 +7,7 @@
  */
 import type { HostEvent, SyscallEvent, Verdict } from "./events.ts";
 import { ALLOW } from "./events.ts";
+import { errnoName } from "./errno.ts";
 
 /** Decides the fate of notified calls. */
 export interface Decider {
@@ -88,7 +89,7 @@ export class LayeredDecider implements Decider {
       const v = d.decide(event);
       if (verdict.action === "allow" && v.action !== "allow") {
         verdict = v;
-        event.verdict = v.action === "deny" ? `deny ${v.errno}` : v.action;
+        event.verdict = describeVerdict(v);
       }
     }
     return verdict;
@@ -102,6 +103,16 @@ export class LayeredDecider implements Decider {
     }
     return verdict;
   }
+}
+
+/** "allow", "deny EACCES", "kill" or "rewrite arg1=0x10", as events and traces show a verdict. */
+export function describeVerdict(verdict: Verdict): string {
+  if (verdict.action === "deny") return `deny ${errnoName(verdict.errno)}`;
+  if (verdict.action === "rewrite") {
+    const arg = verdict.arg >= 0 ? ` arg${verdict.arg}=0x${BigInt.asUintN(64, verdict.value).toString(16)}` : "";
+    return `rewrite${arg}${verdict.path === undefined ? "" : ` path=${JSON.stringify(verdict.path)}`}`;
+  }
+  return verdict.action;
 }
 
 /** Drops every event. */

@@ -105,7 +105,12 @@ export type HostEvent = SyscallEvent | LifecycleEvent | WrapperReport;
 export type Verdict =
   | { action: "allow" }
   | { action: "deny"; errno: number }
-  | { action: "kill" };
+  | { action: "kill" }
+  /**
+   * kmod only: run the call with argument `arg` (0–5) set to `value` (`arg` -1: no integer argument changes), and,
+   * where `path` is given, with that path instead of the caller's (the open family, which the module runs itself).
+   */
+  | { action: "rewrite"; arg: number; value: bigint; path?: string };
 
 /** JSON.stringify replacer for events: the bytes of a write stay out of JSON (they are for wrappers). */
 export function eventJsonReplacer(_key: string, value: unknown): unknown {

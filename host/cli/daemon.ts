@@ -67,6 +67,10 @@ export function registerDaemon(program: Command): void {
     .option("--store <path>", "the Deno KV store for wrappers and audit", defaultStorePath())
     .option("--retention <days>", "how long audit records are kept", "30")
     .option("--no-watch", "do not reload when a policy file changes")
+    .option(
+      "--system-wide",
+      "with the kernel module: wrap any program on the host whose activation criteria match at its execve",
+    )
     .action(async (opts: {
       policy?: string[];
       allow?: string[];
@@ -74,6 +78,7 @@ export function registerDaemon(program: Command): void {
       store: string;
       retention: string;
       watch: boolean;
+      systemWide?: boolean;
     }) => {
       const retentionDays = Number(opts.retention);
       if (!(retentionDays > 0)) {
@@ -86,6 +91,7 @@ export function registerDaemon(program: Command): void {
         storePath: opts.store,
         retentionDays,
         watch: opts.watch,
+        systemWide: opts.systemWide,
       });
       const stop = async () => {
         await daemon.stop();

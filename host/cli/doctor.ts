@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 import { errno, libc, SYS } from "../sources/seccomp/ffi.ts";
 import { runUnderSeccomp } from "../sources/seccomp/source.ts";
+import { chooseSource, probeKmod, runUnderKmod } from "../sources/kmod/source.ts";
 import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";
 import { loadPolicy } from "../policy/policy.ts";
 import { defaultStorePath } from "../store/kv.ts";
@@ -106,22 +107,51 @@ export async function runChecks(): Promise<Check[]> {
     detail: `Linux ${v.join(".")}; needs 5.19`,
     consequence: "signals during a notified call do not restart it over and over (Go programs, timers)",
   });
-  const kmod = (() => {
-    try {
-      Deno.statSync("/dev/idwrap");
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-  checks.push({
-    feature: "kernel module",
-    ok: kmod,
-    detail: kmod ? "/dev/idwrap present" : "/dev/idwrap absent (module not loaded)",
-    consequence: kmod ? "the kmod source can be used" : "events come from the seccomp source",
-  });
+  checks.push(...await kmodChecks());
   checks.push(...await hostChecks());
   return checks;
+}
+
+/** The kernel module: loaded? the device usable? a command run through it; which source is active and why. */
+async function kmodChecks(): Promise<Check[]> {
+  const out: Check[] = [];
+  const probe = probeKmod();
+  out.push({
+    feature: "kernel module",
+    ok: probe.loaded,
+    detail: probe.loaded ? "idwrap is in /proc/modules" : "not loaded (idwrap kmod build && idwrap kmod load)",
+    consequence: probe.loaded ? "in-kernel interception is available" : "events come from the seccomp source",
+  });
+  out.push({
+    feature: "/dev/idwrap",
+    ok: probe.usable,
+    detail: probe.detail,
+    consequence: probe.usable ? "the kmod source can be used" : "the kmod source cannot be used",
+  });
+  if (probe.usable) {
+    let detail: string;
+    let ok = false;
+    try {
+      const r = await runUnderKmod(["/bin/cat", "/dev/null"], {
+        policies: [{ name: "doctor", file: "(doctor)", observe: ["openat", "read"], rules: [], wrappers: [] }],
+        trace: { format: "json", output: "/dev/null", allSyscalls: true },
+        storePath: ":memory:",
+      });
+      ok = r.exitCode === 0 && r.summary.notifications > 0;
+      detail = `ran /bin/cat through the module: exit ${r.exitCode}, ${r.summary.notifications} calls seen`;
+    } catch (e) {
+      detail = `failed: ${(e as Error).message}`;
+    }
+    out.push({ feature: "kmod source", ok, detail, consequence: "idwrap run and trace can use the kernel module" });
+  }
+  const { source, why } = chooseSource("auto");
+  out.push({
+    feature: "active source",
+    ok: true,
+    detail: `${source}: ${why}`,
+    consequence: `idwrap run --source auto (the default) uses ${source}`,
+  });
+  return out;
 }
 
 /** The daemon, the store and the default policy. */
@@ -194,7 +224,9 @@ export function registerDoctor(program: Command): void {
           );
         }
       }
-      const source = checks.find((c) => c.feature === "seccomp source")!;
-      Deno.exitCode = source.ok ? 0 : 1;
+      const active = checks.find((c) => c.feature === "active source")!.detail.startsWith("kmod")
+        ? "kmod source"
+        : "seccomp source";
+      Deno.exitCode = checks.find((c) => c.feature === active)?.ok ? 0 : 1;
     });
 }

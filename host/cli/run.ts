@@ -13,7 +13,9 @@ import { toAuditRecords } from "../audit/record.ts";
 import { DaemonClient, daemonPresent, defaultRunDir, type LaunchUpdate, type Response } from "../daemon/protocol.ts";
 import { loadPolicy } from "../policy/policy.ts";
 import type { SupervisorSummary } from "../sources/seccomp/supervisor.ts";
-import { exitCodeOf, forwardSignals, runUnderSeccomp, spawnLauncher } from "../sources/seccomp/source.ts";
+import { exitCodeOf, forwardSignals, spawnLauncher } from "../sources/seccomp/source.ts";
+import { parseSourceChoice, runUnder } from "../sources/run.ts";
+import type { SourceChoice } from "../sources/kmod/source.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
 
@@ -30,6 +32,7 @@ export interface RunCliOptions {
   output?: string;
   verbose?: boolean;
   standalone?: boolean;
+  source?: string;
   runDir: string;
 }
 
@@ -66,16 +69,23 @@ async function runViaDaemon(client: DaemonClient, command: string[], trace: Trac
 }
 
 /** Supervises the command here, keeping the audit records in the store. */
-async function runStandalone(command: string[], policyFiles: string[], trace: TraceSinkOptions): Promise<Outcome> {
+async function runStandalone(
+  command: string[],
+  policyFiles: string[],
+  trace: TraceSinkOptions,
+  source: SourceChoice,
+  verbose: boolean,
+): Promise<Outcome> {
   const policies = policyFiles.map(loadPolicy);
   const storePath = defaultStorePath();
   const audit = await AuditLog.open(storePath);
   try {
-    return await runUnderSeccomp(command, {
+    return await runUnder(source, command, {
       policies,
       trace,
       storePath,
       onEvents: (events) => audit.append(events.flatMap(toAuditRecords)),
+      onChoice: (s, why) => verbose && console.error(`idwrap: event source ${s}: ${why}`),
     });
   } finally {
     await audit.close();
@@ -98,6 +108,11 @@ export function registerRun(program: Command): void {
     .option("-o, --output <file>", "write the report to a file instead of standard error")
     .option("-v, --verbose", "report every notified call, not only the notable ones")
     .option("--standalone", "supervise here even if a daemon is running")
+    .option(
+      "--source <source>",
+      "the event source: auto (the kernel module where /dev/idwrap opens, else seccomp), kmod or seccomp; " +
+        "kmod or seccomp imply --standalone",
+    )
     .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
     .argument("<command...>", "the command to run, after --")
     .action(async (command: string[], opts: RunCliOptions) => {
@@ -107,7 +122,8 @@ export function registerRun(program: Command): void {
         allSyscalls: !!opts.verbose,
         notableOnly: !opts.verbose,
       };
-      const standalone = opts.standalone || opts.policy !== undefined;
+      const source = parseSourceChoice(opts.source);
+      const standalone = opts.standalone || opts.policy !== undefined || source !== "auto";
       const client = standalone ? undefined : await DaemonClient.connect(opts.runDir);
       if (!standalone && !client && daemonPresent(opts.runDir)) {
         console.error(
@@ -118,12 +134,14 @@ export function registerRun(program: Command): void {
       }
       const result = client
         ? await runViaDaemon(client, command, trace)
-        : await runStandalone(command, opts.policy ?? [DEFAULT_POLICY], trace);
+        : await runStandalone(command, opts.policy ?? [DEFAULT_POLICY], trace, source, !!opts.verbose);
       const s = result.summary;
       if (!opts.json) {
         const how = result.signal ? `on ${result.signal}` : `with ${result.exitCode}`;
         const counts = s
-          ? `; ${s.notifications} calls notified, ${s.denied} denied, ${s.killed} killed, ${s.emulated} opens emulated`
+          ? `; ${s.notifications} calls notified, ${s.denied} denied, ${s.killed} killed, ${s.emulated} opens emulated${
+            s.rewritten ? `, ${s.rewritten} rewritten` : ""
+          }${s.lost ? `, ${s.lost} records lost` : ""}`
           : "";
         console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
       }

@@ -7,7 +7,7 @@
 import type { Command } from "commander";
 import type { Policy } from "../policy/policy.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
-import { runUnderSeccomp } from "../sources/seccomp/source.ts";
+import { parseSourceChoice, runUnder } from "../sources/run.ts";
 
 /** Options of `idwrap trace`. */
 export interface TraceCliOptions {
@@ -15,6 +15,8 @@ export interface TraceCliOptions {
   output?: string;
   syscalls: string;
   emulate: boolean;
+  source?: string;
+  verbose?: boolean;
 }
 
 /** Adds the trace command to the CLI. */
@@ -24,16 +26,19 @@ export function registerTrace(program: Command): void {
     .option("--json", "one JSON object per line")
     .option("-o, --output <file>", "write the trace to a file instead of standard error")
     .option("-e, --syscalls <list>", "comma-separated syscalls or %groups to notify", "%file,%process,%net")
-    .option("--no-emulate", "let the kernel run open calls instead of the supervisor (no post results)")
+    .option("--no-emulate", "seccomp: let the kernel run open calls instead of the supervisor (no post results)")
+    .option("--source <source>", "the event source: auto (the kernel module if loaded), kmod or seccomp", "auto")
+    .option("-v, --verbose", "say which event source was chosen and why")
     .argument("<command...>", "the command to run, after --")
     .action(async (command: string[], opts: TraceCliOptions) => {
       const observe = opts.syscalls.split(",").map((s) => s.trim()).filter(Boolean);
       resolveSyscalls(observe); // unknown names fail before anything runs
       const policy: Policy = { name: "trace", file: "(command line)", observe, rules: [], wrappers: [] };
-      const result = await runUnderSeccomp(command, {
+      const result = await runUnder(parseSourceChoice(opts.source), command, {
         policies: [policy],
         trace: { format: opts.json ? "json" : "text", output: opts.output },
         emulateOpens: opts.emulate,
+        onChoice: (source, why) => opts.verbose && console.error(`idwrap: event source ${source}: ${why}`),
       });
       Deno.exitCode = result.exitCode;
     });

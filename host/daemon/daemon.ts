@@ -16,6 +16,7 @@ import type { WrapperModule } from "../runtime/module.ts";
 import { receiveHandshake } from "../sources/seccomp/handshake.ts";
 import { prepareEnforcement } from "../sources/seccomp/source.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
+import { KmodThread } from "../sources/kmod/source.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
 
 /** How the daemon runs. */
@@ -30,6 +31,12 @@ export interface DaemonOptions {
   watch?: boolean;
   /** Where the daemon says what it does. @default console.error */
   log?: (line: string) => void;
+  /**
+   * Also hold the kernel module's device for every process on the host: each
+   * execve waits for the WSS, and a program whose activation criteria some
+   * loaded wrapper matches is wrapped from that exec on (the paper's WSS).
+   */
+  systemWide?: boolean;
 }
 
 interface Enforcement {
@@ -53,6 +60,8 @@ export class Daemon {
   #files: string[];
   #enforcement!: Enforcement;
   #thread!: SupervisorThread;
+  /** With systemWide: the kernel module's thread. */
+  #kmod: KmodThread | undefined;
   #audit!: AuditLog;
   #nextSession = 1;
   #poller: ReturnType<typeof setInterval> | undefined;
@@ -75,6 +84,22 @@ export class Daemon {
       emulateOpens: true,
       onEvents: (events) => d.#onEvents(events),
     });
+    if (opts.systemWide) {
+      try {
+        d.#kmod = await KmodThread.start({
+          policies: d.#enforcement.policies,
+          wrappers: d.#enforcement.wrappers,
+          storePath: opts.storePath,
+          systemWide: true,
+          onEvents: (events) => d.#onEvents(events),
+        });
+      } catch (e) {
+        await d.#thread.stop();
+        await d.#audit.close();
+        throw new Error(`--system-wide needs the kernel module: ${(e as Error).message}`);
+      }
+      d.#log("system-wide: the kernel module reports every execve; matching programs are wrapped");
+    }
     await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode: 0o755 });
     await Deno.chmod(opts.runDir, 0o755);
     for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
@@ -106,6 +131,7 @@ export class Daemon {
       throw e;
     }
     await this.#thread.reload({ policies: next.policies, wrappers: next.wrappers });
+    await this.#kmod?.reload({ policies: next.policies, wrappers: next.wrappers });
     this.#enforcement = next;
     this.#files = files;
     this.#log(
@@ -174,7 +200,7 @@ export class Daemon {
         case "launch":
           return await this.#launch(conn, uid, req.command);
         case "ps": {
-          const all = await this.#thread.processes();
+          const all = [...await this.#thread.processes(), ...await this.#kmod?.processes() ?? []];
           const processes = admin ? all : all.filter((p) => this.#uidOf.get(p.session) === uid);
           await sendLine(conn, { ok: true, processes } satisfies Response);
           break;
@@ -300,6 +326,7 @@ export class Daemon {
       await Deno.remove(controlSocket(this.#opts.runDir, uid)).catch(() => {});
     }
     await this.#thread.stop();
+    await this.#kmod?.stop();
     await this.#audit.close();
     this.#log("stopped");
   }

@@ -6,9 +6,9 @@
 
 /** The import module name; nothing else may be imported. */
 export const ABI_MODULE = "idwrap";
-/** This host's ABI version: major 1, minor 0. */
+/** This host's ABI version: major 1, minor 2. */
 export const ABI_MAJOR = 1;
-export const ABI_MINOR = 1;
+export const ABI_MINOR = 2;
 
 /** declare_syscall / declare_group flags. */
 export const DECLARE_PRE = 1;
@@ -92,4 +92,9 @@ export const ABI_IMPORTS: Readonly<Record<string, string>> = {
   log: "iii>",
   settings_get: "iiii>i",
   clock_ns: ">I",
+  verdict_rewrite: "iI>i",
+  verdict_rewrite_path: "ii>i",
 };
+
+/** The longest path verdict_rewrite_path takes, without a terminator (PATH_MAX - 1). */
+export const MAX_REWRITE_PATH = 4095;

@@ -17,6 +17,7 @@ import {
   ACTION_ALLOW,
   ACTION_DENY,
   ACTION_KILL,
+  ACTION_REWRITE,
   DECLARE_DENY,
   DECLARE_POST,
   DECLARE_PRE,
@@ -99,6 +100,8 @@ export interface ChainOptions {
   /** Each wrapper's store namespace, by wrapper name. */
   kv: Map<string, KvNamespace>;
   source: "seccomp" | "kmod";
+  /** The source can carry out rewrite verdicts (action 3); elsewhere they are faults. @default false */
+  rewrite?: boolean;
 }
 
 /** The wrappers of the loaded policies, in layer order, as a Decider. */
@@ -262,7 +265,29 @@ export class WrapperChain implements Decider {
       return action === ACTION_KILL ? { action: "kill" } : { action: "deny", errno: (raw >>> 8) & 0xffff || EPERM };
     }
     if (action === ACTION_KILL && !pre) return { action: "kill" };
-    this.#fault(l, event.pid, "idwrap_on_syscall", event, badVerdict(raw, mayDeny, this.#opts.source));
+    if (action === ACTION_REWRITE && this.#opts.rewrite && mayDeny && pre) {
+      const r = frame.rewrite;
+      if (r && (r.arg !== undefined || r.path !== undefined)) {
+        // A path alone rewrites the path argument in place (the module copies it); arg/value default to no change.
+        const arg = r.arg ?? -1;
+        return { action: "rewrite", arg, value: r.value ?? 0n, ...(r.path !== undefined ? { path: r.path } : {}) };
+      }
+      this.#fault(
+        l,
+        event.pid,
+        "idwrap_on_syscall",
+        event,
+        "returned rewrite without calling verdict_rewrite or verdict_rewrite_path",
+      );
+      return l.mod.spec.fail === "closed" ? { action: "deny", errno: EPERM } : ALLOW;
+    }
+    this.#fault(
+      l,
+      event.pid,
+      "idwrap_on_syscall",
+      event,
+      badVerdict(raw, mayDeny, this.#opts.source, this.#opts.rewrite ?? false, pre),
+    );
     return ALLOW;
   }
 
@@ -359,6 +384,7 @@ export class WrapperChain implements Decider {
         this.#report(l, host.pid, kind, severity, message, event?.syscall);
       },
       emit: (handle, payload) => this.#emit(l, host.pid, handle, payload),
+      canRewrite: this.#opts.rewrite ?? false,
     };
     return host;
   }
@@ -398,9 +424,13 @@ function push(map: Map<number, Loaded[]>, nr: number, l: Loaded): void {
   map.set(nr, list);
 }
 
-function badVerdict(raw: number, mayDeny: boolean, source: string): string {
+function badVerdict(raw: number, mayDeny: boolean, source: string, rewrite: boolean, pre: boolean): string {
   const action = raw & 0xff;
-  if (action === 3) return `returned a rewrite verdict, which the ${source} source cannot carry out`;
+  if (action === ACTION_REWRITE) {
+    if (!rewrite) return `returned a rewrite verdict, which the ${source} source cannot carry out`;
+    if (!pre) return "returned rewrite in a post hook";
+    return "returned rewrite without declaring DENY for the call";
+  }
   if (action === ACTION_DENY || action === ACTION_KILL) {
     return mayDeny
       ? "returned deny in a post hook"

@@ -9,7 +9,7 @@ import { errnoNumber } from "../errno.ts";
 import type { ProgramIdentity, SyscallEvent } from "../events.ts";
 import type { WrapperSpec } from "../policy/policy.ts";
 import type { KvNamespace } from "../store/kv.ts";
-import { ABI_MODULE, FIELD, KV_MAX_KEY, KV_MAX_VALUE, STATUS } from "./abi.ts";
+import { ABI_MODULE, FIELD, KV_MAX_KEY, KV_MAX_VALUE, MAX_REWRITE_PATH, STATUS } from "./abi.ts";
 import type { Declarations } from "./module.ts";
 import { declareSyscalls, groupMembers } from "./module.ts";
 import { encodeWrStat, socketInfo, WR_STAT_SIZE, wrFstat, type WrStat, wrStat } from "./table1.ts";
@@ -24,6 +24,8 @@ export interface HookFrame {
   abstract?: { payload: Uint8Array; emitter: string };
   /** Alerts the wrapper raised during this hook (for the policy's on_alert). */
   alerts?: number;
+  /** What verdict_rewrite / verdict_rewrite_path set during this hook (ABI 1.2). */
+  rewrite?: { arg?: number; value?: bigint; path?: string };
 }
 
 /** What the host gives one running instance. */
@@ -36,6 +38,8 @@ export interface InstanceHost {
   report(kind: "alert" | "audit" | "log", severity: number | undefined, message: string): void;
   /** Runs subscribers; returns the largest answer, or a status. */
   emit(handle: number, payload: Uint8Array): number;
+  /** The event source can rewrite arguments (verdict action 3). */
+  readonly canRewrite?: boolean;
 }
 
 /** Imports for the scratch instance that runs idwrap_declare, or for a process's instance. */
@@ -252,7 +256,34 @@ export function createImports(
       return Object.hasOwn(ctx.spec.settings, key) ? putText(buf, bufLen, ctx.spec.settings[key]) : STATUS.ENOENT;
     },
     clock_ns: () => ctx.spec.clock ? monotonicNs() : BigInt(STATUS.EPERM),
+
+    // --- rewrite (ABI 1.2) ---
+    verdict_rewrite: (arg: number, value: bigint) => {
+      const frame = rewriteFrame();
+      if (typeof frame === "number") return frame;
+      if (arg < 0 || arg > 5) return STATUS.EINVAL;
+      frame.rewrite = { ...frame.rewrite, arg, value: BigInt.asUintN(64, BigInt(value)) };
+      return 0;
+    },
+    verdict_rewrite_path: (p: number, l: number) => {
+      const frame = rewriteFrame();
+      if (typeof frame === "number") return frame;
+      if (l > MAX_REWRITE_PATH) return STATUS.E2BIG;
+      const path = text(p, l);
+      if (path === undefined || path.length === 0 || path.includes("\0")) return STATUS.EINVAL;
+      if (frame.event!.decoded.path === undefined) return STATUS.EINVAL; // the call has no path to replace
+      frame.rewrite = { ...frame.rewrite, path };
+      return 0;
+    },
   };
+
+  /** The frame a rewrite may be set on (a pre hook of idwrap_on_syscall), or why not. */
+  function rewriteFrame(): HookFrame | number {
+    const frame = host?.frame();
+    if (!frame?.event || frame.abstract || frame.event.phase !== "pre") return STATUS.EPERM;
+    if (!host!.canRewrite) return STATUS.ENOSYS;
+    return frame;
+  }
 
   function kvKey(k: number, kl: number): Uint8Array | number {
     if (!host) return STATUS.EPERM;

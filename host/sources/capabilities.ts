@@ -21,3 +21,15 @@ export const SECCOMP_CAPABILITIES: SourceCapabilities = {
   post: new Set(["open", "openat", "openat2", "creat"].map((n) => syscallNumber(n)!)),
   rewrite: false,
 };
+
+/** The kernel module: post results for every call, argument rewrite. */
+export const KMOD_CAPABILITIES: SourceCapabilities = {
+  name: "kmod",
+  post: "all",
+  rewrite: true,
+};
+
+/** The capabilities of a source by name. */
+export function capabilitiesOf(source: "seccomp" | "kmod"): SourceCapabilities {
+  return source === "kmod" ? KMOD_CAPABILITIES : SECCOMP_CAPABILITIES;
+}

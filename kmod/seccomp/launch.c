@@ -22,6 +22,13 @@
  *     Unix socket, waits until the host has copied the fd with pidfd_getfd(2),
  *     closes its own copy and releases the worker.
  *
+ * With the kernel module as the event source there is no filter to install:
+ *
+ *   idwrap-launch --no-filter SOCKET -- COMMAND [ARG...]
+ *
+ * says "watch PID" to the host, waits for "go" (by then the host has asked
+ * the module to watch this pid, and children inherit the watch) and execs.
+ *
  * Exit codes before the exec: 125 set-up failed, 126/127 as the shell's
  * (cannot execute / not found) when execvp fails.
  */
@@ -153,6 +160,30 @@ static int connect_host(const char *path)
 	return sock;
 }
 
+/* --no-filter: the kernel module watches this pid once the host says "go". */
+static int launch_unfiltered(const char *socket_path, char **cmd)
+{
+	char msg[64], reply[256];
+	ssize_t n;
+	int sock = connect_host(socket_path);
+
+	n = snprintf(msg, sizeof(msg), "watch %d\n", getpid());
+	if (write(sock, msg, (size_t)n) != n)
+		die("write to the idwrap host");
+	n = read(sock, reply, sizeof(reply) - 1);
+	if (n <= 0)
+		die("read from the idwrap host");
+	reply[n] = '\0';
+	if (strncmp(reply, "go", 2) != 0) {
+		fprintf(stderr, "idwrap-launch: host refused: %s", reply);
+		return EXIT_SETUP;
+	}
+	close(sock);
+	execvp(cmd[0], cmd);
+	fprintf(stderr, "idwrap-launch: cannot run %s: %s\n", cmd[0], strerror(errno));
+	return errno == ENOENT ? 127 : 126;
+}
+
 int main(int argc, char **argv)
 {
 	char msg[128], reply[256];
@@ -160,8 +191,11 @@ int main(int argc, char **argv)
 	ssize_t n;
 	int sock, fd;
 
+	if (argc >= 5 && strcmp(argv[1], "--no-filter") == 0 && strcmp(argv[3], "--") == 0)
+		return launch_unfiltered(argv[2], &argv[4]);
 	if (argc < 5 || strcmp(argv[3], "--") != 0) {
-		fprintf(stderr, "usage: idwrap-launch SOCKET FILTER_HEX -- COMMAND [ARG...]\n");
+		fprintf(stderr, "usage: idwrap-launch SOCKET FILTER_HEX -- COMMAND [ARG...]\n"
+				"       idwrap-launch --no-filter SOCKET -- COMMAND [ARG...]\n");
 		return EXIT_SETUP;
 	}
 	parse_filter(argv[2]);

@@ -43,10 +43,10 @@ Deno.test("event_data: writes of any size pass through a wrapper that examines t
   assertEquals(r.stdout.trim(), "300000");
 });
 
-Deno.test("a module built for a newer minor ABI (1.2) is refused with both versions named", async () => {
-  const newer = await writeWasm("newer", watToWasm(DENY_SECRET_WRITES.replace("0x00010001", "0x00010002")));
+Deno.test("a module built for a newer minor ABI (1.3) is refused with both versions named", async () => {
+  const newer = await writeWasm("newer", watToWasm(DENY_SECRET_WRITES.replace("0x00010001", "0x00010003")));
   const policy = await writePolicy(`wrappers:\n  - { name: newer, module: ${newer} }\n`);
   const r = await traced("run", ["-p", policy], ["/bin/true"]);
   assertEquals(r.code, 2);
-  assert(r.stderr.includes("built for hook ABI 1.2; this idwrap speaks 1.1"), r.stderr);
+  assert(r.stderr.includes("built for hook ABI 1.3; this idwrap speaks 1.2"), r.stderr);
 });

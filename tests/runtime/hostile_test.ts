@@ -88,7 +88,7 @@ const REFUSED: [string, () => Uint8Array, RegExp][] = [
   [
     "claims an unknown ABI version",
     () => watToWasm(hooked("(i32.const 0)", "0x00020000")),
-    /Cannot load wrapper "bad": it was built for hook ABI 2\.0; this idwrap speaks 1\.1/,
+    /Cannot load wrapper "bad": it was built for hook ABI 2\.0; this idwrap speaks 1\.2/,
   ],
   [
     "is a malformed binary",

@@ -1,5 +1,5 @@
 /*
- * idwrap.h — the idwrap hook ABI, version 1.0, for wrappers written in C.
+ * idwrap.h — the idwrap hook ABI, version 1.2, for wrappers written in C.
  *
  * This header states docs/abi.md in C; where the two differ, docs/abi.md is
  * right and this file is a bug. Mark the hooks with IDWRAP_EXPORT, e.g.
@@ -34,8 +34,8 @@ extern "C" {
 
 /* ---------------------------------------------------------------- version */
 
-/* (major << 16) | minor: this header is ABI 1.0. */
-#define IDWRAP_ABI_VERSION 0x00010001
+/* (major << 16) | minor: this header is ABI 1.2. */
+#define IDWRAP_ABI_VERSION 0x00010002
 #define IDWRAP_ABI_MAJOR(v) (((v) >> 16) & 0xffff)
 #define IDWRAP_ABI_MINOR(v) ((v) & 0xffff)
 
@@ -78,7 +78,7 @@ extern "C" {
 #define IDWRAP_ACTION_ALLOW 0
 #define IDWRAP_ACTION_DENY 1
 #define IDWRAP_ACTION_KILL 2
-#define IDWRAP_ACTION_REWRITE 3 /* reserved (kernel module only) */
+#define IDWRAP_ACTION_REWRITE 3 /* ABI 1.2, kernel-module source only: see verdict_rewrite */
 
 #define IDWRAP_ALLOW ((int32_t)IDWRAP_ACTION_ALLOW)
 #define IDWRAP_DENY(err) ((int32_t)(IDWRAP_ACTION_DENY | (((int32_t)(err) & 0xffff) << 8)))
@@ -240,6 +240,15 @@ IDWRAP_IMPORT("abstract_payload") int32_t abstract_payload(void *buf, int32_t bu
 /* Inside idwrap_on_abstract: the emitting wrapper's name. */
 IDWRAP_IMPORT("abstract_emitter") int32_t abstract_emitter(char *buf, int32_t buf_len);
 
+/* --- Rewrite (ABI 1.2; kernel-module source only, elsewhere -ENOSYS). --- */
+
+/* In a pre idwrap_on_syscall of a call declared with DECLARE_DENY, before returning IDWRAP_ACTION_REWRITE: run the
+ * call with argument arg (0-5) set to value. 0, -EINVAL (bad arg), -EPERM (not in a pre hook), -ENOSYS. */
+IDWRAP_IMPORT("verdict_rewrite") int32_t verdict_rewrite(int32_t arg, int64_t value);
+/* The same for an open the module runs itself: open this path instead (at most 4095 bytes). 0, -EINVAL (the call has
+ * no path, or an empty one), -E2BIG, -EPERM, -ENOSYS. */
+IDWRAP_IMPORT("verdict_rewrite_path") int32_t verdict_rewrite_path(const char *path, int32_t path_len);
+
 /* --- Alerts, logs, settings, clock. --- */
 
 /* Raise an alert about the current process (IDWRAP_SEVERITY_*). */
@@ -259,7 +268,7 @@ int32_t idwrap_abi_version(void);
 int32_t idwrap_declare(void);
 /* Optional: per-instance setup before the first hook; non-zero is a failure. */
 int32_t idwrap_init(void);
-/* If a syscall was declared: the verdict (IDWRAP_ALLOW, IDWRAP_DENY(e), IDWRAP_KILL). */
+/* If a syscall was declared: the verdict (IDWRAP_ALLOW, IDWRAP_DENY(e), IDWRAP_KILL, IDWRAP_ACTION_REWRITE). */
 int32_t idwrap_on_syscall(void);
 /* If subscribed: handle one abstract event; the result goes back to the emitter. */
 int32_t idwrap_on_abstract(int32_t subscription, int32_t payload_len);

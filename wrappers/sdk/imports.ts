@@ -1,5 +1,5 @@
 /**
- * The host functions of the idwrap hook ABI v1.0 (docs/abi.md), exactly as
+ * The host functions of the idwrap hook ABI v1.2 (docs/abi.md), exactly as
  * the host provides them: module "idwrap", these names, these signatures.
  * Pointers are offsets into this module's memory (usize is i32 on wasm32);
  * strings are UTF-8 (ptr, len). Wrappers should use the typed API in
@@ -133,3 +133,14 @@ export declare function settings_get(key: usize, key_len: i32, buf: usize, buf_l
 // @ts-ignore: decorator
 @external("idwrap", "clock_ns")
 export declare function clock_ns(): i64;
+
+// ---- Rewrite (ABI 1.2; kernel-module source only, else -ENOSYS) ----
+
+// Inside a pre idwrap_on_syscall that then returns ACTION_REWRITE: run the call with argument arg (0-5) set to value.
+// @ts-ignore: decorator
+@external("idwrap", "verdict_rewrite")
+export declare function verdict_rewrite(arg: i32, value: i64): i32;
+// The same for the path of an open the module runs itself: run it on this path instead.
+// @ts-ignore: decorator
+@external("idwrap", "verdict_rewrite_path")
+export declare function verdict_rewrite_path(path: usize, path_len: i32): i32;

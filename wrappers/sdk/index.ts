@@ -1,6 +1,6 @@
 /**
  * idwrap wrapper SDK for AssemblyScript: the wrapper side of the hook ABI
- * v1.0 (docs/abi.md). imports.ts holds the raw host functions; this file
+ * v1.2 (docs/abi.md). imports.ts holds the raw host functions; this file
  * re-exports the typed API built on them.
  *
  * A wrapper is one folder under wrappers/ with an index.ts entry. Only the
@@ -42,8 +42,8 @@ export * from "./abstract";
 export * from "./host";
 export { lastStatus, SCRATCH_SIZE } from "./buffer";
 
-/** The ABI version this SDK implements: (major << 16) | minor = 1.0. */
-export const ABI_VERSION: i32 = 0x00010001;
+/** The ABI version this SDK implements: (major << 16) | minor = 1.2. */
+export const ABI_VERSION: i32 = 0x00010002;
 
 /** The required version export; re-export it from the wrapper's entry file. */
 export function idwrap_abi_version(): i32 {

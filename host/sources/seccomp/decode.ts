@@ -2,6 +2,8 @@
  * Turns raw argument registers into the decoded fields of an event, by the
  * argument kinds of host/syscalls. Flag names follow the kernel's uapi
  * headers (asm-generic/fcntl.h, linux/sched.h) so they read like strace.
+ * Shared by both sources: seccomp reads pointed-to bytes from the caller's
+ * memory, the kernel module hands over its own copies ({@link ArgReader}).
  *
  * @module
  */
@@ -95,6 +97,29 @@ export function cloneFlagsToString(flags: number): string {
   return signal ? `${named === "0" ? "" : named + "|"}${signal === 17 ? "SIGCHLD" : "sig" + signal}` : named;
 }
 
+/**
+ * Where pointed-to arguments come from. `undefined` means the pointer could
+ * not be read (a fault); `null` that the source does not carry this kind of
+ * argument at all (not a fault: the field stays absent).
+ */
+export interface ArgReader {
+  /** The `nth` (0, 1) path argument of the call, at `raw`. */
+  path(raw: bigint, nth: number): string | undefined | null;
+  /** execve's argv, at `raw`. */
+  argv(raw: bigint): string[] | undefined | null;
+  /** `len` bytes at `raw`, argument `index` of this kind (sockaddr, data, clone_args, open_how). */
+  bytes(raw: bigint, len: number, kind: ArgKind, index: number): Uint8Array | undefined | null;
+}
+
+/** Reads a seccomp caller's memory (thread `pid`) with process_vm_readv. */
+export function memoryReader(pid: number, memory: TargetMemory): ArgReader {
+  return {
+    path: (raw) => memory.readString(pid, raw),
+    argv: (raw) => memory.readStringArray(pid, raw),
+    bytes: (raw, len) => memory.readBytes(pid, raw, len),
+  };
+}
+
 /** Signed 32-bit view of a register holding an int. */
 const int32 = (v: bigint) => Number(BigInt.asIntN(32, v));
 
@@ -102,15 +127,13 @@ const int32 = (v: bigint) => Number(BigInt.asIntN(32, v));
  * Decodes the arguments of one call.
  *
  * @param name the syscall's name
- * @param pid the calling thread, for memory reads
  * @param args the six argument registers
- * @param memory a reader for the caller's memory
+ * @param reader where pointed-to arguments come from
  */
 export function decodeArgs(
   name: string,
-  pid: number,
   args: BigUint64Array,
-  memory: TargetMemory,
+  reader: ArgReader,
 ): DecodedArgs {
   const kinds = argKinds(name);
   const out: DecodedArgs = {};
@@ -123,10 +146,12 @@ export function decodeArgs(
         if (out.dirfd === undefined) out.dirfd = int32(raw) === AT_FDCWD ? "AT_FDCWD" : int32(raw);
         break;
       case "path": {
-        const s = memory.readString(pid, raw);
+        const nth = paths++;
+        const s = reader.path(raw, nth);
+        if (s === null) break;
         if (s === undefined) {
           if (raw !== 0n) fault(`arg${i}`);
-        } else if (paths++ === 0) out.path = s;
+        } else if (nth === 0) out.path = s;
         else out.path2 = s;
         break;
       }
@@ -144,17 +169,17 @@ export function decodeArgs(
       }
       case "argv":
         if (out.argv === undefined) {
-          const argv = memory.readStringArray(pid, raw);
+          const argv = reader.argv(raw);
           if (argv === undefined) fault(`arg${i}`);
-          else out.argv = argv;
+          else if (argv !== null) out.argv = argv;
         }
         break;
       case "sockaddr": {
         const len = Number(args[i + 1] & 0xffffn);
         if (raw === 0n || len === 0) break;
-        const bytes = memory.readBytes(pid, raw, Math.min(len, 128));
+        const bytes = reader.bytes(raw, Math.min(len, 128), kind, i);
         if (bytes) out.addr = sockaddrToString(bytes);
-        else fault(`arg${i}`);
+        else if (bytes === undefined) fault(`arg${i}`);
         break;
       }
       case "clone_flags":
@@ -162,20 +187,21 @@ export function decodeArgs(
         break;
       case "clone_args": {
         // struct clone_args starts with u64 flags (linux/sched.h).
-        const bytes = memory.readBytes(pid, raw, 8);
+        const bytes = reader.bytes(raw, 8, kind, i);
         if (bytes) {
-          out.cloneFlags = cloneFlagsToString(Number(new DataView(bytes.buffer).getBigUint64(0, true) & 0xffffffffn));
-        } else fault(`arg${i}`);
+          const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+          out.cloneFlags = cloneFlagsToString(Number(v.getBigUint64(0, true) & 0xffffffffn));
+        } else if (bytes === undefined) fault(`arg${i}`);
         break;
       }
       case "open_how": {
         // struct open_how { u64 flags; u64 mode; u64 resolve; } (linux/openat2.h)
-        const bytes = memory.readBytes(pid, raw, 24);
+        const bytes = reader.bytes(raw, 24, kind, i);
         if (bytes) {
-          const v = new DataView(bytes.buffer);
+          const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
           out.flags = openFlagsToString(Number(v.getBigUint64(0, true) & 0xffffffffn));
           out.mode = "0" + Number(v.getBigUint64(8, true) & 0o7777n).toString(8);
-        } else fault(`arg${i}`);
+        } else if (bytes === undefined) fault(`arg${i}`);
         break;
       }
       case "signal":
@@ -186,9 +212,9 @@ export function decodeArgs(
         const len = Math.min(Number(args[i + 1] & 0xffffffffn), MAX_DATA);
         if (len === 0) out.data = new Uint8Array(0);
         else {
-          const bytes = memory.readBytes(pid, raw, len);
+          const bytes = reader.bytes(raw, len, kind, i);
           if (bytes) out.data = bytes;
-          else fault(`arg${i}`);
+          else if (bytes === undefined) fault(`arg${i}`);
         }
         break;
       }

@@ -1,6 +1,8 @@
 /**
  * The host's half of idwrap-launch's handshake (kmod/seccomp/launch.c): read
- * "listener PID FD", copy the fd with pidfd_getfd(2), answer "go".
+ * "listener PID FD", copy the fd with pidfd_getfd(2), answer "go"; or, from a
+ * launcher started with --no-filter (the kernel-module source), read "watch
+ * PID" and answer "go" once the module watches the pid.
  *
  * @module
  */
@@ -11,7 +13,7 @@ import { readTaskStatus } from "./procfs.ts";
 export interface Handshake {
   /** The launcher's pid: the wrapped command's, after its exec. */
   pid: number;
-  /** Our copy of its listener fd. */
+  /** Our copy of its listener fd; -1 from a --no-filter launcher. */
   listener: number;
   /** The launcher's real uid. */
   uid: number;
@@ -34,12 +36,13 @@ export async function receiveHandshake(conn: Deno.Conn): Promise<Handshake> {
     if (n === null) throw new Error("idwrap-launch closed the handshake early");
     text += new TextDecoder().decode(buf.subarray(0, n));
   }
-  const m = text.match(/^listener (\d+) (\d+) ([01])/);
+  const watch = text.match(/^watch (\d+)\n/);
+  const m = watch ?? text.match(/^listener (\d+) (\d+) ([01])/);
   if (!m) throw new Error(`idwrap-launch could not install the filter: ${text.trim()}`);
   const pid = Number(m[1]);
   const status = readTaskStatus(pid);
   if (!status) throw new Error(`idwrap-launch (pid ${pid}) is gone`);
-  const listener = takeFd(pid, Number(m[2]));
+  const listener = watch ? -1 : takeFd(pid, Number(m[2]));
   const say = async (line: string) => {
     await conn.write(new TextEncoder().encode(line));
     conn.close();

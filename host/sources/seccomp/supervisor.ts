@@ -7,12 +7,12 @@
  *
  * @module
  */
-import type { Decider, EventSink } from "../../decider.ts";
+import { type Decider, describeVerdict, type EventSink } from "../../decider.ts";
 import type { DecodedArgs, LifecycleEvent, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../../events.ts";
 import { ALLOW } from "../../events.ts";
 import { errnoName } from "../../errno.ts";
 import { i386SyscallName, syscallName, syscallNumber } from "../../syscalls/mod.ts";
-import { decodeArgs } from "./decode.ts";
+import { decodeArgs, memoryReader } from "./decode.ts";
 import { OpenEmulator, type OpenRequest } from "./emulate.ts";
 import {
   AUDIT_ARCH_X86_64,
@@ -48,23 +48,8 @@ export interface SupervisorOptions {
   emulateOpens?: boolean;
 }
 
-/** What a finished supervisor reports. */
-export interface SupervisorSummary {
-  notifications: number;
-  denied: number;
-  killed: number;
-  emulated: number;
-  syncWakeUp: boolean;
-}
-
-/** A row of `idwrap ps`. */
-export interface ProcessEntry {
-  pid: number;
-  ppid: number;
-  session: number;
-  program: ProgramIdentity;
-  wrappers: string[];
-}
+export type { ProcessEntry, SupervisorSummary } from "../enforce.ts";
+import type { ProcessEntry, SupervisorSummary } from "../enforce.ts";
 
 /** One wrapped tree: a listener and what happened on it. */
 export interface Session {
@@ -350,7 +335,7 @@ export class Supervisor {
     const examined = this.#decider.examines(nr, task.proc.tgid);
     if (!examined && !this.#sink.wantsSyscalls) return void this.#respond(id, ALLOW);
 
-    const decoded = decodeArgs(name, tid, this.#args, this.#memory);
+    const decoded = decodeArgs(name, this.#args, memoryReader(tid, this.#memory));
     if (!this.#valid(id)) return; // the bytes we read may not be the caller's any more
     // Unreadable now is no proof of unreadable when the kernel reads: never let it run unchecked.
     if (decoded.fault && (examined || OPEN_FAMILY.has(nr))) return void this.#fail(id, EFAULT);
@@ -433,7 +418,8 @@ export class Supervisor {
       return this.#send(id, EPERM, 0);
     }
     this.#current.summary.denied++;
-    this.#send(id, verdict.errno, 0);
+    // seccomp cannot rewrite arguments (the chain refuses such verdicts here): fail closed.
+    this.#send(id, verdict.action === "deny" ? verdict.errno : EPERM, 0);
   }
 
   /** Fails the call with the errno the kernel would have given (not a verdict). */
@@ -575,10 +561,7 @@ export class Supervisor {
   }
 }
 
-/** "allow", "deny EACCES" or "kill", as events and traces show a verdict. */
-export function describeVerdict(verdict: Verdict): string {
-  return verdict.action === "deny" ? `deny ${errnoName(verdict.errno)}` : verdict.action;
-}
+export { describeVerdict };
 
 /** dev:ino of a path, to compare roots; "" if it cannot be read. */
 function statKey(path: string): string {

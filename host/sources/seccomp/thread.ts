@@ -1,14 +1,13 @@
 /**
- * The main thread's handle on the supervisor Worker (worker.ts): start it,
- * hand it listeners, reload what it enforces, hear what it reports.
+ * The main thread's handle on the seccomp supervisor Worker (worker.ts): the
+ * source-independent SourceThread, handed listener fds.
  *
  * @module
  */
 import type { HostEvent } from "../../events.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
-import { libc } from "./ffi.ts";
-import type { ProcessEntry, SupervisorSummary } from "./supervisor.ts";
-import type { Enforcement, WorkerReply, WorkerRequest } from "./worker.ts";
+import type { Enforcement } from "../enforce.ts";
+import { SourceThread } from "../thread.ts";
 
 /** How the supervisor thread starts. */
 export interface SupervisorThreadOptions extends Enforcement {
@@ -19,145 +18,17 @@ export interface SupervisorThreadOptions extends Enforcement {
   onEvents?: (events: HostEvent[]) => void;
 }
 
-/** A running supervisor thread. */
-export class SupervisorThread {
-  readonly #worker: Worker;
-  readonly #waiting = new Map<string, (r: WorkerReply) => void>();
-  readonly #ends = new Map<
-    number,
-    { resolve: (s: SupervisorSummary) => void; reject: (e: Error) => void; promise: Promise<SupervisorSummary> }
-  >();
-  /** Listener fds handed to the thread, by session: closed here if the thread dies. */
-  readonly #listeners = new Map<number, number>();
-  readonly #onEvents?: (events: HostEvent[]) => void;
-  #wakeFd = -1;
-  #failure: Error | undefined;
-  readonly #stopped: Promise<void>;
-
-  private constructor(options: SupervisorThreadOptions) {
-    this.#onEvents = options.onEvents;
-    this.#worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-    let stopped!: () => void;
-    this.#stopped = new Promise((r) => stopped = r);
-    this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => {
-      const r = e.data;
-      if (r.type === "events") return this.#onEvents?.(r.events);
-      if (r.type === "session-end") {
-        this.#listeners.delete(r.session);
-        return this.#end(r.session).resolve(r.summary);
-      }
-      if (r.type === "stopped") return stopped();
-      if (r.type === "error") {
-        if (r.fatal) return this.#fail(new Error(`The supervisor failed: ${r.message}`));
-        // A request failed (the thread goes on): its waiter is the one to tell; requests do not overlap.
-        for (const w of this.#waiting.values()) w(r);
-        return this.#waiting.clear();
-      }
-      const key = r.type === "listening" ? `listening:${r.session}` : r.type;
-      const w = this.#waiting.get(key);
-      this.#waiting.delete(key);
-      w?.(r);
-    };
-    this.#worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      this.#fail(new Error(`The supervisor thread died: ${e.message}`));
-      stopped();
-    };
-  }
-
+/** A running seccomp supervisor thread. */
+export class SupervisorThread extends SourceThread {
   /** Starts the thread; resolves when it serves. */
-  static async start(options: SupervisorThreadOptions): Promise<SupervisorThread> {
-    const t = new SupervisorThread(options);
-    const { onEvents: _, ...start } = options;
-    const ready = await t.#request({ type: "start", ...start }, "ready");
-    if (ready.type === "ready") t.#wakeFd = ready.wakeFd;
-    return t;
+  static start(options: SupervisorThreadOptions): Promise<SupervisorThread> {
+    const { emulateOpens, ...rest } = options;
+    const opts = { ...rest, config: { emulateOpens } };
+    return SourceThread.startAt(new SupervisorThread(new URL("./worker.ts", import.meta.url), opts), opts);
   }
 
-  /**
-   * The thread failed: close every listener it served, so the wrapped trees'
-   * notified calls fail (ENOSYS) instead of waiting for an answer that will
-   * never come, and let every waiter know.
-   */
-  #fail(e: Error): void {
-    this.#failure ??= e;
-    for (const fd of this.#listeners.values()) libc.symbols.close(fd);
-    this.#listeners.clear();
-    for (const w of this.#waiting.values()) w({ type: "error", message: e.message, fatal: true });
-    this.#waiting.clear();
-    for (const end of this.#ends.values()) end.reject(e);
-  }
-
-  #end(session: number) {
-    let entry = this.#ends.get(session);
-    if (!entry) {
-      let resolve!: (s: SupervisorSummary) => void;
-      let reject!: (e: Error) => void;
-      const promise = new Promise<SupervisorSummary>((res, rej) => [resolve, reject] = [res, rej]);
-      promise.catch(() => {}); // a failure is also thrown from the call that awaits it
-      this.#ends.set(session, entry = { resolve, reject, promise });
-    }
-    return entry;
-  }
-
-  async #request(req: WorkerRequest, replyKey: string): Promise<WorkerReply> {
-    if (this.#failure) throw this.#failure;
-    const reply = new Promise<WorkerReply>((r) => this.#waiting.set(replyKey, r));
-    this.#worker.postMessage(req);
-    this.#wake();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const r = await Promise.race([
-      reply,
-      new Promise<WorkerReply>((r) =>
-        timer = setTimeout(
-          () =>
-            r({ type: "error", message: `the supervisor thread did not answer "${req.type}" in 30 s`, fatal: false }),
-          30_000,
-        )
-      ),
-    ]).finally(() => clearTimeout(timer));
-    if (r.type === "error") throw new Error(r.message);
-    return r;
-  }
-
-  /** The loop blocks in epoll_wait: poke its eventfd so it reads our message. */
-  #wake(): void {
-    if (this.#wakeFd >= 0) libc.symbols.write(this.#wakeFd, new Uint8Array(new BigUint64Array([1n]).buffer), 8n);
-  }
-
-  /** Serves a tree's listener (the thread owns and closes the fd). */
-  async listen(session: number, listener: number): Promise<void> {
-    this.#end(session);
-    this.#listeners.set(session, listener);
-    await this.#request({ type: "listen", session, listener }, `listening:${session}`);
-  }
-
-  /** Resolves when the session's tree is gone. */
-  ended(session: number): Promise<SupervisorSummary> {
-    return this.#end(session).promise;
-  }
-
-  /** Swaps what is enforced; new calls see it at once. */
-  async reload(e: Enforcement): Promise<void> {
-    await this.#request({ type: "reload", ...e }, "reloaded");
-  }
-
-  /** The wrapped processes and their wrappers. */
-  async processes(): Promise<ProcessEntry[]> {
-    const r = await this.#request({ type: "ps" }, "ps");
-    return r.type === "ps" ? r.processes : [];
-  }
-
-  /** Stops the loop; open sessions lose their supervisor (their notified calls fail). */
-  async stop(): Promise<void> {
-    // A failed thread serves no loop that could answer: just end it.
-    if (!this.#failure) {
-      this.#worker.postMessage({ type: "stop" } satisfies WorkerRequest);
-      this.#wake();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([this.#stopped, new Promise((r) => timer = setTimeout(r, 5000))]);
-      clearTimeout(timer);
-    }
-    this.#worker.terminate();
+  /** Serves a tree's listener (the thread owns and closes the fd; closed here if the thread dies). */
+  listen(session: number, listener: number): Promise<void> {
+    return this.attachHandle(session, listener, listener);
   }
 }

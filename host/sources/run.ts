@@ -1,0 +1,54 @@
+/**
+ * Runs a command under the chosen event source (`--source auto|kmod|seccomp`):
+ * one entry point for `idwrap run`, `idwrap trace` and `idwrap doctor`.
+ *
+ * @module
+ */
+import type { HostEvent } from "../events.ts";
+import type { Policy } from "../policy/policy.ts";
+import type { TraceSinkOptions } from "../trace/sink.ts";
+import type { SupervisorSummary } from "./enforce.ts";
+import { chooseSource, runUnderKmod, type SourceChoice } from "./kmod/source.ts";
+import { runUnderSeccomp } from "./seccomp/source.ts";
+
+/** How to run a command. */
+export interface SourceRunOptions {
+  policies: Policy[];
+  trace?: TraceSinkOptions;
+  storePath?: string;
+  onEvents?: (events: HostEvent[]) => void;
+  /** seccomp only. @default true */
+  emulateOpens?: boolean;
+  /** Told which source was chosen and why. */
+  onChoice?: (source: "kmod" | "seccomp", why: string) => void;
+}
+
+/** How the command ended, and under which source. */
+export interface SourceRunResult {
+  source: "kmod" | "seccomp";
+  exitCode: number;
+  signal?: string;
+  summary: SupervisorSummary;
+}
+
+/** Runs `command` under the source `choice` resolves to. */
+export async function runUnder(
+  choice: SourceChoice,
+  command: string[],
+  options: SourceRunOptions,
+): Promise<SourceRunResult> {
+  const { source, why } = chooseSource(choice);
+  options.onChoice?.(source, why);
+  const { onChoice: _, emulateOpens, ...common } = options;
+  if (source === "kmod") return { source, ...await runUnderKmod(command, common) };
+  return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens }) };
+}
+
+/** Parses a --source value. */
+export function parseSourceChoice(value: string | undefined): SourceChoice {
+  const v = value ?? "auto";
+  if (v !== "auto" && v !== "kmod" && v !== "seccomp") {
+    throw new Error(`--source: expected auto, kmod or seccomp, got "${v}"`);
+  }
+  return v;
+}

@@ -1,0 +1,175 @@
+/**
+ * The main thread's handle on a supervisor Worker of any event source
+ * (host/sources/worker_common.ts): start it, hand it wrapped trees, reload
+ * what it enforces, hear what it reports. After each message it writes the
+ * loop's wake-up eventfd, since the loop blocks in epoll_wait or poll.
+ *
+ * @module
+ */
+import type { HostEvent } from "../events.ts";
+import type { TraceSinkOptions } from "../trace/sink.ts";
+import type { Enforcement, ProcessEntry, SupervisorSummary } from "./enforce.ts";
+import type { WorkerReply, WorkerRequest } from "./worker_common.ts";
+
+const libc = Deno.dlopen("libc.so.6", {
+  close: { parameters: ["i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+});
+
+/** How a supervisor thread starts. */
+export interface SourceThreadOptions extends Enforcement {
+  storePath: string;
+  trace?: TraceSinkOptions;
+  /** Source-specific settings, passed to the worker's loop factory. */
+  config: Record<string, unknown>;
+  /** Notable events (verdicts, alerts, faults, lifecycle), in batches. */
+  onEvents?: (events: HostEvent[]) => void;
+}
+
+/** A running supervisor thread. */
+export class SourceThread {
+  readonly #worker: Worker;
+  readonly #waiting = new Map<string, (r: WorkerReply) => void>();
+  readonly #ends = new Map<
+    number,
+    { resolve: (s: SupervisorSummary) => void; reject: (e: Error) => void; promise: Promise<SupervisorSummary> }
+  >();
+  /** fds to close here if the thread dies (listeners, the device), by key. */
+  readonly #failClosed = new Map<string, number>();
+  readonly #onEvents?: (events: HostEvent[]) => void;
+  #wakeFd = -1;
+  #failure: Error | undefined;
+  readonly #stopped: Promise<void>;
+
+  protected constructor(url: URL, options: SourceThreadOptions) {
+    this.#onEvents = options.onEvents;
+    this.#worker = new Worker(url, { type: "module" });
+    let stopped!: () => void;
+    this.#stopped = new Promise((r) => stopped = r);
+    this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => {
+      const r = e.data;
+      if (r.type === "events") return this.#onEvents?.(r.events);
+      if (r.type === "session-end") {
+        this.#failClosed.delete(`session:${r.session}`);
+        return this.#end(r.session).resolve(r.summary);
+      }
+      if (r.type === "stopped") return stopped();
+      if (r.type === "error") {
+        if (r.fatal) return this.#fail(new Error(`The supervisor failed: ${r.message}`));
+        // A request failed (the thread goes on): its waiter is the one to tell; requests do not overlap.
+        for (const w of this.#waiting.values()) w(r);
+        return this.#waiting.clear();
+      }
+      const key = r.type === "attached" ? `attached:${r.session}` : r.type;
+      const w = this.#waiting.get(key);
+      this.#waiting.delete(key);
+      w?.(r);
+    };
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.#fail(new Error(`The supervisor thread died: ${e.message}`));
+      stopped();
+    };
+  }
+
+  /** Starts a thread on the worker at `url`; resolves when it serves. */
+  protected static async startAt<T extends SourceThread>(thread: T, options: SourceThreadOptions): Promise<T> {
+    const { onEvents: _, ...start } = options;
+    const ready = await thread.#request({ type: "start", ...start }, "ready");
+    if (ready.type === "ready") {
+      thread.#wakeFd = ready.wakeFd;
+      ready.failClosedFds.forEach((fd, i) => thread.#failClosed.set(`loop:${i}`, fd));
+    }
+    return thread;
+  }
+
+  /**
+   * The thread failed: close every fd it held for waiting calls (listeners,
+   * the device), so they fail closed instead of waiting for an answer that
+   * will never come, and let every waiter know.
+   */
+  #fail(e: Error): void {
+    this.#failure ??= e;
+    for (const fd of this.#failClosed.values()) libc.symbols.close(fd);
+    this.#failClosed.clear();
+    for (const w of this.#waiting.values()) w({ type: "error", message: e.message, fatal: true });
+    this.#waiting.clear();
+    for (const end of this.#ends.values()) end.reject(e);
+  }
+
+  #end(session: number) {
+    let entry = this.#ends.get(session);
+    if (!entry) {
+      let resolve!: (s: SupervisorSummary) => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<SupervisorSummary>((res, rej) => [resolve, reject] = [res, rej]);
+      promise.catch(() => {}); // a failure is also thrown from the call that awaits it
+      this.#ends.set(session, entry = { resolve, reject, promise });
+    }
+    return entry;
+  }
+
+  async #request(req: WorkerRequest, replyKey: string): Promise<WorkerReply> {
+    if (this.#failure) throw this.#failure;
+    const reply = new Promise<WorkerReply>((r) => this.#waiting.set(replyKey, r));
+    this.#worker.postMessage(req);
+    this.#wake();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const r = await Promise.race([
+      reply,
+      new Promise<WorkerReply>((r) =>
+        timer = setTimeout(
+          () =>
+            r({ type: "error", message: `the supervisor thread did not answer "${req.type}" in 30 s`, fatal: false }),
+          30_000,
+        )
+      ),
+    ]).finally(() => clearTimeout(timer));
+    if (r.type === "error") throw new Error(r.message);
+    return r;
+  }
+
+  /** The loop blocks in epoll_wait or poll: poke its eventfd so it reads our message. */
+  #wake(): void {
+    if (this.#wakeFd >= 0) libc.symbols.write(this.#wakeFd, new Uint8Array(new BigUint64Array([1n]).buffer), 8n);
+  }
+
+  /**
+   * Serves a wrapped tree: `handle` is the source's (seccomp: a listener fd the
+   * thread then owns, closed here if the thread dies; kmod: the pid to watch).
+   */
+  protected async attachHandle(session: number, handle: number, failClosedFd?: number): Promise<void> {
+    this.#end(session);
+    if (failClosedFd !== undefined) this.#failClosed.set(`session:${session}`, failClosedFd);
+    await this.#request({ type: "attach", session, handle }, `attached:${session}`);
+  }
+
+  /** Resolves when the session's tree is gone. */
+  ended(session: number): Promise<SupervisorSummary> {
+    return this.#end(session).promise;
+  }
+
+  /** Swaps what is enforced; new calls see it at once. */
+  async reload(e: Enforcement): Promise<void> {
+    await this.#request({ type: "reload", ...e }, "reloaded");
+  }
+
+  /** The wrapped processes and their wrappers. */
+  async processes(): Promise<ProcessEntry[]> {
+    const r = await this.#request({ type: "ps" }, "ps");
+    return r.type === "ps" ? r.processes : [];
+  }
+
+  /** Stops the loop; open sessions lose their supervisor (their waiting calls fail closed). */
+  async stop(): Promise<void> {
+    // A failed thread serves no loop that could answer: just end it.
+    if (!this.#failure) {
+      this.#worker.postMessage({ type: "stop" } satisfies WorkerRequest);
+      this.#wake();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.#stopped, new Promise((r) => timer = setTimeout(r, 5000))]);
+      clearTimeout(timer);
+    }
+    this.#worker.terminate();
+  }
+}

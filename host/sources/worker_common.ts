@@ -1,0 +1,130 @@
+/**
+ * The worker side of a supervisor thread, for any event source: it opens the
+ * wrappers' store, builds the decider, starts the source's loop and answers
+ * the main thread's messages (host/sources/thread.ts). A source supplies
+ * only its loop (a {@link SourceLoop}).
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import type { Decider, EventSink } from "../decider.ts";
+import type { HostEvent, SourceName } from "../events.ts";
+import { WrapperStore } from "../store/kv.ts";
+import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
+import { buildDecider, type Enforcement, ForwardSink, type ProcessEntry, type SupervisorSummary } from "./enforce.ts";
+
+/** A source's serving loop, as the worker drives it. */
+export interface SourceLoop {
+  /** An eventfd the main thread writes after each message (the loop blocks in epoll/poll). */
+  readonly wakeFd: number;
+  /** fds the main thread closes if this thread dies, so waiting calls fail closed at once. */
+  readonly failClosedFds: number[];
+  /** Starts serving a wrapped tree (seccomp: its listener fd; kmod: the launcher's pid). */
+  attach(session: number, handle: number): void;
+  /** A policy reload: a new decider (and whatever the source derives from the enforcement). */
+  reload(decider: Decider, e: Enforcement): void;
+  processes(): ProcessEntry[];
+  stop(): void;
+  close(): void;
+  run(options: {
+    idle?: (why: "idle" | "woken" | "busy") => Promise<void> | void;
+    onSessionEnd?: (session: { id: number; summary: SupervisorSummary }) => void;
+  }): Promise<void>;
+}
+
+/** Messages to the worker. */
+export type WorkerRequest =
+  | ({ type: "start"; storePath: string; trace?: TraceSinkOptions; config: Record<string, unknown> } & Enforcement)
+  | { type: "attach"; session: number; handle: number }
+  | ({ type: "reload" } & Enforcement)
+  | { type: "ps" }
+  | { type: "stop" };
+
+/** Messages from the worker. */
+export type WorkerReply =
+  | { type: "ready"; wakeFd: number; failClosedFds: number[] }
+  | { type: "attached"; session: number }
+  | { type: "reloaded" }
+  | { type: "ps"; processes: ProcessEntry[] }
+  | { type: "events"; events: HostEvent[] }
+  | { type: "session-end"; session: number; summary: SupervisorSummary }
+  | { type: "stopped" }
+  /** fatal: the supervisor loop itself ended (the thread serves nothing any more). */
+  | { type: "error"; message: string; fatal: boolean };
+
+/** Makes a source's loop; called once, on "start". */
+export type LoopFactory = (args: {
+  decider: Decider;
+  sink: EventSink;
+  enforcement: Enforcement;
+  config: Record<string, unknown>;
+}) => SourceLoop;
+
+/** Serves the main thread's messages on this worker with the source's loop. */
+export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
+  const post = (reply: WorkerReply) => self.postMessage(reply);
+  let loop: SourceLoop | undefined;
+  let store: WrapperStore | undefined;
+  let sink: ForwardSink;
+
+  async function start(req: Extract<WorkerRequest, { type: "start" }>): Promise<void> {
+    store = await WrapperStore.open(req.storePath);
+    const trace = req.trace ? new TraceSink(req.trace) : undefined;
+    sink = new ForwardSink((events) => post({ type: "events", events }), trace);
+    const enforcement = { policies: req.policies, wrappers: req.wrappers };
+    loop = makeLoop({
+      decider: await buildDecider(enforcement, store, sink, source),
+      sink,
+      enforcement,
+      config: req.config,
+    });
+    post({ type: "ready", wakeFd: loop.wakeFd, failClosedFds: loop.failClosedFds });
+    await loop.run({
+      idle: (why) => {
+        // While busy, only writes are worth a pause; messages come with a wake-up.
+        if (why === "busy" && !store?.dirty) return;
+        return (async () => {
+          await store?.flush();
+          await new Promise((r) => setTimeout(r, 0)); // let queued messages run
+        })();
+      },
+      onSessionEnd: (s) => {
+        sink.flush();
+        post({ type: "session-end", session: s.id, summary: s.summary });
+      },
+    });
+    loop.close();
+    await store.close();
+    post({ type: "stopped" });
+    self.close();
+  }
+
+  self.onmessage = async (msg: MessageEvent<WorkerRequest>) => {
+    const req = msg.data;
+    try {
+      switch (req.type) {
+        case "start":
+          await start(req);
+          break;
+        case "attach":
+          loop!.attach(req.session, req.handle);
+          post({ type: "attached", session: req.session });
+          break;
+        case "reload": {
+          const e = { policies: req.policies, wrappers: req.wrappers };
+          loop!.reload(await buildDecider(e, store!, sink, source), e);
+          post({ type: "reloaded" });
+          break;
+        }
+        case "ps":
+          post({ type: "ps", processes: loop!.processes() });
+          break;
+        case "stop":
+          loop!.stop();
+          break;
+      }
+    } catch (e) {
+      post({ type: "error", message: (e as Error).stack ?? String(e), fatal: req.type === "start" });
+    }
+  };
+}

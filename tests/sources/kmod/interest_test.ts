@@ -1,0 +1,64 @@
+/**
+ * The kernel module's interest mask and fail mode from policies and wrapper
+ * declarations (no module needed): a call waits only where something may
+ * deny, kill or rewrite it; what is only watched is observed.
+ */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { type Policy, WRAPPER_DEFAULTS } from "../../../host/policy/policy.ts";
+import { DECLARE_DENY, DECLARE_POST, DECLARE_PRE } from "../../../host/runtime/abi.ts";
+import type { WrapperModule } from "../../../host/runtime/module.ts";
+import { syscallName, syscallNumber } from "../../../host/syscalls/mod.ts";
+import { describeMask, failClosed, interestMask } from "../../../host/sources/kmod/interest.ts";
+
+const nr = (n: string) => syscallNumber(n)!;
+
+function policy(p: Partial<Policy>): Policy {
+  return { name: "t", file: "t.yaml", observe: [], rules: [], wrappers: [], ...p };
+}
+
+function wrapper(decls: [string, number][], fail: "closed" | "open" = "closed"): WrapperModule {
+  return {
+    spec: { name: "w", module: "w", settings: {}, ...WRAPPER_DEFAULTS, fail, clock: false },
+    path: "w.wasm",
+    module: undefined as unknown as WebAssembly.Module,
+    declarations: { syscalls: new Map(decls.map(([n, f]) => [nr(n), f])), lifecycle: 0, subscriptions: [], emits: [] },
+  };
+}
+
+Deno.test("kmod interest: deny/kill rules and DENY wrappers decide; alert rules, observe lists and watchers observe", () => {
+  const policies = [policy({
+    observe: ["read"],
+    rules: [
+      { id: "a", syscalls: ["unlink"], action: "alert", errno: 1 },
+      { id: "d", syscalls: ["openat"], action: "deny", errno: 13 },
+      { id: "k", syscalls: ["kill"], action: "kill", errno: 1 },
+    ],
+  })];
+  const wrappers = [
+    wrapper([["connect", DECLARE_PRE | DECLARE_DENY], ["write", DECLARE_PRE], ["openat", DECLARE_POST]]),
+    wrapper([["execve", DECLARE_POST | DECLARE_DENY], ["unlink", DECLARE_PRE | DECLARE_DENY]]),
+  ];
+  const mask = interestMask(policies, wrappers, false);
+  assertEquals(
+    describeMask(mask, syscallName),
+    "read:pre-observe write:pre-observe connect:pre-decide execve:post-decide kill:pre-decide " +
+      "unlink:pre-decide openat:pre-decide,post-observe io_uring_setup:pre-decide",
+  );
+  // The output wanting every call (trace): post records for every watched call too.
+  const all = interestMask(policies, wrappers, true);
+  assertEquals(all.get(nr("read")), 0x1 | 0x4);
+  assertEquals(all.get(nr("kill")), 0x2 | 0x4);
+  assertEquals(all.get(nr("execve")), 0x8); // post-decide covers post-observe
+});
+
+Deno.test("kmod interest: the fail mode is closed when something may deny, open when everything only watches", () => {
+  assertEquals(failClosed([policy({ observe: ["read"] })], []), false);
+  assertEquals(
+    failClosed([policy({ rules: [{ id: "a", syscalls: ["read"], action: "alert", errno: 1 }] })], []),
+    false,
+  );
+  assertEquals(failClosed([policy({ rules: [{ id: "d", syscalls: ["read"], action: "deny", errno: 1 }] })], []), true);
+  assertEquals(failClosed([], [wrapper([["read", DECLARE_PRE]])]), false);
+  assertEquals(failClosed([], [wrapper([["read", DECLARE_PRE | DECLARE_DENY]])]), true);
+  assertEquals(failClosed([], [wrapper([["read", DECLARE_PRE | DECLARE_DENY]], "open")]), false);
+});

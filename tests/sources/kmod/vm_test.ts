@@ -1,0 +1,383 @@
+/**
+ * The kernel-module source for real, inside Debian's kernel under qemu
+ * (tests/kmod/harness.ts): the module built here is loaded in the guest and
+ * `./idwrap` runs there through `chroot /host`. One boot serves every test
+ * below (each idwrap start costs tens of seconds under emulation); each test
+ * checks its own section of the guest's output:
+ *
+ * - `idwrap doctor` says the kmod source is active, and why;
+ * - the strace conformance workloads of tests/sources/seccomp: every file
+ *   call's name, path, per-thread order and result (post records, for every
+ *   call, not only opens) under `idwrap trace --source kmod` equal `strace -f`;
+ * - deny and kill by policy rules and both rewrites (an integer argument, an
+ *   open's path) by a WAT wrapper, with `idwrap run --source kmod`; a thread
+ *   swapping the path never gets the denied file opened (the attack works
+ *   without idwrap); io_uring and int 0x80 are refused;
+ * - system-wide activation: `idwrap daemon --system-wide` wraps a program the
+ *   script starts outside idwrap because the policy's criteria match it, and
+ *   not another; its deny and alert are seen;
+ * - the kernel log shows no warning, bug or oops.
+ *
+ * Ignored (with the reason printed) when tests/kmod/setup.sh has not run.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { buildModule, kernel, runInVm, SETUP_HINT } from "../../kmod/harness.ts";
+import type { HostEvent, SyscallEvent } from "../../../host/events.ts";
+import { FILE_SYSCALLS } from "../../../host/syscalls/mod.ts";
+import { parseJsonLines, prog, ROOT } from "../../helpers.ts";
+import { watToWasm } from "../../runtime/wat.ts";
+import { denyOpenWat, LATE_KILL_WAT, rewriteWat } from "./wrappers.ts";
+
+const k = await kernel();
+const skip = "missing" in k;
+if (skip) console.log(`tests/sources/kmod (VM): SKIPPED: ${k.missing}. To run these tests: ${SETUP_HINT}`);
+
+/** Test files the guest reads: under the repository (the guest's /tmp is its own tmpfs). */
+const V = `${ROOT}build/kmod/vmtest`;
+const IDWRAP = `${ROOT}idwrap`;
+const T = "/tmp/k"; // the guest's scratch dir (inside the chroot)
+
+const guestScript = () => `
+set -u
+export NO_COLOR=1 IDWRAP_STORE=/tmp/store.kv
+sec() { echo "@@S $1"; }
+mkdir -p ${T}
+printf 'SECRET denied\\n' > ${T}/denied; printf 'KILLME\\n' > ${T}/killme
+printf 'SECRET\\n' > ${T}/secret; printf 'decoy\\n' > ${T}/decoy; printf 'FORBIDDEN\\n' > ${T}/forbidden
+
+sec doctor
+${IDWRAP} doctor --json 2>/dev/null; echo "doctor-rc=$?"
+
+# --- conformance: the seccomp source's strace workloads, in one script
+D=/tmp/conf
+mkdir -p $D/tree/a/b $D/threads
+printf 'one\\n' > $D/tree/one.txt; printf 'two\\n' > $D/tree/a/two.txt; printf 'three\\n' > $D/tree/a/b/three.txt
+cat > $D/w.sh <<EOF
+/bin/cat $D/tree/one.txt $D/missing.txt
+/bin/cp $D/tree/a/two.txt $D/copy.txt
+/bin/ls -R $D/tree
+/bin/sh -c 'cat tree/one.txt tree/a/two.txt | wc -c > out.txt; cat out.txt'
+${prog("forkexec")} $D/tree/a/b/three.txt
+${prog("threads")} $D/threads
+exit 0
+EOF
+cd $D
+rm -f copy.txt out.txt
+strace -f -qq -o $D/strace.txt -e trace=${FILE_SYSCALLS.join(",")} -e signal=none -- /bin/sh $D/w.sh >/dev/null 2>&1
+echo "strace-rc=$?"
+rm -f copy.txt out.txt
+${IDWRAP} trace --source kmod -v -e %file -o $D/idwrap.txt -- /bin/sh $D/w.sh >/dev/null 2>$D/trace.err
+echo "trace-rc=$?"
+sec strace; cat $D/strace.txt
+sec idwrap; cat $D/idwrap.txt
+sec trace-err; cat $D/trace.err
+
+# --- deny, kill, rewrite
+cd ${T}
+sec run
+${IDWRAP} run --source kmod --json -o ${T}/run.jsonl -p ${V}/enforce.yaml -- /bin/sh -c '
+  cat ${T}/denied; echo "deny=$?"
+  x=$(/bin/echo hello 2>/dev/null); echo "stdout=[$x]"
+  y=$(/bin/echo hello 2>&1); echo "both=[$y]"
+  cat ${T}/secret 2>&1
+  cat ${T}/killme; echo "kill=$?"
+  ${prog("race")} ${T}/decoy ${T}/denied 500; echo "race=$?"
+  ${prog("iouring")}
+  ${prog("int80")}
+  /bin/bash -c "echo one; sleep 3; echo two"; echo "late=$?"'
+echo "run-rc=$?"
+sec run-events; cat ${T}/run.jsonl
+sec race-bare
+${prog("race")} ${T}/decoy ${T}/denied 2000; echo "race-bare=$?"
+${prog("iouring")}
+
+# --- system-wide: the daemon wraps cat (criteria), not head; both started outside idwrap
+sec daemon
+cp ${V}/systemwide.yaml /tmp/sw.yaml
+${IDWRAP} daemon --system-wide --no-watch -p /tmp/sw.yaml --run-dir /tmp/run --store /tmp/sw.kv \\
+  >/tmp/daemon.log 2>&1 &
+DPID=$!
+n=0
+until grep -q "system-wide:" /tmp/daemon.log || [ $n -ge 400 ]; do sleep 0.5; n=$((n+1)); done
+until grep -q "serving users" /tmp/daemon.log || [ $n -ge 400 ]; do sleep 0.5; n=$((n+1)); done
+echo "daemon-ready=$(grep -c 'serving users' /tmp/daemon.log)"
+cat ${T}/forbidden; echo "cat=$?"
+head -n 1 ${T}/forbidden; echo "head=$?"
+cat ${T}/decoy; echo "cat-other=$?"
+# A reload: the criteria now name head, not cat.
+sed -i 's/program: cat/program: head/' /tmp/sw.yaml
+kill -HUP $DPID
+n=0
+until grep -q "reloaded" /tmp/daemon.log || [ $n -ge 200 ]; do sleep 0.5; n=$((n+1)); done
+head -n 1 ${T}/forbidden; echo "head-after=$?"
+cat ${T}/forbidden; echo "cat-after=$?"
+kill -TERM $DPID; wait $DPID; echo "daemon-rc=$?"
+sec daemon-log; cat /tmp/daemon.log
+sec audit
+IDWRAP_STORE=/tmp/sw.kv ${IDWRAP} audit query --json 2>&1; echo "audit-rc=$?"
+sec kmod-status
+${IDWRAP} kmod status --json; echo "status-rc=$?"
+sec end
+`;
+
+/** The busybox side: load the module, run the guest script in the chroot, show the kernel's complaints. */
+const vmScript = (ko: string) => `
+insmod /host${ko} || { echo "@@S fatal"; echo "insmod failed"; exit 1; }
+chroot /host /bin/sh ${V}/guest.sh
+sec() { echo "@@S $1"; }
+sec dmesg
+dmesg | grep -E 'WARNING|BUG|Oops|INFO: task|rcu_sched|lockup|general protection' || true
+sec stats
+cat /proc/idwrap
+rmmod idwrap && echo "rmmod ok"
+`;
+
+type Sections = Map<string, string>;
+let booted: Promise<Sections> | undefined;
+
+/** Boots once for all tests. */
+function vm(): Promise<Sections> {
+  return booted ??= (async () => {
+    const ko = await buildModule();
+    await Deno.mkdir(V, { recursive: true });
+    await Deno.writeFile(`${V}/rewrite.wasm`, watToWasm(rewriteWat(`${T}/secret`, `${T}/decoy`)));
+    await Deno.writeFile(`${V}/deny.wasm`, watToWasm(denyOpenWat(`${T}/forbidden`)));
+    await Deno.writeFile(`${V}/latekill.wasm`, watToWasm(LATE_KILL_WAT));
+    await Deno.writeTextFile(
+      `${V}/enforce.yaml`,
+      `version: 1
+name: kmod-enforce
+rules:
+  - { id: no-denied, syscalls: [openat], path: "${T}/denied", action: deny, errno: EACCES }
+  - { id: kill-killme, syscalls: [openat], path: "${T}/killme", action: kill }
+wrappers:
+  - name: rewriter
+    module: ${V}/rewrite.wasm
+    activate: { program: [echo, cat] }
+  - name: latekill
+    module: ${V}/latekill.wasm
+    activate: { program: bash }
+`,
+    );
+    await Deno.writeTextFile(
+      `${V}/systemwide.yaml`,
+      `version: 1
+name: kmod-systemwide
+wrappers:
+  - name: forbid
+    module: ${V}/deny.wasm
+    activate: { program: cat }
+`,
+    );
+    await Deno.writeTextFile(`${V}/guest.sh`, guestScript());
+    const r = await runInVm(vmScript(ko), { timeoutMs: 900_000 });
+    console.log(`  one boot for the kmod source tests: ${(r.ms / 1000).toFixed(0)} s (output: ${V}/output.txt)`);
+    await Deno.writeTextFile(`${V}/output.txt`, r.output);
+    const sections: Sections = new Map();
+    let name = "";
+    for (const line of r.output.split("\n")) {
+      const m = line.match(/^@@S (\S+)$/);
+      if (m) {
+        name = m[1];
+        sections.set(name, "");
+      } else if (name) sections.set(name, sections.get(name) + line + "\n");
+    }
+    if (sections.has("fatal")) throw new Error(`the guest failed: ${r.output}`);
+    return sections;
+  })();
+}
+
+const section = async (name: string) => {
+  const s = (await vm()).get(name);
+  assert(s !== undefined, `no section ${name} in the guest's output`);
+  return s;
+};
+
+// --- conformance parsing ------------------------------------------------------
+
+const FIRST_STRING = /"((?:[^"\\]|\\.)*)"/;
+type Threads = string[];
+const normalize = (byTid: Map<number, string[]>): Threads =>
+  [...byTid.values()].map((items) => items.join("\n")).sort();
+
+/** strace -f output → per-thread "name path = result" lists. */
+function parseStrace(text: string): Threads {
+  const byTid = new Map<number, string[]>();
+  const last = new Map<number, number>();
+  for (const line of text.split("\n")) {
+    const resumed = line.match(/^(\d+)\s+<\.\.\. (\w+) resumed>.*\) += (-?\d+)(?: (E\w+))?/);
+    if (resumed) {
+      const tid = Number(resumed[1]);
+      byTid.get(tid)![last.get(tid)!] += ` = ${resumed[3]}${resumed[4] ? " " + resumed[4] : ""}`;
+      continue;
+    }
+    const started = line.match(/^(\d+)\s+(\w+)\((.*)$/);
+    if (!started) continue;
+    const tid = Number(started[1]);
+    let item = `${started[2]} ${JSON.parse(`"${started[3].match(FIRST_STRING)?.[1] ?? ""}"`)}`;
+    const result = started[3].match(/\) += (-?\d+)(?: (E\w+))?/);
+    if (result) item += ` = ${result[1]}${result[2] ? " " + result[2] : ""}`;
+    const list = byTid.get(tid) ?? [];
+    list.push(item);
+    byTid.set(tid, list);
+    last.set(tid, list.length - 1);
+  }
+  return normalize(byTid);
+}
+
+/** idwrap trace's text output → the same lists (pre gives name and path, post its result). */
+function parseIdwrap(text: string): Threads {
+  const FILE = new Set(FILE_SYSCALLS);
+  const byTid = new Map<number, string[]>();
+  for (const line of text.split("\n")) {
+    const m = line.match(/^(\d+) (\w+)\((.*)\)( = (-?\d+)(?: (E\w+))?)?(?: ! .*)?$/);
+    if (!m || !FILE.has(m[2])) continue;
+    const tid = Number(m[1]);
+    const list = byTid.get(tid) ?? [];
+    byTid.set(tid, list);
+    if (m[4]) {
+      const at = list.length - 1;
+      assert(at >= 0 && list[at].startsWith(`${m[2]} `) && !list[at].includes(" = "), `post without pre: ${line}`);
+      list[at] += ` = ${m[5]}${m[6] ? " " + m[6] : ""}`;
+    } else list.push(`${m[2]} ${JSON.parse(`"${m[3].match(FIRST_STRING)?.[1] ?? ""}"`)}`);
+  }
+  return normalize(byTid);
+}
+
+/** The threads workload races for the lowest free fd: only whether its opens succeeded is compared. */
+const anyFd = (threads: Threads) =>
+  threads.map((t) => t.includes("/threads/thread-") ? t.replace(/^(open.*) = \d+$/gm, "$1 = fd") : t);
+
+// --- the tests ----------------------------------------------------------------
+
+Deno.test({
+  name: "kmod (VM): idwrap doctor says the kmod source is active and why",
+  ignore: skip,
+  async fn() {
+    const text = await section("doctor");
+    const json = text.slice(0, text.lastIndexOf("doctor-rc="));
+    const checks = JSON.parse(json) as { feature: string; ok: boolean; detail: string }[];
+    const by = (f: string) => checks.find((c) => c.feature === f);
+    assertEquals(by("kernel module")?.ok, true, text);
+    assertEquals(by("/dev/idwrap")?.ok, true, text);
+    assert(by("/dev/idwrap")!.detail.includes("ABI 1"), text);
+    assertEquals(by("kmod source")?.ok, true, text);
+    assert(/^kmod: the kernel module is loaded/.test(by("active source")!.detail), text);
+    assert(text.includes("doctor-rc=0"), text);
+  },
+});
+
+Deno.test({
+  name: "kmod (VM): idwrap trace --source kmod matches strace -f on file calls, results of every call included",
+  ignore: skip,
+  async fn() {
+    const err = await section("trace-err");
+    assert(err.includes("event source kmod"), err);
+    const expected = parseStrace(await section("strace"));
+    const actual = parseIdwrap(await section("idwrap"));
+    assert(expected.join("").length > 0, "strace saw no file calls");
+    assert(actual.join("\n").includes("three.txt = 3"), "the fork-and-exec workload's open and its result");
+    assertEquals(anyFd(actual), anyFd(expected));
+  },
+});
+
+Deno.test({
+  name: "kmod (VM): deny and kill by policy, an integer and a path rewrite by a wrapper (idwrap run --source kmod)",
+  ignore: skip,
+  async fn() {
+    const out = await section("run");
+    const events = parseJsonLines(await section("run-events")) as HostEvent[];
+    assert(out.includes("denied: Permission denied"), out);
+    assert(out.includes("deny=1"), out);
+    // write(1, …) runs as write(2, …): stdout stays empty, stderr has it.
+    assert(out.includes("stdout=[]"), out);
+    assert(out.includes("both=[hello]"), out);
+    // openat of secret opens decoy instead.
+    assert(out.includes("decoy\n"), out);
+    assert(!out.includes("SECRET"), out);
+    assert(!out.includes("KILLME"), out);
+    assert(out.includes("kill=137"), out);
+    assert(out.includes("run-rc=0"), out);
+    const verdicts = events.filter((e): e is SyscallEvent => e.kind === "syscall" && !!e.verdict)
+      .map((e) => `${e.syscall} ${e.decoded.path ?? ""} ${e.verdict}`);
+    assert(verdicts.includes(`openat ${T}/denied deny EACCES`), verdicts.join("\n"));
+    assert(verdicts.includes(`openat ${T}/killme kill`), verdicts.join("\n"));
+    assert(verdicts.includes(`openat ${T}/secret rewrite path="${T}/decoy"`), verdicts.join("\n"));
+    assert(verdicts.some((v) => v === "write  rewrite arg0=0x2"), verdicts.join("\n"));
+    assert(events.every((e) => e.source === "kmod"));
+    const exits = events.filter((e) => e.kind === "exit" && e.program.exe.endsWith("/cat"));
+    assert(exits.some((e) => e.kind === "exit" && e.signal === "SIGKILL"), JSON.stringify(exits));
+    // A kill decided on an observed post record: pidfd_send_signal while bash sleeps.
+    assert(/one\n(Killed\n)?late=137/.test(out), out);
+    assert(!out.includes("two"), out);
+    assert(
+      events.some((e) => e.kind === "syscall" && e.syscall === "write" && e.phase === "post" && e.verdict === "kill"),
+      "the late kill is reported",
+    );
+    assert(out.includes("io_uring_setup errno 1\n"), out);
+    assert(out.includes("getpid -38\nopen -38\n"), out);
+  },
+});
+
+Deno.test({
+  name: "kmod (VM): a thread swapping the path never gets the denied file opened (the module opens what was checked)",
+  ignore: skip,
+  async fn() {
+    const bare = await section("race-bare");
+    assert(bare.includes("race-bare=1"), `the attack must work without idwrap: ${bare}`);
+    assert(bare.includes("io_uring_setup ok"), `io_uring must work without idwrap: ${bare}`);
+    const out = await section("run");
+    assert(/opened [1-9]\d* leaked 0\nrace=0/.test(out), out);
+  },
+});
+
+Deno.test({
+  name: "kmod (VM): daemon --system-wide wraps a program started outside idwrap because its criteria match",
+  ignore: skip,
+  async fn() {
+    const out = await section("daemon");
+    const log = await section("daemon-log");
+    assert(out.includes("daemon-ready=1"), out + log);
+    assert(out.includes("forbidden: Permission denied"), out + log);
+    assert(out.includes("cat=1"), out + log);
+    assert(out.includes("FORBIDDEN\nhead=0"), out + log); // head does not match the criteria
+    assert(out.includes("decoy\ncat-other=0"), out + log); // cat is wrapped, but only that open is refused
+    // After a reload (SIGHUP) with new criteria: head is wrapped, cat no longer.
+    assert(log.includes("reloaded"), log);
+    assert(/Permission denied\nhead-after=1/.test(out), out + log);
+    assert(out.includes("FORBIDDEN\ncat-after=0"), out + log);
+    assert(out.includes("daemon-rc=0"), out + log);
+    const audit = await section("audit");
+    assert(audit.includes("forbidden open"), audit);
+  },
+});
+
+Deno.test({
+  name: "kmod (VM): idwrap kmod status reports the module, its device and its counters",
+  ignore: skip,
+  async fn() {
+    const text = await section("kmod-status");
+    assert(text.includes("status-rc=0"), text);
+    const s = JSON.parse(text.slice(0, text.indexOf("status-rc="))) as {
+      loaded: boolean;
+      device: string;
+      stats: Record<string, string>;
+    };
+    assertEquals(s.loaded, true);
+    assert(s.device.includes("opens and speaks ABI 1"), s.device);
+    // The module counts per opener: these are the system-wide daemon's (the last opener before status):
+    // its denied open of the forbidden file, the execs that waited for it.
+    assert(Number(s.stats.denied) >= 1, JSON.stringify(s.stats));
+    assert(Number(s.stats.waited) >= 3, JSON.stringify(s.stats));
+    assertEquals(s.stats.inflight, "0");
+  },
+});
+
+Deno.test({
+  name: "kmod (VM): the kernel log has no warning, bug or lockup; the module unloads",
+  ignore: skip,
+  async fn() {
+    assertEquals((await section("dmesg")).trim(), "");
+    assert((await section("stats")).includes("rmmod ok"));
+  },
+});
