@@ -127,6 +127,33 @@ export async function buildModule(): Promise<string> {
   return `${KMOD_BUILD}idwrap.ko`;
 }
 
+/** Where {@link buildClients} puts the test programs. */
+export const CLIENT_DIR = `${KMOD_BUILD}client/`;
+
+/**
+ * Builds the module's test programs with the host's gcc into
+ * build/kmod/client/: `idwrapctl` (a supervisor speaking kmod/idwrap_uapi.h)
+ * and `work` (the workloads). The guest runs them through `chroot /host`.
+ */
+export async function buildClients(): Promise<{ ctl: string; work: string }> {
+  await Deno.mkdir(CLIENT_DIR, { recursive: true });
+  const src = `${ROOT}tests/kmod/client/`;
+  const builds: [string, string[]][] = [
+    ["idwrapctl", [`-I${ROOT}kmod`, `${src}idwrapctl.c`]],
+    ["work", ["-pthread", `${src}work.c`]],
+  ];
+  for (const [name, args] of builds) {
+    const out = await new Deno.Command("gcc", {
+      args: ["-O2", "-Wall", "-Wextra", "-Werror", "-o", `${CLIENT_DIR}${name}`, ...args],
+      stdin: "null",
+    }).output();
+    if (!out.success) {
+      throw new Error(`gcc ${name} failed:\n${new TextDecoder().decode(out.stderr)}`);
+    }
+  }
+  return { ctl: `${CLIENT_DIR}idwrapctl`, work: `${CLIENT_DIR}work` };
+}
+
 // --- a newc cpio writer ------------------------------------------------------
 
 type Entry =
@@ -275,7 +302,10 @@ export interface VmResult {
  * guest does not get there (setup missing, boot failure, timeout: qemu is
  * killed after `timeoutMs`, 90 s by default).
  */
-export async function runInVm(script: string, options: { timeoutMs?: number } = {}): Promise<VmResult> {
+export async function runInVm(
+  script: string,
+  options: { timeoutMs?: number; append?: string } = {},
+): Promise<VmResult> {
   const k = await ready();
   const timeoutMs = options.timeoutMs ?? 90_000;
   const nonce = crypto.randomUUID().slice(0, 8);
@@ -301,7 +331,7 @@ export async function runInVm(script: string, options: { timeoutMs?: number } = 
         "-initrd",
         initrd,
         "-append",
-        "console=ttyS0 quiet panic=-1",
+        `console=ttyS0 quiet panic=-1${options.append ? ` ${options.append}` : ""}`,
         "-virtfs",
         "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
       ],
@@ -330,7 +360,7 @@ export async function runInVm(script: string, options: { timeoutMs?: number } = 
         : failed
         ? `guest init failed: ${failed[1]}`
         : `qemu exited (${out.code}) without the end sentinel`;
-      const tail = serial.split("\n").slice(-40).join("\n");
+      const tail = serial.split("\n").slice(-100).join("\n");
       throw new Error(
         `kmod harness: ${why}\n--- qemu stderr ---\n${dec.decode(out.stderr)}--- serial (tail) ---\n${tail}`,
       );

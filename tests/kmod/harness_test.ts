@@ -6,7 +6,7 @@
  * Skipped (with the reason) only when tests/kmod/setup.sh has not been run.
  */
 import assert from "node:assert/strict";
-import { buildModule, kernel, ROOT, runInVm, SETUP_HINT } from "./harness.ts";
+import { buildClients, buildModule, kernel, ROOT, runInVm, SETUP_HINT } from "./harness.ts";
 
 const k = await kernel();
 const skip = "missing" in k;
@@ -41,10 +41,11 @@ const TOLERATED = [
 const TAINT_OE = (1 << 12) | (1 << 13);
 
 Deno.test({
-  name: "kmod: idwrap.ko builds against Debian's headers, loads, serves /dev/idwrap 0600, unloads cleanly",
+  name: "kmod: idwrap.ko builds against Debian's headers, loads, serves /dev/idwrap 0600 and records, unloads cleanly",
   ignore: skip,
   async fn() {
     const ko = await buildModule();
+    const { ctl } = await buildClients();
     // The .modinfo section names the kernel it was built for.
     const vermagic = new TextDecoder("latin1").decode(await Deno.readFile(ko)).match(/vermagic=([^\0]*)/)?.[1];
     assert.equal(vermagic?.split(" ")[0], release, `vermagic: ${vermagic}`);
@@ -52,7 +53,8 @@ Deno.test({
 echo "tainted-before $(cat /proc/sys/kernel/tainted)"
 insmod /host${ko} && echo "insmod ok"
 ls -l /dev/idwrap
-echo "read: [$(cat /dev/idwrap)] bytes: $(cat /dev/idwrap | wc -c)"
+echo "proc: $(head -3 /proc/idwrap | tr '\\n' ' ')"
+echo "records: $(chroot /host ${ctl} -- /bin/true | grep -E '^EV (EXEC|EXIT) ' | cut -d' ' -f2 | tr '\\n' ' ')"
 grep '^idwrap ' /proc/modules | cut -d' ' -f1,3,5
 echo "tainted-after $(cat /proc/sys/kernel/tainted)"
 rmmod idwrap && echo "rmmod ok"
@@ -69,10 +71,12 @@ dmesg
     assert.equal(lines[0], "tainted-before 0", head);
     assert.equal(lines[1], "insmod ok", head);
     assert.match(lines[2], /^crw------- +1 0 +0 +10, +\d+ .* \/dev\/idwrap$/, head);
-    assert.equal(lines[3], "read: [idwrap 0.1 abi 1] bytes: 17", head);
-    assert.equal(lines[4], "idwrap 0 Live", head);
-    assert.equal(lines[5], `tainted-after ${TAINT_OE}`, head);
-    assert.deepEqual(lines.slice(6), ["rmmod ok", "device gone", "module gone"], head);
+    assert.equal(lines[3], "proc: version 0.2 abi 1 opener 0 ", head);
+    // read() hands out records: a watched /bin/true's exec and exit.
+    assert.equal(lines[4], "records: EXEC EXIT ", head);
+    assert.equal(lines[5], "idwrap 0 Live", head);
+    assert.equal(lines[6], `tainted-after ${TAINT_OE}`, head);
+    assert.deepEqual(lines.slice(7), ["rmmod ok", "device gone", "module gone"], head);
 
     const bad = dmesg.split("\n")
       .map((l) => l.replace(/^\[[ \d.]+\] /, ""))
@@ -80,7 +84,7 @@ dmesg
       .filter((l) => !TOLERATED.some((re) => re.test(l)));
     assert.deepEqual(bad, [], `unexpected kernel messages:\n${dmesg}`);
     for (const re of TOLERATED) assert.ok(dmesg.split("\n").some((l) => re.test(l.replace(/^\[[ \d.]+\] /, ""))));
-    assert.match(dmesg, /idwrap: version 0\.1, abi 1, \/dev\/idwrap \(minor \d+\)/);
+    assert.match(dmesg, /idwrap: version 0\.2, abi 1, \/dev\/idwrap \(minor \d+\)/);
     assert.match(dmesg, /idwrap: unloaded/);
   },
 });

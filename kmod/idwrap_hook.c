@@ -1,0 +1,874 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * idwrap: where system calls are intercepted.
+ *
+ * Observation and lifecycle go through tracepoints (sys_enter, sys_exit,
+ * sched_process_fork/exec/exit), found with for_each_kernel_tracepoint() and
+ * attached with tracepoint_probe_register(), as Falco's module does. Probes
+ * are atomic: they copy user memory only with the *_nofault helpers (a
+ * failure sets IDWRAP_EVF_FAULT) into a per-CPU scratch record.
+ *
+ * Synchronous pre decisions go through ftrace with IPMODIFY, the mechanism
+ * live patching uses to redirect a function, on __x64_sys_<name> of each
+ * syscall with PRE_DECIDE interest. Not kprobes: their handlers cannot
+ * sleep. Not the syscall table: it is read-only, and patching it is what
+ * rootkits do. ftrace is the supported way to send a function's callers
+ * somewhere else. For a watched task the handler points regs->ip at
+ * idwrap_thunk (idwrap_thunk.S), which calls idwrap_pre(): that copies the
+ * path and buffer arguments once (copy_from_user, strncpy_from_user), emits
+ * a waiting record, sleeps for the verdict and says either "return this
+ * value" or "run the original". To run the original the thunk pops its frame
+ * and JUMPS to the original function just past its fentry call
+ * (ip + MCOUNT_INSN_SIZE), so ftrace does not see that entry again and no
+ * module frame stays on the stack while the original runs (a task blocked in
+ * accept() never returns into module text after unload). That is fine on
+ * this kernel, built without IBT; on an IBT kernel the indirect jump would
+ * land on an instruction that is not an ENDBR and fault, and the thunk would
+ * instead have to jump to the function's start with a per-task one-shot
+ * bypass flag that the ftrace handler honours.
+ *
+ * Refusals: 6.1's syscall_trace_enter() does not re-read the syscall number
+ * after the sys_enter tracepoint (later kernels do), so setting orig_ax = -1
+ * there would not skip the call. i386 (int 0x80) and x32 calls of watched
+ * tasks are refused with ftrace instead, on ia32_sys_call() and
+ * x32_sys_call() (the dispatchers every such call goes through), and
+ * io_uring_setup on __x64_sys_io_uring_setup (io_uring runs I/O that no
+ * hook sees): the handler sends the call to a function that returns -ENOSYS
+ * or -EPERM. sys_enter reports them (EVF_COMPAT/EVF_X32 + EVF_DENIED).
+ *
+ * TOCTOU: open, openat and creat decided synchronously and allowed are run
+ * by the module itself on the copied path (filp_open(), the dirfd's d_path
+ * joined with a relative name), so the file opened is the one decided on
+ * (Watson, "Exploiting Concurrency Vulnerabilities in System Call Wrappers",
+ * WOOT 2007). openat2 is decided on its copied path but runs the original.
+ *
+ * An integer REWRITE changes the register in the user pt_regs before the
+ * original runs and puts the user's value back in sys_exit (the syscall ABI
+ * preserves argument registers), so only this call sees the new value.
+ *
+ * POST_DECIDE and EXEC_SYNC: the probe queues a TWA_RESUME task_work that
+ * emits the waiting record and sleeps for the verdict before the task
+ * returns to user mode. Every queued work and every task in the pre path
+ * holds idw_inflight, which close() waits for.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/binfmts.h>
+#include <linux/dcache.h>
+#include <linux/fcntl.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/fsnotify.h>
+#include <linux/ftrace.h>
+#include <linux/hashtable.h>
+#include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/task_work.h>
+#include <linux/tracepoint.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <asm/syscall.h>
+#include <asm/unistd.h>
+
+#include "idwrap.h"
+
+/* ---- per-syscall argument layout ------------------------------------- */
+
+/* Argument index + 1 of the first and second path, of a data buffer and its length. */
+struct idw_argspec {
+	u8 path, path2, data, len;
+};
+
+#define PATHS(p, p2)	{ .path = (p) + 1, .path2 = (p2) + 1 }
+#define PATH(p)		{ .path = (p) + 1 }
+#define DATA(d, l)	{ .data = (d) + 1, .len = (l) + 1 }
+
+static const struct idw_argspec idw_spec[IDWRAP_MAX_SYSCALLS] = {
+	[__NR_open] = PATH(0), [__NR_creat] = PATH(0), [__NR_openat] = PATH(1),
+	[__NR_openat2] = PATH(1), [__NR_stat] = PATH(0), [__NR_lstat] = PATH(0),
+	[__NR_newfstatat] = PATH(1), [__NR_statx] = PATH(1), [__NR_access] = PATH(0),
+	[__NR_faccessat] = PATH(1), [__NR_faccessat2] = PATH(1),
+	[__NR_execve] = PATH(0), [__NR_execveat] = PATH(1),
+	[__NR_unlink] = PATH(0), [__NR_unlinkat] = PATH(1), [__NR_rmdir] = PATH(0),
+	[__NR_mkdir] = PATH(0), [__NR_mkdirat] = PATH(1), [__NR_chdir] = PATH(0),
+	[__NR_chroot] = PATH(0), [__NR_chmod] = PATH(0), [__NR_fchmodat] = PATH(1),
+	[__NR_chown] = PATH(0), [__NR_lchown] = PATH(0), [__NR_fchownat] = PATH(1),
+	[__NR_truncate] = PATH(0), [__NR_readlink] = PATH(0),
+	[__NR_readlinkat] = PATH(1), [__NR_mknod] = PATH(0), [__NR_mknodat] = PATH(1),
+	[__NR_utimes] = PATH(0), [__NR_utimensat] = PATH(1), [__NR_umount2] = PATH(0),
+	[__NR_swapon] = PATH(0), [__NR_acct] = PATH(0),
+	[__NR_rename] = PATHS(0, 1), [__NR_renameat] = PATHS(1, 3),
+	[__NR_renameat2] = PATHS(1, 3), [__NR_link] = PATHS(0, 1),
+	[__NR_linkat] = PATHS(1, 3), [__NR_symlink] = PATHS(0, 1),
+	[__NR_symlinkat] = PATHS(0, 2), [__NR_mount] = PATHS(0, 1),
+	[__NR_pivot_root] = PATHS(0, 1),
+	[__NR_write] = DATA(1, 2), [__NR_pwrite64] = DATA(1, 2),
+	[__NR_sendto] = DATA(1, 2), [__NR_connect] = DATA(1, 2), [__NR_bind] = DATA(1, 2),
+};
+
+/* ftrace names of the x86_64 entry points, by number. */
+#define __SYSCALL(nr, sym)	[nr] = "__x64_" #sym,
+static const char * const idw_names[IDWRAP_MAX_SYSCALLS] = {
+#include <asm/syscalls_64.h>
+};
+#undef __SYSCALL
+
+static bool idw_is_open(long nr)
+{
+	return nr == __NR_open || nr == __NR_openat || nr == __NR_creat;
+}
+
+/* ---- building records ---------------------------------------------------- */
+
+/* Per-CPU scratch records for probes (preemption is off in a probe). */
+static void **idw_scratch;
+
+/* Copies a user string without faulting, never across a page at once. */
+static long idw_strncpy_nofault(char *dst, unsigned long src, long max)
+{
+	long done = 0;
+
+	while (done < max) {
+		unsigned long at = src + done;
+		long chunk = min3(max - done, 256L, (long)(PAGE_SIZE - offset_in_page(at)));
+		char *nul;
+
+		if (copy_from_user_nofault(dst + done, (const void __user *)at, chunk))
+			return -EFAULT;
+		nul = memchr(dst + done, 0, chunk);
+		if (nul)
+			return nul - dst;
+		done += chunk;
+	}
+	return max;
+}
+
+static void idw_add_path(struct idw_rec *r, unsigned long uaddr, bool atomic,
+			 u16 *lenp)
+{
+	char *dst = (char *)r->ev + r->len;
+	long n;
+
+	if (!uaddr)
+		return;
+	if (atomic)
+		n = idw_strncpy_nofault(dst, uaddr, PATH_MAX);
+	else
+		n = strncpy_from_user(dst, (const char __user *)uaddr, PATH_MAX);
+	if (n < 0) {
+		r->ev->flags |= IDWRAP_EVF_FAULT;
+		return;
+	}
+	if (n == PATH_MAX) {
+		n--;
+		r->ev->flags |= IDWRAP_EVF_TRUNC;
+	}
+	dst[n] = '\0';
+	*lenp = n + 1;
+	r->len += n + 1;
+}
+
+static void idw_add_data(struct idw_rec *r, unsigned long uaddr, u64 len, bool atomic)
+{
+	u32 max = READ_ONCE(idw.cfg.data_max);
+	void *dst = (u8 *)r->ev + r->len;
+	unsigned long left;
+
+	if (len > max) {
+		len = max;
+		r->ev->flags |= IDWRAP_EVF_TRUNC;
+	}
+	if (!len)
+		return;
+	if (atomic)
+		left = copy_from_user_nofault(dst, (const void __user *)uaddr, len) ? len : 0;
+	else
+		left = copy_from_user(dst, (const void __user *)uaddr, len);
+	if (left) {
+		r->ev->flags |= IDWRAP_EVF_FAULT;
+		return;
+	}
+	r->ev->data_len = len;
+	r->len += len;
+}
+
+static u32 idw_rec_cap(long nr)
+{
+	const struct idw_argspec *s = &idw_spec[nr];
+
+	return sizeof(struct idwrap_event) + 8 + (s->path ? PATH_MAX : 0) +
+	       (s->path2 ? PATH_MAX : 0) + (s->data ? READ_ONCE(idw.cfg.data_max) : 0);
+}
+
+static void idw_rec_syscall(struct idw_rec *r, u16 flags, long nr,
+			    const unsigned long *args, bool atomic)
+{
+	const struct idw_argspec *s = &idw_spec[nr];
+
+	idw_rec_header(r, IDWRAP_EV_SYSCALL, flags, current);
+	r->ev->nr = nr;
+	memcpy(r->ev->args, args, sizeof(r->ev->args));
+	if (s->path)
+		idw_add_path(r, args[s->path - 1], atomic, &r->ev->path_len);
+	if (s->path2)
+		idw_add_path(r, args[s->path2 - 1], atomic, &r->ev->path2_len);
+	if (s->data)
+		idw_add_data(r, args[s->data - 1], args[s->len - 1], atomic);
+}
+
+static struct idw_rec idw_scratch_rec(void)
+{
+	return (struct idw_rec){ .ev = idw_scratch[smp_processor_id()], .cap = IDW_REC_MAX };
+}
+
+/* ---- per-task state between sys_enter and sys_exit --------------------- */
+
+/* A rewritten argument register to put back, or an emulated call to flag. */
+struct idw_tstate {
+	struct hlist_node node;
+	struct task_struct *task;
+	int arg;		/* -1: none */
+	unsigned long saved;
+	bool emulated;
+};
+
+static DEFINE_HASHTABLE(idw_ts_ht, 6);
+static DEFINE_SPINLOCK(idw_ts_lock);
+static atomic_t idw_nts = ATOMIC_INIT(0);
+
+static unsigned long *idw_argreg(struct pt_regs *regs, int i)
+{
+	switch (i) {
+	case 0: return &regs->di;
+	case 1: return &regs->si;
+	case 2: return &regs->dx;
+	case 3: return &regs->r10;
+	case 4: return &regs->r8;
+	default: return &regs->r9;
+	}
+}
+
+static bool idw_ts_put(int arg, unsigned long saved, bool emulated)
+{
+	struct idw_tstate *ts = kmalloc(sizeof(*ts), GFP_KERNEL);
+	unsigned long flags;
+
+	if (!ts)
+		return false;
+	ts->task = current;
+	ts->arg = arg;
+	ts->saved = saved;
+	ts->emulated = emulated;
+	spin_lock_irqsave(&idw_ts_lock, flags);
+	hash_add(idw_ts_ht, &ts->node, (unsigned long)current);
+	atomic_inc(&idw_nts);
+	spin_unlock_irqrestore(&idw_ts_lock, flags);
+	return true;
+}
+
+/* Removes and returns @t's state; the caller kfree()s it. */
+static struct idw_tstate *idw_ts_take(struct task_struct *t)
+{
+	struct idw_tstate *ts, *found = NULL;
+	unsigned long flags;
+
+	if (!atomic_read(&idw_nts))
+		return NULL;
+	spin_lock_irqsave(&idw_ts_lock, flags);
+	hash_for_each_possible(idw_ts_ht, ts, node, (unsigned long)t) {
+		if (ts->task == t) {
+			hash_del(&ts->node);
+			atomic_dec(&idw_nts);
+			found = ts;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&idw_ts_lock, flags);
+	return found;
+}
+
+/* ---- deferred waits: POST_DECIDE, EXEC_SYNC ---------------------------- */
+
+struct idw_defer {
+	struct callback_head cb;
+	bool exec;
+	u32 len;
+	struct idwrap_event ev[];
+};
+
+/* Runs in the task before it returns to user mode; may sleep. */
+static void idw_defer_run(struct callback_head *cb)
+{
+	struct idw_defer *d = container_of(cb, struct idw_defer, cb);
+	struct idw_rec r = { .ev = d->ev, .cap = d->len + 8, .len = d->len };
+	struct idw_answer a;
+
+	idw_wait_verdict(&r, &a);
+	kfree(a.path);
+	if (a.action == IDWRAP_ACT_KILL)
+		idw_kill_group();
+	else if (d->exec && (a.flags & IDWRAP_VF_UNWATCH))
+		idw_watch_del(current->tgid);
+	else if (d->exec && (a.flags & IDWRAP_VF_WATCH))
+		idw_watch_add(current->tgid, 0);
+	kfree(d);
+	idw_leave();
+}
+
+static void idw_defer(struct idw_rec *r, bool exec)
+{
+	struct idw_defer *d = kmalloc(sizeof(*d) + r->len + 8, GFP_ATOMIC);
+
+	if (!d || !idw_enter()) {
+		kfree(d);
+		atomic64_inc(&idw_stats.lost);
+		return;
+	}
+	d->exec = exec;
+	d->len = r->len;
+	memcpy(d->ev, r->ev, r->len);
+	init_task_work(&d->cb, idw_defer_run);
+	if (task_work_add(current, &d->cb, TWA_RESUME)) {
+		kfree(d);
+		idw_leave();
+	}
+}
+
+/* ---- tracepoint probes --------------------------------------------------- */
+
+static bool idw_intercepts(struct task_struct *t)
+{
+	return READ_ONCE(idw.active) && !(t->flags & PF_KTHREAD) &&
+	       !idw_is_opener(t) && idw_watched_tgid(t->tgid);
+}
+
+static bool idw_all(void)
+{
+	return READ_ONCE(idw.cfg.flags) & IDWRAP_CFG_ALL_PROCESSES;
+}
+
+/* A call the module refused itself: i386, x32, io_uring_setup. */
+static void idw_report_refused(struct pt_regs *regs, long id, u16 flags, long ret)
+{
+	struct idw_rec r = idw_scratch_rec();
+	unsigned long args[6];
+
+	syscall_get_arguments(current, regs, args);
+	idw_rec_header(&r, IDWRAP_EV_SYSCALL, flags | IDWRAP_EVF_DENIED, current);
+	r.ev->nr = id;
+	memcpy(r.ev->args, args, sizeof(r.ev->args));
+	r.ev->ret = ret;
+	atomic64_inc(&idw_stats.denied);
+	idw_emit_observe(&r);
+}
+
+static void idw_sys_enter(void *data, struct pt_regs *regs, long id)
+{
+	struct idw_rec r;
+	unsigned long args[6];
+	u8 m;
+
+	if (!idw_intercepts(current))
+		return;
+	if (in_ia32_syscall()) {
+		idw_report_refused(regs, id, IDWRAP_EVF_COMPAT, -ENOSYS);
+		return;
+	}
+	if (id & __X32_SYSCALL_BIT) {
+		idw_report_refused(regs, id, IDWRAP_EVF_X32, -ENOSYS);
+		return;
+	}
+	if (id == __NR_io_uring_setup) {
+		idw_report_refused(regs, id, 0, -EPERM);
+		return;
+	}
+	if (id < 0 || id >= IDWRAP_MAX_SYSCALLS)
+		return;
+	m = READ_ONCE(idw.interest[id]);
+	/* A decided call's record comes from idwrap_pre(). */
+	if (!(m & IDWRAP_PRE_OBSERVE) || (m & IDWRAP_PRE_DECIDE))
+		return;
+	r = idw_scratch_rec();
+	syscall_get_arguments(current, regs, args);
+	idw_rec_syscall(&r, 0, id, args, true);
+	idw_emit_observe(&r);
+}
+
+static void idw_sys_exit(void *data, struct pt_regs *regs, long ret)
+{
+	struct idw_tstate *ts = idw_ts_take(current);
+	long nr = syscall_get_nr(current, regs);
+	u16 flags = IDWRAP_EVF_POST;
+	unsigned long args[6];
+	struct idw_rec r;
+	u8 m;
+
+	if (ts) {
+		if (ts->arg >= 0)
+			*idw_argreg(regs, ts->arg) = ts->saved;
+		if (ts->emulated)
+			flags |= IDWRAP_EVF_EMULATED;
+		kfree(ts);
+	}
+	if (!idw_intercepts(current) || in_ia32_syscall() || nr < 0 ||
+	    nr >= IDWRAP_MAX_SYSCALLS || nr == __NR_io_uring_setup)
+		return;
+	m = READ_ONCE(idw.interest[nr]);
+	if (!(m & (IDWRAP_POST_OBSERVE | IDWRAP_POST_DECIDE)))
+		return;
+	r = idw_scratch_rec();
+	syscall_get_arguments(current, regs, args);
+	idw_rec_syscall(&r, flags, nr, args, true);
+	r.ev->ret = ret;
+	if (m & IDWRAP_POST_DECIDE)
+		idw_defer(&r, false);
+	else
+		idw_emit_observe(&r);
+}
+
+static void idw_fork(void *data, struct task_struct *parent, struct task_struct *child)
+{
+	bool thread = child->tgid == parent->tgid;
+	struct idw_rec r;
+	bool watched;
+
+	if (!READ_ONCE(idw.active) || (child->flags & PF_KTHREAD) ||
+	    idw_is_opener(parent))
+		return;
+	watched = thread ? idw_watched_tgid(child->tgid) :
+			   idw_watch_inherit(parent->tgid, child->tgid);
+	if (!watched && !idw_all())
+		return;
+	r = idw_scratch_rec();
+	idw_rec_header(&r, IDWRAP_EV_FORK, (thread ? IDWRAP_EVF_THREAD : 0) |
+		       (watched ? IDWRAP_EVF_WATCHED : 0), child);
+	idw_emit_observe(&r);
+}
+
+static void idw_exec(void *data, struct task_struct *p, pid_t old_pid,
+		     struct linux_binprm *bprm)
+{
+	struct mm_struct *mm = p->mm;
+	struct idw_rec r;
+	bool watched;
+	ssize_t n;
+
+	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) || idw_is_opener(p))
+		return;
+	watched = idw_watched_tgid(p->tgid);
+	if (!watched && !idw_all())
+		return;
+	r = idw_scratch_rec();
+	idw_rec_header(&r, IDWRAP_EV_EXEC, watched ? IDWRAP_EVF_WATCHED : 0, p);
+	n = strscpy((char *)r.ev + r.len, bprm->filename, PATH_MAX);
+	if (n == -E2BIG) {
+		n = PATH_MAX - 1;
+		r.ev->flags |= IDWRAP_EVF_TRUNC;
+	}
+	r.ev->path_len = n + 1;
+	r.len += n + 1;
+	if (mm)
+		idw_add_data(&r, mm->arg_start, mm->arg_end - mm->arg_start, true);
+	if (READ_ONCE(idw.cfg.flags) & IDWRAP_CFG_EXEC_SYNC)
+		idw_defer(&r, true);
+	else
+		idw_emit_observe(&r);
+}
+
+static void idw_proc_exit(void *data, struct task_struct *p)
+{
+	struct idw_tstate *ts = idw_ts_take(p);
+	struct idw_rec r;
+	bool watched;
+	int status;
+
+	kfree(ts);
+	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) ||
+	    atomic_read(&p->signal->live))
+		return;
+	/* The last thread of the group: the process is gone. */
+	watched = idw_watch_del(p->tgid);
+	if ((!watched && !idw_all()) || idw_is_opener(p))
+		return;
+	status = (p->signal->flags & SIGNAL_GROUP_EXIT) ?
+		 p->signal->group_exit_code : p->exit_code;
+	r = idw_scratch_rec();
+	idw_rec_header(&r, IDWRAP_EV_EXIT, watched ? IDWRAP_EVF_WATCHED : 0, p);
+	r.ev->ret = status;
+	idw_emit_observe(&r);
+}
+
+static struct idw_tp {
+	const char *name;
+	void *probe;
+	struct tracepoint *tp;
+	bool on;
+} idw_tps[] = {
+	{ "sys_enter", idw_sys_enter },
+	{ "sys_exit", idw_sys_exit },
+	{ "sched_process_fork", idw_fork },
+	{ "sched_process_exec", idw_exec },
+	{ "sched_process_exit", idw_proc_exit },
+};
+
+static void idw_tp_find(struct tracepoint *tp, void *priv)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(idw_tps); i++)
+		if (!strcmp(tp->name, idw_tps[i].name))
+			idw_tps[i].tp = tp;
+}
+
+/* ---- ftrace: decisions and refusals ------------------------------------ */
+
+static void notrace idw_decide_ftrace(unsigned long ip, unsigned long parent_ip,
+				      struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	struct pt_regs *regs = ftrace_get_regs(fregs);
+	struct pt_regs *uregs = (struct pt_regs *)regs->di;
+	long nr;
+
+	/* Only the syscall dispatch of a watched task, with its own pt_regs. */
+	if (uregs != task_pt_regs(current) || !idw_intercepts(current))
+		return;
+	nr = syscall_get_nr(current, uregs);
+	if (nr < 0 || nr >= IDWRAP_MAX_SYSCALLS ||
+	    !(READ_ONCE(idw.interest[nr]) & IDWRAP_PRE_DECIDE) || !idw_enter())
+		return;
+	/* The thunk jumps here to run the original, past the fentry call. */
+	regs->si = ip + MCOUNT_INSN_SIZE;
+	regs->ip = (unsigned long)idwrap_thunk;
+}
+
+static long idw_refuse_enosys(const struct pt_regs *regs)
+{
+	return -ENOSYS;
+}
+
+static long idw_refuse_eperm(const struct pt_regs *regs)
+{
+	return -EPERM;
+}
+
+static void notrace idw_abi_ftrace(unsigned long ip, unsigned long parent_ip,
+				   struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	if (idw_intercepts(current))
+		ftrace_get_regs(fregs)->ip = (unsigned long)idw_refuse_enosys;
+}
+
+static void notrace idw_uring_ftrace(unsigned long ip, unsigned long parent_ip,
+				     struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	if (idw_intercepts(current))
+		ftrace_get_regs(fregs)->ip = (unsigned long)idw_refuse_eperm;
+}
+
+#define IDW_OPS_FLAGS	(FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY | \
+			 FTRACE_OPS_FL_RECURSION)
+
+static struct ftrace_ops idw_decide_ops = { .func = idw_decide_ftrace, .flags = IDW_OPS_FLAGS };
+static struct ftrace_ops idw_abi_ops = { .func = idw_abi_ftrace, .flags = IDW_OPS_FLAGS };
+static struct ftrace_ops idw_uring_ops = { .func = idw_uring_ftrace, .flags = IDW_OPS_FLAGS };
+static bool idw_decide_on, idw_abi_on, idw_uring_on;
+
+static int idw_filter(struct ftrace_ops *ops, const char *name, int reset)
+{
+	char buf[KSYM_NAME_LEN];
+
+	strscpy(buf, name, sizeof(buf));
+	return ftrace_set_filter(ops, buf, strlen(buf), reset);
+}
+
+static int idw_ops_start(struct ftrace_ops *ops, bool *on, const char *a, const char *b)
+{
+	int ret = idw_filter(ops, a, 1);
+
+	if (!ret && b)
+		ret = idw_filter(ops, b, 0);
+	if (!ret)
+		ret = register_ftrace_function(ops);
+	if (ret)
+		pr_err("cannot hook %s: %d\n", a, ret);
+	*on = !ret;
+	return ret;
+}
+
+static void idw_ops_stop(struct ftrace_ops *ops, bool *on)
+{
+	if (*on)
+		unregister_ftrace_function(ops);
+	*on = false;
+}
+
+/* ---- the pre path (sleepable) ------------------------------------------- */
+
+/*
+ * Opens @name as openat(@dfd, @name, @flags, @mode) would, on the bytes
+ * decided on: the caller's copy, never user memory.
+ */
+static long idw_open_file(int dfd, const char *name, int flags, umode_t mode)
+{
+	const char *path = name;
+	struct file *f, *dir;
+	char *buf = NULL, *p;
+	long fd;
+
+	if (!*name)
+		return -ENOENT;
+	if (name[0] != '/' && dfd != AT_FDCWD) {
+		dir = fget_raw(dfd);
+		if (!dir)
+			return -EBADF;
+		buf = kmalloc(2 * PATH_MAX, GFP_KERNEL);
+		if (!buf)
+			fd = -ENOMEM;
+		else if (!d_can_lookup(dir->f_path.dentry))
+			fd = -ENOTDIR;
+		else if (d_unlinked(dir->f_path.dentry))
+			fd = -ENOENT;
+		else
+			fd = 0;
+		p = fd ? ERR_PTR(fd) : d_path(&dir->f_path, buf, PATH_MAX);
+		fput(dir);
+		if (IS_ERR(p)) {
+			fd = PTR_ERR(p);
+			goto out;
+		}
+		if (snprintf(buf + PATH_MAX, PATH_MAX, "%s/%s", p, name) >= PATH_MAX) {
+			fd = -ENAMETOOLONG;
+			goto out;
+		}
+		path = buf + PATH_MAX;
+	}
+	if (force_o_largefile())
+		flags |= O_LARGEFILE;
+	fd = get_unused_fd_flags(flags);
+	if (fd < 0)
+		goto out;
+	f = filp_open(path, flags, mode);
+	if (IS_ERR(f)) {
+		put_unused_fd(fd);
+		fd = PTR_ERR(f);
+		goto out;
+	}
+	fsnotify_open(f);
+	fd_install(fd, f);
+out:
+	kfree(buf);
+	return fd;
+}
+
+/* The open family, emulated on the record's copied path (or @newpath). */
+static long idw_open_emulated(long nr, struct idw_rec *r, unsigned long *args,
+			      const char *newpath)
+{
+	const char *path = newpath ?: (const char *)(r->ev + 1);
+
+	atomic64_inc(&idw_stats.emulated);
+	if (!newpath && (r->ev->flags & IDWRAP_EVF_TRUNC))
+		return -ENAMETOOLONG;
+	if (!newpath && !r->ev->path_len)
+		return -EFAULT;
+	switch (nr) {
+	case __NR_openat:
+		return idw_open_file(args[0], path, args[2], args[3]);
+	case __NR_open:
+		return idw_open_file(AT_FDCWD, path, args[1], args[2]);
+	default:	/* creat */
+		return idw_open_file(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, args[1]);
+	}
+}
+
+/*
+ * Called by idwrap_thunk in place of an __x64_sys_* function, with the
+ * caller's idw_enter() reference. True: run the original; false: return
+ * *@ret to the caller instead.
+ */
+bool idwrap_pre(struct pt_regs *regs, long *ret)
+{
+	long nr = syscall_get_nr(current, regs);
+	bool open = idw_is_open(nr), run = true;
+	unsigned long args[6], *reg;
+	struct idw_answer a;
+	struct idw_rec r;
+
+	syscall_get_arguments(current, regs, args);
+	r.cap = idw_rec_cap(nr);
+	r.ev = kvmalloc(r.cap, GFP_KERNEL);
+	if (r.ev) {
+		idw_rec_syscall(&r, open ? IDWRAP_EVF_EMULATED : 0, nr, args, false);
+		idw_wait_verdict(&r, &a);
+	} else {
+		memset(&a, 0, sizeof(a));
+		a.action = READ_ONCE(idw.cfg.fail_action);
+		a.err = READ_ONCE(idw.cfg.fail_errno);
+	}
+
+	switch (a.action) {
+	case IDWRAP_ACT_DENY:
+		atomic64_inc(&idw_stats.denied);
+		*ret = -a.err;
+		run = false;
+		break;
+	case IDWRAP_ACT_KILL:
+		idw_kill_group();
+		*ret = -EPERM;
+		run = false;
+		break;
+	case IDWRAP_ACT_REWRITE:
+		atomic64_inc(&idw_stats.rewritten);
+		if (open) {
+			if (!a.path)
+				args[a.arg] = a.value;
+			break;
+		}
+		reg = idw_argreg(regs, a.arg);
+		if (idw_ts_put(a.arg, *reg, false)) {
+			*reg = a.value;
+		} else {
+			*ret = -ENOMEM;
+			run = false;
+		}
+		break;
+	}
+	if (run && open) {
+		*ret = r.ev ? idw_open_emulated(nr, &r, args, a.path) : -ENOMEM;
+		run = false;
+		idw_ts_put(-1, 0, true);
+	}
+	kfree(a.path);
+	kvfree(r.ev);
+	idw_leave();
+	return run;
+}
+
+/* ---- the session's hooks -------------------------------------------------- */
+
+int idw_hooks_start(void)
+{
+	int cpu, i, ret;
+
+	idw_scratch = kcalloc(nr_cpu_ids, sizeof(*idw_scratch), GFP_KERNEL);
+	if (!idw_scratch)
+		return -ENOMEM;
+	for_each_possible_cpu(cpu) {
+		idw_scratch[cpu] = vmalloc(IDW_REC_MAX);
+		if (!idw_scratch[cpu]) {
+			ret = -ENOMEM;
+			goto err;
+		}
+	}
+	for_each_kernel_tracepoint(idw_tp_find, NULL);
+	for (i = 0; i < ARRAY_SIZE(idw_tps); i++) {
+		ret = idw_tps[i].tp ? tracepoint_probe_register(idw_tps[i].tp,
+								idw_tps[i].probe, NULL) : -ENOENT;
+		if (ret) {
+			pr_err("cannot attach to tracepoint %s: %d\n", idw_tps[i].name, ret);
+			goto err;
+		}
+		idw_tps[i].on = true;
+	}
+	ret = idw_ops_start(&idw_abi_ops, &idw_abi_on, "ia32_sys_call", "x32_sys_call");
+	if (!ret)
+		ret = idw_ops_start(&idw_uring_ops, &idw_uring_on,
+				    "__x64_sys_io_uring_setup", NULL);
+	if (ret)
+		goto err;
+	return 0;
+err:
+	idw_hooks_stop();
+	idw_hooks_forget();
+	return ret;
+}
+
+/* After this no probe or ftrace handler runs; tasks may still be in the thunk. */
+void idw_hooks_stop(void)
+{
+	int i;
+
+	idw_ops_stop(&idw_decide_ops, &idw_decide_on);
+	idw_ops_stop(&idw_abi_ops, &idw_abi_on);
+	idw_ops_stop(&idw_uring_ops, &idw_uring_on);
+	for (i = 0; i < ARRAY_SIZE(idw_tps); i++) {
+		if (idw_tps[i].on)
+			tracepoint_probe_unregister(idw_tps[i].tp, idw_tps[i].probe, NULL);
+		idw_tps[i].on = false;
+	}
+	tracepoint_synchronize_unregister();
+}
+
+/*
+ * Once nobody is inside module code: per-task state (a rewritten register
+ * whose sys_exit never came stays rewritten) and the scratch records.
+ */
+void idw_hooks_forget(void)
+{
+	struct idw_tstate *ts;
+	struct hlist_node *tmp;
+	int cpu, bkt;
+
+	hash_for_each_safe(idw_ts_ht, bkt, tmp, ts, node) {
+		hash_del(&ts->node);
+		kfree(ts);
+	}
+	atomic_set(&idw_nts, 0);
+	if (idw_scratch)
+		for_each_possible_cpu(cpu)
+			vfree(idw_scratch[cpu]);
+	kfree(idw_scratch);
+	idw_scratch = NULL;
+}
+
+/* Module exit: the filters stay allocated between sessions (reset on reuse). */
+void idw_hooks_exit(void)
+{
+	ftrace_free_filter(&idw_decide_ops);
+	ftrace_free_filter(&idw_abi_ops);
+	ftrace_free_filter(&idw_uring_ops);
+}
+
+/* A new interest mask; the decide hook follows its PRE_DECIDE entries. */
+int idw_hooks_interest(const u8 *mask)
+{
+	int i, ret = 0, n = 0;
+
+	idw_ops_stop(&idw_decide_ops, &idw_decide_on);
+	for (i = 0; i < IDWRAP_MAX_SYSCALLS && !ret; i++) {
+		if (!(mask[i] & IDWRAP_PRE_DECIDE) || i == __NR_io_uring_setup)
+			continue;
+		if (!idw_names[i] || !strcmp(idw_names[i], "__x64_sys_ni_syscall")) {
+			ret = -EINVAL;
+			break;
+		}
+		ret = idw_filter(&idw_decide_ops, idw_names[i], !n);
+		/* SYSCALL_DEFINE0's __x64_sys_X is an alias: ftrace knows it as __do_sys_X. */
+		if (ret) {
+			char alias[KSYM_NAME_LEN];
+
+			snprintf(alias, sizeof(alias), "__do_%s", idw_names[i] + 6);
+			ret = idw_filter(&idw_decide_ops, alias, !n);
+		}
+		if (ret)
+			pr_info("cannot decide on %s: %d\n", idw_names[i], ret);
+		n++;
+	}
+	if (ret) {
+		memset(idw.interest, 0, sizeof(idw.interest));
+		return ret;
+	}
+	memcpy(idw.interest, mask, sizeof(idw.interest));
+	if (!n)
+		return 0;
+	ret = register_ftrace_function(&idw_decide_ops);
+	idw_decide_on = !ret;
+	if (ret)
+		memset(idw.interest, 0, sizeof(idw.interest));
+	return ret;
+}

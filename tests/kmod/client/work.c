@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * work: tiny workloads for the module's tests, one per subcommand.
+ *   work unlink PATH              unlinkat(PATH), then prints "survived"
+ *   work kill-self                kill(getpid(), SIGKILL) with a raw syscall; prints
+ *                                 "alive" and whether %rsi still holds 9 afterwards
+ *   work open PATH                openat(PATH): prints the result, errno and the time it took
+ *   work race OK BAD N            a thread swaps one buffer between OK and BAD while
+ *                                 the main thread opens it N times and reads the file
+ *   work int80                    i386 getpid and mkdir("/tmp/int80") through int $0x80
+ *   work uring                    io_uring_setup(1)
+ *   work loop N getppid|close     N calls, prints ns per call
+ *   work writes N                 N write()s of 64 bytes to /dev/null
+ *   work hammer PROCS THREADS MS  openat/close/getppid in PROCS x THREADS for MS ms
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static char race_buf[64];
+static volatile int race_stop;
+static const char *race_ok, *race_bad;
+
+static void *swapper(void *arg)
+{
+	(void)arg;
+	while (!race_stop) {
+		strcpy(race_buf, race_bad);
+		strcpy(race_buf, race_ok);
+	}
+	return NULL;
+}
+
+static volatile int hammer_stop;
+
+static void *hammer_thread(void *arg)
+{
+	long n = 0;
+
+	(void)arg;
+	while (!hammer_stop) {
+		int fd = open("/etc/hostname", O_RDONLY);
+		if (fd >= 0)
+			close(fd);
+		syscall(SYS_getppid);
+		n++;
+	}
+	return (void *)n;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return 2;
+	const char *cmd = argv[1];
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(cmd, "unlink")) {
+		int r = unlinkat(AT_FDCWD, argv[2], 0);
+		printf("survived unlink=%d\n", r);
+	} else if (!strcmp(cmd, "kill-self")) {
+		long ret, rsi = SIGKILL;
+		__asm__ volatile("syscall"
+				 : "=a"(ret), "+S"(rsi)
+				 : "0"((long)SYS_kill), "D"((long)getpid())
+				 : "rcx", "r11", "memory");
+		printf("alive ret=%ld rsi-after=%ld\n", ret, rsi);
+	} else if (!strcmp(cmd, "open")) {
+		long long t = now_ns();
+		int fd = openat(AT_FDCWD, argv[2], O_RDONLY);
+		int e = errno;
+		char data[64] = "";
+		if (fd >= 0) {
+			ssize_t n = read(fd, data, sizeof(data) - 1);
+			data[n > 0 ? n : 0] = 0;
+			data[strcspn(data, "\n")] = 0;
+		}
+		printf("open fd=%d errno=%s ms=%lld data=%s\n", fd, fd < 0 ? strerror(e) : "-",
+		       (now_ns() - t) / 1000000, data);
+	} else if (!strcmp(cmd, "race")) {
+		pthread_t th;
+		long n = atol(argv[4]), ok = 0, denied = 0, leaked = 0, other = 0;
+
+		race_ok = argv[2];
+		race_bad = argv[3];
+		strcpy(race_buf, race_ok);
+		pthread_create(&th, NULL, swapper, NULL);
+		for (long i = 0; i < n; i++) {
+			int fd = openat(AT_FDCWD, race_buf, O_RDONLY);
+			char data[32] = "";
+			if (fd < 0) {
+				if (errno == EACCES)
+					denied++;
+				else
+					other++;
+				continue;
+			}
+			if (read(fd, data, sizeof(data) - 1) > 0 && !strncmp(data, "SECRET", 6))
+				leaked++;
+			else
+				ok++;
+			close(fd);
+		}
+		race_stop = 1;
+		pthread_join(th, NULL);
+		printf("race opens=%ld ok=%ld denied=%ld leaked=%ld other=%ld\n", n, ok, denied,
+		       leaked, other);
+	} else if (!strcmp(cmd, "int80")) {
+		long r1, r2;
+		static const char dir[] = "/tmp/int80";
+		__asm__ volatile("int $0x80" : "=a"(r1) : "0"(20L) : "memory");
+		__asm__ volatile("int $0x80" : "=a"(r2) : "0"(39L), "b"(dir), "c"(0755L) : "memory");
+		struct stat st;
+		printf("int80 getpid=%ld mkdir=%ld exists=%d\n", r1, r2, stat(dir, &st) == 0);
+	} else if (!strcmp(cmd, "uring")) {
+		char params[120] = { 0 };
+		long r = syscall(SYS_io_uring_setup, 1, params);
+		printf("uring ret=%ld errno=%s\n", r, r < 0 ? strerror(errno) : "-");
+	} else if (!strcmp(cmd, "loop")) {
+		long n = atol(argv[2]);
+		int nr = !strcmp(argv[3], "close") ? SYS_close : SYS_getppid;
+		long long t = now_ns();
+		for (long i = 0; i < n; i++)
+			syscall(nr, -1);
+		printf("loop %s n=%ld ns-per-call=%lld\n", argv[3], n, (now_ns() - t) / n);
+	} else if (!strcmp(cmd, "writes")) {
+		long n = atol(argv[2]);
+		char b[64];
+		int fd = open("/dev/null", O_WRONLY);
+		memset(b, 'w', sizeof(b));
+		for (long i = 0; i < n; i++)
+			if (write(fd, b, sizeof(b)) != sizeof(b))
+				return 1;
+		printf("writes done n=%ld\n", n);
+	} else if (!strcmp(cmd, "hammer")) {
+		int procs = atoi(argv[2]), threads = atoi(argv[3]), ms = atoi(argv[4]);
+		for (int p = 0; p < procs; p++) {
+			if (fork())
+				continue;
+			pthread_t th[64];
+			long total = 0;
+			for (int t = 0; t < threads; t++)
+				pthread_create(&th[t], NULL, hammer_thread, NULL);
+			usleep(ms * 1000);
+			hammer_stop = 1;
+			for (int t = 0; t < threads; t++) {
+				void *r;
+				pthread_join(th[t], &r);
+				total += (long)r;
+			}
+			printf("hammer proc %d calls=%ld\n", p, total);
+			_exit(0);
+		}
+		int st, n = 0;
+		while (wait(&st) > 0)
+			n++;
+		printf("hammer done procs=%d\n", n);
+	} else {
+		return 2;
+	}
+	return 0;
+}
