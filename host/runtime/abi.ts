@@ -14,6 +14,8 @@ export const ABI_MINOR = 2;
 export const DECLARE_PRE = 1;
 export const DECLARE_POST = 2;
 export const DECLARE_DENY = 4;
+/** ABI 1.2: the hook may kill but not deny, so the call need not wait (a source may kill after it ran). */
+export const DECLARE_KILL = 8;
 
 /** declare_lifecycle kinds, and idwrap_on_lifecycle's argument. */
 export const LIFECYCLE_EXEC = 1;

@@ -19,6 +19,7 @@ import {
   ACTION_KILL,
   ACTION_REWRITE,
   DECLARE_DENY,
+  DECLARE_KILL,
   DECLARE_POST,
   DECLARE_PRE,
   LIFECYCLE_EXEC,
@@ -253,17 +254,20 @@ export class WrapperChain implements Decider {
     });
     if (raw === undefined) return l.mod.spec.fail === "closed" ? { action: "deny", errno: EPERM } : ALLOW;
     const action = raw & 0xff;
-    const mayDeny = ((l.mod.declarations.syscalls.get(event.nr) ?? 0) & DECLARE_DENY) !== 0;
+    const declared = l.mod.declarations.syscalls.get(event.nr) ?? 0;
+    const mayDeny = (declared & DECLARE_DENY) !== 0;
+    // KILL alone: the call may already have run when the kill lands (an observed call on the kernel module).
+    const mayKill = mayDeny || (declared & DECLARE_KILL) !== 0;
     const pre = event.phase === "pre";
     if (action === ACTION_ALLOW) {
-      // The policy's response to this wrapper's alerts (on_alert), where it may deny the call.
+      // The policy's response to this wrapper's alerts (on_alert), where it may deny or kill the call.
       const response = l.mod.spec.onAlert;
-      if (!frame.alerts || response === "alert" || !pre || !mayDeny) return ALLOW;
-      return response === "kill" ? { action: "kill" } : { action: "deny", errno: EPERM };
+      if (!frame.alerts || response === "alert" || !pre) return ALLOW;
+      if (response === "kill" && mayKill) return { action: "kill" };
+      return response === "deny" && mayDeny ? { action: "deny", errno: EPERM } : ALLOW;
     }
-    if ((action === ACTION_DENY || action === ACTION_KILL) && mayDeny && pre) {
-      return action === ACTION_KILL ? { action: "kill" } : { action: "deny", errno: (raw >>> 8) & 0xffff || EPERM };
-    }
+    if (action === ACTION_KILL && mayKill && pre) return { action: "kill" };
+    if (action === ACTION_DENY && mayDeny && pre) return { action: "deny", errno: (raw >>> 8) & 0xffff || EPERM };
     if (action === ACTION_KILL && !pre) return { action: "kill" };
     if (action === ACTION_REWRITE && this.#opts.rewrite && mayDeny && pre) {
       const r = frame.rewrite;

@@ -15,6 +15,7 @@ import {
   ABI_MINOR,
   ABI_MODULE,
   DECLARE_DENY,
+  DECLARE_KILL,
   DECLARE_POST,
   DECLARE_PRE,
   STATUS,
@@ -169,7 +170,7 @@ export function checkCapabilities(w: WrapperModule, caps: SourceCapabilities): v
 
 /** Applies declare_syscall / declare_group; returns a status. */
 export function declareSyscalls(d: Declarations, names: string[] | number[], flags: number): number {
-  if ((flags & ~(DECLARE_PRE | DECLARE_POST | DECLARE_DENY)) || !(flags & (DECLARE_PRE | DECLARE_POST))) {
+  if ((flags & ~(DECLARE_PRE | DECLARE_POST | DECLARE_DENY | DECLARE_KILL)) || !(flags & (DECLARE_PRE | DECLARE_POST))) {
     return STATUS.EINVAL;
   }
   const numbers: number[] = [];

@@ -63,6 +63,7 @@ extern "C" {
 #define DECLARE_PRE 1  /* call the hook before the kernel runs the call */
 #define DECLARE_POST 2 /* call the hook after the call completed */
 #define DECLARE_DENY 4 /* the pre hook may deny or kill */
+#define DECLARE_KILL 8 /* ABI 1.2: the pre hook may kill, not deny: the call need not wait (the kill may land after it) */
 
 /* Lifecycle kinds: declare_lifecycle's mask and idwrap_on_lifecycle's kind. */
 #define IDWRAP_LIFECYCLE_EXEC 1 /* the process now runs a new program */

@@ -22,6 +22,11 @@ export const PRE: i32 = 1;
 export const POST: i32 = 2;
 /** The pre hook may deny or kill. */
 export const DENY: i32 = 4;
+/**
+ * ABI 1.2: the pre hook may kill but never denies, so the call need not wait for it: the kernel-module source only
+ * observes such a call and the kill may land just after it ran. (seccomp answers every notified call first.)
+ */
+export const MAY_KILL: i32 = 8;
 
 /** Lifecycle kind: the process now runs a new program. */
 export const EXEC: i32 = 1;

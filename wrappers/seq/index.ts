@@ -2,8 +2,11 @@
  * seq: the paper's Seq_id, sequence-based intrusion detection after Forrest,
  * Hofmeyr, Somayaji and Longstaff, "A Sense of Self for Unix Processes"
  * (1996). An observer: it allows every call, unless a composer (Com_id)
- * answers its "seq-warning" with 2 (kill), which it then carries out — so it
- * declares DENY, as the paper's Com_id experiment needs (section 4.1).
+ * answers its "seq-warning" with 2 (kill), which it then carries out, as the
+ * paper's Com_id experiment needs (section 4.1). So it declares MAY_KILL, not
+ * DENY: it never refuses a call, and on the kernel-module source its calls
+ * are only observed (they never wait for the host); the kill lands at most a
+ * call late there.
  *
  * What is compared: the k-length sequences of system call numbers (k =
  * setting "window", 1..6, default 6) of one process, not Forrest's
@@ -69,7 +72,7 @@ import {
   declared,
   declareEmit,
   declareGroup,
-  DENY,
+  MAY_KILL,
   kill,
   declareLifecycle,
   declareSyscall,
@@ -353,11 +356,11 @@ function endProgram(): void {
 // --- hooks ---
 
 export function idwrap_declare(): i32 {
-  declareGroup("file", PRE | DENY);
-  declareGroup("process", PRE | DENY);
-  declareGroup("exec", PRE | DENY);
-  declareGroup("net", PRE | DENY);
-  for (let i = 0; i < COMMON.length; i++) declareSyscall(COMMON[i], PRE | DENY);
+  declareGroup("file", PRE | MAY_KILL);
+  declareGroup("process", PRE | MAY_KILL);
+  declareGroup("exec", PRE | MAY_KILL);
+  declareGroup("net", PRE | MAY_KILL);
+  for (let i = 0; i < COMMON.length; i++) declareSyscall(COMMON[i], PRE | MAY_KILL);
   declareLifecycle(EXEC | EXIT);
   const h = declareEmit(EVENT_NAME);
   if (h >= 0 && h != HANDLE) {
