@@ -36,9 +36,10 @@ export class TargetMemory {
    * Reads a NUL-terminated string, a page at a time so a string ending just
    * before an unmapped page still reads.
    *
-   * @returns the string, or undefined if the memory is not readable
+   * @param cut a string longer than `max` comes back cut, ending in "…" (an execve argument may be 128 KiB)
+   * @returns the string, or undefined if the memory is not readable (or, unless `cut`, the string is too long)
    */
-  readString(pid: number, addr: bigint, max = MAX_STRING): string | undefined {
+  readString(pid: number, addr: bigint, max = MAX_STRING, cut = false): string | undefined {
     if (addr === 0n) return undefined;
     let got = 0;
     while (got < max) {
@@ -50,7 +51,8 @@ export class TargetMemory {
       if (nul >= 0) return this.#decoder.decode(this.#buf.subarray(0, got + nul));
       got += n;
     }
-    return undefined; // longer than PATH_MAX: the kernel says ENAMETOOLONG
+    // Longer than PATH_MAX: as a path the kernel says ENAMETOOLONG; as an argument it is fine.
+    return cut ? this.#decoder.decode(this.#buf.subarray(0, got)) + "…" : undefined;
   }
 
   /** Reads `len` bytes; undefined unless all of them could be read. */
@@ -69,7 +71,7 @@ export class TargetMemory {
       if (!ptr) return undefined;
       const p = new DataView(ptr.buffer).getBigUint64(0, true);
       if (p === 0n) return out;
-      const s = this.readString(pid, p);
+      const s = this.readString(pid, p, MAX_STRING, true);
       if (s === undefined) return undefined;
       out.push(s);
     }

@@ -9,7 +9,7 @@ import { constants } from "node:os";
 import { join } from "node:path";
 import type { Policy } from "../../policy/policy.ts";
 import { RuleDecider } from "../../policy/rule_decider.ts";
-import { ALWAYS_DENIED_SYSCALLS, LIFECYCLE_SYSCALLS, resolveSyscalls } from "../../syscalls/mod.ts";
+import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls } from "../../syscalls/mod.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { v8Engine } from "../../runtime/engine.ts";
 import { loadPolicyWrappers } from "../../runtime/load.ts";
@@ -43,11 +43,21 @@ export interface SeccompRunResult {
   summary: SupervisorSummary;
 }
 
+/**
+ * execve is always notified: the WSS re-evaluates activation at every exec.
+ * The fork family is not, unless a rule or wrapper asks for it: a new process
+ * is learnt at its first notified call (its pidfd then reports the exit), and
+ * a notified call is interruptible until the supervisor has read it — a
+ * signal then fails fork() with EINTR where the kernel would restart it
+ * (docs/seccomp.md), which shells do not retry ("Cannot fork" under make -j).
+ */
+const ALWAYS_NOTIFIED = ["execve", "execveat", ...ALWAYS_DENIED_SYSCALLS];
+
 /** The syscall numbers the filter notifies for these policies and wrappers. */
 export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): Set<number> {
   const set = new Set(new RuleDecider(policies).syscalls);
   for (const w of wrappers) for (const nr of w.declarations.syscalls.keys()) set.add(nr);
-  const always = [...LIFECYCLE_SYSCALLS, ...ALWAYS_DENIED_SYSCALLS, ...(emulateOpens ? CRED_SYSCALLS : [])];
+  const always = [...ALWAYS_NOTIFIED, ...(emulateOpens ? CRED_SYSCALLS : [])];
   for (const nr of resolveSyscalls(always)) set.add(nr);
   return set;
 }

@@ -12,9 +12,15 @@ Deno.test("a child's and a grandchild's fork, exec and exit are reported with th
   const life = r.events.filter((e): e is LifecycleEvent => e.kind !== "syscall");
   const spawns = life.filter((e) => e.kind === "spawn");
   assertEquals(spawns.length, 3, JSON.stringify(spawns));
-  const [root, child, grandchild] = spawns;
-  assertEquals(child.ppid, root.pid);
-  assertEquals(grandchild.ppid, child.pid);
+  // A process is reported at its first notified call (forks are not notified), so the order is not the tree's.
+  const childOf = (pid: number) => spawns.filter((s) => s.ppid === pid);
+  const roots = spawns.filter((s) => !spawns.some((p) => p.pid === s.ppid));
+  assertEquals(roots.length, 1, JSON.stringify(spawns));
+  const root = roots[0];
+  assertEquals(childOf(root.pid).length, 1, JSON.stringify(spawns));
+  const child = childOf(root.pid)[0];
+  assertEquals(childOf(child.pid).length, 1, JSON.stringify(spawns));
+  const grandchild = childOf(child.pid)[0];
   const execs = (pid: number) => life.filter((e) => e.kind === "exec" && e.pid === pid).map((e) => e.program.exe);
   assertEquals(execs(root.pid), [prog("forkexec")]);
   assertEquals(execs(child.pid), ["/usr/bin/cat"]);

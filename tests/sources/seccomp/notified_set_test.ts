@@ -1,0 +1,43 @@
+/**
+ * What the filter notifies by default, and why: calls a policy does not ask
+ * for are not made to wait, so they keep their kernel behaviour.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { idwrap, prog, writePolicy } from "../../helpers.ts";
+
+// A policy that examines execve (as the default policy's baseline does) and nothing of the fork family.
+const EXEC_RULE = `version: 1
+name: exec-rule
+rules:
+  - id: no-such-program
+    syscalls: [execve]
+    path: /nonexistent/program
+    action: deny
+`;
+
+Deno.test("fork() interrupted by signals is restarted by the kernel, not failed with EINTR (fork is not notified)", async () => {
+  const policy = await writePolicy(EXEC_RULE);
+  const r = await idwrap(["run", "--source", "seccomp", "-p", policy, "--", prog("fork_signals"), "3000"]);
+  assertEquals(r.code, 0, r.stdout + r.stderr);
+  assert(/^forks 3000 failed 0 eintr 0 ticks [1-9]/.test(r.stdout), r.stdout);
+});
+
+Deno.test("an examined execve with an argument longer than PATH_MAX runs (make passes 4-5 KB sh -c strings)", async () => {
+  const policy = await writePolicy(EXEC_RULE);
+  const long = "x".repeat(20_000);
+  const r = await idwrap([
+    "run",
+    "--source",
+    "seccomp",
+    "-p",
+    policy,
+    "--",
+    "/bin/sh",
+    "-c",
+    `echo \${#1}`,
+    "sh",
+    long,
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.stdout.trim(), "20000");
+});
