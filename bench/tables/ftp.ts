@@ -1,0 +1,270 @@
+/**
+ * The FTP workload (the paper's modified WebStone doing anonymous FTP fetches,
+ * Table 3): Debian's vsftpd on 127.0.0.1, anonymous, passive mode, serving a
+ * fixed file set (the web workload's WebStone-shaped classes); P client loops
+ * in parallel, each running one curl per fetch (a new session: connect,
+ * anonymous login, PASV, RETR, QUIT) over a fixed order of files for a fixed
+ * time. Latency is curl's time_total per fetch (mean, p99); throughput the
+ * bytes fetched over the wall time (Mbit/s) and fetches per second.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import {
+  type Config,
+  freePort,
+  freeRange,
+  lcg,
+  log,
+  median,
+  publicDir,
+  runCommand,
+  writeFileOfSize,
+} from "./common.ts";
+import type { AuditPeer } from "./audit.ts";
+import { type RoundsResult, runRounds } from "./rounds.ts";
+import { serverRun } from "./server.ts";
+
+const VSFTPD = "/usr/sbin/vsftpd";
+const CURL = "/usr/bin/curl";
+const CLASSES: [number, number][] = [[500, 35], [5000, 50], [50000, 14], [500000, 0.9], [5000000, 0.1]];
+const FILES_PER_CLASS = 5;
+const ORDER = 1000;
+
+export interface FtpOptions {
+  work: string;
+  rounds: number;
+  seconds: number;
+  clients: number;
+  env: Record<string, string>;
+  audit?: AuditPeer;
+  auditDir: string;
+  auditUnavailable?: string;
+  idwrapArgs: string[];
+  deadline: number;
+  trainingRounds: number;
+}
+
+export interface FtpResult extends RoundsResult {
+  configs: Config[];
+  fileSet: { files: number; bytes: number; classes: [number, number][] };
+  training: { runs: { mode: string; fetches?: number; mismatches?: number; calls?: number; error?: string }[] };
+}
+
+async function makeSite(work: string) {
+  const dir = await publicDir(join(work, "vsftpd"));
+  for (const sub of ["anon", "empty", "log"]) await publicDir(join(dir, sub));
+  const paths: string[][] = [];
+  for (const [ci, [size]] of CLASSES.entries()) {
+    paths.push([]);
+    for (let f = 0; f < FILES_PER_CLASS; f++) {
+      const name = `c${ci}-${f}.bin`;
+      await writeFileOfSize(join(dir, "anon", name), size, 1000 + ci * 100 + f);
+      paths[ci].push(name);
+    }
+  }
+  const next = lcg(21000);
+  const order: string[] = [];
+  for (let i = 0; i < ORDER; i++) {
+    let x = next() * 100, ci = 0;
+    while (ci < CLASSES.length - 1 && x >= CLASSES[ci][1]) x -= CLASSES[ci++][1];
+    order.push(paths[ci][Math.floor(next() * FILES_PER_CLASS)]);
+  }
+  const port = freePort();
+  const [lo, hi] = freeRange(100);
+  const conf = join(dir, "vsftpd.conf");
+  await Deno.writeTextFile(
+    conf,
+    `listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=${port}
+background=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=NO
+anon_root=${dir}/anon
+no_anon_password=YES
+pasv_enable=YES
+pasv_min_port=${lo}
+pasv_max_port=${hi}
+pasv_address=127.0.0.1
+connect_from_port_20=NO
+secure_chroot_dir=${dir}/empty
+max_clients=0
+max_per_ip=0
+xferlog_enable=YES
+xferlog_file=${dir}/log/xferlog
+vsftpd_log_file=${dir}/log/vsftpd.log
+`,
+  );
+  return { dir, port, pasv: `${lo}-${hi}`, conf, order, command: [VSFTPD, conf] };
+}
+
+type Site = Awaited<ReturnType<typeof makeSite>>;
+
+/** P loops of curl, each over the fixed order from its own offset, until `seconds` have passed. */
+async function fetchLoop(site: Site, seconds: number, clients: number) {
+  const latencies: number[] = [];
+  let bytes = 0, errors = 0, lastError = "";
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  const worker = async (w: number) => {
+    let i = Math.floor(w * site.order.length / clients);
+    // Until the time is up, and at least one fetch each.
+    for (let first = true; first || performance.now() < end; first = false) {
+      const file = site.order[i++ % site.order.length];
+      const r = await runCommand(
+        [
+          CURL,
+          "-s",
+          "-S",
+          "-o",
+          "/dev/null",
+          "--max-time",
+          "20",
+          "-w",
+          "%{time_total} %{size_download}\n",
+          `ftp://127.0.0.1:${site.port}/${file}`,
+        ],
+        { stdout: true, timeoutMs: 30000 },
+      );
+      const [t, n] = r.stdout.trim().split(" ").map(Number);
+      if (r.code !== 0 || !(t > 0)) {
+        errors++;
+        lastError = `curl ${r.code}: ${r.stderr.trim()}`;
+        if (errors > 20 && errors > latencies.length) throw new Error(`curl keeps failing: ${lastError}`);
+        continue;
+      }
+      latencies.push(t * 1000);
+      bytes += n;
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, (_, w) => worker(w)));
+  const s = (performance.now() - t0) / 1000;
+  if (!latencies.length) throw new Error(`no fetch completed (${lastError})`);
+  if (errors > Math.max(1, latencies.length * 0.05)) {
+    throw new Error(`${errors} failed fetches of ${latencies.length + errors} (last: ${lastError})`);
+  }
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    metrics: {
+      latMeanMs: latencies.reduce((a, b) => a + b, 0) / latencies.length,
+      latP99Ms: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))],
+      fetchPerS: latencies.length / s,
+      mbitPerS: bytes * 8 / s / 1e6,
+    },
+    notes: { fetches: latencies.length, errors, latMedianMs: median(latencies) },
+  };
+}
+
+function policyFiles(work: string, site: Site) {
+  const ftpd = join(work, "ftp-ftpd.yaml");
+  Deno.writeTextFileSync(
+    ftpd,
+    `version: 1
+name: bench-ftpd
+wrappers:
+  - name: ftpd
+    settings:
+      root: "${site.dir}/anon"
+      config: "${site.conf}"
+      read_dirs: ["${site.dir}/empty"]
+      write_dirs: ["${site.dir}/log"]
+      ports: [${site.port}]
+      pasv: "${site.pasv}"
+      response: alert
+    activate:
+      program: vsftpd
+`,
+  );
+  const seq = (mode: string) => {
+    const p = join(work, `ftp-seq-${mode}.yaml`);
+    Deno.writeTextFileSync(
+      p,
+      `version: 1\nname: bench-seq-${mode}\nwrappers:\n  - name: seq\n    settings: { mode: ${mode} }\n` +
+        `    activate: { program: vsftpd }\n`,
+    );
+    return p;
+  };
+  const empty = join(work, "ftp-empty.yaml");
+  Deno.writeTextFileSync(empty, "version: 1\nname: bench-empty\n");
+  return { ftpd, seq: seq("detect"), seqRecord: seq("record"), empty };
+}
+
+export async function ftpWorkload(o: FtpOptions): Promise<FtpResult> {
+  const site = await makeSite(o.work);
+  const p = policyFiles(o.work, site);
+  const configs: Config[] = [
+    { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
+    { id: "wss", label: "WSS only (idwrap, no wrapper)", kind: "idwrap", policies: [p.empty], paperRow: "WSS only" },
+    { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [p.seq], paperRow: "Seq_id" },
+    { id: "ftpd", label: "ftpd", kind: "idwrap", policies: [p.ftpd], paperRow: "Ftpd_id" },
+    { id: "ftpdSeq", label: "ftpd + seq", kind: "idwrap", policies: [p.ftpd, p.seq], paperRow: "Ftpd_id & Seq_id" },
+    { id: "strace", label: "strace -f", kind: "strace" },
+    { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
+  ];
+  const clearLogs = async () => {
+    for (const f of ["xferlog", "vsftpd.log"]) await Deno.remove(join(site.dir, "log", f)).catch(() => {});
+  };
+  const once = (c: Config) =>
+    serverRun({
+      config: c,
+      command: site.command,
+      port: site.port,
+      work: o.work,
+      env: o.env,
+      audit: o.audit,
+      auditDir: join(o.work, "audit"),
+      idwrapArgs: o.idwrapArgs,
+      warmup: () => fetchLoop(site, 1, o.clients).catch(() => undefined),
+      load: () => fetchLoop(site, o.seconds, o.clients),
+      after: clearLogs,
+    });
+
+  const training: FtpResult["training"] = { runs: [] };
+  let seqError: string | undefined;
+  const rec: Config = { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [p.seqRecord], record: true };
+  let failures = 0;
+  for (let i = 0; i < o.trainingRounds; i++) {
+    try {
+      const r = await once(rec);
+      training.runs.push({ mode: "record", fetches: r.notes?.fetches as number, calls: r.report?.seqCalls });
+      const d = await once(configs[2]);
+      training.runs.push({
+        mode: "detect",
+        fetches: d.notes?.fetches as number,
+        calls: d.report?.seqCalls,
+        mismatches: d.report?.seqMismatches,
+      });
+      log(
+        `ftp: seq training ${i + 1}: detect check: ${d.report?.seqMismatches ?? "?"} mismatches in ` +
+          `${d.report?.seqCalls ?? "?"} calls`,
+      );
+      if (!d.report?.seqMismatches || Date.now() > o.deadline) break;
+    } catch (e) {
+      // A failed pair is retried (twice at most): a server can die under the supervisor (see docs/performance.md).
+      const msg = (e as Error).message;
+      training.runs.push({ mode: "record+detect", error: msg });
+      log(`ftp: seq training pair failed: ${msg}`);
+      if (++failures > 2) {
+        seqError = msg;
+        break;
+      }
+      i--;
+    }
+  }
+  const unavailable: Record<string, string> = {};
+  if (seqError) unavailable.seq = unavailable.ftpdSeq = `vsftpd fails under seq: ${seqError}`;
+  if (!o.audit) unavailable.audit = `unavailable: ${o.auditUnavailable ?? "no audit"}`;
+  const rounds = await runRounds("ftp", configs.filter((c) => !unavailable[c.id]), o.rounds, once, {
+    deadline: o.deadline,
+  });
+  Object.assign(rounds.unavailable, unavailable);
+  const fileSet = {
+    files: CLASSES.length * FILES_PER_CLASS,
+    bytes: CLASSES.reduce((a, [size]) => a + size * FILES_PER_CLASS, 0),
+    classes: CLASSES,
+  };
+  return { ...rounds, configs, fileSet, training };
+}

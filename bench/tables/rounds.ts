@@ -1,0 +1,80 @@
+/**
+ * Runs a workload's configurations in rounds, alternating (each round runs
+ * every configuration once, in a rotated order: ABC, BCA, CAB …), retrying a
+ * run that failed, and giving up on a configuration that fails every attempt
+ * of two rounds (its row then says why, as it does for one that never ran).
+ *
+ * @module
+ */
+import type { Config, IdwrapReport } from "./common.ts";
+import { log } from "./common.ts";
+
+/** One measured run. */
+export interface Sample {
+  config: string;
+  round: number;
+  /** Metric name → value (seconds, ms, req/s, Mbit/s …). */
+  metrics: Record<string, number>;
+  report?: IdwrapReport;
+  /** Failed attempts before this one (retried). */
+  failedAttempts: number;
+  failures?: string[];
+  /** Extra facts (audit log bytes, errors …). */
+  notes?: Record<string, number | string>;
+}
+
+export interface RoundsResult {
+  samples: Sample[];
+  /** Configuration id → why it has no numbers (every attempt of a round failed). */
+  unavailable: Record<string, string>;
+  /** Failed attempts that a retry recovered, per configuration. */
+  retried: Record<string, string[]>;
+}
+
+export async function runRounds(
+  workload: string,
+  configs: Config[],
+  rounds: number,
+  once: (c: Config, round: number) => Promise<Omit<Sample, "config" | "round" | "failedAttempts">>,
+  opts: { attempts?: number; deadline?: number } = {},
+): Promise<RoundsResult> {
+  const attempts = opts.attempts ?? 3;
+  const result: RoundsResult = { samples: [], unavailable: {}, retried: {} };
+  /** Rounds in which every attempt of a configuration failed; two such rounds and it is given up. */
+  const lostRounds: Record<string, number> = Object.fromEntries(configs.map((c) => [c.id, 0]));
+  const lastError: Record<string, string> = {};
+  for (let round = 0; round < rounds; round++) {
+    if (opts.deadline && Date.now() > opts.deadline && round >= 2) {
+      log(`${workload}: time budget spent; stopping after ${round} rounds`);
+      break;
+    }
+    const order = configs.map((_, i) => configs[(i + round) % configs.length]);
+    for (const c of order) {
+      if (result.unavailable[c.id]) continue;
+      const failures: string[] = [];
+      let done = false;
+      for (let a = 0; a < attempts && !done; a++) {
+        try {
+          const s = await once(c, round);
+          result.samples.push({ config: c.id, round, failedAttempts: failures.length, ...s });
+          done = true;
+        } catch (e) {
+          const msg = (e as Error).message.trim();
+          failures.push(msg);
+          log(`${workload}: ${c.label}: attempt ${a + 1} failed: ${msg.split("\n").slice(-3).join(" | ")}`);
+        }
+      }
+      if (failures.length) (result.retried[c.id] ??= []).push(...failures);
+      if (!done) {
+        lastError[c.id] = failures.at(-1) ?? "failed";
+        if (++lostRounds[c.id] >= 2) result.unavailable[c.id] = lastError[c.id];
+      }
+    }
+    log(`${workload}: round ${round + 1}/${rounds} done`);
+  }
+  // A configuration without a single sample is unavailable, with its last error.
+  for (const c of configs) {
+    if (!result.samples.some((s) => s.config === c.id) && lastError[c.id]) result.unavailable[c.id] = lastError[c.id];
+  }
+  return result;
+}

@@ -1,0 +1,259 @@
+/**
+ * The web workload (the paper's WebStone runs, Table 2): Debian's nginx (one
+ * worker) on 127.0.0.1 serving a fixed file set shaped like WebStone 2's
+ * (500 B 35%, 5 KB 50%, 50 KB 14%, 500 KB 0.9%, 5 MB 0.1%), loaded by wrk from
+ * another process: a fixed request order, one request per connection
+ * (`Connection: close`, as WebStone's HTTP/1.0 clients), C concurrent
+ * connections. Latency (mean, p99) and throughput (requests/s, Mbit/s) as wrk
+ * measures them.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { type Config, freePort, lcg, log, publicDir, runCommand, writeFileOfSize } from "./common.ts";
+import type { AuditPeer } from "./audit.ts";
+import { type RoundsResult, runRounds } from "./rounds.ts";
+import { serverRun } from "./server.ts";
+
+const NGINX = "/usr/sbin/nginx";
+const WRK = "/usr/bin/wrk";
+/** WebStone 2's file classes: size in bytes, share of requests (percent). */
+const CLASSES: [number, number][] = [[500, 35], [5000, 50], [50000, 14], [500000, 0.9], [5000000, 0.1]];
+const FILES_PER_CLASS = 10;
+const REQUESTS_IN_ORDER = 2000;
+
+export interface WebOptions {
+  work: string;
+  rounds: number;
+  seconds: number;
+  connections: number;
+  env: Record<string, string>;
+  audit?: AuditPeer;
+  auditDir: string;
+  auditUnavailable?: string;
+  idwrapArgs: string[];
+  deadline: number;
+  trainingRounds: number;
+}
+
+export interface WebResult extends RoundsResult {
+  configs: Config[];
+  fileSet: { files: number; bytes: number; classes: [number, number][] };
+  training: { runs: { mode: string; requests?: number; mismatches?: number; calls?: number; error?: string }[] };
+}
+
+interface Site {
+  dir: string;
+  port: number;
+  conf: string;
+  script: string;
+  command: string[];
+}
+
+async function makeSite(work: string): Promise<Site & { files: number; bytes: number }> {
+  const dir = await publicDir(join(work, "nginx"));
+  for (const sub of ["www", "logs", "tmp"]) await publicDir(join(dir, sub));
+  let files = 0, bytes = 0;
+  const paths: string[][] = [];
+  for (const [ci, [size]] of CLASSES.entries()) {
+    paths.push([]);
+    for (let f = 0; f < FILES_PER_CLASS; f++) {
+      const name = `c${ci}-${f}.html`;
+      await writeFileOfSize(join(dir, "www", name), size, ci * 100 + f + 1);
+      paths[ci].push(`/${name}`);
+      files++;
+      bytes += size;
+    }
+  }
+  // A fixed request order, drawn once with the class shares.
+  const next = lcg(20000);
+  const order: string[] = [];
+  for (let i = 0; i < REQUESTS_IN_ORDER; i++) {
+    let x = next() * 100, ci = 0;
+    while (ci < CLASSES.length - 1 && x >= CLASSES[ci][1]) x -= CLASSES[ci++][1];
+    order.push(paths[ci][Math.floor(next() * FILES_PER_CLASS)]);
+  }
+  const port = freePort();
+  const conf = join(dir, "nginx.conf");
+  await Deno.writeTextFile(
+    conf,
+    `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log ${dir}/logs/access.log;
+  sendfile on;
+  client_body_temp_path ${dir}/tmp/body;
+  proxy_temp_path ${dir}/tmp/proxy;
+  fastcgi_temp_path ${dir}/tmp/fastcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi;
+  scgi_temp_path ${dir}/tmp/scgi;
+  server {
+    listen 127.0.0.1:${port} backlog=1024;
+    root ${dir}/www;
+  }
+}
+`,
+  );
+  // wrk: each connection walks the fixed order from its own offset; one request per connection.
+  const script = join(dir, "load.lua");
+  await Deno.writeTextFile(
+    script,
+    `local paths = {${order.map((p) => `"${p}"`).join(",")}}
+local n = 0
+request = function()
+  n = n % #paths + 1
+  return wrk.format("GET", paths[n], { ["Connection"] = "close" })
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'IDWRAP_WRK {"requests":%d,"bytes":%d,"durationUs":%d,"errors":%d,"meanUs":%.3f,"stdevUs":%.3f,"p50Us":%d,"p99Us":%d,"maxUs":%d}\\n',
+    summary.requests, summary.bytes, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency.mean, latency.stdev, latency:percentile(50), latency:percentile(99), latency.max))
+end
+`,
+  );
+  const command = [NGINX, "-p", `${dir}/`, "-e", `${dir}/logs/error.log`, "-c", conf, "-g", "daemon off;"];
+  return { dir, port, conf, script, command, files, bytes };
+}
+
+async function wrk(site: Site, seconds: number, connections: number) {
+  const r = await runCommand(
+    [
+      WRK,
+      "-t1",
+      `-c${connections}`,
+      `-d${seconds}s`,
+      "--timeout",
+      "10s",
+      "-s",
+      site.script,
+      `http://127.0.0.1:${site.port}/`,
+    ],
+    { stdout: true, timeoutMs: (seconds + 30) * 1000 },
+  );
+  const line = r.stdout.split("\n").find((l) => l.startsWith("IDWRAP_WRK "));
+  if (r.code !== 0 || !line) throw new Error(`wrk failed (${r.code}): ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`);
+  const w = JSON.parse(line.slice("IDWRAP_WRK ".length));
+  if (w.requests === 0) throw new Error("wrk completed no request");
+  if (w.errors > Math.max(1, w.requests * 0.01)) throw new Error(`wrk: ${w.errors} errors in ${w.requests} requests`);
+  const s = w.durationUs / 1e6;
+  return {
+    metrics: {
+      latMeanMs: w.meanUs / 1000,
+      latP99Ms: w.p99Us / 1000,
+      reqPerS: w.requests / s,
+      mbitPerS: w.bytes * 8 / s / 1e6,
+    },
+    notes: { requests: w.requests, errors: w.errors, latStdevMs: w.stdevUs / 1000 },
+  };
+}
+
+function policyFiles(work: string, site: Site) {
+  const httpd = join(work, "web-httpd.yaml");
+  Deno.writeTextFileSync(
+    httpd,
+    `version: 1
+name: bench-httpd
+wrappers:
+  - name: httpd
+    settings:
+      docroot: ["${site.dir}/www"]
+      read_dirs: ["${site.conf}"]
+      write_dirs: ["${site.dir}/logs", "${site.dir}/tmp", "${site.dir}/nginx.pid"]
+      ports: [${site.port}]
+      upstreams: []
+      response: alert
+    activate:
+      program: nginx
+`,
+  );
+  const seq = (mode: string) => {
+    const p = join(work, `web-seq-${mode}.yaml`);
+    Deno.writeTextFileSync(
+      p,
+      `version: 1\nname: bench-seq-${mode}\nwrappers:\n  - name: seq\n    settings: { mode: ${mode} }\n` +
+        `    activate: { program: nginx }\n`,
+    );
+    return p;
+  };
+  const empty = join(work, "web-empty.yaml");
+  Deno.writeTextFileSync(empty, "version: 1\nname: bench-empty\n");
+  return { httpd, seq: seq("detect"), seqRecord: seq("record"), empty };
+}
+
+export async function webWorkload(o: WebOptions): Promise<WebResult> {
+  const site = await makeSite(o.work);
+  const p = policyFiles(o.work, site);
+  const configs: Config[] = [
+    { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
+    { id: "wss", label: "WSS only (idwrap, no wrapper)", kind: "idwrap", policies: [p.empty], paperRow: "WSS only" },
+    { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [p.seq], paperRow: "Seq_id" },
+    { id: "httpd", label: "httpd", kind: "idwrap", policies: [p.httpd], paperRow: "Http_id" },
+    { id: "httpdSeq", label: "httpd + seq", kind: "idwrap", policies: [p.httpd, p.seq], paperRow: "Http_id & Seq_id" },
+    { id: "strace", label: "strace -f", kind: "strace" },
+    { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
+  ];
+  const truncateLogs = async () => {
+    for (const f of ["access.log", "error.log"]) await Deno.remove(join(site.dir, "logs", f)).catch(() => {});
+  };
+  const once = (c: Config, seconds = o.seconds) =>
+    serverRun({
+      config: c,
+      command: site.command,
+      port: site.port,
+      work: o.work,
+      env: o.env,
+      audit: o.audit,
+      auditDir: join(o.work, "audit"),
+      idwrapArgs: o.idwrapArgs,
+      warmup: () => wrk(site, 1, o.connections).catch(() => undefined),
+      load: () => wrk(site, seconds, o.connections),
+      after: truncateLogs,
+    });
+
+  // seq's normal database: record runs under the same load, then a detect run to check (bounded).
+  const training: WebResult["training"] = { runs: [] };
+  let seqError: string | undefined;
+  const rec: Config = { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [p.seqRecord], record: true };
+  let failures = 0;
+  for (let i = 0; i < o.trainingRounds; i++) {
+    try {
+      const r = await once(rec);
+      training.runs.push({ mode: "record", requests: r.notes?.requests as number, calls: r.report?.seqCalls });
+      const d = await once(configs[2]);
+      training.runs.push({
+        mode: "detect",
+        requests: d.notes?.requests as number,
+        calls: d.report?.seqCalls,
+        mismatches: d.report?.seqMismatches,
+      });
+      log(
+        `web: seq training ${i + 1}: detect check: ${d.report?.seqMismatches ?? "?"} mismatches in ` +
+          `${d.report?.seqCalls ?? "?"} calls`,
+      );
+      if (!d.report?.seqMismatches || Date.now() > o.deadline) break;
+    } catch (e) {
+      // A failed pair is retried (twice at most): a server can die under the supervisor (see docs/performance.md).
+      const msg = (e as Error).message;
+      training.runs.push({ mode: "record+detect", error: msg });
+      log(`web: seq training pair failed: ${msg}`);
+      if (++failures > 2) {
+        seqError = msg;
+        break;
+      }
+      i--;
+    }
+  }
+  const unavailable: Record<string, string> = {};
+  if (seqError) unavailable.seq = unavailable.httpdSeq = `nginx fails under seq: ${seqError}`;
+  if (!o.audit) unavailable.audit = `unavailable: ${o.auditUnavailable ?? "no audit"}`;
+  const rounds = await runRounds("web", configs.filter((c) => !unavailable[c.id]), o.rounds, (c) => once(c), {
+    deadline: o.deadline,
+  });
+  Object.assign(rounds.unavailable, unavailable);
+  const fileSet = { files: site.files, bytes: site.bytes, classes: CLASSES };
+  return { ...rounds, configs, fileSet, training };
+}
