@@ -17,6 +17,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { exists, IDWRAP, parseJsonLines, prog, reports, ROOT, run, TEST_STORE } from "../helpers.ts";
 import type { HostEvent, WrapperReport } from "../../host/events.ts";
+import { freePort, freeRange } from "../loopback.ts";
 
 const IS_ROOT = Deno.uid() === 0;
 const NGINX = "/usr/sbin/nginx";
@@ -36,31 +37,6 @@ if (!HAVE_VSFTPD || !HAVE_CURL || !IS_ROOT) {
         ? "/usr/bin/curl is missing (Debian package curl)"
         : "vsftpd needs root (it chroots anonymous sessions)"),
   );
-}
-
-/** A port on 127.0.0.1 nobody listens on now. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-/** A run of P consecutive free ports (for vsftpd's passive range). */
-function freeRange(n: number): [number, number] {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const lo = 20000 + Math.floor(Math.random() * 30000);
-    const held: Deno.Listener[] = [];
-    try {
-      for (let p = lo; p < lo + n; p++) held.push(Deno.listen({ hostname: "127.0.0.1", port: p }));
-      return [lo, lo + n - 1];
-    } catch {
-      // taken: try another
-    } finally {
-      held.forEach((l) => l.close());
-    }
-  }
-  throw new Error("no free port range");
 }
 
 /** A directory readable by everyone (servers drop privileges; Deno makes 0700 temp dirs). */
