@@ -4,10 +4,10 @@
  *
  * - Build: Linux 6.1 (Debian's linux-source-6.1), tinyconfig, `make -j2
  *   TARGET` (bench/tables/build.ts). Rows: bare, WSS only (idwrap with a
- *   policy that activates no wrapper), seq detect, seq record, strace -f,
+ *   policy that activates no wrapper), default policy, seq detect, seq record, strace -f,
  *   auditd.
  * - Web: nginx on loopback, WebStone-shaped file set, wrk (bench/tables/web.ts).
- *   Rows: bare, WSS only, seq, httpd, httpd + seq, strace -f, auditd.
+ *   Rows: bare, WSS only, default policy, seq, httpd, httpd + seq, strace -f, auditd.
  * - FTP: vsftpd on loopback, anonymous fetches by curl (bench/tables/ftp.ts).
  *   Rows: bare, WSS only, seq, ftpd, ftpd + seq, strace -f, auditd.
  *

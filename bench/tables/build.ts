@@ -10,7 +10,7 @@
  * @module
  */
 import { join } from "node:path";
-import { type Config, IDWRAP, log, readReport, runCommand, wrapCommand } from "./common.ts";
+import { type Config, DEFAULT_POLICY, IDWRAP, log, readReport, runCommand, wrapCommand } from "./common.ts";
 import type { AuditPeer } from "./audit.ts";
 import { type RoundsResult, runRounds } from "./rounds.ts";
 
@@ -146,6 +146,8 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
       policies: [o.policies.empty],
       paperRow: "WSS only",
     },
+    // Issue 8: what `idwrap run` applies with no --policy (baseline wrapper).
+    { id: "default", label: "default policy", kind: "idwrap", policies: [DEFAULT_POLICY] },
     { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [o.policies.seq], paperRow: "Seq_id" },
     { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [o.policies.seqRecord], record: true },
     { id: "strace", label: "strace -f", kind: "strace" },

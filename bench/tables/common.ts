@@ -14,6 +14,8 @@ export { freePort, freeRange };
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const IDWRAP = join(ROOT, "idwrap");
+/** The policy `idwrap run` applies without --policy (issue 8's default policy). */
+export const DEFAULT_POLICY = join(ROOT, "policies", "default.yaml");
 export const decoder = new TextDecoder();
 
 // ------------------------------------------------------------------------------------------ cleanup

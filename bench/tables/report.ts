@@ -245,6 +245,9 @@ export function targets(build?: Row[], web?: Row[], ftp?: Row[]): Target[] {
   add("ftpd, FTP (latency and t-put)", 1, ftp, "ftpd", ["latMeanMs", "mbitPerS"]);
   add("seq, build", 6, build, "seq", ["timeS"]);
   add("seq, web (latency and t-put)", 5, web, "seq", ["latMeanMs", "mbitPerS"]);
+  // Issue 8's target for the default policy.
+  add("default policy, build", 3, build, "default", ["timeS"]);
+  add("default policy, web (latency and t-put)", 3, web, "default", ["latMeanMs", "mbitPerS"]);
   return out;
 }
 

@@ -10,7 +10,7 @@
  * @module
  */
 import { join } from "node:path";
-import { type Config, freePort, lcg, log, publicDir, runCommand, writeFileOfSize } from "./common.ts";
+import { type Config, DEFAULT_POLICY, freePort, lcg, log, publicDir, runCommand, writeFileOfSize } from "./common.ts";
 import type { AuditPeer } from "./audit.ts";
 import { type RoundsResult, runRounds } from "./rounds.ts";
 import { serverRun } from "./server.ts";
@@ -190,6 +190,8 @@ export async function webWorkload(o: WebOptions): Promise<WebResult> {
   const configs: Config[] = [
     { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
     { id: "wss", label: "WSS only (idwrap, no wrapper)", kind: "idwrap", policies: [p.empty], paperRow: "WSS only" },
+    // Issue 8: what `idwrap run` applies with no --policy (baseline wrapper).
+    { id: "default", label: "default policy", kind: "idwrap", policies: [DEFAULT_POLICY] },
     { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [p.seq], paperRow: "Seq_id" },
     { id: "httpd", label: "httpd", kind: "idwrap", policies: [p.httpd], paperRow: "Http_id" },
     { id: "httpdSeq", label: "httpd + seq", kind: "idwrap", policies: [p.httpd, p.seq], paperRow: "Http_id & Seq_id" },
