@@ -64,6 +64,7 @@ bool idw_watch_del(pid_t tgid);
 int idw_watch_inherit(pid_t parent, pid_t child);
 void idw_rec_header(struct idw_rec *r, u16 type, u16 flags, struct task_struct *t);
 void idw_emit_observe(struct idw_rec *r);
+void idw_count_lost(void);
 void idw_wait_verdict(struct idw_rec *r, struct idw_answer *a);
 bool idw_enter(void);
 void idw_leave(void);
@@ -78,7 +79,7 @@ void idw_hooks_exit(void);
 
 /* idwrap_thunk.S and the C function it calls. */
 void idwrap_thunk(void);
-bool idwrap_pre(struct pt_regs *regs, long *ret);
+bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe);
 
 static inline bool idw_is_opener(struct task_struct *t)
 {

@@ -5,8 +5,29 @@
  * Observation and lifecycle go through tracepoints (sys_enter, sys_exit,
  * sched_process_fork/exec/exit), found with for_each_kernel_tracepoint() and
  * attached with tracepoint_probe_register(), as Falco's module does. Probes
- * are atomic: they copy user memory only with the *_nofault helpers (a
- * failure sets IDWRAP_EVF_FAULT) into a per-CPU scratch record.
+ * are atomic: they copy user memory only with the *_nofault helpers into a
+ * per-CPU scratch record.
+ *
+ * Observed copies that fault: a page that is not resident cannot be read in
+ * the probe (an execve's path in read-only data right after fork is the
+ * common case). So every PRE_OBSERVE call with pointer arguments also has
+ * its entry point hooked by the decide ftrace ops (below); when sys_enter's
+ * copy fails it emits nothing and notes the task, and the ftrace handler,
+ * which runs next on that call's __x64_sys_<name>, sends it through the
+ * thunk in observe mode: idwrap_pre() copies with faults allowed (sleeping
+ * for the page, as the call itself would), emits the record into the ring
+ * like any observe record (dropped and counted if the ring is full: it
+ * never waits for the host) and runs the original. The record keeps its
+ * place before the call's post record. Chosen over copying every observed
+ * call in the thunk: the common resident case stays in the cheap probe, and
+ * only faulting calls pay for the detour. IDWRAP_EVF_FAULT remains for
+ * pointers that cannot be read at all, and for a call whose entry point
+ * ftrace cannot hook (probe copy only).
+ *
+ * execve and execveat carry their argv in the SYSCALL record's data (the
+ * strings NUL-separated, cut at data_max like EXEC records), copied once
+ * with the path, so the host decides on these bytes and never reads the
+ * caller's memory for them.
  *
  * Synchronous pre decisions go through ftrace with IPMODIFY, the mechanism
  * live patching uses to redirect a function, on __x64_sys_<name> of each
@@ -79,21 +100,31 @@
 
 /* ---- per-syscall argument layout ------------------------------------- */
 
-/* Argument index + 1 of the first and second path, of a data buffer and its length. */
+/*
+ * Argument index + 1 of the first and second path, of a data buffer and its
+ * length, of an argv array (copied as data, NUL-separated).
+ */
 struct idw_argspec {
-	u8 path, path2, data, len;
+	u8 path, path2, data, len, argv;
 };
 
 #define PATHS(p, p2)	{ .path = (p) + 1, .path2 = (p2) + 1 }
 #define PATH(p)		{ .path = (p) + 1 }
 #define DATA(d, l)	{ .data = (d) + 1, .len = (l) + 1 }
+#define EXEC(p, a)	{ .path = (p) + 1, .argv = (a) + 1 }
 
+/*
+ * Which arguments are strings or buffers: the same as the host's table
+ * (host/syscalls/mod.ts, its "path" kinds: the first is path, the second
+ * path2; mount's third, its fstype, is not carried); tests/kmod/spec_test.ts
+ * compares the two.
+ */
 static const struct idw_argspec idw_spec[IDWRAP_MAX_SYSCALLS] = {
 	[__NR_open] = PATH(0), [__NR_creat] = PATH(0), [__NR_openat] = PATH(1),
 	[__NR_openat2] = PATH(1), [__NR_stat] = PATH(0), [__NR_lstat] = PATH(0),
 	[__NR_newfstatat] = PATH(1), [__NR_statx] = PATH(1), [__NR_access] = PATH(0),
 	[__NR_faccessat] = PATH(1), [__NR_faccessat2] = PATH(1),
-	[__NR_execve] = PATH(0), [__NR_execveat] = PATH(1),
+	[__NR_execve] = EXEC(0, 1), [__NR_execveat] = EXEC(1, 2),
 	[__NR_unlink] = PATH(0), [__NR_unlinkat] = PATH(1), [__NR_rmdir] = PATH(0),
 	[__NR_mkdir] = PATH(0), [__NR_mkdirat] = PATH(1), [__NR_chdir] = PATH(0),
 	[__NR_chroot] = PATH(0), [__NR_chmod] = PATH(0), [__NR_fchmodat] = PATH(1),
@@ -101,7 +132,15 @@ static const struct idw_argspec idw_spec[IDWRAP_MAX_SYSCALLS] = {
 	[__NR_truncate] = PATH(0), [__NR_readlink] = PATH(0),
 	[__NR_readlinkat] = PATH(1), [__NR_mknod] = PATH(0), [__NR_mknodat] = PATH(1),
 	[__NR_utimes] = PATH(0), [__NR_utimensat] = PATH(1), [__NR_umount2] = PATH(0),
-	[__NR_swapon] = PATH(0), [__NR_acct] = PATH(0),
+	[__NR_swapon] = PATH(0), [__NR_swapoff] = PATH(0), [__NR_acct] = PATH(0),
+	[__NR_utime] = PATH(0), [__NR_futimesat] = PATH(1), [__NR_statfs] = PATH(0),
+	[__NR_uselib] = PATH(0), [__NR_inotify_add_watch] = PATH(1),
+	[__NR_name_to_handle_at] = PATH(1),
+	[__NR_listxattr] = PATH(0), [__NR_llistxattr] = PATH(0),
+	/* The xattr calls' name is the second string, as the host decodes it. */
+	[__NR_getxattr] = PATHS(0, 1), [__NR_lgetxattr] = PATHS(0, 1),
+	[__NR_setxattr] = PATHS(0, 1), [__NR_lsetxattr] = PATHS(0, 1),
+	[__NR_removexattr] = PATHS(0, 1), [__NR_lremovexattr] = PATHS(0, 1),
 	[__NR_rename] = PATHS(0, 1), [__NR_renameat] = PATHS(1, 3),
 	[__NR_renameat2] = PATHS(1, 3), [__NR_link] = PATHS(0, 1),
 	[__NR_linkat] = PATHS(1, 3), [__NR_symlink] = PATHS(0, 1),
@@ -197,12 +236,67 @@ static void idw_add_data(struct idw_rec *r, unsigned long uaddr, u64 len, bool a
 	r->len += len;
 }
 
+/*
+ * execve's argv as data: the strings NUL-separated, at most data_max bytes
+ * (as in EXEC records; TRUNC beyond). Copied once, so the host decides on
+ * these bytes and never reads the caller's memory for them.
+ */
+static void idw_add_argv(struct idw_rec *r, unsigned long uaddr, bool atomic)
+{
+	u32 max = READ_ONCE(idw.cfg.data_max);
+	char *dst = (char *)r->ev + r->len;
+	u32 done = 0;
+	int i;
+
+	if (!uaddr)
+		return;
+	for (i = 0;; i++) {
+		unsigned long at = uaddr + i * sizeof(unsigned long), str;
+		long n;
+
+		if (atomic)
+			n = copy_from_user_nofault(&str, (const void __user *)at, sizeof(str));
+		else
+			n = get_user(str, (unsigned long __user *)at);
+		if (n) {
+			r->ev->flags |= IDWRAP_EVF_FAULT;
+			break;
+		}
+		if (!str)
+			break;
+		if (done >= max) {
+			r->ev->flags |= IDWRAP_EVF_TRUNC;
+			break;
+		}
+		if (atomic)
+			n = idw_strncpy_nofault(dst + done, str, max - done);
+		else
+			n = strncpy_from_user(dst + done, (const char __user *)str, max - done);
+		if (n < 0) {
+			r->ev->flags |= IDWRAP_EVF_FAULT;
+			break;
+		}
+		if (n == max - done) {	/* no room for its NUL: cut */
+			r->ev->flags |= IDWRAP_EVF_TRUNC;
+			done = max;
+			break;
+		}
+		dst[done + n] = '\0';
+		done += n + 1;
+		if (!atomic && (i & 63) == 63)
+			cond_resched();
+	}
+	r->ev->data_len = done;
+	r->len += done;
+}
+
 static u32 idw_rec_cap(long nr)
 {
 	const struct idw_argspec *s = &idw_spec[nr];
 
 	return sizeof(struct idwrap_event) + 8 + (s->path ? PATH_MAX : 0) +
-	       (s->path2 ? PATH_MAX : 0) + (s->data ? READ_ONCE(idw.cfg.data_max) : 0);
+	       (s->path2 ? PATH_MAX : 0) +
+	       (s->data || s->argv ? READ_ONCE(idw.cfg.data_max) : 0);
 }
 
 static void idw_rec_syscall(struct idw_rec *r, u16 flags, long nr,
@@ -219,6 +313,8 @@ static void idw_rec_syscall(struct idw_rec *r, u16 flags, long nr,
 		idw_add_path(r, args[s->path2 - 1], atomic, &r->ev->path2_len);
 	if (s->data)
 		idw_add_data(r, args[s->data - 1], args[s->len - 1], atomic);
+	if (s->argv)
+		idw_add_argv(r, args[s->argv - 1], atomic);
 }
 
 static struct idw_rec idw_scratch_rec(void)
@@ -290,6 +386,74 @@ static struct idw_tstate *idw_ts_take(struct task_struct *t)
 	}
 	spin_unlock_irqrestore(&idw_ts_lock, flags);
 	return found;
+}
+
+/* ---- observed calls whose copy faulted in sys_enter -------------------- */
+
+/*
+ * sys_enter is atomic: a string or buffer whose page is not present (an
+ * execve's path in read-only data right after fork) cannot be read there.
+ * Such a call's record is not emitted by the probe: the task is noted here,
+ * and the decide ftrace handler, which runs next on the call's entry point
+ * (hooked for every observed call with pointer arguments), sends it through
+ * the thunk in observe mode: idwrap_pre() copies with faults allowed, emits
+ * the record (never waiting for the host) and runs the original.
+ */
+struct idw_refetch {
+	struct hlist_node node;
+	struct task_struct *task;
+	long nr;
+};
+
+static DEFINE_HASHTABLE(idw_rf_ht, 6);
+static DEFINE_SPINLOCK(idw_rf_lock);
+static atomic_t idw_nrf = ATOMIC_INIT(0);
+/* Entry points the decide ops hooks now: PRE_DECIDE, or observed with pointers. */
+static bool idw_hooked[IDWRAP_MAX_SYSCALLS];
+
+static bool idw_rf_put(long nr)
+{
+	struct idw_refetch *rf = kmalloc(sizeof(*rf), GFP_ATOMIC);
+	unsigned long flags;
+
+	if (!rf)
+		return false;
+	rf->task = current;
+	rf->nr = nr;
+	spin_lock_irqsave(&idw_rf_lock, flags);
+	hash_add(idw_rf_ht, &rf->node, (unsigned long)current);
+	atomic_inc(&idw_nrf);
+	spin_unlock_irqrestore(&idw_rf_lock, flags);
+	return true;
+}
+
+/* Removes @t's note (for call @nr, or any if @nr < 0); true if there was one. */
+static bool idw_rf_take(struct task_struct *t, long nr)
+{
+	struct idw_refetch *rf, *found = NULL;
+	unsigned long flags;
+
+	if (!atomic_read(&idw_nrf))
+		return false;
+	spin_lock_irqsave(&idw_rf_lock, flags);
+	hash_for_each_possible(idw_rf_ht, rf, node, (unsigned long)t) {
+		if (rf->task == t && (nr < 0 || rf->nr == nr)) {
+			hash_del(&rf->node);
+			atomic_dec(&idw_nrf);
+			found = rf;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&idw_rf_lock, flags);
+	kfree(found);
+	return found;
+}
+
+static bool idw_has_pointers(long nr)
+{
+	const struct idw_argspec *s = &idw_spec[nr];
+
+	return s->path || s->path2 || s->data || s->argv;
 }
 
 /* ---- deferred waits: POST_DECIDE, EXEC_SYNC ---------------------------- */
@@ -396,6 +560,9 @@ static void idw_sys_enter(void *data, struct pt_regs *regs, long id)
 	r = idw_scratch_rec();
 	syscall_get_arguments(current, regs, args);
 	idw_rec_syscall(&r, 0, id, args, true);
+	/* Not resident: copied by idwrap_pre() in the call's entry hook instead. */
+	if ((r.ev->flags & IDWRAP_EVF_FAULT) && READ_ONCE(idw_hooked[id]) && idw_rf_put(id))
+		return;
 	idw_emit_observe(&r);
 }
 
@@ -415,6 +582,9 @@ static void idw_sys_exit(void *data, struct pt_regs *regs, long ret)
 			flags |= IDWRAP_EVF_EMULATED;
 		kfree(ts);
 	}
+	/* A note the entry hook never took (its hook went away meanwhile). */
+	if (idw_rf_take(current, -1))
+		idw_count_lost();
 	if (!idw_intercepts(current) || in_ia32_syscall() || nr < 0 ||
 	    nr >= IDWRAP_MAX_SYSCALLS || nr == __NR_io_uring_setup)
 		return;
@@ -488,6 +658,7 @@ static void idw_proc_exit(void *data, struct task_struct *p)
 	int status;
 
 	kfree(ts);
+	idw_rf_take(p, -1);
 	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) ||
 	    atomic_read(&p->signal->live))
 		return;
@@ -532,17 +703,27 @@ static void notrace idw_decide_ftrace(unsigned long ip, unsigned long parent_ip,
 {
 	struct pt_regs *regs = ftrace_get_regs(fregs);
 	struct pt_regs *uregs = (struct pt_regs *)regs->di;
+	unsigned long observe;
 	long nr;
 
 	/* Only the syscall dispatch of a watched task, with its own pt_regs. */
 	if (uregs != task_pt_regs(current) || !idw_intercepts(current))
 		return;
 	nr = syscall_get_nr(current, uregs);
-	if (nr < 0 || nr >= IDWRAP_MAX_SYSCALLS ||
-	    !(READ_ONCE(idw.interest[nr]) & IDWRAP_PRE_DECIDE) || !idw_enter())
+	if (nr < 0 || nr >= IDWRAP_MAX_SYSCALLS)
+		return;
+	if (READ_ONCE(idw.interest[nr]) & IDWRAP_PRE_DECIDE)
+		observe = 0;
+	else if (idw_rf_take(current, nr))
+		observe = 1;	/* an observed call whose copy faulted in sys_enter */
+	else
+		return;
+	if (!idw_enter())
 		return;
 	/* The thunk jumps here to run the original, past the fentry call. */
 	regs->si = ip + MCOUNT_INSN_SIZE;
+	/* idwrap_pre()'s third argument: observe only, or decide. */
+	regs->dx = observe;
 	regs->ip = (unsigned long)idwrap_thunk;
 }
 
@@ -686,12 +867,28 @@ static long idw_open_emulated(long nr, struct idw_rec *r, unsigned long *args,
 	}
 }
 
+/* An observed call's pre record, copied with faults allowed; never waits. */
+static void idw_pre_observe(long nr, const unsigned long *args)
+{
+	struct idw_rec r = { .cap = idw_rec_cap(nr) };
+
+	r.ev = kvmalloc(r.cap, GFP_KERNEL);
+	if (!r.ev) {
+		idw_count_lost();
+		return;
+	}
+	idw_rec_syscall(&r, 0, nr, args, false);
+	idw_emit_observe(&r);
+	kvfree(r.ev);
+}
+
 /*
  * Called by idwrap_thunk in place of an __x64_sys_* function, with the
  * caller's idw_enter() reference. True: run the original; false: return
- * *@ret to the caller instead.
+ * *@ret to the caller instead. @observe: only emit the call's observe
+ * record (its copy faulted in sys_enter) and run the original.
  */
-bool idwrap_pre(struct pt_regs *regs, long *ret)
+bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 {
 	long nr = syscall_get_nr(current, regs);
 	bool open = idw_is_open(nr), run = true;
@@ -700,6 +897,11 @@ bool idwrap_pre(struct pt_regs *regs, long *ret)
 	struct idw_rec r;
 
 	syscall_get_arguments(current, regs, args);
+	if (observe) {
+		idw_pre_observe(nr, args);
+		idw_leave();
+		return true;
+	}
 	r.cap = idw_rec_cap(nr);
 	r.ev = kvmalloc(r.cap, GFP_KERNEL);
 	if (r.ev) {
@@ -811,6 +1013,7 @@ void idw_hooks_stop(void)
 void idw_hooks_forget(void)
 {
 	struct idw_tstate *ts;
+	struct idw_refetch *rf;
 	struct hlist_node *tmp;
 	int cpu, bkt;
 
@@ -819,6 +1022,11 @@ void idw_hooks_forget(void)
 		kfree(ts);
 	}
 	atomic_set(&idw_nts, 0);
+	hash_for_each_safe(idw_rf_ht, bkt, tmp, rf, node) {
+		hash_del(&rf->node);
+		kfree(rf);
+	}
+	atomic_set(&idw_nrf, 0);
 	if (idw_scratch)
 		for_each_possible_cpu(cpu)
 			vfree(idw_scratch[cpu]);
@@ -834,33 +1042,75 @@ void idw_hooks_exit(void)
 	ftrace_free_filter(&idw_uring_ops);
 }
 
-/* A new interest mask; the decide hook follows its PRE_DECIDE entries. */
+/* Adds __x64_sys_<name> of @nr (or its SYSCALL_DEFINE0 alias) to the decide filter. */
+static int idw_hook_add(int nr, int reset)
+{
+	char alias[KSYM_NAME_LEN];
+	int ret;
+
+	if (!idw_names[nr] || !strcmp(idw_names[nr], "__x64_sys_ni_syscall"))
+		return -EINVAL;
+	ret = idw_filter(&idw_decide_ops, idw_names[nr], reset);
+	/* SYSCALL_DEFINE0's __x64_sys_X is an alias: ftrace knows it as __do_sys_X. */
+	if (ret) {
+		snprintf(alias, sizeof(alias), "__do_%s", idw_names[nr] + 6);
+		ret = idw_filter(&idw_decide_ops, alias, reset);
+	}
+	return ret;
+}
+
+/*
+ * A new interest mask. The decide hook follows its PRE_DECIDE entries (one
+ * that cannot be hooked is EINVAL) and its PRE_OBSERVE entries with pointer
+ * arguments (for copies that fault in sys_enter; one that cannot be hooked
+ * keeps the probe's copy only).
+ */
 int idw_hooks_interest(const u8 *mask)
 {
+	static bool hooked[IDWRAP_MAX_SYSCALLS], want[IDWRAP_MAX_SYSCALLS];
+	bool same = idw_decide_on;
 	int i, ret = 0, n = 0;
 
+	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++) {
+		bool w = i != __NR_io_uring_setup &&
+			 ((mask[i] & IDWRAP_PRE_DECIDE) ||
+			  ((mask[i] & IDWRAP_PRE_OBSERVE) && idw_has_pointers(i)));
+
+		same &= w == want[i];
+		want[i] = w;
+	}
+	/*
+	 * The same entry points: leave ftrace alone. Re-registering would open
+	 * a window in which decided calls run undecided, and patch the text of
+	 * functions that may be running hot on other CPUs.
+	 */
+	if (same) {
+		memcpy(idw.interest, mask, sizeof(idw.interest));
+		return 0;
+	}
+	memset(idw_hooked, 0, sizeof(idw_hooked));
+	memset(hooked, 0, sizeof(hooked));
 	idw_ops_stop(&idw_decide_ops, &idw_decide_on);
-	for (i = 0; i < IDWRAP_MAX_SYSCALLS && !ret; i++) {
-		if (!(mask[i] & IDWRAP_PRE_DECIDE) || i == __NR_io_uring_setup)
+	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++) {
+		bool decide = mask[i] & IDWRAP_PRE_DECIDE;
+		bool copy = (mask[i] & IDWRAP_PRE_OBSERVE) && idw_has_pointers(i);
+		int err;
+
+		if ((!decide && !copy) || i == __NR_io_uring_setup)
 			continue;
-		if (!idw_names[i] || !strcmp(idw_names[i], "__x64_sys_ni_syscall")) {
-			ret = -EINVAL;
+		err = idw_hook_add(i, !n);
+		if (!err) {
+			hooked[i] = true;
+			n++;
+		} else if (decide) {
+			pr_info("cannot decide on %s: %d\n", idw_names[i] ?: "?", err);
+			ret = err;
 			break;
 		}
-		ret = idw_filter(&idw_decide_ops, idw_names[i], !n);
-		/* SYSCALL_DEFINE0's __x64_sys_X is an alias: ftrace knows it as __do_sys_X. */
-		if (ret) {
-			char alias[KSYM_NAME_LEN];
-
-			snprintf(alias, sizeof(alias), "__do_%s", idw_names[i] + 6);
-			ret = idw_filter(&idw_decide_ops, alias, !n);
-		}
-		if (ret)
-			pr_info("cannot decide on %s: %d\n", idw_names[i], ret);
-		n++;
 	}
 	if (ret) {
 		memset(idw.interest, 0, sizeof(idw.interest));
+		memset(want, 0, sizeof(want));
 		return ret;
 	}
 	memcpy(idw.interest, mask, sizeof(idw.interest));
@@ -870,5 +1120,7 @@ int idw_hooks_interest(const u8 *mask)
 	idw_decide_on = !ret;
 	if (ret)
 		memset(idw.interest, 0, sizeof(idw.interest));
+	else
+		memcpy(idw_hooked, hooked, sizeof(idw_hooked));
 	return ret;
 }

@@ -161,6 +161,17 @@ void idw_emit_observe(struct idw_rec *r)
 		wake_up(&idw_read_wq);
 }
 
+/* A record that could not be built: reported like a dropped one. */
+void idw_count_lost(void)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&idw_ring_lock, flags);
+	idw_lost_pending++;
+	spin_unlock_irqrestore(&idw_ring_lock, flags);
+	atomic64_inc(&idw_stats.lost);
+}
+
 /* ---- waiters ------------------------------------------------------------- */
 
 struct idw_waiter {

@@ -4,7 +4,9 @@
  * __x64_sys_<name>(regs). It is entered as that function would be: %rdi is
  * the syscall's pt_regs, the return address leads back to the syscall
  * dispatcher, and the handler put the original function's body (past its
- * fentry call) in %rsi, a register the one-argument function does not use.
+ * fentry call) in %rsi, a register the one-argument function does not use,
+ * and idwrap_pre()'s third argument in %rdx (1: observe only, the probe
+ * could not copy the call's arguments; 0: decide), passed through untouched.
  *
  * idwrap_pre() may sleep. If it returns true the original runs: the thunk
  * restores the stack as it found it and jumps there, so no frame of ours is

@@ -170,7 +170,9 @@ export function checkCapabilities(w: WrapperModule, caps: SourceCapabilities): v
 
 /** Applies declare_syscall / declare_group; returns a status. */
 export function declareSyscalls(d: Declarations, names: string[] | number[], flags: number): number {
-  if ((flags & ~(DECLARE_PRE | DECLARE_POST | DECLARE_DENY | DECLARE_KILL)) || !(flags & (DECLARE_PRE | DECLARE_POST))) {
+  if (
+    (flags & ~(DECLARE_PRE | DECLARE_POST | DECLARE_DENY | DECLARE_KILL)) || !(flags & (DECLARE_PRE | DECLARE_POST))
+  ) {
     return STATUS.EINVAL;
   }
   const numbers: number[] = [];

@@ -300,11 +300,13 @@ export interface VmResult {
  * /bin/sh, the host's / read-only at /host (`chroot /host CMD` runs host
  * programs). Returns the script's output and exit status; throws if the
  * guest does not get there (setup missing, boot failure, timeout: qemu is
- * killed after `timeoutMs`, 90 s by default).
+ * killed after `timeoutMs`, 90 s by default). `singleThreadTcg` runs both
+ * vCPUs on one host thread (`-accel tcg,thread=single`): see docs/kmod.md
+ * ("The stress boot") for why the stress boot needs it.
  */
 export async function runInVm(
   script: string,
-  options: { timeoutMs?: number; append?: string } = {},
+  options: { timeoutMs?: number; append?: string; singleThreadTcg?: boolean } = {},
 ): Promise<VmResult> {
   const k = await ready();
   const timeoutMs = options.timeoutMs ?? 90_000;
@@ -334,6 +336,7 @@ export async function runInVm(
         `console=ttyS0 quiet panic=-1${options.append ? ` ${options.append}` : ""}`,
         "-virtfs",
         "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+        ...(options.singleThreadTcg ? ["-accel", "tcg,thread=single"] : []),
       ],
       stdin: "null",
       stdout: "piped",
@@ -361,8 +364,13 @@ export async function runInVm(
         ? `guest init failed: ${failed[1]}`
         : `qemu exited (${out.code}) without the end sentinel`;
       const tail = serial.split("\n").slice(-100).join("\n");
+      // The whole log (a lockup's report starts well before its last 100 lines).
+      const log = `${KMOD_BUILD}failed-boot-${nonce}.log`;
+      await Deno.writeTextFile(log, serial).catch(() => {});
       throw new Error(
-        `kmod harness: ${why}\n--- qemu stderr ---\n${dec.decode(out.stderr)}--- serial (tail) ---\n${tail}`,
+        `kmod harness: ${why} (whole serial log: ${log})\n--- qemu stderr ---\n${
+          dec.decode(out.stderr)
+        }--- serial (tail) ---\n${tail}`,
       );
     }
     const from = begin + `@@BEGIN ${nonce}@@\n`.length;

@@ -45,13 +45,18 @@ const BAD = /WARNING|BUG|Oops|lockup|scheduling while atomic|Call Trace|general 
 type Sections = Map<string, string>;
 
 /** Runs a boot once, on first use, and splits its output at "=== name" lines. */
-function lazyBoot(name: string, body: string, timeoutMs: number): () => Promise<Sections> {
+function lazyBoot(
+  name: string,
+  body: string,
+  timeoutMs: number,
+  singleThreadTcg = false,
+): () => Promise<Sections> {
   let run: Promise<Sections> | undefined;
   return () =>
     run ??= (async () => {
       // IDWRAP_KMOD_APPEND: more kernel command line (say loglevel=7 to see an oops on the console).
       const append = Deno.env.get("IDWRAP_KMOD_APPEND");
-      const r = await runInVm(`${await prelude()}${body}\nsec dmesg\ndmesg\n`, { timeoutMs, append });
+      const r = await runInVm(`${await prelude()}${body}\nsec dmesg\ndmesg\n`, { timeoutMs, append, singleThreadTcg });
       console.log(`  ${name} boot: ${(r.ms / 1000).toFixed(1)} s`);
       const out = new Map<string, string>();
       for (const part of r.output.split(/^=== /m).slice(1)) {
@@ -137,6 +142,9 @@ ctl --hold openat:/tmp/public --timeout 500 --fail allow -- $W open /tmp/public 
 ctl --hold openat:/tmp/public --timeout 500 --fail kill -- $W open /tmp/public | grep -vE "^(EV|VERDICT)"
 sec stall
 ctl --ring 65536 --pre write --stall 4000 -- $W writes 20000 | grep -vE "^EV SYSCALL"
+sec forkexec
+ctl --pre execve -- $W forkexec
+ctl --decide execve -- $W forkexec
 sec activate
 ctl --all --exec-sync --activate $W --deny openat:/tmp/secret:EACCES --exits 1 --seconds 40 > /tmp/all.log &
 waitfor READY /tmp/all.log
@@ -341,6 +349,21 @@ Deno.test({
 });
 
 Deno.test({
+  name: "kmod: an execve right after fork, path and argv not resident: observed and decided records have both",
+  ignore: skip,
+  async fn() {
+    const t = section(await functional(), "forkexec");
+    assert.equal(t.split("\n").filter((l) => l === "forkexec status=0").length, 2, t);
+    const execs = events(t).filter((e) => e.nr === "execve" && e.path === "/bin/true");
+    // sys_enter cannot fault the pages in: the observed record is copied in the entry hook instead.
+    assert.ok(execs.some((e) => e.flags === "-" && e.data === "true\\0from-rodata"), t);
+    // argv is in the SYSCALL record (copied once), observed and decided alike.
+    assert.ok(execs.some((e) => e.flags === "VERDICT" && e.data === "true\\0from-rodata"), t);
+    assert.ok(!execs.some((e) => e.flags.includes("FAULT")), t);
+  },
+});
+
+Deno.test({
   name: "kmod: ALL_PROCESSES + EXEC_SYNC: a program started outside the client is activated at exec",
   ignore: skip,
   async fn() {
@@ -373,6 +396,11 @@ Deno.test({
 
 // ---- boot 2: stress, supervisor killed and restarted, unload under load --
 
+// Single-threaded TCG: closing a session unhooks (ftrace text patching) functions the workload runs at full speed on
+// both vCPUs, and QEMU 7.2's multi-threaded TCG then now and then keeps trapping on a patched site's int3 that memory no
+// longer holds (a soft lockup; a guest toggling the function tracer under the same load, without the module, hung
+// too). See docs/kmod.md ("The stress boot's soft lockup").
+
 const stress = lazyBoot(
   "stress",
   `
@@ -394,7 +422,8 @@ sec workload
 for i in $(seq 1 300); do [ "$(cat /tmp/h1.log /tmp/h2.log | grep -c 'hammer done')" = 2 ] && break; sleep 0.1; done
 cat /tmp/h1.log /tmp/h2.log | grep hammer
 `,
-  120_000,
+  150_000,
+  true,
 );
 
 Deno.test({

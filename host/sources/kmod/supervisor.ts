@@ -17,7 +17,7 @@ import { type Decider, describeVerdict, type EventSink } from "../../decider.ts"
 import { errnoName } from "../../errno.ts";
 import type { DecodedArgs, LifecycleEvent, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../../events.ts";
 import { ALLOW } from "../../events.ts";
-import { type ArgKind, i386SyscallName, syscallName } from "../../syscalls/mod.ts";
+import { type ArgKind, i386SyscallName, syscallName, syscallNumber } from "../../syscalls/mod.ts";
 import { newSummary, type ProcessEntry, type SupervisorSummary } from "../enforce.ts";
 import { type ArgReader, decodeArgs } from "../seccomp/decode.ts";
 import { TargetMemory } from "../seccomp/memory.ts";
@@ -133,21 +133,30 @@ interface Session {
  */
 const DATA_ARG = 1;
 
+/** execve and execveat: their pre records carry argv as data (NUL-separated, cut at data_max). */
+const EXEC_NRS = new Set(["execve", "execveat"].map((name) => syscallNumber(name)));
+
 /**
- * Decodes from the module's copies: the paths it copied, and data for sockaddr and write buffers. execve's argv is
- * not in a SYSCALL record: while the caller waits for a verdict it is read from its memory (as the seccomp source
- * does, with the same TOCTOU caveat); an observed execve has none (its EXEC record has the argv that ran).
+ * Decodes from the module's copies: the paths it copied, data for sockaddr and write buffers, and execve's argv
+ * (the module copies it once, so the verdict is on the bytes it saw). Only a record without that copy (an empty
+ * argv, or a module that did not carry it) falls back, while the caller waits, to reading the caller's memory (as
+ * the seccomp source does, with its TOCTOU caveat).
  */
-function recordReader(rec: KmodRecord, memory: TargetMemory): ArgReader {
+export function recordReader(rec: KmodRecord, memory: TargetMemory): ArgReader {
   const faulted = (rec.flags & EVF.FAULT) !== 0;
   const waits = (rec.flags & EVF.VERDICT) !== 0 && !(rec.flags & EVF.POST);
+  const exec = EXEC_NRS.has(rec.nr) && !(rec.flags & EVF.COMPAT) && !(rec.flags & EVF.POST);
   return {
     path: (raw, nth) => {
       const p = nth === 0 ? rec.path : rec.path2;
       if (p !== undefined) return p;
       return raw !== 0n && faulted ? undefined : null;
     },
-    argv: (raw) => waits ? memory.readStringArray(rec.tid, raw) : null,
+    argv: (raw) => {
+      if (exec && rec.data) return splitArgv(rec.data);
+      if (exec && faulted && raw !== 0n) return undefined;
+      return waits ? memory.readStringArray(rec.tid, raw) : null;
+    },
     bytes: (_raw, len, kind: ArgKind, index) => {
       // clone_args, open_how, sendto's destination: not copied.
       if ((kind !== "sockaddr" && kind !== "data") || index !== DATA_ARG) return null;

@@ -12,6 +12,9 @@
  *   work loop N getppid|close     N calls, prints ns per call
  *   work writes N                 N write()s of 64 bytes to /dev/null
  *   work hammer PROCS THREADS MS  openat/close/getppid in PROCS x THREADS for MS ms
+ *   work forkexec                 fork; the child drops the pages of its execve path
+ *                                 and argv strings (read-only data) and execs
+ *                                 /bin/true from-rodata: the kernel sees them absent
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -149,6 +153,23 @@ int main(int argc, char **argv)
 			if (write(fd, b, sizeof(b)) != sizeof(b))
 				return 1;
 		printf("writes done n=%ld\n", n);
+	} else if (!strcmp(cmd, "forkexec")) {
+		static const char path[] = "/bin/true", a0[] = "true", a1[] = "from-rodata";
+		char *const av[] = { (char *)a0, (char *)a1, NULL };
+		extern char **environ;
+		pid_t pid = fork();
+		int st = -1;
+
+		if (pid == 0) {
+			const char *strs[] = { path, a0, a1 };
+			unsigned long pg = sysconf(_SC_PAGESIZE);
+			for (int i = 0; i < 3; i++)
+				madvise((void *)((unsigned long)strs[i] & ~(pg - 1)), pg, MADV_DONTNEED);
+			syscall(SYS_execve, path, av, environ);
+			_exit(127);
+		}
+		waitpid(pid, &st, 0);
+		printf("forkexec status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	} else if (!strcmp(cmd, "hammer")) {
 		int procs = atoi(argv[2]), threads = atoi(argv[3]), ms = atoi(argv[4]);
 		for (int p = 0; p < procs; p++) {
