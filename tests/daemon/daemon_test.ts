@@ -24,7 +24,8 @@ Deno.test("run hands the command to the daemon; ps shows the process and its wra
   try {
     const results = `${dir}/ps-results`;
     const runner = new Deno.Command(IDWRAP, {
-      args: ["run", "--", prog("open_loop"), `${dir}/target.txt`, results, "10"], // long enough for ps on a loaded machine,
+      // 10 s: long enough for `idwrap ps` to start on a loaded machine.
+      args: ["run", "--", prog("open_loop"), `${dir}/target.txt`, results, "10"],
       env: d.env,
       stdin: "null",
       stdout: "piped",
