@@ -116,8 +116,9 @@ async function ready(): Promise<Kernel> {
  */
 export async function buildModule(): Promise<string> {
   const k = await ready();
-  const out = await new Deno.Command("make", {
-    args: ["-s", "-C", `${ROOT}kmod`, `KDIR=${k.headers}`, `OUT=${KMOD_BUILD.slice(0, -1)}`],
+  // Test files run in parallel and each builds: one make at a time in the shared build dir.
+  const out = await new Deno.Command("flock", {
+    args: [BUILD_LOCK, "make", "-s", "-C", `${ROOT}kmod`, `KDIR=${k.headers}`, `OUT=${KMOD_BUILD.slice(0, -1)}`],
     stdin: "null",
   }).output();
   const dec = new TextDecoder();
@@ -126,6 +127,9 @@ export async function buildModule(): Promise<string> {
   }
   return `${KMOD_BUILD}idwrap.ko`;
 }
+
+/** Held (flock(1)) while the module or the test programs are built. */
+const BUILD_LOCK = `${KMOD_BUILD}.build.lock`;
 
 /** Where {@link buildClients} puts the test programs. */
 export const CLIENT_DIR = `${KMOD_BUILD}client/`;
@@ -143,8 +147,12 @@ export async function buildClients(): Promise<{ ctl: string; work: string }> {
     ["work", ["-pthread", `${src}work.c`]],
   ];
   for (const [name, args] of builds) {
-    const out = await new Deno.Command("gcc", {
-      args: ["-O2", "-Wall", "-Wextra", "-Werror", "-o", `${CLIENT_DIR}${name}`, ...args],
+    // Built aside and renamed over the old one, under the build lock: a guest may be running the old one.
+    const tmp = `${CLIENT_DIR}${name}.${Deno.pid}.tmp`;
+    const gcc = ["-O2", "-Wall", "-Wextra", "-Werror", "-o", tmp, ...args];
+    const script = 'out=$1; shift; gcc "$@" && mv -f "$0" "$out"';
+    const out = await new Deno.Command("flock", {
+      args: [BUILD_LOCK, "sh", "-c", script, tmp, `${CLIENT_DIR}${name}`, ...gcc],
       stdin: "null",
     }).output();
     if (!out.success) {
