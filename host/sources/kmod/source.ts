@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { HostEvent } from "../../events.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { v8Engine } from "../../runtime/engine.ts";
@@ -17,7 +16,7 @@ import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { KMOD_CAPABILITIES } from "../capabilities.ts";
 import type { Enforcement, SupervisorSummary } from "../enforce.ts";
 import { launcherPath } from "../seccomp/launcher.ts";
-import { acceptLauncher, exitCodeOf, forwardSignals } from "../seccomp/source.ts";
+import { launchAndServe } from "../seccomp/source.ts";
 import { SourceThread } from "../thread.ts";
 import { DEVICE, libc } from "./ffi.ts";
 import { DeviceError, openDevice } from "./supervisor.ts";
@@ -143,27 +142,10 @@ export async function runUnderKmod(command: string[], options: KmodRunOptions): 
     onEvents: options.onEvents,
     timeoutMs: options.timeoutMs,
   });
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-" });
-  const socketPath = join(dir, "launch.sock");
-  const server = Deno.listen({ transport: "unix", path: socketPath });
-  let child: Deno.ChildProcess | undefined;
-  try {
-    child = await spawnUnfilteredLauncher(socketPath, command);
-    const hs = await acceptLauncher(server, child, command[0]);
-    await thread.watch(0, hs.pid);
-    await hs.go();
-    const stopForwarding = forwardSignals(child);
-    const [exit, summary] = await Promise.all([child.status, thread.ended(0)]);
-    stopForwarding();
-    return { exitCode: exitCodeOf(exit), signal: exit.signal ?? undefined, summary };
-  } catch (e) {
-    try {
-      child?.kill("SIGKILL");
-    } catch { /* already gone */ }
-    throw e;
-  } finally {
-    await thread.stop();
-    server.close();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  return await launchAndServe(
+    command,
+    (socketPath) => spawnUnfilteredLauncher(socketPath, command),
+    (hs) => thread.watch(0, hs.pid),
+    thread,
+  );
 }

@@ -122,14 +122,34 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
     emulateOpens,
     onEvents: options.onEvents,
   });
+  return await launchAndServe(
+    command,
+    (socketPath) => spawnLauncher(socketPath, filter, command),
+    (hs) => thread.listen(0, hs.listener),
+    thread,
+  );
+}
+
+/**
+ * Starts `command` through idwrap-launch, lets `attach` bind the session to
+ * the supervisor thread (session 0) before the launcher execs, and serves it
+ * until the tree is gone; the thread is stopped whatever happens. Both
+ * sources run a command this way.
+ */
+export async function launchAndServe(
+  command: string[],
+  spawn: (socketPath: string) => Promise<Deno.ChildProcess>,
+  attach: (hs: Handshake) => Promise<unknown>,
+  thread: { ended(session: number): Promise<SupervisorSummary>; stop(): Promise<void> },
+): Promise<SeccompRunResult> {
   const dir = await Deno.makeTempDir({ prefix: "idwrap-" });
   const socketPath = join(dir, "launch.sock");
   const server = Deno.listen({ transport: "unix", path: socketPath });
   let child: Deno.ChildProcess | undefined;
   try {
-    child = await spawnLauncher(socketPath, filter, command);
+    child = await spawn(socketPath);
     const hs = await acceptLauncher(server, child, command[0]);
-    await thread.listen(0, hs.listener);
+    await attach(hs);
     await hs.go();
     const stopForwarding = forwardSignals(child);
     const [exit, summary] = await Promise.all([child.status, thread.ended(0)]);
