@@ -21,13 +21,15 @@
  *
  * Output: Markdown tables on stdout (and bench/results/tables.md), raw JSON in
  * bench/results/tables.json, the chart in docs/performance.svg (quick runs:
- * bench/results/tables-quick.*).
+ * bench/results/tables-quick.*, --compare runs: bench/results/tables-compare.*).
  *
  * Options: --quick (a short smoke run), --only build,web,ftp, --rounds N,
  * --build-target DIR/ (default kernel/), --seconds S (web and FTP load per
  * run), --connections C (wrk), --clients P (FTP), --source S (passed to
  * `idwrap run --source`), --no-install, --no-profile (skip the per-call profile,
- * bench/tables/percall.ts), --keep (leave the work directory).
+ * bench/tables/percall.ts), --keep (leave the work directory), --compare
+ * PATH (another idwrap, e.g. an older checkout's, whose rows run beside this
+ * one's in the same rounds: a before/after on the same machine state).
  *
  * @module
  */
@@ -93,6 +95,7 @@ async function main(): Promise<void> {
       connections: { type: "string" },
       clients: { type: "string" },
       source: { type: "string" },
+      compare: { type: "string" },
       "no-profile": { type: "boolean" },
       "no-install": { type: "boolean" },
       keep: { type: "boolean" },
@@ -165,6 +168,18 @@ async function main(): Promise<void> {
 
   let buildRes: BuildResult | undefined, webRes: WebResult | undefined, ftpRes: FtpResult | undefined;
   const skipped: Record<string, string> = {};
+  const common = (rounds: number, budget: number) => ({
+    work,
+    rounds,
+    env,
+    audit,
+    auditDir,
+    auditUnavailable,
+    idwrapArgs,
+    deadline: Date.now() + budget * 60000,
+    trainingRounds: quick ? 1 : 3,
+    compare: values.compare,
+  });
   const need = (paths: string[]) => paths.filter((p) => !exists(p));
   try {
     if (only.has("build")) {
@@ -172,18 +187,10 @@ async function main(): Promise<void> {
       if (miss.length) skipped.build = `missing ${miss.join(", ")}`;
       else {
         buildRes = await buildWorkload({
-          work,
-          rounds: cfg.buildRounds,
+          ...common(cfg.buildRounds, budgetMin.build),
           target: cfg.buildTarget,
           policies,
-          audit,
-          auditDir,
-          auditUnavailable,
-          env,
-          deadline: Date.now() + budgetMin.build * 60000,
-          idwrapArgs,
           warmup: !quick,
-          trainingRounds: quick ? 1 : 3,
         }).catch((e) => {
           skipped.build = (e as Error).message;
           return undefined;
@@ -195,17 +202,9 @@ async function main(): Promise<void> {
       if (miss.length) skipped.web = `missing ${miss.join(", ")}`;
       else {
         webRes = await webWorkload({
-          work,
-          rounds: cfg.serverRounds,
+          ...common(cfg.serverRounds, budgetMin.web),
           seconds: cfg.seconds,
           connections: cfg.connections,
-          env,
-          audit,
-          auditDir,
-          auditUnavailable,
-          idwrapArgs,
-          deadline: Date.now() + budgetMin.web * 60000,
-          trainingRounds: quick ? 1 : 3,
         }).catch((e) => {
           skipped.web = (e as Error).message;
           return undefined;
@@ -218,17 +217,9 @@ async function main(): Promise<void> {
       else if (Deno.uid() !== 0) skipped.ftp = "vsftpd needs root (it chroots anonymous sessions)";
       else {
         ftpRes = await ftpWorkload({
-          work,
-          rounds: cfg.serverRounds,
+          ...common(cfg.serverRounds, budgetMin.ftp),
           seconds: cfg.seconds,
           clients: cfg.clients,
-          env,
-          audit,
-          auditDir,
-          auditUnavailable,
-          idwrapArgs,
-          deadline: Date.now() + budgetMin.ftp * 60000,
-          trainingRounds: quick ? 1 : 3,
         }).catch((e) => {
           skipped.ftp = (e as Error).message;
           return undefined;
@@ -320,7 +311,7 @@ async function main(): Promise<void> {
   console.log(text);
 
   await Deno.mkdir(RESULTS, { recursive: true });
-  const stem = quick ? "tables-quick" : "tables";
+  const stem = quick ? "tables-quick" : values.compare ? "tables-compare" : "tables";
   await Deno.writeTextFile(join(RESULTS, `${stem}.md`), text + "\n");
   const json = {
     date: started.toISOString(),
@@ -343,7 +334,7 @@ async function main(): Promise<void> {
     profile,
   };
   await Deno.writeTextFile(join(RESULTS, `${stem}.json`), JSON.stringify(json, null, 2) + "\n");
-  const svgPath = quick ? join(RESULTS, `${stem}.svg`) : join(ROOT, "docs", "performance.svg");
+  const svgPath = quick || values.compare ? join(RESULTS, `${stem}.svg`) : join(ROOT, "docs", "performance.svg");
   await Deno.writeTextFile(
     svgPath,
     chart(

@@ -10,26 +10,25 @@
  * @module
  */
 import { join } from "node:path";
-import { type Config, DEFAULT_POLICY, IDWRAP, log, readReport, runCommand, wrapCommand } from "./common.ts";
-import type { AuditPeer } from "./audit.ts";
-import { type RoundsResult, runRounds } from "./rounds.ts";
+import {
+  type Config,
+  DEFAULT_POLICY,
+  IDWRAP,
+  log,
+  readReport,
+  runCommand,
+  withCompared,
+  type WorkloadOptions,
+  wrapCommand,
+} from "./common.ts";
+import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 
-export interface BuildOptions {
-  work: string;
-  rounds: number;
+export interface BuildOptions extends WorkloadOptions {
   target: string;
   /** Policies (paths) written by the caller. */
   policies: { empty: string; seq: string; seqRecord: string };
-  audit?: AuditPeer;
-  auditDir: string;
-  auditUnavailable?: string;
-  env: Record<string, string>;
-  deadline: number;
-  idwrapArgs: string[];
   /** A bare build before everything (page cache, time limit). */
   warmup: boolean;
-  /** At most this many record + detect-check pairs to train seq. */
-  trainingRounds: number;
 }
 
 export interface BuildResult extends RoundsResult {
@@ -37,7 +36,7 @@ export interface BuildResult extends RoundsResult {
   source: string;
   target: string;
   startupMs: number[];
-  training: { runs: { mode: string; timeS: number; mismatches?: number; calls?: number; error?: string }[] };
+  training: { runs: TrainingRun[]; error?: string };
 }
 
 function cacheDir(): string {
@@ -137,7 +136,7 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
   const base = await preparedBase(src, o.env);
   const makeArgs = (out: string) => [MAKE, "-s", "-C", src, `O=${out}`, "ARCH=x86_64"];
 
-  const configs: Config[] = [
+  const configs: Config[] = withCompared([
     { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
     {
       id: "wss",
@@ -152,7 +151,7 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
     { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [o.policies.seqRecord], record: true },
     { id: "strace", label: "strace -f", kind: "strace" },
     { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
-  ];
+  ], o.compare);
 
   let runNo = 0;
   let timeoutMs = 30 * 60 * 1000;
@@ -198,38 +197,12 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
   }
 
   // seq needs a normal database: record runs of the same build, then a detect run to check (bounded).
-  const training: BuildResult["training"] = { runs: [] };
-  const seqConfig = configs.find((c) => c.id === "seq")!;
-  const recConfig = configs.find((c) => c.id === "seqRecord")!;
-  let seqError: string | undefined;
-  for (let i = 0; i < o.trainingRounds; i++) {
-    try {
-      const rec = await buildOnce(recConfig);
-      training.runs.push({ mode: "record", timeS: rec.metrics.timeS, calls: rec.report?.seqCalls });
-      const det = await buildOnce(seqConfig);
-      training.runs.push({
-        mode: "detect",
-        timeS: det.metrics.timeS,
-        calls: det.report?.seqCalls,
-        mismatches: det.report?.seqMismatches,
-      });
-      log(
-        `build: seq training ${i + 1}: record ${rec.metrics.timeS.toFixed(1)} s; detect check: ` +
-          `${det.report?.seqMismatches ?? "?"} mismatches in ${det.report?.seqCalls ?? "?"} calls`,
-      );
-      if (!det.report?.seqMismatches || Date.now() > o.deadline) break;
-    } catch (e) {
-      seqError = (e as Error).message;
-      training.runs.push({ mode: "record", timeS: NaN, error: seqError });
-      log(`build: seq training failed: ${seqError.split("\n").slice(-3).join(" | ")}`);
-      break;
-    }
-  }
-
+  const training = await trainSeq("build", buildOnce, {
+    record: configs.find((c) => c.id === "seqRecord")!,
+    detect: configs.find((c) => c.id === "seq")!,
+  }, { rounds: o.trainingRounds, deadline: o.deadline, retries: 0 });
   const unavailable: Record<string, string> = {};
-  if (seqError) {
-    unavailable.seq = unavailable.seqRecord = `the build fails under seq: ${seqError}`;
-  }
+  if (training.error) unavailable.seq = unavailable.seqRecord = `the build fails under seq: ${training.error}`;
   if (!o.audit) unavailable.audit = `unavailable: ${o.auditUnavailable ?? "no audit"}`;
   const active = configs.filter((c) => !unavailable[c.id]);
 

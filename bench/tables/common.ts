@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { AuditPeer } from "./audit.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, freeRange } from "../../tests/loopback.ts";
@@ -240,6 +241,39 @@ export interface Config {
   paperRow?: string;
   /** seq in record mode (its database grows; not a detection row). */
   record?: boolean;
+  /** For idwrap: run this idwrap instead of the checkout's (--compare). */
+  idwrap?: string;
+}
+
+/** What every workload is given. */
+export interface WorkloadOptions {
+  work: string;
+  rounds: number;
+  env: Record<string, string>;
+  audit?: AuditPeer;
+  auditDir: string;
+  auditUnavailable?: string;
+  /** Passed to every `idwrap run` (--source). */
+  idwrapArgs: string[];
+  /** No new round starts past it (after two rounds). */
+  deadline: number;
+  /** At most this many record + detect-check pairs to train seq. */
+  trainingRounds: number;
+  /** Another idwrap (an older checkout's) whose rows run beside this one's, for a before/after in one run. */
+  compare?: string;
+}
+
+/**
+ * The configurations to measure: with `compare`, each idwrap row twice, the second run by the other idwrap
+ * (rotated in the same rounds, so both see the same machine).
+ */
+export function withCompared(configs: Config[], compare?: string): Config[] {
+  if (!compare) return configs;
+  return configs.flatMap((c) =>
+    c.kind === "idwrap" && !c.record
+      ? [c, { ...c, id: `${c.id}Compared`, label: `${c.label} [${compare}]`, idwrap: compare, paperRow: undefined }]
+      : [c]
+  );
 }
 
 /** The loginuid the audit configuration gives the subject, so a rule can select its tree (auid=…). */
@@ -256,7 +290,7 @@ export function wrapCommand(config: Config, command: string[], report: string, i
       return command;
     case "idwrap":
       return [
-        IDWRAP,
+        config.idwrap ?? IDWRAP,
         "run",
         ...idwrapArgs,
         "-o",

@@ -15,14 +15,14 @@ import {
   freePort,
   freeRange,
   lcg,
-  log,
   median,
   publicDir,
   runCommand,
+  withCompared,
+  type WorkloadOptions,
   writeFileOfSize,
 } from "./common.ts";
-import type { AuditPeer } from "./audit.ts";
-import { type RoundsResult, runRounds } from "./rounds.ts";
+import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 import { serverRun } from "./server.ts";
 
 const VSFTPD = "/usr/sbin/vsftpd";
@@ -31,24 +31,15 @@ const CLASSES: [number, number][] = [[500, 35], [5000, 50], [50000, 14], [500000
 const FILES_PER_CLASS = 5;
 const ORDER = 1000;
 
-export interface FtpOptions {
-  work: string;
-  rounds: number;
+export interface FtpOptions extends WorkloadOptions {
   seconds: number;
   clients: number;
-  env: Record<string, string>;
-  audit?: AuditPeer;
-  auditDir: string;
-  auditUnavailable?: string;
-  idwrapArgs: string[];
-  deadline: number;
-  trainingRounds: number;
 }
 
 export interface FtpResult extends RoundsResult {
   configs: Config[];
   fileSet: { files: number; bytes: number; classes: [number, number][] };
-  training: { runs: { mode: string; fetches?: number; mismatches?: number; calls?: number; error?: string }[] };
+  training: { runs: TrainingRun[]; error?: string };
 }
 
 async function makeSite(work: string) {
@@ -195,7 +186,7 @@ wrappers:
 export async function ftpWorkload(o: FtpOptions): Promise<FtpResult> {
   const site = await makeSite(o.work);
   const p = policyFiles(o.work, site);
-  const configs: Config[] = [
+  const configs: Config[] = withCompared([
     { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
     { id: "wss", label: "WSS only (idwrap, no wrapper)", kind: "idwrap", policies: [p.empty], paperRow: "WSS only" },
     { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [p.seq], paperRow: "Seq_id" },
@@ -203,7 +194,7 @@ export async function ftpWorkload(o: FtpOptions): Promise<FtpResult> {
     { id: "ftpdSeq", label: "ftpd + seq", kind: "idwrap", policies: [p.ftpd, p.seq], paperRow: "Ftpd_id & Seq_id" },
     { id: "strace", label: "strace -f", kind: "strace" },
     { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
-  ];
+  ], o.compare);
   const clearLogs = async () => {
     for (const f of ["xferlog", "vsftpd.log"]) await Deno.remove(join(site.dir, "log", f)).catch(() => {});
   };
@@ -222,40 +213,14 @@ export async function ftpWorkload(o: FtpOptions): Promise<FtpResult> {
       after: clearLogs,
     });
 
-  const training: FtpResult["training"] = { runs: [] };
-  let seqError: string | undefined;
   const rec: Config = { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [p.seqRecord], record: true };
-  let failures = 0;
-  for (let i = 0; i < o.trainingRounds; i++) {
-    try {
-      const r = await once(rec);
-      training.runs.push({ mode: "record", fetches: r.notes?.fetches as number, calls: r.report?.seqCalls });
-      const d = await once(configs[2]);
-      training.runs.push({
-        mode: "detect",
-        fetches: d.notes?.fetches as number,
-        calls: d.report?.seqCalls,
-        mismatches: d.report?.seqMismatches,
-      });
-      log(
-        `ftp: seq training ${i + 1}: detect check: ${d.report?.seqMismatches ?? "?"} mismatches in ` +
-          `${d.report?.seqCalls ?? "?"} calls`,
-      );
-      if (!d.report?.seqMismatches || Date.now() > o.deadline) break;
-    } catch (e) {
-      // A failed pair is retried (twice at most): a server can die under the supervisor (see docs/performance.md).
-      const msg = (e as Error).message;
-      training.runs.push({ mode: "record+detect", error: msg });
-      log(`ftp: seq training pair failed: ${msg}`);
-      if (++failures > 2) {
-        seqError = msg;
-        break;
-      }
-      i--;
-    }
-  }
+  const training = await trainSeq("ftp", once, { record: rec, detect: configs.find((c) => c.id === "seq")! }, {
+    rounds: o.trainingRounds,
+    deadline: o.deadline,
+    retries: 2,
+  });
   const unavailable: Record<string, string> = {};
-  if (seqError) unavailable.seq = unavailable.ftpdSeq = `vsftpd fails under seq: ${seqError}`;
+  if (training.error) unavailable.seq = unavailable.ftpdSeq = `vsftpd fails under seq: ${training.error}`;
   if (!o.audit) unavailable.audit = `unavailable: ${o.auditUnavailable ?? "no audit"}`;
   const rounds = await runRounds("ftp", configs.filter((c) => !unavailable[c.id]), o.rounds, once, {
     deadline: o.deadline,

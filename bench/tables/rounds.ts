@@ -78,3 +78,49 @@ export async function runRounds(
   }
   return result;
 }
+
+/** One run of seq's training: a record run, or the detect run that checks the database. */
+export interface TrainingRun {
+  mode: "record" | "detect" | "record+detect";
+  calls?: number;
+  mismatches?: number;
+  /** The workload's own measure of the run (seconds, requests, fetches). */
+  metrics?: Record<string, number>;
+  notes?: Record<string, number | string>;
+  error?: string;
+}
+
+/**
+ * Records seq's normal database for a workload: a record run, then a detect run to check it, until the check sees no
+ * mismatch, `rounds` pairs have run, or the deadline passed. A failed pair is retried `retries` times (a server can
+ * die under the supervisor).
+ *
+ * @returns the runs, and the last error if training gave up (seq's rows are then unavailable, with it)
+ */
+export async function trainSeq(
+  workload: string,
+  once: (c: Config) => Promise<Omit<Sample, "config" | "round" | "failedAttempts">>,
+  configs: { record: Config; detect: Config },
+  opts: { rounds: number; deadline: number; retries: number },
+): Promise<{ runs: TrainingRun[]; error?: string }> {
+  const runs: TrainingRun[] = [];
+  let failures = 0;
+  for (let i = 0; i < opts.rounds; i++) {
+    try {
+      const r = await once(configs.record);
+      runs.push({ mode: "record", calls: r.report?.seqCalls, metrics: r.metrics, notes: r.notes });
+      const d = await once(configs.detect);
+      const [calls, mismatches] = [d.report?.seqCalls, d.report?.seqMismatches];
+      runs.push({ mode: "detect", calls, mismatches, metrics: d.metrics, notes: d.notes });
+      log(`${workload}: seq training ${i + 1}: detect check: ${mismatches ?? "?"} mismatches in ${calls ?? "?"} calls`);
+      if (!mismatches || Date.now() > opts.deadline) break;
+    } catch (e) {
+      const error = (e as Error).message;
+      runs.push({ mode: "record+detect", error });
+      log(`${workload}: seq training pair failed: ${error.split("\n").slice(-3).join(" | ")}`);
+      if (++failures > opts.retries) return { runs, error };
+      i--;
+    }
+  }
+  return { runs };
+}

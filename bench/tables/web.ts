@@ -10,9 +10,18 @@
  * @module
  */
 import { join } from "node:path";
-import { type Config, DEFAULT_POLICY, freePort, lcg, log, publicDir, runCommand, writeFileOfSize } from "./common.ts";
-import type { AuditPeer } from "./audit.ts";
-import { type RoundsResult, runRounds } from "./rounds.ts";
+import {
+  type Config,
+  DEFAULT_POLICY,
+  freePort,
+  lcg,
+  publicDir,
+  runCommand,
+  withCompared,
+  type WorkloadOptions,
+  writeFileOfSize,
+} from "./common.ts";
+import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 import { serverRun } from "./server.ts";
 
 const NGINX = "/usr/sbin/nginx";
@@ -22,24 +31,15 @@ const CLASSES: [number, number][] = [[500, 35], [5000, 50], [50000, 14], [500000
 const FILES_PER_CLASS = 10;
 const REQUESTS_IN_ORDER = 2000;
 
-export interface WebOptions {
-  work: string;
-  rounds: number;
+export interface WebOptions extends WorkloadOptions {
   seconds: number;
   connections: number;
-  env: Record<string, string>;
-  audit?: AuditPeer;
-  auditDir: string;
-  auditUnavailable?: string;
-  idwrapArgs: string[];
-  deadline: number;
-  trainingRounds: number;
 }
 
 export interface WebResult extends RoundsResult {
   configs: Config[];
   fileSet: { files: number; bytes: number; classes: [number, number][] };
-  training: { runs: { mode: string; requests?: number; mismatches?: number; calls?: number; error?: string }[] };
+  training: { runs: TrainingRun[]; error?: string };
 }
 
 interface Site {
@@ -187,7 +187,7 @@ wrappers:
 export async function webWorkload(o: WebOptions): Promise<WebResult> {
   const site = await makeSite(o.work);
   const p = policyFiles(o.work, site);
-  const configs: Config[] = [
+  const configs: Config[] = withCompared([
     { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
     { id: "wss", label: "WSS only (idwrap, no wrapper)", kind: "idwrap", policies: [p.empty], paperRow: "WSS only" },
     // Issue 8: what `idwrap run` applies with no --policy (baseline wrapper).
@@ -197,7 +197,7 @@ export async function webWorkload(o: WebOptions): Promise<WebResult> {
     { id: "httpdSeq", label: "httpd + seq", kind: "idwrap", policies: [p.httpd, p.seq], paperRow: "Http_id & Seq_id" },
     { id: "strace", label: "strace -f", kind: "strace" },
     { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
-  ];
+  ], o.compare);
   const truncateLogs = async () => {
     for (const f of ["access.log", "error.log"]) await Deno.remove(join(site.dir, "logs", f)).catch(() => {});
   };
@@ -217,40 +217,14 @@ export async function webWorkload(o: WebOptions): Promise<WebResult> {
     });
 
   // seq's normal database: record runs under the same load, then a detect run to check (bounded).
-  const training: WebResult["training"] = { runs: [] };
-  let seqError: string | undefined;
   const rec: Config = { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [p.seqRecord], record: true };
-  let failures = 0;
-  for (let i = 0; i < o.trainingRounds; i++) {
-    try {
-      const r = await once(rec);
-      training.runs.push({ mode: "record", requests: r.notes?.requests as number, calls: r.report?.seqCalls });
-      const d = await once(configs[2]);
-      training.runs.push({
-        mode: "detect",
-        requests: d.notes?.requests as number,
-        calls: d.report?.seqCalls,
-        mismatches: d.report?.seqMismatches,
-      });
-      log(
-        `web: seq training ${i + 1}: detect check: ${d.report?.seqMismatches ?? "?"} mismatches in ` +
-          `${d.report?.seqCalls ?? "?"} calls`,
-      );
-      if (!d.report?.seqMismatches || Date.now() > o.deadline) break;
-    } catch (e) {
-      // A failed pair is retried (twice at most): a server can die under the supervisor (see docs/performance.md).
-      const msg = (e as Error).message;
-      training.runs.push({ mode: "record+detect", error: msg });
-      log(`web: seq training pair failed: ${msg}`);
-      if (++failures > 2) {
-        seqError = msg;
-        break;
-      }
-      i--;
-    }
-  }
+  const training = await trainSeq("web", once, { record: rec, detect: configs.find((c) => c.id === "seq")! }, {
+    rounds: o.trainingRounds,
+    deadline: o.deadline,
+    retries: 2,
+  });
   const unavailable: Record<string, string> = {};
-  if (seqError) unavailable.seq = unavailable.httpdSeq = `nginx fails under seq: ${seqError}`;
+  if (training.error) unavailable.seq = unavailable.httpdSeq = `nginx fails under seq: ${training.error}`;
   if (!o.audit) unavailable.audit = `unavailable: ${o.auditUnavailable ?? "no audit"}`;
   const rounds = await runRounds("web", configs.filter((c) => !unavailable[c.id]), o.rounds, (c) => once(c), {
     deadline: o.deadline,

@@ -7,7 +7,7 @@
  */
 /// <reference lib="deno.worker" />
 import { serveWorker } from "../worker_common.ts";
-import { failClosed, interestMask } from "./interest.ts";
+import { failClosed, interestMask } from "../interest.ts";
 import { KmodSupervisor } from "./supervisor.ts";
 
 /** The worker's settings (SourceThreadOptions.config). */

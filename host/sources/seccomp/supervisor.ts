@@ -46,6 +46,8 @@ export interface SupervisorOptions {
   sink: EventSink;
   /** Run the open family in the supervisor (TOCTOU-free paths, post results). @default true */
   emulateOpens?: boolean;
+  /** Calls only watched (../interest.ts answerFirstCalls): answered before they are examined. */
+  answerFirst?: ReadonlySet<number>;
 }
 
 export type { ProcessEntry, SupervisorSummary } from "../enforce.ts";
@@ -101,6 +103,7 @@ export class Supervisor {
   #decider: Decider;
   readonly #sink: EventSink;
   readonly #emulateOpens: boolean;
+  #answerFirst: ReadonlySet<number>;
   readonly #epoll: number;
   /** eventfd that wakes the loop so the thread's messages get handled. */
   readonly wakeFd: number;
@@ -132,6 +135,7 @@ export class Supervisor {
     this.#decider = options.decider;
     this.#sink = options.sink;
     this.#emulateOpens = options.emulateOpens ?? true;
+    this.#answerFirst = options.answerFirst ?? new Set();
     this.#epoll = libc.symbols.epoll_create1(0o2000000);
     if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
     this.wakeFd = libc.symbols.eventfd(0, 0o2004000 /* EFD_CLOEXEC | EFD_NONBLOCK */);
@@ -162,8 +166,9 @@ export class Supervisor {
   }
 
   /** Replaces the decider (a policy reload); calls already answered are not revisited. */
-  setDecider(decider: Decider): void {
+  setDecider(decider: Decider, answerFirst: ReadonlySet<number> = new Set()): void {
     this.#decider = decider;
+    this.#answerFirst = answerFirst;
   }
 
   #watch(fd: number, kind: number, id: number): void {
@@ -339,6 +344,9 @@ export class Supervisor {
     // trace): a wrapper that judges the call number alone (seq) costs no process_vm_readv (7-12 µs each, 64 KiB for a
     // write's data). Whatever was read is read before the answer, and checked still to be the caller's.
     const args = new LazyArgs(() => decodeArgs(name, this.#args, memoryReader(tid, this.#memory)));
+    if (this.#answerFirst.has(nr) && !(this.#emulateOpens && OPEN_FAMILY.has(nr) && this.#sink.wantsSyscalls)) {
+      return this.#watchOnly(id, tid, task, nr, name, args, examined);
+    }
     if (this.#sink.wantsSyscalls || OPEN_FAMILY.has(nr)) args.read();
     const event = this.#event(tid, task, "x86_64", nr, name, args.decoded);
     const verdict = examined ? this.#decider.decide(event) : ALLOW;
@@ -360,6 +368,27 @@ export class Supervisor {
       return;
     }
     this.#respond(id, verdict, task.proc);
+    this.#sink.emit(event);
+  }
+
+  /**
+   * A call nothing may deny: the caller goes on at once, as under the module's OBSERVE, and the
+   * examiners see it after (a kill lands a call late). Pointer arguments are then read after the
+   * answer, as any observer reads them; a trace still gets them read before.
+   */
+  #watchOnly(id: bigint, tid: number, task: Task, nr: number, name: string, args: LazyArgs, examined: boolean): void {
+    if (this.#sink.wantsSyscalls) args.read();
+    this.#respond(id, ALLOW);
+    const event = this.#event(tid, task, "x86_64", nr, name, args.decoded);
+    const verdict = examined ? this.#decider.decide(event) : ALLOW;
+    event.decoded = args.wasRead ? args.read() : {};
+    event.verdict = describeVerdict(verdict);
+    if (verdict.action === "kill") {
+      event.reason = "late kill (the call was only observed)";
+      this.#kill(task.proc);
+    } else if (verdict.action !== "allow") {
+      event.reason = `${event.verdict} not enforced: the call was only observed`;
+    }
     this.#sink.emit(event);
   }
 
@@ -422,9 +451,9 @@ export class Supervisor {
   #respond(id: bigint, verdict: Verdict, proc?: Proc): void {
     if (verdict.action === "allow") return this.#send(id, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
     if (verdict.action === "kill") {
-      this.#current.summary.killed++;
       // seccomp has no "kill" answer: signal the process, then fail the call.
-      if (proc) libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), SIGKILL, 0n, 0n, 0n, 0n);
+      if (proc) this.#kill(proc);
+      else this.#current.summary.killed++;
       return this.#send(id, EPERM, 0);
     }
     this.#current.summary.denied++;
@@ -517,10 +546,13 @@ export class Supervisor {
   #lifecycle(event: LifecycleEvent, proc?: Proc): void {
     this.#sink.emit(event);
     const verdict = this.#decider.observe?.(event);
-    if (verdict?.action === "kill" && proc) {
-      this.#current.summary.killed++;
-      libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), SIGKILL, 0n, 0n, 0n, 0n);
-    }
+    if (verdict?.action === "kill" && proc) this.#kill(proc);
+  }
+
+  /** SIGKILL through the pidfd (never a recycled pid), counted. */
+  #kill(proc: Proc): void {
+    this.#current.summary.killed++;
+    libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), SIGKILL, 0n, 0n, 0n, 0n);
   }
 
   #forgetCreds(tgid: number): void {

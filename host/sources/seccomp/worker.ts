@@ -8,16 +8,22 @@
  * @module
  */
 /// <reference lib="deno.worker" />
+import { answerFirstCalls } from "../interest.ts";
 import { serveWorker } from "../worker_common.ts";
 import { Supervisor } from "./supervisor.ts";
 
-serveWorker("seccomp", ({ decider, sink, config }) => {
-  const supervisor = new Supervisor({ decider, sink, emulateOpens: config.emulateOpens as boolean });
+serveWorker("seccomp", ({ decider, sink, enforcement: e, config }) => {
+  const supervisor = new Supervisor({
+    decider,
+    sink,
+    emulateOpens: config.emulateOpens as boolean,
+    answerFirst: answerFirstCalls(e.policies, e.wrappers),
+  });
   return {
     wakeFd: supervisor.wakeFd,
     failClosedFds: [],
     attach: (session, listener) => void supervisor.addSession(session, listener),
-    reload: (d) => supervisor.setDecider(d),
+    reload: (d, e) => supervisor.setDecider(d, answerFirstCalls(e.policies, e.wrappers)),
     processes: () => supervisor.processes(),
     stop: () => supervisor.stop(),
     close: () => supervisor.close(),

@@ -4,11 +4,11 @@
  * deny, kill or rewrite it; what is only watched is observed.
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { type Policy, WRAPPER_DEFAULTS } from "../../../host/policy/policy.ts";
-import { DECLARE_DENY, DECLARE_POST, DECLARE_PRE } from "../../../host/runtime/abi.ts";
-import type { WrapperModule } from "../../../host/runtime/module.ts";
-import { syscallName, syscallNumber } from "../../../host/syscalls/mod.ts";
-import { describeMask, failClosed, interestMask } from "../../../host/sources/kmod/interest.ts";
+import { type Policy, WRAPPER_DEFAULTS } from "../../host/policy/policy.ts";
+import { DECLARE_DENY, DECLARE_POST, DECLARE_PRE } from "../../host/runtime/abi.ts";
+import type { WrapperModule } from "../../host/runtime/module.ts";
+import { syscallName, syscallNumber } from "../../host/syscalls/mod.ts";
+import { describeMask, failClosed, interestMask } from "../../host/sources/interest.ts";
 
 const nr = (n: string) => syscallNumber(n)!;
 

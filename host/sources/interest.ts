@@ -1,17 +1,17 @@
 /**
- * The kernel module's interest mask, from the same inputs as the seccomp
- * filter (policies' observe lists and rules, the wrappers' declarations), but
+ * What each event source must intercept, and how. The kernel module's
+ * interest mask, from the same inputs as the seccomp filter (policies' observe lists and rules, the wrappers' declarations), but
  * finer: a call waits for the host (DECIDE) only where a rule or a wrapper
  * may deny, kill or rewrite it; where they only watch, the module reports it
  * through its ring and the call goes on at once (OBSERVE).
  *
  * @module
  */
-import type { Policy } from "../../policy/policy.ts";
-import { DECLARE_DENY, DECLARE_POST, DECLARE_PRE } from "../../runtime/abi.ts";
-import type { WrapperModule } from "../../runtime/module.ts";
-import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls } from "../../syscalls/mod.ts";
-import { INTEREST, MAX_SYSCALLS } from "./uapi.ts";
+import type { Policy } from "../policy/policy.ts";
+import { DECLARE_DENY, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
+import type { WrapperModule } from "../runtime/module.ts";
+import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
+import { INTEREST, MAX_SYSCALLS } from "./kmod/uapi.ts";
 
 /**
  * Syscall number → INTEREST bits.
@@ -52,6 +52,29 @@ export function interestMask(policies: Policy[], wrappers: WrapperModule[], want
     mask.set(nr, b);
   }
   return mask;
+}
+
+const OPEN_FAMILY = ["open", "openat", "openat2", "creat"];
+
+/**
+ * Calls a source may let run before they are examined: whatever looks at them
+ * only watches (PRE_OBSERVE; nothing may deny, kill in time or rewrite them).
+ * The module does this by itself (OBSERVE records); the seccomp source, where
+ * every notified call waits, answers these at once and examines them after.
+ * The open family is left out where a rule reads its path or a post hook
+ * wants its result: the seccomp source runs those opens itself, on the path
+ * it checked.
+ */
+export function answerFirstCalls(policies: Policy[], wrappers: WrapperModule[]): Set<number> {
+  const ruled = new Set(policies.flatMap((p) => p.rules.flatMap((r) => [...resolveSyscalls(r.syscalls)])));
+  const opens = resolveSyscalls(OPEN_FAMILY);
+  const calls = new Set<number>();
+  for (const [nr, bits] of interestMask(policies, wrappers, false)) {
+    if (!(bits & INTEREST.PRE_OBSERVE) || bits & (INTEREST.PRE_DECIDE | INTEREST.POST_DECIDE)) continue;
+    if (opens.has(nr) && (ruled.has(nr) || bits & INTEREST.POST_OBSERVE)) continue;
+    calls.add(nr);
+  }
+  return calls;
 }
 
 /** Whether any loaded policy would deny or kill: the module's fail mode is then closed. */
