@@ -192,7 +192,7 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
   if (o.warmup) {
     log(`build: warm-up build of ${o.target} (bare, not counted)`);
     const warm = await buildOnce(configs[0]);
-    timeoutMs = Math.max(300000, warm.metrics.timeS * 1000 * 10);
+    timeoutMs = Math.max(60000, warm.metrics.timeS * 1000 * 10); // a hung build (docs/seccomp.md: EINTR) costs ten builds, not more
     log(`build: warm-up took ${warm.metrics.timeS.toFixed(1)} s`);
   }
 
