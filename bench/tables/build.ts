@@ -188,11 +188,12 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
     }
   };
 
-  // One bare build first: the page cache warm, the time limit for the others (10 x bare, at least 5 min).
+  // One bare build first: the page cache warm, the time limit for the others (10 x bare, at least 1 min:
+  // a build hung by the EINTR window, docs/seccomp.md, costs ten builds, not more).
   if (o.warmup) {
     log(`build: warm-up build of ${o.target} (bare, not counted)`);
     const warm = await buildOnce(configs[0]);
-    timeoutMs = Math.max(60000, warm.metrics.timeS * 1000 * 10); // a hung build (docs/seccomp.md: EINTR) costs ten builds, not more
+    timeoutMs = Math.max(60000, warm.metrics.timeS * 1000 * 10);
     log(`build: warm-up took ${warm.metrics.timeS.toFixed(1)} s`);
   }
 

@@ -24,8 +24,8 @@ import {
 } from "./common.ts";
 import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 import { serverRun } from "./server.ts";
+import { ftpdPolicy, type FtpSite, VSFTPD, vsftpdConf } from "../../tests/servers.ts";
 
-const VSFTPD = "/usr/sbin/vsftpd";
 const CURL = "/usr/bin/curl";
 const CLASSES: [number, number][] = [[500, 35], [5000, 50], [50000, 14], [500000, 0.9], [5000000, 0.1]];
 const FILES_PER_CLASS = 5;
@@ -61,35 +61,10 @@ async function makeSite(work: string) {
     while (ci < CLASSES.length - 1 && x >= CLASSES[ci][1]) x -= CLASSES[ci++][1];
     order.push(paths[ci][Math.floor(next() * FILES_PER_CLASS)]);
   }
-  const port = freePort();
-  const [lo, hi] = freeRange(100);
+  const site: FtpSite = { dir, port: freePort(), pasv: freeRange(100), extra: "max_clients=0\nmax_per_ip=0" };
   const conf = join(dir, "vsftpd.conf");
-  await Deno.writeTextFile(
-    conf,
-    `listen=YES
-listen_ipv6=NO
-listen_address=127.0.0.1
-listen_port=${port}
-background=NO
-anonymous_enable=YES
-local_enable=NO
-write_enable=NO
-anon_root=${dir}/anon
-no_anon_password=YES
-pasv_enable=YES
-pasv_min_port=${lo}
-pasv_max_port=${hi}
-pasv_address=127.0.0.1
-connect_from_port_20=NO
-secure_chroot_dir=${dir}/empty
-max_clients=0
-max_per_ip=0
-xferlog_enable=YES
-xferlog_file=${dir}/log/xferlog
-vsftpd_log_file=${dir}/log/vsftpd.log
-`,
-  );
-  return { dir, port, pasv: `${lo}-${hi}`, conf, order, command: [VSFTPD, conf] };
+  await Deno.writeTextFile(conf, vsftpdConf(site));
+  return { ...site, conf, order, command: [VSFTPD, conf] };
 }
 
 type Site = Awaited<ReturnType<typeof makeSite>>;
@@ -151,24 +126,7 @@ async function fetchLoop(site: Site, seconds: number, clients: number) {
 
 function policyFiles(work: string, site: Site) {
   const ftpd = join(work, "ftp-ftpd.yaml");
-  Deno.writeTextFileSync(
-    ftpd,
-    `version: 1
-name: bench-ftpd
-wrappers:
-  - name: ftpd
-    settings:
-      root: "${site.dir}/anon"
-      config: "${site.conf}"
-      read_dirs: ["${site.dir}/empty"]
-      write_dirs: ["${site.dir}/log"]
-      ports: [${site.port}]
-      pasv: "${site.pasv}"
-      response: alert
-    activate:
-      program: vsftpd
-`,
-  );
+  Deno.writeTextFileSync(ftpd, ftpdPolicy(site, { name: "bench-ftpd", response: "alert" }));
   const seq = (mode: string) => {
     const p = join(work, `ftp-seq-${mode}.yaml`);
     Deno.writeTextFileSync(

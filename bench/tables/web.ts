@@ -23,8 +23,8 @@ import {
 } from "./common.ts";
 import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 import { serverRun } from "./server.ts";
+import { httpdPolicy, nginxCommand, nginxConf } from "../../tests/servers.ts";
 
-const NGINX = "/usr/sbin/nginx";
 const WRK = "/usr/bin/wrk";
 /** WebStone 2's file classes: size in bytes, share of requests (percent). */
 const CLASSES: [number, number][] = [[500, 35], [5000, 50], [50000, 14], [500000, 0.9], [5000000, 0.1]];
@@ -77,24 +77,7 @@ async function makeSite(work: string): Promise<Site & { files: number; bytes: nu
   const conf = join(dir, "nginx.conf");
   await Deno.writeTextFile(
     conf,
-    `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log ${dir}/logs/access.log;
-  sendfile on;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  server {
-    listen 127.0.0.1:${port} backlog=1024;
-    root ${dir}/www;
-  }
-}
-`,
+    nginxConf({ dir, port, http: "sendfile on;", workerConnections: 1024, backlog: 1024 }),
   );
   // wrk: each connection walks the fixed order from its own offset; one request per connection.
   const script = join(dir, "load.lua");
@@ -115,7 +98,7 @@ done = function(summary, latency, requests)
 end
 `,
   );
-  const command = [NGINX, "-p", `${dir}/`, "-e", `${dir}/logs/error.log`, "-c", conf, "-g", "daemon off;"];
+  const command = nginxCommand(dir);
   return { dir, port, conf, script, command, files, bytes };
 }
 
@@ -153,23 +136,7 @@ async function wrk(site: Site, seconds: number, connections: number) {
 
 function policyFiles(work: string, site: Site) {
   const httpd = join(work, "web-httpd.yaml");
-  Deno.writeTextFileSync(
-    httpd,
-    `version: 1
-name: bench-httpd
-wrappers:
-  - name: httpd
-    settings:
-      docroot: ["${site.dir}/www"]
-      read_dirs: ["${site.conf}"]
-      write_dirs: ["${site.dir}/logs", "${site.dir}/tmp", "${site.dir}/nginx.pid"]
-      ports: [${site.port}]
-      upstreams: []
-      response: alert
-    activate:
-      program: nginx
-`,
-  );
+  Deno.writeTextFileSync(httpd, httpdPolicy(site, { name: "bench-httpd", response: "alert" }));
   const seq = (mode: string) => {
     const p = join(work, `web-seq-${mode}.yaml`);
     Deno.writeTextFileSync(

@@ -86,6 +86,7 @@ async function runStandalone(
       storePath,
       onEvents: (events) => audit.append(events.flatMap(toAuditRecords)),
       onChoice: (s, why) => verbose && console.error(`idwrap: event source ${s}: ${why}`),
+      onWarning: (message) => console.error(`idwrap: warning: ${message}`),
     });
   } finally {
     await audit.close();

@@ -14,7 +14,7 @@ import type { HostEvent } from "../events.ts";
 import { loadPolicy, type Policy } from "../policy/policy.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { receiveHandshake } from "../sources/seccomp/handshake.ts";
-import { prepareEnforcement } from "../sources/seccomp/source.ts";
+import { eintrWarnings, prepareEnforcement } from "../sources/seccomp/source.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
@@ -118,6 +118,8 @@ export class Daemon {
       wrappers: p.wrappers.filter((w) => !this.#disabled.has(w.name)),
     }));
     const { wrappers, filter } = await prepareEnforcement(policies, true);
+    // Sessions handed over by `idwrap run` are served on the seccomp source.
+    for (const warning of eintrWarnings(policies, wrappers)) this.#log(`warning: ${warning}`);
     return { policies, wrappers, filter };
   }
 

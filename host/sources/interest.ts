@@ -8,7 +8,7 @@
  * @module
  */
 import type { Policy } from "../policy/policy.ts";
-import { DECLARE_DENY, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
+import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
 import { INTEREST, MAX_SYSCALLS } from "./kmod/uapi.ts";
@@ -57,23 +57,32 @@ export function interestMask(policies: Policy[], wrappers: WrapperModule[], want
 const OPEN_FAMILY = ["open", "openat", "openat2", "creat"];
 
 /**
- * Calls a source may let run before they are examined: whatever looks at them
- * only watches (PRE_OBSERVE; nothing may deny, kill in time or rewrite them).
- * The module does this by itself (OBSERVE records); the seccomp source, where
- * every notified call waits, answers these at once and examines them after.
- * The open family is left out where a rule reads its path or a post hook
- * wants its result: the seccomp source runs those opens itself, on the path
- * it checked.
+ * Calls the seccomp source answers before they are examined: every wrapper
+ * that declares the call declared it `MAY_KILL` (it watches, tolerates a kill
+ * landing a call late, and reads the call's pointer arguments, if at all,
+ * after the call ran: seq) and no rule or observe list covers it (those read
+ * arguments for matching and reports). The module observes such calls without
+ * waiting anyway (OBSERVE records). Opens whose result a post hook wants are
+ * left out: the seccomp source runs those itself.
  */
 export function answerFirstCalls(policies: Policy[], wrappers: WrapperModule[]): Set<number> {
-  const ruled = new Set(policies.flatMap((p) => p.rules.flatMap((r) => [...resolveSyscalls(r.syscalls)])));
+  const ruled = new Set<number>();
+  for (const p of policies) {
+    for (const nr of resolveSyscalls(p.observe)) ruled.add(nr);
+    for (const r of p.rules) for (const nr of resolveSyscalls(r.syscalls)) ruled.add(nr);
+  }
   const opens = resolveSyscalls(OPEN_FAMILY);
   const calls = new Set<number>();
-  for (const [nr, bits] of interestMask(policies, wrappers, false)) {
-    if (!(bits & INTEREST.PRE_OBSERVE) || bits & (INTEREST.PRE_DECIDE | INTEREST.POST_DECIDE)) continue;
-    if (opens.has(nr) && (ruled.has(nr) || bits & INTEREST.POST_OBSERVE)) continue;
-    calls.add(nr);
+  const refused = new Set<number>();
+  for (const w of wrappers) {
+    for (const [nr, flags] of w.declarations.syscalls) {
+      const watchesLate = (flags & DECLARE_KILL) !== 0 && (flags & DECLARE_DENY) === 0 &&
+        !(opens.has(nr) && flags & DECLARE_POST);
+      if (watchesLate && !ruled.has(nr)) calls.add(nr);
+      else refused.add(nr);
+    }
   }
+  for (const nr of refused) calls.delete(nr);
   return calls;
 }
 

@@ -21,6 +21,8 @@ export interface SourceRunOptions {
   emulateOpens?: boolean;
   /** Told which source was chosen and why. */
   onChoice?: (source: "kmod" | "seccomp", why: string) => void;
+  /** Told what the policies put at risk on the chosen source, before the command starts. */
+  onWarning?: (message: string) => void;
 }
 
 /** How the command ended, and under which source. */
@@ -39,9 +41,9 @@ export async function runUnder(
 ): Promise<SourceRunResult> {
   const { source, why } = chooseSource(choice);
   options.onChoice?.(source, why);
-  const { onChoice: _, emulateOpens, ...common } = options;
+  const { onChoice: _, emulateOpens, onWarning, ...common } = options;
   if (source === "kmod") return { source, ...await runUnderKmod(command, common) };
-  return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens }) };
+  return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens, onWarning }) };
 }
 
 /** Parses a --source value. */

@@ -5,6 +5,8 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, reports, ROOT, type Traced, traced } from "../helpers.ts";
+import { freePort } from "../loopback.ts";
+import { NGINX, nginxCommand, nginxConf } from "../servers.ts";
 
 const POLICY = `${ROOT}policies/default.yaml`;
 const tmp = await Deno.makeTempDir({ prefix: "idwrap-benign-" });
@@ -184,8 +186,6 @@ Deno.test({
   },
 });
 
-const NGINX = "/usr/sbin/nginx";
-
 Deno.test({
   name: "benign: nginx serves files to curl and proxies to a loopback upstream",
   ignore: !which("curl") || !which("python3") || !(() => {
@@ -210,29 +210,12 @@ Deno.test({
       const up = freePort();
       await Deno.writeTextFile(
         `${dir}/nginx.conf`,
-        `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log;
-events { worker_connections 64; }
-http {
-  access_log ${dir}/logs/access.log;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${dir}/www;
-    location /up/ { proxy_pass http://127.0.0.1:${up}/; }
-  }
-}
-`,
+        nginxConf({ dir, port, server: `location /up/ { proxy_pass http://127.0.0.1:${up}/; }` }),
       );
       const base = `http://127.0.0.1:${port}`;
       const r = await benign(
         `python3 -m http.server --bind 127.0.0.1 ${up} --directory up > /dev/null 2>&1 & u=$!; ` +
-          `${NGINX} -p ${dir}/ -e ${dir}/logs/error.log -c ${dir}/nginx.conf -g 'daemon off;' & n=$!; ` +
+          `${nginxCommand(dir).slice(0, -1).join(" ")} 'daemon off;' & n=$!; ` +
           `for i in $(seq 150); do curl -sf ${base}/up/u.txt > /dev/null && break; sleep 0.1; done; ` +
           `for i in 1 2 3 4 5; do curl -sf ${base}/ ${base}/sub/b.txt ${base}/up/u.txt || exit 1; done; ` +
           "kill $n $u; wait $n $u; true",
@@ -250,14 +233,6 @@ http {
     }
   },
 });
-
-/** A port on 127.0.0.1 nobody listens on now. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 Deno.test({
   name: "benign: kubectl, the aws CLI and gcloud read their credentials in a home below /home",

@@ -5,10 +5,10 @@
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { type Policy, WRAPPER_DEFAULTS } from "../../host/policy/policy.ts";
-import { DECLARE_DENY, DECLARE_POST, DECLARE_PRE } from "../../host/runtime/abi.ts";
+import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../../host/runtime/abi.ts";
 import type { WrapperModule } from "../../host/runtime/module.ts";
 import { syscallName, syscallNumber } from "../../host/syscalls/mod.ts";
-import { describeMask, failClosed, interestMask } from "../../host/sources/interest.ts";
+import { answerFirstCalls, describeMask, failClosed, interestMask } from "../../host/sources/interest.ts";
 
 const nr = (n: string) => syscallNumber(n)!;
 
@@ -61,4 +61,26 @@ Deno.test("kmod interest: the fail mode is closed when something may deny, open 
   assertEquals(failClosed([], [wrapper([["read", DECLARE_PRE]])]), false);
   assertEquals(failClosed([], [wrapper([["read", DECLARE_PRE | DECLARE_DENY]])]), true);
   assertEquals(failClosed([], [wrapper([["read", DECLARE_PRE | DECLARE_DENY]], "open")]), false);
+});
+
+Deno.test("seccomp answers first only the calls every declaring wrapper watches MAY_KILL, with no rule or observe list", () => {
+  const seqLike = wrapper([
+    ["getpid", DECLARE_PRE | DECLARE_KILL],
+    ["close", DECLARE_PRE | DECLARE_KILL],
+    ["chmod", DECLARE_PRE | DECLARE_KILL],
+    ["read", DECLARE_PRE | DECLARE_KILL],
+    ["unlink", DECLARE_PRE | DECLARE_KILL],
+    ["openat", DECLARE_PRE | DECLARE_KILL],
+    ["open", DECLARE_PRE | DECLARE_POST | DECLARE_KILL],
+  ]);
+  // A watcher that wants exact arguments (PRE alone: the caller waits for it), and one that may deny.
+  const exact = wrapper([["chmod", DECLARE_PRE]]);
+  const denier = wrapper([["close", DECLARE_PRE | DECLARE_DENY]]);
+  const policies = [policy({
+    observe: ["read"],
+    rules: [{ id: "a", syscalls: ["unlink"], action: "alert", errno: 1 }],
+  })];
+  const calls = answerFirstCalls(policies, [seqLike, exact, denier]);
+  assertEquals([...calls].map(syscallName).sort(), ["getpid", "openat"]);
+  assertEquals(answerFirstCalls([], [exact]).size, 0);
 });

@@ -18,10 +18,9 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { exists, IDWRAP, parseJsonLines, prog, reports, ROOT, run, TEST_STORE } from "../helpers.ts";
 import type { HostEvent, WrapperReport } from "../../host/events.ts";
 import { freePort, freeRange } from "../loopback.ts";
+import { ftpdPolicy, httpdPolicy, NGINX, nginxCommand, nginxConf, VSFTPD, vsftpdConf } from "../servers.ts";
 
 const IS_ROOT = Deno.uid() === 0;
-const NGINX = "/usr/sbin/nginx";
-const VSFTPD = "/usr/sbin/vsftpd";
 const CURL = "/usr/bin/curl";
 
 const HAVE_NGINX = await exists(NGINX);
@@ -126,60 +125,14 @@ async function nginxSite(
   await Deno.writeTextFile(`${dir}/www/sub/b.txt`, "b\n");
   const port = freePort();
   const conf = `${dir}/nginx.conf`;
-  await Deno.writeTextFile(
-    conf,
-    `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log;
-events { worker_connections 64; }
-http {
-  access_log ${dir}/logs/access.log;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${dir}/www;
-    ${extraLocation}
-  }
-}
-`,
-  );
+  await Deno.writeTextFile(conf, nginxConf({ dir, port, server: extraLocation }));
   const policy = `${dir}/httpd.yaml`;
-  await Deno.writeTextFile(
-    policy,
-    `version: 1
-name: httpd-test
-wrappers:
-  - name: httpd
-    settings:
-      docroot: ["${dir}/www"]
-      read_dirs: ["${conf}"]
-      write_dirs: ["${dir}/logs", "${dir}/tmp", "${dir}/nginx.pid"]
-      ports: ${settings.ports ?? `[${port}]`}
-      upstreams: ${settings.upstreams ?? "[]"}
-      response: ${response}
-    activate:
-      program: nginx
-`,
-  );
+  await Deno.writeTextFile(policy, httpdPolicy({ dir, port }, { name: "httpd-test", response, ...settings }));
   return { dir, port, conf, policy };
 }
 
 function startNginx(site: NginxSite): Promise<Wrapped> {
-  return Wrapped.start(site.policy, [
-    NGINX,
-    "-p",
-    `${site.dir}/`,
-    "-e",
-    `${site.dir}/logs/error.log`,
-    "-c",
-    site.conf,
-    "-g",
-    "daemon off;",
-  ], site.port);
+  return Wrapped.start(site.policy, nginxCommand(site.dir), site.port);
 }
 
 async function get(port: number, path: string): Promise<[number, string]> {
@@ -305,51 +258,11 @@ async function ftpSite(response: "alert" | "deny", extraConf = ""): Promise<FtpS
   await Deno.writeTextFile(`${dir}/anon/pub.txt`, "public\n");
   await Deno.writeTextFile(`${dir}/anon/sub/c.txt`, "c\n");
   const port = freePort();
-  const [lo, hi] = freeRange(20);
   const conf = `${dir}/vsftpd.conf`;
-  await Deno.writeTextFile(
-    conf,
-    `listen=YES
-listen_ipv6=NO
-listen_address=127.0.0.1
-listen_port=${port}
-background=NO
-anonymous_enable=YES
-local_enable=NO
-write_enable=NO
-anon_root=${dir}/anon
-no_anon_password=YES
-pasv_enable=YES
-pasv_min_port=${lo}
-pasv_max_port=${hi}
-pasv_address=127.0.0.1
-connect_from_port_20=NO
-secure_chroot_dir=${dir}/empty
-xferlog_enable=YES
-xferlog_file=${dir}/log/xferlog
-vsftpd_log_file=${dir}/log/vsftpd.log
-${extraConf}
-`,
-  );
+  const site = { dir, port, pasv: freeRange(20), extra: extraConf };
+  await Deno.writeTextFile(conf, vsftpdConf(site));
   const policy = `${dir}/ftpd.yaml`;
-  await Deno.writeTextFile(
-    policy,
-    `version: 1
-name: ftpd-test
-wrappers:
-  - name: ftpd
-    settings:
-      root: "${dir}/anon"
-      config: "${conf}"
-      read_dirs: ["${dir}/empty"]
-      write_dirs: ["${dir}/log"]
-      ports: [${port}]
-      pasv: "${lo}-${hi}"
-      response: ${response}
-    activate:
-      program: vsftpd
-`,
-  );
+  await Deno.writeTextFile(policy, ftpdPolicy(site, { name: "ftpd-test", response }));
   return { dir, port, conf, policy };
 }
 

@@ -9,7 +9,7 @@ import { constants } from "node:os";
 import { join } from "node:path";
 import type { Policy } from "../../policy/policy.ts";
 import { RuleDecider } from "../../policy/rule_decider.ts";
-import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls } from "../../syscalls/mod.ts";
+import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { v8Engine } from "../../runtime/engine.ts";
 import { loadPolicyWrappers } from "../../runtime/load.ts";
@@ -33,6 +33,8 @@ export interface SeccompRunOptions {
   storePath?: string;
   /** Notable events (verdicts, alerts, faults, lifecycle), in batches, for audit. */
   onEvents?: (events: HostEvent[]) => void;
+  /** Told, before the command starts, what the policies put at risk on this source (eintrWarnings). */
+  onWarning?: (message: string) => void;
 }
 
 /** How a wrapped command ended. */
@@ -53,13 +55,59 @@ export interface SeccompRunResult {
  */
 const ALWAYS_NOTIFIED = ["execve", "execveat", ...ALWAYS_DENIED_SYSCALLS];
 
+const OPEN_FAMILY = ["open", "openat", "openat2", "creat"];
+
 /** The syscall numbers the filter notifies for these policies and wrappers. */
 export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): Set<number> {
   const set = new Set(new RuleDecider(policies).syscalls);
   for (const w of wrappers) for (const nr of w.declarations.syscalls.keys()) set.add(nr);
-  const always = [...ALWAYS_NOTIFIED, ...(emulateOpens ? CRED_SYSCALLS : [])];
-  for (const nr of resolveSyscalls(always)) set.add(nr);
+  // The credential calls only keep the open emulation's cached credentials fresh: none without notified opens.
+  const opens = resolveSyscalls(OPEN_FAMILY);
+  const emulates = emulateOpens && [...set].some((nr) => opens.has(nr));
+  for (const nr of resolveSyscalls([...ALWAYS_NOTIFIED, ...(emulates ? CRED_SYSCALLS : [])])) set.add(nr);
   return set;
+}
+
+/**
+ * Calls the kernel does not fail with EINTR by themselves (or not when used so), which shells and make issue
+ * around SIGCHLD without retrying. Notified, they can: a signal before the supervisor has read the call fails it with
+ * EINTR in a program whose handler lacks SA_RESTART (docs/seccomp.md, "Signals and EINTR"). dash then leaks a pipe's
+ * end on a failed close and `make -j2` hangs; vsftpd exits on a failed wait4(WNOHANG).
+ */
+export const EINTR_HAZARDS: readonly string[] = [
+  "close",
+  "dup",
+  "dup2",
+  "dup3",
+  "fcntl",
+  "pipe",
+  "pipe2",
+  "wait4",
+  "waitid",
+  "rt_sigaction",
+  "rt_sigprocmask",
+  "fork",
+  "vfork",
+  "clone",
+  "clone3",
+];
+
+/** One warning per wrapper or policy that makes this source notify calls of EINTR_HAZARDS. */
+export function eintrWarnings(policies: Policy[], wrappers: WrapperModule[]): string[] {
+  const hazards = resolveSyscalls(EINTR_HAZARDS);
+  const warnings: string[] = [];
+  const check = (who: string, calls: Iterable<number>) => {
+    const hit = [...calls].filter((nr) => hazards.has(nr)).map(syscallName);
+    if (!hit.length) return;
+    warnings.push(
+      `${who} makes the seccomp source notify ${hit.join(", ")}: a program that catches a signal without SA_RESTART ` +
+        `(dash, GNU make, vsftpd) can get EINTR from them, which the kernel never gives it, and fail or hang ` +
+        `(docs/seccomp.md, "Signals and EINTR"); the kernel-module source has no such window`,
+    );
+  };
+  for (const p of policies) check(`policy ${p.name} (${p.file})`, new RuleDecider([p]).syscalls);
+  for (const w of wrappers) check(`wrapper ${w.spec.name}`, w.declarations.syscalls.keys());
+  return warnings;
 }
 
 /**
@@ -114,6 +162,7 @@ export function exitCodeOf(status: Deno.CommandStatus): number {
 export async function runUnderSeccomp(command: string[], options: SeccompRunOptions): Promise<SeccompRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
   const { wrappers, filter } = await prepareEnforcement(options.policies, emulateOpens);
+  for (const warning of eintrWarnings(options.policies, wrappers)) options.onWarning?.(warning);
   const thread = await SupervisorThread.start({
     policies: options.policies,
     wrappers,

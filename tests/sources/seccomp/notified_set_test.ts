@@ -48,39 +48,36 @@ Deno.test("an examined execve with an argument longer than PATH_MAX runs (make p
 // test fails and the doc must change.
 const OPEN_RULE = EXEC_RULE.replace("[execve]", "[openat]");
 
+/** tests/progs/signals opening a file 3000 times under a 100 µs timer whose handler lacks SA_RESTART. */
+async function opensUnderSignals(policyText: string) {
+  const policy = await writePolicy(policyText);
+  const args = [prog("signals"), "/etc/hostname", "3000", "norestart"];
+  return await idwrap(["run", "--source", "seccomp", "-p", policy, "--", ...args]);
+}
+
 Deno.test("a handler without SA_RESTART: un-notified opens never fail with EINTR", async () => {
-  const policy = await writePolicy(EXEC_RULE);
-  const r = await idwrap([
-    "run",
-    "--source",
-    "seccomp",
-    "-p",
-    policy,
-    "--",
-    prog("signals"),
-    "/etc/hostname",
-    "3000",
-    "norestart",
-  ]);
+  const r = await opensUnderSignals(EXEC_RULE);
   assertEquals(r.code, 0, r.stdout + r.stderr);
   assert(/^opens 3000 failed 0 eintr 0 ticks [1-9]/.test(r.stdout), r.stdout);
 });
 
 Deno.test("a handler without SA_RESTART: notified opens can fail with EINTR before the supervisor reads them (the kernel's window)", async () => {
-  const policy = await writePolicy(OPEN_RULE);
-  const r = await idwrap([
-    "run",
-    "--source",
-    "seccomp",
-    "-p",
-    policy,
-    "--",
-    prog("signals"),
-    "/etc/hostname",
-    "3000",
-    "norestart",
-  ]);
+  const r = await opensUnderSignals(OPEN_RULE);
   const m = /^opens 3000 failed 0 eintr (\d+) ticks [1-9]/.exec(r.stdout);
   assert(m, r.stdout + r.stderr);
   assert(Number(m[1]) > 0, `no open failed with EINTR: ${r.stdout}`);
+});
+
+Deno.test("idwrap run warns when a policy makes the seccomp source notify calls shells do not retry on EINTR", async () => {
+  const close = await writePolicy("version: 1\nname: watch-close\nobserve: [close, getpid]\n");
+  const r = await idwrap(["run", "--source", "seccomp", "-p", close, "--", "/bin/true"]);
+  assertEquals(r.code, 0, r.stderr);
+  assert(/idwrap: warning: policy watch-close \(.*\) makes the seccomp source notify close: /.test(r.stderr), r.stderr);
+  assert(r.stderr.includes('docs/seccomp.md, "Signals and EINTR"'), r.stderr);
+  // The default policy and a policy on execve put nothing of the kind at risk.
+  for (const args of [[], ["-p", await writePolicy(EXEC_RULE)]]) {
+    const quiet = await idwrap(["run", "--source", "seccomp", ...args, "--", "/bin/true"]);
+    assertEquals(quiet.code, 0, quiet.stderr);
+    assert(!quiet.stderr.includes("warning"), quiet.stderr);
+  }
 });

@@ -52,6 +52,10 @@ Deno.test("under a root supervisor, an emulated open runs with the caller's cred
   await Deno.chmod(dir, 0o755);
   await Deno.writeTextFile(`${dir}/root-only.txt`, "secret\n");
   await Deno.chmod(`${dir}/root-only.txt`, 0o600);
+  // Readable by group root: a caller with no supplementary group must not be given it (an empty "Groups:" line of
+  // /proc/PID/status was once parsed as [NaN, tgid], and NaN became group 0).
+  await Deno.writeTextFile(`${dir}/root-group.txt`, "group secret\n");
+  await Deno.chmod(`${dir}/root-group.txt`, 0o640);
   await Deno.mkdir(`${dir}/alice`);
   await Deno.chown(`${dir}/alice`, uid, null);
   const made = `${dir}/alice/made`;
@@ -66,10 +70,11 @@ Deno.test("under a root supervisor, an emulated open runs with the caller's cred
     "--clear-groups",
     "/bin/sh",
     "-c",
-    `umask 077; cat ${dir}/root-only.txt; : > ${made}`,
+    `umask 077; cat ${dir}/root-only.txt; cat ${dir}/root-group.txt; : > ${made}`,
   ]);
   assertEquals(r.stdout, "");
   assert(r.stderr.includes("root-only.txt: Permission denied"), r.stderr);
+  assert(r.stderr.includes("root-group.txt: Permission denied"), r.stderr);
   // A file the caller creates is the caller's, with the caller's umask.
   const info = await Deno.stat(made);
   assertEquals([info.uid, info.mode! & 0o777], [uid, 0o600]);
