@@ -123,7 +123,8 @@ async function preparedBase(src: string, env: Record<string, string>): Promise<s
 
 /** The lines of a failed build's stderr that say what failed (errors first), at most `n`. */
 export function failureLines(stderr: string, n = 4): string {
-  const lines = stderr.split("\n").filter((l) => l.trim());
+  // idwrap's start-up warnings (docs/seccomp.md's EINTR hazards) say what may fail, not what did.
+  const lines = stderr.split("\n").filter((l) => l.trim() && !l.startsWith("idwrap: warning:"));
   const telling = lines.filter((l) =>
     /error|Bad address|Cannot fork|Interrupted|not found|No such|denied|Killed|idwrap:/i.test(l) &&
     !/^make(\[\d+\])?: \*\*\* /.test(l)

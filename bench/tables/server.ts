@@ -68,7 +68,8 @@ export async function serverRun(o: ServerRunOptions): Promise<{
     } catch { /* no report */ }
     // vsftpd's fatal errors ("500 OOPS: …") go to its standard output.
     const out = `${stopped?.stdout ?? ""}\n${stopped?.stderr ?? ""}`;
-    const tail = out.trim().split("\n").filter((l) => l.trim()).slice(-3).join(" | ");
+    const tail = out.trim().split("\n").filter((l) => l.trim() && !l.startsWith("idwrap: warning:")).slice(-3)
+      .join(" | ");
     throw new Error(`${(e as Error).message}${tail ? `; server: ${tail}` : ""}${said ? `; report: ${said}` : ""}`);
   } finally {
     if (service) await service.stop(3000);
