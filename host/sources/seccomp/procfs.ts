@@ -29,7 +29,8 @@ export function readTaskStatus(tid: number): TaskStatus | undefined {
   } catch {
     return undefined;
   }
-  // One pass over the lines (a new process costs the supervisor this read; a RegExp per field cost 100 µs).
+  // Line by line: a per-field `^Groups:\s*(.*)$` let `\s*` run past an empty line's newline into the next field,
+  // and a process without supplementary groups got [NaN, tgid] — NaN became group 0 in the emulated open.
   const fields = new Map<string, string>();
   for (const line of text.split("\n")) {
     const colon = line.indexOf(":");
