@@ -105,7 +105,9 @@ export async function runChecks(): Promise<Check[]> {
     feature: "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
     ok: atLeast(v, 5, 19),
     detail: `Linux ${v.join(".")}; needs 5.19`,
-    consequence: "signals during a notified call do not restart it over and over (Go programs, timers)",
+    consequence: "signals during a notified call do not restart it over and over (Go programs, timers); before the " +
+      "supervisor has read a call, a signal still fails it with EINTR in handlers without SA_RESTART " +
+      '(docs/seccomp.md, "Signals and EINTR")',
   });
   checks.push(...await kmodChecks());
   checks.push(...await hostChecks());
