@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { syscallNumber } from "../syscalls/mod.ts";
+import { OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
 
 /** One source's abilities. */
 export interface SourceCapabilities {
@@ -18,7 +18,7 @@ export interface SourceCapabilities {
 /** The seccomp source: post results only where it emulates the call. */
 export const SECCOMP_CAPABILITIES: SourceCapabilities = {
   name: "seccomp",
-  post: new Set(["open", "openat", "openat2", "creat"].map((n) => syscallNumber(n)!)),
+  post: resolveSyscalls(OPEN_SYSCALLS),
   rewrite: false,
 };
 

@@ -1,16 +1,18 @@
 /**
  * What each event source must intercept, and how. The kernel module's
- * interest mask, from the same inputs as the seccomp filter (policies' observe lists and rules, the wrappers' declarations), but
- * finer: a call waits for the host (DECIDE) only where a rule or a wrapper
- * may deny, kill or rewrite it; where they only watch, the module reports it
- * through its ring and the call goes on at once (OBSERVE).
+ * interest mask, from the same inputs as the seccomp filter (policies'
+ * observe lists and rules, the wrappers' declarations), but finer: a call
+ * waits for the host (DECIDE) only where a rule or a wrapper may deny, kill
+ * or rewrite it; where they only watch, the module reports it through its
+ * ring and the call goes on at once (OBSERVE). And the calls the seccomp
+ * source may answer before it examines them.
  *
  * @module
  */
 import type { Policy } from "../policy/policy.ts";
 import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
 import type { WrapperModule } from "../runtime/module.ts";
-import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
+import { ALWAYS_DENIED_SYSCALLS, OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
 import { INTEREST, MAX_SYSCALLS } from "./kmod/uapi.ts";
 
 /**
@@ -54,8 +56,6 @@ export function interestMask(policies: Policy[], wrappers: WrapperModule[], want
   return mask;
 }
 
-const OPEN_FAMILY = ["open", "openat", "openat2", "creat"];
-
 /**
  * Calls the seccomp source answers before they are examined: every wrapper
  * that declares the call declared it `MAY_KILL` (it watches, tolerates a kill
@@ -71,7 +71,7 @@ export function answerFirstCalls(policies: Policy[], wrappers: WrapperModule[]):
     for (const nr of resolveSyscalls(p.observe)) ruled.add(nr);
     for (const r of p.rules) for (const nr of resolveSyscalls(r.syscalls)) ruled.add(nr);
   }
-  const opens = resolveSyscalls(OPEN_FAMILY);
+  const opens = resolveSyscalls(OPEN_SYSCALLS);
   const calls = new Set<number>();
   const refused = new Set<number>();
   for (const w of wrappers) {

@@ -143,6 +143,9 @@ export const LIFECYCLE_SYSCALLS: readonly string[] = [
 /** Calls every filter notifies so the host can deny and report them. */
 export const ALWAYS_DENIED_SYSCALLS: readonly string[] = ["io_uring_setup"];
 
+/** The calls that open a file by path: the ones the sources run themselves (TOCTOU-free), with post results. */
+export const OPEN_SYSCALLS: readonly string[] = ["open", "openat", "openat2", "creat"];
+
 /** Named groups a policy or wrapper may ask for instead of single calls. */
 export const SYSCALL_GROUPS: Readonly<Record<string, readonly string[]>> = {
   file: FILE_SYSCALLS,

@@ -9,7 +9,7 @@ import { constants } from "node:os";
 import { join } from "node:path";
 import type { Policy } from "../../policy/policy.ts";
 import { RuleDecider } from "../../policy/rule_decider.ts";
-import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
+import { ALWAYS_DENIED_SYSCALLS, OPEN_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { v8Engine } from "../../runtime/engine.ts";
 import { loadPolicyWrappers } from "../../runtime/load.ts";
@@ -55,14 +55,12 @@ export interface SeccompRunResult {
  */
 const ALWAYS_NOTIFIED = ["execve", "execveat", ...ALWAYS_DENIED_SYSCALLS];
 
-const OPEN_FAMILY = ["open", "openat", "openat2", "creat"];
-
 /** The syscall numbers the filter notifies for these policies and wrappers. */
 export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): Set<number> {
   const set = new Set(new RuleDecider(policies).syscalls);
   for (const w of wrappers) for (const nr of w.declarations.syscalls.keys()) set.add(nr);
   // The credential calls only keep the open emulation's cached credentials fresh: none without notified opens.
-  const opens = resolveSyscalls(OPEN_FAMILY);
+  const opens = resolveSyscalls(OPEN_SYSCALLS);
   const emulates = emulateOpens && [...set].some((nr) => opens.has(nr));
   for (const nr of resolveSyscalls([...ALWAYS_NOTIFIED, ...(emulates ? CRED_SYSCALLS : [])])) set.add(nr);
   return set;
@@ -101,7 +99,7 @@ export function eintrWarnings(policies: Policy[], wrappers: WrapperModule[]): st
     if (!hit.length) return;
     warnings.push(
       `${who} makes the seccomp source notify ${hit.join(", ")}: a program that catches a signal without SA_RESTART ` +
-        `(dash, GNU make, vsftpd) can get EINTR from them, which the kernel never gives it, and fail or hang ` +
+        `(dash, GNU make, vsftpd) can get EINTR from them where the kernel would not fail them, and fail or hang ` +
         `(docs/seccomp.md, "Signals and EINTR"); the kernel-module source has no such window`,
     );
   };

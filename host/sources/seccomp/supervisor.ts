@@ -11,7 +11,7 @@ import { type Decider, describeVerdict, type EventSink } from "../../decider.ts"
 import type { DecodedArgs, LifecycleEvent, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../../events.ts";
 import { ALLOW } from "../../events.ts";
 import { errnoName } from "../../errno.ts";
-import { i386SyscallName, syscallName, syscallNumber } from "../../syscalls/mod.ts";
+import { i386SyscallName, OPEN_SYSCALLS, resolveSyscalls, syscallName, syscallNumber } from "../../syscalls/mod.ts";
 import { decodeArgs, memoryReader } from "./decode.ts";
 import { OpenEmulator, type OpenRequest } from "./emulate.ts";
 import {
@@ -78,7 +78,7 @@ interface Task {
   creds: TaskStatus;
 }
 
-const OPEN_FAMILY = new Set(["open", "openat", "openat2", "creat"].map((n) => syscallNumber(n)!));
+const OPEN_FAMILY = resolveSyscalls(OPEN_SYSCALLS);
 const EXEC_FAMILY = new Set(["execve", "execveat"].map((n) => syscallNumber(n)!));
 /** Calls after which a task's cached credentials, umask or root are stale. */
 export const CRED_SYSCALLS: readonly string[] = [
@@ -372,9 +372,9 @@ export class Supervisor {
   }
 
   /**
-   * A call nothing may deny: the caller goes on at once, as under the module's OBSERVE, and the
-   * examiners see it after (a kill lands a call late). Pointer arguments are then read after the
-   * answer, as any observer reads them; a trace still gets them read before.
+   * A call only MAY_KILL watchers declared (answerFirstCalls): the caller goes on at once, as under
+   * the module's OBSERVE, and the watchers see it after (a kill lands a call late). Pointer arguments
+   * are then read only if a hook asks, after the call ran; a trace still gets them read before.
    */
   #watchOnly(id: bigint, tid: number, task: Task, nr: number, name: string, args: LazyArgs, examined: boolean): void {
     if (this.#sink.wantsSyscalls) args.read();
