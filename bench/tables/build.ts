@@ -158,8 +158,11 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
   let timeoutMs = 30 * 60 * 1000;
   /** One timed build from a fresh copy of the prepared tree. */
   const buildOnce = async (c: Config) => {
-    const out = join(o.work, `build-run-${++runNo}`);
-    const report = join(o.work, `build-report-${runNo}.txt`);
+    // The same path every run: programs built in the tree (fixdep, objtool) are named by it, and seq's databases are
+    // per executable path (under build-run-N every run's fixdep was a new, untrained program: ~34,000 mismatches).
+    const out = join(o.work, "build-tree");
+    const report = join(o.work, `build-report-${++runNo}.txt`);
+    await Deno.remove(out, { recursive: true }).catch(() => {});
     const cp = await runCommand(["cp", "-a", base, out]);
     if (cp.code !== 0) throw new Error(`cp failed: ${cp.stderr}`);
     let removeRule: (() => Promise<void>) | undefined;
