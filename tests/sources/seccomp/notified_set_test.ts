@@ -81,3 +81,18 @@ Deno.test("idwrap run warns when a policy makes the seccomp source notify calls 
     assert(!quiet.stderr.includes("warning"), quiet.stderr);
   }
 });
+
+Deno.test("the credential calls are notified only where opens are (they keep the open emulation's credentials fresh)", async () => {
+  // setpriv calls setgroups, setresgid and setresuid, then execs /bin/true.
+  const cmd = ["/usr/bin/setpriv", "--reuid=0", "--regid=0", "--clear-groups", "/bin/true"];
+  const empty = await writePolicy("version: 1\nname: empty\n");
+  const r = await idwrap(["run", "--source", "seccomp", "-p", empty, "--", ...cmd]);
+  assertEquals(r.code, 0, r.stderr);
+  assert(/; 2 calls notified,/.test(r.stderr), `only the two execve: ${r.stderr}`);
+  const opens = await writePolicy(EXEC_RULE.replace("[execve]", "[openat]"));
+  const v = await idwrap(["run", "--source", "seccomp", "-v", "-p", opens, "--", ...cmd]);
+  assertEquals(v.code, 0, v.stderr);
+  for (const call of ["setgroups(", "setresgid(", "setresuid("]) {
+    assert(v.stderr.includes(call), `${call}: ${v.stderr}`);
+  }
+});
