@@ -409,6 +409,45 @@ export function penalty(value: number, bare: number, higherIsBetter = false): nu
 }
 
 /** A deterministic pseudo-random sequence (LCG), for file sets and request orders. */
+/** WebStone 2's file classes: size in bytes, share of requests (percent). */
+export const WEBSTONE_CLASSES: [number, number][] = [[500, 35], [5000, 50], [50000, 14], [500000, 0.9], [5000000, 0.1]];
+
+/** A server's fixed file set, and the fixed order of requests over it, drawn once with the classes' shares. */
+export interface FileSet {
+  /** The request order: file names (with `prefix`). */
+  order: string[];
+  summary: { files: number; bytes: number; classes: [number, number][] };
+}
+
+/**
+ * Writes `perClass` files of each WebStone class into `dir` (deterministic content from `seed`) and draws an order
+ * of `orderLength` requests over them (from `orderSeed`).
+ */
+export async function webstoneFiles(
+  dir: string,
+  o: { perClass: number; orderLength: number; seed: number; orderSeed: number; ext: string; prefix: string },
+): Promise<FileSet> {
+  const names: string[][] = [];
+  let bytes = 0;
+  for (const [ci, [size]] of WEBSTONE_CLASSES.entries()) {
+    names.push([]);
+    for (let f = 0; f < o.perClass; f++) {
+      const name = `c${ci}-${f}.${o.ext}`;
+      await writeFileOfSize(join(dir, name), size, o.seed + ci * 100 + f);
+      names[ci].push(o.prefix + name);
+      bytes += size;
+    }
+  }
+  const next = lcg(o.orderSeed);
+  const order: string[] = [];
+  for (let i = 0; i < o.orderLength; i++) {
+    let x = next() * 100, ci = 0;
+    while (ci < WEBSTONE_CLASSES.length - 1 && x >= WEBSTONE_CLASSES[ci][1]) x -= WEBSTONE_CLASSES[ci++][1];
+    order.push(names[ci][Math.floor(next() * o.perClass)]);
+  }
+  return { order, summary: { files: WEBSTONE_CLASSES.length * o.perClass, bytes, classes: WEBSTONE_CLASSES } };
+}
+
 export function lcg(seed: number): () => number {
   let s = seed >>> 0;
   return () => {

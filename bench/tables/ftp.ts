@@ -12,22 +12,21 @@
 import { join } from "node:path";
 import {
   type Config,
+  type FileSet,
   freePort,
   freeRange,
-  lcg,
   median,
   publicDir,
   runCommand,
+  webstoneFiles,
   withCompared,
   type WorkloadOptions,
-  writeFileOfSize,
 } from "./common.ts";
 import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 import { serverRun } from "./server.ts";
 import { ftpdPolicy, type FtpSite, VSFTPD, vsftpdConf } from "../../tests/servers.ts";
 
 const CURL = "/usr/bin/curl";
-const CLASSES: [number, number][] = [[500, 35], [5000, 50], [50000, 14], [500000, 0.9], [5000000, 0.1]];
 const FILES_PER_CLASS = 5;
 const ORDER = 1000;
 
@@ -38,33 +37,25 @@ export interface FtpOptions extends WorkloadOptions {
 
 export interface FtpResult extends RoundsResult {
   configs: Config[];
-  fileSet: { files: number; bytes: number; classes: [number, number][] };
+  fileSet: FileSet["summary"];
   training: { runs: TrainingRun[]; error?: string };
 }
 
 async function makeSite(work: string) {
   const dir = await publicDir(join(work, "vsftpd"));
   for (const sub of ["anon", "empty", "log"]) await publicDir(join(dir, sub));
-  const paths: string[][] = [];
-  for (const [ci, [size]] of CLASSES.entries()) {
-    paths.push([]);
-    for (let f = 0; f < FILES_PER_CLASS; f++) {
-      const name = `c${ci}-${f}.bin`;
-      await writeFileOfSize(join(dir, "anon", name), size, 1000 + ci * 100 + f);
-      paths[ci].push(name);
-    }
-  }
-  const next = lcg(21000);
-  const order: string[] = [];
-  for (let i = 0; i < ORDER; i++) {
-    let x = next() * 100, ci = 0;
-    while (ci < CLASSES.length - 1 && x >= CLASSES[ci][1]) x -= CLASSES[ci++][1];
-    order.push(paths[ci][Math.floor(next() * FILES_PER_CLASS)]);
-  }
+  const files = await webstoneFiles(join(dir, "anon"), {
+    perClass: FILES_PER_CLASS,
+    orderLength: ORDER,
+    seed: 1000,
+    orderSeed: 21000,
+    ext: "bin",
+    prefix: "",
+  });
   const site: FtpSite = { dir, port: freePort(), pasv: freeRange(100), extra: "max_clients=0\nmax_per_ip=0" };
   const conf = join(dir, "vsftpd.conf");
   await Deno.writeTextFile(conf, vsftpdConf(site));
-  return { ...site, conf, order, command: [VSFTPD, conf] };
+  return { ...site, conf, order: files.order, fileSet: files.summary, command: [VSFTPD, conf] };
 }
 
 type Site = Awaited<ReturnType<typeof makeSite>>;
@@ -184,10 +175,5 @@ export async function ftpWorkload(o: FtpOptions): Promise<FtpResult> {
     deadline: o.deadline,
   });
   Object.assign(rounds.unavailable, unavailable);
-  const fileSet = {
-    files: CLASSES.length * FILES_PER_CLASS,
-    bytes: CLASSES.reduce((a, [size]) => a + size * FILES_PER_CLASS, 0),
-    classes: CLASSES,
-  };
-  return { ...rounds, configs, fileSet, training };
+  return { ...rounds, configs, fileSet: site.fileSet, training };
 }

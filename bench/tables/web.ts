@@ -13,21 +13,19 @@ import { join } from "node:path";
 import {
   type Config,
   DEFAULT_POLICY,
+  type FileSet,
   freePort,
-  lcg,
   publicDir,
   runCommand,
+  webstoneFiles,
   withCompared,
   type WorkloadOptions,
-  writeFileOfSize,
 } from "./common.ts";
 import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 import { serverRun } from "./server.ts";
 import { httpdPolicy, nginxCommand, nginxConf } from "../../tests/servers.ts";
 
 const WRK = "/usr/bin/wrk";
-/** WebStone 2's file classes: size in bytes, share of requests (percent). */
-const CLASSES: [number, number][] = [[500, 35], [5000, 50], [50000, 14], [500000, 0.9], [5000000, 0.1]];
 const FILES_PER_CLASS = 10;
 const REQUESTS_IN_ORDER = 2000;
 
@@ -38,7 +36,7 @@ export interface WebOptions extends WorkloadOptions {
 
 export interface WebResult extends RoundsResult {
   configs: Config[];
-  fileSet: { files: number; bytes: number; classes: [number, number][] };
+  fileSet: FileSet["summary"];
   training: { runs: TrainingRun[]; error?: string };
 }
 
@@ -50,29 +48,18 @@ interface Site {
   command: string[];
 }
 
-async function makeSite(work: string): Promise<Site & { files: number; bytes: number }> {
+async function makeSite(work: string): Promise<Site & { fileSet: FileSet["summary"] }> {
   const dir = await publicDir(join(work, "nginx"));
   for (const sub of ["www", "logs", "tmp"]) await publicDir(join(dir, sub));
-  let files = 0, bytes = 0;
-  const paths: string[][] = [];
-  for (const [ci, [size]] of CLASSES.entries()) {
-    paths.push([]);
-    for (let f = 0; f < FILES_PER_CLASS; f++) {
-      const name = `c${ci}-${f}.html`;
-      await writeFileOfSize(join(dir, "www", name), size, ci * 100 + f + 1);
-      paths[ci].push(`/${name}`);
-      files++;
-      bytes += size;
-    }
-  }
-  // A fixed request order, drawn once with the class shares.
-  const next = lcg(20000);
-  const order: string[] = [];
-  for (let i = 0; i < REQUESTS_IN_ORDER; i++) {
-    let x = next() * 100, ci = 0;
-    while (ci < CLASSES.length - 1 && x >= CLASSES[ci][1]) x -= CLASSES[ci++][1];
-    order.push(paths[ci][Math.floor(next() * FILES_PER_CLASS)]);
-  }
+  const files = await webstoneFiles(join(dir, "www"), {
+    perClass: FILES_PER_CLASS,
+    orderLength: REQUESTS_IN_ORDER,
+    seed: 1,
+    orderSeed: 20000,
+    ext: "html",
+    prefix: "/",
+  });
+  const order = files.order;
   const port = freePort();
   const conf = join(dir, "nginx.conf");
   await Deno.writeTextFile(
@@ -99,7 +86,7 @@ end
 `,
   );
   const command = nginxCommand(dir);
-  return { dir, port, conf, script, command, files, bytes };
+  return { dir, port, conf, script, command, fileSet: files.summary };
 }
 
 async function wrk(site: Site, seconds: number, connections: number) {
@@ -197,6 +184,5 @@ export async function webWorkload(o: WebOptions): Promise<WebResult> {
     deadline: o.deadline,
   });
   Object.assign(rounds.unavailable, unavailable);
-  const fileSet = { files: site.files, bytes: site.bytes, classes: CLASSES };
-  return { ...rounds, configs, fileSet, training };
+  return { ...rounds, configs, fileSet: site.fileSet, training };
 }
