@@ -15,6 +15,7 @@ import { loadPolicy, type Policy } from "../policy/policy.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { receiveHandshake } from "../sources/seccomp/handshake.ts";
 import { eintrWarnings, prepareEnforcement } from "../sources/seccomp/source.ts";
+import { hardenSupervisorProcess } from "../sources/seccomp/tamper.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
@@ -75,6 +76,7 @@ export class Daemon {
   /** Loads the policies (refusing to start on a bad one), opens the store and audit log, listens. */
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(opts);
+    hardenSupervisorProcess();
     d.#enforcement = await d.#prepare(d.#files);
     d.#audit = await AuditLog.open(opts.storePath, { retentionDays: opts.retentionDays });
     d.#thread = await SupervisorThread.start({

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { hardenSupervisorProcess } from "./seccomp/tamper.ts";
 import type { HostEvent } from "../events.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { TraceSinkOptions } from "../trace/sink.ts";
@@ -41,6 +42,7 @@ export async function runUnder(
 ): Promise<SourceRunResult> {
   const { source, why } = chooseSource(choice);
   options.onChoice?.(source, why);
+  hardenSupervisorProcess();
   const { onChoice: _, emulateOpens, onWarning, ...common } = options;
   if (source === "kmod") return { source, ...await runUnderKmod(command, common) };
   return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens, onWarning }) };

@@ -36,6 +36,8 @@ export const libc = Deno.dlopen("libc.so.6", {
   setfsuid: { parameters: ["u32"], result: "i32" },
   setfsgid: { parameters: ["u32"], result: "i32" },
   umask: { parameters: ["u32"], result: "u32" },
+  // prctl(2): int prctl(int op, unsigned long arg2, arg3, arg4, arg5)
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 });
@@ -57,6 +59,7 @@ export function addressOf(buf: Uint8Array): bigint {
 /** x86_64 system call numbers used directly (asm/unistd_64.h). */
 export const SYS = {
   setgroups: 116n,
+  getpgid: 121n,
   unshare: 272n,
   openat: 257n,
   pidfd_send_signal: 424n,

@@ -1,8 +1,9 @@
 /**
  * Builds the classic-BPF program the launcher installs (seccomp(2),
- * SECCOMP_SET_MODE_FILTER). It looks only at `arch` and `nr`, never at
- * arguments, so the kernel's per-syscall action cache (Linux 5.11+) lets
- * every call outside the notified set through without running the filter.
+ * SECCOMP_SET_MODE_FILTER). It looks at `arch` and `nr`, and at an argument
+ * only for the few calls of an ArgumentCheck, so the kernel's per-syscall
+ * action cache (Linux 5.11+) still lets every other call outside the
+ * notified set through without running the filter.
  *
  * @module
  */
@@ -22,8 +23,9 @@ export interface BpfInstruction {
 
 // Opcodes: BPF_LD|BPF_W|BPF_ABS, BPF_JMP|{BPF_JEQ,BPF_JGE,BPF_JGT,BPF_JA}|BPF_K, BPF_RET|BPF_K.
 const LD_ABS = 0x20, JEQ = 0x15, JGE = 0x35, JGT = 0x25, JA = 0x05, RET = 0x06;
-// Offsets in struct seccomp_data.
-const OFF_NR = 0, OFF_ARCH = 4;
+// Offsets in struct seccomp_data: the low 32 bits of args[i] are at 16 + 8 * i (little endian).
+const OFF_NR = 0, OFF_ARCH = 4, OFF_ARGS = 16;
+const JSET = 0x45;
 const MAX_JUMP = 255;
 
 const op = (code: number, k: number, jt = 0, jf = 0): BpfInstruction => ({ code, jt, jf, k });
@@ -61,13 +63,53 @@ function decide(runs: [number, number][]): BpfInstruction[] {
 }
 
 /**
+ * A call notified only when the low 32 bits of one argument equal one of
+ * `equals`, or have one of `anyBits` set; otherwise allowed.
+ */
+export interface ArgumentCheck {
+  nr: number;
+  arg: number;
+  equals?: number[];
+  anyBits?: number;
+}
+
+/**
+ * For each call with argument checks: `nr == X` falls into a block that
+ * compares the argument and returns; other numbers skip it. A holds `nr` on
+ * entry and on every fall-through (the blocks end in returns).
+ */
+function argumentChecks(checks: ArgumentCheck[]): BpfInstruction[] {
+  const byNr = new Map<number, ArgumentCheck[]>();
+  for (const c of checks) byNr.set(c.nr, [...(byNr.get(c.nr) ?? []), c]);
+  const out: BpfInstruction[] = [];
+  for (const [nr, list] of byNr) {
+    const tests: BpfInstruction[][] = list.map((c) => [
+      op(LD_ABS, OFF_ARGS + 8 * c.arg),
+      ...(c.equals ?? []).map((v) => op(JEQ, v >>> 0)),
+      ...(c.anyBits ? [op(JSET, c.anyBits >>> 0)] : []),
+    ]);
+    const block = tests.flat();
+    // Every comparison jumps, when true, to the notify return at the end (after the allow).
+    block.forEach((ins, i) => {
+      if (ins.code !== LD_ABS) ins.jt = block.length - i;
+    });
+    block.push(op(RET, SECCOMP_RET_ALLOW), op(RET, SECCOMP_RET_USER_NOTIF));
+    if (block.length > MAX_JUMP) throw new RangeError(`Cannot build the seccomp filter: too many checks on ${nr}`);
+    out.push(op(JEQ, nr, 0, block.length), ...block);
+  }
+  return out;
+}
+
+/**
  * The filter: foreign ABIs (i386 through int 0x80, x32) are always notified so
  * the host can deny and report them; of native calls, exactly `notify`.
  *
  * @param notify x86_64 system call numbers to hand to the supervisor
+ * @param checks calls notified only for some argument values (ignored for calls in `notify`)
  * @returns the program, at most 4096 instructions
  */
-export function buildFilter(notify: Iterable<number>): BpfInstruction[] {
+export function buildFilter(notify: Iterable<number>, checks: ArgumentCheck[] = []): BpfInstruction[] {
+  const always = new Set(notify);
   const program = [
     op(LD_ABS, OFF_ARCH),
     op(JEQ, AUDIT_ARCH_X86_64, 1, 0),
@@ -75,7 +117,8 @@ export function buildFilter(notify: Iterable<number>): BpfInstruction[] {
     op(LD_ABS, OFF_NR),
     op(JGE, X32_SYSCALL_BIT, 0, 1),
     op(RET, SECCOMP_RET_USER_NOTIF),
-    ...decide(toRuns(notify)),
+    ...argumentChecks(checks.filter((c) => !always.has(c.nr))),
+    ...decide(toRuns(always)),
   ];
   if (program.length > 4096) {
     throw new RangeError(`Cannot build the seccomp filter: ${program.length} instructions, the kernel takes 4096`);

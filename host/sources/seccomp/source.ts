@@ -17,6 +17,7 @@ import type { WrapperModule } from "../../runtime/module.ts";
 import { defaultStorePath } from "../../store/kv.ts";
 import { SECCOMP_CAPABILITIES } from "../capabilities.ts";
 import { buildFilter, encodeFilter } from "./filter.ts";
+import { guardFilter } from "./tamper.ts";
 import { launcherPath } from "./launcher.ts";
 import { CRED_SYSCALLS, type SupervisorSummary } from "./supervisor.ts";
 import { type Handshake, receiveHandshake } from "./handshake.ts";
@@ -63,6 +64,8 @@ export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], 
   const opens = resolveSyscalls(OPEN_SYSCALLS);
   const emulates = emulateOpens && [...set].some((nr) => opens.has(nr));
   for (const nr of resolveSyscalls([...ALWAYS_NOTIFIED, ...(emulates ? CRED_SYSCALLS : [])])) set.add(nr);
+  // What could reach the supervisor itself (tamper.ts): the guard refuses it whatever the policy says.
+  for (const nr of guardFilter(Deno.pid).always) set.add(nr);
   return set;
 }
 
@@ -117,7 +120,10 @@ export async function prepareEnforcement(
   emulateOpens: boolean,
 ): Promise<{ wrappers: WrapperModule[]; filter: string }> {
   const wrappers = await loadPolicyWrappers(policies, v8Engine, SECCOMP_CAPABILITIES);
-  const filter = encodeFilter(buildFilter(notifiedSyscalls(policies, wrappers, emulateOpens)));
+  // This process supervises what the filter notifies: its pid is the one the guard's argument checks name.
+  const filter = encodeFilter(
+    buildFilter(notifiedSyscalls(policies, wrappers, emulateOpens), guardFilter(Deno.pid).checks),
+  );
   return { wrappers, filter };
 }
 

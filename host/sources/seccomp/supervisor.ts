@@ -33,6 +33,7 @@ import {
 } from "./ffi.ts";
 import { TargetMemory } from "./memory.ts";
 import { readProgram, readTaskStatus, type TaskStatus } from "./procfs.ts";
+import { type Refusal, TamperGuard } from "./tamper.ts";
 
 const ENOENT = 2, EINTR = 4, EPERM = 1, EFAULT = 14, ENOSYS = 38;
 const SIGKILL = 9n;
@@ -97,6 +98,8 @@ export const CRED_SYSCALLS: readonly string[] = [
 ];
 const CRED_FAMILY = new Set(CRED_SYSCALLS.map((n) => syscallNumber(n)!));
 const O_CREAT = 0o100;
+/** The alert id of a refused attempt on the supervisor (tamper.ts). */
+export const TAMPER_ALERT = "idwrap.supervisor-tamper";
 
 /** Answers every notification of one listener until the wrapped tree is gone. */
 export class Supervisor {
@@ -121,6 +124,7 @@ export class Supervisor {
   readonly #tasks = new Map<number, Task>();
   readonly #sessions = new Map<number, Session>();
   readonly #rootStat = statKey("/");
+  readonly #guard = new TamperGuard();
   /** The listener of the notification being served (one at a time: this is a single thread). */
   #fd = -1;
   #current!: Session;
@@ -337,6 +341,9 @@ export class Supervisor {
       return;
     }
 
+    const tamper = this.#guard.check(nr, this.#args, task.proc.tgid, task.proc.pidfd);
+    if (tamper) return this.#refuseTamper(id, tid, task, nr, name, {}, tamper);
+
     const examined = this.#decider.examines(nr, task.proc.tgid);
     if (!examined && !this.#sink.wantsSyscalls) return void this.#respond(id, ALLOW);
 
@@ -359,6 +366,9 @@ export class Supervisor {
     }
     // A plain object from here on: events cross to the main thread by structured clone, which refuses a Proxy.
     const decoded = event.decoded = args.wasRead ? args.read() : {};
+    const procEntry = OPEN_FAMILY.has(nr) && decoded.path !== undefined &&
+      this.#guard.checkPath(decoded.path, this.#opensReadOnly(name));
+    if (procEntry) return this.#refuseTamper(id, tid, task, nr, name, decoded, procEntry);
     event.verdict = describeVerdict(verdict);
 
     if (verdict.action === "allow" && this.#emulateOpens && OPEN_FAMILY.has(nr) && decoded.path !== undefined) {
@@ -389,6 +399,31 @@ export class Supervisor {
     } else if (verdict.action !== "allow") {
       event.reason = `${event.verdict} not enforced: the call was only observed`;
     }
+    this.#sink.emit(event);
+  }
+
+  /** The open being served asks only to read (openat2's flags are in memory: counted as not). */
+  #opensReadOnly(name: string): boolean {
+    const flags = name === "open" ? this.#args[1] : name === "openat" ? this.#args[2] : undefined;
+    return flags !== undefined && (flags & 0o1103n) === 0n; // O_ACCMODE | O_CREAT | O_TRUNC
+  }
+
+  /** A call that reaches the supervisor itself: refused whatever the policy says, and always reported. */
+  #refuseTamper(
+    id: bigint,
+    tid: number,
+    task: Task,
+    nr: number,
+    name: string,
+    decoded: DecodedArgs,
+    refusal: Refusal,
+  ): void {
+    const verdict: Verdict = { action: "deny", errno: EPERM };
+    this.#respond(id, verdict);
+    const event = this.#event(tid, task, "x86_64", nr, name, decoded);
+    event.verdict = describeVerdict(verdict);
+    event.reason = `${refusal.reason} (${refusal.technique})`;
+    event.alerts = [TAMPER_ALERT];
     this.#sink.emit(event);
   }
 
