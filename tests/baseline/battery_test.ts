@@ -398,6 +398,36 @@ const CASES: Case[] = [
     detail: `${home}/.bash_history truncated`,
     technique: "T1070.003",
   },
+  // The value written is the current one: were the deny to fail, nothing would change on this machine.
+  ...["/proc/sys/kernel/core_pattern", "/proc/sys/kernel/poweroff_cmd"].map((file): Case => {
+    const before = Deno.readTextFileSync(file);
+    return {
+      name: `a shell writes ${file} (denied: the kernel would run a helper outside supervision)`,
+      rule: "kernel-helper-write",
+      command: ["/bin/sh", "-c", `cat ${file} > ${file}`],
+      process: sh,
+      detail: `${file} written`,
+      technique: "T1546",
+      check: async (r) => {
+        assert(r.stderr.includes("Operation not permitted") || r.stderr.includes("Permission denied"), r.stderr);
+        assertEquals(await Deno.readTextFile(file), before);
+      },
+    };
+  }),
+  {
+    name: "a second procfs mount does not rename core_pattern",
+    rule: "kernel-helper-write",
+    command: [
+      "/usr/bin/unshare",
+      "-m",
+      "/bin/sh",
+      "-c",
+      `mkdir -p ${tmp}/proc2 && mount -t proc proc ${tmp}/proc2 && cat /proc/sys/kernel/core_pattern > ${tmp}/proc2/sys/kernel/core_pattern`,
+    ],
+    process: sh,
+    detail: `${tmp}/proc2/sys/kernel/core_pattern written`,
+    technique: "T1546",
+  },
 ];
 
 const NGINX_C = `#include <unistd.h>

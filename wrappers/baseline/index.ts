@@ -139,16 +139,19 @@ const R_LOG_TAMPER: i32 = 15;
 const R_HISTORY_TAMPER: i32 = 16;
 const R_CLOUD_CREDENTIAL: i32 = 17;
 const R_INBOUND_ONLY: i32 = 18;
+const R_KERNEL_HELPER: i32 = 19;
 
 const RULES: StaticArray<string> = [
   "credential-read", "authorized-keys-write", "preload-write", "system-write", "setuid-create", "tmp-exec",
   "memfd-exec", "service-shell", "process-injection", "module-load", "bpf-load", "mount", "namespace-change",
   "kexec-load", "raw-socket", "log-tamper", "history-tamper", "cloud-credential-read", "inbound-only-connect",
+  "kernel-helper-write",
 ];
 const SEVERITIES: StaticArray<i32> = [
   SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_CRITICAL, SEVERITY_MEDIUM, SEVERITY_HIGH, SEVERITY_MEDIUM,
   SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_CRITICAL, SEVERITY_HIGH, SEVERITY_MEDIUM,
   SEVERITY_MEDIUM, SEVERITY_CRITICAL, SEVERITY_MEDIUM, SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_HIGH, SEVERITY_HIGH,
+  SEVERITY_CRITICAL,
 ];
 
 const RESP_OFF: i32 = -1;
@@ -160,10 +163,10 @@ const RESP_KILL: i32 = 2;
 const DEFAULT_RESPONSES: StaticArray<i32> = [
   RESP_ALERT, RESP_ALERT, RESP_DENY, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT,
   RESP_DENY, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT, RESP_ALERT,
-  RESP_ALERT,
+  RESP_ALERT, RESP_DENY,
 ];
 
-const responses = new StaticArray<i32>(19);
+const responses = new StaticArray<i32>(20);
 
 // ------------------------------------------------------------------- lists
 
@@ -503,6 +506,7 @@ function onOpen(nr: i32): i32 {
   }
 
   if (writes) {
+    v = strongest(v, kernelHelperWrite(path));
     v = strongest(v, systemWrite(path, dirfd));
     const target = procMemTarget(path);
     if (target > 0 && !programIn(ptraceAllow, exe)) {
@@ -531,6 +535,29 @@ function onOpen(nr: i32): i32 {
     v = strongest(v, fire(R_SETUID, raw + " created with mode 0" + (mode & 0o7777).toString(8), "T1548.001"));
   }
   return v;
+}
+
+/**
+ * Files that make the kernel itself start a program, as root and outside any
+ * wrapped tree: a core dump's pipe helper, the module loader, the hotplug and
+ * poweroff helpers, a binfmt_misc interpreter. Matched by their end, so that a
+ * second procfs, sysfs or binfmt_misc mount elsewhere is the same file.
+ */
+const KERNEL_HELPERS: StaticArray<string> = [
+  "/sys/kernel/core_pattern", "/sys/kernel/modprobe", "/sys/kernel/hotplug", "/sys/kernel/poweroff_cmd",
+  "/kernel/uevent_helper", "/binfmt_misc/register",
+];
+const KERNEL_HELPER_TECHNIQUES: StaticArray<string> = ["T1546", "T1547.006", "T1546", "T1546", "T1546", "T1546"];
+
+/** 2a. writes to the kernel's usermode-helper settings: a way out of supervision. */
+function kernelHelperWrite(path: string): i32 {
+  for (let i = 0; i < KERNEL_HELPERS.length; i++) {
+    if (path.endsWith(KERNEL_HELPERS[i])) {
+      return fire(R_KERNEL_HELPER, path + " written: the kernel runs its helper outside supervision",
+        KERNEL_HELPER_TECHNIQUES[i]);
+    }
+  }
+  return allow();
 }
 
 /** 2. writes below the system directories, and /etc/ld.so.preload. dirfd: what a relative path is relative to. */
