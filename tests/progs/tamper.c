@@ -1,6 +1,8 @@
 // Attacks on a supervisor from inside its wrapped tree (issue 13, item 4).
 // Usage: tamper ATTACK PID|parent [FILE]
 //
+//   own PID          counts the seccomp listeners among our own fds 0..1023
+//                    (PID unused); prints "own listeners N"
 //   getfd PID        pidfd_open(PID) and pidfd_getfd(2) of its fds 0..1023;
 //                    prints "got N listener L" (L: seccomp listeners taken)
 //   escape PID FILE  take PID's seccomp listener, stop PID (SIGSTOP), answer
@@ -262,6 +264,14 @@ int main(int argc, char **argv)
 	/* "parent": the supervisor that launched us (idwrap run's launcher execs into us). */
 	pid = strcmp(argv[2], "parent") ? atoi(argv[2]) : getppid();
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (!strcmp(argv[1], "own")) {
+		int n = 0;
+
+		for (int fd = 0; fd < 1024; fd++)
+			n += is_listener(fd);
+		printf("own listeners %d\n", n);
+		return 0;
+	}
 	if (!strcmp(argv[1], "getfd"))
 		return getfd(pid);
 	if (!strcmp(argv[1], "escape"))

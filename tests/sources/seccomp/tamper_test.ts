@@ -112,6 +112,11 @@ Deno.test("a root program cannot steal the listener, stop the supervisor and ans
   assert(cat.stderr.includes("Permission denied"), cat.stderr);
 });
 
+Deno.test("the listener exists in the supervisor alone: the wrapped program holds none", async () => {
+  const r = await wrapped([TAMPER, "own", "0"]);
+  assert(r.stdout.includes("own listeners 0"), r.stdout + r.stderr);
+});
+
 Deno.test("kill(0, SIGKILL) from the wrapped tree spares the supervisor; catchable group signals do not end it", async () => {
   // setsid: idwrap, and so the tree, in a process group of their own (never the test runner's).
   const r = await run("setsid", [
