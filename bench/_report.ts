@@ -18,3 +18,37 @@ export function table(rows: string[][]): string {
     r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ").trimEnd();
   return [line(rows[0]), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.slice(1).map(line)].join("\n");
 }
+
+/** Where a benchmark's numbers come from: kept beside them in its JSON, quoted beside them in the docs. */
+export interface RunInfo {
+  date: string;
+  commit: string;
+  kernel: string;
+  cpus: number;
+  memoryGiB: number;
+}
+
+/** The run's date, the checkout's commit (with "+dirty" when it has changes), the kernel and the machine's size. */
+export async function runInfo(root: string): Promise<RunInfo> {
+  const git = async (...args: string[]) =>
+    new TextDecoder().decode((await new Deno.Command("git", { args, cwd: root }).output()).stdout).trim();
+  const dirty = (await git("status", "--porcelain", "--untracked-files=no")) !== "";
+  return {
+    date: new Date().toISOString(),
+    commit: (await git("rev-parse", "--short", "HEAD")) + (dirty ? "+dirty" : ""),
+    kernel: Deno.osRelease(),
+    cpus: navigator.hardwareConcurrency,
+    memoryGiB: Math.round(Deno.systemMemoryInfo().total / 2 ** 30),
+  };
+}
+
+/** Compiles bench/c/NAME.c into `outDir` for each name (-O2, warnings on). */
+export async function compileBenchC(root: string, outDir: string, names: string[]): Promise<void> {
+  await Deno.mkdir(outDir, { recursive: true });
+  for (const name of names) {
+    const out = await new Deno.Command(Deno.env.get("CC") ?? "cc", {
+      args: ["-O2", "-Wall", "-Wextra", "-o", `${outDir}/${name}`, `${root}/bench/c/${name}.c`],
+    }).output();
+    if (!out.success) throw new Error(`Cannot compile bench/c/${name}.c:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+}

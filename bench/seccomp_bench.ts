@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Policy } from "../host/policy/policy.ts";
 import { runUnderSeccomp } from "../host/sources/seccomp/source.ts";
-import { median, table } from "./_report.ts";
+import { compileBenchC, median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BUILD = join(ROOT, "build", "bench");
@@ -51,14 +51,8 @@ const decoder = new TextDecoder();
 /** What the setups reported about SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP. */
 const syncWakeUp: { floor?: boolean; idwrap?: boolean } = {};
 
-async function compile(): Promise<void> {
-  await Deno.mkdir(BUILD, { recursive: true });
-  for (const name of ["loop", "floor_supervisor"]) {
-    const out = await new Deno.Command(Deno.env.get("CC") ?? "cc", {
-      args: ["-O2", "-Wall", "-Wextra", "-o", join(BUILD, name), join(ROOT, "bench", "c", `${name}.c`)],
-    }).output();
-    if (!out.success) throw new Error(`Cannot compile bench/c/${name}.c:\n${decoder.decode(out.stderr)}`);
-  }
+function compile(): Promise<void> {
+  return compileBenchC(ROOT, BUILD, ["loop", "floor_supervisor"]);
 }
 
 /** Runs a program to completion; its stdout must be one number (loop.c's). */

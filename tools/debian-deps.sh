@@ -5,7 +5,8 @@
 set -euo pipefail
 # gcc + libc6-dev: idwrap-launch and the test programs; strace: conformance tests;
 # passwd (useradd) and util-linux (setpriv): tests that run as real other users;
-# nginx, vsftpd, curl: the server wrappers' tests (started by the tests, on loopback only).
-packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl)
+# nginx, vsftpd, curl: the server wrappers' tests (started by the tests, on loopback only);
+# git, python3: the benign workloads (tests/baseline/benign_test.ts), which CI must not skip.
+packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3)
 
 exec "$(dirname "$0")/apt-ensure.sh" debian-deps.sh "${1:---check}" "${packages[@]}"
