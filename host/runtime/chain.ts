@@ -3,8 +3,10 @@
  * at the process's first event the wrapper wants; layered composition (pre
  * outermost first, post innermost first, first deny wins, later layers told)
  * and active composition (abstract events run subscribers at once); failures
- * answered with the wrapper's fail mode, and a wrapper that keeps failing
- * unloaded. Implements the Decider the event sources call.
+ * answered with the wrapper's fail mode. A `fail: closed` wrapper that keeps
+ * failing stays closed (its processes are killed or denied, on_max_failures);
+ * only a `fail: open` one is disabled. Implements the Decider the event
+ * sources call.
  *
  * @module
  */
@@ -33,6 +35,8 @@ import type { WrapperModule } from "./module.ts";
 import { Activation } from "../wss/activation.ts";
 
 const EPERM = 1;
+/** The largest errno a deny may carry (the kernel's MAX_ERRNO). */
+const MAX_ERRNO = 4095;
 
 /** One loaded wrapper and its running state. */
 interface Loaded {
@@ -40,7 +44,12 @@ interface Loaded {
   mod: WrapperModule;
   kv: KvNamespace;
   failures: number;
+  /** fail: open, after max_failures: it examines nothing any more. */
   unloaded: boolean;
+  /** fail: closed, after max_failures: it runs no hook any more, and its events get on_max_failures. */
+  broken: boolean;
+  /** Processes already told (and killed or denied) because the wrapper is broken. */
+  toldBroken: Set<number>;
   /** subscription name → subscription number. */
   subscriptions: Map<string, number>;
 }
@@ -133,6 +142,8 @@ export class WrapperChain implements Decider {
         kv,
         failures: 0,
         unloaded: false,
+        broken: false,
+        toldBroken: new Set(),
         subscriptions: new Map(mod.declarations.subscriptions.map((name, i) => [name, i])),
       };
     });
@@ -212,6 +223,7 @@ export class WrapperChain implements Decider {
       }
       return verdict;
     }
+    let verdict: Verdict = ALLOW;
     if (event.kind === "spawn") {
       this.#programs.set(event.pid, event.program);
       this.#bind(event.pid, event.ppid, event.program);
@@ -219,6 +231,7 @@ export class WrapperChain implements Decider {
     if (event.kind === "exec" || event.kind === "exit") {
       this.#programs.set(event.pid, event.program);
       if (event.kind === "exec") this.#bind(event.pid, undefined, event.program);
+      if (event.kind === "exec") verdict = this.#brokenAtExec(event.pid);
       const kind = event.kind === "exec" ? LIFECYCLE_EXEC : LIFECYCLE_EXIT;
       const instances = this.#instances.get(event.pid) ?? [];
       for (const l of this.#loaded) {
@@ -228,22 +241,41 @@ export class WrapperChain implements Decider {
         ) {
           continue;
         }
-        this.#guard(l, event.pid, "idwrap_on_lifecycle", undefined, () => inst.call("idwrap_on_lifecycle", kind));
+        const r = this.#guard(
+          l,
+          event.pid,
+          "idwrap_on_lifecycle",
+          undefined,
+          () => inst.call("idwrap_on_lifecycle", kind),
+        );
+        if (!r.ok && r.verdict.action === "kill" && event.kind === "exec") verdict = r.verdict;
       }
       if (event.kind === "exit") {
         this.#instances.delete(event.pid);
         this.#programs.delete(event.pid);
         this.#bound.delete(event.pid);
         this.#activation.forget(event.pid);
+        for (const l of this.#loaded) l.toldBroken.delete(event.pid);
       }
+    }
+    return verdict;
+  }
+
+  /** Kill, at exec, a process bound to a broken wrapper that kills (its program may not run unwrapped). */
+  #brokenAtExec(pid: number): Verdict {
+    for (const l of this.#loaded) {
+      if (!l.broken || !this.#bound.get(pid)?.has(l.index)) continue;
+      const v = this.#brokenVerdict(l, pid, undefined);
+      if (v.action === "kill") return v;
     }
     return ALLOW;
   }
 
   /** Runs one wrapper's idwrap_on_syscall; failures give the fail mode. */
   #hook(l: Loaded, event: SyscallEvent, denied: boolean): Verdict {
+    if (l.broken) return this.#brokenVerdict(l, event.pid, event);
     const frame: HookFrame = { event, denied, alerts: 0 };
-    const raw = this.#guard(l, event.pid, "idwrap_on_syscall", event, () => {
+    const result = this.#guard(l, event.pid, "idwrap_on_syscall", event, () => {
       const inst = this.#instance(l, event.pid);
       this.#frames.push(frame);
       try {
@@ -252,8 +284,20 @@ export class WrapperChain implements Decider {
         this.#frames.pop();
       }
     });
-    if (raw === undefined) return l.mod.spec.fail === "closed" ? { action: "deny", errno: EPERM } : ALLOW;
+    if (!result.ok) return result.verdict;
+    // A closed subscriber that failed on an event this hook emitted: the call gets its fail mode.
+    if (frame.failed && frame.failed.action !== "allow") return frame.failed;
+    const raw = result.value;
     const action = raw & 0xff;
+    const errno = (raw >>> 8) & 0xffff;
+    if (action > ACTION_REWRITE || raw >>> 24 !== 0 || (action === ACTION_DENY && errno > MAX_ERRNO)) {
+      const why = action > ACTION_REWRITE
+        ? `unknown verdict ${raw} from wrapper ${l.mod.spec.name} (action ${action} is none of allow 0, deny 1, kill 2, rewrite 3)`
+        : `malformed verdict ${raw} (0x${(raw >>> 0).toString(16)}) from wrapper ${l.mod.spec.name} (${
+          raw >>> 24 !== 0 ? "bits 24-31 must be 0" : `errno ${errno} is past ${MAX_ERRNO}`
+        })`;
+      return this.#fault(l, event.pid, "idwrap_on_syscall", event, why);
+    }
     const declared = l.mod.declarations.syscalls.get(event.nr) ?? 0;
     const mayDeny = (declared & DECLARE_DENY) !== 0;
     // KILL alone: the call may already have run when the kill lands (an observed call on the kernel module).
@@ -267,7 +311,7 @@ export class WrapperChain implements Decider {
       return response === "deny" && mayDeny ? { action: "deny", errno: EPERM } : ALLOW;
     }
     if (action === ACTION_KILL && mayKill && pre) return { action: "kill" };
-    if (action === ACTION_DENY && mayDeny && pre) return { action: "deny", errno: (raw >>> 8) & 0xffff || EPERM };
+    if (action === ACTION_DENY && mayDeny && pre) return { action: "deny", errno: errno || EPERM };
     if (action === ACTION_KILL && !pre) return { action: "kill" };
     if (action === ACTION_REWRITE && this.#opts.rewrite && mayDeny && pre) {
       const r = frame.rewrite;
@@ -276,51 +320,115 @@ export class WrapperChain implements Decider {
         const arg = r.arg ?? -1;
         return { action: "rewrite", arg, value: r.value ?? 0n, ...(r.path !== undefined ? { path: r.path } : {}) };
       }
-      this.#fault(
+      return this.#fault(
         l,
         event.pid,
         "idwrap_on_syscall",
         event,
         "returned rewrite without calling verdict_rewrite or verdict_rewrite_path",
       );
-      return l.mod.spec.fail === "closed" ? { action: "deny", errno: EPERM } : ALLOW;
     }
-    this.#fault(
-      l,
-      event.pid,
-      "idwrap_on_syscall",
-      event,
-      badVerdict(raw, mayDeny, this.#opts.source, this.#opts.rewrite ?? false, pre),
-    );
+    // A verdict this wrapper may not give here (documented to count as allow): reported, not a failure.
+    const why = badVerdict(raw, mayDeny, this.#opts.source, this.#opts.rewrite ?? false, pre);
+    this.#report(l, event.pid, "fault", undefined, `idwrap_on_syscall: ${why}; ignored, call allowed`, event.syscall);
     return ALLOW;
   }
 
-  /** Calls into a wrapper; on failure reports, drops the instance, counts, maybe unloads. */
-  #guard(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, fn: () => number): number | undefined {
+  /** Calls into a wrapper; on failure reports, drops the instance, counts, and gives the failure's verdict. */
+  #guard(
+    l: Loaded,
+    pid: number,
+    hook: string,
+    event: SyscallEvent | undefined,
+    fn: () => number,
+  ): { ok: true; value: number } | { ok: false; verdict: Verdict } {
     try {
-      const r = fn();
+      const value = fn();
       l.failures = 0;
-      return r;
+      return { ok: true, value };
     } catch (e) {
       if (!(e instanceof HookFailure) && !(e instanceof WebAssembly.RuntimeError) && !(e instanceof RangeError)) {
         if (!(e instanceof WebAssembly.LinkError) && !(e instanceof WebAssembly.CompileError)) throw e;
       }
       const instances = this.#instances.get(pid);
       if (instances) instances[l.index] = undefined; // a fresh instance next time
-      this.#fault(l, pid, (e as HookFailure).hook ?? hook, event, (e as Error).message);
-      return undefined;
+      return { ok: false, verdict: this.#fault(l, pid, (e as HookFailure).hook ?? hook, event, (e as Error).message) };
     }
   }
 
-  #fault(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, why: string): void {
+  /**
+   * Counts one failure of a wrapper on `event` (none: a lifecycle hook), reports it saying what happens to the call,
+   * and returns that verdict: the fail mode, or on_max_failures once the wrapper has failed max_failures times in a
+   * row. A fail: closed wrapper is never unloaded; a fail: open one is disabled then.
+   */
+  #fault(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, why: string): Verdict {
     l.failures++;
-    const mode = l.mod.spec.fail === "closed" ? "call denied (fail closed)" : "call allowed (fail open)";
-    this.#report(l, pid, "fault", undefined, `${hook}: ${why}; ${mode}`, event?.syscall);
-    if (l.failures >= l.mod.spec.maxFailures && !l.unloaded) {
-      l.unloaded = true;
-      for (const list of this.#instances.values()) list[l.index] = undefined;
-      this.#report(l, pid, "fault", undefined, `unloaded after ${l.failures} failures in a row`, event?.syscall);
+    const spec = l.mod.spec;
+    const closed = spec.fail === "closed";
+    const limit = l.failures >= spec.maxFailures && !l.unloaded && !l.broken;
+    if (limit && closed) {
+      l.broken = true;
+      this.#dropInstances(l);
+      const kills = (spec.onMaxFailures ?? "kill") === "kill";
+      this.#report(
+        l,
+        pid,
+        "fault",
+        undefined,
+        `${hook}: ${why}; failed ${l.failures} times in a row (max_failures ${spec.maxFailures}), fail closed: ${
+          kills
+            ? "this process is killed, and every process bound to the wrapper is killed at its next event the wrapper examines"
+            : "this call and every call the wrapper examines from now on are denied with EPERM"
+        } (on_max_failures: ${kills ? "kill" : "deny"})`,
+        event?.syscall,
+      );
+      l.toldBroken.add(pid);
+      if (kills) return { action: "kill" };
+      return event?.phase === "pre" ? { action: "deny", errno: EPERM } : ALLOW;
     }
+    let outcome: string, verdict: Verdict = ALLOW;
+    if (!event) outcome = "no call to decide (lifecycle event); the instance is discarded";
+    else if (event.phase === "post") outcome = "the call had already run (post event); the instance is discarded";
+    else if (closed) [outcome, verdict] = ["call denied (fail closed)", { action: "deny", errno: EPERM }];
+    else outcome = "call allowed (fail open)";
+    this.#report(l, pid, "fault", undefined, `${hook}: ${why}; ${outcome}`, event?.syscall);
+    if (limit) {
+      l.unloaded = true;
+      this.#dropInstances(l);
+      this.#report(
+        l,
+        pid,
+        "fault",
+        undefined,
+        `disabled after ${l.failures} failures in a row (fail: open): the calls it examined now run without it`,
+        event?.syscall,
+      );
+    }
+    return verdict;
+  }
+
+  /** The verdict for an event of a process bound to a broken (fail: closed, past max_failures) wrapper. */
+  #brokenVerdict(l: Loaded, pid: number, event: SyscallEvent | undefined): Verdict {
+    const kills = (l.mod.spec.onMaxFailures ?? "kill") === "kill";
+    if (!l.toldBroken.has(pid)) {
+      l.toldBroken.add(pid);
+      this.#report(
+        l,
+        pid,
+        "fault",
+        undefined,
+        `${kills ? "process killed" : "calls denied with EPERM"}: the wrapper failed ${l.failures} times in a row ` +
+          `and stays closed (on_max_failures: ${kills ? "kill" : "deny"})`,
+        event?.syscall,
+      );
+    }
+    if (kills) return { action: "kill" };
+    return event?.phase === "pre" ? { action: "deny", errno: EPERM } : ALLOW;
+  }
+
+  #dropInstances(l: Loaded): void {
+    for (const list of this.#instances.values()) list[l.index] = undefined;
+    this.#spares.delete(l.index);
   }
 
   #report(
@@ -363,7 +471,7 @@ export class WrapperChain implements Decider {
   /** Tops up the spare instances (instantiation dominates a new process's cost); call when idle. */
   idle(): void {
     for (const l of this.#loaded) {
-      if (l.unloaded) continue;
+      if (l.unloaded || l.broken) continue;
       const spares = this.#spares.get(l.index) ?? [];
       this.#spares.set(l.index, spares);
       try {
@@ -403,6 +511,10 @@ export class WrapperChain implements Decider {
     for (const l of this.#loaded) {
       const sub = l.subscriptions.get(name);
       if (sub === undefined || l.unloaded || !this.#bound.get(pid)?.has(l.index)) continue;
+      if (l.broken) {
+        if (outer) outer.failed ??= this.#brokenVerdict(l, pid, outer.event);
+        continue;
+      }
       const r = this.#guard(l, pid, "idwrap_on_abstract", outer?.event, () => {
         const inst = this.#instance(l, pid);
         this.#frames.push({
@@ -416,7 +528,12 @@ export class WrapperChain implements Decider {
           this.#frames.pop();
         }
       });
-      if (r !== undefined && r > answer) answer = r;
+      if (!r.ok) {
+        // The subscriber's fail mode applies to the call that led to the emit.
+        if (outer && r.verdict.action !== "allow") outer.failed ??= r.verdict;
+        continue;
+      }
+      if (r.value > answer) answer = r.value;
     }
     return answer;
   }

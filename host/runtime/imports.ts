@@ -6,7 +6,7 @@
  * @module
  */
 import { errnoNumber } from "../errno.ts";
-import type { ProgramIdentity, SyscallEvent } from "../events.ts";
+import type { ProgramIdentity, SyscallEvent, Verdict } from "../events.ts";
 import type { WrapperSpec } from "../policy/policy.ts";
 import type { KvNamespace } from "../store/kv.ts";
 import { ABI_MODULE, FIELD, KV_MAX_KEY, KV_MAX_VALUE, MAX_REWRITE_PATH, STATUS } from "./abi.ts";
@@ -24,6 +24,8 @@ export interface HookFrame {
   abstract?: { payload: Uint8Array; emitter: string };
   /** Alerts the wrapper raised during this hook (for the policy's on_alert). */
   alerts?: number;
+  /** A fail: closed subscriber failed on an abstract event this hook emitted: the verdict its failure gives. */
+  failed?: Verdict;
   /** What verdict_rewrite / verdict_rewrite_path set during this hook (ABI 1.2). */
   rewrite?: { arg?: number; value?: bigint; path?: string };
 }
