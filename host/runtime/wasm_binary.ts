@@ -23,6 +23,8 @@ export interface WasmImport {
   module: string;
   name: string;
   kind: WasmExternKind;
+  /** A function's signature in the ABI's notation (see {@link signatureText}), e.g. `"ii>i"`. */
+  signature?: string;
 }
 
 /** One entry of the export section; `index` is in the index space of `kind` (imports first). */
@@ -30,6 +32,8 @@ export interface WasmExport {
   name: string;
   kind: WasmExternKind;
   index: number;
+  /** A function's signature in the ABI's notation (see {@link signatureText}), e.g. `">i"`. */
+  signature?: string;
 }
 
 /** A memory's size limits, in 64 KiB pages. */
@@ -341,18 +345,19 @@ function _readLimits(r: _Reader, what: string): { flags: number; initial: number
   return { flags, initial, maximum: r.u32(`${what} maximum size`) };
 }
 
-/** Reads the import section. */
-function _readImports(r: _Reader): WasmImport[] {
-  const imports: WasmImport[] = [];
+/** Reads the import section; a function import carries its type index until {@link summarize} names it. */
+function _readImports(r: _Reader): (WasmImport & { type?: number })[] {
+  const imports: (WasmImport & { type?: number })[] = [];
   const count = r.u32("import count");
   for (let i = 0; i < count; i++) {
     const module = r.name("import module name");
     const name = r.name("import name");
     const at = r.pos;
     const kind = r.u8("import kind");
+    let type: number | undefined;
     switch (kind) {
       case 0: // func: type index
-        r.u32("import type index");
+        type = r.u32("import type index");
         break;
       case 1: // table: reference type, limits
         _skipValType(r, "table element type");
@@ -374,7 +379,7 @@ function _readImports(r: _Reader): WasmImport[] {
       default:
         r.fail(`unknown import kind ${_hex(kind)}`, at);
     }
-    imports.push({ module, name, kind: KINDS[kind] });
+    imports.push({ module, name, kind: KINDS[kind], ...(type === undefined ? {} : { type }) });
   }
   r.expectEnd("the import section");
   return imports;
@@ -403,16 +408,81 @@ function _readExports(r: _Reader): WasmExport[] {
 export function summarize(bytes: Uint8Array): WasmSummary {
   const context = "Cannot read wrapper";
   const summary: WasmSummary = { imports: [], exports: [] };
+  let types: string[] = [];
+  let imports: (WasmImport & { type?: number })[] = [];
+  let defined: number[] = [];
   for (const s of _readSections(bytes, context)) {
     const r = _contentReader(bytes, context, s);
-    if (s.id === SEC_IMPORT) summary.imports = _readImports(r);
+    if (s.id === SEC_TYPE) types = _readSignatures(r);
+    else if (s.id === SEC_IMPORT) imports = _readImports(r);
+    else if (s.id === SEC_FUNCTION) defined = _readFunctions(r);
     else if (s.id === SEC_EXPORT) summary.exports = _readExports(r);
     else if (s.id === SEC_MEMORY && r.u32("memory count") > 0) {
       const { initial, maximum } = _readLimits(r, "memory");
       summary.memory = maximum === undefined ? { initial } : { initial, maximum };
     }
   }
+  // The function index space: imported functions first, then the defined ones; each by its type index.
+  const funcTypes = [...imports.filter((i) => i.kind === "func").map((i) => i.type!), ...defined];
+  const named = (t: number | undefined) => t === undefined ? {} : { signature: types[t] ?? `type ${t}?` };
+  summary.imports = imports.map(({ type, ...i }) => ({ ...i, ...(i.kind === "func" ? named(type) : {}) }));
+  for (const e of summary.exports) if (e.kind === "func") Object.assign(e, named(funcTypes[e.index]));
   return summary;
+}
+
+/** Letters of the signature notation: i32 i, i64 I, f32 f, f64 F, v128 v, funcref r, externref e; others `?`. */
+const _VAL_LETTERS: Record<number, string> = {
+  0x7f: "i",
+  0x7e: "I",
+  0x7d: "f",
+  0x7c: "F",
+  0x7b: "v",
+  0x70: "r",
+  0x6f: "e",
+};
+
+/** Reads the type section as signatures in the ABI's notation: parameter letters, `>`, result letters. */
+function _readSignatures(r: _Reader): string[] {
+  const out: string[] = [];
+  const count = r.u32("type count");
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    const form = r.u8("type form");
+    if (form !== 0x60) r.fail(`type form ${_hex(form)}`, at, " is not supported (only function types are)");
+    let sig = "";
+    for (const part of ["parameter", "result"]) {
+      const n = r.u32(`${part} count`);
+      for (let j = 0; j < n; j++) {
+        const start = r.pos;
+        _skipValType(r, `${part} type`);
+        sig += r.pos - start === 1 ? _VAL_LETTERS[r.bytes[start]] ?? "?" : "?";
+      }
+      if (part === "parameter") sig += ">";
+    }
+    out.push(sig);
+  }
+  r.expectEnd("the type section");
+  return out;
+}
+
+const _VAL_NAMES: Record<string, string> = {
+  i: "i32",
+  I: "i64",
+  f: "f32",
+  F: "f64",
+  v: "v128",
+  r: "funcref",
+  e: "externref",
+};
+
+/**
+ * A signature of the ABI's notation (`"iI>i"`: parameters, `>`, results) as WebAssembly text writes it:
+ * `(i32, i64) -> i32`, `() -> void`.
+ */
+export function signatureText(signature: string): string {
+  const [params, results] = signature.split(">");
+  const list = (s: string) => [...s].map((c) => _VAL_NAMES[c] ?? "?").join(", ");
+  return `(${list(params)}) -> ${results ? (results.length > 1 ? `(${list(results)})` : list(results)) : "void"}`;
 }
 
 // Immediate kinds of one-byte opcodes (0 means unknown opcode).

@@ -101,7 +101,51 @@ wrappers:
   assert(reports(r.events, "fault").some((f) => f.message.includes("call allowed (fail open)")));
 });
 
-const REFUSED: [string, () => Uint8Array, RegExp][] = [
+/** A module with a hook of the given WAT signature (and body), otherwise valid. */
+function withHook(signature: string, body = ""): () => Uint8Array {
+  return () =>
+    watToWasm(`(module
+      (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+      (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 257) (i32.const 5))) (i32.const 0))
+      (func (export "idwrap_on_syscall") ${signature} ${body}))`);
+}
+
+/** What a bad wrapper is, its bytes, `run`'s message; whether `policy check` (source-independent) refuses it too. */
+const REFUSED: [string, () => Uint8Array, RegExp, boolean?][] = [
+  [
+    "exports its syscall hook without a result (read as allow before)",
+    withHook(""),
+    /Cannot load wrapper "bad": exports "idwrap_on_syscall" with signature \(\) -> void, expected signature \(\) -> i32/,
+  ],
+  [
+    "exports its syscall hook returning i64",
+    withHook("(result i64)", "(i64.const 1)"),
+    /Cannot load wrapper "bad": exports "idwrap_on_syscall" with signature \(\) -> i64, expected signature \(\) -> i32/,
+  ],
+  [
+    "exports its syscall hook with a parameter",
+    withHook("(param i32) (result i32)", "(i32.const 1)"),
+    /Cannot load wrapper "bad": exports "idwrap_on_syscall" with signature \(i32\) -> i32, expected signature \(\) -> i32/,
+  ],
+  [
+    "exports memory as a global",
+    () =>
+      watToWasm(`(module (global (export "memory") i32 (i32.const 0))
+      (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+      (func (export "idwrap_declare") (result i32) (i32.const 0)))`),
+    /Cannot load wrapper "bad": exports "memory" as a global, expected a memory/,
+  ],
+  [
+    "imports an ABI function with the wrong signature",
+    () =>
+      watToWasm(`(module (import "idwrap" "event_string" (func (param i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+      (func (export "idwrap_declare") (result i32) (i32.const 0)))`),
+    /Cannot load wrapper "bad": imports "idwrap\.event_string" with signature \(i32\) -> i32, expected \(i32, i32, i32\) -> i32/,
+  ],
   [
     "imports something outside the ABI",
     () =>
@@ -131,10 +175,11 @@ const REFUSED: [string, () => Uint8Array, RegExp][] = [
       (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 87) (i32.const 2))) (i32.const 0))
       (func (export "idwrap_on_syscall") (result i32) (i32.const 0)))`),
     /Cannot load wrapper "bad": it asks for post events of unlink, which the seccomp source cannot serve/,
+    false,
   ],
 ];
 
-for (const [what, bytes, message] of REFUSED) {
+for (const [what, bytes, message, checked = true] of REFUSED) {
   Deno.test(`a wrapper that ${what} is refused before anything runs`, async () => {
     const bad = await writeWasm("bad", bytes());
     const marker = `${dir}/ran-${crypto.randomUUID()}`;
@@ -143,5 +188,9 @@ for (const [what, bytes, message] of REFUSED) {
     assertEquals(r.code, 2, r.stderr);
     assert(message.test(r.stderr), r.stderr);
     await Deno.stat(marker).then(() => assert(false, "the command ran"), () => {});
+    if (!checked) return;
+    const check = await idwrap(["policy", "check", policy]);
+    assertEquals(check.code, 2, check.stdout + check.stderr);
+    assert(check.stderr.startsWith(`${policy}: `) && message.test(check.stderr), check.stderr);
   });
 }

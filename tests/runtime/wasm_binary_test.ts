@@ -5,7 +5,7 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import wabtInit from "wabt";
-import { instrument, summarize, WasmBinaryError } from "../../host/runtime/wasm_binary.ts";
+import { instrument, signatureText, summarize, WasmBinaryError } from "../../host/runtime/wasm_binary.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const wabt = await wabtInit();
@@ -140,19 +140,36 @@ Deno.test("summarize lists imports, exports and the first defined memory", () =>
     (export "h" (global $h)))`);
   assertEquals(summarize(bytes), {
     imports: [
-      { module: "env", name: "log", kind: "func" },
+      { module: "env", name: "log", kind: "func", signature: "i>" },
       { module: "env", name: "g", kind: "global" },
       { module: "env", name: "t", kind: "table" },
     ],
     exports: [
       { name: "memory", kind: "memory", index: 0 },
-      { name: "go", kind: "func", index: 1 },
+      { name: "go", kind: "func", index: 1, signature: ">" },
       { name: "h", kind: "global", index: 1 },
     ],
     memory: { initial: 2, maximum: 10 },
   });
   assertEquals(summarize(wat(`(module (memory 3))`)), { imports: [], exports: [], memory: { initial: 3 } });
   assertEquals(summarize(wat(`(module (import "env" "m" (memory 1)))`)).memory, undefined);
+});
+
+Deno.test("summarize gives each function import and export its signature; signatureText writes it as WAT does", () => {
+  const bytes = wat(`(module
+    (type $unused (func (param f32)))
+    (import "idwrap" "verdict_rewrite" (func (param i32 i64) (result i32)))
+    (func (export "pair") (param f64) (result i32 i64) (i32.const 0) (i64.const 0))
+    (func (export "none")))`);
+  const { imports, exports } = summarize(bytes);
+  assertEquals(imports.map((i) => i.signature), ["iI>i"]);
+  assertEquals(exports.map((e) => [e.name, e.signature]), [["pair", "F>iI"], ["none", ">"]]);
+  assertEquals(["iI>i", "F>iI", ">", "i>"].map(signatureText), [
+    "(i32, i64) -> i32",
+    "(f64) -> (i32, i64)",
+    "() -> void",
+    "(i32) -> void",
+  ]);
 });
 
 Deno.test("instrumented code computes the same results", () => {
@@ -668,9 +685,9 @@ Deno.test("malformed binaries throw WasmBinaryError", () => {
 
 Deno.test("the type and function sections must describe every function body", () => {
   const header = [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
-  // A GC struct type (0x5f): summarize() does not read types, instrument() refuses them.
+  // A GC struct type (0x5f): summarize() (which reads the signatures) and instrument() refuse it.
   const struct = Uint8Array.of(...header, 1, 3, 1, 0x5f, 0);
-  assertEquals(summarize(struct), { imports: [], exports: [] });
+  throws(() => summarize(struct), /Cannot read wrapper: type form 0x5f at byte 11 is not supported/);
   throws(() => instrument(struct, { maxMemoryPages: 1 }), WasmBinaryError);
   throws(
     () => instrument(struct, { maxMemoryPages: 1 }),
