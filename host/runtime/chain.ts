@@ -33,6 +33,7 @@ import type { WasmEngine } from "./engine.ts";
 import { createImports, type HookFrame, type InstanceHost } from "./imports.ts";
 import type { WrapperModule } from "./module.ts";
 import { Activation } from "../wss/activation.ts";
+import { type HookName, hookWatch } from "./watchdog.ts";
 
 const EPERM = 1;
 /** The largest errno a deny may carry (the kernel's MAX_ERRNO). */
@@ -70,9 +71,10 @@ class Instance {
     this.#memory = instance.exports.memory as WebAssembly.Memory;
   }
 
-  /** Calls an export with a fresh CPU budget; a trap propagates with its cause named. */
-  call(name: string, ...args: number[]): number {
+  /** Calls an export with a fresh CPU budget, under the watchdog; a trap propagates with its cause named. */
+  call(name: HookName, ...args: number[]): number {
     if (this.#fuel) this.#fuel.value = this.loaded.mod.spec.budget;
+    hookWatch.enter(this.loaded.index, name);
     try {
       return (this.exports[name] as (...a: number[]) => number)(...args) ?? 0;
     } catch (e) {
@@ -84,6 +86,8 @@ class Instance {
       const full = mib >= spec.memoryMiB ? ` (memory at its cap of ${spec.memoryMiB} MiB)` : "";
       if (e instanceof HookFailure) throw e;
       throw new HookFailure(`trapped: ${(e as Error).message}${full}`);
+    } finally {
+      hookWatch.leave();
     }
   }
 }

@@ -2,9 +2,10 @@
  * Reading and instrumenting ID wrapper binaries (docs/abi.md, "Limits and failures").
  *
  * V8 has no fuel, so the host rewrites each wrapper's binary when it loads it: the memory maximum is clamped to the
- * policy's cap, and a counter (the exported global `idwrap_fuel`) is decremented at every function entry and at the
- * top of every loop iteration, trapping when it runs out. Inside a function the counter lives in a local, written back
- * to the global around calls and at exits, so a loop iteration costs a register decrement and a branch. Only the
+ * policy's cap, and a counter (the exported global `idwrap_fuel`) is decremented at every function entry, at the
+ * top of every loop iteration and by size before each bulk memory or table operation, trapping when it runs out.
+ * Inside a function the counter lives in a local, written back to the global around calls and at exits, so a loop
+ * iteration costs a register decrement and a branch. A second added global holds a bulk operation's size. Only the
  * memory, global, export and code sections are rewritten; every other section, custom and unknown ones included, is
  * copied byte for byte.
  *
@@ -683,6 +684,47 @@ function _globalMeter(g: number): Uint8Array {
   );
 }
 
+/**
+ * The 0xFC bulk operations whose cost grows with their size operand (the top of the stack), and how many bytes
+ * (memory) or entries (tables) one fuel unit pays for, as a right shift: 32 bytes (a loop iteration moves about as
+ * much), 2 table entries. memory.init/copy/fill, table.init/copy/grow/fill.
+ */
+const _BULK_SHIFT: ReadonlyMap<number, number> = new Map([[8, 5], [10, 5], [11, 5], [12, 1], [14, 1], [15, 1], [
+  17,
+  1,
+]]);
+
+/**
+ * The sequence before a bulk operation: `N = size; fuel -= size >>> shift; if (fuel < 0) <exhausted>; push N`, with the
+ * scratch global `n` for the size and the fuel in local `f` (written back to global `g` before the trap) or, without
+ * a local, in `g` itself. The shift keeps the charge below 2^31, so the subtraction cannot wrap.
+ */
+function _bulkMeter(g: number, n: number, shift: number, f?: number): Uint8Array {
+  const G = _leb(g), N = _leb(n);
+  const charge = [0x23, ...N, 0x41, shift, 0x76, 0x6b]; // global.get N; i32.const shift; i32.shr_u; i32.sub
+  const body = f === undefined
+    ? [0x23, ...G, ...charge, 0x24, ...G, 0x23, ...G, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b]
+    : [
+      0x20,
+      ..._leb(f),
+      ...charge,
+      0x22,
+      ..._leb(f),
+      0x41,
+      0x00,
+      0x48,
+      0x04,
+      0x40,
+      0x20,
+      ..._leb(f),
+      0x24,
+      ...G,
+      0x00,
+      0x0b,
+    ];
+  return Uint8Array.of(0x24, ...N, ...body, 0x23, ...N);
+}
+
 /** The instruction sequences of the local-fuel metering for one fuel local index (see {@link _Metering}). */
 interface _LocalSeqs {
   /** After the local declarations: `$f = G - 1; if ($f < 0) <exhausted>` (the wrapper block follows). */
@@ -811,6 +853,17 @@ class _Metering {
           w.bytes(bytes.subarray(copied, at)).bytes(seqs.writeBack).bytes(bytes.subarray(at, r.pos)).bytes(seqs.reload);
           copied = r.pos;
           break;
+        case 0xfc: { // a bulk operation: charge its size first
+          const end = r.pos;
+          r.pos = at + 1;
+          const shift = _BULK_SHIFT.get(r.u32("0xfc sub-opcode"));
+          r.pos = end;
+          if (shift === undefined) break;
+          const meter = _bulkMeter(this.fuelIndex, this.fuelIndex + 1, shift, seqs ? locals : undefined);
+          w.bytes(bytes.subarray(copied, at)).bytes(meter).bytes(bytes.subarray(at, r.pos));
+          copied = r.pos;
+          break;
+        }
         case 0x12: // return_call: never comes back here
         case 0x13: // return_call_indirect
           if (!seqs) break;
@@ -864,10 +917,11 @@ function _clampMemories(r: _Reader, cap: number): Uint8Array {
 function _appendFuelGlobal(r: _Reader | undefined, initialFuel: number): Uint8Array {
   const out = new _Writer();
   if (r) {
-    out.u32(r.u32("global count") + 1).bytes(r.bytes.subarray(r.pos, r.end));
-  } else out.u32(1);
-  // (global (mut i32) (i32.const initialFuel))
-  return out.byte(0x7f).byte(0x01).byte(0x41).s32(initialFuel).byte(0x0b).finish();
+    out.u32(r.u32("global count") + 2).bytes(r.bytes.subarray(r.pos, r.end));
+  } else out.u32(2);
+  // (global (mut i32) (i32.const initialFuel)): the fuel; then (global (mut i32) (i32.const 0)): a bulk op's size
+  out.byte(0x7f).byte(0x01).byte(0x41).s32(initialFuel).byte(0x0b);
+  return out.byte(0x7f).byte(0x01).byte(0x41).s32(0).byte(0x0b).finish();
 }
 
 /** The export section's new content (`r` over the old one, if any): `idwrap_fuel` appended. */

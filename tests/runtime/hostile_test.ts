@@ -24,11 +24,11 @@ function hooked(body: string, version = "0x00010000"): string {
  * A module that declares openat and runs `body` in its hook on opens of paths under `prefix` only (a wrapper that
  * fails on everything would keep the dynamic loader from opening libc, now that fail: closed stays closed).
  */
-function hookedUnder(prefix: string, body: string): string {
+function hookedUnder(prefix: string, body: string, pages = 1): string {
   return `(module
     (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
     (import "idwrap" "event_string" (func $s (param i32 i32 i32) (result i32)))
-    (memory (export "memory") 1)
+    (memory (export "memory") ${pages})
     (data (i32.const 0) "${prefix}")
     (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
     (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 257) (i32.const 5))) (i32.const 0))
@@ -89,6 +89,21 @@ wrappers:
     assert(reports(r.events, "alert").some((a) => a.wrapper === "witness" && a.time >= brokenAt));
   });
 }
+
+Deno.test("a hook looping on large memory.fill is stopped by its budget (bulk operations are metered by size)", async () => {
+  // 2 MiB per fill: 65,536 units each, so the default budget of 10^7 stops it after ~150 fills (milliseconds); counted
+  // as one unit per iteration it would fill 10^7 times (20 TB) and only the wall-clock watchdog would stop it.
+  const body = "(loop $l (memory.fill (i32.const 0) (i32.const 1) (i32.const 0x200000)) (br $l)) (i32.const 0)";
+  const filler = await writeWasm("filler", watToWasm(hookedUnder(dir, body, 32)));
+  const policy = await writePolicy(`wrappers:\n  - { name: filler, module: ${filler} }\n`);
+  const began = performance.now();
+  const r = await traced("run", ["-p", policy], ["/bin/cat", `${dir}/file.txt`]);
+  assertEquals(r.stdout, "");
+  const faults = reports(r.events, "fault").map((f) => f.message);
+  assert(faults.length >= 1 && faults[0].includes("ran past its CPU budget of 10000000 units"), r.stderr);
+  assert(!r.stderr.includes("wall-clock"), r.stderr);
+  assert(performance.now() - began < 10_000);
+});
 
 Deno.test("a failing wrapper with fail: open lets the call run", async () => {
   const hostile = await writeWasm("hostile", watToWasm(hooked("(unreachable)")));
