@@ -393,8 +393,15 @@ export class WrapperChain implements Decider {
     let outcome: string, verdict: Verdict = ALLOW;
     if (!event) outcome = "no call to decide (lifecycle event); the instance is discarded";
     else if (event.phase === "post") outcome = "the call had already run (post event); the instance is discarded";
-    else if (closed) [outcome, verdict] = ["call denied (fail closed)", { action: "deny", errno: EPERM }];
-    else outcome = "call allowed (fail open)";
+    else if (closed) {
+      // Declared without DENY, the call may already run (a source that only observes it): the deny is then not enforced.
+      const holds = hook === "idwrap_on_abstract" ||
+        ((l.mod.declarations.syscalls.get(event.nr) ?? 0) & DECLARE_DENY) !== 0;
+      outcome = holds
+        ? "call denied (fail closed)"
+        : "call denied (fail closed) where the source holds it (declared without DENY, it may only be observed)";
+      verdict = { action: "deny", errno: EPERM };
+    } else outcome = "call allowed (fail open)";
     this.#report(l, pid, "fault", undefined, `${hook}: ${why}; ${outcome}`, event?.syscall);
     if (limit) {
       l.unloaded = true;
