@@ -24,10 +24,11 @@ function hooked(body: string, version = "0x00010000"): string {
  * A module that declares openat and runs `body` in its hook on opens of paths under `prefix` only (a wrapper that
  * fails on everything would keep the dynamic loader from opening libc, now that fail: closed stays closed).
  */
-function hookedUnder(prefix: string, body: string, pages = 1): string {
+function hookedUnder(prefix: string, body: string, pages = 1, imports = ""): string {
   return `(module
     (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
     (import "idwrap" "event_string" (func $s (param i32 i32 i32) (result i32)))
+    ${imports}
     (memory (export "memory") ${pages})
     (data (i32.const 0) "${prefix}")
     (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
@@ -96,6 +97,23 @@ Deno.test("a hook looping on large memory.fill is stopped by its budget (bulk op
   const body = "(loop $l (memory.fill (i32.const 0) (i32.const 1) (i32.const 0x200000)) (br $l)) (i32.const 0)";
   const filler = await writeWasm("filler", watToWasm(hookedUnder(dir, body, 32)));
   const policy = await writePolicy(`wrappers:\n  - { name: filler, module: ${filler} }\n`);
+  const began = performance.now();
+  const r = await traced("run", ["-p", policy], ["/bin/cat", `${dir}/file.txt`]);
+  assertEquals(r.stdout, "");
+  const faults = reports(r.events, "fault").map((f) => f.message);
+  assert(faults.length >= 1 && faults[0].includes("ran past its CPU budget of 10000000 units"), r.stderr);
+  assert(!r.stderr.includes("wall-clock"), r.stderr);
+  assert(performance.now() - began < 10_000);
+});
+
+Deno.test("a hook looping on an import that copies 32 KiB is stopped by its budget (copies are charged)", async () => {
+  // kv_get of a 32 KiB value: 1,024 units per call, so ~10^4 calls per default budget, not 10^7 (minutes).
+  const imports = `(import "idwrap" "kv_set" (func $set (param i32 i32 i32 i32) (result i32)))
+    (import "idwrap" "kv_get" (func $get (param i32 i32 i32 i32) (result i32)))`;
+  const body = "(drop (call $set (i32.const 0) (i32.const 1) (i32.const 65536) (i32.const 32768))) " +
+    "(loop $l (drop (call $get (i32.const 0) (i32.const 1) (i32.const 65536) (i32.const 32768))) (br $l)) (i32.const 0)";
+  const copier = await writeWasm("copier", watToWasm(hookedUnder(dir, body, 2, imports)));
+  const policy = await writePolicy(`wrappers:\n  - { name: copier, module: ${copier} }\n`);
   const began = performance.now();
   const r = await traced("run", ["-p", policy], ["/bin/cat", `${dir}/file.txt`]);
   assertEquals(r.stdout, "");
