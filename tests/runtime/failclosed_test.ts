@@ -7,7 +7,7 @@
  * seccomp source, with an unwrapped control in each test.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { calls, reports, run, traced, writePolicy } from "../helpers.ts";
+import { calls, ensureUser, IDWRAP, reports, run, traced, writePolicy } from "../helpers.ts";
 import { watToWasm, writeWasm } from "./wat.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-failclosed-" });
@@ -211,4 +211,53 @@ Deno.test("a fail: closed subscriber that traps on an abstract event gets the ca
     "subscriber",
     "idwrap_on_abstract: trapped: unreachable; call denied (fail closed)",
   ]]);
+});
+
+Deno.test("as an ordinary user: the trap-the-wrapper attack never reads the secret, wrapped by root or by the user", async () => {
+  const uid = await ensureUser("idwrap-alice");
+  const home = await Deno.makeTempDir({ prefix: "idwrap-failclosed-user-" });
+  await Deno.chmod(home, 0o755);
+  const secret = `${home}/secret.txt`;
+  await Deno.writeTextFile(secret, "the-secret\n");
+  await Deno.chmod(secret, 0o644); // readable by alice: only the wrapper stands between her and it
+  const traps = [1, 2, 3, 4, 5, 6].map((i) => `${home}/TRAP-${i}`);
+  const wasm = `${home}/guard.wasm`;
+  await Deno.copyFile(guard, wasm);
+  await Deno.chmod(wasm, 0o644);
+  const policy = `${home}/policy.yaml`;
+  await Deno.writeTextFile(policy, `wrappers:\n  - { name: guard, module: ${wasm} }\n`);
+  await Deno.chmod(policy, 0o644);
+  const asAlice = ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--"];
+
+  // Control: alice reads the secret unwrapped.
+  const plain = await run(asAlice[0], [...asAlice.slice(1), "/bin/cat", ...traps, secret]);
+  assert(plain.stdout.includes("the-secret"), plain.stdout + plain.stderr);
+
+  // Root supervises, alice's program attacks.
+  const byRoot = await traced("run", ["-p", policy], [...asAlice, "/bin/cat", ...traps, secret]);
+  assert(!byRoot.stdout.includes("the-secret"), `the protection was disabled: ${byRoot.stdout}`);
+  assertEquals(byRoot.code, 137, byRoot.stderr);
+
+  // Alice supervises her own program (no CAP_SYS_ADMIN anywhere).
+  const store = `${home}/store`;
+  await Deno.mkdir(store);
+  await Deno.chown(store, uid, null);
+  const byAlice = await run(asAlice[0], [
+    ...asAlice.slice(1),
+    "env",
+    `HOME=${store}`,
+    `DENO_DIR=${store}/deno`,
+    `IDWRAP_STORE=${store}/store.kv`,
+    IDWRAP,
+    "run",
+    "-p",
+    policy,
+    "--",
+    "/bin/cat",
+    ...traps,
+    secret,
+  ]);
+  assert(!byAlice.stdout.includes("the-secret"), `the protection was disabled: ${byAlice.stdout}`);
+  assert(byAlice.stderr.includes("(on_max_failures: kill)"), byAlice.stderr);
+  assertEquals(byAlice.code, 137, byAlice.stderr);
 });
