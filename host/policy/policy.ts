@@ -27,7 +27,7 @@ export interface Rule {
 /** What happens to a call when a wrapper fails on it. */
 export type FailMode = "closed" | "open";
 
-/** What a `fail: closed` wrapper that failed `max_failures` times in a row does to the processes bound to it. */
+/** What a `fail: closed` wrapper that failed `max_failures` times in a row in a process does to that process. */
 export type MaxFailuresAction = "kill" | "deny";
 
 /**
@@ -49,11 +49,11 @@ export interface WrapperSpec {
   memoryMiB: number;
   /** CPU budget per hook call, in metering units. */
   budget: number;
-  /** Consecutive failures before the wrapper gives up: fail closed, on_max_failures; fail open, disabled. */
+  /** Failures in a row in one process before the wrapper gives up on it: closed, on_max_failures; open, disabled. */
   maxFailures: number;
   /**
-   * fail: closed only (YAML `on_max_failures`): after max_failures, kill each process bound to the wrapper at its next
-   * event the wrapper examines, or deny every call it examines. Absent: "kill".
+   * fail: closed only (YAML `on_max_failures`): after max_failures in a process, kill it, or deny every call of it the
+   * wrapper examines. Absent: "kill".
    */
   onMaxFailures?: MaxFailuresAction;
   /** May read the clock. */

@@ -3,10 +3,11 @@
  * at the process's first event the wrapper wants; layered composition (pre
  * outermost first, post innermost first, first deny wins, later layers told)
  * and active composition (abstract events run subscribers at once); failures
- * answered with the wrapper's fail mode. A `fail: closed` wrapper that keeps
- * failing stays closed (its processes are killed or denied, on_max_failures);
- * only a `fail: open` one is disabled. Implements the Decider the event
- * sources call.
+ * answered with the wrapper's fail mode. Failures are counted per process: a
+ * `fail: closed` wrapper that keeps failing in a process stays closed there
+ * (the process is killed or its calls denied, on_max_failures); a `fail:
+ * open` one is disabled for that process. No process's failures change what
+ * another gets. Implements the Decider the event sources call.
  *
  * @module
  */
@@ -44,13 +45,13 @@ interface Loaded {
   index: number;
   mod: WrapperModule;
   kv: KvNamespace;
-  failures: number;
-  /** fail: open, after max_failures: it examines nothing any more. */
-  unloaded: boolean;
-  /** fail: closed, after max_failures: it runs no hook any more, and its events get on_max_failures. */
-  broken: boolean;
-  /** Processes already told (and killed or denied) because the wrapper is broken. */
-  toldBroken: Set<number>;
+  /** pid → the wrapper's failures in a row in that process. */
+  failures: Map<number, number>;
+  /**
+   * pid → what the wrapper does there after max_failures in a row: "broken" (fail: closed: no hook runs, every event
+   * gets on_max_failures) or "disabled" (fail: open: it examines nothing there any more).
+   */
+  gaveUp: Map<number, "broken" | "disabled">;
   /** subscription name → subscription number. */
   subscriptions: Map<string, number>;
 }
@@ -144,10 +145,8 @@ export class WrapperChain implements Decider {
         index,
         mod,
         kv,
-        failures: 0,
-        unloaded: false,
-        broken: false,
-        toldBroken: new Set(),
+        failures: new Map(),
+        gaveUp: new Map(),
         subscriptions: new Map(mod.declarations.subscriptions.map((name, i) => [name, i])),
       };
     });
@@ -168,7 +167,7 @@ export class WrapperChain implements Decider {
     const list = this.#pre.get(nr);
     if (!list) return false;
     const bound = pid === undefined ? undefined : this.#bound.get(pid);
-    return !bound || list.some((l) => bound.has(l.index) && !l.unloaded);
+    return !bound || list.some((l) => bound.has(l.index) && l.gaveUp.get(pid!) !== "disabled");
   }
 
   /** Whether some wrapper wants this call's post event. */
@@ -176,14 +175,13 @@ export class WrapperChain implements Decider {
     const list = this.#post.get(nr);
     if (!list) return false;
     const bound = pid === undefined ? undefined : this.#bound.get(pid);
-    return !bound || list.some((l) => bound.has(l.index) && !l.unloaded);
+    return !bound || list.some((l) => bound.has(l.index) && l.gaveUp.get(pid!) !== "disabled");
   }
 
   /** The names of the wrappers bound to a process. */
   bindings(pid: number): string[] {
-    return [...this.#bound.get(pid) ?? []].map((i) => this.#loaded[i]).filter((l) => !l.unloaded).map((l) =>
-      l.mod.spec.name
-    );
+    return [...this.#bound.get(pid) ?? []].map((i) => this.#loaded[i]).filter((l) => l.gaveUp.get(pid) !== "disabled")
+      .map((l) => l.mod.spec.name);
   }
 
   /** Re-evaluates activation for a process's program; unbound wrappers lose their instance. */
@@ -206,7 +204,7 @@ export class WrapperChain implements Decider {
     const deniedBefore = event.verdict !== undefined && event.verdict !== "allow";
     const bound = this.#boundTo(event.pid, event.program);
     for (const l of this.#pre.get(event.nr) ?? []) {
-      if (l.unloaded || !bound.has(l.index)) continue;
+      if (!bound.has(l.index) || l.gaveUp.get(event.pid) === "disabled") continue;
       const denied = deniedBefore || verdict.action !== "allow";
       const v = this.#hook(l, event, denied);
       if (!denied && v.action !== "allow") verdict = v;
@@ -221,7 +219,7 @@ export class WrapperChain implements Decider {
       let verdict: Verdict = ALLOW;
       const bound = this.#boundTo(event.pid, event.program);
       for (const l of this.#post.get(event.nr) ?? []) {
-        if (l.unloaded || !bound.has(l.index)) continue;
+        if (!bound.has(l.index) || l.gaveUp.get(event.pid) === "disabled") continue;
         const v = this.#hook(l, event, false);
         if (v.action === "kill") verdict = v;
       }
@@ -241,7 +239,8 @@ export class WrapperChain implements Decider {
       for (const l of this.#loaded) {
         const inst = instances[l.index];
         if (
-          !inst || l.unloaded || !(l.mod.declarations.lifecycle & kind) || !this.#bound.get(event.pid)?.has(l.index)
+          !inst || l.gaveUp.has(event.pid) || !(l.mod.declarations.lifecycle & kind) ||
+          !this.#bound.get(event.pid)?.has(l.index)
         ) {
           continue;
         }
@@ -259,17 +258,17 @@ export class WrapperChain implements Decider {
         this.#programs.delete(event.pid);
         this.#bound.delete(event.pid);
         this.#activation.forget(event.pid);
-        for (const l of this.#loaded) l.toldBroken.delete(event.pid);
+        for (const l of this.#loaded) [l.failures, l.gaveUp].forEach((m) => m.delete(event.pid));
       }
     }
     return verdict;
   }
 
-  /** Kill, at exec, a process bound to a broken wrapper that kills (its program may not run unwrapped). */
+  /** Kill, at exec, a process a wrapper that kills has given up on (its new program may not run unwrapped). */
   #brokenAtExec(pid: number): Verdict {
     for (const l of this.#loaded) {
-      if (!l.broken || !this.#bound.get(pid)?.has(l.index)) continue;
-      const v = this.#brokenVerdict(l, pid, undefined);
+      if (l.gaveUp.get(pid) !== "broken" || !this.#bound.get(pid)?.has(l.index)) continue;
+      const v = this.#brokenVerdict(l, undefined);
       if (v.action === "kill") return v;
     }
     return ALLOW;
@@ -277,7 +276,7 @@ export class WrapperChain implements Decider {
 
   /** Runs one wrapper's idwrap_on_syscall; failures give the fail mode. */
   #hook(l: Loaded, event: SyscallEvent, denied: boolean): Verdict {
-    if (l.broken) return this.#brokenVerdict(l, event.pid, event);
+    if (l.gaveUp.get(event.pid) === "broken") return this.#brokenVerdict(l, event);
     const frame: HookFrame = { event, denied, alerts: 0 };
     const result = this.#guard(l, event.pid, "idwrap_on_syscall", event, () => {
       const inst = this.#instance(l, event.pid);
@@ -348,7 +347,7 @@ export class WrapperChain implements Decider {
   ): { ok: true; value: number } | { ok: false; verdict: Verdict } {
     try {
       const value = fn();
-      l.failures = 0;
+      if (l.failures.size) l.failures.delete(pid);
       return { ok: true, value };
     } catch (e) {
       if (!(e instanceof HookFailure) && !(e instanceof WebAssembly.RuntimeError) && !(e instanceof RangeError)) {
@@ -361,32 +360,34 @@ export class WrapperChain implements Decider {
   }
 
   /**
-   * Counts one failure of a wrapper on `event` (none: a lifecycle hook), reports it saying what happens to the call,
-   * and returns that verdict: the fail mode, or on_max_failures once the wrapper has failed max_failures times in a
-   * row. A fail: closed wrapper is never unloaded; a fail: open one is disabled then.
+   * Counts one failure of a wrapper in process `pid` on `event` (none: a lifecycle hook), reports it saying what
+   * happens to the call, and returns that verdict: the fail mode, or on_max_failures once the wrapper has failed
+   * max_failures times in a row in that process. A fail: closed wrapper is never unloaded; a fail: open one is then
+   * disabled for that process.
    */
   #fault(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, why: string): Verdict {
-    l.failures++;
+    const failures = (l.failures.get(pid) ?? 0) + 1;
+    l.failures.set(pid, failures);
     const spec = l.mod.spec;
     const closed = spec.fail === "closed";
-    const limit = l.failures >= spec.maxFailures && !l.unloaded && !l.broken;
+    const limit = failures >= spec.maxFailures && !l.gaveUp.has(pid);
     if (limit && closed) {
-      l.broken = true;
-      this.#dropInstances(l);
+      l.gaveUp.set(pid, "broken");
+      this.#dropInstance(l, pid);
       const kills = (spec.onMaxFailures ?? "kill") === "kill";
       this.#report(
         l,
         pid,
         "fault",
         undefined,
-        `${hook}: ${why}; failed ${l.failures} times in a row (max_failures ${spec.maxFailures}), fail closed: ${
-          kills
-            ? "this process is killed, and every process bound to the wrapper is killed at its next event the wrapper examines"
-            : "this call and every call the wrapper examines from now on are denied with EPERM"
-        } (on_max_failures: ${kills ? "kill" : "deny"})`,
+        `${hook}: ${why}; failed ${failures} times in a row in this process (max_failures ${spec.maxFailures}), ` +
+          `fail closed: ${
+            kills
+              ? "the process is killed"
+              : "this call and every call of the process the wrapper examines from now on are denied with EPERM"
+          } (on_max_failures: ${kills ? "kill" : "deny"})`,
         event?.syscall,
       );
-      l.toldBroken.add(pid);
       if (kills) return { action: "kill" };
       return event?.phase === "pre" ? { action: "deny", errno: EPERM } : ALLOW;
     }
@@ -404,42 +405,30 @@ export class WrapperChain implements Decider {
     } else outcome = "call allowed (fail open)";
     this.#report(l, pid, "fault", undefined, `${hook}: ${why}; ${outcome}`, event?.syscall);
     if (limit) {
-      l.unloaded = true;
-      this.#dropInstances(l);
+      l.gaveUp.set(pid, "disabled");
+      this.#dropInstance(l, pid);
       this.#report(
         l,
         pid,
         "fault",
         undefined,
-        `disabled after ${l.failures} failures in a row (fail: open): the calls it examined now run without it`,
+        `disabled for this process after ${failures} failures in a row (fail: open): the calls it examined there ` +
+          "now run without it",
         event?.syscall,
       );
     }
     return verdict;
   }
 
-  /** The verdict for an event of a process bound to a broken (fail: closed, past max_failures) wrapper. */
-  #brokenVerdict(l: Loaded, pid: number, event: SyscallEvent | undefined): Verdict {
-    const kills = (l.mod.spec.onMaxFailures ?? "kill") === "kill";
-    if (!l.toldBroken.has(pid)) {
-      l.toldBroken.add(pid);
-      this.#report(
-        l,
-        pid,
-        "fault",
-        undefined,
-        `${kills ? "process killed" : "calls denied with EPERM"}: the wrapper failed ${l.failures} times in a row ` +
-          `and stays closed (on_max_failures: ${kills ? "kill" : "deny"})`,
-        event?.syscall,
-      );
-    }
-    if (kills) return { action: "kill" };
+  /** The verdict for an event of a process a fail: closed wrapper has given up on (reported when it gave up). */
+  #brokenVerdict(l: Loaded, event: SyscallEvent | undefined): Verdict {
+    if ((l.mod.spec.onMaxFailures ?? "kill") === "kill") return { action: "kill" };
     return event?.phase === "pre" ? { action: "deny", errno: EPERM } : ALLOW;
   }
 
-  #dropInstances(l: Loaded): void {
-    for (const list of this.#instances.values()) list[l.index] = undefined;
-    this.#spares.delete(l.index);
+  #dropInstance(l: Loaded, pid: number): void {
+    const list = this.#instances.get(pid);
+    if (list) list[l.index] = undefined;
   }
 
   #report(
@@ -482,7 +471,6 @@ export class WrapperChain implements Decider {
   /** Tops up the spare instances (instantiation dominates a new process's cost); call when idle. */
   idle(): void {
     for (const l of this.#loaded) {
-      if (l.unloaded || l.broken) continue;
       const spares = this.#spares.get(l.index) ?? [];
       this.#spares.set(l.index, spares);
       try {
@@ -521,9 +509,9 @@ export class WrapperChain implements Decider {
     let answer = 0;
     for (const l of this.#loaded) {
       const sub = l.subscriptions.get(name);
-      if (sub === undefined || l.unloaded || !this.#bound.get(pid)?.has(l.index)) continue;
-      if (l.broken) {
-        if (outer) outer.failed ??= this.#brokenVerdict(l, pid, outer.event);
+      if (sub === undefined || l.gaveUp.get(pid) === "disabled" || !this.#bound.get(pid)?.has(l.index)) continue;
+      if (l.gaveUp.get(pid) === "broken") {
+        if (outer) outer.failed ??= this.#brokenVerdict(l, outer.event);
         continue;
       }
       const r = this.#guard(l, pid, "idwrap_on_abstract", outer?.event, () => {

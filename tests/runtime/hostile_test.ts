@@ -78,7 +78,9 @@ wrappers:
     assert(faults.length >= 1, "no fault reported");
     assert(faults[0].message.includes(message), faults[0].message);
     assert(faults[0].message.includes("call denied (fail closed)"), faults[0].message);
-    const brokenAt = faults.find((f) => f.message.includes("failed 3 times in a row (max_failures 3), fail closed"))
+    const brokenAt = faults.find((f) =>
+      f.message.includes("failed 3 times in a row in this process (max_failures 3), fail closed")
+    )
       ?.time;
     assert(brokenAt !== undefined, faults.map((f) => f.message).join("\n"));
     assert(!faults.some((f) => /unloaded|disabled/.test(f.message)), "unloaded");
