@@ -68,9 +68,14 @@ export interface Overdue {
 export interface HookWatchdogOptions {
   /** A hook running longer is stopped. @default 10000 */
   limitMs?: number;
-  /** How often to look. @default 100 */
+  /** How often to look. @default 50 */
   periodMs?: number;
-  /** SIGINT/SIGTERM stop a hook that has run at least this long. @default 250 */
+  /**
+   * SIGINT/SIGTERM stop a hook that has run at least this long (hooks take microseconds). The watchdog listens for them
+   * only while such a hook runs, so that otherwise their default (or the owner's handling) stands: a signal that comes
+   * earlier is the owner's alone (`idwrap run` passes it to the command), and the hook then ends by its budget or the
+   * limit. @default 100
+   */
   signalAfterMs?: number;
 }
 
@@ -99,8 +104,8 @@ export class HookWatchdog {
 
   constructor(readonly onOverdue: (o: Overdue) => void, options: HookWatchdogOptions = {}) {
     this.#limitMs = options.limitMs ?? HOOK_WALL_CLOCK_LIMIT_MS;
-    this.#signalAfterMs = options.signalAfterMs ?? 250;
-    this.#timer = setInterval(() => this.#check(), options.periodMs ?? 100);
+    this.#signalAfterMs = options.signalAfterMs ?? 100;
+    this.#timer = setInterval(() => this.#check(), options.periodMs ?? 50);
     Deno.unrefTimer(this.#timer as unknown as number); // Deno's timers are numbers; the node types say otherwise
   }
 

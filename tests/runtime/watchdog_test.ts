@@ -106,7 +106,7 @@ Deno.test("a hook the budget does not stop in time is stopped by the wall-clock 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.test(`${signal} to idwrap works at once while a hook spins`, async () => {
     const { child, done } = start(HOOK_WALL_CLOCK_LIMIT_MS / 2);
-    await hookRunning(600); // past the 250 ms after which a signal stops a running hook, and a 100 ms check
+    await hookRunning(500); // past the 100 ms after which a signal stops a running hook, and a 50 ms check
     const sent = performance.now();
     child.kill(signal);
     const r = await done;
