@@ -7,6 +7,7 @@
  */
 import type { Command } from "commander";
 import { loadPolicy, PolicyError } from "../policy/policy.ts";
+import { checkPolicyWrappers } from "../runtime/load.ts";
 import { WrapperLoadError } from "../runtime/module.ts";
 
 /** The verdict on one file. */
@@ -46,6 +47,8 @@ export function checkPolicies(files: string[]): PolicyCheck[] {
       }
     }
     for (const spec of policy.wrappers) seen.set(spec.name, file);
+    const refused = checkPolicyWrappers(policy); // what `run` would refuse when it loads them
+    if (refused) return { file, ok: false, error: refused, ...counts };
     return { file, ok: true, ...counts };
   });
 }

@@ -27,6 +27,9 @@ export interface Rule {
 /** What happens to a call when a wrapper fails on it. */
 export type FailMode = "closed" | "open";
 
+/** What a `fail: closed` wrapper that failed `max_failures` times in a row in a process does to that process. */
+export type MaxFailuresAction = "kill" | "deny";
+
 /**
  * The response when a wrapper raises an alert during a pre hook of a call it may deny: report it only, make the call
  * fail with EPERM, or kill the process.
@@ -46,8 +49,13 @@ export interface WrapperSpec {
   memoryMiB: number;
   /** CPU budget per hook call, in metering units. */
   budget: number;
-  /** Consecutive failures before the wrapper is unloaded. */
+  /** Failures in a row in one process before the wrapper gives up on it: closed, on_max_failures; open, disabled. */
   maxFailures: number;
+  /**
+   * fail: closed only (YAML `on_max_failures`): after max_failures in a process, kill it, or deny every call of it the
+   * wrapper examines. Absent: "kill".
+   */
+  onMaxFailures?: MaxFailuresAction;
   /** May read the clock. */
   clock: boolean;
   /** Which processes the wrapper is bound to; absent: every process. */
@@ -75,6 +83,7 @@ export const WRAPPER_DEFAULTS = {
   memoryMiB: 16,
   budget: 10_000_000,
   maxFailures: 5,
+  onMaxFailures: "kill",
   onAlert: "alert",
 } as const;
 
@@ -201,6 +210,7 @@ const WRAPPER_FIELDS = [
   "memory",
   "budget",
   "max_failures",
+  "on_max_failures",
   "clock",
   "activate",
   "deactivate",
@@ -314,6 +324,16 @@ function parseWrappers(
     const memoryMiB = positive("memory", w.memory, WRAPPER_DEFAULTS.memoryMiB);
     const budget = positive("budget", w.budget, WRAPPER_DEFAULTS.budget);
     const maxFailures = positive("max_failures", w.max_failures, WRAPPER_DEFAULTS.maxFailures);
+    const onMaxFailures = w.on_max_failures ?? WRAPPER_DEFAULTS.onMaxFailures;
+    if (w.on_max_failures !== undefined && failMode === "open") {
+      fail(
+        at("on_max_failures"),
+        "applies to fail: closed wrappers only (a fail: open wrapper is disabled after max_failures)",
+      );
+    }
+    if (onMaxFailures !== "kill" && onMaxFailures !== "deny") {
+      fail(at("on_max_failures"), `expected kill or deny, got ${JSON.stringify(onMaxFailures)}`);
+    }
     const clock = w.clock ?? false;
     if (typeof clock !== "boolean") fail(at("clock"), "expected true or false");
     const onAlert = w.on_alert ?? WRAPPER_DEFAULTS.onAlert;
@@ -330,6 +350,7 @@ function parseWrappers(
       memoryMiB,
       budget,
       maxFailures,
+      onMaxFailures: onMaxFailures as MaxFailuresAction,
       clock: clock as boolean,
       ...(activate ? { activate } : {}),
       ...(deactivate ? { deactivate } : {}),

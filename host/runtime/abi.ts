@@ -98,5 +98,15 @@ export const ABI_IMPORTS: Readonly<Record<string, string>> = {
   verdict_rewrite_path: "ii>i",
 };
 
+/** The exports the host calls, with their wasm signature (params → results); `memory` must be a memory. */
+export const ABI_EXPORTS: Readonly<Record<string, string>> = {
+  idwrap_abi_version: ">i",
+  idwrap_declare: ">i",
+  idwrap_init: ">i",
+  idwrap_on_syscall: ">i",
+  idwrap_on_abstract: "ii>i",
+  idwrap_on_lifecycle: "i>",
+};
+
 /** The longest path verdict_rewrite_path takes, without a terminator (PATH_MAX - 1). */
 export const MAX_REWRITE_PATH = 4095;

@@ -3,8 +3,11 @@
  * at the process's first event the wrapper wants; layered composition (pre
  * outermost first, post innermost first, first deny wins, later layers told)
  * and active composition (abstract events run subscribers at once); failures
- * answered with the wrapper's fail mode, and a wrapper that keeps failing
- * unloaded. Implements the Decider the event sources call.
+ * answered with the wrapper's fail mode. Failures are counted per process: a
+ * `fail: closed` wrapper that keeps failing in a process stays closed there
+ * (the process is killed or its calls denied, on_max_failures); a `fail:
+ * open` one is disabled for that process. No process's failures change what
+ * another gets. Implements the Decider the event sources call.
  *
  * @module
  */
@@ -31,16 +34,24 @@ import type { WasmEngine } from "./engine.ts";
 import { createImports, type HookFrame, type InstanceHost } from "./imports.ts";
 import type { WrapperModule } from "./module.ts";
 import { Activation } from "../wss/activation.ts";
+import { type HookName, hookWatch } from "./watchdog.ts";
 
 const EPERM = 1;
+/** The largest errno a deny may carry (the kernel's MAX_ERRNO). */
+const MAX_ERRNO = 4095;
 
 /** One loaded wrapper and its running state. */
 interface Loaded {
   index: number;
   mod: WrapperModule;
   kv: KvNamespace;
-  failures: number;
-  unloaded: boolean;
+  /** pid → the wrapper's failures in a row in that process. */
+  failures: Map<number, number>;
+  /**
+   * pid → what the wrapper does there after max_failures in a row: "broken" (fail: closed: no hook runs, every event
+   * gets on_max_failures) or "disabled" (fail: open: it examines nothing there any more).
+   */
+  gaveUp: Map<number, "broken" | "disabled">;
   /** subscription name → subscription number. */
   subscriptions: Map<string, number>;
 }
@@ -61,9 +72,10 @@ class Instance {
     this.#memory = instance.exports.memory as WebAssembly.Memory;
   }
 
-  /** Calls an export with a fresh CPU budget; a trap propagates with its cause named. */
-  call(name: string, ...args: number[]): number {
+  /** Calls an export with a fresh CPU budget, under the watchdog; a trap propagates with its cause named. */
+  call(name: HookName, ...args: number[]): number {
     if (this.#fuel) this.#fuel.value = this.loaded.mod.spec.budget;
+    hookWatch.enter(this.loaded.index, name);
     try {
       return (this.exports[name] as (...a: number[]) => number)(...args) ?? 0;
     } catch (e) {
@@ -75,6 +87,8 @@ class Instance {
       const full = mib >= spec.memoryMiB ? ` (memory at its cap of ${spec.memoryMiB} MiB)` : "";
       if (e instanceof HookFailure) throw e;
       throw new HookFailure(`trapped: ${(e as Error).message}${full}`);
+    } finally {
+      hookWatch.leave();
     }
   }
 }
@@ -131,8 +145,8 @@ export class WrapperChain implements Decider {
         index,
         mod,
         kv,
-        failures: 0,
-        unloaded: false,
+        failures: new Map(),
+        gaveUp: new Map(),
         subscriptions: new Map(mod.declarations.subscriptions.map((name, i) => [name, i])),
       };
     });
@@ -153,7 +167,7 @@ export class WrapperChain implements Decider {
     const list = this.#pre.get(nr);
     if (!list) return false;
     const bound = pid === undefined ? undefined : this.#bound.get(pid);
-    return !bound || list.some((l) => bound.has(l.index) && !l.unloaded);
+    return !bound || list.some((l) => bound.has(l.index) && l.gaveUp.get(pid!) !== "disabled");
   }
 
   /** Whether some wrapper wants this call's post event. */
@@ -161,14 +175,13 @@ export class WrapperChain implements Decider {
     const list = this.#post.get(nr);
     if (!list) return false;
     const bound = pid === undefined ? undefined : this.#bound.get(pid);
-    return !bound || list.some((l) => bound.has(l.index) && !l.unloaded);
+    return !bound || list.some((l) => bound.has(l.index) && l.gaveUp.get(pid!) !== "disabled");
   }
 
   /** The names of the wrappers bound to a process. */
   bindings(pid: number): string[] {
-    return [...this.#bound.get(pid) ?? []].map((i) => this.#loaded[i]).filter((l) => !l.unloaded).map((l) =>
-      l.mod.spec.name
-    );
+    return [...this.#bound.get(pid) ?? []].map((i) => this.#loaded[i]).filter((l) => l.gaveUp.get(pid) !== "disabled")
+      .map((l) => l.mod.spec.name);
   }
 
   /** Re-evaluates activation for a process's program; unbound wrappers lose their instance. */
@@ -191,7 +204,7 @@ export class WrapperChain implements Decider {
     const deniedBefore = event.verdict !== undefined && event.verdict !== "allow";
     const bound = this.#boundTo(event.pid, event.program);
     for (const l of this.#pre.get(event.nr) ?? []) {
-      if (l.unloaded || !bound.has(l.index)) continue;
+      if (!bound.has(l.index) || l.gaveUp.get(event.pid) === "disabled") continue;
       const denied = deniedBefore || verdict.action !== "allow";
       const v = this.#hook(l, event, denied);
       if (!denied && v.action !== "allow") verdict = v;
@@ -206,12 +219,13 @@ export class WrapperChain implements Decider {
       let verdict: Verdict = ALLOW;
       const bound = this.#boundTo(event.pid, event.program);
       for (const l of this.#post.get(event.nr) ?? []) {
-        if (l.unloaded || !bound.has(l.index)) continue;
+        if (!bound.has(l.index) || l.gaveUp.get(event.pid) === "disabled") continue;
         const v = this.#hook(l, event, false);
         if (v.action === "kill") verdict = v;
       }
       return verdict;
     }
+    let verdict: Verdict = ALLOW;
     if (event.kind === "spawn") {
       this.#programs.set(event.pid, event.program);
       this.#bind(event.pid, event.ppid, event.program);
@@ -219,31 +233,52 @@ export class WrapperChain implements Decider {
     if (event.kind === "exec" || event.kind === "exit") {
       this.#programs.set(event.pid, event.program);
       if (event.kind === "exec") this.#bind(event.pid, undefined, event.program);
+      if (event.kind === "exec") verdict = this.#brokenAtExec(event.pid);
       const kind = event.kind === "exec" ? LIFECYCLE_EXEC : LIFECYCLE_EXIT;
       const instances = this.#instances.get(event.pid) ?? [];
       for (const l of this.#loaded) {
         const inst = instances[l.index];
         if (
-          !inst || l.unloaded || !(l.mod.declarations.lifecycle & kind) || !this.#bound.get(event.pid)?.has(l.index)
+          !inst || l.gaveUp.has(event.pid) || !(l.mod.declarations.lifecycle & kind) ||
+          !this.#bound.get(event.pid)?.has(l.index)
         ) {
           continue;
         }
-        this.#guard(l, event.pid, "idwrap_on_lifecycle", undefined, () => inst.call("idwrap_on_lifecycle", kind));
+        const r = this.#guard(
+          l,
+          event.pid,
+          "idwrap_on_lifecycle",
+          undefined,
+          () => inst.call("idwrap_on_lifecycle", kind),
+        );
+        if (!r.ok && r.verdict.action === "kill" && event.kind === "exec") verdict = r.verdict;
       }
       if (event.kind === "exit") {
         this.#instances.delete(event.pid);
         this.#programs.delete(event.pid);
         this.#bound.delete(event.pid);
         this.#activation.forget(event.pid);
+        for (const l of this.#loaded) [l.failures, l.gaveUp].forEach((m) => m.delete(event.pid));
       }
+    }
+    return verdict;
+  }
+
+  /** Kill, at exec, a process a wrapper that kills has given up on (its new program may not run unwrapped). */
+  #brokenAtExec(pid: number): Verdict {
+    for (const l of this.#loaded) {
+      if (l.gaveUp.get(pid) !== "broken" || !this.#bound.get(pid)?.has(l.index)) continue;
+      const v = this.#brokenVerdict(l, undefined);
+      if (v.action === "kill") return v;
     }
     return ALLOW;
   }
 
   /** Runs one wrapper's idwrap_on_syscall; failures give the fail mode. */
   #hook(l: Loaded, event: SyscallEvent, denied: boolean): Verdict {
+    if (l.gaveUp.get(event.pid) === "broken") return this.#brokenVerdict(l, event);
     const frame: HookFrame = { event, denied, alerts: 0 };
-    const raw = this.#guard(l, event.pid, "idwrap_on_syscall", event, () => {
+    const result = this.#guard(l, event.pid, "idwrap_on_syscall", event, () => {
       const inst = this.#instance(l, event.pid);
       this.#frames.push(frame);
       try {
@@ -252,8 +287,20 @@ export class WrapperChain implements Decider {
         this.#frames.pop();
       }
     });
-    if (raw === undefined) return l.mod.spec.fail === "closed" ? { action: "deny", errno: EPERM } : ALLOW;
+    if (!result.ok) return result.verdict;
+    // A closed subscriber that failed on an event this hook emitted: the call gets its fail mode.
+    if (frame.failed && frame.failed.action !== "allow") return frame.failed;
+    const raw = result.value;
     const action = raw & 0xff;
+    const errno = (raw >>> 8) & 0xffff;
+    if (action > ACTION_REWRITE || raw >>> 24 !== 0 || (action === ACTION_DENY && errno > MAX_ERRNO)) {
+      const why = action > ACTION_REWRITE
+        ? `unknown verdict ${raw} from wrapper ${l.mod.spec.name} (action ${action} is none of allow 0, deny 1, kill 2, rewrite 3)`
+        : `malformed verdict ${raw} (0x${(raw >>> 0).toString(16)}) from wrapper ${l.mod.spec.name} (${
+          raw >>> 24 !== 0 ? "bits 24-31 must be 0" : `errno ${errno} is past ${MAX_ERRNO}`
+        })`;
+      return this.#fault(l, event.pid, "idwrap_on_syscall", event, why);
+    }
     const declared = l.mod.declarations.syscalls.get(event.nr) ?? 0;
     const mayDeny = (declared & DECLARE_DENY) !== 0;
     // KILL alone: the call may already have run when the kill lands (an observed call on the kernel module).
@@ -267,7 +314,7 @@ export class WrapperChain implements Decider {
       return response === "deny" && mayDeny ? { action: "deny", errno: EPERM } : ALLOW;
     }
     if (action === ACTION_KILL && mayKill && pre) return { action: "kill" };
-    if (action === ACTION_DENY && mayDeny && pre) return { action: "deny", errno: (raw >>> 8) & 0xffff || EPERM };
+    if (action === ACTION_DENY && mayDeny && pre) return { action: "deny", errno: errno || EPERM };
     if (action === ACTION_KILL && !pre) return { action: "kill" };
     if (action === ACTION_REWRITE && this.#opts.rewrite && mayDeny && pre) {
       const r = frame.rewrite;
@@ -276,51 +323,112 @@ export class WrapperChain implements Decider {
         const arg = r.arg ?? -1;
         return { action: "rewrite", arg, value: r.value ?? 0n, ...(r.path !== undefined ? { path: r.path } : {}) };
       }
-      this.#fault(
+      return this.#fault(
         l,
         event.pid,
         "idwrap_on_syscall",
         event,
         "returned rewrite without calling verdict_rewrite or verdict_rewrite_path",
       );
-      return l.mod.spec.fail === "closed" ? { action: "deny", errno: EPERM } : ALLOW;
     }
-    this.#fault(
-      l,
-      event.pid,
-      "idwrap_on_syscall",
-      event,
-      badVerdict(raw, mayDeny, this.#opts.source, this.#opts.rewrite ?? false, pre),
-    );
+    // A verdict this wrapper may not give here (documented to count as allow): reported, not a failure.
+    const why = badVerdict(raw, mayDeny, this.#opts.source, this.#opts.rewrite ?? false, pre);
+    this.#report(l, event.pid, "fault", undefined, `idwrap_on_syscall: ${why}; ignored, call allowed`, event.syscall);
     return ALLOW;
   }
 
-  /** Calls into a wrapper; on failure reports, drops the instance, counts, maybe unloads. */
-  #guard(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, fn: () => number): number | undefined {
+  /** Calls into a wrapper; on failure reports, drops the instance, counts, and gives the failure's verdict. */
+  #guard(
+    l: Loaded,
+    pid: number,
+    hook: string,
+    event: SyscallEvent | undefined,
+    fn: () => number,
+  ): { ok: true; value: number } | { ok: false; verdict: Verdict } {
     try {
-      const r = fn();
-      l.failures = 0;
-      return r;
+      const value = fn();
+      if (l.failures.size) l.failures.delete(pid);
+      return { ok: true, value };
     } catch (e) {
       if (!(e instanceof HookFailure) && !(e instanceof WebAssembly.RuntimeError) && !(e instanceof RangeError)) {
         if (!(e instanceof WebAssembly.LinkError) && !(e instanceof WebAssembly.CompileError)) throw e;
       }
       const instances = this.#instances.get(pid);
       if (instances) instances[l.index] = undefined; // a fresh instance next time
-      this.#fault(l, pid, (e as HookFailure).hook ?? hook, event, (e as Error).message);
-      return undefined;
+      return { ok: false, verdict: this.#fault(l, pid, (e as HookFailure).hook ?? hook, event, (e as Error).message) };
     }
   }
 
-  #fault(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, why: string): void {
-    l.failures++;
-    const mode = l.mod.spec.fail === "closed" ? "call denied (fail closed)" : "call allowed (fail open)";
-    this.#report(l, pid, "fault", undefined, `${hook}: ${why}; ${mode}`, event?.syscall);
-    if (l.failures >= l.mod.spec.maxFailures && !l.unloaded) {
-      l.unloaded = true;
-      for (const list of this.#instances.values()) list[l.index] = undefined;
-      this.#report(l, pid, "fault", undefined, `unloaded after ${l.failures} failures in a row`, event?.syscall);
+  /**
+   * Counts one failure of a wrapper in process `pid` on `event` (none: a lifecycle hook), reports it saying what
+   * happens to the call, and returns that verdict: the fail mode, or on_max_failures once the wrapper has failed
+   * max_failures times in a row in that process. A fail: closed wrapper is never unloaded; a fail: open one is then
+   * disabled for that process.
+   */
+  #fault(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, why: string): Verdict {
+    const failures = (l.failures.get(pid) ?? 0) + 1;
+    l.failures.set(pid, failures);
+    const spec = l.mod.spec;
+    const closed = spec.fail === "closed";
+    const limit = failures >= spec.maxFailures && !l.gaveUp.has(pid);
+    if (limit && closed) {
+      l.gaveUp.set(pid, "broken");
+      this.#dropInstance(l, pid);
+      const kills = (spec.onMaxFailures ?? "kill") === "kill";
+      this.#report(
+        l,
+        pid,
+        "fault",
+        undefined,
+        `${hook}: ${why}; failed ${failures} times in a row in this process (max_failures ${spec.maxFailures}), ` +
+          `fail closed: ${
+            kills
+              ? "the process is killed"
+              : "this call and every call of the process the wrapper examines from now on are denied with EPERM"
+          } (on_max_failures: ${kills ? "kill" : "deny"})`,
+        event?.syscall,
+      );
+      if (kills) return { action: "kill" };
+      return event?.phase === "pre" ? { action: "deny", errno: EPERM } : ALLOW;
     }
+    let outcome: string, verdict: Verdict = ALLOW;
+    if (!event) outcome = "no call to decide (lifecycle event); the instance is discarded";
+    else if (event.phase === "post") outcome = "the call had already run (post event); the instance is discarded";
+    else if (closed) {
+      // Declared without DENY, the call may already run (a source that only observes it): the deny is then not enforced.
+      const holds = hook === "idwrap_on_abstract" ||
+        ((l.mod.declarations.syscalls.get(event.nr) ?? 0) & DECLARE_DENY) !== 0;
+      outcome = holds
+        ? "call denied (fail closed)"
+        : "call denied (fail closed) where the source holds it (declared without DENY, it may only be observed)";
+      verdict = { action: "deny", errno: EPERM };
+    } else outcome = "call allowed (fail open)";
+    this.#report(l, pid, "fault", undefined, `${hook}: ${why}; ${outcome}`, event?.syscall);
+    if (limit) {
+      l.gaveUp.set(pid, "disabled");
+      this.#dropInstance(l, pid);
+      this.#report(
+        l,
+        pid,
+        "fault",
+        undefined,
+        `disabled for this process after ${failures} failures in a row (fail: open): the calls it examined there ` +
+          "now run without it",
+        event?.syscall,
+      );
+    }
+    return verdict;
+  }
+
+  /** The verdict for an event of a process a fail: closed wrapper has given up on (reported when it gave up). */
+  #brokenVerdict(l: Loaded, event: SyscallEvent | undefined): Verdict {
+    if ((l.mod.spec.onMaxFailures ?? "kill") === "kill") return { action: "kill" };
+    return event?.phase === "pre" ? { action: "deny", errno: EPERM } : ALLOW;
+  }
+
+  #dropInstance(l: Loaded, pid: number): void {
+    const list = this.#instances.get(pid);
+    if (list) list[l.index] = undefined;
   }
 
   #report(
@@ -363,7 +471,6 @@ export class WrapperChain implements Decider {
   /** Tops up the spare instances (instantiation dominates a new process's cost); call when idle. */
   idle(): void {
     for (const l of this.#loaded) {
-      if (l.unloaded) continue;
       const spares = this.#spares.get(l.index) ?? [];
       this.#spares.set(l.index, spares);
       try {
@@ -402,7 +509,11 @@ export class WrapperChain implements Decider {
     let answer = 0;
     for (const l of this.#loaded) {
       const sub = l.subscriptions.get(name);
-      if (sub === undefined || l.unloaded || !this.#bound.get(pid)?.has(l.index)) continue;
+      if (sub === undefined || l.gaveUp.get(pid) === "disabled" || !this.#bound.get(pid)?.has(l.index)) continue;
+      if (l.gaveUp.get(pid) === "broken") {
+        if (outer) outer.failed ??= this.#brokenVerdict(l, outer.event);
+        continue;
+      }
       const r = this.#guard(l, pid, "idwrap_on_abstract", outer?.event, () => {
         const inst = this.#instance(l, pid);
         this.#frames.push({
@@ -416,7 +527,12 @@ export class WrapperChain implements Decider {
           this.#frames.pop();
         }
       });
-      if (r !== undefined && r > answer) answer = r;
+      if (!r.ok) {
+        // The subscriber's fail mode applies to the call that led to the emit.
+        if (outer && r.verdict.action !== "allow") outer.failed ??= r.verdict;
+        continue;
+      }
+      if (r.value > answer) answer = r.value;
     }
     return answer;
   }

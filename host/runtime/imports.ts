@@ -6,7 +6,7 @@
  * @module
  */
 import { errnoNumber } from "../errno.ts";
-import type { ProgramIdentity, SyscallEvent } from "../events.ts";
+import type { ProgramIdentity, SyscallEvent, Verdict } from "../events.ts";
 import type { WrapperSpec } from "../policy/policy.ts";
 import type { KvNamespace } from "../store/kv.ts";
 import { ABI_MODULE, FIELD, KV_MAX_KEY, KV_MAX_VALUE, MAX_REWRITE_PATH, STATUS } from "./abi.ts";
@@ -24,6 +24,8 @@ export interface HookFrame {
   abstract?: { payload: Uint8Array; emitter: string };
   /** Alerts the wrapper raised during this hook (for the policy's on_alert). */
   alerts?: number;
+  /** A fail: closed subscriber failed on an abstract event this hook emitted: the verdict its failure gives. */
+  failed?: Verdict;
   /** What verdict_rewrite / verdict_rewrite_path set during this hook (ABI 1.2). */
   rewrite?: { arg?: number; value?: bigint; path?: string };
 }
@@ -58,10 +60,19 @@ export function createImports(
   ctx: ImportContext,
 ): { imports: WebAssembly.Imports; bind(i: WebAssembly.Instance): void } {
   let memory: WebAssembly.Memory | undefined;
+  /** The metered instance's fuel (absent unmetered): a copy costs as a bulk memory operation does. */
+  let fuel: WebAssembly.Global | undefined;
+  /** Charges `bytes` copied at the rate of memory.copy (docs/abi.md, Limits); the caller reloads its fuel after. */
+  const charge = (bytes: number) => {
+    if (fuel && bytes >= BYTES_PER_UNIT) fuel.value = (fuel.value as number) - Math.floor(bytes / BYTES_PER_UNIT);
+  };
   const inBounds = (ptr: number, len: number) =>
     len >= 0 && ptr >= 0 && memory !== undefined && (ptr >>> 0) + (len >>> 0) <= memory.buffer.byteLength;
-  const read = (ptr: number, len: number): Uint8Array | undefined =>
-    inBounds(ptr, len) ? new Uint8Array(memory!.buffer, ptr >>> 0, len >>> 0).slice() : undefined;
+  const read = (ptr: number, len: number): Uint8Array | undefined => {
+    if (!inBounds(ptr, len)) return undefined;
+    charge(len);
+    return new Uint8Array(memory!.buffer, ptr >>> 0, len >>> 0).slice();
+  };
   const text = (ptr: number, len: number): string | undefined => {
     const b = read(ptr, len);
     return b && decoder.decode(b);
@@ -69,7 +80,9 @@ export function createImports(
   /** Copies what fits, returns the full length (docs/abi.md, "Who owns memory"). */
   const put = (buf: number, bufLen: number, data: Uint8Array): number => {
     if (!inBounds(buf, bufLen)) return STATUS.EINVAL;
-    new Uint8Array(memory!.buffer, buf >>> 0, bufLen >>> 0).set(data.subarray(0, bufLen));
+    const copied = data.subarray(0, bufLen);
+    charge(copied.length);
+    new Uint8Array(memory!.buffer, buf >>> 0, bufLen >>> 0).set(copied);
     return data.length;
   };
   const putText = (buf: number, bufLen: number, s: string | undefined) =>
@@ -311,9 +324,13 @@ export function createImports(
     imports: { [ABI_MODULE]: fns as unknown as WebAssembly.ModuleImports },
     bind(instance: WebAssembly.Instance) {
       memory = instance.exports.memory as WebAssembly.Memory;
+      fuel = instance.exports.idwrap_fuel as WebAssembly.Global | undefined;
     },
   };
 }
+
+/** Bytes an import copies in or out of the module per budget unit: memory.copy's rate (wasm_binary.ts). */
+const BYTES_PER_UNIT = 32;
 
 function errnoOf(name: string): number {
   return errnoNumber(name) ?? (Number(name.replace(/^E/, "")) || 1);

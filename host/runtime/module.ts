@@ -10,6 +10,7 @@ import type { WrapperSpec } from "../policy/policy.ts";
 import type { SourceCapabilities } from "../sources/capabilities.ts";
 import { SYSCALL_GROUPS, syscallName, syscallNumber } from "../syscalls/mod.ts";
 import {
+  ABI_EXPORTS,
   ABI_IMPORTS,
   ABI_MAJOR,
   ABI_MINOR,
@@ -22,7 +23,7 @@ import {
 } from "./abi.ts";
 import type { WasmEngine } from "./engine.ts";
 import { createImports } from "./imports.ts";
-import { instrument, summarize, WasmBinaryError } from "./wasm_binary.ts";
+import { instrument, signatureText, summarize, WasmBinaryError } from "./wasm_binary.ts";
 
 /** What a wrapper declared in idwrap_declare. */
 export interface Declarations {
@@ -90,14 +91,33 @@ export function loadWrapper(
     refuse(`${path} is not a valid WebAssembly module: ${(e as Error).message}`);
   }
   for (const imp of summary!.imports) {
-    if (imp.module !== ABI_MODULE || imp.kind !== "func" || !(imp.name in ABI_IMPORTS)) {
+    if (imp.module !== ABI_MODULE || imp.kind !== "func" || !Object.hasOwn(ABI_IMPORTS, imp.name)) {
       refuse(
         `imports "${imp.module}.${imp.name}" (${imp.kind}), which is outside the ABI (only functions of "${ABI_MODULE}" listed in docs/abi.md)`,
+      );
+    }
+    // A JS function fits any wasm signature: a wrong one would link and then read garbage arguments.
+    if (imp.signature !== ABI_IMPORTS[imp.name]) {
+      refuse(
+        `imports "${imp.module}.${imp.name}" with signature ${signatureText(imp.signature ?? ">")}, expected ${
+          signatureText(ABI_IMPORTS[imp.name])
+        } (docs/abi.md)`,
       );
     }
   }
   const exported = new Set(summary!.exports.map((e) => e.name));
   for (const name of REQUIRED_EXPORTS) if (!exported.has(name)) refuse(`does not export "${name}"`);
+  for (const exp of summary!.exports) {
+    if (exp.name === "memory" && exp.kind !== "memory") refuse(`exports "memory" as a ${exp.kind}, expected a memory`);
+    if (!Object.hasOwn(ABI_EXPORTS, exp.name)) continue;
+    // A hook of another signature would return undefined (read as allow), a BigInt or a float for its verdict.
+    if (exp.kind !== "func" || exp.signature !== ABI_EXPORTS[exp.name]) {
+      const found = exp.kind === "func" ? `signature ${signatureText(exp.signature ?? ">")}` : `a ${exp.kind}`;
+      refuse(
+        `exports "${exp.name}" with ${found}, expected signature ${signatureText(ABI_EXPORTS[exp.name])} (docs/abi.md)`,
+      );
+    }
+  }
   let metered: Uint8Array = bytes;
   try {
     if (options.meter ?? true) {

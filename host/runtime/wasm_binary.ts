@@ -2,9 +2,10 @@
  * Reading and instrumenting ID wrapper binaries (docs/abi.md, "Limits and failures").
  *
  * V8 has no fuel, so the host rewrites each wrapper's binary when it loads it: the memory maximum is clamped to the
- * policy's cap, and a counter (the exported global `idwrap_fuel`) is decremented at every function entry and at the
- * top of every loop iteration, trapping when it runs out. Inside a function the counter lives in a local, written back
- * to the global around calls and at exits, so a loop iteration costs a register decrement and a branch. Only the
+ * policy's cap, and a counter (the exported global `idwrap_fuel`) is decremented at every function entry, at the
+ * top of every loop iteration and by size before each bulk memory or table operation, trapping when it runs out.
+ * Inside a function the counter lives in a local, written back to the global around calls and at exits, so a loop
+ * iteration costs a register decrement and a branch. A second added global holds a bulk operation's size. Only the
  * memory, global, export and code sections are rewritten; every other section, custom and unknown ones included, is
  * copied byte for byte.
  *
@@ -23,6 +24,8 @@ export interface WasmImport {
   module: string;
   name: string;
   kind: WasmExternKind;
+  /** A function's signature in the ABI's notation (see {@link signatureText}), e.g. `"ii>i"`. */
+  signature?: string;
 }
 
 /** One entry of the export section; `index` is in the index space of `kind` (imports first). */
@@ -30,6 +33,8 @@ export interface WasmExport {
   name: string;
   kind: WasmExternKind;
   index: number;
+  /** A function's signature in the ABI's notation (see {@link signatureText}), e.g. `">i"`. */
+  signature?: string;
 }
 
 /** A memory's size limits, in 64 KiB pages. */
@@ -341,18 +346,19 @@ function _readLimits(r: _Reader, what: string): { flags: number; initial: number
   return { flags, initial, maximum: r.u32(`${what} maximum size`) };
 }
 
-/** Reads the import section. */
-function _readImports(r: _Reader): WasmImport[] {
-  const imports: WasmImport[] = [];
+/** Reads the import section; a function import carries its type index until {@link summarize} names it. */
+function _readImports(r: _Reader): (WasmImport & { type?: number })[] {
+  const imports: (WasmImport & { type?: number })[] = [];
   const count = r.u32("import count");
   for (let i = 0; i < count; i++) {
     const module = r.name("import module name");
     const name = r.name("import name");
     const at = r.pos;
     const kind = r.u8("import kind");
+    let type: number | undefined;
     switch (kind) {
       case 0: // func: type index
-        r.u32("import type index");
+        type = r.u32("import type index");
         break;
       case 1: // table: reference type, limits
         _skipValType(r, "table element type");
@@ -374,7 +380,7 @@ function _readImports(r: _Reader): WasmImport[] {
       default:
         r.fail(`unknown import kind ${_hex(kind)}`, at);
     }
-    imports.push({ module, name, kind: KINDS[kind] });
+    imports.push({ module, name, kind: KINDS[kind], ...(type === undefined ? {} : { type }) });
   }
   r.expectEnd("the import section");
   return imports;
@@ -403,16 +409,81 @@ function _readExports(r: _Reader): WasmExport[] {
 export function summarize(bytes: Uint8Array): WasmSummary {
   const context = "Cannot read wrapper";
   const summary: WasmSummary = { imports: [], exports: [] };
+  let types: string[] = [];
+  let imports: (WasmImport & { type?: number })[] = [];
+  let defined: number[] = [];
   for (const s of _readSections(bytes, context)) {
     const r = _contentReader(bytes, context, s);
-    if (s.id === SEC_IMPORT) summary.imports = _readImports(r);
+    if (s.id === SEC_TYPE) types = _readSignatures(r);
+    else if (s.id === SEC_IMPORT) imports = _readImports(r);
+    else if (s.id === SEC_FUNCTION) defined = _readFunctions(r);
     else if (s.id === SEC_EXPORT) summary.exports = _readExports(r);
     else if (s.id === SEC_MEMORY && r.u32("memory count") > 0) {
       const { initial, maximum } = _readLimits(r, "memory");
       summary.memory = maximum === undefined ? { initial } : { initial, maximum };
     }
   }
+  // The function index space: imported functions first, then the defined ones; each by its type index.
+  const funcTypes = [...imports.filter((i) => i.kind === "func").map((i) => i.type!), ...defined];
+  const named = (t: number | undefined) => t === undefined ? {} : { signature: types[t] ?? `type ${t}?` };
+  summary.imports = imports.map(({ type, ...i }) => ({ ...i, ...(i.kind === "func" ? named(type) : {}) }));
+  for (const e of summary.exports) if (e.kind === "func") Object.assign(e, named(funcTypes[e.index]));
   return summary;
+}
+
+/** Letters of the signature notation: i32 i, i64 I, f32 f, f64 F, v128 v, funcref r, externref e; others `?`. */
+const _VAL_LETTERS: Record<number, string> = {
+  0x7f: "i",
+  0x7e: "I",
+  0x7d: "f",
+  0x7c: "F",
+  0x7b: "v",
+  0x70: "r",
+  0x6f: "e",
+};
+
+/** Reads the type section as signatures in the ABI's notation: parameter letters, `>`, result letters. */
+function _readSignatures(r: _Reader): string[] {
+  const out: string[] = [];
+  const count = r.u32("type count");
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    const form = r.u8("type form");
+    if (form !== 0x60) r.fail(`type form ${_hex(form)}`, at, " is not supported (only function types are)");
+    let sig = "";
+    for (const part of ["parameter", "result"]) {
+      const n = r.u32(`${part} count`);
+      for (let j = 0; j < n; j++) {
+        const start = r.pos;
+        _skipValType(r, `${part} type`);
+        sig += r.pos - start === 1 ? _VAL_LETTERS[r.bytes[start]] ?? "?" : "?";
+      }
+      if (part === "parameter") sig += ">";
+    }
+    out.push(sig);
+  }
+  r.expectEnd("the type section");
+  return out;
+}
+
+const _VAL_NAMES: Record<string, string> = {
+  i: "i32",
+  I: "i64",
+  f: "f32",
+  F: "f64",
+  v: "v128",
+  r: "funcref",
+  e: "externref",
+};
+
+/**
+ * A signature of the ABI's notation (`"iI>i"`: parameters, `>`, results) as WebAssembly text writes it:
+ * `(i32, i64) -> i32`, `() -> void`.
+ */
+export function signatureText(signature: string): string {
+  const [params, results] = signature.split(">");
+  const list = (s: string) => [...s].map((c) => _VAL_NAMES[c] ?? "?").join(", ");
+  return `(${list(params)}) -> ${results ? (results.length > 1 ? `(${list(results)})` : list(results)) : "void"}`;
 }
 
 // Immediate kinds of one-byte opcodes (0 means unknown opcode).
@@ -613,6 +684,47 @@ function _globalMeter(g: number): Uint8Array {
   );
 }
 
+/**
+ * The 0xFC bulk operations whose cost grows with their size operand (the top of the stack), and how many bytes
+ * (memory) or entries (tables) one fuel unit pays for, as a right shift: 32 bytes (a loop iteration moves about as
+ * much), 2 table entries. memory.init/copy/fill, table.init/copy/grow/fill.
+ */
+const _BULK_SHIFT: ReadonlyMap<number, number> = new Map([[8, 5], [10, 5], [11, 5], [12, 1], [14, 1], [15, 1], [
+  17,
+  1,
+]]);
+
+/**
+ * The sequence before a bulk operation: `N = size; fuel -= size >>> shift; if (fuel < 0) <exhausted>; push N`, with the
+ * scratch global `n` for the size and the fuel in local `f` (written back to global `g` before the trap) or, without
+ * a local, in `g` itself. The shift keeps the charge below 2^31, so the subtraction cannot wrap.
+ */
+function _bulkMeter(g: number, n: number, shift: number, f?: number): Uint8Array {
+  const G = _leb(g), N = _leb(n);
+  const charge = [0x23, ...N, 0x41, shift, 0x76, 0x6b]; // global.get N; i32.const shift; i32.shr_u; i32.sub
+  const body = f === undefined
+    ? [0x23, ...G, ...charge, 0x24, ...G, 0x23, ...G, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b]
+    : [
+      0x20,
+      ..._leb(f),
+      ...charge,
+      0x22,
+      ..._leb(f),
+      0x41,
+      0x00,
+      0x48,
+      0x04,
+      0x40,
+      0x20,
+      ..._leb(f),
+      0x24,
+      ...G,
+      0x00,
+      0x0b,
+    ];
+  return Uint8Array.of(0x24, ...N, ...body, 0x23, ...N);
+}
+
 /** The instruction sequences of the local-fuel metering for one fuel local index (see {@link _Metering}). */
 interface _LocalSeqs {
   /** After the local declarations: `$f = G - 1; if ($f < 0) <exhausted>` (the wrapper block follows). */
@@ -741,6 +853,17 @@ class _Metering {
           w.bytes(bytes.subarray(copied, at)).bytes(seqs.writeBack).bytes(bytes.subarray(at, r.pos)).bytes(seqs.reload);
           copied = r.pos;
           break;
+        case 0xfc: { // a bulk operation: charge its size first
+          const end = r.pos;
+          r.pos = at + 1;
+          const shift = _BULK_SHIFT.get(r.u32("0xfc sub-opcode"));
+          r.pos = end;
+          if (shift === undefined) break;
+          const meter = _bulkMeter(this.fuelIndex, this.fuelIndex + 1, shift, seqs ? locals : undefined);
+          w.bytes(bytes.subarray(copied, at)).bytes(meter).bytes(bytes.subarray(at, r.pos));
+          copied = r.pos;
+          break;
+        }
         case 0x12: // return_call: never comes back here
         case 0x13: // return_call_indirect
           if (!seqs) break;
@@ -794,10 +917,11 @@ function _clampMemories(r: _Reader, cap: number): Uint8Array {
 function _appendFuelGlobal(r: _Reader | undefined, initialFuel: number): Uint8Array {
   const out = new _Writer();
   if (r) {
-    out.u32(r.u32("global count") + 1).bytes(r.bytes.subarray(r.pos, r.end));
-  } else out.u32(1);
-  // (global (mut i32) (i32.const initialFuel))
-  return out.byte(0x7f).byte(0x01).byte(0x41).s32(initialFuel).byte(0x0b).finish();
+    out.u32(r.u32("global count") + 2).bytes(r.bytes.subarray(r.pos, r.end));
+  } else out.u32(2);
+  // (global (mut i32) (i32.const initialFuel)): the fuel; then (global (mut i32) (i32.const 0)): a bulk op's size
+  out.byte(0x7f).byte(0x01).byte(0x41).s32(initialFuel).byte(0x0b);
+  return out.byte(0x7f).byte(0x01).byte(0x41).s32(0).byte(0x0b).finish();
 }
 
 /** The export section's new content (`r` over the old one, if any): `idwrap_fuel` appended. */

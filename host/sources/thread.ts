@@ -10,6 +10,7 @@ import type { HostEvent } from "../events.ts";
 import type { TraceSinkOptions } from "../trace/sink.ts";
 import type { Enforcement, ProcessEntry, SupervisorSummary } from "./enforce.ts";
 import type { WorkerReply, WorkerRequest } from "./worker_common.ts";
+import { describeOverdue, HookWatchdog } from "../runtime/watchdog.ts";
 
 const libc = Deno.dlopen("libc.so.6", {
   close: { parameters: ["i32"], result: "i32" },
@@ -40,10 +41,17 @@ export class SourceThread {
   #wakeFd = -1;
   #failure: Error | undefined;
   readonly #stopped: Promise<void>;
+  /** Stops the thread when a hook runs too long (docs/abi.md, "Limits and failures"). */
+  readonly #watchdog: HookWatchdog;
 
   protected constructor(url: URL, options: SourceThreadOptions) {
     this.#onEvents = options.onEvents;
     this.#worker = new Worker(url, { type: "module" });
+    this.#watchdog = new HookWatchdog((o) => {
+      this.#worker.terminate(); // V8 interrupts the running wasm; nothing else can
+      this.#fail(new Error(`The supervisor was stopped: ${describeOverdue(o)}`));
+    });
+    this.#watchdog.names = options.wrappers.map((w) => w.spec.name);
     let stopped!: () => void;
     this.#stopped = new Promise((r) => stopped = r);
     this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => {
@@ -75,7 +83,7 @@ export class SourceThread {
   /** Starts a thread on the worker at `url`; resolves when it serves. */
   protected static async startAt<T extends SourceThread>(thread: T, options: SourceThreadOptions): Promise<T> {
     const { onEvents: _, ...start } = options;
-    const ready = await thread.#request({ type: "start", ...start }, "ready");
+    const ready = await thread.#request({ type: "start", ...start, watchdog: thread.#watchdog.buffer }, "ready");
     if (ready.type === "ready") {
       thread.#wakeFd = ready.wakeFd;
       ready.failClosedFds.forEach((fd, i) => thread.#failClosed.set(`loop:${i}`, fd));
@@ -90,6 +98,7 @@ export class SourceThread {
    */
   #fail(e: Error): void {
     this.#failure ??= e;
+    this.#watchdog.close();
     for (const fd of this.#failClosed.values()) libc.symbols.close(fd);
     this.#failClosed.clear();
     for (const w of this.#waiting.values()) w({ type: "error", message: e.message, fatal: true });
@@ -152,6 +161,7 @@ export class SourceThread {
   /** Swaps what is enforced; new calls see it at once. */
   async reload(e: Enforcement): Promise<void> {
     await this.#request({ type: "reload", ...e }, "reloaded");
+    this.#watchdog.names = e.wrappers.map((w) => w.spec.name);
   }
 
   /** The wrapped processes and their wrappers. */
@@ -170,6 +180,7 @@ export class SourceThread {
       await Promise.race([this.#stopped, new Promise((r) => timer = setTimeout(r, 5000))]);
       clearTimeout(timer);
     }
+    this.#watchdog.close();
     this.#worker.terminate();
   }
 }

@@ -10,6 +10,7 @@
 import type { Decider, EventSink } from "../decider.ts";
 import type { HostEvent, SourceName } from "../events.ts";
 import { WrapperStore } from "../store/kv.ts";
+import { hookWatch } from "../runtime/watchdog.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
 import { buildDecider, type Enforcement, ForwardSink, type ProcessEntry, type SupervisorSummary } from "./enforce.ts";
 
@@ -34,7 +35,14 @@ export interface SourceLoop {
 
 /** Messages to the worker. */
 export type WorkerRequest =
-  | ({ type: "start"; storePath: string; trace?: TraceSinkOptions; config: Record<string, unknown> } & Enforcement)
+  | ({
+    type: "start";
+    storePath: string;
+    trace?: TraceSinkOptions;
+    config: Record<string, unknown>;
+    /** The main thread's hook watchdog's buffer (host/runtime/watchdog.ts). */
+    watchdog?: SharedArrayBuffer;
+  } & Enforcement)
   | { type: "attach"; session: number; handle: number }
   | ({ type: "reload" } & Enforcement)
   | { type: "ps" }
@@ -68,6 +76,7 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
   let sink: ForwardSink;
 
   async function start(req: Extract<WorkerRequest, { type: "start" }>): Promise<void> {
+    if (req.watchdog) hookWatch.attach(req.watchdog);
     store = await WrapperStore.open(req.storePath);
     const trace = req.trace ? new TraceSink(req.trace) : undefined;
     sink = new ForwardSink((events) => post({ type: "events", events }), trace);

@@ -252,7 +252,18 @@ const BAD_WRAPPERS: [string, string, string][] = [
     "unknown wrapper field",
     "wrappers:\n  - name: noop\n    activation: {}\n",
     "bad.yaml:3: wrappers[0].activation: unknown field, expected one of name, module, settings, fail, memory, budget, " +
-    "max_failures, clock, activate, deactivate, on_alert",
+    "max_failures, on_max_failures, clock, activate, deactivate, on_alert",
+  ],
+  [
+    "bad on_max_failures",
+    "wrappers:\n  - name: noop\n    on_max_failures: unload\n",
+    'bad.yaml:3: wrappers[0].on_max_failures: expected kill or deny, got "unload"',
+  ],
+  [
+    "on_max_failures on a fail: open wrapper",
+    "wrappers:\n  - name: noop\n    fail: open\n    on_max_failures: deny\n",
+    "bad.yaml:4: wrappers[0].on_max_failures: applies to fail: closed wrappers only (a fail: open wrapper is " +
+    "disabled after max_failures)",
   ],
 ];
 

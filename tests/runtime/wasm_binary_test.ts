@@ -5,7 +5,7 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import wabtInit from "wabt";
-import { instrument, summarize, WasmBinaryError } from "../../host/runtime/wasm_binary.ts";
+import { instrument, signatureText, summarize, WasmBinaryError } from "../../host/runtime/wasm_binary.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const wabt = await wabtInit();
@@ -140,19 +140,36 @@ Deno.test("summarize lists imports, exports and the first defined memory", () =>
     (export "h" (global $h)))`);
   assertEquals(summarize(bytes), {
     imports: [
-      { module: "env", name: "log", kind: "func" },
+      { module: "env", name: "log", kind: "func", signature: "i>" },
       { module: "env", name: "g", kind: "global" },
       { module: "env", name: "t", kind: "table" },
     ],
     exports: [
       { name: "memory", kind: "memory", index: 0 },
-      { name: "go", kind: "func", index: 1 },
+      { name: "go", kind: "func", index: 1, signature: ">" },
       { name: "h", kind: "global", index: 1 },
     ],
     memory: { initial: 2, maximum: 10 },
   });
   assertEquals(summarize(wat(`(module (memory 3))`)), { imports: [], exports: [], memory: { initial: 3 } });
   assertEquals(summarize(wat(`(module (import "env" "m" (memory 1)))`)).memory, undefined);
+});
+
+Deno.test("summarize gives each function import and export its signature; signatureText writes it as WAT does", () => {
+  const bytes = wat(`(module
+    (type $unused (func (param f32)))
+    (import "idwrap" "verdict_rewrite" (func (param i32 i64) (result i32)))
+    (func (export "pair") (param f64) (result i32 i64) (i32.const 0) (i64.const 0))
+    (func (export "none")))`);
+  const { imports, exports } = summarize(bytes);
+  assertEquals(imports.map((i) => i.signature), ["iI>i"]);
+  assertEquals(exports.map((e) => [e.name, e.signature]), [["pair", "F>iI"], ["none", ">"]]);
+  assertEquals(["iI>i", "F>iI", ">", "i>"].map(signatureText), [
+    "(i32, i64) -> i32",
+    "(f64) -> (i32, i64)",
+    "() -> void",
+    "(i32) -> void",
+  ]);
 });
 
 Deno.test("instrumented code computes the same results", () => {
@@ -614,9 +631,61 @@ Deno.test("post-MVP instructions are decoded and still run", () => {
     const inst = instantiate(out);
     inst.idwrap_fuel.value = 1000;
     assertEquals(inst.run(x), original.run(x));
-    // run, $dbl and $inc through the tables, $tail, $inc, $tailIndirect, $dbl
-    assertEquals(1000 - inst.idwrap_fuel.value, 7);
+    // run, $dbl and $inc through the tables, $tail, $inc, $tailIndirect, $dbl; the bulk table operations by size
+    // (one unit per 2 entries: init 2, copy 2, grow 3, fill 3); the 5-byte memory operations are under 32 bytes
+    assertEquals(1000 - inst.idwrap_fuel.value, 7 + 4);
   }
+});
+
+Deno.test("bulk memory and table operations are metered by their size, before they run", () => {
+  const bytes = wat(`(module
+    (memory (export "memory") 32)
+    (table $t 16 funcref)
+    (func $f)
+    (elem declare func $f)
+    ;; one fill of n bytes, in a function that gets a fuel local, and in one that cannot (two results, no [] -> type)
+    (func (export "fill") (param $n i32) (memory.fill (i32.const 0) (i32.const 7) (local.get $n)))
+    (func $two (param $n i32) (result i32 i64)
+      (memory.fill (i32.const 0) (i32.const 7) (local.get $n)) (i32.const 0) (i64.const 0))
+    (func (export "fillGlobal") (param $n i32) (drop (drop (call $two (local.get $n)))))
+    (func (export "copy") (param $n i32) (memory.copy (i32.const 0x10000) (i32.const 0) (local.get $n)))
+    (func (export "tableFill") (param $n i32) (table.fill $t (i32.const 0) (ref.func $f) (local.get $n)))
+    ;; the attack the per-instruction count missed: a short loop of large fills
+    (func (export "spin") (param $times i32)
+      (loop $l
+        (memory.fill (i32.const 0) (local.get $times) (i32.const 0x200000))
+        (br_if $l (local.tee $times (i32.sub (local.get $times) (i32.const 1)))))))`);
+  const inst = instantiate(metered(bytes));
+  const mem = new Uint8Array((inst.memory as WebAssembly.Memory).buffer);
+  const cost = (run: () => unknown, fuel = 1_000_000) => {
+    inst.idwrap_fuel.value = fuel;
+    run();
+    return fuel - (inst.idwrap_fuel.value as number);
+  };
+  assertEquals(cost(() => inst.fill(0)), 1); // the function's entry
+  assertEquals(cost(() => inst.fill(32 * 1000)), 1 + 1000);
+  assertEquals(cost(() => inst.fillGlobal(32 * 1000)), 2 + 1000); // two entries
+  assertEquals(cost(() => inst.copy(32 * 100)), 1 + 100);
+  assertEquals(cost(() => inst.tableFill(16)), 1 + 8);
+  // Past the budget: trapped before the fill, which wrote nothing; the fuel left below 0 for the host to see.
+  mem.fill(0, 0, 0x10000);
+  inst.idwrap_fuel.value = 1000;
+  throws(() => inst.fill(0x10000), /unreachable/);
+  assert((inst.idwrap_fuel.value as number) < 0);
+  assertEquals(mem.subarray(0, 0x10000).every((b) => b === 0), true);
+  inst.idwrap_fuel.value = 1000;
+  throws(() => inst.fillGlobal(0x10000), /unreachable/);
+  assert((inst.idwrap_fuel.value as number) < 0);
+  // 2 MiB fills: 65,536 units each, so a 10,000,000 budget stops the loop after about 150 of them (not 10^7).
+  inst.idwrap_fuel.value = 10_000_000;
+  throws(() => inst.spin(1_000_000), /unreachable/);
+  // A size of 2^32 - 1 charges 2^27 - 1 units (no wrap-around to a small or negative charge): one unit short, it is
+  // the budget that stops it; with enough fuel, the fill itself (out of bounds).
+  inst.idwrap_fuel.value = 2 ** 27 - 1;
+  throws(() => inst.fill(-1), /unreachable/);
+  assert((inst.idwrap_fuel.value as number) < 0);
+  inst.idwrap_fuel.value = 2 ** 27;
+  throws(() => inst.fill(-1), /out of bounds/);
 });
 
 Deno.test("SIMD, threads and exception handling are refused with the opcode's offset", () => {
@@ -668,9 +737,9 @@ Deno.test("malformed binaries throw WasmBinaryError", () => {
 
 Deno.test("the type and function sections must describe every function body", () => {
   const header = [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
-  // A GC struct type (0x5f): summarize() does not read types, instrument() refuses them.
+  // A GC struct type (0x5f): summarize() (which reads the signatures) and instrument() refuse it.
   const struct = Uint8Array.of(...header, 1, 3, 1, 0x5f, 0);
-  assertEquals(summarize(struct), { imports: [], exports: [] });
+  throws(() => summarize(struct), /Cannot read wrapper: type form 0x5f at byte 11 is not supported/);
   throws(() => instrument(struct, { maxMemoryPages: 1 }), WasmBinaryError);
   throws(
     () => instrument(struct, { maxMemoryPages: 1 }),
@@ -737,9 +806,13 @@ Deno.test("an AssemblyScript module still computes the same results", async () =
     };
     const original = instantiate(bytes, imports);
     const inst = instantiate(metered(bytes), imports);
+    const full = () => inst.idwrap_fuel.value = 0x7fffffff; // text(12345) copies some 10^8 bytes: past the default
     for (const n of [0, 1, 100, 12345]) {
+      full();
       assertEquals(inst.sumTo(n), original.sumTo(n));
+      full();
       assertEquals(inst.bytes(n), original.bytes(n));
+      full();
       assertEquals(inst.text(n), original.text(n));
     }
     inst.idwrap_fuel.value = 1_000_000;
