@@ -14,7 +14,7 @@ export class LoopbackServer {
   private constructor(private child: Deno.ChildProcess, private out: string | undefined) {}
 
   /**
-   * Starts command (with policy: under `idwrap run`, with flags such as --verbose) and waits (at
+   * Starts command (with policy: under `idwrap run`, with flags before `--`) and waits (at
    * most 15 s) until it accepts on port.
    */
   static async start(command: string[], port: number, policy?: string, flags: string[] = []): Promise<LoopbackServer> {
