@@ -15,12 +15,12 @@ int main(int argc, char **argv) {
     users++;
     struct passwd *pw = getpwnam(argv[i]);
     if (pw == NULL) {
-      printf("finger: %s: no such user.\r\n", argv[i]);
+      printf("finger: %s: no such user.\n", argv[i]);
       continue;
     }
-    printf("Login: %s\tName: %s\r\nDirectory: %s\tShell: %s\r\n", pw->pw_name, pw->pw_gecos, pw->pw_dir,
+    printf("Login: %s\tName: %s\nDirectory: %s\tShell: %s\n", pw->pw_name, pw->pw_gecos, pw->pw_dir,
            pw->pw_shell);
   }
-  if (users == 0) printf("No one logged on.\r\n");
+  if (users == 0) printf("No one logged on.\n");
   return 0;
 }

@@ -8,8 +8,10 @@
  * It listens on 127.0.0.1:PORT (standalone, where 4.3BSD's ran from inetd)
  * and, for each connection, forks a child with the socket as its stdin,
  * stdout and stderr, which reads the one-line query with gets(), splits it
- * into words ("/W" becomes "-l") and execs the finger program FINGER
- * (normally /usr/bin/finger) with them, as fingerd always has.
+ * into words ("/W" becomes "-l") and runs the finger program FINGER
+ * (normally /usr/bin/finger) with them in a grandchild, copying its output
+ * to the socket with LF made CR LF, as 4.3BSD's fingerd did; then the child
+ * returns from answer() and exits.
  *
  * THE FLAW (deliberate): gets() into a 512-byte buffer, as in 4.3BSD. There
  * the buffer was a local of main and the worm's 536-byte query overwrote
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 char *gets(char *s); /* gone from C11's <stdio.h>, still in glibc: this program is about its use */
@@ -41,13 +44,14 @@ struct query {
   char program[64]; /* the program that answers it */
 };
 
-static void answer(const char *finger) {
+/* Answers the query on stdin with finger's output on stdout, as 4.3BSD's did: through a pipe, LF made CR LF. */
+static int answer(const char *finger) {
   struct query q;
   char *av[MAX_WORDS + 2];
-  int ac = 0;
+  int ac = 0, p[2], c, status = 0;
   snprintf(q.program, sizeof q.program, "%s", finger);
   q.line[0] = '\0';
-  if (gets(q.line) == NULL) _exit(0);
+  if (gets(q.line) == NULL) return 0;
   av[ac++] = "finger";
   char *sp = q.line;
   while (ac <= MAX_WORDS) {
@@ -63,10 +67,28 @@ static void answer(const char *finger) {
     if (*sp) *sp++ = '\0';
   }
   av[ac] = NULL;
-  execv(q.program, av);
-  printf("fingerd: cannot run %s: %s\r\n", q.program, strerror(errno));
+  if (pipe(p) < 0) return 1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    dup2(p[1], 1);
+    dup2(p[1], 2);
+    close(p[1]);
+    execv(q.program, av);
+    printf("fingerd: cannot run %s: %s\n", q.program, strerror(errno));
+    fflush(stdout);
+    _exit(1);
+  }
+  close(p[1]);
+  FILE *fp = fdopen(p[0], "r");
+  while ((c = getc(fp)) != EOF) {
+    if (c == '\n') putchar('\r');
+    putchar(c);
+  }
+  fclose(fp);
   fflush(stdout);
-  _exit(1);
+  waitpid(pid, &status, 0);
+  return status;
 }
 
 int main(int argc, char **argv) {
@@ -94,7 +116,7 @@ int main(int argc, char **argv) {
       dup2(conn, 2);
       close(conn);
       signal(SIGCHLD, SIG_DFL);
-      answer(argv[2]);
+      _exit(answer(argv[2]) == 0 ? 0 : 1);
     }
     close(conn);
   }
