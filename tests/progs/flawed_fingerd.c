@@ -16,13 +16,21 @@
  * THE FLAW (deliberate): gets() into a 512-byte buffer, as in 4.3BSD. There
  * the buffer was a local of main and the worm's 536-byte query overwrote
  * main's return address with the address of code it had sent in the same
- * query. Here the query overflows into the next field of struct query, the
- * path of the program the daemon execs: a query of 512 bytes followed by
- * "/bin/sh" makes the daemon exec /bin/sh with the query's words as
- * arguments ("-c COMMAND"). Being a field of one struct, the overwrite does
- * not depend on how the compiler lays out locals, and it stays inside the
- * struct, so no stack canary sees it; no address is needed, so ASLR and PIE
- * do not matter.
+ * query. The tests exploit it two ways:
+ *
+ *  - a query of 512 bytes followed by "/bin/sh" overflows into the next
+ *    field of struct query, the path of the program the daemon execs, so it
+ *    execs /bin/sh with the query's words as arguments ("-c COMMAND"). Being
+ *    a field of one struct, the overwrite does not depend on how the
+ *    compiler lays out locals and stays inside the struct, where no stack
+ *    canary sees it; no address is needed, so ASLR and PIE do not matter;
+ *  - a longer query runs on over answer()'s saved return address, as the
+ *    worm's did, and answer() returns into code sent in the query. That
+ *    needs 1988's machine: a copy built with an executable stack and no
+ *    stack protector, run without ASLR (tests/attacks/fingerd_test.ts).
+ *
+ * ac is set after gets() (as 4.3BSD set its word count), so the longer
+ * query's overwrite of the locals above the struct does not matter.
  */
 #include <errno.h>
 #include <ctype.h>
@@ -48,11 +56,12 @@ struct query {
 static int answer(const char *finger) {
   struct query q;
   char *av[MAX_WORDS + 2];
-  int ac = 0, p[2], c, status = 0;
+  int ac, p[2], c, status = 0;
   snprintf(q.program, sizeof q.program, "%s", finger);
   q.line[0] = '\0';
   if (gets(q.line) == NULL) return 0;
-  av[ac++] = "finger";
+  av[0] = "finger";
+  ac = 1;
   char *sp = q.line;
   while (ac <= MAX_WORDS) {
     while (isspace((unsigned char)*sp)) sp++;
