@@ -15,10 +15,12 @@
  *    link to /etc/shadow is a violation;
  *  - never writes a file: every open for writing, create, remove, rename,
  *    link, truncate, chmod or chown is a violation;
- *  - never executes a program: every execve (the classic fingerd attack
- *    runs /bin/sh) is denied with EACCES;
- *  - never binds a socket (inetd hands it one); connects only to the name
- *    service sockets.
+ *  - executes nothing but the finger program (`finger`, default
+ *    /usr/bin/finger), which BSD's and netkit's fingerd exec to answer
+ *    every query: any other execve (the classic fingerd attack runs
+ *    /bin/sh) is denied with EACCES;
+ *  - binds no socket (inetd hands it one), unless `ports` lists the port of
+ *    a standalone daemon; connects only to the name service sockets.
  *
  * Every violation raises a high alert (severity 3); `response: deny` also
  * fails the call with EACCES (execve is always denied).
@@ -26,20 +28,25 @@
  * Settings (lists as JSON lists or comma lists):
  *   homes       directories holding the users' homes (default /home, /root)
  *   read_dirs   more paths it may read
+ *   finger      the finger program it may execute (default /usr/bin/finger)
+ *   ports       ports a standalone daemon may bind (default none)
  *   response    alert (default) or deny
  */
 import {
   allow,
   declared,
   Event,
+  log,
+  LOG_ERROR,
   S_IROTH,
+  settingOr,
   SYS_creat,
   SYS_open,
   SYS_openat,
   SYS_openat2,
   wrStat,
 } from "../sdk/index";
-import { listSetting, normalizeAll, Spec, underAny, writesFile } from "../httpd/spec";
+import { addPorts, listSetting, normalize, normalizeAll, Spec, underAny, writesFile } from "../httpd/spec";
 
 export { idwrap_abi_version } from "../sdk/index";
 
@@ -68,8 +75,14 @@ export function idwrap_init(): i32 {
   spec.write = new Array<string>(0);
   spec.chmodDirs = new Array<string>(0);
   spec.mayWrite = false;
-  spec.mayBind = false;
+  const ports = listSetting("ports", []);
+  spec.mayBind = ports.length > 0;
+  if (!addPorts(spec, ports)) {
+    log(LOG_ERROR, "fingerd: bad ports setting (numbers or LO-HI ranges)");
+    return 1;
+  }
   spec.connects = NSS_CONNECT;
+  spec.execs = [normalize(settingOr("finger", "/usr/bin/finger"))];
   spec.execSelf = false;
   spec.response = Spec.responseSetting(0);
   return 0;

@@ -9,8 +9,10 @@
  *  - opens for writing, and creates, removes, renames, links or truncates
  *    files, only under its log, state and run directories (DEFAULT_WRITE,
  *    plus `write_dirs`); chmod/chown only there too;
- *  - executes nothing but itself (the master's binary upgrade re-exec):
- *    any other execve is denied with EACCES, whatever `response` says;
+ *  - executes nothing but itself (the master's binary upgrade re-exec) and
+ *    the programs in its CGI directories (`cgi`, judged after "." and ".."
+ *    are removed, so "cgi-bin/../../bin/sh" is /bin/sh): any other execve
+ *    is denied with EACCES, whatever `response` says;
  *  - binds only the configured `ports`; connects only to the name service
  *    sockets and the configured `upstreams`.
  *
@@ -24,6 +26,7 @@
  *   write_dirs  more directories it may write (temp paths, a pid file's dir)
  *   ports       ports it may bind, "8000-8100" for a range (default 80, 443)
  *   upstreams   "127.0.0.1:9000" or "unix:/run/php" it may connect to
+ *   cgi         directories whose programs it may execute (default none)
  *   response    alert (default) or deny
  */
 import { declared, log, LOG_ERROR } from "../sdk/index";
@@ -63,6 +66,7 @@ export function idwrap_init(): i32 {
   spec.connects = DEFAULT_CONNECT.concat(listSetting("upstreams", []));
   spec.execSelf = true;
   spec.execs = ["/usr/sbin/nginx"];
+  spec.execDirs = normalizeAll(listSetting("cgi", []));
   spec.response = Spec.responseSetting(0);
   return 0;
 }

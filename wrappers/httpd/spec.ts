@@ -167,6 +167,8 @@ export class Spec {
   connects: string[] = new Array<string>(0);
   /** Programs the server may execute (exact normalised paths). */
   execs: string[] = new Array<string>(0);
+  /** Directories whose programs the server may execute (httpd's CGI directories). */
+  execDirs: string[] = new Array<string>(0);
   /** Whether executing the process's own program (its executable) is allowed: a re-exec of itself. */
   execSelf: bool = false;
   /** RESPONSE_ALERT or RESPONSE_DENY, for everything but execve (always denied). */
@@ -285,7 +287,7 @@ export class Spec {
     let p: string | null = null;
     if (raw !== null) p = this.resolve(raw, nr == SYS_execveat ? 0 : -1);
     if (p !== null) {
-      if (this.execs.includes(p)) return allow();
+      if (this.execs.includes(p) || underAny(p, this.execDirs)) return allow();
       if (this.execSelf) {
         const exe = Event.exe();
         if (exe !== null && normalize(exe) == p) return allow();
