@@ -84,7 +84,11 @@ async function runStandalone(
       policies,
       trace,
       storePath,
-      onEvents: (events) => audit.append(events.flatMap(toAuditRecords)),
+      // Kept once in Deno KV: until then the events count against the supervisor's back-pressure.
+      onEvents: (events, marks) => {
+        audit.appendJournaled(events.map(toAuditRecords), marks);
+        return audit.flush();
+      },
       onChoice: (s, why) => verbose && console.error(`idwrap: event source ${s}: ${why}`),
       onWarning: (message) => console.error(`idwrap: warning: ${message}`),
     });

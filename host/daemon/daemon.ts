@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "node:path";
+import type { JournalMarks } from "../audit/journal.ts";
 import { AuditLog } from "../audit/log.ts";
 import { toAuditRecords } from "../audit/record.ts";
 import { serveTail } from "../audit/stream.ts";
@@ -82,7 +83,7 @@ export class Daemon {
       wrappers: d.#enforcement.wrappers,
       storePath: opts.storePath,
       emulateOpens: true,
-      onEvents: (events) => d.#onEvents(events),
+      onEvents: (events, marks) => d.#onEvents(events, marks),
     });
     if (opts.systemWide) {
       try {
@@ -91,7 +92,7 @@ export class Daemon {
           wrappers: d.#enforcement.wrappers,
           storePath: opts.storePath,
           systemWide: true,
-          onEvents: (events) => d.#onEvents(events),
+          onEvents: (events, marks) => d.#onEvents(events, marks),
         });
       } catch (e) {
         await d.#thread.stop();
@@ -305,15 +306,18 @@ export class Daemon {
     conn.close();
   }
 
-  #onEvents(events: HostEvent[]): void {
+  /** Settles when the events are in the store and sent to their `run`s (the supervisor's back-pressure waits on it). */
+  #onEvents(events: HostEvent[], marks?: JournalMarks): Promise<unknown> {
+    const sent: Promise<unknown>[] = [];
     for (const e of events) {
       if (e.kind === "spawn" && e.session !== undefined) this.#sessionOf.set(e.pid, e.session);
       const session = this.#sessionOf.get(e.pid);
       const client = session === undefined ? undefined : this.#clients.get(session);
-      if (client) sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {});
+      if (client) sent.push(sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {}));
       if (e.kind === "exit") this.#sessionOf.delete(e.pid);
     }
-    this.#audit.append(events.flatMap(toAuditRecords));
+    this.#audit.appendJournaled(events.map(toAuditRecords), marks);
+    return Promise.all([this.#audit.flush(), ...sent]);
   }
 
   /** Stops serving: sessions still running lose their supervisor (their notified calls fail). */

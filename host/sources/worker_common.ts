@@ -9,9 +9,12 @@
 /// <reference lib="deno.worker" />
 import type { Decider, EventSink } from "../decider.ts";
 import type { HostEvent, SourceName } from "../events.ts";
+import { JournalWriter } from "../audit/journal.ts";
+import { JournalSink } from "../audit/journal_sink.ts";
+import type { JournalMarks } from "../audit/journal.ts";
 import { WrapperStore } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
-import { buildDecider, type Enforcement, ForwardSink, type ProcessEntry, type SupervisorSummary } from "./enforce.ts";
+import { buildDecider, type Enforcement, type ProcessEntry, type SupervisorSummary } from "./enforce.ts";
 
 /** A source's serving loop, as the worker drives it. */
 export interface SourceLoop {
@@ -34,7 +37,16 @@ export interface SourceLoop {
 
 /** Messages to the worker. */
 export type WorkerRequest =
-  | ({ type: "start"; storePath: string; trace?: TraceSinkOptions; config: Record<string, unknown> } & Enforcement)
+  | ({
+    type: "start";
+    storePath: string;
+    trace?: TraceSinkOptions;
+    config: Record<string, unknown>;
+    /** Journal notable events' audit records (host/audit/journal.ts) for the main thread's audit log. */
+    journal?: boolean;
+    /** Back-pressure counters shared with the main thread (host/audit/journal_sink.ts). */
+    pressure?: Int32Array;
+  } & Enforcement)
   | { type: "attach"; session: number; handle: number }
   | ({ type: "reload" } & Enforcement)
   | { type: "ps" }
@@ -46,7 +58,7 @@ export type WorkerReply =
   | { type: "attached"; session: number }
   | { type: "reloaded" }
   | { type: "ps"; processes: ProcessEntry[] }
-  | { type: "events"; events: HostEvent[] }
+  | { type: "events"; events: HostEvent[]; marks?: JournalMarks }
   | { type: "session-end"; session: number; summary: SupervisorSummary }
   | { type: "stopped" }
   /** fatal: the supervisor loop itself ended (the thread serves nothing any more). */
@@ -65,12 +77,14 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
   const post = (reply: WorkerReply) => self.postMessage(reply);
   let loop: SourceLoop | undefined;
   let store: WrapperStore | undefined;
-  let sink: ForwardSink;
+  let sink: JournalSink;
 
   async function start(req: Extract<WorkerRequest, { type: "start" }>): Promise<void> {
     store = await WrapperStore.open(req.storePath);
     const trace = req.trace ? new TraceSink(req.trace) : undefined;
-    sink = new ForwardSink((events) => post({ type: "events", events }), trace);
+    // Records are journaled (write(2)) before the call is answered: see host/audit/journal.ts.
+    const journal = req.journal ? JournalWriter.create(req.storePath) : undefined;
+    sink = new JournalSink((events, marks) => post({ type: "events", events, marks }), trace, journal, req.pressure);
     const enforcement = { policies: req.policies, wrappers: req.wrappers };
     loop = makeLoop({
       decider: await buildDecider(enforcement, store, sink, source),
@@ -81,6 +95,7 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
     post({ type: "ready", wakeFd: loop.wakeFd, failClosedFds: loop.failClosedFds });
     await loop.run({
       idle: (why) => {
+        if (why === "idle") sink.idle();
         // While busy, only writes are worth a pause; messages come with a wake-up.
         if (why === "busy" && !store?.dirty) return;
         return (async () => {
@@ -94,6 +109,7 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
       },
     });
     loop.close();
+    sink.close();
     await store.close();
     post({ type: "stopped" });
     self.close();

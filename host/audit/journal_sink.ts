@@ -1,0 +1,116 @@
+/**
+ * The supervisor thread's sink for notable events (verdicts, alerts, faults,
+ * lifecycle): each one's audit records are written to the journal
+ * (./journal.ts) the moment the event is emitted — the supervisor emits a
+ * call's record before it answers the call — and the events go to the main
+ * thread in batches, with where each one ends in the journal, for the audit
+ * log to index.
+ *
+ * Memory stays bounded under an alert flood by back-pressure: the main
+ * thread counts, in a shared buffer, the events whose records reached Deno
+ * KV; while more than `high` sent events are not yet there, `emit` blocks
+ * the supervisor thread (so the flooding caller waits for its answer) until
+ * the backlog is back to half. Each wait is counted in the same buffer, and
+ * reported at the end of a run (see `PressureCounters`).
+ *
+ * @module
+ */
+import type { EventSink } from "../decider.ts";
+import type { HostEvent } from "../events.ts";
+import { isNotable, type TraceSink } from "../trace/sink.ts";
+import type { JournalMarks, JournalWriter } from "./journal.ts";
+import { toAuditRecords } from "./record.ts";
+
+/** Slots of the shared Int32Array between the supervisor thread and the main thread. */
+export const PRESSURE = {
+  /** Events the main thread has kept (their records are in Deno KV, or failed to get there). Main writes. */
+  kept: 0,
+  /** Times the supervisor waited for the main thread to catch up. Worker writes. */
+  waits: 1,
+  /** Milliseconds it waited, in all. Worker writes. */
+  waitedMs: 2,
+  /** Events sent to the main thread. Worker writes. */
+  sent: 3,
+} as const;
+
+/** A shared buffer for the counters above. */
+export function pressureBuffer(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(4 * 4));
+}
+
+/** Events sent and not yet kept beyond which the supervisor waits. */
+export const DEFAULT_HIGH_WATER = 4096;
+
+/** What the sink needs to report. */
+export type PostEvents = (events: HostEvent[], marks?: JournalMarks) => void;
+
+/** Journals notable events, then batches them for the main thread; see the module doc. */
+export class JournalSink implements EventSink {
+  readonly wantsSyscalls: boolean;
+  #batch: HostEvent[] = [];
+  #ends: number[] = [];
+  #sent = 0;
+
+  constructor(
+    private readonly post: PostEvents,
+    private readonly local: TraceSink | undefined,
+    private readonly journal: JournalWriter | undefined,
+    private readonly pressure: Int32Array | undefined,
+    private readonly high = DEFAULT_HIGH_WATER,
+  ) {
+    this.wantsSyscalls = local?.wantsSyscalls ?? false;
+  }
+
+  emit(event: HostEvent): void {
+    this.local?.emit(event);
+    if (!isNotable(event)) return;
+    let end = this.journal?.offset ?? 0;
+    if (this.journal) {
+      const records = toAuditRecords(event);
+      if (records.length) end = this.journal.append(records);
+    }
+    this.#batch.push(event);
+    this.#ends.push(end);
+    if (this.pressure && this.#backlog(this.#sent + this.#batch.length) > this.high) {
+      this.flush();
+      this.#waitForMain();
+    }
+  }
+
+  flush(): void {
+    this.local?.flush();
+    if (!this.#batch.length) return;
+    const events = this.#batch.splice(0);
+    const ends = this.#ends.splice(0);
+    this.#sent += events.length;
+    if (this.pressure) Atomics.store(this.pressure, PRESSURE.sent, this.#sent);
+    this.post(events, this.journal ? { file: this.journal.file, ends } : undefined);
+  }
+
+  /** The supervisor is idle: make the journal survive a power loss too. */
+  idle(): void {
+    this.journal?.sync();
+  }
+
+  /** Closes the journal (its lock goes: the audit log then indexes what is left and removes it). */
+  close(): void {
+    this.flush();
+    this.journal?.close();
+  }
+
+  /** Sent (or about to be) and not kept; the counters are 32-bit and wrap, so the difference is taken modulo 2^32. */
+  #backlog(sent: number): number {
+    return ((sent | 0) - Atomics.load(this.pressure!, PRESSURE.kept)) | 0;
+  }
+
+  /** Blocks this thread until the main thread has kept all but half the high-water mark. */
+  #waitForMain(): void {
+    const p = this.pressure!;
+    const started = performance.now();
+    while (this.#backlog(this.#sent) > this.high / 2) {
+      Atomics.wait(p, PRESSURE.kept, Atomics.load(p, PRESSURE.kept), 100);
+    }
+    Atomics.add(p, PRESSURE.waits, 1);
+    Atomics.add(p, PRESSURE.waitedMs, Math.round(performance.now() - started));
+  }
+}
