@@ -10,8 +10,8 @@
  * thread counts, in a shared buffer, the events whose records reached Deno
  * KV; while more than `high` sent events are not yet there, `emit` blocks
  * the supervisor thread (so the flooding caller waits for its answer) until
- * the backlog is back to half. Each wait is counted in the same buffer, and
- * reported at the end of a run (see `PressureCounters`).
+ * the backlog is back to half. Waits are counted and reported with each
+ * session's summary (`auditWaits`: `idwrap run` prints them).
  *
  * @module
  */
@@ -25,17 +25,11 @@ import { toAuditRecords } from "./record.ts";
 export const PRESSURE = {
   /** Events the main thread has kept (their records are in Deno KV, or failed to get there). Main writes. */
   kept: 0,
-  /** Times the supervisor waited for the main thread to catch up. Worker writes. */
-  waits: 1,
-  /** Milliseconds it waited, in all. Worker writes. */
-  waitedMs: 2,
-  /** Events sent to the main thread. Worker writes. */
-  sent: 3,
 } as const;
 
 /** A shared buffer for the counters above. */
 export function pressureBuffer(): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(4 * 4));
+  return new Int32Array(new SharedArrayBuffer(4));
 }
 
 /** Events sent and not yet kept beyond which the supervisor waits. */
@@ -50,6 +44,8 @@ export class JournalSink implements EventSink {
   #batch: HostEvent[] = [];
   #ends: number[] = [];
   #sent = 0;
+  #waits = 0;
+  #waitedMs = 0;
 
   constructor(
     private readonly post: PostEvents,
@@ -83,8 +79,12 @@ export class JournalSink implements EventSink {
     const events = this.#batch.splice(0);
     const ends = this.#ends.splice(0);
     this.#sent += events.length;
-    if (this.pressure) Atomics.store(this.pressure, PRESSURE.sent, this.#sent);
     this.post(events, this.journal ? { file: this.journal.file, ends } : undefined);
+  }
+
+  /** Times `emit` waited for the main thread to catch up, and for how long in all. */
+  get waits(): { count: number; ms: number } {
+    return { count: this.#waits, ms: this.#waitedMs };
   }
 
   /** The supervisor is idle: make the journal survive a power loss too. */
@@ -105,12 +105,12 @@ export class JournalSink implements EventSink {
 
   /** Blocks this thread until the main thread has kept all but half the high-water mark. */
   #waitForMain(): void {
-    const p = this.pressure!;
     const started = performance.now();
     while (this.#backlog(this.#sent) > this.high / 2) {
-      Atomics.wait(p, PRESSURE.kept, Atomics.load(p, PRESSURE.kept), 100);
+      Atomics.wait(this.pressure!, PRESSURE.kept, Atomics.load(this.pressure!, PRESSURE.kept), 100);
     }
-    Atomics.add(p, PRESSURE.waits, 1);
-    Atomics.add(p, PRESSURE.waitedMs, Math.round(performance.now() - started));
+    const ms = Math.round(performance.now() - started);
+    this.#waits++;
+    this.#waitedMs += ms;
   }
 }

@@ -146,7 +146,11 @@ export function registerRun(program: Command): void {
         const counts = s
           ? `; ${s.notifications} calls notified, ${s.denied} denied, ${s.killed} killed, ${s.emulated} opens emulated${
             s.rewritten ? `, ${s.rewritten} rewritten` : ""
-          }${s.lost ? `, ${s.lost} records lost` : ""}`
+          }${s.lost ? `, ${s.lost} records lost` : ""}${
+            s.auditWaits
+              ? `; calls waited ${s.auditWaits.count} times (${s.auditWaits.ms} ms) for the audit store to catch up`
+              : ""
+          }`
           : "";
         console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
       }

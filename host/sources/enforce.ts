@@ -39,6 +39,8 @@ export interface SupervisorSummary {
   rewritten?: number;
   /** kmod: observe records the module dropped (ring full). */
   lost?: number;
+  /** Times the supervisor held calls while the audit log caught up (an alert flood's back-pressure), and for how long. */
+  auditWaits?: { count: number; ms: number };
 }
 
 /** An empty summary. */

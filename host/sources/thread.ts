@@ -35,12 +35,6 @@ export interface SourceThreadOptions extends Enforcement {
 /** A handler of the supervisor's notable events; see `SourceThreadOptions.onEvents`. */
 export type OnEvents = (events: HostEvent[], marks?: JournalMarks) => Promise<unknown> | void;
 
-/** How often the supervisor waited for the audit log to catch up (an alert flood's back-pressure). */
-export interface PressureReport {
-  waits: number;
-  waitedMs: number;
-}
-
 /** A running supervisor thread. */
 export class SourceThread {
   readonly #worker: Worker;
@@ -96,14 +90,6 @@ export class SourceThread {
     };
     if (done) done.then(count, count);
     else count();
-  }
-
-  /** How often the supervisor waited for the audit log so far. */
-  get pressure(): PressureReport {
-    return {
-      waits: Atomics.load(this.#pressure, PRESSURE.waits),
-      waitedMs: Atomics.load(this.#pressure, PRESSURE.waitedMs),
-    };
   }
 
   /** Starts a thread on the worker at `url`; resolves when it serves. */

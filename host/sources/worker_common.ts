@@ -78,6 +78,8 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
   let loop: SourceLoop | undefined;
   let store: WrapperStore | undefined;
   let sink: JournalSink;
+  /** The sink's wait counts when each session started. */
+  const waitsAt = new Map<number, { count: number; ms: number }>();
 
   async function start(req: Extract<WorkerRequest, { type: "start" }>): Promise<void> {
     store = await WrapperStore.open(req.storePath);
@@ -105,7 +107,15 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
       },
       onSessionEnd: (s) => {
         sink.flush();
-        post({ type: "session-end", session: s.id, summary: s.summary });
+        // Back-pressure held every session's calls alike (one thread serves them): report it with the session.
+        const waits = sink.waits, before = waitsAt.get(s.id) ?? { count: 0, ms: 0 };
+        waitsAt.delete(s.id);
+        const auditWaits = { count: waits.count - before.count, ms: waits.ms - before.ms };
+        post({
+          type: "session-end",
+          session: s.id,
+          summary: auditWaits.count ? { ...s.summary, auditWaits } : s.summary,
+        });
       },
     });
     loop.close();
@@ -123,6 +133,7 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
           await start(req);
           break;
         case "attach":
+          waitsAt.set(req.session, sink.waits);
           loop!.attach(req.session, req.handle);
           post({ type: "attached", session: req.session });
           break;
