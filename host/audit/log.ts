@@ -15,8 +15,7 @@
  * @module
  */
 import picomatch from "picomatch";
-import { join } from "node:path";
-import { defaultStorePath } from "../store/kv.ts";
+import { defaultStorePath, prepareStoreFile } from "../store/kv.ts";
 import { type JournalMarks, orphanJournals, readJournal } from "./journal.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "./record.ts";
 
@@ -255,7 +254,7 @@ export class AuditLog {
     if (!(retentionDays > 0) || !Number.isFinite(retentionDays)) {
       throw new RangeError(`retentionDays must be a positive number, got ${retentionDays}`);
     }
-    if (path !== ":memory:" && !/^https?:/.test(path)) await Deno.mkdir(join(path, ".."), { recursive: true });
+    await prepareStoreFile(path);
     const kv = await Deno.openKv(path);
     try {
       let last = 0;

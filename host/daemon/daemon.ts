@@ -18,6 +18,7 @@ import { receiveHandshake } from "../sources/seccomp/handshake.ts";
 import { eintrWarnings, prepareEnforcement } from "../sources/seccomp/source.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
+import { peerCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
 
 /** How the daemon runs. */
@@ -101,8 +102,11 @@ export class Daemon {
       }
       d.#log("system-wide: the kernel module reports every execve; matching programs are wrapped");
     }
-    await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode: 0o755 });
-    await Deno.chmod(opts.runDir, 0o755);
+    // Owner-only; users the daemon serves besides root may pass through to their own 0600 sockets, never list them.
+    const mode = opts.users.some((u) => u !== 0) ? 0o711 : 0o700;
+    await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode });
+    await Deno.chmod(opts.runDir, mode);
+    await Deno.chmod(join(opts.runDir, "sessions"), mode);
     for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
     if (opts.watch ?? true) d.#watch();
     d.#log(
@@ -285,7 +289,12 @@ export class Daemon {
         new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), HANDSHAKE_TIMEOUT_MS)),
       ]).finally(() => clearTimeout(timer));
       if (!accepted) throw new Error(`session ${id}: no launcher connected within ${HANDSHAKE_TIMEOUT_MS / 1000} s`);
-      const hs = await receiveHandshake(accepted);
+      // Who connected, as the kernel says, checked before any fd is copied from the pid the launcher names.
+      const peer = peerCredentials(path);
+      const hs = await receiveHandshake(accepted, (pid) => {
+        if (peer.uid !== uid) return `the launcher runs as uid ${peer.uid}, not ${uid}`;
+        if (pid !== peer.pid) return `the launcher says it is pid ${pid}; the kernel says ${peer.pid}`;
+      });
       if (hs.uid !== uid) {
         await hs.refuse(`the launcher runs as uid ${hs.uid}, not ${uid}`);
         throw new Error(`session ${id}: launcher uid ${hs.uid} is not the requester's ${uid}`);
