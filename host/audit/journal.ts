@@ -146,7 +146,8 @@ export function orphanJournals(storePath: string): OrphanJournal[] {
   try {
     names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".jsonl")).map((e) => e.name);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
+    // None yet, or another user's store (its journals are its owner's to replay).
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied) return [];
     throw e;
   }
   const out: OrphanJournal[] = [];

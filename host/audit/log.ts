@@ -495,7 +495,7 @@ export class AuditLog {
           atomic.set([...JOURNAL_KEY, file], BigInt(end), { expireIn: this.#expireIn });
         }
         try {
-          const r = await atomic.commit();
+          const r = await commitRetrying(atomic);
           if (!r.ok) {
             // Renumber what is not written yet after the other writer's last number, and retry.
             const meta = await this.#kv.get<bigint>(LAST_KEY);
@@ -524,6 +524,21 @@ export class AuditLog {
           for (const w of ready) w.resolve();
         }
       }
+    }
+  }
+}
+
+/**
+ * Commits, waiting out another process's write: SQLite refuses with "database is locked" while another connection
+ * (a daemon, a standalone run, a replay) holds the write lock, and Deno KV does not wait for it.
+ */
+async function commitRetrying(atomic: Deno.AtomicOperation): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
+  for (let tries = 0;; tries++) {
+    try {
+      return await atomic.commit();
+    } catch (e) {
+      if (tries >= 100 || !/database is locked|busy/i.test(String((e as Error).message))) throw e;
+      await new Promise((r) => setTimeout(r, 10 + Math.random() * 20));
     }
   }
 }
