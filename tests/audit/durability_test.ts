@@ -9,6 +9,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { IDWRAP, idwrap, prog } from "../helpers.ts";
+import { startDaemon } from "../daemon/daemon_helpers.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-durable-" });
 const watched = `${dir}/watched`;
@@ -35,9 +36,11 @@ async function floodAndKill(
   env: Record<string, string>,
   count: number,
   killAt: (line: string) => boolean,
+  victim?: Deno.ChildProcess,
 ): Promise<{ answeredBeforeKill: number; total: number | undefined }> {
+  const policyArgs = victim ? [] : ["--policy", policy]; // with a victim (the daemon), the daemon's policy
   const child = new Deno.Command(IDWRAP, {
-    args: ["run", "--policy", policy, "--", prog("open_count"), watched, String(count)],
+    args: ["run", ...policyArgs, "--", prog("open_count"), watched, String(count)],
     env,
     stdin: "null",
     stdout: "piped",
@@ -53,7 +56,7 @@ async function floodAndKill(
       const line = buf.slice(0, nl);
       const n = Number(line.replace("progress ", ""));
       if (answeredBeforeKill < 0 && killAt(line)) {
-        child.kill("SIGKILL");
+        (victim ?? child).kill("SIGKILL");
         answeredBeforeKill = n;
       }
       if (!line.startsWith("progress")) total = n;
@@ -102,6 +105,23 @@ Deno.test("SIGKILL of idwrap in the middle of a flood keeps every alert whose ca
   // Journaled before the answer: every answered call, and at most the one being answered when killed.
   assert(alerts.length >= total! && alerts.length <= total! + 1, `${alerts.length} stored for ${total} answered`);
   assertEquals(new Set(alerts.map((r) => r["event.sequence"])).size, alerts.length);
+});
+
+Deno.test("SIGKILL of the daemon right after 20,000 alerts: the restarted daemon has every one", async () => {
+  const d = await startDaemon(["--policy", policy, "--no-watch"]);
+  let again;
+  try {
+    const { answeredBeforeKill } = await floodAndKill(d.env, 20000, (l) => !l.startsWith("progress"), d.process);
+    assertEquals(answeredBeforeKill, 20000);
+    await d.process.status;
+    again = await startDaemon(["--policy", policy, "--no-watch"], { runDir: d.runDir, store: d.store });
+    const alerts = await storedAlerts(d.env);
+    assertEquals(alerts.length, 20000);
+    assertEquals(new Set(alerts.map((r) => r["event.sequence"])).size, 20000);
+  } finally {
+    await again?.stop();
+    await d.stop();
+  }
 });
 
 /** The most memory the process ever had resident (VmHWM), in MiB, or 0 once it is gone. */
