@@ -60,12 +60,14 @@ export interface JournalMarks {
 export class JournalWriter {
   readonly file: string;
   readonly path: string;
+  readonly #storePath: string;
   #fd: number;
   #offset = 0;
   #unsynced = false;
   readonly #encoder = new TextEncoder();
 
-  private constructor(path: string, fd: number) {
+  private constructor(storePath: string, path: string, fd: number) {
+    this.#storePath = storePath;
     this.path = path;
     this.file = basename(path);
     this.#fd = fd;
@@ -85,7 +87,12 @@ export class JournalWriter {
       libc.symbols.close(fd);
       throw new Error(`Cannot lock the audit journal ${path}: errno ${e}`);
     }
-    return new JournalWriter(path, fd);
+    return new JournalWriter(storePath, path, fd);
+  }
+
+  /** A new journal for the same store (rotation; the caller closes this one). */
+  successor(): JournalWriter {
+    return JournalWriter.create(this.#storePath)!;
   }
 
   /** Bytes written so far. */

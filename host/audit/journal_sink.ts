@@ -35,6 +35,17 @@ export function pressureBuffer(): Int32Array {
 /** Events sent and not yet kept beyond which the supervisor waits. */
 export const DEFAULT_HIGH_WATER = 4096;
 
+/** A journal this long is closed for a new one (once the main thread kept everything in it). */
+export const DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024;
+
+/** Tuning of a JournalSink. */
+export interface JournalSinkOptions {
+  /** Events sent and not kept beyond which `emit` waits. @default DEFAULT_HIGH_WATER */
+  high?: number;
+  /** Journal size at which it is rotated. @default DEFAULT_ROTATE_BYTES */
+  rotateBytes?: number;
+}
+
 /** What the sink needs to report. */
 export type PostEvents = (events: HostEvent[], marks?: JournalMarks) => void;
 
@@ -46,31 +57,69 @@ export class JournalSink implements EventSink {
   #sent = 0;
   #waits = 0;
   #waitedMs = 0;
+  #unjournaled = 0;
+  readonly #high: number;
+  readonly #rotateBytes: number;
 
   constructor(
     private readonly post: PostEvents,
     private readonly local: TraceSink | undefined,
-    private readonly journal: JournalWriter | undefined,
+    private journal: JournalWriter | undefined,
     private readonly pressure: Int32Array | undefined,
-    private readonly high = DEFAULT_HIGH_WATER,
+    options: JournalSinkOptions = {},
   ) {
     this.wantsSyscalls = local?.wantsSyscalls ?? false;
+    this.#high = options.high ?? DEFAULT_HIGH_WATER;
+    this.#rotateBytes = options.rotateBytes ?? DEFAULT_ROTATE_BYTES;
   }
 
+  /** The journal being written (it changes on rotation). */
+  get journalPath(): string | undefined {
+    return this.journal?.path;
+  }
+
+  /** Fault events that could not be journaled (they still went to the main thread). */
+  get unjournaled(): number {
+    return this.#unjournaled;
+  }
+
+  /**
+   * Journals the event's records, then batches it. A record that cannot be journaled throws, so the supervisor
+   * fails the call closed — except a fault's (the supervisor reports one when a call failed that way).
+   */
   emit(event: HostEvent): void {
     this.local?.emit(event);
     if (!isNotable(event)) return;
     let end = this.journal?.offset ?? 0;
     if (this.journal) {
       const records = toAuditRecords(event);
-      if (records.length) end = this.journal.append(records);
+      try {
+        if (records.length) end = this.journal.append(records);
+      } catch (e) {
+        if (event.kind !== "fault") throw e;
+        this.#unjournaled++;
+      }
     }
     this.#batch.push(event);
     this.#ends.push(end);
-    if (this.pressure && this.#backlog(this.#sent + this.#batch.length) > this.high) {
+    if (this.pressure && this.#backlog(this.#sent + this.#batch.length) > this.#high) {
       this.flush();
-      this.#waitForMain();
+      this.#waitForMain(this.#high / 2);
     }
+    if (this.journal && this.journal.offset >= this.#rotateBytes) this.#rotate();
+  }
+
+  /**
+   * Starts a new journal once the main thread kept everything sent (so the old one's records are all in the store,
+   * or failed to get there and are marked as not): the old one, closed and unlocked, is then the audit log's to
+   * remove on its next replay, and the journal does not grow without bound in a long-running daemon.
+   */
+  #rotate(): void {
+    this.flush();
+    if (this.pressure) this.#waitForMain(0);
+    const next = this.journal!.successor();
+    this.journal!.close();
+    this.journal = next;
   }
 
   flush(): void {
@@ -103,10 +152,11 @@ export class JournalSink implements EventSink {
     return ((sent | 0) - Atomics.load(this.pressure!, PRESSURE.kept)) | 0;
   }
 
-  /** Blocks this thread until the main thread has kept all but half the high-water mark. */
-  #waitForMain(): void {
+  /** Blocks this thread until at most `target` sent events are not kept by the main thread. */
+  #waitForMain(target: number): void {
+    if (this.#backlog(this.#sent) <= target) return;
     const started = performance.now();
-    while (this.#backlog(this.#sent) > this.high / 2) {
+    while (this.#backlog(this.#sent) > target) {
       Atomics.wait(this.pressure!, PRESSURE.kept, Atomics.load(this.pressure!, PRESSURE.kept), 100);
     }
     const ms = Math.round(performance.now() - started);

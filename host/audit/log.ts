@@ -232,6 +232,8 @@ export class AuditLog {
   /** The last sequence number known durable. */
   #durable: number;
   #pending: Pending[] = [];
+  /** Journal files with records appended here and not yet committed: a replay leaves them to this log. */
+  readonly #unindexed = new Map<string, number>();
   #writer: Promise<void> | undefined;
   #waiters: Waiter[] = [];
   #error: unknown;
@@ -331,6 +333,7 @@ export class AuditLog {
     Object.freeze(value);
     for (const sub of this.#subscribers) sub.offer(value);
     this.#pending.push({ record: value, bytes, more, mark });
+    if (mark) this.#unindexed.set(mark.file, (this.#unindexed.get(mark.file) ?? 0) + 1);
   }
 
   /**
@@ -341,6 +344,10 @@ export class AuditLog {
   async replay(): Promise<ReplayReport> {
     const report: ReplayReport = { journals: 0, records: 0, damagedBytes: 0 };
     for (const j of orphanJournals(this.#path)) {
+      if (this.#unindexed.get(j.file)) {
+        j.release(); // its last records are on their way from this log; the next replay takes the file
+        continue;
+      }
       try {
         const done = await this.#kv.get<bigint>([...JOURNAL_KEY, j.file]);
         const from = typeof done.value === "bigint" ? Number(done.value) : 0;
@@ -508,6 +515,12 @@ export class AuditLog {
             break;
           }
           this.#lastStamp = r.versionstamp;
+          for (const item of items.slice(start, i)) {
+            if (!item.mark) continue;
+            const left = (this.#unindexed.get(item.mark.file) ?? 1) - 1;
+            if (left > 0) this.#unindexed.set(item.mark.file, left);
+            else this.#unindexed.delete(item.mark.file);
+          }
         } catch (e) {
           // Keep the unwritten records, in order, for the next attempt.
           this.#pending = items.slice(start).concat(this.#pending);

@@ -48,6 +48,8 @@ interface Enforcement {
 }
 
 const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** How often the daemon removes journals it rotated (their records are in the store by then). */
+const JOURNAL_REPLAY_MS = 60_000;
 
 /** A running daemon. */
 export class Daemon {
@@ -67,6 +69,8 @@ export class Daemon {
   #audit!: AuditLog;
   #nextSession = 1;
   #poller: ReturnType<typeof setInterval> | undefined;
+  /** Indexes and removes rotated journals (host/audit/journal_sink.ts) while the daemon runs. */
+  #replayer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -109,6 +113,9 @@ export class Daemon {
     await Deno.chmod(join(opts.runDir, "sessions"), mode);
     for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
     if (opts.watch ?? true) d.#watch();
+    d.#replayer = setInterval(() => {
+      d.#audit.replay().catch((e) => d.#log(`cannot index the audit journals: ${(e as Error).message}`));
+    }, JOURNAL_REPLAY_MS);
     d.#log(
       `serving users ${[...new Set([0, ...opts.users])].join(", ")} on ${opts.runDir}; policies: ${
         d.#files.join(", ")
@@ -332,6 +339,7 @@ export class Daemon {
   /** Stops serving: sessions still running lose their supervisor (their notified calls fail). */
   async stop(): Promise<void> {
     clearInterval(this.#poller);
+    clearInterval(this.#replayer);
     for (const s of this.#servers) {
       try {
         s.close();
