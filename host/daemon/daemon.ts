@@ -50,6 +50,8 @@ interface Enforcement {
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 /** How often the daemon removes journals it rotated (their records are in the store by then). */
 const JOURNAL_REPLAY_MS = 60_000;
+/** Events on their way to one `run` beyond which it is sent no more until it catches up. */
+const TRACE_BACKLOG = 10_000;
 
 /** A running daemon. */
 export class Daemon {
@@ -57,6 +59,8 @@ export class Daemon {
   readonly #log: (line: string) => void;
   readonly #servers: Deno.Listener[] = [];
   readonly #clients = new Map<number, Deno.Conn>(); // session → the `run` that asked for it
+  /** session → events on their way to its `run`, and events it was not sent because it fell behind. */
+  readonly #traceBacklog = new Map<number, { inFlight: number; missed: number }>();
   readonly #sessionOf = new Map<number, number>(); // pid → session
   readonly #uidOf = new Map<number, number>(); // session → uid
   readonly #disabled = new Set<string>();
@@ -317,23 +321,44 @@ export class Daemon {
     }
     const summary = await this.#thread.ended(id);
     this.#clients.delete(id);
+    const missed = this.#traceBacklog.get(id)?.missed;
+    this.#traceBacklog.delete(id);
+    if (missed) {
+      this.#log(`session ${id}: ${missed} events were not sent to its run (it fell behind); the store has them`);
+    }
     this.#uidOf.delete(id);
     await sendLine(conn, { done: summary } satisfies LaunchUpdate).catch(() => {});
     conn.close();
   }
 
   /** Settles when the events are in the store and sent to their `run`s (the supervisor's back-pressure waits on it). */
+  /**
+   * Stores the events and sends each to the `run` whose tree it is. Settles when they are in the store: the
+   * supervisor's back-pressure waits on that, never on a `run` (one that stops reading would hold every tree). A
+   * `run` that falls more than TRACE_BACKLOG events behind is sent no more until it catches up; what it missed is
+   * counted and logged (the store has it all).
+   */
   #onEvents(events: HostEvent[], marks?: JournalMarks): Promise<unknown> {
-    const sent: Promise<unknown>[] = [];
     for (const e of events) {
       if (e.kind === "spawn" && e.session !== undefined) this.#sessionOf.set(e.pid, e.session);
       const session = this.#sessionOf.get(e.pid);
       const client = session === undefined ? undefined : this.#clients.get(session);
-      if (client) sent.push(sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {}));
+      if (client && session !== undefined) this.#sendTrace(session, client, e);
       if (e.kind === "exit") this.#sessionOf.delete(e.pid);
     }
     this.#audit.appendJournaled(events.map(toAuditRecords), marks);
-    return Promise.all([this.#audit.flush(), ...sent]);
+    return this.#audit.flush();
+  }
+
+  #sendTrace(session: number, client: Deno.Conn, e: HostEvent): void {
+    const t = this.#traceBacklog.get(session) ?? { inFlight: 0, missed: 0 };
+    this.#traceBacklog.set(session, t);
+    if (t.inFlight >= TRACE_BACKLOG) {
+      if (t.missed++ === 0) this.#log(`session ${session}: its run does not keep up; events not sent are in the store`);
+      return;
+    }
+    t.inFlight++;
+    sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {}).finally(() => t.inFlight--);
   }
 
   /** Stops serving: sessions still running lose their supervisor (their notified calls fail). */

@@ -162,3 +162,55 @@ Deno.test(`an alert flood of ${FLOOD} stays under ${RSS_BOUND_MIB} MiB, waits co
   assert(/calls waited \d+ times \(\d+ ms\) for the audit store/.test(summary), summary);
   assertEquals((await storedAlerts(env)).length, FLOOD);
 });
+
+/** `p`, or a failure naming `what` after `ms`. */
+async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error(`${what}: stalled`)), ms));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("a run that stops reading neither stalls its own flood nor another tree the daemon serves", async () => {
+  const d = await startDaemon(["--policy", policy, "--no-watch"]);
+  const flood = new Deno.Command(IDWRAP, {
+    args: ["run", "--", prog("open_count"), watched, "60000"],
+    env: d.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const reader = flood.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("progress")) text += (await reader.read()).value ?? "";
+    // The run (not the program) stops reading what the daemon sends it; the program goes on being served.
+    Deno.kill(flood.pid, "SIGSTOP");
+    const other = await within(
+      60_000,
+      "another tree's run",
+      idwrap(["run", "--", "/bin/cat", watched], { env: d.env }),
+    );
+    assertEquals([other.code, other.stdout], [0, "w\n"], other.stderr);
+    for (let r; !(r = await within(60_000, "the flood's progress", reader.read())).done;) {
+      text += r.value;
+      if (/^60000$/m.test(text)) break;
+    }
+    assert(/^60000$/m.test(text), "the flood finished while its run was stopped");
+    Deno.kill(flood.pid, "SIGCONT");
+    reader.releaseLock();
+    await flood.stdout.cancel().catch(() => {});
+    await flood.status;
+    const alerts = await storedAlerts(d.env);
+    assertEquals(alerts.length, 60001);
+  } finally {
+    try {
+      Deno.kill(flood.pid, "SIGCONT");
+      flood.kill();
+    } catch { /* gone */ }
+    await d.stop();
+  }
+});
