@@ -8,7 +8,7 @@
  * Also: an alert flood stays within a memory bound (back-pressure).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { IDWRAP, idwrap, prog } from "../helpers.ts";
+import { ensureUser, IDWRAP, idwrap, prog, run } from "../helpers.ts";
 import { startDaemon } from "../daemon/daemon_helpers.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-durable-" });
@@ -37,10 +37,16 @@ async function floodAndKill(
   count: number,
   killAt: (line: string) => boolean,
   victim?: Deno.ChildProcess,
+  asUid?: number,
 ): Promise<{ answeredBeforeKill: number; total: number | undefined }> {
   const policyArgs = victim ? [] : ["--policy", policy]; // with a victim (the daemon), the daemon's policy
-  const child = new Deno.Command(IDWRAP, {
-    args: ["run", ...policyArgs, "--", prog("open_count"), watched, String(count)],
+  const args = ["run", ...policyArgs, "--", prog("open_count"), watched, String(count)];
+  // As another user: setpriv and env exec, so the pid is idwrap's (Deno's) all the same.
+  const setpriv = asUid === undefined
+    ? []
+    : ["setpriv", `--reuid=${asUid}`, `--regid=${asUid}`, "--clear-groups", "--", "env", ...envArgs(env)];
+  const child = new Deno.Command(setpriv.length ? setpriv[0] : IDWRAP, {
+    args: setpriv.length ? [...setpriv.slice(1), IDWRAP, ...args] : args,
     env,
     stdin: "null",
     stdout: "piped",
@@ -66,8 +72,22 @@ async function floodAndKill(
   return { answeredBeforeKill, total };
 }
 
-async function storedAlerts(env: Record<string, string>): Promise<Record<string, unknown>[]> {
-  const q = await idwrap(["audit", "query", "--queue", "alerts", "--json"], { env });
+function envArgs(env: Record<string, string>): string[] {
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+async function storedAlerts(env: Record<string, string>, asUid?: number): Promise<Record<string, unknown>[]> {
+  const args = ["audit", "query", "--queue", "alerts", "--json"];
+  const q = asUid === undefined ? await idwrap(args, { env }) : await run("setpriv", [
+    `--reuid=${asUid}`,
+    `--regid=${asUid}`,
+    "--clear-groups",
+    "--",
+    "env",
+    ...envArgs(env),
+    IDWRAP,
+    ...args,
+  ]);
   assertEquals(q.code, 0, q.stderr);
   return q.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((r) => r["rule.name"] === "flood-open");
 }
@@ -93,6 +113,21 @@ Deno.test("SIGKILL of idwrap right after 20,000 alerts loses none of them", asyn
   assertEquals(journalFiles(store), [], "an indexed journal is removed");
   // A second query replays nothing twice.
   assertEquals((await storedAlerts(env)).length, 20000);
+});
+
+Deno.test("as an ordinary user too: SIGKILL of idwrap right after 20,000 alerts loses none", async () => {
+  const uid = await ensureUser("idwrap-alice");
+  const home = await Deno.makeTempDir({ prefix: "idwrap-durable-alice-" });
+  await Deno.chown(home, uid, null);
+  const env = { HOME: home, DENO_DIR: `${home}/deno`, IDWRAP_STORE: `${home}/state/store.kv` };
+  await Deno.chmod(dir, 0o755);
+  await Deno.chmod(watched, 0o644);
+  const { answeredBeforeKill } = await floodAndKill(env, 20000, (l) => !l.startsWith("progress"), undefined, uid);
+  assertEquals(answeredBeforeKill, 20000);
+  const alerts = await storedAlerts(env, uid);
+  assertEquals(alerts.length, 20000);
+  assertEquals(alerts[0]["user.id"], String(uid));
+  assertEquals(Deno.statSync(`${home}/state/store.kv`).uid, uid);
 });
 
 Deno.test("SIGKILL of idwrap in the middle of a flood keeps every alert whose call was answered", async () => {
