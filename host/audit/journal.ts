@@ -25,6 +25,7 @@ const libc = Deno.dlopen("libc.so.6", {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
   fdatasync: { parameters: ["i32"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 });
@@ -113,6 +114,8 @@ export class JournalWriter {
       if (n < 0) {
         const e = errno();
         if (e === EINTR) continue;
+        // No half line left behind (ENOSPC after a partial write): the next line must start a line.
+        if (done > 0) libc.symbols.ftruncate(this.#fd, BigInt(this.#offset));
         throw new Error(`Cannot write the audit journal ${this.path}: errno ${e}`);
       }
       done += n;

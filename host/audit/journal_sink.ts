@@ -78,14 +78,16 @@ export class JournalSink implements EventSink {
     return this.journal?.path;
   }
 
-  /** Fault events that could not be journaled (they still went to the main thread). */
+  /** Events other than calls' that could not be journaled (they still went to the main thread). */
   get unjournaled(): number {
     return this.#unjournaled;
   }
 
   /**
-   * Journals the event's records, then batches it. A record that cannot be journaled throws, so the supervisor
-   * fails the call closed — except a fault's (the supervisor reports one when a call failed that way).
+   * Journals the event's records, then batches it. A call's record that cannot be journaled (a full disk) throws, so
+   * the supervisor fails that call closed and reports a fault. Other events (lifecycle, faults, a wrapper's reports,
+   * which the call's own record repeats) are counted instead: throwing there would stop the supervisor, or count as
+   * the reporting wrapper's failure.
    */
   emit(event: HostEvent): void {
     this.local?.emit(event);
@@ -96,7 +98,7 @@ export class JournalSink implements EventSink {
       try {
         if (records.length) end = this.journal.append(records);
       } catch (e) {
-        if (event.kind !== "fault") throw e;
+        if (event.kind === "syscall") throw e;
         this.#unjournaled++;
       }
     }

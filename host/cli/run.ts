@@ -150,7 +150,7 @@ export function registerRun(program: Command): void {
             s.auditWaits
               ? `; calls waited ${s.auditWaits.count} times (${s.auditWaits.ms} ms) for the audit store to catch up`
               : ""
-          }`
+          }${s.unjournaled ? `; ${s.unjournaled} records could not be journaled` : ""}`
           : "";
         console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
       }

@@ -40,6 +40,8 @@ export interface SupervisorSummary {
   lost?: number;
   /** Times the supervisor held calls while the audit log caught up (an alert flood's back-pressure), and for how long. */
   auditWaits?: { count: number; ms: number };
+  /** Records the audit journal could not take (a full disk), other than calls' (those calls failed closed). */
+  unjournaled?: number;
 }
 
 /** An empty summary. */

@@ -111,11 +111,10 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
         const waits = sink.waits, before = waitsAt.get(s.id) ?? { count: 0, ms: 0 };
         waitsAt.delete(s.id);
         const auditWaits = { count: waits.count - before.count, ms: waits.ms - before.ms };
-        post({
-          type: "session-end",
-          session: s.id,
-          summary: auditWaits.count ? { ...s.summary, auditWaits } : s.summary,
-        });
+        const summary = { ...s.summary };
+        if (auditWaits.count) summary.auditWaits = auditWaits;
+        if (sink.unjournaled) summary.unjournaled = sink.unjournaled;
+        post({ type: "session-end", session: s.id, summary });
       },
     });
     loop.close();

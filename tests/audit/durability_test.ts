@@ -249,3 +249,23 @@ Deno.test("a run that stops reading neither stalls its own flood nor another tre
     await d.stop();
   }
 });
+
+Deno.test("a full journal fails the alerting calls closed: every call allowed has its record", async () => {
+  const { store, env } = await freshStore();
+  const mnt = await Deno.makeTempDir({ prefix: "idwrap-journal-full-" });
+  const mount = await run("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt]);
+  assertEquals(mount.code, 0, mount.stderr);
+  try {
+    await Deno.symlink(mnt, `${store}.journal`); // the journal on a disk that fills up; the store elsewhere
+    const r = await run(IDWRAP, ["run", "--policy", policy, "--", prog("open_count"), watched, "5000"], { env });
+    assertEquals(r.code, 0, r.stderr.slice(-2000));
+    const allowed = Number(r.stdout.trim().split("\n").at(-1));
+    // Control: the journal filled up part way.
+    assert(allowed > 0 && allowed < 5000, `${allowed} opens allowed`);
+    assert(/failed closed\): .*Cannot write the audit journal/.test(r.stderr), "the failure is reported");
+    assert(/\d+ records could not be journaled/.test(r.stderr.trim().split("\n").at(-1)!), "and counted");
+    assertEquals((await storedAlerts(env)).length, allowed);
+  } finally {
+    await run("umount", [mnt]);
+  }
+});
