@@ -2,14 +2,14 @@
  * The audit journal: an append-only file of audit records that the thread
  * answering calls writes with write(2) *before* it answers, so a record
  * whose call was answered survives SIGKILL of idwrap (the kernel holds the
- * bytes once write(2) returns; fsync is about power loss, and is done when
- * the supervisor is idle — see docs/audit.md). The audit log
- * (./log.ts) indexes the records into Deno KV in the background and
- * commits, with each batch, how far into which journal it got; a later
- * start, `audit query` or `audit tail` replays what no one indexed.
+ * bytes once write(2) returns; fsync is about power loss, and the audit log
+ * does it in the background, off the supervisor thread: docs/audit.md). The
+ * audit log (./log.ts) indexes the records into Deno KV in the background
+ * and commits, with each batch, how far into which journal it got; a later
+ * start (run, daemon) or `audit query` replays what no one indexed.
  *
  * Layout: beside the store file `S`, the directory `S.journal/` (0700) holds
- * one file per writing process, `<pid>-<ms>.jsonl` (0600), one line per
+ * one file per writing thread, `<pid>-<ms>-<random>.jsonl` (0600), one line per
  * event: the JSON array of that event's audit records. The writer holds an
  * exclusive flock(2) on its file for as long as it writes, so a replayer
  * takes only files whose writer is gone (the kernel drops the lock when a
@@ -24,7 +24,6 @@ const libc = Deno.dlopen("libc.so.6", {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
-  fdatasync: { parameters: ["i32"], result: "i32" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -64,7 +63,6 @@ export class JournalWriter {
   readonly #storePath: string;
   #fd: number;
   #offset = 0;
-  #unsynced = false;
   readonly #encoder = new TextEncoder();
 
   private constructor(storePath: string, path: string, fd: number) {
@@ -104,7 +102,7 @@ export class JournalWriter {
   /**
    * Appends one event's records as one line with write(2); returns the offset
    * just past it. When this returns the line survives the death of this
-   * process (not yet a power loss: see `sync`).
+   * process (not yet a power loss: the audit log fdatasyncs in the background).
    */
   append(records: readonly AuditRecord[]): number {
     if (this.#fd < 0) throw new Error("The audit journal is closed");
@@ -121,21 +119,12 @@ export class JournalWriter {
       done += n;
     }
     this.#offset += bytes.length;
-    this.#unsynced = true;
     return this.#offset;
   }
 
-  /** fdatasync(2) if anything was written since the last sync: records then survive a power loss too. */
-  sync(): void {
-    if (!this.#unsynced || this.#fd < 0) return;
-    this.#unsynced = false;
-    libc.symbols.fdatasync(this.#fd);
-  }
-
-  /** Syncs, then closes (releasing the lock: the file is then a replayer's to index and remove). */
+  /** Closes, releasing the lock: the file is then a replayer's to index and remove. */
   close(): void {
     if (this.#fd < 0) return;
-    this.sync();
     libc.symbols.close(this.#fd);
     this.#fd = -1;
   }

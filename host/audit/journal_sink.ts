@@ -138,11 +138,6 @@ export class JournalSink implements EventSink {
     return { count: this.#waits, ms: this.#waitedMs };
   }
 
-  /** The supervisor is idle: make the journal survive a power loss too. */
-  idle(): void {
-    this.journal?.sync();
-  }
-
   /** Closes the journal (its lock goes: the audit log then indexes what is left and removes it). */
   close(): void {
     this.flush();

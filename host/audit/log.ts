@@ -16,7 +16,8 @@
  */
 import picomatch from "picomatch";
 import { defaultStorePath, prepareStoreFile } from "../store/kv.ts";
-import { type JournalMarks, orphanJournals, readJournal } from "./journal.ts";
+import { join } from "node:path";
+import { journalDir, type JournalMarks, orphanJournals, readJournal } from "./journal.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "./record.ts";
 
 /** Where the audit log lives unless told: the wrappers' store file (`$IDWRAP_STORE`, else the state directory). */
@@ -234,6 +235,8 @@ export class AuditLog {
   #pending: Pending[] = [];
   /** Journal files with records appended here and not yet committed: a replay leaves them to this log. */
   readonly #unindexed = new Map<string, number>();
+  #syncing: Promise<void> | undefined;
+  #syncNext: string | undefined;
   #writer: Promise<void> | undefined;
   #waiters: Waiter[] = [];
   #error: unknown;
@@ -312,6 +315,7 @@ export class AuditLog {
    */
   appendJournaled(groups: readonly (readonly AuditRecord[])[], marks?: JournalMarks): void {
     if (this.#closed) throw new Error("The audit log is closed");
+    if (marks) this.#syncJournal(marks.file);
     groups.forEach((records, i) => {
       records.forEach((record, j) => {
         const last = j === records.length - 1;
@@ -319,6 +323,30 @@ export class AuditLog {
       });
     });
     this.#schedule();
+  }
+
+  /**
+   * fdatasync(2)s a journal in the background (Deno's blocking-call threads), at most one at a time, so the records
+   * not yet in Deno KV survive a power loss too. Never on the supervisor thread: under other I/O one can take seconds.
+   */
+  #syncJournal(file: string): void {
+    const dir = journalDir(this.#path);
+    if (!dir) return;
+    if (this.#syncing) {
+      this.#syncNext = file;
+      return;
+    }
+    this.#syncing = (async () => {
+      try {
+        using f = await Deno.open(join(dir, file), { read: true });
+        await f.syncData();
+      } catch { /* rotated and removed meanwhile: its records are in Deno KV */ }
+    })().finally(() => {
+      this.#syncing = undefined;
+      const next = this.#syncNext;
+      this.#syncNext = undefined;
+      if (next !== undefined && !this.#closed) this.#syncJournal(next);
+    });
   }
 
   /** Records appended and not yet known to be in Deno KV. */
@@ -445,6 +473,7 @@ export class AuditLog {
     this.#subscribers.clear();
     try {
       await this.flush();
+      await this.#syncing;
       await this.replay();
     } finally {
       this.#closed = true;

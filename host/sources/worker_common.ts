@@ -97,7 +97,6 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
     post({ type: "ready", wakeFd: loop.wakeFd, failClosedFds: loop.failClosedFds });
     await loop.run({
       idle: (why) => {
-        if (why === "idle") sink.idle();
         // While busy, only writes are worth a pause; messages come with a wake-up.
         if (why === "busy" && !store?.dirty) return;
         return (async () => {
