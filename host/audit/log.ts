@@ -15,8 +15,9 @@
  * @module
  */
 import picomatch from "picomatch";
+import { defaultStorePath, prepareStoreFile } from "../store/kv.ts";
 import { join } from "node:path";
-import { defaultStorePath } from "../store/kv.ts";
+import { journalDir, type JournalMarks, orphanJournals, readJournal } from "./journal.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "./record.ts";
 
 /** Where the audit log lives unless told: the wrappers' store file (`$IDWRAP_STORE`, else the state directory). */
@@ -25,6 +26,10 @@ export const AUDIT_STORE_DEFAULT: () => string = defaultStorePath;
 /** The key prefix of the records. */
 export const AUDIT_PREFIX = ["audit", "seq"] as const;
 const LAST_KEY = ["audit", "meta", "last-sequence"] as const;
+/** `[…, <journal file name>]` → how far (bytes) that journal is indexed; committed with the records. */
+const JOURNAL_KEY = ["audit", "meta", "journal"] as const;
+/** Journal entries replayed between two waits for Deno KV (bounds the replay's memory). */
+const REPLAY_CHUNK = 2000;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Deno KV takes at most 1000 mutations and 800 KiB per atomic commit; we stay well under. */
@@ -37,6 +42,16 @@ const MAX_RECORD_BYTES = 60 * 1024;
 export interface AuditLogOptions {
   /** How long records are kept (Deno KV `expireIn`). @default 30 */
   retentionDays?: number;
+  /** Index the journals no live process writes (./journal.ts) before returning. @default true */
+  replay?: boolean;
+}
+
+/** What a replay of the journals found. */
+export interface ReplayReport {
+  journals: number;
+  records: number;
+  /** Bytes of damaged or cut-short lines skipped. */
+  damagedBytes: number;
 }
 
 /** What a subscriber reads instead of records it lost because it did not keep up. */
@@ -201,26 +216,35 @@ export class AuditSubscription implements AsyncIterableIterator<AuditItem> {
   }
 }
 
-type Pending = { record: AuditRecord; bytes: number };
+/** `more`: the next pending record is of the same journal line (batches never split a line). */
+type Pending = { record: AuditRecord; bytes: number; more?: boolean; mark?: { file: string; end: number } };
 type Waiter = { seq: number; resolve: () => void; reject: (e: unknown) => void };
 
 /** The audit log over one Deno KV database. */
 export class AuditLog {
   readonly #kv: Deno.Kv;
+  readonly #path: string;
   readonly #expireIn: number;
+  /** The versionstamp of the last-sequence key as we last wrote or read it: another writer changes it. */
+  #lastStamp: string | null = null;
   readonly #subscribers = new Set<AuditSubscription>();
   /** The last sequence number assigned. */
   #seq: number;
   /** The last sequence number known durable. */
   #durable: number;
   #pending: Pending[] = [];
+  /** Journal files with records appended here and not yet committed: a replay leaves them to this log. */
+  readonly #unindexed = new Map<string, number>();
+  #syncing: Promise<void> | undefined;
+  #syncNext: string | undefined;
   #writer: Promise<void> | undefined;
   #waiters: Waiter[] = [];
   #error: unknown;
   #closed = false;
 
-  private constructor(kv: Deno.Kv, last: number, retentionDays: number) {
+  private constructor(kv: Deno.Kv, path: string, last: number, retentionDays: number) {
     this.#kv = kv;
+    this.#path = path;
     this.#seq = this.#durable = last;
     this.#expireIn = Math.max(1, Math.round(retentionDays * DAY_MS));
   }
@@ -235,17 +259,21 @@ export class AuditLog {
     if (!(retentionDays > 0) || !Number.isFinite(retentionDays)) {
       throw new RangeError(`retentionDays must be a positive number, got ${retentionDays}`);
     }
-    if (path !== ":memory:" && !/^https?:/.test(path)) await Deno.mkdir(join(path, ".."), { recursive: true });
+    await prepareStoreFile(path);
     const kv = await Deno.openKv(path);
     try {
       let last = 0;
       const meta = await kv.get<bigint>(LAST_KEY);
       if (typeof meta.value === "bigint") last = Number(meta.value);
+      const stamp = meta.versionstamp;
       for await (const e of kv.list({ prefix: [...AUDIT_PREFIX] }, { reverse: true, limit: 1 })) {
         const seq = e.key[e.key.length - 1];
         if (typeof seq === "bigint" && Number(seq) > last) last = Number(seq);
       }
-      return new AuditLog(kv, last, retentionDays);
+      const log = new AuditLog(kv, path, last, retentionDays);
+      log.#lastStamp = stamp;
+      if (options.replay ?? true) await log.replay();
+      return log;
     } catch (e) {
       kv.close();
       throw e;
@@ -275,15 +303,104 @@ export class AuditLog {
   append(records: readonly AuditRecord[]): void {
     if (this.#closed) throw new Error("The audit log is closed");
     if (records.length === 0) return;
-    for (const record of records) {
-      const { value, bytes } = fit({ ...record, "event.sequence": ++this.#seq });
-      const fields = value as unknown as Record<string, unknown>;
-      for (const [k, v] of Object.entries(fields)) if (Array.isArray(v)) fields[k] = Object.freeze(v.slice());
-      Object.freeze(value);
-      for (const sub of this.#subscribers) sub.offer(value);
-      this.#pending.push({ record: value, bytes });
-    }
+    for (const record of records) this.#add(record);
     this.#schedule();
+  }
+
+  /**
+   * Appends records the supervisor journaled, one group per journal line;
+   * `marks.ends[i]` is where group i's line ends. Each Deno KV batch also
+   * records how far into the journal it reaches, so a replay indexes exactly
+   * what was not (./journal.ts).
+   */
+  appendJournaled(groups: readonly (readonly AuditRecord[])[], marks?: JournalMarks): void {
+    if (this.#closed) throw new Error("The audit log is closed");
+    if (marks) this.#syncJournal(marks.file);
+    groups.forEach((records, i) => {
+      records.forEach((record, j) => {
+        const last = j === records.length - 1;
+        this.#add(record, !last, last && marks ? { file: marks.file, end: marks.ends[i] } : undefined);
+      });
+    });
+    this.#schedule();
+  }
+
+  /**
+   * fdatasync(2)s a journal in the background (Deno's blocking-call threads), at most one at a time, so the records
+   * not yet in Deno KV survive a power loss too. Never on the supervisor thread: under other I/O one can take seconds.
+   */
+  #syncJournal(file: string): void {
+    const dir = journalDir(this.#path);
+    if (!dir) return;
+    if (this.#syncing) {
+      this.#syncNext = file;
+      return;
+    }
+    this.#syncing = (async () => {
+      try {
+        using f = await Deno.open(join(dir, file), { read: true });
+        await f.syncData();
+      } catch { /* rotated and removed meanwhile: its records are in Deno KV */ }
+    })().finally(() => {
+      this.#syncing = undefined;
+      const next = this.#syncNext;
+      this.#syncNext = undefined;
+      if (next !== undefined && !this.#closed) this.#syncJournal(next);
+    });
+  }
+
+  /** Records appended and not yet known to be in Deno KV. */
+  get backlog(): number {
+    return this.#seq - this.#durable;
+  }
+
+  #add(record: AuditRecord, more?: boolean, mark?: Pending["mark"]): void {
+    const { value, bytes } = fit({ ...record, "event.sequence": ++this.#seq });
+    const fields = value as unknown as Record<string, unknown>;
+    for (const [k, v] of Object.entries(fields)) if (Array.isArray(v)) fields[k] = Object.freeze(v.slice());
+    Object.freeze(value);
+    for (const sub of this.#subscribers) sub.offer(value);
+    this.#pending.push({ record: value, bytes, more, mark });
+    if (mark) this.#unindexed.set(mark.file, (this.#unindexed.get(mark.file) ?? 0) + 1);
+  }
+
+  /**
+   * Indexes every journal whose writer is gone (killed, or ended) from where
+   * the store says it stopped, then removes it. Memory stays bounded: the
+   * journal is read in chunks and each chunk reaches Deno KV before the next.
+   */
+  async replay(): Promise<ReplayReport> {
+    const report: ReplayReport = { journals: 0, records: 0, damagedBytes: 0 };
+    for (const j of orphanJournals(this.#path)) {
+      if (this.#unindexed.get(j.file)) {
+        j.release(); // its last records are on their way from this log; the next replay takes the file
+        continue;
+      }
+      try {
+        const done = await this.#kv.get<bigint>([...JOURNAL_KEY, j.file]);
+        const from = typeof done.value === "bigint" ? Number(done.value) : 0;
+        let groups: AuditRecord[][] = [];
+        let ends: number[] = [];
+        const push = async () => {
+          this.appendJournaled(groups, { file: j.file, ends });
+          report.records += groups.reduce((n, g) => n + g.length, 0);
+          groups = [];
+          ends = [];
+          await this.flush();
+        };
+        for await (const entry of readJournal(j.path, from, (bytes) => report.damagedBytes += bytes)) {
+          groups.push(entry.records);
+          ends.push(entry.end);
+          if (groups.length >= REPLAY_CHUNK) await push();
+        }
+        await push();
+        await Deno.remove(j.path).catch(() => {});
+        report.journals++;
+      } finally {
+        j.release();
+      }
+    }
+    return report;
   }
 
   /** Resolves when every record appended so far is in Deno KV; rejects if a write failed. */
@@ -345,17 +462,35 @@ export class AuditLog {
     }
   }
 
-  /** Ends every subscription (they can still read what they hold), flushes and closes the database. */
+  /**
+   * Ends every subscription (they can still read what they hold), flushes,
+   * indexes and removes the journals no one writes any more (this process's
+   * own, once its supervisor closed it), and closes the database.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#closed = true;
     for (const sub of this.#subscribers) sub.end();
     this.#subscribers.clear();
     try {
       await this.flush();
+      await this.#syncing;
+      await this.replay();
     } finally {
+      this.#closed = true;
       this.#kv.close();
     }
+  }
+
+  /** Gives `items` the numbers after `base`, in order; waiters follow their records. */
+  #renumber(items: Pending[], base: number): void {
+    const shift = base + 1 - items[0].record["event.sequence"]!;
+    if (shift <= 0) return;
+    for (const item of items) {
+      item.record = Object.freeze({ ...item.record, "event.sequence": item.record["event.sequence"]! + shift });
+    }
+    this.#seq += shift;
+    this.#durable = base;
+    for (const w of this.#waiters) w.seq += shift;
   }
 
   #schedule(): void {
@@ -376,19 +511,45 @@ export class AuditLog {
         const start = i;
         const atomic = this.#kv.atomic();
         let bytes = 0;
+        const marks = new Map<string, number>();
         while (
-          i < items.length && i - start < BATCH_RECORDS && (i === start || bytes + items[i].bytes <= BATCH_BYTES)
+          i < items.length &&
+          (items[i - 1]?.more && i > start ||
+            i - start < BATCH_RECORDS && (i === start || bytes + items[i].bytes <= BATCH_BYTES))
         ) {
-          const { record } = items[i++];
+          const { record, mark } = items[i++];
           const seq = record["event.sequence"]!;
           atomic.set([...AUDIT_PREFIX, BigInt(seq)], record, { expireIn: this.#expireIn });
+          if (mark) marks.set(mark.file, mark.end);
           bytes += items[i - 1].bytes;
         }
         const last = items[i - 1].record["event.sequence"]!;
         atomic.set(LAST_KEY, BigInt(last));
+        // Another process writing the same store (a daemon, a standalone run, a replay) takes numbers too.
+        atomic.check({ key: LAST_KEY, versionstamp: this.#lastStamp });
+        for (const [file, end] of marks) {
+          atomic.set([...JOURNAL_KEY, file], BigInt(end), { expireIn: this.#expireIn });
+        }
         try {
-          const r = await atomic.commit();
-          if (!r.ok) throw new Error("Deno KV refused the audit batch");
+          const r = await commitRetrying(atomic);
+          if (!r.ok) {
+            // Renumber what is not written yet after the other writer's last number, and retry.
+            const meta = await this.#kv.get<bigint>(LAST_KEY);
+            this.#lastStamp = meta.versionstamp;
+            const base = typeof meta.value === "bigint" ? Number(meta.value) : 0;
+            const rest = items.slice(start).concat(this.#pending);
+            this.#renumber(rest, base);
+            this.#pending = rest;
+            i = items.length; // restart the outer loop on the renumbered records
+            break;
+          }
+          this.#lastStamp = r.versionstamp;
+          for (const item of items.slice(start, i)) {
+            if (!item.mark) continue;
+            const left = (this.#unindexed.get(item.mark.file) ?? 1) - 1;
+            if (left > 0) this.#unindexed.set(item.mark.file, left);
+            else this.#unindexed.delete(item.mark.file);
+          }
         } catch (e) {
           // Keep the unwritten records, in order, for the next attempt.
           this.#pending = items.slice(start).concat(this.#pending);
@@ -405,6 +566,21 @@ export class AuditLog {
           for (const w of ready) w.resolve();
         }
       }
+    }
+  }
+}
+
+/**
+ * Commits, waiting out another process's write: SQLite refuses with "database is locked" while another connection
+ * (a daemon, a standalone run, a replay) holds the write lock, and Deno KV does not wait for it.
+ */
+async function commitRetrying(atomic: Deno.AtomicOperation): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
+  for (let tries = 0;; tries++) {
+    try {
+      return await atomic.commit();
+    } catch (e) {
+      if (tries >= 100 || !/database is locked|busy/i.test(String((e as Error).message))) throw e;
+      await new Promise((r) => setTimeout(r, 10 + Math.random() * 20));
     }
   }
 }

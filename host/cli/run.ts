@@ -84,7 +84,11 @@ async function runStandalone(
       policies,
       trace,
       storePath,
-      onEvents: (events) => audit.append(events.flatMap(toAuditRecords)),
+      // Kept once in Deno KV: until then the events count against the supervisor's back-pressure.
+      onEvents: (events, marks) => {
+        audit.appendJournaled(events.map(toAuditRecords), marks);
+        return audit.flush();
+      },
       onChoice: (s, why) => verbose && console.error(`idwrap: event source ${s}: ${why}`),
       onWarning: (message) => console.error(`idwrap: warning: ${message}`),
     });
@@ -142,7 +146,11 @@ export function registerRun(program: Command): void {
         const counts = s
           ? `; ${s.notifications} calls notified, ${s.denied} denied, ${s.killed} killed, ${s.emulated} opens emulated${
             s.rewritten ? `, ${s.rewritten} rewritten` : ""
-          }${s.lost ? `, ${s.lost} records lost` : ""}`
+          }${s.lost ? `, ${s.lost} records lost` : ""}${
+            s.auditWaits
+              ? `; calls waited ${s.auditWaits.count} times (${s.auditWaits.ms} ms) for the audit store to catch up`
+              : ""
+          }${s.unjournaled ? `; ${s.unjournaled} records could not be journaled` : ""}`
           : "";
         console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
       }

@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "node:path";
+import type { JournalMarks } from "../audit/journal.ts";
 import { AuditLog } from "../audit/log.ts";
 import { toAuditRecords } from "../audit/record.ts";
 import { serveTail } from "../audit/stream.ts";
@@ -18,6 +19,7 @@ import { eintrWarnings, prepareEnforcement } from "../sources/seccomp/source.ts"
 import { hardenSupervisorProcess } from "../sources/seccomp/tamper.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
+import { peerCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
 
 /** How the daemon runs. */
@@ -47,6 +49,10 @@ interface Enforcement {
 }
 
 const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** How often the daemon removes journals it rotated (their records are in the store by then). */
+const JOURNAL_REPLAY_MS = 60_000;
+/** Events on their way to one `run` beyond which it is sent no more until it catches up. */
+const TRACE_BACKLOG = 10_000;
 
 /** A running daemon. */
 export class Daemon {
@@ -54,6 +60,8 @@ export class Daemon {
   readonly #log: (line: string) => void;
   readonly #servers: Deno.Listener[] = [];
   readonly #clients = new Map<number, Deno.Conn>(); // session → the `run` that asked for it
+  /** session → events on their way to its `run`, and events it was not sent because it fell behind. */
+  readonly #traceBacklog = new Map<number, { inFlight: number; missed: number }>();
   readonly #sessionOf = new Map<number, number>(); // pid → session
   readonly #uidOf = new Map<number, number>(); // session → uid
   readonly #disabled = new Set<string>();
@@ -66,6 +74,8 @@ export class Daemon {
   #audit!: AuditLog;
   #nextSession = 1;
   #poller: ReturnType<typeof setInterval> | undefined;
+  /** Indexes and removes rotated journals (host/audit/journal_sink.ts) while the daemon runs. */
+  #replayer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(opts: DaemonOptions) {
     this.#opts = opts;
@@ -84,7 +94,7 @@ export class Daemon {
       wrappers: d.#enforcement.wrappers,
       storePath: opts.storePath,
       emulateOpens: true,
-      onEvents: (events) => d.#onEvents(events),
+      onEvents: (events, marks) => d.#onEvents(events, marks),
     });
     if (opts.systemWide) {
       try {
@@ -93,7 +103,7 @@ export class Daemon {
           wrappers: d.#enforcement.wrappers,
           storePath: opts.storePath,
           systemWide: true,
-          onEvents: (events) => d.#onEvents(events),
+          onEvents: (events, marks) => d.#onEvents(events, marks),
         });
       } catch (e) {
         await d.#thread.stop();
@@ -102,10 +112,16 @@ export class Daemon {
       }
       d.#log("system-wide: the kernel module reports every execve; matching programs are wrapped");
     }
-    await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode: 0o755 });
-    await Deno.chmod(opts.runDir, 0o755);
+    // Owner-only; users the daemon serves besides root may pass through to their own 0600 sockets, never list them.
+    const mode = opts.users.some((u) => u !== 0) ? 0o711 : 0o700;
+    await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode });
+    await Deno.chmod(opts.runDir, mode);
+    await Deno.chmod(join(opts.runDir, "sessions"), mode);
     for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
     if (opts.watch ?? true) d.#watch();
+    d.#replayer = setInterval(() => {
+      d.#audit.replay().catch((e) => d.#log(`cannot index the audit journals: ${(e as Error).message}`));
+    }, JOURNAL_REPLAY_MS);
     d.#log(
       `serving users ${[...new Set([0, ...opts.users])].join(", ")} on ${opts.runDir}; policies: ${
         d.#files.join(", ")
@@ -286,7 +302,12 @@ export class Daemon {
         new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), HANDSHAKE_TIMEOUT_MS)),
       ]).finally(() => clearTimeout(timer));
       if (!accepted) throw new Error(`session ${id}: no launcher connected within ${HANDSHAKE_TIMEOUT_MS / 1000} s`);
-      const hs = await receiveHandshake(accepted);
+      // Who connected, as the kernel says, checked before any fd is copied from the pid the launcher names.
+      const peer = peerCredentials(path);
+      const hs = await receiveHandshake(accepted, (pid) => {
+        if (peer.uid !== uid) return `the launcher runs as uid ${peer.uid}, not ${uid}`;
+        if (pid !== peer.pid) return `the launcher says it is pid ${pid}; the kernel says ${peer.pid}`;
+      });
       if (hs.uid !== uid) {
         await hs.refuse(`the launcher runs as uid ${hs.uid}, not ${uid}`);
         throw new Error(`session ${id}: launcher uid ${hs.uid} is not the requester's ${uid}`);
@@ -302,25 +323,50 @@ export class Daemon {
     }
     const summary = await this.#thread.ended(id);
     this.#clients.delete(id);
+    const missed = this.#traceBacklog.get(id)?.missed;
+    this.#traceBacklog.delete(id);
+    if (missed) {
+      this.#log(`session ${id}: ${missed} events were not sent to its run (it fell behind); the store has them`);
+    }
     this.#uidOf.delete(id);
     await sendLine(conn, { done: summary } satisfies LaunchUpdate).catch(() => {});
     conn.close();
   }
 
-  #onEvents(events: HostEvent[]): void {
+  /** Settles when the events are in the store and sent to their `run`s (the supervisor's back-pressure waits on it). */
+  /**
+   * Stores the events and sends each to the `run` whose tree it is. Settles when they are in the store: the
+   * supervisor's back-pressure waits on that, never on a `run` (one that stops reading would hold every tree). A
+   * `run` that falls more than TRACE_BACKLOG events behind is sent no more until it catches up; what it missed is
+   * counted and logged (the store has it all).
+   */
+  #onEvents(events: HostEvent[], marks?: JournalMarks): Promise<unknown> {
     for (const e of events) {
       if (e.kind === "spawn" && e.session !== undefined) this.#sessionOf.set(e.pid, e.session);
       const session = this.#sessionOf.get(e.pid);
       const client = session === undefined ? undefined : this.#clients.get(session);
-      if (client) sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {});
+      if (client && session !== undefined) this.#sendTrace(session, client, e);
       if (e.kind === "exit") this.#sessionOf.delete(e.pid);
     }
-    this.#audit.append(events.flatMap(toAuditRecords));
+    this.#audit.appendJournaled(events.map(toAuditRecords), marks);
+    return this.#audit.flush();
+  }
+
+  #sendTrace(session: number, client: Deno.Conn, e: HostEvent): void {
+    const t = this.#traceBacklog.get(session) ?? { inFlight: 0, missed: 0 };
+    this.#traceBacklog.set(session, t);
+    if (t.inFlight >= TRACE_BACKLOG) {
+      if (t.missed++ === 0) this.#log(`session ${session}: its run does not keep up; events not sent are in the store`);
+      return;
+    }
+    t.inFlight++;
+    sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {}).finally(() => t.inFlight--);
   }
 
   /** Stops serving: sessions still running lose their supervisor (their notified calls fail). */
   async stop(): Promise<void> {
     clearInterval(this.#poller);
+    clearInterval(this.#replayer);
     for (const s of this.#servers) {
       try {
         s.close();

@@ -105,10 +105,14 @@ export class DaemonClient {
   }
 }
 
-/** Whether a daemon seems to run here (some control socket exists), for a clear refusal. */
+/**
+ * Whether a daemon seems to run here, for a clear refusal: root's control socket exists (the daemon always serves
+ * root). Found by name: the run directory is not listable by other users (0711 or 0700).
+ */
 export function daemonPresent(runDir = defaultRunDir()): boolean {
   try {
-    for (const e of Deno.readDirSync(runDir)) if (e.name.endsWith(".sock")) return true;
-  } catch { /* no run dir */ }
-  return false;
+    return Deno.statSync(controlSocket(runDir, 0)).isSocket === true;
+  } catch {
+    return false; // no daemon, or one that serves root alone (its run directory is 0700)
+  }
 }

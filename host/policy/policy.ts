@@ -87,6 +87,12 @@ export const WRAPPER_DEFAULTS = {
   onAlert: "alert",
 } as const;
 
+/**
+ * The largest values of a wrapper entry's numbers: `memory` in MiB (WebAssembly's 65,536 pages of 64 KiB),
+ * `budget` in metering units (the fuel counter is a 32-bit signed integer), `max_failures`.
+ */
+export const WRAPPER_LIMITS = { memory: 4096, budget: 0x7fffffff, max_failures: 0x7fffffff } as const;
+
 /** A policy file that cannot be used, with where and why. */
 export class PolicyError extends Error {
   constructor(readonly file: string, readonly line: number, readonly field: string, detail: string) {
@@ -314,12 +320,16 @@ function parseWrappers(
     if (failMode !== "closed" && failMode !== "open") {
       fail(at("fail"), `expected closed or open, got ${JSON.stringify(failMode)}`);
     }
-    const positive = (field: string, value: unknown, fallback: number): number => {
+    // The bounds `run` enforces when it loads the wrapper (WRAPPER_LIMITS), refused here with file, line and field.
+    const positive = (field: keyof typeof WRAPPER_LIMITS, value: unknown, fallback: number): number => {
       if (value === undefined) return fallback;
-      if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
-        fail(at(field), `expected a positive whole number, got ${JSON.stringify(value)}`);
-      }
-      return value as number;
+      const max = WRAPPER_LIMITS[field];
+      const expected = `expected a whole number from 1 to ${max}`;
+      if (typeof value !== "number") fail(at(field), `${expected}, got ${JSON.stringify(value)}`);
+      const n = value as number;
+      if (!Number.isFinite(n)) fail(at(field), `${expected}, got ${n} (a number out of range)`);
+      if (!Number.isInteger(n) || n < 1 || n > max) fail(at(field), `${expected}, got ${n}`);
+      return n;
     };
     const memoryMiB = positive("memory", w.memory, WRAPPER_DEFAULTS.memoryMiB);
     const budget = positive("budget", w.budget, WRAPPER_DEFAULTS.budget);

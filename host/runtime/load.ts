@@ -8,7 +8,6 @@
 import type { Policy } from "../policy/policy.ts";
 import type { SourceCapabilities } from "../sources/capabilities.ts";
 import type { WasmEngine } from "./engine.ts";
-import { v8Engine } from "./engine.ts";
 import { checkCapabilities, loadWrapper, WrapperLoadError, type WrapperModule, wrapperPath } from "./module.ts";
 
 const WRAPPERS_SRC = new URL("../../wrappers/", import.meta.url);
@@ -61,31 +60,4 @@ export async function loadPolicyWrappers(
     }
   }
   return out;
-}
-
-/**
- * What `run` would refuse in a policy's wrappers, checked without building anything: each module that exists is
- * loaded and validated (ABI, signatures, limits) as `run` loads it; a built-in not built yet is skipped (`run`
- * builds it first).
- *
- * @returns the first refusal's message, or undefined
- */
-export function checkPolicyWrappers(policy: Policy): string | undefined {
-  for (const spec of policy.wrappers) {
-    const path = wrapperPath(spec);
-    let bytes: Uint8Array;
-    try {
-      bytes = Deno.readFileSync(path);
-    } catch (e) {
-      if (path !== spec.module && e instanceof Deno.errors.NotFound) continue;
-      return new WrapperLoadError(spec.name, `cannot read ${path} (${policy.file}): ${(e as Error).message}`).message;
-    }
-    try {
-      loadWrapper(spec, bytes, v8Engine, path);
-    } catch (e) {
-      if (e instanceof WrapperLoadError) return `${policy.file}: ${e.message}`;
-      throw e;
-    }
-  }
-  return undefined;
 }

@@ -1,21 +1,20 @@
 /**
  * What every event source's supervisor thread shares, whatever delivers the
  * events: the enforcement it is given (policies' rules, then their
- * wrappers), the decider built from it, the sink that batches notable events
- * for the main thread, and the shapes of the process table and the per-tree
- * summary.
+ * wrappers), the decider built from it, and the shapes of the process table
+ * and the per-tree summary. (The sink that journals notable events and
+ * batches them for the main thread is host/audit/journal_sink.ts.)
  *
  * @module
  */
 import { type Decider, type EventSink, LayeredDecider } from "../decider.ts";
-import type { HostEvent, ProgramIdentity, SourceName } from "../events.ts";
+import type { ProgramIdentity, SourceName } from "../events.ts";
 import type { Policy } from "../policy/policy.ts";
 import { RuleDecider } from "../policy/rule_decider.ts";
 import { WrapperChain } from "../runtime/chain.ts";
 import { v8Engine } from "../runtime/engine.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import type { KvNamespace, WrapperStore } from "../store/kv.ts";
-import { isNotable, type TraceSink } from "../trace/sink.ts";
 import { capabilitiesOf } from "./capabilities.ts";
 
 /** What a supervisor enforces: policies' rules, then their wrappers. */
@@ -39,6 +38,10 @@ export interface SupervisorSummary {
   rewritten?: number;
   /** kmod: observe records the module dropped (ring full). */
   lost?: number;
+  /** Times the supervisor held calls while the audit log caught up (an alert flood's back-pressure), and for how long. */
+  auditWaits?: { count: number; ms: number };
+  /** Records the audit journal could not take (a full disk), other than calls' (those calls failed closed). */
+  unjournaled?: number;
 }
 
 /** An empty summary. */
@@ -53,23 +56,6 @@ export interface ProcessEntry {
   session: number;
   program: ProgramIdentity;
   wrappers: string[];
-}
-
-/** Batches notable events (verdicts, alerts, faults, lifecycle) for the main thread's audit. */
-export class ForwardSink implements EventSink {
-  readonly wantsSyscalls: boolean;
-  #batch: HostEvent[] = [];
-  constructor(private readonly post: (events: HostEvent[]) => void, private readonly local?: TraceSink) {
-    this.wantsSyscalls = local?.wantsSyscalls ?? false;
-  }
-  emit(event: HostEvent): void {
-    this.local?.emit(event);
-    if (isNotable(event)) this.#batch.push(event);
-  }
-  flush(): void {
-    this.local?.flush();
-    if (this.#batch.length) this.post(this.#batch.splice(0));
-  }
 }
 
 /** The decider for an enforcement: the policies' rules, then their wrappers (with their stores). */

@@ -5,7 +5,7 @@
  * @module
  */
 import { hardenSupervisorProcess } from "./seccomp/tamper.ts";
-import type { HostEvent } from "../events.ts";
+import type { OnEvents } from "./thread.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { TraceSinkOptions } from "../trace/sink.ts";
 import type { SupervisorSummary } from "./enforce.ts";
@@ -17,7 +17,7 @@ export interface SourceRunOptions {
   policies: Policy[];
   trace?: TraceSinkOptions;
   storePath?: string;
-  onEvents?: (events: HostEvent[]) => void;
+  onEvents?: OnEvents;
   /** seccomp only. @default true */
   emulateOpens?: boolean;
   /** Told which source was chosen and why. */

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import type { JournalMarks } from "../audit/journal.ts";
+import { PRESSURE, pressureBuffer } from "../audit/journal_sink.ts";
 import type { HostEvent } from "../events.ts";
 import type { TraceSinkOptions } from "../trace/sink.ts";
 import type { Enforcement, ProcessEntry, SupervisorSummary } from "./enforce.ts";
@@ -23,9 +25,16 @@ export interface SourceThreadOptions extends Enforcement {
   trace?: TraceSinkOptions;
   /** Source-specific settings, passed to the worker's loop factory. */
   config: Record<string, unknown>;
-  /** Notable events (verdicts, alerts, faults, lifecycle), in batches. */
-  onEvents?: (events: HostEvent[]) => void;
+  /**
+   * Notable events (verdicts, alerts, faults, lifecycle), in batches, with
+   * where they are in the audit journal. A returned promise settles when they
+   * are kept: until then they count against the supervisor's back-pressure.
+   */
+  onEvents?: OnEvents;
 }
+
+/** A handler of the supervisor's notable events; see `SourceThreadOptions.onEvents`. */
+export type OnEvents = (events: HostEvent[], marks?: JournalMarks) => Promise<unknown> | void;
 
 /** A running supervisor thread. */
 export class SourceThread {
@@ -37,7 +46,8 @@ export class SourceThread {
   >();
   /** fds to close here if the thread dies (listeners, the device), by key. */
   readonly #failClosed = new Map<string, number>();
-  readonly #onEvents?: (events: HostEvent[]) => void;
+  readonly #onEvents?: OnEvents;
+  readonly #pressure = pressureBuffer();
   #wakeFd = -1;
   #failure: Error | undefined;
   readonly #stopped: Promise<void>;
@@ -56,7 +66,7 @@ export class SourceThread {
     this.#stopped = new Promise((r) => stopped = r);
     this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => {
       const r = e.data;
-      if (r.type === "events") return this.#onEvents?.(r.events);
+      if (r.type === "events") return this.#kept(r.events.length, this.#onEvents?.(r.events, r.marks));
       if (r.type === "session-end") {
         this.#failClosed.delete(`session:${r.session}`);
         return this.#end(r.session).resolve(r.summary);
@@ -80,10 +90,27 @@ export class SourceThread {
     };
   }
 
+  /** Counts `n` events as kept once `done` settles (at once without a promise), waking the supervisor. */
+  #kept(n: number, done: Promise<unknown> | void): void {
+    const count = () => {
+      Atomics.add(this.#pressure, PRESSURE.kept, n);
+      Atomics.notify(this.#pressure, PRESSURE.kept);
+    };
+    if (done) done.then(count, count);
+    else count();
+  }
+
   /** Starts a thread on the worker at `url`; resolves when it serves. */
   protected static async startAt<T extends SourceThread>(thread: T, options: SourceThreadOptions): Promise<T> {
     const { onEvents: _, ...start } = options;
-    const ready = await thread.#request({ type: "start", ...start, watchdog: thread.#watchdog.buffer }, "ready");
+    const ready = await thread.#request({
+      type: "start",
+      ...start,
+      watchdog: thread.#watchdog.buffer,
+      // Records are journaled for an audit log (the one that handles the events) to index.
+      journal: options.onEvents !== undefined,
+      pressure: thread.#pressure,
+    }, "ready");
     if (ready.type === "ready") {
       thread.#wakeFd = ready.wakeFd;
       ready.failClosedFds.forEach((fd, i) => thread.#failClosed.set(`loop:${i}`, fd));

@@ -9,10 +9,13 @@
 /// <reference lib="deno.worker" />
 import type { Decider, EventSink } from "../decider.ts";
 import type { HostEvent, SourceName } from "../events.ts";
+import { JournalWriter } from "../audit/journal.ts";
+import { JournalSink } from "../audit/journal_sink.ts";
+import type { JournalMarks } from "../audit/journal.ts";
 import { WrapperStore } from "../store/kv.ts";
 import { hookWatch } from "../runtime/watchdog.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
-import { buildDecider, type Enforcement, ForwardSink, type ProcessEntry, type SupervisorSummary } from "./enforce.ts";
+import { buildDecider, type Enforcement, type ProcessEntry, type SupervisorSummary } from "./enforce.ts";
 
 /** A source's serving loop, as the worker drives it. */
 export interface SourceLoop {
@@ -42,6 +45,10 @@ export type WorkerRequest =
     config: Record<string, unknown>;
     /** The main thread's hook watchdog's buffer (host/runtime/watchdog.ts). */
     watchdog?: SharedArrayBuffer;
+    /** Journal notable events' audit records (host/audit/journal.ts) for the main thread's audit log. */
+    journal?: boolean;
+    /** Back-pressure counters shared with the main thread (host/audit/journal_sink.ts). */
+    pressure?: Int32Array;
   } & Enforcement)
   | { type: "attach"; session: number; handle: number }
   | ({ type: "reload" } & Enforcement)
@@ -54,7 +61,7 @@ export type WorkerReply =
   | { type: "attached"; session: number }
   | { type: "reloaded" }
   | { type: "ps"; processes: ProcessEntry[] }
-  | { type: "events"; events: HostEvent[] }
+  | { type: "events"; events: HostEvent[]; marks?: JournalMarks }
   | { type: "session-end"; session: number; summary: SupervisorSummary }
   | { type: "stopped" }
   /** fatal: the supervisor loop itself ended (the thread serves nothing any more). */
@@ -73,13 +80,17 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
   const post = (reply: WorkerReply) => self.postMessage(reply);
   let loop: SourceLoop | undefined;
   let store: WrapperStore | undefined;
-  let sink: ForwardSink;
+  let sink: JournalSink;
+  /** The sink's wait counts when each session started. */
+  const waitsAt = new Map<number, { count: number; ms: number }>();
 
   async function start(req: Extract<WorkerRequest, { type: "start" }>): Promise<void> {
     if (req.watchdog) hookWatch.attach(req.watchdog);
     store = await WrapperStore.open(req.storePath);
     const trace = req.trace ? new TraceSink(req.trace) : undefined;
-    sink = new ForwardSink((events) => post({ type: "events", events }), trace);
+    // Records are journaled (write(2)) before the call is answered: see host/audit/journal.ts.
+    const journal = req.journal ? JournalWriter.create(req.storePath) : undefined;
+    sink = new JournalSink((events, marks) => post({ type: "events", events, marks }), trace, journal, req.pressure);
     const enforcement = { policies: req.policies, wrappers: req.wrappers };
     loop = makeLoop({
       decider: await buildDecider(enforcement, store, sink, source),
@@ -99,10 +110,18 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
       },
       onSessionEnd: (s) => {
         sink.flush();
-        post({ type: "session-end", session: s.id, summary: s.summary });
+        // Back-pressure held every session's calls alike (one thread serves them): report it with the session.
+        const waits = sink.waits, before = waitsAt.get(s.id) ?? { count: 0, ms: 0 };
+        waitsAt.delete(s.id);
+        const auditWaits = { count: waits.count - before.count, ms: waits.ms - before.ms };
+        const summary = { ...s.summary };
+        if (auditWaits.count) summary.auditWaits = auditWaits;
+        if (sink.unjournaled) summary.unjournaled = sink.unjournaled;
+        post({ type: "session-end", session: s.id, summary });
       },
     });
     loop.close();
+    sink.close();
     await store.close();
     post({ type: "stopped" });
     self.close();
@@ -116,6 +135,7 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
           await start(req);
           break;
         case "attach":
+          waitsAt.set(req.session, sink.waits);
           loop!.attach(req.session, req.handle);
           post({ type: "attached", session: req.session });
           break;

@@ -19,6 +19,28 @@ export function defaultStorePath(): string {
   return join(state, "idwrap", "idwrap.kv");
 }
 
+/**
+ * Makes a store file owner-only before Deno KV opens it: its directory, when
+ * this creates it, 0700; the file created empty 0600 (SQLite makes its -wal
+ * and -shm files with the database's mode) and, if it existed, set to 0600
+ * with its -wal and -shm. Remote and in-memory stores are left alone.
+ */
+export async function prepareStoreFile(path: string): Promise<void> {
+  if (path === ":memory:" || /^https?:/.test(path)) return;
+  await Deno.mkdir(join(path, ".."), { recursive: true, mode: 0o700 });
+  try {
+    await Deno.writeFile(path, new Uint8Array(), { createNew: true, mode: 0o600 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    await Deno.chmod(f, 0o600).catch((e) => {
+      // Not there, or another user's store this user may only read: not ours to tighten.
+      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied)) throw e;
+    });
+  }
+}
+
 type Op = { key: Uint8Array; value: Uint8Array | null };
 
 /** One wrapper's entries, read and written synchronously. */
@@ -94,7 +116,7 @@ export class WrapperStore {
    * @param path a file path, `:memory:`, or a remote KV URL
    */
   static async open(path = defaultStorePath()): Promise<WrapperStore> {
-    if (path !== ":memory:" && !/^https?:/.test(path)) await Deno.mkdir(join(path, ".."), { recursive: true });
+    await prepareStoreFile(path);
     return new WrapperStore(await Deno.openKv(path));
   }
 

@@ -4,12 +4,19 @@
  * deactivation criteria, evaluated when a process appears and at every
  * execve. Executable attributes (stat, sha256) are read through
  * /proc/PID/exe — the file actually executed, not whatever now has its
- * path — and cached by device, inode, size and mtime.
+ * path — and cached by device, inode, size, mtime and ctime (a file changed
+ * in the last seconds is read afresh: attributesCacheKey).
  *
  * @module
  */
 import type { WrapperSpec } from "../policy/policy.ts";
-import { type ExeAttributes, matchesCriteria, type ProcessFacts, readExeAttributes } from "./criteria.ts";
+import {
+  attributesCacheKey,
+  type ExeAttributes,
+  matchesCriteria,
+  type ProcessFacts,
+  readExeAttributes,
+} from "./criteria.ts";
 
 /** Decides bindings and remembers each process's facts. */
 export class Activation {
@@ -55,13 +62,13 @@ export class Activation {
 
   #exeAttributes(pid: number): ExeAttributes | undefined {
     const link = `/proc/${pid}/exe`;
-    let key: string;
+    let key: string | undefined;
     try {
-      const s = Deno.statSync(link);
-      key = `${s.dev}:${s.ino}:${s.size}:${s.mtime?.getTime()}`;
+      key = attributesCacheKey(Deno.statSync(link));
     } catch {
       return undefined;
     }
+    if (key === undefined) return readExeAttributes(link);
     if (!this.#exeCache.has(key)) this.#exeCache.set(key, readExeAttributes(link));
     return this.#exeCache.get(key);
   }

@@ -279,6 +279,26 @@ export function needsExeAttributes(c: Criteria): boolean {
   return c.setuid !== undefined || c.setgid !== undefined || c.owner !== undefined || c.sha256 !== undefined;
 }
 
+/** Files changed this recently (ms) are never cached: timestamps are compared at millisecond precision. */
+const SETTLE_MS = 2000;
+
+/**
+ * The key under which a file's attributes may be cached, or undefined when
+ * they must be read afresh. A rewrite in place keeps device, inode and size,
+ * and `touch -d`/utimensat can put the mtime back; the ctime it cannot set,
+ * since every write or utimensat moves it to now. Deno gives both at
+ * millisecond precision, so a file changed in the last SETTLE_MS (where two
+ * changes could share a millisecond) is not cached at all.
+ */
+export function attributesCacheKey(info: Deno.FileInfo, now = Date.now()): string | undefined {
+  const ctime = info.ctime?.getTime();
+  const mtime = info.mtime?.getTime();
+  if (ctime === undefined || mtime === undefined || now - ctime < SETTLE_MS || now - mtime < SETTLE_MS) {
+    return undefined;
+  }
+  return `${info.dev}:${info.ino}:${info.size}:${mtime}:${ctime}`;
+}
+
 /**
  * Reads the executable's attributes: stat (mode, owner) and sha256 of its content (node:crypto createHash, streaming
  * the file). undefined if unreadable.

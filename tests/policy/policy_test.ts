@@ -2,6 +2,7 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { checkPolicies } from "../../host/cli/policy.ts";
+import { IDWRAP } from "../helpers.ts";
 import { builtinWrappers, loadPolicy, parsePolicy, PolicyError } from "../../host/policy/policy.ts";
 import { SYSCALL_GROUPS } from "../../host/syscalls/mod.ts";
 import { CRITERIA_KEYS } from "../../host/wss/criteria.ts";
@@ -329,7 +330,7 @@ Deno.test("checkPolicies() reports each file, and a wrapper name two files use",
   await Deno.writeTextFile(a, "rules:\n  - syscalls: openat\nwrappers: [counter]\n");
   await Deno.writeTextFile(b, "wrappers:\n  - counter\n  - noop\n");
   await Deno.writeTextFile(bad, "rules:\n  - syscalls: openat\n    action: block\n");
-  assertEquals(checkPolicies([a, bad, b, `${dir}/none.yaml`]), [
+  assertEquals(await checkPolicies([a, bad, b, `${dir}/none.yaml`]), [
     { file: a, ok: true, rules: 1, wrappers: 1 },
     { file: bad, ok: false, error: `${bad}:3: rules[0].action: expected one of alert, deny, kill, got "block"` },
     {
@@ -387,4 +388,83 @@ Deno.test("idwrap policy check: text, JSON, exit status", async () => {
       error: `${bad}:3: wrappers[0].activate.user: unknown user "nosuchuser" (not in /etc/passwd)`,
     },
   ]);
+});
+
+// `policy check` refuses everything `run` would refuse when it loads the policy and its wrappers.
+const RUN_WOULD_REFUSE: { entry: string; error: (file: string) => RegExp }[] = [
+  {
+    entry: "memory: 5000",
+    error: (f) => exact(`${f}:5: wrappers[0].memory: expected a whole number from 1 to 4096, got 5000`),
+  },
+  {
+    entry: "memory: 1.5",
+    error: (f) => exact(`${f}:5: wrappers[0].memory: expected a whole number from 1 to 4096, got 1.5`),
+  },
+  {
+    entry: "memory: -1",
+    error: (f) => exact(`${f}:5: wrappers[0].memory: expected a whole number from 1 to 4096, got -1`),
+  },
+  {
+    entry: "memory: 0",
+    error: (f) => exact(`${f}:5: wrappers[0].memory: expected a whole number from 1 to 4096, got 0`),
+  },
+  {
+    entry: "budget: 1e400",
+    error: (f) =>
+      exact(
+        `${f}:5: wrappers[0].budget: expected a whole number from 1 to 2147483647, got Infinity (a number out of range)`,
+      ),
+  },
+  {
+    entry: "budget: 3000000000",
+    error: (f) => exact(`${f}:5: wrappers[0].budget: expected a whole number from 1 to 2147483647, got 3000000000`),
+  },
+  {
+    entry: "budget: -5",
+    error: (f) => exact(`${f}:5: wrappers[0].budget: expected a whole number from 1 to 2147483647, got -5`),
+  },
+  {
+    entry: "max_failures: .nan",
+    error: (f) =>
+      exact(
+        `${f}:5: wrappers[0].max_failures: expected a whole number from 1 to 2147483647, got NaN (a number out of range)`,
+      ),
+  },
+  {
+    entry: 'max_failures: "3"',
+    error: (f) => exact(`${f}:5: wrappers[0].max_failures: expected a whole number from 1 to 2147483647, got "3"`),
+  },
+  // Not a WebAssembly module: found when the wrapper is loaded, as `run` loads it.
+  { entry: "module: ./garbage.wasm", error: (f) => new RegExp(`^${escape(f)}: Cannot load wrapper "w": `) },
+];
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+function exact(s: string): RegExp {
+  return new RegExp(`^${escape(s)}$`);
+}
+
+Deno.test("policy check refuses every number and module that run refuses, with file:line:field", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-policy-parity-" });
+  await Deno.writeFile(`${dir}/garbage.wasm`, new TextEncoder().encode("not wasm at all"));
+  for (const [i, c] of RUN_WOULD_REFUSE.entries()) {
+    const file = `${dir}/p${i}.yaml`;
+    const module = c.entry.startsWith("module:") ? "" : "    module: baseline\n";
+    await Deno.writeTextFile(file, `version: 1\nname: t\nwrappers:\n  - name: w\n    ${c.entry}\n${module}`);
+    const [check] = await checkPolicies([file]);
+    assert(!check.ok && c.error(file).test(check.error!), `${c.entry}: policy check said ${JSON.stringify(check)}`);
+    // The control: run refuses the same file (before running anything).
+    const run = await new Deno.Command(IDWRAP, { args: ["run", "-p", file, "--", "/bin/true"], stdin: "null" })
+      .output();
+    const stderr = new TextDecoder().decode(run.stderr);
+    assert(run.code !== 0 && !stderr.includes("exited with 0"), `${c.entry}: run accepted it: ${stderr}`);
+  }
+  // And the limits themselves are accepted.
+  const edge = `${dir}/edge.yaml`;
+  await Deno.writeTextFile(
+    edge,
+    "wrappers:\n  - name: w\n    module: baseline\n    memory: 4096\n    budget: 2147483647\n    max_failures: 2147483647\n",
+  );
+  assertEquals((await checkPolicies([edge]))[0].ok, true);
 });

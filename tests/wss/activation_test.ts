@@ -59,3 +59,27 @@ Deno.test("deactivate: everything but ls", async () => {
   const bound = await boundPrograms(policy, `/bin/cat ${dir}/f.txt; /bin/ls ${dir}`);
   assertEquals(bound, ["/usr/bin/cat", "/usr/bin/dash"]);
 });
+
+Deno.test("activate by content hash: a binary rewritten in place with its mtime put back no longer matches", async () => {
+  // An executable with 16 bytes of trailing padding (ignored when run): the attack rewrites the last one in place,
+  // so device, inode, size and (restored with touch -r) mtime all stay what the cache saw.
+  const exe = `${dir}/hashed-true`, ref = `${dir}/hashed-true.mtime`;
+  const bytes = await Deno.readFile("/usr/bin/true");
+  const padded = new Uint8Array(bytes.length + 16);
+  padded.set(bytes);
+  await Deno.writeFile(exe, padded, { mode: 0o755 });
+  const sha = createHash("sha256").update(padded).digest("hex");
+  // Old enough to be cached (a file changed in the last seconds is always re-hashed).
+  const old = new Date(Date.now() - 60_000);
+  await Deno.utime(exe, old, old);
+  await new Promise((r) => setTimeout(r, 2100));
+  await Deno.writeFile(ref, new Uint8Array());
+  await Deno.utime(ref, old, old);
+  const rewrite = `printf '\\001' | dd of=${exe} bs=1 seek=${padded.length - 1} conv=notrunc status=none`;
+  const bound = await boundPrograms(`{ sha256: "${sha}" }`, `${exe}; ${rewrite}; touch -r ${ref} ${exe}; ${exe}`);
+  // Control: the rewrite kept what the old cache key looked at.
+  const after = await Deno.stat(exe);
+  assertEquals([after.size, after.mtime?.getTime()], [padded.length, old.getTime()]);
+  assertEquals((await Deno.readFile(exe)).at(-1), 1);
+  assertEquals(bound, [exe]); // the first run only
+});

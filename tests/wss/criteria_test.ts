@@ -5,6 +5,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import {
+  attributesCacheKey,
   type Criteria,
   type ExeAttributes,
   globProblem,
@@ -227,4 +228,16 @@ Deno.test("globProblem() accepts well-formed globs", () => {
   ) {
     assertEquals(globProblem(glob), undefined, glob);
   }
+});
+
+Deno.test("attributesCacheKey() keys on ctime too, and refuses files changed in the last seconds", () => {
+  const info = (mtime: number, ctime: number) =>
+    ({ dev: 1, ino: 2, size: 3, mtime: new Date(mtime), ctime: new Date(ctime) }) as Deno.FileInfo;
+  const now = 1_000_000;
+  // Same dev, inode, size and mtime, another ctime: another key (a rewrite in place with the mtime put back).
+  const a = attributesCacheKey(info(now - 60_000, now - 60_000), now);
+  const b = attributesCacheKey(info(now - 60_000, now - 30_000), now);
+  assert(a !== undefined && b !== undefined && a !== b);
+  assertEquals(attributesCacheKey(info(now - 60_000, now - 100), now), undefined);
+  assertEquals(attributesCacheKey(info(now - 100, now - 60_000), now), undefined);
 });

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { HostEvent } from "../../events.ts";
+import type { OnEvents } from "../thread.ts";
 import type { Policy } from "../../policy/policy.ts";
 import { v8Engine } from "../../runtime/engine.ts";
 import { loadPolicyWrappers } from "../../runtime/load.ts";
@@ -81,7 +81,7 @@ export function chooseSource(choice: SourceChoice, device = DEVICE): { source: "
 export interface KmodThreadOptions extends Enforcement, KmodWorkerConfig {
   storePath: string;
   trace?: TraceSinkOptions;
-  onEvents?: (events: HostEvent[]) => void;
+  onEvents?: OnEvents;
 }
 
 /** The supervisor thread holding /dev/idwrap. */
@@ -110,7 +110,7 @@ export interface KmodRunOptions {
   policies: Policy[];
   trace?: TraceSinkOptions;
   storePath?: string;
-  onEvents?: (events: HostEvent[]) => void;
+  onEvents?: OnEvents;
   timeoutMs?: number;
 }
 

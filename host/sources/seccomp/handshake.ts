@@ -25,10 +25,12 @@ export interface Handshake {
 
 /**
  * Reads the handshake on an accepted connection and takes the listener fd.
+ * `vet` sees the pid the launcher claims before any fd is copied: a reason
+ * refuses the launcher (the daemon compares it with SO_PEERCRED).
  *
- * @throws when the launcher reports an error or the fd cannot be taken
+ * @throws when the launcher reports an error, is refused, or the fd cannot be taken
  */
-export async function receiveHandshake(conn: Deno.Conn): Promise<Handshake> {
+export async function receiveHandshake(conn: Deno.Conn, vet?: (pid: number) => string | undefined): Promise<Handshake> {
   const buf = new Uint8Array(256);
   let text = "";
   while (!text.includes("\n")) {
@@ -40,13 +42,18 @@ export async function receiveHandshake(conn: Deno.Conn): Promise<Handshake> {
   const m = watch ?? text.match(/^listener (\d+) (\d+) ([01])/);
   if (!m) throw new Error(`idwrap-launch could not install the filter: ${text.trim()}`);
   const pid = Number(m[1]);
-  const status = readTaskStatus(pid);
-  if (!status) throw new Error(`idwrap-launch (pid ${pid}) is gone`);
-  const listener = watch ? -1 : takeFd(pid, Number(m[2]));
   const say = async (line: string) => {
     await conn.write(new TextEncoder().encode(line));
     conn.close();
   };
+  const refused = vet?.(pid);
+  if (refused !== undefined) {
+    await say(`refused: ${refused}\n`).catch(() => {});
+    throw new Error(`idwrap-launch refused: ${refused}`);
+  }
+  const status = readTaskStatus(pid);
+  if (!status) throw new Error(`idwrap-launch (pid ${pid}) is gone`);
+  const listener = watch ? -1 : takeFd(pid, Number(m[2]));
   return { pid, listener, uid: status.uid, go: () => say("go\n"), refuse: (reason) => say(`refused: ${reason}\n`) };
 }
 

@@ -22,7 +22,7 @@ import { launcherPath } from "./launcher.ts";
 import { CRED_SYSCALLS, type SupervisorSummary } from "./supervisor.ts";
 import { type Handshake, receiveHandshake } from "./handshake.ts";
 import { SupervisorThread } from "./thread.ts";
-import type { HostEvent } from "../../events.ts";
+import type { OnEvents } from "../thread.ts";
 
 /** How to run a command under the seccomp source. */
 export interface SeccompRunOptions {
@@ -33,7 +33,7 @@ export interface SeccompRunOptions {
   /** The wrappers' Deno KV store. @default defaultStorePath() */
   storePath?: string;
   /** Notable events (verdicts, alerts, faults, lifecycle), in batches, for audit. */
-  onEvents?: (events: HostEvent[]) => void;
+  onEvents?: OnEvents;
   /** Told, before the command starts, what the policies put at risk on this source (eintrWarnings). */
   onWarning?: (message: string) => void;
 }

@@ -325,8 +325,8 @@ export class Supervisor {
       const abi: SyscallAbi = arch !== AUDIT_ARCH_X86_64 ? "i386" : "x32";
       const name = abi === "i386" ? i386SyscallName(nr) : syscallName(nr & ~X32_SYSCALL_BIT);
       const verdict: Verdict = { action: "deny", errno: ENOSYS };
-      this.#respond(id, verdict);
       this.#emitCall(tid, task, abi, nr, name, {}, verdict, `${abi} system call ABI is not allowed`);
+      this.#respond(id, verdict);
       return;
     }
 
@@ -336,8 +336,8 @@ export class Supervisor {
     if (name === "io_uring_setup") {
       // io_uring runs file and network operations that no seccomp filter sees.
       const verdict: Verdict = { action: "deny", errno: EPERM };
-      this.#respond(id, verdict);
       this.#emitCall(tid, task, "x86_64", nr, name, {}, verdict, "io_uring bypasses system call interception");
+      this.#respond(id, verdict);
       return;
     }
 
@@ -377,8 +377,8 @@ export class Supervisor {
       this.#emulateOpen(id, tid, task, event);
       return;
     }
+    this.#sink.emit(event); // journaled before the answer (host/audit/journal_sink.ts)
     this.#respond(id, verdict, task.proc);
-    this.#sink.emit(event);
   }
 
   /**
@@ -476,10 +476,10 @@ export class Supervisor {
     };
     // With post hooks the fd is installed but the call not yet completed, so a kill lands first.
     const verdict = this.#decider.observe?.(post) ?? ALLOW;
+    this.#sink.emit(post); // journaled before the answer
     if (verdict.action === "kill") this.#respond(id, verdict, task.proc);
     else if ("errno" in result) this.#fail(id, result.errno);
     else if (!req.send) this.#send(id, 0, 0, BigInt(result.fd));
-    this.#sink.emit(post);
   }
 
   /** Answers with a verdict, counting it. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { HostEvent } from "../../events.ts";
+import type { OnEvents } from "../thread.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import type { Enforcement } from "../enforce.ts";
 import { SourceThread } from "../thread.ts";
@@ -15,7 +15,7 @@ export interface SupervisorThreadOptions extends Enforcement {
   trace?: TraceSinkOptions;
   emulateOpens: boolean;
   /** Notable events (verdicts, alerts, faults, lifecycle), in batches. */
-  onEvents?: (events: HostEvent[]) => void;
+  onEvents?: OnEvents;
 }
 
 /** A running seccomp supervisor thread. */
