@@ -20,6 +20,11 @@
 //   sigqueue PID     rt_sigqueueinfo(PID, SIGSTOP), then SIGCONT
 //   pidfd-signal PID pidfd_send_signal(pidfd_open(PID), SIGSTOP), then SIGCONT
 //   procfd-signal PID pidfd_send_signal(open("/proc/PID"), SIGSTOP), then SIGCONT
+//   peerpidfd PID    getsockopt(SO_PEERPIDFD) on a socketpair (PID unused)
+//   setown PID       F_SETSIG SIGSTOP + F_SETOWN PID + O_ASYNC on a pipe, then a
+//                    write: the kernel stops PID (then SIGCONT)
+//   prlimit PID      prlimit(PID, RLIMIT_CORE) set to its current value
+//   tiocsti PID      TIOCSTI of one byte into a new pty (PID unused)
 //   group-kill PID   kill(0, SIGKILL) with PID in our process group (we survive:
 //                    the test runs us in a child process)
 //
@@ -36,6 +41,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -220,6 +228,56 @@ static int procmem(pid_t pid)
 	return 0;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+/* The newer ways to reach another process: a peer's pidfd, SIGIO, its limits, a terminal's input. */
+static int other_attack(const char *how, pid_t pid)
+{
+	long rc;
+
+	if (!strcmp(how, "peerpidfd")) {
+		int sv[2], pidfd;
+		socklen_t len = sizeof(pidfd);
+
+		socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+		rc = getsockopt(sv[0], SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len);
+	} else if (!strcmp(how, "setown")) {
+		int p[2];
+
+		if (pipe(p) < 0)
+			return 1;
+		rc = fcntl(p[0], F_SETSIG, SIGSTOP);
+		if (rc == 0)
+			rc = fcntl(p[0], F_SETOWN, pid);
+		if (rc == 0) {
+			fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+			(void)!write(p[1], "x", 1);
+			usleep(100000);
+			kill(pid, SIGCONT);
+		}
+	} else if (!strcmp(how, "prlimit")) {
+		struct rlimit r;
+
+		rc = prlimit(pid, RLIMIT_CORE, NULL, &r);
+		if (rc == 0)
+			rc = prlimit(pid, RLIMIT_CORE, &r, NULL);
+	} else if (!strcmp(how, "tiocsti")) {
+		int master = posix_openpt(O_RDWR | O_NOCTTY), slave;
+		char c = 'x';
+
+		if (master < 0 || grantpt(master) || unlockpt(master))
+			return 1;
+		slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+		rc = ioctl(slave, TIOCSTI, &c);
+	} else {
+		return 2;
+	}
+	printf("%s: %s\n", how, err(rc));
+	return 0;
+}
+
 static int signal_attack(const char *how, pid_t pid)
 {
 	pid_t tid = last_thread(pid);
@@ -286,5 +344,8 @@ int main(int argc, char **argv)
 		return vm(pid, 1);
 	if (!strcmp(argv[1], "procmem"))
 		return procmem(pid);
+	if (!strcmp(argv[1], "peerpidfd") || !strcmp(argv[1], "setown") || !strcmp(argv[1], "prlimit") ||
+	    !strcmp(argv[1], "tiocsti"))
+		return other_attack(argv[1], pid);
 	return signal_attack(argv[1], pid);
 }

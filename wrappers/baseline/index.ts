@@ -540,14 +540,17 @@ function onOpen(nr: i32): i32 {
 /**
  * Files that make the kernel itself start a program, as root and outside any
  * wrapped tree: a core dump's pipe helper, the module loader, the hotplug and
- * poweroff helpers, a binfmt_misc interpreter. Matched by their end, so that a
+ * poweroff helpers, a binfmt_misc interpreter, a cgroup v1 release agent. Matched by their end, so that a
  * second procfs, sysfs or binfmt_misc mount elsewhere is the same file.
  */
 const KERNEL_HELPERS: StaticArray<string> = [
   "/sys/kernel/core_pattern", "/sys/kernel/modprobe", "/sys/kernel/hotplug", "/sys/kernel/poweroff_cmd",
-  "/kernel/uevent_helper", "/binfmt_misc/register",
+  "/kernel/uevent_helper", "/binfmt_misc/register", "/release_agent",
 ];
-const KERNEL_HELPER_TECHNIQUES: StaticArray<string> = ["T1546", "T1547.006", "T1546", "T1546", "T1546", "T1546"];
+// A cgroup v1 release_agent is the classic container escape (T1611).
+const KERNEL_HELPER_TECHNIQUES: StaticArray<string> = [
+  "T1546", "T1547.006", "T1546", "T1546", "T1546", "T1546", "T1611",
+];
 
 /** 2a. writes to the kernel's usermode-helper settings: a way out of supervision. */
 function kernelHelperWrite(path: string): i32 {

@@ -202,6 +202,10 @@ export async function launchAndServe(
   try {
     child = await spawn(socketPath);
     const hs = await acceptLauncher(server, child, command[0]);
+    // One connection is all it takes: a socket left listening would hand its peer's pidfd (SO_PEERPIDFD) to
+    // anything in the tree that connects.
+    server.close();
+    await Deno.remove(socketPath).catch(() => {});
     await attach(hs);
     await hs.go();
     const stopForwarding = forwardSignals(child);
@@ -215,7 +219,9 @@ export async function launchAndServe(
     throw e;
   } finally {
     await thread.stop();
-    server.close();
+    try {
+      server.close();
+    } catch { /* closed after the handshake */ }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }

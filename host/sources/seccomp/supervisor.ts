@@ -341,7 +341,13 @@ export class Supervisor {
       return;
     }
 
-    const tamper = this.#guard.check(nr, this.#args, task.proc.tgid, task.proc.pidfd);
+    const tamper = this.#guard.check(
+      nr,
+      this.#args,
+      task.proc.tgid,
+      tid,
+      (addr, len) => this.#memory.readBytes(tid, addr, len),
+    );
     if (tamper) return this.#refuseTamper(id, tid, task, nr, name, {}, tamper);
 
     const examined = this.#decider.examines(nr, task.proc.tgid);
@@ -408,7 +414,7 @@ export class Supervisor {
     return flags !== undefined && (flags & 0o1103n) === 0n; // O_ACCMODE | O_CREAT | O_TRUNC
   }
 
-  /** A call that reaches the supervisor itself: refused whatever the policy says, and always reported. */
+  /** A call that reaches the supervisor itself (or could): refused whatever the policy says, and always reported. */
   #refuseTamper(
     id: bigint,
     tid: number,
@@ -418,12 +424,12 @@ export class Supervisor {
     decoded: DecodedArgs,
     refusal: Refusal,
   ): void {
-    const verdict: Verdict = { action: "deny", errno: EPERM };
+    const verdict: Verdict = { action: "deny", errno: refusal.errno ?? EPERM };
     this.#respond(id, verdict);
     const event = this.#event(tid, task, "x86_64", nr, name, decoded);
     event.verdict = describeVerdict(verdict);
     event.reason = `${refusal.reason} (${refusal.technique})`;
-    event.alerts = [TAMPER_ALERT];
+    if (!refusal.quiet) event.alerts = [TAMPER_ALERT];
     this.#sink.emit(event);
   }
 

@@ -10,13 +10,18 @@
  * @module
  */
 import { syscallNumber } from "../../syscalls/mod.ts";
-import { errno, libc, SYS } from "./ffi.ts";
+import { addressOf, libc, SYS } from "./ffi.ts";
 import type { ArgumentCheck } from "./filter.ts";
 
 const nr = (name: string): number => syscallNumber(name)!;
 const SIGKILL = 9, SIGSTOP = 19;
 const PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206;
 const PIDFD_THREAD = 0x80; // O_EXCL, Linux 6.9
+const SO_PASSPIDFD = 76, SO_PEERPIDFD = 77; // asm-generic/socket.h, Linux 6.5
+const F_SETOWN = 8, F_SETOWN_EX = 15; // asm-generic/fcntl.h
+const F_OWNER_PGRP = 2;
+const TIOCSTI = 0x5412, FIOSETOWN = 0x8901, SIOCSPGRP = 0x8902;
+const ENOPROTOOPT = 92;
 
 /** What the filter must add so the guard sees every call that could reach the supervisor. */
 export interface GuardFilter {
@@ -32,7 +37,12 @@ export interface GuardFilter {
  * not known when the filter is built, so they are notified always; tgkill(2)
  * and rt_tgsigqueueinfo(2) check the thread group id, pidfd_open(2) without
  * PIDFD_THREAD takes only a leader, and ptrace(2) reaches another task only
- * through PTRACE_ATTACH or PTRACE_SEIZE.
+ * through PTRACE_ATTACH or PTRACE_SEIZE. The other ways to a pidfd (a
+ * socket peer's: SO_PEERPIDFD, SO_PASSPIDFD), to a signal the kernel sends
+ * on another's behalf (F_SETOWN, FIOSETOWN, SIOCSPGRP: SIGIO) and to another
+ * process's limits (prlimit64: RLIMIT_CPU kills, RLIMIT_FSIZE stops the
+ * audit journal) are notified by their argument; TIOCSTI too, which types
+ * into a terminal for a shell outside the tree to run.
  */
 export function guardFilter(self: number): GuardFilter {
   return {
@@ -51,14 +61,23 @@ export function guardFilter(self: number): GuardFilter {
       { nr: nr("rt_tgsigqueueinfo"), arg: 0, equals: [self] },
       { nr: nr("pidfd_open"), arg: 0, equals: [self] },
       { nr: nr("pidfd_open"), arg: 1, anyBits: PIDFD_THREAD },
+      { nr: nr("getsockopt"), arg: 2, equals: [SO_PEERPIDFD] },
+      { nr: nr("setsockopt"), arg: 2, equals: [SO_PASSPIDFD] },
+      { nr: nr("fcntl"), arg: 1, equals: [F_SETOWN, F_SETOWN_EX] },
+      { nr: nr("ioctl"), arg: 1, equals: [TIOCSTI, FIOSETOWN, SIOCSPGRP] },
+      { nr: nr("prlimit64"), arg: 0, anyBits: 0xffffffff },
     ],
   };
 }
 
-/** Why a call was refused: the audit record's reason and its ATT&CK technique. */
+/** Why a call was refused: the audit record's reason, its ATT&CK technique, the errno the caller gets. */
 export interface Refusal {
   reason: string;
   technique: string;
+  /** @default EPERM */
+  errno?: number;
+  /** Refused as a rule of the tree, not because it aimed at the supervisor: recorded, not alerted. */
+  quiet?: boolean;
 }
 
 const NR = {
@@ -73,6 +92,11 @@ const NR = {
   process_vm_readv: nr("process_vm_readv"),
   process_vm_writev: nr("process_vm_writev"),
   ptrace: nr("ptrace"),
+  getsockopt: nr("getsockopt"),
+  setsockopt: nr("setsockopt"),
+  fcntl: nr("fcntl"),
+  ioctl: nr("ioctl"),
+  prlimit64: nr("prlimit64"),
 };
 
 /** The system calls TamperGuard.check() looks at. */
@@ -80,7 +104,6 @@ export const GUARDED_SYSCALLS: ReadonlySet<number> = new Set(Object.values(NR));
 
 /** What a wrapped ps(1) or top(1) may read of the supervisor in /proc: nothing it could act through. */
 const READABLE_PROC_ENTRIES: ReadonlySet<string> = new Set([
-  "",
   "task",
   "stat",
   "statm",
@@ -103,36 +126,45 @@ const int32 = (v: bigint): number => Number(BigInt.asIntN(32, v));
 export class TamperGuard {
   readonly #self: number;
   readonly #pgid: number;
-  readonly #pidns: string;
 
   /** @param self the supervisor's pid (its thread group) */
   constructor(self: number = Deno.pid) {
     this.#self = self;
     this.#pgid = Number(libc.symbols.syscall(SYS.getpgid, 0n, 0n, 0n, 0n, 0n, 0n));
-    this.#pidns = nsKey(`/proc/${self}/ns/pid`);
   }
 
   /**
    * Whether a notified call of a wrapped process reaches the supervisor.
    *
    * @param caller the calling process's pid (thread group) in our namespace
-   * @param callerPidfd a pidfd of the caller, to read the fds it names
+   * @param tid the calling thread: fds are looked up in its table (a thread may have its own: CLONE_FILES unset)
+   * @param read reads the caller's memory (a struct an argument points to)
    * @returns why it is refused, or undefined to let the policy decide
    */
-  check(nr: number, args: BigUint64Array, caller: number, callerPidfd: number): Refusal | undefined {
+  check(
+    nr: number,
+    args: BigUint64Array,
+    caller: number,
+    tid: number,
+    read: (addr: bigint, len: number) => Uint8Array | undefined,
+  ): Refusal | undefined {
     if (!GUARDED_SYSCALLS.has(nr)) return undefined;
-    // A process in another pid namespace names pids of its own: ours are not among them.
-    const numbersAreOurs = nsKey(`/proc/${caller}/ns/pid`) === this.#pidns;
+    // A process in a child pid namespace names pids of its own: ours are not among them.
+    const numbersAreOurs = !inChildPidNamespace(caller);
     const ours = (pid: number) => numbersAreOurs && this.#isOurThread(pid);
     const signal = (sig: number, how: string, target: boolean) =>
       sig !== 0 && target
         ? { reason: `${how} of signal ${sig} to the idwrap supervisor`, technique: "T1562.001" }
         : undefined;
+    const owner = (pid: number, how: string) =>
+      (pid > 0 ? ours(pid) : pid < 0 && -pid === this.#pgid)
+        ? { reason: `${how}: SIGIO to the idwrap supervisor`, technique: "T1562.001" }
+        : undefined;
     switch (nr) {
       case NR.kill: {
         const pid = int32(args[0]), sig = int32(args[1]);
         if (pid > 0) return signal(sig, "kill", ours(pid));
-        // Groups and broadcasts: idwrap ignores every catchable signal that would end it (ignoreHarmfulSignals);
+        // Groups and broadcasts: idwrap ignores every catchable signal that would end it (hardenSupervisorProcess);
         // only the two it cannot catch are refused, and only where idwrap is in the target set.
         if (sig !== SIGKILL && sig !== SIGSTOP) return undefined;
         const group = pid === 0 ? this.#pgidOf(caller) : -pid;
@@ -145,14 +177,56 @@ export class TamperGuard {
       case NR.rt_tgsigqueueinfo:
         return signal(int32(args[2]), nr === NR.tgkill ? "tgkill" : "rt_tgsigqueueinfo", ours(int32(args[0])));
       case NR.pidfd_send_signal:
-        return signal(int32(args[1]), "pidfd_send_signal", this.#fdNamesUs(callerPidfd, int32(args[0])));
+        return signal(int32(args[1]), "pidfd_send_signal", this.#fdNamesUs(caller, tid, int32(args[0])));
       case NR.pidfd_open:
         return ours(int32(args[0]))
           ? { reason: "pidfd_open of the idwrap supervisor", technique: "T1562.001" }
           : undefined;
       case NR.pidfd_getfd:
-        return this.#fdNamesUs(callerPidfd, int32(args[0]))
+        // Whatever the pidfd names when we look, another thread can dup2() another pidfd onto its number before the
+        // kernel looks again: no check of it is race-free, so no wrapped process takes another's fds.
+        return this.#fdNamesUs(caller, tid, int32(args[0]))
           ? { reason: "pidfd_getfd from the idwrap supervisor (its listener)", technique: "T1562.001" }
+          : {
+            reason: "pidfd_getfd is refused in a wrapped tree: the process it takes from cannot be checked race-free",
+            technique: "T1562.001",
+            quiet: true,
+          };
+      case NR.getsockopt:
+      case NR.setsockopt:
+        // A pidfd of the socket's peer (SO_PEERPIDFD, or SCM_PIDFD once SO_PASSPIDFD is set): a connection to any
+        // socket idwrap serves would hand one out. Refused with the kernel's answer before Linux 6.5.
+        return {
+          reason: `${nr === NR.getsockopt ? "SO_PEERPIDFD" : "SO_PASSPIDFD"} is refused in a wrapped tree: ` +
+            "a peer's pidfd could be the supervisor's",
+          technique: "T1562.001",
+          errno: ENOPROTOOPT,
+          quiet: true,
+        };
+      case NR.fcntl: {
+        if (int32(args[1]) === F_SETOWN) return owner(int32(args[2]), "fcntl(F_SETOWN)");
+        const ex = read(args[2], 8); // struct f_owner_ex { int type; pid_t pid; }
+        if (!ex) return undefined; // the kernel fails it with EFAULT too
+        const v = new DataView(ex.buffer, ex.byteOffset, 8);
+        const pid = v.getInt32(4, true);
+        return owner(v.getInt32(0, true) === F_OWNER_PGRP ? -pid : pid, "fcntl(F_SETOWN_EX)");
+      }
+      case NR.ioctl: {
+        const request = Number(args[1] & 0xffffffffn);
+        if (request === TIOCSTI) {
+          return {
+            reason: "TIOCSTI: input pushed into a terminal is run by whatever reads it, outside supervision",
+            technique: "T1059",
+          };
+        }
+        const arg = read(args[2], 4);
+        if (!arg) return undefined;
+        const pid = new DataView(arg.buffer, arg.byteOffset, 4).getInt32(0, true);
+        return owner(pid, `ioctl(0x${request.toString(16)})`);
+      }
+      case NR.prlimit64:
+        return ours(int32(args[0]))
+          ? { reason: "prlimit64 on the idwrap supervisor (RLIMIT_CPU would kill it)", technique: "T1562.001" }
           : undefined;
       case NR.process_vm_readv:
       case NR.process_vm_writev:
@@ -206,34 +280,49 @@ export class TamperGuard {
     return Number(libc.symbols.syscall(SYS.getpgid, BigInt(pid), 0n, 0n, 0n, 0n, 0n));
   }
 
-  /** Whether the caller's fd is a pidfd, or a /proc/PID directory, of the supervisor. */
-  #fdNamesUs(callerPidfd: number, fd: number): boolean {
-    const copy = Number(libc.symbols.syscall(SYS.pidfd_getfd, BigInt(callerPidfd), BigInt(fd), 0n, 0n, 0n, 0n));
-    if (copy < 0) {
-      // EBADF: not an fd of the caller, so the call fails by itself; anything else: we cannot tell, so refuse.
-      return errno() !== 9;
-    }
+  /**
+   * Whether the calling thread's fd is a pidfd of the supervisor, or a /proc/PID directory of it (in any procfs
+   * mount), read from that thread's own fd table in /proc, never through a copy: a copy by the process's pidfd
+   * comes from the main thread's table, which a thread created without CLONE_FILES does not share.
+   */
+  #fdNamesUs(caller: number, tid: number, fd: number): boolean {
+    const base = `/proc/${caller}/task/${tid}`;
     try {
-      const info = Deno.readTextFileSync(`/proc/self/fdinfo/${copy}`);
-      const pid = info.match(/^Pid:\s*(-?\d+)/m);
+      const pid = Deno.readTextFileSync(`${base}/fdinfo/${fd}`).match(/^Pid:\s*(-?\d+)/m);
       if (pid) return this.#isOurThread(Number(pid[1]));
-      const link = Deno.readLinkSync(`/proc/self/fd/${copy}`);
-      const dir = link.match(/^\/proc\/(\d+)$/);
-      return dir !== null && this.#isOurThread(Number(dir[1]));
-    } catch {
-      return true; // unreadable: refuse rather than guess
-    } finally {
-      libc.symbols.close(copy);
+      const dir = Deno.readLinkSync(`${base}/fd/${fd}`).match(/\/(\d+)$/);
+      return dir !== null && this.#isOurThread(Number(dir[1])) && isProcfs(`${base}/fd/${fd}`);
+    } catch (e) {
+      // No such fd: the call fails by itself. Anything else: we cannot tell, so refuse.
+      return !(e instanceof Deno.errors.NotFound);
     }
   }
 }
 
-/** The inode of a namespace link, "" if unreadable. */
-function nsKey(path: string): string {
+/** Whether a process is in a pid namespace below ours (NSpid lists a pid per level); unreadable counts as not. */
+function inChildPidNamespace(pid: number): boolean {
   try {
-    return Deno.readLinkSync(path);
+    const line = Deno.readTextFileSync(`/proc/${pid}/status`).match(/^NSpid:\s*(.*)$/m);
+    return line !== null && line[1].trim().split(/\s+/).length > 1;
   } catch {
-    return "";
+    return false;
+  }
+}
+
+const PROC_SUPER_MAGIC = 0x9fa0n;
+
+/** Whether a path (magic links followed) is on a procfs mount; true when it cannot tell. */
+function isProcfs(path: string): boolean {
+  const buf = new Uint8Array(path.length * 3 + 1);
+  const { written } = new TextEncoder().encodeInto(path, buf);
+  buf[written] = 0;
+  const fd = Number(libc.symbols.syscall(SYS.openat, -100n, addressOf(buf), 0o10000000n, /* O_PATH */ 0n, 0n, 0n));
+  if (fd < 0) return true;
+  try {
+    const st = new BigInt64Array(15); // struct statfs (120 bytes), f_type first
+    return libc.symbols.fstatfs(fd, new Uint8Array(st.buffer)) !== 0 || st[0] === PROC_SUPER_MAGIC;
+  } finally {
+    libc.symbols.close(fd);
   }
 }
 
