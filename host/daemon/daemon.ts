@@ -14,12 +14,13 @@ import { serveTail } from "../audit/stream.ts";
 import type { HostEvent } from "../events.ts";
 import { loadPolicy, type Policy } from "../policy/policy.ts";
 import type { WrapperModule } from "../runtime/module.ts";
+import { readTaskStatus } from "../sources/seccomp/procfs.ts";
 import { receiveHandshake } from "../sources/seccomp/handshake.ts";
 import { eintrWarnings, prepareEnforcement } from "../sources/seccomp/source.ts";
 import { hardenSupervisorProcess } from "../sources/seccomp/tamper.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
-import { peerCredentials } from "./peer.ts";
+import { peerCredentials, peersCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
 
 /** How the daemon runs. */
@@ -246,6 +247,8 @@ export class Daemon {
         case "unload":
         case "reload": {
           if (!admin) return await refuse(`uid ${uid} may not change the daemon's policies (only root may)`);
+          const wrapped = await this.#wrappedPeer(uid);
+          if (wrapped) return await refuse(wrapped);
           if (req.op === "load") {
             const file = req.policy;
             if (!this.#files.includes(file)) await this.reload([...this.#files, file]);
@@ -260,9 +263,12 @@ export class Daemon {
           await sendLine(conn, this.#wrapperList());
           break;
         }
-        case "tail":
+        case "tail": {
           if (!admin) return await refuse(`uid ${uid} may not read the audit stream (only root may)`);
+          const wrapped = await this.#wrappedPeer(uid);
+          if (wrapped) return await refuse(wrapped);
           return await serveTail(conn, { queues: req.queues }, this.#audit); // answers and closes
+        }
         default:
           return await refuse(`unknown op ${JSON.stringify((req as { op?: unknown }).op)}`);
       }
@@ -270,6 +276,37 @@ export class Daemon {
       return await refuse((e as Error).message);
     }
     conn.close();
+  }
+
+  /**
+   * Why a request on the control socket may not administer the daemon: a process the daemon wraps (or a
+   * descendant of one) is connected to it. A root program under the daemon's own policies would otherwise unload
+   * them. Deno does not say which accepted socket a connection is, so every peer connected at that moment is
+   * looked at: a wrapped one connected beside an administrator gets the administrator refused too (retry).
+   */
+  async #wrappedPeer(uid: number): Promise<string | undefined> {
+    let peers: number[];
+    try {
+      peers = peersCredentials(controlSocket(this.#opts.runDir, uid)).map((p) => p.pid);
+    } catch (e) {
+      return `cannot tell which processes are asking (${(e as Error).message}): refused`;
+    }
+    const wrapped = new Set(
+      [...await this.#thread.processes(), ...await this.#kmod?.processes() ?? []].map((p) => p.pid),
+    );
+    for (const pid of peers) {
+      for (let p = pid, hops = 0; p > 1 && hops < 4096; hops++) {
+        if (wrapped.has(p)) {
+          const message = `pid ${pid} runs under this daemon's policies (pid ${p} is wrapped): it may not change them`;
+          this.#log(`refused: ${message}`);
+          return message;
+        }
+        const status = readTaskStatus(p);
+        if (!status) break;
+        p = status.ppid;
+      }
+    }
+    return undefined;
   }
 
   #wrapperList(): Response {

@@ -28,6 +28,13 @@ export interface PeerCredentials {
 
 /** The credentials of whoever connected to our accepted socket at `path`; throws if there is not exactly one. */
 export function peerCredentials(path: string): PeerCredentials {
+  const peers = peersCredentials(path);
+  if (peers.length !== 1) throw new Error(`expected one connection on ${path}, found ${peers.length}`);
+  return peers[0];
+}
+
+/** The credentials of every process connected to our accepted sockets at `path`. */
+export function peersCredentials(path: string): PeerCredentials[] {
   const inodes = new Set<string>();
   for (const line of Deno.readTextFileSync("/proc/net/unix").split("\n").slice(1)) {
     const f = line.trim().split(/\s+/);
@@ -44,12 +51,13 @@ export function peerCredentials(path: string): PeerCredentials {
     const m = /^socket:\[(\d+)\]$/.exec(target);
     if (m && inodes.has(m[1])) fds.push(Number(e.name));
   }
-  if (fds.length !== 1) throw new Error(`expected one connection on ${path}, found ${fds.length}`);
-  const cred = new Uint8Array(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
-  const len = new Uint8Array(new Uint32Array([12]).buffer);
-  if (libc.symbols.getsockopt(fds[0], SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) {
-    throw new Error(`getsockopt(SO_PEERCRED) on ${path} failed`);
-  }
-  const v = new DataView(cred.buffer);
-  return { pid: v.getInt32(0, true), uid: v.getUint32(4, true), gid: v.getUint32(8, true) };
+  return fds.map((fd) => {
+    const cred = new Uint8Array(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+    const len = new Uint8Array(new Uint32Array([12]).buffer);
+    if (libc.symbols.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) {
+      throw new Error(`getsockopt(SO_PEERCRED) on ${path} failed`);
+    }
+    const v = new DataView(cred.buffer);
+    return { pid: v.getInt32(0, true), uid: v.getUint32(4, true), gid: v.getUint32(8, true) };
+  });
 }

@@ -139,3 +139,22 @@ Deno.test("permissions: an allowed user runs under the daemon but cannot change 
     await d.stop();
   }
 });
+
+Deno.test("a root program the daemon wraps cannot unload the daemon's wrappers through its control socket", async () => {
+  const policy = `${dir}/self-unload.yaml`;
+  await Deno.writeTextFile(policy, policyWith(ALERT_TARGET) + "wrappers: [noop]\n");
+  const d = await startDaemon(["--policy", policy, "--no-watch"]);
+  try {
+    // Served by the daemon, as root: its control socket would take the request from an unwrapped root process.
+    const inside = await idwrap(["run", "--", IDWRAP, "wrappers", "unload", "noop"], { env: d.env });
+    assert(inside.code !== 0, inside.stdout + inside.stderr);
+    assert(inside.stderr.includes("runs under this daemon's policies"), inside.stderr);
+    const list = await idwrap(["wrappers", "list"], { env: d.env });
+    assert(list.stdout.includes("noop"), list.stdout + list.stderr);
+    // The control: the same request from outside the wrapped tree is obeyed.
+    const outside = await idwrap(["wrappers", "unload", "noop"], { env: d.env });
+    assertEquals(outside.code, 0, outside.stderr);
+  } finally {
+    await d.stop();
+  }
+});
