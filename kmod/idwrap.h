@@ -22,11 +22,20 @@
 #define IDW_DATA_MAX	65536
 #define IDW_REC_MAX	(sizeof(struct idwrap_event) + 2 * PATH_MAX + IDW_DATA_MAX + 8)
 
+/* Verdict and fail errnos: 1..511; 512 and up are kernel-internal (ERESTARTSYS...). */
+#define IDW_ERRNO_MAX	511
+
 /* A record being built: the header, then payload appended after it. */
 struct idw_rec {
 	struct idwrap_event *ev;
 	u32 cap;		/* bytes available at ev */
 	u32 len;		/* bytes used, header included */
+	/*
+	 * data_max read once for this record: cap was sized with it and every
+	 * copy into the record uses it (IDWRAP_IOC_CONFIG may change the
+	 * session's value while a copy sleeps on a page fault).
+	 */
+	u32 data_max;
 };
 
 struct idw_stats {
@@ -66,6 +75,7 @@ void idw_rec_header(struct idw_rec *r, u16 type, u16 flags, struct task_struct *
 void idw_emit_observe(struct idw_rec *r);
 void idw_count_lost(void);
 void idw_wait_verdict(struct idw_rec *r, struct idw_answer *a);
+void idw_fail_answer(struct idw_answer *a);
 bool idw_enter(void);
 void idw_leave(void);
 void idw_kill_group(void);
