@@ -667,14 +667,121 @@ static void __idw_sys_exit(struct pt_regs *regs, long ret)
 		idw_emit_observe(&r);
 }
 
+/* ---- one EXIT per thread group ------------------------------------------ */
+
+/*
+ * Every thread that reaches sched_process_exit after the group's last
+ * live-count decrement sees signal->live == 0, and threads killed together
+ * get there together: "live == 0" alone reported a group's EXIT several
+ * times. Exactly one thread reports it:
+ *  - the group leader, if it sees live == 0;
+ *  - else the first thread to see live == 0 after the leader went ahead
+ *    (the leader leaves a note, taken once).
+ * The leader's read and note and the others' read and take are under one
+ * lock, so either the leader saw 0 or its note is there for the others.
+ */
+struct idw_zleader {
+	struct hlist_node node;
+	pid_t tgid;
+	const void *sig;	/* the group's signal_struct, as a key only */
+};
+
+static DEFINE_HASHTABLE(idw_zl_ht, 6);
+static DEFINE_SPINLOCK(idw_zl_lock);
+static atomic_t idw_nzl = ATOMIC_INIT(0);
+/* A leader's note could not be allocated: fall back to "every thread that sees 0". */
+static bool idw_zl_degraded;
+
+/* Under idw_zl_lock: removes the note for @tgid (and @sig, if given). */
+static bool idw_zl_take(pid_t tgid, const void *sig)
+{
+	struct idw_zleader *z;
+
+	hash_for_each_possible(idw_zl_ht, z, node, tgid) {
+		if (z->tgid == tgid && (!sig || z->sig == sig)) {
+			hash_del(&z->node);
+			atomic_dec(&idw_nzl);
+			kfree(z);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Whether @p reports its group's EXIT. */
+static bool idw_exit_reporter(struct task_struct *p)
+{
+	const void *sig = p->signal;
+	struct idw_zleader *z;
+	unsigned long flags;
+	bool report;
+
+	if (thread_group_leader(p)) {
+		z = kmalloc(sizeof(*z), GFP_ATOMIC);
+		spin_lock_irqsave(&idw_zl_lock, flags);
+		report = !atomic_read(&p->signal->live);
+		if (report) {
+			idw_zl_take(p->tgid, sig);	/* one left by an exec'ing thread's old leader */
+		} else if (z) {
+			z->tgid = p->tgid;
+			z->sig = sig;
+			hash_add(idw_zl_ht, &z->node, z->tgid);
+			atomic_inc(&idw_nzl);
+			z = NULL;
+		} else {
+			idw_zl_degraded = true;
+		}
+		spin_unlock_irqrestore(&idw_zl_lock, flags);
+		kfree(z);
+		return report;
+	}
+	spin_lock_irqsave(&idw_zl_lock, flags);
+	report = !atomic_read(&p->signal->live) &&
+		 (idw_zl_take(p->tgid, sig) || idw_zl_degraded);
+	spin_unlock_irqrestore(&idw_zl_lock, flags);
+	return report;
+}
+
+/* A new process: a note left under its (reused) tgid is stale. */
+static void idw_zl_forget(pid_t tgid)
+{
+	unsigned long flags;
+
+	if (!atomic_read(&idw_nzl))
+		return;
+	spin_lock_irqsave(&idw_zl_lock, flags);
+	idw_zl_take(tgid, NULL);
+	spin_unlock_irqrestore(&idw_zl_lock, flags);
+}
+
+static void idw_zl_clear(void)
+{
+	struct idw_zleader *z;
+	struct hlist_node *tmp;
+	unsigned long flags;
+	int bkt;
+
+	spin_lock_irqsave(&idw_zl_lock, flags);
+	hash_for_each_safe(idw_zl_ht, bkt, tmp, z, node) {
+		hash_del(&z->node);
+		kfree(z);
+	}
+	atomic_set(&idw_nzl, 0);
+	idw_zl_degraded = false;
+	spin_unlock_irqrestore(&idw_zl_lock, flags);
+}
+
 static void __idw_fork(struct task_struct *parent, struct task_struct *child)
 {
 	bool thread = child->tgid == parent->tgid;
 	struct idw_rec r;
 	int watched;
 
-	if (!READ_ONCE(idw.active) || (child->flags & PF_KTHREAD) ||
-	    idw_is_opener(parent))
+	if (!READ_ONCE(idw.active) || (child->flags & PF_KTHREAD))
+		return;
+	if (!thread)
+		idw_zl_forget(child->tgid);
+	if (idw_is_opener(parent))
 		return;
 	watched = thread ? idw_watched_tgid(child->tgid) :
 			   idw_watch_inherit(parent->tgid, child->tgid);
@@ -730,10 +837,9 @@ static void __idw_proc_exit(struct task_struct *p)
 
 	kfree(ts);
 	idw_rf_take(p, -1);
-	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) ||
-	    atomic_read(&p->signal->live))
+	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) || !idw_exit_reporter(p))
 		return;
-	/* The last thread of the group: the process is gone. */
+	/* The group's reporter: the process is gone. */
 	watched = idw_watch_del(p->tgid);
 	if ((!watched && !idw_all()) || idw_is_opener(p))
 		return;
@@ -1228,6 +1334,7 @@ void idw_hooks_forget(void)
 	}
 	atomic_set(&idw_nrf, 0);
 	spin_unlock_irqrestore(&idw_rf_lock, flags);
+	idw_zl_clear();
 	if (idw_scratch)
 		for_each_possible_cpu(cpu)
 			vfree(idw_scratch[cpu]);

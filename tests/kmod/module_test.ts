@@ -158,6 +158,15 @@ cat /tmp/all.log
 sec dirrace
 mkdir -p /host/tmp/pdir /host/tmp/sdir && echo PUBLIC > /host/tmp/pdir/f && echo SECRET > /host/tmp/sdir/f
 ctl --quiet --deny-dir openat:/tmp/sdir:EACCES -- $W dirrace /tmp/pdir /tmp/sdir 2000
+sec exitonce
+ctl --all -- $W threads-exit 20 8 > /tmp/te.log
+ctl --all --seconds 120 > /tmp/te2.log &
+waitfor READY /tmp/te2.log
+chroot /host $W threads-exit 20 8 > /tmp/te3.log
+sleep 1
+kill $(sed -n 's/^PID //p' /tmp/te2.log)
+closed > /dev/null
+grep -E "^(TE-CHILD|EV EXIT)" /tmp/te.log /tmp/te3.log /tmp/te2.log | sed 's/^[^:]*://'
 sec execrewrite
 ctl --rewrite execve:2:0 -- /bin/busybox true
 sec uringexec
@@ -418,6 +427,24 @@ Deno.test({
     // The race is real: both directories were decided on.
     assert.ok(Number(m[1]) > 0 && Number(m[2]) > 0, t);
     assert.equal(m[4], "0", t);
+  },
+});
+
+Deno.test({
+  name: "kmod: 40 processes whose 9 threads exit together (exit_group): one EXIT record each, watched or not",
+  ignore: skip,
+  async fn() {
+    const t = section(await functional(), "exitonce");
+    const children = [...t.matchAll(/^TE-CHILD pid=(\d+) status=0$/gm)].map((m) => m[1]);
+    assert.equal(children.length, 40, t);
+    const exits = events(t).filter((e) => e.type === "EXIT");
+    for (const [i, pid] of children.entries()) {
+      const mine = exits.filter((e) => e.pid === pid);
+      assert.equal(mine.length, 1, `pid ${pid}: ${mine.length} EXIT records\n${t}`);
+      assert.equal(mine[0].status, "0", t);
+      // The first 20 ran under the supervisor (watched), the other 20 outside it.
+      assert.equal(mine[0].flags, i < 20 ? "WATCHED" : "-", t);
+    }
   },
 });
 

@@ -19,6 +19,8 @@
  *                                 with 60 KiB of argv; prints how many exited 0
  *   work dirrace OK BAD N         a thread dup2()s directory OK, then BAD, onto fd 10 while
  *                                 the main thread opens "f" relative to fd 10 N times
+ *   work threads-exit N T         N times: fork a child with T threads asleep that calls
+ *                                 exit_group, so they all exit together; prints each child
  *   work opens PATH N             N openat(PATH): how many were denied, how many opened
  *   work uring-exec PROG          io_uring_setup, then exec PROG uring-use FD (ring kept)
  *   work uring-use FD             io_uring_enter and io_uring_register on a ring it got
@@ -68,6 +70,14 @@ static void *dir_swapper(void *arg)
 		dup2(dir_bad, 10);
 		dup2(dir_ok, 10);
 	}
+	return NULL;
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
 	return NULL;
 }
 
@@ -245,6 +255,24 @@ int main(int argc, char **argv)
 			ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
 		}
 		printf("execbig n=%ld ok=%ld\n", n, ok);
+	} else if (!strcmp(cmd, "threads-exit")) {
+		int n = atoi(argv[2]), threads = atoi(argv[3]);
+
+		for (int i = 0; i < n; i++) {
+			pid_t pid = fork();
+			int st = -1;
+
+			if (pid == 0) {
+				pthread_t th;
+
+				for (int t = 0; t < threads; t++)
+					pthread_create(&th, NULL, sleeper, NULL);
+				usleep(20000);
+				syscall(SYS_exit_group, 0);
+			}
+			waitpid(pid, &st, 0);
+			printf("TE-CHILD pid=%d status=%d\n", pid, st);
+		}
 	} else if (!strcmp(cmd, "opens")) {
 		long n = atol(argv[3]), denied = 0, opened = 0, other = 0;
 
