@@ -42,35 +42,38 @@
  * and JUMPS to the original function just past its fentry call
  * (ip + MCOUNT_INSN_SIZE), so ftrace does not see that entry again and no
  * module frame stays on the stack while the original runs (a task blocked in
- * accept() never returns into module text after unload). That is fine on
- * this kernel, built without IBT; on an IBT kernel the indirect jump would
- * land on an instruction that is not an ENDBR and fault, and the thunk would
- * instead have to jump to the function's start with a per-task one-shot
- * bypass flag that the ftrace handler honours.
+ * accept() never returns into module text after unload). With kernel IBT
+ * on, the indirect jump would land on an instruction that is not an ENDBR
+ * and fault (#CP): the device refuses to open there (idw_open()); a per-task
+ * one-shot bypass flag that the ftrace handler honours, with the thunk
+ * jumping to the function's start, would lift that (not built).
  *
- * Refusals: 6.1's syscall_trace_enter() does not re-read the syscall number
- * after the sys_enter tracepoint (later kernels do), so setting orig_ax = -1
- * there would not skip the call. i386 (int 0x80) and x32 calls of watched
- * tasks are refused with ftrace instead, on ia32_sys_call() and
- * x32_sys_call() (the dispatchers every such call goes through), and
- * io_uring_setup on __x64_sys_io_uring_setup (io_uring runs I/O that no
- * hook sees): the handler sends the call to a function that returns -ENOSYS
- * or -EPERM. sys_enter reports them (EVF_COMPAT/EVF_X32 + EVF_DENIED).
+ * Refusals: i386 (int 0x80) and x32 calls of watched tasks are refused
+ * with ftrace, on ia32_sys_call() and x32_sys_call() (the dispatchers every
+ * such call goes through), and io_uring_setup/enter/register on their
+ * __x64_sys_* (io_uring runs I/O that no hook sees, also on a ring made
+ * before the watch): the handler sends the call to a function that returns
+ * -ENOSYS or -EPERM. sys_enter reports them (EVF_COMPAT/EVF_X32 +
+ * EVF_DENIED). (6.1.192's syscall_trace_enter() does re-read the number
+ * after the tracepoint, so orig_ax = -1 would work there too; ftrace does
+ * not depend on it.)
  *
  * TOCTOU: open, openat and creat decided synchronously and allowed are run
- * by the module itself on the copied path (filp_open(), the dirfd's d_path
- * joined with a relative name), so the file opened is the one decided on
+ * by the module itself on the copied path (filp_open(); a relative name
+ * joined to the d_path of the start directory pinned at copy time, which
+ * the record carries as path2), so the file opened is the one decided on
  * (Watson, "Exploiting Concurrency Vulnerabilities in System Call Wrappers",
  * WOOT 2007). openat2 is decided on its copied path but runs the original.
  *
  * An integer REWRITE changes the register in the user pt_regs before the
  * original runs and puts the user's value back in sys_exit (the syscall ABI
- * preserves argument registers), so only this call sees the new value.
+ * preserves argument registers), so only this call sees the new value;
+ * not after a successful execve, whose registers are the new program's.
  *
  * POST_DECIDE and EXEC_SYNC: the probe queues a TWA_RESUME task_work that
  * emits the waiting record and sleeps for the verdict before the task
  * returns to user mode. Every queued work and every task in the pre path
- * holds idw_inflight, which close() waits for.
+ * holds a module reference (idw_enter()); close() does not wait for them.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt

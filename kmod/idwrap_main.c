@@ -301,7 +301,7 @@ static bool idw_answer(const struct idwrap_verdict *v, char *path)
  * idwrap_pre(), a queued task_work) holds a module reference from the
  * ftrace handler or probe that sends it there until idw_leave(). Such a
  * task may block without bound (an emulated open of a FIFO with no writer,
- * a page fault on FUSE, a ptrace stop before its task_work runs), so
+ * FUSE or hard NFS, a page fault on a FUSE mapping during a copy), so
  * close() never waits for it: the session ends at once (waiting calls get
  * the fail action, hooks come off), and only rmmod is refused (EBUSY)
  * while such a task holds the module. The few instructions a caller runs
