@@ -11,6 +11,7 @@
 #include <linux/atomic.h>
 #include <linux/ptrace.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/types.h>
 #include <linux/wait.h>
 
@@ -46,7 +47,13 @@ struct idw_stats {
 /* The open session; one at a time. Fields read by probes are READ_ONCE'd. */
 struct idw_session {
 	bool active;			/* interception on: set at open, cleared first at close */
-	pid_t opener;			/* the opener's thread group (init pid ns) */
+	pid_t opener;			/* the opener's thread group (init pid ns), for /proc */
+	/*
+	 * The opener's thread group as a struct pid, held for the session: the
+	 * number alone could name another process once the opener is gone
+	 * (the fd passed on), and that one would never be intercepted.
+	 */
+	struct pid *opener_pid;
 	struct idwrap_config cfg;	/* defaults filled in */
 	u8 interest[IDWRAP_MAX_SYSCALLS];
 };
@@ -93,7 +100,7 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe);
 
 static inline bool idw_is_opener(struct task_struct *t)
 {
-	return t->tgid == READ_ONCE(idw.opener);
+	return task_tgid(t) == READ_ONCE(idw.opener_pid);
 }
 
 #endif /* _IDWRAP_H */

@@ -544,6 +544,7 @@ static int idw_open(struct inode *inode, struct file *file)
 	idw.cfg = idw_default_cfg;
 	memset(idw.interest, 0, sizeof(idw.interest));
 	WRITE_ONCE(idw.opener, task_tgid_nr(current));
+	WRITE_ONCE(idw.opener_pid, get_pid(task_tgid(current)));
 	atomic64_set(&idw_next_id, 0);
 	memset(&idw_stats, 0, sizeof(idw_stats));
 	ret = idw_ring_alloc(idw.cfg.ring_bytes);
@@ -560,6 +561,8 @@ static int idw_open(struct inode *inode, struct file *file)
 	return nonseekable_open(inode, file);
 err:
 	WRITE_ONCE(idw.opener, 0);
+	put_pid(idw.opener_pid);
+	WRITE_ONCE(idw.opener_pid, NULL);
 	mutex_unlock(&idw_lock);
 	atomic_set(&idw_opened, 0);
 	return ret;
@@ -584,6 +587,9 @@ static void idw_session_end(void)
 	idw_hooks_forget();
 	idw_watch_clear();
 	WRITE_ONCE(idw.opener, 0);
+	/* No probe or handler runs now: none compares with it any more. */
+	put_pid(idw.opener_pid);
+	WRITE_ONCE(idw.opener_pid, NULL);
 }
 
 static int idw_release(struct inode *inode, struct file *file)
@@ -738,18 +744,21 @@ static int idw_set_config(const struct idwrap_config *c)
 static int idw_watch_ioctl(const struct idwrap_watch *wa, bool add)
 {
 	struct task_struct *t;
+	bool opener = false;
 	pid_t tgid = 0;
 
 	if (wa->flags & ~IDWRAP_WATCH_NO_CHILDREN)
 		return -EINVAL;
 	rcu_read_lock();
 	t = pid_task(find_vpid(wa->pid), PIDTYPE_TGID);
-	if (t)
+	if (t) {
 		tgid = task_tgid_nr(t);
+		opener = idw_is_opener(t);
+	}
 	rcu_read_unlock();
 	if (!tgid)
 		return add ? -ESRCH : 0;
-	if (tgid == idw.opener)
+	if (opener)
 		return -EINVAL;
 	if (!add)
 		return idw_watch_del(tgid) ? 0 : -ESRCH;

@@ -576,7 +576,8 @@ Deno.test({
     const t = section(await stress(), "interest");
     assert.match(t, /^opens n=3000 denied=3000 opened=0 other=0$/m);
     const flips = t.match(/^FLIPS (\d+) failed=0$/m);
-    assert.ok(flips && Number(flips[1]) >= 5, t);
+    // Each change is a live ftrace update (text patching): a handful of them in the run under single-threaded TCG.
+    assert.ok(flips && Number(flips[1]) >= 3, t);
   },
 });
 
