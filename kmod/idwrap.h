@@ -11,6 +11,7 @@
 #include <linux/atomic.h>
 #include <linux/ptrace.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/types.h>
 #include <linux/wait.h>
 
@@ -22,11 +23,20 @@
 #define IDW_DATA_MAX	65536
 #define IDW_REC_MAX	(sizeof(struct idwrap_event) + 2 * PATH_MAX + IDW_DATA_MAX + 8)
 
+/* Verdict and fail errnos: 1..511; 512 and up are kernel-internal (ERESTARTSYS...). */
+#define IDW_ERRNO_MAX	511
+
 /* A record being built: the header, then payload appended after it. */
 struct idw_rec {
 	struct idwrap_event *ev;
 	u32 cap;		/* bytes available at ev */
 	u32 len;		/* bytes used, header included */
+	/*
+	 * data_max read once for this record: cap was sized with it and every
+	 * copy into the record uses it (IDWRAP_IOC_CONFIG may change the
+	 * session's value while a copy sleeps on a page fault).
+	 */
+	u32 data_max;
 };
 
 struct idw_stats {
@@ -37,7 +47,13 @@ struct idw_stats {
 /* The open session; one at a time. Fields read by probes are READ_ONCE'd. */
 struct idw_session {
 	bool active;			/* interception on: set at open, cleared first at close */
-	pid_t opener;			/* the opener's thread group (init pid ns) */
+	pid_t opener;			/* the opener's thread group (init pid ns), for /proc */
+	/*
+	 * The opener's thread group as a struct pid, held for the session: the
+	 * number alone could name another process once the opener is gone
+	 * (the fd passed on), and that one would never be intercepted.
+	 */
+	struct pid *opener_pid;
 	struct idwrap_config cfg;	/* defaults filled in */
 	u8 interest[IDWRAP_MAX_SYSCALLS];
 };
@@ -66,6 +82,7 @@ void idw_rec_header(struct idw_rec *r, u16 type, u16 flags, struct task_struct *
 void idw_emit_observe(struct idw_rec *r);
 void idw_count_lost(void);
 void idw_wait_verdict(struct idw_rec *r, struct idw_answer *a);
+void idw_fail_answer(struct idw_answer *a);
 bool idw_enter(void);
 void idw_leave(void);
 void idw_kill_group(void);
@@ -83,7 +100,7 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe);
 
 static inline bool idw_is_opener(struct task_struct *t)
 {
-	return t->tgid == READ_ONCE(idw.opener);
+	return task_tgid(t) == READ_ONCE(idw.opener_pid);
 }
 
 #endif /* _IDWRAP_H */

@@ -42,35 +42,38 @@
  * and JUMPS to the original function just past its fentry call
  * (ip + MCOUNT_INSN_SIZE), so ftrace does not see that entry again and no
  * module frame stays on the stack while the original runs (a task blocked in
- * accept() never returns into module text after unload). That is fine on
- * this kernel, built without IBT; on an IBT kernel the indirect jump would
- * land on an instruction that is not an ENDBR and fault, and the thunk would
- * instead have to jump to the function's start with a per-task one-shot
- * bypass flag that the ftrace handler honours.
+ * accept() never returns into module text after unload). With kernel IBT
+ * on, the indirect jump would land on an instruction that is not an ENDBR
+ * and fault (#CP): the device refuses to open there (idw_open()); a per-task
+ * one-shot bypass flag that the ftrace handler honours, with the thunk
+ * jumping to the function's start, would lift that (not built).
  *
- * Refusals: 6.1's syscall_trace_enter() does not re-read the syscall number
- * after the sys_enter tracepoint (later kernels do), so setting orig_ax = -1
- * there would not skip the call. i386 (int 0x80) and x32 calls of watched
- * tasks are refused with ftrace instead, on ia32_sys_call() and
- * x32_sys_call() (the dispatchers every such call goes through), and
- * io_uring_setup on __x64_sys_io_uring_setup (io_uring runs I/O that no
- * hook sees): the handler sends the call to a function that returns -ENOSYS
- * or -EPERM. sys_enter reports them (EVF_COMPAT/EVF_X32 + EVF_DENIED).
+ * Refusals: i386 (int 0x80) and x32 calls of watched tasks are refused
+ * with ftrace, on ia32_sys_call() and x32_sys_call() (the dispatchers every
+ * such call goes through), and io_uring_setup/enter/register on their
+ * __x64_sys_* (io_uring runs I/O that no hook sees, also on a ring made
+ * before the watch): the handler sends the call to a function that returns
+ * -ENOSYS or -EPERM. sys_enter reports them (EVF_COMPAT/EVF_X32 +
+ * EVF_DENIED). (6.1.192's syscall_trace_enter() does re-read the number
+ * after the tracepoint, so orig_ax = -1 would work there too; ftrace does
+ * not depend on it.)
  *
  * TOCTOU: open, openat and creat decided synchronously and allowed are run
- * by the module itself on the copied path (filp_open(), the dirfd's d_path
- * joined with a relative name), so the file opened is the one decided on
+ * by the module itself on the copied path (filp_open(); a relative name
+ * joined to the d_path of the start directory pinned at copy time, which
+ * the record carries as path2), so the file opened is the one decided on
  * (Watson, "Exploiting Concurrency Vulnerabilities in System Call Wrappers",
  * WOOT 2007). openat2 is decided on its copied path but runs the original.
  *
  * An integer REWRITE changes the register in the user pt_regs before the
  * original runs and puts the user's value back in sys_exit (the syscall ABI
- * preserves argument registers), so only this call sees the new value.
+ * preserves argument registers), so only this call sees the new value;
+ * not after a successful execve, whose registers are the new program's.
  *
  * POST_DECIDE and EXEC_SYNC: the probe queues a TWA_RESUME task_work that
  * emits the waiting record and sleeps for the verdict before the task
  * returns to user mode. Every queued work and every task in the pre path
- * holds idw_inflight, which close() waits for.
+ * holds a module reference (idw_enter()); close() does not wait for them.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -80,11 +83,14 @@
 #include <linux/fcntl.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/fs_struct.h>
 #include <linux/fsnotify.h>
 #include <linux/ftrace.h>
 #include <linux/hashtable.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
+#include <linux/namei.h>
+#include <linux/path.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
@@ -152,9 +158,12 @@ static const struct idw_argspec idw_spec[IDWRAP_MAX_SYSCALLS] = {
 
 /* ftrace names of the x86_64 entry points, by number. */
 #define __SYSCALL(nr, sym)	[nr] = "__x64_" #sym,
+/* 6.12's table marks exit and exit_group apart; same entry point names. */
+#define __SYSCALL_NORETURN(nr, sym)	__SYSCALL(nr, sym)
 static const char * const idw_names[IDWRAP_MAX_SYSCALLS] = {
 #include <asm/syscalls_64.h>
 };
+#undef __SYSCALL_NORETURN
 #undef __SYSCALL
 
 static bool idw_is_open(long nr)
@@ -212,9 +221,18 @@ static void idw_add_path(struct idw_rec *r, unsigned long uaddr, bool atomic,
 	r->len += n + 1;
 }
 
+/* Data bytes the record may still take: its own data_max, within its room. */
+static u32 idw_data_room(const struct idw_rec *r)
+{
+	u32 room = r->cap - r->len;
+
+	room = room > 8 ? room - 8 : 0;	/* padding to 8 */
+	return min(r->data_max, room);
+}
+
 static void idw_add_data(struct idw_rec *r, unsigned long uaddr, u64 len, bool atomic)
 {
-	u32 max = READ_ONCE(idw.cfg.data_max);
+	u32 max = idw_data_room(r);
 	void *dst = (u8 *)r->ev + r->len;
 	unsigned long left;
 
@@ -243,7 +261,7 @@ static void idw_add_data(struct idw_rec *r, unsigned long uaddr, u64 len, bool a
  */
 static void idw_add_argv(struct idw_rec *r, unsigned long uaddr, bool atomic)
 {
-	u32 max = READ_ONCE(idw.cfg.data_max);
+	u32 max = idw_data_room(r);
 	char *dst = (char *)r->ev + r->len;
 	u32 done = 0;
 	int i;
@@ -290,13 +308,19 @@ static void idw_add_argv(struct idw_rec *r, unsigned long uaddr, bool atomic)
 	r->len += done;
 }
 
-static u32 idw_rec_cap(long nr)
+/* The bytes a record of call @nr needs, with @data_max bytes of data. */
+static u32 idw_rec_cap(long nr, u32 data_max)
 {
 	const struct idw_argspec *s = &idw_spec[nr];
 
 	return sizeof(struct idwrap_event) + 8 + (s->path ? PATH_MAX : 0) +
-	       (s->path2 ? PATH_MAX : 0) +
-	       (s->data || s->argv ? READ_ONCE(idw.cfg.data_max) : 0);
+	       (s->path2 ? PATH_MAX : 0) + (s->data || s->argv ? data_max : 0);
+}
+
+/* The session's data_max, read once per record. */
+static u32 idw_data_max(void)
+{
+	return min_t(u32, READ_ONCE(idw.cfg.data_max), IDW_DATA_MAX);
 }
 
 static void idw_rec_syscall(struct idw_rec *r, u16 flags, long nr,
@@ -317,9 +341,15 @@ static void idw_rec_syscall(struct idw_rec *r, u16 flags, long nr,
 		idw_add_argv(r, args[s->argv - 1], atomic);
 }
 
+/*
+ * This CPU's scratch record. Callers run with preemption off (idw_probe_begin()):
+ * on kernels whose syscall tracepoints may fault, probes are preemptible, and
+ * two tasks on one CPU would otherwise share the buffer.
+ */
 static struct idw_rec idw_scratch_rec(void)
 {
-	return (struct idw_rec){ .ev = idw_scratch[smp_processor_id()], .cap = IDW_REC_MAX };
+	return (struct idw_rec){ .ev = idw_scratch[smp_processor_id()], .cap = IDW_REC_MAX,
+				 .data_max = idw_data_max() };
 }
 
 /* ---- per-task state between sys_enter and sys_exit --------------------- */
@@ -328,6 +358,7 @@ static struct idw_rec idw_scratch_rec(void)
 struct idw_tstate {
 	struct hlist_node node;
 	struct task_struct *task;
+	long nr;		/* the call it belongs to */
 	int arg;		/* -1: none */
 	unsigned long saved;
 	bool emulated;
@@ -349,7 +380,7 @@ static unsigned long *idw_argreg(struct pt_regs *regs, int i)
 	}
 }
 
-static bool idw_ts_put(int arg, unsigned long saved, bool emulated)
+static bool idw_ts_put(long nr, int arg, unsigned long saved, bool emulated)
 {
 	struct idw_tstate *ts = kmalloc(sizeof(*ts), GFP_KERNEL);
 	unsigned long flags;
@@ -357,6 +388,7 @@ static bool idw_ts_put(int arg, unsigned long saved, bool emulated)
 	if (!ts)
 		return false;
 	ts->task = current;
+	ts->nr = nr;
 	ts->arg = arg;
 	ts->saved = saved;
 	ts->emulated = emulated;
@@ -408,8 +440,12 @@ struct idw_refetch {
 static DEFINE_HASHTABLE(idw_rf_ht, 6);
 static DEFINE_SPINLOCK(idw_rf_lock);
 static atomic_t idw_nrf = ATOMIC_INIT(0);
-/* Entry points the decide ops hooks now: PRE_DECIDE, or observed with pointers. */
-static bool idw_hooked[IDWRAP_MAX_SYSCALLS];
+/*
+ * Entry points in the decide filter: PRE_DECIDE, or observed with pointers.
+ * How the filter names each: 0 not there, 1 __x64_sys_X, 2 __do_sys_X
+ * (SYSCALL_DEFINE0's __x64_sys_X is an alias that ftrace knows by that name).
+ */
+static u8 idw_hook_how[IDWRAP_MAX_SYSCALLS];
 
 static bool idw_rf_put(long nr)
 {
@@ -484,20 +520,31 @@ static void idw_defer_run(struct callback_head *cb)
 	idw_leave();
 }
 
+/*
+ * Queues the wait. If the record cannot be kept (GFP_ATOMIC failed) the call
+ * is not let through undecided: the fail action applies now (KILL, and DENY
+ * too, which cannot undo a call that already ran; ALLOW lets it go, counted
+ * as lost).
+ */
 static void idw_defer(struct idw_rec *r, bool exec)
 {
 	struct idw_defer *d = kmalloc(sizeof(*d) + r->len + 8, GFP_ATOMIC);
 
-	if (!d || !idw_enter()) {
-		kfree(d);
+	if (!d) {
 		atomic64_inc(&idw_stats.lost);
+		if (READ_ONCE(idw.cfg.fail_action) != IDWRAP_ACT_ALLOW)
+			idw_kill_group();
+		return;
+	}
+	if (!idw_enter()) {
+		kfree(d);
 		return;
 	}
 	d->exec = exec;
 	d->len = r->len;
 	memcpy(d->ev, r->ev, r->len);
 	init_task_work(&d->cb, idw_defer_run);
-	if (task_work_add(current, &d->cb, TWA_RESUME)) {
+	if (task_work_add(current, &d->cb, TWA_RESUME)) {	/* exiting */
 		kfree(d);
 		idw_leave();
 	}
@@ -516,7 +563,23 @@ static bool idw_all(void)
 	return READ_ONCE(idw.cfg.flags) & IDWRAP_CFG_ALL_PROCESSES;
 }
 
-/* A call the module refused itself: i386, x32, io_uring_setup. */
+/*
+ * io_uring runs I/O that no hook sees: a watched task may not create a ring,
+ * nor drive one it got otherwise (created before it was watched, inherited
+ * over exec, received over SCM_RIGHTS).
+ */
+static bool idw_is_uring(long nr)
+{
+	return nr == __NR_io_uring_setup || nr == __NR_io_uring_enter ||
+	       nr == __NR_io_uring_register;
+}
+
+static bool idw_is_exec(long nr)
+{
+	return nr == __NR_execve || nr == __NR_execveat;
+}
+
+/* A call the module refused itself: i386, x32, io_uring. */
 static void idw_report_refused(struct pt_regs *regs, long id, u16 flags, long ret)
 {
 	struct idw_rec r = idw_scratch_rec();
@@ -531,7 +594,7 @@ static void idw_report_refused(struct pt_regs *regs, long id, u16 flags, long re
 	idw_emit_observe(&r);
 }
 
-static void idw_sys_enter(void *data, struct pt_regs *regs, long id)
+static void __idw_sys_enter(struct pt_regs *regs, long id)
 {
 	struct idw_rec r;
 	unsigned long args[6];
@@ -547,7 +610,7 @@ static void idw_sys_enter(void *data, struct pt_regs *regs, long id)
 		idw_report_refused(regs, id, IDWRAP_EVF_X32, -ENOSYS);
 		return;
 	}
-	if (id == __NR_io_uring_setup) {
+	if (idw_is_uring(id)) {
 		idw_report_refused(regs, id, 0, -EPERM);
 		return;
 	}
@@ -561,12 +624,12 @@ static void idw_sys_enter(void *data, struct pt_regs *regs, long id)
 	syscall_get_arguments(current, regs, args);
 	idw_rec_syscall(&r, 0, id, args, true);
 	/* Not resident: copied by idwrap_pre() in the call's entry hook instead. */
-	if ((r.ev->flags & IDWRAP_EVF_FAULT) && READ_ONCE(idw_hooked[id]) && idw_rf_put(id))
+	if ((r.ev->flags & IDWRAP_EVF_FAULT) && READ_ONCE(idw_hook_how[id]) && idw_rf_put(id))
 		return;
 	idw_emit_observe(&r);
 }
 
-static void idw_sys_exit(void *data, struct pt_regs *regs, long ret)
+static void __idw_sys_exit(struct pt_regs *regs, long ret)
 {
 	struct idw_tstate *ts = idw_ts_take(current);
 	long nr = syscall_get_nr(current, regs);
@@ -576,7 +639,13 @@ static void idw_sys_exit(void *data, struct pt_regs *regs, long ret)
 	u8 m;
 
 	if (ts) {
-		if (ts->arg >= 0)
+		/*
+		 * The user's value back (the ABI preserves argument registers),
+		 * except after a successful execve: these registers are the new
+		 * program's, which the kernel set up (a static binary takes %rdx
+		 * at entry as its atexit function).
+		 */
+		if (ts->arg >= 0 && !(idw_is_exec(ts->nr) && ret == 0))
 			*idw_argreg(regs, ts->arg) = ts->saved;
 		if (ts->emulated)
 			flags |= IDWRAP_EVF_EMULATED;
@@ -586,7 +655,7 @@ static void idw_sys_exit(void *data, struct pt_regs *regs, long ret)
 	if (idw_rf_take(current, -1))
 		idw_count_lost();
 	if (!idw_intercepts(current) || in_ia32_syscall() || nr < 0 ||
-	    nr >= IDWRAP_MAX_SYSCALLS || nr == __NR_io_uring_setup)
+	    nr >= IDWRAP_MAX_SYSCALLS || idw_is_uring(nr))
 		return;
 	m = READ_ONCE(idw.interest[nr]);
 	if (!(m & (IDWRAP_POST_OBSERVE | IDWRAP_POST_DECIDE)))
@@ -601,17 +670,130 @@ static void idw_sys_exit(void *data, struct pt_regs *regs, long ret)
 		idw_emit_observe(&r);
 }
 
-static void idw_fork(void *data, struct task_struct *parent, struct task_struct *child)
+/* ---- one EXIT per thread group ------------------------------------------ */
+
+/*
+ * Every thread that reaches sched_process_exit after the group's last
+ * live-count decrement sees signal->live == 0, and threads killed together
+ * get there together: "live == 0" alone reported a group's EXIT several
+ * times. Exactly one thread reports it:
+ *  - the group leader, if it sees live == 0;
+ *  - else the first thread to see live == 0 after the leader went ahead
+ *    (the leader leaves a note, taken once).
+ * The leader's read and note and the others' read and take are under one
+ * lock, so either the leader saw 0 or its note is there for the others.
+ */
+struct idw_zleader {
+	struct hlist_node node;
+	pid_t tgid;
+	const void *sig;	/* the group's signal_struct, as a key only */
+};
+
+static DEFINE_HASHTABLE(idw_zl_ht, 6);
+static DEFINE_SPINLOCK(idw_zl_lock);
+static atomic_t idw_nzl = ATOMIC_INIT(0);
+/* A leader's note could not be allocated: fall back to "every thread that sees 0". */
+static bool idw_zl_degraded;
+
+/* Under idw_zl_lock: removes the note for @tgid (and @sig, if given). */
+static bool idw_zl_take(pid_t tgid, const void *sig)
+{
+	struct idw_zleader *z;
+
+	hash_for_each_possible(idw_zl_ht, z, node, tgid) {
+		if (z->tgid == tgid && (!sig || z->sig == sig)) {
+			hash_del(&z->node);
+			atomic_dec(&idw_nzl);
+			kfree(z);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Whether @p reports its group's EXIT. */
+static bool idw_exit_reporter(struct task_struct *p)
+{
+	const void *sig = p->signal;
+	struct idw_zleader *z;
+	unsigned long flags;
+	bool report;
+
+	if (thread_group_leader(p)) {
+		z = kmalloc(sizeof(*z), GFP_ATOMIC);
+		spin_lock_irqsave(&idw_zl_lock, flags);
+		report = !atomic_read(&p->signal->live);
+		if (report) {
+			idw_zl_take(p->tgid, sig);	/* one left by an exec'ing thread's old leader */
+		} else if (z) {
+			z->tgid = p->tgid;
+			z->sig = sig;
+			hash_add(idw_zl_ht, &z->node, z->tgid);
+			atomic_inc(&idw_nzl);
+			z = NULL;
+		} else {
+			idw_zl_degraded = true;
+		}
+		spin_unlock_irqrestore(&idw_zl_lock, flags);
+		kfree(z);
+		return report;
+	}
+	spin_lock_irqsave(&idw_zl_lock, flags);
+	report = !atomic_read(&p->signal->live) &&
+		 (idw_zl_take(p->tgid, sig) || idw_zl_degraded);
+	spin_unlock_irqrestore(&idw_zl_lock, flags);
+	return report;
+}
+
+/* A new process: a note left under its (reused) tgid is stale. */
+static void idw_zl_forget(pid_t tgid)
+{
+	unsigned long flags;
+
+	if (!atomic_read(&idw_nzl))
+		return;
+	spin_lock_irqsave(&idw_zl_lock, flags);
+	idw_zl_take(tgid, NULL);
+	spin_unlock_irqrestore(&idw_zl_lock, flags);
+}
+
+static void idw_zl_clear(void)
+{
+	struct idw_zleader *z;
+	struct hlist_node *tmp;
+	unsigned long flags;
+	int bkt;
+
+	spin_lock_irqsave(&idw_zl_lock, flags);
+	hash_for_each_safe(idw_zl_ht, bkt, tmp, z, node) {
+		hash_del(&z->node);
+		kfree(z);
+	}
+	atomic_set(&idw_nzl, 0);
+	idw_zl_degraded = false;
+	spin_unlock_irqrestore(&idw_zl_lock, flags);
+}
+
+static void __idw_fork(struct task_struct *parent, struct task_struct *child)
 {
 	bool thread = child->tgid == parent->tgid;
 	struct idw_rec r;
-	bool watched;
+	int watched;
 
-	if (!READ_ONCE(idw.active) || (child->flags & PF_KTHREAD) ||
-	    idw_is_opener(parent))
+	if (!READ_ONCE(idw.active) || (child->flags & PF_KTHREAD))
+		return;
+	if (!thread)
+		idw_zl_forget(child->tgid);
+	if (idw_is_opener(parent))
 		return;
 	watched = thread ? idw_watched_tgid(child->tgid) :
 			   idw_watch_inherit(parent->tgid, child->tgid);
+	if (watched < 0) {
+		/* Never an unwatched child of a watched parent: it dies before it runs. */
+		atomic64_inc(&idw_stats.killed);
+		send_sig(SIGKILL, child, 1);
+		watched = 0;
+	}
 	if (!watched && !idw_all())
 		return;
 	r = idw_scratch_rec();
@@ -620,8 +802,7 @@ static void idw_fork(void *data, struct task_struct *parent, struct task_struct 
 	idw_emit_observe(&r);
 }
 
-static void idw_exec(void *data, struct task_struct *p, pid_t old_pid,
-		     struct linux_binprm *bprm)
+static void __idw_exec(struct task_struct *p, struct linux_binprm *bprm)
 {
 	struct mm_struct *mm = p->mm;
 	struct idw_rec r;
@@ -650,7 +831,7 @@ static void idw_exec(void *data, struct task_struct *p, pid_t old_pid,
 		idw_emit_observe(&r);
 }
 
-static void idw_proc_exit(void *data, struct task_struct *p)
+static void __idw_proc_exit(struct task_struct *p)
 {
 	struct idw_tstate *ts = idw_ts_take(p);
 	struct idw_rec r;
@@ -659,10 +840,9 @@ static void idw_proc_exit(void *data, struct task_struct *p)
 
 	kfree(ts);
 	idw_rf_take(p, -1);
-	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) ||
-	    atomic_read(&p->signal->live))
+	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) || !idw_exit_reporter(p))
 		return;
-	/* The last thread of the group: the process is gone. */
+	/* The group's reporter: the process is gone. */
 	watched = idw_watch_del(p->tgid);
 	if ((!watched && !idw_all()) || idw_is_opener(p))
 		return;
@@ -672,6 +852,46 @@ static void idw_proc_exit(void *data, struct task_struct *p)
 	idw_rec_header(&r, IDWRAP_EV_EXIT, watched ? IDWRAP_EVF_WATCHED : 0, p);
 	r.ev->ret = status;
 	idw_emit_observe(&r);
+}
+
+/*
+ * The probes, with preemption off around the per-CPU scratch record: 6.1
+ * calls them so already; kernels with faultable syscall tracepoints do not.
+ */
+static void idw_sys_enter(void *data, struct pt_regs *regs, long id)
+{
+	preempt_disable();
+	__idw_sys_enter(regs, id);
+	preempt_enable();
+}
+
+static void idw_sys_exit(void *data, struct pt_regs *regs, long ret)
+{
+	preempt_disable();
+	__idw_sys_exit(regs, ret);
+	preempt_enable();
+}
+
+static void idw_fork(void *data, struct task_struct *parent, struct task_struct *child)
+{
+	preempt_disable();
+	__idw_fork(parent, child);
+	preempt_enable();
+}
+
+static void idw_exec(void *data, struct task_struct *p, pid_t old_pid,
+		     struct linux_binprm *bprm)
+{
+	preempt_disable();
+	__idw_exec(p, bprm);
+	preempt_enable();
+}
+
+static void idw_proc_exit(void *data, struct task_struct *p)
+{
+	preempt_disable();
+	__idw_proc_exit(p);
+	preempt_enable();
 }
 
 static struct idw_tp {
@@ -767,16 +987,18 @@ static int idw_filter(struct ftrace_ops *ops, const char *name, int reset)
 	return ftrace_set_filter(ops, buf, strlen(buf), reset);
 }
 
-static int idw_ops_start(struct ftrace_ops *ops, bool *on, const char *a, const char *b)
+/* Hooks the functions named in @names (NULL-terminated) with @ops. */
+static int idw_ops_start(struct ftrace_ops *ops, bool *on, const char * const *names)
 {
-	int ret = idw_filter(ops, a, 1);
+	int i, ret = 0;
 
-	if (!ret && b)
-		ret = idw_filter(ops, b, 0);
+	for (i = 0; names[i] && !ret; i++) {
+		ret = idw_filter(ops, names[i], !i);
+		if (ret)
+			pr_err("cannot hook %s: %d\n", names[i], ret);
+	}
 	if (!ret)
 		ret = register_ftrace_function(ops);
-	if (ret)
-		pr_err("cannot hook %s: %d\n", a, ret);
 	*on = !ret;
 	return ret;
 }
@@ -791,37 +1013,88 @@ static void idw_ops_stop(struct ftrace_ops *ops, bool *on)
 /* ---- the pre path (sleepable) ------------------------------------------- */
 
 /*
- * Opens @name as openat(@dfd, @name, @flags, @mode) would, on the bytes
- * decided on: the caller's copy, never user memory.
+ * The directory a relative open starts from, pinned when the path is copied
+ * (the dirfd's struct path, or the cwd for AT_FDCWD), so that neither a
+ * dup2() onto the dirfd number nor a chdir() after the decision changes it.
+ * The record carries its name as path2: the host decides knowing it.
  */
-static long idw_open_file(int dfd, const char *name, int flags, umode_t mode)
+static void idw_get_dir(long nr, int dfd, struct path *dir)
+{
+	struct file *f;
+
+	*dir = (struct path){};
+	if (nr != __NR_openat || dfd == AT_FDCWD) {
+		get_fs_pwd(current->fs, dir);
+		return;
+	}
+	f = fget_raw(dfd);
+	if (!f)
+		return;	/* EBADF at the open, for a relative name */
+	*dir = f->f_path;
+	path_get(dir);
+	fput(f);
+}
+
+static void idw_pin_dir(long nr, struct idw_rec *r, const unsigned long *args,
+			struct path *dir)
+{
+	const char *name = (const char *)(r->ev + 1);
+	char *slot = (char *)r->ev + r->len, *p;
+	long len;
+
+	idw_get_dir(nr, args[0], dir);
+	if (!dir->dentry || !r->ev->path_len || name[0] == '/' ||
+	    r->cap - r->len < PATH_MAX + 8)
+		return;
+	p = d_path(dir, slot, PATH_MAX);
+	if (IS_ERR(p))
+		return;
+	len = strlen(p) + 1;
+	memmove(slot, p, len);
+	r->ev->path2_len = len;
+	r->len += len;
+}
+
+/*
+ * Opens @name as openat() would from @dir (NULL: @name is absolute), on the
+ * bytes decided on: the caller's copy, never user memory. filp_open() takes
+ * a string, so a relative name is joined to @dir's d_path(); that string
+ * must lead back to @dir itself now (not a directory outside the caller's
+ * root, in another mount namespace, under an overmount, or renamed away),
+ * else EXDEV: the module would open something other than what was decided.
+ */
+static long idw_open_file(const struct path *dir, const char *name, int flags, umode_t mode)
 {
 	const char *path = name;
-	struct file *f, *dir;
+	struct path check;
 	char *buf = NULL, *p;
+	struct file *f;
 	long fd;
 
 	if (!*name)
 		return -ENOENT;
-	if (name[0] != '/' && dfd != AT_FDCWD) {
-		dir = fget_raw(dfd);
-		if (!dir)
-			return -EBADF;
+	if (dir && name[0] != '/') {
+		if (!d_can_lookup(dir->dentry))
+			return -ENOTDIR;
+		if (d_unlinked(dir->dentry))
+			return -ENOENT;
 		buf = kmalloc(2 * PATH_MAX, GFP_KERNEL);
 		if (!buf)
-			fd = -ENOMEM;
-		else if (!d_can_lookup(dir->f_path.dentry))
-			fd = -ENOTDIR;
-		else if (d_unlinked(dir->f_path.dentry))
-			fd = -ENOENT;
-		else
-			fd = 0;
-		p = fd ? ERR_PTR(fd) : d_path(&dir->f_path, buf, PATH_MAX);
-		fput(dir);
+			return -ENOMEM;
+		p = d_path(dir, buf, PATH_MAX);
 		if (IS_ERR(p)) {
 			fd = PTR_ERR(p);
 			goto out;
 		}
+		fd = kern_path(p, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &check);
+		if (fd) {
+			fd = -EXDEV;
+			goto out;
+		}
+		fd = path_equal(&check, dir) ? 0 : -EXDEV;
+		path_put(&check);
+		if (fd)
+			goto out;
 		if (snprintf(buf + PATH_MAX, PATH_MAX, "%s/%s", p, name) >= PATH_MAX) {
 			fd = -ENAMETOOLONG;
 			goto out;
@@ -846,9 +1119,12 @@ out:
 	return fd;
 }
 
-/* The open family, emulated on the record's copied path (or @newpath). */
+/*
+ * The open family, emulated on the record's copied path (or @newpath) from
+ * the directory pinned at copy time.
+ */
 static long idw_open_emulated(long nr, struct idw_rec *r, unsigned long *args,
-			      const char *newpath)
+			      const char *newpath, const struct path *dir)
 {
 	const char *path = newpath ?: (const char *)(r->ev + 1);
 
@@ -857,21 +1133,24 @@ static long idw_open_emulated(long nr, struct idw_rec *r, unsigned long *args,
 		return -ENAMETOOLONG;
 	if (!newpath && !r->ev->path_len)
 		return -EFAULT;
+	if (path[0] != '/' && !dir->dentry)
+		return nr == __NR_openat ? -EBADF : -ENOENT;
 	switch (nr) {
 	case __NR_openat:
-		return idw_open_file(args[0], path, args[2], args[3]);
+		return idw_open_file(dir, path, args[2], args[3]);
 	case __NR_open:
-		return idw_open_file(AT_FDCWD, path, args[1], args[2]);
+		return idw_open_file(dir, path, args[1], args[2]);
 	default:	/* creat */
-		return idw_open_file(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, args[1]);
+		return idw_open_file(dir, path, O_CREAT | O_WRONLY | O_TRUNC, args[1]);
 	}
 }
 
 /* An observed call's pre record, copied with faults allowed; never waits. */
 static void idw_pre_observe(long nr, const unsigned long *args)
 {
-	struct idw_rec r = { .cap = idw_rec_cap(nr) };
+	struct idw_rec r = { .data_max = idw_data_max() };
 
+	r.cap = idw_rec_cap(nr, r.data_max);
 	r.ev = kvmalloc(r.cap, GFP_KERNEL);
 	if (!r.ev) {
 		idw_count_lost();
@@ -893,6 +1172,7 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 	long nr = syscall_get_nr(current, regs);
 	bool open = idw_is_open(nr), run = true;
 	unsigned long args[6], *reg;
+	struct path dir = {};
 	struct idw_answer a;
 	struct idw_rec r;
 
@@ -902,15 +1182,18 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 		idw_leave();
 		return true;
 	}
-	r.cap = idw_rec_cap(nr);
+	r.data_max = idw_data_max();
+	/* An open's record also carries the directory a relative path starts from (path2). */
+	r.cap = idw_rec_cap(nr, r.data_max) + (open ? PATH_MAX : 0);
 	r.ev = kvmalloc(r.cap, GFP_KERNEL);
 	if (r.ev) {
 		idw_rec_syscall(&r, open ? IDWRAP_EVF_EMULATED : 0, nr, args, false);
+		if (open)
+			idw_pin_dir(nr, &r, args, &dir);
 		idw_wait_verdict(&r, &a);
 	} else {
 		memset(&a, 0, sizeof(a));
-		a.action = READ_ONCE(idw.cfg.fail_action);
-		a.err = READ_ONCE(idw.cfg.fail_errno);
+		idw_fail_answer(&a);
 	}
 
 	switch (a.action) {
@@ -927,12 +1210,18 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 	case IDWRAP_ACT_REWRITE:
 		atomic64_inc(&idw_stats.rewritten);
 		if (open) {
-			if (!a.path)
-				args[a.arg] = a.value;
+			if (a.path)
+				break;
+			args[a.arg] = a.value;
+			/* A new dirfd, named by the verdict: the directory it holds now. */
+			if (nr == __NR_openat && a.arg == 0) {
+				path_put(&dir);
+				idw_get_dir(nr, a.value, &dir);
+			}
 			break;
 		}
 		reg = idw_argreg(regs, a.arg);
-		if (idw_ts_put(a.arg, *reg, false)) {
+		if (idw_ts_put(nr, a.arg, *reg, false)) {
 			*reg = a.value;
 		} else {
 			*ret = -ENOMEM;
@@ -941,10 +1230,11 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 		break;
 	}
 	if (run && open) {
-		*ret = r.ev ? idw_open_emulated(nr, &r, args, a.path) : -ENOMEM;
+		*ret = r.ev ? idw_open_emulated(nr, &r, args, a.path, &dir) : -ENOMEM;
 		run = false;
-		idw_ts_put(-1, 0, true);
+		idw_ts_put(nr, -1, 0, true);
 	}
+	path_put(&dir);
 	kfree(a.path);
 	kvfree(r.ev);
 	idw_leave();
@@ -952,6 +1242,11 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 }
 
 /* ---- the session's hooks -------------------------------------------------- */
+
+static const char * const idw_abi_fns[] = { "ia32_sys_call", "x32_sys_call", NULL };
+static const char * const idw_uring_fns[] = {
+	"__x64_sys_io_uring_setup", "__x64_sys_io_uring_enter", "__x64_sys_io_uring_register", NULL
+};
 
 int idw_hooks_start(void)
 {
@@ -977,10 +1272,9 @@ int idw_hooks_start(void)
 		}
 		idw_tps[i].on = true;
 	}
-	ret = idw_ops_start(&idw_abi_ops, &idw_abi_on, "ia32_sys_call", "x32_sys_call");
+	ret = idw_ops_start(&idw_abi_ops, &idw_abi_on, idw_abi_fns);
 	if (!ret)
-		ret = idw_ops_start(&idw_uring_ops, &idw_uring_on,
-				    "__x64_sys_io_uring_setup", NULL);
+		ret = idw_ops_start(&idw_uring_ops, &idw_uring_on, idw_uring_fns);
 	if (ret)
 		goto err;
 	return 0;
@@ -990,12 +1284,21 @@ err:
 	return ret;
 }
 
+/* Unhooks every entry point and empties the decide filter. */
+static void idw_decide_off(void)
+{
+	idw_ops_stop(&idw_decide_ops, &idw_decide_on);
+	/* Unregistered: an empty filter is safe now (registered, it would mean "all"). */
+	ftrace_set_filter(&idw_decide_ops, NULL, 0, 1);
+	memset(idw_hook_how, 0, sizeof(idw_hook_how));
+}
+
 /* After this no probe or ftrace handler runs; tasks may still be in the thunk. */
 void idw_hooks_stop(void)
 {
 	int i;
 
-	idw_ops_stop(&idw_decide_ops, &idw_decide_on);
+	idw_decide_off();
 	idw_ops_stop(&idw_abi_ops, &idw_abi_on);
 	idw_ops_stop(&idw_uring_ops, &idw_uring_on);
 	for (i = 0; i < ARRAY_SIZE(idw_tps); i++) {
@@ -1007,26 +1310,34 @@ void idw_hooks_stop(void)
 }
 
 /*
- * Once nobody is inside module code: per-task state (a rewritten register
- * whose sys_exit never came stays rewritten) and the scratch records.
+ * Once no probe runs: per-task state (a rewritten register whose sys_exit
+ * never came stays rewritten) and the scratch records. Callers still in
+ * flight may add per-task state meanwhile (under the locks); module exit
+ * calls this again for what they left.
  */
 void idw_hooks_forget(void)
 {
 	struct idw_tstate *ts;
 	struct idw_refetch *rf;
 	struct hlist_node *tmp;
+	unsigned long flags;
 	int cpu, bkt;
 
+	spin_lock_irqsave(&idw_ts_lock, flags);
 	hash_for_each_safe(idw_ts_ht, bkt, tmp, ts, node) {
 		hash_del(&ts->node);
 		kfree(ts);
 	}
 	atomic_set(&idw_nts, 0);
+	spin_unlock_irqrestore(&idw_ts_lock, flags);
+	spin_lock_irqsave(&idw_rf_lock, flags);
 	hash_for_each_safe(idw_rf_ht, bkt, tmp, rf, node) {
 		hash_del(&rf->node);
 		kfree(rf);
 	}
 	atomic_set(&idw_nrf, 0);
+	spin_unlock_irqrestore(&idw_rf_lock, flags);
+	idw_zl_clear();
 	if (idw_scratch)
 		for_each_possible_cpu(cpu)
 			vfree(idw_scratch[cpu]);
@@ -1042,85 +1353,97 @@ void idw_hooks_exit(void)
 	ftrace_free_filter(&idw_uring_ops);
 }
 
-/* Adds __x64_sys_<name> of @nr (or its SYSCALL_DEFINE0 alias) to the decide filter. */
-static int idw_hook_add(int nr, int reset)
+static void idw_hook_fn(char *buf, int nr, int how, bool remove)
 {
-	char alias[KSYM_NAME_LEN];
-	int ret;
+	snprintf(buf, KSYM_NAME_LEN, "%s%s%s", remove ? "!" : "", how == 1 ? "" : "__do_",
+		 how == 1 ? idw_names[nr] : idw_names[nr] + 6);
+}
+
+/* Adds @nr's entry point to the decide filter (live if the ops is registered). */
+static int idw_hook_add(int nr)
+{
+	char fn[KSYM_NAME_LEN];
+	int how, ret = -EINVAL;
 
 	if (!idw_names[nr] || !strcmp(idw_names[nr], "__x64_sys_ni_syscall"))
 		return -EINVAL;
-	ret = idw_filter(&idw_decide_ops, idw_names[nr], reset);
-	/* SYSCALL_DEFINE0's __x64_sys_X is an alias: ftrace knows it as __do_sys_X. */
-	if (ret) {
-		snprintf(alias, sizeof(alias), "__do_%s", idw_names[nr] + 6);
-		ret = idw_filter(&idw_decide_ops, alias, reset);
+	for (how = 1; how <= 2; how++) {
+		idw_hook_fn(fn, nr, how, false);
+		ret = idw_filter(&idw_decide_ops, fn, 0);
+		if (!ret) {
+			WRITE_ONCE(idw_hook_how[nr], how);
+			return 0;
+		}
 	}
 	return ret;
 }
 
+static void idw_hook_del(int nr)
+{
+	char fn[KSYM_NAME_LEN];
+
+	idw_hook_fn(fn, nr, idw_hook_how[nr], true);
+	if (idw_filter(&idw_decide_ops, fn, 0))
+		pr_warn("cannot unhook %s\n", fn + 1);
+	WRITE_ONCE(idw_hook_how[nr], 0);
+}
+
+/* Whether the decide hook should be on @nr's entry point under @mask. */
+static bool idw_hook_wanted(const u8 *mask, int nr)
+{
+	return !idw_is_uring(nr) &&
+	       ((mask[nr] & IDWRAP_PRE_DECIDE) ||
+		((mask[nr] & IDWRAP_PRE_OBSERVE) && idw_has_pointers(nr)));
+}
+
 /*
  * A new interest mask. The decide hook follows its PRE_DECIDE entries (one
- * that cannot be hooked is EINVAL) and its PRE_OBSERVE entries with pointer
- * arguments (for copies that fault in sys_enter; one that cannot be hooked
- * keeps the probe's copy only).
+ * that cannot be hooked is EINVAL, and the old mask stays) and its
+ * PRE_OBSERVE entries with pointer arguments (for copies that fault in
+ * sys_enter; one that cannot be hooked keeps the probe's copy only).
+ *
+ * Add before remove: the new entry points are hooked first (a live filter
+ * update: the ops stays registered, so entry points in both masks are never
+ * unhooked), then the mask switches, then the entry points no longer
+ * wanted are unhooked. A call during the update is decided under the old
+ * mask or the new one, never under neither. An empty filter would mean
+ * "every function", so the ops is unregistered before its last entry goes.
  */
 int idw_hooks_interest(const u8 *mask)
 {
-	static bool hooked[IDWRAP_MAX_SYSCALLS], want[IDWRAP_MAX_SYSCALLS];
-	bool same = idw_decide_on;
-	int i, ret = 0, n = 0;
+	int i, ret = 0, want = 0;
 
 	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++) {
-		bool w = i != __NR_io_uring_setup &&
-			 ((mask[i] & IDWRAP_PRE_DECIDE) ||
-			  ((mask[i] & IDWRAP_PRE_OBSERVE) && idw_has_pointers(i)));
-
-		same &= w == want[i];
-		want[i] = w;
-	}
-	/*
-	 * The same entry points: leave ftrace alone. Re-registering would open
-	 * a window in which decided calls run undecided, and patch the text of
-	 * functions that may be running hot on other CPUs.
-	 */
-	if (same) {
-		memcpy(idw.interest, mask, sizeof(idw.interest));
-		return 0;
-	}
-	memset(idw_hooked, 0, sizeof(idw_hooked));
-	memset(hooked, 0, sizeof(hooked));
-	idw_ops_stop(&idw_decide_ops, &idw_decide_on);
-	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++) {
-		bool decide = mask[i] & IDWRAP_PRE_DECIDE;
-		bool copy = (mask[i] & IDWRAP_PRE_OBSERVE) && idw_has_pointers(i);
-		int err;
-
-		if ((!decide && !copy) || i == __NR_io_uring_setup)
+		if (!idw_hook_wanted(mask, i) || idw_hook_how[i])
 			continue;
-		err = idw_hook_add(i, !n);
-		if (!err) {
-			hooked[i] = true;
-			n++;
-		} else if (decide) {
-			pr_info("cannot decide on %s: %d\n", idw_names[i] ?: "?", err);
-			ret = err;
+		ret = idw_hook_add(i);
+		if (ret && (mask[i] & IDWRAP_PRE_DECIDE)) {
+			pr_info("cannot decide on %s: %d\n", idw_names[i] ?: "?", ret);
 			break;
 		}
+		ret = 0;
+	}
+	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++)
+		want += idw_hook_how[i] != 0;
+	if (!ret && want && !idw_decide_on) {
+		ret = register_ftrace_function(&idw_decide_ops);
+		idw_decide_on = !ret;
 	}
 	if (ret) {
-		memset(idw.interest, 0, sizeof(idw.interest));
-		memset(want, 0, sizeof(want));
+		/* Entry points hooked so far stay: the handler follows the mask, which has not changed. */
 		return ret;
 	}
-	memcpy(idw.interest, mask, sizeof(idw.interest));
-	if (!n)
+	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++)
+		WRITE_ONCE(idw.interest[i], mask[i]);
+	want = 0;
+	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++)
+		want += idw_hook_how[i] && idw_hook_wanted(mask, i);
+	if (!want) {
+		idw_decide_off();
 		return 0;
-	ret = register_ftrace_function(&idw_decide_ops);
-	idw_decide_on = !ret;
-	if (ret)
-		memset(idw.interest, 0, sizeof(idw.interest));
-	else
-		memcpy(idw_hooked, hooked, sizeof(idw_hooked));
-	return ret;
+	}
+	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++)
+		if (idw_hook_how[i] && !idw_hook_wanted(mask, i))
+			idw_hook_del(i);
+	return 0;
 }

@@ -52,6 +52,7 @@
 #include <linux/timer.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
+#include <asm/cpufeature.h>
 
 #include "idwrap.h"
 
@@ -59,7 +60,6 @@ struct idw_session idw;
 struct idw_stats idw_stats;
 atomic_t idw_inflight = ATOMIC_INIT(0);
 
-static DECLARE_WAIT_QUEUE_HEAD(idw_inflight_wq);
 static DEFINE_MUTEX(idw_lock);		/* open, close, ioctls */
 static atomic_t idw_opened = ATOMIC_INIT(0);
 
@@ -77,7 +77,10 @@ static atomic64_t idw_next_id;
 /*
  * Observe records wake the reader at once only past a watermark; below it a
  * timer wakes it within IDW_WAKE_DELAY, so a busy observed process costs a
- * few reader wakeups per tick instead of one per call.
+ * few reader wakeups per tick instead of one per call. The timer is armed
+ * only under idw_ring_lock while a ring exists: once the session's end has
+ * freed the ring nobody can arm it, and del_timer_sync() after that stops
+ * it for good (a caller still in flight emits into no ring).
  */
 #define IDW_WAKE_DELAY	msecs_to_jiffies(2)
 static struct timer_list idw_wake_timer;
@@ -185,7 +188,7 @@ struct idw_waiter {
 static DEFINE_SPINLOCK(idw_wait_lock);
 static LIST_HEAD(idw_waiters);
 
-static void idw_fail_answer(struct idw_answer *a)
+void idw_fail_answer(struct idw_answer *a)
 {
 	a->action = READ_ONCE(idw.cfg.fail_action);
 	a->err = READ_ONCE(idw.cfg.fail_errno);
@@ -291,10 +294,25 @@ static bool idw_answer(const struct idwrap_verdict *v, char *path)
 	return found;
 }
 
-/* ---- in-flight accounting: who may be inside module code --------------- */
+/* ---- callers in flight: module lifetime by references ------------------ */
 
+/*
+ * A task that will run module code outside a probe (the thunk and
+ * idwrap_pre(), a queued task_work) holds a module reference from the
+ * ftrace handler or probe that sends it there until idw_leave(). Such a
+ * task may block without bound (an emulated open of a FIFO with no writer,
+ * FUSE or hard NFS, a page fault on a FUSE mapping during a copy), so
+ * close() never waits for it: the session ends at once (waiting calls get
+ * the fail action, hooks come off), and only rmmod is refused (EBUSY)
+ * while such a task holds the module. The few instructions a caller runs
+ * after module_put() (the rest of idw_leave()'s caller, the thunk's
+ * epilogue) are covered by synchronize_rcu_tasks() in module exit: a task
+ * there has not voluntarily scheduled since.
+ */
 bool idw_enter(void)
 {
+	if (!READ_ONCE(idw.active) || !try_module_get(THIS_MODULE))
+		return false;
 	atomic_inc(&idw_inflight);
 	if (likely(READ_ONCE(idw.active)))
 		return true;
@@ -304,8 +322,8 @@ bool idw_enter(void)
 
 void idw_leave(void)
 {
-	if (atomic_dec_and_test(&idw_inflight))
-		wake_up_all(&idw_inflight_wq);
+	atomic_dec(&idw_inflight);
+	module_put(THIS_MODULE);
 }
 
 void idw_kill_group(void)
@@ -415,7 +433,11 @@ bool idw_watch_del(pid_t tgid)
 	return w;
 }
 
-/* Fork: the child inherits the parent's watch unless NO_CHILDREN. 1 if it does. */
+/*
+ * Fork: the child inherits the parent's watch unless NO_CHILDREN. 1 if it
+ * does, 0 if not, -ENOMEM if it should but no entry could be allocated (the
+ * caller kills the child: never an unwatched child of a watched parent).
+ */
 int idw_watch_inherit(pid_t parent, pid_t child)
 {
 	struct idw_watch *w;
@@ -431,7 +453,9 @@ int idw_watch_inherit(pid_t parent, pid_t child)
 		flags = w->flags;
 	}
 	rcu_read_unlock();
-	return inherit && idw_watch_add(child, flags);
+	if (!inherit)
+		return 0;
+	return idw_watch_add(child, flags) ? 1 : -ENOMEM;
 }
 
 static void idw_watch_clear(void)
@@ -502,6 +526,17 @@ static int idw_open(struct inode *inode, struct file *file)
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
+#ifdef X86_FEATURE_IBT
+	/*
+	 * The thunk runs the original past its fentry call with an indirect
+	 * jump that lands on no ENDBR: a #CP fault under kernel IBT. Until a
+	 * one-shot bypass exists, no session on such a kernel.
+	 */
+	if (cpu_feature_enabled(X86_FEATURE_IBT)) {
+		pr_err_ratelimited("not opening /dev/idwrap: kernel IBT is enabled and the decide thunk's jump would fault (#CP)\n");
+		return -EOPNOTSUPP;
+	}
+#endif
 	if (atomic_cmpxchg(&idw_opened, 0, 1))
 		return -EBUSY;
 
@@ -509,6 +544,7 @@ static int idw_open(struct inode *inode, struct file *file)
 	idw.cfg = idw_default_cfg;
 	memset(idw.interest, 0, sizeof(idw.interest));
 	WRITE_ONCE(idw.opener, task_tgid_nr(current));
+	WRITE_ONCE(idw.opener_pid, get_pid(task_tgid(current)));
 	atomic64_set(&idw_next_id, 0);
 	memset(&idw_stats, 0, sizeof(idw_stats));
 	ret = idw_ring_alloc(idw.cfg.ring_bytes);
@@ -525,14 +561,19 @@ static int idw_open(struct inode *inode, struct file *file)
 	return nonseekable_open(inode, file);
 err:
 	WRITE_ONCE(idw.opener, 0);
+	put_pid(idw.opener_pid);
+	WRITE_ONCE(idw.opener_pid, NULL);
 	mutex_unlock(&idw_lock);
 	atomic_set(&idw_opened, 0);
 	return ret;
 }
 
 /*
- * Stop everything the session started; on return no task is inside module
- * code on its behalf and none will enter it.
+ * Stop everything the session started, without waiting for callers in
+ * flight (they hold module references, see idw_enter()): on return no probe
+ * or ftrace handler runs, every waiting call has its fail action, no new
+ * call waits, and callers still in flight find no ring, no waiter list and
+ * no timer to arm.
  */
 static void idw_session_end(void)
 {
@@ -540,14 +581,15 @@ static void idw_session_end(void)
 	idw_hooks_stop();
 	/* Waiters that queued between the two steps above. */
 	idw_release_waiters();
+	idw_ring_free();
+	/* After the ring is gone: nobody can arm it again (idw_emit_observe). */
 	del_timer_sync(&idw_wake_timer);
-	wait_event(idw_inflight_wq, !atomic_read(&idw_inflight));
-	/* The thunk's and probes' last instructions after idw_leave(). */
-	synchronize_rcu_tasks();
 	idw_hooks_forget();
 	idw_watch_clear();
-	idw_ring_free();
 	WRITE_ONCE(idw.opener, 0);
+	/* No probe or handler runs now: none compares with it any more. */
+	put_pid(idw.opener_pid);
+	WRITE_ONCE(idw.opener_pid, NULL);
 }
 
 static int idw_release(struct inode *inode, struct file *file)
@@ -636,7 +678,7 @@ static ssize_t idw_write(struct file *file, const char __user *buf,
 	while (count - done >= sizeof(v)) {
 		if (copy_from_user(&v, buf + done, sizeof(v)))
 			return done ? done : -EFAULT;
-		if (v.action > IDWRAP_ACT_REWRITE || v.err < 0 || v.err > MAX_ERRNO ||
+		if (v.action > IDWRAP_ACT_REWRITE || v.err < 0 || v.err > IDW_ERRNO_MAX ||
 		    v.flags & ~(IDWRAP_VF_WATCH | IDWRAP_VF_UNWATCH) ||
 		    v.arg > 5 || v.path_len > PATH_MAX || v.reserved ||
 		    count - done - sizeof(v) < v.path_len)
@@ -672,7 +714,7 @@ static int idw_set_config(const struct idwrap_config *c)
 			return -EINVAL;
 	if (n.flags & ~(IDWRAP_CFG_ALL_PROCESSES | IDWRAP_CFG_EXEC_SYNC) ||
 	    n.fail_action > IDWRAP_ACT_KILL || n.fail_errno < 0 ||
-	    n.fail_errno > MAX_ERRNO || n.data_max > IDW_DATA_MAX)
+	    n.fail_errno > IDW_ERRNO_MAX || n.data_max > IDW_DATA_MAX)
 		return -EINVAL;
 	n.timeout_ms = n.timeout_ms ?: idw_default_cfg.timeout_ms;
 	n.fail_errno = n.fail_errno ?: EPERM;
@@ -702,18 +744,21 @@ static int idw_set_config(const struct idwrap_config *c)
 static int idw_watch_ioctl(const struct idwrap_watch *wa, bool add)
 {
 	struct task_struct *t;
+	bool opener = false;
 	pid_t tgid = 0;
 
 	if (wa->flags & ~IDWRAP_WATCH_NO_CHILDREN)
 		return -EINVAL;
 	rcu_read_lock();
 	t = pid_task(find_vpid(wa->pid), PIDTYPE_TGID);
-	if (t)
+	if (t) {
 		tgid = task_tgid_nr(t);
+		opener = idw_is_opener(t);
+	}
 	rcu_read_unlock();
 	if (!tgid)
 		return add ? -ESRCH : 0;
-	if (tgid == idw.opener)
+	if (opener)
 		return -EINVAL;
 	if (!add)
 		return idw_watch_del(tgid) ? 0 : -ESRCH;
@@ -841,14 +886,20 @@ static int __init idw_init(void)
 }
 
 /*
- * An open device holds a module reference (fops.owner), so exit only runs
- * once the session has ended in idw_release(): hooks are off, waiters gone,
- * no task inside module code, no task_work queued.
+ * An open device and every caller in flight hold a module reference
+ * (fops.owner, idw_enter()), so exit only runs once the session has ended
+ * and the last caller has called idw_leave().
  */
 static void __exit idw_module_exit(void)
 {
 	misc_deregister(&idw_misc);
 	remove_proc_entry("idwrap", NULL);
+	/* Callers' last instructions after module_put(): the thunk's epilogue. */
+	synchronize_rcu_tasks();
+	/* No session, no ring: nobody arms it; stop a pending expiry. */
+	del_timer_sync(&idw_wake_timer);
+	/* What callers that outlived their session left (a rewritten register's note). */
+	idw_hooks_forget();
 	idw_hooks_exit();
 	rcu_barrier();	/* kfree_rcu() of watch entries */
 	pr_info("unloaded\n");

@@ -22,7 +22,14 @@
  *                                        O_NONBLOCK; poll() says POLLIN
  *   write()                              one or more verdicts
  *   close()                              every waiting call gets the fail mode
- *                                        at once; interception stops
+ *                                        at once; interception stops. close()
+ *                                        never waits for calls in flight (an
+ *                                        emulated open of a FIFO may block for
+ *                                        ever): they hold a module reference, so
+ *                                        rmmod is EBUSY until they are done
+ *
+ * The device does not open (EOPNOTSUPP, the reason in the kernel log) on a
+ * kernel running with IBT (X86_KERNEL_IBT and a CPU with it).
  *
  * When the stream is full, an observe record is dropped and counted (an
  * IDWRAP_EV_LOST record says how many, once there is room again); a waiting
@@ -62,7 +69,7 @@ struct idwrap_config {
 	__u32 flags;		/* IDWRAP_CFG_* */
 	__u32 timeout_ms;	/* a waiting call's limit; 0 = 5000 */
 	__u32 fail_action;	/* on timeout, close or unload: ALLOW, DENY or KILL */
-	__s32 fail_errno;	/* DENY's errno (positive); 0 = EPERM */
+	__s32 fail_errno;	/* DENY's errno, 1..511; 0 = EPERM (512 and up: EINVAL) */
 	__u32 ring_bytes;	/* observe ring, power of two, 64 KiB .. 64 MiB; 0 = 4 MiB */
 	__u32 data_max;		/* write data copied per event, <= 65536; 0 = 4096 */
 	__u32 reserved[9];	/* zero */
@@ -109,7 +116,8 @@ struct idwrap_watch {
 #define IDWRAP_EVF_WATCHED	0x0080	/* lifecycle: the process is watched */
 #define IDWRAP_EVF_THREAD	0x0100	/* FORK: a new thread, not a process */
 #define IDWRAP_EVF_DENIED	0x0200	/* the module itself refused the call (foreign
-					 * ABI, io_uring_setup); ret holds the result */
+					 * ABI, io_uring_setup/enter/register); ret holds
+					 * the result */
 
 struct idwrap_event {
 	__u32 size;		/* the whole record with its payload; a multiple of 8 */
@@ -129,7 +137,10 @@ struct idwrap_event {
 	__s64 ret;		/* post: the return value (-errno on error); EXIT: wait status */
 	__u64 lost;		/* LOST: how many records were dropped */
 	__u16 path_len;		/* bytes of the first path, with its NUL; 0 = none */
-	__u16 path2_len;	/* bytes of the second path (rename, link, symlink) */
+	__u16 path2_len;	/* bytes of the second path (rename, link, symlink); for a
+				 * decided open, openat or creat with a relative path: the
+				 * directory it starts from (dirfd or cwd), as pinned when
+				 * the path was copied; the module opens from there */
 	__u32 data_len;		/* bytes of data: a write's buffer, a sockaddr, execve's argv */
 	char comm[16];		/* the task's comm, NUL-padded */
 	/* then: path[path_len], path2[path2_len], data[data_len], zeros to 8 */
@@ -143,7 +154,7 @@ struct idwrap_event {
 struct idwrap_verdict {
 	__u64 id;		/* the record's id */
 	__u32 action;		/* IDWRAP_ACT_* */
-	__s32 err;		/* DENY: a positive errno */
+	__s32 err;		/* DENY: an errno, 1..511; 0 = EPERM (512 and up: EINVAL) */
 	__u32 flags;		/* IDWRAP_VF_* */
 	__u32 arg;		/* REWRITE: which argument, 0..5 */
 	__u64 value;		/* REWRITE: its new value (an integer argument) */

@@ -10,6 +10,8 @@
  *     --decide NAME      the call waits; allowed unless a rule below says otherwise
  *     --deny NAME[:PATH]:ERRNO   --kill NAME[:PATH]   --rewrite NAME:ARG:VALUE
  *     --redirect NAME:PATH:NEWPATH   (REWRITE of an emulated open)
+ *     --deny-dir NAME:DIR:ERRNO   deny a relative open from DIR: the record's path2, or
+ *                        without one the dirfd's /proc/PID/fd link read when deciding
  *     --hold NAME:PATH   never answer that call (it waits for the timeout or close)
  *     --post-kill NAME   POST_DECIDE, answered with KILL
  *     --all --exec-sync --activate PATH   (EXEC verdict WATCH for that program)
@@ -18,11 +20,15 @@
  *     --quiet            count, do not print     --exits N   stop after N EXIT records of watched processes
  *     --seconds S        stop after S seconds
  *     --selftest         check the device's refusals (bad config, malformed verdicts) and exit
+ *     --flip config|interest   a thread changes the session while calls run: data_max
+ *                        4096 <-> 65536 (config), or getppid's PRE_DECIDE on and off
+ *                        (interest), as fast as it can; prints FLIPS N at the end
  * NAME may be a comma-separated list.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +47,7 @@ static const struct { const char *name; int nr; } names[] = {
 	X(unlink) X(unlinkat) X(execve) X(exit_group) X(io_uring_setup) X(mkdir)
 	X(mkdirat) X(connect) X(getpid) X(newfstatat) X(fstat) X(mmap) X(pread64)
 	X(clone) X(clone3) X(fork) X(rename) X(renameat2) X(openat2) X(nanosleep)
+	X(io_uring_enter) X(io_uring_register)
 };
 
 static int nr_of(const char *s)
@@ -75,7 +82,7 @@ static int errno_of(const char *s)
 #define HOLD	(-1)
 
 struct rule {
-	int nr, action, err, arg;
+	int nr, action, err, arg, dir;
 	unsigned long long value;
 	char path[256], newpath[256];
 };
@@ -212,8 +219,24 @@ static int answer(int fd, const struct idwrap_event *ev)
 	} else {
 		for (int i = 0; i < nrules; i++) {
 			struct rule *r = &rules[i];
-			if (r->nr != (int)ev->nr || (r->path[0] && strcmp(r->path, path)))
+			if (r->nr != (int)ev->nr)
 				continue;
+			if (r->dir) {
+				char link[64], dir[256] = "";
+				const char *d = dir;
+
+				if (ev->path2_len) {
+					d = (const char *)(ev + 1) + ev->path_len;
+				} else {
+					snprintf(link, sizeof(link), "/proc/%d/fd/%d", ev->tid, (int)ev->args[0]);
+					if (readlink(link, dir, sizeof(dir) - 1) < 0)
+						dir[0] = 0;
+				}
+				if (path[0] == '/' || strcmp(r->path, d))
+					continue;
+			} else if (r->path[0] && strcmp(r->path, path)) {
+				continue;
+			}
 			if (r->action == HOLD) {
 				if (!quiet)
 					printf("HOLD id=%llu\n", (unsigned long long)ev->id);
@@ -266,7 +289,47 @@ static int selftest(int fd)
 	v.action = IDWRAP_ACT_ALLOW;
 	TRY("write-unknown-id", write(fd, &v, sizeof(v)));
 	TRY("ioctl-bad", ioctl(fd, _IO(IDWRAP_IOC_MAGIC, 99)));
+	/* Errnos 512 and up are the kernel's restart codes, never a verdict's. */
+	c.fail_errno = 512;
+	TRY("config-errno-512", ioctl(fd, IDWRAP_IOC_CONFIG, &c));
+	c.fail_errno = 511;
+	TRY("config-errno-511", ioctl(fd, IDWRAP_IOC_CONFIG, &c));
+	v.action = IDWRAP_ACT_DENY;
+	v.err = 512;
+	TRY("write-errno-512", write(fd, &v, sizeof(v)));
+	v.err = 4095;
+	TRY("write-errno-4095", write(fd, &v, sizeof(v)));
 	return 0;
+}
+
+/* --flip: changes the session as fast as it can while the workload runs. */
+static struct {
+	int fd, interest;
+	struct idwrap_config cfg;
+	volatile int stop;
+	long n, failed;
+} flip;
+
+static void *flipper(void *arg)
+{
+	static struct idwrap_interest alt;
+
+	(void)arg;
+	alt = interest;
+	alt.mask[SYS_getppid] ^= IDWRAP_PRE_DECIDE;
+	while (!flip.stop) {
+		int r;
+
+		if (flip.interest) {
+			r = ioctl(flip.fd, IDWRAP_IOC_INTEREST, flip.n & 1 ? &interest : &alt);
+		} else {
+			flip.cfg.data_max = flip.n & 1 ? 4096 : 65536;
+			r = ioctl(flip.fd, IDWRAP_IOC_CONFIG, &flip.cfg);
+		}
+		flip.failed += r < 0;
+		flip.n++;
+	}
+	return NULL;
 }
 
 static long long now_ms(void)
@@ -281,6 +344,8 @@ int main(int argc, char **argv)
 {
 	struct idwrap_config cfg = { .abi = IDWRAP_ABI_VERSION };
 	int all = 0, exits = 0, seconds = 600, stall = 0, self = 0, i;
+	const char *flip_what = NULL;
+	pthread_t flip_thread;
 	static char buf[1 << 20];
 	pid_t child = 0;
 	int sync_pipe[2];
@@ -308,6 +373,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--decide")) each_name(v, IDWRAP_PRE_DECIDE);
 		else if (!strcmp(a, "--post-kill")) each_name(v, IDWRAP_POST_DECIDE);
 		else if (!strcmp(a, "--deny")) add_rule(v, IDWRAP_ACT_DENY);
+		else if (!strcmp(a, "--deny-dir")) {
+			add_rule(v, IDWRAP_ACT_DENY);
+			rules[nrules - 1].dir = 1;
+		}
 		else if (!strcmp(a, "--kill")) add_rule(v, IDWRAP_ACT_KILL);
 		else if (!strcmp(a, "--hold")) add_rule(v, HOLD);
 		else if (!strcmp(a, "--rewrite") || !strcmp(a, "--redirect")) add_rule(v, IDWRAP_ACT_REWRITE);
@@ -321,6 +390,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--exits")) exits = atoi(v);
 		else if (!strcmp(a, "--seconds")) seconds = atoi(v);
 		else if (!strcmp(a, "--stall")) stall = atoi(v);
+		else if (!strcmp(a, "--flip")) flip_what = v;
 		else {
 			fprintf(stderr, "idwrapctl: unknown option %s\n", a);
 			return 2;
@@ -369,6 +439,13 @@ int main(int argc, char **argv)
 		if (!exits)
 			exits = -1;	/* until the child's EXIT record */
 	}
+	if (flip_what) {
+		flip.fd = fd;
+		flip.cfg = cfg;
+		flip.interest = !strcmp(flip_what, "interest");
+		if (pthread_create(&flip_thread, NULL, flipper, NULL))
+			return 1;
+	}
 	printf("READY\n");
 
 	long long start = now_ms(), stalled_until = 0;
@@ -413,6 +490,11 @@ int main(int argc, char **argv)
 			stalled_until = now_ms() + stall;
 			printf("STALL %d\n", stall);
 		}
+	}
+	if (flip_what) {
+		flip.stop = 1;
+		pthread_join(flip_thread, NULL);
+		printf("FLIPS %ld failed=%ld\n", flip.n, flip.failed);
 	}
 	struct idwrap_stats s;
 	if (!ioctl(fd, IDWRAP_IOC_STATS, &s))

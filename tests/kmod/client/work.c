@@ -15,6 +15,15 @@
  *   work forkexec                 fork; the child drops the pages of its execve path
  *                                 and argv strings (read-only data) and execs
  *                                 /bin/true from-rodata: the kernel sees them absent
+ *   work execbig N                N times: fork, drop the path's page, execve /bin/true
+ *                                 with 60 KiB of argv; prints how many exited 0
+ *   work dirrace OK BAD N         a thread dup2()s directory OK, then BAD, onto fd 10 while
+ *                                 the main thread opens "f" relative to fd 10 N times
+ *   work threads-exit N T         N times: fork a child with T threads asleep that calls
+ *                                 exit_group, so they all exit together; prints each child
+ *   work opens PATH N             N openat(PATH): how many were denied, how many opened
+ *   work uring-exec PROG          io_uring_setup, then exec PROG uring-use FD (ring kept)
+ *   work uring-use FD             io_uring_enter and io_uring_register on a ring it got
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +58,26 @@ static void *swapper(void *arg)
 		strcpy(race_buf, race_bad);
 		strcpy(race_buf, race_ok);
 	}
+	return NULL;
+}
+
+static int dir_ok, dir_bad;
+
+static void *dir_swapper(void *arg)
+{
+	(void)arg;
+	while (!race_stop) {
+		dup2(dir_bad, 10);
+		dup2(dir_ok, 10);
+	}
+	return NULL;
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
 	return NULL;
 }
 
@@ -126,6 +155,34 @@ int main(int argc, char **argv)
 		pthread_join(th, NULL);
 		printf("race opens=%ld ok=%ld denied=%ld leaked=%ld other=%ld\n", n, ok, denied,
 		       leaked, other);
+	} else if (!strcmp(cmd, "dirrace")) {
+		pthread_t th;
+		long n = atol(argv[4]), ok = 0, denied = 0, leaked = 0, other = 0;
+
+		dir_ok = open(argv[2], O_RDONLY | O_DIRECTORY);
+		dir_bad = open(argv[3], O_RDONLY | O_DIRECTORY);
+		dup2(dir_ok, 10);
+		pthread_create(&th, NULL, dir_swapper, NULL);
+		for (long i = 0; i < n; i++) {
+			int fd = openat(10, "f", O_RDONLY);
+			char data[32] = "";
+			if (fd < 0) {
+				if (errno == EACCES)
+					denied++;
+				else
+					other++;
+				continue;
+			}
+			if (read(fd, data, sizeof(data) - 1) > 0 && !strncmp(data, "SECRET", 6))
+				leaked++;
+			else
+				ok++;
+			close(fd);
+		}
+		race_stop = 1;
+		pthread_join(th, NULL);
+		printf("dirrace opens=%ld ok=%ld denied=%ld leaked=%ld other=%ld\n", n, ok, denied,
+		       leaked, other);
 	} else if (!strcmp(cmd, "int80")) {
 		long r1, r2;
 		static const char dir[] = "/tmp/int80";
@@ -170,6 +227,87 @@ int main(int argc, char **argv)
 		}
 		waitpid(pid, &st, 0);
 		printf("forkexec status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	} else if (!strcmp(cmd, "execbig")) {
+		static const char path[] = "/bin/true";
+		static char arg[60][1024];
+		char *av[62];
+		extern char **environ;
+		long n = atol(argv[2]), ok = 0;
+		unsigned long pg = sysconf(_SC_PAGESIZE);
+
+		av[0] = (char *)"true";
+		for (int i = 0; i < 60; i++) {
+			memset(arg[i], 'a' + i % 26, sizeof(arg[i]) - 1);
+			av[i + 1] = arg[i];
+		}
+		av[61] = NULL;
+		for (long i = 0; i < n; i++) {
+			pid_t pid = fork();
+			int st = -1;
+
+			if (pid == 0) {
+				/* The path faults in the copy: the copy sleeps between sizing and argv. */
+				madvise((void *)((unsigned long)path & ~(pg - 1)), pg, MADV_DONTNEED);
+				syscall(SYS_execve, path, av, environ);
+				_exit(127);
+			}
+			waitpid(pid, &st, 0);
+			ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		}
+		printf("execbig n=%ld ok=%ld\n", n, ok);
+	} else if (!strcmp(cmd, "threads-exit")) {
+		int n = atoi(argv[2]), threads = atoi(argv[3]);
+
+		for (int i = 0; i < n; i++) {
+			pid_t pid = fork();
+			int st = -1;
+
+			if (pid == 0) {
+				pthread_t th;
+
+				for (int t = 0; t < threads; t++)
+					pthread_create(&th, NULL, sleeper, NULL);
+				usleep(20000);
+				syscall(SYS_exit_group, 0);
+			}
+			waitpid(pid, &st, 0);
+			printf("TE-CHILD pid=%d status=%d\n", pid, st);
+		}
+	} else if (!strcmp(cmd, "opens")) {
+		long n = atol(argv[3]), denied = 0, opened = 0, other = 0;
+
+		for (long i = 0; i < n; i++) {
+			int fd = openat(AT_FDCWD, argv[2], O_RDONLY);
+			if (fd >= 0) {
+				opened++;
+				close(fd);
+			} else if (errno == EACCES) {
+				denied++;
+			} else {
+				other++;
+			}
+		}
+		printf("opens n=%ld denied=%ld opened=%ld other=%ld\n", n, denied, opened, other);
+	} else if (!strcmp(cmd, "uring-exec")) {
+		char params[120] = { 0 }, fdarg[24];
+		long fd = syscall(SYS_io_uring_setup, 1, params);
+
+		if (fd < 0) {
+			printf("uring-exec setup errno=%s\n", strerror(errno));
+			return 1;
+		}
+		fcntl(fd, F_SETFD, 0);	/* kept across exec */
+		snprintf(fdarg, sizeof(fdarg), "%ld", fd);
+		execl(argv[2], argv[2], "uring-use", fdarg, (char *)NULL);
+		return 127;
+	} else if (!strcmp(cmd, "uring-use")) {
+		int fd = atoi(argv[2]);
+		char probe[1024] = { 0 };
+		long e = syscall(SYS_io_uring_enter, fd, 0, 0, 0, NULL, 0);
+		int ee = errno;
+		long r = syscall(SYS_io_uring_register, fd, 8 /* IORING_REGISTER_PROBE */, probe, 4);
+		printf("uring-use enter=%ld (%s) register=%ld (%s)\n", e, e < 0 ? strerror(ee) : "-", r,
+		       r < 0 ? strerror(errno) : "-");
 	} else if (!strcmp(cmd, "hammer")) {
 		int procs = atoi(argv[2]), threads = atoi(argv[3]), ms = atoi(argv[4]);
 		for (int p = 0; p < procs; p++) {
