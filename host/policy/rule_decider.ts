@@ -8,13 +8,19 @@ import picomatch from "picomatch";
 import type { Decider } from "../decider.ts";
 import type { SyscallEvent, Verdict } from "../events.ts";
 import { ALLOW } from "../events.ts";
-import { resolveSyscalls } from "../syscalls/mod.ts";
+import { resolveSyscalls, syscallNumber } from "../syscalls/mod.ts";
 import type { Policy, Rule } from "./policy.ts";
 
 interface CompiledRule {
   rule: Rule;
   matchPath?: (path: string) => boolean;
+  /** A literal path (no glob): the file it names matches under any name, by identity (dev:ino). */
+  literal?: string;
 }
+
+/** Calls that reach a file without a path: a rule on the open family covers them too (decided by identity). */
+const PATHLESS_OPENS: Readonly<Record<string, string>> = { open_by_handle_at: "open" };
+const OPENS = new Set(["open", "openat", "openat2", "creat"]);
 
 /** A Decider over one or more policies' rules, in file order. */
 export class RuleDecider implements Decider {
@@ -29,8 +35,16 @@ export class RuleDecider implements Decider {
         const compiled: CompiledRule = {
           rule,
           matchPath: rule.path === undefined ? undefined : picomatch(rule.path, { dot: true }),
+          literal: rule.path !== undefined && !picomatch.scan(rule.path).isGlob ? rule.path : undefined,
         };
-        for (const nr of resolveSyscalls(rule.syscalls)) {
+        const nrs = resolveSyscalls(rule.syscalls);
+        const names = new Set(rule.syscalls.flatMap((n) => n.startsWith("%") ? [] : [n]));
+        for (const [pathless, family] of Object.entries(PATHLESS_OPENS)) {
+          if (rule.path !== undefined && [...names].some((n) => OPENS.has(n)) && family === "open") {
+            nrs.add(syscallNumber(pathless)!);
+          }
+        }
+        for (const nr of nrs) {
           all.add(nr);
           const list = this.#byNr.get(nr) ?? [];
           list.push(compiled);
@@ -46,8 +60,8 @@ export class RuleDecider implements Decider {
   }
 
   decide(event: SyscallEvent): Verdict {
-    for (const { rule, matchPath } of this.#byNr.get(event.nr) ?? []) {
-      if (matchPath && (event.decoded.path === undefined || !matchPath(event.decoded.path))) continue;
+    for (const { rule, matchPath, literal } of this.#byNr.get(event.nr) ?? []) {
+      if (matchPath && !this.#matches(event, matchPath, literal)) continue;
       if (rule.action === "alert") {
         (event.alerts ??= []).push(rule.id);
         continue;
@@ -56,5 +70,22 @@ export class RuleDecider implements Decider {
       return rule.action === "kill" ? { action: "kill" } : { action: "deny", errno: rule.errno };
     }
     return ALLOW;
+  }
+
+  /**
+   * The call's path (canonical where the source resolves it) matches the glob, or — for a literal path — the call
+   * acts on the very file the rule names (same dev:ino: a hard link, a handle, any alias). The rule's file is stat'ed
+   * at each check, in the host's world, so a file replaced since is the new file.
+   */
+  #matches(event: SyscallEvent, matchPath: (path: string) => boolean, literal: string | undefined): boolean {
+    const d = event.decoded;
+    if (d.path !== undefined && matchPath(d.path)) return true;
+    if (literal === undefined || d.ident === undefined) return false;
+    try {
+      const info = Deno.statSync(literal);
+      return d.ident === `${info.dev}:${info.ino}`;
+    } catch {
+      return false;
+    }
   }
 }

@@ -17,9 +17,11 @@ export interface TaskStatus {
   fsgid: number;
   groups: number[];
   umask: number;
+  /** Effective capabilities (CapEff). */
+  capEff: bigint;
 }
 
-const WANTED = new Set(["Tgid", "PPid", "Uid", "Gid", "Groups", "Umask"]);
+const WANTED = new Set(["Tgid", "PPid", "Uid", "Gid", "Groups", "Umask", "CapEff"]);
 
 /** Parses /proc/TID/status; undefined if the task is gone. */
 export function readTaskStatus(tid: number): TaskStatus | undefined {
@@ -49,6 +51,7 @@ export function readTaskStatus(tid: number): TaskStatus | undefined {
     fsgid: gids[3],
     groups: field("Groups").split(/\s+/).filter(Boolean).map(Number),
     umask: parseInt(field("Umask") || "022", 8),
+    capEff: BigInt("0x" + (field("CapEff") || "0")),
   };
 }
 

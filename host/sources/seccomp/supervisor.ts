@@ -13,7 +13,9 @@ import { ALLOW } from "../../events.ts";
 import { errnoName } from "../../errno.ts";
 import { i386SyscallName, OPEN_SYSCALLS, resolveSyscalls, syscallName, syscallNumber } from "../../syscalls/mod.ts";
 import { decodeArgs, memoryReader } from "./decode.ts";
-import { OpenEmulator, type OpenRequest } from "./emulate.ts";
+import { Emulator, type OpenArgs, PATH_CALLS, type PathCheck, REFUSED_WHEN_PATH_RULED } from "./emulate.ts";
+import { PATH_ARGS } from "./paths.ts";
+import { CallerWorld, failed, type Resolved } from "./world.ts";
 import {
   AUDIT_ARCH_X86_64,
   EPOLL_CTL_ADD,
@@ -96,7 +98,7 @@ export const CRED_SYSCALLS: readonly string[] = [
   "chroot",
 ];
 const CRED_FAMILY = new Set(CRED_SYSCALLS.map((n) => syscallNumber(n)!));
-const O_CREAT = 0o100;
+const O_CREAT = 0o100, O_PATH = 0o10000000;
 
 /** Answers every notification of one listener until the wrapped tree is gone. */
 export class Supervisor {
@@ -124,7 +126,9 @@ export class Supervisor {
   /** The listener of the notification being served (one at a time: this is a single thread). */
   #fd = -1;
   #current!: Session;
-  #emulator: OpenEmulator | undefined;
+  #emulator: Emulator | undefined;
+  /** The path arguments of the call being served, resolved in the caller's world (released after the answer). */
+  #check: PathCheck | undefined;
   #stopped = false;
   /** Sessions closed but not yet ended. */
   #closing = 0;
@@ -292,6 +296,8 @@ export class Supervisor {
       });
     } finally {
       this.#pending = undefined;
+      for (const r of this.#check?.resolved ?? []) CallerWorld.release(r);
+      this.#check = undefined;
     }
   }
 
@@ -343,31 +349,128 @@ export class Supervisor {
     // Pointer arguments are read when first looked at (a rule's path, a wrapper's event_path, open emulation, the
     // trace): a wrapper that judges the call number alone (seq) costs no process_vm_readv (7-12 µs each, 64 KiB for a
     // write's data). Whatever was read is read before the answer, and checked still to be the caller's.
-    const args = new LazyArgs(() => decodeArgs(name, this.#args, memoryReader(tid, this.#memory)));
+    const args = new LazyArgs(() => this.#decode(tid, task, name));
     if (this.#answerFirst.has(nr) && !(this.#emulateOpens && OPEN_FAMILY.has(nr) && this.#sink.wantsSyscalls)) {
       return this.#watchOnly(id, tid, task, nr, name, args, examined);
     }
-    if (this.#sink.wantsSyscalls || OPEN_FAMILY.has(nr)) args.read();
+    const pathCall = OPEN_FAMILY.has(nr) || name === "open_by_handle_at";
+    if (this.#sink.wantsSyscalls || pathCall) args.read();
     const event = this.#event(tid, task, "x86_64", nr, name, args.decoded);
-    const verdict = examined ? this.#decider.decide(event) : ALLOW;
+    let verdict = examined ? this.#decider.decide(event) : ALLOW;
     // A denied or flagged call's record goes to audit with its arguments: read them while they are the caller's.
     if (verdict.action !== "allow" || event.alerts?.length) args.read();
     if (args.wasRead) {
       if (!this.#valid(id)) return; // the bytes we read may not be the caller's any more
       // Unreadable now is no proof of unreadable when the kernel reads: never let it run unchecked.
-      if (args.decoded.fault && (examined || OPEN_FAMILY.has(nr))) return void this.#fail(id, EFAULT);
+      if (args.decoded.fault && (examined || pathCall)) return void this.#fail(id, EFAULT);
     }
     // A plain object from here on: events cross to the main thread by structured clone, which refuses a Proxy.
-    const decoded = event.decoded = args.wasRead ? args.read() : {};
+    event.decoded = args.wasRead ? args.read() : {};
+    const check = this.#check;
+    if (verdict.action === "allow" && check?.reason && (examined || pathCall)) {
+      // The caller's world could not be entered: deciding or acting in ours would be deciding on another file.
+      verdict = { action: "deny", errno: EPERM };
+      event.reason = check.reason;
+    } else if (verdict.action === "allow" && examined && REFUSED_WHEN_PATH_RULED.has(name)) {
+      // Not run here exactly, so a thread could change the path after the check: refused while examined.
+      verdict = { action: "deny", errno: EPERM };
+      event.reason =
+        `${name} cannot be checked race-free on the seccomp source: refused while a rule or wrapper examines it`;
+    }
     event.verdict = describeVerdict(verdict);
 
-    if (verdict.action === "allow" && this.#emulateOpens && OPEN_FAMILY.has(nr) && decoded.path !== undefined) {
+    // ADDFD cannot install an O_PATH file (the kernel's fget refuses them): such opens run in the kernel. An O_PATH fd
+    // reads and writes nothing; whatever is opened through it later is checked on its own object.
+    const oPath = pathCall && (this.#openArgs(tid, name)?.flags ?? 0) & O_PATH;
+    if (verdict.action === "allow" && this.#emulateOpens && pathCall && check && !oPath) {
       event.emulated = true;
       this.#sink.emit(event);
-      this.#emulateOpen(id, tid, task, event);
+      this.#emulateOpen(id, tid, task, event, check);
+      return;
+    }
+    if (verdict.action === "allow" && this.#emulateOpens && examined && check && PATH_CALLS.has(name)) {
+      event.emulated = true;
+      this.#emulatePathCall(id, tid, task, event, check);
       return;
     }
     this.#respond(id, verdict, task.proc);
+    this.#sink.emit(event);
+  }
+
+  /** The call's arguments from the caller's memory, its path arguments resolved in the caller's world. */
+  #decode(tid: number, task: Task, name: string): DecodedArgs {
+    const decoded = decodeArgs(name, this.#args, memoryReader(tid, this.#memory));
+    const handle = name === "open_by_handle_at";
+    if (decoded.fault || !(PATH_ARGS[name] || handle)) return decoded;
+    this.#emulator ??= new Emulator();
+    const caller = { tgid: task.proc.tgid, tid, creds: task.creds };
+    let check: PathCheck;
+    if (handle) {
+      // struct file_handle { u32 handle_bytes; int handle_type; u8 f_handle[]; } (MAX_HANDLE_SZ 128)
+      const head = this.#memory.readBytes(tid, this.#args[1], 8);
+      const size = head ? new DataView(head.buffer).getUint32(0, true) : 0;
+      const whole = head && size <= 128 ? this.#memory.readBytes(tid, this.#args[1], 8 + size) : undefined;
+      if (!whole) {
+        decoded.fault = "arg1";
+        return decoded;
+      }
+      check = this.#emulator.checkHandle(caller, this.#args, whole);
+    } else {
+      const open = OPEN_FAMILY.has(syscallNumber(name)!) ? this.#openArgs(tid, name) : undefined;
+      if (open === null) {
+        decoded.fault = "arg2";
+        return decoded;
+      }
+      check = this.#emulator.check(caller, name, this.#args, [decoded.path, decoded.path2], open);
+    }
+    this.#check = check;
+    check.resolved.forEach((r, nth) => {
+      if (!r || failed(r)) return;
+      if (nth === 0) {
+        if (decoded.path !== undefined) decoded.rawPath = decoded.path;
+        decoded.path = r.path;
+        if (r.ident) decoded.ident = r.ident;
+      } else {
+        if (decoded.path2 !== undefined) decoded.rawPath2 = decoded.path2;
+        decoded.path2 = r.path;
+        if (r.ident) decoded.ident2 = r.ident;
+      }
+    });
+    return decoded;
+  }
+
+  /** An open's flags, mode and resolve flags (openat2's from its struct); null if they cannot be read. */
+  #openArgs(tid: number, name: string): OpenArgs | null {
+    const a = this.#args;
+    const at = name === "openat" || name === "openat2";
+    let flags = Number((at ? a[2] : a[1]) & 0xffffffffn);
+    let mode = Number((at ? a[3] : a[2]) & 0o7777n);
+    let resolve = 0n;
+    if (name === "creat") {
+      flags = 0o1101; // O_CREAT|O_WRONLY|O_TRUNC
+      mode = Number(a[1] & 0o7777n);
+    } else if (name === "openat2") {
+      const how = this.#memory.readBytes(tid, a[2], 24);
+      if (!how) return null;
+      const hv = new DataView(how.buffer);
+      flags = Number(hv.getBigUint64(0, true) & 0xffffffffn);
+      mode = Number(hv.getBigUint64(8, true) & 0o7777n);
+      resolve = hv.getBigUint64(16, true);
+    } else if (name === "open_by_handle_at") {
+      flags = Number(a[2] & 0xffffffffn);
+      mode = 0;
+    }
+    return { flags, mode: flags & O_CREAT || (flags & 0o20200000) === 0o20200000 ? mode : 0, resolve };
+  }
+
+  /** Runs a path call (unlink, rename, chmod, …) on the checked objects and answers with its result. */
+  #emulatePathCall(id: bigint, tid: number, task: Task, event: SyscallEvent, check: PathCheck): void {
+    const caller = { tgid: task.proc.tgid, tid, creds: task.creds };
+    const target = event.syscall === "symlink" || event.syscall === "symlinkat" ? event.decoded.path : undefined;
+    const result = this.#emulator!.run(caller, event.syscall, this.#args, check, target);
+    this.#current.summary.emulated++;
+    if ("errno" in result) this.#fail(id, result.errno);
+    else this.#send(id, 0, 0, BigInt(result.fd));
     this.#sink.emit(event);
   }
 
@@ -392,43 +495,18 @@ export class Supervisor {
     this.#sink.emit(event);
   }
 
-  #emulateOpen(id: bigint, tid: number, task: Task, pre: SyscallEvent): void {
-    const a = this.#args;
-    const name = pre.syscall;
-    const at = name === "openat" || name === "openat2";
-    let flags = Number((at ? a[2] : a[1]) & 0xffffffffn);
-    let mode = Number((at ? a[3] : a[2]) & 0o7777n);
-    let resolve = 0n;
-    if (name === "creat") {
-      flags = 0o1101; // O_CREAT|O_WRONLY|O_TRUNC
-      mode = Number(a[1] & 0o7777n);
-    } else if (name === "openat2") {
-      const how = this.#memory.readBytes(tid, a[2], 24);
-      if (!how || !this.#valid(id)) return void this.#fail(id, EFAULT);
-      const hv = new DataView(how.buffer);
-      flags = Number(hv.getBigUint64(0, true) & 0xffffffffn);
-      mode = Number(hv.getBigUint64(8, true) & 0o7777n);
-      resolve = hv.getBigUint64(16, true);
-    }
-    this.#emulator ??= new OpenEmulator();
-    const req: OpenRequest = {
-      id,
-      pid: task.proc.tgid,
-      tid,
-      pidfd: task.proc.pidfd,
-      dirfd: at
-        ? (Number(BigInt.asIntN(32, a[0])) === -100 ? "AT_FDCWD" : Number(BigInt.asIntN(32, a[0])))
-        : "AT_FDCWD",
-      path: pre.decoded.path!,
-      flags,
-      mode: flags & O_CREAT || (flags & 0o20200000) === 0o20200000 ? mode : 0,
-      resolve,
-      creds: task.creds,
-      sameRoot: task.proc.sameRoot,
-      listener: this.#fd,
-      send: !this.#decider.examinesPost?.(pre.nr, pre.pid),
-    };
-    const result = this.#emulator.open(req);
+  #emulateOpen(id: bigint, tid: number, task: Task, pre: SyscallEvent, check: PathCheck): void {
+    const open = this.#openArgs(tid, pre.syscall);
+    if (!open || !this.#valid(id)) return void this.#fail(id, EFAULT);
+    const resolved = check.resolved[0];
+    const send = !this.#decider.examinesPost?.(pre.nr, pre.pid);
+    const caller = { tgid: task.proc.tgid, tid, creds: task.creds };
+    const result = !resolved
+      ? { errno: EFAULT }
+      : failed(resolved)
+      ? { errno: resolved.errno }
+      : this.#emulator!.open(caller, resolved as Resolved, open, { id, listener: this.#fd, send });
+    const req = { send };
     this.#current.summary.emulated++;
     if ("errno" in result && result.errno === ENOENT && !this.#valid(id)) return; // ADDFD: the caller is gone
     const post: SyscallEvent = {
