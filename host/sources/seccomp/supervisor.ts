@@ -73,6 +73,8 @@ interface Proc {
   program: ProgramIdentity;
   sameRoot: boolean;
   execPending: boolean;
+  /** The file an examined, allowed exec was decided on: checked against /proc/PID/exe after the exec. */
+  execChecked?: { ident: string; path: string; nr: number };
 }
 
 interface Task {
@@ -393,6 +395,9 @@ export class Supervisor {
       this.#emulatePathCall(id, tid, task, event, check);
       return;
     }
+    if (EXEC_FAMILY.has(nr) && examined && verdict.action === "allow" && event.decoded.ident) {
+      task.proc.execChecked = { ident: event.decoded.ident, path: event.decoded.path ?? "", nr };
+    }
     this.#respond(id, verdict, task.proc);
     this.#sink.emit(event);
   }
@@ -567,14 +572,15 @@ export class Supervisor {
   #task(tid: number, id: bigint): Task | undefined {
     const known = this.#tasks.get(tid);
     if (known) {
-      if (known.proc.execPending) this.#refreshProgram(known.proc);
+      // A process killed for an exec that ran another file than the one checked gets no call answered.
+      if (known.proc.execPending && this.#refreshProgram(known.proc)) return undefined;
       return known;
     }
     const creds = readTaskStatus(tid);
     if (!creds) return undefined;
     let proc = this.#procs.get(creds.tgid);
     // After an exec from a non-leader thread the caller has a tid we never saw.
-    if (proc?.execPending) this.#refreshProgram(proc);
+    if (proc?.execPending && this.#refreshProgram(proc)) return undefined;
     if (!proc) {
       const pidfd = Number(libc.symbols.syscall(SYS.pidfd_open, BigInt(creds.tgid), 0n, 0n, 0n, 0n, 0n));
       // Checked after pidfd_open: the pid cannot have been recycled under us.
@@ -608,16 +614,52 @@ export class Supervisor {
     return task;
   }
 
-  #refreshProgram(proc: Proc): void {
+  /** Learns the program after an exec; true if the process was killed for it. */
+  #refreshProgram(proc: Proc): boolean {
     proc.execPending = false;
     const status = readTaskStatus(proc.tgid);
-    if (!status) return;
+    if (!status) return false;
     this.#forgetCreds(proc.tgid);
     const program = readProgram(proc.tgid, status);
+    const checked = proc.execChecked;
+    proc.execChecked = undefined;
+    const ran = checked && statKey(`/proc/${proc.tgid}/exe`);
+    const killed = !!checked && !!ran && ran !== checked.ident && this.#verifyExec(proc, program, checked, ran);
     proc.sameRoot = statKey(`/proc/${proc.tgid}/root`) === this.#rootStat;
-    if (program.exe === proc.program.exe && program.argv0 === proc.program.argv0) return; // exec failed
+    if (program.exe === proc.program.exe && program.argv0 === proc.program.argv0) return killed; // exec failed
     proc.program = program;
     this.#lifecycle({ kind: "exec", source: "seccomp", time: Date.now(), pid: proc.tgid, program }, proc);
+    return killed;
+  }
+
+  /**
+   * The kernel ran another file than the one the exec was decided on (a thread changed the path after the check):
+   * the decision is made again on the file that runs, and a deny or kill kills the process now, at its first notified
+   * call (docs/seccomp.md, "exec").
+   */
+  #verifyExec(proc: Proc, program: ProgramIdentity, checked: { path: string; nr: number }, ident: string): boolean {
+    const event: SyscallEvent = {
+      kind: "syscall",
+      source: "seccomp",
+      phase: "pre",
+      time: Date.now(),
+      pid: proc.tgid,
+      tid: proc.tgid,
+      abi: "x86_64",
+      nr: checked.nr,
+      syscall: syscallName(checked.nr),
+      args: [],
+      decoded: { path: program.exe, rawPath: checked.path, ident },
+      program,
+    };
+    const verdict = this.#decider.decide(event);
+    if (verdict.action === "allow") return false;
+    this.#kill(proc);
+    event.verdict = "kill";
+    event.reason =
+      `exec raced: decided on ${checked.path}, the kernel ran ${program.exe}; killed at its first notified call`;
+    this.#sink.emit(event);
+    return true;
   }
 
   /** Reports a lifecycle event to the sink and the decider (a kill verdict at exec is honoured). */

@@ -42,3 +42,37 @@ rules:
     assertEquals(await Deno.readTextFile(denied), "SECRET\n");
   });
 }
+
+Deno.test("a racing thread never gets a denied exec's program to run its main (dynamic program, opens examined)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-race-exec-" });
+  const denied = `${dir}/pwned`;
+  await Deno.copyFile(prog("pwned"), denied);
+  await Deno.chmod(denied, 0o755);
+  // The verification runs at the new image's first notified call: for a dynamic program, the loader's first open.
+  const policy = await writePolicy(`
+rules:
+  - { id: no-pwned, syscalls: [execve, execveat], path: "${denied}", action: deny, errno: EACCES }
+  - { id: opens-examined, syscalls: [openat], path: /nonexistent/examined, action: alert }
+`);
+  const bare = await run(prog("race_exec"), ["/bin/true", denied, "500"]);
+  assert(bare.stdout.includes("PWNED"), `the denied program runs unwrapped: ${bare.stdout.slice(-200)}`);
+  const out = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const r = await run(IDWRAP, [
+    "run",
+    "--json",
+    "-o",
+    out,
+    "-p",
+    policy,
+    "--",
+    prog("race_exec"),
+    "/bin/true",
+    denied,
+    "1000",
+  ]);
+  assert(/tries 1000 ran [1-9]/.test(r.stdout), r.stdout.slice(-200) + r.stderr.slice(-400));
+  assert(!r.stdout.includes("PWNED"), `the denied program ran ${r.stdout.split("PWNED").length - 1} times`);
+  // The races the check lost were caught after the exec, and said so.
+  const raced = (await Deno.readTextFile(out)).split("\n").filter((l) => l.includes("exec raced"));
+  assert(raced.length > 0, "no race was caught: the attack did not run");
+});
