@@ -38,10 +38,13 @@ r() { label=$1; shift; out=$("$@" 2>/dev/null); printf '%s %s %s\\n' "$label" "$
 r read-a cat a
 r read-abs cat "$1/a"
 r read-hidden cat hidden/h
+r read-hidden-abs cat "$1/hidden/h"
 r read-other cat ro/x
 r create sh -c 'echo new > n'
 r create-hidden sh -c 'echo ns > hidden/w'
 r read-created cat hidden/w
+r create-hidden-abs sh -c 'echo ns2 > "$1/hidden/w2"' sh "$1"
+r read-created-abs cat "$1/hidden/w2"
 r create-other sh -c 'echo y > ro/y'
 r mkdir mkdir d
 r mkdir-hidden mkdir hidden/d

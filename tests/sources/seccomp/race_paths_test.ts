@@ -6,16 +6,27 @@
  * runs each call on the object it checked). Thousands of tries per family.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { IDWRAP, prog, run, writePolicy } from "../../helpers.ts";
+import { ensureUser, IDWRAP, prog, run, writePolicy } from "../../helpers.ts";
 
 const FAMILIES = ["unlink", "rename", "chmod", "chown", "truncate", "link"];
 const ROUNDS = "3000";
 
-for (const family of FAMILIES) {
-  Deno.test(`a racing thread never gets a denied ${family} onto the protected file`, async () => {
-    const dir = await Deno.makeTempDir({ prefix: `idwrap-race-${family}-` });
-    const allowed = `${dir}/allowed`, denied = `${dir}/denied`;
-    const policy = await writePolicy(`
+for (const who of ["root", "an ordinary user"]) {
+  for (const family of FAMILIES) {
+    // chown to another user is root's alone: no attack for an ordinary user.
+    if (who !== "root" && family === "chown") continue;
+    Deno.test(`a racing thread never gets a denied ${family} onto the protected file (${who})`, async () => {
+      await raceOne(family, who === "root" ? undefined : await ensureUser("idwrap-alice"));
+    });
+  }
+}
+
+async function raceOne(family: string, uid?: number): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: `idwrap-race-${family}-` });
+  const as = uid === undefined ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--"];
+  if (uid !== undefined) await Deno.chown(dir, uid, uid);
+  const allowed = `${dir}/allowed`, denied = `${dir}/denied`;
+  const policy = await writePolicy(`
 rules:
   - id: protect
     syscalls: [unlink, unlinkat, rename, renameat, renameat2, chmod, fchmodat, chown, lchown, fchownat, truncate, link, linkat]
@@ -23,24 +34,25 @@ rules:
     action: deny
     errno: EACCES
 `);
-    const fresh = async () => {
-      await Deno.writeTextFile(denied, "SECRET\n");
-      await Deno.chmod(denied, 0o644);
-    };
-    // Without idwrap the attack is real (a loaded machine may need a second try).
+  const fresh = async () => {
+    await Deno.writeTextFile(denied, "SECRET\n");
+    await Deno.chmod(denied, 0o644);
+    if (uid !== undefined) await Deno.chown(denied, uid, uid);
+  };
+  // Without idwrap the attack is real (a loaded machine may need a second try).
+  await fresh();
+  const cmd = [...as, prog("race_paths"), family, allowed, denied, ROUNDS];
+  let bare = await run(cmd[0], cmd.slice(1));
+  if (bare.code !== 1) {
     await fresh();
-    let bare = await run(prog("race_paths"), [family, allowed, denied, ROUNDS]);
-    if (bare.code !== 1) {
-      await fresh();
-      bare = await run(prog("race_paths"), [family, allowed, denied, ROUNDS]);
-    }
-    assertEquals(bare.code, 1, `the race should reach the protected file unwrapped: ${bare.stdout}${bare.stderr}`);
-    await fresh();
-    const r = await run(IDWRAP, ["run", "-p", policy, "--", prog("race_paths"), family, allowed, denied, ROUNDS]);
-    assert(/calls [1-9]\d* wins 0\n/.test(r.stdout), `${family}: ${r.stdout}${r.stderr.slice(-400)}`);
-    assertEquals(r.code, 0);
-    assertEquals(await Deno.readTextFile(denied), "SECRET\n");
-  });
+    bare = await run(cmd[0], cmd.slice(1));
+  }
+  assertEquals(bare.code, 1, `the race should reach the protected file unwrapped: ${bare.stdout}${bare.stderr}`);
+  await fresh();
+  const r = await run(IDWRAP, ["run", "-p", policy, "--", ...cmd]);
+  assert(/calls [1-9]\d* wins 0\n/.test(r.stdout), `${family}: ${r.stdout}${r.stderr.slice(-400)}`);
+  assertEquals(r.code, 0);
+  assertEquals(await Deno.readTextFile(denied), "SECRET\n");
 }
 
 Deno.test("a racing thread never gets a denied exec's program to run its main (dynamic program, opens examined)", async () => {
