@@ -7,7 +7,7 @@
  * first opens the file without idwrap (the attack is real).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { calls, ensureUser, IDWRAP, prog, run, traced } from "../../helpers.ts";
+import { calls, ensureUser, IDWRAP, prog, reports, run, traced, writePolicy } from "../../helpers.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-alias-" });
 const other = await Deno.makeTempDir({ prefix: "idwrap-alias-other-" });
@@ -123,4 +123,35 @@ Deno.test("events carry the canonical path, the raw string and the file's identi
   const byIdent = calls(h.events).filter((e) => e.verdict === "deny EACCES");
   assertEquals(byIdent.map((e) => [e.decoded.path, e.decoded.ident]), [[`${other}/hard`, `${info.dev}:${info.ino}`]]);
   assert(byIdent[0].alerts?.includes("no-secret"));
+});
+
+/** On openat, alerts "<path>|<raw path>|<ident>" (event_string fields 0, 7, 9). */
+const SHOW_PATHS = `(module
+  (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
+  (import "idwrap" "event_string" (func $s (param i32 i32 i32) (result i32)))
+  (import "idwrap" "alert" (func $alert (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+  (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 257) (i32.const 1))) (i32.const 0))
+  (func $put (param $field i32) (param $at i32) (result i32) (local $n i32)
+    (local.set $n (call $s (local.get $field) (local.get $at) (i32.const 1000)))
+    (if (i32.lt_s (local.get $n) (i32.const 0)) (then (local.set $n (i32.const 0))))
+    (i32.store8 (i32.add (local.get $at) (local.get $n)) (i32.const 124))
+    (i32.add (i32.add (local.get $at) (local.get $n)) (i32.const 1)))
+  (func (export "idwrap_on_syscall") (result i32) (local $end i32)
+    (local.set $end (call $put (i32.const 0) (i32.const 0)))
+    (local.set $end (call $put (i32.const 7) (local.get $end)))
+    (local.set $end (call $put (i32.const 9) (local.get $end)))
+    (call $alert (i32.const 1) (i32.const 0) (i32.sub (local.get $end) (i32.const 1)))
+    (i32.const 0)))`;
+
+Deno.test("wrappers read the canonical path, the raw string and the identity (event_string 0, 7, 9)", async () => {
+  const { watToWasm, writeWasm } = await import("../../runtime/wat.ts");
+  const wasm = await writeWasm("show_paths", watToWasm(SHOW_PATHS));
+  const p = await writePolicy(`wrappers:\n  - { name: show, module: ${wasm} }\n`);
+  const r = await traced("run", ["-p", p], ["/bin/cat", `${other}/link`]);
+  assertEquals(r.stdout, "SECRET\n");
+  const info = await Deno.stat(secret);
+  const shown = reports(r.events, "alert").map((x) => x.message);
+  assert(shown.includes(`${secret}|${other}/link|${info.dev}:${info.ino}`), shown.join("\n"));
 });
