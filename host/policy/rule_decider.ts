@@ -26,6 +26,8 @@ const OPENS = new Set(["open", "openat", "openat2", "creat"]);
 export class RuleDecider implements Decider {
   readonly syscalls: ReadonlySet<number>;
   readonly #byNr = new Map<number, CompiledRule[]>();
+  /** Literal rule paths found missing, and when. */
+  readonly #missing = new Map<string, number>();
 
   constructor(policies: Policy[]) {
     const all = new Set<number>();
@@ -75,17 +77,27 @@ export class RuleDecider implements Decider {
   /**
    * The call's path (canonical where the source resolves it) matches the glob, or — for a literal path — the call
    * acts on the very file the rule names (same dev:ino: a hard link, a handle, any alias). The rule's file is stat'ed
-   * at each check, in the host's world, so a file replaced since is the new file.
+   * at each check, in the host's world, so a file replaced since is the new file (a missing one once a second).
    */
   #matches(event: SyscallEvent, matchPath: (path: string) => boolean, literal: string | undefined): boolean {
     const d = event.decoded;
     if (d.path !== undefined && matchPath(d.path)) return true;
     if (literal === undefined || d.ident === undefined) return false;
+    const ident = this.#identOf(literal);
+    return ident !== undefined && d.ident === ident;
+  }
+
+  /** dev:ino of a rule's file; a missing file is looked at again after a second (a throw costs ~40 µs a call). */
+  #identOf(path: string): string | undefined {
+    const missing = this.#missing.get(path);
+    if (missing !== undefined && performance.now() - missing < 1000) return undefined;
     try {
-      const info = Deno.statSync(literal);
-      return d.ident === `${info.dev}:${info.ino}`;
+      const info = Deno.statSync(path);
+      this.#missing.delete(path);
+      return `${info.dev}:${info.ino}`;
     } catch {
-      return false;
+      this.#missing.set(path, performance.now());
+      return undefined;
     }
   }
 }

@@ -210,7 +210,12 @@ export class Emulator {
    * the checked parent, never through a symbolic link put there since.
    */
   open(caller: Caller, r: Resolved, open: OpenArgs, install: Install): CallResult {
-    const entered = this.world.enter(caller, (open.flags & O_CREAT) !== 0 || (open.flags & O_TMPFILE) === O_TMPFILE);
+    // Only fds are used from here: credentials and umask, not the namespace and root.
+    const entered = this.world.enter(
+      caller,
+      (open.flags & O_CREAT) !== 0 || (open.flags & O_TMPFILE) === O_TMPFILE,
+      false,
+    );
     let fd: number;
     try {
       if (entered) return { errno: EPERM };
@@ -253,7 +258,7 @@ export class Emulator {
     const [a, b] = check.resolved;
     for (const r of [a, b]) if (r && failed(r)) return { errno: r.errno };
     const r0 = a as Resolved | undefined, r1 = b as Resolved | undefined;
-    const entered = this.world.enter(caller, true);
+    const entered = this.world.enter(caller, true, false); // only fds are used: no namespace or root to enter
     try {
       if (entered) return { errno: EPERM };
       const w = this.world;
