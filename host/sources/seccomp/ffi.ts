@@ -59,6 +59,8 @@ export const SYS = {
   ftruncate: 77n,
   fchdir: 81n,
   setgroups: 116n,
+  setresuid: 117n,
+  setresgid: 119n,
   capget: 125n,
   capset: 126n,
   chroot: 161n,

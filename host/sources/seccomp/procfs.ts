@@ -13,6 +13,9 @@ export interface TaskStatus {
   ppid: number;
   uid: number;
   gid: number;
+  /** Effective ids (the credentials a file opened for the task carries). */
+  euid: number;
+  egid: number;
   fsuid: number;
   fsgid: number;
   groups: number[];
@@ -47,6 +50,8 @@ export function readTaskStatus(tid: number): TaskStatus | undefined {
     ppid: Number(field("PPid")),
     uid: uids[0],
     gid: gids[0],
+    euid: uids[1],
+    egid: gids[1],
     fsuid: uids[3],
     fsgid: gids[3],
     groups: field("Groups").split(/\s+/).filter(Boolean).map(Number),

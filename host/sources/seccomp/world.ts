@@ -77,7 +77,12 @@ export class CallerWorld {
   readonly #ownMntIno: string;
   readonly #ownRoot: string;
   readonly #ownRootFd: number;
-  readonly #self: { fsuid: number; fsgid: number; groups: number[]; eff: bigint; perm: bigint; inh: bigint };
+  readonly #self: Pick<TaskStatus, "euid" | "egid" | "fsuid" | "fsgid" | "groups"> & {
+    eff: bigint;
+    perm: bigint;
+    inh: bigint;
+  };
+  readonly #ownUserNs: string;
   /** What is entered now, to leave it. */
   #entered: { ns: boolean; root: boolean; creds: boolean; umask: number } | undefined;
 
@@ -97,7 +102,10 @@ export class CallerWorld {
     this.#ownRootFd = this.#openPlain("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     const [eff, perm, inh] = this.#capget();
     const own = readTaskStatus(tid);
-    this.#self = { fsuid: own?.fsuid ?? 0, fsgid: own?.fsgid ?? 0, groups: own?.groups ?? [], eff, perm, inh };
+    if (!own) throw new Error("Cannot read this thread's /proc status");
+    const { euid, egid, fsuid, fsgid, groups } = own;
+    this.#self = { euid, egid, fsuid, fsgid, groups, eff, perm, inh };
+    this.#ownUserNs = this.#linkKey(`/proc/self/task/${tid}/ns/user`);
   }
 
   /**
@@ -135,16 +143,28 @@ export class CallerWorld {
         libc.symbols.close(rootFd);
       }
     }
-    const c = caller.creds;
-    const eff = c.capEff & this.#self.eff;
-    const groups = c.groups.length !== this.#self.groups.length || c.groups.some((g, i) => g !== this.#self.groups[i]);
-    if (c.fsuid !== this.#self.fsuid || c.fsgid !== this.#self.fsgid || groups || eff !== this.#self.eff) {
+    const c = caller.creds, self = this.#self;
+    let eff = c.capEff & self.eff;
+    // Capabilities held in a user namespace of the caller's own are not capabilities in ours (the kernel applies them
+    // only to what that namespace owns): none are carried over (stricter than the kernel, never looser).
+    if (eff !== 0n && this.#linkKey(`/proc/${caller.tid}/ns/user`) !== this.#ownUserNs) eff = 0n;
+    const groups = c.groups.length !== self.groups.length || c.groups.some((g, i) => g !== self.groups[i]);
+    if (
+      c.euid !== self.euid || c.egid !== self.egid || c.fsuid !== self.fsuid || c.fsgid !== self.fsgid || groups ||
+      eff !== self.eff
+    ) {
       e.creds = true;
+      // Raw calls, this thread only. The effective ids too: a file opened here carries them (f_cred), and the kernel
+      // checks some writes against them (/proc/PID/uid_map). Real and saved ids stay, so all is restorable.
       this.#setgroups(c.groups);
+      const gidOk = c.egid === self.egid || this.call(SYS.setresgid, -1, c.egid, -1) === 0;
       libc.symbols.setfsgid(c.fsgid);
-      // setfsuid away from 0 drops the filesystem capabilities; the caller's effective set is then set exactly.
+      const uidOk = c.euid === self.euid || this.call(SYS.setresuid, -1, c.euid, -1) === 0;
+      // A non-zero euid cleared the effective set (the permitted one stays): raise it to set fsuid, then set it exactly.
+      this.#capset(self.eff, self.perm, self.inh);
       libc.symbols.setfsuid(c.fsuid);
-      this.#capset(eff, this.#self.perm, this.#self.inh);
+      this.#capset(eff, self.perm, self.inh);
+      if (!gidOk || !uidOk) return { errno: EPERM, reason: "cannot take the caller's user or group id: failed closed" };
     }
     if (umask) e.umask = libc.symbols.umask(c.umask);
     return undefined;
@@ -157,10 +177,15 @@ export class CallerWorld {
     if (!e) return;
     if (e.umask >= 0) libc.symbols.umask(e.umask);
     if (e.creds) {
-      libc.symbols.setfsuid(this.#self.fsuid);
-      this.#capset(this.#self.eff, this.#self.perm, this.#self.inh);
-      libc.symbols.setfsgid(this.#self.fsgid);
-      this.#setgroups(this.#self.groups);
+      const self = this.#self;
+      // Back to euid 0 (allowed: the saved id is 0) restores the effective set from the permitted one.
+      this.call(SYS.setresuid, -1, self.euid, -1);
+      this.#capset(self.eff, self.perm, self.inh);
+      libc.symbols.setfsuid(self.fsuid);
+      this.call(SYS.setresgid, -1, self.egid, -1);
+      libc.symbols.setfsgid(self.fsgid);
+      this.#setgroups(self.groups);
+      this.#capset(self.eff, self.perm, self.inh);
     }
     if (e.ns && libc.symbols.syscall(SYS.setns, BigInt(this.#ownMnt), CLONE_NEWNS, 0n, 0n, 0n, 0n) < 0n) {
       throw new Error(`Cannot return to the supervisor's mount namespace: errno ${errno()}`);

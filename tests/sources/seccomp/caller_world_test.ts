@@ -181,3 +181,17 @@ Deno.test("an unprivileged idwrap fails closed, saying why, for a caller in a us
   assertEquals(refused?.verdict, "deny EPERM");
   assert(/cannot enter the caller's mount namespace/.test(refused?.reason ?? ""), JSON.stringify(refused));
 });
+
+Deno.test("capabilities a user holds in its own user namespace give nothing on the host's files through idwrap", async () => {
+  const uid = await ensureUser("idwrap-alice");
+  const f = await fixture(uid);
+  await Deno.writeTextFile(`${f}/root-only`, "ROOT\n");
+  await Deno.chmod(`${f}/root-only`, 0o600);
+  // unshare -Ur: alice becomes root of a new user namespace (full CapEff there), which owns nothing of the host's.
+  const cmd = ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", "unshare", "-Ur", "--"];
+  const script = [...cmd, "sh", "-c", `cat ${f}/root-only; echo "rc=$?"; cat ${f}/a`];
+  const bare = await run(script[0], script.slice(1));
+  assertEquals(bare.stdout, "rc=1\nA\n", `natively: denied, and the namespace works: ${bare.stderr}`);
+  const r = await run(IDWRAP, ["run", "-p", policy, "--", ...script]);
+  assertEquals(r.stdout, bare.stdout, r.stderr);
+});
