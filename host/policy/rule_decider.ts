@@ -14,8 +14,8 @@ import type { Policy, Rule } from "./policy.ts";
 interface CompiledRule {
   rule: Rule;
   matchPath?: (path: string) => boolean;
-  /** A literal path (no glob): the file it names matches under any name, by identity (dev:ino). */
-  literal?: string;
+  /** Literal paths (no glob, or only `{a,b}` alternatives of them): their files match under any name (dev:ino). */
+  literals?: string[];
 }
 
 /** Calls that reach a file without a path: a rule on the open family covers them too (decided by identity). */
@@ -37,7 +37,7 @@ export class RuleDecider implements Decider {
         const compiled: CompiledRule = {
           rule,
           matchPath: rule.path === undefined ? undefined : picomatch(rule.path, { dot: true }),
-          literal: rule.path !== undefined && !picomatch.scan(rule.path).isGlob ? rule.path : undefined,
+          literals: rule.path === undefined ? undefined : literalPaths(rule.path),
         };
         const nrs = resolveSyscalls(rule.syscalls);
         const names = new Set(rule.syscalls.flatMap((n) => n.startsWith("%") ? [] : [n]));
@@ -62,8 +62,8 @@ export class RuleDecider implements Decider {
   }
 
   decide(event: SyscallEvent): Verdict {
-    for (const { rule, matchPath, literal } of this.#byNr.get(event.nr) ?? []) {
-      if (matchPath && !this.#matches(event, matchPath, literal)) continue;
+    for (const { rule, matchPath, literals } of this.#byNr.get(event.nr) ?? []) {
+      if (matchPath && !this.#matches(event, matchPath, literals)) continue;
       if (rule.action === "alert") {
         (event.alerts ??= []).push(rule.id);
         continue;
@@ -79,12 +79,11 @@ export class RuleDecider implements Decider {
    * acts on the very file the rule names (same dev:ino: a hard link, a handle, any alias). The rule's file is stat'ed
    * at each check, in the host's world, so a file replaced since is the new file (a missing one once a second).
    */
-  #matches(event: SyscallEvent, matchPath: (path: string) => boolean, literal: string | undefined): boolean {
+  #matches(event: SyscallEvent, matchPath: (path: string) => boolean, literals: string[] | undefined): boolean {
     const d = event.decoded;
     if (d.path !== undefined && matchPath(d.path)) return true;
-    if (literal === undefined || d.ident === undefined) return false;
-    const ident = this.#identOf(literal);
-    return ident !== undefined && d.ident === ident;
+    if (literals === undefined || d.ident === undefined) return false;
+    return literals.some((literal) => d.ident === this.#identOf(literal));
   }
 
   /** dev:ino of a rule's file; a missing file is looked at again after a second (a throw costs ~40 µs a call). */
@@ -100,4 +99,23 @@ export class RuleDecider implements Decider {
       return undefined;
     }
   }
+}
+
+/**
+ * The files a path pattern names literally: itself when it has no glob, each alternative of `{a,b}` groups when those
+ * are all it has (`{/etc/shadow,/etc/gshadow}`); undefined for a real glob (it names a set of names, not files).
+ */
+export function literalPaths(pattern: string): string[] | undefined {
+  const open = pattern.indexOf("{");
+  if (open < 0) return picomatch.scan(pattern).isGlob ? undefined : [pattern];
+  const close = pattern.indexOf("}", open);
+  const inner = pattern.slice(open + 1, close);
+  if (close < 0 || inner.includes("{")) return undefined;
+  const out: string[] = [];
+  for (const alt of inner.split(",")) {
+    const expanded = literalPaths(pattern.slice(0, open) + alt + pattern.slice(close + 1));
+    if (!expanded) return undefined;
+    out.push(...expanded);
+  }
+  return out;
 }

@@ -155,3 +155,16 @@ Deno.test("wrappers read the canonical path, the raw string and the identity (ev
   const shown = reports(r.events, "alert").map((x) => x.message);
   assert(shown.includes(`${secret}|${other}/link|${info.dev}:${info.ino}`), shown.join("\n"));
 });
+
+Deno.test("an alert rule of brace alternatives (as the default credential-read) sees every alias, hard links included", async () => {
+  const p = await writePolicy(
+    `rules:\n  - { id: cred, syscalls: [open, openat, openat2], path: "{${dir}/nothing,${secret}}", action: alert }\n`,
+  );
+  const missed: string[] = [];
+  for (const [label, args, cwd] of ALIASES) {
+    const r = await traced("run", ["-p", p], [prog("aliases"), ...args], { cwd });
+    assertEquals(r.stdout, "read SECRET\n", `${label}: an alert does not deny`);
+    if (!calls(r.events).some((e) => e.alerts?.includes("cred"))) missed.push(label);
+  }
+  assertEquals(missed, [], "aliases the alert missed");
+});
