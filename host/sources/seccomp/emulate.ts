@@ -20,7 +20,7 @@ const F_SETFL = 4;
 // F_SETFL can change only these; the rest are fixed at open.
 const SETFL_MASK = 0o2000 | 0o20000 | 0o40000 | 0o1000000 | O_NONBLOCK;
 const AT_EMPTY_PATH = 0x1000, AT_SYMLINK_FOLLOW = 0x400, AT_REMOVEDIR = 0x200, AT_SYMLINK_NOFOLLOW = 0x100;
-const ENOENT = 2, ENXIO = 6, EEXIST = 17, ELOOP = 40, EFAULT = 14, EPERM = 1;
+const ENOENT = 2, ENXIO = 6, EEXIST = 17, ELOOP = 40, EFAULT = 14, EPERM = 1, ENOSYS = 38;
 const MAX_LINKS = 40;
 
 /** The calls run here besides opens, race-free. */
@@ -128,9 +128,14 @@ export class Emulator {
       }
       try {
         for (const b of bases) {
-          out.resolved[b.nth] = open
-            ? this.#resolveOpen(b.fd, b.rest, b.last, open)
-            : this.world.resolve(b.fd, b.rest, b.last);
+          const r = open ? this.#resolveOpen(b.fd, b.rest, b.last, open) : this.world.resolve(b.fd, b.rest, b.last);
+          if (failed(r) && r.errno === ENOENT && b.last !== "parent") {
+            // A missing file still has a canonical name: its parent's path and the name (for rules and wrappers).
+            const parent = this.world.resolve(b.fd, b.rest, "parent");
+            if (!failed(parent)) r.path = parent.path;
+            CallerWorld.release(parent);
+          }
+          out.resolved[b.nth] = r;
         }
       } finally {
         this.world.leave();
@@ -307,6 +312,8 @@ export class Emulator {
           const mode = reg(name === "chmod" ? 1 : 2);
           const nofollow = name === "fchmodat2" ? reg(3) & AT_SYMLINK_NOFOLLOW : 0;
           ret = w.call(SYS.fchmodat2, r0!.fd, "", mode, AT_EMPTY_PATH | nofollow);
+          // Before Linux 6.6 (no fchmodat2): through this thread's /proc fd link, which reaches the object itself.
+          if (ret === -ENOSYS && !nofollow) ret = w.call(SYS.fchmodat, w.procFd, String(r0!.fd), mode);
           break;
         }
         case "chown":

@@ -73,6 +73,7 @@ export const SYS = {
   linkat: 265n,
   symlinkat: 266n,
   readlinkat: 267n,
+  fchmodat: 268n,
   open_by_handle_at: 304n,
   setns: 308n,
   renameat2: 316n,

@@ -369,7 +369,7 @@ export class Supervisor {
     // A plain object from here on: events cross to the main thread by structured clone, which refuses a Proxy.
     event.decoded = args.wasRead ? args.read() : {};
     const check = this.#check;
-    if (verdict.action === "allow" && check?.reason && (examined || pathCall)) {
+    if (verdict.action === "allow" && check?.reason && (examined || (pathCall && this.#emulateOpens))) {
       // The caller's world could not be entered: deciding or acting in ours would be deciding on another file.
       verdict = { action: "deny", errno: EPERM };
       event.reason = check.reason;
@@ -384,6 +384,14 @@ export class Supervisor {
     // ADDFD cannot install an O_PATH file (the kernel's fget refuses them): such opens run in the kernel. An O_PATH fd
     // reads and writes nothing; whatever is opened through it later is checked on its own object.
     const oPath = pathCall && (this.#openArgs(tid, name)?.flags ?? 0) & O_PATH;
+    const unresolved = check?.resolved[0];
+    if (verdict.action === "allow" && this.#emulateOpens && oPath && unresolved && failed(unresolved)) {
+      // Its failure is known (the same lookup, as the caller): answered here, with a post result, race-free.
+      event.emulated = true;
+      this.#sink.emit(event);
+      this.#emulateOpen(id, tid, task, event, check!);
+      return;
+    }
     if (verdict.action === "allow" && this.#emulateOpens && pathCall && check && !oPath) {
       event.emulated = true;
       this.#sink.emit(event);
@@ -430,7 +438,11 @@ export class Supervisor {
     }
     this.#check = check;
     check.resolved.forEach((r, nth) => {
-      if (!r || failed(r)) return;
+      if (r && failed(r)) {
+        if (r.path === undefined) return;
+        r = { fd: -1, parent: -1, name: "", path: r.path }; // only its name: nothing to act on
+      }
+      if (!r) return;
       if (nth === 0) {
         if (decoded.path !== undefined) decoded.rawPath = decoded.path;
         decoded.path = r.path;

@@ -48,6 +48,8 @@ export interface Resolved {
 export interface Unresolved {
   errno: number;
   reason?: string;
+  /** The canonical path it would have had (a missing file: its existing parent's path and the name), if known. */
+  path?: string;
 }
 
 /** Whether a resolution failed. */
