@@ -85,6 +85,8 @@ export class CallerWorld {
     inh: bigint;
   };
   readonly #ownUserNs: string;
+  /** Set if this thread could not get back to idwrap's world: every later call then fails closed. */
+  #stuck = "";
   /** What is entered now, to leave it. */
   #entered: { ns: boolean; root: boolean; creds: boolean; umask: number } | undefined;
 
@@ -118,6 +120,7 @@ export class CallerWorld {
   enter(caller: Caller, umask = false, paths = true): Unresolved | undefined {
     const e = { ns: false, root: false, creds: false, umask: -1 };
     this.#entered = e;
+    if (this.#stuck) return { errno: EPERM, reason: this.#stuck };
     const mnt = paths ? this.#linkKey(`/proc/${caller.tid}/ns/mnt`) : this.#ownMntIno;
     const root = paths ? this.#statKey(`/proc/${caller.tid}/root`) : this.#ownRoot;
     if (!mnt || !root) return { errno: ENOENT, reason: "the caller is gone" };
@@ -190,7 +193,8 @@ export class CallerWorld {
       this.#capset(self.eff, self.perm, self.inh);
     }
     if (e.ns && libc.symbols.syscall(SYS.setns, BigInt(this.#ownMnt), CLONE_NEWNS, 0n, 0n, 0n, 0n) < 0n) {
-      throw new Error(`Cannot return to the supervisor's mount namespace: errno ${errno()}`);
+      this.#stuck = `the emulation thread cannot return to idwrap's mount namespace (errno ${errno()}): failed closed`;
+      throw new Error(this.#stuck);
     }
     if (e.root) {
       // setns reset root and cwd to the namespace's root; a same-namespace chroot is undone from our root's fd.
@@ -198,7 +202,10 @@ export class CallerWorld {
       if (
         libc.symbols.syscall(SYS.fchdir, BigInt(this.#ownRootFd), 0n, 0n, 0n, 0n, 0n) < 0n ||
         libc.symbols.syscall(SYS.chroot, this.#bufAddr, 0n, 0n, 0n, 0n, 0n) < 0n
-      ) throw new Error(`Cannot return to the supervisor's root: errno ${errno()}`);
+      ) {
+        this.#stuck = `the emulation thread cannot return to idwrap's root (errno ${errno()}): failed closed`;
+        throw new Error(this.#stuck);
+      }
     }
   }
 
