@@ -4,7 +4,7 @@
 // each win the file is put back (through an fd, not by path). Prints
 // "calls N wins W"; exits 1 if the protected file was ever reached.
 //   race_paths CALL ALLOWED DENIED ROUNDS
-//   CALL: unlink rename chmod chown truncate link
+//   CALL: unlink rename chmod chown truncate utimensat link
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -95,6 +95,14 @@ int main(int argc, char **argv)
 				wins++;
 				if (pwrite(keep, "SECRET\n", 7, 0) < 0)
 					perror("pwrite");
+			}
+		} else if (!strcmp(call, "utimensat")) {
+			struct timespec ts[2] = { { 1, 0 }, { 1, 0 } };
+			ok += utimensat(AT_FDCWD, path, ts, 0) == 0;
+			fstat(keep, &st);
+			if (st.st_mtim.tv_sec == 1) {
+				wins++;
+				futimens(keep, NULL);
 			}
 		} else if (!strcmp(call, "link")) {
 			unlink(aside);

@@ -46,6 +46,7 @@ export const PATH_CALLS: ReadonlySet<string> = new Set([
   "lchown",
   "fchownat",
   "truncate",
+  "utimensat",
 ]);
 
 /** Path calls that cannot be run here exactly: refused while a path rule may deny them (a race would pass). */
@@ -56,7 +57,6 @@ export const REFUSED_WHEN_PATH_RULED: ReadonlySet<string> = new Set([
   "lremovexattr",
   "utime",
   "utimes",
-  "utimensat",
   "futimesat",
 ]);
 
@@ -91,6 +91,7 @@ export class Emulator {
   readonly #addfd = new Uint8Array(ADDFD.size);
   readonly #addfdView = new DataView(this.#addfd.buffer);
   readonly #handle = new Uint8Array(8 + 128);
+  readonly #times = new Uint8Array(32);
 
   /**
    * Resolves a call's path arguments in the caller's world (the strings were read once, before this).
@@ -259,9 +260,18 @@ export class Emulator {
   }
 
   /** Runs a path call (PATH_CALLS) as the caller, on the checked objects; its return value or errno. */
-  run(caller: Caller, name: string, regs: BigUint64Array, check: PathCheck, symlinkTarget?: string): CallResult {
+  run(
+    caller: Caller,
+    name: string,
+    regs: BigUint64Array,
+    check: PathCheck,
+    symlinkTarget?: string,
+    times?: Uint8Array,
+  ): CallResult {
     const [a, b] = check.resolved;
     for (const r of [a, b]) if (r && failed(r)) return { errno: r.errno };
+    // A NULL path (decoded as absent, not a fault): the kernel says EFAULT.
+    for (const arg of PATH_ARGS[name] ?? []) if (!check.resolved[arg.nth]) return { errno: EFAULT };
     const r0 = a as Resolved | undefined, r1 = b as Resolved | undefined;
     const entered = this.world.enter(caller, true, false); // only fds are used: no namespace or root to enter
     try {
@@ -321,6 +331,12 @@ export class Emulator {
         case "fchownat": {
           const [u, g] = name === "fchownat" ? [reg(2), reg(3)] : [reg(1), reg(2)];
           ret = w.call(SYS.fchownat, r0!.fd, "", u, g, AT_EMPTY_PATH);
+          break;
+        }
+        case "utimensat": {
+          // The times as read once (two struct timespec), or NULL: now. On the object itself (AT_EMPTY_PATH).
+          if (times) this.#times.set(times.subarray(0, 32));
+          ret = w.call(SYS.utimensat, r0!.fd, "", times ? addressOf(this.#times) : 0n, AT_EMPTY_PATH);
           break;
         }
         case "truncate": {

@@ -66,6 +66,7 @@ export const SYS = {
   chroot: 161n,
   gettid: 186n,
   fchownat: 260n,
+  utimensat: 280n,
   mkdirat: 258n,
   mknodat: 259n,
   newfstatat: 262n,

@@ -398,7 +398,9 @@ export class Supervisor {
       this.#emulateOpen(id, tid, task, event, check);
       return;
     }
-    if (verdict.action === "allow" && this.#emulateOpens && examined && check && PATH_CALLS.has(name)) {
+    // utimensat with a NULL path is futimens on its fd: nothing by path to check, the kernel runs it.
+    const byFd = name === "utimensat" && this.#args[1] === 0n;
+    if (verdict.action === "allow" && this.#emulateOpens && examined && check && PATH_CALLS.has(name) && !byFd) {
       event.emulated = true;
       this.#emulatePathCall(id, tid, task, event, check);
       return;
@@ -484,7 +486,13 @@ export class Supervisor {
   #emulatePathCall(id: bigint, tid: number, task: Task, event: SyscallEvent, check: PathCheck): void {
     const caller = { tgid: task.proc.tgid, tid, creds: task.creds };
     const target = event.syscall === "symlink" || event.syscall === "symlinkat" ? event.decoded.path : undefined;
-    const result = this.#emulator!.run(caller, event.syscall, this.#args, check, target);
+    let times: Uint8Array | undefined;
+    if (event.syscall === "utimensat" && this.#args[2] !== 0n) {
+      // Read once, here, and checked to be the caller's: the call uses this copy.
+      times = this.#memory.readBytes(tid, this.#args[2], 32);
+      if (!times || !this.#valid(id)) return void this.#fail(id, EFAULT);
+    }
+    const result = this.#emulator!.run(caller, event.syscall, this.#args, check, target, times);
     this.#current.summary.emulated++;
     if ("errno" in result) this.#fail(id, result.errno);
     else this.#send(id, 0, 0, BigInt(result.fd));

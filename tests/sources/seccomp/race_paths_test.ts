@@ -8,7 +8,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, prog, run, writePolicy } from "../../helpers.ts";
 
-const FAMILIES = ["unlink", "rename", "chmod", "chown", "truncate", "link"];
+const FAMILIES = ["unlink", "rename", "chmod", "chown", "truncate", "utimensat", "link"];
 const ROUNDS = "3000";
 
 for (const who of ["root", "an ordinary user"]) {
@@ -29,7 +29,7 @@ async function raceOne(family: string, uid?: number): Promise<void> {
   const policy = await writePolicy(`
 rules:
   - id: protect
-    syscalls: [unlink, unlinkat, rename, renameat, renameat2, chmod, fchmodat, chown, lchown, fchownat, truncate, link, linkat]
+    syscalls: [unlink, unlinkat, rename, renameat, renameat2, chmod, fchmodat, chown, lchown, fchownat, truncate, utimensat, link, linkat]
     path: "${denied}"
     action: deny
     errno: EACCES
