@@ -14,9 +14,22 @@ export type SyscallAbi = "x86_64" | "i386" | "x32";
 /** Decoded arguments, present where the call has them. */
 export interface DecodedArgs {
   dirfd?: number | "AT_FDCWD";
+  /**
+   * The first path argument. Where the source resolves paths (seccomp: docs/seccomp.md, "Paths"), the canonical
+   * path of the object the kernel acts on, in the caller's root (symbolic links, `.`, `..`, `/proc/self/…` and
+   * `/dev/fd/N` resolved); else, and when it cannot be resolved, the string as the program passed it.
+   */
   path?: string;
-  /** Second path (rename, link, symlink target). */
+  /** Second path (rename, link; symlink's link name), resolved as `path`. */
   path2?: string;
+  /** The first path as the program passed it, where `path` was resolved. */
+  rawPath?: string;
+  /** The second path as the program passed it, where `path2` was resolved. */
+  rawPath2?: string;
+  /** "dev:ino" of the object `path` names, where it exists (a created name: absent). */
+  ident?: string;
+  /** "dev:ino" of the object `path2` names, where it exists. */
+  ident2?: string;
   flags?: string;
   mode?: string;
   argv?: string[];

@@ -36,6 +36,11 @@ export const FIELD = {
   exe: 4,
   argv0: 5,
   syscall: 6,
+  /** The first path as the program passed it (`path` is the resolved one where the source resolves paths). */
+  rawPath: 7,
+  rawPath2: 8,
+  /** "dev:ino" of the file `path` names, where known. */
+  ident: 9,
 } as const;
 
 /** Status codes: negated Linux errno values. */

@@ -159,6 +159,12 @@ export function createImports(
           return putText(buf, bufLen, program.argv0);
         case FIELD.syscall:
           return putText(buf, bufLen, e?.syscall);
+        case FIELD.rawPath:
+          return putText(buf, bufLen, e?.decoded.rawPath ?? e?.decoded.path);
+        case FIELD.rawPath2:
+          return putText(buf, bufLen, e?.decoded.rawPath2 ?? e?.decoded.path2);
+        case FIELD.ident:
+          return putText(buf, bufLen, e?.decoded.ident);
         default:
           return STATUS.EINVAL;
       }

@@ -105,7 +105,10 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
         if (why === "busy" && !store?.dirty) return;
         return (async () => {
           await store?.flush();
-          await new Promise((r) => setTimeout(r, 0)); // let queued messages run
+          // Let queued messages run. A wake-up can come before its message is ready to dispatch (the eventfd is faster
+          // than the port): a 0 ms timer then fired first and the message waited for the next wake-up (a daemon
+          // reload under a busy wrapped process never arrived). A few ms, on wake-ups only (they are rare).
+          await new Promise((r) => setTimeout(r, why === "woken" ? 5 : 0));
         })();
       },
       onSessionEnd: (s) => {

@@ -121,7 +121,8 @@ const CASES: Case[] = [
     rule: "cloud-credential-read",
     command: ["/bin/sh", "-c", `cd ${cloudHome}/.kube && head -c0 config`],
     process: exe("/usr/bin/head"),
-    detail: "config (.kube/config) read",
+    // The seccomp source hands wrappers the canonical path of the file (docs/seccomp.md, "Paths").
+    detail: `${cloudHome}/.kube/config read`,
     technique: "T1552.001",
   },
   {
@@ -197,7 +198,7 @@ const CASES: Case[] = [
     rule: "system-write",
     command: ["/bin/sh", "-c", `cd /etc && touch ${unique}-rel`],
     process: exe("/usr/bin/touch"),
-    detail: `${unique}-rel (below /etc) written`,
+    detail: `/etc/${unique}-rel written`,
     technique: "T1543",
     cleanup: () => Deno.remove(`/etc/${unique}-rel`).catch(() => {}),
   },
@@ -206,7 +207,7 @@ const CASES: Case[] = [
     rule: "preload-write",
     command: ["/bin/sh", "-c", "cd /etc && echo /tmp/evil.so > ld.so.preload"],
     process: sh,
-    detail: "/etc/ld.so.preload written (as ld.so.preload)",
+    detail: "/etc/ld.so.preload written",
     technique: "T1574.006",
     setup: async () => {
       assert(!(await exists("/etc/ld.so.preload")), "/etc/ld.so.preload exists already: refusing to test");
@@ -377,7 +378,7 @@ const CASES: Case[] = [
     rule: "log-tamper",
     command: ["/bin/sh", "-c", `cd /var/log && rm -f ${unique}-rel.log`],
     process: exe("/bin/rm"),
-    detail: `${unique}-rel.log (below /var/log) deleted`,
+    detail: `/var/log/${unique}-rel.log deleted`,
     technique: "T1070.002",
     setup: () => Deno.writeTextFile(`/var/log/${unique}-rel.log`, "line\n"),
     cleanup: () => Deno.remove(`/var/log/${unique}-rel.log`).catch(() => {}),
@@ -651,7 +652,8 @@ Deno.test("cloud-credential-read: a relative path must name two fixed components
     assertEquals(r.code, 0, r.stderr);
     const messages = baselineAlerts(r).map((a) => a.message).filter((m) => m.startsWith("baseline.cloud-credential"));
     assertEquals(messages, [
-      `baseline.cloud-credential-read: sso/cache/token.json read by ${exe("/bin/cat")} (T1552.001)`,
+      // Canonical on the seccomp source: the relative path arrives resolved.
+      `baseline.cloud-credential-read: ${h}/.aws/sso/cache/token.json read by ${exe("/bin/cat")} (T1552.001)`,
     ]);
   } finally {
     await Deno.remove(h, { recursive: true });

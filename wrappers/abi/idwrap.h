@@ -96,6 +96,9 @@ extern "C" {
 #define IDWRAP_FIELD_EXE 4          /* the program's executable path */
 #define IDWRAP_FIELD_ARGV0 5        /* the program's argv[0] */
 #define IDWRAP_FIELD_SYSCALL_NAME 6 /* the syscall's name */
+#define IDWRAP_FIELD_RAW_PATH 7     /* first path as the program passed it */
+#define IDWRAP_FIELD_RAW_PATH2 8    /* second path as the program passed it */
+#define IDWRAP_FIELD_IDENT 9        /* "dev:ino" of the file the first path names */
 
 /* ----------------------------------------------------- alerts and logging */
 

@@ -1014,7 +1014,9 @@ function onOutbound(nr: i32): i32 {
 
 function onExec(nr: i32): i32 {
   execAlerted = false;
-  const raw = Event.path();
+  // The exec rules judge how the program was named (a relative path, a memfd by AT_EMPTY_PATH, a script's "#!"
+  // name): the string as passed. The file that runs is judged from /proc/PID/exe at the exec lifecycle.
+  const raw = Event.rawPath();
   const path = canonical(strPath(raw));
   pendingExec = path;
   pendingScriptArg = scriptArgument();

@@ -29,6 +29,9 @@ export const FIELD_FLAGS: i32 = 3;
 export const FIELD_EXE: i32 = 4;
 export const FIELD_ARGV0: i32 = 5;
 export const FIELD_SYSCALL_NAME: i32 = 6;
+export const FIELD_RAW_PATH: i32 = 7;
+export const FIELD_RAW_PATH2: i32 = 8;
+export const FIELD_IDENT: i32 = 9;
 
 /** Static accessors for the event being decided: `Event.path()`, `Event.uid()`, ... */
 export class Event {
@@ -120,6 +123,16 @@ export class Event {
   /** The program's argv[0]. */
   static argv0(): string | null {
     return fetchString(fillEventString, 0, FIELD_ARGV0);
+  }
+
+  /** The first path exactly as the program passed it (`path()` is the file the kernel acts on). */
+  static rawPath(): string | null {
+    return fetchString(fillEventString, 0, FIELD_RAW_PATH);
+  }
+
+  /** "dev:ino" of the file `path()` names, where the source knows it. */
+  static ident(): string | null {
+    return fetchString(fillEventString, 0, FIELD_IDENT);
   }
 
   /** The syscall's name ("openat"), for any call. */

@@ -13,13 +13,18 @@ export interface TaskStatus {
   ppid: number;
   uid: number;
   gid: number;
+  /** Effective ids (the credentials a file opened for the task carries). */
+  euid: number;
+  egid: number;
   fsuid: number;
   fsgid: number;
   groups: number[];
   umask: number;
+  /** Effective capabilities (CapEff). */
+  capEff: bigint;
 }
 
-const WANTED = new Set(["Tgid", "PPid", "Uid", "Gid", "Groups", "Umask"]);
+const WANTED = new Set(["Tgid", "PPid", "Uid", "Gid", "Groups", "Umask", "CapEff"]);
 
 /** Parses /proc/TID/status; undefined if the task is gone. */
 export function readTaskStatus(tid: number): TaskStatus | undefined {
@@ -45,10 +50,13 @@ export function readTaskStatus(tid: number): TaskStatus | undefined {
     ppid: Number(field("PPid")),
     uid: uids[0],
     gid: gids[0],
+    euid: uids[1],
+    egid: gids[1],
     fsuid: uids[3],
     fsgid: gids[3],
     groups: field("Groups").split(/\s+/).filter(Boolean).map(Number),
     umask: parseInt(field("Umask") || "022", 8),
+    capEff: BigInt("0x" + (field("CapEff") || "0")),
   };
 }
 

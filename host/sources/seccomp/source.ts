@@ -9,7 +9,13 @@ import { constants } from "node:os";
 import { join } from "node:path";
 import type { Policy } from "../../policy/policy.ts";
 import { RuleDecider } from "../../policy/rule_decider.ts";
-import { ALWAYS_DENIED_SYSCALLS, OPEN_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
+import {
+  ALWAYS_DENIED_SYSCALLS,
+  OPEN_SYSCALLS,
+  resolveSyscalls,
+  syscallName,
+  syscallNumber,
+} from "../../syscalls/mod.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { v8Engine } from "../../runtime/engine.ts";
 import { loadPolicyWrappers } from "../../runtime/load.ts";
@@ -20,6 +26,7 @@ import { buildFilter, encodeFilter } from "./filter.ts";
 import { guardFilter } from "./tamper.ts";
 import { launcherPath } from "./launcher.ts";
 import { CRED_SYSCALLS, type SupervisorSummary } from "./supervisor.ts";
+import { PATH_CALLS } from "./emulate.ts";
 import { type Handshake, receiveHandshake } from "./handshake.ts";
 import { SupervisorThread } from "./thread.ts";
 import type { OnEvents } from "../thread.ts";
@@ -60,9 +67,11 @@ const ALWAYS_NOTIFIED = ["execve", "execveat", ...ALWAYS_DENIED_SYSCALLS];
 export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): Set<number> {
   const set = new Set(new RuleDecider(policies).syscalls);
   for (const w of wrappers) for (const nr of w.declarations.syscalls.keys()) set.add(nr);
-  // The credential calls only keep the open emulation's cached credentials fresh: none without notified opens.
-  const opens = resolveSyscalls(OPEN_SYSCALLS);
-  const emulates = emulateOpens && [...set].some((nr) => opens.has(nr));
+  // The credential calls only keep the emulation's cached credentials fresh: none without notified opens or path calls
+  // (unlink, chmod, ... run by the supervisor as the caller) or open_by_handle_at.
+  const known = [...PATH_CALLS].filter((name) => syscallNumber(name) !== undefined); // fchmodat2 is newer than the table
+  const emulated = resolveSyscalls([...OPEN_SYSCALLS, ...known, "open_by_handle_at"]);
+  const emulates = emulateOpens && [...set].some((nr) => emulated.has(nr));
   for (const nr of resolveSyscalls([...ALWAYS_NOTIFIED, ...(emulates ? CRED_SYSCALLS : [])])) set.add(nr);
   // What could reach the supervisor itself (tamper.ts): the guard refuses it whatever the policy says.
   for (const nr of guardFilter(Deno.pid).always) set.add(nr);

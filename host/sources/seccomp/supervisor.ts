@@ -13,7 +13,9 @@ import { ALLOW } from "../../events.ts";
 import { errnoName } from "../../errno.ts";
 import { i386SyscallName, OPEN_SYSCALLS, resolveSyscalls, syscallName, syscallNumber } from "../../syscalls/mod.ts";
 import { decodeArgs, memoryReader } from "./decode.ts";
-import { OpenEmulator, type OpenRequest } from "./emulate.ts";
+import { Emulator, type OpenArgs, PATH_CALLS, type PathCheck, REFUSED_WHEN_PATH_RULED } from "./emulate.ts";
+import { PATH_ARGS } from "./paths.ts";
+import { CallerWorld, failed, type Resolved } from "./world.ts";
 import {
   AUDIT_ARCH_X86_64,
   EPOLL_CTL_ADD,
@@ -72,6 +74,8 @@ interface Proc {
   program: ProgramIdentity;
   sameRoot: boolean;
   execPending: boolean;
+  /** The file an examined, allowed exec was decided on: checked against /proc/PID/exe after the exec. */
+  execChecked?: { ident: string; path: string; nr: number };
 }
 
 interface Task {
@@ -97,7 +101,7 @@ export const CRED_SYSCALLS: readonly string[] = [
   "chroot",
 ];
 const CRED_FAMILY = new Set(CRED_SYSCALLS.map((n) => syscallNumber(n)!));
-const O_CREAT = 0o100;
+const O_CREAT = 0o100, O_PATH = 0o10000000;
 /** The alert id of a refused attempt on the supervisor (tamper.ts). */
 export const TAMPER_ALERT = "idwrap.supervisor-tamper";
 
@@ -128,7 +132,9 @@ export class Supervisor {
   /** The listener of the notification being served (one at a time: this is a single thread). */
   #fd = -1;
   #current!: Session;
-  #emulator: OpenEmulator | undefined;
+  #emulator: Emulator | undefined;
+  /** The path arguments of the call being served, resolved in the caller's world (released after the answer). */
+  #check: PathCheck | undefined;
   #stopped = false;
   /** Sessions closed but not yet ended. */
   #closing = 0;
@@ -296,6 +302,8 @@ export class Supervisor {
       });
     } finally {
       this.#pending = undefined;
+      for (const r of this.#check?.resolved ?? []) CallerWorld.release(r);
+      this.#check = undefined;
     }
   }
 
@@ -356,35 +364,156 @@ export class Supervisor {
     // Pointer arguments are read when first looked at (a rule's path, a wrapper's event_path, open emulation, the
     // trace): a wrapper that judges the call number alone (seq) costs no process_vm_readv (7-12 µs each, 64 KiB for a
     // write's data). Whatever was read is read before the answer, and checked still to be the caller's.
-    const args = new LazyArgs(() => decodeArgs(name, this.#args, memoryReader(tid, this.#memory)));
+    const args = new LazyArgs(() => this.#decode(tid, task, name));
     if (this.#answerFirst.has(nr) && !(this.#emulateOpens && OPEN_FAMILY.has(nr) && this.#sink.wantsSyscalls)) {
       return this.#watchOnly(id, tid, task, nr, name, args, examined);
     }
-    if (this.#sink.wantsSyscalls || OPEN_FAMILY.has(nr)) args.read();
+    const pathCall = OPEN_FAMILY.has(nr) || name === "open_by_handle_at";
+    if (this.#sink.wantsSyscalls || pathCall) args.read();
     const event = this.#event(tid, task, "x86_64", nr, name, args.decoded);
-    const verdict = examined ? this.#decider.decide(event) : ALLOW;
+    let verdict = examined ? this.#decider.decide(event) : ALLOW;
     // A denied or flagged call's record goes to audit with its arguments: read them while they are the caller's.
     if (verdict.action !== "allow" || event.alerts?.length) args.read();
     if (args.wasRead) {
       if (!this.#valid(id)) return; // the bytes we read may not be the caller's any more
       // Unreadable now is no proof of unreadable when the kernel reads: never let it run unchecked.
-      if (args.decoded.fault && (examined || OPEN_FAMILY.has(nr))) return void this.#fail(id, EFAULT);
+      if (args.decoded.fault && (examined || pathCall)) return void this.#fail(id, EFAULT);
     }
     // A plain object from here on: events cross to the main thread by structured clone, which refuses a Proxy.
-    const decoded = event.decoded = args.wasRead ? args.read() : {};
-    const procEntry = OPEN_FAMILY.has(nr) && decoded.path !== undefined &&
-      this.#guard.checkPath(decoded.path, this.#opensReadOnly(name));
-    if (procEntry) return this.#refuseTamper(id, tid, task, nr, name, decoded, procEntry);
+    event.decoded = args.wasRead ? args.read() : {};
+    // On the canonical path: /proc/self/../PID/mem, a relative open from /proc, a symlink are all the same entry.
+    const procEntry = pathCall && OPEN_FAMILY.has(nr) && event.decoded.path !== undefined &&
+      this.#guard.checkPath(event.decoded.path, this.#opensReadOnly(tid, name));
+    if (procEntry) return this.#refuseTamper(id, tid, task, nr, name, event.decoded, procEntry);
+    const check = this.#check;
+    if (verdict.action === "allow" && check?.reason && (examined || (pathCall && this.#emulateOpens))) {
+      // The caller's world could not be entered: deciding or acting in ours would be deciding on another file.
+      verdict = { action: "deny", errno: EPERM };
+      event.reason = check.reason;
+    } else if (verdict.action === "allow" && examined && REFUSED_WHEN_PATH_RULED.has(name)) {
+      // Not run here exactly, so a thread could change the path after the check: refused while examined.
+      verdict = { action: "deny", errno: EPERM };
+      event.reason =
+        `${name} cannot be checked race-free on the seccomp source: refused while a rule or wrapper examines it`;
+    }
     event.verdict = describeVerdict(verdict);
 
-    if (verdict.action === "allow" && this.#emulateOpens && OPEN_FAMILY.has(nr) && decoded.path !== undefined) {
+    // ADDFD cannot install an O_PATH file (the kernel's fget refuses them): such opens run in the kernel. An O_PATH fd
+    // reads and writes nothing; whatever is opened through it later is checked on its own object.
+    const oPath = pathCall && (this.#openArgs(tid, name)?.flags ?? 0) & O_PATH;
+    const unresolved = check?.resolved[0];
+    if (verdict.action === "allow" && this.#emulateOpens && oPath && unresolved && failed(unresolved)) {
+      // Its failure is known (the same lookup, as the caller): answered here, with a post result, race-free.
       event.emulated = true;
       this.#sink.emit(event);
-      this.#emulateOpen(id, tid, task, event);
+      this.#emulateOpen(id, tid, task, event, check!);
       return;
+    }
+    if (verdict.action === "allow" && this.#emulateOpens && pathCall && check && !oPath) {
+      event.emulated = true;
+      this.#sink.emit(event);
+      this.#emulateOpen(id, tid, task, event, check);
+      return;
+    }
+    // utimensat with a NULL path is futimens on its fd: nothing by path to check, the kernel runs it.
+    const byFd = name === "utimensat" && this.#args[1] === 0n;
+    if (verdict.action === "allow" && this.#emulateOpens && examined && check && PATH_CALLS.has(name) && !byFd) {
+      event.emulated = true;
+      this.#emulatePathCall(id, tid, task, event, check);
+      return;
+    }
+    if (EXEC_FAMILY.has(nr) && examined && verdict.action === "allow" && event.decoded.ident) {
+      task.proc.execChecked = { ident: event.decoded.ident, path: event.decoded.path ?? "", nr };
     }
     this.#sink.emit(event); // journaled before the answer (host/audit/journal_sink.ts)
     this.#respond(id, verdict, task.proc);
+  }
+
+  /** The call's arguments from the caller's memory, its path arguments resolved in the caller's world. */
+  #decode(tid: number, task: Task, name: string): DecodedArgs {
+    const decoded = decodeArgs(name, this.#args, memoryReader(tid, this.#memory));
+    const handle = name === "open_by_handle_at";
+    if (decoded.fault || !(PATH_ARGS[name] || handle)) return decoded;
+    this.#emulator ??= new Emulator();
+    const caller = { tgid: task.proc.tgid, tid, creds: task.creds };
+    let check: PathCheck;
+    if (handle) {
+      // struct file_handle { u32 handle_bytes; int handle_type; u8 f_handle[]; } (MAX_HANDLE_SZ 128)
+      const head = this.#memory.readBytes(tid, this.#args[1], 8);
+      const size = head ? new DataView(head.buffer).getUint32(0, true) : 0;
+      const whole = head && size <= 128 ? this.#memory.readBytes(tid, this.#args[1], 8 + size) : undefined;
+      if (!whole) {
+        decoded.fault = "arg1";
+        return decoded;
+      }
+      check = this.#emulator.checkHandle(caller, this.#args, whole);
+    } else {
+      const open = OPEN_FAMILY.has(syscallNumber(name)!) ? this.#openArgs(tid, name) : undefined;
+      if (open === null) {
+        decoded.fault = "arg2";
+        return decoded;
+      }
+      check = this.#emulator.check(caller, name, this.#args, [decoded.path, decoded.path2], open);
+    }
+    this.#check = check;
+    check.resolved.forEach((r, nth) => {
+      if (r && failed(r)) {
+        if (r.path === undefined) return;
+        r = { fd: -1, parent: -1, name: "", path: r.path }; // only its name: nothing to act on
+      }
+      if (!r) return;
+      if (nth === 0) {
+        if (decoded.path !== undefined) decoded.rawPath = decoded.path;
+        decoded.path = r.path;
+        if (r.ident) decoded.ident = r.ident;
+      } else {
+        if (decoded.path2 !== undefined) decoded.rawPath2 = decoded.path2;
+        decoded.path2 = r.path;
+        if (r.ident) decoded.ident2 = r.ident;
+      }
+    });
+    return decoded;
+  }
+
+  /** An open's flags, mode and resolve flags (openat2's from its struct); null if they cannot be read. */
+  #openArgs(tid: number, name: string): OpenArgs | null {
+    const a = this.#args;
+    const at = name === "openat" || name === "openat2";
+    let flags = Number((at ? a[2] : a[1]) & 0xffffffffn);
+    let mode = Number((at ? a[3] : a[2]) & 0o7777n);
+    let resolve = 0n;
+    if (name === "creat") {
+      flags = 0o1101; // O_CREAT|O_WRONLY|O_TRUNC
+      mode = Number(a[1] & 0o7777n);
+    } else if (name === "openat2") {
+      const how = this.#memory.readBytes(tid, a[2], 24);
+      if (!how) return null;
+      const hv = new DataView(how.buffer);
+      flags = Number(hv.getBigUint64(0, true) & 0xffffffffn);
+      mode = Number(hv.getBigUint64(8, true) & 0o7777n);
+      resolve = hv.getBigUint64(16, true);
+    } else if (name === "open_by_handle_at") {
+      flags = Number(a[2] & 0xffffffffn);
+      mode = 0;
+    }
+    return { flags, mode: flags & O_CREAT || (flags & 0o20200000) === 0o20200000 ? mode : 0, resolve };
+  }
+
+  /** Runs a path call (unlink, rename, chmod, …) on the checked objects and answers with its result. */
+  #emulatePathCall(id: bigint, tid: number, task: Task, event: SyscallEvent, check: PathCheck): void {
+    const caller = { tgid: task.proc.tgid, tid, creds: task.creds };
+    const target = event.syscall === "symlink" || event.syscall === "symlinkat" ? event.decoded.path : undefined;
+    let times: Uint8Array | undefined;
+    if (event.syscall === "utimensat" && this.#args[2] !== 0n) {
+      // Read once, here, and checked to be the caller's: the call uses this copy.
+      times = this.#memory.readBytes(tid, this.#args[2], 32);
+      if (!times || !this.#valid(id)) return void this.#fail(id, EFAULT);
+    }
+    const result = this.#emulator!.run(caller, event.syscall, this.#args, check, target, times);
+    this.#current.summary.emulated++;
+    this.#sink.emit(event); // journaled before the answer
+    if ("errno" in result) this.#fail(id, result.errno);
+    else this.#send(id, 0, 0, BigInt(result.fd));
   }
 
   /**
@@ -408,10 +537,10 @@ export class Supervisor {
     this.#sink.emit(event);
   }
 
-  /** The open being served asks only to read (openat2's flags are in memory: counted as not). */
-  #opensReadOnly(name: string): boolean {
-    const flags = name === "open" ? this.#args[1] : name === "openat" ? this.#args[2] : undefined;
-    return flags !== undefined && (flags & 0o1103n) === 0n; // O_ACCMODE | O_CREAT | O_TRUNC
+  /** The open being served asks only to read (O_RDONLY, no O_CREAT or O_TRUNC); unreadable flags count as not. */
+  #opensReadOnly(tid: number, name: string): boolean {
+    const flags = this.#openArgs(tid, name)?.flags;
+    return flags !== undefined && (flags & 0o1103) === 0; // O_ACCMODE | O_CREAT | O_TRUNC
   }
 
   /** A call that reaches the supervisor itself (or could): refused whatever the policy says, and always reported. */
@@ -425,51 +554,26 @@ export class Supervisor {
     refusal: Refusal,
   ): void {
     const verdict: Verdict = { action: "deny", errno: refusal.errno ?? EPERM };
-    this.#respond(id, verdict);
     const event = this.#event(tid, task, "x86_64", nr, name, decoded);
     event.verdict = describeVerdict(verdict);
     event.reason = `${refusal.reason} (${refusal.technique})`;
     if (!refusal.quiet) event.alerts = [TAMPER_ALERT];
-    this.#sink.emit(event);
+    this.#sink.emit(event); // journaled before the answer
+    this.#respond(id, verdict);
   }
 
-  #emulateOpen(id: bigint, tid: number, task: Task, pre: SyscallEvent): void {
-    const a = this.#args;
-    const name = pre.syscall;
-    const at = name === "openat" || name === "openat2";
-    let flags = Number((at ? a[2] : a[1]) & 0xffffffffn);
-    let mode = Number((at ? a[3] : a[2]) & 0o7777n);
-    let resolve = 0n;
-    if (name === "creat") {
-      flags = 0o1101; // O_CREAT|O_WRONLY|O_TRUNC
-      mode = Number(a[1] & 0o7777n);
-    } else if (name === "openat2") {
-      const how = this.#memory.readBytes(tid, a[2], 24);
-      if (!how || !this.#valid(id)) return void this.#fail(id, EFAULT);
-      const hv = new DataView(how.buffer);
-      flags = Number(hv.getBigUint64(0, true) & 0xffffffffn);
-      mode = Number(hv.getBigUint64(8, true) & 0o7777n);
-      resolve = hv.getBigUint64(16, true);
-    }
-    this.#emulator ??= new OpenEmulator();
-    const req: OpenRequest = {
-      id,
-      pid: task.proc.tgid,
-      tid,
-      pidfd: task.proc.pidfd,
-      dirfd: at
-        ? (Number(BigInt.asIntN(32, a[0])) === -100 ? "AT_FDCWD" : Number(BigInt.asIntN(32, a[0])))
-        : "AT_FDCWD",
-      path: pre.decoded.path!,
-      flags,
-      mode: flags & O_CREAT || (flags & 0o20200000) === 0o20200000 ? mode : 0,
-      resolve,
-      creds: task.creds,
-      sameRoot: task.proc.sameRoot,
-      listener: this.#fd,
-      send: !this.#decider.examinesPost?.(pre.nr, pre.pid),
-    };
-    const result = this.#emulator.open(req);
+  #emulateOpen(id: bigint, tid: number, task: Task, pre: SyscallEvent, check: PathCheck): void {
+    const open = this.#openArgs(tid, pre.syscall);
+    if (!open || !this.#valid(id)) return void this.#fail(id, EFAULT);
+    const resolved = check.resolved[0];
+    const send = !this.#decider.examinesPost?.(pre.nr, pre.pid);
+    const caller = { tgid: task.proc.tgid, tid, creds: task.creds };
+    const result = !resolved
+      ? { errno: EFAULT }
+      : failed(resolved)
+      ? { errno: resolved.errno }
+      : this.#emulator!.open(caller, resolved as Resolved, open, { id, listener: this.#fd, send });
+    const req = { send };
     this.#current.summary.emulated++;
     if ("errno" in result && result.errno === ENOENT && !this.#valid(id)) return; // ADDFD: the caller is gone
     const post: SyscallEvent = {
@@ -530,14 +634,15 @@ export class Supervisor {
   #task(tid: number, id: bigint): Task | undefined {
     const known = this.#tasks.get(tid);
     if (known) {
-      if (known.proc.execPending) this.#refreshProgram(known.proc);
+      // A process killed for an exec that ran another file than the one checked gets no call answered.
+      if (known.proc.execPending && this.#refreshProgram(known.proc)) return undefined;
       return known;
     }
     const creds = readTaskStatus(tid);
     if (!creds) return undefined;
     let proc = this.#procs.get(creds.tgid);
     // After an exec from a non-leader thread the caller has a tid we never saw.
-    if (proc?.execPending) this.#refreshProgram(proc);
+    if (proc?.execPending && this.#refreshProgram(proc)) return undefined;
     if (!proc) {
       const pidfd = Number(libc.symbols.syscall(SYS.pidfd_open, BigInt(creds.tgid), 0n, 0n, 0n, 0n, 0n));
       // Checked after pidfd_open: the pid cannot have been recycled under us.
@@ -571,16 +676,52 @@ export class Supervisor {
     return task;
   }
 
-  #refreshProgram(proc: Proc): void {
+  /** Learns the program after an exec; true if the process was killed for it. */
+  #refreshProgram(proc: Proc): boolean {
     proc.execPending = false;
     const status = readTaskStatus(proc.tgid);
-    if (!status) return;
+    if (!status) return false;
     this.#forgetCreds(proc.tgid);
     const program = readProgram(proc.tgid, status);
+    const checked = proc.execChecked;
+    proc.execChecked = undefined;
+    const ran = checked && statKey(`/proc/${proc.tgid}/exe`);
+    const killed = !!checked && !!ran && ran !== checked.ident && this.#verifyExec(proc, program, checked, ran);
     proc.sameRoot = statKey(`/proc/${proc.tgid}/root`) === this.#rootStat;
-    if (program.exe === proc.program.exe && program.argv0 === proc.program.argv0) return; // exec failed
+    if (program.exe === proc.program.exe && program.argv0 === proc.program.argv0) return killed; // exec failed
     proc.program = program;
     this.#lifecycle({ kind: "exec", source: "seccomp", time: Date.now(), pid: proc.tgid, program }, proc);
+    return killed;
+  }
+
+  /**
+   * The kernel ran another file than the one the exec was decided on (a thread changed the path after the check):
+   * the decision is made again on the file that runs, and a deny or kill kills the process now, at its first notified
+   * call (docs/seccomp.md, "exec").
+   */
+  #verifyExec(proc: Proc, program: ProgramIdentity, checked: { path: string; nr: number }, ident: string): boolean {
+    const event: SyscallEvent = {
+      kind: "syscall",
+      source: "seccomp",
+      phase: "pre",
+      time: Date.now(),
+      pid: proc.tgid,
+      tid: proc.tgid,
+      abi: "x86_64",
+      nr: checked.nr,
+      syscall: syscallName(checked.nr),
+      args: [],
+      decoded: { path: program.exe, rawPath: checked.path, ident },
+      program,
+    };
+    const verdict = this.#decider.decide(event);
+    if (verdict.action === "allow") return false;
+    this.#kill(proc);
+    event.verdict = "kill";
+    event.reason =
+      `exec raced: decided on ${checked.path}, the kernel ran ${program.exe}; killed at its first notified call`;
+    this.#sink.emit(event);
+    return true;
   }
 
   /** Reports a lifecycle event to the sink and the decider (a kill verdict at exec is honoured). */

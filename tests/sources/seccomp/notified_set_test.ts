@@ -3,7 +3,7 @@
  * for are not made to wait, so they keep their kernel behaviour.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { idwrap, prog, writePolicy } from "../../helpers.ts";
+import { ensureUser, exists, idwrap, prog, run, writePolicy } from "../../helpers.ts";
 
 // A policy that examines execve (as the default policy's baseline does) and nothing of the fork family.
 const EXEC_RULE = `version: 1
@@ -95,4 +95,23 @@ Deno.test("the credential calls are notified only where opens are (they keep the
   for (const call of ["setgroups(", "setresgid(", "setresuid("]) {
     assert(v.stderr.includes(call), `${call}: ${v.stderr}`);
   }
+});
+
+Deno.test("the credential calls are notified where path calls are emulated: a process that dropped root unlinks as itself", async () => {
+  const uid = await ensureUser("idwrap-alice");
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-stale-" });
+  await Deno.writeTextFile(`${dir}/roots`, "root's\n");
+  await Deno.chmod(dir, 0o755); // only root may remove names here
+  const policy = await writePolicy(
+    "rules:\n  - { id: u, syscalls: [unlink, unlinkat], path: /nonexistent/protected, action: deny }\n",
+  );
+  // One process, no exec: an unlink as root first (its credentials are learnt), then a drop to alice, then unlink.
+  const perl = `unlink "${dir}/none"; $( = $) = "${uid} ${uid}"; $< = $> = ${uid}; unlink("${dir}/roots") or exit 1`;
+  const script = `exec perl -e '${perl}'`;
+  const bare = await run("/bin/sh", ["-c", script]);
+  assertEquals(bare.code, 1, "natively alice cannot remove it");
+  await Deno.writeTextFile(`${dir}/roots`, "root's\n");
+  const r = await idwrap(["run", "--source", "seccomp", "-p", policy, "--", "/bin/sh", "-c", script]);
+  assertEquals(r.code, 1, r.stderr);
+  assert(await exists(`${dir}/roots`), "removed with root's stale credentials");
 });

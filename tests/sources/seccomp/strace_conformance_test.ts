@@ -78,7 +78,7 @@ async function idwrapRun(command: string[], cwd: string): Promise<Threads> {
     if (e.phase === "post") {
       list[list.length - 1] += ` = ${e.ret}${e.errno ? " " + e.errno : ""}`;
     } else {
-      list.push(`${e.syscall} ${e.decoded.path ?? ""}`);
+      list.push(`${e.syscall} ${e.decoded.rawPath ?? e.decoded.path ?? ""}`);
     }
     byTid.set(tid, list);
   }
