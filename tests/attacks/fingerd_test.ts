@@ -32,7 +32,8 @@ import { alertTexts, exchange, faultTexts, LoopbackServer, publicTempDir } from 
 const FINGERD = prog("flawed_fingerd");
 const FINGER = prog("finger_stub");
 const LINE = 512; // struct query's line[]
-const ALERT_SHELL = "fingerd: fingerd: execve of /bin/sh: not a program this server may run";
+// Wrappers judge the file the kernel runs (its canonical path: /bin/sh is dash on Debian).
+const ALERT_SHELL = `fingerd: fingerd: execve of ${Deno.realPathSync("/bin/sh")}: not a program this server may run`;
 
 /** The overflowing query: argv words, NUL, filler to LINE bytes, the program path to exec, CR LF. */
 function exploit(marker: string): Uint8Array {

@@ -94,7 +94,8 @@ function shellAttack(marker: string): string {
   return `/cgi-bin/${"%2e%2e/".repeat(12)}bin/sh?-c+echo%20pwned%20%3E${encodeURIComponent(marker)}`;
 }
 
-const ALERT_SHELL = "httpd: httpd: execve of /bin/sh: not a program this server may run";
+// Wrappers judge the file the kernel runs (its canonical path: /bin/sh is dash on Debian).
+const ALERT_SHELL = `httpd: httpd: execve of ${Deno.realPathSync("/bin/sh")}: not a program this server may run`;
 const alertRead = (path: string) => `httpd: httpd: open for reading of ${path}: outside the paths it may read`;
 
 Deno.test("flawed_httpd unwrapped: the traversal serves a private file and the CGI traversal runs a shell", async () => {
