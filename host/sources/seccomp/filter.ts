@@ -12,6 +12,9 @@ import { AUDIT_ARCH_X86_64, X32_SYSCALL_BIT } from "./ffi.ts";
 /** SECCOMP_RET_* actions from <linux/seccomp.h>. */
 export const SECCOMP_RET_ALLOW = 0x7fff0000;
 export const SECCOMP_RET_USER_NOTIF = 0x7fc00000;
+/** SECCOMP_RET_ERRNO | errno: the call fails at once with that errno, unseen by the supervisor. */
+export const SECCOMP_RET_ERRNO = 0x00050000;
+const ENOSYS = 38;
 
 /** One struct sock_filter instruction (<linux/filter.h>). */
 export interface BpfInstruction {
@@ -106,9 +109,16 @@ function argumentChecks(checks: ArgumentCheck[]): BpfInstruction[] {
  *
  * @param notify x86_64 system call numbers to hand to the supervisor
  * @param checks calls notified only for some argument values (ignored for calls in `notify`)
+ * @param knownMax the highest x86_64 number the host knows: every call above it fails with ENOSYS, as on a kernel
+ *   that lacks it (a call added to Linux after idwrap's table could act on a file no rule or wrapper sees:
+ *   fchmodat2 would be chmod without a chmod rule); programs fall back to the calls they know. Omitted: none
  * @returns the program, at most 4096 instructions
  */
-export function buildFilter(notify: Iterable<number>, checks: ArgumentCheck[] = []): BpfInstruction[] {
+export function buildFilter(
+  notify: Iterable<number>,
+  checks: ArgumentCheck[] = [],
+  knownMax?: number,
+): BpfInstruction[] {
   const always = new Set(notify);
   const program = [
     op(LD_ABS, OFF_ARCH),
@@ -117,6 +127,7 @@ export function buildFilter(notify: Iterable<number>, checks: ArgumentCheck[] = 
     op(LD_ABS, OFF_NR),
     op(JGE, X32_SYSCALL_BIT, 0, 1),
     op(RET, SECCOMP_RET_USER_NOTIF),
+    ...(knownMax === undefined ? [] : [op(JGT, knownMax, 0, 1), op(RET, SECCOMP_RET_ERRNO | ENOSYS)]),
     ...argumentChecks(checks.filter((c) => !always.has(c.nr))),
     ...decide(toRuns(always)),
   ];

@@ -23,6 +23,7 @@ import type { WrapperModule } from "../../runtime/module.ts";
 import { defaultStorePath } from "../../store/kv.ts";
 import { SECCOMP_CAPABILITIES } from "../capabilities.ts";
 import { buildFilter, encodeFilter } from "./filter.ts";
+import { X86_64_NAMES } from "../../syscalls/tables.ts";
 import { guardFilter } from "./tamper.ts";
 import { launcherPath } from "./launcher.ts";
 import { CRED_SYSCALLS, type SupervisorSummary } from "./supervisor.ts";
@@ -131,7 +132,11 @@ export async function prepareEnforcement(
   const wrappers = await loadPolicyWrappers(policies, v8Engine, SECCOMP_CAPABILITIES);
   // This process supervises what the filter notifies: its pid is the one the guard's argument checks name.
   const filter = encodeFilter(
-    buildFilter(notifiedSyscalls(policies, wrappers, emulateOpens), guardFilter(Deno.pid).checks),
+    buildFilter(
+      notifiedSyscalls(policies, wrappers, emulateOpens),
+      guardFilter(Deno.pid).checks,
+      X86_64_NAMES.length - 1,
+    ),
   );
   return { wrappers, filter };
 }

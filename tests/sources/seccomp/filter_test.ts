@@ -9,18 +9,25 @@ import {
   type BpfInstruction,
   buildFilter,
   SECCOMP_RET_ALLOW,
+  SECCOMP_RET_ERRNO,
   SECCOMP_RET_USER_NOTIF,
 } from "../../../host/sources/seccomp/filter.ts";
+import { guardFilter } from "../../../host/sources/seccomp/tamper.ts";
+import { syscallNumber } from "../../../host/syscalls/mod.ts";
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64 } from "../../../host/sources/seccomp/ffi.ts";
 
 /** Evaluates the subset of classic BPF buildFilter() emits. */
-function evaluate(program: BpfInstruction[], nr: number, arch: number): number {
+function evaluate(program: BpfInstruction[], nr: number, arch: number, args: number[] = []): number {
   let a = 0;
   for (let pc = 0; pc < program.length; pc++) {
     const { code, jt, jf, k } = program[pc];
     switch (code) {
       case 0x20:
-        a = k === 0 ? nr : arch;
+        // seccomp_data: nr at 0, arch at 4, the low 32 bits of args[i] at 16 + 8 * i
+        a = k === 0 ? nr : k === 4 ? arch : (args[(k - 16) / 8] ?? 0) >>> 0;
+        break;
+      case 0x45:
+        pc += (a & k) !== 0 ? jt : jf;
         break;
       case 0x15:
         pc += (a >>> 0) === (k >>> 0) ? jt : jf;
@@ -77,4 +84,41 @@ Deno.test("buildFilter() notifies every i386 and x32 call", () => {
 
 Deno.test("buildFilter() stays within the kernel's 4096 instructions for every syscall", () => {
   assert(buildFilter(Array.from({ length: 460 }, (_, i) => i * 2 % 460)).length < 4096);
+});
+
+Deno.test("buildFilter() argument checks notify a call only for the values that can reach the supervisor", () => {
+  const self = 4242;
+  const program = buildFilter([0], guardFilter(self).checks);
+  const nr = (name: string) => syscallNumber(name)!;
+  const cases: [string, number[], number][] = [
+    ["ptrace", [16, /* PTRACE_ATTACH */ self], SECCOMP_RET_USER_NOTIF],
+    ["ptrace", [0x4206, /* PTRACE_SEIZE */ 1], SECCOMP_RET_USER_NOTIF],
+    ["ptrace", [12, /* PTRACE_GETREGS */ self], SECCOMP_RET_ALLOW],
+    ["tgkill", [self, self, 9], SECCOMP_RET_USER_NOTIF],
+    ["tgkill", [self + 1, self, 9], SECCOMP_RET_ALLOW],
+    ["pidfd_open", [self, 0], SECCOMP_RET_USER_NOTIF],
+    ["pidfd_open", [77, 0x80 /* PIDFD_THREAD */], SECCOMP_RET_USER_NOTIF],
+    ["pidfd_open", [77, 0x800 /* PIDFD_NONBLOCK */], SECCOMP_RET_ALLOW],
+    ["getsockopt", [3, 1, 77 /* SO_PEERPIDFD */], SECCOMP_RET_USER_NOTIF],
+    ["getsockopt", [3, 1, 17 /* SO_PEERCRED */], SECCOMP_RET_ALLOW],
+    ["fcntl", [3, 8, /* F_SETOWN */ self], SECCOMP_RET_USER_NOTIF],
+    ["fcntl", [3, 4, /* F_SETFL */ 0], SECCOMP_RET_ALLOW],
+    ["ioctl", [0, 0x5412 /* TIOCSTI */], SECCOMP_RET_USER_NOTIF],
+    ["ioctl", [0, 0x5401 /* TCGETS */], SECCOMP_RET_ALLOW],
+    ["prlimit64", [0, 7], SECCOMP_RET_ALLOW],
+    ["prlimit64", [99, 7], SECCOMP_RET_USER_NOTIF],
+    ["read", [0, 0, 0], SECCOMP_RET_USER_NOTIF], // in the notified set: whatever its arguments
+  ];
+  for (const [name, args, want] of cases) {
+    assertEquals(evaluate(program, nr(name), AUDIT_ARCH_X86_64, args), want, `${name}(${args.join(", ")})`);
+  }
+});
+
+Deno.test("buildFilter() fails every call above the known table with ENOSYS, and only those", () => {
+  const program = buildFilter([1, 450], [], 450);
+  assertEquals(evaluate(program, 450, AUDIT_ARCH_X86_64), SECCOMP_RET_USER_NOTIF);
+  assertEquals(evaluate(program, 449, AUDIT_ARCH_X86_64), SECCOMP_RET_ALLOW);
+  for (const nr of [451, 452, /* fchmodat2 */ 463, 511]) {
+    assertEquals(evaluate(program, nr, AUDIT_ARCH_X86_64), SECCOMP_RET_ERRNO | 38, String(nr));
+  }
 });
