@@ -84,7 +84,7 @@ ${IDWRAP} run --source kmod --json -o ${T}/run.jsonl -p ${V}/enforce.yaml -- /bi
   cat ${T}/secret 2>&1
   cat ${T}/killme; echo "kill=$?"
   ${prog("race")} ${T}/decoy ${T}/denied 500; echo "race=$?"
-  ${prog("signals")} /etc/hostname 1000 norestart; echo "signals=$?"
+  ${prog("signals")} /etc/hostname 3000 norestart; echo "signals=$?"
   ${prog("iouring")}
   ${prog("int80")}
   /bin/bash -c "echo one; sleep 3; echo two"; echo "late=$?"'
@@ -341,7 +341,12 @@ Deno.test({
   ignore: skip,
   async fn() {
     const out = await section("run");
-    assert(/opens 1000 failed 0 eintr 0 ticks [1-9]\d*\nsignals=0/.test(out), out);
+    // Thousands of signals land while decided opens wait, and none fails one with EINTR (the module's waits are
+    // killable only): the seccomp source's window, counted by bench/eintr_bench.ts, does not exist here.
+    const m = out.match(/opens 3000 failed 0 eintr (\d+) ticks (\d+)\nsignals=(\d+)/);
+    assert(m, out);
+    assertEquals([m[1], m[3]], ["0", "0"], out);
+    assert(Number(m[2]) >= 1000, `only ${m[2]} signals were delivered: the test proves nothing with so few\n${out}`);
   },
 });
 
