@@ -55,6 +55,20 @@ export function idwrap(args: string[], options: RunOptions = {}): Promise<Ran> {
   return run(IDWRAP, args, options);
 }
 
+/**
+ * Runs `./idwrap ARGS…` as an ordinary user (setpriv, no supplementary groups), with a home, Deno cache and wrapper
+ * store of its own in `home` (created, and given to the user).
+ */
+export async function idwrapAsUser(uid: number, home: string, args: string[], options: RunOptions = {}): Promise<Ran> {
+  await Deno.mkdir(home, { recursive: true });
+  await Deno.chown(home, uid, null);
+  const env = [`HOME=${home}`, `DENO_DIR=${home}/deno`, `IDWRAP_STORE=${home}/store.kv`];
+  return run("setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", "env", ...env, IDWRAP, ...args], {
+    ...options,
+    env: { ...options.env, IDWRAP_STORE: `${home}/store.kv` },
+  });
+}
+
 /** A traced run: the command's result and every event idwrap reported. */
 export interface Traced extends Ran {
   events: HostEvent[];

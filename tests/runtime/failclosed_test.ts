@@ -7,7 +7,7 @@
  * seccomp source, with an unwrapped control in each test.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { calls, ensureUser, IDWRAP, reports, run, traced, writePolicy } from "../helpers.ts";
+import { calls, ensureUser, idwrapAsUser, reports, run, traced, writePolicy } from "../helpers.ts";
 import { watToWasm, writeWasm } from "./wat.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-failclosed-" });
@@ -248,24 +248,7 @@ Deno.test("as an ordinary user: the trap-the-wrapper attack never reads the secr
   assertEquals(byRoot.code, 137, byRoot.stderr);
 
   // Alice supervises her own program (no CAP_SYS_ADMIN anywhere).
-  const store = `${home}/store`;
-  await Deno.mkdir(store);
-  await Deno.chown(store, uid, null);
-  const byAlice = await run(asAlice[0], [
-    ...asAlice.slice(1),
-    "env",
-    `HOME=${store}`,
-    `DENO_DIR=${store}/deno`,
-    `IDWRAP_STORE=${store}/store.kv`,
-    IDWRAP,
-    "run",
-    "-p",
-    policy,
-    "--",
-    "/bin/cat",
-    ...traps,
-    secret,
-  ]);
+  const byAlice = await idwrapAsUser(uid, `${home}/store`, ["run", "-p", policy, "--", "/bin/cat", ...traps, secret]);
   assert(!byAlice.stdout.includes("the-secret"), `the protection was disabled: ${byAlice.stdout}`);
   assert(byAlice.stderr.includes("(on_max_failures: kill)"), byAlice.stderr);
   assertEquals(byAlice.code, 137, byAlice.stderr);

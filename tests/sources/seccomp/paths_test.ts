@@ -7,7 +7,7 @@
  * first opens the file without idwrap (the attack is real).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { calls, ensureUser, IDWRAP, prog, reports, run, traced, writePolicy } from "../../helpers.ts";
+import { calls, ensureUser, IDWRAP, idwrapAsUser, prog, reports, run, traced, writePolicy } from "../../helpers.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-alias-" });
 const other = await Deno.makeTempDir({ prefix: "idwrap-alias-other-" });
@@ -65,20 +65,7 @@ async function wrapped(who: Who, args: string[], cwd?: string) {
   if (who === "root") return run(IDWRAP, ["run", "-p", policy, "--", ...cmd], { cwd });
   if (who === "user, root supervisor") return run(IDWRAP, ["run", "-p", policy, "--", ...asUser, ...cmd], { cwd });
   const home = await Deno.makeTempDir({ prefix: "idwrap-alias-home-" });
-  await Deno.chown(home, uid, null);
-  return run(asUser[0], [
-    ...asUser.slice(1),
-    "env",
-    `HOME=${home}`,
-    `DENO_DIR=${home}/deno`,
-    `IDWRAP_STORE=${home}/store.kv`,
-    IDWRAP,
-    "run",
-    "-p",
-    policy,
-    "--",
-    ...cmd,
-  ], { cwd });
+  return idwrapAsUser(uid, home, ["run", "-p", policy, "--", ...cmd], { cwd });
 }
 
 async function native(who: Who, args: string[], cwd?: string) {

@@ -7,7 +7,7 @@
  * tests/progs/tamper.c is the attacker.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ensureUser, IDWRAP, prog, run } from "../../helpers.ts";
+import { ensureUser, IDWRAP, idwrapAsUser, prog, run } from "../../helpers.ts";
 
 const TAMPER = prog("tamper");
 const TAMPER_ALERT = "idwrap.supervisor-tamper";
@@ -50,24 +50,8 @@ const POLICY = await (async () => {
 
 /** `idwrap run` of `command`, as root or (with `uid`) as that ordinary user with its own store. */
 function wrapped(command: string[], uid?: number) {
-  const idwrap = [IDWRAP, "run", "-p", POLICY.file, "--", ...command];
-  if (uid === undefined) return run(idwrap[0], idwrap.slice(1));
-  const home = `${POLICY.dir}/home-${uid}`;
-  return Deno.mkdir(home, { recursive: true })
-    .then(() => Deno.chown(home, uid, uid))
-    .then(() =>
-      run("setpriv", [
-        `--reuid=${uid}`,
-        `--regid=${uid}`,
-        "--clear-groups",
-        "--",
-        "env",
-        `HOME=${home}`,
-        `DENO_DIR=${home}/deno`,
-        `IDWRAP_STORE=${home}/store.kv`,
-        ...idwrap,
-      ])
-    );
+  const args = ["run", "-p", POLICY.file, "--", ...command];
+  return uid === undefined ? run(IDWRAP, args) : idwrapAsUser(uid, `${POLICY.dir}/home-${uid}`, args);
 }
 
 /** A long-lived process to attack in the controls (as `uid` where given). */
