@@ -477,9 +477,9 @@ export class KmodSupervisor {
           return true;
         }
         flags = VF.WATCH;
-        this.#write({ id: rec.id, action: ACT.ALLOW, flags });
         proc = this.#track(rec.pid, rec.ppid, this.#system, program);
         this.#lifecycle({ kind: "exec", source: "kmod", time: Date.now(), pid: rec.pid, program }, proc);
+        this.#write({ id: rec.id, action: ACT.ALLOW, flags });
         return true;
       }
       proc = this.#track(rec.pid, rec.ppid, this.#sessionOf(this.#procs.get(rec.ppid)));
@@ -566,8 +566,8 @@ export class KmodSupervisor {
       const event = this.#event(rec, proc, abi, name, "pre", {});
       event.verdict = describeVerdict({ action: "deny", errno: ENOSYS });
       event.reason = `${abi} system call ABI is not allowed`;
+      this.#sink.emit(event); // journaled before the answer (host/audit/journal_sink.ts)
       if (waits) this.#write({ id: rec.id, action: ACT.DENY, err: ENOSYS });
-      this.#sink.emit(event);
       return waits;
     }
 
@@ -585,8 +585,8 @@ export class KmodSupervisor {
       // The module refused the call itself (io_uring_setup…).
       event.verdict = `deny ${errnoName(Number(-rec.ret))}`;
       event.reason = name === "io_uring_setup" ? "io_uring bypasses system call interception" : "refused by the module";
+      this.#sink.emit(event); // journaled before the answer
       if (waits) this.#write({ id: rec.id, action: ACT.DENY, err: Number(-rec.ret) || EPERM });
-      this.#sink.emit(event);
       return waits;
     }
 
@@ -597,16 +597,14 @@ export class KmodSupervisor {
       this.#lastPre.delete(rec.tid);
       const verdict = this.#decider.observe?.(event) ?? ALLOW;
       const kill = verdict.action === "kill" || this.#doomed.has(proc.pid);
-      if (waits) this.#write({ id: rec.id, action: kill ? ACT.KILL : ACT.ALLOW });
       if (verdict.action === "kill") {
         event.verdict = "kill";
         if (waits) session.summary.killed++;
-        else {
-          event.reason = "late kill (the call was only observed)";
-          this.#lateKill(proc.pid);
-        }
+        else event.reason = "late kill (the call was only observed)";
       }
-      this.#sink.emit(event);
+      this.#sink.emit(event); // journaled before the answer
+      if (waits) this.#write({ id: rec.id, action: kill ? ACT.KILL : ACT.ALLOW });
+      else if (verdict.action === "kill") this.#lateKill(proc.pid);
       return waits;
     }
 
@@ -615,14 +613,14 @@ export class KmodSupervisor {
       const verdict: Verdict = { action: "deny", errno: EPERM };
       event.verdict = describeVerdict(verdict);
       event.reason = "io_uring bypasses system call interception";
+      this.#sink.emit(event); // journaled before the answer
       if (waits) this.#answer(rec, verdict, session, proc);
-      this.#sink.emit(event);
       return waits;
     }
     const examined = this.#decider.examines(rec.nr, proc.pid);
     if (!examined) {
-      if (waits) this.#answer(rec, this.#doomed.has(proc.pid) ? { action: "kill" } : ALLOW, session, proc);
       this.#sink.emit(event);
+      if (waits) this.#answer(rec, this.#doomed.has(proc.pid) ? { action: "kill" } : ALLOW, session, proc);
       return waits;
     }
     let verdict = this.#decider.decide(event);
@@ -633,13 +631,21 @@ export class KmodSupervisor {
       event.verdict = describeVerdict(verdict);
       // The module runs an open it was allowed to (EVF_EMULATED); a refused one it does not run at all.
       if (verdict.action !== "allow" && verdict.action !== "rewrite") event.emulated = undefined;
+      // Journaled before the answer (host/audit/journal_sink.ts): SIGKILL of idwrap after the caller saw its
+      // verdict cannot lose the record; a record that cannot be journaled throws, and the call fails closed.
+      this.#sink.emit(event);
       this.#answer(rec, verdict, session, proc);
-    } else if (verdict.action === "kill") {
+      return waits;
+    }
+    if (verdict.action === "kill") {
       // Observed only: the call has run on; the process does not get further.
       event.verdict = "kill";
       event.reason = "late kill (the call was only observed)";
+      this.#sink.emit(event);
       this.#lateKill(proc.pid);
-    } else if (verdict.action !== "allow") {
+      return waits;
+    }
+    if (verdict.action !== "allow") {
       event.reason = `${describeVerdict(verdict)} not enforced: the call was only observed`;
     }
     this.#sink.emit(event);

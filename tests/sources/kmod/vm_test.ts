@@ -15,6 +15,9 @@
  *   without idwrap); io_uring and int 0x80 are refused; a decided open is
  *   never failed with EINTR by a signal (seccomp's window, which the module's
  *   killable waits do not have);
+ * - records before answers: idwrap blocked writing its report after the
+ *   answers it gave, then SIGKILLed, keeps the record of every open the
+ *   program saw denied (journaled before the verdict is written);
  * - system-wide activation: `idwrap daemon --system-wide` wraps a program the
  *   script starts outside idwrap because the policy's criteria match it, and
  *   not another; its deny and alert are seen;
@@ -38,6 +41,10 @@ if (skip) console.log(`tests/sources/kmod (VM): SKIPPED: ${k.missing}. To run th
 const V = `${ROOT}build/kmod/vmtest`;
 const IDWRAP = `${ROOT}idwrap`;
 const T = "/tmp/k"; // the guest's scratch dir (inside the chroot)
+/** The durability check's rule id is this long: a report line longer than the trace's 64 KiB flush block. */
+const LONG_ID = 70_000;
+/** How much of idwrap's report the durability check reads before it stops reading: about 20 report lines. */
+const DURABLE_READ = 20 * LONG_ID;
 
 const guestScript = () => `
 set -u
@@ -93,6 +100,30 @@ sec run-events; cat ${T}/run.jsonl
 sec race-bare
 ${prog("race")} ${T}/decoy ${T}/denied 2000; echo "race-bare=$?"
 ${prog("iouring")}
+
+# --- records before answers: idwrap's trace goes to a pipe read up to ${DURABLE_READ} bytes, then not at all; each
+# denied open's report line is longer than the trace's flush block, so idwrap blocks writing one. SIGKILL then.
+sec durable
+rm -f /tmp/tr; mkfifo /tmp/tr
+{ head -c ${DURABLE_READ} >/dev/null; sleep 100000; } < /tmp/tr &
+IDWRAP_STORE=/tmp/dur.kv ${IDWRAP} run --source kmod -p ${V}/durable.yaml -o /tmp/tr -- \
+  ${prog("open_errno")} ${T}/denied 2000 >/tmp/dur.out 2>/tmp/dur.err &
+IPID=$!
+n=0
+until [ -s /tmp/dur.out ] || [ $n -ge 600 ]; do sleep 0.5; n=$((n+1)); done
+# Until the calls stall (a waiting call then gets the module's 5 s timeout) or the program ends.
+last=-9; n=0
+while [ $n -lt 100 ] && ! grep -q '^ok ' /tmp/dur.out; do
+  size=$(wc -c < /tmp/dur.out); [ $((size - last)) -le 2 ] && break
+  last=$size; n=$((n+1)); sleep 6
+done
+kill -KILL $IPID; wait $IPID; echo "idwrap-killed=$?"
+n=0
+until grep -q '^ok ' /tmp/dur.out || [ $n -ge 200 ]; do sleep 0.5; n=$((n+1)); done
+grep '^ok ' /tmp/dur.out
+IDWRAP_STORE=/tmp/dur.kv ${IDWRAP} audit query --json >/tmp/dur.audit 2>&1; echo "audit-rc=$?"
+echo "records $(grep -c '"rule.name":"durable-' /tmp/dur.audit)"
+echo "sequences $(grep '"rule.name":"durable-' /tmp/dur.audit | grep -o '"event.sequence":"*[0-9]*' | sort -u | wc -l)"
 
 # --- system-wide: the daemon wraps cat (criteria), not head; both started outside idwrap
 sec daemon
@@ -170,6 +201,14 @@ wrappers:
   - name: forbid
     module: ${V}/deny.wasm
     activate: { program: cat }
+`,
+    );
+    await Deno.writeTextFile(
+      `${V}/durable.yaml`,
+      `version: 1
+name: kmod-durable
+rules:
+  - { id: durable-${"x".repeat(LONG_ID)}, syscalls: [openat], path: "${T}/denied", action: deny, errno: EACCES }
 `,
     );
     await Deno.writeTextFile(`${V}/guest.sh`, guestScript());
@@ -347,6 +386,28 @@ Deno.test({
     assert(m, out);
     assertEquals([m[1], m[3]], ["0", "0"], out);
     assert(Number(m[2]) >= 1000, `only ${m[2]} signals were delivered: the test proves nothing with so few\n${out}`);
+  },
+});
+
+Deno.test({
+  name: "kmod (VM): SIGKILL of idwrap right after it answered denied opens loses none of their records",
+  ignore: skip,
+  async fn() {
+    const out = await section("durable");
+    // The program's count of EACCES is the answers idwrap gave (the module's fail mode answers EPERM, and after
+    // the kill the opens run unsupervised): idwrap answered them, then blocked writing its report, and was killed.
+    const m = out.match(/^ok (\d+) EACCES (\d+) EPERM (\d+) other (\d+)$/m);
+    assert(m, out);
+    const answered = Number(m[2]);
+    assert(answered >= 10, `too few answers before idwrap blocked, the test proves little:\n${out}`);
+    assert(Number(m[3]) >= 1, `no call waited on the blocked idwrap: it did not block where the test needs\n${out}`);
+    assert(out.includes("idwrap-killed=137"), out);
+    assert(out.includes("audit-rc=0"), out);
+    const records = Number(out.match(/^records (\d+)$/m)?.[1]);
+    const sequences = Number(out.match(/^sequences (\d+)$/m)?.[1]);
+    // Journaled before answered: every answer has its record, and at most the call being answered when killed more.
+    assert(records >= answered && records <= answered + 1, `${answered} answered, ${records} kept:\n${out}`);
+    assertEquals(sequences, records, out);
   },
 });
 
