@@ -22,6 +22,7 @@ import { newSummary, type ProcessEntry, type SupervisorSummary } from "../enforc
 import { type ArgReader, decodeArgs } from "../seccomp/decode.ts";
 import { TargetMemory } from "../seccomp/memory.ts";
 import { readProgram, readTaskStatus } from "../seccomp/procfs.ts";
+import { type Refusal, TamperGuard } from "../seccomp/tamper.ts";
 import {
   DEVICE,
   EAGAIN,
@@ -37,6 +38,7 @@ import {
   POLLFD_SIZE,
   POLLIN,
 } from "./ffi.ts";
+import { guardedCall, guardedOpen, opensReadOnly, openTarget, TAMPER_ALERT } from "./tamper.ts";
 import {
   ABI_VERSION,
   ACT,
@@ -198,6 +200,8 @@ export class KmodSupervisor {
   readonly #pollfds = new Uint8Array(POLLFD_SIZE * 2);
   readonly #wakeBuf = new Uint8Array(8);
   readonly #memory = new TargetMemory();
+  /** Refuses the tree's calls that reach this process (the seccomp source's guard). */
+  readonly #guard = new TamperGuard();
   readonly #procs = new Map<number, Proc>();
   readonly #sessions = new Map<number, Session>();
   readonly #system: Session = { id: SYSTEM_SESSION, summary: newSummary(), procs: new Set() };
@@ -617,6 +621,18 @@ export class KmodSupervisor {
       if (waits) this.#answer(rec, verdict, session, proc);
       return waits;
     }
+    const tamper = waits ? this.#tamper(rec) : undefined;
+    if (tamper) {
+      // Refused whatever the policy says, and always reported (but for the quiet refusals of the guard).
+      const verdict: Verdict = { action: "deny", errno: tamper.errno ?? EPERM };
+      event.verdict = describeVerdict(verdict);
+      event.reason = `${tamper.reason} (${tamper.technique})`;
+      event.emulated = undefined;
+      if (!tamper.quiet) event.alerts = [TAMPER_ALERT];
+      this.#sink.emit(event); // journaled before the answer
+      this.#answer(rec, verdict, session, proc);
+      return waits;
+    }
     const examined = this.#decider.examines(rec.nr, proc.pid);
     if (!examined) {
       this.#sink.emit(event);
@@ -650,6 +666,21 @@ export class KmodSupervisor {
     }
     this.#sink.emit(event);
     return waits;
+  }
+
+  /**
+   * Whether a waiting call reaches the supervisor (TamperGuard): the calls of KMOD_GUARDED_SYSCALLS by their
+   * registers, and an open by the path it acts on. The module never intercepts our own thread group.
+   */
+  #tamper(rec: KmodRecord): Refusal | undefined {
+    if (guardedCall(rec.nr)) {
+      return this.#guard.check(rec.nr, rec.args, rec.pid, rec.tid, (a, n) => this.#memory.readBytes(rec.tid, a, n));
+    }
+    if (!guardedOpen(rec.nr) || rec.path === undefined) return undefined;
+    const target = openTarget(rec);
+    // A relative name whose start we cannot know: the rules see it as it is; it reaches our /proc only from /proc.
+    if (target === undefined) return undefined;
+    return this.#guard.checkPath(target, opensReadOnly(rec, this.#memory));
   }
 
   /** Writes the verdict for a waiting pre record, counting it. */
