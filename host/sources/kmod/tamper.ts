@@ -37,7 +37,11 @@ export const KMOD_GUARDED_SYSCALLS: readonly string[] = [
   "prlimit64",
 ];
 
-/** The opens, DECIDE in every kmod mask too: an open of the supervisor's /proc entries is refused. */
+/**
+ * The opens: where the policy makes them wait (a deny rule, a DENY wrapper), an open of the supervisor's /proc
+ * entries is refused. They are not made to wait for the guard alone (every open would wait for the host); idwrap is
+ * non-dumpable, so only root reaches those entries anyway.
+ */
 export const KMOD_GUARDED_OPENS: readonly string[] = ["open", "openat", "openat2", "creat"];
 
 const GUARDED = resolveSyscalls(KMOD_GUARDED_SYSCALLS);
