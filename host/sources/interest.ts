@@ -4,7 +4,8 @@
  * observe lists and rules, the wrappers' declarations), but finer: a call
  * waits for the host (DECIDE) only where a rule or a wrapper may deny, kill
  * or rewrite it; where they only watch, the module reports it through its
- * ring and the call goes on at once (OBSERVE). And the calls the seccomp
+ * ring and the call goes on at once (OBSERVE); the rare calls that could reach
+ * the supervisor (its guard: kmod/tamper.ts) always wait. And the calls the seccomp
  * source may answer before it examines them.
  *
  * @module
@@ -13,6 +14,7 @@ import type { Policy } from "../policy/policy.ts";
 import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { ALWAYS_DENIED_SYSCALLS, OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
+import { KMOD_GUARDED_SYSCALLS } from "./kmod/tamper.ts";
 import { INTEREST, MAX_SYSCALLS } from "./kmod/uapi.ts";
 
 /**
@@ -46,6 +48,11 @@ export function interestMask(policies: Policy[], wrappers: WrapperModule[], want
   }
   // Reported whenever tried (the module refuses io_uring itself; the host says so).
   for (const nr of resolveSyscalls(ALWAYS_DENIED_SYSCALLS)) add(nr, INTEREST.PRE_DECIDE);
+  // The supervisor's guard, whatever the policy: the calls that could reach it (rare ones) wait for the host, which
+  // refuses them when they do (host/sources/kmod/tamper.ts). Opens are guarded where the policy makes them wait
+  // anyway: making every open wait would undo what the module is for, and idwrap being non-dumpable already keeps a
+  // program that is not root out of its /proc entries.
+  for (const nr of resolveSyscalls(KMOD_GUARDED_SYSCALLS)) add(nr, INTEREST.PRE_DECIDE);
   // A DECIDE bit makes the OBSERVE bit of the same phase redundant.
   for (const [nr, bits] of mask) {
     let b = bits;

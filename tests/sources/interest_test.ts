@@ -9,6 +9,7 @@ import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../../hos
 import type { WrapperModule } from "../../host/runtime/module.ts";
 import { syscallName, syscallNumber } from "../../host/syscalls/mod.ts";
 import { answerFirstCalls, describeMask, failClosed, interestMask } from "../../host/sources/interest.ts";
+import { KMOD_GUARDED_OPENS, KMOD_GUARDED_SYSCALLS } from "../../host/sources/kmod/tamper.ts";
 
 const nr = (n: string) => syscallNumber(n)!;
 
@@ -39,8 +40,10 @@ Deno.test("kmod interest: deny/kill rules and DENY wrappers decide; alert rules,
     wrapper([["execve", DECLARE_POST | DECLARE_DENY], ["unlink", DECLARE_PRE | DECLARE_DENY]]),
   ];
   const mask = interestMask(policies, wrappers, false);
+  const guard = new Set(KMOD_GUARDED_SYSCALLS.map(nr));
+  const ruled = new Map([...mask].filter(([n]) => !guard.has(n) || ["kill", "openat"].includes(syscallName(n))));
   assertEquals(
-    describeMask(mask, syscallName),
+    describeMask(ruled, syscallName),
     "read:pre-observe write:pre-observe connect:pre-decide execve:post-decide kill:pre-decide " +
       "unlink:pre-decide openat:pre-decide,post-observe io_uring_setup:pre-decide",
   );
@@ -49,6 +52,15 @@ Deno.test("kmod interest: deny/kill rules and DENY wrappers decide; alert rules,
   assertEquals(all.get(nr("read")), 0x1 | 0x4);
   assertEquals(all.get(nr("kill")), 0x2 | 0x4);
   assertEquals(all.get(nr("execve")), 0x8); // post-decide covers post-observe
+});
+
+Deno.test("kmod interest: the calls that could reach the supervisor always wait for its guard, whatever the policy", () => {
+  const mask = interestMask([], [], false);
+  for (const name of KMOD_GUARDED_SYSCALLS) assertEquals(mask.get(nr(name)), 0x2, name); // pre-decide
+  // Opens wait only where the policy makes them: the module's observe path stays for the rest.
+  for (const name of KMOD_GUARDED_OPENS) assertEquals(mask.get(nr(name)), undefined, name);
+  // Only those, and io_uring_setup (refused by the module, reported by the host).
+  assertEquals(mask.size, KMOD_GUARDED_SYSCALLS.length + 1);
 });
 
 Deno.test("kmod interest: the fail mode is closed when something may deny, open when everything only watches", () => {

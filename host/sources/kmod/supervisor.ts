@@ -22,6 +22,7 @@ import { newSummary, type ProcessEntry, type SupervisorSummary } from "../enforc
 import { type ArgReader, decodeArgs } from "../seccomp/decode.ts";
 import { TargetMemory } from "../seccomp/memory.ts";
 import { readProgram, readTaskStatus } from "../seccomp/procfs.ts";
+import { type Refusal, TamperGuard } from "../seccomp/tamper.ts";
 import {
   DEVICE,
   EAGAIN,
@@ -37,6 +38,7 @@ import {
   POLLFD_SIZE,
   POLLIN,
 } from "./ffi.ts";
+import { guardedCall, guardedOpen, opensReadOnly, openTarget, TAMPER_ALERT } from "./tamper.ts";
 import {
   ABI_VERSION,
   ACT,
@@ -198,6 +200,8 @@ export class KmodSupervisor {
   readonly #pollfds = new Uint8Array(POLLFD_SIZE * 2);
   readonly #wakeBuf = new Uint8Array(8);
   readonly #memory = new TargetMemory();
+  /** Refuses the tree's calls that reach this process (the seccomp source's guard). */
+  readonly #guard = new TamperGuard();
   readonly #procs = new Map<number, Proc>();
   readonly #sessions = new Map<number, Session>();
   readonly #system: Session = { id: SYSTEM_SESSION, summary: newSummary(), procs: new Set() };
@@ -477,9 +481,9 @@ export class KmodSupervisor {
           return true;
         }
         flags = VF.WATCH;
-        this.#write({ id: rec.id, action: ACT.ALLOW, flags });
         proc = this.#track(rec.pid, rec.ppid, this.#system, program);
         this.#lifecycle({ kind: "exec", source: "kmod", time: Date.now(), pid: rec.pid, program }, proc);
+        this.#write({ id: rec.id, action: ACT.ALLOW, flags });
         return true;
       }
       proc = this.#track(rec.pid, rec.ppid, this.#sessionOf(this.#procs.get(rec.ppid)));
@@ -566,8 +570,8 @@ export class KmodSupervisor {
       const event = this.#event(rec, proc, abi, name, "pre", {});
       event.verdict = describeVerdict({ action: "deny", errno: ENOSYS });
       event.reason = `${abi} system call ABI is not allowed`;
+      this.#sink.emit(event); // journaled before the answer (host/audit/journal_sink.ts)
       if (waits) this.#write({ id: rec.id, action: ACT.DENY, err: ENOSYS });
-      this.#sink.emit(event);
       return waits;
     }
 
@@ -585,8 +589,8 @@ export class KmodSupervisor {
       // The module refused the call itself (io_uring_setup…).
       event.verdict = `deny ${errnoName(Number(-rec.ret))}`;
       event.reason = name === "io_uring_setup" ? "io_uring bypasses system call interception" : "refused by the module";
+      this.#sink.emit(event); // journaled before the answer
       if (waits) this.#write({ id: rec.id, action: ACT.DENY, err: Number(-rec.ret) || EPERM });
-      this.#sink.emit(event);
       return waits;
     }
 
@@ -597,16 +601,14 @@ export class KmodSupervisor {
       this.#lastPre.delete(rec.tid);
       const verdict = this.#decider.observe?.(event) ?? ALLOW;
       const kill = verdict.action === "kill" || this.#doomed.has(proc.pid);
-      if (waits) this.#write({ id: rec.id, action: kill ? ACT.KILL : ACT.ALLOW });
       if (verdict.action === "kill") {
         event.verdict = "kill";
         if (waits) session.summary.killed++;
-        else {
-          event.reason = "late kill (the call was only observed)";
-          this.#lateKill(proc.pid);
-        }
+        else event.reason = "late kill (the call was only observed)";
       }
-      this.#sink.emit(event);
+      this.#sink.emit(event); // journaled before the answer
+      if (waits) this.#write({ id: rec.id, action: kill ? ACT.KILL : ACT.ALLOW });
+      else if (verdict.action === "kill") this.#lateKill(proc.pid);
       return waits;
     }
 
@@ -615,14 +617,26 @@ export class KmodSupervisor {
       const verdict: Verdict = { action: "deny", errno: EPERM };
       event.verdict = describeVerdict(verdict);
       event.reason = "io_uring bypasses system call interception";
+      this.#sink.emit(event); // journaled before the answer
       if (waits) this.#answer(rec, verdict, session, proc);
-      this.#sink.emit(event);
+      return waits;
+    }
+    const tamper = waits ? this.#tamper(rec) : undefined;
+    if (tamper) {
+      // Refused whatever the policy says, and always reported (but for the quiet refusals of the guard).
+      const verdict: Verdict = { action: "deny", errno: tamper.errno ?? EPERM };
+      event.verdict = describeVerdict(verdict);
+      event.reason = `${tamper.reason} (${tamper.technique})`;
+      event.emulated = undefined;
+      if (!tamper.quiet) event.alerts = [TAMPER_ALERT];
+      this.#sink.emit(event); // journaled before the answer
+      this.#answer(rec, verdict, session, proc);
       return waits;
     }
     const examined = this.#decider.examines(rec.nr, proc.pid);
     if (!examined) {
-      if (waits) this.#answer(rec, this.#doomed.has(proc.pid) ? { action: "kill" } : ALLOW, session, proc);
       this.#sink.emit(event);
+      if (waits) this.#answer(rec, this.#doomed.has(proc.pid) ? { action: "kill" } : ALLOW, session, proc);
       return waits;
     }
     let verdict = this.#decider.decide(event);
@@ -633,17 +647,40 @@ export class KmodSupervisor {
       event.verdict = describeVerdict(verdict);
       // The module runs an open it was allowed to (EVF_EMULATED); a refused one it does not run at all.
       if (verdict.action !== "allow" && verdict.action !== "rewrite") event.emulated = undefined;
+      // Journaled before the answer (host/audit/journal_sink.ts): SIGKILL of idwrap after the caller saw its
+      // verdict cannot lose the record; a record that cannot be journaled throws, and the call fails closed.
+      this.#sink.emit(event);
       this.#answer(rec, verdict, session, proc);
-    } else if (verdict.action === "kill") {
+      return waits;
+    }
+    if (verdict.action === "kill") {
       // Observed only: the call has run on; the process does not get further.
       event.verdict = "kill";
       event.reason = "late kill (the call was only observed)";
+      this.#sink.emit(event);
       this.#lateKill(proc.pid);
-    } else if (verdict.action !== "allow") {
+      return waits;
+    }
+    if (verdict.action !== "allow") {
       event.reason = `${describeVerdict(verdict)} not enforced: the call was only observed`;
     }
     this.#sink.emit(event);
     return waits;
+  }
+
+  /**
+   * Whether a waiting call reaches the supervisor (TamperGuard): the calls of KMOD_GUARDED_SYSCALLS by their
+   * registers, and an open by the path it acts on. The module never intercepts our own thread group.
+   */
+  #tamper(rec: KmodRecord): Refusal | undefined {
+    if (guardedCall(rec.nr)) {
+      return this.#guard.check(rec.nr, rec.args, rec.pid, rec.tid, (a, n) => this.#memory.readBytes(rec.tid, a, n));
+    }
+    if (!guardedOpen(rec.nr) || rec.path === undefined) return undefined;
+    const target = openTarget(rec);
+    // A relative name whose start we cannot know: the rules see it as it is; it reaches our /proc only from /proc.
+    if (target === undefined) return undefined;
+    return this.#guard.checkPath(target, opensReadOnly(rec, this.#memory));
   }
 
   /** Writes the verdict for a waiting pre record, counting it. */

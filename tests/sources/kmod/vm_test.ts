@@ -15,6 +15,12 @@
  *   without idwrap); io_uring and int 0x80 are refused; a decided open is
  *   never failed with EINTR by a signal (seccomp's window, which the module's
  *   killable waits do not have);
+ * - records before answers: idwrap blocked writing its report after the
+ *   answers it gave, then SIGKILLed, keeps the record of every open the
+ *   program saw denied (journaled before the verdict is written);
+ * - the supervisor's guard: a root program in the tree cannot signal, trace,
+ *   read, write, limit or take fds from its idwrap, nor open its /proc
+ *   entries by any name; the same attacks on a decoy work;
  * - system-wide activation: `idwrap daemon --system-wide` wraps a program the
  *   script starts outside idwrap because the policy's criteria match it, and
  *   not another; its deny and alert are seen;
@@ -38,6 +44,10 @@ if (skip) console.log(`tests/sources/kmod (VM): SKIPPED: ${k.missing}. To run th
 const V = `${ROOT}build/kmod/vmtest`;
 const IDWRAP = `${ROOT}idwrap`;
 const T = "/tmp/k"; // the guest's scratch dir (inside the chroot)
+/** The durability check's rule id is this long: a report line longer than the trace's 64 KiB flush block. */
+const LONG_ID = 70_000;
+/** How much of idwrap's report the durability check reads before it stops reading: about 20 report lines. */
+const DURABLE_READ = 20 * LONG_ID;
 
 const guestScript = () => `
 set -u
@@ -93,6 +103,54 @@ sec run-events; cat ${T}/run.jsonl
 sec race-bare
 ${prog("race")} ${T}/decoy ${T}/denied 2000; echo "race-bare=$?"
 ${prog("iouring")}
+
+# --- records before answers: idwrap's trace goes to a pipe read up to ${DURABLE_READ} bytes, then not at all; each
+# denied open's report line is longer than the trace's flush block, so idwrap blocks writing one. SIGKILL then.
+sec durable
+rm -f /tmp/tr; mkfifo /tmp/tr
+{ head -c ${DURABLE_READ} >/dev/null; sleep 100000; } < /tmp/tr &
+IDWRAP_STORE=/tmp/dur.kv ${IDWRAP} run --source kmod -p ${V}/durable.yaml -o /tmp/tr -- \
+  ${prog("open_errno")} ${T}/denied 2000 >/tmp/dur.out 2>/tmp/dur.err &
+IPID=$!
+n=0
+until [ -s /tmp/dur.out ] || [ $n -ge 600 ]; do sleep 0.5; n=$((n+1)); done
+# Until the calls stall (a waiting call then gets the module's 5 s timeout) or the program ends.
+last=-9; n=0
+while [ $n -lt 100 ] && ! grep -q '^ok ' /tmp/dur.out; do
+  size=$(wc -c < /tmp/dur.out); [ $((size - last)) -le 2 ] && break
+  last=$size; n=$((n+1)); sleep 6
+done
+kill -KILL $IPID; wait $IPID; echo "idwrap-killed=$?"
+n=0
+until grep -q '^ok ' /tmp/dur.out || [ $n -ge 200 ]; do sleep 0.5; n=$((n+1)); done
+grep '^ok ' /tmp/dur.out
+IDWRAP_STORE=/tmp/dur.kv ${IDWRAP} audit query --json >/tmp/dur.audit 2>&1; echo "audit-rc=$?"
+echo "records $(grep -c '"rule.name":"durable-' /tmp/dur.audit)"
+echo "sequences $(grep '"rule.name":"durable-' /tmp/dur.audit | grep -o '"event.sequence":"*[0-9]*' | sort -u | wc -l)"
+
+# --- the supervisor's guard: a root program in the tree attacks idwrap (its parent), then a decoy outside the tree
+sec tamper
+sleep 100000 & DECOY=$!
+echo "bare getfd decoy: $(${prog("tamper")} getfd $DECOY | tr '\n' ' ')"
+${IDWRAP} run --source kmod -p ${V}/tamper.yaml -- /bin/sh -c '
+  P=$PPID
+  for a in kill tgkill tkill sigqueue pidfd-signal ptrace vmread vmwrite procmem prlimit getfd; do
+    echo "$a decoy: $(${prog("tamper")} $a $1 | tr "\n" " ")"
+    echo "$a idwrap: $(${prog("tamper")} $a $P | tr "\n" " ")"
+  done
+  for t in $1 $P; do
+    who=decoy; [ $t = $P ] && who=idwrap
+    ln -sf /proc/$t/mem ${T}/memlink-$t
+    (exec 3<>${T}/memlink-$t) 2>/dev/null && echo "symlink $who: opened" || echo "symlink $who: refused"
+    (exec 3</proc/self/../$t/environ) 2>/dev/null && echo "dotdot $who: opened" || echo "dotdot $who: refused"
+    (cd /proc/$t && exec 3<>mem) 2>/dev/null && echo "relative $who: opened" || echo "relative $who: refused"
+    (exec 3</proc/$t/status) 2>/dev/null && echo "status $who: opened" || echo "status $who: refused"
+  done' sh $DECOY 2>/tmp/tamper.err
+echo "tamper-rc=$?"
+kill $DECOY
+sec tamper-err
+grep -c . /tmp/tamper.err
+grep -F 'idwrap.supervisor-tamper' /tmp/tamper.err | cut -c1-500
 
 # --- system-wide: the daemon wraps cat (criteria), not head; both started outside idwrap
 sec daemon
@@ -172,6 +230,22 @@ wrappers:
     activate: { program: cat }
 `,
     );
+    await Deno.writeTextFile(
+      `${V}/durable.yaml`,
+      `version: 1
+name: kmod-durable
+rules:
+  - { id: durable-${"x".repeat(LONG_ID)}, syscalls: [openat], path: "${T}/denied", action: deny, errno: EACCES }
+`,
+    );
+    await Deno.writeTextFile(
+      `${V}/tamper.yaml`,
+      `version: 1
+name: kmod-tamper
+rules:
+  - { id: no-denied, syscalls: [openat], path: "${T}/denied", action: deny, errno: EACCES }
+`,
+    );
     await Deno.writeTextFile(`${V}/guest.sh`, guestScript());
     // One host thread for both vCPUs: this boot hooks and unhooks ftrace sites under running programs again and again,
     // which multi-threaded TCG can get wrong (docs/kmod.md, "The stress boot"); a CI run hung here once.
@@ -230,9 +304,13 @@ function parseStrace(text: string): Threads {
   return normalize(byTid);
 }
 
-/** idwrap trace's text output → the same lists (pre gives name and path, post its result). */
+/**
+ * idwrap trace's text output → the same lists (pre gives name and path, post its result). An open the module runs
+ * itself (every open waits for the supervisor's guard) is one line, with its result (host/trace/sink.ts).
+ */
 function parseIdwrap(text: string): Threads {
   const FILE = new Set(FILE_SYSCALLS);
+  const OPENS = new Set(["open", "openat", "openat2", "creat"]);
   const byTid = new Map<number, string[]>();
   for (const line of text.split("\n")) {
     const m = line.match(/^(\d+) (\w+)\((.*)\)( = (-?\d+)(?: (E\w+))?)?(?: ! .*)?$/);
@@ -240,7 +318,12 @@ function parseIdwrap(text: string): Threads {
     const tid = Number(m[1]);
     const list = byTid.get(tid) ?? [];
     byTid.set(tid, list);
-    if (m[4]) {
+    const result = m[4] ? ` = ${m[5]}${m[6] ? " " + m[6] : ""}` : "";
+    const pending = list.length > 0 && list[list.length - 1].startsWith(`${m[2]} `) &&
+      !list[list.length - 1].includes(" = ");
+    if (m[4] && OPENS.has(m[2]) && !pending) {
+      list.push(`${m[2]} ${JSON.parse(`"${m[3].match(FIRST_STRING)?.[1] ?? ""}"`)}${result}`);
+    } else if (m[4]) {
       const at = list.length - 1;
       assert(at >= 0 && list[at].startsWith(`${m[2]} `) && !list[at].includes(" = "), `post without pre: ${line}`);
       list[at] += ` = ${m[5]}${m[6] ? " " + m[6] : ""}`;
@@ -347,6 +430,80 @@ Deno.test({
     assert(m, out);
     assertEquals([m[1], m[3]], ["0", "0"], out);
     assert(Number(m[2]) >= 1000, `only ${m[2]} signals were delivered: the test proves nothing with so few\n${out}`);
+  },
+});
+
+Deno.test({
+  name: "kmod (VM): SIGKILL of idwrap right after it answered denied opens loses none of their records",
+  ignore: skip,
+  async fn() {
+    const out = await section("durable");
+    // The program's count of EACCES is the answers idwrap gave (the module's fail mode answers EPERM, and after
+    // the kill the opens run unsupervised): idwrap answered them, then blocked writing its report, and was killed.
+    const m = out.match(/^ok (\d+) EACCES (\d+) EPERM (\d+) other (\d+)$/m);
+    assert(m, out);
+    const answered = Number(m[2]);
+    assert(answered >= 10, `too few answers before idwrap blocked, the test proves little:\n${out}`);
+    assert(Number(m[3]) >= 1, `no call waited on the blocked idwrap: it did not block where the test needs\n${out}`);
+    assert(out.includes("idwrap-killed=137"), out);
+    assert(out.includes("audit-rc=0"), out);
+    const records = Number(out.match(/^records (\d+)$/m)?.[1]);
+    const sequences = Number(out.match(/^sequences (\d+)$/m)?.[1]);
+    // Journaled before answered: every answer has its record, and at most the call being answered when killed more.
+    assert(records >= answered && records <= answered + 1, `${answered} answered, ${records} kept:\n${out}`);
+    assertEquals(sequences, records, out);
+  },
+});
+
+Deno.test({
+  name:
+    "kmod (VM): a root program cannot signal, trace, read, write, limit or take fds from idwrap; the same on a decoy works",
+  ignore: skip,
+  async fn() {
+    const out = await section("tamper");
+    const err = await section("tamper-err");
+    const line = (key: string) => out.match(new RegExp(`^${key}: (.*)$`, "m"))?.[1] ?? `(no line ${key})`;
+    const worked: [string, RegExp][] = [
+      ["kill", /^signal: 0 $/],
+      ["tgkill", /^signal: 0 $/],
+      ["tkill", /^signal: 0 $/],
+      ["sigqueue", /^signal: 0 $/],
+      ["pidfd-signal", /^signal: 0 $/],
+      ["ptrace", /^ptrace: 0 $/],
+      ["vmread", /^vm: 0 $/],
+      ["vmwrite", /^vm: 0 $/],
+      ["procmem", /^procmem: 0 $/],
+      ["prlimit", /^prlimit: 0 $/],
+    ];
+    for (const [attack, ok] of worked) {
+      assert(ok.test(line(`${attack} decoy`)), `${attack} on a decoy should work under idwrap:\n${out}`);
+      assert(!ok.test(line(`${attack} idwrap`)), `${attack} reached idwrap:\n${out}`);
+      assert(line(`${attack} idwrap`).includes("EPERM"), `${attack}: ${line(`${attack} idwrap`)}`);
+    }
+    // pidfd_getfd is refused in the tree whatever it aims at (as on seccomp): its control runs unwrapped.
+    assert(/^got [1-9]\d* listener 0 $/.test(line("bare getfd decoy")), out);
+    assert(/^pidfd_open: EPERM got 0 listener 0 $/.test(line("getfd idwrap")), out);
+    // Opens of idwrap's /proc entries, by any name: refused; a decoy's open; idwrap's status (what ps reads) opens.
+    for (const alias of ["symlink", "dotdot", "relative"]) {
+      assertEquals([line(`${alias} decoy`), line(`${alias} idwrap`)], ["opened", "refused"], `${alias}:\n${out}`);
+    }
+    assertEquals([line("status decoy"), line("status idwrap")], ["opened", "opened"], out);
+    assert(out.includes("tamper-rc=0"), out);
+    // Each refusal is reported with the alert and why.
+    for (
+      const why of [
+        "kill of signal 19 to the idwrap supervisor",
+        "tgkill of signal 19",
+        "tkill of signal 19",
+        "rt_sigqueueinfo of signal 19",
+        "pidfd_open of the idwrap supervisor",
+        "ptrace attach to the idwrap supervisor",
+        "process_vm_readv of the idwrap supervisor",
+        "prlimit64 on the idwrap supervisor",
+        "/mem",
+        "/environ",
+      ]
+    ) assert(err.includes(why), `no idwrap.supervisor-tamper report of ${why}:\n${err}`);
   },
 });
 
