@@ -22,7 +22,7 @@ import { newSummary, type ProcessEntry, type SupervisorSummary } from "../enforc
 import { type ArgReader, decodeArgs } from "../seccomp/decode.ts";
 import { TargetMemory } from "../seccomp/memory.ts";
 import { readProgram, readTaskStatus } from "../seccomp/procfs.ts";
-import { type Refusal, TamperGuard } from "../seccomp/tamper.ts";
+import { type Refusal, TAMPER_ALERT, TamperGuard } from "../seccomp/tamper.ts";
 import {
   DEVICE,
   EAGAIN,
@@ -38,7 +38,7 @@ import {
   POLLFD_SIZE,
   POLLIN,
 } from "./ffi.ts";
-import { guardedCall, guardedOpen, opensReadOnly, openTarget, TAMPER_ALERT } from "./tamper.ts";
+import { guardedCall, guardedOpen, opensReadOnly, openTarget } from "./tamper.ts";
 import {
   ABI_VERSION,
   ACT,

@@ -11,9 +11,6 @@ import { resolveSyscalls, syscallNumber } from "../../syscalls/mod.ts";
 import type { TargetMemory } from "../seccomp/memory.ts";
 import type { KmodRecord } from "./uapi.ts";
 
-/** The alert a refused tamper attempt carries (the seccomp source's TAMPER_ALERT). */
-export const TAMPER_ALERT = "idwrap.supervisor-tamper";
-
 /**
  * Calls whose target the guard judges from their registers alone (a pid, a
  * thread id, a pidfd): DECIDE in every kmod mask. The seccomp filter also

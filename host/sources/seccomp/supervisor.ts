@@ -35,7 +35,7 @@ import {
 } from "./ffi.ts";
 import { TargetMemory } from "./memory.ts";
 import { readProgram, readTaskStatus, type TaskStatus } from "./procfs.ts";
-import { type Refusal, TamperGuard } from "./tamper.ts";
+import { type Refusal, TAMPER_ALERT, TamperGuard } from "./tamper.ts";
 
 const ENOENT = 2, EINTR = 4, EPERM = 1, EFAULT = 14, ENOSYS = 38;
 const SIGKILL = 9n;
@@ -102,8 +102,6 @@ export const CRED_SYSCALLS: readonly string[] = [
 ];
 const CRED_FAMILY = new Set(CRED_SYSCALLS.map((n) => syscallNumber(n)!));
 const O_CREAT = 0o100, O_PATH = 0o10000000;
-/** The alert id of a refused attempt on the supervisor (tamper.ts). */
-export const TAMPER_ALERT = "idwrap.supervisor-tamper";
 
 /** Answers every notification of one listener until the wrapped tree is gone. */
 export class Supervisor {

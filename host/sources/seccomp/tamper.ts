@@ -70,6 +70,9 @@ export function guardFilter(self: number): GuardFilter {
   };
 }
 
+/** The alert id of a refused attempt on the supervisor, on every source. */
+export const TAMPER_ALERT = "idwrap.supervisor-tamper";
+
 /** Why a call was refused: the audit record's reason, its ATT&CK technique, the errno the caller gets. */
 export interface Refusal {
   reason: string;
