@@ -1,9 +1,11 @@
 /**
  * The benign set of issue 8: everyday work run under policies/default.yaml
  * raises no alert (from the baseline wrapper or the policy's rules) and no
- * wrapper fault. Everything works in a temp dir (HOME points there too).
+ * wrapper fault — while a canary at the end of each run shows both were
+ * there and hooking. Everything works in a temp dir (HOME points there too).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import type { HostEvent } from "../../host/events.ts";
 import { calls, reports, ROOT, type Traced, traced } from "../helpers.ts";
 import { freePort } from "../loopback.ts";
 import { NGINX, nginxCommand, nginxConf } from "../servers.ts";
@@ -42,17 +44,29 @@ async function benign(
     GIT_COMMITTER_EMAIL: "t@example.invalid",
     ...extraEnv,
   };
-  const r = await traced("run", ["-p", POLICY, ...(verbose ? ["--verbose"] : [])], ["/bin/sh", "-c", script], {
+  // The canary: once the workload is done, one read of /etc/shadow in the same run. Its alerts, and only its, prove
+  // that the policy's rule and the baseline wrapper were there, hooking this tree's calls, while nothing else fired.
+  const withCanary = `(${script}) && head -c0 /etc/shadow`;
+  const r = await traced("run", ["-p", POLICY, ...(verbose ? ["--verbose"] : [])], ["/bin/sh", "-c", withCanary], {
     cwd,
     env,
   });
   assertEquals(r.code, 0, `exit ${r.code}\n${r.stderr}`);
-  const alerts = reports(r.events, "alert").map((a) => `${a.wrapper}: ${a.message}`);
-  const ruleAlerts = calls(r.events).filter((e) => e.alerts?.length).map((e) => `${e.syscall} ${e.alerts}`);
-  assertEquals([...alerts, ...ruleAlerts], []);
+  const canary = (e: HostEvent) => e.program.exe === HEAD;
+  const alerts = reports(r.events, "alert");
+  const flagged = calls(r.events).filter((e) => e.alerts?.length);
+  const others = [...alerts.filter((a) => !canary(a)), ...flagged.filter((e) => !canary(e))];
+  assertEquals(others.map((e) => JSON.stringify(e)), []);
+  assertEquals(alerts.map((a) => `${a.wrapper}: ${a.message}`), [
+    `baseline: baseline.credential-read: /etc/shadow read by ${HEAD} (T1003.008)`,
+  ]);
+  assert(flagged.some((e) => e.alerts!.includes("credential-read")), "the policy's credential-read rule did not fire");
   assertEquals(reports(r.events, "fault").map((f) => f.message), []);
   return r;
 }
+
+/** The canary's program, by the path the kernel runs. */
+const HEAD = Deno.realPathSync("/usr/bin/head");
 
 Deno.test("benign: make builds a small C project", async () => {
   const dir = `${tmp}/cproj`;
