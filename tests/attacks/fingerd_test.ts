@@ -27,7 +27,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import type { HostEvent } from "../../host/events.ts";
 import { exists, prog, reports, ROOT } from "../helpers.ts";
 import { freePort } from "../loopback.ts";
-import { alertTexts, exchange, faultTexts, LoopbackServer, publicTempDir } from "./loopback_server.ts";
+import { alertTexts, exchange, faultTexts, LoopbackServer, publicTempDir } from "../loopback_server.ts";
 
 const FINGERD = prog("flawed_fingerd");
 const FINGER = prog("finger_stub");

@@ -19,7 +19,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import type { HostEvent } from "../../host/events.ts";
 import { exists, prog, reports } from "../helpers.ts";
 import { freePort } from "../loopback.ts";
-import { alertTexts, faultTexts, LoopbackServer, publicTempDir } from "./loopback_server.ts";
+import { alertTexts, faultTexts, LoopbackServer, publicTempDir } from "../loopback_server.ts";
 
 const FTPD = prog("flawed_ftpd");
 const SECRET = "the private key\n";

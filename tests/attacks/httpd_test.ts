@@ -20,7 +20,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import type { HostEvent } from "../../host/events.ts";
 import { exists, prog, reports } from "../helpers.ts";
 import { freePort } from "../loopback.ts";
-import { alertTexts, exchange, faultTexts, LoopbackServer, publicTempDir } from "./loopback_server.ts";
+import { alertTexts, exchange, faultTexts, LoopbackServer, publicTempDir } from "../loopback_server.ts";
 
 const HTTPD = prog("flawed_httpd");
 const SECRET = "the private key\n";

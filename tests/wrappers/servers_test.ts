@@ -15,10 +15,10 @@
  * /bin/sh), installed under the server's name so the policies bind to it.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { exists, IDWRAP, parseJsonLines, prog, reports, ROOT, run, TEST_STORE } from "../helpers.ts";
-import type { HostEvent, WrapperReport } from "../../host/events.ts";
+import { exists, IDWRAP, parseJsonLines, prog, reports, ROOT, run } from "../helpers.ts";
 import { freePort, freeRange } from "../loopback.ts";
 import { ftpdPolicy, httpdPolicy, NGINX, nginxCommand, nginxConf, VSFTPD, vsftpdConf } from "../servers.ts";
+import { alertTexts, faultTexts, LoopbackServer, publicTempDir } from "../loopback_server.ts";
 
 /** What /bin/sh is: wrappers see the canonical path of what runs (docs/seccomp.md, "Paths"). */
 const SH_REAL = Deno.realPathSync("/bin/sh");
@@ -39,68 +39,6 @@ if (!HAVE_VSFTPD || !HAVE_CURL || !IS_ROOT) {
         ? "/usr/bin/curl is missing (Debian package curl)"
         : "vsftpd needs root (it chroots anonymous sessions)"),
   );
-}
-
-/** A directory readable by everyone (servers drop privileges; Deno makes 0700 temp dirs). */
-async function publicTempDir(prefix: string): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix });
-  await Deno.chmod(dir, 0o755);
-  return dir;
-}
-
-/** A server under `./idwrap run --json -o FILE -p POLICY -- …`, until stop(). */
-class Wrapped {
-  private constructor(private child: Deno.ChildProcess, private out: string) {}
-
-  static async start(policy: string, command: string[], port: number): Promise<Wrapped> {
-    const out = await Deno.makeTempFile({ prefix: "idwrap-servers-", suffix: ".jsonl" });
-    const child = new Deno.Command(IDWRAP, {
-      args: ["run", "--json", "-o", out, "-p", policy, "--", ...command],
-      env: { IDWRAP_STORE: TEST_STORE },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const w = new Wrapped(child, out);
-    // Wait (bounded: 15 s) until the server accepts connections.
-    for (let i = 0; i < 150; i++) {
-      try {
-        const c = await Deno.connect({ hostname: "127.0.0.1", port });
-        c.close();
-        return w;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    const r = await w.stop();
-    throw new Error(`server did not listen on ${port}: ${r.stderr}`);
-  }
-
-  /** SIGTERM to idwrap (which forwards it to the server); the result and the events. */
-  async stop(): Promise<{ code: number; stderr: string; events: HostEvent[] }> {
-    try {
-      this.child.kill("SIGTERM");
-    } catch { /* exited */ }
-    const timer = setTimeout(() => {
-      try {
-        this.child.kill("SIGKILL");
-      } catch { /* exited */ }
-    }, 15000);
-    const r = await this.child.output();
-    clearTimeout(timer);
-    const events = parseJsonLines(await Deno.readTextFile(this.out));
-    await Deno.remove(this.out);
-    return { code: r.code, stderr: new TextDecoder().decode(r.stderr), events };
-  }
-}
-
-/** "wrapper: message" of each alert. */
-function alertTexts(events: HostEvent[]): string[] {
-  return reports(events, "alert").map((a: WrapperReport) => `${a.wrapper}: ${a.message}`);
-}
-
-function faults(events: HostEvent[]): string[] {
-  return reports(events, "fault").map((a: WrapperReport) => `${a.wrapper}: ${a.message}`);
 }
 
 // ---------------------------------------------------------------------------------------------- nginx (httpd)
@@ -134,8 +72,8 @@ async function nginxSite(
   return { dir, port, conf, policy };
 }
 
-function startNginx(site: NginxSite): Promise<Wrapped> {
-  return Wrapped.start(site.policy, nginxCommand(site.dir), site.port);
+function startNginx(site: NginxSite): Promise<LoopbackServer> {
+  return LoopbackServer.start(nginxCommand(site.dir), site.port, site.policy);
 }
 
 async function get(port: number, path: string): Promise<[number, string]> {
@@ -159,7 +97,7 @@ Deno.test({
     } finally {
       const r = await server.stop();
       assertEquals(alertTexts(r.events), []);
-      assertEquals(faults(r.events), []);
+      assertEquals(faultTexts(r.events), []);
       assertEquals(r.code, 0, r.stderr);
     }
     for (let i = 0; i < 30; i += 3) {
@@ -191,7 +129,7 @@ for (const response of ["alert", "deny"] as const) {
         const alerts = alertTexts(r.events);
         assertEquals(alerts, ["httpd: httpd: open for reading of /etc/hostname: outside the paths it may read"]);
         assertEquals(reports(r.events, "alert")[0].severity, 3);
-        assertEquals(faults(r.events), []);
+        assertEquals(faultTexts(r.events), []);
       }
       assertEquals(normal, [200, "a\n"]);
       if (response === "alert") assertEquals(leaked, [200, hostname]);
@@ -279,7 +217,7 @@ Deno.test({
   ignore: !HAVE_VSFTPD || !HAVE_CURL || !IS_ROOT,
   async fn() {
     const site = await ftpSite("alert");
-    const server = await Wrapped.start(site.policy, [VSFTPD, site.conf], site.port);
+    const server = await LoopbackServer.start([VSFTPD, site.conf], site.port, site.policy);
     const got: [number, string][] = [];
     try {
       for (let i = 0; i < 5; i++) {
@@ -291,7 +229,7 @@ Deno.test({
     } finally {
       const r = await server.stop();
       assertEquals(alertTexts(r.events), []);
-      assertEquals(faults(r.events), []);
+      assertEquals(faultTexts(r.events), []);
     }
     for (let i = 0; i < 20; i += 4) {
       assertEquals(got[i], [0, "public\n"]);
@@ -310,7 +248,7 @@ for (const response of ["alert", "deny"] as const) {
     ignore: !HAVE_VSFTPD || !HAVE_CURL || !IS_ROOT,
     async fn() {
       const site = await ftpSite(response, "banner_file=/etc/hostname");
-      const server = await Wrapped.start(site.policy, [VSFTPD, site.conf], site.port);
+      const server = await LoopbackServer.start([VSFTPD, site.conf], site.port, site.policy);
       let got: [number, string];
       try {
         got = await curl(`ftp://127.0.0.1:${site.port}/pub.txt`);
@@ -322,7 +260,7 @@ for (const response of ["alert", "deny"] as const) {
         for (const a of alerts) {
           assertEquals(a, "ftpd: ftpd: open for reading of /etc/hostname: outside the paths it may read");
         }
-        assertEquals(faults(r.events), []);
+        assertEquals(faultTexts(r.events), []);
       }
       // Denied (EACCES), vsftpd answers "500 OOPS: cannot open banner" instead of 220: curl's error 8.
       assertEquals(got, response === "alert" ? [0, "public\n"] : [8, ""]);
@@ -339,7 +277,7 @@ Deno.test("fingerd: fingerish answers a normal query with no alert, and refuses 
   assertEquals(normal.code, 0, normal.stderr);
   assert(normal.stdout.startsWith("Login: root\t"), normal.stdout);
   assertEquals(alertTexts(normal.events), []);
-  assertEquals(faults(normal.events), []);
+  assertEquals(faultTexts(normal.events), []);
   for (const bad of ["root;/bin/sh", "/W root", "root@localhost", "-l", "x".repeat(200)]) {
     const r = await runUnder(`${ROOT}policies/fingerd.yaml`, ["/bin/sh", "-c", script, "sh", bad]);
     assertEquals([r.code, r.stdout], [1, "finger: bad request\n"], bad);

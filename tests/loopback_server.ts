@@ -1,13 +1,13 @@
 /**
- * The deliberately flawed servers of tests/progs (flawed_httpd, flawed_ftpd,
- * flawed_fingerd) run on 127.0.0.1 and a free port, directly (the unwrapped
- * control) or under `./idwrap run --json -p POLICY`, and talked to over raw
- * TCP: the attacks send bytes no well-behaved client (fetch, curl) would.
+ * Servers on 127.0.0.1 and a free port — the deliberately flawed ones of
+ * tests/progs, nginx, vsftpd — run directly (an unwrapped control) or under
+ * `./idwrap run --json -p POLICY`, and talked to over raw TCP: the attacks
+ * send bytes no well-behaved client (fetch, curl) would.
  *
  * @module
  */
-import type { HostEvent, WrapperReport } from "../../host/events.ts";
-import { IDWRAP, parseJsonLines, reports, TEST_STORE } from "../helpers.ts";
+import type { HostEvent, WrapperReport } from "../host/events.ts";
+import { IDWRAP, parseJsonLines, reports, TEST_STORE } from "./helpers.ts";
 
 /** A server process until stop(), wrapped or not. */
 export class LoopbackServer {
@@ -43,8 +43,8 @@ export class LoopbackServer {
     throw new Error(`${command[0]} did not listen on ${port}: ${r.stderr}`);
   }
 
-  /** SIGTERM (idwrap forwards it), then the server's stderr and idwrap's events (none unwrapped). */
-  async stop(): Promise<{ stderr: string; events: HostEvent[] }> {
+  /** SIGTERM (idwrap forwards it), then the exit code, the server's stderr and idwrap's events (none unwrapped). */
+  async stop(): Promise<{ code: number; stderr: string; events: HostEvent[] }> {
     try {
       this.child.kill("SIGTERM");
     } catch { /* exited */ }
@@ -60,7 +60,7 @@ export class LoopbackServer {
       events = parseJsonLines(await Deno.readTextFile(this.out));
       await Deno.remove(this.out);
     }
-    return { stderr: new TextDecoder().decode(r.stderr), events };
+    return { code: r.code, stderr: new TextDecoder().decode(r.stderr), events };
   }
 }
 
