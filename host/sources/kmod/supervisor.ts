@@ -680,7 +680,7 @@ export class KmodSupervisor {
     const target = openTarget(rec);
     // A relative name whose start we cannot know: the rules see it as it is; it reaches our /proc only from /proc.
     if (target === undefined) return undefined;
-    return this.#guard.checkPath(target, opensReadOnly(rec, this.#memory));
+    return this.#guard.checkPath(target, () => opensReadOnly(rec, this.#memory));
   }
 
   /** Writes the verdict for a waiting pre record, counting it. */

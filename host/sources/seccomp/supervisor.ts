@@ -35,7 +35,7 @@ import {
 } from "./ffi.ts";
 import { TargetMemory } from "./memory.ts";
 import { readProgram, readTaskStatus, type TaskStatus } from "./procfs.ts";
-import { type Refusal, TAMPER_ALERT, TamperGuard } from "./tamper.ts";
+import { GUARDED_SYSCALLS, type Refusal, TAMPER_ALERT, TamperGuard } from "./tamper.ts";
 
 const ENOENT = 2, EINTR = 4, EPERM = 1, EFAULT = 14, ENOSYS = 38;
 const SIGKILL = 9n;
@@ -347,14 +347,12 @@ export class Supervisor {
       return;
     }
 
-    const tamper = this.#guard.check(
-      nr,
-      this.#args,
-      task.proc.tgid,
-      tid,
-      (addr, len) => this.#memory.readBytes(tid, addr, len),
-    );
-    if (tamper) return this.#refuseTamper(id, tid, task, nr, name, {}, tamper);
+    // Only the few calls that can reach another process (no closure built for the rest: this runs on every call).
+    if (GUARDED_SYSCALLS.has(nr)) {
+      const read = (addr: bigint, len: number) => this.#memory.readBytes(tid, addr, len);
+      const tamper = this.#guard.check(nr, this.#args, task.proc.tgid, tid, read);
+      if (tamper) return this.#refuseTamper(id, tid, task, nr, name, {}, tamper);
+    }
 
     const examined = this.#decider.examines(nr, task.proc.tgid);
     if (!examined && !this.#sink.wantsSyscalls) return void this.#respond(id, ALLOW);
@@ -381,7 +379,7 @@ export class Supervisor {
     event.decoded = args.wasRead ? args.read() : {};
     // On the canonical path: /proc/self/../PID/mem, a relative open from /proc, a symlink are all the same entry.
     const procEntry = pathCall && OPEN_FAMILY.has(nr) && event.decoded.path !== undefined &&
-      this.#guard.checkPath(event.decoded.path, this.#opensReadOnly(tid, name));
+      this.#guard.checkPath(event.decoded.path, () => this.#opensReadOnly(tid, name));
     if (procEntry) return this.#refuseTamper(id, tid, task, nr, name, event.decoded, procEntry);
     const check = this.#check;
     if (verdict.action === "allow" && check?.reason && (examined || (pathCall && this.#emulateOpens))) {

@@ -255,15 +255,16 @@ export class TamperGuard {
    * read of the entries ps(1) and top(1) read (READABLE_PROC_ENTRIES) —
    * mem, fd/, environ, map_files/, root/, oom_score_adj and the rest.
    *
-   * @param readOnly the open asks for O_RDONLY without O_CREAT/O_TRUNC
+   * @param readOnly whether the open asks for O_RDONLY without O_CREAT/O_TRUNC (asked only for the supervisor's
+   *   entries: reading openat2's flags costs a read of the caller's memory)
    */
-  checkPath(path: string, readOnly: boolean): Refusal | undefined {
+  checkPath(path: string, readOnly: () => boolean): Refusal | undefined {
     const m = path.match(/^\/proc\/(\d+)(?:\/task\/(\d+))?(?:\/([^/]*))?/);
     if (!m) return undefined;
     const ours = this.#isOurThread(Number(m[1])) || (m[2] !== undefined && this.#isOurThread(Number(m[2])));
     if (!ours) return undefined;
     const entry = m[3] ?? "";
-    if (readOnly && READABLE_PROC_ENTRIES.has(entry) && !path.slice(m[0].length).includes("/")) return undefined;
+    if (READABLE_PROC_ENTRIES.has(entry) && readOnly() && !path.slice(m[0].length).includes("/")) return undefined;
     return { reason: `open of the idwrap supervisor's ${path}`, technique: "T1562.001" };
   }
 
