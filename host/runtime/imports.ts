@@ -10,8 +10,7 @@ import type { ProgramIdentity, SyscallEvent, Verdict } from "../events.ts";
 import type { WrapperSpec } from "../policy/policy.ts";
 import type { KvNamespace } from "../store/kv.ts";
 import { ABI_MODULE, FIELD, KV_MAX_KEY, KV_MAX_VALUE, MAX_REWRITE_PATH, STATUS } from "./abi.ts";
-import type { Declarations } from "./module.ts";
-import { declareSyscalls, groupMembers } from "./module.ts";
+import { type Declarations, declareSyscalls, groupMembers } from "./declarations.ts";
 import { encodeWrStat, socketInfo, WR_STAT_SIZE, wrFstat, type WrStat, wrStat } from "./table1.ts";
 
 /** What a hook is handling right now. */

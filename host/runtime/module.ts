@@ -7,34 +7,28 @@
  * @module
  */
 import type { WrapperSpec } from "../policy/policy.ts";
-import type { SourceCapabilities } from "../sources/capabilities.ts";
-import { SYSCALL_GROUPS, syscallName, syscallNumber } from "../syscalls/mod.ts";
-import {
-  ABI_EXPORTS,
-  ABI_IMPORTS,
-  ABI_MAJOR,
-  ABI_MINOR,
-  ABI_MODULE,
-  DECLARE_DENY,
-  DECLARE_KILL,
-  DECLARE_POST,
-  DECLARE_PRE,
-  STATUS,
-} from "./abi.ts";
+import { syscallName } from "../syscalls/mod.ts";
+import { ABI_EXPORTS, ABI_IMPORTS, ABI_MAJOR, ABI_MINOR, ABI_MODULE, DECLARE_POST } from "./abi.ts";
+import type { Declarations } from "./declarations.ts";
 import type { WasmEngine } from "./engine.ts";
 import { createImports } from "./imports.ts";
 import { instrument, signatureText, summarize, WasmBinaryError } from "./wasm_binary.ts";
 
-/** What a wrapper declared in idwrap_declare. */
-export interface Declarations {
-  /** syscall number → DECLARE_* flags. */
-  syscalls: Map<number, number>;
-  /** LIFECYCLE_* bits. */
-  lifecycle: number;
-  /** Abstract events subscribed to, by subscription number. */
-  subscriptions: string[];
-  /** Abstract events announced, by handle. */
-  emits: string[];
+export type { Declarations } from "./declarations.ts";
+
+/**
+ * What the runtime must know of the event source a wrapper will run on to
+ * refuse what it cannot serve. The sources' tables
+ * (host/sources/capabilities.ts) have this shape; the type lives here so
+ * that the runtime does not import a floor above it.
+ */
+export interface SourceCapabilities {
+  /** The source's name, for messages. */
+  name: string;
+  /** Syscalls with post events; "all" where every call has them. */
+  post: ReadonlySet<number> | "all";
+  /** Can rewrite arguments (verdict action 3). */
+  rewrite: boolean;
 }
 
 /** A wrapper refused at load time. */
@@ -186,26 +180,4 @@ export function checkCapabilities(w: WrapperModule, caps: SourceCapabilities): v
       );
     }
   }
-}
-
-/** Applies declare_syscall / declare_group; returns a status. */
-export function declareSyscalls(d: Declarations, names: string[] | number[], flags: number): number {
-  if (
-    (flags & ~(DECLARE_PRE | DECLARE_POST | DECLARE_DENY | DECLARE_KILL)) || !(flags & (DECLARE_PRE | DECLARE_POST))
-  ) {
-    return STATUS.EINVAL;
-  }
-  const numbers: number[] = [];
-  for (const n of names) {
-    const nr = typeof n === "number" ? n : syscallNumber(n);
-    if (nr === undefined || nr < 0 || syscallName(nr).startsWith("syscall_")) return STATUS.EINVAL;
-    numbers.push(nr);
-  }
-  for (const nr of numbers) d.syscalls.set(nr, (d.syscalls.get(nr) ?? 0) | flags);
-  return 0;
-}
-
-/** The members of a declare_group name, or undefined. */
-export function groupMembers(name: string): readonly string[] | undefined {
-  return Object.hasOwn(SYSCALL_GROUPS, name) ? SYSCALL_GROUPS[name] : undefined;
 }
