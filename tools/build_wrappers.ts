@@ -11,12 +11,16 @@
  * @module
  */
 import { ABI_IMPORTS, ABI_MODULE } from "../host/runtime/abi.ts";
+import {
+  ASCONFIG as asconfig,
+  hasSources,
+  isStale,
+  WRAPPERS_OUT_DIR as outDir,
+  WRAPPERS_SRC_DIR as wrappersDir,
+} from "../host/runtime/builtin_wrappers.ts";
 
 const root = new URL("../", import.meta.url).pathname;
-const wrappersDir = `${root}wrappers`;
-const outDir = `${root}build/wrappers`;
 const asc = `${root}node_modules/.bin/asc`;
-const asconfig = "wrappers/asconfig.json";
 
 /** Folders under wrappers/ that are not wrappers. */
 const NOT_WRAPPERS = new Set(["sdk", "abi"]);
@@ -31,44 +35,12 @@ const REQUIRED_EXPORTS: readonly (readonly [string, WebAssembly.ImportExportKind
   ["idwrap_declare", "function"],
 ];
 
-/** Other wrapper folders a wrapper's sources import (`from "../lpr/spec"`), so their changes rebuild it too. */
-function siblingsImported(name: string): string[] {
-  const found = new Set<string>();
-  for (const entry of Deno.readDirSync(`${wrappersDir}/${name}`)) {
-    if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
-    const text = Deno.readTextFileSync(`${wrappersDir}/${name}/${entry.name}`);
-    for (const m of text.matchAll(/from\s+"\.\.\/([\w-]+)\//g)) if (m[1] !== "sdk" && m[1] !== name) found.add(m[1]);
-  }
-  return [...found];
-}
-
-/** The newest modification time of a file under dir, recursively (0 if none). */
-function newestUnder(dir: string): number {
-  let newest = 0;
-  for (const entry of Deno.readDirSync(dir)) {
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory) newest = Math.max(newest, newestUnder(path));
-    else if (entry.isFile) newest = Math.max(newest, Deno.statSync(path).mtime?.getTime() ?? 0);
-  }
-  return newest;
-}
-
-/** The modification time of path, or undefined if it does not exist. */
-function mtimeOf(path: string): number | undefined {
-  try {
-    return Deno.statSync(path).mtime?.getTime();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
-}
-
 /** The wrapper folders: names of folders under wrappers/ that hold an index.ts, sorted. */
 export function wrapperNames(): string[] {
   const names: string[] = [];
   for (const entry of Deno.readDirSync(wrappersDir)) {
     if (!entry.isDirectory || NOT_WRAPPERS.has(entry.name)) continue;
-    if (mtimeOf(`${wrappersDir}/${entry.name}/index.ts`) !== undefined) names.push(entry.name);
+    if (hasSources(entry.name)) names.push(entry.name);
   }
   return names.sort();
 }
@@ -131,12 +103,7 @@ async function compileWrapper(name: string): Promise<string> {
  */
 export async function buildWrappers(): Promise<string[]> {
   await Deno.mkdir(outDir, { recursive: true });
-  const shared = Math.max(newestUnder(`${wrappersDir}/sdk`), mtimeOf(`${root}${asconfig}`) ?? 0);
-  const stale = wrapperNames().filter((name) => {
-    const current = mtimeOf(`${outDir}/${name}.wasm`);
-    const sources = Math.max(...[name, ...siblingsImported(name)].map((d) => newestUnder(`${wrappersDir}/${d}`)));
-    return current === undefined || current < Math.max(shared, sources);
-  });
+  const stale = wrapperNames().filter(isStale);
   // asc is single-threaded and takes seconds per module: one per core.
   const built: string[] = [];
   const errors: unknown[] = [];

@@ -1,32 +1,35 @@
 /**
  * Loads the wrappers a set of policies names, for a given event source:
- * resolve, build built-ins if needed, validate, check the source can serve
- * them. Any refusal names the policy file and the wrapper.
+ * resolve, check a built-in's module is up to date with its sources (the
+ * runtime never compiles: that is `deno task build`), validate, check the
+ * source can serve them. Any refusal names the policy file and the wrapper.
  *
  * @module
  */
-import type { Policy } from "../policy/policy.ts";
-import type { SourceCapabilities } from "../sources/capabilities.ts";
+import type { Policy, WrapperSpec } from "../policy/policy.ts";
+import { hasSources, isStale, mtimeOf } from "./builtin_wrappers.ts";
 import type { WasmEngine } from "./engine.ts";
-import { checkCapabilities, loadWrapper, WrapperLoadError, type WrapperModule, wrapperPath } from "./module.ts";
+import {
+  checkCapabilities,
+  loadWrapper,
+  type SourceCapabilities,
+  WrapperLoadError,
+  type WrapperModule,
+  wrapperPath,
+} from "./module.ts";
 
-const WRAPPERS_SRC = new URL("../../wrappers/", import.meta.url);
-
-/** Builds the built-in wrappers when the .wasm is missing or older than its sources. */
-async function ensureBuilt(name: string): Promise<void> {
-  let sourceExists = false;
-  try {
-    sourceExists = Deno.statSync(new URL(`${name}/index.ts`, WRAPPERS_SRC)).isFile;
-  } catch { /* not a source checkout, or not a built-in */ }
-  if (!sourceExists) return;
-  const { buildWrappers } = await import("../../tools/build_wrappers.ts");
-  // Up to date is instant; a first build takes seconds: say so where someone is watching.
-  const notice = Deno.stderr.isTerminal() ? setTimeout(() => console.error("idwrap: building the wrappers…"), 300) : 0;
-  try {
-    await buildWrappers();
-  } finally {
-    clearTimeout(notice);
-  }
+/**
+ * Refuses a built-in wrapper whose module is missing or older than its
+ * sources, in a source checkout: loading a stale module would run old code.
+ * Without sources (an installed idwrap) the module is taken as it is.
+ */
+function checkBuilt(spec: WrapperSpec, path: string, policyFile: string): void {
+  if (!hasSources(spec.module) || !isStale(spec.module)) return;
+  const state = mtimeOf(path) === undefined ? "does not exist" : "is older than its sources";
+  throw new WrapperLoadError(
+    spec.name,
+    `${path} ${state} (wrappers/${spec.module}/, named by ${policyFile}); build the wrappers with "deno task build"`,
+  );
 }
 
 /**
@@ -47,7 +50,7 @@ export async function loadPolicyWrappers(
       if (first) throw new WrapperLoadError(spec.name, `it is named by both ${first} and ${policy.file}`);
       seen.set(spec.name, policy.file);
       const path = wrapperPath(spec);
-      if (path !== spec.module) await ensureBuilt(spec.module);
+      if (path !== spec.module) checkBuilt(spec, path, policy.file);
       let bytes: Uint8Array;
       try {
         bytes = await Deno.readFile(path);
