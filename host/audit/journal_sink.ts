@@ -16,8 +16,8 @@
  * @module
  */
 import type { EventSink } from "../decider.ts";
+import { isNotable } from "../event_text.ts";
 import type { HostEvent } from "../events.ts";
-import { isNotable, type TraceSink } from "../trace/sink.ts";
 import type { JournalMarks, JournalWriter } from "./journal.ts";
 import { toAuditRecords } from "./record.ts";
 
@@ -63,7 +63,7 @@ export class JournalSink implements EventSink {
 
   constructor(
     private readonly post: PostEvents,
-    private readonly local: TraceSink | undefined,
+    private readonly local: EventSink | undefined,
     private journal: JournalWriter | undefined,
     private readonly pressure: Int32Array | undefined,
     options: JournalSinkOptions = {},

@@ -7,7 +7,7 @@
  */
 import type { HostEvent, LifecycleEvent, ProgramIdentity, SourceName, SyscallEvent, WrapperReport } from "../events.ts";
 import { SYSCALL_GROUPS } from "../syscalls/mod.ts";
-import { formatArgs } from "../trace/sink.ts";
+import { formatArgs } from "../event_text.ts";
 
 /** The audit queues, in the order docs/audit.md lists them. */
 export const AUDIT_QUEUES = ["alerts", "audit", "faults", "verdicts", "lifecycle"] as const;

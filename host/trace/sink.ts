@@ -5,7 +5,8 @@
  * @module
  */
 import type { EventSink } from "../decider.ts";
-import { type DecodedArgs, eventJsonReplacer, type HostEvent, type WrapperReport } from "../events.ts";
+import { formatArgs, isNotable, isReport } from "../event_text.ts";
+import { eventJsonReplacer, type HostEvent } from "../events.ts";
 
 /** Output format of `idwrap trace`. */
 export type TraceFormat = "text" | "json";
@@ -22,28 +23,6 @@ export interface TraceSinkOptions {
 }
 
 const FLUSH_AT = 64 * 1024;
-
-/** Formats decoded arguments the way strace prints them. */
-export function formatArgs(d: DecodedArgs): string {
-  const parts: string[] = [];
-  if (d.dirfd !== undefined) parts.push(String(d.dirfd));
-  if (d.path !== undefined) parts.push(JSON.stringify(d.path));
-  if (d.path2 !== undefined) parts.push(JSON.stringify(d.path2));
-  if (d.argv !== undefined) parts.push(JSON.stringify(d.argv));
-  if (d.addr !== undefined) parts.push(d.addr);
-  if (d.flags !== undefined) parts.push(d.flags);
-  if (d.mode !== undefined) parts.push(d.mode);
-  if (d.cloneFlags !== undefined) parts.push(d.cloneFlags);
-  if (d.signal !== undefined) parts.push(`sig ${d.signal}`);
-  if (d.data !== undefined) parts.push(`<${d.data.length} bytes>`);
-  if (d.fault !== undefined) parts.push(`<fault ${d.fault}>`);
-  return parts.join(", ");
-}
-
-/** Whether an event is a wrapper's report (alert, audit, fault, log). */
-export function isReport(e: HostEvent): e is WrapperReport {
-  return e.kind === "alert" || e.kind === "audit" || e.kind === "fault" || e.kind === "log";
-}
 
 /** One event as one line of text. */
 export function formatEvent(e: HostEvent): string {
@@ -66,12 +45,6 @@ export function formatEvent(e: HostEvent): string {
   if (e.alerts?.length) line += ` [${e.alerts.join(",")}]`;
   if (e.reason) line += ` (${e.reason})`;
   return line;
-}
-
-/** Whether a call was refused or matched a rule. */
-export function isNotable(e: HostEvent): boolean {
-  return e.kind !== "syscall" || (e.verdict !== undefined && e.verdict !== "allow") || !!e.alerts?.length ||
-    e.reason !== undefined;
 }
 
 /** Writes events as they come, flushing in blocks and when idle. */
