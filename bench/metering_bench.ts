@@ -1,5 +1,5 @@
 /**
- * The fuel-metering micro-benchmark: what host/runtime/wasm_binary.ts's instrument() costs a wrapper's code, as the
+ * The fuel-metering micro-benchmark: what host/runtime/wasm/metering.ts's instrument() costs a wrapper's code, as the
  * per-call time of an instrumented function against the same function uninstrumented.
  *
  * Three loop-heavy functions, built from WAT with wabt: (a) summing `n` i32s from memory, (b) a register-only
@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import wabtInit from "wabt";
-import { instrument } from "../host/runtime/wasm_binary.ts";
+import { instrument } from "../host/runtime/wasm/mod.ts";
 import { median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

@@ -334,7 +334,7 @@ export function createImports(
   };
 }
 
-/** Bytes an import copies in or out of the module per budget unit: memory.copy's rate (wasm_binary.ts). */
+/** Bytes an import copies in or out of the module per budget unit: memory.copy's rate (wasm/metering.ts). */
 const BYTES_PER_UNIT = 32;
 
 function errnoOf(name: string): number {

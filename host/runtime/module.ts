@@ -12,7 +12,7 @@ import { ABI_EXPORTS, ABI_IMPORTS, ABI_MAJOR, ABI_MINOR, ABI_MODULE, DECLARE_POS
 import type { Declarations } from "./declarations.ts";
 import type { WasmEngine } from "./engine.ts";
 import { createImports } from "./imports.ts";
-import { instrument, signatureText, summarize, WasmBinaryError } from "./wasm_binary.ts";
+import { instrument, signatureText, summarize, WasmBinaryError } from "./wasm/mod.ts";
 
 export type { Declarations } from "./declarations.ts";
 

@@ -1,11 +1,11 @@
 /**
- * Tests of host/runtime/wasm_binary.ts: modules built from WAT with wabt (and one from AssemblyScript with asc), then
+ * Tests of host/runtime/wasm/ (summary and metering): modules built from WAT with wabt (and one from AssemblyScript with asc), then
  * summarized, instrumented, validated and run against their originals.
  */
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import wabtInit from "wabt";
-import { instrument, signatureText, summarize, WasmBinaryError } from "../../host/runtime/wasm_binary.ts";
+import { instrument, signatureText, summarize, WasmBinaryError } from "../../host/runtime/wasm/mod.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const wabt = await wabtInit();
