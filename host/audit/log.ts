@@ -12,13 +12,18 @@
  * The wrappers' store (host/store/kv.ts) uses `["idwrap", …]`, so both live
  * in one file.
  *
+ * Beside it: one subscriber's buffer (./subscription.ts), what a query
+ * selects (./filter.ts), a record cut to fit a Deno KV value (./fit.ts).
+ *
  * @module
  */
-import picomatch from "picomatch";
 import { defaultStorePath, prepareStoreFile } from "../store/kv.ts";
 import { join } from "node:path";
 import { journalDir, type JournalMarks, orphanJournals, readJournal } from "./journal.ts";
+import { type AuditFilter, auditFilter } from "./filter.ts";
+import { fit } from "./fit.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "./record.ts";
+import { AuditSubscription, type SubscribeOptions } from "./subscription.ts";
 
 /** Where the audit log lives unless told: the wrappers' store file (`$IDWRAP_STORE`, else the state directory). */
 export const AUDIT_STORE_DEFAULT: () => string = defaultStorePath;
@@ -35,8 +40,6 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Deno KV takes at most 1000 mutations and 800 KiB per atomic commit; we stay well under. */
 const BATCH_RECORDS = 500;
 const BATCH_BYTES = 600 * 1024;
-/** Deno KV values are at most 64 KiB; a record is cut to fit in this many bytes (estimated). */
-const MAX_RECORD_BYTES = 60 * 1024;
 
 /** Options of `AuditLog.open`. */
 export interface AuditLogOptions {
@@ -52,168 +55,6 @@ export interface ReplayReport {
   records: number;
   /** Bytes of damaged or cut-short lines skipped. */
   damagedBytes: number;
-}
-
-/** What a subscriber reads instead of records it lost because it did not keep up. */
-export interface Missed {
-  missed: number;
-}
-
-/** What a subscription yields. */
-export type AuditItem = AuditRecord | Missed;
-
-/** Whether an item is a missed-records marker. */
-export function isMissed(item: AuditItem): item is Missed {
-  return "missed" in item && !("idwrap.queue" in item);
-}
-
-/** Options of `AuditLog.subscribe`. */
-export interface SubscribeOptions {
-  /** Records kept for a subscriber that is not reading; beyond, its oldest unread records are dropped. @default 10000 */
-  maxBuffered?: number;
-}
-
-/** What `AuditLog.query` selects; every given field must match. */
-export interface AuditFilter {
-  /** `@timestamp` at or after. */
-  since?: Date;
-  /** `@timestamp` at or before. */
-  until?: Date;
-  /** `idwrap.queue`. */
-  queue?: string;
-  /** A glob (picomatch) on `process.executable` or `process.name`. */
-  program?: string;
-  /** `idwrap.wrapper` or `rule.name`. */
-  wrapper?: string;
-  /** At most this many records, the first in sequence order. */
-  limit?: number;
-}
-
-/**
- * One subscriber's view of the log: an async iterator of records (in
- * sequence order) and missed markers. It buffers at most `maxBuffered`
- * records; when full, the oldest is dropped and counted, and the next read
- * returns `{ missed: N }` before the (newer) buffered records. Made by
- * `AuditLog.subscribe`.
- */
-export class AuditSubscription implements AsyncIterableIterator<AuditItem> {
-  /** The queues this subscription receives, or "all". */
-  readonly queues: ReadonlySet<string> | "all";
-  readonly #capacity: number;
-  readonly #ring: (AuditRecord | undefined)[];
-  #head = 0;
-  #size = 0;
-  #missed = 0;
-  #dropped = 0;
-  #waiter: ((result: IteratorResult<AuditItem>) => void) | undefined;
-  #ended = false;
-  #closed = false;
-  #detach: (() => void) | undefined;
-
-  /** @internal Use `AuditLog.subscribe`. */
-  constructor(queues: ReadonlySet<string> | "all", maxBuffered: number, detach: () => void) {
-    this.queues = queues;
-    this.#capacity = maxBuffered;
-    this.#ring = new Array(maxBuffered);
-    this.#detach = detach;
-  }
-
-  /** Records dropped for this subscriber so far (reported or not). */
-  get dropped(): number {
-    return this.#dropped;
-  }
-
-  /** Whether it will yield nothing more than what it holds. */
-  get ended(): boolean {
-    return this.#ended || this.#closed;
-  }
-
-  /** @internal Called by the log for every record; never blocks. */
-  offer(record: AuditRecord): void {
-    if (this.#closed || this.#ended) return;
-    if (this.queues !== "all" && !this.queues.has(record["idwrap.queue"])) return;
-    if (this.#waiter) {
-      // A waiting reader means nothing is buffered or missed: hand it over.
-      const w = this.#waiter;
-      this.#waiter = undefined;
-      w({ value: record, done: false });
-      return;
-    }
-    if (this.#size === this.#capacity) {
-      this.#ring[this.#head] = undefined;
-      this.#head = (this.#head + 1) % this.#capacity;
-      this.#size--;
-      this.#missed++;
-      this.#dropped++;
-    }
-    this.#ring[(this.#head + this.#size) % this.#capacity] = record;
-    this.#size++;
-  }
-
-  /** @internal Called when the log closes: what is buffered can still be read. */
-  end(): void {
-    this.#ended = true;
-    this.#detach = undefined;
-    this.#wake();
-  }
-
-  /** The next item if one is ready, without waiting. */
-  take(): AuditItem | undefined {
-    if (this.#closed) return undefined;
-    if (this.#missed > 0) {
-      const missed = this.#missed;
-      this.#missed = 0;
-      return { missed };
-    }
-    if (this.#size === 0) return undefined;
-    const record = this.#ring[this.#head]!;
-    this.#ring[this.#head] = undefined;
-    this.#head = (this.#head + 1) % this.#capacity;
-    this.#size--;
-    return record;
-  }
-
-  /** Every item ready now (at most `max`), without waiting. */
-  drain(max = Infinity): AuditItem[] {
-    const out: AuditItem[] = [];
-    for (let item; out.length < max && (item = this.take()) !== undefined;) out.push(item);
-    return out;
-  }
-
-  next(): Promise<IteratorResult<AuditItem>> {
-    const item = this.take();
-    if (item !== undefined) return Promise.resolve({ value: item, done: false });
-    if (this.#closed || this.#ended) return Promise.resolve({ value: undefined, done: true });
-    if (this.#waiter) return Promise.reject(new Error("AuditSubscription.next: a read is already waiting"));
-    return new Promise((resolve) => this.#waiter = resolve);
-  }
-
-  return(): Promise<IteratorResult<AuditItem>> {
-    this.close();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<AuditItem> {
-    return this;
-  }
-
-  /** Stops receiving; buffered records are discarded and a waiting read ends. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#ring.fill(undefined);
-    this.#size = 0;
-    this.#missed = 0;
-    this.#detach?.();
-    this.#detach = undefined;
-    this.#wake();
-  }
-
-  #wake(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.({ value: undefined, done: true });
-  }
 }
 
 /** `more`: the next pending record is of the same journal line (batches never split a line). */
@@ -439,24 +280,11 @@ export class AuditLog {
     const limit = filter.limit ?? Infinity;
     if (limit <= 0) return;
     if (!this.#closed) await this.flush();
-    const since = filter.since?.getTime() ?? -Infinity;
-    const until = filter.until?.getTime() ?? Infinity;
-    const program = filter.program !== undefined ? picomatch(filter.program, { dot: true }) : undefined;
+    const matches = auditFilter(filter);
     let n = 0;
     for await (const e of this.#kv.list<AuditRecord>({ prefix: [...AUDIT_PREFIX] }, { batchSize: 500 })) {
       const r = e.value;
-      if (filter.queue !== undefined && r["idwrap.queue"] !== filter.queue) continue;
-      if (filter.wrapper !== undefined && r["idwrap.wrapper"] !== filter.wrapper && r["rule.name"] !== filter.wrapper) {
-        continue;
-      }
-      if (since !== -Infinity || until !== Infinity) {
-        const t = Date.parse(r["@timestamp"]);
-        if (!(t >= since && t <= until)) continue;
-      }
-      if (program) {
-        const exe = r["process.executable"], name = r["process.name"];
-        if (!(exe !== undefined && program(exe)) && !(name !== undefined && program(name))) continue;
-      }
+      if (!matches(r)) continue;
       yield r;
       if (++n >= limit) return;
     }
@@ -583,40 +411,4 @@ async function commitRetrying(atomic: Deno.AtomicOperation): Promise<Deno.KvComm
       await new Promise((r) => setTimeout(r, 10 + Math.random() * 20));
     }
   }
-}
-
-/** Estimated serialized size: V8 stores a string with any non-Latin-1 character as UTF-16. */
-function estimate(value: unknown): number {
-  return JSON.stringify(value).length * 2 + 64;
-}
-
-/** Cuts a record's longest strings until it fits in a Deno KV value. */
-function fit(record: AuditRecord): { value: AuditRecord; bytes: number } {
-  let bytes = estimate(record);
-  if (bytes <= MAX_RECORD_BYTES) return { value: record, bytes };
-  const value: Record<string, unknown> = { ...record, "idwrap.truncated": true };
-  for (const [k, v] of Object.entries(value)) if (Array.isArray(v)) value[k] = [...v];
-  while (bytes > MAX_RECORD_BYTES) {
-    // The longest string, at top level or in an array.
-    let best: { holder: Record<string, unknown> | unknown[]; key: string | number; length: number } | undefined;
-    for (const [k, v] of Object.entries(value)) {
-      if (typeof v === "string" && v.length > (best?.length ?? 0)) best = { holder: value, key: k, length: v.length };
-      if (Array.isArray(v)) {
-        v.forEach((s, i) => {
-          if (typeof s === "string" && s.length > (best?.length ?? 0)) best = { holder: v, key: i, length: s.length };
-        });
-      }
-    }
-    if (best && best.length >= 16) {
-      const s = (best.holder as Record<string | number, string>)[best.key];
-      (best.holder as Record<string | number, string>)[best.key] = s.slice(0, s.length >> 1) + "…";
-    } else {
-      // Many short strings: halve the longest array.
-      const longest = Object.values(value).filter(Array.isArray).sort((a, b) => b.length - a.length)[0];
-      if (!longest || longest.length < 2) break;
-      longest.length = longest.length >> 1;
-    }
-    bytes = estimate(value);
-  }
-  return { value: value as unknown as AuditRecord, bytes };
 }

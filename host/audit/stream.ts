@@ -9,7 +9,8 @@
  * @module
  */
 import type { AuditRecord } from "./record.ts";
-import type { AuditItem, AuditLog, AuditSubscription, Missed } from "./log.ts";
+import type { AuditLog } from "./log.ts";
+import type { AuditItem, AuditSubscription, Missed } from "./subscription.ts";
 
 /** A tail request as the consumer sends it. */
 export interface TailRequest {

@@ -5,7 +5,9 @@
  * @module
  */
 import type { Command } from "commander";
-import { AUDIT_STORE_DEFAULT, type AuditFilter, AuditLog, isMissed } from "../audit/log.ts";
+import type { AuditFilter } from "../audit/filter.ts";
+import { AUDIT_STORE_DEFAULT, AuditLog } from "../audit/log.ts";
+import { isMissed } from "../audit/subscription.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "../audit/record.ts";
 import { NoDaemonError, tailClient } from "../audit/stream.ts";
 

@@ -6,7 +6,8 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { type AuditItem, AuditLog, type AuditSubscription, isMissed } from "../../host/audit/log.ts";
+import { AuditLog } from "../../host/audit/log.ts";
+import { type AuditItem, type AuditSubscription, isMissed } from "../../host/audit/subscription.ts";
 import type { AuditQueue, AuditRecord } from "../../host/audit/record.ts";
 import { WrapperStore } from "../../host/store/kv.ts";
 

@@ -6,7 +6,8 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { AuditLog, isMissed, type Missed } from "../../host/audit/log.ts";
+import { AuditLog } from "../../host/audit/log.ts";
+import { isMissed, type Missed } from "../../host/audit/subscription.ts";
 import type { AuditRecord } from "../../host/audit/record.ts";
 import { NoDaemonError, readLine, serveTail, tailClient } from "../../host/audit/stream.ts";
 

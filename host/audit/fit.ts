@@ -1,0 +1,47 @@
+/**
+ * Fitting an audit record into one Deno KV value (at most 64 KiB): its
+ * longest strings are halved, then its longest arrays, until the estimate
+ * fits; the record is marked `idwrap.truncated`.
+ *
+ * @module
+ */
+import type { AuditRecord } from "./record.ts";
+
+/** Deno KV values are at most 64 KiB; a record is cut to fit in this many bytes (estimated). */
+const MAX_RECORD_BYTES = 60 * 1024;
+
+/** Estimated serialized size: V8 stores a string with any non-Latin-1 character as UTF-16. */
+function estimate(value: unknown): number {
+  return JSON.stringify(value).length * 2 + 64;
+}
+
+/** Cuts a record's longest strings until it fits in a Deno KV value. */
+export function fit(record: AuditRecord): { value: AuditRecord; bytes: number } {
+  let bytes = estimate(record);
+  if (bytes <= MAX_RECORD_BYTES) return { value: record, bytes };
+  const value: Record<string, unknown> = { ...record, "idwrap.truncated": true };
+  for (const [k, v] of Object.entries(value)) if (Array.isArray(v)) value[k] = [...v];
+  while (bytes > MAX_RECORD_BYTES) {
+    // The longest string, at top level or in an array.
+    let best: { holder: Record<string, unknown> | unknown[]; key: string | number; length: number } | undefined;
+    for (const [k, v] of Object.entries(value)) {
+      if (typeof v === "string" && v.length > (best?.length ?? 0)) best = { holder: value, key: k, length: v.length };
+      if (Array.isArray(v)) {
+        v.forEach((s, i) => {
+          if (typeof s === "string" && s.length > (best?.length ?? 0)) best = { holder: v, key: i, length: s.length };
+        });
+      }
+    }
+    if (best && best.length >= 16) {
+      const s = (best.holder as Record<string | number, string>)[best.key];
+      (best.holder as Record<string | number, string>)[best.key] = s.slice(0, s.length >> 1) + "…";
+    } else {
+      // Many short strings: halve the longest array.
+      const longest = Object.values(value).filter(Array.isArray).sort((a, b) => b.length - a.length)[0];
+      if (!longest || longest.length < 2) break;
+      longest.length = longest.length >> 1;
+    }
+    bytes = estimate(value);
+  }
+  return { value: value as unknown as AuditRecord, bytes };
+}
