@@ -37,7 +37,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { AuditPeer } from "./tables/audit.ts";
 import { type BuildResult, buildWorkload } from "./tables/build.ts";
-import { cleanupAll, cleanupOnSignals, log, onCleanup, ROOT, runCommand } from "./tables/common.ts";
+import { cleanupAll, cleanupOnSignals, onCleanup } from "./tables/cleanup.ts";
+import { log } from "./tables/log.ts";
+import { ROOT } from "./tables/paths.ts";
+import { runCommand } from "./tables/processes.ts";
 import { type FtpResult, ftpWorkload } from "./tables/ftp.ts";
 import {
   buildTable,

@@ -9,7 +9,10 @@
  * @module
  */
 import { join } from "node:path";
-import { AUDIT_AUID, log, onCleanup, runCommand, Service, sleep, undo } from "./common.ts";
+import { onCleanup, undo } from "./cleanup.ts";
+import { AUDIT_AUID } from "./configs.ts";
+import { log } from "./log.ts";
+import { runCommand, Service, sleep } from "./processes.ts";
 
 const KEY = "idwrap-bench";
 const RULE = ["-a", "always,exit", "-F", "arch=b64", "-S", "all", "-F", `auid=${AUDIT_AUID}`, "-k", KEY];

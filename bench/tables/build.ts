@@ -10,17 +10,11 @@
  * @module
  */
 import { join } from "node:path";
-import {
-  type Config,
-  DEFAULT_POLICY,
-  IDWRAP,
-  log,
-  readReport,
-  runCommand,
-  withCompared,
-  type WorkloadOptions,
-  wrapCommand,
-} from "./common.ts";
+import { type Config, withCompared, type WorkloadOptions, wrapCommand } from "./configs.ts";
+import { readReport } from "./idwrap_report.ts";
+import { log } from "./log.ts";
+import { DEFAULT_POLICY, IDWRAP } from "./paths.ts";
+import { runCommand } from "./processes.ts";
 import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 
 export interface BuildOptions extends WorkloadOptions {

@@ -10,18 +10,11 @@
  * @module
  */
 import { join } from "node:path";
-import {
-  type Config,
-  type FileSet,
-  freePort,
-  freeRange,
-  median,
-  publicDir,
-  runCommand,
-  webstoneFiles,
-  withCompared,
-  type WorkloadOptions,
-} from "./common.ts";
+import { freePort, freeRange } from "../../tests/loopback.ts";
+import { type Config, withCompared, type WorkloadOptions } from "./configs.ts";
+import { type FileSet, publicDir, webstoneFiles } from "./files.ts";
+import { runCommand } from "./processes.ts";
+import { median } from "./stats.ts";
 import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 import { serverRun } from "./server.ts";
 import { ftpdPolicy, type FtpSite, VSFTPD, vsftpdConf } from "../../tests/servers.ts";

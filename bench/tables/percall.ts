@@ -21,7 +21,10 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { IDWRAP, log, median, ROOT, runCommand } from "./common.ts";
+import { log } from "./log.ts";
+import { IDWRAP, ROOT } from "./paths.ts";
+import { runCommand } from "./processes.ts";
+import { median } from "./stats.ts";
 
 const LOOP = join(ROOT, "build", "bench", "loop");
 

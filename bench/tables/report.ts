@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { type Config, penalty, type Stat, stat } from "./common.ts";
+import type { Config } from "./configs.ts";
+import { penalty, type Stat, stat } from "./stats.ts";
 import type { RoundsResult, Sample } from "./rounds.ts";
 
 /** Tables 2 and 3 of Ko et al. (USENIX Security 2000), as printed. */

@@ -6,8 +6,9 @@
  *
  * @module
  */
-import type { Config, IdwrapReport } from "./common.ts";
-import { log } from "./common.ts";
+import type { Config } from "./configs.ts";
+import type { IdwrapReport } from "./idwrap_report.ts";
+import { log } from "./log.ts";
 
 /** One measured run. */
 export interface Sample {

@@ -7,7 +7,9 @@
  * @module
  */
 import { join } from "node:path";
-import { type Config, type IdwrapReport, readReport, Service, waitListening, wrapCommand } from "./common.ts";
+import { type Config, wrapCommand } from "./configs.ts";
+import { type IdwrapReport, readReport } from "./idwrap_report.ts";
+import { Service, waitListening } from "./processes.ts";
 import type { AuditPeer } from "./audit.ts";
 
 export interface ServerRunOptions {

@@ -10,17 +10,11 @@
  * @module
  */
 import { join } from "node:path";
-import {
-  type Config,
-  DEFAULT_POLICY,
-  type FileSet,
-  freePort,
-  publicDir,
-  runCommand,
-  webstoneFiles,
-  withCompared,
-  type WorkloadOptions,
-} from "./common.ts";
+import { freePort } from "../../tests/loopback.ts";
+import { type Config, withCompared, type WorkloadOptions } from "./configs.ts";
+import { type FileSet, publicDir, webstoneFiles } from "./files.ts";
+import { DEFAULT_POLICY } from "./paths.ts";
+import { runCommand } from "./processes.ts";
 import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 import { serverRun } from "./server.ts";
 import { httpdPolicy, nginxCommand, nginxConf } from "../../tests/servers.ts";
