@@ -661,8 +661,8 @@ Deno.test("cloud-credential-read: a relative path must name two fixed components
 });
 
 Deno.test("the wrapper's built-in lists are the default policy's", async () => {
-  // Each D_NAME constant in wrappers/baseline/index.ts (a JSON array split over string literals) against the setting.
-  const src = await Deno.readTextFile(`${ROOT}wrappers/baseline/index.ts`);
+  // Each D_NAME constant in wrappers/baseline/settings.ts (a JSON array split over string literals) against the setting.
+  const src = await Deno.readTextFile(`${ROOT}wrappers/baseline/settings.ts`);
   const policy = parseYaml(await Deno.readTextFile(POLICY));
   const settings = policy.wrappers.find((w: { name: string }) => w.name === "baseline").settings;
   const constants = [...src.matchAll(/^const D_([A-Z_]+) = ((?:'[^']*'(?:\s*\+\s*)?)+);/gm)];
