@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { freePort, freeRange } from "../../tests/loopback.ts";
 import { type Config, withCompared, type WorkloadOptions } from "./configs.ts";
 import { type FileSet, publicDir, webstoneFiles } from "./files.ts";
+import { writeSharedPolicies } from "./policies.ts";
 import { runCommand } from "./processes.ts";
 import { median } from "./stats.ts";
 import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
@@ -111,18 +112,7 @@ async function fetchLoop(site: Site, seconds: number, clients: number) {
 function policyFiles(work: string, site: Site) {
   const ftpd = join(work, "ftp-ftpd.yaml");
   Deno.writeTextFileSync(ftpd, ftpdPolicy(site, { name: "bench-ftpd", response: "alert" }));
-  const seq = (mode: string) => {
-    const p = join(work, `ftp-seq-${mode}.yaml`);
-    Deno.writeTextFileSync(
-      p,
-      `version: 1\nname: bench-seq-${mode}\nwrappers:\n  - name: seq\n    settings: { mode: ${mode} }\n` +
-        `    activate: { program: vsftpd }\n`,
-    );
-    return p;
-  };
-  const empty = join(work, "ftp-empty.yaml");
-  Deno.writeTextFileSync(empty, "version: 1\nname: bench-empty\n");
-  return { ftpd, seq: seq("detect"), seqRecord: seq("record"), empty };
+  return { ftpd, ...writeSharedPolicies(work, "ftp", "vsftpd") };
 }
 
 export async function ftpWorkload(o: FtpOptions): Promise<FtpResult> {

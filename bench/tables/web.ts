@@ -14,6 +14,7 @@ import { freePort } from "../../tests/loopback.ts";
 import { type Config, withCompared, type WorkloadOptions } from "./configs.ts";
 import { type FileSet, publicDir, webstoneFiles } from "./files.ts";
 import { DEFAULT_POLICY } from "./paths.ts";
+import { writeSharedPolicies } from "./policies.ts";
 import { runCommand } from "./processes.ts";
 import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
 import { serverRun } from "./server.ts";
@@ -118,18 +119,7 @@ async function wrk(site: Site, seconds: number, connections: number) {
 function policyFiles(work: string, site: Site) {
   const httpd = join(work, "web-httpd.yaml");
   Deno.writeTextFileSync(httpd, httpdPolicy(site, { name: "bench-httpd", response: "alert" }));
-  const seq = (mode: string) => {
-    const p = join(work, `web-seq-${mode}.yaml`);
-    Deno.writeTextFileSync(
-      p,
-      `version: 1\nname: bench-seq-${mode}\nwrappers:\n  - name: seq\n    settings: { mode: ${mode} }\n` +
-        `    activate: { program: nginx }\n`,
-    );
-    return p;
-  };
-  const empty = join(work, "web-empty.yaml");
-  Deno.writeTextFileSync(empty, "version: 1\nname: bench-empty\n");
-  return { httpd, seq: seq("detect"), seqRecord: seq("record"), empty };
+  return { httpd, ...writeSharedPolicies(work, "web", "nginx") };
 }
 
 export async function webWorkload(o: WebOptions): Promise<WebResult> {
