@@ -376,3 +376,38 @@ export function readFunctions(r: Reader): number[] {
 export function leb(n: number): number[] {
   return [...new Writer().u32(n).finish()];
 }
+
+/** A function type: each parameter's and result's value type as encoded, and the results back to back (to compare and reuse as a block type). */
+export interface FuncType {
+  paramTypes: Uint8Array[];
+  resultTypes: Uint8Array[];
+  results: Uint8Array;
+}
+
+/** Reads the type section; only function types (0x60) are accepted (GC's rec groups, structs and arrays are not). */
+export function readTypes(r: Reader): FuncType[] {
+  /** A vector of value types: each one's encoding, and all of them back to back. */
+  const valueTypes = (part: string): { each: Uint8Array[]; bytes: Uint8Array } => {
+    const n = r.u32(`${part} count`);
+    const start = r.pos;
+    const each: Uint8Array[] = [];
+    for (let j = 0; j < n; j++) {
+      const at = r.pos;
+      skipValType(r, `${part} type`);
+      each.push(r.bytes.subarray(at, r.pos));
+    }
+    return { each, bytes: r.bytes.subarray(start, r.pos) };
+  };
+  const types: FuncType[] = [];
+  const count = r.u32("type count");
+  for (let i = 0; i < count; i++) {
+    const at = r.pos;
+    const form = r.u8("type form");
+    if (form !== 0x60) r.fail(`type form ${hex(form)}`, at, " is not supported (only function types are)");
+    const params = valueTypes("parameter");
+    const results = valueTypes("result");
+    types.push({ paramTypes: params.each, resultTypes: results.each, results: results.bytes });
+  }
+  r.expectEnd("the type section");
+  return types;
+}

@@ -15,7 +15,7 @@
  */
 import {
   contentReader,
-  hex,
+  type FuncType,
   KIND_GLOBAL,
   leb,
   Reader,
@@ -24,6 +24,7 @@ import {
   readImports,
   readLimits,
   readSections,
+  readTypes,
   SEC_CODE,
   SEC_CUSTOM,
   SEC_EXPORT,
@@ -58,32 +59,6 @@ const DEFAULT_INITIAL_FUEL = 10_000_000;
 
 /** Largest number of 64 KiB pages a 32-bit memory can have. */
 const MAX_PAGES = 65536;
-
-/** A function type: how many parameters, and its results as they are encoded (to compare and reuse as a block type). */
-interface _FuncType {
-  params: number;
-  resultCount: number;
-  results: Uint8Array;
-}
-
-/** Reads the type section; only function types (0x60) are accepted (GC's rec groups, structs and arrays are not). */
-function _readTypes(r: Reader): _FuncType[] {
-  const types: _FuncType[] = [];
-  const count = r.u32("type count");
-  for (let i = 0; i < count; i++) {
-    const at = r.pos;
-    const form = r.u8("type form");
-    if (form !== 0x60) r.fail(`type form ${hex(form)}`, at, " is not supported (only function types are)");
-    const params = r.u32("parameter count");
-    for (let j = 0; j < params; j++) skipValType(r, "parameter type");
-    const resultCount = r.u32("result count");
-    const start = r.pos;
-    for (let j = 0; j < resultCount; j++) skipValType(r, "result type");
-    types.push({ params, resultCount, results: r.bytes.subarray(start, r.pos) });
-  }
-  r.expectEnd("the type section");
-  return types;
-}
 
 /** V8's limit on a function's locals, parameters included; a function at it keeps the global-only metering. */
 const LOCAL_LIMIT = 50_000;
@@ -187,19 +162,20 @@ class _Metering {
   /** Where a body is built before its size is known. */
   readonly #scratch = new Writer();
 
-  constructor(readonly fuelIndex: number, readonly types: _FuncType[]) {
+  constructor(readonly fuelIndex: number, readonly types: FuncType[]) {
     this.#g = leb(fuelIndex);
     this.#globalMeter = _globalMeter(fuelIndex);
   }
 
   /** The wrapper block's block type for a function of type `t`, or undefined when there is none to use. */
-  blockType(t: _FuncType): Uint8Array | undefined {
-    if (t.resultCount === 0) return Uint8Array.of(0x40);
-    if (t.resultCount === 1) return t.results;
+  blockType(t: FuncType): Uint8Array | undefined {
+    if (t.resultTypes.length === 0) return Uint8Array.of(0x40);
+    if (t.resultTypes.length === 1) return t.results;
     const key = t.results.join(",");
     if (!this.#blockTypes.has(key)) {
       const k = this.types.findIndex((u) =>
-        u.params === 0 && u.results.length === t.results.length && u.results.every((b, i) => b === t.results[i])
+        u.paramTypes.length === 0 && u.results.length === t.results.length &&
+        u.results.every((b, i) => b === t.results[i])
       );
       this.#blockTypes.set(key, k < 0 ? undefined : new Writer().s32(k).finish()); // an s33 type index
     }
@@ -232,12 +208,12 @@ class _Metering {
   }
 
   /** Copies one function body of type `t` (`r` spans it, without its size) to `out`, size first, metered. */
-  body(r: Reader, t: _FuncType, out: Writer): void {
+  body(r: Reader, t: FuncType, out: Writer): void {
     const bytes = r.bytes;
     const start = r.pos;
     const groups = r.u32("local declaration count");
     const groupsEnd = r.pos;
-    let locals = t.params;
+    let locals = t.paramTypes.length;
     for (let i = 0; i < groups; i++) {
       locals += r.u32("local count");
       skipValType(r, "local type");
@@ -394,7 +370,7 @@ export function instrument(bytes: Uint8Array, options: InstrumentOptions): Uint8
     reader(exportSec).fail(`the export section`, exportSec.start, ` already exports "${FUEL_EXPORT}"`);
   }
   const [typeSec, functionSec] = [find(SEC_TYPE), find(SEC_FUNCTION)];
-  const metering = new _Metering(fuelIndex, typeSec ? _readTypes(reader(typeSec)) : []);
+  const metering = new _Metering(fuelIndex, typeSec ? readTypes(reader(typeSec)) : []);
   const typeIndices = functionSec ? readFunctions(reader(functionSec)) : [];
 
   const out = new Writer().bytes(bytes.subarray(0, 8)); // magic and version

@@ -7,19 +7,18 @@
  */
 import {
   contentReader,
-  hex,
-  type Reader,
+  type FuncType,
   readExports,
   readFunctions,
   readImports,
   readLimits,
   readSections,
+  readTypes,
   SEC_EXPORT,
   SEC_FUNCTION,
   SEC_IMPORT,
   SEC_MEMORY,
   SEC_TYPE,
-  skipValType,
   type WasmExport,
   type WasmImport,
 } from "./binary.ts";
@@ -51,7 +50,7 @@ export function summarize(bytes: Uint8Array): WasmSummary {
   let defined: number[] = [];
   for (const s of readSections(bytes, context)) {
     const r = contentReader(bytes, context, s);
-    if (s.id === SEC_TYPE) types = _readSignatures(r);
+    if (s.id === SEC_TYPE) types = readTypes(r).map(_signature);
     else if (s.id === SEC_IMPORT) imports = readImports(r);
     else if (s.id === SEC_FUNCTION) defined = readFunctions(r);
     else if (s.id === SEC_EXPORT) summary.exports = readExports(r);
@@ -79,28 +78,14 @@ const _VAL_LETTERS: Record<number, string> = {
   0x6f: "e",
 };
 
-/** Reads the type section as signatures in the ABI's notation: parameter letters, `>`, result letters. */
-function _readSignatures(r: Reader): string[] {
-  const out: string[] = [];
-  const count = r.u32("type count");
-  for (let i = 0; i < count; i++) {
-    const at = r.pos;
-    const form = r.u8("type form");
-    if (form !== 0x60) r.fail(`type form ${hex(form)}`, at, " is not supported (only function types are)");
-    let sig = "";
-    for (const part of ["parameter", "result"]) {
-      const n = r.u32(`${part} count`);
-      for (let j = 0; j < n; j++) {
-        const start = r.pos;
-        skipValType(r, `${part} type`);
-        sig += r.pos - start === 1 ? _VAL_LETTERS[r.bytes[start]] ?? "?" : "?";
-      }
-      if (part === "parameter") sig += ">";
-    }
-    out.push(sig);
-  }
-  r.expectEnd("the type section");
-  return out;
+/** A value type's letter in the signature notation; `?` for one the notation has not. */
+function _letter(encoded: Uint8Array): string {
+  return encoded.length === 1 ? _VAL_LETTERS[encoded[0]] ?? "?" : "?";
+}
+
+/** A function type as a signature in the ABI's notation: parameter letters, `>`, result letters. */
+function _signature(t: FuncType): string {
+  return `${t.paramTypes.map(_letter).join("")}>${t.resultTypes.map(_letter).join("")}`;
 }
 
 const _VAL_NAMES: Record<string, string> = {
