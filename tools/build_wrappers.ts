@@ -13,8 +13,8 @@
 import { ABI_IMPORTS, ABI_MODULE } from "../host/runtime/abi.ts";
 import {
   ASCONFIG as asconfig,
-  hasSources,
   isStale,
+  mtimeOf,
   WRAPPERS_OUT_DIR as outDir,
   WRAPPERS_SRC_DIR as wrappersDir,
 } from "../host/runtime/builtin_wrappers.ts";
@@ -40,7 +40,7 @@ export function wrapperNames(): string[] {
   const names: string[] = [];
   for (const entry of Deno.readDirSync(wrappersDir)) {
     if (!entry.isDirectory || NOT_WRAPPERS.has(entry.name)) continue;
-    if (hasSources(entry.name)) names.push(entry.name);
+    if (mtimeOf(`${wrappersDir}/${entry.name}/index.ts`) !== undefined) names.push(entry.name);
   }
   return names.sort();
 }

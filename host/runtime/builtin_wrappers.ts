@@ -51,9 +51,13 @@ function siblingsImported(name: string): string[] {
   return [...found];
 }
 
-/** Whether wrappers/<name>/index.ts exists: a built-in wrapper in a source checkout. */
+/** Whether wrappers/<name>/index.ts can be seen: a built-in wrapper in a source checkout. */
 export function hasSources(name: string): boolean {
-  return mtimeOf(`${WRAPPERS_SRC_DIR}/${name}/index.ts`) !== undefined;
+  try {
+    return Deno.statSync(`${WRAPPERS_SRC_DIR}/${name}/index.ts`).isFile;
+  } catch {
+    return false; // not a source checkout (a compiled idwrap), or not one this user may read
+  }
 }
 
 /**
