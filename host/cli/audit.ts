@@ -8,11 +8,11 @@ import type { Command } from "commander";
 import { AUDIT_STORE_DEFAULT, type AuditFilter, AuditLog, isMissed } from "../audit/log.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "../audit/record.ts";
 import { NoDaemonError, tailClient } from "../audit/stream.ts";
+import { EXIT_USAGE, UsageError } from "./usage.ts";
 
 export { AUDIT_STORE_DEFAULT };
 
 /** Exit code for bad arguments. */
-const EXIT_USAGE = 2;
 
 /** Where `registerAudit` finds the store and the daemon. */
 export interface AuditCliContext {
@@ -39,8 +39,7 @@ export interface AuditTailOptions {
   json?: boolean;
 }
 
-/** A bad command-line argument: reported on its own line, exit 2. */
-export class UsageError extends Error {}
+export { UsageError };
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -157,9 +156,7 @@ function usage(e: unknown): boolean {
 /** Adds `audit query` and `audit tail` to the CLI. */
 export function registerAudit(program: Command, options: AuditCliContext): void {
   const audit = program.command("audit")
-    .description("query the audit log, or follow the daemon's audit queues")
-    // Bad arguments exit 2, as everywhere in idwrap; help exits 0.
-    .exitOverride((err) => Deno.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
+    .description("query the audit log, or follow the daemon's audit queues");
 
   audit.command("query")
     .description("print stored audit records (reads the audit store; no daemon needed)")

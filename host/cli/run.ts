@@ -15,6 +15,7 @@ import { loadPolicy } from "../policy/policy.ts";
 import type { SupervisorSummary } from "../sources/seccomp/supervisor.ts";
 import { exitCodeOf, forwardSignals, spawnLauncher } from "../sources/seccomp/source.ts";
 import { parseSourceChoice, runUnder } from "../sources/run.ts";
+import { parseArgument } from "./usage.ts";
 import type { SourceChoice } from "../sources/kmod/source.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
@@ -127,7 +128,7 @@ export function registerRun(program: Command): void {
         allSyscalls: !!opts.verbose,
         notableOnly: !opts.verbose,
       };
-      const source = parseSourceChoice(opts.source);
+      const source = parseArgument(() => parseSourceChoice(opts.source));
       const standalone = opts.standalone || opts.policy !== undefined || source !== "auto";
       const client = standalone ? undefined : await DaemonClient.connect(opts.runDir);
       if (!standalone && !client && daemonPresent(opts.runDir)) {
