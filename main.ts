@@ -16,7 +16,7 @@ import { PolicyError } from "./host/policy/policy.ts";
 import { WrapperLoadError } from "./host/runtime/module.ts";
 import { controlSocket, defaultRunDir } from "./host/daemon/protocol.ts";
 import { defaultStorePath } from "./host/store/kv.ts";
-import { EXIT_INTERNAL, EXIT_USAGE, UsageError } from "./host/cli/usage.ts";
+import { EXIT_INTERNAL, EXIT_USAGE, UsageError } from "./host/cli/exit.ts";
 
 const program = new Command("idwrap")
   .description("intrusion-detection wrappers for Linux processes")
@@ -32,7 +32,7 @@ registerPolicy(program);
 registerSeq(program);
 registerAudit(program, {
   storePath: defaultStorePath,
-  daemonSocket: () => controlSocket(defaultRunDir(), Deno.uid() ?? 0),
+  daemonSocket: (runDir = defaultRunDir()) => controlSocket(runDir, Deno.uid() ?? 0),
 });
 registerDoctor(program);
 registerKmod(program);

@@ -15,16 +15,13 @@ import { loadPolicy } from "../policy/policy.ts";
 import type { SupervisorSummary } from "../sources/seccomp/supervisor.ts";
 import { exitCodeOf, forwardSignals, spawnLauncher } from "../sources/seccomp/source.ts";
 import { parseSourceChoice, runUnder } from "../sources/run.ts";
-import { parseArgument } from "./usage.ts";
 import type { SourceChoice } from "../sources/kmod/source.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
+import { EXIT_NOPERM, parseArgument } from "./exit.ts";
 
 /** The policy `run` uses when none is given. */
 export const DEFAULT_POLICY = fromFileUrl(new URL("../../policies/default.yaml", import.meta.url));
-
-/** Exit code when the daemon refuses this user (sysexits' EX_NOPERM). */
-export const EXIT_NOPERM = 77;
 
 /** Options of `idwrap run`. */
 export interface RunCliOptions {

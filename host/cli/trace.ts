@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import type { Policy } from "../policy/policy.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
 import { parseSourceChoice, runUnder } from "../sources/run.ts";
-import { parseArgument } from "./usage.ts";
+import { parseArgument } from "./exit.ts";
 
 /** Options of `idwrap trace`. */
 export interface TraceCliOptions {
