@@ -16,16 +16,15 @@ import { PolicyError } from "./host/policy/policy.ts";
 import { WrapperLoadError } from "./host/runtime/module.ts";
 import { controlSocket, defaultRunDir } from "./host/daemon/protocol.ts";
 import { defaultStorePath } from "./host/store/kv.ts";
-
-/** Exit code for bad usage or input (sysexits' EX_USAGE is 64; we keep 2 like most CLIs). */
-export const EXIT_USAGE = 2;
-/** Exit code when idwrap itself fails (not the wrapped command). */
-export const EXIT_INTERNAL = 125;
+import { EXIT_INTERNAL, EXIT_USAGE, UsageError } from "./host/cli/exit.ts";
 
 const program = new Command("idwrap")
   .description("intrusion-detection wrappers for Linux processes")
   .version("0.1.0")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander has printed its message (unknown command or option, missing argument): bad usage exits 2 for every
+  // command, which inherit this; help and --version exit 0. Set before the commands are added, so they inherit it.
+  .exitOverride((err) => Deno.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
 registerTrace(program);
 registerRun(program);
 registerDaemon(program);
@@ -33,7 +32,7 @@ registerPolicy(program);
 registerSeq(program);
 registerAudit(program, {
   storePath: defaultStorePath,
-  daemonSocket: () => controlSocket(defaultRunDir(), Deno.uid() ?? 0),
+  daemonSocket: (runDir = defaultRunDir()) => controlSocket(runDir, Deno.uid() ?? 0),
 });
 registerDoctor(program);
 registerKmod(program);
@@ -45,7 +44,7 @@ try {
     console.error(`idwrap: invalid policy: ${e.message}`);
     Deno.exit(EXIT_USAGE);
   }
-  if (e instanceof WrapperLoadError) {
+  if (e instanceof WrapperLoadError || e instanceof UsageError) {
     console.error(`idwrap: ${e.message}`);
     Deno.exit(EXIT_USAGE);
   }

@@ -52,3 +52,24 @@ export async function compileBenchC(root: string, outDir: string, names: string[
     if (!out.success) throw new Error(`Cannot compile bench/c/${name}.c:\n${new TextDecoder().decode(out.stderr)}`);
   }
 }
+
+/**
+ * Keeps a benchmark's raw numbers with the run they came from: `bench/results/NAME.json` (git-ignored, the latest
+ * run) and, with `--save-run` on the command line, `docs/runs/NAME-YYYY-MM-DD.json` (committed, the run the docs
+ * quote: a figure in docs/ names the file it came from). Returns the paths written.
+ */
+export async function keepResults(root: string, name: string, data: Record<string, unknown>): Promise<string[]> {
+  const run = await runInfo(root);
+  const text = JSON.stringify({ run, deno: Deno.version, ...data }, null, 2) + "\n";
+  const paths = [`${root.replace(/\/$/, "")}/bench/results/${name}.json`];
+  if (Deno.args.includes("--save-run")) {
+    paths.push(`${root.replace(/\/$/, "")}/docs/runs/${name}-${run.date.slice(0, 10)}.json`);
+  }
+  for (const path of paths) {
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(path, text);
+  }
+  console.log(`\n(${run.date}, commit ${run.commit}, Linux ${run.kernel}, ${run.cpus} CPUs)`);
+  console.log(`raw numbers: ${paths.join(", ")}`);
+  return paths;
+}

@@ -11,7 +11,7 @@
  *
  * Options: --rounds R (default 3), --calls N (default 20000).
  * Prints a table; keeps the raw counts and the run's provenance in
- * bench/results/eintr.json.
+ * bench/results/eintr.json (`--save-run`: also docs/runs/eintr-DATE.json).
  *
  * @module
  */
@@ -19,12 +19,11 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Policy } from "../host/policy/policy.ts";
 import { runUnderSeccomp } from "../host/sources/seccomp/source.ts";
-import { compileBenchC, median, runInfo, table } from "./_report.ts";
+import { compileBenchC, keepResults, median, runInfo, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BUILD = `${ROOT}build/bench`;
 const EINTR = `${BUILD}/eintr`;
-const RESULTS = `${ROOT}bench/results/eintr.json`;
 const POLICY: Policy = { name: "bench-eintr", file: "(bench)", observe: ["getppid"], rules: [], wrappers: [] };
 
 /** One run of bench/c/eintr.c. */
@@ -71,7 +70,10 @@ const CASES: { id: CaseId; label: string; run: (calls: number) => Promise<Count>
 ];
 
 if (import.meta.main) {
-  const { values } = parseArgs({ args: Deno.args, options: { rounds: { type: "string" }, calls: { type: "string" } } });
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { rounds: { type: "string" }, calls: { type: "string" }, "save-run": { type: "boolean" } },
+  });
   const rounds = Number(values.rounds ?? 3), calls = Number(values.calls ?? 20000);
   await compileBenchC(ROOT, BUILD, ["eintr", "floor_supervisor"]);
   const info = await runInfo(ROOT);
@@ -95,7 +97,5 @@ if (import.meta.main) {
   console.log(table([["case", "calls", "signals", "EINTR", "EINTR per signal"], ...rows]));
   const bare = samples.filter((s) => s.case === "bare");
   if (bare.some((s) => s.eintr !== 0)) console.log("\nUNEXPECTED: the unwatched control got EINTR");
-  await Deno.mkdir(`${ROOT}bench/results`, { recursive: true });
-  await Deno.writeTextFile(RESULTS, JSON.stringify({ run: info, rounds, calls, samples }, null, 2) + "\n");
-  console.log(`\nraw: ${RESULTS}`);
+  await keepResults(ROOT, "eintr", { rounds, calls, samples });
 }

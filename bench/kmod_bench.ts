@@ -8,15 +8,15 @@
  * milliseconds and would measure qemu, not the module). Under emulation the
  * absolute times mean little; the ratios are what we quote.
  *
- *   ./node_modules/.bin/deno run --allow-all bench/kmod_bench.ts [N] [N_DECIDED]
+ *   ./node_modules/.bin/deno run --allow-all bench/kmod_bench.ts [N] [N_DECIDED] [--save-run]
  *
  * @module
  */
 import { buildClients, buildModule, kernel, KMOD_BUILD, ROOT, runInVm, SETUP_HINT } from "../tests/kmod/harness.ts";
-import { median, table } from "./_report.ts";
+import { keepResults, median, table } from "./_report.ts";
 
-const N = Number(Deno.args[0] ?? 200_000);
-const N_DECIDED = Number(Deno.args[1] ?? 20_000);
+const positional = Deno.args.filter((a) => !a.startsWith("--"));
+const [N, N_DECIDED] = [Number(positional[0] ?? 200_000), Number(positional[1] ?? 20_000)];
 const RUNS = 3;
 
 const k = await kernel();
@@ -77,3 +77,10 @@ const seccomp = median(per.get("seccomp") ?? [NaN]);
 const decided = median(per.get("decided") ?? [NaN]);
 console.log(`decided / seccomp: ${(decided / seccomp).toFixed(2)}   (boot ${(r.ms / 1000).toFixed(0)} s)`);
 console.log(r.output.split("\n").filter((l) => !/^\w+ \d+ \d+$/.test(l)).join("\n"));
+await keepResults(ROOT, "kmod", {
+  guest: { release: k.release, version: k.version },
+  calls: { observed: N, decided: N_DECIDED },
+  runs: RUNS,
+  nsPerCall: Object.fromEntries(per),
+  bootMs: r.ms,
+});

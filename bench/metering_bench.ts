@@ -15,15 +15,13 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import wabtInit from "wabt";
 import { instrument } from "../host/runtime/wasm/mod.ts";
-import { median, table } from "./_report.ts";
+import { keepResults, median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const RESULTS = join(ROOT, "bench", "results", "metering.json");
 /** The largest instrumented/original ratio we accept. */
 const TARGET = 1.15;
 /** Enough fuel for any one call here. */
@@ -132,7 +130,12 @@ function timeCall(e: RunExports, n: number, expected: number, fuel?: number): nu
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { rounds: { type: "string" }, n: { type: "string" }, warmup: { type: "string" } },
+    options: {
+      rounds: { type: "string" },
+      n: { type: "string" },
+      warmup: { type: "string" },
+      "save-run": { type: "boolean" },
+    },
   });
   const rounds = Number(values.rounds ?? 15);
   const n = Number(values.n ?? 10_000_000);
@@ -209,18 +212,7 @@ async function main(): Promise<void> {
   );
   console.log(table(rows));
 
-  await Deno.mkdir(join(ROOT, "bench", "results"), { recursive: true });
-  const report = {
-    date: new Date().toISOString(),
-    deno: Deno.version.deno,
-    v8: Deno.version.v8,
-    cpus: navigator.hardwareConcurrency,
-    config: { rounds, n, warmup },
-    cases,
-    samples,
-  };
-  await Deno.writeTextFile(RESULTS, JSON.stringify(report, null, 2) + "\n");
-  console.log(`\nraw numbers: ${RESULTS}`);
+  await keepResults(ROOT, "metering", { config: { rounds, n, warmup }, cases, samples });
 }
 
 if (import.meta.main) await main();

@@ -15,12 +15,11 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { median, table } from "./_report.ts";
+import { keepResults, median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BUILD = join(ROOT, "build", "bench");
 const PROG = join(BUILD, "path_calls");
-const RESULTS = join(ROOT, "bench", "results", "paths.json");
 const CASES = ["open", "open-link", "stat", "chmod", "rename"] as const;
 const decoder = new TextDecoder();
 
@@ -70,6 +69,7 @@ if (import.meta.main) {
       calls: { type: "string" },
       baseline: { type: "string" },
       base: { type: "string" },
+      "save-run": { type: "boolean" },
     },
   });
   const rounds = Number(values.rounds ?? 3), n = Number(values.calls ?? 2000);
@@ -125,16 +125,5 @@ if (import.meta.main) {
     `path calls: kernel ${Deno.osRelease()}, ${rounds} rounds × ${n} calls, baseline ${values.baseline ?? rev}\n`,
   );
   console.log(table(rows));
-  await Deno.mkdir(join(ROOT, "bench", "results"), { recursive: true });
-  const report = {
-    date: new Date().toISOString(),
-    kernel: Deno.osRelease(),
-    baseline: values.baseline ?? rev,
-    rounds,
-    calls: n,
-    ratios,
-    samples,
-  };
-  await Deno.writeTextFile(RESULTS, JSON.stringify(report, null, 2) + "\n");
-  console.log(`\nraw numbers: ${RESULTS}`);
+  await keepResults(ROOT, "paths", { baseline: values.baseline ?? rev, rounds, calls: n, ratios, samples });
 }

@@ -19,10 +19,9 @@ import { loadWrapper } from "../host/runtime/module.ts";
 import { WrapperStore } from "../host/store/kv.ts";
 import { buildWrappers } from "../tools/build_wrappers.ts";
 import wabtInit from "wabt";
-import { median, table } from "./_report.ts";
+import { keepResults, median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const RESULTS = join(ROOT, "bench", "results", "runtime.json");
 const ROUNDS = 7;
 
 /** A hook that sums 0..99999: the loop-heavy case for metering. */
@@ -196,21 +195,4 @@ console.log(
     `of which ${(perInstanceHeap / 1024).toFixed(1)} KiB V8 heap and external`,
 );
 
-await Deno.mkdir(join(ROOT, "bench", "results"), { recursive: true });
-await Deno.writeTextFile(
-  RESULTS,
-  JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      deno: Deno.version,
-      rounds: ROUNDS,
-      rows,
-      meteringCost,
-      perInstanceBytes,
-      perInstanceHeap,
-    },
-    null,
-    2,
-  ),
-);
-console.log(`raw numbers: ${RESULTS}`);
+await keepResults(ROOT, "runtime", { rounds: ROUNDS, rows, meteringCost, perInstanceBytes, perInstanceHeap });

@@ -17,13 +17,12 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Policy } from "../host/policy/policy.ts";
 import { runUnderSeccomp } from "../host/sources/seccomp/source.ts";
-import { compileBenchC, median, table } from "./_report.ts";
+import { compileBenchC, keepResults, median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BUILD = join(ROOT, "build", "bench");
 const LOOP = join(BUILD, "loop");
 const FLOOR = join(BUILD, "floor_supervisor");
-const RESULTS = join(ROOT, "bench", "results", "seccomp.json");
 
 /** getppid is observed, so notified; getuid (loop.c's plain mode) is not. */
 const POLICY: Policy = { name: "bench", file: "(bench)", observe: ["getppid"], rules: [], wrappers: [] };
@@ -119,7 +118,12 @@ const RATIOS: Partial<Record<CaseId, [CaseId, number]>> = {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { rounds: { type: "string" }, notified: { type: "string" }, plain: { type: "string" } },
+    options: {
+      rounds: { type: "string" },
+      notified: { type: "string" },
+      plain: { type: "string" },
+      "save-run": { type: "boolean" },
+    },
   });
   const rounds = Number(values.rounds ?? 7);
   const calls = { notified: Number(values.notified ?? 200_000), plain: Number(values.plain ?? 5_000_000) };
@@ -163,19 +167,13 @@ async function main(): Promise<void> {
   console.log(`SYNC_WAKE_UP accepted: C floor ${syncWakeUp.floor}, idwrap ${syncWakeUp.idwrap}\n`);
   console.log(table(rows));
 
-  await Deno.mkdir(join(ROOT, "bench", "results"), { recursive: true });
-  const report = {
-    date: new Date().toISOString(),
-    kernel,
-    cpus: navigator.hardwareConcurrency,
+  await keepResults(ROOT, "seccomp", {
     syncWakeUp,
     config: { rounds, notifiedCalls: calls.notified, plainCalls: calls.plain },
     cases: Object.fromEntries(CASES.map((c) => [c.id, { label: c.label, ...stats.get(c.id)! }])),
     ratios,
     samples,
-  };
-  await Deno.writeTextFile(RESULTS, JSON.stringify(report, null, 2) + "\n");
-  console.log(`\nraw numbers: ${RESULTS}`);
+  });
 }
 
 if (import.meta.main) await main();

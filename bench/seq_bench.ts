@@ -20,11 +20,10 @@ import { fileURLToPath } from "node:url";
 import { databaseSize, readTraces, SeqReplayer, type Trace, train } from "../host/seq/replay.ts";
 import { WrapperStore } from "../host/store/kv.ts";
 import { buildWrappers } from "../tools/build_wrappers.ts";
-import { median, table } from "./_report.ts";
+import { keepResults, median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const UNM = join(ROOT, "..", "shared", "datasets", "unm");
-const RESULTS = join(ROOT, "bench", "results", "seq.json");
 const ROUNDS = 5;
 
 if (!existsSync(UNM)) {
@@ -165,9 +164,4 @@ console.log(
     " the per-trace columns also carry each process's instance, database load and exit record",
 );
 
-await Deno.mkdir(join(ROOT, "bench", "results"), { recursive: true });
-await Deno.writeTextFile(
-  RESULTS,
-  JSON.stringify({ date: new Date().toISOString(), deno: Deno.version, rounds: ROUNDS, results }, null, 2),
-);
-console.log(`raw numbers: ${RESULTS}`);
+await keepResults(ROOT, "seq", { rounds: ROUNDS, results });

@@ -20,8 +20,8 @@
  * or Ctrl-C.
  *
  * Output: Markdown tables on stdout (and bench/results/tables.md), raw JSON in
- * bench/results/tables.json, the chart in docs/performance.svg (quick runs:
- * bench/results/tables-quick.*, --compare runs: bench/results/tables-compare.*).
+ * bench/results/tables.json (--save-run: also docs/runs/tables-DATE.json, the run the docs quote), the chart in
+ * docs/performance.svg (quick runs: bench/results/tables-quick.*, --compare runs: bench/results/tables-compare.*).
  *
  * Options: --quick (a short smoke run), --only build,web,ftp, --rounds N,
  * --build-target DIR/ (default kernel/), --seconds S (web and FTP load per
@@ -55,6 +55,7 @@ import {
 } from "./tables/report.ts";
 import { type WebResult, webWorkload } from "./tables/web.ts";
 import { perCall, type PerCallResult, perCallTable } from "./tables/percall.ts";
+import { keepResults } from "./_report.ts";
 
 const RESULTS = join(ROOT, "bench", "results");
 
@@ -101,6 +102,7 @@ async function main(): Promise<void> {
       compare: { type: "string" },
       "no-profile": { type: "boolean" },
       "no-install": { type: "boolean" },
+      "save-run": { type: "boolean" },
       keep: { type: "boolean" },
     },
   });
@@ -321,9 +323,6 @@ async function main(): Promise<void> {
     finished: new Date().toISOString(),
     commit,
     quick,
-    kernel: Deno.osRelease(),
-    cpus: navigator.hardwareConcurrency,
-    deno: Deno.version.deno,
     loadavg: { start: loadStart, end: loadEnd },
     kmodPresent: kmod,
     config: cfg,
@@ -336,7 +335,7 @@ async function main(): Promise<void> {
     targets: ts,
     profile,
   };
-  await Deno.writeTextFile(join(RESULTS, `${stem}.json`), JSON.stringify(json, null, 2) + "\n");
+  await keepResults(ROOT, stem, json);
   const svgPath = quick || values.compare ? join(RESULTS, `${stem}.svg`) : join(ROOT, "docs", "performance.svg");
   await Deno.writeTextFile(
     svgPath,

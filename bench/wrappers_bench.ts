@@ -28,11 +28,10 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { median, table } from "./_report.ts";
+import { keepResults, median, table } from "./_report.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const IDWRAP = join(ROOT, "idwrap");
-const RESULTS = join(ROOT, "bench", "results", "wrappers.json");
 const decoder = new TextDecoder();
 
 /** The tree: DIRS × SUBDIRS directories of FILES files each. */
@@ -122,7 +121,12 @@ async function run(program: string, args: string[], env: Record<string, string>)
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { rounds: { type: "string" }, passes: { type: "string" }, keep: { type: "boolean" } },
+    options: {
+      rounds: { type: "string" },
+      passes: { type: "string" },
+      keep: { type: "boolean" },
+      "save-run": { type: "boolean" },
+    },
   });
   const rounds = Number(values.rounds ?? 5);
   const passes = Number(values.passes ?? 30);
@@ -274,21 +278,14 @@ async function main(): Promise<void> {
         ` (${s(Math.min(...startupMs))}–${s(Math.max(...startupMs))}).`,
     );
 
-    await Deno.mkdir(join(ROOT, "bench", "results"), { recursive: true });
-    const report = {
-      date: new Date().toISOString(),
-      kernel,
-      cpus: navigator.hardwareConcurrency,
-      deno: Deno.version.deno,
+    await keepResults(ROOT, "wrappers", {
       loadavgAtEnd: load,
       config: { rounds, passes, files, bytes, tmpfs: shm, workload: workload.join(" ") },
       training,
       startupMs,
       cases: stats,
       samples,
-    };
-    await Deno.writeTextFile(RESULTS, JSON.stringify(report, null, 2) + "\n");
-    console.log(`raw numbers: ${RESULTS}`);
+    });
   } finally {
     if (!values.keep) await Deno.remove(work, { recursive: true }).catch(() => {});
     else console.error(`work directory kept: ${work}`);

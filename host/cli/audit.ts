@@ -10,18 +10,16 @@ import { AUDIT_STORE_DEFAULT, AuditLog } from "../audit/log.ts";
 import { isMissed } from "../audit/subscription.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "../audit/record.ts";
 import { NoDaemonError, tailClient } from "../audit/stream.ts";
+import { EXIT_NO_DAEMON, UsageError } from "./exit.ts";
 
 export { AUDIT_STORE_DEFAULT };
-
-/** Exit code for bad arguments. */
-const EXIT_USAGE = 2;
 
 /** Where `registerAudit` finds the store and the daemon. */
 export interface AuditCliContext {
   /** The audit store (a Deno KV path); AUDIT_STORE_DEFAULT unless told otherwise. */
   storePath: () => string;
-  /** The daemon's Unix socket. */
-  daemonSocket: () => string;
+  /** The daemon's Unix socket in a run directory (the default one when none is given). */
+  daemonSocket: (runDir?: string) => string;
 }
 
 /** Options of `idwrap audit query`. */
@@ -33,16 +31,17 @@ export interface AuditQueryOptions {
   wrapper?: string;
   limit?: string;
   json?: boolean;
+  store?: string;
 }
 
 /** Options of `idwrap audit tail`. */
 export interface AuditTailOptions {
   queue?: string[];
   json?: boolean;
+  runDir?: string;
 }
 
-/** A bad command-line argument: reported on its own line, exit 2. */
-export class UsageError extends Error {}
+export { UsageError };
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -149,19 +148,10 @@ class Output {
   }
 }
 
-function usage(e: unknown): boolean {
-  if (!(e instanceof UsageError)) return false;
-  console.error(`idwrap: ${e.message}`);
-  Deno.exitCode = EXIT_USAGE;
-  return true;
-}
-
 /** Adds `audit query` and `audit tail` to the CLI. */
 export function registerAudit(program: Command, options: AuditCliContext): void {
   const audit = program.command("audit")
-    .description("query the audit log, or follow the daemon's audit queues")
-    // Bad arguments exit 2, as everywhere in idwrap; help exits 0.
-    .exitOverride((err) => Deno.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
+    .description("query the audit log, or follow the daemon's audit queues");
 
   audit.command("query")
     .description("print stored audit records (reads the audit store; no daemon needed)")
@@ -172,15 +162,10 @@ export function registerAudit(program: Command, options: AuditCliContext): void 
     .option("--wrapper <name>", "records of this wrapper or rule")
     .option("--limit <n>", "at most n records, the first in sequence order")
     .option("--json", "one ECS JSON record per line")
+    .option("--store <path>", "the audit store (a Deno KV path; default: $IDWRAP_STORE or the user's state directory)")
     .action(async (opts: AuditQueryOptions) => {
-      let filter: AuditFilter;
-      try {
-        filter = queryFilter(opts);
-      } catch (e) {
-        if (usage(e)) return;
-        throw e;
-      }
-      const path = options.storePath();
+      const filter = queryFilter(opts); // a UsageError exits 2
+      const path = opts.store ?? options.storePath();
       if (!(await storeExists(path))) return; // nothing recorded yet: nothing matches
       const log = await AuditLog.open(path);
       const out = new Output();
@@ -200,15 +185,10 @@ export function registerAudit(program: Command, options: AuditCliContext): void 
     .description("follow audit records live from the idwrap daemon")
     .option("--queue <queue>", `a queue to follow (repeatable; all when absent): ${AUDIT_QUEUES.join(", ")}`, collect)
     .option("--json", "one ECS JSON record per line")
+    .option("--run-dir <dir>", "the daemon's control sockets (default: the daemon's default run directory)")
     .action(async (opts: AuditTailOptions) => {
-      let queues: string[] | "all";
-      try {
-        queues = opts.queue?.length ? opts.queue.map(checkQueue) : "all";
-      } catch (e) {
-        if (usage(e)) return;
-        throw e;
-      }
-      const socket = options.daemonSocket();
+      const queues = opts.queue?.length ? opts.queue.map(checkQueue) : "all"; // a UsageError exits 2
+      const socket = options.daemonSocket(opts.runDir);
       const out = new Output();
       const colour = !opts.json && useColour();
       try {
@@ -223,7 +203,7 @@ export function registerAudit(program: Command, options: AuditCliContext): void 
       } catch (e) {
         if (e instanceof NoDaemonError) {
           console.error(`idwrap: no idwrap daemon at ${socket}; start one with \`idwrap daemon\``);
-          Deno.exitCode = 1;
+          Deno.exitCode = EXIT_NO_DAEMON;
           return;
         }
         throw e;

@@ -11,9 +11,7 @@ import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.t
 import { defaultStorePath } from "../store/kv.ts";
 import { readIds } from "../wss/criteria.ts";
 import { DEFAULT_POLICY } from "./run.ts";
-
-/** Exit code when no daemon answers (EX_UNAVAILABLE). */
-export const EXIT_NO_DAEMON = 69;
+import { EXIT_NO_DAEMON } from "./exit.ts";
 
 /** A user name or uid → uid. */
 export function uidOf(user: string): number {

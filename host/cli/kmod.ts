@@ -6,13 +6,13 @@
 import type { Command } from "commander";
 import { fileURLToPath } from "node:url";
 import { moduleLoaded, probeKmod } from "../sources/kmod/source.ts";
+import { EXIT_FAILED } from "./exit.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Where `make -C kmod` leaves the module. */
 export const MODULE_PATH = `${ROOT}build/kmod/idwrap.ko`;
 
 /** Exit code when the operation failed. */
-const EXIT_FAILED = 1;
 
 async function sh(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
   try {

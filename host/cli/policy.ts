@@ -13,6 +13,7 @@ import { v8Engine } from "../runtime/engine.ts";
 import { loadPolicyWrappers } from "../runtime/load.ts";
 import { WrapperLoadError } from "../runtime/module.ts";
 import { KMOD_CAPABILITIES } from "../sources/capabilities.ts";
+import { EXIT_USAGE } from "./exit.ts";
 
 /** The verdict on one file. */
 export interface PolicyCheck {
@@ -26,7 +27,6 @@ export interface PolicyCheck {
 }
 
 /** Exit code when some file is invalid (as for a bad policy elsewhere). */
-const EXIT_INVALID = 2;
 
 /**
  * Checks policy files in order. A file whose wrapper name an earlier valid file already uses is refused with the
@@ -83,7 +83,7 @@ export function registerPolicy(program: Command): void {
           else console.error(r.error);
         }
       }
-      Deno.exitCode = results.every((r) => r.ok) ? 0 : EXIT_INVALID;
+      Deno.exitCode = results.every((r) => r.ok) ? 0 : EXIT_USAGE;
     });
 }
 

@@ -18,12 +18,10 @@ import { parseSourceChoice, runUnder } from "../sources/run.ts";
 import type { SourceChoice } from "../sources/kmod/source.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
+import { EXIT_NOPERM, parseArgument } from "./exit.ts";
 
 /** The policy `run` uses when none is given. */
 export const DEFAULT_POLICY = fromFileUrl(new URL("../../policies/default.yaml", import.meta.url));
-
-/** Exit code when the daemon refuses this user (sysexits' EX_NOPERM). */
-export const EXIT_NOPERM = 77;
 
 /** Options of `idwrap run`. */
 export interface RunCliOptions {
@@ -127,7 +125,7 @@ export function registerRun(program: Command): void {
         allSyscalls: !!opts.verbose,
         notableOnly: !opts.verbose,
       };
-      const source = parseSourceChoice(opts.source);
+      const source = parseArgument(() => parseSourceChoice(opts.source));
       const standalone = opts.standalone || opts.policy !== undefined || source !== "auto";
       const client = standalone ? undefined : await DaemonClient.connect(opts.runDir);
       if (!standalone && !client && daemonPresent(opts.runDir)) {

@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import type { Policy } from "../policy/policy.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
 import { parseSourceChoice, runUnder } from "../sources/run.ts";
+import { parseArgument } from "./exit.ts";
 
 /** Options of `idwrap trace`. */
 export interface TraceCliOptions {
@@ -32,9 +33,9 @@ export function registerTrace(program: Command): void {
     .argument("<command...>", "the command to run, after --")
     .action(async (command: string[], opts: TraceCliOptions) => {
       const observe = opts.syscalls.split(",").map((s) => s.trim()).filter(Boolean);
-      resolveSyscalls(observe); // unknown names fail before anything runs
+      parseArgument(() => resolveSyscalls(observe), `-e ${opts.syscalls}: `); // unknown names fail before anything runs
       const policy: Policy = { name: "trace", file: "(command line)", observe, rules: [], wrappers: [] };
-      const result = await runUnder(parseSourceChoice(opts.source), command, {
+      const result = await runUnder(parseArgument(() => parseSourceChoice(opts.source)), command, {
         policies: [policy],
         trace: { format: opts.json ? "json" : "text", output: opts.output },
         emulateOpens: opts.emulate,
