@@ -166,8 +166,14 @@ export class SeqReplayer {
       wantsSyscalls: false,
       emit(e: HostEvent) {
         if (e.kind === "alert" || e.kind === "audit" || e.kind === "fault" || e.kind === "log") {
-          if (e.kind === "fault") throw new Error(`${detector.name} wrapper failed: ${e.message}`);
           const list = reports.get(e.pid) ?? [];
+          if (e.kind === "fault") {
+            // The wrapper's own log lines say why (a bad setting, for one).
+            const said = list.filter((r) => r.kind === "log").map((r) => r.message);
+            throw new Error(
+              `${detector.name} wrapper failed: ${e.message}${said.length ? `: ${said.join("; ")}` : ""}`,
+            );
+          }
           list.push(e);
           reports.set(e.pid, list);
         }
