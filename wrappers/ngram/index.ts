@@ -12,7 +12,8 @@
  * docs/detect.md has the measurements that chose it.
  *
  * An observer, like seq: it allows every call, unless a composer (Com_id)
- * answers its warning with 2 (kill). It emits the abstract event
+ * answers its warning with 2 (kill): then it kills at that call and, should
+ * another wrapper's deny have taken precedence there, at the next one. It emits the abstract event
  * "seq-warning" (the sequence detectors' warning that Com_id weighs), with
  * the frame's surprisal in bits as payload.
  *
@@ -121,6 +122,8 @@ let bitsTotal: f64 = 0;
 let frameSum: f64 = 0;
 let maxFrame: f64 = 0;
 let alarmed = false;
+/** Com_id answered 2 (kill) to a warning of this process. */
+let doomed = false;
 const RING = new StaticArray<f64>(MAX_FRAME);
 let ringAt: i32 = 0;
 let added: i64 = 0;
@@ -434,6 +437,8 @@ export function idwrap_init(): i32 {
 
 export function idwrap_on_syscall(): i32 {
   if (inert) return allow();
+  // The composer answered kill: if that call's kill gave way to another wrapper's deny, the next call carries it out.
+  if (doomed) return kill();
   let nr = <u64>Event.syscall();
   if (nr >= SLOT_MAX) nr = SLOT_MAX - 1;
   hist = (hist << BITS) | (nr + 1);
@@ -467,7 +472,10 @@ export function idwrap_on_syscall(): i32 {
     "ngram: unlikely call sequence in " + program + ": " + bits + " bits of surprisal in the last " +
       frameLen.toString() + " calls (threshold " + (<i64>threshold).toString() + ")",
   );
-  if (emit(HANDLE, bits) == 2) return kill();
+  if (emit(HANDLE, bits) == 2) {
+    doomed = true;
+    return kill();
+  }
   return allow();
 }
 
