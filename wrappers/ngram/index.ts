@@ -369,7 +369,8 @@ function surprisal(): f64 {
   const sym = hist & MASKS[1];
   // Order 0: the calls' frequencies, interpolated with the uniform base.
   let p = UNIFORM;
-  if (total > 0) p = (<f64>countOf(sym) + <f64>distinct * p) / (<f64>total + <f64>distinct);
+  let n = countOf(sym);
+  if (total > 0) p = (<f64>n + <f64>distinct * p) / (<f64>total + <f64>distinct);
   for (let len = 1; len < histLen; len++) {
     const ctx = (hist >> BITS) & MASKS[len];
     const at = probe(ctx);
@@ -377,7 +378,9 @@ function surprisal(): f64 {
     const c = load<u32>(at, 12);
     if (c == 0) break;
     const t = <f64>load<u32>(at, 16);
-    p = (<f64>countOf(hist & MASKS[len + 1]) + t * p) / (<f64>c + t);
+    // An n-gram never seen has no longer n-gram ending the same way: skip the lookups from there on.
+    if (n != 0) n = countOf(hist & MASKS[len + 1]);
+    p = (<f64>n + t * p) / (<f64>c + t);
   }
   return -Math.log2(p);
 }
