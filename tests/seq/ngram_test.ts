@@ -148,3 +148,35 @@ Deno.test("ngram settings: a bad order, frame, threshold or mode is refused at i
     await store.close();
   }
 });
+
+Deno.test("ngram model: over many KV values (1.5 MiB), persisted in Deno KV, counts added across trainings", async () => {
+  // Pseudo-random calls: about 5 new n-grams per call, a model far above one Deno KV commit (800 KiB).
+  let x = 12345;
+  const rand = () => (x = (x * 1103515245 + 12345) % 2 ** 31) % 300;
+  const make = (id: string, n: number) => {
+    const nrs = Array.from({ length: n }, rand);
+    return { id, nrs, names: nrs.map(String) };
+  };
+  const a = make("a", 6000);
+  const b = make("b", 3000);
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-ngram-db-" });
+  const opts = { program: "synthetic", mode: "record" as const, detector: "ngram" as const };
+  try {
+    let store = await WrapperStore.open(`${dir}/store.kv`);
+    await train([a], { store, ...opts });
+    await store.close();
+    store = await WrapperStore.open(`${dir}/store.kv`); // a new host: the model comes from Deno KV
+    await train([b], { store, ...opts });
+    const ns = await store.load("ngram");
+    const keys = [...ns.list(new TextEncoder().encode("lm/6/synthetic/"))];
+    const bytes = keys.reduce((n, k) => n + (ns.get(k)?.length ?? 0), 0);
+    assert(keys.length > 40 && bytes > 1_000_000, `${keys.length} values, ${bytes} bytes`);
+    const [sa, sb, sc] = await scoreWith([a, b, make("c", 2000)], { store, ...opts, mode: "detect" });
+    // Learned traces: each call's 6-gram was seen (once), so about log2(1 + T) bits at most; a new trace: ~8 bits.
+    assert(sa.score < 2 && sb.score < 2, JSON.stringify([sa, sb]));
+    assert(sc.score > 6 && sc.alerts >= 1, JSON.stringify(sc));
+    await store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
