@@ -48,6 +48,13 @@ function progress(verb: string): ((done: number, total: number) => void) | undef
 }
 
 function settings(opts: SeqCliOptions): Record<string, string> {
+  // A setting the chosen detector does not have would be silently ignored by its wrapper.
+  if (opts.window && opts.detector !== "seq") {
+    throw new InvalidArgumentError(`--window is a setting of seq, not of ${opts.detector} (ngram: --order)`);
+  }
+  if (opts.order && opts.detector !== "ngram") {
+    throw new InvalidArgumentError(`--order is a setting of ngram, not of ${opts.detector} (seq: --window)`);
+  }
   const s: Record<string, string> = {};
   if (opts.window) s.window = opts.window;
   if (opts.frame) s.frame = opts.frame;

@@ -119,6 +119,9 @@ Deno.test({
       const first = JSON.parse(seq.stdout.split("\n")[0]);
       assertEquals(Object.keys(first), ["id", "calls", "mismatches", "maxLocalityFrame", "anomalyRate"]);
       assertEquals(first.mismatches, first.calls);
+      // A setting of the other detector is refused, not ignored.
+      const wrong = await idwrap(["seq", "score", ...base, "--window", "4", `${UNM}/lpr/normal/lpr-normal-11.txt`]);
+      assert(wrong.code !== 0 && /--window is a setting of seq, not of ngram/.test(wrong.stderr), wrong.stderr);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

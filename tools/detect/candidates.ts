@@ -125,6 +125,11 @@ if (Deno.args.includes("--rare")) {
   for (const th of [1, 2, 4, 6]) {
     reportScores(`WB6 share above ${th} bits`, (n) => mean(wb(n).map((v) => v > th ? 1 : 0)));
   }
+  // Each n-gram counted once per training trace (document frequency): long repetitive traces weigh less.
+  const once = new CountTrie(8);
+  for (const t of data.train) once.add(t.nrs, true);
+  once.finish();
+  for (const k of [3, 4, 6, 8]) reportScores(`WB${k} counted once per trace`, (n) => mean(wittenBell(once, n, k)));
   // An end-of-trace symbol, in training and scoring: how a trace ends (only known at its end: not online).
   const EOS = 1000;
   const withEnd = new CountTrie(8);

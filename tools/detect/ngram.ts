@@ -59,14 +59,20 @@ export class CountTrie {
     return c;
   }
 
-  /** Adds every n-gram (n ≤ maxOrder) of one trace, with BOS padding at its start. */
-  add(nrs: readonly number[]): void {
+  /**
+   * Adds every n-gram (n ≤ maxOrder) of one trace, with BOS padding at its start; with `oncePerTrace`, an n-gram
+   * counts at most once per trace (document frequency, not occurrences).
+   */
+  add(nrs: readonly number[], oncePerTrace = false): void {
+    const seen = oncePerTrace ? new Set<number>() : undefined;
     const syms = [...Array(this.maxOrder - 1).fill(BOS), ...nrs.map((n) => Math.min(n, RADIX - 2) + 1)];
     for (let end = this.maxOrder - 1; end < syms.length; end++) {
       // n-grams ending at `end`, read left to right from each start.
       for (let start = end; start >= end - this.maxOrder + 1; start--) {
         let node = 0;
         for (let i = start; i <= end; i++) node = this.#childOrAdd(node, syms[i]);
+        if (seen?.has(node)) continue;
+        seen?.add(node);
         this.count[node]++;
       }
       this.count[0]++;
