@@ -183,3 +183,23 @@ Deno.test("ngram model: over many KV values (1.5 MiB), persisted in Deno KV, cou
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ngram only_trained: a program without a model is not compared; without the setting it alerts at once", async () => {
+  const store = await WrapperStore.open(":memory:");
+  try {
+    const trace = { id: "t", nrs: Array.from({ length: 50 }, (_, i) => i % 7), names: [] as string[] };
+    trace.names = trace.nrs.map(String);
+    const inert = await SeqReplayer.open({
+      store,
+      program: "untrained",
+      mode: "detect",
+      detector: "ngram",
+      settings: { only_trained: "true" },
+    });
+    assertEquals(inert.replay(trace), [], "an untrained program was compared");
+    const [loud] = await scoreWith([trace], { store, program: "untrained", mode: "detect", detector: "ngram" });
+    assert(loud.alerts === 1 && loud.score === 10, JSON.stringify(loud)); // every call: 1/1024, 10 bits
+  } finally {
+    await store.close();
+  }
+});
