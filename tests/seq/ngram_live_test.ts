@@ -5,10 +5,11 @@
  * executable path, in a private Deno KV store); detect mode then raises
  * nothing on the same run and raises an ngram alert when ls behaves
  * differently (`ls -l`: user and group lookups, a stat per entry). The
- * control inside the test: the same detect policy on the learned run.
+ * control inside the test: the same detect policy on the learned run. The
+ * second test does the same as an ordinary user, with that user's own store.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { reports, traced, writePolicy } from "../helpers.ts";
+import { ensureUser, idwrapAsUser, parseJsonLines, reports, traced, writePolicy } from "../helpers.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-ngram-live-" });
 await Deno.mkdir(`${dir}/d`);
@@ -52,4 +53,33 @@ Deno.test("ngram live: record ls, then detect: the same run is quiet, ls -l rais
   assertEquals(alerts[0].severity, 3);
   assert(/bits of surprisal in the last 20 calls \(threshold 40\)/.test(alerts[0].message), alerts[0].message);
   assert(maxFrame(loud.message) >= 40 && maxFrame(quiet.message) < 40);
+});
+
+Deno.test("ngram live as an ordinary user: record ls, then the same run is quiet and ls -l raises an ngram alert", async () => {
+  const uid = await ensureUser("idwrap-alice");
+  await Deno.chmod(dir, 0o755); // the listed directory, readable by the user
+  const home = `${dir}/alice`;
+  const asUser = async (policy: string, command: string[]) => {
+    const out = `${home}/events-${crypto.randomUUID()}.jsonl`;
+    const r = await idwrapAsUser(uid, home, ["run", "--json", "-o", out, "-p", policy, "--", ...command]);
+    const events = parseJsonLines(await Deno.readTextFile(out).catch(() => ""));
+    return { ...r, events };
+  };
+  await Deno.mkdir(home, { recursive: true });
+  await Deno.chown(home, uid, null);
+  const policies = [record, detect].map((p, i) => `${home}/policy-${i}.yaml`);
+  for (const [i, p] of [record, detect].entries()) await Deno.copyFile(p, policies[i]);
+  for (let i = 0; i < 2; i++) {
+    const r = await asUser(policies[0], ["/bin/ls", `${dir}/d`]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stdout, "a\nb\nc\n");
+    assertEquals(reports(r.events, "fault"), []);
+  }
+  const same = await asUser(policies[1], ["/bin/ls", `${dir}/d`]);
+  assertEquals(same.stdout, "a\nb\nc\n");
+  assertEquals(reports(same.events, "alert"), [], "the learned behaviour raised an alert");
+  assert(audits(same).length === 1, "no ngram detect summary for /usr/bin/ls: " + same.stderr);
+  const other = await asUser(policies[1], ["/bin/ls", "-l", `${dir}/d`]);
+  assertEquals(other.code, 0, other.stderr);
+  assert(reports(other.events, "alert").some((a) => a.wrapper === "ngram"), "ls -l raised no ngram alert");
 });
