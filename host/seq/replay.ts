@@ -1,7 +1,8 @@
 /**
- * Offline replay of system-call traces through the seq wrapper
- * (wrappers/seq/, the paper's Seq_id): the same build/wrappers/seq.wasm a
- * policy loads, driven through the host runtime (loadWrapper +
+ * Offline replay of system-call traces through a sequence detector wrapper
+ * (wrappers/seq/, the paper's Seq_id, by default; wrappers/ngram/, the
+ * n-gram language model, with `detector: "ngram"`; host/seq/detectors.ts
+ * lists them): the same build/wrappers/<name>.wasm a policy loads, driven through the host runtime (loadWrapper +
  * WrapperChain) with one synthetic process per trace — a spawn, one pre
  * SyscallEvent per call, an exit — exactly as the supervisor drives it,
  * against a WrapperStore (Deno KV). Training runs the wrapper with
@@ -31,13 +32,14 @@
 import { fileURLToPath } from "node:url";
 import type { EventSink } from "../decider.ts";
 import type { HostEvent, ProgramIdentity, SyscallEvent, WrapperReport } from "../events.ts";
-import { WRAPPER_DEFAULTS, type WrapperSpec } from "../policy/policy.ts";
+import { WRAPPER_DEFAULTS, WRAPPER_LIMITS, type WrapperSpec } from "../policy/policy.ts";
 import { DECLARE_PRE } from "../runtime/abi.ts";
 import { WrapperChain } from "../runtime/chain.ts";
 import { v8Engine } from "../runtime/engine.ts";
 import { loadWrapper } from "../runtime/module.ts";
 import type { WrapperStore } from "../store/kv.ts";
 import { i386SyscallName, syscallNumber } from "../syscalls/mod.ts";
+import { type DetectorName, DETECTORS, type DetectorScore } from "./detectors.ts";
 
 /** Where the built wrapper is. */
 export const SEQ_WASM = fileURLToPath(new URL("../../build/wrappers/seq.wasm", import.meta.url));
@@ -119,8 +121,10 @@ export interface ReplayOptions {
   settings?: Record<string, string>;
   /** Called after each trace with (done, total). */
   progress?: (done: number, total: number) => void;
-  /** The module's bytes (default: build/wrappers/seq.wasm). */
+  /** The module's bytes (default: the detector's build/wrappers/<name>.wasm). */
   wasm?: Uint8Array;
+  /** Which detector wrapper (default "seq"). */
+  detector?: DetectorName;
 }
 
 const AUDIT_DETECT = / calls=(\d+) mismatches=(\d+) max_lfc=(\d+)$/;
@@ -139,19 +143,21 @@ export class SeqReplayer {
   }
 
   static async open(opts: ReplayOptions): Promise<SeqReplayer> {
-    const bytes = opts.wasm ?? await Deno.readFile(SEQ_WASM);
+    const detector = DETECTORS[opts.detector ?? "seq"];
+    const bytes = opts.wasm ?? await Deno.readFile(detector.wasm);
     const spec: WrapperSpec = {
-      name: SEQ_WRAPPER,
-      module: SEQ_WRAPPER,
+      name: detector.name,
+      module: detector.name,
       settings: { ...opts.settings, mode: opts.mode, program: opts.program },
       fail: "open",
       memoryMiB: 64,
-      budget: WRAPPER_DEFAULTS.budget * 10,
+      // Offline: no process waits, and a whole model is loaded (and in record mode merged and rewritten) per trace.
+      budget: WRAPPER_LIMITS.budget,
       maxFailures: WRAPPER_DEFAULTS.maxFailures,
       clock: false,
       onAlert: WRAPPER_DEFAULTS.onAlert,
     };
-    const mod = loadWrapper(spec, bytes, v8Engine, SEQ_WASM);
+    const mod = loadWrapper(spec, bytes, v8Engine, detector.wasm);
     for (let nr = 0; nr < 1023; nr++) {
       if (!mod.declarations.syscalls.has(nr)) mod.declarations.syscalls.set(nr, DECLARE_PRE);
     }
@@ -160,15 +166,21 @@ export class SeqReplayer {
       wantsSyscalls: false,
       emit(e: HostEvent) {
         if (e.kind === "alert" || e.kind === "audit" || e.kind === "fault" || e.kind === "log") {
-          if (e.kind === "fault") throw new Error(`seq wrapper failed: ${e.message}`);
           const list = reports.get(e.pid) ?? [];
+          if (e.kind === "fault") {
+            // The wrapper's own log lines say why (a bad setting, for one).
+            const said = list.filter((r) => r.kind === "log").map((r) => r.message);
+            throw new Error(
+              `${detector.name} wrapper failed: ${e.message}${said.length ? `: ${said.join("; ")}` : ""}`,
+            );
+          }
           list.push(e);
           reports.set(e.pid, list);
         }
       },
       flush() {},
     };
-    const kv = new Map([[SEQ_WRAPPER, await opts.store.load(SEQ_WRAPPER)]]);
+    const kv = new Map([[detector.name, await opts.store.load(detector.name)]]);
     const chain = new WrapperChain([mod], { engine: v8Engine, sink, kv, source: "seccomp" });
     const program = { exe: `/replay/${opts.program}`, argv0: opts.program, uid: 0, gid: 0 };
     return new SeqReplayer(chain, program, reports);
@@ -223,6 +235,19 @@ export class SeqReplayer {
       alerts: reports.filter((r) => r.kind === "alert").length,
     };
   }
+
+  /** Replays one trace in detect mode and reads the detector's score from its exit record. */
+  detectorScore(trace: Trace, detector: DetectorName): DetectorScore {
+    const reports = this.replay(trace);
+    const alerts = reports.filter((r) => r.kind === "alert").length;
+    for (const r of reports) {
+      if (r.kind !== "audit") continue;
+      const s = DETECTORS[detector].parse(r.message);
+      if (s) return { id: trace.id, alerts, ...s };
+    }
+    if (trace.nrs.length) throw new Error(`${detector} gave no score for ${trace.id} (is mode detect?)`);
+    return { id: trace.id, alerts, calls: 0, score: 0, fields: {} };
+  }
 }
 
 /** Trains (record mode) on traces; flushes the store. */
@@ -240,6 +265,17 @@ export async function score(traces: Trace[], opts: ReplayOptions): Promise<Trace
   const r = await SeqReplayer.open({ ...opts, mode: "detect" });
   return traces.map((t, i) => {
     const s = r.score(t);
+    opts.progress?.(i + 1, traces.length);
+    return s;
+  });
+}
+
+/** Scores (detect mode) traces with any detector: one number per trace, larger when more abnormal. */
+export async function scoreWith(traces: Trace[], opts: ReplayOptions): Promise<DetectorScore[]> {
+  const detector = opts.detector ?? "seq";
+  const r = await SeqReplayer.open({ ...opts, mode: "detect" });
+  return traces.map((t, i) => {
+    const s = r.detectorScore(t, detector);
     opts.progress?.(i + 1, traces.length);
     return s;
   });

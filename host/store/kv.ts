@@ -145,10 +145,15 @@ export class WrapperStore {
     const batches = [...this.#namespaces].map(([name, ns]) => [name, ns.drain()] as const);
     this.#flushing = this.#flushing.then(async () => {
       for (const [name, ops] of batches) {
-        // Batches keep Deno KV's atomic operations under its per-commit limits.
-        for (let i = 0; i < ops.length; i += 500) {
+        // Batches keep Deno KV's atomic operations under its per-commit limits (1000 mutations, 800 KiB in all).
+        for (let i = 0; i < ops.length;) {
           const atomic = this.#kv.atomic();
-          for (const op of ops.slice(i, i + 500)) {
+          let bytes = 0;
+          for (let n = 0; i < ops.length && n < 500; i++, n++) {
+            const op = ops[i];
+            const size = op.key.length + (op.value?.length ?? 0) + 64;
+            if (n > 0 && bytes + size > 700_000) break;
+            bytes += size;
             const key = [...PREFIX, name, op.key];
             if (op.value === null) atomic.delete(key);
             else atomic.set(key, op.value);
