@@ -21,9 +21,8 @@ import { SeqReplayer, type Trace, train } from "../host/seq/replay.ts";
 import { WrapperStore } from "../host/store/kv.ts";
 import { buildWrappers } from "../tools/build_wrappers.ts";
 import { adfa, ROOT, unmLpr, unmSendmail } from "../tools/detect/data.ts";
-import { median, table } from "./_report.ts";
+import { keepResults, median, table } from "./_report.ts";
 
-const RESULTS = join(ROOT, "bench", "results", "ngram.json");
 const ROUNDS = 3;
 
 await buildWrappers();
@@ -146,9 +145,4 @@ console.log(table([
 ]));
 console.log("\ntarget: inside ngram ≤ 1000 ns per call (detect mode, steady state: one long process)");
 
-await Deno.mkdir(join(ROOT, "bench", "results"), { recursive: true });
-await Deno.writeTextFile(
-  RESULTS,
-  JSON.stringify({ date: new Date().toISOString(), deno: Deno.version, rounds: ROUNDS, results }, null, 2) + "\n",
-);
-console.log(`raw numbers: ${RESULTS}`);
+await keepResults(ROOT, "ngram", { rounds: ROUNDS, results });
