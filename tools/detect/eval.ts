@@ -22,12 +22,14 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
 import { DETECTOR_NAMES, type DetectorName, type DetectorScore } from "../../host/seq/detectors.ts";
 import { scoreWith, type Trace, train } from "../../host/seq/replay.ts";
 import { WrapperStore } from "../../host/store/kv.ts";
 import { buildWrappers } from "../build_wrappers.ts";
 import { adfa, unmLpr, unmSendmail, type UnmSplit } from "./data.ts";
 import { auc, detectionAt } from "./metrics.ts";
+import { keepResults } from "../../bench/_report.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -37,6 +39,7 @@ const { values } = parseArgs({
     json: { type: "string" },
     only: { type: "string" },
     setting: { type: "string", multiple: true },
+    "save-run": { type: "boolean" },
   },
 });
 const detectors = (values.detector ?? [...DETECTOR_NAMES]) as DetectorName[];
@@ -123,3 +126,5 @@ for (const d of detectors) {
   }
 }
 if (values.json) await Deno.writeTextFile(values.json, JSON.stringify({ settings, results }, null, 2) + "\n");
+// bench/results/detect.json, and with --save-run docs/runs/detect-DATE.json: the run docs/detect.md quotes.
+if (!values.quick) await keepResults(fileURLToPath(new URL("../..", import.meta.url)), "detect", { settings, results });
