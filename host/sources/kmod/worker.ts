@@ -7,7 +7,8 @@
  */
 /// <reference lib="deno.worker" />
 import { serveWorker } from "../worker_common.ts";
-import { failClosed, interestMask } from "../interest.ts";
+import { failsClosed as failClosed } from "../../wss/interest.ts";
+import { interestMask } from "./interest.ts";
 import { KmodSupervisor } from "./supervisor.ts";
 
 /** The worker's settings (SourceThreadOptions.config). */

@@ -8,7 +8,7 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { answerFirstCalls } from "../interest.ts";
+import { answerFirstCalls } from "./interest.ts";
 import { serveWorker } from "../worker_common.ts";
 import { Supervisor } from "./supervisor.ts";
 

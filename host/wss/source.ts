@@ -1,0 +1,164 @@
+/**
+ * The contract between the Wrapper Support Subsystem and an event source
+ * (DESIGN.md, "The picture"). A source is a thin transport: it receives a
+ * call from the kernel, reads the call's memory when the WSS asks, checks the
+ * call is still valid, answers it, and reports process lifecycle. Everything
+ * else — the process table, sessions, activation and bindings, the refusals
+ * every source applies (foreign ABIs, io_uring), late kills, event building,
+ * summaries, fault reports, audit wiring — is the WSS's
+ * (host/wss/supervisor.ts), written once for every source.
+ *
+ * One serving thread drives one source: the WSS calls {@link EventSource.poll},
+ * which hands each received call or lifecycle report to the
+ * {@link SourceHandler} synchronously; while the handler runs, the WSS calls
+ * back into the source (readArgs, stillValid, answer, kill) for that call.
+ * Nothing here is asynchronous: a waiting caller is answered before poll()
+ * returns to the loop.
+ *
+ * A scripted in-memory source (tests/wss/scripted_source.ts) implements this
+ * interface without a kernel; seccomp (host/sources/seccomp), the kernel
+ * module (host/sources/kmod) and eBPF (host/sources/bpf) with one.
+ *
+ * @module
+ */
+import type { DecodedArgs, ProgramIdentity, SourceName, SyscallAbi, Verdict } from "../events.ts";
+import type { Interest } from "./interest.ts";
+
+/** What a source can serve (DESIGN.md's capability table); the WSS refuses wrappers whose hooks it cannot. */
+export interface SourceCapabilities {
+  name: SourceName;
+  /** pre calls can wait for a verdict (deny with an errno). bpf: false (observation only). */
+  decide: boolean;
+  /** Syscalls with post events; "all" where every call has them. */
+  post: ReadonlySet<number> | "all";
+  /** Can carry out rewrite verdicts (a new argument value or path). */
+  rewrite: boolean;
+  /** Calls can be reported without their caller waiting; a kill on such a call lands late. */
+  observeWithoutBlocking: boolean;
+  /** Sees every process on the host (activation at exec), not only the trees it was attached to. */
+  systemWide: boolean;
+  /**
+   * Pointer arguments are copied once where the kernel uses them, so a decision on them is on the bytes the
+   * kernel acts on (kmod). Where false, readArgs() reads the caller's memory and a racing thread may change it
+   * after the check (Watson, WOOT 2007): the source must act on the checked object itself, or the WSS refuses.
+   */
+  copiesArguments: boolean;
+}
+
+/** One intercepted system call, as the transport received it. Read-only: the WSS builds the event from it. */
+export interface SourceCall {
+  /** The transport's handle for this call (seccomp: the notification id; kmod: the record id). */
+  readonly id: bigint;
+  /** The thread group (process) id. */
+  readonly pid: number;
+  readonly tid: number;
+  /** The parent, where the transport knows it (a process first seen at a call joins its parent's session). */
+  readonly ppid?: number;
+  /** The ABI the call came through; only x86_64 calls ever run (the WSS refuses the others). */
+  readonly abi: SyscallAbi;
+  /** The call's number in its ABI (x32: without __X32_SYSCALL_BIT). */
+  readonly nr: number;
+  /** The six argument registers. */
+  readonly args: ArrayLike<bigint>;
+  readonly phase: "pre" | "post";
+  /** The caller waits for answer(); false: observed only (a kill then lands late, after the call ran). */
+  readonly waits: boolean;
+  /** Wall-clock milliseconds since the Unix epoch, when the kernel saw the call. */
+  readonly time: number;
+  /** post: the raw return value (a negative errno on failure). */
+  readonly ret?: bigint;
+  /** The kernel side runs (pre) or ran (post) the call itself (kmod's in-kernel open). */
+  readonly emulated?: boolean;
+  /** The kernel side refused the call itself, with this errno (kmod: io_uring_setup); the WSS reports it. */
+  readonly refusedErrno?: number;
+  /** The kernel side could not copy a pointer argument (readArgs() marks it `fault`). */
+  readonly faulted?: boolean;
+}
+
+/**
+ * How much of a call's arguments the WSS needs before the hooks run, from the rules, the bound wrappers'
+ * declarations (a wrapper that imports no argument reader needs none) and the sink.
+ * - `registers`: the six registers only, no memory read (seq judges the call number alone).
+ * - `memory`: decoded pointer arguments too (paths, argv, sockaddr, written bytes).
+ */
+export type ArgNeeds = "registers" | "memory";
+
+/** Process lifecycle as the transport saw it. */
+export type SourceLifecycle =
+  /** A new process (not a thread). `session`: the tree it was attached to, where the transport knows. */
+  | { kind: "fork"; pid: number; ppid: number; session?: number; program?: ProgramIdentity }
+  /**
+   * An execve that succeeded. `program`: the new image, where the transport knows it (else the WSS reads /proc).
+   * `call`: the transport holds the process at its exec until answer(call, verdict) (kmod's EXEC_SYNC): a kill
+   * verdict there stops the program before its first instruction. `candidate`: a process not yet in the table that
+   * the WSS should take if some wrapper's activation criteria bind it (system-wide activation).
+   */
+  | { kind: "exec"; pid: number; ppid?: number; program?: ProgramIdentity; call?: SourceCall; candidate?: boolean }
+  /** The process is gone; `status`: its wait status where known. */
+  | { kind: "exit"; pid: number; status?: number }
+  /** The transport dropped `count` observed calls (a full ring). */
+  | { kind: "lost"; count: number }
+  /** A session's tree can make no more calls (seccomp: the filter has no users); it ends when its processes are gone. */
+  | { kind: "closed"; session: number };
+
+/** What a transport hands the WSS while it polls. */
+export interface SourceHandler {
+  /** One call; a waiting call must be answered exactly once (the WSS does so before returning). */
+  call(call: SourceCall): void;
+  lifecycle(event: SourceLifecycle): void;
+  /** A transport error that concerns no call (a failed verdict write): reported as a fault. */
+  fault(pid: number, message: string): void;
+}
+
+/** What one poll() did. */
+export interface PollResult {
+  /** Calls and lifecycle reports handed to the handler. */
+  served: number;
+  /** The wake fd fired (the thread has messages to handle). */
+  woken: boolean;
+}
+
+/** Reads a call's memory, checks it, answers it: the transport side of one event source. */
+export interface EventSource {
+  readonly capabilities: SourceCapabilities;
+  /** An eventfd the main thread writes after each message (poll() returns `woken`). */
+  readonly wakeFd: number;
+  /** fds the main thread closes if the serving thread dies, so waiting calls fail closed at once. */
+  readonly failClosedFds: readonly number[];
+
+  /**
+   * Compiles the interest model into the source's own form (a seccomp filter's notify set, the module's interest
+   * mask, BPF maps) and installs it; called at start and on every policy reload.
+   *
+   * @throws naming the calls the source cannot serve as asked
+   */
+  setInterest(interest: Interest): void;
+
+  /** Starts serving a wrapped tree (seccomp: its listener fd; kmod: the launcher's pid, watched with its children). */
+  attach(session: number, handle: number): void;
+
+  /** Waits up to `timeoutMs` for calls and lifecycle reports and hands each to `handler`, synchronously. */
+  poll(timeoutMs: number, handler: SourceHandler): PollResult;
+
+  /**
+   * The call's decoded arguments (paths, flags, argv, sockaddr, data) as `needs` asks; `fault` names an argument
+   * that could not be read. Called at most once per call, before the hooks run: hooks never read the traced
+   * process themselves.
+   */
+  readArgs(call: SourceCall, name: string, needs: ArgNeeds): DecodedArgs;
+
+  /** Whether the call is still the caller's (after reading its memory: its pid was not recycled, it did not die). */
+  stillValid(call: SourceCall): boolean;
+
+  /** Answers a waiting call: allow, deny with an errno, kill (the process gets no further), rewrite. */
+  answer(call: SourceCall, verdict: Verdict): void;
+
+  /** Kills a process now (a late kill: its call was only observed); never a recycled pid. */
+  kill(pid: number): void;
+
+  /** The process left the table: drop whatever the transport holds for it (a pidfd). */
+  forget(pid: number): void;
+
+  /** Releases what the source holds; calls still waiting get the fail mode. */
+  close(): void;
+}
