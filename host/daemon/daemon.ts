@@ -14,7 +14,7 @@ import { serveTail } from "../audit/stream.ts";
 import type { HostEvent } from "../events.ts";
 import { loadPolicy, type Policy } from "../policy/policy.ts";
 import type { WrapperModule } from "../runtime/module.ts";
-import { readTaskStatus } from "../sources/seccomp/procfs.ts";
+import { readTaskStatus } from "../wss/procfs.ts";
 import { receiveHandshake } from "../sources/seccomp/handshake.ts";
 import { eintrWarnings, prepareEnforcement } from "../sources/seccomp/source.ts";
 import { hardenSupervisorProcess } from "../sources/seccomp/tamper.ts";

@@ -61,6 +61,27 @@ export class RuleDecider implements Decider {
     return this.#byNr.has(nr);
   }
 
+  /** Rules match on decoded arguments (paths, flags, addresses). */
+  readsArgs(nr: number): boolean {
+    return this.#byNr.has(nr);
+  }
+
+  examinesPost(): boolean {
+    return false;
+  }
+
+  observe(): Verdict {
+    return ALLOW;
+  }
+
+  bind(): void {}
+
+  bindings(): string[] {
+    return [];
+  }
+
+  idle(): void {}
+
   decide(event: SyscallEvent): Verdict {
     for (const { rule, matchPath, literals } of this.#byNr.get(event.nr) ?? []) {
       if (matchPath && !this.#matches(event, matchPath, literals)) continue;

@@ -23,6 +23,7 @@
  */
 import type { DecodedArgs, ProgramIdentity, SourceName, SyscallAbi, Verdict } from "../events.ts";
 import type { Interest } from "./interest.ts";
+import type { Refusal } from "./refusal.ts";
 
 /** What a source can serve (DESIGN.md's capability table); the WSS refuses wrappers whose hooks it cannot. */
 export interface SourceCapabilities {
@@ -85,15 +86,28 @@ export type ArgNeeds = "registers" | "memory";
 
 /** Process lifecycle as the transport saw it. */
 export type SourceLifecycle =
-  /** A new process (not a thread). `session`: the tree it was attached to, where the transport knows. */
-  | { kind: "fork"; pid: number; ppid: number; session?: number; program?: ProgramIdentity }
+  /**
+   * A new process (not a thread). `session`: the tree it was attached to, where the transport knows. `watched`: the
+   * kernel side intercepts it (a child of a watched process) even if its parent is not in the table. A fork of a
+   * process the WSS does not know, with neither, is not the WSS's.
+   */
+  | { kind: "fork"; pid: number; ppid: number; session?: number; program?: ProgramIdentity; watched?: boolean }
   /**
    * An execve that succeeded. `program`: the new image, where the transport knows it (else the WSS reads /proc).
    * `call`: the transport holds the process at its exec until answer(call, verdict) (kmod's EXEC_SYNC): a kill
-   * verdict there stops the program before its first instruction. `candidate`: a process not yet in the table that
-   * the WSS should take if some wrapper's activation criteria bind it (system-wide activation).
+   * verdict there stops the program before its first instruction. `watched`: the kernel side intercepts the process.
+   * `candidate`: a process not yet in the table that the WSS should take if some wrapper's activation criteria bind
+   * it (system-wide activation). An exec of an unknown process with neither is not the WSS's.
    */
-  | { kind: "exec"; pid: number; ppid?: number; program?: ProgramIdentity; call?: SourceCall; candidate?: boolean }
+  | {
+    kind: "exec";
+    pid: number;
+    ppid?: number;
+    program?: ProgramIdentity;
+    call?: SourceCall;
+    watched?: boolean;
+    candidate?: boolean;
+  }
   /** The process is gone; `status`: its wait status where known. */
   | { kind: "exit"; pid: number; status?: number }
   /** The transport dropped `count` observed calls (a full ring). */
@@ -118,6 +132,12 @@ export interface PollResult {
   woken: boolean;
 }
 
+/**
+ * With an exec's answer: start intercepting the process (system-wide activation bound a wrapper to it) or stop
+ * (its new program deactivated every wrapper).
+ */
+export type WatchChange = "watch" | "unwatch";
+
 /** Reads a call's memory, checks it, answers it: the transport side of one event source. */
 export interface EventSource {
   readonly capabilities: SourceCapabilities;
@@ -125,6 +145,11 @@ export interface EventSource {
   readonly wakeFd: number;
   /** fds the main thread closes if the serving thread dies, so waiting calls fail closed at once. */
   readonly failClosedFds: readonly number[];
+  /**
+   * The source reports `closed` for each session it serves (seccomp: the filter lost its last user); a session then
+   * ends when it is closed and its processes are gone. Without, a session ends when the processes it had are gone.
+   */
+  readonly closesSessions: boolean;
 
   /**
    * Compiles the interest model into the source's own form (a seccomp filter's notify set, the module's interest
@@ -137,6 +162,9 @@ export interface EventSource {
   /** Starts serving a wrapped tree (seccomp: its listener fd; kmod: the launcher's pid, watched with its children). */
   attach(session: number, handle: number): void;
 
+  /** A session has ended: release what the source holds for it (seccomp: the listener). */
+  detach(session: number): void;
+
   /** Waits up to `timeoutMs` for calls and lifecycle reports and hands each to `handler`, synchronously. */
   poll(timeoutMs: number, handler: SourceHandler): PollResult;
 
@@ -147,11 +175,20 @@ export interface EventSource {
    */
   readArgs(call: SourceCall, name: string, needs: ArgNeeds): DecodedArgs;
 
+  /**
+   * The source's tamper guard: whether a waiting pre call reaches the supervisor itself (signals, ptrace, pidfd_getfd,
+   * its /proc entries…). Refused whatever the policy says, before any hook runs, and reported.
+   */
+  refusal(call: SourceCall, name: string): Refusal | undefined;
+
   /** Whether the call is still the caller's (after reading its memory: its pid was not recycled, it did not die). */
   stillValid(call: SourceCall): boolean;
 
-  /** Answers a waiting call: allow, deny with an errno, kill (the process gets no further), rewrite. */
-  answer(call: SourceCall, verdict: Verdict): void;
+  /**
+   * Answers a waiting call: allow, deny with an errno, kill (the process gets no further), rewrite. `watch`: with
+   * an exec held by the source, start or stop intercepting the process.
+   */
+  answer(call: SourceCall, verdict: Verdict, watch?: WatchChange): void;
 
   /** Kills a process now (a late kill: its call was only observed); never a recycled pid. */
   kill(pid: number): void;

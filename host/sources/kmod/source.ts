@@ -19,7 +19,7 @@ import { launcherPath } from "../seccomp/launcher.ts";
 import { launchAndServe } from "../seccomp/source.ts";
 import { SourceThread } from "../thread.ts";
 import { DEVICE, libc } from "./ffi.ts";
-import { DeviceError, openDevice } from "./supervisor.ts";
+import { DeviceError, openDevice } from "./device.ts";
 import { ABI_VERSION } from "./uapi.ts";
 import type { KmodWorkerConfig } from "./worker.ts";
 
@@ -53,7 +53,7 @@ export function probeKmod(device = DEVICE): KmodProbe {
     return { usable: true, loaded, detail: `${device} opens and speaks ABI ${ABI_VERSION}` };
   } catch (e) {
     if (!(e instanceof DeviceError)) throw e;
-    const why = !loaded && e.message.includes("does not exist") ? "the idwrap module is not loaded" : e.message;
+    const why = !loaded && e.code === "absent" ? "the idwrap module is not loaded" : e.message;
     return { usable: false, loaded, detail: why };
   }
 }

@@ -10,7 +10,7 @@
  * @module
  */
 import { ADDFD, addressOf, errno, libc, SECCOMP_ADDFD_FLAG_SEND, SECCOMP_IOCTL, SYS } from "./ffi.ts";
-import { controllingTty } from "./procfs.ts";
+import { controllingTty } from "../../wss/procfs.ts";
 import { emptyNamesDirfd, lastComponent, PATH_ARGS } from "./paths.ts";
 import { type Caller, CallerWorld, failed, type Resolved, type Unresolved } from "./world.ts";
 

@@ -34,7 +34,9 @@ import {
   X32_SYSCALL_BIT,
 } from "./ffi.ts";
 import { TargetMemory } from "./memory.ts";
-import { readProgram, readTaskStatus, type TaskStatus } from "./procfs.ts";
+import { readProgram, readTaskStatus, type TaskStatus } from "../../wss/procfs.ts";
+import type { WrapperSpec } from "../../policy/policy.ts";
+import { Bindings } from "../../wss/bindings.ts";
 import { GUARDED_SYSCALLS, type Refusal, TAMPER_ALERT, TamperGuard } from "./tamper.ts";
 
 const ENOENT = 2, EINTR = 4, EPERM = 1, EFAULT = 14, ENOSYS = 38;
@@ -49,8 +51,10 @@ export interface SupervisorOptions {
   sink: EventSink;
   /** Run the open family in the supervisor (TOCTOU-free paths, post results). @default true */
   emulateOpens?: boolean;
-  /** Calls only watched (../interest.ts answerFirstCalls): answered before they are examined. */
+  /** Calls only watched (./interest.ts answerFirstCalls): answered before they are examined. */
   answerFirst?: ReadonlySet<number>;
+  /** The enforcement's wrappers, in the decider's order: activation binds them to processes. */
+  wrappers?: readonly WrapperSpec[];
 }
 
 export type { ProcessEntry, SupervisorSummary } from "../enforce.ts";
@@ -127,6 +131,7 @@ export class Supervisor {
   readonly #sessions = new Map<number, Session>();
   readonly #rootStat = statKey("/");
   readonly #guard = new TamperGuard();
+  readonly #bindings: Bindings;
   /** The listener of the notification being served (one at a time: this is a single thread). */
   #fd = -1;
   #current!: Session;
@@ -144,6 +149,7 @@ export class Supervisor {
     this.#sink = options.sink;
     this.#emulateOpens = options.emulateOpens ?? true;
     this.#answerFirst = options.answerFirst ?? new Set();
+    this.#bindings = new Bindings(options.wrappers ?? []);
     this.#epoll = libc.symbols.epoll_create1(0o2000000);
     if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
     this.wakeFd = libc.symbols.eventfd(0, 0o2004000 /* EFD_CLOEXEC | EFD_NONBLOCK */);
@@ -174,9 +180,17 @@ export class Supervisor {
   }
 
   /** Replaces the decider (a policy reload); calls already answered are not revisited. */
-  setDecider(decider: Decider, answerFirst: ReadonlySet<number> = new Set()): void {
+  setDecider(
+    decider: Decider,
+    answerFirst: ReadonlySet<number> = new Set(),
+    wrappers: readonly WrapperSpec[] = [],
+  ): void {
     this.#decider = decider;
     this.#answerFirst = answerFirst;
+    this.#bindings.setSpecs(wrappers);
+    for (const p of this.#procs.values()) {
+      this.#decider.bind(p.tgid, this.#bindings.bind(p.tgid, p.ppid, p.program));
+    }
   }
 
   #watch(fd: number, kind: number, id: number): void {
@@ -722,6 +736,12 @@ export class Supervisor {
 
   /** Reports a lifecycle event to the sink and the decider (a kill verdict at exec is honoured). */
   #lifecycle(event: LifecycleEvent, proc?: Proc): void {
+    // The WSS's activation: bindings re-evaluated when a process appears and at every execve.
+    if (event.kind === "exit") {
+      this.#bindings.forget(event.pid);
+    } else {
+      this.#decider.bind(event.pid, this.#bindings.bind(event.pid, event.ppid, event.program));
+    }
     this.#sink.emit(event);
     const verdict = this.#decider.observe?.(event);
     if (verdict?.action === "kill" && proc) this.#kill(proc);

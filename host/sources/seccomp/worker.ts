@@ -18,12 +18,13 @@ serveWorker("seccomp", ({ decider, sink, enforcement: e, config }) => {
     sink,
     emulateOpens: config.emulateOpens as boolean,
     answerFirst: answerFirstCalls(e.policies, e.wrappers),
+    wrappers: e.wrappers.map((w) => w.spec),
   });
   return {
     wakeFd: supervisor.wakeFd,
     failClosedFds: [],
     attach: (session, listener) => void supervisor.addSession(session, listener),
-    reload: (d, e) => supervisor.setDecider(d, answerFirstCalls(e.policies, e.wrappers)),
+    reload: (d, e) => supervisor.setDecider(d, answerFirstCalls(e.policies, e.wrappers), e.wrappers.map((w) => w.spec)),
     processes: () => supervisor.processes(),
     stop: () => supervisor.stop(),
     close: () => supervisor.close(),

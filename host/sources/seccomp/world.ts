@@ -10,7 +10,7 @@
  * @module
  */
 import { addressOf, errno, libc, STAT, SYS } from "./ffi.ts";
-import { readTaskStatus, type TaskStatus } from "./procfs.ts";
+import { readTaskStatus, type TaskStatus } from "../../wss/procfs.ts";
 import type { LastComponent } from "./paths.ts";
 
 const AT_FDCWD = -100n;
