@@ -21,30 +21,12 @@
  *
  * @module
  */
-import type { DecodedArgs, ProgramIdentity, SourceName, SyscallAbi, Verdict } from "../events.ts";
+import type { SourceCapabilities } from "../capabilities.ts";
+import type { DecodedArgs, ProgramIdentity, SyscallAbi, Verdict } from "../events.ts";
 import type { Interest } from "./interest.ts";
 import type { Refusal } from "./refusal.ts";
 
-/** What a source can serve (DESIGN.md's capability table); the WSS refuses wrappers whose hooks it cannot. */
-export interface SourceCapabilities {
-  name: SourceName;
-  /** pre calls can wait for a verdict (deny with an errno). bpf: false (observation only). */
-  decide: boolean;
-  /** Syscalls with post events; "all" where every call has them. */
-  post: ReadonlySet<number> | "all";
-  /** Can carry out rewrite verdicts (a new argument value or path). */
-  rewrite: boolean;
-  /** Calls can be reported without their caller waiting; a kill on such a call lands late. */
-  observeWithoutBlocking: boolean;
-  /** Sees every process on the host (activation at exec), not only the trees it was attached to. */
-  systemWide: boolean;
-  /**
-   * Pointer arguments are copied once where the kernel uses them, so a decision on them is on the bytes the
-   * kernel acts on (kmod). Where false, readArgs() reads the caller's memory and a racing thread may change it
-   * after the check (Watson, WOOT 2007): the source must act on the checked object itself, or the WSS refuses.
-   */
-  copiesArguments: boolean;
-}
+export type { SourceCapabilities };
 
 /** One intercepted system call, as the transport received it. Read-only: the WSS builds the event from it. */
 export interface SourceCall {

@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { DEVICE, EACCES, EBUSY, ENOENT, EPERM, errno, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR, openPath } from "./ffi.ts";
+import { E } from "../../errno.ts";
+import { O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../unsafe/layouts.ts";
+import { errno, libc, openPath } from "../../unsafe/libc.ts";
+
+/** The device's path. */
+export const DEVICE = "/dev/idwrap";
 import { ABI_VERSION, IOC } from "./uapi.ts";
 
 /** Why the device cannot be used, as a stable code callers branch on (never the message text). */
@@ -27,16 +32,16 @@ export function openDevice(path = DEVICE): number {
   const fd = openPath(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     const e = -fd;
-    if (e === ENOENT) {
+    if (e === E.ENOENT) {
       throw new DeviceError("absent", `${path} does not exist (the idwrap module is not loaded: idwrap kmod load)`, e);
     }
-    if (e === EBUSY) {
+    if (e === E.EBUSY) {
       throw new DeviceError("busy", `${path} is in use by another idwrap (the module serves one opener at a time)`, e);
     }
-    if (e === EACCES || e === EPERM) throw new DeviceError("denied", `${path} needs root or CAP_SYS_ADMIN`, e);
+    if (e === E.EACCES || e === E.EPERM) throw new DeviceError("denied", `${path} needs root or CAP_SYS_ADMIN`, e);
     throw new DeviceError("failed", `cannot open ${path}: errno ${e}`, e);
   }
-  const abi = libc.symbols.ioctl_none(fd, IOC.VERSION, 0n);
+  const abi = libc.symbols.ioctl_value(fd, IOC.VERSION, 0n);
   if (abi !== ABI_VERSION) {
     const e = errno();
     libc.symbols.close(fd);

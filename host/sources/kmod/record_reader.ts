@@ -6,8 +6,8 @@
  * @module
  */
 import { type ArgKind, syscallNumber } from "../../syscalls/mod.ts";
-import type { ArgReader } from "../seccomp/decode.ts";
-import type { TargetMemory } from "../seccomp/memory.ts";
+import type { ArgReader } from "../../wss/decode.ts";
+import type { TargetMemory } from "../../unsafe/memory.ts";
 import { EVF, type KmodRecord, splitArgv } from "./uapi.ts";
 
 /**

@@ -15,11 +15,11 @@ import { defaultStorePath } from "../../store/kv.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { KMOD_CAPABILITIES } from "../capabilities.ts";
 import type { Enforcement, SupervisorSummary } from "../enforce.ts";
-import { launcherPath } from "../seccomp/launcher.ts";
-import { launchAndServe } from "../seccomp/source.ts";
+import { launcherPath } from "../launcher.ts";
+import { launchAndServe } from "../launch.ts";
 import { SourceThread } from "../thread.ts";
-import { DEVICE, libc } from "./ffi.ts";
-import { DeviceError, openDevice } from "./device.ts";
+import { libc } from "../../unsafe/libc.ts";
+import { DEVICE, DeviceError, openDevice } from "./device.ts";
 import { ABI_VERSION } from "./uapi.ts";
 import type { KmodWorkerConfig } from "./worker.ts";
 

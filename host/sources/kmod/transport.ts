@@ -25,11 +25,14 @@ import type {
   WatchChange,
 } from "../../wss/source.ts";
 import { readTaskStatus } from "../../wss/procfs.ts";
-import { decodeArgs } from "../seccomp/decode.ts";
-import { TargetMemory } from "../seccomp/memory.ts";
-import { TamperGuard } from "../seccomp/tamper.ts";
+import { decodeArgs } from "../../wss/decode.ts";
+import { TargetMemory } from "../../unsafe/memory.ts";
+import { TamperGuard } from "../../wss/tamper.ts";
 import { openDevice } from "./device.ts";
-import { EAGAIN, EINTR, EPERM, errno, killProcess, libc, POLLFD_SIZE, POLLIN } from "./ffi.ts";
+import { E } from "../../errno.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, POLLFD, POLLIN } from "../../unsafe/layouts.ts";
+import { errno, killProcess, libc } from "../../unsafe/libc.ts";
+import { KMOD_CAPABILITIES } from "../capabilities.ts";
 import { compileInterest } from "./interest.ts";
 import { recordReader } from "./record_reader.ts";
 import { guardedCall, guardedOpen, opensReadOnly, openTarget } from "./tamper.ts";
@@ -75,7 +78,7 @@ export class KmodSource implements EventSource {
   readonly failClosedFds: readonly number[];
   readonly closesSessions = false;
   readonly #buf = new Uint8Array(READ_BUFFER);
-  readonly #pollfds = new Uint8Array(POLLFD_SIZE * 2);
+  readonly #pollfds = new Uint8Array(POLLFD.size * 2);
   readonly #pollView = new DataView(this.#pollfds.buffer);
   readonly #wakeBuf = new Uint8Array(8);
   readonly #memory = new TargetMemory();
@@ -92,15 +95,7 @@ export class KmodSource implements EventSource {
 
   constructor(options: KmodSourceOptions) {
     const systemWide = options.systemWide ?? false;
-    this.capabilities = {
-      name: "kmod",
-      decide: true,
-      post: "all",
-      rewrite: true,
-      observeWithoutBlocking: true,
-      systemWide,
-      copiesArguments: true,
-    };
+    this.capabilities = { ...KMOD_CAPABILITIES, systemWide };
     this.fd = openDevice(options.device);
     this.failClosedFds = [this.fd];
     try {
@@ -111,22 +106,22 @@ export class KmodSource implements EventSource {
           flags: systemWide ? CFG.ALL_PROCESSES | CFG.EXEC_SYNC : 0,
           timeoutMs: options.timeoutMs ?? 0,
           failAction: failClosed ? ACT.DENY : ACT.ALLOW,
-          failErrno: failClosed ? EPERM : 0,
+          failErrno: failClosed ? E.EPERM : 0,
         }),
         "IDWRAP_IOC_CONFIG",
       );
       this.setInterest(options.interest);
-      this.wakeFd = libc.symbols.eventfd(0, 0o2004000 /* EFD_CLOEXEC | EFD_NONBLOCK */);
+      this.wakeFd = libc.symbols.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
       if (this.wakeFd < 0) throw new Error(`Cannot create an eventfd: errno ${errno()}`);
     } catch (e) {
       libc.symbols.close(this.fd);
       throw e;
     }
     const v = this.#pollView;
-    v.setInt32(0, this.fd, true);
-    v.setInt16(4, POLLIN, true);
-    v.setInt32(POLLFD_SIZE, this.wakeFd, true);
-    v.setInt16(POLLFD_SIZE + 4, POLLIN, true);
+    v.setInt32(POLLFD.fd, this.fd, true);
+    v.setInt16(POLLFD.events, POLLIN, true);
+    v.setInt32(POLLFD.size + POLLFD.fd, this.wakeFd, true);
+    v.setInt16(POLLFD.size + POLLFD.events, POLLIN, true);
   }
 
   #ioctl(request: number, arg: Uint8Array, what: string): void {
@@ -142,7 +137,7 @@ export class KmodSource implements EventSource {
     const mask = compileInterest(interest);
     if (libc.symbols.ioctl(this.fd, IOC.INTEREST, encodeInterest(mask)) === 0) return;
     const e = errno();
-    if (e !== 22) throw new Error(`IDWRAP_IOC_INTEREST failed: errno ${e}`);
+    if (e !== E.EINVAL) throw new Error(`IDWRAP_IOC_INTEREST failed: errno ${e}`);
     // EINVAL: some call cannot wait for a verdict here. Find which, one at a time, and say so.
     const undecidable = [...mask].filter(([nr, bits]) =>
       bits & (INTEREST.PRE_DECIDE | INTEREST.POST_DECIDE) &&
@@ -170,19 +165,19 @@ export class KmodSource implements EventSource {
       served++;
     }
     const v = this.#pollView;
-    v.setInt16(6, 0, true);
-    v.setInt16(POLLFD_SIZE + 6, 0, true);
+    v.setInt16(POLLFD.revents, 0, true);
+    v.setInt16(POLLFD.size + POLLFD.revents, 0, true);
     const n = libc.symbols.poll(this.#pollfds, 2n, served ? 0 : timeoutMs);
     if (n < 0) {
-      if (errno() === EINTR) return { served, woken: false };
+      if (errno() === E.EINTR) return { served, woken: false };
       throw new Error(`poll failed: errno ${errno()}`);
     }
     let woken = false;
-    if (v.getInt16(POLLFD_SIZE + 6, true) & POLLIN) {
+    if (v.getInt16(POLLFD.size + POLLFD.revents, true) & POLLIN) {
       libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n);
       woken = true;
     }
-    if (v.getInt16(6, true)) served += this.#drain(handler);
+    if (v.getInt16(POLLFD.revents, true)) served += this.#drain(handler);
     return { served, woken };
   }
 
@@ -196,7 +191,7 @@ export class KmodSource implements EventSource {
       const got = Number(libc.symbols.read(this.fd, this.#buf, BigInt(this.#buf.length)));
       if (got < 0) {
         const e = errno();
-        if (e === EAGAIN || e === EINTR) return served;
+        if (e === E.EAGAIN || e === E.EINTR) return served;
         throw new Error(`read(/dev/idwrap) failed: errno ${e}`);
       }
       if (got === 0) return served;
@@ -211,7 +206,7 @@ export class KmodSource implements EventSource {
         }
         // Every waiting record gets exactly one verdict.
         if (rec.flags & EVF.VERDICT && this.#lastWritten !== rec.id) {
-          this.#write({ id: rec.id, action: ACT.DENY, err: EPERM });
+          this.#write({ id: rec.id, action: ACT.DENY, err: E.EPERM });
         }
         this.#rec = undefined;
         served++;
@@ -349,7 +344,9 @@ export class KmodSource implements EventSource {
     if (n < 0) {
       const e = errno();
       // ENOENT/ESRCH: the caller is gone (killed, timed out) — not an error.
-      if (e !== 2 && e !== 3) this.#handler?.fault(0, `writing the verdict for record ${v.id} failed: errno ${e}`);
+      if (e !== E.ENOENT && e !== E.ESRCH) {
+        this.#handler?.fault(0, `writing the verdict for record ${v.id} failed: errno ${e}`);
+      }
     }
   }
 }

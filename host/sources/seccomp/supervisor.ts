@@ -12,32 +12,34 @@ import type { DecodedArgs, LifecycleEvent, ProgramIdentity, SyscallAbi, SyscallE
 import { ALLOW } from "../../events.ts";
 import { errnoName } from "../../errno.ts";
 import { i386SyscallName, OPEN_SYSCALLS, resolveSyscalls, syscallName, syscallNumber } from "../../syscalls/mod.ts";
-import { decodeArgs, memoryReader } from "./decode.ts";
+import { decodeArgs, memoryReader } from "../../wss/decode.ts";
 import { Emulator, type OpenArgs, PATH_CALLS, type PathCheck, REFUSED_WHEN_PATH_RULED } from "./emulate.ts";
 import { PATH_ARGS } from "./paths.ts";
 import { CallerWorld, failed, type Resolved } from "./world.ts";
 import {
   AUDIT_ARCH_X86_64,
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  EPOLL_CLOEXEC,
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
-  EPOLL_EVENT_SIZE,
+  EPOLL_EVENT,
   EPOLLHUP,
   EPOLLIN,
-  errno,
-  libc,
   NOTIF,
   RESP,
   SECCOMP_IOCTL,
   SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
   SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-  SYS,
   X32_SYSCALL_BIT,
-} from "./ffi.ts";
-import { TargetMemory } from "./memory.ts";
+} from "../../unsafe/layouts.ts";
+import { errno, libc, SYS } from "../../unsafe/libc.ts";
+import { TargetMemory } from "../../unsafe/memory.ts";
 import { readProgram, readTaskStatus, type TaskStatus } from "../../wss/procfs.ts";
 import type { WrapperSpec } from "../../policy/policy.ts";
 import { Bindings } from "../../wss/bindings.ts";
-import { GUARDED_SYSCALLS, type Refusal, TAMPER_ALERT, TamperGuard } from "./tamper.ts";
+import { type Refusal, TAMPER_ALERT } from "../../wss/refusal.ts";
+import { GUARDED_SYSCALLS, TamperGuard } from "../../wss/tamper.ts";
 
 const ENOENT = 2, EINTR = 4, EPERM = 1, EFAULT = 14, ENOSYS = 38;
 const SIGKILL = 9n;
@@ -122,7 +124,7 @@ export class Supervisor {
   readonly #resp = new Uint8Array(RESP.size);
   readonly #respView = new DataView(this.#resp.buffer);
   readonly #idBuf = new BigUint64Array(1);
-  readonly #events = new Uint8Array(EPOLL_EVENT_SIZE * 64);
+  readonly #events = new Uint8Array(EPOLL_EVENT.size * 64);
   readonly #eventsView = new DataView(this.#events.buffer);
   readonly #wakeBuf = new Uint8Array(8);
   readonly #memory = new TargetMemory();
@@ -150,9 +152,9 @@ export class Supervisor {
     this.#emulateOpens = options.emulateOpens ?? true;
     this.#answerFirst = options.answerFirst ?? new Set();
     this.#bindings = new Bindings(options.wrappers ?? []);
-    this.#epoll = libc.symbols.epoll_create1(0o2000000);
+    this.#epoll = libc.symbols.epoll_create1(EPOLL_CLOEXEC);
     if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
-    this.wakeFd = libc.symbols.eventfd(0, 0o2004000 /* EFD_CLOEXEC | EFD_NONBLOCK */);
+    this.wakeFd = libc.symbols.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (this.wakeFd < 0) throw new Error(`Cannot create an eventfd: errno ${errno()}`);
     this.#watch(this.wakeFd, KIND_WAKE, 0);
   }
@@ -194,11 +196,11 @@ export class Supervisor {
   }
 
   #watch(fd: number, kind: number, id: number): void {
-    const ev = new Uint8Array(EPOLL_EVENT_SIZE);
+    const ev = new Uint8Array(EPOLL_EVENT.size);
     const v = new DataView(ev.buffer);
-    v.setUint32(0, EPOLLIN, true);
-    v.setUint32(4, id, true);
-    v.setUint32(8, kind, true);
+    v.setUint32(EPOLL_EVENT.events, EPOLLIN, true);
+    v.setUint32(EPOLL_EVENT.dataLo, id, true);
+    v.setUint32(EPOLL_EVENT.dataHi, kind, true);
     if (libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_ADD, fd, ev) < 0) {
       throw new Error(`Cannot watch fd ${fd}: errno ${errno()}`);
     }
@@ -228,9 +230,10 @@ export class Supervisor {
       }
       let woken = false;
       for (let i = 0; i < n; i++) {
-        const mask = this.#eventsView.getUint32(i * EPOLL_EVENT_SIZE, true);
-        const id = this.#eventsView.getUint32(i * EPOLL_EVENT_SIZE + 4, true);
-        const kind = this.#eventsView.getUint32(i * EPOLL_EVENT_SIZE + 8, true);
+        const at = i * EPOLL_EVENT.size;
+        const mask = this.#eventsView.getUint32(at + EPOLL_EVENT.events, true);
+        const id = this.#eventsView.getUint32(at + EPOLL_EVENT.dataLo, true);
+        const kind = this.#eventsView.getUint32(at + EPOLL_EVENT.dataHi, true);
         if (kind === KIND_WAKE) {
           libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n);
           woken = true;
@@ -268,7 +271,7 @@ export class Supervisor {
       const left = [...this.#procs.values()].filter((p) => p.session === session);
       if (left.length && performance.now() - session.closedAt < 1000) continue;
       for (const p of left) this.#exited(p.tgid); // never seen to exit: not ours to wait for
-      libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, session.listener, new Uint8Array(EPOLL_EVENT_SIZE));
+      libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, session.listener, new Uint8Array(EPOLL_EVENT.size));
       libc.symbols.close(session.listener);
       this.#sessions.delete(session.id);
       this.#closing--;
@@ -762,7 +765,7 @@ export class Supervisor {
     if (!proc) return;
     this.#procs.delete(tgid);
     this.#forgetCreds(tgid);
-    libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, proc.pidfd, new Uint8Array(EPOLL_EVENT_SIZE));
+    libc.symbols.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, proc.pidfd, new Uint8Array(EPOLL_EVENT.size));
     libc.symbols.close(proc.pidfd);
     this.#lifecycle({ kind: "exit", source: "seccomp", time: Date.now(), pid: tgid, program: proc.program });
   }

@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { addressOf, errno, libc, STAT, SYS } from "./ffi.ts";
+import { STAT } from "../../unsafe/layouts.ts";
+import { addressOf, errno, libc, SYS } from "../../unsafe/libc.ts";
 import { readTaskStatus, type TaskStatus } from "../../wss/procfs.ts";
 import type { LastComponent } from "./paths.ts";
 

@@ -7,8 +7,8 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { recordReader } from "../../../host/sources/kmod/record_reader.ts";
 import { EVF, type KmodRecord } from "../../../host/sources/kmod/uapi.ts";
-import { decodeArgs } from "../../../host/sources/seccomp/decode.ts";
-import type { TargetMemory } from "../../../host/sources/seccomp/memory.ts";
+import { decodeArgs } from "../../../host/wss/decode.ts";
+import type { TargetMemory } from "../../../host/unsafe/memory.ts";
 import { syscallNumber } from "../../../host/syscalls/mod.ts";
 
 const enc = new TextEncoder();
