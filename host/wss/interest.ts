@@ -1,9 +1,9 @@
 /**
  * The WSS's one interest model: what every source must intercept, and how,
  * from the policies' observe lists and rules and the wrappers' declarations.
- * Each source compiles it into its own form (the seccomp filter's notify set
- * and the calls it may answer first: host/sources/seccomp/interest.ts; the
- * module's interest mask: host/sources/kmod/interest.ts; BPF maps).
+ * Each source compiles it into its own form (the module's interest mask:
+ * host/sources/kmod/interest.ts; BPF maps); the WSS answers the `late` calls
+ * first on a source that holds every call (seccomp).
  *
  * Per call and phase: `decide` (a rule or wrapper may deny, kill or
  * rewrite it: the caller waits) or `observe` (reported: rules that alert,

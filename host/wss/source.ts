@@ -22,9 +22,10 @@
  * @module
  */
 import type { SourceCapabilities } from "../capabilities.ts";
-import type { DecodedArgs, ProgramIdentity, SyscallAbi, Verdict } from "../events.ts";
+import type { DecodedArgs, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../events.ts";
 import type { Interest } from "./interest.ts";
 import type { Refusal } from "./refusal.ts";
+import type { SupervisorSummary } from "./summary.ts";
 
 export type { SourceCapabilities };
 
@@ -79,7 +80,9 @@ export type SourceLifecycle =
    * `call`: the transport holds the process at its exec until answer(call, verdict) (kmod's EXEC_SYNC): a kill
    * verdict there stops the program before its first instruction. `watched`: the kernel side intercepts the process.
    * `candidate`: a process not yet in the table that the WSS should take if some wrapper's activation criteria bind
-   * it (system-wide activation). An exec of an unknown process with neither is not the WSS's.
+   * it (system-wide activation). An exec of an unknown process with neither is not the WSS's. `decidedOn`: the exec
+   * was allowed on another file than the one that now runs (a thread changed the path after the check): the WSS
+   * decides again on the program that runs, and kills the process if that is refused.
    */
   | {
     kind: "exec";
@@ -89,6 +92,7 @@ export type SourceLifecycle =
     call?: SourceCall;
     watched?: boolean;
     candidate?: boolean;
+    decidedOn?: { path: string; nr: number; ident: string };
   }
   /** The process is gone; `status`: its wait status where known. */
   | { kind: "exit"; pid: number; status?: number }
@@ -120,6 +124,23 @@ export interface PollResult {
  */
 export type WatchChange = "watch" | "unwatch";
 
+/** What the WSS tells a source about a call it judged (see EventSource.settle). */
+export interface Judged {
+  /** A rule or wrapper judged the call. */
+  examined: boolean;
+  /** A post hook wants the call's result (a source that runs the call itself then reports it before completing it). */
+  wantsPost: boolean;
+}
+
+/** What a source makes of a verdict just before it answers (see EventSource.settle). */
+export interface Settled {
+  verdict: Verdict;
+  /** Why the source changed the verdict, for the audit record. */
+  reason?: string;
+  /** The source runs the call itself (seccomp: on the objects it checked, in the caller's world). */
+  emulated?: boolean;
+}
+
 /** Reads a call's memory, checks it, answers it: the transport side of one event source. */
 export interface EventSource {
   readonly capabilities: SourceCapabilities;
@@ -141,8 +162,12 @@ export interface EventSource {
    */
   setInterest(interest: Interest): void;
 
-  /** Starts serving a wrapped tree (seccomp: its listener fd; kmod: the launcher's pid, watched with its children). */
-  attach(session: number, handle: number): void;
+  /**
+   * Starts serving a wrapped tree (seccomp: its listener fd; kmod: the launcher's pid, watched with its children).
+   *
+   * @returns what the source knows of the session from the start (seccomp: whether the fast wake-up took)
+   */
+  attach(session: number, handle: number): Partial<SupervisorSummary>;
 
   /** A session has ended: release what the source holds for it (seccomp: the listener). */
   detach(session: number): void;
@@ -159,9 +184,20 @@ export interface EventSource {
 
   /**
    * The source's tamper guard: whether a waiting pre call reaches the supervisor itself (signals, ptrace, pidfd_getfd,
-   * its /proc entries…). Refused whatever the policy says, before any hook runs, and reported.
+   * its /proc entries…). Refused whatever the policy says, before any hook runs, and reported. Asked twice: by the
+   * registers before anything is read (`decoded` undefined), and by the objects the call names once its arguments
+   * are read (a call whose arguments are never read — nothing examines or reports it — is guarded by registers only).
    */
-  refusal(call: SourceCall, name: string): Refusal | undefined;
+  refusal(call: SourceCall, name: string, decoded?: DecodedArgs): Refusal | undefined;
+
+  /**
+   * The last step before a waiting pre call is answered: the source may refuse a verdict it cannot carry out
+   * safely (seccomp: a path it could not resolve in the caller's world, a call it cannot check race-free while it
+   * is examined, an unreadable argument of a call it runs itself), and says whether it runs the call itself. A
+   * source that runs an open itself hands its result back to the WSS as a post call (emulated, waiting while a post
+   * hook wants it) from inside answer().
+   */
+  settle(call: SourceCall, event: SyscallEvent, verdict: Verdict, judged: Judged): Settled;
 
   /** Whether the call is still the caller's (after reading its memory: its pid was not recycled, it did not die). */
   stillValid(call: SourceCall): boolean;

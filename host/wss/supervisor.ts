@@ -125,7 +125,7 @@ export class Wss implements SourceHandler {
   attach(id: number, handle: number): Session {
     const session = newSession(id);
     this.#sessions.set(id, session);
-    this.#source.attach(id, handle);
+    Object.assign(session.summary, this.#source.attach(id, handle));
     return session;
   }
 
@@ -255,9 +255,7 @@ export class Wss implements SourceHandler {
         call.ppid,
         this.#sessionOf(call.ppid === undefined ? undefined : this.#procs.get(call.ppid)),
       );
-    const session = proc.session;
-    session.summary.notifications++;
-    if (call.emulated && call.phase === "post") session.summary.emulated++;
+    proc.session.summary.notifications++;
 
     if (call.abi !== "x86_64") {
       const name = call.abi === "i386" ? i386SyscallName(call.nr) : syscallName(call.nr);
@@ -277,13 +275,14 @@ export class Wss implements SourceHandler {
       return this.#refuse(call, proc, name, {}, verdict, IO_URING_REFUSAL.reason);
     }
     const refusal = call.waits ? this.#source.refusal(call, name) : undefined;
-    if (refusal) return this.#refuseTamper(call, proc, name, refusal);
+    if (refusal) return this.#refuseTamper(call, proc, name, refusal, this.#source.readArgs(call, name, "registers"));
 
     const pid = proc.pid;
     const examined = this.#decider.examines(call.nr, pid);
     const wantsPost = this.#decider.examinesPost(call.nr, pid);
     // Only late watchers want it: the caller goes on at once, as under an observe-only source; a kill lands late.
-    const late = call.waits && this.#late.has(call.nr);
+    // Not where the output wants a result the source gets only by holding the call (seccomp's emulated opens).
+    const late = call.waits && this.#late.has(call.nr) && !(this.#sink.wantsSyscalls && this.#heldForResult(call.nr));
     if (!examined && !this.#sink.wantsSyscalls && !late && !wantsPost) {
       return this.#answer(call, proc, this.#doomed.has(pid) ? { action: "kill" } : ALLOW);
     }
@@ -295,6 +294,9 @@ export class Wss implements SourceHandler {
     let needs: ArgNeeds = this.#sink.wantsSyscalls || (reads && !late) ? "memory" : "registers";
     let decoded = this.#read(call, name, needs, proc);
     if (decoded === undefined) return; // the caller is gone: nothing to answer
+    // The guard again, on the objects the call names now that they are read (an open of the supervisor's /proc).
+    const named = this.#pending === call ? this.#source.refusal(call, name, decoded) : undefined;
+    if (named) return this.#refuseTamper(call, proc, name, named, decoded);
     if (late) {
       this.#answer(call, proc, ALLOW);
       // Read after the answer, for hooks that look at a call they only watch (the bytes may have changed since).
@@ -317,9 +319,16 @@ export class Wss implements SourceHandler {
     if (wantsPost || this.#sink.wantsSyscalls) this.#lastPre.set(call.tid, { nr: call.nr, decoded: event.decoded });
     if (this.#doomed.has(pid)) verdict = { action: "kill" };
     if (waits) {
+      const settled = this.#source.settle(call, event, verdict, { examined, wantsPost });
+      if (settled.verdict !== verdict) {
+        verdict = settled.verdict;
+        if (settled.reason) event.reason = settled.reason;
+      }
+      if (settled.emulated) event.emulated = true;
       event.verdict = describeVerdict(verdict);
-      // The kernel side runs an allowed call itself (emulated); a refused one it does not run at all.
+      // The source runs an allowed call itself (emulated); a refused one it does not run at all.
       if (verdict.action !== "allow" && verdict.action !== "rewrite") event.emulated = undefined;
+      else if (event.emulated) proc.session.summary.emulated++;
       // Journaled before the answer (host/audit/journal_sink.ts): SIGKILL of idwrap after the caller saw its
       // verdict cannot lose the record; a record that cannot be journaled throws, and the call fails closed.
       this.#sink.emit(event);
@@ -337,6 +346,12 @@ export class Wss implements SourceHandler {
       event.reason = `${describeVerdict(verdict)} not enforced: the call was only observed`;
     }
     this.#sink.emit(event);
+  }
+
+  /** The source can give this call's result only by holding it (it runs the call itself: seccomp's opens). */
+  #heldForResult(nr: number): boolean {
+    const caps = this.#source.capabilities;
+    return !caps.observeWithoutBlocking && caps.post !== "all" && caps.post.has(nr);
   }
 
   /** A post call: its result, to the post hooks; only a kill acts (late unless the caller waits). */
@@ -393,9 +408,9 @@ export class Wss implements SourceHandler {
   }
 
   /** A call that reaches the supervisor itself (or could): refused, and always reported (alerted unless quiet). */
-  #refuseTamper(call: SourceCall, proc: Proc, name: string, refusal: Refusal): void {
+  #refuseTamper(call: SourceCall, proc: Proc, name: string, refusal: Refusal, decoded: DecodedArgs): void {
     const verdict: Verdict = { action: "deny", errno: refusal.errno ?? EPERM };
-    const event = this.#event(call, proc, name, this.#source.readArgs(call, name, "registers"));
+    const event = this.#event(call, proc, name, decoded);
     event.verdict = describeVerdict(verdict);
     event.reason = `${refusal.reason} (${refusal.technique})`;
     event.emulated = undefined;
@@ -469,6 +484,7 @@ export class Wss implements SourceHandler {
         }
         proc = this.#track(event.pid, event.ppid, this.#sessionOf(this.#procs.get(event.ppid ?? -1)));
       }
+      if (event.decidedOn) this.#decideAgain(proc, program, event.decidedOn);
       proc.program = program;
       this.#decider.bind(proc.pid, this.#bindings.bind(proc.pid, undefined, program));
       const verdict = this.#lifecycle(
@@ -484,6 +500,34 @@ export class Wss implements SourceHandler {
     } finally {
       this.#pending = undefined;
     }
+  }
+
+  /**
+   * The kernel ran another file than the one the exec was allowed on (a thread changed the path after the check): the
+   * decision is made again on the file that runs, and a refusal kills the process before it gets further
+   * (docs/seccomp.md, "exec").
+   */
+  #decideAgain(proc: Proc, program: ProgramIdentity, on: { path: string; nr: number; ident: string }): void {
+    const event: SyscallEvent = {
+      kind: "syscall",
+      source: this.#name,
+      phase: "pre",
+      time: Date.now(),
+      pid: proc.pid,
+      tid: proc.pid,
+      abi: "x86_64",
+      nr: on.nr,
+      syscall: syscallName(on.nr),
+      args: [],
+      decoded: { path: program.exe, rawPath: on.path, ident: on.ident },
+      program,
+    };
+    if (this.#decider.decide(event).action === "allow") return;
+    this.#lateKill(proc);
+    event.verdict = "kill";
+    event.reason =
+      `exec raced: decided on ${on.path}, the kernel ran ${program.exe}; killed at its first notified call`;
+    this.#sink.emit(event);
   }
 
   /** Lets a held exec go on without the WSS taking the process. */

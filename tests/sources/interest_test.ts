@@ -9,8 +9,9 @@ import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../../hos
 import type { WrapperModule } from "../../host/runtime/module.ts";
 import { syscallName, syscallNumber } from "../../host/syscalls/mod.ts";
 import { describeMask, interestMask } from "../../host/sources/kmod/interest.ts";
-import { answerFirstCalls } from "../../host/sources/seccomp/interest.ts";
-import { failsClosed as failClosed } from "../../host/wss/interest.ts";
+import { buildInterest, failsClosed as failClosed, lateCalls } from "../../host/wss/interest.ts";
+
+const answerFirstCalls = (p: Policy[], w: WrapperModule[]) => lateCalls(buildInterest(p, w, false));
 import { KMOD_GUARDED_OPENS, KMOD_GUARDED_SYSCALLS } from "../../host/sources/kmod/tamper.ts";
 
 const nr = (n: string) => syscallNumber(n)!;

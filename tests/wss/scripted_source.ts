@@ -8,7 +8,8 @@
  *
  * @module
  */
-import type { DecodedArgs, ProgramIdentity, SyscallAbi, Verdict } from "../../host/events.ts";
+import type { DecodedArgs, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../../host/events.ts";
+import type { SupervisorSummary } from "../../host/wss/summary.ts";
 import { syscallNumber } from "../../host/syscalls/mod.ts";
 import type { Interest } from "../../host/wss/interest.ts";
 import type { Refusal } from "../../host/wss/refusal.ts";
@@ -16,6 +17,7 @@ import type {
   ArgNeeds,
   EventSource,
   PollResult,
+  Settled,
   SourceCall,
   SourceCapabilities,
   SourceHandler,
@@ -45,6 +47,8 @@ export interface ScriptedCall {
   valid?: boolean;
   /** The source's guard refuses it. */
   refusal?: Refusal;
+  /** What settle() makes of an allow (the source cannot carry it out safely, or runs the call itself). */
+  settle?: Settled;
 }
 
 /** One step of a script. */
@@ -113,8 +117,9 @@ export class ScriptedSource implements EventSource {
     this.interest = interest;
   }
 
-  attach(session: number, handle: number): void {
+  attach(session: number, handle: number): Partial<SupervisorSummary> {
     this.attached.push([session, handle]);
+    return {};
   }
 
   detach(session: number): void {
@@ -166,8 +171,15 @@ export class ScriptedSource implements EventSource {
     return needs === "memory" ? { ...c.registers, ...c.memory } : { ...c.registers };
   }
 
-  refusal(call: SourceCall): Refusal | undefined {
+  refusal(call: SourceCall, _name: string, decoded?: DecodedArgs): Refusal | undefined {
+    if (decoded) return undefined; // all by registers and copies, asked before anything is read
     return this.#calls.get(call.id)?.refusal;
+  }
+
+  /** Answers as decided, but for a call scripted with `settle` (a verdict the source cannot carry out safely). */
+  settle(call: SourceCall, _event: SyscallEvent, verdict: Verdict): Settled {
+    const s = this.#calls.get(call.id)?.settle;
+    return s && verdict.action === "allow" ? s : { verdict };
   }
 
   stillValid(call: SourceCall): boolean {

@@ -442,3 +442,55 @@ Deno.test("WSS sessions: a session ends when the processes it had are gone, with
   assertEquals(exits.map((e) => [e.pid, e.exitCode, e.signal]), [[PID, 0, undefined], [CHILD, undefined, "SIGKILL"]]);
   assertEquals(r.source.forgotten, [PID, CHILD]);
 });
+
+Deno.test("WSS settle: an allow the source cannot carry out safely becomes its refusal, with its reason, before the answer", async () => {
+  const r = rig({ rules: [rule({ syscalls: ["openat"], path: "/etc/shadow" })] });
+  const settle = {
+    verdict: { action: "deny", errno: EPERM } as const,
+    reason: "the caller's root could not be entered",
+  };
+  await play(
+    r,
+    { call: { pid: PID, syscall: "openat", memory: { path: "/etc/hostname" }, settle } },
+    { call: { pid: PID, syscall: "openat", memory: { path: "/etc/hostname" } } }, // control
+    {
+      call: {
+        pid: PID,
+        syscall: "openat",
+        memory: { path: "/etc/hosts" },
+        settle: { verdict: { action: "allow" }, emulated: true },
+      },
+    },
+  );
+  assertEquals(r.source.answered(), [`openat deny ${EPERM}`, "openat allow", "openat allow"]);
+  assertEquals(r.sink.calls().map((e) => [e.verdict, e.reason, e.emulated]), [
+    ["deny EPERM", "the caller's root could not be entered", undefined],
+    ["allow", undefined, undefined],
+    ["allow", undefined, true],
+  ]);
+});
+
+Deno.test("WSS exec race: a process whose exec ran another file than the one allowed is decided again, and killed if refused", async () => {
+  const r = rig({ rules: [rule({ syscalls: ["execve"], path: "/usr/bin/evil", action: "deny" })] });
+  const raced = (pid: number, exe: string) => ({
+    lifecycle: {
+      kind: "exec" as const,
+      pid,
+      program: program(exe),
+      decidedOn: { path: "/usr/bin/true", nr: nr("execve"), ident: "8:1" },
+    },
+  });
+  await play(
+    r,
+    { call: { pid: PID, syscall: "getpid" } },
+    { call: { pid: OTHER, syscall: "getpid" } },
+    raced(PID, "/usr/bin/evil"),
+    raced(OTHER, "/usr/bin/good"), // control: the file that ran is allowed too
+  );
+  assertEquals(r.source.kills, [PID]);
+  const killed = r.sink.calls().find((e) => e.verdict === "kill");
+  assertEquals(
+    killed?.reason,
+    "exec raced: decided on /usr/bin/true, the kernel ran /usr/bin/evil; killed at its first notified call",
+  );
+});

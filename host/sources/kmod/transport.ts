@@ -11,7 +11,8 @@
  *
  * @module
  */
-import type { DecodedArgs, SyscallAbi, Verdict } from "../../events.ts";
+import type { DecodedArgs, SyscallAbi, SyscallEvent, Verdict } from "../../events.ts";
+import type { SupervisorSummary } from "../../wss/summary.ts";
 import { syscallName } from "../../syscalls/mod.ts";
 import type { Interest } from "../../wss/interest.ts";
 import type { Refusal } from "../../wss/refusal.ts";
@@ -19,6 +20,7 @@ import type {
   ArgNeeds,
   EventSource,
   PollResult,
+  Settled,
   SourceCall,
   SourceCapabilities,
   SourceHandler,
@@ -150,9 +152,10 @@ export class KmodSource implements EventSource {
   }
 
   /** Watches the launcher's pid (and its future children) as a wrapped tree, before it execs the command. */
-  attach(session: number, pid: number): void {
+  attach(session: number, pid: number): Partial<SupervisorSummary> {
     this.#ioctl(IOC.WATCH, encodeWatch(pid), `IDWRAP_IOC_WATCH(${pid})`);
     this.#queued.push({ pid, ppid: readTaskStatus(pid)?.ppid ?? 0, session });
+    return {};
   }
 
   detach(): void {}
@@ -284,7 +287,8 @@ export class KmodSource implements EventSource {
    * Whether a waiting call reaches the supervisor (TamperGuard): the calls of KMOD_GUARDED_SYSCALLS by their
    * registers, and an open by the path it acts on. The module never intercepts our own thread group.
    */
-  refusal(call: SourceCall): Refusal | undefined {
+  refusal(call: SourceCall, _name: string, decoded?: DecodedArgs): Refusal | undefined {
+    if (decoded) return undefined; // all by registers and copies, asked before anything is read
     const rec = this.#record(call);
     if (guardedCall(rec.nr)) {
       return this.#guard.check(rec.nr, rec.args, rec.pid, rec.tid, (a, n) => this.#memory.readBytes(rec.tid, a, n));
@@ -294,6 +298,11 @@ export class KmodSource implements EventSource {
     // A relative name whose start we cannot know: the rules see it as it is; it reaches our /proc only from /proc.
     if (target === undefined) return undefined;
     return this.#guard.checkPath(target, () => opensReadOnly(rec, this.#memory));
+  }
+
+  /** The module runs what it was allowed to itself (EVF_EMULATED: on its own copies); nothing to refuse here. */
+  settle(_call: SourceCall, _event: SyscallEvent, verdict: Verdict): Settled {
+    return { verdict };
   }
 
   /** The module copied what it passes on, and holds the record until answered. */
