@@ -102,7 +102,8 @@ export class LayeredDecider implements Decider {
   }
 
   examinesPost(nr: number, pid?: number): boolean {
-    return this.#layers.some((d) => d.examinesPost(nr, pid));
+    for (let i = 0; i < this.#layers.length; i++) if (this.#layers[i].examinesPost(nr, pid)) return true;
+    return false;
   }
 
   idle(): void {

@@ -279,13 +279,14 @@ export class Wss implements SourceHandler {
 
     const pid = proc.pid;
     const examined = this.#decider.examines(call.nr, pid);
-    const wantsPost = this.#decider.examinesPost(call.nr, pid);
     // Only late watchers want it: the caller goes on at once, as under an observe-only source; a kill lands late.
     // Not where the output wants a result the source gets only by holding the call (seccomp's emulated opens).
     const late = call.waits && this.#late.has(call.nr) && !(this.#sink.wantsSyscalls && this.#heldForResult(call.nr));
-    if (!examined && !this.#sink.wantsSyscalls && !late && !wantsPost) {
+    // The hot path: nothing examines, reports or waits for the call's result.
+    if (!examined && !this.#sink.wantsSyscalls && !late && !this.#decider.examinesPost(call.nr, pid)) {
       return this.#answer(call, proc, this.#doomed.has(pid) ? { action: "kill" } : ALLOW);
     }
+    const wantsPost = this.#decider.examinesPost(call.nr, pid);
     const waits = call.waits && !late;
 
     // The one argument-reading step, before any hook runs: what the decider says its hooks read, all of it for the

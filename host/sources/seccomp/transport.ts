@@ -266,7 +266,8 @@ export class SeccompSource implements EventSource {
       handler.fault(0, `internal error while serving a call (failed closed): ${(e as Error).stack ?? e}`);
     } finally {
       if (!answered && this.#current?.call.id !== id) this.#send(listener, id, E.EPERM, 0);
-      for (const r of this.#current?.check?.resolved ?? []) CallerWorld.release(r);
+      const check = this.#current?.check;
+      if (check) { for (const r of check.resolved) CallerWorld.release(r); }
       this.#current = undefined;
     }
   }
