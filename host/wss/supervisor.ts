@@ -100,8 +100,8 @@ export class Wss implements SourceHandler {
   readonly #procs = new Map<number, Proc>();
   readonly #sessions = new Map<number, Session>();
   readonly #system: Session = newSession(SYSTEM_SESSION);
-  /** tid → the last pre event's decoded args, for a post call that carries none. */
-  readonly #lastPre = new Map<number, { nr: number; decoded: DecodedArgs }>();
+  /** tid → the last pre event's decoded args, for a post call that carries none; `ran`: the source ran it (settle). */
+  readonly #lastPre = new Map<number, { nr: number; decoded: DecodedArgs; ran?: SyscallEvent }>();
   /** Processes a late kill was sent to: their next waiting call gets kill. */
   readonly #doomed = new Set<number>();
   /** The waiting call being served and not yet answered. */
@@ -255,7 +255,9 @@ export class Wss implements SourceHandler {
         call.ppid,
         this.#sessionOf(call.ppid === undefined ? undefined : this.#procs.get(call.ppid)),
       );
-    proc.session.summary.notifications++;
+    // A post call the source made of a call it ran itself (settle) is the same notification.
+    const ranHere = call.phase === "post" && call.emulated && this.#lastPre.get(call.tid)?.ran?.nr === call.nr;
+    if (!ranHere) proc.session.summary.notifications++;
 
     if (call.abi !== "x86_64") {
       const name = call.abi === "i386" ? i386SyscallName(call.nr) : syscallName(call.nr);
@@ -325,7 +327,11 @@ export class Wss implements SourceHandler {
         verdict = settled.verdict;
         if (settled.reason) event.reason = settled.reason;
       }
-      if (settled.emulated) event.emulated = true;
+      if (settled.emulated) {
+        event.emulated = true;
+        // Its post call (the result) stands for the call in text output: it carries the pre event's alerts and reason.
+        this.#lastPre.set(call.tid, { nr: call.nr, decoded: event.decoded, ran: event });
+      }
       event.verdict = describeVerdict(verdict);
       // The source runs an allowed call itself (emulated); a refused one it does not run at all.
       if (verdict.action !== "allow" && verdict.action !== "rewrite") event.emulated = undefined;
@@ -363,6 +369,9 @@ export class Wss implements SourceHandler {
     const decoded = last?.nr === call.nr ? { ...last.decoded } : this.#source.readArgs(call, name, "memory");
     const event = this.#event(call, proc, name, decoded);
     event.phase = "post";
+    const ran = last?.nr === call.nr && call.emulated ? last.ran : undefined;
+    if (ran?.alerts) event.alerts = [...ran.alerts];
+    if (ran?.reason) event.reason = ran.reason;
     const ret = Number(call.ret ?? 0n);
     const failed = ret < 0 && ret >= -4095;
     event.ret = failed ? -1 : ret;

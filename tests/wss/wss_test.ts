@@ -494,3 +494,23 @@ Deno.test("WSS exec race: a process whose exec ran another file than the one all
     "exec raced: decided on /usr/bin/true, the kernel ran /usr/bin/evil; killed at its first notified call",
   );
 });
+
+Deno.test("WSS emulated calls: the result of a call the source ran itself carries the call's alerts, and is not another notification", async () => {
+  const r = rig({ rules: [rule({ id: "watch", syscalls: ["openat"], path: "/etc/hosts", action: "alert" })] });
+  r.wss.attach(1, PID);
+  const ran = { verdict: { action: "allow" } as const, emulated: true };
+  await play(
+    r,
+    { lifecycle: { kind: "fork", pid: PID, ppid: 1, session: 1, program: SH } },
+    { call: { pid: PID, syscall: "openat", memory: { path: "/etc/hosts" }, settle: ran } },
+    { call: { pid: PID, syscall: "openat", phase: "post", emulated: true, ret: 3n } },
+    { call: { pid: PID, syscall: "openat", memory: { path: "/etc/hosts" } } }, // control: the kernel ran it
+    { call: { pid: PID, syscall: "openat", phase: "post", emulated: true, ret: 4n, waits: false } },
+    { lifecycle: { kind: "exit", pid: PID, status: 0 } },
+  );
+  const posts = r.sink.calls().filter((e) => e.phase === "post");
+  assertEquals(posts.map((e) => [e.ret, e.alerts]), [[3, ["watch"]], [4, undefined]]);
+  assertEquals(r.source.answered(), ["openat allow", "openat allow", "openat allow"]);
+  // Two pre calls and the kernel-run call's post; the post of the call the source ran is the same notification.
+  assertEquals(r.sessions.map((s) => [s.summary.notifications, s.summary.emulated]), [[3, 1]]);
+});
