@@ -8,11 +8,11 @@
  */
 import type { Policy, WrapperSpec } from "../policy/policy.ts";
 import { hasSources, isStale, mtimeOf } from "./builtin_wrappers.ts";
+import type { SourceCapabilities } from "../capabilities.ts";
 import type { WasmEngine } from "./engine.ts";
 import {
   checkCapabilities,
   loadWrapper,
-  type SourceCapabilities,
   WrapperLoadError,
   type WrapperModule,
   wrapperPath,

@@ -10,26 +10,14 @@ import type { WrapperSpec } from "../policy/policy.ts";
 import { syscallName } from "../syscalls/mod.ts";
 import { ABI_EXPORTS, ABI_IMPORTS, ABI_MAJOR, ABI_MINOR, ABI_MODULE, DECLARE_POST } from "./abi.ts";
 import type { Declarations } from "./declarations.ts";
+import type { SourceCapabilities } from "../capabilities.ts";
 import type { WasmEngine } from "./engine.ts";
 import { createImports } from "./imports.ts";
 import { instrument, signatureText, summarize, WasmBinaryError } from "./wasm/mod.ts";
 
 export type { Declarations } from "./declarations.ts";
 
-/**
- * What the runtime must know of the event source a wrapper will run on to
- * refuse what it cannot serve. The sources' tables
- * (host/sources/capabilities.ts) have this shape; the type lives here so
- * that the runtime does not import a floor above it.
- */
-export interface SourceCapabilities {
-  /** The source's name, for messages. */
-  name: string;
-  /** Syscalls with post events; "all" where every call has them. */
-  post: ReadonlySet<number> | "all";
-  /** Can rewrite arguments (verdict action 3). */
-  rewrite: boolean;
-}
+export type { SourceCapabilities };
 
 /** A wrapper refused at load time. */
 export class WrapperLoadError extends Error {

@@ -4,29 +4,31 @@
  *
  * @module
  */
+import type { SourceCapabilities } from "../capabilities.ts";
 import { OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
 
-/** One source's abilities. */
-export interface SourceCapabilities {
-  name: "seccomp" | "kmod";
-  /** Syscalls with post events; "all" where every call has them. */
-  post: ReadonlySet<number> | "all";
-  /** Can rewrite arguments (verdict action 3). */
-  rewrite: boolean;
-}
+export type { SourceCapabilities } from "../capabilities.ts";
 
 /** The seccomp source: post results only where it emulates the call. */
 export const SECCOMP_CAPABILITIES: SourceCapabilities = {
   name: "seccomp",
+  decide: true,
   post: resolveSyscalls(OPEN_SYSCALLS),
   rewrite: false,
+  observeWithoutBlocking: false,
+  systemWide: false,
+  copiesArguments: false,
 };
 
 /** The kernel module: post results for every call, argument rewrite. */
 export const KMOD_CAPABILITIES: SourceCapabilities = {
   name: "kmod",
+  decide: true,
   post: "all",
   rewrite: true,
+  observeWithoutBlocking: true,
+  systemWide: false,
+  copiesArguments: true,
 };
 
 /** The capabilities of a source by name. */

@@ -11,10 +11,11 @@ import { parsePolicy } from "../../host/policy/policy.ts";
 import { v8Engine } from "../../host/runtime/engine.ts";
 import { loadPolicyWrappers } from "../../host/runtime/load.ts";
 import { WrapperLoadError } from "../../host/runtime/module.ts";
+import { KMOD_CAPABILITIES } from "../../host/sources/capabilities.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const WASM = `${ROOT}build/wrappers/noop.wasm`;
-const CAPS = { name: "test", post: "all", rewrite: false } as const;
+const CAPS = KMOD_CAPABILITIES; // every call has post events: no hook is refused for the source
 const POLICY = parsePolicy("name: t\nwrappers:\n  - name: n\n    module: noop\n", "/tmp/t.yaml");
 
 Deno.test("loadPolicyWrappers() refuses a built-in module older than its sources, and loads it when up to date", async () => {
