@@ -67,7 +67,7 @@ Deno.test("ngram live as an ordinary user: record ls, then the same run is quiet
   };
   await Deno.mkdir(home, { recursive: true });
   await Deno.chown(home, uid, null);
-  const policies = [record, detect].map((p, i) => `${home}/policy-${i}.yaml`);
+  const policies = [record, detect].map((_p, i) => `${home}/policy-${i}.yaml`);
   for (const [i, p] of [record, detect].entries()) await Deno.copyFile(p, policies[i]);
   for (let i = 0; i < 2; i++) {
     const r = await asUser(policies[0], ["/bin/ls", `${dir}/d`]);
