@@ -10,13 +10,7 @@ import type { Policy, WrapperSpec } from "../policy/policy.ts";
 import { hasSources, isStale, mtimeOf } from "./builtin_wrappers.ts";
 import type { SourceCapabilities } from "../capabilities.ts";
 import type { WasmEngine } from "./engine.ts";
-import {
-  checkCapabilities,
-  loadWrapper,
-  WrapperLoadError,
-  type WrapperModule,
-  wrapperPath,
-} from "./module.ts";
+import { checkCapabilities, loadWrapper, WrapperLoadError, type WrapperModule, wrapperPath } from "./module.ts";
 
 /**
  * Refuses a built-in wrapper whose module is missing or older than its
