@@ -4,11 +4,12 @@
  *
  * @module
  */
+import type { SourceName } from "../events.ts";
 import { OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
 
 /** One source's abilities. */
 export interface SourceCapabilities {
-  name: "seccomp" | "kmod";
+  name: SourceName;
   /** Syscalls with post events; "all" where every call has them. */
   post: ReadonlySet<number> | "all";
   /** Can rewrite arguments (verdict action 3). */
@@ -29,7 +30,14 @@ export const KMOD_CAPABILITIES: SourceCapabilities = {
   rewrite: true,
 };
 
+/** The bpf source (observation only, docs/bpf.md): post results for every call, no rewrite. */
+export const BPF_CAPABILITIES: SourceCapabilities = {
+  name: "bpf",
+  post: "all",
+  rewrite: false,
+};
+
 /** The capabilities of a source by name. */
-export function capabilitiesOf(source: "seccomp" | "kmod"): SourceCapabilities {
-  return source === "kmod" ? KMOD_CAPABILITIES : SECCOMP_CAPABILITIES;
+export function capabilitiesOf(source: SourceName): SourceCapabilities {
+  return source === "kmod" ? KMOD_CAPABILITIES : source === "bpf" ? BPF_CAPABILITIES : SECCOMP_CAPABILITIES;
 }
