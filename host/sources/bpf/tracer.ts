@@ -65,13 +65,16 @@ export class BpfLoadError extends LibbpfError {
 
 /** What to do about an errno from a load or attach, in words. */
 export function explainLoadErrno(err: number): string {
+  const name = errnoName(err);
+  if ((err === 1 || err === 13) && Deno.uid() === 0) {
+    return `${name} although we are root: the kernel refuses this here (lockdown; for fentry, fmod_ret and lsm, ` +
+      "BPF trampolines need kernel text patching; lsm also needs bpf in the boot's lsm= list)";
+  }
   if (err === 1 || err === 13) {
-    return `${
-      errnoName(err)
-    }: loading BPF programs needs root (or CAP_BPF with CAP_PERFMON), and a kernel that allows it ` +
+    return `${name}: loading BPF programs needs root (or CAP_BPF with CAP_PERFMON), and a kernel that allows it ` +
       "(kernel.unprivileged_bpf_disabled, lockdown)";
   }
-  return `${errnoName(err)} (${strerror(err)})`;
+  return `${name} (${strerror(err)})`;
 }
 
 /** The loaded object, its links and its ring. */
