@@ -13,9 +13,10 @@
  * IDW_MODE_CGROUP, every task of one cgroup v2 (one compare). Which calls and
  * which argument copies: `interest`, by syscall number, written by the host.
  *
- * The ring: a record is submitted with BPF_RB_NO_WAKEUP unless wake_bytes
- * are waiting (then BPF_RB_FORCE_WAKEUP): a wake-up per record costs as much
- * as a seccomp round trip; the host's consumer also polls on a timer. A record
+ * The ring: a record is submitted with BPF_RB_NO_WAKEUP, except the one that
+ * takes the waiting bytes across wake_bytes (BPF_RB_FORCE_WAKEUP): a wake-up
+ * per record costs as much as a seccomp round trip; the host's consumer also
+ * polls on a timer (a crossing two CPUs race past is picked up there). A record
  * that does not fit is counted per CPU: the CPU's next record carries the
  * count (idw_head.lost) and `lost` keeps the total, which the host reads at
  * the end, so a loss always reaches the host.
@@ -49,7 +50,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20); /* the host may resize it before load */
+	__uint(max_entries, 16 << 20); /* the host may resize it before load */
 } events SEC(".maps");
 
 /* [0]: dropped since this CPU's last record (reset when reported); [1]: dropped in all. */
@@ -100,12 +101,18 @@ static __always_inline void fill_head(struct idw_head *h, __u32 kind, __u32 flag
 	h->gid = ug >> 32;
 }
 
-static __always_inline void submit(void *r)
+/*
+ * Wakes the consumer once, when this record takes the waiting bytes across wake_bytes; otherwise not at all (its
+ * poll timeout collects the rest). Forcing a wake-up for every record above the threshold would cost each one an
+ * irq_work while a slow consumer catches up (measured: worse than the default's wake-up per record).
+ */
+static __always_inline void submit(void *r, __u64 size)
 {
-	__u64 flags = 0;
-	if (cfg.wake_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wake_bytes ? BPF_RB_FORCE_WAKEUP
-											: BPF_RB_NO_WAKEUP;
+	__u64 flags = 0, avail;
+	if (cfg.wake_bytes) {
+		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		flags = avail >= cfg.wake_bytes && avail < cfg.wake_bytes + size ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	}
 	bpf_ringbuf_submit(r, flags);
 }
 
@@ -200,6 +207,23 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		in = bpf_map_lookup_elem(&interest, &nr);
 		if (!in || !(in->flags & IDW_I_ENTER))
 			return 0;
+		if (in->path_arg >= 0 && in->path2_arg < 0 && in->data_arg < 0) {
+			struct idw_path_rec *r = reserve(sizeof(*r));
+			long n;
+			if (!r)
+				return 0;
+			fill_head(&r->h, IDW_ENTER, IDW_F_COPIES, tgid, (__u32)pt);
+			r->h.nr = nr;
+			read_args(regs, r->h.args, false);
+			r->path_len = r->path2_len = r->data_len = r->pad = 0;
+			n = bpf_probe_read_user_str(r->path, IDW_PATH_MAX, (void *)arg_at(r->h.args, in->path_arg));
+			if (n > 0)
+				r->path_len = n - 1;
+			else
+				r->h.flags |= IDW_F_PATH_FAULT;
+			submit(r, sizeof(*r));
+			return 0;
+		}
 		if (in->path_arg >= 0 || in->path2_arg >= 0 || in->data_arg >= 0) {
 			struct idw_copy_rec *r = reserve(sizeof(*r));
 			if (!r)
@@ -208,7 +232,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 			r->h.nr = nr;
 			read_args(regs, r->h.args, false);
 			copy_args(r, in);
-			submit(r);
+			submit(r, sizeof(*r));
 			return 0;
 		}
 	}
@@ -218,7 +242,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	fill_head(h, IDW_ENTER, compat ? IDW_F_COMPAT : 0, tgid, (__u32)pt);
 	h->nr = nr;
 	read_args(regs, h->args, compat);
-	submit(h);
+	submit(h, sizeof(*h));
 	return 0;
 }
 
@@ -248,7 +272,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	h->nr = nr;
 	h->ret = ret;
 	read_args(regs, h->args, compat);
-	submit(h);
+	submit(h, sizeof(*h));
 	return 0;
 }
 
@@ -277,7 +301,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	fill_head(h, IDW_FORK, flags, ptgid, parent->pid);
 	h->ret = ctgid;
-	submit(h);
+	submit(h, sizeof(*h));
 	return 0;
 }
 
@@ -315,7 +339,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		else
 			r->h.flags |= IDW_F_DATA_FAULT;
 	}
-	submit(r);
+	submit(r, sizeof(*r));
 	return 0;
 }
 
@@ -335,6 +359,6 @@ int BPF_PROG(on_process_exit, struct task_struct *p)
 		return 0;
 	fill_head(h, IDW_GONE, 0, tgid, p->pid);
 	h->ret = p->exit_code;
-	submit(h);
+	submit(h, sizeof(*h));
 	return 0;
 }

@@ -5,8 +5,10 @@
  * tests/sources/bpf/layout_test.ts compares the two). Little-endian, x86-64.
  *
  * Every record starts with struct idw_head (96 bytes); a record whose flags
- * carry IDW_F_COPIES is a struct idw_copy_rec (head + copied arguments). The
- * two sizes are fixed, so the ring holds only whole records of known length.
+ * carry IDW_F_COPIES is a struct idw_copy_rec (head + copied arguments), or,
+ * for a call whose only copy is one path, the shorter struct idw_path_rec (its
+ * prefix: a third of the bytes for the commonest copying calls, stat and open).
+ * The three sizes are fixed; the host tells them apart by the sample's size.
  */
 #ifndef IDWRAP_BPF_H
 #define IDWRAP_BPF_H
@@ -70,6 +72,15 @@ struct idw_head {
 	__u64 args[6];
 	__u32 uid;
 	__u32 gid;
+};
+
+struct idw_path_rec {
+	struct idw_head h;
+	__u16 path_len; /* bytes copied, NUL excluded */
+	__u16 path2_len; /* 0 */
+	__u16 data_len;  /* 0 */
+	__u16 pad;
+	char path[IDW_PATH_MAX];
 };
 
 struct idw_copy_rec {

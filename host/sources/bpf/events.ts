@@ -148,8 +148,8 @@ export class BpfEventDecoder {
       abi: compat ? "i386" : "x86_64",
       nr: rec.nr,
       syscall: name,
-      args: rec.args.map(String),
-      decoded: pre && !compat ? decodeArgs(name, new BigUint64Array(rec.args), recordReader(rec)) : {},
+      args: Array.from(rec.args, String),
+      decoded: pre && !compat ? decodeArgs(name, rec.args, recordReader(rec)) : {},
       program: this.program(rec.tgid),
     };
     if (!pre) {

@@ -57,6 +57,9 @@ export const COPY = {
   size: 104 + 2 * PATH_MAX + DATA_MAX,
 } as const;
 
+/** The size of struct idw_path_rec: struct idw_copy_rec's prefix up to the end of `path`. */
+export const PATH_REC_SIZE = COPY.path + PATH_MAX;
+
 /** struct idw_interest: flags, then the argument indexes (-1: none). */
 export const INTEREST = { flags: 0, path_arg: 1, path2_arg: 2, data_arg: 3, len_arg: 4, size: 8 } as const;
 
@@ -75,7 +78,8 @@ export interface BpfRecord {
   /** Records this CPU dropped (ring full) just before this one. */
   lost: number;
   ret: bigint;
-  args: bigint[];
+  /** The six argument registers. */
+  args: BigUint64Array;
   uid: number;
   gid: number;
   path?: Uint8Array;
@@ -108,15 +112,18 @@ export function decodeRecord(bytes: Uint8Array): BpfRecord {
     nr: v.getInt32(HEAD.nr, true),
     lost: v.getUint32(HEAD.lost, true),
     ret: v.getBigInt64(HEAD.ret, true),
-    args: Array.from({ length: 6 }, (_, i) => v.getBigUint64(HEAD.args + 8 * i, true)),
+    args: new BigUint64Array(bytes.slice(HEAD.args, HEAD.args + 48).buffer),
     uid: v.getUint32(HEAD.uid, true),
     gid: v.getUint32(HEAD.gid, true),
   };
   if (flags & FLAG.COPIES) {
-    if (bytes.length < COPY.size) throw new Error(`A bpf copy record of ${bytes.length} bytes, expected ${COPY.size}`);
+    const full = bytes.length >= COPY.size;
+    if (!full && bytes.length < PATH_REC_SIZE) {
+      throw new Error(`A bpf copy record of ${bytes.length} bytes, expected ${PATH_REC_SIZE} or ${COPY.size}`);
+    }
     const pathLen = Math.min(v.getUint16(COPY.path_len, true), PATH_MAX);
-    const path2Len = Math.min(v.getUint16(COPY.path2_len, true), PATH_MAX);
-    const dataLen = Math.min(v.getUint16(COPY.data_len, true), DATA_MAX);
+    const path2Len = full ? Math.min(v.getUint16(COPY.path2_len, true), PATH_MAX) : 0;
+    const dataLen = full ? Math.min(v.getUint16(COPY.data_len, true), DATA_MAX) : 0;
     if (!(flags & FLAG.PATH_FAULT) && pathLen) rec.path = bytes.slice(COPY.path, COPY.path + pathLen);
     if (!(flags & FLAG.PATH2_FAULT) && path2Len) rec.path2 = bytes.slice(COPY.path2, COPY.path2 + path2Len);
     if (dataLen) rec.data = bytes.slice(COPY.data, COPY.data + dataLen);

@@ -141,9 +141,7 @@ export function quietly<T>(fn: () => T): T {
 /** The sample callback type of ring_buffer__new: (ctx, data, size) → 0 to go on. */
 export const SAMPLE_CALLBACK = { parameters: ["pointer", "pointer", "usize"], result: "i32" } as const;
 
-/** Copies `size` bytes at `data` (a ring-buffer sample, valid only during the callback). */
-export function copySample(data: Deno.PointerValue, size: number | bigint): Uint8Array {
-  const out = new Uint8Array(Number(size));
-  if (data) Deno.UnsafePointerView.copyInto(data, out);
-  return out;
+/** Copies a ring-buffer sample at `data` (valid only during the callback) into `into`, which is its size. */
+export function copySample(data: Deno.PointerValue, into: Uint8Array): void {
+  if (data) Deno.UnsafePointerView.copyInto(data, into);
 }

@@ -13,6 +13,8 @@ import { launcherPath } from "../seccomp/launcher.ts";
 import { acceptLauncher, exitCodeOf } from "../seccomp/source.ts";
 import { BpfSource, type BpfSourceOptions } from "./source.ts";
 
+const YIELD_MS = 20;
+
 /** How to observe a command. */
 export interface ObserveOptions extends BpfSourceOptions {
   /** The consumer's poll timeout (ms): the longest a record waits below the wake-up threshold. @default 5 */
@@ -42,7 +44,7 @@ export async function observeCommand(command: string[], options: ObserveOptions)
   const take = (batch: HostEvent[]) => {
     if (!batch.length) return;
     if (options.onEvents) options.onEvents(batch);
-    else events.push(...batch);
+    else for (const e of batch) events.push(e); // not push(...batch): a large batch overflows the stack
   };
   const dir = await Deno.makeTempDir({ prefix: "idwrap-bpf-" });
   const socketPath = join(dir, "launch.sock");
@@ -63,9 +65,15 @@ export async function observeCommand(command: string[], options: ObserveOptions)
     let status: Deno.CommandStatus | undefined;
     child.status.then((s) => status = s);
     const pollMs = options.pollMs ?? 5;
+    // The event loop (which hears the child's exit and drains its pipes) gets a turn every YIELD_MS; a turn per
+    // poll would leave the ring alone for a timer's clamp (≥ 1 ms) each time.
+    let turn = performance.now();
     while (!status) {
       take(source.poll(pollMs));
-      await new Promise((r) => setTimeout(r, 0));
+      if (performance.now() - turn >= YIELD_MS) {
+        await new Promise((r) => setTimeout(r, 0));
+        turn = performance.now();
+      }
     }
     take(source.finish());
     return {
