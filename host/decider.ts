@@ -9,22 +9,32 @@ import type { HostEvent, SyscallEvent, Verdict } from "./events.ts";
 import { ALLOW } from "./events.ts";
 import { errnoName } from "./errno.ts";
 
-/** Decides the fate of notified calls. */
+/** Decides the fate of notified calls. Every method is required: a part with nothing to do implements it as a no-op. */
 export interface Decider {
   /** x86_64 syscall numbers this decider must see (the filter notifies them). */
   readonly syscalls: ReadonlySet<number>;
   /** Whether `decide` looks at calls of this number (by this process); if not, they run unexamined. */
   examines(nr: number, pid?: number): boolean;
-  /** The verdict for one call; `event` is fully decoded. */
+  /**
+   * Whether deciding this call needs its pointer arguments decoded (paths, argv, data): the WSS reads them, once,
+   * before the hooks run. A wrapper that imports no argument reader (seq) judges the registers alone.
+   */
+  readsArgs(nr: number, pid?: number): boolean;
+  /** The verdict for one call; `event` is decoded as readsArgs() asked. */
   decide(event: SyscallEvent): Verdict;
   /** Whether some layer wants this call's post event (the source may then work harder). */
-  examinesPost?(nr: number, pid?: number): boolean;
+  examinesPost(nr: number, pid?: number): boolean;
   /** Post events and lifecycle; only a kill verdict is acted on. */
-  observe?(event: HostEvent): Verdict;
-  /** Names of the wrappers bound to a process (the WSS's process table). */
-  bindings?(pid: number): string[];
+  observe(event: HostEvent): Verdict;
+  /**
+   * The wrappers (by their index in the enforcement's list) the WSS's activation bound to a process, set when it
+   * appears and at every execve; `undefined`: the process is gone.
+   */
+  bind(pid: number, wrappers: ReadonlySet<number> | undefined): void;
+  /** Names of the wrappers bound to a process that still run there (the WSS's process table). */
+  bindings(pid: number): string[];
   /** Nothing to serve right now: a moment for work that would otherwise delay a call. */
-  idle?(): void;
+  idle(): void;
 }
 
 /** Receives every event, after the verdict was given. */
@@ -36,18 +46,35 @@ export interface EventSink {
   flush(): void;
 }
 
-/** Lets everything run. */
+/**
+ * A decider that examines nothing and lets everything run: every method a no-op, so a part that decides only some
+ * things (the rules) overrides just those, and callers never branch on "does it implement…?".
+ */
 export class AllowAll implements Decider {
   readonly syscalls: ReadonlySet<number>;
   constructor(syscalls: Iterable<number> = []) {
     this.syscalls = new Set(syscalls);
   }
-  examines(): boolean {
+  examines(_nr: number, _pid?: number): boolean {
     return false;
   }
-  decide(): Verdict {
+  readsArgs(_nr: number, _pid?: number): boolean {
+    return false;
+  }
+  decide(_event: SyscallEvent): Verdict {
     return ALLOW;
   }
+  examinesPost(_nr: number, _pid?: number): boolean {
+    return false;
+  }
+  observe(): Verdict {
+    return ALLOW;
+  }
+  bind(): void {}
+  bindings(): string[] {
+    return [];
+  }
+  idle(): void {}
 }
 
 /**
@@ -69,17 +96,26 @@ export class LayeredDecider implements Decider {
     return false;
   }
 
+  readsArgs(nr: number, pid?: number): boolean {
+    for (let i = 0; i < this.#layers.length; i++) if (this.#layers[i].readsArgs(nr, pid)) return true;
+    return false;
+  }
+
   examinesPost(nr: number, pid?: number): boolean {
-    return this.#layers.some((d) => d.examinesPost?.(nr, pid) ?? false);
+    return this.#layers.some((d) => d.examinesPost(nr, pid));
   }
 
   idle(): void {
-    for (const d of this.#layers) d.idle?.();
+    for (const d of this.#layers) d.idle();
+  }
+
+  bind(pid: number, wrappers: ReadonlySet<number> | undefined): void {
+    for (const d of this.#layers) d.bind(pid, wrappers);
   }
 
   /** The wrappers bound to a process, from the layers that bind any. */
   bindings(pid: number): string[] {
-    return this.#layers.flatMap((d) => d.bindings?.(pid) ?? []);
+    return this.#layers.flatMap((d) => d.bindings(pid));
   }
 
   decide(event: SyscallEvent): Verdict {
@@ -98,8 +134,8 @@ export class LayeredDecider implements Decider {
   observe(event: HostEvent): Verdict {
     let verdict: Verdict = ALLOW;
     for (const d of [...this.#layers].reverse()) {
-      const v = d.observe?.(event);
-      if (v?.action === "kill") verdict = v;
+      const v = d.observe(event);
+      if (v.action === "kill") verdict = v;
     }
     return verdict;
   }

@@ -22,3 +22,25 @@ export function errnoName(nr: number): string {
 export function errnoNumber(name: string): number | undefined {
   return BY_NAME[name];
 }
+
+/** The errno numbers idwrap names in code (Linux, x86_64; asm-generic/errno-base.h and errno.h). */
+export const E = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EBADF: 9,
+  EAGAIN: 11,
+  EWOULDBLOCK: 11,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ELOOP: 40,
+  ENOSYS: 38,
+  EOPNOTSUPP: 95,
+} as const;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { launcherPath } from "../host/sources/seccomp/launcher.ts";
+import { launcherPath } from "../host/sources/launcher.ts";
 import { buildWrappers } from "./build_wrappers.ts";
 import { BpfToolchainError, buildBpf } from "./build_bpf.ts";
 

@@ -19,24 +19,12 @@
  */
 import { basename, join } from "node:path";
 import type { AuditRecord } from "./record.ts";
-
-const libc = Deno.dlopen("libc.so.6", {
-  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  flock: { parameters: ["i32", "i32"], result: "i32" },
-  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-});
+import { errno, libc } from "../unsafe/libc.ts";
 
 // fcntl.h, sys/file.h (x86_64)
 const O_WRONLY = 0o1, O_RDONLY = 0, O_CREAT = 0o100, O_EXCL = 0o200, O_APPEND = 0o2000, O_CLOEXEC = 0o2000000;
 const LOCK_EX = 2, LOCK_NB = 4;
 const EINTR = 4, EWOULDBLOCK = 11;
-
-function errno(): number {
-  return new Deno.UnsafePointerView(libc.symbols.__errno_location()!).getInt32();
-}
 
 function cString(s: string): Uint8Array {
   return new TextEncoder().encode(s + "\0");

@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import { Daemon } from "../daemon/daemon.ts";
 import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";
 import { defaultStorePath } from "../store/kv.ts";
-import { readIds } from "../wss/criteria.ts";
+import { readIds } from "../policy/criteria.ts";
 import { DEFAULT_POLICY } from "./run.ts";
 
 /** Exit code when no daemon answers (EX_UNAVAILABLE). */

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { errno, libc, SYS } from "../sources/seccomp/ffi.ts";
+import { errno, libc, SYS } from "../unsafe/libc.ts";
 import { runUnderSeccomp } from "../sources/seccomp/source.ts";
 import { chooseSource, probeKmod, runUnderKmod } from "../sources/kmod/source.ts";
 import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";

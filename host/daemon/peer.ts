@@ -10,9 +10,7 @@
  * @module
  */
 
-const libc = Deno.dlopen("libc.so.6", {
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-});
+import { libc } from "../unsafe/libc.ts";
 
 // sys/socket.h (x86_64)
 const SOL_SOCKET = 1, SO_PEERCRED = 17;

@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { eventJsonReplacer, type HostEvent } from "../events.ts";
-import type { ProcessEntry, SupervisorSummary } from "../sources/seccomp/supervisor.ts";
+import type { ProcessEntry, SupervisorSummary } from "../wss/summary.ts";
 
 /** Where the daemon's sockets live unless told: `$IDWRAP_RUN_DIR`, else /run/idwrap. */
 export function defaultRunDir(): string {

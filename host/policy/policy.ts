@@ -7,7 +7,7 @@
 import { isAlias, isMap, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import { errnoNumber } from "../errno.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
-import { type Criteria, parseCriteria } from "../wss/criteria.ts";
+import { type Criteria, parseCriteria } from "./criteria.ts";
 
 /** What a rule does when it matches. */
 export type RuleAction = "alert" | "deny" | "kill";

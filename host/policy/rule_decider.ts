@@ -5,7 +5,7 @@
  * @module
  */
 import picomatch from "picomatch";
-import type { Decider } from "../decider.ts";
+import { AllowAll } from "../decider.ts";
 import type { SyscallEvent, Verdict } from "../events.ts";
 import { ALLOW } from "../events.ts";
 import { resolveSyscalls, syscallNumber } from "../syscalls/mod.ts";
@@ -23,13 +23,14 @@ const PATHLESS_OPENS: Readonly<Record<string, string>> = { open_by_handle_at: "o
 const OPENS = new Set(["open", "openat", "openat2", "creat"]);
 
 /** A Decider over one or more policies' rules, in file order. */
-export class RuleDecider implements Decider {
-  readonly syscalls: ReadonlySet<number>;
+export class RuleDecider extends AllowAll {
+  override readonly syscalls: ReadonlySet<number>;
   readonly #byNr = new Map<number, CompiledRule[]>();
   /** Literal rule paths found missing, and when. */
   readonly #missing = new Map<string, number>();
 
   constructor(policies: Policy[]) {
+    super();
     const all = new Set<number>();
     for (const policy of policies) {
       for (const nr of resolveSyscalls(policy.observe)) all.add(nr);
@@ -57,11 +58,16 @@ export class RuleDecider implements Decider {
     this.syscalls = all;
   }
 
-  examines(nr: number): boolean {
+  override examines(nr: number): boolean {
     return this.#byNr.has(nr);
   }
 
-  decide(event: SyscallEvent): Verdict {
+  /** Rules match on decoded arguments (paths, flags, addresses). */
+  override readsArgs(nr: number): boolean {
+    return this.#byNr.has(nr);
+  }
+
+  override decide(event: SyscallEvent): Verdict {
     for (const { rule, matchPath, literals } of this.#byNr.get(event.nr) ?? []) {
       if (matchPath && !this.#matches(event, matchPath, literals)) continue;
       if (rule.action === "alert") {

@@ -7,7 +7,10 @@
  * `fail: closed` wrapper that keeps failing in a process stays closed there
  * (the process is killed or its calls denied, on_max_failures); a `fail:
  * open` one is disabled for that process. No process's failures change what
- * another gets. Implements the Decider the event sources call.
+ * another gets. Which wrappers run in a process is the WSS's activation
+ * (host/wss/bindings.ts), told through bind(); a process it never bound (an
+ * offline replay, a benchmark) runs every wrapper. Implements the Decider the
+ * WSS calls.
  *
  * @module
  */
@@ -33,10 +36,17 @@ import {
 import type { WasmEngine } from "./engine.ts";
 import { createImports, type HookFrame, type InstanceHost } from "./imports.ts";
 import type { WrapperModule } from "./module.ts";
-import { Activation } from "../wss/activation.ts";
 import { type HookName, hookWatch } from "./watchdog.ts";
 
 const EPERM = 1;
+/** The imports through which a hook reads a call's decoded arguments (host/runtime/imports.ts). */
+const ARG_READERS: ReadonlySet<string> = new Set([
+  "event_string",
+  "event_argc",
+  "event_argv",
+  "event_data",
+  "verdict_rewrite_path",
+]);
 /** The largest errno a deny may carry (the kernel's MAX_ERRNO). */
 const MAX_ERRNO = 4095;
 
@@ -132,9 +142,14 @@ export class WrapperChain implements Decider {
   readonly #spares = new Map<number, Instance[]>();
   readonly #frames: HookFrame[] = [];
   readonly #programs = new Map<number, ProgramIdentity>();
-  readonly #activation = new Activation();
-  /** pid → indexes of the wrappers bound to it (the WSS's process table). */
-  readonly #bound = new Map<number, Set<number>>();
+  /** pid → indexes of the wrappers the WSS bound to it. */
+  readonly #bound = new Map<number, ReadonlySet<number>>();
+  /** Every wrapper, for a process the WSS never bound. */
+  readonly #all: ReadonlySet<number>;
+  /** syscall → the wrappers whose pre hook may read its decoded arguments. */
+  readonly #readers = new Map<number, Loaded[]>();
+  /** Wrappers that subscribe to abstract events and may read the emitting call's arguments. */
+  readonly #readingSubscribers: Loaded[];
 
   constructor(modules: WrapperModule[], options: ChainOptions) {
     this.#opts = options;
@@ -160,6 +175,24 @@ export class WrapperChain implements Decider {
     }
     for (const list of this.#post.values()) list.reverse(); // post runs innermost first
     this.syscalls = all;
+    this.#all = new Set(this.#loaded.map((l) => l.index));
+    const reads = (l: Loaded) => WebAssembly.Module.imports(l.mod.module).some((i) => ARG_READERS.has(i.name));
+    const readers = this.#loaded.filter(reads);
+    for (const l of readers) {
+      for (const [nr, flags] of l.mod.declarations.syscalls) if (flags & DECLARE_PRE) push(this.#readers, nr, l);
+    }
+    this.#readingSubscribers = readers.filter((l) => l.subscriptions.size > 0);
+  }
+
+  /**
+   * Whether a wrapper bound to `pid` that takes this call in pre may read its decoded arguments (it imports an
+   * argument reader), or one that subscribes to abstract events does (it may run inside the hook, on this call).
+   */
+  readsArgs(nr: number, pid?: number): boolean {
+    if (!this.examines(nr, pid)) return false;
+    const bound = pid === undefined ? this.#all : this.#bound.get(pid) ?? this.#all;
+    const runs = (l: Loaded) => bound.has(l.index) && l.gaveUp.get(pid!) !== "disabled";
+    return (this.#readers.get(nr) ?? []).some(runs) || this.#readingSubscribers.some(runs);
   }
 
   /** Whether a wrapper bound to `pid` (any wrapper, without a pid) takes this call in pre. */
@@ -180,29 +213,27 @@ export class WrapperChain implements Decider {
 
   /** The names of the wrappers bound to a process. */
   bindings(pid: number): string[] {
-    return [...this.#bound.get(pid) ?? []].map((i) => this.#loaded[i]).filter((l) => l.gaveUp.get(pid) !== "disabled")
+    return [...this.#boundTo(pid)].map((i) => this.#loaded[i]).filter((l) => l.gaveUp.get(pid) !== "disabled")
       .map((l) => l.mod.spec.name);
   }
 
-  /** Re-evaluates activation for a process's program; unbound wrappers lose their instance. */
-  #bind(pid: number, ppid: number | undefined, program: ProgramIdentity): Set<number> {
-    const facts = this.#activation.record(pid, ppid, program);
-    const bound = new Set(this.#loaded.filter((l) => this.#activation.binds(l.mod.spec, facts)).map((l) => l.index));
-    this.#bound.set(pid, bound);
+  /** The WSS's activation bound these wrappers to a process (at its spawn, at every execve); others lose their instance. */
+  bind(pid: number, wrappers: ReadonlySet<number> | undefined): void {
+    if (!wrappers) return void this.#bound.delete(pid);
+    this.#bound.set(pid, wrappers);
     const instances = this.#instances.get(pid);
-    if (instances) { for (const l of this.#loaded) if (!bound.has(l.index)) instances[l.index] = undefined; }
-    return bound;
+    if (instances) { for (const l of this.#loaded) if (!wrappers.has(l.index)) instances[l.index] = undefined; }
   }
 
-  #boundTo(pid: number, program: ProgramIdentity): Set<number> {
-    return this.#bound.get(pid) ?? this.#bind(pid, undefined, program);
+  #boundTo(pid: number): ReadonlySet<number> {
+    return this.#bound.get(pid) ?? this.#all;
   }
 
   decide(event: SyscallEvent): Verdict {
     this.#programs.set(event.pid, event.program);
     let verdict: Verdict = ALLOW;
     const deniedBefore = event.verdict !== undefined && event.verdict !== "allow";
-    const bound = this.#boundTo(event.pid, event.program);
+    const bound = this.#boundTo(event.pid);
     for (const l of this.#pre.get(event.nr) ?? []) {
       if (!bound.has(l.index) || l.gaveUp.get(event.pid) === "disabled") continue;
       const denied = deniedBefore || verdict.action !== "allow";
@@ -217,7 +248,7 @@ export class WrapperChain implements Decider {
     if (event.kind === "syscall") {
       if (event.phase !== "post") return ALLOW;
       let verdict: Verdict = ALLOW;
-      const bound = this.#boundTo(event.pid, event.program);
+      const bound = this.#boundTo(event.pid);
       for (const l of this.#post.get(event.nr) ?? []) {
         if (!bound.has(l.index) || l.gaveUp.get(event.pid) === "disabled") continue;
         const v = this.#hook(l, event, false);
@@ -226,13 +257,8 @@ export class WrapperChain implements Decider {
       return verdict;
     }
     let verdict: Verdict = ALLOW;
-    if (event.kind === "spawn") {
-      this.#programs.set(event.pid, event.program);
-      this.#bind(event.pid, event.ppid, event.program);
-    }
+    this.#programs.set(event.pid, event.program);
     if (event.kind === "exec" || event.kind === "exit") {
-      this.#programs.set(event.pid, event.program);
-      if (event.kind === "exec") this.#bind(event.pid, undefined, event.program);
       if (event.kind === "exec") verdict = this.#brokenAtExec(event.pid);
       const kind = event.kind === "exec" ? LIFECYCLE_EXEC : LIFECYCLE_EXIT;
       const instances = this.#instances.get(event.pid) ?? [];
@@ -240,7 +266,7 @@ export class WrapperChain implements Decider {
         const inst = instances[l.index];
         if (
           !inst || l.gaveUp.has(event.pid) || !(l.mod.declarations.lifecycle & kind) ||
-          !this.#bound.get(event.pid)?.has(l.index)
+          !this.#boundTo(event.pid).has(l.index)
         ) {
           continue;
         }
@@ -257,7 +283,6 @@ export class WrapperChain implements Decider {
         this.#instances.delete(event.pid);
         this.#programs.delete(event.pid);
         this.#bound.delete(event.pid);
-        this.#activation.forget(event.pid);
         for (const l of this.#loaded) [l.failures, l.gaveUp].forEach((m) => m.delete(event.pid));
       }
     }
@@ -267,7 +292,7 @@ export class WrapperChain implements Decider {
   /** Kill, at exec, a process a wrapper that kills has given up on (its new program may not run unwrapped). */
   #brokenAtExec(pid: number): Verdict {
     for (const l of this.#loaded) {
-      if (l.gaveUp.get(pid) !== "broken" || !this.#bound.get(pid)?.has(l.index)) continue;
+      if (l.gaveUp.get(pid) !== "broken" || !this.#boundTo(pid).has(l.index)) continue;
       const v = this.#brokenVerdict(l, undefined);
       if (v.action === "kill") return v;
     }
@@ -509,7 +534,7 @@ export class WrapperChain implements Decider {
     let answer = 0;
     for (const l of this.#loaded) {
       const sub = l.subscriptions.get(name);
-      if (sub === undefined || l.gaveUp.get(pid) === "disabled" || !this.#bound.get(pid)?.has(l.index)) continue;
+      if (sub === undefined || l.gaveUp.get(pid) === "disabled" || !this.#boundTo(pid).has(l.index)) continue;
       if (l.gaveUp.get(pid) === "broken") {
         if (outer) outer.failed ??= this.#brokenVerdict(l, outer.event);
         continue;

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Policy } from "../policy/policy.ts";
-import type { SourceCapabilities } from "../sources/capabilities.ts";
+import type { SourceCapabilities } from "../capabilities.ts";
 import type { WasmEngine } from "./engine.ts";
 import { checkCapabilities, loadWrapper, WrapperLoadError, type WrapperModule, wrapperPath } from "./module.ts";
 

@@ -7,7 +7,7 @@
  * @module
  */
 import type { WrapperSpec } from "../policy/policy.ts";
-import type { SourceCapabilities } from "../sources/capabilities.ts";
+import type { SourceCapabilities } from "../capabilities.ts";
 import { SYSCALL_GROUPS, syscallName, syscallNumber } from "../syscalls/mod.ts";
 import {
   ABI_EXPORTS,

@@ -8,7 +8,7 @@
  * @module
  */
 import { type Decider, type EventSink, LayeredDecider } from "../decider.ts";
-import type { ProgramIdentity, SourceName } from "../events.ts";
+import type { SourceName } from "../events.ts";
 import type { Policy } from "../policy/policy.ts";
 import { RuleDecider } from "../policy/rule_decider.ts";
 import { WrapperChain } from "../runtime/chain.ts";
@@ -24,39 +24,7 @@ export interface Enforcement {
   wrappers: WrapperModule[];
 }
 
-/** What a finished wrapped tree reports. */
-export interface SupervisorSummary {
-  /** Calls the source handed to the host (seccomp: notifications; kmod: syscall records). */
-  notifications: number;
-  denied: number;
-  killed: number;
-  /** Calls run by the supervisor (seccomp) or the module (kmod) on the checked arguments. */
-  emulated: number;
-  /** seccomp: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP was accepted. */
-  syncWakeUp: boolean;
-  /** kmod: calls run with rewritten arguments. */
-  rewritten?: number;
-  /** kmod: observe records the module dropped (ring full). */
-  lost?: number;
-  /** Times the supervisor held calls while the audit log caught up (an alert flood's back-pressure), and for how long. */
-  auditWaits?: { count: number; ms: number };
-  /** Records the audit journal could not take (a full disk), other than calls' (those calls failed closed). */
-  unjournaled?: number;
-}
-
-/** An empty summary. */
-export function newSummary(): SupervisorSummary {
-  return { notifications: 0, denied: 0, killed: 0, emulated: 0, syncWakeUp: false };
-}
-
-/** A row of `idwrap ps`. */
-export interface ProcessEntry {
-  pid: number;
-  ppid: number;
-  session: number;
-  program: ProgramIdentity;
-  wrappers: string[];
-}
+export { newSummary, type ProcessEntry, type SupervisorSummary } from "../wss/summary.ts";
 
 /** The decider for an enforcement: the policies' rules, then their wrappers (with their stores). */
 export async function buildDecider(

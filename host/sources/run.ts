@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { hardenSupervisorProcess } from "./seccomp/tamper.ts";
+import { hardenSupervisorProcess } from "../wss/tamper.ts";
 import type { OnEvents } from "./thread.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { TraceSinkOptions } from "../trace/sink.ts";

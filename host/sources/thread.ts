@@ -13,11 +13,7 @@ import type { TraceSinkOptions } from "../trace/sink.ts";
 import type { Enforcement, ProcessEntry, SupervisorSummary } from "./enforce.ts";
 import type { WorkerReply, WorkerRequest } from "./worker_common.ts";
 import { describeOverdue, HookWatchdog } from "../runtime/watchdog.ts";
-
-const libc = Deno.dlopen("libc.so.6", {
-  close: { parameters: ["i32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-});
+import { libc } from "../unsafe/libc.ts";
 
 /** How a supervisor thread starts. */
 export interface SourceThreadOptions extends Enforcement {

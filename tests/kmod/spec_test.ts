@@ -65,7 +65,7 @@ Deno.test("kmod idw_spec: the module copies exactly the path arguments the host 
 
 Deno.test("kmod idw_spec: the buffers the host decodes from a record's data are the ones the module copies", async () => {
   const spec = await moduleSpec();
-  // host/sources/kmod/supervisor.ts: data and sockaddr at argument 1, their length at 2.
+  // host/sources/kmod/record_reader.ts: data and sockaddr at argument 1, their length at 2.
   for (const name of X86_64_NAMES) {
     const kinds = name ? argKinds(name) : [];
     if (kinds[1] !== "data" && kinds[1] !== "sockaddr") continue;

@@ -5,7 +5,7 @@ import { checkPolicies } from "../../host/cli/policy.ts";
 import { IDWRAP } from "../helpers.ts";
 import { builtinWrappers, loadPolicy, parsePolicy, PolicyError } from "../../host/policy/policy.ts";
 import { SYSCALL_GROUPS } from "../../host/syscalls/mod.ts";
-import { CRITERIA_KEYS } from "../../host/wss/criteria.ts";
+import { CRITERIA_KEYS } from "../../host/policy/criteria.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 

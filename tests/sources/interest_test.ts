@@ -8,7 +8,10 @@ import { type Policy, WRAPPER_DEFAULTS } from "../../host/policy/policy.ts";
 import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../../host/runtime/abi.ts";
 import type { WrapperModule } from "../../host/runtime/module.ts";
 import { syscallName, syscallNumber } from "../../host/syscalls/mod.ts";
-import { answerFirstCalls, describeMask, failClosed, interestMask } from "../../host/sources/interest.ts";
+import { describeMask, interestMask } from "../../host/sources/kmod/interest.ts";
+import { buildInterest, failsClosed as failClosed, lateCalls } from "../../host/wss/interest.ts";
+
+const answerFirstCalls = (p: Policy[], w: WrapperModule[]) => lateCalls(buildInterest(p, w, false));
 import { KMOD_GUARDED_OPENS, KMOD_GUARDED_SYSCALLS } from "../../host/sources/kmod/tamper.ts";
 
 const nr = (n: string) => syscallNumber(n)!;

@@ -4,14 +4,12 @@
  * owned by uid 65534, a file of known SHA-256).
  */
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import { type Criteria, globProblem, parseCriteria } from "../../host/policy/criteria.ts";
 import {
   attributesCacheKey,
-  type Criteria,
   type ExeAttributes,
-  globProblem,
   matchesCriteria,
   needsExeAttributes,
-  parseCriteria,
   type ProcessFacts,
   readExeAttributes,
 } from "../../host/wss/criteria.ts";

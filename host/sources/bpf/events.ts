@@ -10,7 +10,7 @@
 import { errnoName } from "../../errno.ts";
 import type { HostEvent, ProgramIdentity, SyscallEvent, WrapperReport } from "../../events.ts";
 import { i386SyscallName, syscallName } from "../../syscalls/mod.ts";
-import { type ArgReader, decodeArgs } from "../seccomp/decode.ts";
+import { type ArgReader, decodeArgs } from "../../wss/decode.ts";
 import { type BpfRecord, FLAG, KIND } from "./layout.ts";
 import { monotonicNs } from "./libbpf.ts";
 

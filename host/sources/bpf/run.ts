@@ -9,8 +9,8 @@
  */
 import { join } from "node:path";
 import type { HostEvent } from "../../events.ts";
-import { launcherPath } from "../seccomp/launcher.ts";
-import { acceptLauncher, exitCodeOf } from "../seccomp/source.ts";
+import { launcherPath } from "../launcher.ts";
+import { acceptLauncher, exitCodeOf } from "../launch.ts";
 import { BpfSource, type BpfSourceOptions } from "./source.ts";
 
 const YIELD_MS = 20;

@@ -7,14 +7,7 @@
  *
  * @module
  */
-import {
-  decodeRecord,
-  encodeConfig,
-  encodeInterest,
-  type InterestEntry,
-  MAX_SYSCALLS,
-  MODE,
-} from "./layout.ts";
+import { decodeRecord, encodeConfig, encodeInterest, type InterestEntry, MAX_SYSCALLS, MODE } from "./layout.ts";
 import type { BpfRecord } from "./layout.ts";
 import {
   copySample,

@@ -15,11 +15,11 @@ import { defaultStorePath } from "../../store/kv.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { KMOD_CAPABILITIES } from "../capabilities.ts";
 import type { Enforcement, SupervisorSummary } from "../enforce.ts";
-import { launcherPath } from "../seccomp/launcher.ts";
-import { launchAndServe } from "../seccomp/source.ts";
+import { launcherPath } from "../launcher.ts";
+import { launchAndServe } from "../launch.ts";
 import { SourceThread } from "../thread.ts";
-import { DEVICE, libc } from "./ffi.ts";
-import { DeviceError, openDevice } from "./supervisor.ts";
+import { libc } from "../../unsafe/libc.ts";
+import { DEVICE, DeviceError, openDevice } from "./device.ts";
 import { ABI_VERSION } from "./uapi.ts";
 import type { KmodWorkerConfig } from "./worker.ts";
 
@@ -53,7 +53,7 @@ export function probeKmod(device = DEVICE): KmodProbe {
     return { usable: true, loaded, detail: `${device} opens and speaks ABI ${ABI_VERSION}` };
   } catch (e) {
     if (!(e instanceof DeviceError)) throw e;
-    const why = !loaded && e.message.includes("does not exist") ? "the idwrap module is not loaded" : e.message;
+    const why = !loaded && e.code === "absent" ? "the idwrap module is not loaded" : e.message;
     return { usable: false, loaded, detail: why };
   }
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { resolveSyscalls, syscallNumber } from "../../syscalls/mod.ts";
-import type { TargetMemory } from "../seccomp/memory.ts";
+import type { TargetMemory } from "../../unsafe/memory.ts";
 import type { KmodRecord } from "./uapi.ts";
 
 /**

@@ -1,14 +1,16 @@
 /**
  * The kernel-module source's thread: the source-independent worker
- * (../worker_common.ts) with the /dev/idwrap loop. The interest mask and the
- * fail mode follow the enforcement, and are set again on every reload.
+ * (../worker_common.ts) running the WSS (host/wss/supervisor.ts) over the
+ * /dev/idwrap transport (./transport.ts). The interest and the fail mode
+ * follow the enforcement, and are set again on every reload.
  *
  * @module
  */
 /// <reference lib="deno.worker" />
+import { buildInterest } from "../../wss/interest.ts";
+import { Wss } from "../../wss/supervisor.ts";
 import { serveWorker } from "../worker_common.ts";
-import { failClosed, interestMask } from "../interest.ts";
-import { KmodSupervisor } from "./supervisor.ts";
+import { KmodSource } from "./transport.ts";
 
 /** The worker's settings (SourceThreadOptions.config). */
 export interface KmodWorkerConfig {
@@ -17,30 +19,32 @@ export interface KmodWorkerConfig {
   device?: string;
 }
 
-serveWorker("kmod", ({ decider, sink, enforcement, config }) => {
+/** How often processes that went without an EXIT record (a dropped one) are looked for. */
+const SWEEP_MS = 1000;
+
+serveWorker("kmod", ({ decider, sink, enforcement: e, config }) => {
   const c = config as KmodWorkerConfig;
   const wantsAll = sink.wantsSyscalls;
-  const supervisor = new KmodSupervisor({
+  const interest = buildInterest(e.policies, e.wrappers, wantsAll);
+  const source = new KmodSource({ interest, timeoutMs: c.timeoutMs, systemWide: c.systemWide, device: c.device });
+  const wss = new Wss({
+    source,
     decider,
     sink,
-    interest: interestMask(enforcement.policies, enforcement.wrappers, wantsAll),
-    failClosed: failClosed(enforcement.policies, enforcement.wrappers),
-    timeoutMs: c.timeoutMs,
+    wrappers: e.wrappers.map((w) => w.spec),
+    interest,
+    sweepMs: SWEEP_MS,
     systemWide: c.systemWide,
-    device: c.device,
   });
   return {
-    wakeFd: supervisor.wakeFd,
+    wakeFd: source.wakeFd,
     // If this thread dies, closing the device gives every waiting call the fail mode at once.
-    failClosedFds: [supervisor.fd],
-    attach: (session, pid) => supervisor.addSession(session, pid),
-    reload: (d, e) => {
-      supervisor.setInterest(interestMask(e.policies, e.wrappers, wantsAll));
-      supervisor.setDecider(d);
-    },
-    processes: () => supervisor.processes(),
-    stop: () => supervisor.stop(),
-    close: () => supervisor.close(),
-    run: (options) => supervisor.run(options),
+    failClosedFds: [...source.failClosedFds],
+    attach: (session, pid) => void wss.attach(session, pid),
+    reload: (d, e) => wss.reload(d, e.wrappers.map((w) => w.spec), buildInterest(e.policies, e.wrappers, wantsAll)),
+    processes: () => wss.processes(),
+    stop: () => wss.stop(),
+    close: () => wss.close(),
+    run: (options) => wss.run(options),
   };
 });

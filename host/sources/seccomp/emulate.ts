@@ -9,8 +9,9 @@
  *
  * @module
  */
-import { ADDFD, addressOf, errno, libc, SECCOMP_ADDFD_FLAG_SEND, SECCOMP_IOCTL, SYS } from "./ffi.ts";
-import { controllingTty } from "./procfs.ts";
+import { ADDFD, SECCOMP_ADDFD_FLAG_SEND, SECCOMP_IOCTL } from "../../unsafe/layouts.ts";
+import { addressOf, errno, libc, SYS } from "../../unsafe/libc.ts";
+import { controllingTty } from "../../wss/procfs.ts";
 import { emptyNamesDirfd, lastComponent, PATH_ARGS } from "./paths.ts";
 import { type Caller, CallerWorld, failed, type Resolved, type Unresolved } from "./world.ts";
 

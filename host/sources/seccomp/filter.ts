@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { AUDIT_ARCH_X86_64, X32_SYSCALL_BIT } from "./ffi.ts";
+import { AUDIT_ARCH_X86_64, X32_SYSCALL_BIT } from "../../unsafe/layouts.ts";
 
 /** SECCOMP_RET_* actions from <linux/seccomp.h>. */
 export const SECCOMP_RET_ALLOW = 0x7fff0000;

@@ -9,8 +9,9 @@
  *
  * @module
  */
-import { addressOf, errno, libc, STAT, SYS } from "./ffi.ts";
-import { readTaskStatus, type TaskStatus } from "./procfs.ts";
+import { STAT } from "../../unsafe/layouts.ts";
+import { addressOf, errno, libc, SYS } from "../../unsafe/libc.ts";
+import { readTaskStatus, type TaskStatus } from "../../wss/procfs.ts";
 import type { LastComponent } from "./paths.ts";
 
 const AT_FDCWD = -100n;

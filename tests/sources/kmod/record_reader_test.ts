@@ -1,14 +1,14 @@
 /**
  * The kmod source decodes a SYSCALL record's pointer arguments from the
- * module's copies (host/sources/kmod/supervisor.ts, recordReader): execve's
+ * module's copies (host/sources/kmod/record_reader.ts): execve's
  * argv from the record's data, never from the caller's memory, whether the
  * call waits for a verdict or is only observed.
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { recordReader } from "../../../host/sources/kmod/supervisor.ts";
+import { recordReader } from "../../../host/sources/kmod/record_reader.ts";
 import { EVF, type KmodRecord } from "../../../host/sources/kmod/uapi.ts";
-import { decodeArgs } from "../../../host/sources/seccomp/decode.ts";
-import type { TargetMemory } from "../../../host/sources/seccomp/memory.ts";
+import { decodeArgs } from "../../../host/wss/decode.ts";
+import type { TargetMemory } from "../../../host/unsafe/memory.ts";
 import { syscallNumber } from "../../../host/syscalls/mod.ts";
 
 const enc = new TextEncoder();

@@ -14,7 +14,7 @@ import {
 } from "../../../host/sources/seccomp/filter.ts";
 import { guardFilter } from "../../../host/sources/seccomp/tamper.ts";
 import { syscallNumber } from "../../../host/syscalls/mod.ts";
-import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64 } from "../../../host/sources/seccomp/ffi.ts";
+import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64 } from "../../../host/unsafe/layouts.ts";
 
 /** Evaluates the subset of classic BPF buildFilter() emits. */
 function evaluate(program: BpfInstruction[], nr: number, arch: number, args: number[] = []): number {

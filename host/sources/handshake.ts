@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { errno, libc, SYS } from "./ffi.ts";
-import { readTaskStatus } from "./procfs.ts";
+import { errno, libc, SYS } from "../unsafe/libc.ts";
+import { readTaskStatus } from "../wss/procfs.ts";
 
 /** A launcher waiting for "go", whose listener we now hold. */
 export interface Handshake {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { addressOf, libc } from "./ffi.ts";
+import { addressOf, libc } from "./libc.ts";
 
 const PAGE = 4096;
 /** Longest string read: PATH_MAX, as the kernel's getname(). */

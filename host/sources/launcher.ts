@@ -8,8 +8,8 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 
-const SOURCE = new URL("../../../kmod/seccomp/launch.c", import.meta.url);
-const BUILT = new URL("../../../build/idwrap-launch", import.meta.url);
+const SOURCE = new URL("../../kmod/seccomp/launch.c", import.meta.url);
+const BUILT = new URL("../../build/idwrap-launch", import.meta.url);
 
 function mtime(path: string | URL): number | undefined {
   try {

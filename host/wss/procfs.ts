@@ -1,11 +1,11 @@
 /**
- * What the supervisor learns about a task from /proc: its thread group,
+ * What the WSS (and a source) learns about a task from /proc: its thread group,
  * parent, credentials, umask and program. Read once per task and cached by
  * the process table; re-read after execve and credential changes.
  *
  * @module
  */
-import type { ProgramIdentity } from "../../events.ts";
+import type { ProgramIdentity } from "../events.ts";
 
 /** Fields of /proc/PID/status the supervisor uses. */
 export interface TaskStatus {

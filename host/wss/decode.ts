@@ -7,10 +7,10 @@
  *
  * @module
  */
-import type { DecodedArgs } from "../../events.ts";
-import { type ArgKind, argKinds } from "../../syscalls/mod.ts";
-import { MAX_BYTES, type TargetMemory } from "./memory.ts";
-import { sockaddrToString } from "../../net/address.ts";
+import type { DecodedArgs } from "../events.ts";
+import { type ArgKind, argKinds } from "../syscalls/mod.ts";
+import { MAX_BYTES, type TargetMemory } from "../unsafe/memory.ts";
+import { sockaddrToString } from "../net/address.ts";
 
 const AT_FDCWD = -100;
 /** The most of a write's buffer an event carries. */

@@ -1,0 +1,109 @@
+/**
+ * The WSS's one interest model: what every source must intercept, and how,
+ * from the policies' observe lists and rules and the wrappers' declarations.
+ * Each source compiles it into its own form (the module's interest mask:
+ * host/sources/kmod/interest.ts; BPF maps); the WSS answers the `late` calls
+ * first on a source that holds every call (seccomp).
+ *
+ * Per call and phase: `decide` (a rule or wrapper may deny, kill or
+ * rewrite it: the caller waits) or `observe` (reported: rules that alert,
+ * observe lists, the trace, watchers). A call is `late` when only wrappers
+ * that declared MAY_KILL without DENY watch it and no rule or observe list
+ * covers it: they tolerate a kill landing late and read no argument before
+ * the call runs (seq), so a source that must hold every call it sees
+ * (seccomp) may answer first and look after.
+ *
+ * @module
+ */
+import type { Policy } from "../policy/policy.ts";
+import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
+import type { WrapperModule } from "../runtime/module.ts";
+import { ALWAYS_DENIED_SYSCALLS, OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
+
+/** How a phase of a call is intercepted, the stronger last. */
+export type PhaseInterest = "observe" | "decide";
+
+/** How one syscall is intercepted. */
+export interface CallInterest {
+  pre?: PhaseInterest;
+  post?: PhaseInterest;
+  /** Only late watchers want it (see the module comment). */
+  late?: boolean;
+}
+
+/** What the loaded policies and wrappers ask every source to intercept. */
+export interface Interest {
+  /** x86_64 syscall number → how it is intercepted. */
+  readonly calls: ReadonlyMap<number, CallInterest>;
+  /** Some rule or wrapper may deny or kill: calls left waiting when the host is gone get EPERM, not ALLOW. */
+  readonly failClosed: boolean;
+}
+
+/**
+ * The interest of a set of policies and wrappers.
+ *
+ * @param wantsAll the output wants every observed call with its result (trace, --verbose): post observed too
+ * @param always calls every source must make wait whatever the policy says (a source's tamper guard)
+ */
+export function buildInterest(
+  policies: Policy[],
+  wrappers: WrapperModule[],
+  wantsAll: boolean,
+  always: Iterable<number> = [],
+): Interest {
+  const calls = new Map<number, CallInterest>();
+  const add = (nr: number, pre: PhaseInterest | undefined, post?: PhaseInterest) => {
+    const c = calls.get(nr) ?? {};
+    if (pre && c.pre !== "decide") c.pre = pre;
+    if (post && c.post !== "decide") c.post = post;
+    calls.set(nr, c);
+  };
+  const ruled = new Set<number>();
+  for (const policy of policies) {
+    for (const nr of resolveSyscalls(policy.observe)) {
+      ruled.add(nr);
+      add(nr, "observe", wantsAll ? "observe" : undefined);
+    }
+    for (const rule of policy.rules) {
+      const pre = rule.action === "alert" ? "observe" : "decide";
+      for (const nr of resolveSyscalls(rule.syscalls)) {
+        ruled.add(nr);
+        add(nr, pre, wantsAll ? "observe" : undefined);
+      }
+    }
+  }
+  const opens = resolveSyscalls(OPEN_SYSCALLS);
+  const late = new Set<number>(), notLate = new Set<number>(ruled);
+  for (const w of wrappers) {
+    for (const [nr, flags] of w.declarations.syscalls) {
+      const deny = (flags & DECLARE_DENY) !== 0;
+      if (flags & DECLARE_PRE) add(nr, deny ? "decide" : "observe");
+      // In post only a kill acts: the caller waits only where the wrapper may kill.
+      if (flags & DECLARE_POST) add(nr, undefined, deny ? "decide" : "observe");
+      if (wantsAll) add(nr, undefined, "observe");
+      // A watcher that tolerates a late kill and wants no open's result (the seccomp source runs those itself).
+      if ((flags & DECLARE_KILL) !== 0 && !deny && !(opens.has(nr) && flags & DECLARE_POST)) late.add(nr);
+      else notLate.add(nr);
+    }
+  }
+  for (const nr of late) if (!notLate.has(nr)) calls.get(nr)!.late = true;
+  // Refused whenever tried; the host says so.
+  for (const nr of resolveSyscalls(ALWAYS_DENIED_SYSCALLS)) add(nr, "decide");
+  for (const nr of always) add(nr, "decide");
+  return { calls, failClosed: failsClosed(policies, wrappers) };
+}
+
+/** Whether any loaded policy would deny or kill: calls left waiting then fail closed. */
+export function failsClosed(policies: Policy[], wrappers: WrapperModule[]): boolean {
+  if (policies.some((p) => p.rules.some((r) => r.action !== "alert"))) return true;
+  return wrappers.some((w) =>
+    w.spec.fail === "closed" && [...w.declarations.syscalls.values()].some((f) => (f & DECLARE_DENY) !== 0)
+  );
+}
+
+/** The calls a source may answer before they are examined (see the module comment). */
+export function lateCalls(interest: Interest): Set<number> {
+  const calls = new Set<number>();
+  for (const [nr, c] of interest.calls) if (c.late) calls.add(nr);
+  return calls;
+}

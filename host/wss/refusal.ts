@@ -1,0 +1,30 @@
+/**
+ * The refusals the WSS applies on every source, whatever the policy says,
+ * and the shape of a source's own (its tamper guard's).
+ *
+ * @module
+ */
+import type { SyscallAbi } from "../events.ts";
+
+const EPERM = 1, ENOSYS = 38;
+
+/** The alert id of a refused attempt on the supervisor, on every source. */
+export const TAMPER_ALERT = "idwrap.supervisor-tamper";
+
+/** Why a call was refused: the audit record's reason, its ATT&CK technique, the errno the caller gets. */
+export interface Refusal {
+  reason: string;
+  technique: string;
+  /** @default EPERM */
+  errno?: number;
+  /** Refused as a rule of the tree, not because it aimed at the supervisor: recorded, not alerted. */
+  quiet?: boolean;
+}
+
+/** int 0x80 and x32 calls never run: a filter that let them through would be blind to them. */
+export function foreignAbiRefusal(abi: SyscallAbi): { errno: number; reason: string } {
+  return { errno: ENOSYS, reason: `${abi} system call ABI is not allowed` };
+}
+
+/** io_uring runs file and network operations that no system call interception sees. */
+export const IO_URING_REFUSAL = { errno: EPERM, reason: "io_uring bypasses system call interception" } as const;

@@ -1,0 +1,307 @@
+/**
+ * The supervisor's guard against its own wrapped tree (docs/threat-model.md,
+ * "Tamper resistance"), for every source. A wrapped program, even root, must
+ * not take a listener or the device out of the supervisor (pidfd_getfd(2)),
+ * trace it, read or write its memory, or signal it: any of those would let it
+ * answer its own calls or end supervision without a record. Each source makes
+ * the calls that can reach another process wait (seccomp: its filter,
+ * host/sources/seccomp/tamper.ts; kmod: its interest mask), and TamperGuard
+ * refuses them when they reach the supervisor's own thread group, whatever
+ * the policy.
+ *
+ * @module
+ */
+import { syscallNumber } from "../syscalls/mod.ts";
+import { addressOf, libc, SYS } from "../unsafe/libc.ts";
+import type { Refusal } from "./refusal.ts";
+
+const nr = (name: string): number => syscallNumber(name)!;
+const SIGKILL = 9, SIGSTOP = 19;
+const PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206;
+const F_SETOWN = 8; // asm-generic/fcntl.h
+const F_OWNER_PGRP = 2;
+const TIOCSTI = 0x5412;
+const ENOPROTOOPT = 92;
+
+const NR = {
+  kill: nr("kill"),
+  tkill: nr("tkill"),
+  tgkill: nr("tgkill"),
+  rt_sigqueueinfo: nr("rt_sigqueueinfo"),
+  rt_tgsigqueueinfo: nr("rt_tgsigqueueinfo"),
+  pidfd_open: nr("pidfd_open"),
+  pidfd_getfd: nr("pidfd_getfd"),
+  pidfd_send_signal: nr("pidfd_send_signal"),
+  process_vm_readv: nr("process_vm_readv"),
+  process_vm_writev: nr("process_vm_writev"),
+  ptrace: nr("ptrace"),
+  getsockopt: nr("getsockopt"),
+  setsockopt: nr("setsockopt"),
+  fcntl: nr("fcntl"),
+  ioctl: nr("ioctl"),
+  prlimit64: nr("prlimit64"),
+};
+
+/** The system calls TamperGuard.check() looks at. */
+export const GUARDED_SYSCALLS: ReadonlySet<number> = new Set(Object.values(NR));
+
+/** What a wrapped ps(1) or top(1) may read of the supervisor in /proc: nothing it could act through. */
+const READABLE_PROC_ENTRIES: ReadonlySet<string> = new Set([
+  "task",
+  "stat",
+  "statm",
+  "status",
+  "cmdline",
+  "comm",
+  "cgroup",
+  "limits",
+  "io",
+  "wchan",
+  "schedstat",
+  "oom_score",
+  "loginuid",
+  "sessionid",
+]);
+
+const int32 = (v: bigint): number => Number(BigInt.asIntN(32, v));
+
+/** Decides, for one supervisor process, whether a wrapped call reaches it. */
+export class TamperGuard {
+  readonly #self: number;
+  readonly #pgid: number;
+
+  /** @param self the supervisor's pid (its thread group) */
+  constructor(self: number = Deno.pid) {
+    this.#self = self;
+    this.#pgid = Number(libc.symbols.syscall(SYS.getpgid, 0n, 0n, 0n, 0n, 0n, 0n));
+  }
+
+  /**
+   * Whether a notified call of a wrapped process reaches the supervisor.
+   *
+   * @param caller the calling process's pid (thread group) in our namespace
+   * @param tid the calling thread: fds are looked up in its table (a thread may have its own: CLONE_FILES unset)
+   * @param read reads the caller's memory (a struct an argument points to)
+   * @returns why it is refused, or undefined to let the policy decide
+   */
+  check(
+    nr: number,
+    args: BigUint64Array,
+    caller: number,
+    tid: number,
+    read: (addr: bigint, len: number) => Uint8Array | undefined,
+  ): Refusal | undefined {
+    if (!GUARDED_SYSCALLS.has(nr)) return undefined;
+    // A process in a child pid namespace names pids of its own: ours are not among them.
+    const numbersAreOurs = !inChildPidNamespace(caller);
+    const ours = (pid: number) => numbersAreOurs && this.#isOurThread(pid);
+    const signal = (sig: number, how: string, target: boolean) =>
+      sig !== 0 && target
+        ? { reason: `${how} of signal ${sig} to the idwrap supervisor`, technique: "T1562.001" }
+        : undefined;
+    const owner = (pid: number, how: string) =>
+      (pid > 0 ? ours(pid) : pid < 0 && -pid === this.#pgid)
+        ? { reason: `${how}: SIGIO to the idwrap supervisor`, technique: "T1562.001" }
+        : undefined;
+    switch (nr) {
+      case NR.kill: {
+        const pid = int32(args[0]), sig = int32(args[1]);
+        if (pid > 0) return signal(sig, "kill", ours(pid));
+        // Groups and broadcasts: idwrap ignores every catchable signal that would end it (hardenSupervisorProcess);
+        // only the two it cannot catch are refused, and only where idwrap is in the target set.
+        if (sig !== SIGKILL && sig !== SIGSTOP) return undefined;
+        const group = pid === 0 ? this.#pgidOf(caller) : -pid;
+        return signal(sig, pid === -1 ? "kill(-1)" : "process-group kill", pid === -1 || group === this.#pgid);
+      }
+      case NR.tkill:
+      case NR.rt_sigqueueinfo:
+        return signal(int32(args[1]), nr === NR.tkill ? "tkill" : "rt_sigqueueinfo", ours(int32(args[0])));
+      case NR.tgkill:
+      case NR.rt_tgsigqueueinfo:
+        return signal(int32(args[2]), nr === NR.tgkill ? "tgkill" : "rt_tgsigqueueinfo", ours(int32(args[0])));
+      case NR.pidfd_send_signal:
+        return signal(int32(args[1]), "pidfd_send_signal", this.#fdNamesUs(caller, tid, int32(args[0])));
+      case NR.pidfd_open:
+        return ours(int32(args[0]))
+          ? { reason: "pidfd_open of the idwrap supervisor", technique: "T1562.001" }
+          : undefined;
+      case NR.pidfd_getfd:
+        // Whatever the pidfd names when we look, another thread can dup2() another pidfd onto its number before the
+        // kernel looks again: no check of it is race-free, so no wrapped process takes another's fds.
+        return this.#fdNamesUs(caller, tid, int32(args[0]))
+          ? { reason: "pidfd_getfd from the idwrap supervisor (its listener)", technique: "T1562.001" }
+          : {
+            reason: "pidfd_getfd is refused in a wrapped tree: the process it takes from cannot be checked race-free",
+            technique: "T1562.001",
+            quiet: true,
+          };
+      case NR.getsockopt:
+      case NR.setsockopt:
+        // A pidfd of the socket's peer (SO_PEERPIDFD, or SCM_PIDFD once SO_PASSPIDFD is set): a connection to any
+        // socket idwrap serves would hand one out. Refused with the kernel's answer before Linux 6.5.
+        return {
+          reason: `${nr === NR.getsockopt ? "SO_PEERPIDFD" : "SO_PASSPIDFD"} is refused in a wrapped tree: ` +
+            "a peer's pidfd could be the supervisor's",
+          technique: "T1562.001",
+          errno: ENOPROTOOPT,
+          quiet: true,
+        };
+      case NR.fcntl: {
+        if (int32(args[1]) === F_SETOWN) return owner(int32(args[2]), "fcntl(F_SETOWN)");
+        const ex = read(args[2], 8); // struct f_owner_ex { int type; pid_t pid; }
+        if (!ex) return undefined; // the kernel fails it with EFAULT too
+        const v = new DataView(ex.buffer, ex.byteOffset, 8);
+        const pid = v.getInt32(4, true);
+        return owner(v.getInt32(0, true) === F_OWNER_PGRP ? -pid : pid, "fcntl(F_SETOWN_EX)");
+      }
+      case NR.ioctl: {
+        const request = Number(args[1] & 0xffffffffn);
+        if (request === TIOCSTI) {
+          return {
+            reason: "TIOCSTI: input pushed into a terminal is run by whatever reads it, outside supervision",
+            technique: "T1059",
+          };
+        }
+        const arg = read(args[2], 4);
+        if (!arg) return undefined;
+        const pid = new DataView(arg.buffer, arg.byteOffset, 4).getInt32(0, true);
+        return owner(pid, `ioctl(0x${request.toString(16)})`);
+      }
+      case NR.prlimit64:
+        return ours(int32(args[0]))
+          ? { reason: "prlimit64 on the idwrap supervisor (RLIMIT_CPU would kill it)", technique: "T1562.001" }
+          : undefined;
+      case NR.process_vm_readv:
+      case NR.process_vm_writev:
+        return ours(int32(args[0]))
+          ? {
+            reason: `${nr === NR.process_vm_readv ? "process_vm_readv" : "process_vm_writev"} of the idwrap supervisor`,
+            technique: "T1055",
+          }
+          : undefined;
+      case NR.ptrace: {
+        const request = int32(args[0]);
+        const attach = request === PTRACE_ATTACH || request === PTRACE_SEIZE;
+        return attach && ours(int32(args[1]))
+          ? { reason: "ptrace attach to the idwrap supervisor", technique: "T1055.008" }
+          : undefined;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Whether an open reaches into the supervisor through /proc: anything but a
+   * read of the entries ps(1) and top(1) read (READABLE_PROC_ENTRIES) —
+   * mem, fd/, environ, map_files/, root/, oom_score_adj and the rest.
+   *
+   * @param readOnly whether the open asks for O_RDONLY without O_CREAT/O_TRUNC (asked only for the supervisor's
+   *   entries: reading openat2's flags costs a read of the caller's memory)
+   */
+  checkPath(path: string, readOnly: () => boolean): Refusal | undefined {
+    const m = path.match(/^\/proc\/(\d+)(?:\/task\/(\d+))?(?:\/([^/]*))?/);
+    if (!m) return undefined;
+    const ours = this.#isOurThread(Number(m[1])) || (m[2] !== undefined && this.#isOurThread(Number(m[2])));
+    if (!ours) return undefined;
+    const entry = m[3] ?? "";
+    if (READABLE_PROC_ENTRIES.has(entry) && readOnly() && !path.slice(m[0].length).includes("/")) return undefined;
+    return { reason: `open of the idwrap supervisor's ${path}`, technique: "T1562.001" };
+  }
+
+  /** A thread id of the supervisor's thread group (its pid included). */
+  #isOurThread(tid: number): boolean {
+    if (tid === this.#self) return true;
+    if (tid <= 0) return false;
+    try {
+      Deno.statSync(`/proc/${this.#self}/task/${tid}`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #pgidOf(pid: number): number {
+    return Number(libc.symbols.syscall(SYS.getpgid, BigInt(pid), 0n, 0n, 0n, 0n, 0n));
+  }
+
+  /**
+   * Whether the calling thread's fd is a pidfd of the supervisor, or a /proc/PID directory of it (in any procfs
+   * mount), read from that thread's own fd table in /proc, never through a copy: a copy by the process's pidfd
+   * comes from the main thread's table, which a thread created without CLONE_FILES does not share.
+   */
+  #fdNamesUs(caller: number, tid: number, fd: number): boolean {
+    const base = `/proc/${caller}/task/${tid}`;
+    try {
+      const pid = Deno.readTextFileSync(`${base}/fdinfo/${fd}`).match(/^Pid:\s*(-?\d+)/m);
+      if (pid) return this.#isOurThread(Number(pid[1]));
+      const dir = Deno.readLinkSync(`${base}/fd/${fd}`).match(/\/(\d+)$/);
+      return dir !== null && this.#isOurThread(Number(dir[1])) && isProcfs(`${base}/fd/${fd}`);
+    } catch (e) {
+      // No such fd: the call fails by itself. Anything else: we cannot tell, so refuse.
+      return !(e instanceof Deno.errors.NotFound);
+    }
+  }
+}
+
+/** Whether a process is in a pid namespace below ours (NSpid lists a pid per level); unreadable counts as not. */
+function inChildPidNamespace(pid: number): boolean {
+  try {
+    const line = Deno.readTextFileSync(`/proc/${pid}/status`).match(/^NSpid:\s*(.*)$/m);
+    return line !== null && line[1].trim().split(/\s+/).length > 1;
+  } catch {
+    return false;
+  }
+}
+
+const PROC_SUPER_MAGIC = 0x9fa0n;
+
+/** Whether a path (magic links followed) is on a procfs mount; true when it cannot tell. */
+function isProcfs(path: string): boolean {
+  const buf = new Uint8Array(path.length * 3 + 1);
+  const { written } = new TextEncoder().encodeInto(path, buf);
+  buf[written] = 0;
+  const fd = Number(libc.symbols.syscall(SYS.openat, -100n, addressOf(buf), 0o10000000n, /* O_PATH */ 0n, 0n, 0n));
+  if (fd < 0) return true;
+  try {
+    const st = new BigInt64Array(15); // struct statfs (120 bytes), f_type first
+    return libc.symbols.fstatfs(fd, new Uint8Array(st.buffer)) !== 0 || st[0] === PROC_SUPER_MAGIC;
+  } finally {
+    libc.symbols.close(fd);
+  }
+}
+
+/**
+ * Signals idwrap must survive when a wrapped program sends them to its whole
+ * process group or to every process (kill(0, sig), kill(-1, sig)): those whose
+ * default action ends the process and that idwrap does not already handle
+ * (SIGINT, SIGTERM, SIGHUP, SIGQUIT are forwarded to the command).
+ */
+const SURVIVED: Deno.Signal[] = [
+  "SIGUSR1",
+  "SIGUSR2",
+  "SIGALRM",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGPOLL",
+  "SIGPWR",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGTRAP",
+  "SIGSYS",
+  "SIGPIPE",
+];
+
+/**
+ * Makes the supervisor process harder to reach from the tree it wraps:
+ * non-dumpable (ptrace, pidfd_getfd, process_vm_* and /proc/PID/mem then need
+ * CAP_SYS_PTRACE, which a program running as the same ordinary user lacks),
+ * and deaf to the catchable signals that would end it.
+ */
+export function hardenSupervisorProcess(): void {
+  libc.symbols.prctl(4, /* PR_SET_DUMPABLE */ 0n, 0n, 0n, 0n);
+  for (const sig of SURVIVED) {
+    try {
+      Deno.addSignalListener(sig, () => {});
+    } catch { /* not catchable on this platform */ }
+  }
+}
