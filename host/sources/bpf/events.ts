@@ -17,7 +17,7 @@ import { monotonicNs } from "./libbpf.ts";
 const text = new TextDecoder();
 
 /** Reads a record's copied arguments: what the programs did not copy is absent (null), not a fault. */
-function recordReader(rec: BpfRecord): ArgReader {
+export function recordReader(rec: BpfRecord): ArgReader {
   return {
     path(_raw, nth) {
       const [bytes, fault] = nth === 0 ? [rec.path, FLAG.PATH_FAULT] : [rec.path2, FLAG.PATH2_FAULT];
@@ -187,7 +187,7 @@ function signalName(n: number): string {
 }
 
 /** A process's identity from /proc (exe, argv[0], real uid and gid). */
-function readIdentity(pid: number): ProgramIdentity {
+export function readIdentity(pid: number): ProgramIdentity {
   const read = (f: string) => {
     try {
       return Deno.readTextFileSync(`/proc/${pid}/${f}`);

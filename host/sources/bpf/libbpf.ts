@@ -45,6 +45,7 @@ const SYMBOLS = {
   ring_buffer__poll: { parameters: ["pointer", "i32"], result: "i32" },
   ring_buffer__consume: { parameters: ["pointer"], result: "i32" },
   ring_buffer__free: { parameters: ["pointer"], result: "void" },
+  ring_buffer__epoll_fd: { parameters: ["pointer"], result: "i32" },
   libbpf_num_possible_cpus: { parameters: [], result: "i32" },
   libbpf_set_print: { parameters: ["pointer"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

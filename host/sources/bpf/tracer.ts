@@ -217,6 +217,10 @@ export class BpfTracer {
     this.#check();
     const n = libbpf().ring_buffer__poll(this.#rb, timeoutMs);
     if (n < 0 && n !== -4) throw new LibbpfError(`ring_buffer__poll: ${explainLoadErrno(-n)}`, -n);
+    // ring_buffer__poll consumes only a ring epoll reported, and records submitted with BPF_RB_NO_WAKEUP make none
+    // ready: the timeout is the consumer's timer, after which everything waiting is taken.
+    const m = libbpf().ring_buffer__consume(this.#rb);
+    if (m < 0) throw new LibbpfError(`ring_buffer__consume: ${explainLoadErrno(-m)}`, -m);
     return this.#takeBatch();
   }
 
@@ -226,6 +230,12 @@ export class BpfTracer {
     const n = libbpf().ring_buffer__consume(this.#rb);
     if (n < 0) throw new LibbpfError(`ring_buffer__consume: ${explainLoadErrno(-n)}`, -n);
     return this.#takeBatch();
+  }
+
+  /** The epoll fd ring_buffer__poll waits on: another fd added to it (level-triggered, data 0) wakes poll() too. */
+  get epollFd(): number {
+    this.#check();
+    return libbpf().ring_buffer__epoll_fd(this.#rb);
   }
 
   /** Records dropped because the ring was full, on all CPUs, since the load. */

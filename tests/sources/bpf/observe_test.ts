@@ -135,6 +135,27 @@ Deno.test("bpf source reports nothing of a process outside the watched tree", as
   assertGreater(syscalls(inside.events, undefined, "pre").filter((e) => e.syscall === "getppid").length, 100);
 });
 
+Deno.test("bpf source delivers records on its consumer's timer while the program runs, without a wake-up", async () => {
+  const dir = await Deno.makeTempDir();
+  let mkdirSeenAt = 0;
+  const start = performance.now();
+  // Far below the wake-up threshold: only the consumer's timer (5 ms) can bring the mkdir in before the exit.
+  const r = await observeCommand(["/bin/sh", "-c", `mkdir ${dir}/d; sleep 1`], {
+    interest: interestIn(["mkdir"]),
+    stdout: "null",
+    onEvents: (batch) => {
+      if (!mkdirSeenAt && syscalls(batch).some((e) => e.syscall === "mkdir")) mkdirSeenAt = performance.now();
+    },
+  });
+  const end = performance.now();
+  assertEquals(r.exitCode, 0);
+  assert(mkdirSeenAt > 0, "the mkdir was never delivered");
+  assert(
+    end - mkdirSeenAt > 500,
+    `the mkdir came ${Math.round(mkdirSeenAt - start)} ms in, at the exit (${Math.round(end - start)} ms)`,
+  );
+});
+
 Deno.test("bpf source counts every record a flood drops and reports the loss", async () => {
   const calls = 200_000;
   // A one-page ring, no early wake-up and a slow consumer: the ring must overflow.
