@@ -4,7 +4,8 @@
  * outside every watched tree ≤ 1.05× on tar, zero records lost at tar's rate):
  *
  * - getppid (tests/sources/bpf/fixtures/calls.c "flood", which times its own loop): bare; with the programs
- *   attached but the process unwatched (pid-hash mode, and cgroup mode: one compare); observed (enter and exit
+ *   attached but the process unwatched (pid-hash mode, and cgroup mode: one compare); one no-op program on sys_enter,
+ *   tp_btf against raw_tp (which type costs less to have attached); observed (enter and exit
  *   recorded) with batched wake-ups into events, the same with records taken and dropped (no decoding), and with a
  *   wake-up per record (the ring buffer's default).
  * - `tar -cf /dev/null /usr/share` (timed by the shell that runs it): bare, unwatched (both modes), observed with
@@ -17,7 +18,7 @@
  * @module
  */
 import { interestIn, interestInEverything } from "../host/sources/bpf/interest.ts";
-import { cgroup2Mount } from "../host/sources/bpf/probe.ts";
+import { attachProbe, cgroup2Mount } from "../host/sources/bpf/probe.ts";
 import { observeCommand } from "../host/sources/bpf/run.ts";
 import { BpfTracer, type BpfTracerOptions } from "../host/sources/bpf/tracer.ts";
 import { compileC } from "../tools/build.ts";
@@ -51,6 +52,16 @@ async function unwatched(cmd: string[], options: BpfTracerOptions): Promise<numb
     return await bare(cmd);
   } finally {
     tracer.close();
+  }
+}
+
+/** The same with one no-op program of build/bpf/probes.o attached to sys_enter (tp_btf against raw_tp). */
+async function withProbe(cmd: string[], program: string): Promise<number> {
+  const detach = attachProbe(program);
+  try {
+    return await bare(cmd);
+  } finally {
+    detach();
   }
 }
 
@@ -122,6 +133,8 @@ const lostObs: number[] = [], lostTar: number[] = [], recTar: number[] = [], los
 const results: Record<string, { median: number; runs: number[]; lost?: number[]; records?: number[] }> = {};
 try {
   results.getppid_bare = await medianOf(() => bare(flood));
+  results.getppid_noop_tp_btf = await medianOf(() => withProbe(flood, "probe_tp_btf"));
+  results.getppid_noop_raw_tp = await medianOf(() => withProbe(flood, "probe_raw_tp"));
   results.getppid_unwatched_pids = await medianOf(() => unwatched(flood, {}));
   results.getppid_unwatched_cgroup = await medianOf(() => unwatched(flood, cgroup));
   results.getppid_observed = await medianOf(async () => {
@@ -158,6 +171,18 @@ const ratio = (k: string, base: string) =>
 const rows = [
   ["workload", "median", "vs bare, medians (fastest runs)", "lost"],
   ["getppid bare (ns/call)", results.getppid_bare.median.toFixed(1), "1.00×", ""],
+  [
+    "getppid, a no-op tp_btf/sys_enter attached",
+    results.getppid_noop_tp_btf.median.toFixed(1),
+    ratio("getppid_noop_tp_btf", "getppid_bare"),
+    "",
+  ],
+  [
+    "getppid, a no-op raw_tp/sys_enter attached",
+    results.getppid_noop_raw_tp.median.toFixed(1),
+    ratio("getppid_noop_raw_tp", "getppid_bare"),
+    "",
+  ],
   [
     "getppid unwatched, pid hash",
     results.getppid_unwatched_pids.median.toFixed(1),

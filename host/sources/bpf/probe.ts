@@ -95,6 +95,28 @@ function attachOnce(feature: string, prog: Deno.PointerValue): string | undefine
   return undefined;
 }
 
+/**
+ * Loads one program of the probe object alone and attaches it (the bench compares program types with it).
+ *
+ * @returns a function that detaches and frees it
+ * @throws when the kernel refuses it
+ */
+export function attachProbe(program: string): () => void {
+  const loaded = loadAlone(program);
+  if (typeof loaded === "string") throw new Error(`Cannot load ${program}: ${loaded}`);
+  const lib = libbpf();
+  const link = quietly(() => lib.bpf_program__attach(loaded.prog));
+  if (!link) {
+    const err = errno();
+    lib.bpf_object__close(loaded.obj);
+    throw new Error(`Cannot attach ${program}: ${explainLoadErrno(err)}`);
+  }
+  return () => {
+    lib.bpf_link__destroy(link);
+    lib.bpf_object__close(loaded.obj);
+  };
+}
+
 /** bpf_send_signal for real: SIGKILL to a child shell at its next call. */
 async function probeSendSignal(program: string): Promise<string | undefined> {
   const child = new Deno.Command("/bin/sh", {
