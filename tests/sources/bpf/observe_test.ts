@@ -119,6 +119,47 @@ Deno.test("bpf source follows fork, exec and exit with exit codes", async () => 
   assertGreater(waitPost, childExit);
 });
 
+Deno.test("bpf source sees the calls of a process's other threads, with their thread ids", async () => {
+  const dir = await Deno.makeTempDir();
+  const script = `import os, threading
+t = threading.Thread(target=lambda: os.mkdir("${dir}/from-thread"))
+t.start(); t.join()`;
+  const r = await observeCommand(["/usr/bin/python3", "-c", script], {
+    interest: interestIn(["mkdir"]),
+    stdout: "null",
+  });
+  assertEquals(r.exitCode, 0);
+  const mkdir = syscalls(r.events, undefined, "pre").filter((e) => e.syscall === "mkdir");
+  assertEquals(mkdir.map((e) => e.decoded.path), [`${dir}/from-thread`]);
+  assert(mkdir[0].tid !== mkdir[0].pid, `the mkdir came from the main thread (tid ${mkdir[0].tid})`);
+  assertEquals(mkdir[0].program.exe.includes("python3"), true);
+});
+
+Deno.test("bpf source: a root program of the tree without CAP_SYS_ADMIN/CAP_BPF cannot use bpf(), and is seen trying", async () => {
+  const dir = await Deno.makeTempDir();
+  // Control: with every capability, root lists the BPF programs (the source's among them).
+  const full = await run("bpftool", ["prog", "show"]);
+  assertEquals(full.code, 0, full.stderr);
+  const r = await observeCommand([
+    "setpriv",
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    "--bounding-set=-all",
+    "--",
+    "/bin/sh",
+    "-c",
+    `bpftool prog show >/dev/null 2>&1; mkdir ${dir}/after-$?`,
+  ], { interest: interestIn(["bpf", "mkdir"]), stdout: "null", stderr: "null" });
+  assertEquals(r.exitCode, 0);
+  const bpf = syscalls(r.events, undefined, "post").filter((e) => e.syscall === "bpf");
+  assert(bpf.length > 0, "the bpf() calls were not seen");
+  assert(bpf.every((e) => e.errno === "EPERM"), `a bpf() call succeeded: ${bpf.map((e) => e.errno ?? e.ret)}`);
+  // bpftool failed, and the tree is still observed after it tried.
+  assert(
+    syscalls(r.events, undefined, "pre").some((e) => e.syscall === "mkdir" && e.decoded.path === `${dir}/after-255`),
+  );
+});
+
 Deno.test("bpf source reports nothing of a process outside the watched tree", async () => {
   const dir = await Deno.makeTempDir();
   const outside = new Deno.Command(FIXTURE, { args: ["spin", "1500"] }).spawn();
