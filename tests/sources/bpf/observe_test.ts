@@ -11,7 +11,10 @@ function assertGreater(actual: number, floor: number, message?: string): void {
 }
 import type { HostEvent, LifecycleEvent, SyscallEvent, WrapperReport } from "../../../host/events.ts";
 import { interestIn, interestInEverything } from "../../../host/sources/bpf/interest.ts";
+import { BpfEventDecoder } from "../../../host/sources/bpf/events.ts";
+import { cgroup2Mount } from "../../../host/sources/bpf/probe.ts";
 import { observeCommand } from "../../../host/sources/bpf/run.ts";
+import { BpfTracer } from "../../../host/sources/bpf/tracer.ts";
 import { compileC } from "../../../tools/build.ts";
 import { ensureUser, ROOT, run } from "../../helpers.ts";
 
@@ -248,4 +251,38 @@ try { BpfTracer.load().close(); console.log("loaded"); } catch (e) { console.log
   // Control: root loads the same object.
   const root = await run(deno, ["run", "--allow-all", "--quiet", `--config=${ROOT}deno.json`, script]);
   assertEquals(root.stdout.trim(), "loaded", root.stderr);
+});
+
+Deno.test("bpf source in cgroup mode observes every task of its cgroup v2, and nothing outside it", async () => {
+  const mount = cgroup2Mount();
+  if (!mount) throw new Error("no cgroup v2 mount: cgroup mode cannot be tested here");
+  const group = `${mount}/idwrap-test-${Deno.pid}`;
+  await Deno.mkdir(group, { recursive: true });
+  const dir = await Deno.makeTempDir();
+  const tracer = BpfTracer.load({ mode: "cgroup", cgroup: group });
+  try {
+    tracer.setInterest(interestIn(["mkdir"]));
+    // Each shell waits for a line; only the first is moved into the cgroup before it goes on.
+    const start = (name: string) =>
+      new Deno.Command("/bin/sh", { args: ["-c", `read _; mkdir ${dir}/${name}`], stdin: "piped" }).spawn();
+    const inside = start("inside"), outside = start("outside");
+    await Deno.writeTextFile(`${group}/cgroup.procs`, String(inside.pid));
+    for (const child of [inside, outside]) {
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode("\n"));
+      await w.close();
+    }
+    assertEquals([(await inside.status).code, (await outside.status).code], [0, 0]);
+    const decoder = new BpfEventDecoder();
+    const events = tracer.drain().flatMap((r) => decoder.decode(r));
+    // Control: the outside shell made its mkdir too (the directory exists), and only the inside one was seen.
+    assert((await Deno.stat(`${dir}/outside`)).isDirectory);
+    // (The shell forks mkdir: the child is in the cgroup by inheritance, with nothing to follow.)
+    const seen = syscalls(events, undefined, "pre");
+    assertEquals(seen.map((e) => e.decoded.path), [`${dir}/inside`]);
+    assert(seen.every((e) => e.pid !== outside.pid));
+  } finally {
+    tracer.close();
+    await Deno.remove(group).catch(() => {});
+  }
 });
