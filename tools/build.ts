@@ -1,11 +1,12 @@
 /**
- * `deno task build`: compiles idwrap-launch, the test programs and the
- * AssemblyScript wrappers into build/. Each is rebuilt only when its source is newer.
+ * `deno task build`: compiles idwrap-launch, the test programs, the
+ * AssemblyScript wrappers and the BPF programs into build/. Each is rebuilt only when its source is newer.
  *
  * @module
  */
 import { launcherPath } from "../host/sources/launcher.ts";
 import { buildWrappers } from "./build_wrappers.ts";
+import { BpfToolchainError, buildBpf } from "./build_bpf.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -31,4 +32,13 @@ if (import.meta.main) {
   console.log("test programs: build/tests/");
   const wrappers = await buildWrappers();
   console.log(`wrappers: build/wrappers/ (${wrappers.length ? `rebuilt ${wrappers.length}` : "up to date"})`);
+  // Without clang/bpftool the rest still builds (the seccomp source needs neither); the bpf source and its tests
+  // then fail with the same message.
+  try {
+    const bpf = await buildBpf();
+    console.log(`bpf: build/bpf/ (${bpf.length ? `rebuilt ${bpf.length}` : "up to date"})`);
+  } catch (e) {
+    if (!(e instanceof BpfToolchainError)) throw e;
+    console.error(`bpf: not built: ${e.message}`);
+  }
 }

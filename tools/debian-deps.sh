@@ -7,6 +7,8 @@ set -euo pipefail
 # passwd (useradd) and util-linux (setpriv): tests that run as real other users;
 # nginx, vsftpd, curl: the server wrappers' tests (started by the tests, on loopback only);
 # git, python3: the benign workloads (tests/baseline/benign_test.ts), which CI must not skip.
-packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3)
+# clang, bpftool, libbpf-dev: the BPF programs (kmod/bpf, tools/build_bpf.ts: CO-RE against vmlinux.h from the kernel BTF);
+# libbpf1: the bpf source loads them through libbpf.so.1 (host/sources/bpf/libbpf.ts).
+packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3 clang bpftool libbpf-dev libbpf1)
 
 exec "$(dirname "$0")/apt-ensure.sh" debian-deps.sh "${1:---check}" "${packages[@]}"

@@ -12,6 +12,9 @@ import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.t
 import { loadPolicy } from "../policy/policy.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { DEFAULT_POLICY } from "./run.ts";
+import { probeBpf } from "../sources/bpf/probe.ts";
+import { observeCommand } from "../sources/bpf/run.ts";
+import { interestIn } from "../sources/bpf/interest.ts";
 
 /** One line of the report. */
 export interface Check {
@@ -109,9 +112,37 @@ export async function runChecks(): Promise<Check[]> {
       "supervisor has read a call, a signal still fails it with EINTR in handlers without SA_RESTART " +
       '(docs/seccomp.md, "Signals and EINTR")',
   });
+  checks.push(...await bpfChecks());
   checks.push(...await kmodChecks());
   checks.push(...await hostChecks());
   return checks;
+}
+
+/** Each BPF program type, loaded and attached for real; then a command observed through the bpf source. */
+async function bpfChecks(): Promise<Check[]> {
+  const out: Check[] = (await probeBpf()).map((p) => ({
+    feature: `bpf: ${p.feature}`,
+    ok: p.ok,
+    detail: p.detail,
+    consequence: p.ok ? `usable for ${p.use}` : `not usable here for ${p.use}`,
+  }));
+  if (out.every((c) => !c.feature.endsWith("tp_btf") || c.ok)) {
+    let ok = false;
+    let detail: string;
+    try {
+      const r = await observeCommand(["/bin/cat", "/dev/null"], {
+        interest: interestIn(["openat", "read"]),
+        stdout: "null",
+      });
+      const seen = r.events.filter((e) => e.kind === "syscall").length;
+      ok = r.exitCode === 0 && seen > 0;
+      detail = `observed /bin/cat: exit ${r.exitCode}, ${seen} call records, ${r.lost} lost`;
+    } catch (e) {
+      detail = `failed: ${(e as Error).message}`;
+    }
+    out.push({ feature: "bpf source", ok, detail, consequence: "calls can be observed through eBPF (docs/bpf.md)" });
+  }
+  return out;
 }
 
 /** The kernel module: loaded? the device usable? a command run through it; which source is active and why. */

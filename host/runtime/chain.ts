@@ -15,7 +15,7 @@
  * @module
  */
 import type { Decider, EventSink } from "../decider.ts";
-import type { HostEvent, ProgramIdentity, SyscallEvent, Verdict } from "../events.ts";
+import type { HostEvent, ProgramIdentity, SourceName, SyscallEvent, Verdict } from "../events.ts";
 import { ALLOW } from "../events.ts";
 import { errnoName } from "../errno.ts";
 import type { KvNamespace } from "../store/kv.ts";
@@ -124,7 +124,7 @@ export interface ChainOptions {
   sink: EventSink;
   /** Each wrapper's store namespace, by wrapper name. */
   kv: Map<string, KvNamespace>;
-  source: "seccomp" | "kmod";
+  source: SourceName;
   /** The source can carry out rewrite verdicts (action 3); elsewhere they are faults. @default false */
   rewrite?: boolean;
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { SourceCapabilities } from "../capabilities.ts";
+import type { SourceName } from "../events.ts";
 import { OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
 
 export type { SourceCapabilities } from "../capabilities.ts";
@@ -31,7 +32,21 @@ export const KMOD_CAPABILITIES: SourceCapabilities = {
   copiesArguments: true,
 };
 
+/**
+ * The bpf source (docs/bpf.md): observation only — every call is reported without waiting, with its result, and a
+ * kill lands after the call ran; copies are taken at sys_enter and may race.
+ */
+export const BPF_CAPABILITIES: SourceCapabilities = {
+  name: "bpf",
+  decide: false,
+  post: "all",
+  rewrite: false,
+  observeWithoutBlocking: true,
+  systemWide: false,
+  copiesArguments: false,
+};
+
 /** The capabilities of a source by name. */
-export function capabilitiesOf(source: "seccomp" | "kmod"): SourceCapabilities {
-  return source === "kmod" ? KMOD_CAPABILITIES : SECCOMP_CAPABILITIES;
+export function capabilitiesOf(source: SourceName): SourceCapabilities {
+  return source === "kmod" ? KMOD_CAPABILITIES : source === "bpf" ? BPF_CAPABILITIES : SECCOMP_CAPABILITIES;
 }

@@ -1,0 +1,205 @@
+/**
+ * Records of the bpf programs → the project's events (host/events.ts), in ring
+ * order, which is call order per thread (a thread reserves its records one
+ * after another). Keeps each watched process's identity (exe, argv0, uid,
+ * gid) from its exec records, and turns every count of dropped records into
+ * a report, so a loss is never silent.
+ *
+ * @module
+ */
+import { errnoName } from "../../errno.ts";
+import type { HostEvent, ProgramIdentity, SyscallEvent, WrapperReport } from "../../events.ts";
+import { i386SyscallName, syscallName } from "../../syscalls/mod.ts";
+import { type ArgReader, decodeArgs } from "../../wss/decode.ts";
+import { type BpfRecord, FLAG, KIND } from "./layout.ts";
+import { monotonicNs } from "./libbpf.ts";
+
+const text = new TextDecoder();
+
+/** Reads a record's copied arguments: what the programs did not copy is absent (null), not a fault. */
+export function recordReader(rec: BpfRecord): ArgReader {
+  return {
+    path(_raw, nth) {
+      const [bytes, fault] = nth === 0 ? [rec.path, FLAG.PATH_FAULT] : [rec.path2, FLAG.PATH2_FAULT];
+      if (rec.flags & fault) return undefined;
+      if (!(rec.flags & FLAG.COPIES)) return null;
+      return bytes ? text.decode(bytes) : "";
+    },
+    argv: () => null,
+    bytes(_raw, len, kind) {
+      if (kind !== "data" && kind !== "sockaddr") return null;
+      if (rec.flags & FLAG.DATA_FAULT) return undefined;
+      if (!(rec.flags & FLAG.COPIES)) return null;
+      return (rec.data ?? new Uint8Array(0)).subarray(0, len);
+    },
+  };
+}
+
+/** How many records were dropped, as a report naming the count. */
+export function lostReport(count: number, time: number, where: string): WrapperReport {
+  return {
+    kind: "fault",
+    source: "bpf",
+    time,
+    pid: 0,
+    wrapper: "idwrap",
+    message: `the bpf programs dropped ${count} records (their ring was full) ${where}`,
+    program: { exe: "", argv0: "", uid: -1, gid: -1 },
+  };
+}
+
+/** Turns records into events, keeping what it learns about each process. */
+export class BpfEventDecoder {
+  readonly #programs = new Map<number, ProgramIdentity>();
+  /** Wall clock minus CLOCK_MONOTONIC, in ns: a record's ktime + this is its wall time. */
+  readonly #offsetNs = BigInt(Date.now()) * 1_000_000n - monotonicNs();
+  /** Records dropped, as reported in-band so far. */
+  lost = 0;
+
+  /** Records a watched process's identity before its first record (the launcher, read from /proc). */
+  seed(pid: number): void {
+    this.#programs.set(pid, readIdentity(pid));
+  }
+
+  /** The identity known for a process. */
+  program(pid: number): ProgramIdentity {
+    return this.#programs.get(pid) ?? { exe: "", argv0: "", uid: -1, gid: -1 };
+  }
+
+  /** The events of one record (a count of records dropped before it comes first). */
+  decode(rec: BpfRecord): HostEvent[] {
+    const time = Number((rec.ktime + this.#offsetNs) / 1_000_000n);
+    const out: HostEvent[] = [];
+    if (rec.lost) {
+      this.lost += rec.lost;
+      out.push(lostReport(rec.lost, time, "before this point"));
+    }
+    switch (rec.kind) {
+      case KIND.ENTER:
+      case KIND.EXIT:
+        out.push(this.#syscall(rec, time));
+        break;
+      case KIND.FORK: {
+        const child = Number(rec.ret);
+        const parent = this.program(rec.tgid);
+        this.#programs.set(child, { ...parent });
+        out.push({ kind: "spawn", source: "bpf", time, pid: child, ppid: rec.tgid, program: parent });
+        if (rec.flags & FLAG.UNFOLLOWED) {
+          out.push({
+            kind: "fault",
+            source: "bpf",
+            time,
+            pid: child,
+            wrapper: "idwrap",
+            message: `process ${child} (a child of ${rec.tgid}) is not watched: the watched set is full`,
+            program: parent,
+          });
+        }
+        break;
+      }
+      case KIND.EXEC: {
+        const exe = rec.path ? text.decode(rec.path) : "";
+        const argv = rec.data ? text.decode(rec.data).split("\0") : [];
+        const program = { exe, argv0: argv[0] ?? exe, uid: rec.uid, gid: rec.gid };
+        this.#programs.set(rec.tgid, program);
+        out.push({ kind: "exec", source: "bpf", time, pid: rec.tgid, program });
+        break;
+      }
+      case KIND.GONE: {
+        const status = Number(rec.ret);
+        const program = this.program(rec.tgid);
+        this.#programs.delete(rec.tgid);
+        const signal = status & 0x7f;
+        out.push({
+          kind: "exit",
+          source: "bpf",
+          time,
+          pid: rec.tgid,
+          program,
+          ...(signal ? { signal: signalName(signal) } : { exitCode: (status >> 8) & 0xff }),
+        });
+        break;
+      }
+      default:
+        out.push({
+          kind: "fault",
+          source: "bpf",
+          time,
+          pid: rec.tgid,
+          wrapper: "idwrap",
+          message: `unknown bpf record kind ${rec.kind} (flags 0x${rec.flags.toString(16)})`,
+          program: this.program(rec.tgid),
+        });
+    }
+    return out;
+  }
+
+  #syscall(rec: BpfRecord, time: number): SyscallEvent {
+    const compat = (rec.flags & FLAG.COMPAT) !== 0;
+    const name = compat ? i386SyscallName(rec.nr) : syscallName(rec.nr);
+    const pre = rec.kind === KIND.ENTER;
+    const event: SyscallEvent = {
+      kind: "syscall",
+      source: "bpf",
+      phase: pre ? "pre" : "post",
+      time,
+      pid: rec.tgid,
+      tid: rec.tid,
+      abi: compat ? "i386" : "x86_64",
+      nr: rec.nr,
+      syscall: name,
+      args: Array.from(rec.args, String),
+      decoded: pre && !compat ? decodeArgs(name, rec.args, recordReader(rec)) : {},
+      program: this.program(rec.tgid),
+    };
+    if (!pre) {
+      const ret = Number(rec.ret);
+      if (ret < 0 && ret >= -4095) {
+        event.ret = -1;
+        event.errno = errnoName(-ret);
+      } else event.ret = ret;
+    }
+    return event;
+  }
+}
+
+const SIGNALS = [
+  "",
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGILL",
+  "SIGTRAP",
+  "SIGABRT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGKILL",
+  "SIGUSR1",
+  "SIGSEGV",
+  "SIGUSR2",
+  "SIGPIPE",
+  "SIGALRM",
+  "SIGTERM",
+];
+
+function signalName(n: number): string {
+  return SIGNALS[n] ?? `signal ${n}`;
+}
+
+/** A process's identity from /proc (exe, argv[0], real uid and gid). */
+export function readIdentity(pid: number): ProgramIdentity {
+  const read = (f: string) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${pid}/${f}`);
+    } catch {
+      return "";
+    }
+  };
+  let exe = "";
+  try {
+    exe = Deno.readLinkSync(`/proc/${pid}/exe`);
+  } catch { /* gone or not ours */ }
+  const status = read("status");
+  const id = (key: string) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+)`, "m"))?.[1] ?? -1);
+  return { exe, argv0: read("cmdline").split("\0")[0] ?? "", uid: id("Uid"), gid: id("Gid") };
+}

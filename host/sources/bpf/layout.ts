@@ -1,0 +1,162 @@
+/**
+ * The records and map values of kmod/bpf/idwrap_bpf.h, mirrored (little-endian,
+ * x86-64). tests/sources/bpf/layout_test.ts compiles the C header and checks
+ * every offset and size here against it.
+ *
+ * @module
+ */
+
+/** Record kinds (IDW_ENTER …). */
+export const KIND = { ENTER: 1, EXIT: 2, FORK: 3, EXEC: 4, GONE: 5 } as const;
+
+/** Record flags (IDW_F_*). */
+export const FLAG = {
+  COPIES: 0x01,
+  COMPAT: 0x02,
+  PATH_FAULT: 0x04,
+  PATH2_FAULT: 0x08,
+  DATA_FAULT: 0x10,
+  DATA_TRUNC: 0x20,
+  UNFOLLOWED: 0x40,
+} as const;
+
+/** Interest flags (IDW_I_*). */
+export const INTEREST_FLAG = { ENTER: 0x01, EXIT: 0x02 } as const;
+
+/** Watch modes (IDW_MODE_*). */
+export const MODE = { PIDS: 0, CGROUP: 1 } as const;
+
+export const PATH_MAX = 256;
+export const DATA_MAX = 512;
+export const MAX_SYSCALLS = 512;
+
+/** Offsets in struct idw_head, and its size. */
+export const HEAD = {
+  ktime: 0,
+  kind: 8,
+  flags: 12,
+  tgid: 16,
+  tid: 20,
+  nr: 24,
+  lost: 28,
+  ret: 32,
+  args: 40,
+  uid: 88,
+  gid: 92,
+  size: 96,
+} as const;
+
+/** Offsets in struct idw_copy_rec, and its size. */
+export const COPY = {
+  path_len: 96,
+  path2_len: 98,
+  data_len: 100,
+  path: 104,
+  path2: 104 + PATH_MAX,
+  data: 104 + 2 * PATH_MAX,
+  size: 104 + 2 * PATH_MAX + DATA_MAX,
+} as const;
+
+/** The size of struct idw_path_rec: struct idw_copy_rec's prefix up to the end of `path`. */
+export const PATH_REC_SIZE = COPY.path + PATH_MAX;
+
+/** struct idw_interest: flags, then the argument indexes (-1: none). */
+export const INTEREST = { flags: 0, path_arg: 1, path2_arg: 2, data_arg: 3, len_arg: 4, size: 8 } as const;
+
+/** struct idw_config (.rodata). */
+export const CONFIG = { mode: 0, cgroup_id: 8, wake_bytes: 16, size: 24 } as const;
+
+/** One record as the programs wrote it. */
+export interface BpfRecord {
+  /** bpf_ktime_get_ns(): CLOCK_MONOTONIC, nanoseconds. */
+  ktime: bigint;
+  kind: number;
+  flags: number;
+  tgid: number;
+  tid: number;
+  nr: number;
+  /** Records this CPU dropped (ring full) just before this one. */
+  lost: number;
+  ret: bigint;
+  /** The six argument registers. */
+  args: BigUint64Array;
+  uid: number;
+  gid: number;
+  path?: Uint8Array;
+  path2?: Uint8Array;
+  data?: Uint8Array;
+}
+
+/** What one syscall's entry in the `interest` map asks for. */
+export interface InterestEntry {
+  enter: boolean;
+  exit: boolean;
+  /** Argument indexes (0–5) to copy as paths, a buffer, and the buffer's length. */
+  pathArg?: number;
+  path2Arg?: number;
+  dataArg?: number;
+  lenArg?: number;
+}
+
+/** A record's bytes as a {@linkcode BpfRecord}; throws on a size that is neither record size. */
+export function decodeRecord(bytes: Uint8Array): BpfRecord {
+  if (bytes.length < HEAD.size) throw new Error(`A bpf record of ${bytes.length} bytes is shorter than its head`);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const flags = v.getUint32(HEAD.flags, true);
+  const rec: BpfRecord = {
+    ktime: v.getBigUint64(HEAD.ktime, true),
+    kind: v.getUint32(HEAD.kind, true),
+    flags,
+    tgid: v.getUint32(HEAD.tgid, true),
+    tid: v.getUint32(HEAD.tid, true),
+    nr: v.getInt32(HEAD.nr, true),
+    lost: v.getUint32(HEAD.lost, true),
+    ret: v.getBigInt64(HEAD.ret, true),
+    args: new BigUint64Array(bytes.slice(HEAD.args, HEAD.args + 48).buffer),
+    uid: v.getUint32(HEAD.uid, true),
+    gid: v.getUint32(HEAD.gid, true),
+  };
+  if (flags & FLAG.COPIES) {
+    const full = bytes.length >= COPY.size;
+    if (!full && bytes.length < PATH_REC_SIZE) {
+      throw new Error(`A bpf copy record of ${bytes.length} bytes, expected ${PATH_REC_SIZE} or ${COPY.size}`);
+    }
+    const pathLen = Math.min(v.getUint16(COPY.path_len, true), PATH_MAX);
+    const path2Len = full ? Math.min(v.getUint16(COPY.path2_len, true), PATH_MAX) : 0;
+    const dataLen = full ? Math.min(v.getUint16(COPY.data_len, true), DATA_MAX) : 0;
+    if (!(flags & FLAG.PATH_FAULT) && pathLen) rec.path = bytes.slice(COPY.path, COPY.path + pathLen);
+    if (!(flags & FLAG.PATH2_FAULT) && path2Len) rec.path2 = bytes.slice(COPY.path2, COPY.path2 + path2Len);
+    if (dataLen) rec.data = bytes.slice(COPY.data, COPY.data + dataLen);
+  }
+  return rec;
+}
+
+/** An interest map value. */
+export function encodeInterest(e: InterestEntry): Uint8Array {
+  const b = new Uint8Array(INTEREST.size);
+  const v = new DataView(b.buffer);
+  v.setUint8(INTEREST.flags, (e.enter ? INTEREST_FLAG.ENTER : 0) | (e.exit ? INTEREST_FLAG.EXIT : 0));
+  const idx = (i: number | undefined, field: string) => {
+    if (i === undefined) return -1;
+    if (!Number.isInteger(i) || i < 0 || i > 5) throw new RangeError(`interest ${field}: expected 0–5, got ${i}`);
+    return i;
+  };
+  v.setInt8(INTEREST.path_arg, idx(e.pathArg, "pathArg"));
+  v.setInt8(INTEREST.path2_arg, idx(e.path2Arg, "path2Arg"));
+  // A buffer without its length cannot be copied: both or neither.
+  const data = idx(e.dataArg, "dataArg"), len = idx(e.lenArg, "lenArg");
+  if ((data < 0) !== (len < 0)) throw new RangeError("interest dataArg and lenArg: give both or neither");
+  v.setInt8(INTEREST.data_arg, data);
+  v.setInt8(INTEREST.len_arg, len);
+  return b;
+}
+
+/** The .rodata config. */
+export function encodeConfig(mode: number, cgroupId: bigint, wakeBytes: number): Uint8Array {
+  const b = new Uint8Array(CONFIG.size);
+  const v = new DataView(b.buffer);
+  v.setUint32(CONFIG.mode, mode, true);
+  v.setBigUint64(CONFIG.cgroup_id, cgroupId, true);
+  v.setBigUint64(CONFIG.wake_bytes, BigInt(wakeBytes), true);
+  return b;
+}

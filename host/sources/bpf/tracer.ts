@@ -1,0 +1,281 @@
+/**
+ * The bpf source's kernel side, loaded: opens build/bpf/idwrap.o through
+ * libbpf, sets its config (watch mode, wake-up threshold, ring size), loads and
+ * attaches its five programs, and gives the host the watched set, the interest
+ * map, the ring (consumed synchronously on the calling thread) and the lost
+ * counters. Observation only: nothing waits for the host.
+ *
+ * @module
+ */
+import { decodeRecord, encodeConfig, encodeInterest, type InterestEntry, MAX_SYSCALLS, MODE } from "./layout.ts";
+import type { BpfRecord } from "./layout.ts";
+import {
+  copySample,
+  cstr,
+  errno,
+  errnoName,
+  libbpf,
+  LibbpfError,
+  readCString,
+  SAMPLE_CALLBACK,
+  strerror,
+} from "./libbpf.ts";
+
+/** The object `deno task build` makes from kmod/bpf/idwrap.bpf.c. */
+export const BPF_OBJECT = new URL("../../../build/bpf/idwrap.o", import.meta.url).pathname;
+
+/** The programs of idwrap.bpf.c, all attached. */
+const PROGRAMS = ["on_sys_enter", "on_sys_exit", "on_fork", "on_exec", "on_process_exit"] as const;
+
+/** How the tracer loads. */
+export interface BpfTracerOptions {
+  /** @default BPF_OBJECT */
+  object?: string;
+  /**
+   * Which tasks are watched: "pids" (a hash of tgids that fork fills and exit empties: {@linkcode BpfTracer.watch})
+   * or "cgroup" (every task of the cgroup v2 directory `cgroup`: one compare per call).
+   * @default "pids"
+   */
+  mode?: "pids" | "cgroup";
+  /** cgroup mode: the cgroup v2 directory (e.g. /sys/fs/cgroup/unified/idwrap-1). */
+  cgroup?: string;
+  /**
+   * Bytes waiting in the ring that wake the consumer at once; below that, records are submitted with
+   * BPF_RB_NO_WAKEUP and the consumer's poll timeout picks them up. 0: a wake-up per record.
+   * @default 1/8 of the ring
+   */
+  wakeBytes?: number;
+  /** The ring's size in bytes, a power of two (at least a page). @default 32 MiB */
+  ringBytes?: number;
+}
+
+/** Cannot load or attach the bpf source, with why. */
+export class BpfLoadError extends LibbpfError {
+  override name = "BpfLoadError";
+}
+
+/** What to do about an errno from a load or attach, in words. */
+export function explainLoadErrno(err: number): string {
+  const name = errnoName(err);
+  if ((err === 1 || err === 13) && Deno.uid() === 0) {
+    return `${name} although we are root: the kernel refuses this here (lockdown; for fentry, fmod_ret and lsm, ` +
+      "BPF trampolines need kernel text patching; lsm also needs bpf in the boot's lsm= list)";
+  }
+  if (err === 1 || err === 13) {
+    return `${name}: loading BPF programs needs root (or CAP_BPF with CAP_PERFMON), and a kernel that allows it ` +
+      "(kernel.unprivileged_bpf_disabled, lockdown)";
+  }
+  return `${name} (${strerror(err)})`;
+}
+
+/** The loaded object, its links and its ring. */
+export class BpfTracer {
+  readonly #obj: Deno.PointerValue;
+  readonly #links: Deno.PointerValue[] = [];
+  readonly #rb: Deno.PointerValue;
+  readonly #callback: Deno.UnsafeCallback<typeof SAMPLE_CALLBACK>;
+  readonly #watchedFd: number;
+  readonly #interestFd: number;
+  readonly #lostFd: number;
+  readonly #cpus: number;
+  /** The bytes of the records taken by the current ring call, back to back, and where each ends. */
+  #bytes = new Uint8Array(1 << 20);
+  #used = 0;
+  #ends: number[] = [];
+  #closed = false;
+  /** The ring's size in bytes. */
+  readonly ringBytes: number;
+
+  private constructor(obj: Deno.PointerValue, options: BpfTracerOptions) {
+    const lib = libbpf();
+    this.#obj = obj;
+    const map = (name: string) => {
+      const m = lib.bpf_object__find_map_by_name(obj, cstr(name));
+      if (!m) throw new BpfLoadError(`The BPF object has no map "${name}"`);
+      return m;
+    };
+    this.ringBytes = options.ringBytes ?? 32 << 20;
+    if (this.ringBytes < 4096 || (this.ringBytes & (this.ringBytes - 1)) !== 0) {
+      throw new RangeError(`ringBytes: expected a power of two of at least 4096, got ${this.ringBytes}`);
+    }
+    lib.bpf_map__set_max_entries(map("events"), this.ringBytes);
+    let cgroupId = 0n;
+    if (options.mode === "cgroup") {
+      if (!options.cgroup) throw new RangeError("cgroup mode needs the cgroup's directory (options.cgroup)");
+      // On cgroup v2 a cgroup's id (bpf_get_current_cgroup_id) is its directory's inode number.
+      cgroupId = BigInt(Deno.statSync(options.cgroup).ino!);
+    }
+    const config = encodeConfig(
+      options.mode === "cgroup" ? MODE.CGROUP : MODE.PIDS,
+      cgroupId,
+      options.wakeBytes ?? this.ringBytes / 8,
+    );
+    const rodata = this.#internalMap(".rodata");
+    const r = lib.bpf_map__set_initial_value(rodata, config, BigInt(config.length));
+    if (r < 0) throw new BpfLoadError(`Cannot set the BPF config (.rodata): ${explainLoadErrno(-r)}`, -r);
+    const loaded = lib.bpf_object__load(obj);
+    if (loaded < 0) throw new BpfLoadError(`Cannot load the BPF programs: ${explainLoadErrno(-loaded)}`, -loaded);
+    this.#watchedFd = lib.bpf_map__fd(map("watched"));
+    this.#interestFd = lib.bpf_map__fd(map("interest"));
+    this.#lostFd = lib.bpf_map__fd(map("lost"));
+    this.#cpus = lib.libbpf_num_possible_cpus();
+    // The callback only copies (one memcpy into a growing buffer, ~0.5 µs a record here): the ring is freed at the
+    // rate it fills, and records are decoded after the ring call returns (decoding in the callback took ~8 µs).
+    this.#callback = new Deno.UnsafeCallback(SAMPLE_CALLBACK, (_ctx, data, size) => {
+      const n = Number(size);
+      if (this.#used + n > this.#bytes.length) {
+        const grown = new Uint8Array(Math.max(this.#bytes.length * 2, this.#used + n));
+        grown.set(this.#bytes.subarray(0, this.#used));
+        this.#bytes = grown;
+      }
+      copySample(data, this.#bytes.subarray(this.#used, this.#used + n));
+      this.#used += n;
+      this.#ends.push(this.#used);
+      return 0;
+    });
+    this.#rb = lib.ring_buffer__new(lib.bpf_map__fd(map("events")), this.#callback.pointer, null, null);
+    if (!this.#rb) throw new BpfLoadError(`Cannot open the ring buffer: ${explainLoadErrno(errno())}`, errno());
+    for (const name of PROGRAMS) {
+      const prog = lib.bpf_object__find_program_by_name(obj, cstr(name));
+      if (!prog) throw new BpfLoadError(`The BPF object has no program "${name}"`);
+      const link = lib.bpf_program__attach(prog);
+      if (!link) {
+        const err = errno();
+        throw new BpfLoadError(`Cannot attach ${name}: ${explainLoadErrno(err)}`, err);
+      }
+      this.#links.push(link);
+    }
+  }
+
+  /** Opens, configures, loads and attaches the object. */
+  static load(options: BpfTracerOptions = {}): BpfTracer {
+    const path = options.object ?? BPF_OBJECT;
+    try {
+      Deno.statSync(path);
+    } catch {
+      throw new BpfLoadError(
+        `Cannot load the bpf source: ${path} is missing (deno task build makes it; it needs clang, bpftool and ` +
+          "libbpf-dev: sudo tools/debian-deps.sh --install)",
+      );
+    }
+    const lib = libbpf();
+    const obj = lib.bpf_object__open_file(cstr(path), null);
+    if (!obj) throw new BpfLoadError(`Cannot open ${path}: ${explainLoadErrno(errno())}`, errno());
+    try {
+      return new BpfTracer(obj, options);
+    } catch (e) {
+      lib.bpf_object__close(obj);
+      throw e;
+    }
+  }
+
+  /** The object's .rodata (or .data…) map, whose name libbpf prefixes with part of the object's. */
+  #internalMap(suffix: string): Deno.PointerValue {
+    const lib = libbpf();
+    for (let m = lib.bpf_object__next_map(this.#obj, null); m; m = lib.bpf_object__next_map(this.#obj, m)) {
+      if (readCString(lib.bpf_map__name(m)).endsWith(suffix)) return m;
+    }
+    throw new BpfLoadError(`The BPF object has no ${suffix} map`);
+  }
+
+  /** Watches process `tgid` (and, from now on, the processes it makes) as session `session`. */
+  watch(tgid: number, session = 1): void {
+    const key = new Uint32Array([tgid]), value = new Uint32Array([session]);
+    if (libbpf().bpf_map_update_elem(this.#watchedFd, u8(key), u8(value), 0n) < 0) {
+      throw new LibbpfError(`Cannot watch process ${tgid}: ${explainLoadErrno(errno())}`, errno());
+    }
+  }
+
+  /** Stops watching process `tgid` (its children stay watched). */
+  unwatch(tgid: number): void {
+    libbpf().bpf_map_delete_elem(this.#watchedFd, u8(new Uint32Array([tgid])));
+  }
+
+  /** Whether process `tgid` is in the watched set. */
+  isWatched(tgid: number): boolean {
+    const value = new Uint32Array(1);
+    return libbpf().bpf_map_lookup_elem(this.#watchedFd, u8(new Uint32Array([tgid])), u8(value)) === 0;
+  }
+
+  /** Replaces the interest map: the syscalls in `entries` as given, every other one off. */
+  setInterest(entries: ReadonlyMap<number, InterestEntry>): void {
+    const off = encodeInterest({ enter: false, exit: false });
+    for (let nr = 0; nr < MAX_SYSCALLS; nr++) {
+      const e = entries.get(nr);
+      const value = e ? encodeInterest(e) : off;
+      if (libbpf().bpf_map_update_elem(this.#interestFd, u8(new Uint32Array([nr])), value, 0n) < 0) {
+        throw new LibbpfError(`Cannot set the interest of syscall ${nr}: ${explainLoadErrno(errno())}`, errno());
+      }
+    }
+  }
+
+  /**
+   * Waits up to `timeoutMs` for a wake-up (the ring past its threshold), then takes every record waiting.
+   * Blocks the calling thread; 0 takes what is there without waiting.
+   */
+  poll(timeoutMs: number): BpfRecord[] {
+    this.#check();
+    const n = libbpf().ring_buffer__poll(this.#rb, timeoutMs);
+    if (n < 0 && n !== -4) throw new LibbpfError(`ring_buffer__poll: ${explainLoadErrno(-n)}`, -n);
+    // ring_buffer__poll consumes only a ring epoll reported, and records submitted with BPF_RB_NO_WAKEUP make none
+    // ready: the timeout is the consumer's timer, after which everything waiting is taken.
+    const m = libbpf().ring_buffer__consume(this.#rb);
+    if (m < 0) throw new LibbpfError(`ring_buffer__consume: ${explainLoadErrno(-m)}`, -m);
+    return this.#takeBatch();
+  }
+
+  /** Every record in the ring now, without waiting. */
+  drain(): BpfRecord[] {
+    this.#check();
+    const n = libbpf().ring_buffer__consume(this.#rb);
+    if (n < 0) throw new LibbpfError(`ring_buffer__consume: ${explainLoadErrno(-n)}`, -n);
+    return this.#takeBatch();
+  }
+
+  /** The epoll fd ring_buffer__poll waits on: another fd added to it (level-triggered, data 0) wakes poll() too. */
+  get epollFd(): number {
+    this.#check();
+    return libbpf().ring_buffer__epoll_fd(this.#rb);
+  }
+
+  /** Records dropped because the ring was full, on all CPUs, since the load. */
+  lostTotal(): number {
+    const values = new BigUint64Array(this.#cpus);
+    if (libbpf().bpf_map_lookup_elem(this.#lostFd, u8(new Uint32Array([1])), u8(values)) < 0) {
+      throw new LibbpfError(`Cannot read the lost counters: ${explainLoadErrno(errno())}`, errno());
+    }
+    return Number(values.reduce((a, b) => a + b, 0n));
+  }
+
+  /** Detaches the programs and frees the object, its maps and the ring. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const lib = libbpf();
+    for (const link of this.#links) lib.bpf_link__destroy(link);
+    if (this.#rb) lib.ring_buffer__free(this.#rb);
+    lib.bpf_object__close(this.#obj);
+    this.#callback.close();
+  }
+
+  /** Decodes the records the last ring call copied, and empties the buffer. */
+  #takeBatch(): BpfRecord[] {
+    const out = new Array<BpfRecord>(this.#ends.length);
+    let start = 0;
+    for (let i = 0; i < this.#ends.length; i++) {
+      out[i] = decodeRecord(this.#bytes.subarray(start, this.#ends[i]));
+      start = this.#ends[i];
+    }
+    this.#used = 0;
+    this.#ends = [];
+    return out;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new Error("The bpf tracer is closed");
+  }
+}
+
+function u8(a: Uint32Array | BigUint64Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}

@@ -1,0 +1,225 @@
+/**
+ * The bpf source as a thin transport under the WSS (host/wss/source.ts): the
+ * ring's records handed over as calls that never wait and as lifecycle
+ * reports, arguments decoded from the programs' copies. Observation only
+ * (BPF_CAPABILITIES): an interest that asks to decide a call before it runs is
+ * refused with the calls named, and a kill is late, through a pidfd (kill()).
+ *
+ * @module
+ */
+import type { DecodedArgs, ProgramIdentity, SyscallEvent, Verdict } from "../../events.ts";
+import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CTL_ADD, EPOLL_EVENT, EPOLLIN } from "../../unsafe/layouts.ts";
+import { errno, killProcess, libc } from "../../unsafe/libc.ts";
+import { decodeArgs } from "../../wss/decode.ts";
+import type { Interest } from "../../wss/interest.ts";
+import type { Refusal } from "../../wss/refusal.ts";
+import type {
+  ArgNeeds,
+  EventSource,
+  PollResult,
+  Settled,
+  SourceCall,
+  SourceCapabilities,
+  SourceHandler,
+} from "../../wss/source.ts";
+import { readTaskStatus } from "../../wss/procfs.ts";
+import { BPF_CAPABILITIES } from "../capabilities.ts";
+import { readIdentity, recordReader } from "./events.ts";
+import { interestFor } from "./interest.ts";
+import { type BpfRecord, FLAG, type InterestEntry, KIND } from "./layout.ts";
+import { monotonicNs } from "./libbpf.ts";
+import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
+
+const text = new TextDecoder();
+
+/** How the transport loads. */
+export interface BpfTransportOptions extends BpfTracerOptions {
+  interest: Interest;
+}
+
+/**
+ * The interest map of a WSS interest: every call it names, in the phases it names, with the copies its argument
+ * kinds call for.
+ *
+ * @throws naming the calls a rule or wrapper may deny, kill or rewrite before they run: this source cannot hold a call
+ */
+export function compileInterest(interest: Interest): Map<number, InterestEntry> {
+  // The host's own refusals (io_uring) come with every interest; here they are reported, not refused (docs/bpf.md).
+  const refusedByHost = resolveSyscalls(ALWAYS_DENIED_SYSCALLS);
+  const undecidable: string[] = [];
+  const out = new Map<number, InterestEntry>();
+  for (const [nr, c] of interest.calls) {
+    if (c.pre === "decide" && !refusedByHost.has(nr)) undecidable.push(syscallName(nr));
+    out.set(nr, interestFor(syscallName(nr), { enter: c.pre !== undefined, exit: c.post !== undefined }));
+  }
+  if (undecidable.length) {
+    throw new Error(
+      `Cannot serve ${undecidable.join(", ")} on the bpf source: a rule or wrapper may deny or rewrite them before ` +
+        "they run, and this source only observes (use seccomp or the kernel module; the hybrid: docs/bpf.md)",
+    );
+  }
+  return out;
+}
+
+/** The bpf programs as an EventSource. */
+export class BpfTransport implements EventSource {
+  readonly capabilities: SourceCapabilities = BPF_CAPABILITIES;
+  readonly wakeFd: number;
+  /** Nothing waits on this source, so nothing fails closed when the thread dies. */
+  readonly failClosedFds: readonly number[] = [];
+  readonly closesSessions = false;
+  readonly #tracer: BpfTracer;
+  readonly #queued: { pid: number; ppid: number; session: number }[] = [];
+  readonly #wakeBuf = new Uint8Array(8);
+  /** Wall clock minus CLOCK_MONOTONIC (ns): a record's ktime + this is its wall time. */
+  readonly #offsetNs = BigInt(Date.now()) * 1_000_000n - monotonicNs();
+  /** The record being served (the WSS reads its arguments while the handler runs). */
+  #rec: BpfRecord | undefined;
+  #id = 0n;
+  /** Records dropped, as the programs reported them in-band. */
+  #lost = 0;
+
+  constructor(options: BpfTransportOptions) {
+    const entries = compileInterest(options.interest);
+    this.#tracer = BpfTracer.load(options);
+    try {
+      this.#tracer.setInterest(entries);
+      this.wakeFd = libc.symbols.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (this.wakeFd < 0) throw new Error(`Cannot create an eventfd: errno ${errno()}`);
+      // The wake fd joins the ring's epoll set with data 0 (ring 0): ring_buffer__poll returns when it fires and
+      // only looks at the ring again, which is harmless.
+      const ev = new Uint8Array(EPOLL_EVENT.size);
+      new DataView(ev.buffer).setUint32(EPOLL_EVENT.events, EPOLLIN, true);
+      if (libc.symbols.epoll_ctl(this.#tracer.epollFd, EPOLL_CTL_ADD, this.wakeFd, ev) < 0) {
+        throw new Error(`Cannot add the wake fd to the ring's epoll set: errno ${errno()}`);
+      }
+    } catch (e) {
+      this.#tracer.close();
+      throw e;
+    }
+  }
+
+  setInterest(interest: Interest): void {
+    this.#tracer.setInterest(compileInterest(interest));
+  }
+
+  attach(session: number, pid: number): Record<string, never> {
+    this.#tracer.watch(pid, session);
+    this.#queued.push({ pid, ppid: readTaskStatus(pid)?.ppid ?? 0, session });
+    return {};
+  }
+
+  detach(): void {}
+
+  poll(timeoutMs: number, handler: SourceHandler): PollResult {
+    let served = 0;
+    for (const q of this.#queued.splice(0)) {
+      handler.lifecycle({ kind: "fork", pid: q.pid, ppid: q.ppid, session: q.session, program: readIdentity(q.pid) });
+      served++;
+    }
+    const records = this.#tracer.poll(served ? 0 : timeoutMs);
+    const woken = libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n) === 8n;
+    for (const rec of records) served += this.#hand(rec, handler);
+    return { served, woken };
+  }
+
+  readArgs(call: SourceCall, name: string, needs: ArgNeeds): DecodedArgs {
+    const rec = this.#rec;
+    if (!rec || call.id !== this.#id) throw new Error(`bpf: call ${call.id} is not the one being served`);
+    if (needs === "registers") return {};
+    return decodeArgs(name, rec.args, recordReader(rec));
+  }
+
+  /** Nothing waits here, so nothing reaches the supervisor through this source's calls. */
+  refusal(): Refusal | undefined {
+    return undefined;
+  }
+
+  /** Only waiting calls are settled, and none waits here. */
+  settle(_call: SourceCall, _event: SyscallEvent, verdict: Verdict): Settled {
+    return { verdict };
+  }
+
+  /** The arguments are the programs' copies, taken at the call: nothing is read from the caller later. */
+  stillValid(): boolean {
+    return true;
+  }
+
+  answer(call: SourceCall): void {
+    throw new Error(`bpf: call ${call.id} (${syscallName(call.nr)}) does not wait: there is nothing to answer`);
+  }
+
+  kill(pid: number): void {
+    killProcess(pid);
+  }
+
+  forget(): void {}
+
+  /** Records dropped because the ring was full, as reported so far. */
+  get lost(): number {
+    return this.#lost;
+  }
+
+  /** Reports drops no record carried (the per-CPU totals against the in-band counts), then detaches everything. */
+  close(handler?: SourceHandler): void {
+    const unreported = this.#tracer.lostTotal() - this.#lost;
+    if (unreported > 0 && handler) handler.lifecycle({ kind: "lost", count: unreported });
+    this.#tracer.close();
+    libc.symbols.close(this.wakeFd);
+  }
+
+  /** Hands one record to the WSS; returns how many reports it made. */
+  #hand(rec: BpfRecord, handler: SourceHandler): number {
+    let served = 0;
+    if (rec.lost) {
+      this.#lost += rec.lost;
+      handler.lifecycle({ kind: "lost", count: rec.lost });
+      served++;
+    }
+    const time = Number((rec.ktime + this.#offsetNs) / 1_000_000n);
+    switch (rec.kind) {
+      case KIND.ENTER:
+      case KIND.EXIT: {
+        this.#rec = rec;
+        this.#id++;
+        const pre = rec.kind === KIND.ENTER;
+        const call: SourceCall = {
+          id: this.#id,
+          pid: rec.tgid,
+          tid: rec.tid,
+          abi: rec.flags & FLAG.COMPAT ? "i386" : "x86_64",
+          nr: rec.nr,
+          args: rec.args,
+          phase: pre ? "pre" : "post",
+          waits: false,
+          time,
+          ...(pre ? {} : { ret: rec.ret }),
+          faulted: (rec.flags & (FLAG.PATH_FAULT | FLAG.PATH2_FAULT | FLAG.DATA_FAULT)) !== 0,
+        };
+        handler.call(call);
+        this.#rec = undefined;
+        return served + 1;
+      }
+      case KIND.FORK:
+        if (rec.flags & FLAG.UNFOLLOWED) {
+          handler.fault(Number(rec.ret), `process ${rec.ret} (a child of ${rec.tgid}) is not watched: the set is full`);
+        }
+        handler.lifecycle({ kind: "fork", pid: Number(rec.ret), ppid: rec.tgid, watched: true });
+        return served + 1;
+      case KIND.EXEC: {
+        const exe = rec.path ? text.decode(rec.path) : "";
+        const argv0 = rec.data ? text.decode(rec.data).split("\0")[0] : exe;
+        const program: ProgramIdentity = { exe, argv0, uid: rec.uid, gid: rec.gid };
+        handler.lifecycle({ kind: "exec", pid: rec.tgid, program, watched: true });
+        return served + 1;
+      }
+      case KIND.GONE:
+        handler.lifecycle({ kind: "exit", pid: rec.tgid, status: Number(rec.ret) });
+        return served + 1;
+      default:
+        handler.fault(rec.tgid, `unknown bpf record kind ${rec.kind} (flags 0x${rec.flags.toString(16)})`);
+        return served + 1;
+    }
+  }
+}

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * idwrap's eBPF event source (docs/bpf.md): observes the system calls and the
+ * lifecycle of watched processes and hands them to the host through one ring
+ * buffer. Observation only: nothing here waits for the host, denies or kills.
+ *
+ * Programs: tp_btf/sys_enter and tp_btf/sys_exit (the calls), and the sched
+ * tracepoints fork (follow), exec (what runs now) and exit (forget). tp_btf,
+ * not raw_tp: typed arguments read without bpf_probe_read, and no trampoline
+ * is needed (it loads where fentry/lsm are refused; docs/bpf.md, "Measured").
+ *
+ * Which tasks: `watched` (tgid -> session; fork adds, exit removes) or, with
+ * IDW_MODE_CGROUP, every task of one cgroup v2 (one compare). Which calls and
+ * which argument copies: `interest`, by syscall number, written by the host.
+ *
+ * The ring: a record is submitted with BPF_RB_NO_WAKEUP, except the one that
+ * takes the waiting bytes across wake_bytes (BPF_RB_FORCE_WAKEUP): a wake-up
+ * per record costs as much as a seccomp round trip; the host's consumer also
+ * polls on a timer (a crossing two CPUs race past is picked up there). A record
+ * that does not fit is counted per CPU: the CPU's next record carries the
+ * count (idw_head.lost) and `lost` keeps the total, which the host reads at
+ * the end, so a loss always reaches the host.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "idwrap_bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h: the task is in an i386 syscall */
+
+const volatile struct idw_config cfg = {
+	.mode = IDW_MODE_PIDS,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);   /* tgid */
+	__type(value, __u32); /* session */
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IDW_MAX_SYSCALLS);
+	__type(key, __u32);
+	__type(value, struct idw_interest);
+} interest SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* the host may resize it before load */
+} events SEC(".maps");
+
+/* [0]: dropped since this CPU's last record (reset when reported); [1]: dropped in all. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+static __always_inline bool is_watched(__u32 tgid)
+{
+	if (cfg.mode == IDW_MODE_CGROUP)
+		return bpf_get_current_cgroup_id() == cfg.cgroup_id;
+	return bpf_map_lookup_elem(&watched, &tgid) != NULL;
+}
+
+static __always_inline void *reserve(__u64 size)
+{
+	void *r = bpf_ringbuf_reserve(&events, size, 0);
+	if (!r) {
+		__u32 pending = 0, total = 1;
+		__u64 *n = bpf_map_lookup_elem(&lost, &pending);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+		n = bpf_map_lookup_elem(&lost, &total);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+	return r;
+}
+
+static __always_inline void fill_head(struct idw_head *h, __u32 kind, __u32 flags, __u32 tgid, __u32 tid)
+{
+	__u32 k = 0;
+	__u64 *pending = bpf_map_lookup_elem(&lost, &k);
+	__u64 ug = bpf_get_current_uid_gid();
+
+	h->ktime = bpf_ktime_get_ns();
+	h->kind = kind;
+	h->flags = flags;
+	h->tgid = tgid;
+	h->tid = tid;
+	h->nr = -1;
+	h->lost = pending && *pending ? (__u32)__sync_lock_test_and_set(pending, 0) : 0;
+	h->ret = 0;
+	h->uid = (__u32)ug;
+	h->gid = ug >> 32;
+}
+
+/*
+ * Wakes the consumer once, when this record takes the waiting bytes across wake_bytes; otherwise not at all (its
+ * poll timeout collects the rest). Forcing a wake-up for every record above the threshold would cost each one an
+ * irq_work while a slow consumer catches up (measured: worse than the default's wake-up per record).
+ */
+static __always_inline void submit(void *r, __u64 size)
+{
+	__u64 flags = 0, avail;
+	if (cfg.wake_bytes) {
+		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		flags = avail >= cfg.wake_bytes && avail < cfg.wake_bytes + size ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	}
+	bpf_ringbuf_submit(r, flags);
+}
+
+static __always_inline bool compat_call(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	return t->thread_info.status & TS_COMPAT;
+}
+
+static __always_inline void read_args(struct pt_regs *regs, __u64 *a, bool compat)
+{
+	if (compat) { /* i386: ebx, ecx, edx, esi, edi, ebp */
+		a[0] = regs->bx, a[1] = regs->cx, a[2] = regs->dx;
+		a[3] = regs->si, a[4] = regs->di, a[5] = regs->bp;
+	} else { /* x86_64: rdi, rsi, rdx, r10, r8, r9 */
+		a[0] = regs->di, a[1] = regs->si, a[2] = regs->dx;
+		a[3] = regs->r10, a[4] = regs->r8, a[5] = regs->r9;
+	}
+}
+
+static __always_inline __u64 arg_at(const __u64 *a, __s8 i)
+{
+	switch (i) { /* a switch: the verifier cannot bound an index computed from a map value */
+	case 0: return a[0];
+	case 1: return a[1];
+	case 2: return a[2];
+	case 3: return a[3];
+	case 4: return a[4];
+	case 5: return a[5];
+	}
+	return 0;
+}
+
+/* min(len, IDW_DATA_MAX), in a form the verifier can bound (it loses the bound through clang's min). */
+static __always_inline __u32 data_take(__u64 len)
+{
+	__u32 t = len > IDW_DATA_MAX ? IDW_DATA_MAX : (__u32)len;
+	asm volatile("%[t] &= 0x3ff" : [t] "+r"(t));
+	if (t > IDW_DATA_MAX)
+		t = IDW_DATA_MAX;
+	return t;
+}
+
+/* Copies the interest's path and buffer arguments; the caller's pages may be out (then a fault flag). */
+static __always_inline void copy_args(struct idw_copy_rec *r, const struct idw_interest *in)
+{
+	long n;
+
+	r->path_len = r->path2_len = r->data_len = 0;
+	r->pad = 0;
+	if (in->path_arg >= 0) {
+		n = bpf_probe_read_user_str(r->path, IDW_PATH_MAX, (void *)arg_at(r->h.args, in->path_arg));
+		if (n > 0)
+			r->path_len = n - 1;
+		else
+			r->h.flags |= IDW_F_PATH_FAULT;
+	}
+	if (in->path2_arg >= 0) {
+		n = bpf_probe_read_user_str(r->path2, IDW_PATH_MAX, (void *)arg_at(r->h.args, in->path2_arg));
+		if (n > 0)
+			r->path2_len = n - 1;
+		else
+			r->h.flags |= IDW_F_PATH2_FAULT;
+	}
+	if (in->data_arg >= 0 && in->len_arg >= 0) {
+		__u64 len = arg_at(r->h.args, in->len_arg);
+		__u32 take = data_take(len);
+		if (len > IDW_DATA_MAX)
+			r->h.flags |= IDW_F_DATA_TRUNC;
+		if (take && bpf_probe_read_user(r->data, take, (void *)arg_at(r->h.args, in->data_arg)) == 0)
+			r->data_len = take;
+		else if (take)
+			r->h.flags |= IDW_F_DATA_FAULT;
+	}
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	__u32 tgid = pt >> 32, nr = (__u32)id;
+	struct idw_interest *in;
+	bool compat;
+
+	if (!is_watched(tgid))
+		return 0;
+	compat = compat_call();
+	/* An i386 call is always reported (its number is not in the x86_64 table the interest follows). */
+	if (!compat) {
+		if (nr >= IDW_MAX_SYSCALLS)
+			return 0;
+		in = bpf_map_lookup_elem(&interest, &nr);
+		if (!in || !(in->flags & IDW_I_ENTER))
+			return 0;
+		if (in->path_arg >= 0 && in->path2_arg < 0 && in->data_arg < 0) {
+			struct idw_path_rec *r = reserve(sizeof(*r));
+			long n;
+			if (!r)
+				return 0;
+			fill_head(&r->h, IDW_ENTER, IDW_F_COPIES, tgid, (__u32)pt);
+			r->h.nr = nr;
+			read_args(regs, r->h.args, false);
+			r->path_len = r->path2_len = r->data_len = r->pad = 0;
+			n = bpf_probe_read_user_str(r->path, IDW_PATH_MAX, (void *)arg_at(r->h.args, in->path_arg));
+			if (n > 0)
+				r->path_len = n - 1;
+			else
+				r->h.flags |= IDW_F_PATH_FAULT;
+			submit(r, sizeof(*r));
+			return 0;
+		}
+		if (in->path_arg >= 0 || in->path2_arg >= 0 || in->data_arg >= 0) {
+			struct idw_copy_rec *r = reserve(sizeof(*r));
+			if (!r)
+				return 0;
+			fill_head(&r->h, IDW_ENTER, IDW_F_COPIES, tgid, (__u32)pt);
+			r->h.nr = nr;
+			read_args(regs, r->h.args, false);
+			copy_args(r, in);
+			submit(r, sizeof(*r));
+			return 0;
+		}
+	}
+	struct idw_head *h = reserve(sizeof(*h));
+	if (!h)
+		return 0;
+	fill_head(h, IDW_ENTER, compat ? IDW_F_COMPAT : 0, tgid, (__u32)pt);
+	h->nr = nr;
+	read_args(regs, h->args, compat);
+	submit(h, sizeof(*h));
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	__u32 tgid = pt >> 32, nr;
+	struct idw_interest *in;
+	bool compat;
+
+	if (!is_watched(tgid))
+		return 0;
+	nr = (__u32)regs->orig_ax;
+	compat = compat_call();
+	if (!compat) {
+		if (nr >= IDW_MAX_SYSCALLS)
+			return 0;
+		in = bpf_map_lookup_elem(&interest, &nr);
+		if (!in || !(in->flags & IDW_I_EXIT))
+			return 0;
+	}
+	struct idw_head *h = reserve(sizeof(*h));
+	if (!h)
+		return 0;
+	fill_head(h, IDW_EXIT, compat ? IDW_F_COMPAT : 0, tgid, (__u32)pt);
+	h->nr = nr;
+	h->ret = ret;
+	read_args(regs, h->args, compat);
+	submit(h, sizeof(*h));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid, flags = 0;
+
+	if (child->pid != ctgid) /* a new thread: its process is watched already */
+		return 0;
+	if (cfg.mode == IDW_MODE_CGROUP) {
+		if (bpf_get_current_cgroup_id() != cfg.cgroup_id)
+			return 0;
+	} else {
+		__u32 *session = bpf_map_lookup_elem(&watched, &ptgid);
+		__u32 s;
+		if (!session)
+			return 0;
+		s = *session;
+		/* The child runs only after this tracepoint, so it is watched from its first call. */
+		if (bpf_map_update_elem(&watched, &ctgid, &s, BPF_ANY))
+			flags |= IDW_F_UNFOLLOWED;
+	}
+	struct idw_head *h = reserve(sizeof(*h));
+	if (!h)
+		return 0;
+	fill_head(h, IDW_FORK, flags, ptgid, parent->pid);
+	h->ret = ctgid;
+	submit(h, sizeof(*h));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = p->tgid;
+	struct idw_copy_rec *r;
+	unsigned long start, end;
+	long n;
+
+	if (!is_watched(tgid))
+		return 0;
+	r = reserve(sizeof(*r));
+	if (!r)
+		return 0;
+	fill_head(&r->h, IDW_EXEC, IDW_F_COPIES, tgid, p->pid);
+	r->h.ret = old_pid;
+	r->path_len = r->path2_len = r->data_len = r->pad = 0;
+	n = bpf_probe_read_kernel_str(r->path, IDW_PATH_MAX, bprm->filename);
+	if (n > 0)
+		r->path_len = n - 1;
+	else
+		r->h.flags |= IDW_F_PATH_FAULT;
+	/* argv as the new image sees it: its stack was just written, so resident. */
+	start = p->mm->arg_start;
+	end = p->mm->arg_end;
+	if (end > start) {
+		__u64 len = end - start;
+		__u32 take = data_take(len);
+		if (len > IDW_DATA_MAX)
+			r->h.flags |= IDW_F_DATA_TRUNC;
+		if (take && bpf_probe_read_user(r->data, take, (void *)start) == 0)
+			r->data_len = take;
+		else
+			r->h.flags |= IDW_F_DATA_FAULT;
+	}
+	submit(r, sizeof(*r));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_process_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if (!is_watched(tgid))
+		return 0;
+	if (p->signal->live.counter != 0) /* other threads of the process still run */
+		return 0;
+	if (cfg.mode == IDW_MODE_PIDS)
+		bpf_map_delete_elem(&watched, &tgid);
+	struct idw_head *h = reserve(sizeof(*h));
+	if (!h)
+		return 0;
+	fill_head(h, IDW_GONE, 0, tgid, p->pid);
+	h->ret = p->exit_code;
+	submit(h, sizeof(*h));
+	return 0;
+}

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * idwrap's eBPF event source: the layout shared by the BPF programs
+ * (idwrap.bpf.c) and the host (host/sources/bpf/layout.ts mirrors it, and
+ * tests/sources/bpf/layout_test.ts compares the two). Little-endian, x86-64.
+ *
+ * Every record starts with struct idw_head (96 bytes); a record whose flags
+ * carry IDW_F_COPIES is a struct idw_copy_rec (head + copied arguments), or,
+ * for a call whose only copy is one path, the shorter struct idw_path_rec (its
+ * prefix: a third of the bytes for the commonest copying calls, stat and open).
+ * The three sizes are fixed; the host tells them apart by the sample's size.
+ */
+#ifndef IDWRAP_BPF_H
+#define IDWRAP_BPF_H
+
+#define IDW_PATH_MAX 256 /* bytes of each copied path, NUL included */
+#define IDW_DATA_MAX 512 /* bytes of a copied buffer (write, sockaddr) or exec argv */
+#define IDW_MAX_SYSCALLS 512
+
+/* Record kinds. */
+#define IDW_ENTER 1 /* sys_enter of a watched task: nr, args, copies */
+#define IDW_EXIT 2  /* sys_exit: nr, ret */
+#define IDW_FORK 3  /* a watched process made a process: tgid the parent, ret the child */
+#define IDW_EXEC 4  /* a watched process ran exec: path the file, data its argv (NUL-separated) */
+#define IDW_GONE 5  /* a watched process's last thread exited: ret its wait status */
+
+/* Record flags. */
+#define IDW_F_COPIES 0x01     /* the record is a struct idw_copy_rec */
+#define IDW_F_COMPAT 0x02     /* an i386 (int 0x80) call: nr is an i386 number */
+#define IDW_F_PATH_FAULT 0x04 /* the path argument could not be read */
+#define IDW_F_PATH2_FAULT 0x08
+#define IDW_F_DATA_FAULT 0x10
+#define IDW_F_DATA_TRUNC 0x20 /* the buffer was longer than IDW_DATA_MAX */
+#define IDW_F_UNFOLLOWED 0x40 /* FORK: the child could not be added to the watched set (map full) */
+
+/* Interest flags (struct idw_interest.flags). */
+#define IDW_I_ENTER 0x01
+#define IDW_I_EXIT 0x02
+
+/* How the watched set is kept (struct idw_config.mode). */
+#define IDW_MODE_PIDS 0   /* a hash of tgids: fork adds, exit forgets */
+#define IDW_MODE_CGROUP 1 /* every task of one cgroup v2 (its id in cgroup_id) */
+
+/* What to copy for one syscall: argument indexes (0-5) or -1. */
+struct idw_interest {
+	__u8 flags;
+	__s8 path_arg;
+	__s8 path2_arg;
+	__s8 data_arg; /* a buffer whose length is in len_arg */
+	__s8 len_arg;
+	__u8 pad[3];
+};
+
+/* Set before load (.rodata): the verifier prunes the mode not chosen. */
+struct idw_config {
+	__u32 mode;
+	__u32 pad;
+	__u64 cgroup_id;
+	/* Wake the consumer at once only when this many bytes wait; 0: wake on every record (the default). */
+	__u64 wake_bytes;
+};
+
+struct idw_head {
+	__u64 ktime; /* bpf_ktime_get_boot_ns() */
+	__u32 kind;
+	__u32 flags;
+	__u32 tgid;
+	__u32 tid;
+	__s32 nr;
+	__u32 lost; /* records this CPU dropped (ring full) since its previous record */
+	__s64 ret;
+	__u64 args[6];
+	__u32 uid;
+	__u32 gid;
+};
+
+struct idw_path_rec {
+	struct idw_head h;
+	__u16 path_len; /* bytes copied, NUL excluded */
+	__u16 path2_len; /* 0 */
+	__u16 data_len;  /* 0 */
+	__u16 pad;
+	char path[IDW_PATH_MAX];
+};
+
+struct idw_copy_rec {
+	struct idw_head h;
+	__u16 path_len; /* bytes copied, NUL excluded */
+	__u16 path2_len;
+	__u16 data_len;
+	__u16 pad;
+	char path[IDW_PATH_MAX];
+	char path2[IDW_PATH_MAX];
+	char data[IDW_DATA_MAX];
+};
+
+#endif

@@ -1,0 +1,133 @@
+/** host/sources/bpf/layout.ts against kmod/bpf/idwrap_bpf.h, as the C compiler lays the header out. */
+import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
+import * as layout from "../../../host/sources/bpf/layout.ts";
+import { interestFor } from "../../../host/sources/bpf/interest.ts";
+import { ROOT } from "../../helpers.ts";
+
+/** Compiles a program that prints the header's offsets, sizes and constants as JSON, and runs it. */
+async function cLayout(): Promise<Record<string, number>> {
+  const dir = await Deno.makeTempDir();
+  const fields: [string, string][] = [
+    ["head.ktime", "offsetof(struct idw_head, ktime)"],
+    ["head.kind", "offsetof(struct idw_head, kind)"],
+    ["head.flags", "offsetof(struct idw_head, flags)"],
+    ["head.tgid", "offsetof(struct idw_head, tgid)"],
+    ["head.tid", "offsetof(struct idw_head, tid)"],
+    ["head.nr", "offsetof(struct idw_head, nr)"],
+    ["head.lost", "offsetof(struct idw_head, lost)"],
+    ["head.ret", "offsetof(struct idw_head, ret)"],
+    ["head.args", "offsetof(struct idw_head, args)"],
+    ["head.uid", "offsetof(struct idw_head, uid)"],
+    ["head.gid", "offsetof(struct idw_head, gid)"],
+    ["head.size", "sizeof(struct idw_head)"],
+    ["copy.path_len", "offsetof(struct idw_copy_rec, path_len)"],
+    ["copy.path2_len", "offsetof(struct idw_copy_rec, path2_len)"],
+    ["copy.data_len", "offsetof(struct idw_copy_rec, data_len)"],
+    ["copy.path", "offsetof(struct idw_copy_rec, path)"],
+    ["copy.path2", "offsetof(struct idw_copy_rec, path2)"],
+    ["copy.data", "offsetof(struct idw_copy_rec, data)"],
+    ["copy.size", "sizeof(struct idw_copy_rec)"],
+    ["pathrec.path", "offsetof(struct idw_path_rec, path)"],
+    ["pathrec.size", "sizeof(struct idw_path_rec)"],
+    ["interest.flags", "offsetof(struct idw_interest, flags)"],
+    ["interest.path_arg", "offsetof(struct idw_interest, path_arg)"],
+    ["interest.path2_arg", "offsetof(struct idw_interest, path2_arg)"],
+    ["interest.data_arg", "offsetof(struct idw_interest, data_arg)"],
+    ["interest.len_arg", "offsetof(struct idw_interest, len_arg)"],
+    ["interest.size", "sizeof(struct idw_interest)"],
+    ["config.mode", "offsetof(struct idw_config, mode)"],
+    ["config.cgroup_id", "offsetof(struct idw_config, cgroup_id)"],
+    ["config.wake_bytes", "offsetof(struct idw_config, wake_bytes)"],
+    ["config.size", "sizeof(struct idw_config)"],
+    ["PATH_MAX", "IDW_PATH_MAX"],
+    ["DATA_MAX", "IDW_DATA_MAX"],
+    ["MAX_SYSCALLS", "IDW_MAX_SYSCALLS"],
+    ["ENTER", "IDW_ENTER"],
+    ["EXIT", "IDW_EXIT"],
+    ["FORK", "IDW_FORK"],
+    ["EXEC", "IDW_EXEC"],
+    ["GONE", "IDW_GONE"],
+    ["F_COPIES", "IDW_F_COPIES"],
+    ["F_COMPAT", "IDW_F_COMPAT"],
+    ["F_PATH_FAULT", "IDW_F_PATH_FAULT"],
+    ["F_PATH2_FAULT", "IDW_F_PATH2_FAULT"],
+    ["F_DATA_FAULT", "IDW_F_DATA_FAULT"],
+    ["F_DATA_TRUNC", "IDW_F_DATA_TRUNC"],
+    ["F_UNFOLLOWED", "IDW_F_UNFOLLOWED"],
+    ["I_ENTER", "IDW_I_ENTER"],
+    ["I_EXIT", "IDW_I_EXIT"],
+    ["MODE_PIDS", "IDW_MODE_PIDS"],
+    ["MODE_CGROUP", "IDW_MODE_CGROUP"],
+  ];
+  const src = `#include <stdio.h>
+#include <stddef.h>
+#include <linux/types.h>
+#include "${ROOT}kmod/bpf/idwrap_bpf.h"
+int main(void) {
+  printf("{");
+${fields.map(([k, e], i) => `  printf("%s\\"${k}\\": %lu", ${i ? '","' : '""'}, (unsigned long)(${e}));`).join("\n")}
+  printf("}\\n");
+  return 0;
+}
+`;
+  await Deno.writeTextFile(`${dir}/layout.c`, src);
+  const cc = await new Deno.Command("cc", { args: ["-o", `${dir}/layout`, `${dir}/layout.c`] }).output();
+  if (!cc.success) throw new Error(new TextDecoder().decode(cc.stderr));
+  const out = await new Deno.Command(`${dir}/layout`).output();
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+Deno.test("layout.ts mirrors every offset, size and constant of idwrap_bpf.h", async () => {
+  const c = await cLayout();
+  const ts: Record<string, number> = {
+    ...Object.fromEntries(Object.entries(layout.HEAD).map(([k, v]) => [`head.${k}`, v])),
+    ...Object.fromEntries(
+      Object.entries(layout.COPY).map(([k, v]) => [`copy.${k}`, v]),
+    ),
+    "pathrec.path": layout.COPY.path,
+    "pathrec.size": layout.PATH_REC_SIZE,
+    ...Object.fromEntries(Object.entries(layout.INTEREST).map(([k, v]) => [`interest.${k}`, v])),
+    ...Object.fromEntries(Object.entries(layout.CONFIG).map(([k, v]) => [`config.${k}`, v])),
+    PATH_MAX: layout.PATH_MAX,
+    DATA_MAX: layout.DATA_MAX,
+    MAX_SYSCALLS: layout.MAX_SYSCALLS,
+    ...layout.KIND,
+    ...Object.fromEntries(Object.entries(layout.FLAG).map(([k, v]) => [`F_${k}`, v])),
+    ...Object.fromEntries(Object.entries(layout.INTEREST_FLAG).map(([k, v]) => [`I_${k}`, v])),
+    ...Object.fromEntries(Object.entries(layout.MODE).map(([k, v]) => [`MODE_${k}`, v])),
+  };
+  assertEquals(ts, c);
+});
+
+Deno.test("interestFor() copies the arguments the host decodes as paths, buffers and addresses", () => {
+  assertEquals(interestFor("openat", { enter: true, exit: true }), { enter: true, exit: true, pathArg: 1 });
+  assertEquals(interestFor("renameat2", { enter: true, exit: false }), {
+    enter: true,
+    exit: false,
+    pathArg: 1,
+    path2Arg: 3,
+  });
+  assertEquals(interestFor("write", { enter: true, exit: true }), { enter: true, exit: true, dataArg: 1, lenArg: 2 });
+  assertEquals(interestFor("connect", { enter: true, exit: true }), {
+    enter: true,
+    exit: true,
+    dataArg: 1,
+    lenArg: 2,
+  });
+  assertEquals(interestFor("getppid", { enter: true, exit: true }), { enter: true, exit: true });
+});
+
+Deno.test("encodeInterest() refuses an argument index the programs cannot copy, naming the field", () => {
+  assertThrows(
+    () => layout.encodeInterest({ enter: true, exit: false, pathArg: 6 }),
+    /interest pathArg: expected 0–5, got 6/,
+  );
+  assertThrows(() => layout.encodeInterest({ enter: true, exit: false, dataArg: 1 }), /dataArg and lenArg: give both/);
+});
+
+Deno.test("decodeRecord() refuses a sample of a size no record has", () => {
+  assertThrows(() => layout.decodeRecord(new Uint8Array(40)), /40 bytes is shorter than its head/);
+  const copies = new Uint8Array(200);
+  copies[layout.HEAD.flags] = layout.FLAG.COPIES;
+  assertThrows(() => layout.decodeRecord(copies), /copy record of 200 bytes, expected 360 or 1128/);
+});
