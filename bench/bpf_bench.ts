@@ -13,7 +13,7 @@
  *
  *   ./node_modules/.bin/deno run --allow-all bench/bpf_bench.ts [N] [RUNS]
  *
- * Raw numbers go to docs/runs/bpf-<date>.json; a table to stdout.
+ * Raw numbers go to bench/results/bpf.json (--save-run: also docs/runs/bpf-<date>.json); a table to stdout.
  *
  * @module
  */
@@ -22,11 +22,12 @@ import { attachProbe, cgroup2Mount } from "../host/sources/bpf/probe.ts";
 import { observeCommand } from "../host/sources/bpf/run.ts";
 import { BpfTracer, type BpfTracerOptions } from "../host/sources/bpf/tracer.ts";
 import { compileC } from "../tools/build.ts";
-import { median, runInfo, table } from "./_report.ts";
+import { keepResults, median, table } from "./_report.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const N = Number(Deno.args[0] ?? 200_000);
-const RUNS = Number(Deno.args[1] ?? 3);
+const positional = Deno.args.filter((a) => !a.startsWith("--"));
+const N = Number(positional[0] ?? 200_000);
+const RUNS = Number(positional[1] ?? 3);
 const FIXTURE = `${ROOT}build/tests/bpf_calls`;
 await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
 await compileC(`${ROOT}tests/sources/bpf/fixtures/calls.c`, FIXTURE);
@@ -230,7 +231,4 @@ const rows = [
 ];
 console.log(table(rows));
 console.log(`(${RUNS} runs each, medians; getppid N=${N}; tar records per run: ${recTar.join("/")})`);
-const info = await runInfo(ROOT);
-const file = `${ROOT}docs/runs/bpf-${info.date.slice(0, 10)}.json`;
-await Deno.writeTextFile(file, JSON.stringify({ info, n: N, runs: RUNS, results }, null, 2) + "\n");
-console.log(`raw: ${file.slice(ROOT.length)}`);
+await keepResults(ROOT, "bpf", { n: N, runs: RUNS, results });
