@@ -188,6 +188,9 @@ const SIGNALS: Record<number, string> = {
   15: "SIGTERM",
 };
 
+/** The alert on a call whose arguments a racing thread changed after the module copied them (EVF_RACED). */
+export const RACE_ALERT = "idwrap.argument-raced";
+
 /** Serves /dev/idwrap until stop(). */
 export class KmodSupervisor {
   #decider: Decider;
@@ -584,6 +587,22 @@ export class KmodSupervisor {
     if (rec.flags & EVF.FAULT) decoded.fault ??= "a pointer argument";
     const event = this.#event(rec, proc, "x86_64", name, post ? "post" : "pre", decoded);
     if (rec.flags & EVF.EMULATED) event.emulated = true;
+
+    if (rec.flags & EVF.RACED) {
+      // An allowed call whose argument changed in the caller's memory after the module copied it (a racing thread,
+      // Watson's attack): the kernel ran the call on the copy decided on (a sockaddr that changed: refused). Not the
+      // call's post record (that one follows, if asked for): an alert of its own.
+      const refused = (rec.flags & EVF.DENIED) !== 0;
+      if (refused) event.verdict = `deny ${errnoName(Number(-rec.ret))}`;
+      event.reason = refused
+        ? "raced: the sockaddr changed after the decision; refused"
+        : `raced: the path changed after the decision (the caller's memory then said ${
+          JSON.stringify(rec.path2 ?? "")
+        }); the call ran on ${JSON.stringify(rec.path ?? "")}`;
+      event.alerts = [RACE_ALERT];
+      this.#sink.emit(event);
+      return waits;
+    }
 
     if (rec.flags & EVF.DENIED) {
       // The module refused the call itself (io_uring_setup…).
