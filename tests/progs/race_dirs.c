@@ -12,6 +12,8 @@
 //             DIR/ok's onto N (protected/f must stay)
 //   chdir:    unlink("f"), another thread chdir()s between DIR/protected and
 //             DIR/ok (threads share the cwd) (protected/f must stay)
+//   connect:  connect() to the unix socket DIR/ok/s, the sockaddr's path
+//             flips to DIR/protected/s (never connected there)
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -19,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static char path[512];
@@ -27,6 +31,7 @@ static char ok[600], prot[600], okdir[512], protdir[512];
 static int fd_ok, fd_prot, fd_n = 100;
 static const char *mode;
 static atomic_int stop;
+static struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 static void *flip(void *unused)
 {
@@ -38,6 +43,9 @@ static void *flip(void *unused)
 		} else if (!strcmp(mode, "chdir")) {
 			if (chdir(protdir) < 0 || chdir(okdir) < 0)
 				perror("chdir");
+		} else if (!strcmp(mode, "connect")) {
+			strcpy(sa.sun_path, prot);
+			strcpy(sa.sun_path, ok);
 		} else {
 			strcpy(path, prot);
 			strcpy(path, ok);
@@ -69,7 +77,7 @@ int main(int argc, char **argv)
 	snprintf(protdir, sizeof(protdir), "%s/protected", argv[2]);
 	mkdir(okdir, 0755);
 	mkdir(protdir, 0755);
-	const char *leaf = !strcmp(mode, "dirfd") || !strcmp(mode, "chdir") ? "f" : "x";
+	const char *leaf = !strcmp(mode, "dirfd") || !strcmp(mode, "chdir") ? "f" : !strcmp(mode, "connect") ? "s" : "x";
 	snprintf(ok, sizeof(ok), "%s/%s", okdir, leaf);
 	snprintf(prot, sizeof(prot), "%s/%s", protdir, leaf);
 	char link[600], target[600];
@@ -87,6 +95,21 @@ int main(int argc, char **argv)
 	if ((!strcmp(mode, "dirfd") || !strcmp(mode, "chdir")) && !exists(prot))
 		make(prot);
 	strcpy(path, ok);
+	// connect: a listener on each name (accepting nothing: the backlog is drained by closing and making it again).
+	int lis[2] = { -1, -1 };
+	if (!strcmp(mode, "connect")) {
+		for (int j = 0; j < 2; j++) {
+			struct sockaddr_un at = { .sun_family = AF_UNIX };
+			strcpy(at.sun_path, j ? prot : ok);
+			unlink(at.sun_path);
+			lis[j] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+			if (bind(lis[j], (struct sockaddr *)&at, sizeof(at)) < 0 || listen(lis[j], 4096) < 0) {
+				perror("listen");
+				return 2;
+			}
+		}
+		strcpy(sa.sun_path, ok);
+	}
 	pthread_t t;
 	pthread_create(&t, NULL, flip, NULL);
 	// A win is this call changing the protected state (counted once even where, under a deny rule, putting it back
@@ -135,6 +158,19 @@ int main(int argc, char **argv)
 			if (before && !exists(prot)) {
 				wins++;
 				make(prot);
+			}
+		} else if (!strcmp(mode, "connect")) {
+			int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+			struct sockaddr_un peer;
+			socklen_t len = sizeof(peer);
+			done += connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+			if (getpeername(fd, (struct sockaddr *)&peer, &len) == 0 && !strcmp(peer.sun_path, prot))
+				wins++;
+			close(fd);
+			for (int j = 0; j < 2; j++) {
+				int c;
+				while ((c = accept(lis[j], NULL, NULL)) >= 0)
+					close(c);
 			}
 		} else {
 			fprintf(stderr, "unknown call %s\n", mode);

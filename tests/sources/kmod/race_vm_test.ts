@@ -3,7 +3,8 @@
  * here in Debian's kernel under qemu (tests/kmod/harness.ts), `./idwrap run --source kmod` with deny rules on
  * protected names, and Watson's attack (WOOT 2007) per call family: a thread flips the path bytes (unlink, rename,
  * chmod, chown, truncate, utimensat, link, mkdir, rmdir, mknod, symlink's target, execve), `dup2()`s another directory
- * onto the dirfd of an `unlinkat`, or `chdir()`s under a relative `unlink`, thousands of times per family. Each
+ * onto the dirfd of an `unlinkat`, `chdir()`s under a relative `unlink`, or flips a `connect()`'s unix socket address
+ * (denied by a WAT wrapper), thousands of times per family. Each
  * family's attack runs unwrapped first in the same boot and must reach the protected object there (so the test can
  * fail); wrapped it never does, the programs' allowed calls still succeed, and the module reports the flips it saw
  * (EVF_RACED, alerted as idwrap.argument-raced). The kernel log stays clean and the module unloads.
@@ -14,6 +15,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { buildModule, kernel, runInVm, SETUP_HINT } from "../../kmod/harness.ts";
 import { prog, ROOT } from "../../helpers.ts";
+import { watToWasm } from "../../runtime/wat.ts";
+import { denyConnectWat } from "./wrappers.ts";
 
 const k = await kernel();
 const skip = "missing" in k;
@@ -29,7 +32,7 @@ const EXEC_TRIES = Math.max(100, Math.round(ROUNDS / 4));
 
 /** race_paths.c's families (a flipped path) and race_dirs.c's (a flipped path, dirfd or cwd). */
 const PATH_FAMILIES = ["unlink", "rename", "chmod", "chown", "truncate", "utimensat", "link"];
-const DIR_FAMILIES = ["mkdir", "rmdir", "mknod", "symlink", "dirfd", "chdir"];
+const DIR_FAMILIES = ["mkdir", "rmdir", "mknod", "symlink", "dirfd", "chdir", "connect"];
 
 /** Runs one family's attack: `$1` the family, `$2` its rounds. Prints "calls N wins W" and the protected state. */
 const attack = `
@@ -81,11 +84,12 @@ echo "@@S wrapped-end"
 echo "idwrap-rc=$rc seconds=$(( $(date +%s) - start ))"
 tail -c 2000 /tmp/race.err
 sec raced
-for f in unlink renam chmod chown truncate utimensat link mkdir rmdir mknod symlink execve; do
+for f in unlink renam chmod chown truncate utimensat link mkdir rmdir mknod symlink execve connect; do
   echo "$f $(grep -F idwrap.argument-raced /tmp/race.jsonl | grep -c "\\"$f")"
 done
 echo "total $(grep -c -F idwrap.argument-raced /tmp/race.jsonl)"
 echo "denied $(grep -c -F '"protect"' /tmp/race.jsonl)"
+echo "refused $(grep -F idwrap.argument-raced /tmp/race.jsonl | grep -c -F 'sockaddr changed')"
 sec end
 `;
 
@@ -118,8 +122,13 @@ rules:
     path: "{${R}/*/denied,${R}/*/protected/*,${R}/pwned}"
     action: deny
     errno: EACCES
+wrappers:
+  - name: no-connect
+    module: ${V}/connect.wasm
+    activate: { program: race_dirs }
 `,
     );
+    await Deno.writeFile(`${V}/connect.wasm`, watToWasm(denyConnectWat(`unix:${R}/d-connect/protected/s`)));
     await Deno.writeTextFile(`${V}/guest.sh`, guestScript());
     const r = await runInVm(vmScript(ko), { timeoutMs: 1_500_000 });
     console.log(`  one boot for the kmod race tests: ${(r.ms / 1000).toFixed(0)} s (output: ${V}/output.txt)`);
@@ -163,6 +172,10 @@ for (const family of [...PATH_FAMILIES, ...DIR_FAMILIES]) {
       const { calls, wins } = counts(wrapped);
       assertEquals(wins, 0, `${family} won ${wins} times wrapped: ${wrapped}`);
       assert(calls > ROUNDS / 4, `the allowed calls still succeed: ${wrapped}`);
+      if (family === "connect") {
+        // The flips that reached the kernel's copy after the decision were refused there, and said so.
+        assert(Number((await section("raced")).match(/refused (\d+)/)?.[1]) > 0, await section("raced"));
+      }
       if (PATH_FAMILIES.includes(family)) {
         assert(/rc=0 content=SECRET mode=644:0/.test(wrapped), `the protected file is untouched: ${wrapped}`);
       }
