@@ -24,7 +24,8 @@ if (skip) console.log(`tests/sources/kmod (race VM): SKIPPED: ${k.missing}. To r
 
 const V = `${ROOT}build/kmod/racetest`;
 const IDWRAP = `${ROOT}idwrap`;
-const R = "/tmp/r"; // the guest's own tmpfs
+const R = "/tmp/r"; // the guest's own tmpfs: root's attacks
+const U = "/tmp/u"; // the ordinary user's
 const ROUNDS = Number(Deno.env.get("IDWRAP_KMOD_RACE_ROUNDS") ?? 2000);
 /** Unwrapped tries per family: enough for the attack to win under emulation. */
 const BARE_ROUNDS = 3000;
@@ -34,51 +35,75 @@ const EXEC_TRIES = Math.max(100, Math.round(ROUNDS / 4));
 const PATH_FAMILIES = ["unlink", "rename", "chmod", "chown", "truncate", "utimensat", "link"];
 const DIR_FAMILIES = ["mkdir", "rmdir", "mknod", "symlink", "dirfd", "chdir", "connect"];
 
-/** Runs one family's attack: `$1` the family, `$2` its rounds. Prints "calls N wins W" and the protected state. */
-const attack = `
+/**
+ * One family's attack under `$B` (/tmp/r for root, /tmp/u for the ordinary user): `attack FAMILY ROUNDS` prints
+ * "calls N wins W" (and the protected file's state); `fresh FAMILY` sets the protected state up, which race_dirs
+ * cannot do under a deny rule. Sourced from a file, so the same functions run as root and under setpriv.
+ */
+const ATTACK_SH = `
 attack() {
   case $1 in
   unlink|rename|chmod|chown|truncate|utimensat|link)
-    ${prog("race_paths")} $1 ${R}/$1/allowed ${R}/$1/denied $2
-    echo "rc=$? content=$(cat ${R}/$1/denied) mode=$(stat -c %a:%u ${R}/$1/denied)";;
+    ${prog("race_paths")} $1 $B/$1/allowed $B/$1/denied $2
+    echo "rc=$? content=$(cat $B/$1/denied) mode=$(stat -c %a $B/$1/denied)";;
   *)
-    ${prog("race_dirs")} $1 ${R}/d-$1 $2; echo "rc=$?";;
+    ${prog("race_dirs")} $1 $B/d-$1 $2; echo "rc=$?";;
   esac
 }
-# The protected state before a run: race_dirs cannot set it up under a deny rule.
 fresh() {
   case $1 in
   unlink|rename|chmod|chown|truncate|utimensat|link)
-    rm -rf ${R}/$1; mkdir -p ${R}/$1; printf 'SECRET\\n' > ${R}/$1/denied; chmod 644 ${R}/$1/denied;;
+    rm -rf $B/$1; mkdir -p $B/$1; printf 'SECRET\\n' > $B/$1/denied; chmod 644 $B/$1/denied;;
   *)
-    rm -rf ${R}/d-$1; mkdir -p ${R}/d-$1/ok ${R}/d-$1/protected
-    case $1 in rmdir) mkdir ${R}/d-$1/protected/x;; dirfd|chdir) : > ${R}/d-$1/protected/f;; esac;;
+    rm -rf $B/d-$1; mkdir -p $B/d-$1/ok $B/d-$1/protected
+    case $1 in rmdir) mkdir $B/d-$1/protected/x;; dirfd|chdir) : > $B/d-$1/protected/f;; esac;;
   esac
+  chown -R $OWNER $B
 }
 `;
+/** The ordinary user of the second pass (nobody), and how a command runs as it. */
+const USER = "65534";
+const AS_USER = `setpriv --reuid=${USER} --regid=${USER} --clear-groups --`;
+/** chown to another user is root's alone, and the connect wrapper names one address (root's). */
+const USER_FAMILIES = [...PATH_FAMILIES, ...DIR_FAMILIES].filter((f) => f !== "chown" && f !== "connect");
 
 const guestScript = () => `
 set -u
 export NO_COLOR=1 IDWRAP_STORE=/tmp/store.kv
 sec() { echo "@@S $1"; }
-${attack}
-mkdir -p ${R}
+. ${V}/attack.sh
+mkdir -p ${R} ${U}
 cp ${prog("pwned")} ${R}/pwned; chmod 755 ${R}/pwned
+B=${R} OWNER=0:0
 for f in ${[...PATH_FAMILIES, ...DIR_FAMILIES].join(" ")}; do
   fresh $f; sec bare-$f; attack $f ${BARE_ROUNDS}
 done
+B=${U} OWNER=${USER}:${USER}
+for f in ${USER_FAMILIES.join(" ")}; do
+  fresh $f; sec bare-user-$f; ${AS_USER} /bin/sh -c ". ${V}/attack.sh; B=${U} attack $f ${BARE_ROUNDS}"
+done
 sec bare-exec
 ${prog("race_exec")} /bin/true ${R}/pwned 200 | sort | uniq -c
+sec bare-user-exec
+${AS_USER} ${prog("race_exec")} /bin/true ${R}/pwned 200 | sort | uniq -c
+B=${R} OWNER=0:0
 for f in ${[...PATH_FAMILIES, ...DIR_FAMILIES].join(" ")}; do fresh $f; done
+B=${U} OWNER=${USER}:${USER}
+for f in ${USER_FAMILIES.join(" ")}; do fresh $f; done
 sec wrapped
 start=$(date +%s)
 ${IDWRAP} run --source kmod --json -o /tmp/race.jsonl -p ${V}/race.yaml -- /bin/sh -c '
-  ${attack.replaceAll("'", "'\\''")}
+  . ${V}/attack.sh
   for f in ${[...PATH_FAMILIES, ...DIR_FAMILIES].join(" ")}; do
-    echo "@@S kmod-$f"; attack $f ${ROUNDS}
+    echo "@@S kmod-$f"; B=${R} attack $f ${ROUNDS}
   done
   echo "@@S kmod-exec"
-  ${prog("race_exec")} /bin/true ${R}/pwned ${EXEC_TRIES} | sort | uniq -c' 2>/tmp/race.err
+  ${prog("race_exec")} /bin/true ${R}/pwned ${EXEC_TRIES} | sort | uniq -c
+  for f in ${USER_FAMILIES.join(" ")}; do
+    echo "@@S kmod-user-$f"; ${AS_USER} /bin/sh -c ". ${V}/attack.sh; B=${U} attack $f ${ROUNDS}"
+  done
+  echo "@@S kmod-user-exec"
+  ${AS_USER} ${prog("race_exec")} /bin/true ${R}/pwned ${EXEC_TRIES} | sort | uniq -c' 2>/tmp/race.err
 rc=$?
 echo "@@S wrapped-end"
 echo "idwrap-rc=$rc seconds=$(( $(date +%s) - start ))"
@@ -119,7 +144,7 @@ rules:
   - id: protect
     syscalls: [unlink, unlinkat, rename, renameat, renameat2, chmod, fchmodat, chown, lchown, fchownat, truncate,
       utimensat, link, linkat, mkdir, mkdirat, rmdir, mknod, mknodat, symlink, symlinkat, execve, execveat]
-    path: "{${R}/*/denied,${R}/*/protected/*,${R}/pwned}"
+    path: "{${R}/*/denied,${R}/*/protected/*,${U}/*/denied,${U}/*/protected/*,${R}/pwned}"
     action: deny
     errno: EACCES
 wrappers:
@@ -129,6 +154,7 @@ wrappers:
 `,
     );
     await Deno.writeFile(`${V}/connect.wasm`, watToWasm(denyConnectWat(`unix:${R}/d-connect/protected/s`)));
+    await Deno.writeTextFile(`${V}/attack.sh`, ATTACK_SH);
     await Deno.writeTextFile(`${V}/guest.sh`, guestScript());
     const r = await runInVm(vmScript(ko), { timeoutMs: 1_500_000 });
     console.log(`  one boot for the kmod race tests: ${(r.ms / 1000).toFixed(0)} s (output: ${V}/output.txt)`);
@@ -159,43 +185,46 @@ const counts = (s: string) => {
   return { calls: Number(m[1]), wins: Number(m[2]) };
 };
 
-for (const family of [...PATH_FAMILIES, ...DIR_FAMILIES]) {
+for (const who of ["root", "an ordinary user"]) {
+  const pre = who === "root" ? "" : "user-";
+  for (const family of who === "root" ? [...PATH_FAMILIES, ...DIR_FAMILIES] : USER_FAMILIES) {
+    Deno.test({
+      name: `kmod: a racing thread never gets a denied ${family} onto the protected object (VM, ${who})`,
+      ignore: skip,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      async fn() {
+        const bare = await section(`bare-${pre}${family}`);
+        assert(counts(bare).wins > 0, `the attack must work unwrapped: ${bare}`);
+        const wrapped = await section(`kmod-${pre}${family}`);
+        const { calls, wins } = counts(wrapped);
+        assertEquals(wins, 0, `${family} won ${wins} times wrapped: ${wrapped}`);
+        assert(calls > ROUNDS / 4, `the allowed calls still succeed: ${wrapped}`);
+        if (family === "connect") {
+          // The flips that reached the kernel's copy after the decision were refused there, and said so.
+          assert(Number((await section("raced")).match(/refused (\d+)/)?.[1]) > 0, await section("raced"));
+        }
+        if (PATH_FAMILIES.includes(family)) {
+          assert(/rc=0 content=SECRET mode=644/.test(wrapped), `the protected file is untouched: ${wrapped}`);
+        }
+      },
+    });
+  }
+
   Deno.test({
-    name: `kmod: a racing thread never gets a denied ${family} onto the protected object (VM)`,
+    name: `kmod: a racing thread never gets a denied exec's program to run; the allowed one runs (VM, ${who})`,
     ignore: skip,
     sanitizeResources: false,
     sanitizeOps: false,
     async fn() {
-      const bare = await section(`bare-${family}`);
-      assert(counts(bare).wins > 0, `the attack must work unwrapped: ${bare}`);
-      const wrapped = await section(`kmod-${family}`);
-      const { calls, wins } = counts(wrapped);
-      assertEquals(wins, 0, `${family} won ${wins} times wrapped: ${wrapped}`);
-      assert(calls > ROUNDS / 4, `the allowed calls still succeed: ${wrapped}`);
-      if (family === "connect") {
-        // The flips that reached the kernel's copy after the decision were refused there, and said so.
-        assert(Number((await section("raced")).match(/refused (\d+)/)?.[1]) > 0, await section("raced"));
-      }
-      if (PATH_FAMILIES.includes(family)) {
-        assert(/rc=0 content=SECRET mode=644:0/.test(wrapped), `the protected file is untouched: ${wrapped}`);
-      }
+      assert((await section(`bare-${pre}exec`)).includes("PWNED"), "the denied program runs unwrapped");
+      const wrapped = await section(`kmod-${pre}exec`);
+      assert(!wrapped.includes("PWNED"), `the denied program ran: ${wrapped}`);
+      const m = wrapped.match(/tries (\d+) ran (\d+)/);
+      assert(m && Number(m[2]) > 0, `the allowed program runs: ${wrapped}`);
     },
   });
 }
-
-Deno.test({
-  name: "kmod: a racing thread never gets a denied exec's program to run; the allowed one runs (VM)",
-  ignore: skip,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    assert((await section("bare-exec")).includes("PWNED"), "the denied program runs unwrapped");
-    const wrapped = await section("kmod-exec");
-    assert(!wrapped.includes("PWNED"), `the denied program ran: ${wrapped}`);
-    const m = wrapped.match(/tries (\d+) ran (\d+)/);
-    assert(m && Number(m[2]) > 0, `the allowed program runs: ${wrapped}`);
-  },
-});
 
 Deno.test({
   name: "kmod: the module reports the flips it saw as raced; idwrap ran to the end (VM)",
