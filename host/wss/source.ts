@@ -57,6 +57,12 @@ export interface SourceCall {
   readonly refusedErrno?: number;
   /** The kernel side could not copy a pointer argument (readArgs() marks it `fault`). */
   readonly faulted?: boolean;
+  /**
+   * A report, after the call, that a racing thread changed an argument in the caller's memory after the kernel side
+   * copied it for the decision (Watson's attack): the call ran on the copy decided on (`refusedErrno`: it was refused
+   * instead, e.g. a sockaddr that changed). `said`: what the caller's memory held then. Never waits. kmod: EVF_RACED.
+   */
+  readonly raced?: { said: string; ranOn: string };
 }
 
 /**

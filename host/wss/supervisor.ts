@@ -27,6 +27,10 @@ import type { ArgNeeds, EventSource, SourceCall, SourceHandler, SourceLifecycle,
 import { newSummary, type ProcessEntry, type SupervisorSummary } from "./summary.ts";
 
 const EPERM = 1, EFAULT = 14;
+
+/** The alert on a call whose arguments a racing thread changed after the kernel side copied them for the decision. */
+export const RACE_ALERT = "idwrap.argument-raced";
+
 /** The session of processes wrapped system-wide (by activation at exec), not by `idwrap run`. */
 export const SYSTEM_SESSION = 0x7fffffff;
 const NO_PROGRAM: ProgramIdentity = Object.freeze({ exe: "", argv0: "", uid: -1, gid: -1 });
@@ -265,6 +269,7 @@ export class Wss implements SourceHandler {
       return this.#refuse(call, proc, name, {}, { action: "deny", errno: refusal.errno }, refusal.reason);
     }
     const name = syscallName(call.nr);
+    if (call.raced) return this.#raced(call, proc, name, call.raced);
     if (call.refusedErrno !== undefined) {
       // The kernel side refused it itself (the module's io_uring_setup): reported, answered the same.
       const reason = name === "io_uring_setup" ? IO_URING_REFUSAL.reason : "refused by the source";
@@ -415,6 +420,26 @@ export class Wss implements SourceHandler {
     event.emulated = undefined;
     this.#sink.emit(event); // journaled before the answer
     if (call.waits) count ? this.#answer(call, proc, verdict) : this.#source.answer(call, verdict);
+  }
+
+  /**
+   * A call whose argument a racing thread changed after the kernel side copied it: the kernel ran it on the copy
+   * decided on (or refused it). Not the call's post record (that one follows, if asked for): an alert of its own.
+   */
+  #raced(call: SourceCall, proc: Proc, name: string, raced: { said: string; ranOn: string }): void {
+    const event = this.#event(call, proc, name, this.#source.readArgs(call, name, "registers"));
+    if (call.refusedErrno !== undefined) {
+      event.verdict = describeVerdict({ action: "deny", errno: call.refusedErrno || EPERM });
+      const what = name === "connect" || name === "bind" ? "the sockaddr" : "the argument";
+      event.reason = `raced: ${what} changed after the decision; refused`;
+    } else {
+      event.reason = `raced: the argument changed after the decision (the caller's memory then said ${
+        JSON.stringify(raced.said)
+      }); the call ran on ${JSON.stringify(raced.ranOn)}`;
+    }
+    event.emulated = undefined;
+    event.alerts = [RACE_ALERT];
+    this.#sink.emit(event);
   }
 
   /** A call that reaches the supervisor itself (or could): refused, and always reported (alerted unless quiet). */
