@@ -33,7 +33,11 @@ const named = (events: SyscallEvent[], name: string) => events.filter((e) => e.s
 
 Deno.test("idwrap trace --source bpf prints the calls the program makes, with results and its child", async () => {
   const dir = `${await Deno.makeTempDir()}/made-by-calls`;
-  const t = await traced("trace", ["--source", "bpf", "-e", "%file,%process,write,getppid,getpid,wait4"], [FIXTURE, "calls", dir]);
+  const t = await traced("trace", ["--source", "bpf", "-e", "%file,%process,write,getppid,getpid,wait4"], [
+    FIXTURE,
+    "calls",
+    dir,
+  ]);
   assertEquals(t.code, 0, t.stderr);
   const syscalls = calls(t.events);
   assert(syscalls.length > 0, "no call was traced");
@@ -196,4 +200,24 @@ Deno.test("--source auto never chooses bpf; the help lists it", async () => {
     const help = await idwrap([verb, "--help"]);
     assertMatch(help.stdout.replace(/\s+/g, " "), /kmod, seccomp or bpf/, verb);
   }
+});
+
+Deno.test("idwrap doctor runs the bpf source for real and lists the sources this machine can use", async () => {
+  const r = await idwrap(["doctor", "--json"]);
+  const checks = JSON.parse(r.stdout) as { feature: string; ok: boolean; detail: string }[];
+  const by = (f: string) => checks.find((c) => c.feature === f);
+  assertEquals(by("bpf source")?.ok, true, JSON.stringify(by("bpf source")));
+  assertMatch(by("bpf source")!.detail, /^observed \/bin\/cat: exit 0, [1-9]\d* calls seen/);
+  assertMatch(by("usable sources")!.detail, /bpf \(observation only\)/);
+  assertEquals(by("usable sources")!.detail.includes("seccomp"), by("seccomp source")?.ok);
+  // An ordinary user: the bpf source is not usable, and doctor says why.
+  const uid = await ensureUser("idwrap-alice");
+  const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-doctor-" });
+  await Deno.chmod(home, 0o755);
+  const user = await idwrapAsUser(uid, `${home}/u`, ["doctor", "--json"]);
+  const theirs = JSON.parse(user.stdout) as typeof checks;
+  const bpf = theirs.find((c) => c.feature === "bpf source");
+  assertEquals(bpf?.ok, false, user.stdout);
+  assertMatch(bpf!.detail, /lacks CAP_BPF and CAP_PERFMON/);
+  assert(!theirs.find((c) => c.feature === "usable sources")!.detail.includes("bpf"));
 });
