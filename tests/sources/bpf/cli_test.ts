@@ -221,3 +221,13 @@ Deno.test("idwrap doctor runs the bpf source for real and lists the sources this
   assertMatch(bpf!.detail, /lacks CAP_BPF and CAP_PERFMON/);
   assert(!theirs.find((c) => c.feature === "usable sources")!.detail.includes("bpf"));
 });
+
+Deno.test("idwrap trace --source bpf: a program that cannot run exits 127, and the tree's first process is named", async () => {
+  const t = await traced("trace", ["--source", "bpf"], ["/nonexistent/program"]);
+  assertEquals(t.code, 127, t.stderr);
+  const [first] = lifecycle(t.events, "spawn");
+  // The launcher, read while it waits for "go" (it is gone by the time the ring is read).
+  assertMatch(first?.program.exe ?? "", /\/idwrap-launch$/, JSON.stringify(first));
+  const exec = calls(t.events).find((e) => e.syscall === "execve" && e.phase === "post");
+  assertEquals([exec?.decoded.path, exec?.errno], ["/nonexistent/program", "ENOENT"]);
+});
