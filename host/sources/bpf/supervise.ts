@@ -61,11 +61,14 @@ export function undecidableOnBpf(policies: Policy[], wrappers: WrapperModule[]):
       out.push(`${policy.file}: rule "${rule.id}" (action ${rule.action}) on ${calls}`);
     }
   }
+  // Wrapper names are unique across the policies (loadPolicyWrappers refuses a second one).
+  const fileOf = new Map(policies.flatMap((p) => p.wrappers.map((w) => [w.name, p.file] as const)));
   for (const w of wrappers) {
     const calls = [...w.declarations.syscalls].filter(([, flags]) => flags & DECLARE_DENY).map(([nr]) =>
       syscallName(nr)
     );
-    if (calls.length) out.push(`wrapper "${w.spec.name}" declares DENY on ${calls.join(", ")}`);
+    if (!calls.length) continue;
+    out.push(`${fileOf.get(w.spec.name) ?? "(policy)"}: wrapper "${w.spec.name}" declares DENY on ${calls.join(", ")}`);
   }
   return out;
 }
@@ -84,7 +87,8 @@ export async function prepareBpfEnforcement(policies: Policy[]): Promise<Wrapper
     throw new BpfRefusal(
       "The bpf source only observes (a call is reported after it started, a kill lands late), and these may deny, " +
         `kill or rewrite a call before it runs:\n  ${undecidable.join("\n  ")}\n` +
-        "Use --source seccomp or kmod for them, or make the rules alert (docs/bpf.md).",
+        "Use --source seccomp or kmod, or a policy that only observes (rules that alert, wrappers without DENY): " +
+        "docs/bpf.md.",
     );
   }
   const privilege = bpfPrivilegeProblem();

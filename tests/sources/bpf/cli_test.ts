@@ -151,7 +151,7 @@ wrappers:
 `);
   const byWrapper = await idwrap(["run", "--source", "bpf", "-p", wrapper, "--", ...command]);
   assertEquals(byWrapper.code, 2, byWrapper.stderr);
-  assertMatch(byWrapper.stderr, /wrapper "deny_path" declares DENY on open, openat, openat2, creat/);
+  assertMatch(byWrapper.stderr, /policy.yaml: wrapper "deny_path" declares DENY on open, openat, openat2, creat/);
   assert(!(await exists(marker)), "the command ran although the wrapper was refused");
   // trace has no deny: it runs on bpf (and the command with it).
   const trace = await idwrap(["trace", "--source", "bpf", "-o", `${tmp}/t.txt`, "--", ...command]);
