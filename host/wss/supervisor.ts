@@ -340,10 +340,11 @@ export class Wss implements SourceHandler {
       event.verdict = describeVerdict(verdict);
       // The source runs an allowed call itself (emulated); a refused one it does not run at all.
       if (verdict.action !== "allow" && verdict.action !== "rewrite") event.emulated = undefined;
-      else if (event.emulated) proc.session.summary.emulated++;
       // Journaled before the answer (host/audit/journal_sink.ts): SIGKILL of idwrap after the caller saw its
       // verdict cannot lose the record; a record that cannot be journaled throws, and the call fails closed.
       this.#sink.emit(event);
+      if (event.emulated) proc.session.summary.emulated++; // counted once it is sure to run
+
       return this.#answer(call, proc, verdict);
     }
     if (verdict.action === "kill") {

@@ -586,6 +586,9 @@ export class SeccompSource implements EventSource {
       this.kill(call.pid);
       return this.#finishPost(E.EPERM);
     }
+    // A deny here is the WSS failing the call closed (an error while serving its result, a record it could not
+    // keep): the caller gets the error, not the fd (as the supervisor before the WSS did).
+    if (verdict.action === "deny") return this.#finishPost(verdict.errno);
     this.#finishPost();
   }
 
