@@ -20,7 +20,7 @@ import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { BPF_CAPABILITIES } from "../capabilities.ts";
 import type { Enforcement, SupervisorSummary } from "../enforce.ts";
 import { launchAndServe } from "../launch.ts";
-import { launcherPath } from "../launcher.ts";
+import { spawnUnfilteredLauncher } from "../launcher.ts";
 import { type OnEvents, SourceThread } from "../thread.ts";
 import type { BpfWorkerConfig } from "./worker.ts";
 
@@ -132,19 +132,6 @@ export interface BpfRunResult {
   exitCode: number;
   signal?: string;
   summary: SupervisorSummary;
-}
-
-/**
- * Starts idwrap-launch --no-filter: it connects to `socketPath` and waits for "go", so the command's pid is watched
- * before its first call. (The kmod source has the same few lines; no source may import another.)
- */
-async function spawnUnfilteredLauncher(socketPath: string, command: string[]): Promise<Deno.ChildProcess> {
-  return new Deno.Command(await launcherPath(), {
-    args: ["--no-filter", socketPath, "--", ...command],
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
 }
 
 /** Runs `command` with its calls observed by the bpf source under the WSS. */
