@@ -159,6 +159,11 @@ export interface EventSource {
    * ends when it is closed and its processes are gone. Without, a session ends when the processes it had are gone.
    */
   readonly closesSessions: boolean;
+  /**
+   * Calls whose guard needs their objects (read and resolved): a waiting one is never answered on the WSS's hot
+   * path, even when nothing examines it (seccomp: the open family, checked against the supervisor's procfs entries).
+   */
+  readonly objectGuarded?: ReadonlySet<number>;
 
   /**
    * Compiles the interest model into the source's own form (a seccomp filter's notify set, the module's interest

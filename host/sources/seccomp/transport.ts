@@ -126,6 +126,8 @@ export class SeccompSource implements EventSource {
   readonly wakeFd: number;
   readonly failClosedFds: readonly number[] = [];
   readonly closesSessions = true;
+  /** The open family: the guard decides on the object each open resolves to, so none is answered unread. */
+  readonly objectGuarded: ReadonlySet<number> = OPEN_FAMILY;
   readonly #emulateOpens: boolean;
   readonly #epoll: number;
   readonly #notif = new Uint8Array(NOTIF.size);
@@ -353,7 +355,13 @@ export class SeccompSource implements EventSource {
       return this.#guard.check(call.nr, this.#args, call.pid, call.tid, read);
     }
     if (!OPEN_FAMILY.has(call.nr) || decoded.path === undefined) return undefined;
-    return this.#guard.checkPath(decoded.path, () => this.#opensReadOnly(call.tid, name));
+    const readOnly = () => this.#opensReadOnly(call.tid, name);
+    const named = this.#guard.checkPath(decoded.path, readOnly);
+    if (named) return named;
+    // The object itself: the same entries reached through another procfs mount or a bind mount of /proc/PID.
+    const r = this.#serving(call).check?.resolved[0];
+    if (!r || failed(r)) return undefined;
+    return this.#guard.checkObject(r.fd >= 0 ? r.fd : r.parent, r.path, call.tid, readOnly);
   }
 
   /**
