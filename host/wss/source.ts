@@ -160,10 +160,11 @@ export interface EventSource {
    */
   readonly closesSessions: boolean;
   /**
-   * Calls whose guard needs their objects (read and resolved): a waiting one is never answered on the WSS's hot
-   * path, even when nothing examines it (seccomp: the open family, checked against the supervisor's procfs entries).
+   * Whether the guard needs this waiting call's objects (read and resolved): such a call is never answered on the
+   * WSS's hot path, even when nothing examines it (seccomp: an open by a caller the kernel would let into the
+   * supervisor's procfs entries). Asked before anything is read: it must be cheap.
    */
-  readonly objectGuarded?: ReadonlySet<number>;
+  guardsObject?(call: SourceCall): boolean;
 
   /**
    * Compiles the interest model into the source's own form (a seccomp filter's notify set, the module's interest

@@ -82,6 +82,8 @@ export const CRED_SYSCALLS: readonly string[] = [
 ];
 const CRED_FAMILY = new Set(CRED_SYSCALLS.map((n) => syscallNumber(n)!));
 const O_CREAT = 0o100, O_PATH = 0o10000000;
+/** CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_SYS_PTRACE: what could open another's procfs entries. */
+const PROC_REACHING_CAPS = (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 19n);
 
 /** How the transport runs. */
 export interface SeccompSourceOptions {
@@ -126,8 +128,6 @@ export class SeccompSource implements EventSource {
   readonly wakeFd: number;
   readonly failClosedFds: readonly number[] = [];
   readonly closesSessions = true;
-  /** The open family: the guard decides on the object each open resolves to, so none is answered unread. */
-  readonly objectGuarded: ReadonlySet<number> = OPEN_FAMILY;
   readonly #emulateOpens: boolean;
   readonly #epoll: number;
   readonly #notif = new Uint8Array(NOTIF.size);
@@ -341,6 +341,19 @@ export class SeccompSource implements EventSource {
     if (needs === "registers" && !pathCall) return decodeArgs(name, this.#args, NO_MEMORY);
     cur.decoded = this.#decode(cur, name);
     return { ...cur.decoded };
+  }
+
+  /**
+   * Whether an open must be resolved for the guard even when nothing examines it: it could reach the supervisor's
+   * procfs entries by a name the registers do not show (another procfs mount, a bind mount, a symlink). The kernel
+   * itself keeps a caller out of them unless it may ptrace the supervisor (mem, fd/, environ…: CAP_SYS_PTRACE, the
+   * supervisor being non-dumpable) or may write files of root's (its entries belong to root then: oom_score_adj…):
+   * only a caller with fsuid 0 or one of those capabilities, in any user namespace, pays for the check.
+   */
+  guardsObject(call: SourceCall): boolean {
+    if (!OPEN_FAMILY.has(call.nr)) return false;
+    const creds = this.#current?.call === call ? this.#current.task.creds : undefined;
+    return !creds || creds.fsuid === 0 || creds.euid === 0 || (creds.capEff & PROC_REACHING_CAPS) !== 0n;
   }
 
   /**

@@ -7,7 +7,7 @@
  * tests/progs/tamper.c are the attackers.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { IDWRAP, prog, run, writePolicy } from "../../helpers.ts";
+import { ensureUser, IDWRAP, idwrapAsUser, prog, run, writePolicy } from "../../helpers.ts";
 
 const PROCMOUNT = prog("procmount");
 const TAMPER = prog("tamper");
@@ -26,6 +26,9 @@ wrappers:
     activate:
       program: nginx
 `);
+
+await Deno.chmod(SCOPED.slice(0, SCOPED.lastIndexOf("/")), 0o755);
+await Deno.chmod(SCOPED, 0o644);
 
 /** A long-lived process to attack in the controls. */
 async function withDecoy(f: (pid: number) => Promise<void>): Promise<void> {
@@ -76,4 +79,33 @@ Deno.test("under a policy that examines no open, /proc/PID/mem of the supervisor
 Deno.test("… and as root without CAP_SYS_ADMIN", async () => {
   const noAdmin = ["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--"];
   await attack((target) => [...noAdmin, TAMPER, "procmem", target], /^procmem: 0$/m, SCOPED);
+});
+
+Deno.test("an ordinary user's opens keep the hot path (nothing examines them), and the kernel keeps it out of the supervisor's mem", async () => {
+  const uid = await ensureUser("idwrap-alice");
+  const home = await Deno.makeTempDir({ prefix: "idwrap-procfs-user-" });
+  await Deno.chmod(home, 0o755);
+  const asUser = (target: string) =>
+    idwrapAsUser(uid, `${home}/home`, ["run", "-p", SCOPED, "--", TAMPER, "procmem", target]);
+  const decoy = new Deno.Command("setpriv", {
+    args: [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "sleep", "120"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    while (!(await Deno.readTextFile(`/proc/${decoy.pid}/status`)).match(/^Name:\s*sleep$/m)) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const control = await asUser(String(decoy.pid));
+    assert(/^procmem: 0$/m.test(control.stdout), `the user's own process:\n${control.stdout}${control.stderr}`);
+    const r = await asUser("parent");
+    assertEquals(r.code, 0, r.stderr);
+    assert(/^procmem: (EACCES|EPERM)$/m.test(r.stdout), `the supervisor's mem:\n${r.stdout}${r.stderr}`);
+    // Refused by the kernel (the supervisor is non-dumpable), not by the guard: the open took the hot path.
+    assert(!r.stderr.includes(`[${TAMPER_ALERT}]`), r.stderr);
+  } finally {
+    decoy.kill("SIGKILL");
+    await decoy.status;
+    await Deno.remove(home, { recursive: true });
+  }
 });
