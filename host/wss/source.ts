@@ -159,6 +159,12 @@ export interface EventSource {
    * ends when it is closed and its processes are gone. Without, a session ends when the processes it had are gone.
    */
   readonly closesSessions: boolean;
+  /**
+   * Whether the guard needs this waiting call's objects (read and resolved): such a call is never answered on the
+   * WSS's hot path, even when nothing examines it (seccomp: an open by a caller the kernel would let into the
+   * supervisor's procfs entries). Asked before anything is read: it must be cheap.
+   */
+  guardsObject?(call: SourceCall): boolean;
 
   /**
    * Compiles the interest model into the source's own form (a seccomp filter's notify set, the module's interest

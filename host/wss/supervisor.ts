@@ -289,8 +289,9 @@ export class Wss implements SourceHandler {
     // Only late watchers want it: the caller goes on at once, as under an observe-only source; a kill lands late.
     // Not where the output wants a result the source gets only by holding the call (seccomp's emulated opens).
     const late = call.waits && this.#late.has(call.nr) && !(this.#sink.wantsSyscalls && this.#heldForResult(call.nr));
-    // The hot path: nothing examines, reports or waits for the call's result.
-    if (!examined && !this.#sink.wantsSyscalls && !late && !this.#decider.examinesPost(call.nr, pid)) {
+    // The hot path: nothing examines, reports or waits for the call's result, and the guard needs no object of it.
+    const guarded = call.waits && this.#source.guardsObject?.(call) === true;
+    if (!examined && !guarded && !this.#sink.wantsSyscalls && !late && !this.#decider.examinesPost(call.nr, pid)) {
       return this.#answer(call, proc, this.#doomed.has(pid) ? { action: "kill" } : ALLOW);
     }
     const wantsPost = this.#decider.examinesPost(call.nr, pid);
