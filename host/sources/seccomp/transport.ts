@@ -91,14 +91,26 @@ export interface SeccompSourceOptions {
   emulateOpens?: boolean;
 }
 
+/** The file an examined, allowed exec was decided on ("" ident: its path did not resolve when checked). */
+interface ExecCheck {
+  ident: string;
+  path: string;
+  nr: number;
+}
+
 interface Proc {
   session: number;
   tgid: number;
   pidfd: number;
   program: ProgramIdentity;
-  execPending: boolean;
-  /** The file an examined, allowed exec was decided on: checked against /proc/PID/exe after the exec. */
-  execChecked?: { ident: string; path: string; nr: number };
+  /** dev:ino of /proc/PID/exe for `program`: an exec that ran is seen by it changing. */
+  exeKey: string;
+  /**
+   * Execs let run and not known to be finished, by the thread that made them (null: not examined). Kept until the
+   * program changes (the exec ran: reported, and re-decided on the file that runs) or the thread that made it is
+   * back from it with the old program (it failed): a sibling's call while the exec is in flight is the old program's.
+   */
+  execs: Map<number, ExecCheck | null>;
 }
 
 interface Task {
@@ -119,6 +131,8 @@ interface Current {
   emulate?: "open" | "path";
   /** A post hook wants the result (settle() was told). */
   wantsPost?: boolean;
+  /** An examined exec: what it was decided on, recorded as pending if it is let run. */
+  execCheck?: ExecCheck;
 }
 
 /** Seccomp listeners as an EventSource. */
@@ -245,10 +259,7 @@ export class SeccompSource implements EventSource {
       const task = this.#task(session, listener, tid, id, handler);
       if (!task) return; // gone before we could learn who it was, or killed for its exec: failed below
       const abi: SyscallAbi = arch !== AUDIT_ARCH_X86_64 ? "i386" : nr & X32_SYSCALL_BIT ? "x32" : "x86_64";
-      if (abi === "x86_64") {
-        if (EXEC_FAMILY.has(nr)) task.proc.execPending = true;
-        if (CRED_FAMILY.has(nr)) this.#forgetCreds(task.proc.tgid);
-      }
+      if (abi === "x86_64" && CRED_FAMILY.has(nr)) this.#forgetCreds(task.proc.tgid);
       const call: SourceCall = {
         id,
         pid: task.proc.tgid,
@@ -279,17 +290,19 @@ export class SeccompSource implements EventSource {
    * new programs after an exec (an exec).
    */
   #task(session: number, listener: number, tid: number, id: bigint, handler: SourceHandler): Task | undefined {
-    const known = this.#tasks.get(tid);
-    if (known) {
+    let known = this.#tasks.get(tid);
+    if (known?.proc.execs.size) {
       // A process killed for an exec that ran another file than the one checked gets no call answered.
-      if (known.proc.execPending && this.#refreshProgram(known.proc, handler)) return undefined;
-      return known;
+      const after = this.#refreshProgram(known.proc, tid, handler);
+      if (after === "killed") return undefined;
+      if (after === "exec") known = undefined; // a new program: its credentials are read again
     }
+    if (known) return known;
     const creds = readTaskStatus(tid);
     if (!creds) return undefined;
     let proc = this.#procs.get(creds.tgid);
     // After an exec from a non-leader thread the caller has a tid we never saw.
-    if (proc?.execPending && this.#refreshProgram(proc, handler)) return undefined;
+    if (proc?.execs.size && this.#refreshProgram(proc, tid, handler) === "killed") return undefined;
     if (!proc) {
       const pidfd = Number(libc.symbols.syscall(SYS.pidfd_open, BigInt(creds.tgid), 0n, 0n, 0n, 0n, 0n));
       // Checked after pidfd_open: the pid cannot have been recycled under us.
@@ -297,7 +310,15 @@ export class SeccompSource implements EventSource {
         if (pidfd >= 0) libc.symbols.close(pidfd);
         return undefined;
       }
-      proc = { session, tgid: creds.tgid, pidfd, program: readProgram(creds.tgid, creds), execPending: false };
+      const { program, key: exeKey } = readImage(creds.tgid, creds);
+      proc = {
+        session,
+        tgid: creds.tgid,
+        pidfd,
+        program,
+        exeKey,
+        execs: new Map(),
+      };
       this.#procs.set(creds.tgid, proc);
       this.#watch(pidfd, KIND_PIDFD, creds.tgid);
       handler.lifecycle({ kind: "fork", pid: creds.tgid, ppid: creds.ppid, session, program: proc.program });
@@ -307,27 +328,37 @@ export class SeccompSource implements EventSource {
     return task;
   }
 
-  /** Learns the program after an exec and reports it; true if the WSS had the process killed for it. */
-  #refreshProgram(proc: Proc, handler: SourceHandler): boolean {
-    proc.execPending = false;
+  /**
+   * While an exec is pending, at each call of the process (thread `tid`): has the exec run? If so it is reported, and
+   * re-decided on the file that runs unless that is the file it was decided on ("killed": the WSS had the process
+   * killed for it). If not, the call is the old program's: a sibling's while the exec is in flight (kept pending), or
+   * the exec's own thread back from a failed exec (no longer pending).
+   */
+  #refreshProgram(proc: Proc, tid: number, handler: SourceHandler): "same" | "exec" | "killed" {
     const status = readTaskStatus(proc.tgid);
-    if (!status) return false;
+    if (!status) return "same";
+    const { program, key: ran } = readImage(proc.tgid, status);
+    if (ran === proc.exeKey && program.exe === proc.program.exe && program.argv0 === proc.program.argv0) {
+      proc.execs.delete(tid);
+      return "same";
+    }
+    const checks = [...proc.execs.values()].filter((c): c is ExecCheck => c !== null);
+    proc.execs.clear();
     this.#forgetCreds(proc.tgid);
-    const program = readProgram(proc.tgid, status);
-    const checked = proc.execChecked;
-    proc.execChecked = undefined;
-    const ran = checked && statKey(`/proc/${proc.tgid}/exe`);
-    const raced = !!checked && !!ran && ran !== checked.ident;
-    if (program.exe === proc.program.exe && program.argv0 === proc.program.argv0 && !raced) return false; // failed
+    // Which thread's exec ran is not known (de_thread gives it the leader's tid): it is the file decided on only if
+    // some examined exec was decided on that very file; an unresolved path ("") never is.
+    const checked = checks.find((c) => c.ident !== "" && c.ident === ran) ?? checks[0];
+    const raced = !!checked && (ran === "" || ran !== checked.ident);
     proc.program = program;
+    proc.exeKey = ran;
     this.#killed.delete(proc.tgid);
     handler.lifecycle({
       kind: "exec",
       pid: proc.tgid,
       program,
-      ...(raced ? { decidedOn: { ident: ran, path: checked.path, nr: checked.nr } } : {}),
+      ...(raced && checked ? { decidedOn: { ident: ran, path: checked.path, nr: checked.nr } } : {}),
     });
-    return this.#killed.has(proc.tgid);
+    return this.#killed.has(proc.tgid) ? "killed" : "exec";
   }
 
   /**
@@ -426,10 +457,14 @@ export class SeccompSource implements EventSource {
     return { verdict };
   }
 
-  /** An examined, allowed exec: the file it was decided on, checked against what runs at its next call. */
+  /**
+   * An examined, allowed exec: the file it was decided on, checked against what runs after it. A path that did not
+   * resolve at the check ("" ident) may name a file by the time the kernel looks (a thread renames or rewrites it):
+   * whatever then runs is decided again.
+   */
   #noteExec(cur: Current, examined: boolean, event: SyscallEvent): void {
-    if (EXEC_FAMILY.has(cur.call.nr) && examined && event.decoded.ident) {
-      cur.task.proc.execChecked = { ident: event.decoded.ident, path: event.decoded.path ?? "", nr: cur.call.nr };
+    if (EXEC_FAMILY.has(cur.call.nr) && cur.call.abi === "x86_64" && examined) {
+      cur.execCheck = { ident: event.decoded.ident ?? "", path: event.decoded.path ?? "", nr: cur.call.nr };
     }
   }
 
@@ -443,6 +478,8 @@ export class SeccompSource implements EventSource {
     if (cur?.call !== call) return this.#answerPost(call, verdict);
     const { listener, check } = cur;
     if (verdict.action === "allow") {
+      // The exec runs from here on: pending until its thread is back from it or the program has changed.
+      if (EXEC_FAMILY.has(call.nr) && call.abi === "x86_64") cur.task.proc.execs.set(call.tid, cur.execCheck ?? null);
       if (cur.emulate === "open") return this.#emulateOpen(cur, syscallName(call.nr), check!);
       if (cur.emulate === "path") return this.#emulatePathCall(cur, syscallName(call.nr), check!);
       return this.#send(listener, call.id, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
@@ -672,5 +709,21 @@ function statKey(path: string): string {
     return `${info.dev}:${info.ino}`;
   } catch {
     return "";
+  }
+}
+
+/**
+ * The program a process runs and its file's dev:ino, read as one: an exec in flight changes /proc/PID/exe and then
+ * the memory /proc/PID/cmdline is read from, so a read between the two steps mixes the old program and the new; it is
+ * read again until the file is the same before and after.
+ */
+function readImage(pid: number, status: TaskStatus): { program: ProgramIdentity; key: string } {
+  const exe = `/proc/${pid}/exe`;
+  let key = statKey(exe);
+  for (let i = 0;; i++) {
+    const program = readProgram(pid, status);
+    const after = statKey(exe);
+    if (after === key || i === 8) return { program, key: after };
+    key = after;
   }
 }
