@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { HostEvent, SyscallEvent, WrapperReport } from "../host/events.ts";
+import type { SummaryRecord } from "../host/cli/summary.ts";
 
 /** The repository root, with a trailing slash. */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -69,9 +70,10 @@ export async function idwrapAsUser(uid: number, home: string, args: string[], op
   });
 }
 
-/** A traced run: the command's result and every event idwrap reported. */
+/** A traced run: the command's result, every event idwrap reported and (`run`) the tree's summary, its last line. */
 export interface Traced extends Ran {
   events: HostEvent[];
+  summary?: SummaryRecord;
 }
 
 /** Parses JSON-lines output. */
@@ -96,7 +98,10 @@ export async function traced(
   try {
     const opts = typeof options === "string" ? { cwd: options } : options;
     const ran = await idwrap([verb, "--json", "-o", out, ...flags, "--", ...command], opts);
-    return { ...ran, events: parseJsonLines(await Deno.readTextFile(out)) };
+    const lines = parseJsonLines(await Deno.readTextFile(out)) as (HostEvent | SummaryRecord)[];
+    const summary = lines.find((l): l is SummaryRecord => l.kind === "summary");
+    const events = lines.filter((l): l is HostEvent => l.kind !== "summary");
+    return { ...ran, events, ...(summary ? { summary } : {}) };
   } finally {
     await Deno.remove(out);
   }
