@@ -78,7 +78,16 @@ export interface Traced extends Ran {
 
 /** Parses JSON-lines output. */
 export function parseJsonLines(text: string): HostEvent[] {
-  return text.split("\n").filter(Boolean).map((line) => JSON.parse(line) as HostEvent);
+  return jsonLines(text).filter((l): l is HostEvent => l.kind !== "summary");
+}
+
+/** The summary record `idwrap run --json` ends its report with, if any. */
+export function parseSummary(text: string): SummaryRecord | undefined {
+  return jsonLines(text).find((l): l is SummaryRecord => l.kind === "summary");
+}
+
+function jsonLines(text: string): (HostEvent | SummaryRecord)[] {
+  return text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
 }
 
 /**
@@ -98,10 +107,9 @@ export async function traced(
   try {
     const opts = typeof options === "string" ? { cwd: options } : options;
     const ran = await idwrap([verb, "--json", "-o", out, ...flags, "--", ...command], opts);
-    const lines = parseJsonLines(await Deno.readTextFile(out)) as (HostEvent | SummaryRecord)[];
-    const summary = lines.find((l): l is SummaryRecord => l.kind === "summary");
-    const events = lines.filter((l): l is HostEvent => l.kind !== "summary");
-    return { ...ran, events, ...(summary ? { summary } : {}) };
+    const text = await Deno.readTextFile(out);
+    const summary = parseSummary(text);
+    return { ...ran, events: parseJsonLines(text), ...(summary ? { summary } : {}) };
   } finally {
     await Deno.remove(out);
   }
