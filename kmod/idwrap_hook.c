@@ -90,6 +90,8 @@
 #include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/namei.h>
+#include <linux/net.h>
+#include <linux/openat2.h>
 #include <linux/path.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
@@ -420,6 +422,135 @@ static struct idw_tstate *idw_ts_take(struct task_struct *t)
 	return found;
 }
 
+/* ---- decided path calls: the kernel runs on the bytes decided on ------- */
+
+/*
+ * Every decided call but the emulated opens runs the original syscall,
+ * which copies its path arguments from user memory again (getname()) and
+ * looks its dirfd and cwd up again: a thread rewriting the buffer, dup2()ing
+ * another directory onto the dirfd or chdir()ing (CLONE_FS) after the copy
+ * would make the kernel act on another object than the one decided on
+ * (Watson, WOOT 2007). So an allowed call leaves an expectation here, and the
+ * kernel's own copy is replaced by the module's: getname_flags() (which
+ * getname(), getname_uflags() and user_path_at() go through) is hooked with
+ * ftrace; for a task with an expectation, a call whose user pointer is one
+ * the module copied returns getname_kernel() of the decided bytes instead.
+ * A relative name was joined at copy time to its start directory (the
+ * dirfd's or the cwd's struct path then, idw_join()), so neither the dirfd
+ * number nor the cwd is looked up again (the record says EVF_JOINED, and
+ * carries the joined name: the host decides on it). The sockaddr of
+ * connect() and bind() is not a name: the kernel's copy is compared with
+ * the module's in security_socket_connect/bind, and a different one fails
+ * the call (EACCES). Either way a change is reported at sys_exit (EVF_RACED).
+ * The expectation lives until sys_exit (or the task's exit, or the end of
+ * the session); only a task that has one pays more than a counter read.
+ */
+#define IDW_CWD		-1	/* a slot's name starts at the cwd */
+#define IDW_NOJOIN	-2	/* not looked up from a dirfd/cwd by us (a symlink's
+				 * target, mount's source, RESOLVE_BENEATH/IN_ROOT) */
+#define IDW_NOSLOT	-3	/* not a name the kernel getname()s (an xattr's name) */
+
+struct idw_slot {
+	unsigned long uaddr;	/* the user pointer the call passes */
+	char *name;		/* what the kernel gets instead (joined) */
+	char *raw;		/* the bytes copied from the caller */
+	int err;		/* the copy faulted or was cut (the kernel gets that), or
+				 * the join failed (the call fails with it) */
+};
+
+struct idw_expect {
+	struct hlist_node node;
+	struct task_struct *task;
+	refcount_t ref;
+	long nr;
+	struct idw_slot slot[2];
+	void *addr;		/* connect/bind: the sockaddr decided on */
+	u32 addrlen;
+	/* Filled by the hooks: the call saw other bytes than the copy. */
+	bool raced, refused;
+	char *seen;		/* the path bytes the caller's memory held at the call */
+	int raced_slot;
+};
+
+static DEFINE_HASHTABLE(idw_ex_ht, 6);
+static DEFINE_SPINLOCK(idw_ex_lock);
+static atomic_t idw_nex = ATOMIC_INIT(0);
+
+static void idw_ex_free(struct idw_expect *ex)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		kfree(ex->slot[i].name);
+		kfree(ex->slot[i].raw);
+	}
+	kfree(ex->addr);
+	kfree(ex->seen);
+	kfree(ex);
+}
+
+static void idw_ex_put(struct idw_expect *ex)
+{
+	if (refcount_dec_and_test(&ex->ref))
+		idw_ex_free(ex);
+}
+
+static void idw_ex_add(struct idw_expect *ex)
+{
+	unsigned long flags;
+
+	ex->task = current;
+	refcount_set(&ex->ref, 1);
+	spin_lock_irqsave(&idw_ex_lock, flags);
+	hash_add(idw_ex_ht, &ex->node, (unsigned long)current);
+	atomic_inc(&idw_nex);
+	spin_unlock_irqrestore(&idw_ex_lock, flags);
+}
+
+/* @t's expectation with a reference (NULL: none); @take also removes it from the table. */
+static struct idw_expect *idw_ex_get(struct task_struct *t, bool take)
+{
+	struct idw_expect *ex, *found = NULL;
+	unsigned long flags;
+
+	if (!atomic_read(&idw_nex))
+		return NULL;
+	spin_lock_irqsave(&idw_ex_lock, flags);
+	hash_for_each_possible(idw_ex_ht, ex, node, (unsigned long)t) {
+		if (ex->task != t)
+			continue;
+		found = ex;
+		if (take) {
+			hash_del(&ex->node);
+			atomic_dec(&idw_nex);
+		} else {
+			refcount_inc(&ex->ref);
+		}
+		break;
+	}
+	spin_unlock_irqrestore(&idw_ex_lock, flags);
+	return found;
+}
+
+static void idw_ex_clear(void)
+{
+	struct idw_expect *ex;
+	struct hlist_node *tmp;
+	unsigned long flags;
+	HLIST_HEAD(gone);
+	int bkt;
+
+	spin_lock_irqsave(&idw_ex_lock, flags);
+	hash_for_each_safe(idw_ex_ht, bkt, tmp, ex, node) {
+		hash_del(&ex->node);
+		hlist_add_head(&ex->node, &gone);
+	}
+	atomic_set(&idw_nex, 0);
+	spin_unlock_irqrestore(&idw_ex_lock, flags);
+	hlist_for_each_entry_safe(ex, tmp, &gone, node)
+		idw_ex_put(ex);
+}
+
 /* ---- observed calls whose copy faulted in sys_enter -------------------- */
 
 /*
@@ -629,9 +760,56 @@ static void __idw_sys_enter(struct pt_regs *regs, long id)
 	idw_emit_observe(&r);
 }
 
+/* A string into the record, cut at PATH_MAX. */
+static void idw_put_str(struct idw_rec *r, const char *str, u16 *lenp)
+{
+	ssize_t n;
+
+	if (!str)
+		return;
+	n = strscpy((char *)r->ev + r->len, str, PATH_MAX);
+	if (n < 0)
+		n = PATH_MAX - 1;
+	*lenp = n + 1;
+	r->len += n + 1;
+}
+
+/*
+ * The end of a call that had an expectation: if the caller's memory held
+ * other bytes when the kernel read them, a RACED record says so (path: the
+ * name decided on, which the call ran on; path2: the bytes found; for a
+ * sockaddr, data: the one decided on, and EVF_DENIED: refused).
+ */
+static void idw_report_raced(struct pt_regs *regs, struct idw_expect *ex, long ret)
+{
+	struct idw_rec r;
+	unsigned long args[6];
+
+	if (!ex->raced || !READ_ONCE(idw.active))
+		return;
+	r = idw_scratch_rec();
+	syscall_get_arguments(current, regs, args);
+	idw_rec_header(&r, IDWRAP_EV_SYSCALL,
+		       IDWRAP_EVF_POST | IDWRAP_EVF_RACED | (ex->refused ? IDWRAP_EVF_DENIED : 0),
+		       current);
+	r.ev->nr = ex->nr;
+	memcpy(r.ev->args, args, sizeof(r.ev->args));
+	r.ev->ret = ret;
+	if (ex->raced_slot >= 0) {
+		idw_put_str(&r, ex->slot[ex->raced_slot].name, &r.ev->path_len);
+		idw_put_str(&r, ex->seen, &r.ev->path2_len);
+	} else if (ex->addr) {
+		memcpy((u8 *)r.ev + r.len, ex->addr, ex->addrlen);
+		r.ev->data_len = ex->addrlen;
+		r.len += ex->addrlen;
+	}
+	idw_emit_observe(&r);
+}
+
 static void __idw_sys_exit(struct pt_regs *regs, long ret)
 {
 	struct idw_tstate *ts = idw_ts_take(current);
+	struct idw_expect *ex = idw_ex_get(current, true);
 	long nr = syscall_get_nr(current, regs);
 	u16 flags = IDWRAP_EVF_POST;
 	unsigned long args[6];
@@ -650,6 +828,10 @@ static void __idw_sys_exit(struct pt_regs *regs, long ret)
 		if (ts->emulated)
 			flags |= IDWRAP_EVF_EMULATED;
 		kfree(ts);
+	}
+	if (ex) {
+		idw_report_raced(regs, ex, ret);
+		idw_ex_put(ex);
 	}
 	/* A note the entry hook never took (its hook went away meanwhile). */
 	if (idw_rf_take(current, -1))
@@ -834,11 +1016,14 @@ static void __idw_exec(struct task_struct *p, struct linux_binprm *bprm)
 static void __idw_proc_exit(struct task_struct *p)
 {
 	struct idw_tstate *ts = idw_ts_take(p);
+	struct idw_expect *ex = idw_ex_get(p, true);
 	struct idw_rec r;
 	bool watched;
 	int status;
 
 	kfree(ts);
+	if (ex)
+		idw_ex_put(ex);
 	idw_rf_take(p, -1);
 	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) || !idw_exit_reporter(p))
 		return;
@@ -1018,21 +1203,26 @@ static void idw_ops_stop(struct ftrace_ops *ops, bool *on)
  * dup2() onto the dirfd number nor a chdir() after the decision changes it.
  * The record carries its name as path2: the host decides knowing it.
  */
-static void idw_get_dir(long nr, int dfd, struct path *dir)
+static void idw_dir_at(int dfd, struct path *dir)
 {
 	struct file *f;
 
 	*dir = (struct path){};
-	if (nr != __NR_openat || dfd == AT_FDCWD) {
+	if (dfd == AT_FDCWD) {
 		get_fs_pwd(current->fs, dir);
 		return;
 	}
 	f = fget_raw(dfd);
 	if (!f)
-		return;	/* EBADF at the open, for a relative name */
+		return;	/* EBADF at the call, for a relative name */
 	*dir = f->f_path;
 	path_get(dir);
 	fput(f);
+}
+
+static void idw_get_dir(long nr, int dfd, struct path *dir)
+{
+	idw_dir_at(nr == __NR_openat ? dfd : AT_FDCWD, dir);
 }
 
 static void idw_pin_dir(long nr, struct idw_rec *r, const unsigned long *args,
@@ -1056,50 +1246,70 @@ static void idw_pin_dir(long nr, struct idw_rec *r, const unsigned long *args,
 }
 
 /*
+ * @name joined to @dir's name, into @out (PATH_MAX bytes). The name is
+ * d_path() of the pinned directory, and it must lead back to that
+ * directory itself now (not a directory outside the caller's root, in
+ * another mount namespace, under an overmount, or renamed away), else
+ * EXDEV: the string would name something other than what was pinned. A
+ * non-directory is ENOTDIR, a deleted one ENOENT.
+ */
+static int idw_join(const struct path *dir, const char *name, char *out)
+{
+	struct path check;
+	char *buf, *p;
+	int err;
+
+	if (!d_can_lookup(dir->dentry))
+		return -ENOTDIR;
+	if (d_unlinked(dir->dentry))
+		return -ENOENT;
+	buf = kmalloc(PATH_MAX, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	p = d_path(dir, buf, PATH_MAX);
+	if (IS_ERR(p)) {
+		err = PTR_ERR(p);
+		goto out;
+	}
+	err = kern_path(p, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &check);
+	if (err) {
+		err = -EXDEV;
+		goto out;
+	}
+	err = path_equal(&check, dir) ? 0 : -EXDEV;
+	path_put(&check);
+	if (err)
+		goto out;
+	/* "/" joins without a second slash. */
+	if (snprintf(out, PATH_MAX, "%s/%s", p[1] ? p : "", name) >= PATH_MAX)
+		err = -ENAMETOOLONG;
+out:
+	kfree(buf);
+	return err;
+}
+
+/*
  * Opens @name as openat() would from @dir (NULL: @name is absolute), on the
  * bytes decided on: the caller's copy, never user memory. filp_open() takes
- * a string, so a relative name is joined to @dir's d_path(); that string
- * must lead back to @dir itself now (not a directory outside the caller's
- * root, in another mount namespace, under an overmount, or renamed away),
- * else EXDEV: the module would open something other than what was decided.
+ * a string, so a relative name is joined to @dir (idw_join()).
  */
 static long idw_open_file(const struct path *dir, const char *name, int flags, umode_t mode)
 {
 	const char *path = name;
-	struct path check;
-	char *buf = NULL, *p;
+	char *buf = NULL;
 	struct file *f;
 	long fd;
 
 	if (!*name)
 		return -ENOENT;
 	if (dir && name[0] != '/') {
-		if (!d_can_lookup(dir->dentry))
-			return -ENOTDIR;
-		if (d_unlinked(dir->dentry))
-			return -ENOENT;
-		buf = kmalloc(2 * PATH_MAX, GFP_KERNEL);
+		buf = kmalloc(PATH_MAX, GFP_KERNEL);
 		if (!buf)
 			return -ENOMEM;
-		p = d_path(dir, buf, PATH_MAX);
-		if (IS_ERR(p)) {
-			fd = PTR_ERR(p);
-			goto out;
-		}
-		fd = kern_path(p, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &check);
-		if (fd) {
-			fd = -EXDEV;
-			goto out;
-		}
-		fd = path_equal(&check, dir) ? 0 : -EXDEV;
-		path_put(&check);
+		fd = idw_join(dir, name, buf);
 		if (fd)
 			goto out;
-		if (snprintf(buf + PATH_MAX, PATH_MAX, "%s/%s", p, name) >= PATH_MAX) {
-			fd = -ENAMETOOLONG;
-			goto out;
-		}
-		path = buf + PATH_MAX;
+		path = buf;
 	}
 	if (force_o_largefile())
 		flags |= O_LARGEFILE;
@@ -1145,6 +1355,310 @@ static long idw_open_emulated(long nr, struct idw_rec *r, unsigned long *args,
 	}
 }
 
+/* ---- the kernel's copy of a decided call's arguments --------------------- */
+
+/* openat2 with RESOLVE_BENEATH or RESOLVE_IN_ROOT: its dirfd is part of the lookup, not only a start. */
+static bool idw_openat2_rooted(const unsigned long *args)
+{
+	struct open_how how;
+
+	if (args[3] < sizeof(how) || copy_from_user(&how, (const void __user *)args[2], sizeof(how)))
+		return true;	/* the call fails anyway (EINVAL, EFAULT) */
+	return how.resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT);
+}
+
+/*
+ * Where the name in slot @i (0: path, 1: path2) of call @nr starts: the
+ * index of its dirfd argument, IDW_CWD, IDW_NOJOIN (used as copied) or
+ * IDW_NOSLOT (not a name the kernel getname()s).
+ */
+static int idw_slot_dir(long nr, int i, const unsigned long *args)
+{
+	switch (nr) {
+	case __NR_renameat:
+	case __NR_renameat2:
+	case __NR_linkat:
+		return i ? 2 : 0;
+	case __NR_symlink:
+		return i ? IDW_CWD : IDW_NOJOIN;
+	case __NR_symlinkat:
+		return i ? 1 : IDW_NOJOIN;
+	case __NR_mount:
+		return i ? IDW_CWD : IDW_NOJOIN;
+	case __NR_getxattr: case __NR_lgetxattr: case __NR_setxattr:
+	case __NR_lsetxattr: case __NR_removexattr: case __NR_lremovexattr:
+		return i ? IDW_NOSLOT : IDW_CWD;
+	case __NR_inotify_add_watch:
+		return IDW_CWD;
+	case __NR_openat2:
+		return idw_openat2_rooted(args) ? IDW_NOJOIN : 0;
+	}
+	/* PATH(1): the *at calls, whose dirfd is the first argument. */
+	return idw_spec[nr].path == 2 ? 0 : IDW_CWD;
+}
+
+/* Slot @sl's relative name joined to the directory of @dfd (or the cwd) as it is now. */
+static void idw_slot_join(struct idw_slot *sl, int dfd)
+{
+	struct path dir;
+
+	idw_dir_at(dfd, &dir);
+	sl->err = dir.dentry ? idw_join(&dir, sl->raw, sl->name) : -EBADF;
+	path_put(&dir);
+}
+
+/*
+ * The expectation of decided call @nr (NULL: it has none; an ERR_PTR: no
+ * memory), from its record @r, before the verdict: each name the kernel
+ * will getname() (its raw copy; a relative one joined to its start
+ * directory now, idw_join()), or the error the kernel gets instead; a
+ * connect's or bind's sockaddr. A joined name replaces the copied one in
+ * the record (EVF_JOINED), so the host decides on what will run.
+ */
+static struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned long *args)
+{
+	const struct idw_argspec *sp = &idw_spec[nr];
+	struct idwrap_event *ev = r->ev;
+	char *at[2] = { (char *)(ev + 1), (char *)(ev + 1) + ev->path_len };
+	u16 len[2] = { ev->path_len, ev->path2_len };
+	u8 argi[2] = { sp->path, sp->path2 };
+	struct idw_expect *ex;
+	bool joined = false;
+	int i;
+
+	if (idw_is_open(nr) || (!sp->path && nr != __NR_connect && nr != __NR_bind))
+		return NULL;
+	ex = kzalloc(sizeof(*ex), GFP_KERNEL);
+	if (!ex)
+		return ERR_PTR(-ENOMEM);
+	ex->nr = nr;
+	ex->raced_slot = -1;
+	if (!sp->path) {	/* connect, bind */
+		if (!ev->data_len || (ev->flags & IDWRAP_EVF_TRUNC)) {
+			kfree(ex);
+			return NULL;	/* nothing copied: the kernel faults the same way */
+		}
+		ex->addrlen = ev->data_len;
+		ex->addr = kmemdup(at[1] + len[1], ex->addrlen, GFP_KERNEL);
+		if (!ex->addr)
+			goto nomem;
+		return ex;
+	}
+	for (i = 0; i < 2; i++) {
+		struct idw_slot *sl = &ex->slot[i];
+		int where = argi[i] ? idw_slot_dir(nr, i, args) : IDW_NOSLOT;
+
+		if (where == IDW_NOSLOT)
+			continue;
+		sl->uaddr = args[argi[i] - 1];
+		if (!sl->uaddr)
+			continue;	/* NULL: never a getname() of ours */
+		if (!len[i]) {
+			sl->err = -EFAULT;
+			continue;
+		}
+		if (len[i] == PATH_MAX) {	/* cut: the kernel would say so too */
+			sl->err = -ENAMETOOLONG;
+			continue;
+		}
+		sl->raw = kstrdup(at[i], GFP_KERNEL);
+		sl->name = kmalloc(PATH_MAX, GFP_KERNEL);
+		if (!sl->raw || !sl->name)
+			goto nomem;
+		strscpy(sl->name, sl->raw, PATH_MAX);
+		if (where == IDW_NOJOIN || !sl->raw[0] || sl->raw[0] == '/')
+			continue;
+		idw_slot_join(sl, where == IDW_CWD ? AT_FDCWD : (int)args[where]);
+		if (sl->err == -ENOMEM)
+			goto nomem;
+		joined |= !sl->err;
+	}
+	if (joined) {
+		/* The record again: header, the joined names, the data after them. */
+		char *tmp = kmalloc(2 * PATH_MAX, GFP_KERNEL), *dst = (char *)(ev + 1);
+		char *data = at[1] + len[1];
+		u32 n[2] = {};
+
+		if (!tmp)
+			goto nomem;
+		for (i = 0; i < 2; i++) {
+			const char *str = ex->slot[i].name && !ex->slot[i].err ? ex->slot[i].name : at[i];
+
+			if (!len[i])
+				continue;
+			n[i] = strlen(str) + 1;
+			memcpy(tmp + i * PATH_MAX, str, n[i]);
+		}
+		memmove(dst + n[0] + n[1], data, ev->data_len);
+		memcpy(dst, tmp, n[0]);
+		memcpy(dst + n[0], tmp + PATH_MAX, n[1]);
+		ev->path_len = n[0];
+		ev->path2_len = n[1];
+		r->len = sizeof(*ev) + n[0] + n[1] + ev->data_len;
+		ev->flags |= IDWRAP_EVF_JOINED;
+		kfree(tmp);
+	}
+	return ex;
+nomem:
+	idw_ex_free(ex);
+	return ERR_PTR(-ENOMEM);
+}
+
+/* A name whose start directory could not be joined: the call fails with that (EBADF, ENOTDIR, EXDEV...). */
+static int idw_expect_error(const struct idw_expect *ex)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (ex->slot[i].err && ex->slot[i].err != -EFAULT && ex->slot[i].err != -ENAMETOOLONG)
+			return ex->slot[i].err;
+	return 0;
+}
+
+/* A REWRITE of a dirfd argument: the names starting there start at the new one. */
+static void idw_expect_rewrite(struct idw_expect *ex, long nr, const unsigned long *args, u32 arg)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		struct idw_slot *sl = &ex->slot[i];
+
+		if (sl->raw && sl->raw[0] && sl->raw[0] != '/' && idw_slot_dir(nr, i, args) == (int)arg)
+			idw_slot_join(sl, (int)args[arg]);
+	}
+}
+
+/* getname()'s room for a name inside its struct filename (fs/namei.c's EMBEDDED_NAME_MAX). */
+#define IDW_EMBEDDED_NAME_MAX	(PATH_MAX - offsetof(struct filename, iname))
+
+/*
+ * The kernel's copy @fn of one of @ex's names becomes the decided bytes (in
+ * place: it is the kernel's own buffer, past any user access). A copy that
+ * differs from the caller's bytes the module copied is a race (reported at
+ * sys_exit). Returns 0, or the error the call must fail with: the module's
+ * copy faulted where the kernel's did not, or the joined name does not fit
+ * the buffer getname() sized for the short one.
+ */
+static int idw_fname_fix(struct idw_expect *ex, struct filename *fn)
+{
+	struct idw_slot *sl;
+	size_t room;
+	int i;
+
+	if (IS_ERR_OR_NULL(fn) || !fn->uptr)
+		return 0;	/* a name from the kernel, not from the caller */
+	for (i = 0; i < 2; i++) {
+		sl = &ex->slot[i];
+		if (sl->uaddr == (unsigned long)fn->uptr && (sl->name || sl->err))
+			break;
+	}
+	if (i == 2)
+		return 0;
+	if (!sl->name)
+		return sl->err;
+	if (!strcmp(fn->name, sl->name))
+		return 0;	/* the bytes decided on (or already replaced: a second consumer) */
+	if (strcmp(fn->name, sl->raw) && !ex->raced) {
+		ex->raced = true;
+		ex->raced_slot = i;
+		ex->seen = kstrdup(fn->name, GFP_ATOMIC | __GFP_NOWARN);
+	}
+	room = fn->name == fn->iname ? IDW_EMBEDDED_NAME_MAX : PATH_MAX;
+	if (strlen(sl->name) >= room)
+		return -ENAMETOOLONG;
+	strscpy((char *)fn->name, sl->name, room);
+	return 0;
+}
+
+static long idw_refuse_toolong(void)
+{
+	return -ENAMETOOLONG;
+}
+
+static long idw_refuse_efault(void)
+{
+	return -EFAULT;
+}
+
+/*
+ * On the kernel functions that take a decided call's names as struct
+ * filename, after getname() copied them from the caller and before any
+ * lookup: do_unlinkat, do_rmdir, do_mkdirat, do_mknodat, do_symlinkat,
+ * do_linkat, do_renameat2, filename_lookup (user_path_at(): chmod, chown,
+ * truncate, utimensat, chdir...), do_filp_open (openat2) and alloc_bprm
+ * (execve, before the file is opened). @op->private: which argument
+ * registers hold one. Not getname() itself: gcc splits getname_flags() and
+ * inlines its head into getname() and the syscalls (6.1:
+ * getname_flags.part.0), so no entry point of it sees every copy; these
+ * functions are called, each from its syscall. A refusal returns the error
+ * in place of the function (all return an int, or a pointer that takes an
+ * ERR_PTR).
+ */
+static void notrace idw_fname_ftrace(unsigned long ip, unsigned long parent_ip,
+				     struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	unsigned long mask = (unsigned long)op->private;
+	struct pt_regs *regs;
+	struct idw_expect *ex;
+	int a, err = 0;
+
+	if (likely(!atomic_read(&idw_nex)))
+		return;
+	ex = idw_ex_get(current, false);
+	if (!ex)
+		return;
+	regs = ftrace_get_regs(fregs);
+	/* The C calling convention's argument registers (not the syscall ABI's: %rcx, not %r10). */
+	for (a = 0; a < 4 && !err; a++) {
+		unsigned long v = a == 0 ? regs->di : a == 1 ? regs->si : a == 2 ? regs->dx : regs->cx;
+
+		if (mask & BIT(a))
+			err = idw_fname_fix(ex, (struct filename *)v);
+	}
+	if (err)
+		regs->ip = err == -ENAMETOOLONG ? (unsigned long)idw_refuse_toolong :
+						  (unsigned long)idw_refuse_efault;
+	idw_ex_put(ex);
+}
+
+static int idw_refuse_sock(struct socket *sock, struct sockaddr *addr, int addrlen)
+{
+	return -EACCES;
+}
+
+/* security_socket_connect/bind(sock, address, addrlen): the kernel's copy must be the decided one. */
+static void notrace idw_sock_ftrace(unsigned long ip, unsigned long parent_ip,
+				    struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	struct pt_regs *regs;
+	struct idw_expect *ex;
+
+	if (likely(!atomic_read(&idw_nex)))
+		return;
+	ex = idw_ex_get(current, false);
+	if (!ex)
+		return;
+	regs = ftrace_get_regs(fregs);
+	if (ex->addr && ((u32)regs->dx != ex->addrlen ||
+			 memcmp((const void *)regs->si, ex->addr, ex->addrlen))) {
+		ex->raced = ex->refused = true;
+		regs->ip = (unsigned long)idw_refuse_sock;
+	}
+	idw_ex_put(ex);
+}
+
+static struct ftrace_ops idw_fname1_ops = {
+	.func = idw_fname_ftrace, .flags = IDW_OPS_FLAGS, .private = (void *)BIT(1)
+};
+static struct ftrace_ops idw_fname13_ops = {
+	.func = idw_fname_ftrace, .flags = IDW_OPS_FLAGS, .private = (void *)(BIT(1) | BIT(3))
+};
+static struct ftrace_ops idw_fname02_ops = {
+	.func = idw_fname_ftrace, .flags = IDW_OPS_FLAGS, .private = (void *)(BIT(0) | BIT(2))
+};
+static struct ftrace_ops idw_sock_ops = { .func = idw_sock_ftrace, .flags = IDW_OPS_FLAGS };
+static bool idw_fname1_on, idw_fname13_on, idw_fname02_on, idw_sock_on;
+
 /* An observed call's pre record, copied with faults allowed; never waits. */
 static void idw_pre_observe(long nr, const unsigned long *args)
 {
@@ -1172,6 +1686,7 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 	long nr = syscall_get_nr(current, regs);
 	bool open = idw_is_open(nr), run = true;
 	unsigned long args[6], *reg;
+	struct idw_expect *ex = NULL;
 	struct path dir = {};
 	struct idw_answer a;
 	struct idw_rec r;
@@ -1190,6 +1705,8 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 		idw_rec_syscall(&r, open ? IDWRAP_EVF_EMULATED : 0, nr, args, false);
 		if (open)
 			idw_pin_dir(nr, &r, args, &dir);
+		else
+			ex = idw_expect_build(nr, &r, args);
 		idw_wait_verdict(&r, &a);
 	} else {
 		memset(&a, 0, sizeof(a));
@@ -1223,6 +1740,9 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 		reg = idw_argreg(regs, a.arg);
 		if (idw_ts_put(nr, a.arg, *reg, false)) {
 			*reg = a.value;
+			args[a.arg] = a.value;
+			if (!IS_ERR_OR_NULL(ex))
+				idw_expect_rewrite(ex, nr, args, a.arg);
 		} else {
 			*ret = -ENOMEM;
 			run = false;
@@ -1234,6 +1754,20 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 		run = false;
 		idw_ts_put(nr, -1, 0, true);
 	}
+	/* The original runs on the decided bytes (fail closed without memory for them). */
+	if (run && !IS_ERR_OR_NULL(ex) && idw_expect_error(ex)) {
+		*ret = idw_expect_error(ex);
+		run = false;
+	}
+	if (run && IS_ERR(ex)) {
+		*ret = PTR_ERR(ex);
+		run = false;
+	} else if (run && ex) {
+		idw_ex_add(ex);
+		ex = NULL;
+	}
+	if (!IS_ERR_OR_NULL(ex))
+		idw_ex_free(ex);
 	path_put(&dir);
 	kfree(a.path);
 	kvfree(r.ev);
@@ -1244,6 +1778,17 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 /* ---- the session's hooks -------------------------------------------------- */
 
 static const char * const idw_abi_fns[] = { "ia32_sys_call", "x32_sys_call", NULL };
+/* Where the kernel takes a decided call's names (its own copies), by the arguments holding them. */
+static const char * const idw_fname1_fns[] = {
+	"do_unlinkat", "do_rmdir", "do_mkdirat", "do_mknodat", "filename_lookup", "do_filp_open",
+	"alloc_bprm", NULL
+};
+static const char * const idw_fname13_fns[] = { "do_linkat", "do_renameat2", NULL };
+static const char * const idw_fname02_fns[] = { "do_symlinkat", NULL };
+/* Where the kernel checks its copy of a decided call's sockaddr. */
+static const char * const idw_sock_fns[] = {
+	"security_socket_connect", "security_socket_bind", NULL
+};
 static const char * const idw_uring_fns[] = {
 	"__x64_sys_io_uring_setup", "__x64_sys_io_uring_enter", "__x64_sys_io_uring_register", NULL
 };
@@ -1275,6 +1820,14 @@ int idw_hooks_start(void)
 	ret = idw_ops_start(&idw_abi_ops, &idw_abi_on, idw_abi_fns);
 	if (!ret)
 		ret = idw_ops_start(&idw_uring_ops, &idw_uring_on, idw_uring_fns);
+	if (!ret)
+		ret = idw_ops_start(&idw_fname1_ops, &idw_fname1_on, idw_fname1_fns);
+	if (!ret)
+		ret = idw_ops_start(&idw_fname13_ops, &idw_fname13_on, idw_fname13_fns);
+	if (!ret)
+		ret = idw_ops_start(&idw_fname02_ops, &idw_fname02_on, idw_fname02_fns);
+	if (!ret)
+		ret = idw_ops_start(&idw_sock_ops, &idw_sock_on, idw_sock_fns);
 	if (ret)
 		goto err;
 	return 0;
@@ -1301,6 +1854,10 @@ void idw_hooks_stop(void)
 	idw_decide_off();
 	idw_ops_stop(&idw_abi_ops, &idw_abi_on);
 	idw_ops_stop(&idw_uring_ops, &idw_uring_on);
+	idw_ops_stop(&idw_fname1_ops, &idw_fname1_on);
+	idw_ops_stop(&idw_fname13_ops, &idw_fname13_on);
+	idw_ops_stop(&idw_fname02_ops, &idw_fname02_on);
+	idw_ops_stop(&idw_sock_ops, &idw_sock_on);
 	for (i = 0; i < ARRAY_SIZE(idw_tps); i++) {
 		if (idw_tps[i].on)
 			tracepoint_probe_unregister(idw_tps[i].tp, idw_tps[i].probe, NULL);
@@ -1337,6 +1894,7 @@ void idw_hooks_forget(void)
 	}
 	atomic_set(&idw_nrf, 0);
 	spin_unlock_irqrestore(&idw_rf_lock, flags);
+	idw_ex_clear();
 	idw_zl_clear();
 	if (idw_scratch)
 		for_each_possible_cpu(cpu)
@@ -1351,6 +1909,10 @@ void idw_hooks_exit(void)
 	ftrace_free_filter(&idw_decide_ops);
 	ftrace_free_filter(&idw_abi_ops);
 	ftrace_free_filter(&idw_uring_ops);
+	ftrace_free_filter(&idw_fname1_ops);
+	ftrace_free_filter(&idw_fname13_ops);
+	ftrace_free_filter(&idw_fname02_ops);
+	ftrace_free_filter(&idw_sock_ops);
 }
 
 static void idw_hook_fn(char *buf, int nr, int how, bool remove)

@@ -836,6 +836,12 @@ static const struct file_operations idw_fops = {
 	.write		= idw_write,
 	.poll		= idw_poll,
 	.unlocked_ioctl	= idw_ioctl,
+	/*
+	 * A 32-bit supervisor: every ioctl struct has the same size and layout
+	 * on i386 (u32s and u8s; the u64s sit at multiples of 8), so only the
+	 * pointer needs converting.
+	 */
+	.compat_ioctl	= compat_ptr_ioctl,
 };
 
 static struct miscdevice idw_misc = {

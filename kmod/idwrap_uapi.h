@@ -118,6 +118,15 @@ struct idwrap_watch {
 #define IDWRAP_EVF_DENIED	0x0200	/* the module itself refused the call (foreign
 					 * ABI, io_uring_setup/enter/register); ret holds
 					 * the result */
+#define IDWRAP_EVF_JOINED	0x0400	/* a decided call's relative path (and path2)
+					 * joined to its start directory (dirfd or cwd)
+					 * as pinned at copy time: the call runs on
+					 * exactly these bytes (docs/kmod.md) */
+#define IDWRAP_EVF_RACED	0x0800	/* an allowed call's arguments changed in the
+					 * caller's memory after they were copied: path
+					 * is what was decided (and what ran), path2
+					 * what the memory said at the call; with
+					 * EVF_DENIED (a sockaddr) the call was refused */
 
 struct idwrap_event {
 	__u32 size;		/* the whole record with its payload; a multiple of 8 */

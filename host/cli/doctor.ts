@@ -13,8 +13,7 @@ import { loadPolicy } from "../policy/policy.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { DEFAULT_POLICY } from "./run.ts";
 import { probeBpf } from "../sources/bpf/probe.ts";
-import { observeCommand } from "../sources/bpf/run.ts";
-import { interestIn } from "../sources/bpf/interest.ts";
+import { bpfPrivilegeProblem, runUnderBpf } from "../sources/bpf/supervise.ts";
 
 /** One line of the report. */
 export interface Check {
@@ -114,6 +113,7 @@ export async function runChecks(): Promise<Check[]> {
   });
   checks.push(...await bpfChecks());
   checks.push(...await kmodChecks());
+  checks.push(usableSources(checks));
   checks.push(...await hostChecks());
   return checks;
 }
@@ -126,23 +126,53 @@ async function bpfChecks(): Promise<Check[]> {
     detail: p.detail,
     consequence: p.ok ? `usable for ${p.use}` : `not usable here for ${p.use}`,
   }));
-  if (out.every((c) => !c.feature.endsWith("tp_btf") || c.ok)) {
-    let ok = false;
-    let detail: string;
+  const tpBtf = out.find((c) => c.feature === "bpf: tp_btf");
+  const privilege = bpfPrivilegeProblem();
+  let ok = false;
+  let detail: string;
+  if (privilege) detail = privilege;
+  else if (!tpBtf?.ok) detail = `its programs are tp_btf, refused here: ${tpBtf?.detail ?? "not probed"}`;
+  else {
     try {
-      const r = await observeCommand(["/bin/cat", "/dev/null"], {
-        interest: interestIn(["openat", "read"]),
-        stdout: "null",
+      // The path idwrap run --source bpf takes: the transport under the WSS on its thread.
+      const r = await runUnderBpf(["/bin/cat", "/dev/null"], {
+        policies: [{ name: "doctor", file: "(doctor)", observe: ["openat", "read"], rules: [], wrappers: [] }],
+        trace: { format: "json", output: "/dev/null", allSyscalls: true },
+        storePath: ":memory:",
       });
-      const seen = r.events.filter((e) => e.kind === "syscall").length;
-      ok = r.exitCode === 0 && seen > 0;
-      detail = `observed /bin/cat: exit ${r.exitCode}, ${seen} call records, ${r.lost} lost`;
+      ok = r.exitCode === 0 && r.summary.notifications > 0;
+      detail = `observed /bin/cat: exit ${r.exitCode}, ${r.summary.notifications} calls seen, ${
+        r.summary.lost ?? 0
+      } records lost`;
     } catch (e) {
       detail = `failed: ${(e as Error).message}`;
     }
-    out.push({ feature: "bpf source", ok, detail, consequence: "calls can be observed through eBPF (docs/bpf.md)" });
   }
+  out.push({
+    feature: "bpf source",
+    ok,
+    detail,
+    consequence: ok
+      ? "idwrap run|trace --source bpf observe (no deny: policies that deny, kill or rewrite are refused; docs/bpf.md)"
+      : "idwrap run|trace --source bpf cannot be used",
+  });
   return out;
+}
+
+/** Which sources this machine can use, from the checks that ran each one for real. */
+function usableSources(checks: Check[]): Check {
+  const can = (feature: string) => checks.find((c) => c.feature === feature)?.ok === true;
+  const sources = [
+    can("seccomp source") && "seccomp",
+    can("kmod source") && "kmod",
+    can("bpf source") && "bpf (observation only)",
+  ].filter((s): s is string => !!s);
+  return {
+    feature: "usable sources",
+    ok: sources.length > 0,
+    detail: sources.length ? sources.join(", ") : "none",
+    consequence: "what --source can name here; auto chooses kmod, else seccomp, never bpf (it cannot deny)",
+  };
 }
 
 /** The kernel module: loaded? the device usable? a command run through it; which source is active and why. */

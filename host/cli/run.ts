@@ -15,11 +15,10 @@ import { loadPolicy } from "../policy/policy.ts";
 import type { SupervisorSummary } from "../wss/summary.ts";
 import { exitCodeOf, forwardSignals } from "../sources/launch.ts";
 import { spawnLauncher } from "../sources/seccomp/source.ts";
-import { parseSourceChoice, runUnder } from "../sources/run.ts";
-import type { SourceChoice } from "../sources/kmod/source.ts";
+import { BpfRefusal, parseSourceChoice, runUnder, type SourceChoice } from "../sources/run.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
-import { EXIT_NOPERM, parseArgument } from "./exit.ts";
+import { EXIT_NOPERM, parseArgument, UsageError } from "./exit.ts";
 import { hookLines, summaryCounts, type SummaryRecord } from "./summary.ts";
 
 /** The policy `run` uses when none is given. */
@@ -92,6 +91,10 @@ async function runStandalone(
       onChoice: (s, why) => verbose && console.error(`idwrap: event source ${s}: ${why}`),
       onWarning: (message) => console.error(`idwrap: warning: ${message}`),
     });
+  } catch (e) {
+    // Refused before the command started (what the policies need, who runs idwrap): bad usage, exit 2.
+    if (e instanceof BpfRefusal) throw new UsageError(e.message);
+    throw e;
   } finally {
     await audit.close();
   }
@@ -115,8 +118,9 @@ export function registerRun(program: Command): void {
     .option("--standalone", "supervise here even if a daemon is running")
     .option(
       "--source <source>",
-      "the event source: auto (the kernel module where /dev/idwrap opens, else seccomp), kmod or seccomp; " +
-        "kmod or seccomp imply --standalone",
+      "the event source: auto (the kernel module where /dev/idwrap opens, else seccomp), kmod, seccomp or bpf " +
+        "(observation only, root: policies that deny, kill or rewrite are refused); kmod, seccomp or bpf imply " +
+        "--standalone",
     )
     .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
     .argument("<command...>", "the command to run, after --")

@@ -7,8 +7,8 @@
 import type { Command } from "commander";
 import type { Policy } from "../policy/policy.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
-import { parseSourceChoice, runUnder } from "../sources/run.ts";
-import { parseArgument } from "./exit.ts";
+import { BpfRefusal, parseSourceChoice, runUnder } from "../sources/run.ts";
+import { parseArgument, UsageError } from "./exit.ts";
 
 /** Options of `idwrap trace`. */
 export interface TraceCliOptions {
@@ -28,7 +28,11 @@ export function registerTrace(program: Command): void {
     .option("-o, --output <file>", "write the trace to a file instead of standard error")
     .option("-e, --syscalls <list>", "comma-separated syscalls or %groups to notify", "%file,%process,%net")
     .option("--no-emulate", "seccomp: let the kernel run open calls instead of the supervisor (no post results)")
-    .option("--source <source>", "the event source: auto (the kernel module if loaded), kmod or seccomp", "auto")
+    .option(
+      "--source <source>",
+      "the event source: auto (the kernel module if loaded, else seccomp), kmod, seccomp or bpf (root)",
+      "auto",
+    )
     .option("-v, --verbose", "say which event source was chosen and why")
     .argument("<command...>", "the command to run, after --")
     .action(async (command: string[], opts: TraceCliOptions) => {
@@ -40,6 +44,9 @@ export function registerTrace(program: Command): void {
         trace: { format: opts.json ? "json" : "text", output: opts.output },
         emulateOpens: opts.emulate,
         onChoice: (source, why) => opts.verbose && console.error(`idwrap: event source ${source}: ${why}`),
+      }).catch((e) => {
+        // Refused before the command started (who runs idwrap): bad usage, exit 2.
+        throw e instanceof BpfRefusal ? new UsageError(e.message) : e;
       });
       Deno.exitCode = result.exitCode;
     });

@@ -57,3 +57,16 @@ export async function launcherPath(): Promise<string> {
   }
   return built;
 }
+
+/**
+ * Starts idwrap-launch --no-filter (the kernel-side sources, which install no seccomp filter): it connects to
+ * `socketPath` and waits for "go", so the command's pid is watched before its first call.
+ */
+export async function spawnUnfilteredLauncher(socketPath: string, command: string[]): Promise<Deno.ChildProcess> {
+  return new Deno.Command(await launcherPath(), {
+    args: ["--no-filter", socketPath, "--", ...command],
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+}

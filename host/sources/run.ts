@@ -1,6 +1,7 @@
 /**
- * Runs a command under the chosen event source (`--source auto|kmod|seccomp`):
- * one entry point for `idwrap run`, `idwrap trace` and `idwrap doctor`.
+ * Runs a command under the chosen event source (`--source auto|kmod|seccomp|bpf`):
+ * one entry point for `idwrap run`, `idwrap trace` and `idwrap doctor`. `auto`
+ * never chooses bpf: it only observes (docs/bpf.md, "Choosing the source").
  *
  * @module
  */
@@ -9,8 +10,18 @@ import type { OnEvents } from "./thread.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { TraceSinkOptions } from "../trace/sink.ts";
 import type { SupervisorSummary } from "./enforce.ts";
-import { chooseSource, runUnderKmod, type SourceChoice } from "./kmod/source.ts";
+import { chooseSource, runUnderKmod } from "./kmod/source.ts";
+import type { SourceChoice as KmodOrSeccompChoice } from "./kmod/source.ts";
 import { runUnderSeccomp } from "./seccomp/source.ts";
+import { runUnderBpf } from "./bpf/supervise.ts";
+
+export { BpfRefusal } from "./bpf/supervise.ts";
+
+/** Which source `--source` asks for. */
+export type SourceChoice = KmodOrSeccompChoice | "bpf";
+
+/** The sources a run can end up on. */
+export type ChosenSource = "kmod" | "seccomp" | "bpf";
 
 /** How to run a command. */
 export interface SourceRunOptions {
@@ -21,14 +32,14 @@ export interface SourceRunOptions {
   /** seccomp only. @default true */
   emulateOpens?: boolean;
   /** Told which source was chosen and why. */
-  onChoice?: (source: "kmod" | "seccomp", why: string) => void;
+  onChoice?: (source: ChosenSource, why: string) => void;
   /** Told what the policies put at risk on the chosen source, before the command starts. */
   onWarning?: (message: string) => void;
 }
 
 /** How the command ended, and under which source. */
 export interface SourceRunResult {
-  source: "kmod" | "seccomp";
+  source: ChosenSource;
   exitCode: number;
   signal?: string;
   summary: SupervisorSummary;
@@ -40,10 +51,15 @@ export async function runUnder(
   command: string[],
   options: SourceRunOptions,
 ): Promise<SourceRunResult> {
+  const { onChoice: _, emulateOpens, onWarning, ...common } = options;
+  if (choice === "bpf") {
+    options.onChoice?.("bpf", "asked for (--source bpf): observation only");
+    hardenSupervisorProcess();
+    return { source: "bpf", ...await runUnderBpf(command, common) };
+  }
   const { source, why } = chooseSource(choice);
   options.onChoice?.(source, why);
   hardenSupervisorProcess();
-  const { onChoice: _, emulateOpens, onWarning, ...common } = options;
   if (source === "kmod") return { source, ...await runUnderKmod(command, common) };
   return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens, onWarning }) };
 }
@@ -51,8 +67,8 @@ export async function runUnder(
 /** Parses a --source value. */
 export function parseSourceChoice(value: string | undefined): SourceChoice {
   const v = value ?? "auto";
-  if (v !== "auto" && v !== "kmod" && v !== "seccomp") {
-    throw new Error(`--source: expected auto, kmod or seccomp, got "${v}"`);
+  if (v !== "auto" && v !== "kmod" && v !== "seccomp" && v !== "bpf") {
+    throw new Error(`--source: expected auto, kmod, seccomp or bpf, got "${v}"`);
   }
   return v;
 }

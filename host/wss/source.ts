@@ -57,6 +57,12 @@ export interface SourceCall {
   readonly refusedErrno?: number;
   /** The kernel side could not copy a pointer argument (readArgs() marks it `fault`). */
   readonly faulted?: boolean;
+  /**
+   * A report, after the call, that a racing thread changed an argument in the caller's memory after the kernel side
+   * copied it for the decision (Watson's attack): the call ran on the copy decided on (`refusedErrno`: it was refused
+   * instead, e.g. a sockaddr that changed). `said`: what the caller's memory held then. Never waits. kmod: EVF_RACED.
+   */
+  readonly raced?: { said: string; ranOn: string };
 }
 
 /**
@@ -153,6 +159,12 @@ export interface EventSource {
    * ends when it is closed and its processes are gone. Without, a session ends when the processes it had are gone.
    */
   readonly closesSessions: boolean;
+  /**
+   * Whether the guard needs this waiting call's objects (read and resolved): such a call is never answered on the
+   * WSS's hot path, even when nothing examines it (seccomp: an open by a caller the kernel would let into the
+   * supervisor's procfs entries). Asked before anything is read: it must be cheap.
+   */
+  guardsObject?(call: SourceCall): boolean;
 
   /**
    * Compiles the interest model into the source's own form (a seccomp filter's notify set, the module's interest

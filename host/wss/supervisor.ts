@@ -27,6 +27,10 @@ import type { ArgNeeds, EventSource, SourceCall, SourceHandler, SourceLifecycle,
 import { newSummary, type ProcessEntry, type SupervisorSummary } from "./summary.ts";
 
 const EPERM = 1, EFAULT = 14;
+
+/** The alert on a call whose arguments a racing thread changed after the kernel side copied them for the decision. */
+export const RACE_ALERT = "idwrap.argument-raced";
+
 /** The session of processes wrapped system-wide (by activation at exec), not by `idwrap run`. */
 export const SYSTEM_SESSION = 0x7fffffff;
 const NO_PROGRAM: ProgramIdentity = Object.freeze({ exe: "", argv0: "", uid: -1, gid: -1 });
@@ -265,6 +269,7 @@ export class Wss implements SourceHandler {
       return this.#refuse(call, proc, name, {}, { action: "deny", errno: refusal.errno }, refusal.reason);
     }
     const name = syscallName(call.nr);
+    if (call.raced) return this.#raced(call, proc, name, call.raced);
     if (call.refusedErrno !== undefined) {
       // The kernel side refused it itself (the module's io_uring_setup): reported, answered the same.
       const reason = name === "io_uring_setup" ? IO_URING_REFUSAL.reason : "refused by the source";
@@ -284,8 +289,9 @@ export class Wss implements SourceHandler {
     // Only late watchers want it: the caller goes on at once, as under an observe-only source; a kill lands late.
     // Not where the output wants a result the source gets only by holding the call (seccomp's emulated opens).
     const late = call.waits && this.#late.has(call.nr) && !(this.#sink.wantsSyscalls && this.#heldForResult(call.nr));
-    // The hot path: nothing examines, reports or waits for the call's result.
-    if (!examined && !this.#sink.wantsSyscalls && !late && !this.#decider.examinesPost(call.nr, pid)) {
+    // The hot path: nothing examines, reports or waits for the call's result, and the guard needs no object of it.
+    const guarded = call.waits && this.#source.guardsObject?.(call) === true;
+    if (!examined && !guarded && !this.#sink.wantsSyscalls && !late && !this.#decider.examinesPost(call.nr, pid)) {
       return this.#answer(call, proc, this.#doomed.has(pid) ? { action: "kill" } : ALLOW);
     }
     const wantsPost = this.#decider.examinesPost(call.nr, pid);
@@ -335,10 +341,11 @@ export class Wss implements SourceHandler {
       event.verdict = describeVerdict(verdict);
       // The source runs an allowed call itself (emulated); a refused one it does not run at all.
       if (verdict.action !== "allow" && verdict.action !== "rewrite") event.emulated = undefined;
-      else if (event.emulated) proc.session.summary.emulated++;
       // Journaled before the answer (host/audit/journal_sink.ts): SIGKILL of idwrap after the caller saw its
       // verdict cannot lose the record; a record that cannot be journaled throws, and the call fails closed.
       this.#sink.emit(event);
+      if (event.emulated) proc.session.summary.emulated++; // counted once it is sure to run
+
       return this.#answer(call, proc, verdict);
     }
     if (verdict.action === "kill") {
@@ -415,6 +422,26 @@ export class Wss implements SourceHandler {
     event.emulated = undefined;
     this.#sink.emit(event); // journaled before the answer
     if (call.waits) count ? this.#answer(call, proc, verdict) : this.#source.answer(call, verdict);
+  }
+
+  /**
+   * A call whose argument a racing thread changed after the kernel side copied it: the kernel ran it on the copy
+   * decided on (or refused it). Not the call's post record (that one follows, if asked for): an alert of its own.
+   */
+  #raced(call: SourceCall, proc: Proc, name: string, raced: { said: string; ranOn: string }): void {
+    const event = this.#event(call, proc, name, this.#source.readArgs(call, name, "registers"));
+    if (call.refusedErrno !== undefined) {
+      event.verdict = describeVerdict({ action: "deny", errno: call.refusedErrno || EPERM });
+      const what = name === "connect" || name === "bind" ? "the sockaddr" : "the argument";
+      event.reason = `raced: ${what} changed after the decision; refused`;
+    } else {
+      event.reason = `raced: the argument changed after the decision (the caller's memory then said ${
+        JSON.stringify(raced.said)
+      }); the call ran on ${JSON.stringify(raced.ranOn)}`;
+    }
+    event.emulated = undefined;
+    event.alerts = [RACE_ALERT];
+    this.#sink.emit(event);
   }
 
   /** A call that reaches the supervisor itself (or could): refused, and always reported (alerted unless quiet). */

@@ -199,13 +199,42 @@ export class TamperGuard {
    *   entries: reading openat2's flags costs a read of the caller's memory)
    */
   checkPath(path: string, readOnly: () => boolean): Refusal | undefined {
-    const m = path.match(/^\/proc\/(\d+)(?:\/task\/(\d+))?(?:\/([^/]*))?/);
+    return path.startsWith("/proc/") ? this.#checkInProcfs(path.slice(5), path, readOnly) : undefined;
+  }
+
+  /**
+   * The same decision on the object an open resolved to, wherever its procfs is mounted: a second procfs mount, a
+   * bind mount of /proc/PID or of one of its entries (CAP_SYS_ADMIN in the wrapped tree) name the same entries under
+   * other strings. A procfs object is placed in its filesystem by its mount (the caller's mountinfo: the mount's root
+   * inside procfs and where it is mounted), so `<mnt>/PID/mem` and a bind of /proc/PID at `<mnt>` both read PID/mem.
+   *
+   * @param fd an O_PATH fd of the object (or of its parent directory, then `path` names the object in it)
+   * @param path the object's canonical path in the caller's root (where the fd was resolved)
+   * @param caller a thread of the caller (its mount namespace and root place the mount)
+   */
+  checkObject(fd: number, path: string, caller: number, readOnly: () => boolean): Refusal | undefined {
+    if (fd < 0 || !onProcfs(fd)) return undefined;
+    const inner = procfsPathOf(fd, path, caller);
+    if (inner === undefined) {
+      // A procfs object we cannot place could be ours: refused rather than guessed.
+      return {
+        reason: `open of ${path} on a procfs mount idwrap cannot place (failed closed)`,
+        technique: "T1562.001",
+      };
+    }
+    return this.#checkInProcfs(inner, path, readOnly);
+  }
+
+  /** `inner`: a path inside a procfs ("/PID/mem"); `shown`: how the call named it. */
+  #checkInProcfs(inner: string, shown: string, readOnly: () => boolean): Refusal | undefined {
+    const m = inner.match(/^\/(\d+)(?:\/task\/(\d+))?(?:\/([^/]*))?/);
     if (!m) return undefined;
     const ours = this.#isOurThread(Number(m[1])) || (m[2] !== undefined && this.#isOurThread(Number(m[2])));
     if (!ours) return undefined;
     const entry = m[3] ?? "";
-    if (READABLE_PROC_ENTRIES.has(entry) && readOnly() && !path.slice(m[0].length).includes("/")) return undefined;
-    return { reason: `open of the idwrap supervisor's ${path}`, technique: "T1562.001" };
+    if (READABLE_PROC_ENTRIES.has(entry) && readOnly() && !inner.slice(m[0].length).includes("/")) return undefined;
+    const where = shown.startsWith("/proc/") ? "" : ` (procfs ${inner})`;
+    return { reason: `open of the idwrap supervisor's ${shown}${where}`, technique: "T1562.001" };
   }
 
   /** A thread id of the supervisor's thread group (its pid included). */
@@ -254,6 +283,44 @@ function inChildPidNamespace(pid: number): boolean {
 }
 
 const PROC_SUPER_MAGIC = 0x9fa0n;
+
+/** Whether an fd's object is on a procfs; true when it cannot tell. */
+function onProcfs(fd: number): boolean {
+  const st = new BigInt64Array(15); // struct statfs (120 bytes), f_type first
+  return libc.symbols.fstatfs(fd, new Uint8Array(st.buffer)) !== 0 || st[0] === PROC_SUPER_MAGIC;
+}
+
+/**
+ * Where a procfs object is inside its procfs ("/1234/mem"), from the mount it was reached through: that mount's
+ * root in the filesystem and its mount point, in the caller's /proc/TID/mountinfo (paths there are relative to the
+ * caller's root, as `path` is). Undefined when the mount or the path cannot be placed.
+ */
+function procfsPathOf(fd: number, path: string, caller: number): string | undefined {
+  try {
+    const id = Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`).match(/^mnt_id:\s*(\d+)$/m)?.[1];
+    if (!id) return undefined;
+    for (const line of Deno.readTextFileSync(`/proc/${caller}/mountinfo`).split("\n")) {
+      const f = line.split(" ");
+      if (f[0] !== id) continue;
+      const root = unescapeMountinfo(f[3]), point = unescapeMountinfo(f[4]);
+      const under = point === "/"
+        ? path
+        : path === point
+        ? ""
+        : path.startsWith(point + "/")
+        ? path.slice(point.length)
+        : undefined;
+      if (under === undefined) return undefined;
+      return (root === "/" ? "" : root) + (under === "" ? "" : under) || "/";
+    }
+  } catch { /* the caller is gone: nothing to place */ }
+  return undefined;
+}
+
+/** mountinfo escapes space, tab, newline and backslash as \ooo. */
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+}
 
 /** Whether a path (magic links followed) is on a procfs mount; true when it cannot tell. */
 function isProcfs(path: string): boolean {

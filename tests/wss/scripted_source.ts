@@ -39,6 +39,8 @@ export interface ScriptedCall {
   ret?: bigint;
   emulated?: boolean;
   refusedErrno?: number;
+  /** A race report after the call (kmod's EVF_RACED). */
+  raced?: { said: string; ranOn: string };
   /** What readArgs(…, "registers") gives (integer arguments). */
   registers?: DecodedArgs;
   /** What readArgs(…, "memory") adds (paths, argv, data). */
@@ -162,6 +164,7 @@ export class ScriptedSource implements EventSource {
       ret: c.ret,
       emulated: c.emulated,
       refusedErrno: c.refusedErrno,
+      raced: c.raced,
     };
   }
 

@@ -21,7 +21,7 @@ import { KvNamespace } from "../../host/store/kv.ts";
 import { syscallNumber } from "../../host/syscalls/mod.ts";
 import { buildInterest } from "../../host/wss/interest.ts";
 import { TAMPER_ALERT } from "../../host/wss/refusal.ts";
-import { type Session, SYSTEM_SESSION, Wss } from "../../host/wss/supervisor.ts";
+import { RACE_ALERT, type Session, SYSTEM_SESSION, Wss } from "../../host/wss/supervisor.ts";
 import type { ProgramIdentity } from "../../host/events.ts";
 import { ROOT } from "../helpers.ts";
 import { watToWasm } from "../runtime/wat.ts";
@@ -595,4 +595,51 @@ Deno.test("WSS summary: each session counts, per wrapper, exactly the hook runs,
     wrapper: "s",
   }]);
   assertEquals(r.sessions.map((s) => [s.id, s.summary.denied]), [[7, 2], [8, 1]]);
+});
+
+Deno.test("WSS emulated calls: a call whose record cannot be kept fails closed and is not counted as run by the source", async () => {
+  const failing: EventSink = {
+    wantsSyscalls: false,
+    emit: (e) => {
+      if (e.kind === "syscall" && e.phase === "pre") throw new Error("journal full");
+    },
+    flush: () => {},
+  };
+  const r = rig({
+    rules: [rule({ id: "watch", syscalls: ["openat"], path: "/etc/hosts", action: "alert" })],
+    sink: failing,
+  });
+  r.wss.attach(1, PID);
+  await play(
+    r,
+    { lifecycle: { kind: "fork", pid: PID, ppid: 1, session: 1, program: SH } },
+    {
+      call: {
+        pid: PID,
+        syscall: "openat",
+        memory: { path: "/etc/hosts" },
+        settle: { verdict: { action: "allow" }, emulated: true },
+      },
+    },
+    { lifecycle: { kind: "exit", pid: PID, status: 0 } },
+  );
+  assertEquals(r.source.answered(), ["openat deny 1"]);
+  assertEquals(r.sessions.map((s) => s.summary.emulated), [0]);
+});
+
+Deno.test("WSS race report: a call the kernel side ran on its copy while the caller's memory said otherwise is alerted, never answered", async () => {
+  const r = rig();
+  r.wss.attach(1, PID);
+  await play(
+    r,
+    { lifecycle: { kind: "fork", pid: PID, ppid: 1, session: 1, program: SH } },
+    { call: { pid: PID, syscall: "unlink", waits: false, raced: { said: "/etc/shadow", ranOn: "/tmp/x" } } },
+    { call: { pid: PID, syscall: "connect", waits: false, refusedErrno: EACCES, raced: { said: "", ranOn: "" } } },
+    { lifecycle: { kind: "exit", pid: PID, status: 0 } },
+  );
+  assertEquals(r.sink.calls().map((e) => [e.syscall, e.alerts, e.verdict ?? "", /raced: /.test(e.reason ?? "")]), [
+    ["unlink", [RACE_ALERT], "", true],
+    ["connect", [RACE_ALERT], "deny EACCES", true],
+  ]);
+  assertEquals(r.source.answered(), []);
 });

@@ -70,7 +70,7 @@ export class BpfTransport implements EventSource {
   readonly failClosedFds: readonly number[] = [];
   readonly closesSessions = false;
   readonly #tracer: BpfTracer;
-  readonly #queued: { pid: number; ppid: number; session: number }[] = [];
+  readonly #queued: { pid: number; ppid: number; session: number; program: ProgramIdentity }[] = [];
   readonly #wakeBuf = new Uint8Array(8);
   /** Wall clock minus CLOCK_MONOTONIC (ns): a record's ktime + this is its wall time. */
   readonly #offsetNs = BigInt(Date.now()) * 1_000_000n - monotonicNs();
@@ -106,7 +106,8 @@ export class BpfTransport implements EventSource {
 
   attach(session: number, pid: number): Record<string, never> {
     this.#tracer.watch(pid, session);
-    this.#queued.push({ pid, ppid: readTaskStatus(pid)?.ppid ?? 0, session });
+    // Read now, while the launcher waits for "go": by the next poll it may have exec'd the command, or failed and gone.
+    this.#queued.push({ pid, ppid: readTaskStatus(pid)?.ppid ?? 0, session, program: readIdentity(pid) });
     return {};
   }
 
@@ -115,7 +116,7 @@ export class BpfTransport implements EventSource {
   poll(timeoutMs: number, handler: SourceHandler): PollResult {
     let served = 0;
     for (const q of this.#queued.splice(0)) {
-      handler.lifecycle({ kind: "fork", pid: q.pid, ppid: q.ppid, session: q.session, program: readIdentity(q.pid) });
+      handler.lifecycle({ kind: "fork", pid: q.pid, ppid: q.ppid, session: q.session, program: q.program });
       served++;
     }
     const records = this.#tracer.poll(served ? 0 : timeoutMs);

@@ -15,7 +15,7 @@ import { defaultStorePath } from "../../store/kv.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { KMOD_CAPABILITIES } from "../capabilities.ts";
 import type { Enforcement, SupervisorSummary } from "../enforce.ts";
-import { launcherPath } from "../launcher.ts";
+import { spawnUnfilteredLauncher } from "../launcher.ts";
 import { launchAndServe } from "../launch.ts";
 import { SourceThread } from "../thread.ts";
 import { libc } from "../../unsafe/libc.ts";
@@ -119,16 +119,6 @@ export interface KmodRunResult {
   exitCode: number;
   signal?: string;
   summary: SupervisorSummary;
-}
-
-/** Starts idwrap-launch --no-filter; it connects to `socketPath` and waits for "go". */
-export async function spawnUnfilteredLauncher(socketPath: string, command: string[]): Promise<Deno.ChildProcess> {
-  return new Deno.Command(await launcherPath(), {
-    args: ["--no-filter", socketPath, "--", ...command],
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
 }
 
 /** Runs `command` with its calls served by the kernel module. */

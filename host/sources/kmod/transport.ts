@@ -268,6 +268,8 @@ export class KmodSource implements EventSource {
       emulated: (rec.flags & EVF.EMULATED) !== 0,
       refusedErrno: rec.flags & EVF.DENIED ? Number(-rec.ret) : undefined,
       faulted: (rec.flags & EVF.FAULT) !== 0,
+      // The module ran the call on its copy (path) though the caller's memory then said path2 (a sockaddr: refused).
+      raced: rec.flags & EVF.RACED ? { said: rec.path2 ?? "", ranOn: rec.path ?? "" } : undefined,
     };
   }
 

@@ -35,6 +35,8 @@ export const EVF = {
   WATCHED: 0x0080,
   THREAD: 0x0100,
   DENIED: 0x0200,
+  JOINED: 0x0400,
+  RACED: 0x0800,
 } as const;
 /** IDWRAP_VF_*: verdict flags (EXEC records). */
 export const VF = { WATCH: 0x1, UNWATCH: 0x2 } as const;

@@ -82,6 +82,8 @@ export const CRED_SYSCALLS: readonly string[] = [
 ];
 const CRED_FAMILY = new Set(CRED_SYSCALLS.map((n) => syscallNumber(n)!));
 const O_CREAT = 0o100, O_PATH = 0o10000000;
+/** CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_SYS_PTRACE: what could open another's procfs entries. */
+const PROC_REACHING_CAPS = (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 19n);
 
 /** How the transport runs. */
 export interface SeccompSourceOptions {
@@ -342,6 +344,19 @@ export class SeccompSource implements EventSource {
   }
 
   /**
+   * Whether an open must be resolved for the guard even when nothing examines it: it could reach the supervisor's
+   * procfs entries by a name the registers do not show (another procfs mount, a bind mount, a symlink). The kernel
+   * itself keeps a caller out of them unless it may ptrace the supervisor (mem, fd/, environ…: CAP_SYS_PTRACE, the
+   * supervisor being non-dumpable) or may write files of root's (its entries belong to root then: oom_score_adj…):
+   * only a caller with fsuid 0 or one of those capabilities, in any user namespace, pays for the check.
+   */
+  guardsObject(call: SourceCall): boolean {
+    if (!OPEN_FAMILY.has(call.nr)) return false;
+    const creds = this.#current?.call === call ? this.#current.task.creds : undefined;
+    return !creds || creds.fsuid === 0 || creds.euid === 0 || (creds.capEff & PROC_REACHING_CAPS) !== 0n;
+  }
+
+  /**
    * The guard: calls that reach this process by their registers (before anything is read), and opens of its /proc
    * entries by the canonical path the call acts on (once read: /proc/self/../PID/mem, a relative open from /proc, a
    * symlink are all the same entry).
@@ -353,7 +368,13 @@ export class SeccompSource implements EventSource {
       return this.#guard.check(call.nr, this.#args, call.pid, call.tid, read);
     }
     if (!OPEN_FAMILY.has(call.nr) || decoded.path === undefined) return undefined;
-    return this.#guard.checkPath(decoded.path, () => this.#opensReadOnly(call.tid, name));
+    const readOnly = () => this.#opensReadOnly(call.tid, name);
+    const named = this.#guard.checkPath(decoded.path, readOnly);
+    if (named) return named;
+    // The object itself: the same entries reached through another procfs mount or a bind mount of /proc/PID.
+    const r = this.#serving(call).check?.resolved[0];
+    if (!r || failed(r)) return undefined;
+    return this.#guard.checkObject(r.fd >= 0 ? r.fd : r.parent, r.path, call.tid, readOnly);
   }
 
   /**
@@ -586,6 +607,9 @@ export class SeccompSource implements EventSource {
       this.kill(call.pid);
       return this.#finishPost(E.EPERM);
     }
+    // A deny here is the WSS failing the call closed (an error while serving its result, a record it could not
+    // keep): the caller gets the error, not the fd (as the supervisor before the WSS did).
+    if (verdict.action === "deny") return this.#finishPost(verdict.errno);
     this.#finishPost();
   }
 

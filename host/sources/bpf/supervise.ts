@@ -1,0 +1,153 @@
+/**
+ * `idwrap run|trace --source bpf`: the bpf transport under the one WSS, on its
+ * own supervisor thread (./worker.ts), started as the kmod source's is
+ * (idwrap-launch --no-filter holds the command until its pid is watched).
+ * Observation only: before anything runs, a policy whose rules or wrappers
+ * may deny, kill or rewrite a call before it runs is refused with the rule or
+ * wrapper and the calls named — never downgraded to an alert — and so is a
+ * user who cannot load BPF programs.
+ *
+ * @module
+ */
+import type { Policy } from "../../policy/policy.ts";
+import { DECLARE_DENY } from "../../runtime/abi.ts";
+import { v8Engine } from "../../runtime/engine.ts";
+import { loadPolicyWrappers } from "../../runtime/load.ts";
+import type { WrapperModule } from "../../runtime/module.ts";
+import { defaultStorePath } from "../../store/kv.ts";
+import { resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
+import type { TraceSinkOptions } from "../../trace/sink.ts";
+import { BPF_CAPABILITIES } from "../capabilities.ts";
+import type { Enforcement, SupervisorSummary } from "../enforce.ts";
+import { launchAndServe } from "../launch.ts";
+import { spawnUnfilteredLauncher } from "../launcher.ts";
+import { type OnEvents, SourceThread } from "../thread.ts";
+import type { BpfWorkerConfig } from "./worker.ts";
+
+/** The bpf source cannot serve what was asked, or this process cannot load it: bad usage, exit 2. */
+export class BpfRefusal extends Error {
+  override name = "BpfRefusal";
+}
+
+/** Effective capabilities that let a process load and attach the programs (linux/capability.h). */
+const CAP_SYS_ADMIN = 21n, CAP_PERFMON = 38n, CAP_BPF = 39n;
+
+/**
+ * Why this process cannot load the bpf programs, or undefined when it can: tracing programs need CAP_BPF and
+ * CAP_PERFMON, or CAP_SYS_ADMIN (root has them).
+ *
+ * @param status /proc/self/status's text
+ */
+export function bpfPrivilegeProblem(status = Deno.readTextFileSync("/proc/self/status")): string | undefined {
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (hex === undefined) return "cannot read the effective capabilities (/proc/self/status has no CapEff)";
+  const eff = BigInt(`0x${hex}`);
+  const has = (cap: bigint) => (eff >> cap & 1n) === 1n;
+  if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) return undefined;
+  return `uid ${Deno.uid()} lacks CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), which loading the bpf programs needs: ` +
+    "run idwrap as root, or use --source seccomp (any user)";
+}
+
+/**
+ * What in the policies needs a call decided before it runs, one line per rule or wrapper with its calls: the bpf
+ * source only observes, so each is a reason to refuse the run.
+ */
+export function undecidableOnBpf(policies: Policy[], wrappers: WrapperModule[]): string[] {
+  const out: string[] = [];
+  for (const policy of policies) {
+    for (const rule of policy.rules) {
+      if (rule.action === "alert") continue;
+      const calls = [...resolveSyscalls(rule.syscalls)].map(syscallName).join(", ");
+      out.push(`${policy.file}: rule "${rule.id}" (action ${rule.action}) on ${calls}`);
+    }
+  }
+  // Wrapper names are unique across the policies (loadPolicyWrappers refuses a second one).
+  const fileOf = new Map(policies.flatMap((p) => p.wrappers.map((w) => [w.name, p.file] as const)));
+  for (const w of wrappers) {
+    const calls = [...w.declarations.syscalls].filter(([, flags]) => flags & DECLARE_DENY).map(([nr]) =>
+      syscallName(nr)
+    );
+    if (!calls.length) continue;
+    out.push(`${fileOf.get(w.spec.name) ?? "(policy)"}: wrapper "${w.spec.name}" declares DENY on ${calls.join(", ")}`);
+  }
+  return out;
+}
+
+/**
+ * Loads the policies' wrappers for the bpf source and refuses what it cannot serve: everything is checked here,
+ * before a process runs.
+ *
+ * @throws BpfRefusal naming each rule and wrapper that may deny, kill or rewrite a call before it runs, or why this
+ * process cannot load the programs; WrapperLoadError for a bad wrapper
+ */
+export async function prepareBpfEnforcement(policies: Policy[]): Promise<WrapperModule[]> {
+  const wrappers = await loadPolicyWrappers(policies, v8Engine, BPF_CAPABILITIES);
+  const undecidable = undecidableOnBpf(policies, wrappers);
+  if (undecidable.length) {
+    throw new BpfRefusal(
+      "The bpf source only observes (a call is reported after it started, a kill lands late), and these may deny, " +
+        `kill or rewrite a call before it runs:\n  ${undecidable.join("\n  ")}\n` +
+        "Use --source seccomp or kmod, or a policy that only observes (rules that alert, wrappers without DENY): " +
+        "docs/bpf.md.",
+    );
+  }
+  const privilege = bpfPrivilegeProblem();
+  if (privilege) throw new BpfRefusal(`Cannot use the bpf source: ${privilege}`);
+  return wrappers;
+}
+
+/** How the bpf thread starts. */
+export interface BpfThreadOptions extends Enforcement, BpfWorkerConfig {
+  storePath: string;
+  trace?: TraceSinkOptions;
+  onEvents?: OnEvents;
+}
+
+/** The supervisor thread holding the bpf programs and their ring. */
+export class BpfThread extends SourceThread {
+  /** Loads the programs on a new thread; resolves when it serves. */
+  static start(options: BpfThreadOptions): Promise<BpfThread> {
+    const { ringBytes, ...rest } = options;
+    const config: BpfWorkerConfig = { ringBytes };
+    const opts = { ...rest, config: config as Record<string, unknown> };
+    return SourceThread.startAt(new BpfThread(new URL("./worker.ts", import.meta.url), opts), opts);
+  }
+
+  /** Watches a launcher's pid (and the processes it makes) as session `session`. */
+  watch(session: number, pid: number): Promise<void> {
+    return this.attachHandle(session, pid);
+  }
+}
+
+/** How to run a command under the bpf source. */
+export interface BpfRunOptions {
+  policies: Policy[];
+  trace?: TraceSinkOptions;
+  storePath?: string;
+  onEvents?: OnEvents;
+}
+
+/** How an observed command ended. */
+export interface BpfRunResult {
+  exitCode: number;
+  signal?: string;
+  summary: SupervisorSummary;
+}
+
+/** Runs `command` with its calls observed by the bpf source under the WSS. */
+export async function runUnderBpf(command: string[], options: BpfRunOptions): Promise<BpfRunResult> {
+  const wrappers = await prepareBpfEnforcement(options.policies);
+  const thread = await BpfThread.start({
+    policies: options.policies,
+    wrappers,
+    storePath: options.storePath ?? defaultStorePath(),
+    trace: options.trace,
+    onEvents: options.onEvents,
+  });
+  return await launchAndServe(
+    command,
+    (socketPath) => spawnUnfilteredLauncher(socketPath, command),
+    (hs) => thread.watch(0, hs.pid),
+    thread,
+  );
+}
