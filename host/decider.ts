@@ -8,6 +8,7 @@
 import type { HostEvent, SyscallEvent, Verdict } from "./events.ts";
 import { ALLOW } from "./events.ts";
 import { errnoName } from "./errno.ts";
+import type { HookTally } from "./hook_counts.ts";
 
 /** Decides the fate of notified calls. Every method is required: a part with nothing to do implements it as a no-op. */
 export interface Decider {
@@ -28,9 +29,10 @@ export interface Decider {
   observe(event: HostEvent): Verdict;
   /**
    * The wrappers (by their index in the enforcement's list) the WSS's activation bound to a process, set when it
-   * appears and at every execve; `undefined`: the process is gone.
+   * appears and at every execve; `undefined`: the process is gone. `tally`: where the process's hook runs are counted
+   * (its session's; host/hook_counts.ts).
    */
-  bind(pid: number, wrappers: ReadonlySet<number> | undefined): void;
+  bind(pid: number, wrappers: ReadonlySet<number> | undefined, tally?: HookTally): void;
   /** Names of the wrappers bound to a process that still run there (the WSS's process table). */
   bindings(pid: number): string[];
   /** Nothing to serve right now: a moment for work that would otherwise delay a call. */
@@ -110,8 +112,8 @@ export class LayeredDecider implements Decider {
     for (const d of this.#layers) d.idle();
   }
 
-  bind(pid: number, wrappers: ReadonlySet<number> | undefined): void {
-    for (const d of this.#layers) d.bind(pid, wrappers);
+  bind(pid: number, wrappers: ReadonlySet<number> | undefined, tally?: HookTally): void {
+    for (const d of this.#layers) d.bind(pid, wrappers, tally);
   }
 
   /** The wrappers bound to a process, from the layers that bind any. */

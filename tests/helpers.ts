@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { HostEvent, SyscallEvent, WrapperReport } from "../host/events.ts";
+import type { SummaryRecord } from "../host/cli/summary.ts";
 
 /** The repository root, with a trailing slash. */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -69,14 +70,24 @@ export async function idwrapAsUser(uid: number, home: string, args: string[], op
   });
 }
 
-/** A traced run: the command's result and every event idwrap reported. */
+/** A traced run: the command's result, every event idwrap reported and (`run`) the tree's summary, its last line. */
 export interface Traced extends Ran {
   events: HostEvent[];
+  summary?: SummaryRecord;
 }
 
 /** Parses JSON-lines output. */
 export function parseJsonLines(text: string): HostEvent[] {
-  return text.split("\n").filter(Boolean).map((line) => JSON.parse(line) as HostEvent);
+  return jsonLines(text).filter((l): l is HostEvent => l.kind !== "summary");
+}
+
+/** The summary record `idwrap run --json` ends its report with, if any. */
+export function parseSummary(text: string): SummaryRecord | undefined {
+  return jsonLines(text).find((l): l is SummaryRecord => l.kind === "summary");
+}
+
+function jsonLines(text: string): (HostEvent | SummaryRecord)[] {
+  return text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
 }
 
 /**
@@ -96,7 +107,9 @@ export async function traced(
   try {
     const opts = typeof options === "string" ? { cwd: options } : options;
     const ran = await idwrap([verb, "--json", "-o", out, ...flags, "--", ...command], opts);
-    return { ...ran, events: parseJsonLines(await Deno.readTextFile(out)) };
+    const text = await Deno.readTextFile(out);
+    const summary = parseSummary(text);
+    return { ...ran, events: parseJsonLines(text), ...(summary ? { summary } : {}) };
   } finally {
     await Deno.remove(out);
   }

@@ -19,6 +19,7 @@ import { BpfRefusal, parseSourceChoice, runUnder, type SourceChoice } from "../s
 import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
 import { EXIT_NOPERM, parseArgument, UsageError } from "./exit.ts";
+import { hookLines, summaryCounts, type SummaryRecord } from "./summary.ts";
 
 /** The policy `run` uses when none is given. */
 export const DEFAULT_POLICY = fromFileUrl(new URL("../../policies/default.yaml", import.meta.url));
@@ -144,18 +145,19 @@ export function registerRun(program: Command): void {
         ? await runViaDaemon(client, command, trace)
         : await runStandalone(command, opts.policy ?? [DEFAULT_POLICY], trace, source, !!opts.verbose);
       const s = result.summary;
-      if (!opts.json) {
+      if (opts.json && s) {
+        // The report's last line: after the run, the events' writer (the supervisor thread) is done with the file.
+        const record: SummaryRecord = { kind: "summary", command, exitCode: result.exitCode, ...s };
+        if (result.signal) record.signal = result.signal;
+        if (client) record.daemon = true;
+        const line = new TextEncoder().encode(JSON.stringify(record) + "\n");
+        if (opts.output) Deno.writeFileSync(opts.output, line, { append: true });
+        else for (let off = 0; off < line.length;) off += Deno.stderr.writeSync(line.subarray(off));
+      } else if (!opts.json) {
         const how = result.signal ? `on ${result.signal}` : `with ${result.exitCode}`;
-        const counts = s
-          ? `; ${s.notifications} calls notified, ${s.denied} denied, ${s.killed} killed, ${s.emulated} opens emulated${
-            s.rewritten ? `, ${s.rewritten} rewritten` : ""
-          }${s.lost ? `, ${s.lost} records lost` : ""}${
-            s.auditWaits
-              ? `; calls waited ${s.auditWaits.count} times (${s.auditWaits.ms} ms) for the audit store to catch up`
-              : ""
-          }${s.unjournaled ? `; ${s.unjournaled} records could not be journaled` : ""}`
-          : "";
+        const counts = summaryCounts(s);
         console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
+        if (opts.verbose) { for (const line of hookLines(s)) console.error(`idwrap: ${line}`); }
       }
       Deno.exitCode = result.exitCode;
     });

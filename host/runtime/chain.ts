@@ -9,8 +9,10 @@
  * open` one is disabled for that process. No process's failures change what
  * another gets. Which wrappers run in a process is the WSS's activation
  * (host/wss/bindings.ts), told through bind(); a process it never bound (an
- * offline replay, a benchmark) runs every wrapper. Implements the Decider the
- * WSS calls.
+ * offline replay, a benchmark) runs every wrapper. Every hook run, non-allow
+ * verdict, alert and failure is counted, per wrapper, in the tally the WSS
+ * bound the process to (its session's), else in the chain's own (counts()).
+ * Implements the Decider the WSS calls.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import type { Decider, EventSink } from "../decider.ts";
 import type { HostEvent, ProgramIdentity, SourceName, SyscallEvent, Verdict } from "../events.ts";
 import { ALLOW } from "../events.ts";
 import { errnoName } from "../errno.ts";
+import { countsOf, type HookTally, type WrapperHookCounts } from "../hook_counts.ts";
 import type { KvNamespace } from "../store/kv.ts";
 import {
   ACTION_ALLOW,
@@ -150,6 +153,13 @@ export class WrapperChain implements Decider {
   readonly #readers = new Map<number, Loaded[]>();
   /** Wrappers that subscribe to abstract events and may read the emitting call's arguments. */
   readonly #readingSubscribers: Loaded[];
+  /** pid → its tally's entry per wrapper index (made at bind, so counting on the hot path allocates nothing). */
+  readonly #rows = new Map<number, WrapperHookCounts[]>();
+  /** A tally → its entries per wrapper index. */
+  readonly #rowsIn = new WeakMap<HookTally, WrapperHookCounts[]>();
+  /** The counts of processes bound to no tally (an offline replay, a benchmark). */
+  readonly #own: HookTally = [];
+  readonly #ownRows: WrapperHookCounts[];
 
   constructor(modules: WrapperModule[], options: ChainOptions) {
     this.#opts = options;
@@ -182,6 +192,22 @@ export class WrapperChain implements Decider {
       for (const [nr, flags] of l.mod.declarations.syscalls) if (flags & DECLARE_PRE) push(this.#readers, nr, l);
     }
     this.#readingSubscribers = readers.filter((l) => l.subscriptions.size > 0);
+    this.#ownRows = this.#entries(this.#own);
+  }
+
+  /** The counts of the processes the WSS bound to no tally (all of them where no WSS drives the chain). */
+  counts(): HookTally {
+    return this.#own;
+  }
+
+  #entries(tally: HookTally): WrapperHookCounts[] {
+    let rows = this.#rowsIn.get(tally);
+    if (!rows) this.#rowsIn.set(tally, rows = this.#loaded.map((l) => countsOf(tally, l.mod.spec.name)));
+    return rows;
+  }
+
+  #rowsOf(pid: number): WrapperHookCounts[] {
+    return this.#rows.get(pid) ?? this.#ownRows;
   }
 
   /**
@@ -218,8 +244,12 @@ export class WrapperChain implements Decider {
   }
 
   /** The WSS's activation bound these wrappers to a process (at its spawn, at every execve); others lose their instance. */
-  bind(pid: number, wrappers: ReadonlySet<number> | undefined): void {
-    if (!wrappers) return void this.#bound.delete(pid);
+  bind(pid: number, wrappers: ReadonlySet<number> | undefined, tally?: HookTally): void {
+    if (!wrappers) {
+      this.#rows.delete(pid);
+      return void this.#bound.delete(pid);
+    }
+    if (tally) this.#rows.set(pid, this.#entries(tally));
     this.#bound.set(pid, wrappers);
     const instances = this.#instances.get(pid);
     if (instances) { for (const l of this.#loaded) if (!wrappers.has(l.index)) instances[l.index] = undefined; }
@@ -270,6 +300,7 @@ export class WrapperChain implements Decider {
         ) {
           continue;
         }
+        this.#rowsOf(event.pid)[l.index].lifecycle++;
         const r = this.#guard(
           l,
           event.pid,
@@ -283,6 +314,7 @@ export class WrapperChain implements Decider {
         this.#instances.delete(event.pid);
         this.#programs.delete(event.pid);
         this.#bound.delete(event.pid);
+        this.#rows.delete(event.pid);
         for (const l of this.#loaded) [l.failures, l.gaveUp].forEach((m) => m.delete(event.pid));
       }
     }
@@ -299,12 +331,21 @@ export class WrapperChain implements Decider {
     return ALLOW;
   }
 
-  /** Runs one wrapper's idwrap_on_syscall; failures give the fail mode. */
+  /** Runs one wrapper's idwrap_on_syscall, counted; failures give the fail mode. */
   #hook(l: Loaded, event: SyscallEvent, denied: boolean): Verdict {
+    const row = this.#rowsOf(event.pid)[l.index];
+    const verdict = this.#runHook(l, event, denied, row);
+    if (verdict.action !== "allow") row.verdicts++;
+    return verdict;
+  }
+
+  #runHook(l: Loaded, event: SyscallEvent, denied: boolean, row: WrapperHookCounts): Verdict {
     if (l.gaveUp.get(event.pid) === "broken") return this.#brokenVerdict(l, event);
     const frame: HookFrame = { event, denied, alerts: 0 };
     const result = this.#guard(l, event.pid, "idwrap_on_syscall", event, () => {
       const inst = this.#instance(l, event.pid);
+      if (event.phase === "pre") row.pre++;
+      else row.post++;
       this.#frames.push(frame);
       try {
         return inst.call("idwrap_on_syscall");
@@ -358,6 +399,7 @@ export class WrapperChain implements Decider {
     }
     // A verdict this wrapper may not give here (documented to count as allow): reported, not a failure.
     const why = badVerdict(raw, mayDeny, this.#opts.source, this.#opts.rewrite ?? false, pre);
+    row.faults++;
     this.#report(l, event.pid, "fault", undefined, `idwrap_on_syscall: ${why}; ignored, call allowed`, event.syscall);
     return ALLOW;
   }
@@ -391,6 +433,7 @@ export class WrapperChain implements Decider {
    * disabled for that process.
    */
   #fault(l: Loaded, pid: number, hook: string, event: SyscallEvent | undefined, why: string): Verdict {
+    this.#rowsOf(pid)[l.index].faults++;
     const failures = (l.failures.get(pid) ?? 0) + 1;
     l.failures.set(pid, failures);
     const spec = l.mod.spec;
@@ -513,7 +556,10 @@ export class WrapperChain implements Decider {
       report: (kind, severity, message) => {
         const frame = this.#frames.at(-1);
         const event = frame?.event;
-        if (kind === "alert" && frame) frame.alerts = (frame.alerts ?? 0) + 1;
+        if (kind === "alert") {
+          this.#rowsOf(host.pid)[l.index].alerts++;
+          if (frame) frame.alerts = (frame.alerts ?? 0) + 1;
+        }
         if (kind === "alert" && event && event.pid === host.pid) {
           (event.alerts ??= []).push(`${l.mod.spec.name}: ${message}`);
         }
@@ -541,6 +587,7 @@ export class WrapperChain implements Decider {
       }
       const r = this.#guard(l, pid, "idwrap_on_abstract", outer?.event, () => {
         const inst = this.#instance(l, pid);
+        this.#rowsOf(pid)[l.index].abstract++;
         this.#frames.push({
           event: outer?.event,
           denied: outer?.denied ?? false,

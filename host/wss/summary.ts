@@ -5,6 +5,7 @@
  * @module
  */
 import type { ProgramIdentity } from "../events.ts";
+import type { HookTally } from "../hook_counts.ts";
 
 /** What a finished wrapped tree reports. */
 export interface SupervisorSummary {
@@ -24,11 +25,13 @@ export interface SupervisorSummary {
   auditWaits?: { count: number; ms: number };
   /** Records the audit journal could not take (a full disk), other than calls' (those calls failed closed). */
   unjournaled?: number;
+  /** Per wrapper (by name, in load order): how often each of its hooks ran in this tree, and what they answered. */
+  hooks: HookTally;
 }
 
 /** An empty summary. */
 export function newSummary(): SupervisorSummary {
-  return { notifications: 0, denied: 0, killed: 0, emulated: 0, syncWakeUp: false };
+  return { notifications: 0, denied: 0, killed: 0, emulated: 0, syncWakeUp: false, hooks: [] };
 }
 
 /** A row of `idwrap ps`. */

@@ -140,7 +140,7 @@ export class Wss implements SourceHandler {
     this.#bindings.setSpecs(wrappers);
     this.#late = lateCalls(interest);
     for (const proc of this.#procs.values()) {
-      this.#decider.bind(proc.pid, this.#bindings.bind(proc.pid, proc.ppid, proc.program));
+      this.#decider.bind(proc.pid, this.#bindings.bind(proc.pid, proc.ppid, proc.program), proc.session.summary.hooks);
     }
   }
 
@@ -487,7 +487,7 @@ export class Wss implements SourceHandler {
     this.#procs.set(pid, proc);
     session.procs.add(pid);
     session.seen = true;
-    this.#decider.bind(pid, this.#bindings.bind(pid, proc.ppid, proc.program));
+    this.#decider.bind(pid, this.#bindings.bind(pid, proc.ppid, proc.program), session.summary.hooks);
     this.#lifecycle({
       kind: "spawn",
       source: this.#source.capabilities.name,
@@ -523,7 +523,7 @@ export class Wss implements SourceHandler {
       }
       if (event.decidedOn) this.#decideAgain(proc, program, event.decidedOn);
       proc.program = program;
-      this.#decider.bind(proc.pid, this.#bindings.bind(proc.pid, undefined, program));
+      this.#decider.bind(proc.pid, this.#bindings.bind(proc.pid, undefined, program), proc.session.summary.hooks);
       const verdict = this.#lifecycle(
         { kind: "exec", source: this.#name, time: Date.now(), pid: proc.pid, program },
         proc,

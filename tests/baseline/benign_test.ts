@@ -2,11 +2,14 @@
  * The benign set of issue 8: everyday work run under policies/default.yaml
  * raises no alert (from the baseline wrapper or the policy's rules) and no
  * wrapper fault — while a canary at the end of each run shows both were
- * there and hooking. Everything works in a temp dir (HOME points there too).
+ * there and hooking, and the run's summary shows the baseline wrapper's hooks
+ * ran on the workload's own calls (issue 19): at least once per exec the
+ * trace shows and per open the workload is known to make. Everything works
+ * in a temp dir (HOME points there too).
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
 import type { HostEvent } from "../../host/events.ts";
-import { calls, reports, ROOT, type Traced, traced } from "../helpers.ts";
+import { calls, reports, ROOT, type Traced, traced, writePolicy } from "../helpers.ts";
 import { freePort } from "../loopback.ts";
 import { NGINX, nginxCommand, nginxConf } from "../servers.ts";
 
@@ -24,16 +27,40 @@ function which(program: string): string | undefined {
   return undefined;
 }
 
+/** What a workload is known to do at least, whatever the versions of its programs. */
+interface Floor {
+  /** Programs it runs (execve calls that succeed), the canary's head included. */
+  execs: number;
+  /** Files it opens besides the programs' own loading (sources, outputs, its data). */
+  opens: number;
+}
+
+/** How a benign workload runs. */
+interface BenignOptions {
+  cwd: string;
+  /** What the workload is known to do at least: the baseline's hooks must have run that often. */
+  floor: Floor;
+  env?: Record<string, string>;
+  /** Every notified call is in the events too (to check that the calls a rule examines were made). @default false */
+  verbose?: boolean;
+  /** @default policies/default.yaml */
+  policy?: string;
+}
+
 /**
- * Runs a shell script under the default policy and checks it ran cleanly without alerts; verbose: every
- * notified call is in the events too (to check that the calls a rule examines were made).
+ * Runs a shell script under the default policy and checks it ran cleanly without alerts (but the canary's), and that
+ * the baseline wrapper's hooks ran on the workload's calls.
  */
-async function benign(
-  script: string,
-  cwd: string,
-  extraEnv: Record<string, string> = {},
-  verbose = false,
-): Promise<Traced> {
+async function benign(script: string, options: BenignOptions): Promise<Traced> {
+  const r = await runWorkload(script, options);
+  assertQuiet(r);
+  assertBaselineSaw(r, options.floor);
+  return r;
+}
+
+/** Runs `script`, then the canary, under the policy. */
+async function runWorkload(script: string, options: Omit<BenignOptions, "floor">): Promise<Traced> {
+  const { cwd, verbose = false, policy = POLICY } = options;
   const env = {
     HOME: home,
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -42,16 +69,23 @@ async function benign(
     GIT_AUTHOR_EMAIL: "t@example.invalid",
     GIT_COMMITTER_NAME: "t",
     GIT_COMMITTER_EMAIL: "t@example.invalid",
-    ...extraEnv,
+    ...options.env,
   };
   // The canary: once the workload is done, one read of /etc/shadow in the same run. Its alerts, and only its, prove
   // that the policy's rule and the baseline wrapper were there, hooking this tree's calls, while nothing else fired.
-  const withCanary = `(${script}) && head -c0 /etc/shadow`;
-  const r = await traced("run", ["-p", POLICY, ...(verbose ? ["--verbose"] : [])], ["/bin/sh", "-c", withCanary], {
+  // In the C locale head opens no locale files: its few calls (execve, ld.so.cache, libc, /etc/shadow) stay well
+  // below any workload's floor, so the baseline's counts cannot be met by the canary alone.
+  const withCanary = `(${script}) && LC_ALL=C head -c0 /etc/shadow`;
+  const r = await traced("run", ["-p", policy, ...(verbose ? ["--verbose"] : [])], ["/bin/sh", "-c", withCanary], {
     cwd,
     env,
   });
   assertEquals(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+  return r;
+}
+
+/** Nothing fired but the canary, whose alerts (the rule's and the baseline's) did; no wrapper failed. */
+function assertQuiet(r: Traced): void {
   const canary = (e: HostEvent) => e.program.exe === HEAD;
   const alerts = reports(r.events, "alert");
   const flagged = calls(r.events).filter((e) => e.alerts?.length);
@@ -62,7 +96,24 @@ async function benign(
   ]);
   assert(flagged.some((e) => e.alerts!.includes("credential-read")), "the policy's credential-read rule did not fire");
   assertEquals(reports(r.events, "fault").map((f) => f.message), []);
-  return r;
+}
+
+/**
+ * The baseline wrapper saw the workload, not only the canary: its pre hook ran for every exec the trace shows (each
+ * was an execve it takes) plus the opens the workload is known to make, its lifecycle hook at each of those execs, and
+ * it answered nothing but allow, with the canary's one alert and no failure.
+ */
+function assertBaselineSaw(r: Traced, floor: Floor): void {
+  const execs = r.events.filter((e) => e.kind === "exec").length;
+  assert(execs >= floor.execs, `the trace shows ${execs} execs; the workload makes at least ${floor.execs}`);
+  const hooks = r.summary?.hooks.find((h) => h.wrapper === "baseline");
+  assert(hooks, `the run's summary has no hook counts for baseline: ${JSON.stringify(r.summary)}`);
+  assert(
+    hooks.pre >= execs + floor.opens,
+    `baseline's pre hook ran ${hooks.pre} times; the workload made ${execs} execs and at least ${floor.opens} opens`,
+  );
+  assert(hooks.lifecycle >= execs, `baseline's lifecycle hook ran ${hooks.lifecycle} times for ${execs} execs`);
+  assertEquals([hooks.verdicts, hooks.alerts, hooks.faults], [0, 1, 0], "non-allow verdicts, alerts, faults");
 }
 
 /** The canary's program, by the path the kernel runs. */
@@ -82,7 +133,8 @@ Deno.test("benign: make builds a small C project", async () => {
     "CFLAGS = -O2 -Wall\nprog: main.o util.o\n\t$(CC) -o $@ main.o util.o\n%.o: %.c util.h\n\t$(CC) $(CFLAGS) -c $<\n" +
       "clean:\n\trm -f prog *.o\n",
   );
-  await benign("make -s && make -s clean && make -s", dir);
+  // sh, make ×3, cc -c ×4, cc -o ×2, the clean's rm, head; make reads its Makefile ×3, the compiles their sources ×4.
+  await benign("make -s && make -s clean && make -s", { cwd: dir, floor: { execs: 12, opens: 7 } });
   assert((await Deno.stat(`${dir}/prog`)).isFile);
 });
 
@@ -95,7 +147,8 @@ Deno.test({
     await benign(
       "git init -q repo && cd repo && echo hello > README && git add README && git commit -q -m first && cd .. && " +
         "git clone -q repo clone && test -f clone/README",
-      dir,
+      // sh, git ×4, head; git init writes HEAD, config and description, add reads README, clone opens the repository.
+      { cwd: dir, floor: { execs: 6, opens: 5 } },
     );
   },
 });
@@ -120,7 +173,8 @@ Deno.test({
         "print(open(p + '.out').read())",
       ].join("\n") + "\n",
     );
-    const r = await benign("python3 -B work.py", dir);
+    // sh, python3, head; work.py, data.json written and read, .txt appended, .out read.
+    const r = await benign("python3 -B work.py", { cwd: dir, floor: { execs: 3, opens: 5 } });
     assertEquals(r.stdout, "4950\n");
   },
 });
@@ -133,7 +187,8 @@ Deno.test("benign: tar czf of a home-like directory", async () => {
   await Deno.writeTextFile(`${h}/Documents/notes.txt`, "notes\n".repeat(100));
   await Deno.writeTextFile(`${h}/.config/app/settings.ini`, "[a]\nb=1\n");
   await Deno.writeTextFile(`${h}/.profile`, "export A=1\n");
-  await benign("tar czf alice.tgz alice && tar tzf alice.tgz > /dev/null", dir);
+  // sh, tar ×2, head (tar's gzip not counted); the three files read, alice.tgz written and read, /dev/null.
+  await benign("tar czf alice.tgz alice && tar tzf alice.tgz > /dev/null", { cwd: dir, floor: { execs: 4, opens: 6 } });
   assert((await Deno.stat(`${dir}/alice.tgz`)).size > 0);
 });
 
@@ -149,7 +204,8 @@ Deno.test({
       `python3 -m http.server --bind 127.0.0.1 ${port} --directory site >/dev/null 2>&1 & pid=$!; ` +
         `for i in $(seq 100); do curl -sf http://127.0.0.1:${port}/index.html && break; sleep 0.1; done; ` +
         "kill $pid; wait $pid || true",
-      dir,
+      // sh, python3, seq, curl, head; the server opens index.html.
+      { cwd: dir, floor: { execs: 5, opens: 1 } },
     );
     assertEquals(r.stdout, "<h1>hello</h1>\n");
   },
@@ -194,7 +250,9 @@ Deno.test({
         "apt-get -s install --reinstall dpkg > /dev/null",
         "apt-get -s autoremove > /dev/null",
       ].join(" && "),
-      dir,
+      // mkdir, touch, chmod, dpkg-deb ×3, dpkg ×3, cat, apt-cache ×3, apt-get ×2, sh, head; dpkg's status, the
+      // control file, hello.txt written and read back, the package read by dpkg ×2.
+      { cwd: dir, floor: { execs: 19, opens: 6 } },
     );
     assertEquals(r.stdout, "hello\n");
   },
@@ -233,9 +291,8 @@ Deno.test({
           `for i in $(seq 150); do curl -sf ${base}/up/u.txt > /dev/null && break; sleep 0.1; done; ` +
           `for i in 1 2 3 4 5; do curl -sf ${base}/ ${base}/sub/b.txt ${base}/up/u.txt || exit 1; done; ` +
           "kill $n $u; wait $n $u; true",
-        dir,
-        {},
-        true,
+        // sh, python3, nginx, seq, curl ×6, head; nginx.conf, then per round index.html and b.txt, u.txt upstream.
+        { cwd: dir, floor: { execs: 11, opens: 16 }, verbose: true },
       );
       assertEquals(r.stdout, "<p>index</p>\nb\nupstream\n".repeat(5));
       // nginx really served them (the access log), and connected to its upstream (5 proxied requests and the poll).
@@ -272,7 +329,15 @@ Deno.test({
         // gcloud runs python3 -S .../lib/gcloud.py, and creates and opens credentials.db and access_tokens.db.
         which("gcloud") ? "gcloud auth list > /dev/null 2>&1" : "true",
       ].join(" && ");
-      const r = await benign(script, tmp, { HOME: h, AWS_EC2_METADATA_DISABLED: "true" }, true);
+      const present = ["kubectl", "aws", "gcloud"].filter((cli) => which(cli)).length;
+      // sh, each CLI present, head; each CLI opens its credentials (checked below).
+      const floor = { execs: 2 + present, opens: present };
+      const r = await benign(script, {
+        cwd: tmp,
+        floor,
+        env: { HOME: h, AWS_EC2_METADATA_DISABLED: "true" },
+        verbose: true,
+      });
       assertEquals(r.stdout, "x\n");
       // The files were really opened by each CLI present (else the test would prove nothing).
       const opened = new Set(calls(r.events).map((e) => e.decoded.path));
@@ -288,6 +353,28 @@ Deno.test({
       await Deno.remove(h, { recursive: true });
     }
   },
+});
+
+Deno.test("benign controls: the hook counts fail a baseline bound only to the canary, or not loaded, though the canary alone would pass", async () => {
+  const dir = `${tmp}/control`;
+  await Deno.mkdir(`${dir}/alice`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/alice/notes.txt`, "notes\n");
+  const script = "tar czf alice.tgz alice && tar tzf alice.tgz > /dev/null";
+  const floor = { execs: 4, opens: 4 };
+  const yaml = await Deno.readTextFile(POLICY);
+  const entry = "  - name: baseline\n";
+  assert(yaml.includes(entry), `${POLICY} no longer has the entry "${entry.trim()}"`);
+  // The baseline activated for head only: it alerts on the canary, so the canary's checks pass, but it saw nothing else.
+  const narrowed = await writePolicy(yaml.replace(entry, `${entry}    activate: { program: head }\n`));
+  const onlyCanary = await runWorkload(script, { cwd: dir, policy: narrowed });
+  assertQuiet(onlyCanary);
+  assertThrows(() => assertBaselineSaw(onlyCanary, floor), /baseline's pre hook ran \d+ times/);
+  // No baseline at all (its entry and everything after it cut): no counts to find.
+  const without = await writePolicy(yaml.slice(0, yaml.indexOf("wrappers:")));
+  const noBaseline = await runWorkload(script, { cwd: dir, policy: without });
+  assertThrows(() => assertBaselineSaw(noBaseline, floor), /no hook counts for baseline/);
+  // The control of the controls: the same workload under the default policy passes.
+  assertBaselineSaw(await runWorkload(script, { cwd: dir }), floor);
 });
 
 Deno.test("cleanup", async () => {

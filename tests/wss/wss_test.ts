@@ -515,6 +515,88 @@ Deno.test("WSS emulated calls: the result of a call the source ran itself carrie
   assertEquals(r.sessions.map((s) => [s.summary.notifications, s.summary.emulated]), [[3, 1]]);
 });
 
+/** Subscribes to "warning" and answers 0; takes close's post event and exec/exit lifecycle; traps on getuid. */
+const COUNTED_SUBSCRIBER = `(module
+  (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
+  (import "idwrap" "declare_subscribe" (func $sub (param i32 i32) (result i32)))
+  (import "idwrap" "declare_lifecycle" (func $life (param i32) (result i32)))
+  (import "idwrap" "event_syscall" (func $nr (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "warning")
+  (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+  (func (export "idwrap_declare") (result i32)
+    (drop (call $sub (i32.const 0) (i32.const 7)))
+    (drop (call $d (i32.const ${nr("close")}) (i32.const ${POST})))
+    (drop (call $d (i32.const ${nr("getuid")}) (i32.const ${PRE | DENY})))
+    (drop (call $life (i32.const 3)))
+    (i32.const 0))
+  (func (export "idwrap_on_syscall") (result i32)
+    (if (i32.eq (call $nr) (i32.const ${nr("getuid")})) (then (unreachable)))
+    (i32.const 0))
+  (func (export "idwrap_on_lifecycle") (param i32))
+  (func (export "idwrap_on_abstract") (param i32 i32) (result i32) (i32.const 0)))`;
+
+Deno.test("WSS summary: each session counts, per wrapper, exactly the hook runs, non-allow verdicts, alerts and faults of its processes", async () => {
+  const r = rig({
+    wrappers: [
+      wat("a", hookWat("getpid", PRE | DENY, 7, 0x0d01)), // alerts and denies getpid(7)
+      wat("e", emitterWat("warning", "getppid")), // emits "warning" on getppid(1)
+      wat("s", COUNTED_SUBSCRIBER, { fail: "closed", maxFailures: 100 }),
+    ],
+  });
+  r.wss.attach(7, PID);
+  r.wss.attach(8, OTHER);
+  const getpid = (pid: number, arg: bigint): Step => ({
+    call: { pid, syscall: "getpid", args: [arg, 0n, 0n, 0n, 0n, 0n] },
+  });
+  await play(
+    r,
+    { lifecycle: { kind: "fork", pid: PID, ppid: 1, session: 7, program: SH } },
+    { lifecycle: { kind: "fork", pid: OTHER, ppid: 1, session: 8, program: SH } },
+    getpid(PID, 7n), // a: pre, deny, alert
+    getpid(PID, 8n), // a: pre
+    getpid(PID, 8n), // a: pre
+    // s: pre, trapped, fail closed: a fault and a deny (its instance is dropped: a fresh one at the next event)
+    { call: { pid: PID, syscall: "getuid" } },
+    { call: { pid: PID, syscall: "getppid", args: [1n, 0n, 0n, 0n, 0n, 0n] } }, // e: pre; s: abstract
+    { call: { pid: PID, syscall: "getppid" } }, // e: pre, nothing emitted
+    { call: { pid: PID, syscall: "close" } }, // nobody's pre hook
+    { call: { pid: PID, syscall: "close", phase: "post", ret: 0n } }, // s: post
+    { lifecycle: { kind: "exec", pid: PID, program: CAT } }, // s: lifecycle (a and e declare none)
+    { lifecycle: { kind: "fork", pid: CHILD, ppid: PID } },
+    getpid(CHILD, 8n), // a: pre (same session)
+    { lifecycle: { kind: "exit", pid: CHILD, status: 0 } }, // s has no instance in CHILD: no hook runs
+    { lifecycle: { kind: "exit", pid: PID, status: 0 } }, // s: lifecycle
+    getpid(OTHER, 7n), // the other session's: a: pre, deny, alert
+    { lifecycle: { kind: "exit", pid: OTHER, status: 0 } },
+  );
+  assertEquals(r.source.answered(), [
+    `getpid deny ${EACCES}`,
+    "getpid allow",
+    "getpid allow",
+    `getuid deny ${EPERM}`,
+    "getppid allow",
+    "getppid allow",
+    "close allow",
+    "close allow",
+    "getpid allow",
+    `getpid deny ${EACCES}`,
+  ]);
+  const zero = { pre: 0, post: 0, lifecycle: 0, abstract: 0, verdicts: 0, alerts: 0, faults: 0 };
+  const hooks = new Map(r.sessions.map((s) => [s.id, s.summary.hooks]));
+  assertEquals(hooks.get(7), [
+    { ...zero, wrapper: "a", pre: 4, verdicts: 1, alerts: 1 },
+    { ...zero, wrapper: "e", pre: 2 },
+    { ...zero, wrapper: "s", pre: 1, post: 1, lifecycle: 2, abstract: 1, verdicts: 1, faults: 1 },
+  ]);
+  // The other tree's calls are counted in its own summary only.
+  assertEquals(hooks.get(8), [{ ...zero, wrapper: "a", pre: 1, verdicts: 1, alerts: 1 }, { ...zero, wrapper: "e" }, {
+    ...zero,
+    wrapper: "s",
+  }]);
+  assertEquals(r.sessions.map((s) => [s.id, s.summary.denied]), [[7, 2], [8, 1]]);
+});
+
 Deno.test("WSS emulated calls: a call whose record cannot be kept fails closed and is not counted as run by the source", async () => {
   const failing: EventSink = {
     wantsSyscalls: false,
