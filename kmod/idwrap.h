@@ -1,17 +1,30 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * idwrap: what the module's files share. idwrap_main.c owns the device, the
- * session (config, interest, the stream, the waiters, the watch set);
- * idwrap_hook.c owns interception (tracepoints, ftrace, the pre path);
- * idwrap_thunk.S the small trampoline the ftrace handler redirects to.
+ * idwrap: what the module's files share. By job:
+ *  - idwrap_device.c: /dev/idwrap, its ioctls, /proc/idwrap, the session's
+ *    open and close, module init and exit, callers in flight;
+ *  - idwrap_ring.c: the stream (the byte ring, the reader's wake timer);
+ *  - idwrap_record.c: building records (argument layout, user copies);
+ *  - idwrap_probes.c: tracepoint probes, lifecycle, the watch set;
+ *  - idwrap_decide.c: the waiters, ftrace ops, the thunk's entry
+ *    (idwrap_pre()), expectations, the session's hooks;
+ *  - idwrap_emulate.c: in-module opens, the kernel's path-copy replacement;
+ *  - idwrap_thunk.S: the small trampoline the ftrace handler redirects to.
  */
 #ifndef _IDWRAP_H
 #define _IDWRAP_H
 
 #include <linux/atomic.h>
+#include <linux/ftrace.h>
+#include <linux/hashtable.h>
+#include <linux/path.h>
+#include <linux/poll.h>
 #include <linux/ptrace.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/spinlock.h>
+#include <linux/timer.h>
+#include <linux/tracepoint.h>
 #include <linux/types.h>
 #include <linux/wait.h>
 
@@ -73,26 +86,155 @@ extern struct idw_session idw;
 extern struct idw_stats idw_stats;
 extern atomic_t idw_inflight;
 
-/* idwrap_main.c */
-bool idw_watched_tgid(pid_t tgid);
-bool idw_watch_add(pid_t tgid, u32 flags);
-bool idw_watch_del(pid_t tgid);
-int idw_watch_inherit(pid_t parent, pid_t child);
-void idw_rec_header(struct idw_rec *r, u16 type, u16 flags, struct task_struct *t);
-void idw_emit_observe(struct idw_rec *r);
-void idw_count_lost(void);
-void idw_wait_verdict(struct idw_rec *r, struct idw_answer *a);
-void idw_fail_answer(struct idw_answer *a);
+/* idwrap_device.c */
 bool idw_enter(void);
 void idw_leave(void);
 void idw_kill_group(void);
 
-/* idwrap_hook.c */
+/* idwrap_ring.c */
+extern spinlock_t idw_ring_lock;
+extern wait_queue_head_t idw_read_wq, idw_room_wq;
+extern u8 *idw_ring;
+extern u32 idw_ring_size;
+extern u64 idw_head, idw_tail;
+extern atomic64_t idw_next_id;
+extern struct timer_list idw_wake_timer;
+bool idw_ring_room(u32 size);
+bool idw_ring_put(struct idw_rec *r);
+void idw_rec_finish(struct idw_rec *r);
+void idw_wake_reader(struct timer_list *t);
+void idw_emit_observe(struct idw_rec *r);
+void idw_count_lost(void);
+int idw_ring_alloc(u32 size);
+void idw_ring_free(void);
+ssize_t idw_read(struct file *file, char __user *buf, size_t count, loff_t *ppos);
+__poll_t idw_poll(struct file *file, poll_table *wait);
+
+/* idwrap_record.c */
+/*
+ * Argument index + 1 of the first and second path, of a data buffer and its
+ * length, of an argv array (copied as data, NUL-separated).
+ */
+struct idw_argspec {
+	u8 path, path2, data, len, argv;
+};
+
+extern const struct idw_argspec idw_spec[IDWRAP_MAX_SYSCALLS];
+extern const char * const idw_names[IDWRAP_MAX_SYSCALLS];
+extern void **idw_scratch;
+bool idw_is_open(long nr);
+void idw_add_data(struct idw_rec *r, unsigned long uaddr, u64 len, bool atomic);
+u32 idw_rec_cap(long nr, u32 data_max);
+u32 idw_data_max(void);
+void idw_rec_syscall(struct idw_rec *r, u16 flags, long nr,
+		     const unsigned long *args, bool atomic);
+struct idw_rec idw_scratch_rec(void);
+void idw_rec_header(struct idw_rec *r, u16 type, u16 flags, struct task_struct *t);
+
+/* idwrap_probes.c */
+/* A rewritten argument register to put back, or an emulated call to flag. */
+struct idw_tstate {
+	struct hlist_node node;
+	struct task_struct *task;
+	long nr;		/* the call it belongs to */
+	int arg;		/* -1: none */
+	unsigned long saved;
+	bool emulated;
+};
+
+struct idw_refetch {
+	struct hlist_node node;
+	struct task_struct *task;
+	long nr;
+};
+
+extern struct hlist_head idw_ts_ht[1 << 6];
+extern spinlock_t idw_ts_lock;
+extern atomic_t idw_nts;
+extern struct hlist_head idw_rf_ht[1 << 6];
+extern spinlock_t idw_rf_lock;
+extern atomic_t idw_nrf;
+extern u8 idw_hook_how[IDWRAP_MAX_SYSCALLS];
+extern atomic_t idw_nwatched;
+unsigned long *idw_argreg(struct pt_regs *regs, int i);
+bool idw_ts_put(long nr, int arg, unsigned long saved, bool emulated);
+bool idw_rf_take(struct task_struct *t, long nr);
+bool idw_has_pointers(long nr);
+bool idw_intercepts(struct task_struct *t);
+bool idw_is_uring(long nr);
+void idw_zl_clear(void);
+struct idw_tp {
+	const char *name;
+	void *probe;
+	struct tracepoint *tp;
+	bool on;
+};
+
+extern struct idw_tp idw_tps[5];
+void idw_tp_find(struct tracepoint *tp, void *priv);
+bool idw_watched_tgid(pid_t tgid);
+bool idw_watch_add(pid_t tgid, u32 flags);
+bool idw_watch_del(pid_t tgid);
+int idw_watch_inherit(pid_t parent, pid_t child);
+void idw_watch_clear(void);
+
+/* idwrap_decide.c */
+#define IDW_CWD		-1	/* a slot's name starts at the cwd */
+#define IDW_NOJOIN	-2	/* not looked up from a dirfd/cwd by us (a symlink's
+				 * target, mount's source, RESOLVE_BENEATH/IN_ROOT) */
+#define IDW_NOSLOT	-3	/* not a name the kernel getname()s (an xattr's name) */
+
+struct idw_slot {
+	unsigned long uaddr;	/* the user pointer the call passes */
+	char *name;		/* what the kernel gets instead (joined) */
+	char *raw;		/* the bytes copied from the caller */
+	int err;		/* the copy faulted or was cut (the kernel gets that), or
+				 * the join failed (the call fails with it) */
+};
+
+struct idw_expect {
+	struct hlist_node node;
+	struct task_struct *task;
+	refcount_t ref;
+	long nr;
+	struct idw_slot slot[2];
+	void *addr;		/* connect/bind: the sockaddr decided on */
+	u32 addrlen;
+	/* Filled by the hooks: the call saw other bytes than the copy. */
+	bool raced, refused;
+	char *seen;		/* the path bytes the caller's memory held at the call */
+	int raced_slot;
+};
+
+#define IDW_OPS_FLAGS	(FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY | \
+			 FTRACE_OPS_FL_RECURSION)
+
+extern atomic_t idw_nex;
+void idw_wait_verdict(struct idw_rec *r, struct idw_answer *a);
+void idw_fail_answer(struct idw_answer *a);
+void idw_release_waiters(void);
+bool idw_answer(const struct idwrap_verdict *v, char *path);
+void idw_ex_free(struct idw_expect *ex);
+void idw_ex_put(struct idw_expect *ex);
+struct idw_expect *idw_ex_get(struct task_struct *t, bool take);
 int idw_hooks_start(void);
 void idw_hooks_stop(void);
 int idw_hooks_interest(const u8 *mask);
 void idw_hooks_forget(void);
 void idw_hooks_exit(void);
+
+/* idwrap_emulate.c */
+extern struct ftrace_ops idw_fname1_ops, idw_fname13_ops, idw_fname02_ops, idw_sock_ops;
+extern bool idw_fname1_on, idw_fname13_on, idw_fname02_on, idw_sock_on;
+void idw_get_dir(long nr, int dfd, struct path *dir);
+void idw_pin_dir(long nr, struct idw_rec *r, const unsigned long *args,
+		 struct path *dir);
+int idw_join(const struct path *dir, const char *name, char *out);
+long idw_open_emulated(long nr, struct idw_rec *r, unsigned long *args,
+		       const char *newpath, const struct path *dir);
+struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned long *args);
+int idw_expect_error(const struct idw_expect *ex);
+void idw_expect_rewrite(struct idw_expect *ex, long nr, const unsigned long *args, u32 arg);
 
 /* idwrap_thunk.S and the C function it calls. */
 void idwrap_thunk(void);

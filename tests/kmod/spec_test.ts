@@ -1,5 +1,5 @@
 /**
- * The module's argument table (idw_spec in kmod/idwrap_hook.c: which
+ * The module's argument table (idw_spec in kmod/idwrap_record.c: which
  * arguments it copies as path, path2 and data) against the host's
  * (host/syscalls/mod.ts): the host decodes a kmod record's first "path"
  * argument from its path, the second from its path2, the buffer of
@@ -22,9 +22,9 @@ interface Spec {
 
 /** idw_spec's entries by syscall name. */
 async function moduleSpec(): Promise<Map<string, Spec>> {
-  const src = await Deno.readTextFile(`${ROOT}kmod/idwrap_hook.c`);
+  const src = await Deno.readTextFile(`${ROOT}kmod/idwrap_record.c`);
   const body = src.match(/idw_spec\[IDWRAP_MAX_SYSCALLS\] = \{([\s\S]*?)\n\};/);
-  assert.ok(body, "idw_spec not found in kmod/idwrap_hook.c");
+  assert.ok(body, "idw_spec not found in kmod/idwrap_record.c");
   const out = new Map<string, Spec>();
   const entry = /\[__NR_(\w+)\]\s*=\s*(PATHS|PATH|DATA|EXEC)\(([^)]*)\)/g;
   for (const [, name, kind, list] of body[1].matchAll(entry)) {

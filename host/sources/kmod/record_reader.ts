@@ -12,7 +12,7 @@ import { EVF, type KmodRecord, splitArgv } from "./uapi.ts";
 
 /**
  * The argument whose bytes the module copies as `data` for a syscall record: the buffer of write, pwrite64 and
- * sendto, the sockaddr of connect and bind (kmod/idwrap_hook.c's idw_spec). Others are not copied.
+ * sendto, the sockaddr of connect and bind (kmod/idwrap_record.c's idw_spec). Others are not copied.
  */
 const DATA_ARG = 1;
 
