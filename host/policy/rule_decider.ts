@@ -22,6 +22,21 @@ interface CompiledRule {
 const PATHLESS_OPENS: Readonly<Record<string, string>> = { open_by_handle_at: "open" };
 const OPENS = new Set(["open", "openat", "openat2", "creat"]);
 
+/**
+ * The calls a rule covers: those it names, and for a path rule on opens the opens that take no path
+ * (open_by_handle_at), so that a handle to a protected file is decided as the file is.
+ */
+export function ruleSyscalls(rule: Rule): Set<number> {
+  const nrs = resolveSyscalls(rule.syscalls);
+  const names = new Set(rule.syscalls.flatMap((n) => n.startsWith("%") ? [] : [n]));
+  for (const [pathless, family] of Object.entries(PATHLESS_OPENS)) {
+    if (rule.path !== undefined && [...names].some((n) => OPENS.has(n)) && family === "open") {
+      nrs.add(syscallNumber(pathless)!);
+    }
+  }
+  return nrs;
+}
+
 /** A Decider over one or more policies' rules, in file order. */
 export class RuleDecider extends AllowAll {
   override readonly syscalls: ReadonlySet<number>;
@@ -40,14 +55,7 @@ export class RuleDecider extends AllowAll {
           matchPath: rule.path === undefined ? undefined : picomatch(rule.path, { dot: true }),
           literals: rule.path === undefined ? undefined : literalPaths(rule.path),
         };
-        const nrs = resolveSyscalls(rule.syscalls);
-        const names = new Set(rule.syscalls.flatMap((n) => n.startsWith("%") ? [] : [n]));
-        for (const [pathless, family] of Object.entries(PATHLESS_OPENS)) {
-          if (rule.path !== undefined && [...names].some((n) => OPENS.has(n)) && family === "open") {
-            nrs.add(syscallNumber(pathless)!);
-          }
-        }
-        for (const nr of nrs) {
+        for (const nr of ruleSyscalls(rule)) {
           all.add(nr);
           const list = this.#byNr.get(nr) ?? [];
           list.push(compiled);

@@ -16,6 +16,7 @@
  * @module
  */
 import type { Policy } from "../policy/policy.ts";
+import { ruleSyscalls } from "../policy/rule_decider.ts";
 import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { ALWAYS_DENIED_SYSCALLS, OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
@@ -66,7 +67,7 @@ export function buildInterest(
     }
     for (const rule of policy.rules) {
       const pre = rule.action === "alert" ? "observe" : "decide";
-      for (const nr of resolveSyscalls(rule.syscalls)) {
+      for (const nr of ruleSyscalls(rule)) {
         ruled.add(nr);
         add(nr, pre, wantsAll ? "observe" : undefined);
       }

@@ -10,6 +10,7 @@ import type { WrapperModule } from "../../host/runtime/module.ts";
 import { syscallName, syscallNumber } from "../../host/syscalls/mod.ts";
 import { describeMask, interestMask } from "../../host/sources/kmod/interest.ts";
 import { buildInterest, failsClosed as failClosed, lateCalls } from "../../host/wss/interest.ts";
+import { compileNotifySet } from "../../host/sources/seccomp/source.ts";
 
 const answerFirstCalls = (p: Policy[], w: WrapperModule[]) => lateCalls(buildInterest(p, w, false));
 import { KMOD_GUARDED_OPENS, KMOD_GUARDED_SYSCALLS } from "../../host/sources/kmod/tamper.ts";
@@ -98,4 +99,25 @@ Deno.test("seccomp answers first only the calls every declaring wrapper watches 
   const calls = answerFirstCalls(policies, [seqLike, exact, denier]);
   assertEquals([...calls].map(syscallName).sort(), ["getpid", "openat"]);
   assertEquals(answerFirstCalls([], [exact]).size, 0);
+});
+
+Deno.test("interest: a path rule on opens covers open_by_handle_at too (a handle to the file is the file), on every source", () => {
+  const rules = [{ id: "r", syscalls: ["openat"], path: "/etc/shadow", action: "deny" as const, errno: 13 }];
+  const interest = buildInterest([policy({ rules })], [], false);
+  assertEquals(interest.calls.get(nr("open_by_handle_at"))?.pre, "decide");
+  // The same rule without a path covers only what it names.
+  const pathless = buildInterest([policy({ rules: [{ ...rules[0], path: undefined }] })], [], false);
+  assertEquals(pathless.calls.get(nr("open_by_handle_at")), undefined);
+});
+
+Deno.test("seccomp: the filter's notify set is the interest compiled (plus exec and, where it emulates, the credential calls)", () => {
+  const rules = [{ id: "r", syscalls: ["openat"], path: "/etc/shadow", action: "deny" as const, errno: 13 }];
+  const w = wrapper([["connect", DECLARE_PRE]]);
+  const interest = buildInterest([policy({ rules, observe: ["mkdir"] })], [w], false);
+  const set = compileNotifySet(interest, true);
+  for (const call of interest.calls.keys()) assertEquals(set.has(call), true, syscallName(call));
+  for (const call of ["execve", "execveat", "setuid", "open_by_handle_at", "connect", "mkdir"]) {
+    assertEquals(set.has(nr(call)), true, call);
+  }
+  assertEquals(compileNotifySet(interest, false).has(nr("setuid")), false);
 });

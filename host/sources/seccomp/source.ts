@@ -20,6 +20,7 @@ import { loadPolicyWrappers } from "../../runtime/load.ts";
 import type { WrapperModule } from "../../runtime/module.ts";
 import { defaultStorePath } from "../../store/kv.ts";
 import { SECCOMP_CAPABILITIES } from "../capabilities.ts";
+import { buildInterest, type Interest } from "../../wss/interest.ts";
 import { buildFilter, encodeFilter } from "./filter.ts";
 import { X86_64_NAMES } from "../../syscalls/tables.ts";
 import { guardFilter } from "./tamper.ts";
@@ -63,19 +64,27 @@ export interface SeccompRunResult {
  */
 const ALWAYS_NOTIFIED = ["execve", "execveat", ...ALWAYS_DENIED_SYSCALLS];
 
-/** The syscall numbers the filter notifies for these policies and wrappers. */
-export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): Set<number> {
-  const set = new Set(new RuleDecider(policies).syscalls);
-  for (const w of wrappers) for (const nr of w.declarations.syscalls.keys()) set.add(nr);
+/**
+ * Compiles the WSS's interest model (host/wss/interest.ts) into the filter's notify set: every call the interest names
+ * in either phase (a seccomp filter can only hold a call before it runs; its result comes from running it here), plus
+ * what this source needs for itself: execve and execveat (activation is re-evaluated at every exec), and the credential
+ * calls where it runs calls as the caller.
+ */
+export function compileNotifySet(interest: Interest, emulateOpens: boolean): Set<number> {
+  const set = new Set(interest.calls.keys());
   // The credential calls only keep the emulation's cached credentials fresh: none without notified opens or path calls
   // (unlink, chmod, ... run by the supervisor as the caller) or open_by_handle_at.
   const known = [...PATH_CALLS].filter((name) => syscallNumber(name) !== undefined); // fchmodat2 is newer than the table
   const emulated = resolveSyscalls([...OPEN_SYSCALLS, ...known, "open_by_handle_at"]);
   const emulates = emulateOpens && [...set].some((nr) => emulated.has(nr));
   for (const nr of resolveSyscalls([...ALWAYS_NOTIFIED, ...(emulates ? CRED_SYSCALLS : [])])) set.add(nr);
-  // What could reach the supervisor itself (tamper.ts): the guard refuses it whatever the policy says.
-  for (const nr of guardFilter(Deno.pid).always) set.add(nr);
   return set;
+}
+
+/** The syscall numbers the filter notifies for these policies and wrappers: their interest, compiled. */
+export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): Set<number> {
+  // What could reach the supervisor itself (tamper.ts) is in every interest: the guard refuses it whatever the policy.
+  return compileNotifySet(buildInterest(policies, wrappers, false, guardFilter(Deno.pid).always), emulateOpens);
 }
 
 /**

@@ -173,7 +173,11 @@ export class SeccompSource implements EventSource {
     this.#watch(this.wakeFd, KIND_WAKE, 0);
   }
 
-  /** The filter is built from the policies and wrappers at launch (source.ts); nothing to install here. */
+  /**
+   * The filter is compiled from this same interest at launch (source.ts, compileNotifySet) and installed by the
+   * launcher before the command's first instruction; a seccomp filter cannot be changed afterwards, so nothing to
+   * install here.
+   */
   setInterest(_interest: Interest): void {}
 
   /** Serves a new wrapped tree's listener; closed when the tree is gone (detach). */
