@@ -37,18 +37,55 @@ export interface Ran {
 export interface RunOptions {
   cwd?: string;
   env?: Record<string, string>;
+  /**
+   * After this long the command's whole process group is killed and the test fails with what it printed so far: a hang
+   * (a server a script left running keeps `idwrap run` serving it) fails its test instead of stalling the suite.
+   * @default 600_000
+   */
+  timeoutMs?: number;
 }
 
 /** A wrapper store (Deno KV) private to this test process, unless a test names its own. */
 export const TEST_STORE = `${await Deno.makeTempDir({ prefix: "idwrap-store-" })}/store.kv`;
 
-/** Runs a command to completion, capturing its output. */
+/**
+ * Runs a command to completion, capturing its output. It runs in a session of its own (setsid), so that on timeout
+ * everything it started is killed with it.
+ */
 export async function run(cmd: string, args: string[], options: RunOptions = {}): Promise<Ran> {
   // PWD follows cwd, as a shell would set it: programs (sh) read it.
   const env = { IDWRAP_STORE: TEST_STORE, ...(options.cwd ? { PWD: options.cwd } : {}), ...options.env };
-  const out = await new Deno.Command(cmd, { args, cwd: options.cwd, env, stdin: "null" }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, signal: out.signal, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  // Not a group leader (Deno's child), setsid(1) calls setsid() itself and execs: the child's pid is the group's id.
+  const child = new Deno.Command("setsid", {
+    args: [cmd, ...args],
+    cwd: options.cwd,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timeoutMs = options.timeoutMs ?? 600_000;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+    } catch { /* gone */ }
+  }, timeoutMs);
+  try {
+    const out = await child.output();
+    const dec = new TextDecoder();
+    const ran = { code: out.code, signal: out.signal, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    if (timedOut) {
+      throw new Error(
+        `${cmd} ${args.join(" ")}: still running after ${timeoutMs / 1000} s, killed with its process group\n` +
+          `stdout (tail):\n${ran.stdout.slice(-4000)}\nstderr (tail):\n${ran.stderr.slice(-4000)}`,
+      );
+    }
+    return ran;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs `./idwrap ARGS…`. */

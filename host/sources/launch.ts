@@ -49,6 +49,7 @@ export async function launchAndServe(
   spawn: (socketPath: string) => Promise<Deno.ChildProcess>,
   attach: (hs: Handshake) => Promise<unknown>,
   thread: { ended(session: number): Promise<SupervisorSummary>; stop(): Promise<void> },
+  onNotice?: (message: string) => void,
 ): Promise<LaunchResult> {
   const dir = await Deno.makeTempDir({ prefix: "idwrap-" });
   const socketPath = join(dir, "launch.sock");
@@ -64,7 +65,9 @@ export async function launchAndServe(
     await attach(hs);
     await hs.go();
     const stopForwarding = forwardSignals(child);
-    const [exit, summary] = await Promise.all([child.status, thread.ended(0)]);
+    const ended = thread.ended(0);
+    const exit = await child.status;
+    const summary = await lingering(ended, command[0], exit, onNotice);
     stopForwarding();
     return { exitCode: exitCodeOf(exit), signal: exit.signal ?? undefined, summary };
   } catch (e) {
@@ -78,6 +81,35 @@ export async function launchAndServe(
       server.close();
     } catch { /* closed after the handshake */ }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** How long the tree may outlive the command before idwrap says why it has not returned. */
+const LINGER_NOTICE_MS = 1000;
+
+/**
+ * Waits for the rest of the tree once the command has exited. idwrap serves a tree until its last process exits (a
+ * process it left behind is still under the policy, and with seccomp it cannot run without its supervisor): when that
+ * takes more than a second, says so once, so that a run that does not return is not taken for a hang.
+ */
+async function lingering(
+  ended: Promise<SupervisorSummary>,
+  program: string,
+  exit: Deno.CommandStatus,
+  onNotice?: (message: string) => void,
+): Promise<SupervisorSummary> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const notice = new Promise<void>((resolve) => timer = setTimeout(resolve, LINGER_NOTICE_MS));
+  try {
+    const first = await Promise.race([ended, notice]);
+    if (first) return first;
+    onNotice?.(
+      `${program} exited with ${exitCodeOf(exit)}; processes it started are still running: idwrap serves them ` +
+        "until they exit",
+    );
+    return await ended;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

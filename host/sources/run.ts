@@ -33,7 +33,10 @@ export interface SourceRunOptions {
   emulateOpens?: boolean;
   /** Told which source was chosen and why. */
   onChoice?: (source: ChosenSource, why: string) => void;
-  /** Told what the policies put at risk on the chosen source, before the command starts. */
+  /**
+   * Told what the policies put at risk on the chosen source, before the command starts, and what the user should know
+   * while it runs.
+   */
   onWarning?: (message: string) => void;
 }
 
@@ -51,7 +54,7 @@ export async function runUnder(
   command: string[],
   options: SourceRunOptions,
 ): Promise<SourceRunResult> {
-  const { onChoice: _, emulateOpens, onWarning, ...common } = options;
+  const { onChoice: _, emulateOpens, ...common } = options;
   if (choice === "bpf") {
     options.onChoice?.("bpf", "asked for (--source bpf): observation only");
     hardenSupervisorProcess();
@@ -61,7 +64,7 @@ export async function runUnder(
   options.onChoice?.(source, why);
   hardenSupervisorProcess();
   if (source === "kmod") return { source, ...await runUnderKmod(command, common) };
-  return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens, onWarning }) };
+  return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens }) };
 }
 
 /** Parses a --source value. */

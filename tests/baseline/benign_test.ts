@@ -286,11 +286,14 @@ Deno.test({
       );
       const base = `http://127.0.0.1:${port}`;
       const r = await benign(
+        // The servers are stopped however the script ends: `idwrap run` serves a tree until its last process exits,
+        // so a server left running by a failed curl would hold the run (and the suite) forever. Slow starts under
+        // a loaded CI machine get up to 60 s; each request is bounded.
         `python3 -m http.server --bind 127.0.0.1 ${up} --directory up > /dev/null 2>&1 & u=$!; ` +
           `${nginxCommand(dir).slice(0, -1).join(" ")} 'daemon off;' & n=$!; ` +
-          `for i in $(seq 150); do curl -sf ${base}/up/u.txt > /dev/null && break; sleep 0.1; done; ` +
-          `for i in 1 2 3 4 5; do curl -sf ${base}/ ${base}/sub/b.txt ${base}/up/u.txt || exit 1; done; ` +
-          "kill $n $u; wait $n $u; true",
+          "trap 'kill $n $u 2> /dev/null; wait $n $u' EXIT; " +
+          `for i in $(seq 600); do curl -sf -m 10 ${base}/up/u.txt > /dev/null && break; sleep 0.1; done; ` +
+          `for i in 1 2 3 4 5; do curl -sf -m 30 ${base}/ ${base}/sub/b.txt ${base}/up/u.txt || exit 1; done`,
         // sh, python3, nginx, seq, curl ×6, head; nginx.conf, then per round index.html and b.txt, u.txt upstream.
         { cwd: dir, floor: { execs: 11, opens: 16 }, verbose: true },
       );

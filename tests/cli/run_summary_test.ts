@@ -48,3 +48,24 @@ Deno.test("run summary: --json ends the report with the summary record, a wrappe
     await Deno.remove(out);
   }
 });
+
+Deno.test("run: a tree that outlives its command is served until it exits, and idwrap says why it has not returned", async () => {
+  const marker = await Deno.makeTempFile();
+  const t0 = performance.now();
+  // The command exits at once with 3; the process it left writes the marker 2 s later: a call idwrap still serves.
+  const r = await idwrap(["run", "-p", POLICY, "--", "/bin/sh", "-c", `(sleep 2; echo late > ${marker}) & exit 3`]);
+  const took = performance.now() - t0;
+  assertEquals(r.code, 3, r.stderr);
+  assert(took >= 2000, `returned after ${took} ms, before the tree was gone`);
+  assertEquals(await Deno.readTextFile(marker), "late\n");
+  assert(
+    r.stderr.includes(
+      "/bin/sh exited with 3; processes it started are still running: idwrap serves them until they exit",
+    ),
+    r.stderr,
+  );
+  // A command whose tree ends with it says nothing of the kind.
+  const quick = await idwrap(["run", "-p", POLICY, "--", CAT, "/etc/hostname"]);
+  assert(!quick.stderr.includes("still running"), quick.stderr);
+  await Deno.remove(marker);
+});

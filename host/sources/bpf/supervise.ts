@@ -101,6 +101,8 @@ export interface BpfThreadOptions extends Enforcement, BpfWorkerConfig {
   storePath: string;
   trace?: TraceSinkOptions;
   onEvents?: OnEvents;
+  /** Told what the user should know while the command runs (its tree outliving it). */
+  onWarning?: (message: string) => void;
 }
 
 /** The supervisor thread holding the bpf programs and their ring. */
@@ -125,6 +127,8 @@ export interface BpfRunOptions {
   trace?: TraceSinkOptions;
   storePath?: string;
   onEvents?: OnEvents;
+  /** Told what the user should know while the command runs (its tree outliving it). */
+  onWarning?: (message: string) => void;
 }
 
 /** How an observed command ended. */
@@ -149,5 +153,6 @@ export async function runUnderBpf(command: string[], options: BpfRunOptions): Pr
     (socketPath) => spawnUnfilteredLauncher(socketPath, command),
     (hs) => thread.watch(0, hs.pid),
     thread,
+    options.onWarning,
   );
 }

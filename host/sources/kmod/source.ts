@@ -82,6 +82,8 @@ export interface KmodThreadOptions extends Enforcement, KmodWorkerConfig {
   storePath: string;
   trace?: TraceSinkOptions;
   onEvents?: OnEvents;
+  /** Told what the user should know while the command runs (its tree outliving it). */
+  onWarning?: (message: string) => void;
 }
 
 /** The supervisor thread holding /dev/idwrap. */
@@ -111,6 +113,8 @@ export interface KmodRunOptions {
   trace?: TraceSinkOptions;
   storePath?: string;
   onEvents?: OnEvents;
+  /** Told what the user should know while the command runs (its tree outliving it). */
+  onWarning?: (message: string) => void;
   timeoutMs?: number;
 }
 
@@ -137,5 +141,6 @@ export async function runUnderKmod(command: string[], options: KmodRunOptions): 
     (socketPath) => spawnUnfilteredLauncher(socketPath, command),
     (hs) => thread.watch(0, hs.pid),
     thread,
+    options.onWarning,
   );
 }

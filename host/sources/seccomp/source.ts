@@ -42,7 +42,10 @@ export interface SeccompRunOptions {
   storePath?: string;
   /** Notable events (verdicts, alerts, faults, lifecycle), in batches, for audit. */
   onEvents?: OnEvents;
-  /** Told, before the command starts, what the policies put at risk on this source (eintrWarnings). */
+  /**
+   * Told, before the command starts, what the policies put at risk on this source (eintrWarnings), and later what the
+   * user should know while it runs (its tree outliving it).
+   */
   onWarning?: (message: string) => void;
 }
 
@@ -182,5 +185,6 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
     (socketPath) => spawnLauncher(socketPath, filter, command),
     (hs) => thread.listen(0, hs.listener),
     thread,
+    options.onWarning,
   );
 }
