@@ -34,6 +34,7 @@ const FINGER = prog("finger_stub");
 const LINE = 512; // struct query's line[]
 // Wrappers judge the file the kernel runs (its canonical path: /bin/sh is dash on Debian).
 const ALERT_SHELL = `fingerd: fingerd: execve of ${Deno.realPathSync("/bin/sh")}: not a program this server may run`;
+const ALERT_UNREADABLE = "fingerd: fingerd: execve of ?: not a program this server may run";
 
 /** The overflowing query: argv words, NUL, filler to LINE bytes, the program path to exec, CR LF. */
 function exploit(marker: string): Uint8Array {
@@ -311,8 +312,11 @@ for (const response of ["alert", "deny"] as const) {
     }
     assert(!(await exists(marker)), "the injected code's shell ran under the wrapper");
     const alerts = alertTexts(events);
-    assert(alerts.length >= 1, "no guess reached the injected code");
-    for (const a of alerts) assertEquals(a, ALERT_SHELL);
+    assert(alerts.includes(ALERT_SHELL), `no guess reached the injected code: ${JSON.stringify(alerts)}`);
+    // A guess can also land inside the code, past its first instruction: its execve then takes a stale %rdi, a path
+    // that cannot be read ("?"), which the wrapper refuses as well. Where the stack sits (and so which guesses do
+    // that) depends on the environment's size: the repository's path, the machine.
+    for (const a of alerts) assert(a === ALERT_SHELL || a === ALERT_UNREADABLE, a);
     assertEquals(faultTexts(events), []);
     assert(normal.startsWith("Login: root\t"), "the daemon still answers");
     await Deno.remove(s.dir, { recursive: true });
