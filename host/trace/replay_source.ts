@@ -1,0 +1,199 @@
+/**
+ * An EventSource that plays recorded activity (host/trace/recording.ts) to
+ * the real WSS, offline: the same supervisor, rules, wrappers and verdicts as
+ * a live run, without a kernel. Each recorded call is handed over as the
+ * kernel would hand it (a waiting pre call, then its result where the
+ * recording has one); a call the replayed policies refuse is not run, so its
+ * recorded result is not played. What the WSS answers and kills is noted
+ * against the recorded event being played, for `idwrap policy test`.
+ *
+ * @module
+ */
+import { errnoNumber } from "../errno.ts";
+import type { DecodedArgs, LifecycleEvent, ProgramIdentity, SyscallEvent, Verdict } from "../events.ts";
+import { capabilitiesOf } from "../sources/capabilities.ts";
+import type { Interest } from "../wss/interest.ts";
+import type { Refusal } from "../wss/refusal.ts";
+import type {
+  ArgNeeds,
+  EventSource,
+  PollResult,
+  Settled,
+  SourceCall,
+  SourceCapabilities,
+  SourceHandler,
+  SourceLifecycle,
+} from "../wss/source.ts";
+import type { SupervisorSummary } from "../wss/summary.ts";
+import type { RecordedEvent } from "./recording.ts";
+
+/** The one session a replay plays. */
+export const REPLAY_SESSION = 1;
+
+/** Calls handed to the WSS per poll (the WSS flushes and idles between polls). */
+const BATCH = 256;
+
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGABRT: 6,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
+
+/** Plays a recording; `current` is the index of the recorded event being handed over. */
+export class ReplaySource implements EventSource {
+  readonly capabilities: SourceCapabilities;
+  readonly wakeFd = -1;
+  readonly failClosedFds: readonly number[] = [];
+  readonly closesSessions = false;
+  /** Index into the recording of the event being played. */
+  current = -1;
+  /** The WSS's answers and kills, by recorded event index. */
+  readonly answers = new Map<number, Verdict>();
+  readonly kills = new Set<number>();
+  /** Post events played as the result of the recorded pre event before them: post index → pre index. */
+  readonly paired = new Map<number, number>();
+  readonly #events: readonly RecordedEvent[];
+  readonly #decoded = new Map<bigint, DecodedArgs>();
+  readonly #programs = new Map<number, ProgramIdentity>();
+  /** tid → the recorded pre call played last, and whether it was let run. */
+  readonly #lastPre = new Map<number, { nr: number; ran: boolean; index: number }>();
+  #next = 0;
+  #nextId = 1n;
+
+  constructor(events: readonly RecordedEvent[]) {
+    this.#events = events;
+    const name = events.find((e) => e.event.source)?.event.source ?? "seccomp";
+    this.capabilities = capabilitiesOf(name);
+  }
+
+  /** Every recorded event has been played. */
+  get done(): boolean {
+    return this.#next >= this.#events.length;
+  }
+
+  /** The program a pid last had in the recording (for a process first seen at a call). */
+  programOf(pid: number): { ppid: number; program: ProgramIdentity } | undefined {
+    const program = this.#programs.get(pid);
+    return program && { ppid: 0, program };
+  }
+
+  setInterest(_interest: Interest): void {}
+
+  attach(_session: number, _handle: number): Partial<SupervisorSummary> {
+    return {};
+  }
+
+  detach(_session: number): void {}
+
+  poll(_timeoutMs: number, handler: SourceHandler): PollResult {
+    const start = this.#next;
+    while (this.#next < this.#events.length && this.#next - start < BATCH) {
+      this.current = this.#next++;
+      const { event } = this.#events[this.current];
+      this.#programs.set(event.pid, event.program);
+      if (event.kind === "syscall") this.#playCall(event, handler);
+      else handler.lifecycle(this.#lifecycle(event));
+    }
+    return { served: this.#next - start, woken: false };
+  }
+
+  #playCall(e: SyscallEvent, handler: SourceHandler): void {
+    if (e.phase === "pre") {
+      this.#lastPre.set(e.tid, { nr: e.nr, ran: true, index: this.current });
+      return handler.call(this.#call(e, "pre"));
+    }
+    const pre = this.#lastPre.get(e.tid);
+    this.#lastPre.delete(e.tid);
+    if (pre?.nr !== e.nr) {
+      // Recorded with its result only (strace, or an observing source): the WSS decides on it first.
+      handler.call(this.#call(e, "pre"));
+      if (!this.#ran()) return;
+    } else {
+      this.paired.set(this.current, pre.index);
+      if (!pre.ran) return;
+    }
+    handler.call(this.#call(e, "post"));
+  }
+
+  /** Whether the call just played was let run. */
+  #ran(): boolean {
+    const v = this.answers.get(this.current);
+    return !v || v.action === "allow" || v.action === "rewrite";
+  }
+
+  #call(e: SyscallEvent, phase: "pre" | "post"): SourceCall {
+    const id = this.#nextId++;
+    this.#decoded.set(id, e.decoded);
+    const failed = e.errno !== undefined ? -(errnoNumber(e.errno) ?? 1) : undefined;
+    return {
+      id,
+      pid: e.pid,
+      tid: e.tid,
+      abi: e.abi ?? "x86_64",
+      nr: e.nr,
+      args: Array.from({ length: 6 }, (_, i) => toBigInt(e.args[i])),
+      phase,
+      waits: phase === "pre",
+      time: e.time,
+      ...(phase === "post" ? { ret: BigInt(failed ?? e.ret ?? 0) } : {}),
+    };
+  }
+
+  #lifecycle(e: LifecycleEvent): SourceLifecycle {
+    if (e.kind === "spawn") {
+      return { kind: "fork", pid: e.pid, ppid: e.ppid ?? 0, session: REPLAY_SESSION, program: e.program };
+    }
+    if (e.kind === "exec") return { kind: "exec", pid: e.pid, program: e.program };
+    const status = e.signal !== undefined ? SIGNALS[e.signal] ?? 9 : (e.exitCode ?? 0) << 8;
+    return { kind: "exit", pid: e.pid, status };
+  }
+
+  readArgs(call: SourceCall, _name: string, _needs: ArgNeeds): DecodedArgs {
+    // What was recorded is all there is: registers and memory alike.
+    return { ...this.#decoded.get(call.id) };
+  }
+
+  refusal(_call: SourceCall, _name: string, _decoded?: DecodedArgs): Refusal | undefined {
+    return undefined; // the tamper guard protects a live supervisor; there is none here
+  }
+
+  settle(_call: SourceCall, _event: SyscallEvent, verdict: Verdict): Settled {
+    return { verdict };
+  }
+
+  stillValid(_call: SourceCall): boolean {
+    return true;
+  }
+
+  answer(call: SourceCall, verdict: Verdict): void {
+    this.#decoded.delete(call.id);
+    this.answers.set(this.current, verdict);
+    if (call.phase === "pre" && verdict.action !== "allow" && verdict.action !== "rewrite") {
+      const pre = this.#lastPre.get(call.tid);
+      if (pre?.nr === call.nr) pre.ran = false;
+    }
+  }
+
+  kill(_pid: number): void {
+    this.kills.add(this.current);
+  }
+
+  forget(_pid: number): void {}
+
+  close(): void {}
+}
+
+function toBigInt(v: string | undefined): bigint {
+  try {
+    return BigInt(v ?? 0);
+  } catch {
+    return 0n;
+  }
+}
