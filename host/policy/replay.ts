@@ -36,6 +36,12 @@ export interface Outcome {
   faults: string[];
   /** A post event recorded after its pre event: the index of that pre event, whose outcome includes this one's. */
   resultOf?: number;
+  /** A pre event's recorded result, where the recording has its post event. */
+  result?: { ret: number; errno?: string };
+  /** Not played: the replay killed its process before it. */
+  skipped?: boolean;
+  /** Ids of deny and kill rules that matched (their verdict is the outcome; they are not alerts). */
+  rules: string[];
 }
 
 /** Replays `events` through `policies`; one outcome per recorded event, in order. */
@@ -48,14 +54,19 @@ export async function replay(policies: Policy[], events: RecordedEvent[]): Promi
     verdict: "allow",
     alerts: [],
     faults: [],
+    rules: [],
   }));
+  const enforcing = new Set(policies.flatMap((p) => p.rules.filter((r) => r.action !== "alert").map((r) => r.id)));
   const at = () => outcomes[Math.max(0, source.current)];
   const sink: EventSink = {
     wantsSyscalls: true,
     emit(e: HostEvent) {
       const o = at();
       if (e.kind === "syscall") {
-        for (const a of e.alerts ?? []) if (!o.alerts.includes(a)) o.alerts.push(a);
+        for (const a of e.alerts ?? []) {
+          const list = enforcing.has(a) ? o.rules : o.alerts;
+          if (!list.includes(a)) list.push(a);
+        }
         if (e.verdict && e.verdict !== "allow") o.verdict = e.verdict;
       } else if (e.kind === "alert") {
         const a = `${e.wrapper}: ${e.message}`;
@@ -93,10 +104,13 @@ export async function replay(policies: Policy[], events: RecordedEvent[]): Promi
     if (verdict.action !== "allow") outcomes[index].verdict = describeVerdict(verdict);
   }
   for (const index of source.kills) outcomes[index].verdict = "kill";
-  for (const [post, pre] of source.paired) {
+  for (const index of source.skipped) outcomes[index].skipped = true;
+  for (const [postIndex, pre] of source.paired) {
     // One call, recorded twice (before and with its result): what fired on either is the call's.
-    const o = outcomes[post], p = outcomes[pre];
+    const o = outcomes[postIndex], p = outcomes[pre];
     o.resultOf = pre;
+    const post = o.recorded as SyscallEvent;
+    p.result = { ret: post.ret ?? 0, ...(post.errno ? { errno: post.errno } : {}) };
     for (const a of o.alerts) if (!p.alerts.includes(a)) p.alerts.push(a);
     if (o.verdict === "kill") p.verdict = "kill";
     p.faults.push(...o.faults);

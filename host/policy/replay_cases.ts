@@ -54,6 +54,8 @@ export interface Expectation {
   verdict: string;
   /** How many recorded events it must name, where given. */
   count?: number;
+  /** `nothing: true`: no alert at all, whatever `others` says. */
+  nothing: boolean;
 }
 
 /** One test of a file. */
@@ -219,6 +221,7 @@ function expectation(
     alerts: alerts as string[],
     verdict,
     count: e.count as number | undefined,
+    nothing: e.nothing === true,
   };
 }
 
@@ -261,7 +264,7 @@ export function check(test: PolicyTestCase, file: string, outcomes: Outcome[]): 
     // A call recorded before and with its result is one call (its pre event's outcome has both), unless the
     // expectation names a phase.
     const named = outcomes.filter((o) =>
-      selects(x.select, o.recorded) && (o.resultOf === undefined || x.select.phase !== undefined)
+      !o.skipped && selects(x.select, o.recorded) && (o.resultOf === undefined || x.select.phase !== undefined)
     );
     if (x.count !== undefined && named.length !== x.count) {
       out.push({
@@ -280,11 +283,13 @@ export function check(test: PolicyTestCase, file: string, outcomes: Outcome[]): 
       covered.add(o.index);
       const verdictOk = x.verdict === "deny" ? o.verdict.startsWith("deny") : o.verdict === x.verdict;
       const missing = x.alerts.filter((a) => !o.alerts.some((g) => alertMatches(a, g)));
-      const extra = test.others === "nothing" ? o.alerts.filter((g) => !x.alerts.some((a) => alertMatches(a, g))) : [];
+      const extra = test.others === "nothing" || x.nothing
+        ? o.alerts.filter((g) => !x.alerts.some((a) => alertMatches(a, g)))
+        : [];
       if (verdictOk && !missing.length && !extra.length && !o.faults.length) continue;
       out.push({
         where: whereOf(o),
-        event: describeEvent(o.recorded),
+        event: describeOutcome(o),
         expected: describeExpected(x),
         got: describeGot(o),
       });
@@ -293,13 +298,13 @@ export function check(test: PolicyTestCase, file: string, outcomes: Outcome[]): 
   if (test.others === "nothing") {
     for (const o of outcomes) {
       if (covered.has(o.index) || !fired(o)) continue;
-      out.push({ where: whereOf(o), event: describeEvent(o.recorded), expected: "nothing", got: describeGot(o) });
+      out.push({ where: whereOf(o), event: describeOutcome(o), expected: "nothing", got: describeGot(o) });
     }
   } else {
     // Faults are never "any": a wrapper that fails is a broken test.
     for (const o of outcomes) {
       if (!covered.has(o.index) && o.faults.length) {
-        out.push({ where: whereOf(o), event: describeEvent(o.recorded), expected: "no fault", got: describeGot(o) });
+        out.push({ where: whereOf(o), event: describeOutcome(o), expected: "no fault", got: describeGot(o) });
       }
     }
   }
@@ -322,19 +327,20 @@ function describeExpected(x: Expectation): string {
 }
 
 function describeGot(o: Outcome): string {
-  const parts = o.verdict === "allow" ? [] : [o.verdict];
+  const parts = o.verdict === "allow" ? [] : [`${o.verdict}${o.rules.length ? ` (rule ${o.rules.join(", ")})` : ""}`];
   if (o.alerts.length) parts.push(`alert ${o.alerts.join(" | ")}`);
   if (o.faults.length) parts.push(`fault ${o.faults.join(" | ")}`);
   return parts.join(" + ") || "nothing";
 }
 
-/** A recorded event in a line: `1179 openat "/etc/shadow" (/usr/bin/cat)`. */
-export function describeEvent(e: SyscallEvent | LifecycleEvent): string {
+/** A recorded event in a line, with its recorded result: `1179 openat "/etc/shadow" = 3 (/usr/bin/cat)`. */
+export function describeOutcome(o: Outcome): string {
+  const e = o.recorded;
   if (e.kind !== "syscall") return `${e.pid} +++ ${e.kind} ${e.program.exe || "?"}`;
   const what = e.decoded.path !== undefined ? ` ${JSON.stringify(e.decoded.path)}` : "";
-  return `${e.pid} ${e.syscall}${what}${e.phase === "post" ? ` = ${e.ret}${e.errno ? ` ${e.errno}` : ""}` : ""} (${
-    e.program.exe || "?"
-  })`;
+  const result = e.phase === "post" ? { ret: e.ret ?? 0, errno: e.errno } : o.result;
+  const ret = result ? ` = ${result.ret}${result.errno ? ` ${result.errno}` : ""}` : "";
+  return `${e.pid} ${e.syscall}${what}${ret} (${e.program.exe || "?"})`;
 }
 
 /** Test files among paths: files as given; in a directory, every *.yaml/*.yml below it that has `tests`. */

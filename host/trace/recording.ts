@@ -161,10 +161,10 @@ function parseStrace(text: string, file: string): RecordedEvent[] {
     }
     const path = FIRST_STRING.exec(args)?.[1];
     const decoded: SyscallEvent["decoded"] = {};
-    if (path !== undefined) decoded.path = JSON.parse(`"${path}"`);
+    if (path !== undefined) decoded.path = straceString(path);
     if (m[3] === "execve" || m[3] === "execveat") {
       const argv = ARGV.exec(args);
-      if (argv) decoded.argv = JSON.parse(`[${argv[1]}]`);
+      if (argv) decoded.argv = [...argv[1].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((a) => straceString(a[1]));
     }
     const event: SyscallEvent = {
       kind: "syscall",
@@ -196,4 +196,27 @@ function parseStrace(text: string, file: string): RecordedEvent[] {
   function programOf(pid: number): ProgramIdentity {
     return programs.get(pid) ?? { ...NO_PROGRAM };
   }
+}
+
+/** A string as strace prints it (C escapes: \\n, \\", \\\\, \\xNN, octal \\NNN), decoded as UTF-8. */
+function straceString(s: string): string {
+  const bytes: number[] = [];
+  const enc = new TextEncoder();
+  const SIMPLE: Record<string, number> = { n: 10, t: 9, r: 13, v: 11, f: 12, a: 7, b: 8, '"': 34, "\\": 92, "'": 39 };
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] !== "\\") {
+      bytes.push(...enc.encode(s[i]));
+      continue;
+    }
+    const c = s[++i];
+    if (c === "x") {
+      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else if (/[0-7]/.test(c)) {
+      const m = /^[0-7]{1,3}/.exec(s.slice(i))![0];
+      bytes.push(parseInt(m, 8));
+      i += m.length - 1;
+    } else bytes.push(SIMPLE[c] ?? c.charCodeAt(0));
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
 }

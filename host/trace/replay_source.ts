@@ -57,6 +57,8 @@ export class ReplaySource implements EventSource {
   /** The WSS's answers and kills, by recorded event index. */
   readonly answers = new Map<number, Verdict>();
   readonly kills = new Set<number>();
+  /** Recorded calls not played: their process was killed before them. */
+  readonly skipped = new Set<number>();
   /** Post events played as the result of the recorded pre event before them: post index → pre index. */
   readonly paired = new Map<number, number>();
   readonly #events: readonly RecordedEvent[];
@@ -64,6 +66,8 @@ export class ReplaySource implements EventSource {
   readonly #programs = new Map<number, ProgramIdentity>();
   /** tid → the recorded pre call played last, and whether it was let run. */
   readonly #lastPre = new Map<number, { nr: number; ran: boolean; index: number }>();
+  /** Processes the replay killed: the rest of their recorded calls never happened. */
+  readonly #killed = new Set<number>();
   #next = 0;
   #nextId = 1n;
 
@@ -98,8 +102,10 @@ export class ReplaySource implements EventSource {
       this.current = this.#next++;
       const { event } = this.#events[this.current];
       this.#programs.set(event.pid, event.program);
-      if (event.kind === "syscall") this.#playCall(event, handler);
-      else handler.lifecycle(this.#lifecycle(event));
+      if (event.kind === "syscall") {
+        if (this.#killed.has(event.pid)) this.skipped.add(this.current);
+        else this.#playCall(event, handler);
+      } else handler.lifecycle(this.#lifecycle(event));
     }
     return { served: this.#next - start, woken: false };
   }
@@ -175,14 +181,16 @@ export class ReplaySource implements EventSource {
   answer(call: SourceCall, verdict: Verdict): void {
     this.#decoded.delete(call.id);
     this.answers.set(this.current, verdict);
+    if (verdict.action === "kill") this.#killed.add(call.pid);
     if (call.phase === "pre" && verdict.action !== "allow" && verdict.action !== "rewrite") {
       const pre = this.#lastPre.get(call.tid);
       if (pre?.nr === call.nr) pre.ran = false;
     }
   }
 
-  kill(_pid: number): void {
+  kill(pid: number): void {
     this.kills.add(this.current);
+    this.#killed.add(pid);
   }
 
   forget(_pid: number): void {}
