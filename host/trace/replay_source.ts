@@ -57,7 +57,7 @@ export class ReplaySource implements EventSource {
   /** The WSS's answers and kills, by recorded event index. */
   readonly answers = new Map<number, Verdict>();
   readonly kills = new Set<number>();
-  /** Recorded calls not played: their process was killed before them. */
+  /** Recorded events not played: their process was killed (or its exec refused) before them. */
   readonly skipped = new Set<number>();
   /** Post events played as the result of the recorded pre event before them: post index → pre index. */
   readonly paired = new Map<number, number>();
@@ -66,7 +66,7 @@ export class ReplaySource implements EventSource {
   readonly #programs = new Map<number, ProgramIdentity>();
   /** tid → the recorded pre call played last, and whether it was let run. */
   readonly #lastPre = new Map<number, { nr: number; ran: boolean; index: number }>();
-  /** Processes the replay killed: the rest of their recorded calls never happened. */
+  /** Processes the replay killed, or refused an exec that ran in the recording: the rest of their calls never happened. */
   readonly #killed = new Set<number>();
   #next = 0;
   #nextId = 1n;
@@ -101,11 +101,16 @@ export class ReplaySource implements EventSource {
     while (this.#next < this.#events.length && this.#next - start < BATCH) {
       this.current = this.#next++;
       const { event } = this.#events[this.current];
+      // What a process killed here (or whose exec was refused) did next, and its children, never happened.
+      const gone = this.#killed.has(event.pid) || (event.kind === "spawn" && this.#killed.has(event.ppid ?? -1));
+      if (gone && event.kind !== "exit") {
+        this.#killed.add(event.pid);
+        this.skipped.add(this.current);
+        continue;
+      }
       this.#programs.set(event.pid, event.program);
-      if (event.kind === "syscall") {
-        if (this.#killed.has(event.pid)) this.skipped.add(this.current);
-        else this.#playCall(event, handler);
-      } else handler.lifecycle(this.#lifecycle(event));
+      if (event.kind === "syscall") this.#playCall(event, handler);
+      else handler.lifecycle(this.#lifecycle(event));
     }
     return { served: this.#next - start, woken: false };
   }
@@ -182,10 +187,23 @@ export class ReplaySource implements EventSource {
     this.#decoded.delete(call.id);
     this.answers.set(this.current, verdict);
     if (verdict.action === "kill") this.#killed.add(call.pid);
+    // A refused execve that succeeded in the recording: the program the recording goes on with never ran here.
+    if (verdict.action === "deny" && call.phase === "pre" && this.#execSucceeded(call.pid)) this.#killed.add(call.pid);
     if (call.phase === "pre" && verdict.action !== "allow" && verdict.action !== "rewrite") {
       const pre = this.#lastPre.get(call.tid);
       if (pre?.nr === call.nr) pre.ran = false;
     }
+  }
+
+  /** Whether the recorded event after the current one, of this process, is its exec (the execve succeeded). */
+  #execSucceeded(pid: number): boolean {
+    for (let i = this.current + 1; i < this.#events.length; i++) {
+      const e = this.#events[i].event;
+      if (e.pid !== pid) continue;
+      if (e.kind === "syscall" && e.phase === "post") continue; // the execve's own result
+      return e.kind === "exec";
+    }
+    return false;
   }
 
   kill(pid: number): void {
