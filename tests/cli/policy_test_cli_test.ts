@@ -148,3 +148,21 @@ Deno.test("policy test: a bad test file or recording exits 2 naming file, line a
     assert(message.test(r.stderr), `${message}: ${r.stderr}`);
   }
 });
+
+Deno.test("policy test: after a refused execve that ran in the recording, the program it would have run does nothing", async () => {
+  const dir = await tempDir();
+  // The recording: fingerd opens ld.so.cache, execs /bin/sh (dash), which opens ld.so.cache too.
+  const rules = (denyExec: boolean) =>
+    `version: 1\nname: p\nrules:\n  - id: cache\n    syscalls: [openat]\n    path: /etc/ld.so.cache\n    action: alert\n` +
+    (denyExec ? `  - id: no-shell\n    syscalls: [execve]\n    path: /usr/bin/dash\n    action: deny\n` : "");
+  const test = (count: number) =>
+    `policies: [p.yaml]\ntests:\n  - name: t\n    recording: ${RECORDINGS}/fingerd-compromised-shell.jsonl\n` +
+    `    expect:\n      - call: {syscall: openat, path: /etc/ld.so.cache}\n        alert: cache\n        count: ${count}\n` +
+    `    others: any\n`;
+  for (const [denyExec, count] of [[false, 2], [true, 1]] as const) {
+    await Deno.writeTextFile(`${dir}/p.yaml`, rules(denyExec));
+    await Deno.writeTextFile(`${dir}/t.yaml`, test(count));
+    const r = await idwrap(["policy", "test", `${dir}/t.yaml`]);
+    assertEquals(r.code, 0, `deny exec ${denyExec}: ${r.stdout}\n${r.stderr}`);
+  }
+});
