@@ -27,6 +27,15 @@ import type {
 import type { SupervisorSummary } from "../wss/summary.ts";
 import type { RecordedEvent } from "./recording.ts";
 
+/**
+ * Recorded pids are shown to the WSS moved above any pid Linux can give (pid_max is at most 2^22): a wrapper that looks
+ * at the live system (wr_stat, wr_fstat read /proc/PID) never sees a process of this machine that has the recorded
+ * pid now, only ENOENT.
+ */
+export const PID_OFFSET = 1 << 30;
+const live = (pid: number) => pid + PID_OFFSET;
+const recorded = (pid: number) => pid - PID_OFFSET;
+
 /** The one session a replay plays. */
 export const REPLAY_SESSION = 1;
 
@@ -84,7 +93,7 @@ export class ReplaySource implements EventSource {
 
   /** The program a pid last had in the recording (for a process first seen at a call). */
   programOf(pid: number): { ppid: number; program: ProgramIdentity } | undefined {
-    const program = this.#programs.get(pid);
+    const program = this.#programs.get(recorded(pid));
     return program && { ppid: 0, program };
   }
 
@@ -145,8 +154,8 @@ export class ReplaySource implements EventSource {
     const failed = e.errno !== undefined ? -(errnoNumber(e.errno) ?? 1) : undefined;
     return {
       id,
-      pid: e.pid,
-      tid: e.tid,
+      pid: live(e.pid),
+      tid: live(e.tid),
       abi: e.abi ?? "x86_64",
       nr: e.nr,
       args: Array.from({ length: 6 }, (_, i) => toBigInt(e.args[i])),
@@ -159,16 +168,20 @@ export class ReplaySource implements EventSource {
 
   #lifecycle(e: LifecycleEvent): SourceLifecycle {
     if (e.kind === "spawn") {
-      return { kind: "fork", pid: e.pid, ppid: e.ppid ?? 0, session: REPLAY_SESSION, program: e.program };
+      const ppid = e.ppid ? live(e.ppid) : 0;
+      return { kind: "fork", pid: live(e.pid), ppid, session: REPLAY_SESSION, program: e.program };
     }
-    if (e.kind === "exec") return { kind: "exec", pid: e.pid, program: e.program };
+    if (e.kind === "exec") return { kind: "exec", pid: live(e.pid), program: e.program };
     const status = e.signal !== undefined ? SIGNALS[e.signal] ?? 9 : (e.exitCode ?? 0) << 8;
-    return { kind: "exit", pid: e.pid, status };
+    return { kind: "exit", pid: live(e.pid), status };
   }
 
   readArgs(call: SourceCall, _name: string, _needs: ArgNeeds): DecodedArgs {
-    // What was recorded is all there is: registers and memory alike.
-    return { ...this.#decoded.get(call.id) };
+    // What was recorded is all there is: registers and memory alike. Without the recorded dev:ino: they name files of
+    // the recording machine at recording time, and a rule compares them with this machine's files now (an inode
+    // number reused since would match another file); rules match the recorded paths.
+    const { ident: _i, ident2: _i2, ...decoded } = this.#decoded.get(call.id) ?? {};
+    return decoded;
   }
 
   refusal(_call: SourceCall, _name: string, _decoded?: DecodedArgs): Refusal | undefined {
@@ -186,11 +199,13 @@ export class ReplaySource implements EventSource {
   answer(call: SourceCall, verdict: Verdict): void {
     this.#decoded.delete(call.id);
     this.answers.set(this.current, verdict);
-    if (verdict.action === "kill") this.#killed.add(call.pid);
+    if (verdict.action === "kill") this.#killed.add(recorded(call.pid));
     // A refused execve that succeeded in the recording: the program the recording goes on with never ran here.
-    if (verdict.action === "deny" && call.phase === "pre" && this.#execSucceeded(call.pid)) this.#killed.add(call.pid);
+    if (verdict.action === "deny" && call.phase === "pre" && this.#execSucceeded(recorded(call.pid))) {
+      this.#killed.add(recorded(call.pid));
+    }
     if (call.phase === "pre" && verdict.action !== "allow" && verdict.action !== "rewrite") {
-      const pre = this.#lastPre.get(call.tid);
+      const pre = this.#lastPre.get(recorded(call.tid));
       if (pre?.nr === call.nr) pre.ran = false;
     }
   }
@@ -208,7 +223,7 @@ export class ReplaySource implements EventSource {
 
   kill(pid: number): void {
     this.kills.add(this.current);
-    this.#killed.add(pid);
+    this.#killed.add(recorded(pid));
   }
 
   forget(_pid: number): void {}

@@ -166,3 +166,25 @@ Deno.test("policy test: after a refused execve that ran in the recording, the pr
     assertEquals(r.code, 0, `deny exec ${denyExec}: ${r.stdout}\n${r.stderr}`);
   }
 });
+
+Deno.test("policy test: a recorded dev:ino is not compared with this machine's files (rules match recorded paths)", async () => {
+  const dir = await tempDir();
+  // The recording's /etc/shadow open carries the dev:ino /etc/hostname has here now (an inode number reused since).
+  const st = await Deno.stat("/etc/hostname");
+  const text = (await Deno.readTextFile(`${RECORDINGS}/default-shadow-read.jsonl`))
+    .replace(/("path":"\/etc\/shadow"[^}]*"ident":")[^"]*"/g, `$1${st.dev}:${st.ino}"`);
+  assert(text.includes(`"ident":"${st.dev}:${st.ino}"`));
+  await Deno.writeTextFile(`${dir}/r.jsonl`, text);
+  await Deno.writeTextFile(
+    `${dir}/p.yaml`,
+    "version: 1\nname: p\nrules:\n  - id: hostname\n    syscalls: [openat]\n    path: /etc/hostname\n    action: alert\n",
+  );
+  await Deno.writeTextFile(
+    `${dir}/t.yaml`,
+    "policies: [p.yaml]\ntests:\n  - name: t\n    recording: r.jsonl\n    expect:\n" +
+      "      - call: {syscall: openat, path: /etc/shadow}\n        nothing: true\n" +
+      "      - call: {syscall: openat, path: /etc/hostname}\n        alert: hostname\n", // the control: the rule works
+  );
+  const r = await idwrap(["policy", "test", `${dir}/t.yaml`]);
+  assertEquals(r.code, 0, `${r.stdout}\n${r.stderr}`);
+});
