@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { errnoNumber } from "../errno.ts";
 import type { HostEvent, LifecycleEvent, ProgramIdentity, SyscallEvent } from "../events.ts";
 import { syscallNumber } from "../syscalls/mod.ts";
@@ -74,6 +75,12 @@ function parseJsonLines(text: string, file: string): RecordedEvent[] {
       need(where, "decoded", typeof e.decoded === "object" && e.decoded !== null, "an object");
       if (e.phase === "post") need(where, "ret", Number.isInteger(e.ret), "an integer (a post event's result)");
       if (e.errno !== undefined) need(where, "errno", errnoNumber(e.errno) !== undefined, "an errno name");
+      const b64 = (e.decoded as { dataBase64?: unknown }).dataBase64;
+      if (b64 !== undefined) {
+        need(where, "decoded.dataBase64", typeof b64 === "string" && /^[A-Za-z0-9+/]*=*$/.test(b64), "base64 text");
+        const { dataBase64: _d, ...decoded } = e.decoded as { dataBase64?: string };
+        e.decoded = { ...decoded, data: new Uint8Array(Buffer.from(b64 as string, "base64")) };
+      }
       // What the recording's policies made of it is not the replay's: dropped.
       const { verdict: _v, alerts: _a, reason: _r, ...call } = e;
       out.push({ event: { ...call, tid: Number.isInteger(e.tid) ? e.tid : e.pid, args: e.args ?? [] }, line });

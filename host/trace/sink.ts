@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import type { EventSink } from "../decider.ts";
 import { isNotable, isReport } from "../event_text.ts";
 import { eventJsonReplacer, type HostEvent, type SyscallEvent } from "../events.ts";
@@ -71,6 +72,16 @@ export function formatEvent(e: HostEvent, options: TextOptions = {}): string {
 }
 
 /**
+ * One event as a JSON line. The bytes a write writes (`decoded.data`, which the event JSON leaves out) are recorded as
+ * `decoded.dataBase64`, so that a replay (`idwrap policy test`) hands wrappers what they read live (event_data).
+ */
+export function jsonLine(event: HostEvent): string {
+  if (event.kind !== "syscall" || event.decoded.data === undefined) return JSON.stringify(event, eventJsonReplacer);
+  const dataBase64 = Buffer.from(event.decoded.data).toString("base64");
+  return JSON.stringify({ ...event, decoded: { ...event.decoded, dataBase64 } }, eventJsonReplacer);
+}
+
+/**
  * Writes events as they come, flushing in blocks and when idle. Text holds a call until its result is known (its post
  * event: one line per call, as strace) or its thread's next step shows it: an execve followed by the process's exec
  * returned 0; one followed by another call of its thread, or by the exit, failed (ENOENT where the path named nothing
@@ -103,7 +114,7 @@ export class TraceSink implements EventSink {
 
   emit(event: HostEvent): void {
     if (this.#notableOnly && event.kind === "syscall" && !isNotable(event)) return;
-    if (this.#format === "json") return this.#write(JSON.stringify(event, eventJsonReplacer));
+    if (this.#format === "json") return this.#write(jsonLine(event));
     if (event.kind === "syscall") return this.#call(event);
     if (event.kind === "exec" || event.kind === "exit") {
       for (const held of [...this.#held.values()]) {
