@@ -114,3 +114,18 @@ Deno.test("trace -p with --source bpf observes a running process's calls until i
     await Deno.remove(out);
   }
 });
+
+Deno.test("trace -p with --source bpf returns when a process that makes no traced call exits", async () => {
+  const child = new Deno.Command("/bin/sleep", { args: ["2"], stdout: "null", stderr: "null" }).spawn();
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    const started = performance.now();
+    const r = await idwrap(["trace", "--source", "bpf", "-e", "trace=openat", "-p", String(child.pid)], {
+      timeoutMs: 30_000,
+    });
+    assertEquals(r.code, 0, r.stderr);
+    assert(performance.now() - started < 15_000);
+  } finally {
+    await child.status;
+  }
+});
