@@ -4,7 +4,7 @@
  * replays too, and bad test files and recordings are refused with file, line and field.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { idwrap, ROOT, run } from "../helpers.ts";
+import { ensureUser, idwrap, idwrapAsUser, ROOT, run } from "../helpers.ts";
 
 const RECORDINGS = `${ROOT}policies/tests/recordings`;
 
@@ -187,4 +187,16 @@ Deno.test("policy test: a recorded dev:ino is not compared with this machine's f
   );
   const r = await idwrap(["policy", "test", `${dir}/t.yaml`]);
   assertEquals(r.code, 0, `${r.stdout}\n${r.stderr}`);
+});
+
+Deno.test("policy test: an ordinary user runs the shipped tests (offline: no privilege needed)", async () => {
+  const uid = await ensureUser("idwrap-ptest");
+  const home = await Deno.makeTempDir({ prefix: "idwrap-ptest-home-" });
+  try {
+    const r = await idwrapAsUser(uid, home, ["policy", "test", `${ROOT}policies/tests/`]);
+    assertEquals(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert(/\d+ passed, 0 failed$/m.test(r.stdout), r.stdout);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
 });
