@@ -93,12 +93,12 @@ export interface CaseResult {
   mismatches: Mismatch[];
 }
 
-/** Parses a test file; `undefined` when `optional` and the YAML has no `tests` (a policy file met in a directory). */
+/** Parses a test file; `undefined` when `optional` and the YAML, valid, has no `tests` (a policy file met in a directory). */
 export function parseTestFile(text: string, file: string, optional = false): PolicyTestFile | undefined {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   if (doc.errors.length) {
-    if (optional) return undefined;
+    // Even met in a directory: a test file that does not parse must not pass by being skipped.
     throw new PolicyTestError(
       `${file}:${lines.linePos(doc.errors[0].pos[0]).line}: (syntax): ${doc.errors[0].message}`,
     );

@@ -200,3 +200,18 @@ Deno.test("policy test: an ordinary user runs the shipped tests (offline: no pri
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("policy test: in a directory, a YAML file that does not parse is an error, not skipped", async () => {
+  const dir = await tempDir();
+  await Deno.writeTextFile(`${dir}/p.yaml`, "version: 1\nname: p\nrules: []\n"); // a policy: skipped
+  await Deno.writeTextFile(
+    `${dir}/t.yaml`,
+    `policies: [p.yaml]\ntests:\n  - name: t\n    recording: ${RECORDINGS}/benign-ls.jsonl\n    expect: []\n`,
+  );
+  const ok = await idwrap(["policy", "test", dir]);
+  assertEquals(ok.code, 0, `${ok.stdout}\n${ok.stderr}`);
+  await Deno.writeTextFile(`${dir}/broken.yaml`, "policies: [p.yaml\ntests: [\n");
+  const r = await idwrap(["policy", "test", dir]);
+  assertEquals(r.code, 2, `${r.stdout}\n${r.stderr}`);
+  assert(/broken\.yaml:\d+: \(syntax\)/.test(r.stderr), r.stderr);
+});
