@@ -14,6 +14,7 @@ import { loadPolicyWrappers } from "../runtime/load.ts";
 import { WrapperLoadError } from "../runtime/module.ts";
 import { KMOD_CAPABILITIES } from "../sources/capabilities.ts";
 import { EXIT_USAGE } from "./exit.ts";
+import { registerPolicyTest } from "./policy_replay.ts";
 
 /** The verdict on one file. */
 export interface PolicyCheck {
@@ -85,6 +86,7 @@ export function registerPolicy(program: Command): void {
       }
       Deno.exitCode = results.every((r) => r.ok) ? 0 : EXIT_USAGE;
     });
+  registerPolicyTest(policy);
 }
 
 function plural(n: number, word: string): string {
