@@ -164,7 +164,7 @@ class Adam {
   readonly #m: Float32Array[];
   readonly #v: Float32Array[];
   #t = 0;
-  constructor(readonly params: Float32Array[], readonly lr: number, readonly clip = 5) {
+  constructor(readonly params: Float32Array[], public lr: number, readonly clip = 5) {
     this.#m = params.map((a) => new Float32Array(a.length));
     this.#v = params.map((a) => new Float32Array(a.length));
   }
@@ -193,6 +193,8 @@ export interface TrainOptions {
   /** Truncated BPTT length: gradients flow back this many calls; the state carries on across chunks. */
   bptt: number;
   lr: number;
+  /** The learning rate is multiplied by this after each epoch (1: constant). */
+  lrDecay?: number;
   seed: number;
   /** Mean bits per call on the held-out traces, after each epoch; return false to stop. */
   onEpoch?: (epoch: number, trainBits: number, heldOutBits: number, params: GruParams) => boolean;
@@ -300,6 +302,7 @@ export function train(
         adam.update(grads);
       }
     }
+    adam.lr *= o.lrDecay ?? 1;
     const held = heldOut.length ? meanBits(shape, p, heldOut) : NaN;
     if (o.onEpoch && !o.onEpoch(epoch, lossSum / lossN, held, p)) return;
   }

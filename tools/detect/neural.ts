@@ -7,10 +7,11 @@
  * dev-normal and dev-attack and prints AUC, DR@1%, DR@10% and per-class AUC
  * for several aggregations and ensembles.
  *
- *   nice -n 15 deno run --allow-all tools/detect/neural.ts [--hidden 32] [--bptt 50] [--epochs 8] [--lr 0.005]
+ *   nice -n 15 deno run --allow-all tools/detect/neural.ts [--hidden 32] [--bptt 50] [--epochs 8] [--lr 0.005] [--decay 1]
  *     [--seed 1] [--train-every N] [--quick] [--save FILE] [--load FILE] [--scores FILE]
  *
- * --train-every N trains on every Nth training trace (prototyping); --quick
+ * --decay multiplies the learning rate after each epoch. --load A.json,B.json scores with an ensemble: the
+ * per-call surprisals of the models, averaged. --train-every N trains on every Nth training trace (prototyping); --quick
  * scores every fourth dev-normal trace; --load skips training; --save keeps
  * the weights as JSON (build/detect/ is a good place); --scores writes the
  * per-trace scores as JSON.
@@ -39,6 +40,7 @@ const { values: a } = parseArgs({
     bptt: { type: "string", default: "50" },
     epochs: { type: "string", default: "8" },
     lr: { type: "string", default: "0.005" },
+    decay: { type: "string", default: "1" },
     seed: { type: "string", default: "1" },
     "train-every": { type: "string", default: "1" },
     quick: { type: "boolean", default: false },
@@ -59,9 +61,15 @@ const attack = data.attack;
 
 type Saved = { shape: GruShape; calls: number[]; params: Record<keyof GruParams, number[]> };
 let params: GruParams;
+let models: { shape: GruShape; params: GruParams }[] = [];
 if (a.load) {
-  const s = JSON.parse(Deno.readTextFileSync(a.load)) as Saved;
-  params = Object.fromEntries(Object.entries(s.params).map(([k, v]) => [k, Float32Array.from(v)])) as never;
+  models = a.load.split(",").map((f) => {
+    const s = JSON.parse(Deno.readTextFileSync(f)) as Saved;
+    if (s.calls.join() !== vocab.calls.join()) throw new Error(`${f}: its vocabulary is not train/'s`);
+    const p = Object.fromEntries(Object.entries(s.params).map(([k, v]) => [k, Float32Array.from(v)])) as never;
+    return { shape: s.shape, params: p };
+  });
+  params = models[0].params;
 } else {
   params = initParams(shape, Number(a.seed));
   let best = { bits: Infinity, epoch: 0, params: cloneParams(params) };
@@ -74,6 +82,7 @@ if (a.load) {
     epochs: Number(a.epochs),
     bptt: Number(a.bptt),
     lr: Number(a.lr),
+    lrDecay: Number(a.decay),
     seed: Number(a.seed),
     onEpoch: (epoch, trainBits, heldBits, p) => {
       console.log(
@@ -94,8 +103,17 @@ if (a.load) {
     };
     Deno.writeTextFileSync(a.save, JSON.stringify(saved));
   }
+  models = [{ shape, params }];
 }
-console.log(`# held-out ${meanBits(shape, params, heldOut).toFixed(4)} bits/call`);
+/** Per-call surprisals, averaged over the models. */
+const score = (nrs: readonly number[]) => {
+  const syms = vocab.encode(nrs);
+  const all = models.map((m) => surprisals(m.shape, m.params, syms));
+  return all[0].map((_, i) => all.reduce((s, x) => s + x[i], 0) / all.length);
+};
+for (const m of models) {
+  console.log(`# H=${m.shape.hidden}: held-out ${meanBits(m.shape, m.params, heldOut).toFixed(4)} bits/call`);
+}
 
 type Aggregate = (s: number[]) => number;
 const mean: Aggregate = (s) => s.length ? s.reduce((x, y) => x + y, 0) / s.length : 0;
@@ -127,8 +145,8 @@ function report(name: string, ns: number[], as: number[]) {
 }
 
 const t1 = performance.now();
-const gruN = normal.map((t) => surprisals(shape, params, vocab.encode(t.nrs)));
-const gruA = attack.map((t) => surprisals(shape, params, vocab.encode(t.nrs)));
+const gruN = normal.map((t) => score(t.nrs));
+const gruA = attack.map((t) => score(t.nrs));
 console.log(`# scored ${normal.length} + ${attack.length} traces in ${((performance.now() - t1) / 1000).toFixed(0)} s`);
 const aggregates: [string, Aggregate][] = [
   ["mean", mean],
