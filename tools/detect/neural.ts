@@ -28,6 +28,7 @@ import {
   type GruShape,
   initParams,
   meanBits,
+  rng,
   surprisals,
   train,
   Vocabulary,
@@ -189,6 +190,23 @@ report(
   gruN.map((g, i) => perCallMix(g, normal[i].nrs)),
   gruA.map((g, i) => perCallMix(g, attack[i].nrs)),
 );
+// Is the difference to WB more than the sampling noise? A paired bootstrap over the traces (seeded).
+{
+  const r = rng(7);
+  const pick = (n: number) => Array.from({ length: n }, () => Math.floor(r() * n));
+  const diffs: number[] = [];
+  for (let b = 0; b < 200; b++) {
+    const ni = pick(normal.length), ai = pick(attack.length);
+    diffs.push(
+      auc(ni.map((i) => gN[i]), ai.map((i) => gA[i])) - auc(ni.map((i) => wbN[i]), ai.map((i) => wbA[i])),
+    );
+  }
+  diffs.sort((x, y) => x - y);
+  console.log(
+    `# AUC(GRU mean) - AUC(WB): ${(auc(gN, gA) - auc(wbN, wbA)).toFixed(3)}, ` +
+      `95 % bootstrap interval [${diffs[5].toFixed(3)}, ${diffs[194].toFixed(3)}]`,
+  );
+}
 if (a.scores) {
   Deno.writeTextFileSync(
     a.scores,
