@@ -5,7 +5,7 @@
  * which is held out for early stopping (never dev-normal or dev-attack);
  * keeps the epoch with the lowest held-out bits per call; then scores
  * dev-normal and dev-attack and prints AUC, DR@1%, DR@10% and per-class AUC
- * for several aggregations and ensembles.
+ * for several aggregations, mixtures and a cascade.
  *
  *   nice -n 15 deno run --allow-all tools/detect/neural.ts [--hidden 32] [--bptt 50] [--epochs 8] [--lr 0.005] [--decay 1]
  *     [--seed 1] [--train-every N] [--quick] [--save FILE] [--load FILE] [--scores FILE]
@@ -177,6 +177,21 @@ for (const w of [0.25, 0.5, 0.75]) {
     `z: ${w} GRU + ${1 - w} WB`,
     gN.map((g, i) => w * zg(g) + (1 - w) * zw(wbN[i])),
     gA.map((g, i) => w * zg(g) + (1 - w) * zw(wbA[i])),
+  );
+}
+// A cascade: WB decides where it is sure (below the q0 or above the q1 quantile of its normal scores); between them the
+// mixture reorders the traces, clamped into the band so that the two regions keep their order.
+for (const [q0, q1] of [[0.5, 0.99], [0.8, 0.99], [0.9, 0.995]]) {
+  const sorted = wbN.map(zw).sort((x, y) => x - y);
+  const lo = sorted[Math.floor(q0 * (sorted.length - 1))], hi = sorted[Math.floor(q1 * (sorted.length - 1))];
+  const cascade = (w: number, g: number) => {
+    const zwb = zw(w);
+    return zwb < lo || zwb > hi ? zwb : Math.min(hi, Math.max(lo, (zwb + zg(g)) / 2));
+  };
+  report(
+    `cascade WB, GRU in q${q0}..q${q1}`,
+    wbN.map((w, i) => cascade(w, gN[i])),
+    wbA.map((w, i) => cascade(w, gA[i])),
   );
 }
 report("product GRU × WB", gN.map((g, i) => g * wbN[i]), gA.map((g, i) => g * wbA[i]));
