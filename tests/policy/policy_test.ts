@@ -336,7 +336,7 @@ Deno.test("checkPolicies() reports each file, and a wrapper name two files use",
     {
       file: b,
       ok: false,
-      error: `Cannot load wrapper "counter": it is named by both ${a} and ${b}`,
+      error: `Cannot load wrapper "counter": it is named by both ${a}:3 and ${b}:2`,
       rules: 0,
       wrappers: 2,
     },
