@@ -106,12 +106,14 @@ export function splitAddress(addr: string): { family: string; address?: string; 
 }
 
 const globCache = new Map<string, (s: string) => boolean>();
-function glob(g: string): (s: string) => boolean {
-  let m = globCache.get(g);
-  if (!m) globCache.set(g, m = picomatch(g, { dot: true }));
+/** A glob on paths (`*` within a component), or with `text` on any text (argv, addresses: `*` crosses "/"). */
+function glob(g: string, text = false): (s: string) => boolean {
+  const key = `${text ? "t" : "p"}${g}`;
+  let m = globCache.get(key);
+  if (!m) globCache.set(key, m = picomatch(g, { dot: true, bash: text }));
   return m;
 }
-const anyGlob = (globs: readonly string[], s: string) => globs.some((g) => glob(g)(s));
+const anyGlob = (globs: readonly string[], s: string) => globs.some((g) => glob(g, true)(s));
 
 /** A glob with "/" on the path, one without on its base name (as activation criteria). */
 function programMatch(globs: readonly string[], exe: string): boolean {

@@ -125,7 +125,7 @@ Deno.test({
         `echo admin > ${dir}/www/admin.txt && bash -c 'cat ${dir}/www/admin.txt'`;
 
       // Control: unwrapped, the payload writes into the docroot and its shell runs.
-      const bare = await run("/bin/sh", ["-c", script], { cwd: dir });
+      const bare = await run("/bin/sh", ["-c", script], { cwd: dir, timeoutMs: 120_000 });
       assertEquals(bare.code, 0, bare.stderr);
       assertEquals(bare.stdout, "<p>index</p>\nadmin\n");
       assertEquals(await Deno.readTextFile(`${dir}/logs/payload.txt`), "evil=0 read=0 shell=7\n");
@@ -134,7 +134,7 @@ Deno.test({
       await Deno.remove(`${dir}/www/admin.txt`);
       await Deno.remove(`${dir}/logs/payload.txt`);
 
-      const r = await traced("run", ["-p", policy], ["/bin/sh", "-c", script], { cwd: dir });
+      const r = await traced("run", ["-p", policy], ["/bin/sh", "-c", script], { cwd: dir, timeoutMs: 120_000 });
       assertEquals(r.code, 0, `exit ${r.code}\n${r.stderr}`);
       // nginx served; the admin wrote outside nginx's logs and ran bash, untouched.
       assertEquals(r.stdout, "<p>index</p>\nadmin\n");
