@@ -32,7 +32,10 @@ export interface Rule {
   except?: RuleException[];
   /** The processes the rule applies to (activation criteria); absent: every process. */
   scope?: Criteria;
-  /** `attempt`: before the call; `success`: once it succeeded. Absent: success for alert rules, attempt otherwise. */
+  /**
+   * `attempt`: before the call; `success`: once it succeeded (alert rules only). Absent: attempt. A `version: 2` file's
+   * alert rules without `when` get `success`.
+   */
   when?: RuleWhen;
   /** MITRE ATT&CK technique ids (T1059, T1059.004). */
   attack?: string[];
@@ -176,9 +179,11 @@ export function parsePolicy(text: string, file: string): Policy {
   for (const key of Object.keys(root)) {
     if (!known.has(key)) fail([key], `unknown field, expected one of ${[...known].join(", ")}`);
   }
-  if (root.version !== undefined && root.version !== 1) {
-    fail(["version"], `expected 1, got ${JSON.stringify(root.version)}`);
+  if (root.version !== undefined && root.version !== 1 && root.version !== 2) {
+    fail(["version"], `expected 1 or 2, got ${JSON.stringify(root.version)}`);
   }
+  // Version 2: an alert rule fires on success unless it says otherwise; version 1's fire at the attempt, as they did.
+  const whenDefault: RuleWhen = root.version === 2 ? "success" : "attempt";
   const name = root.name ?? file.replace(/^.*\//, "").replace(/\.ya?ml$/, "");
   if (typeof name !== "string" || !name) fail(["name"], "expected a non-empty string");
 
@@ -268,7 +273,11 @@ export function parsePolicy(text: string, file: string): Policy {
       ...(not ? { not } : {}),
       ...(except ? { except } : {}),
       ...(scope ? { scope } : {}),
-      ...(r.when !== undefined ? { when: r.when as RuleWhen } : {}),
+      ...(r.when !== undefined
+        ? { when: r.when as RuleWhen }
+        : action === "alert" && whenDefault === "success"
+        ? { when: whenDefault }
+        : {}),
       ...(attack ? { attack } : {}),
       ...(tags ? { tags } : {}),
     });

@@ -54,7 +54,7 @@ export type ResultsSeen = "all" | ReadonlySet<number>;
 
 /** Whether an alert rule fires on success for call `nr` on a source that reports these results. */
 export function firesOnSuccess(rule: Rule, nr: number, results: ResultsSeen, name: string): boolean {
-  if (rule.action !== "alert" || (rule.when ?? "success") !== "success") return false;
+  if (rule.action !== "alert" || rule.when !== "success") return false;
   // An exec's success is the new program's exec event, which every source reports.
   return results === "all" || results.has(nr) || EXECS.has(name);
 }

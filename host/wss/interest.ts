@@ -69,7 +69,7 @@ export function buildInterest(
       const pre = rule.action === "alert" ? "observe" : "decide";
       // An alert rule fires on success by default: the call's result is wanted (a source that has none for this call
       // fires it at the attempt: host/policy/rule_decider.ts).
-      const result = wantsAll || firesOnSuccess(rule, -1, new Set(), "") ? "observe" : undefined;
+      const result = wantsAll || firesOnSuccess(rule, -1, "all", "") ? "observe" : undefined;
       for (const nr of ruleSyscalls(rule)) {
         ruled.add(nr);
         add(nr, pre, result);

@@ -11,6 +11,7 @@ import { RuleDecider } from "../../host/policy/rule_decider.ts";
 import { validateSchema } from "../../host/policy/schema.ts";
 import { syscallNumber } from "../../host/syscalls/mod.ts";
 import { checkPolicies } from "../../host/cli/policy.ts";
+import { toAuditRecords } from "../../host/audit/record.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -150,7 +151,8 @@ Deno.test("scope: a rule fires only in the processes its criteria select (progra
 
 Deno.test("when: an alert fires on success by default (post, or the exec that ran); attempt fires at once", () => {
   const p = parsePolicy(
-    `rules:
+    `version: 2
+rules:
   - { id: shell, syscalls: execve, path: "**/sh", attack: T1059.004, tags: [shell] }
   - { id: conn, syscalls: connect }
   - { id: conn-try, syscalls: connect, when: attempt }
@@ -170,6 +172,12 @@ Deno.test("when: an alert fires on success by default (post, or the exec that ra
   };
   d.observe(exec);
   assertEquals([exec.alerts, exec.onSuccess, exec.attack, exec.tags], [["shell"], ["shell"], ["T1059.004"], ["shell"]]);
+  // The audit record of the exec carries the alert, its ATT&CK id and tags.
+  const records = toAuditRecords(exec).filter((r) => r["idwrap.queue"] === "alerts");
+  assertEquals(
+    records.map((r) => [r["rule.name"], r["threat.technique.id"], r.tags]),
+    [["shell", ["T1059.004"], ["shell"]]],
+  );
   // A failed exec's match, followed by an exec of something else, fires nothing.
   verdictOf(d, call("execve", [0, 0, 0], { path: "/nonexistent/sh" }));
   verdictOf(d, call("execve", [0, 0, 0], { path: "/usr/bin/true" }));
@@ -182,6 +190,9 @@ Deno.test("when: an alert fires on success by default (post, or the exec that ra
   };
   d.observe(other);
   assertEquals(other.alerts, undefined);
+  // A version 1 file's alert rule fires at the attempt, as it always did.
+  const v1 = new RuleDecider([parsePolicy(`rules:\n  - { id: shell, syscalls: execve, path: "**/sh" }\n`, "v1.yaml")]);
+  assertEquals(verdictOf(v1, call("execve", [0, 0, 0], { path: "/nonexistent/sh" })), "allow shell");
   // Where the source has no result for the call, the alert fires at the attempt.
   assertEquals(verdictOf(d, call("connect", [3, 0, 16], { addr: "inet:1.2.3.4:80" })), "allow conn,conn-try");
   // With results (kmod): a failed connect fires only the attempt rule, a successful one both.
@@ -196,6 +207,9 @@ Deno.test("when: an alert fires on success by default (post, or the exec that ra
   const ok = { ...pre, phase: "post" as const, ret: 0, alerts: undefined };
   k.observe(ok);
   assertEquals([ok.alerts, ok.onSuccess], [["conn"], ["conn"]]);
+  // A post event's audit records: the rules that fired on success only, not the pre event's again.
+  const both = { ...ok, alerts: ["conn-try", "conn"] };
+  assertEquals(toAuditRecords(both).map((r) => r["rule.name"]), ["conn"]);
 });
 
 const REFUSED: [string, string, string][] = [

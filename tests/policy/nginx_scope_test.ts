@@ -57,7 +57,7 @@ __attribute__((constructor)) static void payload(void) {
 
 /** The policy as docs/policy.md writes it ("Restrict a service"), with the site's directory for /var/log/nginx. */
 function nginxPolicy(dir: string): string {
-  return `version: 1
+  return `version: 2
 name: nginx
 lists:
   nginx_writable: ["${dir}/logs/**", "${dir}/tmp/**", "${dir}/nginx.pid"]

@@ -40,7 +40,7 @@ const BAD: [string, string, string][] = [
     "name: x\nrulez: []\n",
     "bad.yaml:2: rulez: unknown field, expected one of version, name, observe, rules",
   ],
-  ["wrong version", "version: 2\n", "bad.yaml:1: version: expected 1, got 2"],
+  ["wrong version", "version: 3\n", "bad.yaml:1: version: expected 1 or 2, got 3"],
   ["unknown syscall", "observe: [openatt]\n", 'bad.yaml:1: observe: Unknown system call "openatt" for x86_64'],
   ["unknown group", "observe: ['%files']\n", 'bad.yaml:1: observe: Unknown syscall group "%files"'],
   ["rules not a list", "rules: {a: 1}\n", "bad.yaml:1: rules: expected a list of rules"],
