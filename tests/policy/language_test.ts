@@ -6,7 +6,9 @@ import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:asse
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import type { LifecycleEvent, SyscallEvent } from "../../host/events.ts";
-import { parsePolicy, PolicyError } from "../../host/policy/policy.ts";
+import { parsePolicy, PolicyError, RULE_FIELDS } from "../../host/policy/policy.ts";
+import { CRITERIA_KEYS } from "../../host/policy/criteria.ts";
+import schema from "../../policies/schema.json" with { type: "json" };
 import { RuleDecider } from "../../host/policy/rule_decider.ts";
 import { validateSchema } from "../../host/policy/schema.ts";
 import { syscallNumber } from "../../host/syscalls/mod.ts";
@@ -303,4 +305,11 @@ Deno.test("policy check policies/: the shipped set passes; shared wrapper names 
   assert(
     notes.some((n) => /wrapper "imapd" at .*policies\/ngram\.yaml:\d+ is also named at .*imapd\.yaml:\d+/.test(n)),
   );
+});
+
+Deno.test("policies/schema.json names the fields the parser knows: rules, criteria", () => {
+  const defs = (schema as unknown as { definitions: Record<string, { properties: Record<string, unknown> }> })
+    .definitions;
+  assertEquals(Object.keys(defs.rule.properties).sort(), [...RULE_FIELDS].sort());
+  assertEquals(Object.keys(defs.criteria.properties).sort(), [...CRITERIA_KEYS].sort());
 });
