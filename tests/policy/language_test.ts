@@ -14,6 +14,7 @@ import { validateSchema } from "../../host/policy/schema.ts";
 import { syscallNumber } from "../../host/syscalls/mod.ts";
 import { checkPolicies } from "../../host/cli/policy.ts";
 import { toAuditRecords } from "../../host/audit/record.ts";
+import { formatEvent } from "../../host/trace/sink.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -174,6 +175,7 @@ rules:
   };
   d.observe(exec);
   assertEquals([exec.alerts, exec.onSuccess, exec.attack, exec.tags], [["shell"], ["shell"], ["T1059.004"], ["shell"]]);
+  assertEquals(formatEvent(exec), "10 +++ exec /usr/bin/dash (sh) uid=0 [shell]");
   // The audit record of the exec carries the alert, its ATT&CK id and tags.
   const records = toAuditRecords(exec).filter((r) => r["idwrap.queue"] === "alerts");
   assertEquals(
