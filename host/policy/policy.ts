@@ -250,7 +250,9 @@ export function parsePolicy(text: string, file: string): Policy {
     if (r.macro !== undefined) match.push(...macroRefs(r.macro, at("macro"), macros, fail));
     const not = r.not === undefined ? undefined : parseNot(r.not, at("not"), lists, macros, fail, uid);
     const except = r.except === undefined ? undefined : parseExcept(r.except, at("except"), lists, fail, uid);
-    const scope = r.scope === undefined ? undefined : parseCriteria(r.scope, at("scope"), fail);
+    const scope = r.scope === undefined
+      ? undefined
+      : parseCriteria(r.scope, at("scope"), fail, "exclude programs with the rule's not: { program: … }");
     if (r.when !== undefined && r.when !== "attempt" && r.when !== "success") {
       fail(at("when"), `expected attempt or success, got ${JSON.stringify(r.when)}`);
     }

@@ -230,7 +230,7 @@ const REFUSED: [string, string, string][] = [
   [
     "a negated program in a scope",
     'rules:\n  - syscalls: openat\n    scope: { program: "!nginx" }\n',
-    't.yaml:3: rules[0].scope.program: bad glob "!nginx"',
+    't.yaml:3: rules[0].scope.program: bad glob "!nginx": a leading "!" would negate it; exclude programs with the rule\'s not: { program: … }',
   ],
   [
     "an unknown flag word",
