@@ -167,6 +167,7 @@ export class RuleDecider extends AllowAll {
       }
     } else if (event.kind === "exit") {
       this.#pending.delete(event.pid);
+      this.#facts.delete(event.pid);
     }
     return ALLOW;
   }
