@@ -15,6 +15,7 @@ import { syscallNumber } from "../../host/syscalls/mod.ts";
 import { checkPolicies } from "../../host/cli/policy.ts";
 import { toAuditRecords } from "../../host/audit/record.ts";
 import { formatEvent } from "../../host/trace/sink.ts";
+import { buildInterest } from "../../host/wss/interest.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -314,4 +315,12 @@ Deno.test("policies/schema.json names the fields the parser knows: rules, criter
     .definitions;
   assertEquals(Object.keys(defs.rule.properties).sort(), [...RULE_FIELDS].sort());
   assertEquals(Object.keys(defs.criteria.properties).sort(), [...CRITERIA_KEYS].sort());
+});
+
+Deno.test("interest: a when: success rule asks every source for the call's result; a version 1 alert rule does not", () => {
+  const v2 = parsePolicy("version: 2\nrules:\n  - { id: c, syscalls: connect }\n", "v2.yaml");
+  const v1 = parsePolicy("rules:\n  - { id: c, syscalls: connect }\n", "v1.yaml");
+  const nr = syscallNumber("connect")!;
+  assertEquals(buildInterest([v2], [], false).calls.get(nr), { pre: "observe", post: "observe" });
+  assertEquals(buildInterest([v1], [], false).calls.get(nr), { pre: "observe" });
 });
