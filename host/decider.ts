@@ -9,6 +9,7 @@ import type { HostEvent, SyscallEvent, Verdict } from "./events.ts";
 import { ALLOW } from "./events.ts";
 import { errnoName } from "./errno.ts";
 import type { HookTally } from "./hook_counts.ts";
+import type { ProcessFacts } from "./wss/criteria.ts";
 
 /** Decides the fate of notified calls. Every method is required: a part with nothing to do implements it as a no-op. */
 export interface Decider {
@@ -30,9 +31,9 @@ export interface Decider {
   /**
    * The wrappers (by their index in the enforcement's list) the WSS's activation bound to a process, set when it
    * appears and at every execve; `undefined`: the process is gone. `tally`: where the process's hook runs are counted
-   * (its session's; host/hook_counts.ts).
+   * (its session's; host/hook_counts.ts). `facts`: what the WSS knows of the process (rule scopes read them).
    */
-  bind(pid: number, wrappers: ReadonlySet<number> | undefined, tally?: HookTally): void;
+  bind(pid: number, wrappers: ReadonlySet<number> | undefined, tally?: HookTally, facts?: ProcessFacts): void;
   /** Names of the wrappers bound to a process that still run there (the WSS's process table). */
   bindings(pid: number): string[];
   /** Nothing to serve right now: a moment for work that would otherwise delay a call. */
@@ -69,10 +70,10 @@ export class AllowAll implements Decider {
   examinesPost(_nr: number, _pid?: number): boolean {
     return false;
   }
-  observe(): Verdict {
+  observe(_event: HostEvent): Verdict {
     return ALLOW;
   }
-  bind(): void {}
+  bind(_pid: number, _wrappers: ReadonlySet<number> | undefined, _tally?: HookTally, _facts?: ProcessFacts): void {}
   bindings(): string[] {
     return [];
   }
@@ -112,8 +113,8 @@ export class LayeredDecider implements Decider {
     for (const d of this.#layers) d.idle();
   }
 
-  bind(pid: number, wrappers: ReadonlySet<number> | undefined, tally?: HookTally): void {
-    for (const d of this.#layers) d.bind(pid, wrappers, tally);
+  bind(pid: number, wrappers: ReadonlySet<number> | undefined, tally?: HookTally, facts?: ProcessFacts): void {
+    for (const d of this.#layers) d.bind(pid, wrappers, tally, facts);
   }
 
   /** The wrappers bound to a process, from the layers that bind any. */

@@ -77,6 +77,12 @@ export interface SyscallEvent {
   reason?: string;
   /** Ids of the rules that matched. */
   alerts?: string[];
+  /** post only: the ids of `when: success` rules this result fired (also in `alerts`; the pre event's are not). */
+  onSuccess?: string[];
+  /** MITRE ATT&CK technique ids of the rules that matched. */
+  attack?: string[];
+  /** Tags of the rules that matched. */
+  tags?: string[];
 }
 
 /** Process lifecycle, reported for every process of the wrapped tree. */
@@ -93,6 +99,11 @@ export interface LifecycleEvent {
   /** exit: wait status decoded, where known. */
   exitCode?: number;
   signal?: string;
+  /** exec: ids of `when: success` rules on the exec call that ran (also in `onSuccess`). */
+  alerts?: string[];
+  onSuccess?: string[];
+  attack?: string[];
+  tags?: string[];
 }
 
 /** What a wrapper said about a process, or what went wrong with a wrapper. */

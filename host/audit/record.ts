@@ -71,6 +71,10 @@ export interface AuditRecord {
   "source.port"?: number;
   /** The rule id (alerts from rules) or the wrapper name (wrapper reports). */
   "rule.name"?: string;
+  /** MITRE ATT&CK technique ids of the rules that matched. */
+  "threat.technique.id"?: string[];
+  /** Tags of the rules that matched. */
+  tags?: string[];
   "idwrap.queue": AuditQueue;
   "idwrap.source": SourceName;
   "idwrap.wrapper"?: string;
@@ -104,8 +108,9 @@ export function toAuditRecords(e: HostEvent): AuditRecord[] {
   switch (e.kind) {
     case "syscall":
       return syscallRecords(e);
-    case "spawn":
     case "exec":
+      return [lifecycleRecord(e), ...successRecords(e)];
+    case "spawn":
     case "exit":
       return [lifecycleRecord(e)];
     case "alert":
@@ -177,14 +182,16 @@ function isWrapperAlert(alert: string): boolean {
 }
 
 function syscallRecords(e: SyscallEvent): AuditRecord[] {
-  // Rules and verdicts decide before the call: post events repeat the pre event's alerts.
-  if (e.phase !== "pre") return [];
+  // Rules and verdicts decide before the call: post events repeat the pre event's alerts, and add the rules that fire
+  // on success (onSuccess).
+  if (e.phase !== "pre" && !e.onSuccess?.length) return [];
   const out: AuditRecord[] = [];
+  const fired = e.phase === "pre" ? e.alerts ?? [] : e.onSuccess!;
   const refused = e.verdict !== undefined && e.verdict !== "allow";
   const call = `${e.syscall}(${formatArgs(e.decoded)})`;
   const decided = refused ? ` ! ${e.verdict}` : "";
   const category = syscallCategory(e.syscall);
-  for (const rule of e.alerts ?? []) {
+  for (const rule of fired) {
     if (isWrapperAlert(rule)) continue;
     const r = base(
       "alerts",
@@ -197,9 +204,10 @@ function syscallRecords(e: SyscallEvent): AuditRecord[] {
       `rule ${rule}: ${call}${decided}`,
     );
     r["rule.name"] = rule;
+    addThreat(r, e);
     out.push(syscallFields(r, e));
   }
-  if (refused) {
+  if (refused && e.phase === "pre") {
     const r = base(
       "verdicts",
       e,
@@ -213,6 +221,32 @@ function syscallRecords(e: SyscallEvent): AuditRecord[] {
     out.push(syscallFields(r, e));
   }
   return out;
+}
+
+function addThreat(r: AuditRecord, e: { attack?: string[]; tags?: string[] }): void {
+  if (e.attack?.length) r["threat.technique.id"] = [...e.attack];
+  if (e.tags?.length) r.tags = [...e.tags];
+}
+
+/** An exec that ran fired these `when: success` rules on the exec call. */
+function successRecords(e: LifecycleEvent): AuditRecord[] {
+  return (e.onSuccess ?? []).map((rule) => {
+    const exe = e.program.exe || e.program.argv0 || "?";
+    const r = base(
+      "alerts",
+      e,
+      "alert",
+      ["intrusion_detection", "process"],
+      ["info"],
+      "execve",
+      "success",
+      `rule ${rule}: exec ${exe}`,
+    );
+    r["rule.name"] = rule;
+    addThreat(r, e);
+    addProgram(r, e.program);
+    return r;
+  });
 }
 
 function syscallFields(r: AuditRecord, e: SyscallEvent): AuditRecord {

@@ -75,9 +75,12 @@ export function readIds(file: string): Map<string, number> {
  * "[!" is refused (picomatch does not negate with it: write "[^"); "{" and
  * "}" outside classes balance; picomatch.makeRe compiles it.
  */
-export function globProblem(glob: string): string | undefined {
+export function globProblem(
+  glob: string,
+  negation = "exclude programs with deactivate instead",
+): string | undefined {
   if (!glob) return "empty glob";
-  if (glob.startsWith("!")) return `a leading "!" would negate it; exclude programs with deactivate instead`;
+  if (glob.startsWith("!")) return `a leading "!" would negate it; ${negation}`;
   let braces = 0;
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];
@@ -110,8 +113,11 @@ export function globProblem(glob: string): string | undefined {
   return undefined;
 }
 
-/** Parses activation or deactivation criteria; `at` is where they are in the policy, for messages. */
-export function parseCriteria(raw: unknown, at: Path, fail: Fail): Criteria {
+/**
+ * Parses activation or deactivation criteria (or a rule's scope); `at` is where they are in the policy, for messages;
+ * `negation` says how to exclude instead of a leading "!".
+ */
+export function parseCriteria(raw: unknown, at: Path, fail: Fail, negation?: string): Criteria {
   const keys = CRITERIA_KEYS.join(", ");
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     fail(at, `expected a mapping of conditions (${keys})`);
@@ -145,7 +151,7 @@ export function parseCriteria(raw: unknown, at: Path, fail: Fail): Criteria {
   const globs = (key: string) =>
     list(key, "a glob", (v, path) => {
       if (typeof v !== "string") fail(path, `expected a glob, got ${JSON.stringify(v)}`);
-      const problem = globProblem(v as string);
+      const problem = globProblem(v as string, negation);
       if (problem) fail(path, `bad glob ${JSON.stringify(v)}: ${problem}`);
       return v as string;
     });

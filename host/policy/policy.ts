@@ -7,7 +7,9 @@
 import { isAlias, isMap, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import { errnoNumber } from "../errno.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
-import { type Criteria, parseCriteria } from "./criteria.ts";
+import { type Criteria, parseCriteria, readIds } from "./criteria.ts";
+import { type Condition, isEmpty, type Lists, parseCondition } from "./conditions.ts";
+import { validateSchema } from "./schema.ts";
 
 /** What a rule does when it matches. */
 export type RuleAction = "alert" | "deny" | "kill";
@@ -22,6 +24,31 @@ export interface Rule {
   action: RuleAction;
   /** For deny: the errno number. */
   errno: number;
+  /** Conditions on the call that must all hold (the rule's own fields, then its macros'); absent: none. */
+  match?: Condition[];
+  /** The rule does not match a call for which one of these holds (`not:`). */
+  not?: Condition[];
+  /** Falco's exceptions: named sets of field values that turn the rule off for a call. */
+  except?: RuleException[];
+  /** The processes the rule applies to (activation criteria); absent: every process. */
+  scope?: Criteria;
+  /**
+   * `attempt`: before the call; `success`: once it succeeded (alert rules only). Absent: attempt. A `version: 2` file's
+   * alert rules without `when` get `success`.
+   */
+  when?: RuleWhen;
+  /** MITRE ATT&CK technique ids (T1059, T1059.004). */
+  attack?: string[];
+  tags?: string[];
+}
+
+/** When a rule fires: before the call runs, or once it succeeded. */
+export type RuleWhen = "attempt" | "success";
+
+/** One named exception of a rule: it is off for a call that one of `values` matches. */
+export interface RuleException {
+  name: string;
+  values: Condition[];
 }
 
 /** What happens to a call when a wrapper fails on it. */
@@ -148,13 +175,15 @@ export function parsePolicy(text: string, file: string): Policy {
     });
     throw new PolicyError(file, line, "(syntax)", `${(e as Error).message}; quote a value that starts with "*"`);
   }
-  const known = new Set(["version", "name", "observe", "rules", "wrappers"]);
+  const known = new Set(["version", "name", "observe", "rules", "wrappers", "lists", "macros"]);
   for (const key of Object.keys(root)) {
     if (!known.has(key)) fail([key], `unknown field, expected one of ${[...known].join(", ")}`);
   }
-  if (root.version !== undefined && root.version !== 1) {
-    fail(["version"], `expected 1, got ${JSON.stringify(root.version)}`);
+  if (root.version !== undefined && root.version !== 1 && root.version !== 2) {
+    fail(["version"], `expected 1 or 2, got ${JSON.stringify(root.version)}`);
   }
+  // Version 2: an alert rule fires on success unless it says otherwise; version 1's fire at the attempt, as they did.
+  const whenDefault: RuleWhen = root.version === 2 ? "success" : "attempt";
   const name = root.name ?? file.replace(/^.*\//, "").replace(/\.ya?ml$/, "");
   if (typeof name !== "string" || !name) fail(["name"], "expected a non-empty string");
 
@@ -171,6 +200,16 @@ export function parsePolicy(text: string, file: string): Policy {
     return list as string[];
   };
   const observe = root.observe === undefined ? [] : syscallList(["observe"], root.observe);
+  const lists = parseLists(root.lists, fail);
+  let users: Map<string, number> | undefined;
+  const uid = (v: unknown, path: (string | number)[]): number => {
+    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v <= 0xffffffff) return v;
+    if (typeof v === "string" && /^[0-9]+$/.test(v)) return uid(Number(v), path);
+    const id = typeof v === "string" ? (users ??= readIds("/etc/passwd")).get(v) : undefined;
+    if (id === undefined) fail(path, `expected a user name (in /etc/passwd) or uid, got ${JSON.stringify(v)}`);
+    return id!;
+  };
+  const macros = parseMacros(root.macros, lists, fail, uid);
 
   const rules: Rule[] = [];
   if (root.rules !== undefined && !isSeq(doc.get("rules"))) fail(["rules"], "expected a list of rules");
@@ -180,8 +219,8 @@ export function parsePolicy(text: string, file: string): Policy {
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(["rules", i], "expected a mapping");
     const r = raw as Record<string, unknown>;
     for (const key of Object.keys(r)) {
-      if (!["id", "syscalls", "path", "action", "errno"].includes(key)) {
-        fail(at(key), "unknown field, expected one of id, syscalls, path, action, errno");
+      if (!(RULE_FIELDS as readonly string[]).includes(key)) {
+        fail(at(key), `unknown field, expected one of ${RULE_FIELDS.join(", ")}`);
       }
     }
     const id = r.id ?? `rule-${i + 1}`;
@@ -190,7 +229,9 @@ export function parsePolicy(text: string, file: string): Policy {
     ids.add(id as string);
     if (r.syscalls === undefined) fail(["rules", i], "missing field syscalls");
     const syscalls = syscallList(at("syscalls"), r.syscalls);
-    if (r.path !== undefined && (typeof r.path !== "string" || !r.path)) fail(at("path"), "expected a glob string");
+    if (r.path !== undefined && (typeof r.path !== "string" || !r.path) && !Array.isArray(r.path)) {
+      fail(at("path"), "expected a glob string");
+    }
     const action = r.action ?? "alert";
     if (!ACTIONS.includes(action as RuleAction)) {
       fail(at("action"), `expected one of ${ACTIONS.join(", ")}, got ${JSON.stringify(action)}`);
@@ -202,10 +243,234 @@ export function parsePolicy(text: string, file: string): Policy {
       if (n === undefined) fail(at("errno"), `expected an errno name such as EACCES, got ${JSON.stringify(r.errno)}`);
       errno = n!;
     }
-    rules.push({ id: id as string, syscalls, path: r.path as string | undefined, action: action as RuleAction, errno });
+    const own = parseCondition(r, ["rules", i], lists, fail, uid);
+    // A single glob written as such stays `path` (the version 1 form); everything else is a condition in `match`.
+    const legacyPath = typeof r.path === "string" && !r.path.startsWith("$") ? r.path : undefined;
+    const match = isEmpty(own) ? [] : [own];
+    if (r.macro !== undefined) match.push(...macroRefs(r.macro, at("macro"), macros, fail));
+    const not = r.not === undefined ? undefined : parseNot(r.not, at("not"), lists, macros, fail, uid);
+    const except = r.except === undefined ? undefined : parseExcept(r.except, at("except"), lists, fail, uid);
+    const scope = r.scope === undefined
+      ? undefined
+      : parseCriteria(r.scope, at("scope"), fail, "exclude programs with the rule's not: { program: … }");
+    if (r.when !== undefined && r.when !== "attempt" && r.when !== "success") {
+      fail(at("when"), `expected attempt or success, got ${JSON.stringify(r.when)}`);
+    }
+    if (r.when === "success" && action !== "alert") {
+      fail(at("when"), `a ${action} rule acts before the call runs: only an alert rule can wait for success`);
+    }
+    const attack = r.attack === undefined
+      ? undefined
+      : strings(r.attack, at("attack"), fail, ATTACK_ID, "an ATT&CK technique id such as T1059 or T1059.004");
+    const tags = r.tags === undefined
+      ? undefined
+      : strings(r.tags, at("tags"), fail, /^[^\s]+$/, "a tag without spaces");
+    rules.push({
+      id: id as string,
+      syscalls,
+      path: legacyPath,
+      action: action as RuleAction,
+      errno,
+      ...(match.length && !(match.length === 1 && onlyPath(match[0]) && legacyPath !== undefined) ? { match } : {}),
+      ...(not ? { not } : {}),
+      ...(except ? { except } : {}),
+      ...(scope ? { scope } : {}),
+      ...(r.when !== undefined
+        ? { when: r.when as RuleWhen }
+        : action === "alert" && whenDefault === "success"
+        ? { when: whenDefault }
+        : {}),
+      ...(attack ? { attack } : {}),
+      ...(tags ? { tags } : {}),
+    });
   });
   const wrappers = parseWrappers(root.wrappers, file, fail);
+  // The shipped schema (policies/schema.json) checks what the checks above do not (the editor's view of the format).
+  const problem = validateSchema(root);
+  if (problem) fail(problem.path, problem.message);
   return { name: name as string, file, observe, rules, wrappers };
+}
+
+/** The fields of a rule. */
+export const RULE_FIELDS = [
+  "id",
+  "syscalls",
+  "path",
+  "flags",
+  "argv",
+  "port",
+  "address",
+  "family",
+  "signal",
+  "target",
+  "macro",
+  "not",
+  "except",
+  "scope",
+  "when",
+  "action",
+  "errno",
+  "attack",
+  "tags",
+] as const;
+
+const ATTACK_ID = /^T[0-9]{4}(\.[0-9]{3})?$/;
+
+type Fail = (path: (string | number)[], detail: string) => never;
+type Uid = (v: unknown, path: (string | number)[]) => number;
+
+function onlyPath(c: Condition): boolean {
+  return Object.keys(c).length === 1 && c.path !== undefined && c.path.length === 1;
+}
+
+function strings(v: unknown, at: (string | number)[], fail: Fail, re: RegExp, expected: string): string[] {
+  const list = Array.isArray(v) ? v : [v];
+  return list.map((s, i) => {
+    if (typeof s !== "string" || !re.test(s)) {
+      fail(Array.isArray(v) ? [...at, i] : at, `expected ${expected}, got ${JSON.stringify(s)}`);
+    }
+    return s as string;
+  });
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/** `lists:` a mapping of names to lists of values, referenced as `$name`. */
+function parseLists(raw: unknown, fail: Fail): Lists {
+  const out = new Map<string, unknown[]>();
+  if (raw === undefined) return out;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    fail(["lists"], "expected a mapping of list names to lists of values");
+  }
+  for (const [name, list] of Object.entries(raw as Record<string, unknown>)) {
+    if (!NAME.test(name)) fail(["lists", name], "expected a list name of letters, digits, '_' or '-'");
+    if (!Array.isArray(list) || list.some((v) => v === null || typeof v === "object")) {
+      fail(["lists", name], "expected a list of strings or numbers");
+    }
+    out.set(name, list as unknown[]);
+  }
+  return out;
+}
+
+/** `macros:` a mapping of names to conditions, used by rules' `macro:` and `not:`. */
+function parseMacros(raw: unknown, lists: Lists, fail: Fail, uid: Uid): Map<string, Condition> {
+  const out = new Map<string, Condition>();
+  if (raw === undefined) return out;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    fail(["macros"], "expected a mapping of macro names to conditions");
+  }
+  for (const [name, c] of Object.entries(raw as Record<string, unknown>)) {
+    if (!NAME.test(name)) fail(["macros", name], "expected a macro name of letters, digits, '_' or '-'");
+    out.set(name, conditionMapping(c, ["macros", name], lists, fail, uid, true));
+  }
+  return out;
+}
+
+/** A mapping of condition fields only (a macro, a `not:` entry). */
+function conditionMapping(
+  c: unknown,
+  at: (string | number)[],
+  lists: Lists,
+  fail: Fail,
+  uid: Uid,
+  process: boolean,
+): Condition {
+  const fields = process ? CONDITION_FIELDS_WITH_PROCESS : CONDITION_FIELDS;
+  if (typeof c !== "object" || c === null || Array.isArray(c)) {
+    fail(at, `expected a mapping of conditions (${fields.join(", ")})`);
+  }
+  for (const key of Object.keys(c as object)) {
+    if (!fields.includes(key)) fail([...at, key], `unknown condition, expected one of ${fields.join(", ")}`);
+  }
+  const out = parseCondition(c as Record<string, unknown>, at, lists, fail, uid, process);
+  if (isEmpty(out)) fail(at, `expected at least one condition (${fields.join(", ")})`);
+  return out;
+}
+
+const CONDITION_FIELDS = ["path", "flags", "argv", "port", "address", "family", "signal", "target"];
+const CONDITION_FIELDS_WITH_PROCESS = [...CONDITION_FIELDS, "program", "parent", "user"];
+
+function macroRefs(v: unknown, at: (string | number)[], macros: Map<string, Condition>, fail: Fail): Condition[] {
+  const names = Array.isArray(v) ? v : [v];
+  return names.map((n, i) => {
+    const m = typeof n === "string" ? macros.get(n) : undefined;
+    if (!m) {
+      const known = [...macros.keys()].join(", ") || "none defined";
+      fail(Array.isArray(v) ? [...at, i] : at, `unknown macro ${JSON.stringify(n)}: expected one of macros: ${known}`);
+    }
+    return m!;
+  });
+}
+
+/** `not:` a condition mapping, a macro name, or a list of them: the rule is off where any holds. */
+function parseNot(
+  v: unknown,
+  at: (string | number)[],
+  lists: Lists,
+  macros: Map<string, Condition>,
+  fail: Fail,
+  uid: Uid,
+): Condition[] {
+  const items = Array.isArray(v) ? v : [v];
+  if (items.length === 0) fail(at, "expected a condition mapping, a macro name, or a non-empty list of them");
+  return items.map((item, i) => {
+    const path = Array.isArray(v) ? [...at, i] : at;
+    if (typeof item === "string") return macroRefs(item, path, macros, fail)[0];
+    return conditionMapping(item, path, lists, fail, uid, true);
+  });
+}
+
+/**
+ * `except:` Falco's exceptions: a list of `{name, fields, values}`; each entry of `values` gives one value per field
+ * (a value may be a list: any of it), and a call that all of an entry's values match is not the rule's.
+ */
+function parseExcept(v: unknown, at: (string | number)[], lists: Lists, fail: Fail, uid: Uid): RuleException[] {
+  if (!Array.isArray(v) || v.length === 0) fail(at, "expected a list of exceptions {name, fields, values}");
+  const names = new Set<string>();
+  return (v as unknown[]).map((e, i) => {
+    const here = [...at, i];
+    if (typeof e !== "object" || e === null || Array.isArray(e)) {
+      fail(here, "expected a mapping {name, fields, values}");
+    }
+    const x = e as Record<string, unknown>;
+    for (const key of Object.keys(x)) {
+      if (!["name", "fields", "values"].includes(key)) {
+        fail([...here, key], "unknown field, expected name, fields, values");
+      }
+    }
+    if (typeof x.name !== "string" || !NAME.test(x.name)) fail([...here, "name"], "expected a name");
+    if (names.has(x.name as string)) fail([...here, "name"], `duplicate exception name "${x.name}"`);
+    names.add(x.name as string);
+    const fields = Array.isArray(x.fields) ? x.fields : x.fields === undefined ? undefined : [x.fields];
+    if (!fields || fields.length === 0 || fields.some((f) => !CONDITION_FIELDS_WITH_PROCESS.includes(f as string))) {
+      fail([...here, "fields"], `expected a list of fields from ${CONDITION_FIELDS_WITH_PROCESS.join(", ")}`);
+    }
+    if (new Set(fields).size !== fields!.length) fail([...here, "fields"], "a field is named twice");
+    if (!Array.isArray(x.values) || x.values.length === 0) {
+      fail([...here, "values"], `expected a list of value tuples, one value per field (${fields!.join(", ")})`);
+    }
+    const values = (x.values as unknown[]).map((tuple, j) => {
+      const tat = [...here, "values", j];
+      const t = fields!.length === 1 && !Array.isArray(tuple) ? [tuple] : tuple;
+      if (!Array.isArray(t) || t.length !== fields!.length) {
+        fail(tat, `expected ${fields!.length} values, one per field (${fields!.join(", ")})`);
+      }
+      const raw: Record<string, unknown> = {};
+      fields!.forEach((f, k) => raw[f as string] = (t as unknown[])[k]);
+      // Messages name the tuple's position: map each field back to its index.
+      const relocate: Fail = (p, d) => {
+        const k = fields!.indexOf(p[tat.length] as string);
+        return fail(
+          k >= 0
+            ? [...tat, ...(fields!.length === 1 && !Array.isArray(tuple) ? [] : [k]), ...p.slice(tat.length + 1)]
+            : p,
+          d,
+        );
+      };
+      return parseCondition(raw, tat, lists, relocate, uid, true);
+    });
+    return { name: x.name as string, values };
+  });
 }
 
 const WRAPPER_FIELDS = [

@@ -1,26 +1,38 @@
 /**
  * Decides calls by a policy's rules: the first deny or kill that matches
- * wins; matching alert rules are recorded on the event.
+ * wins; matching alert rules are recorded on the event — at the attempt, or
+ * for `when: success` once the call succeeded (its post event, or for an
+ * exec the new program's exec event), where the source reports that.
  *
  * @module
  */
 import picomatch from "picomatch";
 import { AllowAll } from "../decider.ts";
-import type { SyscallEvent, Verdict } from "../events.ts";
+import type { HostEvent, LifecycleEvent, SyscallEvent, Verdict } from "../events.ts";
 import { ALLOW } from "../events.ts";
-import { resolveSyscalls, syscallNumber } from "../syscalls/mod.ts";
+import type { HookTally } from "../hook_counts.ts";
+import { resolveSyscalls, syscallName, syscallNumber } from "../syscalls/mod.ts";
+import { type ExeAttributes, matchesCriteria, type ProcessFacts, readExeAttributes } from "../wss/criteria.ts";
+import { conditionHolds } from "./match.ts";
 import type { Policy, Rule } from "./policy.ts";
 
 interface CompiledRule {
   rule: Rule;
-  matchPath?: (path: string) => boolean;
-  /** Literal paths (no glob, or only `{a,b}` alternatives of them): their files match under any name (dev:ino). */
-  literals?: string[];
+  /** The rule's path (version 1 form), when it has no `match`. */
+  path?: string[];
+  /** Fires once the call succeeded (an alert rule, where the source reports the result). */
+  onSuccess: boolean;
 }
 
 /** Calls that reach a file without a path: a rule on the open family covers them too (decided by identity). */
 const PATHLESS_OPENS: Readonly<Record<string, string>> = { open_by_handle_at: "open" };
 const OPENS = new Set(["open", "openat", "openat2", "creat"]);
+const EXECS = new Set(["execve", "execveat"]);
+
+/** Whether a rule has a path condition (its own `path`, or one in `match`). */
+function hasPath(rule: Rule): boolean {
+  return rule.path !== undefined || (rule.match ?? []).some((c) => c.path !== undefined);
+}
 
 /**
  * The calls a rule covers: those it names, and for a path rule on opens the opens that take no path
@@ -30,32 +42,60 @@ export function ruleSyscalls(rule: Rule): Set<number> {
   const nrs = resolveSyscalls(rule.syscalls);
   const names = new Set(rule.syscalls.flatMap((n) => n.startsWith("%") ? [] : [n]));
   for (const [pathless, family] of Object.entries(PATHLESS_OPENS)) {
-    if (rule.path !== undefined && [...names].some((n) => OPENS.has(n)) && family === "open") {
+    if (hasPath(rule) && [...names].some((n) => OPENS.has(n)) && family === "open") {
       nrs.add(syscallNumber(pathless)!);
     }
   }
   return nrs;
 }
 
+/** The calls whose results a source reports: every call, or these (docs/policy.md, "when"). */
+export type ResultsSeen = "all" | ReadonlySet<number>;
+
+/** Whether an alert rule fires on success for call `nr` on a source that reports these results. */
+export function firesOnSuccess(rule: Rule, nr: number, results: ResultsSeen, name: string): boolean {
+  if (rule.action !== "alert" || rule.when !== "success") return false;
+  // An exec's success is the new program's exec event, which every source reports.
+  return results === "all" || results.has(nr) || EXECS.has(name);
+}
+
+/** A rule's match waiting for its call's result. */
+interface Pending {
+  nr: number;
+  rules: Rule[];
+}
+
 /** A Decider over one or more policies' rules, in file order. */
 export class RuleDecider extends AllowAll {
   override readonly syscalls: ReadonlySet<number>;
   readonly #byNr = new Map<number, CompiledRule[]>();
+  /** Calls some rule wants the result of. */
+  readonly #post = new Set<number>();
   /** Literal rule paths found missing, and when. */
   readonly #missing = new Map<string, number>();
+  /** Per process (pid): its facts, for scopes and exceptions (set at its spawn and every exec). */
+  readonly #facts = new Map<number, { facts: ProcessFacts; exe?: ExeAttributes | null; scopes: Map<Rule, boolean> }>();
+  /** Per thread: matches of `when: success` rules waiting for the call's result. */
+  readonly #pending = new Map<number, Pending>();
 
-  constructor(policies: Policy[]) {
+  /**
+   * @param results the calls whose results the source reports ("all": kmod, bpf); an alert rule on another call fires
+   *   at the attempt, as `when: attempt`.
+   */
+  constructor(policies: Policy[], results: ResultsSeen = "all") {
     super();
     const all = new Set<number>();
     for (const policy of policies) {
       for (const nr of resolveSyscalls(policy.observe)) all.add(nr);
       for (const rule of policy.rules) {
-        const compiled: CompiledRule = {
-          rule,
-          matchPath: rule.path === undefined ? undefined : picomatch(rule.path, { dot: true }),
-          literals: rule.path === undefined ? undefined : literalPaths(rule.path),
-        };
         for (const nr of ruleSyscalls(rule)) {
+          const onSuccess = firesOnSuccess(rule, nr, results, syscallName(nr));
+          const compiled: CompiledRule = {
+            rule,
+            path: rule.match === undefined && rule.path !== undefined ? [rule.path] : undefined,
+            onSuccess,
+          };
+          if (onSuccess) this.#post.add(nr);
           all.add(nr);
           const list = this.#byNr.get(nr) ?? [];
           list.push(compiled);
@@ -75,29 +115,123 @@ export class RuleDecider extends AllowAll {
     return this.#byNr.has(nr);
   }
 
+  override examinesPost(nr: number): boolean {
+    return this.#post.has(nr);
+  }
+
+  /** A process's (new) program: its facts, for scopes and exceptions. */
+  override bind(
+    pid: number,
+    wrappers: ReadonlySet<number> | undefined,
+    _tally?: HookTally,
+    facts?: ProcessFacts,
+  ): void {
+    if (!wrappers) {
+      this.#facts.delete(pid);
+      return;
+    }
+    if (facts) this.#facts.set(pid, { facts, scopes: new Map() });
+  }
+
   override decide(event: SyscallEvent): Verdict {
-    for (const { rule, matchPath, literals } of this.#byNr.get(event.nr) ?? []) {
-      if (matchPath && !this.#matches(event, matchPath, literals)) continue;
+    const success: Rule[] = [];
+    for (const { rule, path, onSuccess } of this.#byNr.get(event.nr) ?? []) {
+      if (!this.#ruleMatches(rule, path, event)) continue;
       if (rule.action === "alert") {
-        (event.alerts ??= []).push(rule.id);
+        if (onSuccess) success.push(rule);
+        else record(event, rule);
         continue;
       }
-      (event.alerts ??= []).push(rule.id);
+      record(event, rule);
       return rule.action === "kill" ? { action: "kill" } : { action: "deny", errno: rule.errno };
+    }
+    // Every attempt replaces the thread's last one: a failed exec's match never fires at a later exec.
+    if (success.length) this.#pending.set(event.tid, { nr: event.nr, rules: success });
+    else this.#pending.delete(event.tid);
+    return ALLOW;
+  }
+
+  /** A call's result, or a new program: the `when: success` matches it settles fire. */
+  override observe(event: HostEvent): Verdict {
+    if (event.kind === "syscall" && event.phase === "post") {
+      const p = this.#pending.get(event.tid);
+      if (p?.nr !== event.nr) return ALLOW;
+      this.#pending.delete(event.tid);
+      if (event.errno === undefined && (event.ret ?? 0) >= 0) { for (const rule of p.rules) record(event, rule); }
+    } else if (event.kind === "exec") {
+      // The exec ran: the thread that made it is now the leader (de_thread), so look at every thread of the process.
+      for (const [tid, p] of this.#pending) {
+        if (!EXECS.has(syscallName(p.nr)) || !this.#sameProcess(tid, event.pid)) continue;
+        this.#pending.delete(tid);
+        for (const rule of p.rules) record(event, rule);
+      }
+    } else if (event.kind === "exit") {
+      this.#pending.delete(event.pid);
+      this.#facts.delete(event.pid);
     }
     return ALLOW;
   }
 
+  #sameProcess(tid: number, pid: number): boolean {
+    if (tid === pid) return true;
+    try {
+      return Deno.statSync(`/proc/${pid}/task/${tid}`).isDirectory;
+    } catch {
+      return false;
+    }
+  }
+
+  #ruleMatches(rule: Rule, path: string[] | undefined, event: SyscallEvent): boolean {
+    const pathMatch = (globs: readonly string[], e: SyscallEvent) => this.#pathMatches(globs, e);
+    if (path && !this.#pathMatches(path, event)) return false;
+    if (!rule.match && !rule.not && !rule.except && !rule.scope) return true;
+    const facts = this.#factsOf(event);
+    if (rule.scope && !this.#inScope(rule, event.pid, facts)) return false;
+    for (const c of rule.match ?? []) if (!conditionHolds(c, event, facts, pathMatch)) return false;
+    for (const c of rule.not ?? []) if (conditionHolds(c, event, facts, pathMatch)) return false;
+    for (const x of rule.except ?? []) {
+      if (x.values.some((c) => conditionHolds(c, event, facts, pathMatch))) return false;
+    }
+    return true;
+  }
+
+  /** The process's facts as bound; a process never bound (a test's event): its program, parent unknown. */
+  #factsOf(event: SyscallEvent): ProcessFacts {
+    const known = this.#facts.get(event.pid)?.facts;
+    if (known && known.exe === event.program.exe) return known;
+    const p = event.program;
+    return { pid: event.pid, exe: p.exe, argv0: p.argv0, uid: p.uid, gid: p.gid, parentExe: known?.parentExe ?? "" };
+  }
+
+  /** The rule's scope holds for the process (cached per program: facts are set again at every exec). */
+  #inScope(rule: Rule, pid: number, facts: ProcessFacts): boolean {
+    const entry = this.#facts.get(pid);
+    const cached = entry?.facts === facts ? entry.scopes.get(rule) : undefined;
+    if (cached !== undefined) return cached;
+    const exe = () => {
+      if (entry?.facts !== facts) return readExeAttributes(`/proc/${pid}/exe`);
+      if (entry.exe === undefined) entry.exe = readExeAttributes(`/proc/${pid}/exe`) ?? null;
+      return entry.exe ?? undefined;
+    };
+    const holds = matchesCriteria(rule.scope!, facts, exe);
+    if (entry?.facts === facts) entry.scopes.set(rule, holds);
+    return holds;
+  }
+
   /**
-   * The call's path (canonical where the source resolves it) matches the glob, or — for a literal path — the call
+   * The call's path (canonical where the source resolves it) matches a glob, or — for a literal path — the call
    * acts on the very file the rule names (same dev:ino: a hard link, a handle, any alias). The rule's file is stat'ed
    * at each check, in the host's world, so a file replaced since is the new file (a missing one once a second).
    */
-  #matches(event: SyscallEvent, matchPath: (path: string) => boolean, literals: string[] | undefined): boolean {
+  #pathMatches(globs: readonly string[], event: SyscallEvent): boolean {
     const d = event.decoded;
-    if (d.path !== undefined && matchPath(d.path)) return true;
-    if (literals === undefined || d.ident === undefined) return false;
-    return literals.some((literal) => d.ident === this.#identOf(literal));
+    for (const g of globs) {
+      if (d.path !== undefined && matcher(g)(d.path)) return true;
+      const literals = literalsOf(g);
+      if (literals === undefined || d.ident === undefined) continue;
+      if (literals.some((literal) => d.ident === this.#identOf(literal))) return true;
+    }
+    return false;
   }
 
   /** dev:ino of a rule's file; a missing file is looked at again after a second (a throw costs ~40 µs a call). */
@@ -113,6 +247,28 @@ export class RuleDecider extends AllowAll {
       return undefined;
     }
   }
+}
+
+/** Records a matched rule on an event: its id, and its ATT&CK ids and tags. */
+function record(event: SyscallEvent | LifecycleEvent, rule: Rule): void {
+  const e = event;
+  (e.alerts ??= []).push(rule.id);
+  if (e.kind === "exec" || (e.kind === "syscall" && e.phase === "post")) (e.onSuccess ??= []).push(rule.id);
+  for (const t of rule.attack ?? []) if (!(e.attack ??= []).includes(t)) e.attack.push(t);
+  for (const t of rule.tags ?? []) if (!(e.tags ??= []).includes(t)) e.tags.push(t);
+}
+
+const matchers = new Map<string, (s: string) => boolean>();
+function matcher(glob: string): (s: string) => boolean {
+  let m = matchers.get(glob);
+  if (!m) matchers.set(glob, m = picomatch(glob, { dot: true }));
+  return m;
+}
+
+const literalCache = new Map<string, string[] | undefined>();
+function literalsOf(glob: string): string[] | undefined {
+  if (!literalCache.has(glob)) literalCache.set(glob, literalPaths(glob));
+  return literalCache.get(glob);
 }
 
 /**

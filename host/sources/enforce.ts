@@ -33,7 +33,7 @@ export async function buildDecider(
   sink: EventSink,
   source: SourceName,
 ): Promise<Decider> {
-  const layers: Decider[] = [new RuleDecider(e.policies)];
+  const layers: Decider[] = [new RuleDecider(e.policies, capabilitiesOf(source).post)];
   if (e.wrappers.length) {
     const kv = new Map<string, KvNamespace>();
     for (const w of e.wrappers) kv.set(w.spec.name, await store.load(w.spec.name));

@@ -51,7 +51,8 @@ export function formatEvent(e: HostEvent, options: TextOptions = {}): string {
   if (e.kind !== "syscall") {
     const who = `${e.program.exe || "?"} (${e.program.argv0 || "?"}) uid=${e.program.uid}`;
     if (e.kind === "spawn") return `${e.pid} +++ spawn ppid=${e.ppid} ${who}`;
-    if (e.kind === "exec") return `${e.pid} +++ exec ${who}`;
+    // An exec carries the rules that fired on its success (`when: success`).
+    if (e.kind === "exec") return `${e.pid} +++ exec ${who}${e.alerts?.length ? ` [${e.alerts.join(",")}]` : ""}`;
     return `${e.pid} +++ exit${e.exitCode !== undefined ? ` code=${e.exitCode}` : ""}${
       e.signal ? ` signal=${e.signal}` : ""
     }`;

@@ -9,6 +9,7 @@
 import type { ProgramIdentity } from "../events.ts";
 import type { WrapperSpec } from "../policy/policy.ts";
 import { Activation } from "./activation.ts";
+import type { ProcessFacts } from "./criteria.ts";
 
 /** The binding table of one WSS. */
 export class Bindings {
@@ -37,6 +38,11 @@ export class Bindings {
       if (this.#activation.binds(spec, facts)) bound.add(i);
     });
     return bound;
+  }
+
+  /** The facts last recorded for a process (rule scopes read them). */
+  facts(pid: number): ProcessFacts | undefined {
+    return this.#activation.facts(pid);
   }
 
   forget(pid: number): void {

@@ -16,7 +16,7 @@
  * @module
  */
 import type { Policy } from "../policy/policy.ts";
-import { ruleSyscalls } from "../policy/rule_decider.ts";
+import { firesOnSuccess, ruleSyscalls } from "../policy/rule_decider.ts";
 import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { ALWAYS_DENIED_SYSCALLS, OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
@@ -67,9 +67,12 @@ export function buildInterest(
     }
     for (const rule of policy.rules) {
       const pre = rule.action === "alert" ? "observe" : "decide";
+      // An alert rule fires on success by default: the call's result is wanted (a source that has none for this call
+      // fires it at the attempt: host/policy/rule_decider.ts).
+      const result = wantsAll || firesOnSuccess(rule, -1, "all", "") ? "observe" : undefined;
       for (const nr of ruleSyscalls(rule)) {
         ruled.add(nr);
-        add(nr, pre, wantsAll ? "observe" : undefined);
+        add(nr, pre, result);
       }
     }
   }

@@ -140,7 +140,12 @@ export class Wss implements SourceHandler {
     this.#bindings.setSpecs(wrappers);
     this.#late = lateCalls(interest);
     for (const proc of this.#procs.values()) {
-      this.#decider.bind(proc.pid, this.#bindings.bind(proc.pid, proc.ppid, proc.program), proc.session.summary.hooks);
+      this.#decider.bind(
+        proc.pid,
+        this.#bindings.bind(proc.pid, proc.ppid, proc.program),
+        proc.session.summary.hooks,
+        this.#bindings.facts(proc.pid),
+      );
     }
   }
 
@@ -487,7 +492,12 @@ export class Wss implements SourceHandler {
     this.#procs.set(pid, proc);
     session.procs.add(pid);
     session.seen = true;
-    this.#decider.bind(pid, this.#bindings.bind(pid, proc.ppid, proc.program), session.summary.hooks);
+    this.#decider.bind(
+      pid,
+      this.#bindings.bind(pid, proc.ppid, proc.program),
+      session.summary.hooks,
+      this.#bindings.facts(pid),
+    );
     this.#lifecycle({
       kind: "spawn",
       source: this.#source.capabilities.name,
@@ -523,7 +533,12 @@ export class Wss implements SourceHandler {
       }
       if (event.decidedOn) this.#decideAgain(proc, program, event.decidedOn);
       proc.program = program;
-      this.#decider.bind(proc.pid, this.#bindings.bind(proc.pid, undefined, program), proc.session.summary.hooks);
+      this.#decider.bind(
+        proc.pid,
+        this.#bindings.bind(proc.pid, undefined, program),
+        proc.session.summary.hooks,
+        this.#bindings.facts(proc.pid),
+      );
       const verdict = this.#lifecycle(
         { kind: "exec", source: this.#name, time: Date.now(), pid: proc.pid, program },
         proc,
@@ -579,8 +594,10 @@ export class Wss implements SourceHandler {
 
   /** Reports a lifecycle event to the sink and the decider; a kill verdict is carried out at once unless held. */
   #lifecycle(event: LifecycleEvent, proc: Proc, killNow = true): Verdict {
-    this.#sink.emit(event);
+    // An exec is observed first: the rules it fires (`when: success` on the exec) are recorded on it.
+    if (event.kind !== "exec") this.#sink.emit(event);
     const verdict = this.#decider.observe(event);
+    if (event.kind === "exec") this.#sink.emit(event);
     if (verdict.action === "kill" && killNow && event.kind !== "exit") this.#lateKill(proc);
     return verdict;
   }
