@@ -6,6 +6,7 @@ import { IDWRAP } from "../helpers.ts";
 import { builtinWrappers, loadPolicy, parsePolicy, PolicyError } from "../../host/policy/policy.ts";
 import { SYSCALL_GROUPS } from "../../host/syscalls/mod.ts";
 import { CRITERIA_KEYS } from "../../host/policy/criteria.ts";
+import { parseTestFile } from "../../host/policy/replay_cases.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -298,13 +299,15 @@ Deno.test("the built-in wrappers are the folders under wrappers/ with an index.t
 const DOC = fileURLToPath(new URL("../../docs/policy.md", import.meta.url));
 const docText = Deno.readTextFileSync(DOC);
 
-Deno.test("every yaml example in docs/policy.md is a valid policy", () => {
+Deno.test("every yaml example in docs/policy.md is a valid policy (or a valid policy test file)", () => {
   const blocks = [...docText.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)];
   assert(blocks.length >= 8, `only ${blocks.length} yaml blocks`);
   for (const block of blocks) {
     const line = docText.slice(0, block.index).split("\n").length + 1;
     try {
-      parsePolicy(block[1], DOC);
+      // "Testing a policy" shows a test file for `idwrap policy test`: checked by its own parser.
+      if (/^tests:/m.test(block[1])) parseTestFile(block[1], DOC);
+      else parsePolicy(block[1], DOC);
     } catch (e) {
       throw new Error(`docs/policy.md, the yaml block at line ${line}: ${(e as Error).message}`);
     }
