@@ -14,14 +14,15 @@ import { chooseSource, runUnderKmod } from "./kmod/source.ts";
 import type { SourceChoice as KmodOrSeccompChoice } from "./kmod/source.ts";
 import { runUnderSeccomp } from "./seccomp/source.ts";
 import { runUnderBpf } from "./bpf/supervise.ts";
+import { runUnderHybrid } from "./bpf/hybrid_run.ts";
 
 export { BpfRefusal } from "./bpf/supervise.ts";
 
 /** Which source `--source` asks for. */
-export type SourceChoice = KmodOrSeccompChoice | "bpf";
+export type SourceChoice = KmodOrSeccompChoice | "bpf" | "hybrid";
 
 /** The sources a run can end up on. */
-export type ChosenSource = "kmod" | "seccomp" | "bpf";
+export type ChosenSource = "kmod" | "seccomp" | "bpf" | "hybrid";
 
 /** How to run a command. */
 export interface SourceRunOptions {
@@ -60,6 +61,11 @@ export async function runUnder(
     hardenSupervisorProcess();
     return { source: "bpf", ...await runUnderBpf(command, common) };
   }
+  if (choice === "hybrid") {
+    options.onChoice?.("hybrid", "asked for (--source hybrid): decided calls on seccomp, observed ones on bpf");
+    hardenSupervisorProcess();
+    return { source: "hybrid", ...await runUnderHybrid(command, { ...common, emulateOpens }) };
+  }
   const { source, why } = chooseSource(choice);
   options.onChoice?.(source, why);
   hardenSupervisorProcess();
@@ -70,8 +76,8 @@ export async function runUnder(
 /** Parses a --source value. */
 export function parseSourceChoice(value: string | undefined): SourceChoice {
   const v = value ?? "auto";
-  if (v !== "auto" && v !== "kmod" && v !== "seccomp" && v !== "bpf") {
-    throw new Error(`--source: expected auto, kmod, seccomp or bpf, got "${v}"`);
+  if (v !== "auto" && v !== "kmod" && v !== "seccomp" && v !== "bpf" && v !== "hybrid") {
+    throw new Error(`--source: expected auto, kmod, seccomp, hybrid or bpf, got "${v}"`);
   }
   return v;
 }

@@ -80,8 +80,11 @@ export class BpfTransport implements EventSource {
   /** Records dropped, as the programs reported them in-band. */
   #lost = 0;
 
-  constructor(options: BpfTransportOptions) {
-    const entries = compileInterest(options.interest);
+  /**
+   * @param entries the interest map as compiled already (the hybrid's observed part); default: compiled from
+   *   `options.interest`, refusing calls to decide
+   */
+  constructor(options: BpfTransportOptions, entries = compileInterest(options.interest)) {
     this.#tracer = BpfTracer.load(options);
     try {
       this.#tracer.setInterest(entries);
@@ -100,8 +103,18 @@ export class BpfTransport implements EventSource {
     }
   }
 
+  /** The transport with an interest map compiled elsewhere (host/sources/bpf/hybrid.ts: the observed calls). */
+  static observing(entries: ReadonlyMap<number, InterestEntry>, options: BpfTracerOptions): BpfTransport {
+    return new BpfTransport({ ...options, interest: { calls: new Map(), failClosed: false } }, new Map(entries));
+  }
+
   setInterest(interest: Interest): void {
     this.#tracer.setInterest(compileInterest(interest));
+  }
+
+  /** Replaces the interest map with one compiled elsewhere. */
+  setRing(entries: ReadonlyMap<number, InterestEntry>): void {
+    this.#tracer.setInterest(entries);
   }
 
   attach(session: number, pid: number): Record<string, never> {
@@ -123,6 +136,17 @@ export class BpfTransport implements EventSource {
     const woken = libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n) === 8n;
     for (const rec of records) served += this.#hand(rec, handler);
     return { served, woken };
+  }
+
+  /** Hands over what is in the ring now (and the queued attaches), without waiting; returns how many reports. */
+  drain(handler: SourceHandler): number {
+    let served = 0;
+    for (const q of this.#queued.splice(0)) {
+      handler.lifecycle({ kind: "fork", pid: q.pid, ppid: q.ppid, session: q.session, program: q.program });
+      served++;
+    }
+    for (const rec of this.#tracer.drain()) served += this.#hand(rec, handler);
+    return served;
   }
 
   readArgs(call: SourceCall, name: string, needs: ArgNeeds): DecodedArgs {
