@@ -30,7 +30,8 @@ export function registerTrace(program: Command): void {
     .option("--no-emulate", "seccomp: let the kernel run open calls instead of the supervisor (no post results)")
     .option(
       "--source <source>",
-      "the event source: auto (the kernel module if loaded, else seccomp), kmod, seccomp or bpf (root)",
+      "the event source: auto (the kernel module if loaded, else hybrid where BPF loads, else seccomp), kmod, " +
+        "seccomp, hybrid (root) or bpf (root)",
       "auto",
     )
     .option("-v, --verbose", "say which event source was chosen and why")

@@ -1,7 +1,8 @@
 /**
- * Runs a command under the chosen event source (`--source auto|kmod|seccomp|bpf`):
+ * Runs a command under the chosen event source (`--source auto|kmod|seccomp|hybrid|bpf`):
  * one entry point for `idwrap run`, `idwrap trace` and `idwrap doctor`. `auto`
- * never chooses bpf: it only observes (docs/bpf.md, "Choosing the source").
+ * chooses kmod, else the hybrid, else seccomp; never bpf alone: it only observes
+ * (docs/bpf.md, "Choosing the source").
  *
  * @module
  */
@@ -14,7 +15,7 @@ import { chooseSource, runUnderKmod } from "./kmod/source.ts";
 import type { SourceChoice as KmodOrSeccompChoice } from "./kmod/source.ts";
 import { runUnderSeccomp } from "./seccomp/source.ts";
 import { runUnderBpf } from "./bpf/supervise.ts";
-import { runUnderHybrid } from "./bpf/hybrid_run.ts";
+import { hybridProblem, runUnderHybrid } from "./bpf/hybrid_run.ts";
 
 export { BpfRefusal } from "./bpf/supervise.ts";
 
@@ -49,6 +50,27 @@ export interface SourceRunResult {
   summary: SupervisorSummary;
 }
 
+/**
+ * Which source `choice` resolves to, and why. `auto`: the kernel module where /dev/idwrap opens; else the hybrid where
+ * this process can load the bpf programs (decided calls wait on seccomp as they would anyway, observed ones never
+ * wait: no round trip and no EINTR window for them); else seccomp. bpf alone is never chosen: it cannot deny.
+ */
+export function resolveSource(choice: SourceChoice): { source: ChosenSource; why: string } {
+  if (choice === "bpf") return { source: "bpf", why: "asked for (--source bpf): observation only" };
+  if (choice === "hybrid") {
+    return { source: "hybrid", why: "asked for (--source hybrid): decided calls on seccomp, observed ones on bpf" };
+  }
+  const chosen = chooseSource(choice);
+  if (choice !== "auto" || chosen.source === "kmod") return chosen;
+  const problem = hybridProblem();
+  if (problem) return { source: "seccomp", why: `${chosen.why}; the hybrid cannot be used (${problem})` };
+  return {
+    source: "hybrid",
+    why: `${chosen.why.replace(/: seccomp user-notify$/, "")}; BPF can be loaded here: the hybrid (calls a rule or ` +
+      "wrapper may deny wait on seccomp user-notify, calls only observed come through the bpf ring and never wait)",
+  };
+}
+
 /** Runs `command` under the source `choice` resolves to. */
 export async function runUnder(
   choice: SourceChoice,
@@ -56,21 +78,19 @@ export async function runUnder(
   options: SourceRunOptions,
 ): Promise<SourceRunResult> {
   const { onChoice: _, emulateOpens, ...common } = options;
-  if (choice === "bpf") {
-    options.onChoice?.("bpf", "asked for (--source bpf): observation only");
-    hardenSupervisorProcess();
-    return { source: "bpf", ...await runUnderBpf(command, common) };
-  }
-  if (choice === "hybrid") {
-    options.onChoice?.("hybrid", "asked for (--source hybrid): decided calls on seccomp, observed ones on bpf");
-    hardenSupervisorProcess();
-    return { source: "hybrid", ...await runUnderHybrid(command, { ...common, emulateOpens }) };
-  }
-  const { source, why } = chooseSource(choice);
+  const { source, why } = resolveSource(choice);
   options.onChoice?.(source, why);
   hardenSupervisorProcess();
-  if (source === "kmod") return { source, ...await runUnderKmod(command, common) };
-  return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens }) };
+  switch (source) {
+    case "bpf":
+      return { source, ...await runUnderBpf(command, common) };
+    case "hybrid":
+      return { source, ...await runUnderHybrid(command, { ...common, emulateOpens }) };
+    case "kmod":
+      return { source, ...await runUnderKmod(command, common) };
+    case "seccomp":
+      return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens }) };
+  }
 }
 
 /** Parses a --source value. */

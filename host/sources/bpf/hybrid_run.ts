@@ -29,6 +29,29 @@ import { type OnEvents, SourceThread } from "../thread.ts";
 import { compileHybrid, type HybridPlan } from "./hybrid.ts";
 import type { HybridWorkerConfig } from "./hybrid_worker.ts";
 import { bpfPrivilegeProblem, BpfRefusal } from "./supervise.ts";
+import { BPF_OBJECT } from "./tracer.ts";
+
+/**
+ * Why the hybrid source cannot be used here, or undefined when it can: the privilege to load the programs, the built
+ * object, the kernel's BTF (tp_btf programs, CO-RE). Cheap: `auto` asks before every run; the programs' load is tried
+ * for real when the run starts (and by `idwrap doctor`).
+ */
+export function hybridProblem(): string | undefined {
+  const privilege = bpfPrivilegeProblem();
+  if (privilege) return privilege;
+  if (!existsSync(BPF_OBJECT)) return `${BPF_OBJECT} is missing (deno task build makes it; docs/bpf.md)`;
+  if (!existsSync("/sys/kernel/btf/vmlinux")) return "the kernel has no BTF (/sys/kernel/btf/vmlinux)";
+  return undefined;
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The plan for these policies and wrappers, as the launcher's filter and the worker compile it. */
 export function hybridPlan(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): HybridPlan {

@@ -192,13 +192,30 @@ Deno.test("idwrap run|trace --source bpf: an ordinary user is refused with why (
   assertMatch(bpfPrivilegeProblem("CapEff:\t0000008000000000\n")!, /lacks CAP_BPF/);
 });
 
-Deno.test("--source auto never chooses bpf; the help lists it", async () => {
+Deno.test("--source auto chooses the hybrid where BPF loads (seccomp for a user who cannot), never bpf alone", async () => {
   const t = await traced("trace", ["--source", "auto", "-v", "-e", "mkdir"], ["/bin/true"]);
   assertEquals(t.code, 0, t.stderr);
-  assertMatch(t.stderr, /event source (kmod|seccomp):/);
+  // Root on this machine, no module: the hybrid, and why.
+  assertMatch(t.stderr, /event source (kmod|hybrid): .*(BPF can be loaded here|kernel module is loaded)/);
+  // Control: an ordinary user cannot load BPF: auto gives seccomp and says why.
+  const uid = await ensureUser("idwrap-alice");
+  const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-auto-" });
+  await Deno.chmod(home, 0o755);
+  const user = await idwrapAsUser(uid, `${home}/u`, [
+    "trace",
+    "--source",
+    "auto",
+    "-v",
+    "-e",
+    "mkdir",
+    "--",
+    "/bin/true",
+  ]);
+  assertEquals(user.code, 0, user.stderr);
+  assertMatch(user.stderr, /event source (kmod|seccomp): .*the hybrid cannot be used \(uid \d+ lacks CAP_BPF/);
   for (const verb of ["run", "trace"]) {
     const help = await idwrap([verb, "--help"]);
-    assertMatch(help.stdout.replace(/\s+/g, " "), /kmod, seccomp or bpf/, verb);
+    assertMatch(help.stdout.replace(/\s+/g, " "), /kmod, seccomp, hybrid \(root.*or bpf/, verb);
   }
 });
 
@@ -210,6 +227,11 @@ Deno.test("idwrap doctor runs the bpf source for real and lists the sources this
   assertMatch(by("bpf source")!.detail, /^observed \/bin\/cat: exit 0, [1-9]\d* calls seen/);
   assertMatch(by("usable sources")!.detail, /bpf \(observation only\)/);
   assertEquals(by("usable sources")!.detail.includes("seccomp"), by("seccomp source")?.ok);
+  // The hybrid, run for real: cat's open denied on seccomp, nothing lost; auto chooses it (no module here).
+  assertEquals(by("hybrid source")?.ok, true, JSON.stringify(by("hybrid source")));
+  assertMatch(by("hybrid source")!.detail, /exit [1-9]\d*, 1 denied on seccomp, [1-9]\d* calls seen, 0 records lost/);
+  assertMatch(by("usable sources")!.detail, /hybrid/);
+  assertMatch(by("active source")!.detail, /^(kmod|hybrid): /);
   // An ordinary user: the bpf source is not usable, and doctor says why.
   const uid = await ensureUser("idwrap-alice");
   const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-doctor-" });
@@ -220,6 +242,8 @@ Deno.test("idwrap doctor runs the bpf source for real and lists the sources this
   assertEquals(bpf?.ok, false, user.stdout);
   assertMatch(bpf!.detail, /lacks CAP_BPF and CAP_PERFMON/);
   assert(!theirs.find((c) => c.feature === "usable sources")!.detail.includes("bpf"));
+  assertEquals(theirs.find((c) => c.feature === "hybrid source")?.ok, false);
+  assertMatch(theirs.find((c) => c.feature === "active source")!.detail, /^(kmod|seccomp): /);
 });
 
 Deno.test("idwrap trace --source bpf: a program that cannot run exits 127, and the tree's first process is named", async () => {
