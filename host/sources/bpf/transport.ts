@@ -33,6 +33,25 @@ import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 
 const text = new TextDecoder();
 
+/**
+ * The file an exec record names, as the other sources name a program (the resolved file, /proc/PID/exe's way:
+ * /usr/bin/dash for "/bin/sh"), so rules and wrappers that match programs see the same name on every source. The
+ * record carries the path as the caller gave it: an absolute one is resolved now (the record is read just after the
+ * exec), a relative one through /proc/PID/exe while the process runs; failing both, the path as given.
+ */
+export function resolvedExe(pid: number, filename: string): string {
+  if (filename.startsWith("/")) {
+    try {
+      return Deno.realPathSync(filename);
+    } catch { /* gone since, or not ours to see */ }
+  }
+  try {
+    return Deno.readLinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return filename;
+  }
+}
+
 /** How the transport loads. */
 export interface BpfTransportOptions extends BpfTracerOptions {
   interest: Interest;
@@ -233,7 +252,7 @@ export class BpfTransport implements EventSource {
         handler.lifecycle({ kind: "fork", pid: Number(rec.ret), ppid: rec.tgid, watched: true });
         return served + 1;
       case KIND.EXEC: {
-        const exe = rec.path ? text.decode(rec.path) : "";
+        const exe = resolvedExe(rec.tgid, rec.path ? text.decode(rec.path) : "");
         const argv0 = rec.data ? text.decode(rec.data).split("\0")[0] : exe;
         const program: ProgramIdentity = { exe, argv0, uid: rec.uid, gid: rec.gid };
         handler.lifecycle({ kind: "exec", pid: rec.tgid, program, watched: true });
