@@ -15,7 +15,8 @@
  * transport already gave its result (an emulated open). The kernel runs seccomp
  * before the `sys_enter` tracepoint and the caller waits for its answer, so
  * that record is the thread's very next one of that kind: it is dropped by a
- * per-thread marker set when the call is answered.
+ * per-thread marker set when the call is answered. Calls of a foreign ABI (i386, x32) are always notified and
+ * refused on seccomp: the ring's reports of them are dropped.
  *
  * Order: before anything from seccomp reaches the WSS, the ring is drained, so
  * every record a thread made before a notified call is served before it.
@@ -280,6 +281,12 @@ export class HybridTransport implements EventSource {
   #fromRing(handler: SourceHandler): SourceHandler {
     return {
       call: (call) => {
+        // The filter notifies every call of a foreign ABI (i386, x32) and the WSS refuses it there; the programs report
+        // them whatever the interest (their exit record: a refused call still passes the exit tracepoint).
+        if (call.abi !== "x86_64") {
+          this.duplicatesDropped++;
+          return;
+        }
         const dup = this.#duplicates.get(call.tid);
         if (dup) {
           // The thread's next record after a notified call's answer: that call's own, or the marker is stale.
