@@ -30,8 +30,8 @@ export function registerTrace(program: Command): void {
     .option("--no-emulate", "seccomp: let the kernel run open calls instead of the supervisor (no post results)")
     .option(
       "--source <source>",
-      "the event source: auto (the kernel module if loaded, else hybrid where BPF loads, else seccomp), kmod, " +
-        "seccomp, hybrid (root) or bpf (root)",
+      "the event source: auto (the kernel module if loaded, else seccomp), kmod, seccomp, hybrid (root) or bpf " +
+        "(root)",
       "auto",
     )
     .option("-v, --verbose", "say which event source was chosen and why")
@@ -44,6 +44,8 @@ export function registerTrace(program: Command): void {
         policies: [policy],
         trace: { format: opts.json ? "json" : "text", output: opts.output },
         emulateOpens: opts.emulate,
+        // auto: not the hybrid, whose ring cannot fault in a path strace would print (docs/bpf.md).
+        autoPrefers: "seccomp",
         onChoice: (source, why) => opts.verbose && console.error(`idwrap: event source ${source}: ${why}`),
       }).catch((e) => {
         // Refused before the command started (who runs idwrap): bad usage, exit 2.

@@ -36,6 +36,12 @@ export interface SourceRunOptions {
   /** Told which source was chosen and why. */
   onChoice?: (source: ChosenSource, why: string) => void;
   /**
+   * What `auto` may choose besides kmod: "hybrid" (idwrap run) or "seccomp" only (idwrap trace, which promises every
+   * path as strace prints it: the bpf programs cannot fault a page in, so a path in one not yet mapped is lost).
+   * @default "hybrid"
+   */
+  autoPrefers?: "hybrid" | "seccomp";
+  /**
    * Told what the policies put at risk on the chosen source, before the command starts, and what the user should know
    * while it runs.
    */
@@ -55,13 +61,16 @@ export interface SourceRunResult {
  * this process can load the bpf programs (decided calls wait on seccomp as they would anyway, observed ones never
  * wait: no round trip and no EINTR window for them); else seccomp. bpf alone is never chosen: it cannot deny.
  */
-export function resolveSource(choice: SourceChoice): { source: ChosenSource; why: string } {
+export function resolveSource(
+  choice: SourceChoice,
+  autoPrefers: "hybrid" | "seccomp" = "hybrid",
+): { source: ChosenSource; why: string } {
   if (choice === "bpf") return { source: "bpf", why: "asked for (--source bpf): observation only" };
   if (choice === "hybrid") {
     return { source: "hybrid", why: "asked for (--source hybrid): decided calls on seccomp, observed ones on bpf" };
   }
   const chosen = chooseSource(choice);
-  if (choice !== "auto" || chosen.source === "kmod") return chosen;
+  if (choice !== "auto" || chosen.source === "kmod" || autoPrefers === "seccomp") return chosen;
   const problem = hybridProblem();
   if (problem) return { source: "seccomp", why: `${chosen.why}; the hybrid cannot be used (${problem})` };
   return {
@@ -77,8 +86,8 @@ export async function runUnder(
   command: string[],
   options: SourceRunOptions,
 ): Promise<SourceRunResult> {
-  const { onChoice: _, emulateOpens, ...common } = options;
-  const { source, why } = resolveSource(choice);
+  const { onChoice: _, emulateOpens, autoPrefers, ...common } = options;
+  const { source, why } = resolveSource(choice, autoPrefers);
   options.onChoice?.(source, why);
   hardenSupervisorProcess();
   switch (source) {

@@ -192,25 +192,23 @@ Deno.test("idwrap run|trace --source bpf: an ordinary user is refused with why (
   assertMatch(bpfPrivilegeProblem("CapEff:\t0000008000000000\n")!, /lacks CAP_BPF/);
 });
 
-Deno.test("--source auto chooses the hybrid where BPF loads (seccomp for a user who cannot), never bpf alone", async () => {
+Deno.test("--source auto: run chooses the hybrid where BPF loads (seccomp for a user who cannot), trace seccomp", async () => {
+  const policy = await writePolicy("version: 1\nname: observe\nobserve: [mkdir]\n");
+  await Deno.chmod(policy, 0o644);
+  await Deno.chmod(policy.replace(/\/policy\.yaml$/, ""), 0o755);
+  const run = await idwrap(["run", "--source", "auto", "-v", "-p", policy, "--", "/bin/true"]);
+  assertEquals(run.code, 0, run.stderr);
+  // Root on this machine, no module: the hybrid, and why.
+  assertMatch(run.stderr, /event source (kmod|hybrid): .*(BPF can be loaded here|kernel module is loaded)/);
+  // trace keeps seccomp: the ring cannot fault in a path strace would print.
   const t = await traced("trace", ["--source", "auto", "-v", "-e", "mkdir"], ["/bin/true"]);
   assertEquals(t.code, 0, t.stderr);
-  // Root on this machine, no module: the hybrid, and why.
-  assertMatch(t.stderr, /event source (kmod|hybrid): .*(BPF can be loaded here|kernel module is loaded)/);
+  assertMatch(t.stderr, /event source (kmod|seccomp):/);
   // Control: an ordinary user cannot load BPF: auto gives seccomp and says why.
   const uid = await ensureUser("idwrap-alice");
   const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-auto-" });
   await Deno.chmod(home, 0o755);
-  const user = await idwrapAsUser(uid, `${home}/u`, [
-    "trace",
-    "--source",
-    "auto",
-    "-v",
-    "-e",
-    "mkdir",
-    "--",
-    "/bin/true",
-  ]);
+  const user = await idwrapAsUser(uid, `${home}/u`, ["run", "--source", "auto", "-v", "-p", policy, "--", "/bin/true"]);
   assertEquals(user.code, 0, user.stderr);
   assertMatch(user.stderr, /event source (kmod|seccomp): .*the hybrid cannot be used \(uid \d+ lacks CAP_BPF/);
   for (const verb of ["run", "trace"]) {
