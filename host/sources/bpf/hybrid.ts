@@ -29,6 +29,8 @@
  */
 import type { DecodedArgs, SyscallEvent, Verdict } from "../../events.ts";
 import { OPEN_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
+import { TargetMemory } from "../../unsafe/memory.ts";
+import { decodeArgs, memoryReader } from "../../wss/decode.ts";
 import { type Interest, splitInterest } from "../../wss/interest.ts";
 import type { Refusal } from "../../wss/refusal.ts";
 import type {
@@ -117,6 +119,9 @@ export class HybridTransport implements EventSource {
   #depth = 0;
   /** Ring records dropped as duplicates of notified calls (tests check the count). */
   duplicatesDropped = 0;
+  /** Ring calls whose copies had faulted, read again from the caller's memory (readArgs). */
+  faultsReread = 0;
+  readonly #memory = new TargetMemory();
 
   constructor(options: HybridTransportOptions) {
     this.#emulateOpens = options.emulateOpens ?? true;
@@ -202,8 +207,19 @@ export class HybridTransport implements EventSource {
     return { served, woken: r.woken };
   }
 
+  /**
+   * A ring call's arguments are the programs' copies; where one could not be copied (a page not yet mapped: the
+   * programs run where no page can be faulted in), it is read from the caller's memory now, as the seccomp source
+   * reads every argument — else a path in a freshly mapped page would hide an open from every rule that matches paths.
+   * Read after the call started, so a racing thread may have changed it: observation, never a basis for a deny.
+   */
   readArgs(call: SourceCall, name: string, needs: ArgNeeds): DecodedArgs {
-    return this.#of(call).readArgs(call, name, needs);
+    const decoded = this.#of(call).readArgs(call, name, needs);
+    if (call !== this.#bpfCall || needs !== "memory" || decoded.fault === undefined) return decoded;
+    const live = decodeArgs(name, BigUint64Array.from(call.args), memoryReader(call.tid, this.#memory));
+    if (live.fault !== undefined) return decoded;
+    this.faultsReread++;
+    return live;
   }
 
   guardsObject(call: SourceCall): boolean {
