@@ -197,7 +197,7 @@ async function hybridCheck(): Promise<Check> {
     detail,
     consequence: ok
       ? "idwrap run|trace --source hybrid: calls a policy may deny wait on seccomp, the rest are observed through the " +
-        "bpf ring without waiting; auto chooses it when the module is absent"
+        "bpf ring without waiting; auto chooses it (no module) with IDWRAP_AUTO_HYBRID=1 (docs/bpf.md)"
       : "idwrap run|trace --source hybrid cannot be used; auto falls back to seccomp",
   };
 }
@@ -215,8 +215,8 @@ function usableSources(checks: Check[]): Check {
     feature: "usable sources",
     ok: sources.length > 0,
     detail: sources.length ? sources.join(", ") : "none",
-    consequence: "what --source can name here; auto chooses kmod, else hybrid (where BPF loads: observed calls never " +
-      "wait), else seccomp; never bpf alone (it cannot deny)",
+    consequence: "what --source can name here; auto chooses kmod, else seccomp (the hybrid with " +
+      "IDWRAP_AUTO_HYBRID=1); never bpf alone (it cannot deny)",
   };
 }
 
