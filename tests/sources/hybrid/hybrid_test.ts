@@ -249,3 +249,27 @@ Deno.test("hybrid: a path the programs cannot copy (a page not yet mapped) is re
   assertEquals(alerted(h).map((e) => e.decoded.path), [secret]);
   assert(h.reread >= 1, `reread ${h.reread}`);
 });
+
+Deno.test("hybrid: thousands of calls over both paths arrive once each and in each thread's order", async () => {
+  const N = 2000;
+  const policy: Policy = {
+    name: "hybrid-order",
+    file: "hybrid-order.yaml",
+    observe: ["getppid", "close"],
+    // A deny on some other file: every openat is held on seccomp; getppid and close come from the ring.
+    rules: [rule("no-shadow", ["openat"], "deny", "/etc/shadow")],
+    wrappers: [],
+  };
+  const h = await underWss("hybrid", policy, ["loop", String(N), "/etc/hostname"]);
+  assertEquals(h.code, 0);
+  assertEquals(h.lost, 0);
+  const main = h.sink.calls().filter((e) => e.program.exe === FIXTURE && e.phase === "pre");
+  const loop = main.map((e) => e.syscall).join(" ");
+  // The loop's rounds, in order, each call once: getppid (ring), openat (seccomp), close (ring).
+  const round = "getppid openat close";
+  const rounds = loop.split(round).length - 1;
+  assertEquals(rounds, N, `${rounds} of ${N} rounds in order`);
+  assert(loop.includes(Array(N).fill(round).join(" ")), "the rounds are not contiguous");
+  assertEquals(main.filter((e) => e.syscall === "getppid").length, N);
+  assertEquals(main.filter((e) => e.syscall === "openat" && e.decoded.path === "/etc/hostname").length, N);
+});
