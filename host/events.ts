@@ -6,7 +6,7 @@
  */
 
 /** Which source produced an event. */
-export type SourceName = "seccomp" | "kmod" | "bpf";
+export type SourceName = "seccomp" | "kmod" | "bpf" | "hybrid";
 
 /** The ABI a call came through; only x86_64 calls ever run. */
 export type SyscallAbi = "x86_64" | "i386" | "x32";

@@ -7,7 +7,9 @@
 import type { Command } from "commander";
 import { errno, libc, SYS } from "../unsafe/libc.ts";
 import { runUnderSeccomp } from "../sources/seccomp/source.ts";
-import { chooseSource, probeKmod, runUnderKmod } from "../sources/kmod/source.ts";
+import { probeKmod, runUnderKmod } from "../sources/kmod/source.ts";
+import { resolveSource } from "../sources/run.ts";
+import { hybridProblem, runUnderHybrid } from "../sources/bpf/hybrid_run.ts";
 import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";
 import { loadPolicy } from "../policy/policy.ts";
 import { defaultStorePath } from "../store/kv.ts";
@@ -156,7 +158,48 @@ async function bpfChecks(): Promise<Check[]> {
       ? "idwrap run|trace --source bpf observe (no deny: policies that deny, kill or rewrite are refused; docs/bpf.md)"
       : "idwrap run|trace --source bpf cannot be used",
   });
+  out.push(await hybridCheck());
   return out;
+}
+
+/**
+ * The hybrid, run for real as `idwrap run --source hybrid` does: /bin/cat's open of /etc/hostname denied on seccomp
+ * while its reads are observed through the ring.
+ */
+async function hybridCheck(): Promise<Check> {
+  const problem = hybridProblem();
+  let ok = false;
+  let detail: string;
+  if (problem) detail = problem;
+  else {
+    try {
+      const r = await runUnderHybrid(["/bin/cat", "/etc/hostname"], {
+        policies: [{
+          name: "doctor",
+          file: "(doctor)",
+          observe: ["read", "close"],
+          rules: [{ id: "doctor-deny", syscalls: ["open", "openat"], path: "/etc/hostname", action: "deny", errno: 1 }],
+          wrappers: [],
+        }],
+        trace: { format: "json", output: "/dev/null", allSyscalls: true },
+        storePath: ":memory:",
+      });
+      ok = r.exitCode !== 0 && r.summary.denied === 1 && (r.summary.lost ?? 0) === 0;
+      detail = `ran /bin/cat /etc/hostname with its open denied: exit ${r.exitCode}, ${r.summary.denied} denied on ` +
+        `seccomp, ${r.summary.notifications} calls seen, ${r.summary.lost ?? 0} records lost`;
+    } catch (e) {
+      detail = `failed: ${(e as Error).message}`;
+    }
+  }
+  return {
+    feature: "hybrid source",
+    ok,
+    detail,
+    consequence: ok
+      ? "idwrap run|trace --source hybrid: calls a policy may deny wait on seccomp, the rest are observed through the " +
+        "bpf ring without waiting; auto chooses it (no module) with IDWRAP_AUTO_HYBRID=1 (docs/bpf.md)"
+      : "idwrap run|trace --source hybrid cannot be used; auto falls back to seccomp",
+  };
 }
 
 /** Which sources this machine can use, from the checks that ran each one for real. */
@@ -165,13 +208,15 @@ function usableSources(checks: Check[]): Check {
   const sources = [
     can("seccomp source") && "seccomp",
     can("kmod source") && "kmod",
+    can("hybrid source") && "hybrid",
     can("bpf source") && "bpf (observation only)",
   ].filter((s): s is string => !!s);
   return {
     feature: "usable sources",
     ok: sources.length > 0,
     detail: sources.length ? sources.join(", ") : "none",
-    consequence: "what --source can name here; auto chooses kmod, else seccomp, never bpf (it cannot deny)",
+    consequence: "what --source can name here; auto chooses kmod, else seccomp (the hybrid with " +
+      "IDWRAP_AUTO_HYBRID=1); never bpf alone (it cannot deny)",
   };
 }
 
@@ -207,7 +252,7 @@ async function kmodChecks(): Promise<Check[]> {
     }
     out.push({ feature: "kmod source", ok, detail, consequence: "idwrap run and trace can use the kernel module" });
   }
-  const { source, why } = chooseSource("auto");
+  const { source, why } = resolveSource("auto");
   out.push({
     feature: "active source",
     ok: true,

@@ -118,9 +118,10 @@ export function registerRun(program: Command): void {
     .option("--standalone", "supervise here even if a daemon is running")
     .option(
       "--source <source>",
-      "the event source: auto (the kernel module where /dev/idwrap opens, else seccomp), kmod, seccomp or bpf " +
-        "(observation only, root: policies that deny, kill or rewrite are refused); kmod, seccomp or bpf imply " +
-        "--standalone",
+      "the event source: auto (the kernel module where /dev/idwrap opens, else seccomp; IDWRAP_AUTO_HYBRID=1: " +
+        "the hybrid where BPF loads), kmod, seccomp, hybrid (root: calls a policy may deny wait on seccomp, the rest are observed " +
+        "through eBPF) or bpf (observation only, root: policies that deny, kill or rewrite are refused); any but " +
+        "auto implies --standalone",
     )
     .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
     .argument("<command...>", "the command to run, after --")

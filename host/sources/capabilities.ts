@@ -46,7 +46,29 @@ export const BPF_CAPABILITIES: SourceCapabilities = {
   copiesArguments: false,
 };
 
+/**
+ * The hybrid source (docs/bpf.md, "The hybrid"): calls something may deny are held on seccomp user-notify, the
+ * rest observed through the bpf ring. Every call's result reaches post hooks (the ring's exit record, or the seccomp
+ * source's own emulated open); no rewrite (seccomp cannot).
+ */
+export const HYBRID_CAPABILITIES: SourceCapabilities = {
+  name: "hybrid",
+  decide: true,
+  post: "all",
+  rewrite: false,
+  observeWithoutBlocking: true,
+  systemWide: false,
+  copiesArguments: false,
+};
+
+const BY_NAME: Record<SourceName, SourceCapabilities> = {
+  seccomp: SECCOMP_CAPABILITIES,
+  kmod: KMOD_CAPABILITIES,
+  bpf: BPF_CAPABILITIES,
+  hybrid: HYBRID_CAPABILITIES,
+};
+
 /** The capabilities of a source by name. */
 export function capabilitiesOf(source: SourceName): SourceCapabilities {
-  return source === "kmod" ? KMOD_CAPABILITIES : source === "bpf" ? BPF_CAPABILITIES : SECCOMP_CAPABILITIES;
+  return BY_NAME[source];
 }

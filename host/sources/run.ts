@@ -1,7 +1,8 @@
 /**
- * Runs a command under the chosen event source (`--source auto|kmod|seccomp|bpf`):
+ * Runs a command under the chosen event source (`--source auto|kmod|seccomp|hybrid|bpf`):
  * one entry point for `idwrap run`, `idwrap trace` and `idwrap doctor`. `auto`
- * never chooses bpf: it only observes (docs/bpf.md, "Choosing the source").
+ * chooses kmod, else seccomp (the hybrid with IDWRAP_AUTO_HYBRID=1); never bpf
+ * alone: it only observes (docs/bpf.md, "Choosing the source").
  *
  * @module
  */
@@ -14,14 +15,15 @@ import { chooseSource, runUnderKmod } from "./kmod/source.ts";
 import type { SourceChoice as KmodOrSeccompChoice } from "./kmod/source.ts";
 import { runUnderSeccomp } from "./seccomp/source.ts";
 import { runUnderBpf } from "./bpf/supervise.ts";
+import { hybridProblem, runUnderHybrid } from "./bpf/hybrid_run.ts";
 
 export { BpfRefusal } from "./bpf/supervise.ts";
 
 /** Which source `--source` asks for. */
-export type SourceChoice = KmodOrSeccompChoice | "bpf";
+export type SourceChoice = KmodOrSeccompChoice | "bpf" | "hybrid";
 
 /** The sources a run can end up on. */
-export type ChosenSource = "kmod" | "seccomp" | "bpf";
+export type ChosenSource = "kmod" | "seccomp" | "bpf" | "hybrid";
 
 /** How to run a command. */
 export interface SourceRunOptions {
@@ -33,6 +35,12 @@ export interface SourceRunOptions {
   emulateOpens?: boolean;
   /** Told which source was chosen and why. */
   onChoice?: (source: ChosenSource, why: string) => void;
+  /**
+   * What `auto` may choose besides kmod: "hybrid" or "seccomp" only (idwrap trace, which promises every path as strace
+   * prints it: the bpf programs cannot fault a page in, so a path in one not yet mapped is lost).
+   * @default defaultAutoPrefers()
+   */
+  autoPrefers?: "hybrid" | "seccomp";
   /**
    * Told what the policies put at risk on the chosen source, before the command starts, and what the user should know
    * while it runs.
@@ -48,30 +56,75 @@ export interface SourceRunResult {
   summary: SupervisorSummary;
 }
 
+/**
+ * What `auto` picks after kmod: seccomp, unless IDWRAP_AUTO_HYBRID=1 asks for the hybrid where it can be used. Not the
+ * hybrid by default yet (docs/bpf.md, "Choosing the source"): watchers that may only kill late (seq, Com_id) lose the
+ * wait that made their kill land before the process got far (a killed imapd exits by itself first), and under the
+ * default policy it adds the programs' cost and moves almost nothing to the ring.
+ */
+export function defaultAutoPrefers(): "hybrid" | "seccomp" {
+  return Deno.env.get("IDWRAP_AUTO_HYBRID") === "1" ? "hybrid" : "seccomp";
+}
+
+/**
+ * Which source `choice` resolves to, and why. `auto`: the kernel module where /dev/idwrap opens; else, when
+ * `autoPrefers` is "hybrid" and this process can load the bpf programs, the hybrid (decided calls wait on seccomp as
+ * they would anyway, observed ones never wait: no round trip and no EINTR window for them); else seccomp. bpf alone is
+ * never chosen: it cannot deny.
+ */
+export function resolveSource(
+  choice: SourceChoice,
+  autoPrefers: "hybrid" | "seccomp" = defaultAutoPrefers(),
+): { source: ChosenSource; why: string } {
+  if (choice === "bpf") return { source: "bpf", why: "asked for (--source bpf): observation only" };
+  if (choice === "hybrid") {
+    return { source: "hybrid", why: "asked for (--source hybrid): decided calls on seccomp, observed ones on bpf" };
+  }
+  const chosen = chooseSource(choice);
+  if (choice !== "auto" || chosen.source === "kmod") return chosen;
+  const problem = hybridProblem();
+  if (autoPrefers === "seccomp") {
+    return problem ? chosen : {
+      ...chosen,
+      why:
+        `${chosen.why} (the hybrid can be used here: --source hybrid, or IDWRAP_AUTO_HYBRID=1 for auto; docs/bpf.md)`,
+    };
+  }
+  if (problem) return { source: "seccomp", why: `${chosen.why}; the hybrid cannot be used (${problem})` };
+  return {
+    source: "hybrid",
+    why: `${chosen.why.replace(/: seccomp user-notify$/, "")}; BPF can be loaded here: the hybrid (calls a rule or ` +
+      "wrapper may deny wait on seccomp user-notify, calls only observed come through the bpf ring and never wait)",
+  };
+}
+
 /** Runs `command` under the source `choice` resolves to. */
 export async function runUnder(
   choice: SourceChoice,
   command: string[],
   options: SourceRunOptions,
 ): Promise<SourceRunResult> {
-  const { onChoice: _, emulateOpens, ...common } = options;
-  if (choice === "bpf") {
-    options.onChoice?.("bpf", "asked for (--source bpf): observation only");
-    hardenSupervisorProcess();
-    return { source: "bpf", ...await runUnderBpf(command, common) };
-  }
-  const { source, why } = chooseSource(choice);
+  const { onChoice: _, emulateOpens, autoPrefers, ...common } = options;
+  const { source, why } = resolveSource(choice, autoPrefers);
   options.onChoice?.(source, why);
   hardenSupervisorProcess();
-  if (source === "kmod") return { source, ...await runUnderKmod(command, common) };
-  return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens }) };
+  switch (source) {
+    case "bpf":
+      return { source, ...await runUnderBpf(command, common) };
+    case "hybrid":
+      return { source, ...await runUnderHybrid(command, { ...common, emulateOpens }) };
+    case "kmod":
+      return { source, ...await runUnderKmod(command, common) };
+    case "seccomp":
+      return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens }) };
+  }
 }
 
 /** Parses a --source value. */
 export function parseSourceChoice(value: string | undefined): SourceChoice {
   const v = value ?? "auto";
-  if (v !== "auto" && v !== "kmod" && v !== "seccomp" && v !== "bpf") {
-    throw new Error(`--source: expected auto, kmod, seccomp or bpf, got "${v}"`);
+  if (v !== "auto" && v !== "kmod" && v !== "seccomp" && v !== "bpf" && v !== "hybrid") {
+    throw new Error(`--source: expected auto, kmod, seccomp, hybrid or bpf, got "${v}"`);
   }
   return v;
 }

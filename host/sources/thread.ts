@@ -168,12 +168,13 @@ export class SourceThread {
 
   /**
    * Serves a wrapped tree: `handle` is the source's (seccomp: a listener fd the
-   * thread then owns, closed here if the thread dies; kmod: the pid to watch).
+   * thread then owns, closed here if the thread dies; kmod: the pid to watch). `pid`: the launcher's, for a source
+   * that needs both (hybrid).
    */
-  protected async attachHandle(session: number, handle: number, failClosedFd?: number): Promise<void> {
+  protected async attachHandle(session: number, handle: number, failClosedFd?: number, pid?: number): Promise<void> {
     this.#end(session);
     if (failClosedFd !== undefined) this.#failClosed.set(`session:${session}`, failClosedFd);
-    await this.#request({ type: "attach", session, handle }, `attached:${session}`);
+    await this.#request({ type: "attach", session, handle, pid }, `attached:${session}`);
   }
 
   /** Resolves when the session's tree is gone. */

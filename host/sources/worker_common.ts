@@ -23,8 +23,8 @@ export interface SourceLoop {
   readonly wakeFd: number;
   /** fds the main thread closes if this thread dies, so waiting calls fail closed at once. */
   readonly failClosedFds: number[];
-  /** Starts serving a wrapped tree (seccomp: its listener fd; kmod: the launcher's pid). */
-  attach(session: number, handle: number): void;
+  /** Starts serving a wrapped tree (seccomp: its listener fd; kmod: the launcher's pid; hybrid: both). */
+  attach(session: number, handle: number, pid?: number): void;
   /** A policy reload: a new decider (and whatever the source derives from the enforcement). */
   reload(decider: Decider, e: Enforcement): void;
   processes(): ProcessEntry[];
@@ -50,7 +50,7 @@ export type WorkerRequest =
     /** Back-pressure counters shared with the main thread (host/audit/journal_sink.ts). */
     pressure?: Int32Array;
   } & Enforcement)
-  | { type: "attach"; session: number; handle: number }
+  | { type: "attach"; session: number; handle: number; pid?: number }
   | ({ type: "reload" } & Enforcement)
   | { type: "ps" }
   | { type: "stop" };
@@ -139,7 +139,7 @@ export function serveWorker(source: SourceName, makeLoop: LoopFactory): void {
           break;
         case "attach":
           waitsAt.set(req.session, sink.waits);
-          loop!.attach(req.session, req.handle);
+          loop!.attach(req.session, req.handle, req.pid);
           post({ type: "attached", session: req.session });
           break;
         case "reload": {

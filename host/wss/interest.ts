@@ -13,6 +13,10 @@
  * the call runs (seq), so a source that must hold every call it sees
  * (seccomp) may answer first and look after.
  *
+ * The hybrid source (host/sources/bpf/hybrid.ts) serves the two kinds apart:
+ * {@link splitInterest} gives the calls something may decide (held on seccomp)
+ * and the calls that are only observed (the eBPF ring, never waiting).
+ *
  * @module
  */
 import type { Policy } from "../policy/policy.ts";
@@ -110,4 +114,28 @@ export function lateCalls(interest: Interest): Set<number> {
   const calls = new Set<number>();
   for (const [nr, c] of interest.calls) if (c.late) calls.add(nr);
   return calls;
+}
+
+/** An interest split by what may act on each call (see splitInterest). */
+export interface SplitInterest {
+  /** Calls a rule or wrapper may deny, kill before they run or rewrite, in either phase: they must be held. */
+  readonly decided: Interest;
+  /** Calls only observed: reported (rules that alert, observe lists, the trace) or killed late (MAY_KILL: seq). */
+  readonly observed: Interest;
+}
+
+/**
+ * Splits an interest into the calls that must be held before they run and the calls that are only observed. A `late`
+ * call (only MAY_KILL watchers without DENY) is observed: its kill lands after the call on every source that does not
+ * hold it, which is what MAY_KILL accepts.
+ */
+export function splitInterest(interest: Interest): SplitInterest {
+  const decided = new Map<number, CallInterest>(), observed = new Map<number, CallInterest>();
+  for (const [nr, c] of interest.calls) {
+    (c.pre === "decide" || c.post === "decide" ? decided : observed).set(nr, c);
+  }
+  return {
+    decided: { calls: decided, failClosed: interest.failClosed },
+    observed: { calls: observed, failClosed: false },
+  };
 }

@@ -33,6 +33,25 @@ import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 
 const text = new TextDecoder();
 
+/**
+ * The file an exec record names, as the other sources name a program (the resolved file, /proc/PID/exe's way:
+ * /usr/bin/dash for "/bin/sh"), so rules and wrappers that match programs see the same name on every source. The
+ * record carries the path as the caller gave it: an absolute one is resolved now (the record is read just after the
+ * exec), a relative one through /proc/PID/exe while the process runs; failing both, the path as given.
+ */
+export function resolvedExe(pid: number, filename: string): string {
+  if (filename.startsWith("/")) {
+    try {
+      return Deno.realPathSync(filename);
+    } catch { /* gone since, or not ours to see */ }
+  }
+  try {
+    return Deno.readLinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return filename;
+  }
+}
+
 /** How the transport loads. */
 export interface BpfTransportOptions extends BpfTracerOptions {
   interest: Interest;
@@ -80,8 +99,11 @@ export class BpfTransport implements EventSource {
   /** Records dropped, as the programs reported them in-band. */
   #lost = 0;
 
-  constructor(options: BpfTransportOptions) {
-    const entries = compileInterest(options.interest);
+  /**
+   * @param entries the interest map as compiled already (the hybrid's observed part); default: compiled from
+   *   `options.interest`, refusing calls to decide
+   */
+  constructor(options: BpfTransportOptions, entries = compileInterest(options.interest)) {
     this.#tracer = BpfTracer.load(options);
     try {
       this.#tracer.setInterest(entries);
@@ -100,8 +122,18 @@ export class BpfTransport implements EventSource {
     }
   }
 
+  /** The transport with an interest map compiled elsewhere (host/sources/bpf/hybrid.ts: the observed calls). */
+  static observing(entries: ReadonlyMap<number, InterestEntry>, options: BpfTracerOptions): BpfTransport {
+    return new BpfTransport({ ...options, interest: { calls: new Map(), failClosed: false } }, new Map(entries));
+  }
+
   setInterest(interest: Interest): void {
     this.#tracer.setInterest(compileInterest(interest));
+  }
+
+  /** Replaces the interest map with one compiled elsewhere. */
+  setRing(entries: ReadonlyMap<number, InterestEntry>): void {
+    this.#tracer.setInterest(entries);
   }
 
   attach(session: number, pid: number): Record<string, never> {
@@ -123,6 +155,17 @@ export class BpfTransport implements EventSource {
     const woken = libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n) === 8n;
     for (const rec of records) served += this.#hand(rec, handler);
     return { served, woken };
+  }
+
+  /** Hands over what is in the ring now (and the queued attaches), without waiting; returns how many reports. */
+  drain(handler: SourceHandler): number {
+    let served = 0;
+    for (const q of this.#queued.splice(0)) {
+      handler.lifecycle({ kind: "fork", pid: q.pid, ppid: q.ppid, session: q.session, program: q.program });
+      served++;
+    }
+    for (const rec of this.#tracer.drain()) served += this.#hand(rec, handler);
+    return served;
   }
 
   readArgs(call: SourceCall, name: string, needs: ArgNeeds): DecodedArgs {
@@ -209,7 +252,7 @@ export class BpfTransport implements EventSource {
         handler.lifecycle({ kind: "fork", pid: Number(rec.ret), ppid: rec.tgid, watched: true });
         return served + 1;
       case KIND.EXEC: {
-        const exe = rec.path ? text.decode(rec.path) : "";
+        const exe = resolvedExe(rec.tgid, rec.path ? text.decode(rec.path) : "");
         const argv0 = rec.data ? text.decode(rec.data).split("\0")[0] : exe;
         const program: ProgramIdentity = { exe, argv0, uid: rec.uid, gid: rec.gid };
         handler.lifecycle({ kind: "exec", pid: rec.tgid, program, watched: true });

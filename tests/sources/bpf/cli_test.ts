@@ -192,13 +192,34 @@ Deno.test("idwrap run|trace --source bpf: an ordinary user is refused with why (
   assertMatch(bpfPrivilegeProblem("CapEff:\t0000008000000000\n")!, /lacks CAP_BPF/);
 });
 
-Deno.test("--source auto never chooses bpf; the help lists it", async () => {
-  const t = await traced("trace", ["--source", "auto", "-v", "-e", "mkdir"], ["/bin/true"]);
+Deno.test("--source auto: seccomp (saying the hybrid can be used); with IDWRAP_AUTO_HYBRID=1 the hybrid for run", async () => {
+  const policy = await writePolicy("version: 1\nname: observe\nobserve: [mkdir]\n");
+  await Deno.chmod(policy, 0o644);
+  await Deno.chmod(policy.replace(/\/policy\.yaml$/, ""), 0o755);
+  const cmd = ["run", "--source", "auto", "-v", "-p", policy, "--", "/bin/true"];
+  const plain = await idwrap(cmd);
+  assertEquals(plain.code, 0, plain.stderr);
+  assertMatch(plain.stderr, /event source (kmod|seccomp): .*(hybrid can be used here|kernel module is loaded)/);
+  // Asked for: root on this machine, no module: the hybrid, and why.
+  const run = await idwrap(cmd, { env: { IDWRAP_AUTO_HYBRID: "1" } });
+  assertEquals(run.code, 0, run.stderr);
+  assertMatch(run.stderr, /event source (kmod|hybrid): .*(BPF can be loaded here|kernel module is loaded)/);
+  // trace keeps seccomp even then: the ring cannot fault in a path strace would print.
+  const t = await traced("trace", ["--source", "auto", "-v", "-e", "mkdir"], ["/bin/true"], {
+    env: { IDWRAP_AUTO_HYBRID: "1" },
+  });
   assertEquals(t.code, 0, t.stderr);
   assertMatch(t.stderr, /event source (kmod|seccomp):/);
+  // Control: an ordinary user cannot load BPF: auto gives seccomp and says why.
+  const uid = await ensureUser("idwrap-alice");
+  const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-auto-" });
+  await Deno.chmod(home, 0o755);
+  const user = await idwrapAsUser(uid, `${home}/u`, cmd, { env: { IDWRAP_AUTO_HYBRID: "1" } });
+  assertEquals(user.code, 0, user.stderr);
+  assertMatch(user.stderr, /event source (kmod|seccomp): .*the hybrid cannot be used \(uid \d+ lacks CAP_BPF/);
   for (const verb of ["run", "trace"]) {
     const help = await idwrap([verb, "--help"]);
-    assertMatch(help.stdout.replace(/\s+/g, " "), /kmod, seccomp or bpf/, verb);
+    assertMatch(help.stdout.replace(/\s+/g, " "), /kmod, seccomp, hybrid \(root.*or bpf/, verb);
   }
 });
 
@@ -210,6 +231,11 @@ Deno.test("idwrap doctor runs the bpf source for real and lists the sources this
   assertMatch(by("bpf source")!.detail, /^observed \/bin\/cat: exit 0, [1-9]\d* calls seen/);
   assertMatch(by("usable sources")!.detail, /bpf \(observation only\)/);
   assertEquals(by("usable sources")!.detail.includes("seccomp"), by("seccomp source")?.ok);
+  // The hybrid, run for real: cat's open denied on seccomp, nothing lost.
+  assertEquals(by("hybrid source")?.ok, true, JSON.stringify(by("hybrid source")));
+  assertMatch(by("hybrid source")!.detail, /exit [1-9]\d*, 1 denied on seccomp, [1-9]\d* calls seen, 0 records lost/);
+  assertMatch(by("usable sources")!.detail, /hybrid/);
+  assertMatch(by("active source")!.detail, /^(kmod: |seccomp: .*the hybrid can be used here)/);
   // An ordinary user: the bpf source is not usable, and doctor says why.
   const uid = await ensureUser("idwrap-alice");
   const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-doctor-" });
@@ -220,6 +246,8 @@ Deno.test("idwrap doctor runs the bpf source for real and lists the sources this
   assertEquals(bpf?.ok, false, user.stdout);
   assertMatch(bpf!.detail, /lacks CAP_BPF and CAP_PERFMON/);
   assert(!theirs.find((c) => c.feature === "usable sources")!.detail.includes("bpf"));
+  assertEquals(theirs.find((c) => c.feature === "hybrid source")?.ok, false);
+  assertMatch(theirs.find((c) => c.feature === "active source")!.detail, /^(kmod|seccomp): /);
 });
 
 Deno.test("idwrap trace --source bpf: a program that cannot run exits 127, and the tree's first process is named", async () => {

@@ -1,0 +1,153 @@
+/**
+ * `idwrap run|trace --source hybrid`: a command under one WSS fed by two
+ * transports (./hybrid.ts). The launcher installs a seccomp filter that
+ * notifies only the calls some rule or wrapper may decide (compileHybrid), and
+ * the bpf programs watch its pid before it execs the command and report the
+ * calls that are only observed. Loading the programs needs what the bpf source
+ * needs (./supervise.ts, bpfPrivilegeProblem); everything is checked before a
+ * process runs.
+ *
+ * @module
+ */
+import type { Policy } from "../../policy/policy.ts";
+import { v8Engine } from "../../runtime/engine.ts";
+import { loadPolicyWrappers } from "../../runtime/load.ts";
+import type { WrapperModule } from "../../runtime/module.ts";
+import { defaultStorePath } from "../../store/kv.ts";
+import { resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
+import { X86_64_NAMES } from "../../syscalls/tables.ts";
+import type { TraceSinkOptions } from "../../trace/sink.ts";
+import { buildInterest } from "../../wss/interest.ts";
+import { HYBRID_CAPABILITIES } from "../capabilities.ts";
+import type { Enforcement, SupervisorSummary } from "../enforce.ts";
+import type { Handshake } from "../handshake.ts";
+import { launchAndServe } from "../launch.ts";
+import { buildFilter, encodeFilter } from "../seccomp/filter.ts";
+import { EINTR_HAZARDS, spawnLauncher } from "../seccomp/source.ts";
+import { guardFilter } from "../seccomp/tamper.ts";
+import { type OnEvents, SourceThread } from "../thread.ts";
+import { compileHybrid, type HybridPlan } from "./hybrid.ts";
+import type { HybridWorkerConfig } from "./hybrid_worker.ts";
+import { bpfPrivilegeProblem, BpfRefusal } from "./supervise.ts";
+import { BPF_OBJECT } from "./tracer.ts";
+
+/**
+ * Why the hybrid source cannot be used here, or undefined when it can: the privilege to load the programs, the built
+ * object, the kernel's BTF (tp_btf programs, CO-RE). Cheap: `auto` asks before every run; the programs' load is tried
+ * for real when the run starts (and by `idwrap doctor`).
+ */
+export function hybridProblem(): string | undefined {
+  const privilege = bpfPrivilegeProblem();
+  if (privilege) return privilege;
+  if (!existsSync(BPF_OBJECT)) return `${BPF_OBJECT} is missing (deno task build makes it; docs/bpf.md)`;
+  if (!existsSync("/sys/kernel/btf/vmlinux")) return "the kernel has no BTF (/sys/kernel/btf/vmlinux)";
+  return undefined;
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The plan for these policies and wrappers, as the launcher's filter and the worker compile it. */
+export function hybridPlan(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): HybridPlan {
+  return compileHybrid(buildInterest(policies, wrappers, false, guardFilter(Deno.pid).always), emulateOpens);
+}
+
+/**
+ * Loads the wrappers and builds the filter: what can be refused is refused here, before a process runs.
+ *
+ * @throws BpfRefusal when this process cannot load the bpf programs; WrapperLoadError for a bad wrapper
+ */
+export async function prepareHybridEnforcement(
+  policies: Policy[],
+  emulateOpens: boolean,
+): Promise<{ wrappers: WrapperModule[]; filter: string; plan: HybridPlan }> {
+  const privilege = bpfPrivilegeProblem();
+  if (privilege) throw new BpfRefusal(`Cannot use the hybrid source: ${privilege}`);
+  const wrappers = await loadPolicyWrappers(policies, v8Engine, HYBRID_CAPABILITIES);
+  const plan = hybridPlan(policies, wrappers, emulateOpens);
+  const program = buildFilter(plan.notify, guardFilter(Deno.pid).checks, X86_64_NAMES.length - 1);
+  return { wrappers, filter: encodeFilter(program), plan };
+}
+
+/**
+ * The calls of EINTR_HAZARDS the filter notifies (docs/seccomp.md, "Signals and EINTR"): on this source only the
+ * decided ones wait, so only they have the window.
+ */
+export function hybridEintrWarning(plan: HybridPlan): string | undefined {
+  const hit = [...resolveSyscalls(EINTR_HAZARDS)].filter((nr) => plan.notify.has(nr)).map(syscallName);
+  if (!hit.length) return undefined;
+  return `the policies may deny ${hit.join(", ")}, so the hybrid source holds them on seccomp: a program that ` +
+    `catches a signal without SA_RESTART (dash, GNU make, vsftpd) can get EINTR from them where the kernel would not ` +
+    `fail them (docs/seccomp.md, "Signals and EINTR"); calls only observed come through the bpf ring and never wait`;
+}
+
+/** How the hybrid thread starts. */
+export interface HybridThreadOptions extends Enforcement, HybridWorkerConfig {
+  storePath: string;
+  trace?: TraceSinkOptions;
+  onEvents?: OnEvents;
+}
+
+/** The supervisor thread holding the seccomp listeners, the bpf programs and their ring. */
+export class HybridThread extends SourceThread {
+  /** Loads the programs on a new thread; resolves when it serves. */
+  static start(options: HybridThreadOptions): Promise<HybridThread> {
+    const { emulateOpens, ringBytes, ...rest } = options;
+    const config: HybridWorkerConfig = { emulateOpens, ringBytes };
+    const opts = { ...rest, config: config as unknown as Record<string, unknown> };
+    return SourceThread.startAt(new HybridThread(new URL("./hybrid_worker.ts", import.meta.url), opts), opts);
+  }
+
+  /** Serves a launcher's tree: its listener (the thread owns the fd) and its pid, watched by the programs. */
+  serve(session: number, hs: Handshake): Promise<void> {
+    return this.attachHandle(session, hs.listener, hs.listener, hs.pid);
+  }
+}
+
+/** How to run a command under the hybrid source. */
+export interface HybridRunOptions {
+  policies: Policy[];
+  trace?: TraceSinkOptions;
+  /** @default true */
+  emulateOpens?: boolean;
+  storePath?: string;
+  onEvents?: OnEvents;
+  /** Told what the policies put at risk before the command starts, and what to know while it runs. */
+  onWarning?: (message: string) => void;
+}
+
+/** How the command ended. */
+export interface HybridRunResult {
+  exitCode: number;
+  signal?: string;
+  summary: SupervisorSummary;
+}
+
+/** Runs `command` with its decided calls held on seccomp and its observed calls reported through the bpf ring. */
+export async function runUnderHybrid(command: string[], options: HybridRunOptions): Promise<HybridRunResult> {
+  const emulateOpens = options.emulateOpens ?? true;
+  const { wrappers, filter, plan } = await prepareHybridEnforcement(options.policies, emulateOpens);
+  const warning = hybridEintrWarning(plan);
+  if (warning) options.onWarning?.(warning);
+  const thread = await HybridThread.start({
+    policies: options.policies,
+    wrappers,
+    storePath: options.storePath ?? defaultStorePath(),
+    trace: options.trace,
+    emulateOpens,
+    onEvents: options.onEvents,
+  });
+  return await launchAndServe(
+    command,
+    (socketPath) => spawnLauncher(socketPath, filter, command),
+    (hs) => thread.serve(0, hs),
+    thread,
+    options.onWarning,
+  );
+}
