@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { journalDir, type JournalMarks, orphanJournals, readJournal } from "./journal.ts";
 import { type AuditFilter, auditFilter } from "./filter.ts";
 import { fit } from "./fit.ts";
+import { agentId, type AgentIdentity, agentIdentity } from "./identity.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "./record.ts";
 import { AuditSubscription, type SubscribeOptions } from "./subscription.ts";
 
@@ -66,6 +67,8 @@ export class AuditLog {
   readonly #kv: Deno.Kv;
   readonly #path: string;
   readonly #expireIn: number;
+  /** host.* and agent.* of every record kept (./identity.ts). */
+  #identity: [string, unknown][] = [];
   /** The versionstamp of the last-sequence key as we last wrote or read it: another writer changes it. */
   #lastStamp: string | null = null;
   readonly #subscribers = new Set<AuditSubscription>();
@@ -113,6 +116,7 @@ export class AuditLog {
       }
       const log = new AuditLog(kv, path, last, retentionDays);
       log.#lastStamp = stamp;
+      log.#identity = Object.entries(agentIdentity(await agentId(kv)));
       if (options.replay ?? true) await log.replay();
       return log;
     } catch (e) {
@@ -124,6 +128,11 @@ export class AuditLog {
   /** The last sequence number assigned (0 for an empty log). */
   get lastSequence(): number {
     return this.#seq;
+  }
+
+  /** The host and agent fields this log sets on the records it keeps. */
+  get identity(): AgentIdentity {
+    return Object.fromEntries(this.#identity) as unknown as AgentIdentity;
   }
 
   /** Live subscriptions. */
@@ -196,7 +205,10 @@ export class AuditLog {
   }
 
   #add(record: AuditRecord, more?: boolean, mark?: Pending["mark"]): void {
-    const { value, bytes } = fit({ ...record, "event.sequence": ++this.#seq });
+    const full: Record<string, unknown> = { ...record, "event.sequence": ++this.#seq };
+    // A record that already names its host (kept elsewhere, then replayed here) keeps it.
+    for (const [k, v] of this.#identity) if (!(k in full)) full[k] = v;
+    const { value, bytes } = fit(full as unknown as AuditRecord);
     const fields = value as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(fields)) if (Array.isArray(v)) fields[k] = Object.freeze(v.slice());
     Object.freeze(value);
