@@ -151,12 +151,14 @@ export class Daemon {
 
   async #metricsText(): Promise<string> {
     const processes: Record<string, number> = { seccomp: (await this.#thread.processes()).length };
+    const hooks = { seccomp: this.#thread.hookTimes(), ...this.#kmod ? { kmod: this.#kmod.hookTimes() } : {} };
     if (this.#kmod) processes.kmod = (await this.#kmod.processes()).length;
     return this.#metrics.render({
       sessions: this.#uidOf.size,
       processes,
       auditBacklog: this.#audit.backlog,
       outputs: this.#outputs?.stats() ?? [],
+      hooks,
     });
   }
 

@@ -8,6 +8,7 @@
 import type { AuditRecord } from "../audit/record.ts";
 import type { OutputStats } from "../outputs/output.ts";
 import type { SupervisorSummary } from "../wss/summary.ts";
+import type { HookTime } from "../runtime/watchdog.ts";
 
 /** What the daemon tells at each scrape that is not a counter kept here. */
 export interface MetricsGauges {
@@ -17,6 +18,8 @@ export interface MetricsGauges {
   /** Records appended to the audit log and not yet in Deno KV. */
   auditBacklog: number;
   outputs: OutputStats[];
+  /** Time in each wrapper's outermost hooks, by source. */
+  hooks: Record<string, HookTime[]>;
 }
 
 type Labels = Record<string, string>;
@@ -127,6 +130,13 @@ export class DaemonMetrics {
     out += render({ name: "idwrap_audit_backlog", help: "Audit records not yet in the store.", type: "gauge" }, [
       { labels: {}, value: g.auditBacklog },
     ]);
+    const hooks = Object.entries(g.hooks).flatMap(([source, list]) => list.map((h) => ({ source, ...h })));
+    out += "# HELP idwrap_hook_seconds Time in wrappers' outermost hooks (nested hooks count in the outer one's).\n";
+    out += "# TYPE idwrap_hook_seconds summary\n";
+    for (const h of hooks) {
+      const l = `wrapper="${escape(h.wrapper)}",source="${escape(h.source)}"`;
+      out += `idwrap_hook_seconds_sum{${l}} ${h.seconds}\nidwrap_hook_seconds_count{${l}} ${h.calls}\n`;
+    }
     const per = (name: string, help: string, type: string, pick: (o: OutputStats) => number) =>
       render(
         { name, help, type },

@@ -7,7 +7,7 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { IDWRAP, idwrap, prog } from "../helpers.ts";
+import { IDWRAP, idwrap, prog, ROOT } from "../helpers.ts";
 import { startDaemon, waitFor } from "./daemon_helpers.ts";
 
 type Rec = Record<string, unknown>;
@@ -123,6 +123,8 @@ Deno.test("alerts reach syslog, a rotated file and a failing-then-recovering web
   const d = await startDaemon([
     "--policy",
     policy,
+    "--policy",
+    `${ROOT}policies/default.yaml`, // the baseline wrapper: its hooks are timed
     "--no-watch",
     "--config",
     config,
@@ -210,6 +212,9 @@ Deno.test("alerts reach syslog, a rotated file and a failing-then-recovering web
     assertEquals(after.get('idwrap_output_delivered_total{output="alerts-file",type="file"}'), N);
     assertEquals(after.get('idwrap_output_queue{output="siem",type="webhook"}'), 0);
     assert((after.get('idwrap_calls_notified_total{source="seccomp"}') ?? 0) >= N, "the ended tree's calls");
+    const hookCalls = after.get('idwrap_hook_seconds_count{wrapper="baseline",source="seccomp"}') ?? 0;
+    const hookSeconds = after.get('idwrap_hook_seconds_sum{wrapper="baseline",source="seccomp"}') ?? 0;
+    assert(hookCalls >= N && hookSeconds > 0 && hookSeconds < 60, `baseline's hooks: ${hookCalls}, ${hookSeconds} s`);
     assertEquals(after.get("idwrap_sessions"), 0);
     assert(d.log().includes("output siem: cannot deliver, retrying: "), d.log());
   } finally {
