@@ -152,6 +152,10 @@ export class Daemon {
   async #metricsText(): Promise<string> {
     const processes: Record<string, number> = { seccomp: (await this.#thread.processes()).length };
     const hooks = { seccomp: this.#thread.hookTimes(), ...this.#kmod ? { kmod: this.#kmod.hookTimes() } : {} };
+    const notified = {
+      seccomp: this.#thread.notifiedCalls(),
+      ...this.#kmod ? { kmod: this.#kmod.notifiedCalls() } : {},
+    };
     if (this.#kmod) processes.kmod = (await this.#kmod.processes()).length;
     return this.#metrics.render({
       sessions: this.#uidOf.size,
@@ -159,6 +163,7 @@ export class Daemon {
       auditBacklog: this.#audit.backlog,
       outputs: this.#outputs?.stats() ?? [],
       hooks,
+      notified,
     });
   }
 

@@ -1,7 +1,8 @@
 /**
  * The daemon's Prometheus metrics (`idwrap daemon --metrics 127.0.0.1:9464`): text exposition format 0.0.4 on
- * `GET /metrics`. Counters are counted as the daemon's main thread receives them: verdicts, alerts and faults as
- * their records arrive (live), a tree's notified calls and ring drops from its summary when it ends.
+ * `GET /metrics`. Verdicts, alerts and faults are counted as their records reach the main thread; notified calls and
+ * hook time by the supervisor thread in a shared buffer (host/runtime/watchdog.ts); ring drops, audit waits and
+ * unjournaled records from a tree's summary when it ends.
  *
  * @module
  */
@@ -18,6 +19,8 @@ export interface MetricsGauges {
   /** Records appended to the audit log and not yet in Deno KV. */
   auditBacklog: number;
   outputs: OutputStats[];
+  /** Calls the source handed to the supervisor so far, by source. */
+  notified: Record<string, number>;
   /** Time in each wrapper's outermost hooks, by source. */
   hooks: Record<string, HookTime[]>;
 }
@@ -54,11 +57,6 @@ function render(f: { name: string; help: string; type: string }, rows: { labels:
 export class DaemonMetrics {
   readonly #families = {
     sessions: new Family("idwrap_sessions_total", "Wrapped trees handed to the daemon.", "counter"),
-    notified: new Family(
-      "idwrap_calls_notified_total",
-      "Calls the source handed to the supervisor, counted when their tree ends.",
-      "counter",
-    ),
     denied: new Family("idwrap_calls_denied_total", "Calls refused (deny verdicts).", "counter"),
     killed: new Family("idwrap_calls_killed_total", "Kill verdicts.", "counter"),
     alerts: new Family("idwrap_alerts_total", "Alert records, by rule.", "counter"),
@@ -110,7 +108,6 @@ export class DaemonMetrics {
 
   /** A tree ended: what only its summary says. */
   sessionEnded(source: string, s: SupervisorSummary): void {
-    this.#families.notified.add({ source }, s.notifications);
     if (s.lost) this.#families.lost.add({ source }, s.lost);
     if (s.auditWaits) this.#families.auditWaits.add({ source }, s.auditWaits.count);
     if (s.unjournaled) this.#families.unjournaled.add({ source }, s.unjournaled);
@@ -120,6 +117,10 @@ export class DaemonMetrics {
   render(g: MetricsGauges): string {
     let out = "";
     for (const f of Object.values(this.#families)) out += render(f, [...f.values.values()]);
+    out += render(
+      { name: "idwrap_calls_notified_total", help: "Calls the source handed to the supervisor.", type: "counter" },
+      Object.entries(g.notified).map(([source, value]) => ({ labels: { source }, value })),
+    );
     out += render({ name: "idwrap_sessions", help: "Wrapped trees being served.", type: "gauge" }, [
       { labels: {}, value: g.sessions },
     ]);

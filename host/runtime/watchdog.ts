@@ -23,7 +23,9 @@ const SLOTS = 4;
 /** Hook time per wrapper index after the slots: [calls, seconds] as float64 pairs (metrics; the supervisor writes). */
 const TIMED_WRAPPERS = 256;
 const TIMES_OFFSET = SLOTS * 4;
-const BUFFER_BYTES = TIMES_OFFSET + TIMED_WRAPPERS * 16;
+/** Then one float64: the calls the source notified on this thread (metrics, live). */
+const NOTIFIED_OFFSET = TIMES_OFFSET + TIMED_WRAPPERS * 16;
+const BUFFER_BYTES = NOTIFIED_OFFSET + 8;
 
 /** The hooks, by the number a HookWatch stores. */
 export const HOOK_NAMES = ["idwrap_on_syscall", "idwrap_on_abstract", "idwrap_on_lifecycle", "idwrap_init"] as const;
@@ -33,6 +35,7 @@ export type HookName = typeof HOOK_NAMES[number];
 export class HookWatch {
   #slots = new Int32Array(new SharedArrayBuffer(BUFFER_BYTES), 0, SLOTS);
   #times = new Float64Array(this.#slots.buffer, TIMES_OFFSET, TIMED_WRAPPERS * 2);
+  #notified = new Float64Array(this.#slots.buffer, NOTIFIED_OFFSET, 1);
   #wrapper = 0;
   #started = 0;
 
@@ -40,6 +43,12 @@ export class HookWatch {
   attach(buffer: SharedArrayBuffer): void {
     this.#slots = new Int32Array(buffer, 0, SLOTS);
     this.#times = new Float64Array(buffer, TIMES_OFFSET, TIMED_WRAPPERS * 2);
+    this.#notified = new Float64Array(buffer, NOTIFIED_OFFSET, 1);
+  }
+
+  /** The source handed the supervisor a call (counted for the metrics as it happens; summaries count per tree). */
+  notified(): void {
+    this.#notified[0]++;
   }
 
   /** A hook of wrapper `wrapper` starts; only the outermost one is timed (nested hooks count in its time). */
@@ -152,6 +161,11 @@ export class HookWatchdog {
     this.#base[i * 2] = this.#times[i * 2];
     this.#base[i * 2 + 1] = this.#times[i * 2 + 1];
     this.#credited.set(name, c);
+  }
+
+  /** Calls the source notified on the watched thread so far. */
+  notifiedCalls(): number {
+    return new Float64Array(this.buffer, NOTIFIED_OFFSET, 1)[0];
   }
 
   /** Calls of and time in each wrapper's outermost hooks since the thread started, by wrapper name. */

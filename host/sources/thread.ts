@@ -187,6 +187,11 @@ export class SourceThread {
     this.#watchdog.names = e.wrappers.map((w) => w.spec.name);
   }
 
+  /** Calls the source notified on this thread so far (the daemon's metrics). */
+  notifiedCalls(): number {
+    return this.#watchdog.notifiedCalls();
+  }
+
   /** Calls of and time in each wrapper's hooks on this thread (the daemon's metrics). */
   hookTimes(): HookTime[] {
     return this.#watchdog.hookTimes();
