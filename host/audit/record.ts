@@ -40,7 +40,7 @@ export interface AuditRecord {
   "event.kind": "alert" | "event";
   /** ECS categories: "process", "file", "network", and "intrusion_detection" for alerts and verdicts. */
   "event.category": string[];
-  /** ECS types: "start", "end", "info", "denied", "error". */
+  /** ECS types: "start", "end", "info", "denied" (each expected by ECS for the record's categories). */
   "event.type": string[];
   /** The syscall name, or "spawn", "exec", "exit", "wrapper-alert", "wrapper-audit", "wrapper-fault". */
   "event.action": string;
@@ -53,6 +53,10 @@ export interface AuditRecord {
   /** 0 info, 1 low, 2 medium, 3 high, 4 critical: only where a wrapper gave one. */
   "event.severity"?: number;
   message: string;
+  /** faults: what failed in the wrapper. */
+  "error.message"?: string;
+  /** faults: `wrapper-fault`. */
+  "error.type"?: string;
   "process.pid": number;
   "process.parent.pid"?: number;
   "process.thread.id"?: number;
@@ -145,6 +149,8 @@ export const AUDIT_FIELDS = [
   "event.sequence",
   "event.severity",
   "message",
+  "error.message",
+  "error.type",
   "process.pid",
   "process.parent.pid",
   "process.thread.id",
@@ -405,7 +411,10 @@ function reportRecord(e: WrapperReport): AuditRecord {
   } else if (e.kind === "audit") {
     r = base("audit", e, "event", [category], ["info"], e.syscall ?? "wrapper-audit", "unknown", e.message);
   } else {
-    r = base("faults", e, "event", [category], ["error"], "wrapper-fault", "failure", `${e.wrapper}: ${e.message}`);
+    // ECS expects no "error" type for process, file or network events: a fault is an info event that failed.
+    r = base("faults", e, "event", [category], ["info"], "wrapper-fault", "failure", `${e.wrapper}: ${e.message}`);
+    r["error.message"] = e.message;
+    r["error.type"] = "wrapper-fault";
   }
   if (e.severity !== undefined && e.kind === "alert") r["event.severity"] = e.severity;
   r["rule.name"] = r["rule.id"] = (e.kind === "alert" && ruleOf(e.wrapper, e.message)) || e.wrapper;

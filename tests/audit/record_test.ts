@@ -274,8 +274,10 @@ const CASES: Case[] = [
     expect: [{
       "idwrap.queue": "faults",
       "event.kind": "event",
-      "event.type": ["error"],
+      "event.type": ["info"],
       "event.action": "wrapper-fault",
+      "error.message": "idwrap_on_syscall: budget exhausted; call denied (fail closed)",
+      "error.type": "wrapper-fault",
       "event.outcome": "failure",
       "idwrap.syscall.name": "read",
       "message": "spin: idwrap_on_syscall: budget exhausted; call denied (fail closed)",
@@ -371,4 +373,28 @@ Deno.test("a wrapper's alert names its rule and technique only where the message
     "/system.slice/x.service",
   ]);
   assertEquals(d["container.id"], undefined);
+});
+
+/** ECS 8.x: the event types each category expects (ecs_flat.yml, `expected_event_types`), for the categories used. */
+const EXPECTED_TYPES: Record<string, string[]> = {
+  intrusion_detection: ["allowed", "denied", "info"],
+  process: ["access", "change", "end", "info", "start"],
+  file: ["access", "change", "creation", "deletion", "info"],
+  network: ["access", "allowed", "connection", "denied", "end", "info", "protocol", "start"],
+};
+
+Deno.test("every record's event.type is one ECS expects for one of its categories, and kind is alert or event", () => {
+  for (const c of CASES) {
+    for (const r of toAuditRecords(c.event)) {
+      assert(["alert", "event"].includes(r["event.kind"]), c.name);
+      assert(r["event.category"].length > 0, c.name);
+      for (const type of r["event.type"]) {
+        assert(
+          r["event.category"].some((cat) => EXPECTED_TYPES[cat]?.includes(type)),
+          `${c.name}: type ${type} for ${r["event.category"].join(",")}`,
+        );
+      }
+      assertEquals(r["event.kind"] === "alert", r["idwrap.queue"] === "alerts" || r["idwrap.queue"] === "verdicts");
+    }
+  }
 });
