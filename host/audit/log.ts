@@ -34,6 +34,8 @@ export const AUDIT_PREFIX = ["audit", "seq"] as const;
 const LAST_KEY = ["audit", "meta", "last-sequence"] as const;
 /** `[…, <journal file name>]` → how far (bytes) that journal is indexed; committed with the records. */
 const JOURNAL_KEY = ["audit", "meta", "journal"] as const;
+/** `[…, <output name>]` → the last sequence an output has delivered or passed over (host/outputs/output.ts). */
+const CURSOR_KEY = ["audit", "meta", "output"] as const;
 /** Journal entries replayed between two waits for Deno KV (bounds the replay's memory). */
 const REPLAY_CHUNK = 2000;
 
@@ -300,6 +302,27 @@ export class AuditLog {
       yield r;
       if (++n >= limit) return;
     }
+  }
+
+  /** Stored records with sequence numbers from `from` to `to` (both inclusive), in order (after a flush). */
+  async *range(from: number, to: number): AsyncGenerator<AuditRecord> {
+    if (to < from) return;
+    if (!this.#closed) await this.flush();
+    const start = [...AUDIT_PREFIX, BigInt(from)];
+    const end = [...AUDIT_PREFIX, BigInt(to) + 1n];
+    for await (const e of this.#kv.list<AuditRecord>({ start, end }, { batchSize: 500 })) yield e.value;
+  }
+
+  /** Where an output got to (the last sequence it delivered or passed over), if it ever delivered. */
+  async cursor(output: string): Promise<number | undefined> {
+    const v = (await this.#kv.get<bigint>([...CURSOR_KEY, output])).value;
+    return typeof v === "bigint" ? Number(v) : undefined;
+  }
+
+  /** Records where an output got to (kept without expiry, beside last-sequence). */
+  async setCursor(output: string, sequence: number): Promise<void> {
+    if (this.#closed) return;
+    await this.#kv.set([...CURSOR_KEY, output], BigInt(sequence));
   }
 
   /**

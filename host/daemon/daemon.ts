@@ -454,9 +454,10 @@ export class Daemon {
     }
     await this.#thread.stop();
     await this.#kmod?.stop();
-    await this.#audit.close();
-    // The log's end ends the outputs' subscriptions: each delivers what it holds (5 s at most) and stops.
+    // Each output delivers what it holds (5 s at most) and keeps where it got to in the store, then the log closes.
+    await this.#audit.flush().catch(() => {});
     await this.#outputs?.stop();
+    await this.#audit.close();
     await this.#metricsServer?.shutdown();
     this.#log("stopped");
   }

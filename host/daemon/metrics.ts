@@ -144,7 +144,18 @@ export class DaemonMetrics {
         g.outputs.map((o) => ({ labels: { output: o.name, type: o.type }, value: pick(o) })),
       );
     out += per("idwrap_output_delivered_total", "Records an output delivered.", "counter", (o) => o.delivered);
-    out += per("idwrap_output_dropped_total", "Records an output dropped (buffer full).", "counter", (o) => o.dropped);
+    out += per(
+      "idwrap_output_dropped_total",
+      "Records an output missed that the store no longer had (expired).",
+      "counter",
+      (o) => o.dropped,
+    );
+    out += per(
+      "idwrap_output_recovered_total",
+      "Records an output missed live (its buffer was full) and read back from the store.",
+      "counter",
+      (o) => o.recovered,
+    );
     out += per("idwrap_output_failures_total", "Failed delivery attempts (retried).", "counter", (o) => o.failures);
     out += per("idwrap_output_queue", "Records waiting for an output.", "gauge", (o) => o.queued);
     return out;

@@ -2,8 +2,12 @@
  * An output: a live subscription to the audit log (behind the journal, so it never holds up the answer to a call)
  * that delivers the records of its queues, at least as severe as it asks, through its transport. A failed delivery
  * is retried with a doubling back-off (250 ms up to `max_backoff_ms`; file and syslog: up to 5 s) until it goes
- * through; meanwhile new records wait in the subscription's buffer (`buffer` records), and when that is full the
- * oldest are dropped — counted (`dropped`), logged, and still in the store. Nothing is dropped silently.
+ * through; meanwhile new records wait in the subscription's buffer (`buffer` records, in memory). The store is the
+ * buffer on disk: when the subscription was full and dropped records, the output reads them back from the store
+ * (they are there: the journal put them there); and it keeps where it got to in the store (its cursor), so after a
+ * restart, or a daemon killed, it first delivers what came since. Only records the store no longer has (expired)
+ * are dropped — counted (`dropped`) and logged. Delivery is at least once: a record can come twice after a failure
+ * part way, never be lost silently.
  *
  * @module
  */
@@ -21,8 +25,12 @@ export interface OutputStats {
   type: OutputConfig["type"];
   /** Records delivered. */
   delivered: number;
-  /** Records dropped: its buffer was full (records arrived faster than it delivered), or it stopped undelivered. */
+  /** Records dropped: missed and gone from the store (expired), or still undelivered when it stopped. */
   dropped: number;
+  /** Records it missed live (its buffer was full) and read back from the store. */
+  recovered: number;
+  /** Records it stopped without delivering: after its cursor, delivered from the store at its next start. */
+  undelivered: number;
   /** Failed delivery attempts (each retried). */
   failures: number;
   /** Records waiting: buffered, and the batch being delivered. */
@@ -35,6 +43,7 @@ const FIRST_BACKOFF_MS = 250;
 
 /** One running output. */
 export class Output {
+  readonly #auditLog: AuditLog;
   readonly #config: OutputConfig;
   readonly #sub: AuditSubscription;
   readonly #transport: Transport;
@@ -43,17 +52,25 @@ export class Output {
   #inFlight = 0;
   #delivered = 0;
   #failures = 0;
-  #droppedAtStop = 0;
+  #dropped = 0;
+  #recovered = 0;
+  /** The last sequence delivered or passed over (filtered out); what the store holds after it is still to do. */
+  #last = 0;
+  #cursorWrite: Promise<void> = Promise.resolve();
   #lastError: string | undefined;
   #stopping = false;
+  /** Records it stopped without delivering (they stay after its cursor in the store). */
+  #undelivered = 0;
   #wakeRetry: (() => void) | undefined;
 
   constructor(log: AuditLog, config: OutputConfig, say: (line: string) => void, transport?: Transport) {
+    this.#auditLog = log;
     this.#config = config;
     this.#log = say;
     this.#transport = transport ?? openTransport(config);
+    // Live records from here on are numbered after `live`: what the store has up to it comes from the store.
     this.#sub = log.subscribe(config.queues, { maxBuffered: config.buffer });
-    this.#done = this.#run();
+    this.#done = this.#run(log.lastSequence);
   }
 
   get name(): string {
@@ -65,7 +82,9 @@ export class Output {
       name: this.#config.name,
       type: this.#config.type,
       delivered: this.#delivered,
-      dropped: this.#sub.dropped + this.#droppedAtStop,
+      dropped: this.#dropped,
+      recovered: this.#recovered,
+      undelivered: this.#undelivered,
       failures: this.#failures,
       queued: this.#sub.size + this.#inFlight,
     };
@@ -73,23 +92,97 @@ export class Output {
     return s;
   }
 
-  async #run(): Promise<void> {
+  async #run(live: number): Promise<void> {
     const max = this.#config.type === "webhook" ? this.#config.batch : 500;
+    const cursor = await this.#auditLog.cursor(this.name).catch(() => undefined);
+    // First start: from now on. Since: what the store got meanwhile (a restart, a daemon killed), first.
+    this.#last = cursor ?? live;
+    if (cursor === undefined) this.#saveCursor();
+    else if (cursor < live) {
+      const n = await this.#fromStore(cursor, live + 1, max);
+      if (n) this.#log(`output ${this.name}: delivered ${n} records kept while it was not running`);
+    }
+    let missed = 0;
     for (;;) {
       const first = await this.#sub.next();
       if (first.done) break;
       const batch: AuditRecord[] = [];
       for (const item of [first.value, ...this.#sub.drain(max - 1)]) {
         if (isMissed(item)) {
-          this.#log(`output ${this.name}: dropped ${item.missed} records, its buffer was full (the store has them)`);
-        } else if (severityOf(item) >= this.#config.minSeverity) batch.push(item);
+          missed += item.missed;
+          continue;
+        }
+        const seq = item["event.sequence"] ?? 0;
+        if (missed) {
+          // The buffer was full: what it dropped is in the store, between the last record handled and this one.
+          await this.#deliverAll(batch.splice(0));
+          const found = await this.#fromStore(this.#last, seq, max);
+          this.#recovered += Math.min(found, missed);
+          if (found < missed) {
+            this.#dropped += missed - found;
+            this.#log(`output ${this.name}: dropped ${missed - found} records, no longer in the store`);
+          }
+          this.#log(`output ${this.name}: its buffer was full; read ${found} records back from the store`);
+          missed = 0;
+        }
+        if (seq <= this.#last) continue; // delivered from the store already
+        if (severityOf(item) >= this.#config.minSeverity) batch.push(item);
+        else if (!batch.length) this.#passed(seq);
       }
-      if (batch.length) await this.#deliver(batch);
+      await this.#deliverAll(batch);
     }
+    if (missed) await this.#fromStore(this.#last, this.#auditLog.lastSequence + 1, max);
+    await this.#cursorWrite;
     await this.#transport.close().catch(() => {});
   }
 
-  async #deliver(batch: AuditRecord[]): Promise<void> {
+  /**
+   * Delivers the stored records of its queues numbered after `after` and before `before`, at least as severe as it
+   * asks, in batches; returns how many of its queues' records the store had there (delivered or filtered out).
+   */
+  async #fromStore(after: number, before: number, max: number): Promise<number> {
+    const queues = new Set<string>(this.#config.queues);
+    let found = 0;
+    let batch: AuditRecord[] = [];
+    for await (const r of this.#auditLog.range(after + 1, before - 1)) {
+      if (!queues.has(r["idwrap.queue"])) continue;
+      found++;
+      if (severityOf(r) >= this.#config.minSeverity) batch.push(r);
+      if (batch.length >= max) {
+        await this.#deliverAll(batch);
+        batch = [];
+      }
+    }
+    await this.#deliverAll(batch);
+    if (before - 1 > this.#last) this.#passed(before - 1);
+    return found;
+  }
+
+  /** Delivers a batch (retrying), then moves the cursor past it. */
+  async #deliverAll(batch: AuditRecord[]): Promise<void> {
+    if (!batch.length) return;
+    if (await this.#deliver(batch)) this.#passed(batch[batch.length - 1]["event.sequence"] ?? this.#last);
+  }
+
+  /** Everything up to `seq` is done: keep it in the store (in order, one write at a time). */
+  #passed(seq: number): void {
+    // Stopped with records undelivered: the cursor stays before them, for the next start.
+    if (seq <= this.#last || this.#undelivered) return;
+    this.#last = seq;
+    this.#saveCursor();
+  }
+
+  #saveCursor(): void {
+    const seq = this.#last;
+    this.#cursorWrite = this.#cursorWrite.then(() => this.#auditLog.setCursor(this.name, seq)).catch(() => {});
+  }
+
+  /** Delivers a batch, retrying until it goes through (true) or the output stops (false). */
+  async #deliver(batch: AuditRecord[]): Promise<boolean> {
+    if (this.#stopping && this.#undelivered) {
+      this.#undelivered += batch.length; // still failing at stop: no more attempts, the next start delivers them
+      return false;
+    }
     let rest = batch;
     this.#inFlight = rest.length;
     const cap = this.#config.type === "webhook" ? this.#config.maxBackoffMs : 5000;
@@ -111,9 +204,12 @@ export class Output {
         if (this.#lastError === undefined) this.#log(`output ${this.name}: cannot deliver, retrying: ${message}`);
         this.#lastError = message;
         if (this.#stopping) {
-          this.#droppedAtStop += rest.length;
-          this.#log(`output ${this.name}: stopped with ${rest.length} records undelivered (the store has them)`);
-          break;
+          this.#inFlight = 0;
+          if (!this.#undelivered) {
+            this.#log(`output ${this.name}: stopping with records undelivered; it delivers them when it next starts`);
+          }
+          this.#undelivered += rest.length;
+          return false;
         }
         await new Promise<void>((r) => {
           const timer = setTimeout(r, backoff);
@@ -127,6 +223,7 @@ export class Output {
       }
     }
     this.#inFlight = 0;
+    return true;
   }
 
   /**

@@ -39,40 +39,100 @@ function config(over: Partial<OutputConfig> & Pick<OutputConfig, "type">): Outpu
   return parseConfig(JSON.stringify({ outputs: [over] }), "test.yaml").outputs[0];
 }
 
-Deno.test("a full buffer drops its oldest records, counted and logged; what it kept is delivered", async () => {
-  const log = await openLog();
-  const said: string[] = [];
+/** A transport that holds every delivery until released, recording what it delivered. */
+function gated(): { transport: Transport; got: number[]; release: () => void } {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);
   const got: number[] = [];
-  const stuck: Transport = {
-    async deliver(records) {
-      await gate;
-      got.push(...records.map((r) => r["event.sequence"]!));
+  return {
+    got,
+    release,
+    transport: {
+      async deliver(records) {
+        await gate;
+        got.push(...records.map((r) => r["event.sequence"]!));
+      },
+      close: () => Promise.resolve(),
     },
-    close: () => Promise.resolve(),
   };
+}
+
+Deno.test("a full buffer reads what it missed back from the store: every record delivered, in order", async () => {
+  const log = await openLog();
+  const said: string[] = [];
+  const g = gated();
   const out = new Output(
     log,
     { ...config({ type: "file", path: `${dir}/unused` }), buffer: 5 },
     (l) => said.push(l),
-    stuck,
+    g.transport,
   );
+  await new Promise((r) => setTimeout(r, 50)); // its cursor is read
   log.append([alert(0)]); // taken at once, stuck in delivery
   await new Promise((r) => setTimeout(r, 50));
   log.append(Array.from({ length: 20 }, (_, i) => alert(i + 1)));
   assertEquals(out.stats().queued, 6);
-  assertEquals(out.stats().dropped, 15);
-  release();
-  await waitFor("delivery", () => got.length === 6 || undefined);
-  assertEquals(got, [1, 17, 18, 19, 20, 21]); // the first, then the newest five
-  assert(
-    said.some((l) => l === "output file-0: dropped 15 records, its buffer was full (the store has them)"),
-    said.join("\n"),
-  );
-  assertEquals(out.stats().delivered, 6);
-  await log.close();
+  g.release();
+  await waitFor("delivery", () => g.got.length === 21 || undefined);
+  assertEquals(g.got, Array.from({ length: 21 }, (_, i) => i + 1));
+  const s = out.stats();
+  assertEquals([s.delivered, s.recovered, s.dropped], [21, 15, 0]);
+  assert(said.includes("output file-0: its buffer was full; read 15 records back from the store"), said.join("\n"));
   await out.stop(100);
+  await log.close();
+});
+
+Deno.test("records missed live and gone from the store (expired) are counted dropped and logged", async () => {
+  const path = `${dir}/store-${n++}.kv`;
+  const log = await AuditLog.open(path);
+  const said: string[] = [];
+  const g = gated();
+  const out = new Output(
+    log,
+    { ...config({ type: "file", path: `${dir}/unused` }), buffer: 5 },
+    (l) => said.push(l),
+    g.transport,
+  );
+  await new Promise((r) => setTimeout(r, 50));
+  log.append([alert(0)]);
+  await new Promise((r) => setTimeout(r, 50));
+  log.append(Array.from({ length: 20 }, (_, i) => alert(i + 1)));
+  await log.flush();
+  // As if records 2 to 16 had expired.
+  const kv = await Deno.openKv(path);
+  for (let seq = 2n; seq <= 16n; seq++) await kv.delete(["audit", "seq", seq]);
+  kv.close();
+  g.release();
+  await waitFor("delivery", () => g.got.length === 6 || undefined);
+  assertEquals(g.got, [1, 17, 18, 19, 20, 21]);
+  assertEquals([out.stats().recovered, out.stats().dropped], [0, 15]);
+  assert(said.includes("output file-0: dropped 15 records, no longer in the store"), said.join("\n"));
+  await out.stop(100);
+  await log.close();
+});
+
+Deno.test("an output resumes where it got to: what came while it was not running is delivered first", async () => {
+  const log = await openLog();
+  const seen: number[] = [];
+  const collect: Transport = {
+    deliver: (records) => Promise.resolve(void seen.push(...records.map((r) => r["event.sequence"]!))),
+    close: () => Promise.resolve(),
+  };
+  log.append([alert(0)]); // before the output ever ran: not its business
+  const cfg = config({ type: "file", path: `${dir}/unused`, name: "resume" } as never);
+  let out = new Output(log, cfg, () => {}, collect);
+  await new Promise((r) => setTimeout(r, 50));
+  log.append([alert(1), alert(2)]);
+  await waitFor("two", () => seen.length === 2 || undefined);
+  await out.stop();
+  log.append([alert(3), alert(4), alert(5)]); // while no output runs
+  out = new Output(log, cfg, () => {}, collect);
+  await new Promise((r) => setTimeout(r, 50));
+  log.append([alert(6)]);
+  await waitFor("all", () => seen.length === 6 || undefined);
+  assertEquals(seen, [2, 3, 4, 5, 6, 7]);
+  await out.stop();
+  await log.close();
 });
 
 Deno.test("a file output rotates by size and keeps `keep` files, the newest records, in order", async () => {
@@ -119,24 +179,35 @@ Deno.test("syslog over UDP to a loopback collector: RFC 5424, the record as mess
   server.close();
 });
 
-Deno.test("an output still failing when it stops counts what it could not deliver", async () => {
+Deno.test("an output still failing when it stops leaves what it holds for its next start", async () => {
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (closed.addr as Deno.NetAddr).port;
   closed.close(); // nothing listens there
-  const log = await openLog();
+  const path = `${dir}/store-${n++}.kv`;
+  let log = await AuditLog.open(path);
   const said: string[] = [];
-  const out = new Output(
-    log,
-    config({ type: "webhook", url: `http://127.0.0.1:${port}/` } as never),
-    (l) => said.push(l),
-  );
+  const cfg = config({ type: "webhook", url: `http://127.0.0.1:${port}/`, name: "dead" } as never);
+  const out = new Output(log, cfg, (l) => said.push(l));
+  await new Promise((r) => setTimeout(r, 50));
   log.append([alert(0), alert(1), alert(2)]);
   await waitFor("a failure", () => out.stats().failures > 0 || undefined);
-  await log.close();
   await out.stop(300);
   const s = out.stats();
-  assertEquals([s.delivered, s.dropped, s.queued], [0, 3, 0]);
-  assert(said.some((l) => l.includes("stopped with 3 records undelivered")), said.join("\n"));
+  assertEquals([s.delivered, s.undelivered, s.dropped, s.queued], [0, 3, 0, 0]);
+  assert(said.some((l) => l.includes("stopping with records undelivered; it delivers them when it next starts")));
+  await log.close();
+
+  // The next start (a working receiver now) delivers them from the store.
+  log = await AuditLog.open(path);
+  const seen: number[] = [];
+  const again = new Output(log, cfg, () => {}, {
+    deliver: (records) => Promise.resolve(void seen.push(...records.map((r) => r["event.sequence"]!))),
+    close: () => Promise.resolve(),
+  });
+  await waitFor("the three", () => seen.length === 3 || undefined);
+  assertEquals(seen, [1, 2, 3]);
+  await again.stop();
+  await log.close();
 });
 
 Deno.test("a bad configuration names file, line, field and what was expected", () => {

@@ -247,3 +247,41 @@ Deno.test("a bad output configuration stops the daemon before it starts, naming 
   assertEquals(m.code, 2, m.stderr);
   assert(m.stderr.includes('--metrics: expected HOST:PORT, got "localhost"'), m.stderr);
 });
+
+Deno.test("a daemon killed while its webhook is down delivers every alert once restarted", async () => {
+  let healthy = false;
+  const got: Rec[] = [];
+  const hook = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const body = await req.json() as Rec[];
+    if (!healthy) return new Response("down", { status: 503 });
+    got.push(...body);
+    return new Response("ok");
+  });
+  const config = `${dir}/crash.yaml`;
+  await Deno.writeTextFile(
+    config,
+    `outputs:\n  - type: webhook\n    name: siem\n    url: http://127.0.0.1:${
+      (hook.addr as Deno.NetAddr).port
+    }/\n    max_backoff_ms: 300\n`,
+  );
+  const d = await startDaemon(["--policy", policy, "--no-watch", "--config", config]);
+  let again: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  try {
+    const r = await idwrap(["run", "--", prog("open_many"), `${dir}/watched.txt`, "30"], { env: d.env });
+    assertEquals(r.code, 0, r.stderr);
+    await waitFor("a failed delivery", () => d.log().includes("output siem: cannot deliver") || undefined);
+    await d.stop("SIGKILL"); // what the output held was only in its memory
+    healthy = true;
+    again = await startDaemon(["--policy", policy, "--no-watch", "--config", config], d);
+    const seqs = await waitFor("every alert", () => {
+      const s = new Set(got.filter((x) => x["rule.name"] === "watched-open").map((x) => x["event.sequence"]));
+      return s.size >= 30 ? s : undefined;
+    });
+    assertEquals(seqs.size, 30);
+    assert(again.log().includes("output siem: delivered 30 records kept while it was not running"), again.log());
+  } finally {
+    await again?.stop();
+    await d.stop();
+    await hook.shutdown();
+  }
+});
