@@ -95,3 +95,30 @@ Deno.test("a baseline alert from a real run carries its rule, technique, host, a
     await cg.remove();
   }
 });
+
+Deno.test("a huge argument vector is kept bounded: 64 arguments, 1 Ki characters each, 8 Ki in all", async () => {
+  const store2 = `${dir}/big.kv`;
+  const long = Array.from({ length: 100 }, (_, i) => `${i}-${"x".repeat(2000)}`);
+  const r = await run(IDWRAP, [
+    "run",
+    "--source",
+    "seccomp",
+    "--",
+    "/bin/sh",
+    "-c",
+    'exec head -c0 /etc/shadow "$@" 2>/dev/null; true',
+    "sh",
+    ...long,
+  ], { env: { IDWRAP_STORE: store2 } });
+  assert(r.stderr.includes("baseline.credential-read"), r.stderr.slice(-2000));
+  const q = await idwrap(["audit", "query", "--json", "--store", store2, "--wrapper", "baseline.credential-read"], {
+    env: { IDWRAP_STORE: store2 },
+  });
+  const a = JSON.parse(q.stdout.split("\n")[0]) as Rec;
+  const args = a["process.args"] as string[];
+  assertEquals(a["process.args_count"], 103);
+  assertEquals(args.slice(0, 3), ["head", "-c0", "/etc/shadow"]);
+  assert(args.length < 64 && args.every((x) => x.length <= 1025), `${args.length} arguments`);
+  assert(args.join("").length <= 8192 + 1025, `${args.join("").length} characters`);
+  assertEquals(args[3], `0-${"x".repeat(1022)}…`);
+});
