@@ -273,6 +273,7 @@ export class Daemon {
               users: [...new Set([0, ...this.#opts.users])],
               policies: this.#files,
               store: this.#opts.storePath,
+              outputs: this.#outputs?.stats() ?? [],
             } satisfies Response,
           );
           break;

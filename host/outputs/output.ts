@@ -57,6 +57,7 @@ export class Output {
   /** The last sequence delivered or passed over (filtered out); what the store holds after it is still to do. */
   #last = 0;
   #cursorWrite: Promise<void> = Promise.resolve();
+  #cursorQueued = false;
   #lastError: string | undefined;
   #stopping = false;
   /** Records it stopped without delivering (they stay after its cursor in the store). */
@@ -172,9 +173,14 @@ export class Output {
     this.#saveCursor();
   }
 
+  /** One write at a time, of the latest position when it runs: a burst of moves costs one or two writes. */
   #saveCursor(): void {
-    const seq = this.#last;
-    this.#cursorWrite = this.#cursorWrite.then(() => this.#auditLog.setCursor(this.name, seq)).catch(() => {});
+    if (this.#cursorQueued) return;
+    this.#cursorQueued = true;
+    this.#cursorWrite = this.#cursorWrite.then(() => {
+      this.#cursorQueued = false;
+      return this.#auditLog.setCursor(this.name, this.#last);
+    }).catch(() => {});
   }
 
   /** Delivers a batch, retrying until it goes through (true) or the output stops (false). */

@@ -9,6 +9,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { IDWRAP, idwrap, prog, ROOT } from "../helpers.ts";
 import { startDaemon, waitFor } from "./daemon_helpers.ts";
+import { readLines, sendLine } from "../../host/daemon/protocol.ts";
 
 type Rec = Record<string, unknown>;
 
@@ -221,6 +222,18 @@ Deno.test("alerts reach syslog, a rotated file and a failing-then-recovering web
     assert(hookCalls >= N && hookSeconds > 0 && hookSeconds < 60, `baseline's hooks: ${hookCalls}, ${hookSeconds} s`);
     assertEquals(after.get("idwrap_sessions"), 0);
     assert(d.log().includes("output siem: cannot deliver, retrying: "), d.log());
+
+    // The status request carries the same counters.
+    const conn = await Deno.connect({ transport: "unix", path: `${d.runDir}/0.sock` });
+    await sendLine(conn, { op: "status" });
+    const status = (await readLines<Rec>(conn).next()).value as Rec;
+    conn.close();
+    const outs = status.outputs as Rec[];
+    assertEquals(outs.map((o) => [o.name, o.delivered, o.dropped]), [
+      ["local-syslog", N, 0],
+      ["alerts-file", N, 0],
+      ["siem", N, 0],
+    ]);
   } finally {
     await d.stop();
     await hook.shutdown();
