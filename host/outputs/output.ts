@@ -71,7 +71,11 @@ export class Output {
     this.#transport = transport ?? openTransport(config);
     // Live records from here on are numbered after `live`: what the store has up to it comes from the store.
     this.#sub = log.subscribe(config.queues, { maxBuffered: config.buffer });
-    this.#done = this.#run(log.lastSequence);
+    // An output that breaks (the store unreadable) stops alone, said: it never takes the daemon down.
+    this.#done = this.#run(log.lastSequence).catch((e) => {
+      this.#lastError = (e as Error).message;
+      this.#log(`output ${this.name}: stopped by an error; it resumes from its cursor at the next start: ${e}`);
+    });
   }
 
   get name(): string {
@@ -244,7 +248,7 @@ export class Output {
     clearTimeout(timer);
     this.#stopping = true;
     this.#wakeRetry?.();
-    await this.#done.catch(() => {});
+    await this.#done;
     this.#sub.close();
   }
 }

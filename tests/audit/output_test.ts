@@ -235,3 +235,24 @@ Deno.test("a bad configuration names file, line, field and what was expected", (
   }
   assertEquals(parseConfig("", "f.yaml"), { outputs: [] });
 });
+
+Deno.test("an output whose store breaks stops alone, said, and the process goes on", async () => {
+  const log = await openLog();
+  const said: string[] = [];
+  const g = gated();
+  const out = new Output(
+    log,
+    { ...config({ type: "file", path: `${dir}/unused` }), buffer: 2 },
+    (l) => said.push(l),
+    g.transport,
+  );
+  await new Promise((r) => setTimeout(r, 50));
+  log.append([alert(0)]);
+  await new Promise((r) => setTimeout(r, 50));
+  log.append(Array.from({ length: 10 }, (_, i) => alert(i + 1))); // 8 missed: to be read back from the store…
+  await log.close(); // …which is gone
+  g.release();
+  await out.stop(1000);
+  assert(said.some((l) => l.startsWith("output file-0: stopped by an error;")), said.join("\n"));
+  assert(out.stats().lastError);
+});
