@@ -146,7 +146,7 @@ export class DaemonMetrics {
     out += per("idwrap_output_delivered_total", "Records an output delivered.", "counter", (o) => o.delivered);
     out += per(
       "idwrap_output_dropped_total",
-      "Records an output missed that the store no longer had (expired).",
+      "Records an output missed that the store no longer had (expired), or its receiver refused for good.",
       "counter",
       (o) => o.dropped,
     );

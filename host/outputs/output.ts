@@ -17,7 +17,7 @@ import { isMissed } from "../audit/subscription.ts";
 import type { AuditSubscription } from "../audit/subscription.ts";
 import type { OutputConfig } from "./config.ts";
 import { severityOf } from "./format.ts";
-import { openTransport, PartialDelivery, type Transport } from "./transports.ts";
+import { openTransport, PartialDelivery, Rejected, type Transport } from "./transports.ts";
 
 /** What an output did so far (the daemon's metrics). */
 export interface OutputStats {
@@ -25,7 +25,7 @@ export interface OutputStats {
   type: OutputConfig["type"];
   /** Records delivered. */
   delivered: number;
-  /** Records dropped: missed and gone from the store (expired), or still undelivered when it stopped. */
+  /** Records dropped: missed and gone from the store (expired), or refused for good by the receiver (HTTP 4xx). */
   dropped: number;
   /** Records it missed live (its buffer was full) and read back from the store. */
   recovered: number;
@@ -204,6 +204,11 @@ export class Output {
         this.#lastError = undefined;
         break;
       } catch (e) {
+        if (e instanceof Rejected) {
+          this.#failures++;
+          await this.#rejected(rest, e);
+          break;
+        }
         if (e instanceof PartialDelivery) {
           this.#delivered += e.delivered;
           rest = rest.slice(e.delivered);
@@ -234,6 +239,30 @@ export class Output {
     }
     this.#inFlight = 0;
     return true;
+  }
+
+  /**
+   * The receiver refused a batch for good: halves are sent apart until the records it refuses are alone, and those
+   * are dropped, counted and logged (the store keeps them) — one bad record must not hold back every later one.
+   */
+  async #rejected(batch: AuditRecord[], e: Rejected): Promise<void> {
+    if (batch.length === 1) {
+      this.#dropped++;
+      this.#log(
+        `output ${this.name}: record ${batch[0]["event.sequence"]} refused (${e.message}), dropped; the store has it`,
+      );
+      return;
+    }
+    const half = batch.length >> 1;
+    for (const part of [batch.slice(0, half), batch.slice(half)]) {
+      try {
+        await this.#transport.deliver(part);
+        this.#delivered += part.length;
+      } catch (again) {
+        if (again instanceof Rejected) await this.#rejected(part, again);
+        else await this.#deliver(part); // a passing failure: retried as any other
+      }
+    }
   }
 
   /**

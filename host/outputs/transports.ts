@@ -18,6 +18,14 @@ export class PartialDelivery extends Error {
   }
 }
 
+/** The receiver refused the batch for good (HTTP 4xx other than 408 and 429): sending it again cannot help. */
+export class Rejected extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "Rejected";
+  }
+}
+
 /** Delivers batches of records. */
 export interface Transport {
   /** Delivers every record of the batch, or throws (then none is counted delivered, and the batch is retried). */
@@ -148,7 +156,10 @@ class SyslogTransport implements Transport {
   }
 }
 
-/** POSTs each batch as one JSON array (`Content-Type: application/json`); any status but 2xx is a failure. */
+/**
+ * POSTs each batch as one JSON array (`Content-Type: application/json`); any status but 2xx is a failure, and a 4xx
+ * other than 408 and 429 a rejection (./output.ts splits the batch to find the record refused).
+ */
 class WebhookTransport implements Transport {
   constructor(private readonly config: WebhookOutputConfig) {}
 
@@ -160,7 +171,10 @@ class WebhookTransport implements Transport {
       signal: AbortSignal.timeout(this.config.timeoutMs),
     });
     await res.body?.cancel();
-    if (!res.ok) throw new Error(`${this.config.url}: HTTP ${res.status}`);
+    if (res.ok) return;
+    const why = `${this.config.url}: HTTP ${res.status}`;
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new Rejected(why);
+    throw new Error(why);
   }
 
   close(): Promise<void> {

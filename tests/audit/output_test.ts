@@ -256,3 +256,26 @@ Deno.test("an output whose store breaks stops alone, said, and the process goes 
   assert(said.some((l) => l.startsWith("output file-0: stopped by an error;")), said.join("\n"));
   assert(out.stats().lastError);
 });
+
+Deno.test("a record the webhook refuses for good (HTTP 400) is dropped alone, counted; the others go through", async () => {
+  const got: number[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const body = await req.json() as Record<string, unknown>[];
+    if (body.some((r) => r["process.pid"] === 1005)) return new Response("bad record", { status: 400 });
+    got.push(...body.map((r) => r["event.sequence"] as number));
+    return new Response("ok");
+  });
+  const log = await openLog();
+  const said: string[] = [];
+  const url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`;
+  const out = new Output(log, config({ type: "webhook", url, batch: 50 } as never), (l) => said.push(l));
+  await new Promise((r) => setTimeout(r, 50));
+  log.append(Array.from({ length: 10 }, (_, i) => alert(i))); // pids 1000…1009; 1005 is record 6
+  await waitFor("nine delivered", () => got.length === 9 || undefined);
+  assertEquals(got.sort((a, b) => a - b), [1, 2, 3, 4, 5, 7, 8, 9, 10]);
+  assertEquals([out.stats().delivered, out.stats().dropped], [9, 1]);
+  assert(said.some((l) => l.includes("record 6 refused") && l.includes("HTTP 400")), said.join("\n"));
+  await out.stop();
+  await log.close();
+  await server.shutdown();
+});
