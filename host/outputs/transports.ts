@@ -5,6 +5,7 @@
  * @module
  */
 import dgram from "node:dgram";
+import { dirname } from "node:path";
 import type { AuditRecord } from "../audit/record.ts";
 import { UnixDatagramSender } from "../unsafe/datagram.ts";
 import type { FileOutputConfig, OutputConfig, SyslogOutputConfig, WebhookOutputConfig } from "./config.ts";
@@ -61,6 +62,8 @@ class FileTransport implements Transport {
 
   async #open(): Promise<Deno.FsFile> {
     if (this.#file) return this.#file;
+    // Its folder too (0750), as loggers do: /var/log/idwrap/ need not exist before the first alert.
+    await Deno.mkdir(dirname(this.config.path), { recursive: true, mode: 0o750 });
     const file = await Deno.open(this.config.path, { append: true, create: true, mode: 0o600 });
     this.#size = (await file.stat()).size;
     this.#file = file;

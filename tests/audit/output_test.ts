@@ -137,7 +137,7 @@ Deno.test("an output resumes where it got to: what came while it was not running
 
 Deno.test("a file output rotates by size and keeps `keep` files, the newest records, in order", async () => {
   const log = await openLog();
-  const path = `${dir}/rot.jsonl`;
+  const path = `${dir}/not-yet/rot.jsonl`; // its folder is made
   const out = new Output(log, config({ type: "file", path, max_bytes: 4096, keep: 2 } as never), () => {});
   log.append(Array.from({ length: 100 }, (_, i) => alert(i)));
   await waitFor("delivery", () => out.stats().delivered === 100 || undefined);
