@@ -17,10 +17,11 @@ import { WrapperLoadError } from "./host/runtime/module.ts";
 import { controlSocket, defaultRunDir } from "./host/daemon/protocol.ts";
 import { defaultStorePath } from "./host/store/kv.ts";
 import { EXIT_INTERNAL, EXIT_USAGE, UsageError } from "./host/cli/exit.ts";
+import { VERSION } from "./host/version.ts";
 
 const program = new Command("idwrap")
   .description("intrusion-detection wrappers for Linux processes")
-  .version("0.1.0")
+  .version(VERSION)
   .showHelpAfterError()
   // Commander has printed its message (unknown command or option, missing argument): bad usage exits 2 for every
   // command, which inherit this; help and --version exit 0. Set before the commands are added, so they inherit it.

@@ -48,6 +48,12 @@ export interface ProgramIdentity {
   argv0: string;
   uid: number;
   gid: number;
+  /** The argument vector at exec, bounded (host/wss/procfs.ts, `boundedArgs`), where the source read it. */
+  args?: string[];
+  /** How many arguments the exec really had (`args` may hold fewer). */
+  argc?: number;
+  /** The process's cgroup (v2 path, or the v1 hierarchy naming a container), where the source read it. */
+  cgroup?: string;
 }
 
 /** One system call, before (`pre`) or after (`post`) the kernel runs it. */

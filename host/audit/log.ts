@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { journalDir, type JournalMarks, orphanJournals, readJournal } from "./journal.ts";
 import { type AuditFilter, auditFilter } from "./filter.ts";
 import { fit } from "./fit.ts";
+import { agentId, type AgentIdentity, agentIdentity } from "./identity.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "./record.ts";
 import { AuditSubscription, type SubscribeOptions } from "./subscription.ts";
 
@@ -33,6 +34,8 @@ export const AUDIT_PREFIX = ["audit", "seq"] as const;
 const LAST_KEY = ["audit", "meta", "last-sequence"] as const;
 /** `[…, <journal file name>]` → how far (bytes) that journal is indexed; committed with the records. */
 const JOURNAL_KEY = ["audit", "meta", "journal"] as const;
+/** `[…, <output name>]` → the last sequence an output has delivered or passed over (host/outputs/output.ts). */
+const CURSOR_KEY = ["audit", "meta", "output"] as const;
 /** Journal entries replayed between two waits for Deno KV (bounds the replay's memory). */
 const REPLAY_CHUNK = 2000;
 
@@ -66,6 +69,8 @@ export class AuditLog {
   readonly #kv: Deno.Kv;
   readonly #path: string;
   readonly #expireIn: number;
+  /** host.* and agent.* of every record kept (./identity.ts). */
+  #identity: [string, unknown][] = [];
   /** The versionstamp of the last-sequence key as we last wrote or read it: another writer changes it. */
   #lastStamp: string | null = null;
   readonly #subscribers = new Set<AuditSubscription>();
@@ -113,6 +118,7 @@ export class AuditLog {
       }
       const log = new AuditLog(kv, path, last, retentionDays);
       log.#lastStamp = stamp;
+      log.#identity = Object.entries(agentIdentity(await agentId(kv)));
       if (options.replay ?? true) await log.replay();
       return log;
     } catch (e) {
@@ -124,6 +130,11 @@ export class AuditLog {
   /** The last sequence number assigned (0 for an empty log). */
   get lastSequence(): number {
     return this.#seq;
+  }
+
+  /** The host and agent fields this log sets on the records it keeps. */
+  get identity(): AgentIdentity {
+    return Object.fromEntries(this.#identity) as unknown as AgentIdentity;
   }
 
   /** Live subscriptions. */
@@ -196,7 +207,10 @@ export class AuditLog {
   }
 
   #add(record: AuditRecord, more?: boolean, mark?: Pending["mark"]): void {
-    const { value, bytes } = fit({ ...record, "event.sequence": ++this.#seq });
+    const full: Record<string, unknown> = { ...record, "event.sequence": ++this.#seq };
+    // A record that already names its host (kept elsewhere, then replayed here) keeps it.
+    for (const [k, v] of this.#identity) if (!(k in full)) full[k] = v;
+    const { value, bytes } = fit(full as unknown as AuditRecord);
     const fields = value as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(fields)) if (Array.isArray(v)) fields[k] = Object.freeze(v.slice());
     Object.freeze(value);
@@ -288,6 +302,27 @@ export class AuditLog {
       yield r;
       if (++n >= limit) return;
     }
+  }
+
+  /** Stored records with sequence numbers from `from` to `to` (both inclusive), in order (after a flush). */
+  async *range(from: number, to: number): AsyncGenerator<AuditRecord> {
+    if (to < from) return;
+    if (!this.#closed) await this.flush();
+    const start = [...AUDIT_PREFIX, BigInt(from)];
+    const end = [...AUDIT_PREFIX, BigInt(to) + 1n];
+    for await (const e of this.#kv.list<AuditRecord>({ start, end }, { batchSize: 500 })) yield e.value;
+  }
+
+  /** Where an output got to (the last sequence it delivered or passed over), if it ever delivered. */
+  async cursor(output: string): Promise<number | undefined> {
+    const v = (await this.#kv.get<bigint>([...CURSOR_KEY, output])).value;
+    return typeof v === "bigint" ? Number(v) : undefined;
+  }
+
+  /** Records where an output got to (kept without expiry, beside last-sequence). */
+  async setCursor(output: string, sequence: number): Promise<void> {
+    if (this.#closed) return;
+    await this.#kv.set([...CURSOR_KEY, output], BigInt(sequence));
   }
 
   /**

@@ -8,6 +8,8 @@
 import type { HostEvent, LifecycleEvent, ProgramIdentity, SourceName, SyscallEvent, WrapperReport } from "../events.ts";
 import { SYSCALL_GROUPS } from "../syscalls/mod.ts";
 import { formatArgs } from "../event_text.ts";
+import { techniqueOf, type ThreatFields, threatFields } from "./attack.ts";
+import { containerOf } from "./container.ts";
 
 /** The audit queues, in the order docs/audit.md lists them. */
 export const AUDIT_QUEUES = ["alerts", "audit", "faults", "verdicts", "lifecycle"] as const;
@@ -38,7 +40,7 @@ export interface AuditRecord {
   "event.kind": "alert" | "event";
   /** ECS categories: "process", "file", "network", and "intrusion_detection" for alerts and verdicts. */
   "event.category": string[];
-  /** ECS types: "start", "end", "info", "denied", "error". */
+  /** ECS types: "start", "end", "info", "denied" (each expected by ECS for the record's categories). */
   "event.type": string[];
   /** The syscall name, or "spawn", "exec", "exit", "wrapper-alert", "wrapper-audit", "wrapper-fault". */
   "event.action": string;
@@ -51,13 +53,19 @@ export interface AuditRecord {
   /** 0 info, 1 low, 2 medium, 3 high, 4 critical: only where a wrapper gave one. */
   "event.severity"?: number;
   message: string;
+  /** faults: what failed in the wrapper. */
+  "error.message"?: string;
+  /** faults: `wrapper-fault`. */
+  "error.type"?: string;
   "process.pid": number;
   "process.parent.pid"?: number;
   "process.thread.id"?: number;
   "process.executable"?: string;
   "process.name"?: string;
-  /** Only `[argv[0]]`: the host keeps a process's argv[0], not its whole argument list. */
+  /** The argument vector at the process's last exec (bounded: at most 64 arguments, 1 Ki characters each, 8 Ki in all). */
   "process.args"?: string[];
+  /** How many arguments the exec really had. */
+  "process.args_count"?: number;
   "process.exit_code"?: number;
   "user.id"?: string;
   "group.id"?: string;
@@ -69,12 +77,36 @@ export interface AuditRecord {
   "source.address"?: string;
   "source.ip"?: string;
   "source.port"?: number;
-  /** The rule id (alerts from rules) or the wrapper name (wrapper reports). */
+  /** The rule: a policy rule's id, a wrapper's rule (`baseline.credential-read`), else the wrapper's name. */
   "rule.name"?: string;
-  /** MITRE ATT&CK technique ids of the rules that matched. */
-  "threat.technique.id"?: string[];
-  /** Tags of the rules that matched. */
+  /** The same as `rule.name`: rule ids are names in idwrap. */
+  "rule.id"?: string;
+  /** Wrapper reports: the wrapper whose rule it is. */
+  "rule.ruleset"?: string;
+  "threat.framework"?: ThreatFields["threat.framework"];
+  "threat.technique.id"?: string;
+  "threat.technique.name"?: string;
+  "threat.technique.reference"?: string;
+  "threat.technique.subtechnique.id"?: string;
+  "threat.technique.subtechnique.name"?: string;
+  "threat.technique.subtechnique.reference"?: string;
+  /** Tags of the policy rules that matched. */
   tags?: string[];
+  /** The container the process's cgroup names (64 hex digits). */
+  "container.id"?: string;
+  /** docker, containerd, cri-o or podman, where the cgroup's name says. */
+  "container.runtime"?: string;
+  /** kubernetes, for a cgroup under kubepods. */
+  "orchestrator.type"?: string;
+  /** Set by the audit log (./identity.ts) on every record it keeps. */
+  "host.name"?: string;
+  "host.hostname"?: string;
+  "host.id"?: string;
+  "host.os.type"?: string;
+  "agent.type"?: string;
+  "agent.name"?: string;
+  "agent.version"?: string;
+  "agent.id"?: string;
   "idwrap.queue": AuditQueue;
   "idwrap.source": SourceName;
   "idwrap.wrapper"?: string;
@@ -101,7 +133,87 @@ export interface AuditRecord {
   "idwrap.signal"?: string;
   /** Set when `message` was cut at MAX_MESSAGE characters. */
   "idwrap.truncated"?: boolean;
+  /** The process's cgroup path (v2), where the source read it. */
+  "idwrap.cgroup"?: string;
 }
+
+/** Every field a record may have, in the order docs/audit.md lists them (tests/audit/fields_test.ts compares). */
+export const AUDIT_FIELDS = [
+  "@timestamp",
+  "ecs.version",
+  "event.kind",
+  "event.category",
+  "event.type",
+  "event.action",
+  "event.outcome",
+  "event.module",
+  "event.dataset",
+  "event.sequence",
+  "event.severity",
+  "message",
+  "error.message",
+  "error.type",
+  "process.pid",
+  "process.parent.pid",
+  "process.thread.id",
+  "process.executable",
+  "process.name",
+  "process.args",
+  "process.args_count",
+  "process.exit_code",
+  "user.id",
+  "group.id",
+  "file.path",
+  "destination.address",
+  "destination.ip",
+  "destination.port",
+  "source.address",
+  "source.ip",
+  "source.port",
+  "rule.name",
+  "rule.id",
+  "rule.ruleset",
+  "threat.framework",
+  "threat.technique.id",
+  "threat.technique.name",
+  "threat.technique.reference",
+  "threat.technique.subtechnique.id",
+  "threat.technique.subtechnique.name",
+  "threat.technique.subtechnique.reference",
+  "tags",
+  "container.id",
+  "container.runtime",
+  "orchestrator.type",
+  "host.name",
+  "host.hostname",
+  "host.id",
+  "host.os.type",
+  "agent.type",
+  "agent.name",
+  "agent.version",
+  "agent.id",
+  "idwrap.queue",
+  "idwrap.source",
+  "idwrap.wrapper",
+  "idwrap.verdict",
+  "idwrap.reason",
+  "idwrap.alerts",
+  "idwrap.syscall.name",
+  "idwrap.syscall.nr",
+  "idwrap.syscall.abi",
+  "idwrap.syscall.args",
+  "idwrap.syscall.path2",
+  "idwrap.syscall.argv",
+  "idwrap.syscall.flags",
+  "idwrap.syscall.addr",
+  "idwrap.signal",
+  "idwrap.truncated",
+  "idwrap.cgroup",
+] as const satisfies readonly (keyof AuditRecord)[];
+
+/** Fails to compile while AuditRecord has a field AUDIT_FIELDS does not list. */
+const _everyFieldListed: [Exclude<keyof AuditRecord, typeof AUDIT_FIELDS[number]>] extends [never] ? true : never =
+  true;
 
 /** The audit records an event makes: none for plain allowed calls and wrappers' logs. */
 export function toAuditRecords(e: HostEvent): AuditRecord[] {
@@ -157,9 +269,20 @@ function addProgram(r: AuditRecord, p: ProgramIdentity | undefined): void {
   if (p.exe) r["process.executable"] = p.exe;
   const name = basename(p.exe) || basename(p.argv0);
   if (name) r["process.name"] = name;
-  if (p.argv0) r["process.args"] = [p.argv0];
+  if (p.args?.length) r["process.args"] = [...p.args];
+  else if (p.argv0) r["process.args"] = [p.argv0];
+  if (p.argc !== undefined) r["process.args_count"] = p.argc;
   if (p.uid >= 0) r["user.id"] = String(p.uid);
   if (p.gid >= 0) r["group.id"] = String(p.gid);
+  if (p.cgroup !== undefined) {
+    r["idwrap.cgroup"] = p.cgroup;
+    const c = containerOf(p.cgroup);
+    if (c) {
+      r["container.id"] = c.id;
+      if (c.runtime) r["container.runtime"] = c.runtime;
+      if (c.orchestrator) r["orchestrator.type"] = c.orchestrator;
+    }
+  }
 }
 
 function basename(path: string): string {
@@ -203,7 +326,7 @@ function syscallRecords(e: SyscallEvent): AuditRecord[] {
       refused ? "failure" : "unknown",
       `rule ${rule}: ${call}${decided}`,
     );
-    r["rule.name"] = rule;
+    r["rule.name"] = r["rule.id"] = rule;
     addThreat(r, e);
     out.push(syscallFields(r, e));
   }
@@ -223,8 +346,13 @@ function syscallRecords(e: SyscallEvent): AuditRecord[] {
   return out;
 }
 
+/**
+ * The ATT&CK technique and tags of the policy rules that matched the call. ECS has one technique per record, and an
+ * event carries the union of its rules' ids: the first is kept (a call two rules with different techniques match is
+ * rare; each rule still has its own record, by rule.name).
+ */
 function addThreat(r: AuditRecord, e: { attack?: string[]; tags?: string[] }): void {
-  if (e.attack?.length) r["threat.technique.id"] = [...e.attack];
+  if (e.attack?.length) Object.assign(r, threatFields(e.attack[0]));
   if (e.tags?.length) r.tags = [...e.tags];
 }
 
@@ -242,7 +370,7 @@ function successRecords(e: LifecycleEvent): AuditRecord[] {
       "success",
       `rule ${rule}: exec ${exe}`,
     );
-    r["rule.name"] = rule;
+    r["rule.name"] = r["rule.id"] = rule;
     addThreat(r, e);
     addProgram(r, e.program);
     return r;
@@ -306,6 +434,12 @@ function lifecycleRecord(e: LifecycleEvent): AuditRecord {
   return r;
 }
 
+/** The rule a wrapper's alert names first (`baseline.credential-read: …`: its own name, a dot, the rule). */
+function ruleOf(wrapper: string, message: string): string | undefined {
+  const m = /^([A-Za-z0-9_.-]+): /.exec(message);
+  return m && m[1].startsWith(`${wrapper}.`) && m[1].length > wrapper.length + 1 ? m[1] : undefined;
+}
+
 function reportRecord(e: WrapperReport): AuditRecord {
   const category = syscallCategory(e.syscall);
   let r: AuditRecord;
@@ -315,11 +449,17 @@ function reportRecord(e: WrapperReport): AuditRecord {
   } else if (e.kind === "audit") {
     r = base("audit", e, "event", [category], ["info"], e.syscall ?? "wrapper-audit", "unknown", e.message);
   } else {
-    r = base("faults", e, "event", [category], ["error"], "wrapper-fault", "failure", `${e.wrapper}: ${e.message}`);
+    // ECS expects no "error" type for process, file or network events: a fault is an info event that failed.
+    r = base("faults", e, "event", [category], ["info"], "wrapper-fault", "failure", `${e.wrapper}: ${e.message}`);
+    r["error.message"] = e.message;
+    r["error.type"] = "wrapper-fault";
   }
   if (e.severity !== undefined && e.kind === "alert") r["event.severity"] = e.severity;
-  r["rule.name"] = e.wrapper;
+  r["rule.name"] = r["rule.id"] = (e.kind === "alert" && ruleOf(e.wrapper, e.message)) || e.wrapper;
+  r["rule.ruleset"] = e.wrapper;
   r["idwrap.wrapper"] = e.wrapper;
+  const technique = e.kind === "alert" ? techniqueOf(e.message) : undefined;
+  if (technique) Object.assign(r, threatFields(technique));
   if (e.syscall !== undefined) r["idwrap.syscall.name"] = e.syscall;
   addProgram(r, e.program);
   return r;

@@ -60,6 +60,11 @@ export class AuditSubscription implements AsyncIterableIterator<AuditItem> {
     return this.#dropped;
   }
 
+  /** Records it holds, unread. */
+  get size(): number {
+    return this.#size;
+  }
+
   /** Whether it will yield nothing more than what it holds. */
   get ended(): boolean {
     return this.#ended || this.#closed;

@@ -11,7 +11,9 @@ import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.t
 import { defaultStorePath } from "../store/kv.ts";
 import { readIds } from "../policy/criteria.ts";
 import { DEFAULT_POLICY } from "./run.ts";
-import { EXIT_NO_DAEMON } from "./exit.ts";
+import { EXIT_NO_DAEMON, UsageError } from "./exit.ts";
+import { ConfigError, type DaemonConfig, DEFAULT_CONFIG, loadConfig } from "../outputs/config.ts";
+import { parseMetricsAddress } from "../daemon/metrics.ts";
 
 /** A user name or uid → uid. */
 export function uidOf(user: string): number {
@@ -65,6 +67,8 @@ export function registerDaemon(program: Command): void {
     .option("--store <path>", "the Deno KV store for wrappers and audit", defaultStorePath())
     .option("--retention <days>", "how long audit records are kept", "30")
     .option("--no-watch", "do not reload when a policy file changes")
+    .option("--config <file>", `the daemon's configuration: outputs (default: ${DEFAULT_CONFIG} if it exists)`)
+    .option("--metrics <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics")
     .option(
       "--system-wide",
       "with the kernel module: wrap any program on the host whose activation criteria match at its execve",
@@ -77,10 +81,32 @@ export function registerDaemon(program: Command): void {
       retention: string;
       watch: boolean;
       systemWide?: boolean;
+      config?: string;
+      metrics?: string;
     }) => {
       const retentionDays = Number(opts.retention);
       if (!(retentionDays > 0)) {
         throw new Error(`--retention: expected a positive number of days, got "${opts.retention}"`);
+      }
+      let metrics: { hostname: string; port: number } | undefined;
+      try {
+        metrics = opts.metrics === undefined ? undefined : parseMetricsAddress(opts.metrics);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      let configFile = opts.config;
+      if (configFile === undefined) {
+        try {
+          Deno.statSync(DEFAULT_CONFIG);
+          configFile = DEFAULT_CONFIG;
+        } catch { /* no configuration: no outputs */ }
+      }
+      let config: DaemonConfig = { outputs: [] };
+      try {
+        if (configFile !== undefined) config = loadConfig(configFile);
+      } catch (e) {
+        if (e instanceof ConfigError) throw new UsageError(`invalid configuration: ${e.message}`);
+        throw e;
       }
       const daemon = await Daemon.start({
         policyFiles: (opts.policy ?? [DEFAULT_POLICY]).map((p) => resolve(p)),
@@ -90,6 +116,8 @@ export function registerDaemon(program: Command): void {
         retentionDays,
         watch: opts.watch,
         systemWide: opts.systemWide,
+        outputs: config.outputs,
+        metrics,
       });
       const stop = async () => {
         await daemon.stop();

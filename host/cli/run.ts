@@ -42,6 +42,9 @@ interface Outcome {
   summary?: SupervisorSummary;
 }
 
+/** How long a report from the daemon may wait before it is written (batching a burst into one write). */
+const DAEMON_FLUSH_MS = 100;
+
 /** Hands the command to the daemon; prints what the daemon reports about its tree. */
 async function runViaDaemon(client: DaemonClient, command: string[], trace: TraceSinkOptions): Promise<Outcome> {
   const launch = await client.request<Extract<Response, { session: number }>>({ op: "launch", command });
@@ -49,14 +52,23 @@ async function runViaDaemon(client: DaemonClient, command: string[], trace: Trac
   const stop = forwardSignals(child);
   const sink = new TraceSink(trace);
   let summary: SupervisorSummary | undefined;
+  // A service's run lives as long as the service: what it reports is written within DAEMON_FLUSH_MS (journald, a
+  // log file), not held until 64 KiB have gathered or the service stops.
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
   const reports = (async () => {
     for await (const update of client.lines as AsyncGenerator<LaunchUpdate>) {
-      if ("event" in update) sink.emit(update.event);
-      else {
+      if ("event" in update) {
+        sink.emit(update.event);
+        flushTimer ??= setTimeout(() => {
+          flushTimer = undefined;
+          sink.flush();
+        }, DAEMON_FLUSH_MS);
+      } else {
         summary = update.done;
         break;
       }
     }
+    clearTimeout(flushTimer);
     sink.flush();
   })();
   const status = await child.status;

@@ -22,6 +22,9 @@ import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
 import { peerCredentials, peersCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
+import type { OutputConfig } from "../outputs/config.ts";
+import { Outputs } from "../outputs/output.ts";
+import { DaemonMetrics, serveMetrics } from "./metrics.ts";
 
 /** How the daemon runs. */
 export interface DaemonOptions {
@@ -41,6 +44,10 @@ export interface DaemonOptions {
    * loaded wrapper matches is wrapped from that exec on (the paper's WSS).
    */
   systemWide?: boolean;
+  /** Where audit records go besides the store (host/outputs/, docs/audit.md "Outputs"). */
+  outputs?: OutputConfig[];
+  /** Serve Prometheus metrics on this address (docs/daemon.md, "Metrics"). */
+  metrics?: { hostname: string; port: number };
 }
 
 interface Enforcement {
@@ -73,6 +80,9 @@ export class Daemon {
   /** With systemWide: the kernel module's thread. */
   #kmod: KmodThread | undefined;
   #audit!: AuditLog;
+  #outputs: Outputs | undefined;
+  readonly #metrics = new DaemonMetrics();
+  #metricsServer: Deno.HttpServer | undefined;
   #nextSession = 1;
   #poller: ReturnType<typeof setInterval> | undefined;
   /** Indexes and removes rotated journals (host/audit/journal_sink.ts) while the daemon runs. */
@@ -90,6 +100,10 @@ export class Daemon {
     hardenSupervisorProcess();
     d.#enforcement = await d.#prepare(d.#files);
     d.#audit = await AuditLog.open(opts.storePath, { retentionDays: opts.retentionDays });
+    d.#outputs = new Outputs(d.#audit, opts.outputs ?? [], d.#log);
+    for (const o of opts.outputs ?? []) {
+      d.#log(`output ${o.name}: ${o.type}, ${o.format}, queues ${o.queues.join(",")}`);
+    }
     d.#thread = await SupervisorThread.start({
       policies: d.#enforcement.policies,
       wrappers: d.#enforcement.wrappers,
@@ -120,6 +134,10 @@ export class Daemon {
     await Deno.chmod(join(opts.runDir, "sessions"), mode);
     for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
     if (opts.watch ?? true) d.#watch();
+    if (opts.metrics) {
+      d.#metricsServer = await serveMetrics(opts.metrics, () => d.#metricsText());
+      d.#log(`metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
+    }
     d.#replayer = setInterval(() => {
       d.#audit.replay().catch((e) => d.#log(`cannot index the audit journals: ${(e as Error).message}`));
     }, JOURNAL_REPLAY_MS);
@@ -129,6 +147,24 @@ export class Daemon {
       }`,
     );
     return d;
+  }
+
+  async #metricsText(): Promise<string> {
+    const processes: Record<string, number> = { seccomp: (await this.#thread.processes()).length };
+    const hooks = { seccomp: this.#thread.hookTimes(), ...this.#kmod ? { kmod: this.#kmod.hookTimes() } : {} };
+    const notified = {
+      seccomp: this.#thread.notifiedCalls(),
+      ...this.#kmod ? { kmod: this.#kmod.notifiedCalls() } : {},
+    };
+    if (this.#kmod) processes.kmod = (await this.#kmod.processes()).length;
+    return this.#metrics.render({
+      sessions: this.#uidOf.size,
+      processes,
+      auditBacklog: this.#audit.backlog,
+      outputs: this.#outputs?.stats() ?? [],
+      hooks,
+      notified,
+    });
   }
 
   async #prepare(files: string[]): Promise<Enforcement> {
@@ -237,6 +273,7 @@ export class Daemon {
               users: [...new Set([0, ...this.#opts.users])],
               policies: this.#files,
               store: this.#opts.storePath,
+              outputs: this.#outputs?.stats() ?? [],
             } satisfies Response,
           );
           break;
@@ -352,6 +389,7 @@ export class Daemon {
       this.#clients.set(id, conn);
       this.#uidOf.set(id, uid);
       await this.#thread.listen(id, hs.listener);
+      this.#metrics.sessionStarted("seccomp");
       await hs.go();
       this.#log(`session ${id}: uid ${uid} runs ${command.join(" ")} (pid ${hs.pid})`);
     } finally {
@@ -359,6 +397,7 @@ export class Daemon {
       await Deno.remove(path).catch(() => {});
     }
     const summary = await this.#thread.ended(id);
+    this.#metrics.sessionEnded("seccomp", summary);
     this.#clients.delete(id);
     const missed = this.#traceBacklog.get(id)?.missed;
     this.#traceBacklog.delete(id);
@@ -385,7 +424,9 @@ export class Daemon {
       if (client && session !== undefined) this.#sendTrace(session, client, e);
       if (e.kind === "exit") this.#sessionOf.delete(e.pid);
     }
-    this.#audit.appendJournaled(events.map(toAuditRecords), marks);
+    const groups = events.map(toAuditRecords);
+    for (const records of groups) this.#metrics.records(records);
+    this.#audit.appendJournaled(groups, marks);
     return this.#audit.flush();
   }
 
@@ -414,7 +455,11 @@ export class Daemon {
     }
     await this.#thread.stop();
     await this.#kmod?.stop();
+    // Each output delivers what it holds (5 s at most) and keeps where it got to in the store, then the log closes.
+    await this.#audit.flush().catch(() => {});
+    await this.#outputs?.stop();
     await this.#audit.close();
+    await this.#metricsServer?.shutdown();
     this.#log("stopped");
   }
 }

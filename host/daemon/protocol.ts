@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { OutputStats } from "../outputs/output.ts";
 import { join } from "node:path";
 import { eventJsonReplacer, type HostEvent } from "../events.ts";
 import type { ProcessEntry, SupervisorSummary } from "../wss/summary.ts";
@@ -37,7 +38,17 @@ export type Response =
   | { ok: true; session: number; socket: string; filter: string } // launch
   | { ok: true; processes: ProcessEntry[] } // ps
   | { ok: true; wrappers: { name: string; policy: string; module: string }[]; policies: string[] } // wrappers, load, unload, reload
-  | { ok: true; pid: number; uptime: number; sessions: number; users: number[]; policies: string[]; store: string } // status
+  | {
+    ok: true;
+    pid: number;
+    uptime: number;
+    sessions: number;
+    users: number[];
+    policies: string[];
+    store: string;
+    /** Each output's counters (host/outputs/output.ts). */
+    outputs?: OutputStats[];
+  } // status
   | { ok: true }; // tail
 
 /** What follows a launch's answer on the same connection. */

@@ -20,6 +20,12 @@ const DEPTH = 1; // hooks running (nested through emit); 0: idle
 const WRAPPER = 2; // the running outermost hook's wrapper index
 const HOOK = 3; // and which hook (HOOK_NAMES)
 const SLOTS = 4;
+/** Hook time per wrapper index after the slots: [calls, seconds] as float64 pairs (metrics; the supervisor writes). */
+const TIMED_WRAPPERS = 256;
+const TIMES_OFFSET = SLOTS * 4;
+/** Then one float64: the calls the source notified on this thread (metrics, live). */
+const NOTIFIED_OFFSET = TIMES_OFFSET + TIMED_WRAPPERS * 16;
+const BUFFER_BYTES = NOTIFIED_OFFSET + 8;
 
 /** The hooks, by the number a HookWatch stores. */
 export const HOOK_NAMES = ["idwrap_on_syscall", "idwrap_on_abstract", "idwrap_on_lifecycle", "idwrap_init"] as const;
@@ -27,26 +33,50 @@ export type HookName = typeof HOOK_NAMES[number];
 
 /** The supervisor thread's side: marks hook calls. One per thread ({@link hookWatch}). */
 export class HookWatch {
-  #slots = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
+  #slots = new Int32Array(new SharedArrayBuffer(BUFFER_BYTES), 0, SLOTS);
+  #times = new Float64Array(this.#slots.buffer, TIMES_OFFSET, TIMED_WRAPPERS * 2);
+  #notified = new Float64Array(this.#slots.buffer, NOTIFIED_OFFSET, 1);
+  #wrapper = 0;
+  #started = 0;
 
   /** Writes to `buffer` from now on (a watchdog's, made on the main thread). */
   attach(buffer: SharedArrayBuffer): void {
-    this.#slots = new Int32Array(buffer);
+    this.#slots = new Int32Array(buffer, 0, SLOTS);
+    this.#times = new Float64Array(buffer, TIMES_OFFSET, TIMED_WRAPPERS * 2);
+    this.#notified = new Float64Array(buffer, NOTIFIED_OFFSET, 1);
   }
 
-  /** A hook of wrapper `wrapper` starts; only the outermost one is timed. */
+  /** The source handed the supervisor a call (counted for the metrics as it happens; summaries count per tree). */
+  notified(): void {
+    this.#notified[0]++;
+  }
+
+  /** A hook of wrapper `wrapper` starts; only the outermost one is timed (nested hooks count in its time). */
   enter(wrapper: number, hook: HookName): void {
     const s = this.#slots;
     if (s[DEPTH]++ === 0) {
       s[WRAPPER] = wrapper;
       s[HOOK] = HOOK_NAMES.indexOf(hook);
       s[SEQ]++;
+      this.#wrapper = wrapper;
+      this.#started = performance.now();
     }
   }
 
   leave(): void {
-    this.#slots[DEPTH]--;
+    if (--this.#slots[DEPTH] === 0 && this.#wrapper < TIMED_WRAPPERS) {
+      // One writer (this thread); the main thread only reads, and a torn read is one hook off at most.
+      this.#times[this.#wrapper * 2]++;
+      this.#times[this.#wrapper * 2 + 1] += (performance.now() - this.#started) / 1000;
+    }
   }
+}
+
+/** Time spent in one wrapper's outermost hooks. */
+export interface HookTime {
+  wrapper: string;
+  calls: number;
+  seconds: number;
 }
 
 /** This thread's HookWatch: the wrapper chain marks its hooks on it; the worker attaches it to the watchdog's buffer. */
@@ -90,10 +120,13 @@ const SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
  * process alive.
  */
 export class HookWatchdog {
-  readonly buffer = new SharedArrayBuffer(SLOTS * 4);
-  /** Wrapper names by index (the enforced list; replaced on reload). */
-  names: string[] = [];
-  readonly #slots = new Int32Array(this.buffer);
+  readonly buffer = new SharedArrayBuffer(BUFFER_BYTES);
+  #names: string[] = [];
+  readonly #slots = new Int32Array(this.buffer, 0, SLOTS);
+  readonly #times = new Float64Array(this.buffer, TIMES_OFFSET, TIMED_WRAPPERS * 2);
+  /** Per index, the times already credited to the names it had before a reload; per name, what they came to. */
+  readonly #base = new Float64Array(TIMED_WRAPPERS * 2);
+  readonly #credited = new Map<string, { calls: number; seconds: number }>();
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #limitMs: number;
   readonly #signalAfterMs: number;
@@ -107,6 +140,38 @@ export class HookWatchdog {
     this.#signalAfterMs = options.signalAfterMs ?? 100;
     this.#timer = setInterval(() => this.#check(), options.periodMs ?? 50);
     Deno.unrefTimer(this.#timer as unknown as number); // Deno's timers are numbers; the node types say otherwise
+  }
+
+  /** Wrapper names by index (the enforced list; replaced on reload). */
+  get names(): string[] {
+    return this.#names;
+  }
+
+  /** A reload's list: what each index ran so far is credited to its old name, and counts afresh for the new. */
+  set names(names: string[]) {
+    this.#names.forEach((name, i) => this.#credit(name, i));
+    this.#names = names;
+  }
+
+  #credit(name: string, i: number): void {
+    if (i >= TIMED_WRAPPERS) return;
+    const c = this.#credited.get(name) ?? { calls: 0, seconds: 0 };
+    c.calls += this.#times[i * 2] - this.#base[i * 2];
+    c.seconds += this.#times[i * 2 + 1] - this.#base[i * 2 + 1];
+    this.#base[i * 2] = this.#times[i * 2];
+    this.#base[i * 2 + 1] = this.#times[i * 2 + 1];
+    this.#credited.set(name, c);
+  }
+
+  /** Calls the source notified on the watched thread so far. */
+  notifiedCalls(): number {
+    return new Float64Array(this.buffer, NOTIFIED_OFFSET, 1)[0];
+  }
+
+  /** Calls of and time in each wrapper's outermost hooks since the thread started, by wrapper name. */
+  hookTimes(): HookTime[] {
+    this.#names.forEach((name, i) => this.#credit(name, i));
+    return [...this.#credited].map(([wrapper, c]) => ({ wrapper, calls: c.calls, seconds: c.seconds }));
   }
 
   /** How long the current outermost hook has run, ms; 0 when none runs. */

@@ -12,7 +12,7 @@ import type { HostEvent } from "../events.ts";
 import type { TraceSinkOptions } from "../trace/sink.ts";
 import type { Enforcement, ProcessEntry, SupervisorSummary } from "./enforce.ts";
 import type { WorkerReply, WorkerRequest } from "./worker_common.ts";
-import { describeOverdue, HookWatchdog } from "../runtime/watchdog.ts";
+import { describeOverdue, type HookTime, HookWatchdog } from "../runtime/watchdog.ts";
 import { libc } from "../unsafe/libc.ts";
 
 /** How a supervisor thread starts. */
@@ -186,6 +186,16 @@ export class SourceThread {
   async reload(e: Enforcement): Promise<void> {
     await this.#request({ type: "reload", ...e }, "reloaded");
     this.#watchdog.names = e.wrappers.map((w) => w.spec.name);
+  }
+
+  /** Calls the source notified on this thread so far (the daemon's metrics). */
+  notifiedCalls(): number {
+    return this.#watchdog.notifiedCalls();
+  }
+
+  /** Calls of and time in each wrapper's hooks on this thread (the daemon's metrics). */
+  hookTimes(): HookTime[] {
+    return this.#watchdog.hookTimes();
   }
 
   /** The wrapped processes and their wrappers. */

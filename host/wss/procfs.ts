@@ -60,17 +60,78 @@ export function readTaskStatus(tid: number): TaskStatus | undefined {
   };
 }
 
-/** The program a process runs, from /proc/PID/exe and cmdline. */
+/** A record keeps at most this many arguments of a process… */
+export const MAX_ARGS = 64;
+/** …each cut to this many characters, and this many characters in all. */
+export const MAX_ARG_CHARS = 1024;
+export const MAX_ARGS_CHARS = 8192;
+
+/** A bounded copy of an argument vector (audit records carry it for every event of the process). */
+export function boundedArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  let total = 0;
+  for (const arg of argv) {
+    if (out.length >= MAX_ARGS || total >= MAX_ARGS_CHARS) break;
+    const cut = arg.length > MAX_ARG_CHARS ? arg.slice(0, MAX_ARG_CHARS) + "…" : arg;
+    out.push(cut);
+    total += cut.length;
+  }
+  return out;
+}
+
+/** The argument vector in a /proc/PID/cmdline (NUL-terminated strings). */
+export function splitCmdline(cmdline: string): string[] {
+  if (cmdline === "") return [];
+  const argv = cmdline.split("\0");
+  if (argv[argv.length - 1] === "") argv.pop();
+  return argv;
+}
+
+/**
+ * The cgroup of a process from /proc/PID/cgroup: the v2 path (`0::/…`) unless it is `/` (a hybrid host), else the
+ * first v1 path with a container id in it (64 hex digits), else the first v1 path that is not `/`, else `/`;
+ * undefined when it cannot be read.
+ */
+export function readCgroup(pid: number): string | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/cgroup`);
+  } catch {
+    return undefined;
+  }
+  let v2: string | undefined;
+  const v1: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    if (m[1] === "0" && m[2] === "") v2 = m[3];
+    else if (m[3] !== "/") v1.push(m[3]);
+  }
+  if (v2 !== undefined && v2 !== "/") return v2;
+  return v1.find((p) => /[0-9a-f]{64}/.test(p)) ?? v1[0] ?? v2;
+}
+
+/** The program a process runs, from /proc/PID/exe, cmdline and cgroup. */
 export function readProgram(pid: number, status: TaskStatus): ProgramIdentity {
   let exe = "";
-  let argv0 = "";
+  let argv: string[] = [];
   try {
     exe = Deno.readLinkSync(`/proc/${pid}/exe`);
   } catch { /* exited, or a kernel thread */ }
   try {
-    argv0 = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0];
+    argv = splitCmdline(Deno.readTextFileSync(`/proc/${pid}/cmdline`));
   } catch { /* exited */ }
-  return { exe, argv0, uid: status.uid, gid: status.gid };
+  const program: ProgramIdentity = {
+    exe,
+    argv0: argv[0] ?? "",
+    uid: status.uid,
+    gid: status.gid,
+    args: boundedArgs(argv),
+    argc: argv.length,
+  };
+  const cgroup = readCgroup(pid);
+  if (cgroup !== undefined) program.cgroup = cgroup;
+  return program;
 }
 
 /** The controlling terminal's device path from /proc/PID/stat, if any. */

@@ -22,6 +22,7 @@ import { i386SyscallName, syscallName } from "../syscalls/mod.ts";
 import { Bindings } from "./bindings.ts";
 import { type Interest, lateCalls } from "./interest.ts";
 import { readProgram, readTaskStatus } from "./procfs.ts";
+import { hookWatch } from "../runtime/watchdog.ts";
 import { foreignAbiRefusal, IO_URING_REFUSAL, type Refusal, TAMPER_ALERT } from "./refusal.ts";
 import type { ArgNeeds, EventSource, SourceCall, SourceHandler, SourceLifecycle, WatchChange } from "./source.ts";
 import { newSummary, type ProcessEntry, type SupervisorSummary } from "./summary.ts";
@@ -266,7 +267,10 @@ export class Wss implements SourceHandler {
       );
     // A post call the source made of a call it ran itself (settle) is the same notification.
     const ranHere = call.phase === "post" && call.emulated && this.#lastPre.get(call.tid)?.ran?.nr === call.nr;
-    if (!ranHere) proc.session.summary.notifications++;
+    if (!ranHere) {
+      proc.session.summary.notifications++;
+      hookWatch.notified(); // the daemon's metrics, live
+    }
 
     if (call.abi !== "x86_64") {
       const name = call.abi === "i386" ? i386SyscallName(call.nr) : syscallName(call.nr);

@@ -116,10 +116,10 @@ Deno.test("log: records are kept with the retention as Deno KV expireIn", async 
     const rows = db.prepare("SELECT expiration_ms FROM kv").all() as { expiration_ms: number }[];
     db.close();
     const expiries = rows.map((r) => Number(r.expiration_ms)).sort((a, b) => a - b);
-    assertEquals(expiries.length, 3, "two records and the last-sequence key");
-    assertEquals(expiries[0], -1, "the last-sequence key never expires");
+    assertEquals(expiries.length, 4, "two records, the last-sequence key and the agent id");
+    assertEquals(expiries.slice(0, 2), [-1, -1], "the last-sequence key and the agent id never expire");
     const ms = days * 86_400_000;
-    for (const e of expiries.slice(1)) assert(e >= before + ms && e <= after + ms, `expiry ${e} for ${days} days`);
+    for (const e of expiries.slice(2)) assert(e >= before + ms && e <= after + ms, `expiry ${e} for ${days} days`);
   }
 });
 
@@ -151,7 +151,7 @@ Deno.test("log: the audit log and the wrappers' store share one Deno KV file", a
   const prefixes: unknown[] = [];
   for await (const e of kv.list({ prefix: [] })) prefixes.push(e.key[0]);
   kv.close();
-  assertEquals(prefixes.sort(), ["audit", "audit", "idwrap"]);
+  assertEquals(prefixes.sort(), ["audit", "audit", "audit", "idwrap"]); // a record, last-sequence, agent-id
   const again = await WrapperStore.open(path);
   assertEquals((await again.load("deny_path")).list(new Uint8Array()).length, 1);
   await again.close();

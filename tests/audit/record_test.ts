@@ -274,8 +274,10 @@ const CASES: Case[] = [
     expect: [{
       "idwrap.queue": "faults",
       "event.kind": "event",
-      "event.type": ["error"],
+      "event.type": ["info"],
       "event.action": "wrapper-fault",
+      "error.message": "idwrap_on_syscall: budget exhausted; call denied (fail closed)",
+      "error.type": "wrapper-fault",
       "event.outcome": "failure",
       "idwrap.syscall.name": "read",
       "message": "spin: idwrap_on_syscall: budget exhausted; call denied (fail closed)",
@@ -331,4 +333,68 @@ Deno.test("record: a huge message is cut and marked", () => {
   });
   assertEquals(r.message.length, MAX_MESSAGE + 1);
   assertEquals(r["idwrap.truncated"], true);
+});
+
+Deno.test("a wrapper's alert names its rule and technique only where the message says so", () => {
+  const report = (wrapper: string, message: string): AuditRecord =>
+    toAuditRecords({
+      kind: "alert",
+      source: "seccomp",
+      time: T,
+      pid: 42,
+      wrapper,
+      message,
+      program: CAT,
+      severity: 3,
+    })[0];
+  const a = report("baseline", "baseline.credential-read: /etc/shadow read by /usr/bin/cat (T1003.008)");
+  assertEquals([a["rule.name"], a["rule.id"], a["rule.ruleset"]], [
+    "baseline.credential-read",
+    "baseline.credential-read",
+    "baseline",
+  ]);
+  assertEquals([a["threat.technique.id"], a["threat.technique.subtechnique.id"]], ["T1003", "T1003.008"]);
+  const b = report("baseline", "baseline.service-shell: /bin/sh started by /srv/app (T1059)");
+  assertEquals([b["threat.technique.id"], b["threat.technique.subtechnique.id"]], ["T1059", undefined]);
+  // Another wrapper's name in the message is not this wrapper's rule; no technique at the end, no threat fields.
+  const c = report("imapd", "baseline.credential-read: forged (T1003.008) here");
+  assertEquals([c["rule.name"], c["threat.framework"]], ["imapd", undefined]);
+  // A program identity with the whole argv and a cgroup.
+  const d = toAuditRecords({
+    kind: "exec",
+    source: "seccomp",
+    time: T,
+    pid: 42,
+    program: { ...CAT, args: ["cat", "-n", "x"], argc: 70, cgroup: "/system.slice/x.service" },
+  })[0];
+  assertEquals([d["process.args"], d["process.args_count"], d["idwrap.cgroup"]], [
+    ["cat", "-n", "x"],
+    70,
+    "/system.slice/x.service",
+  ]);
+  assertEquals(d["container.id"], undefined);
+});
+
+/** ECS 8.x: the event types each category expects (ecs_flat.yml, `expected_event_types`), for the categories used. */
+const EXPECTED_TYPES: Record<string, string[]> = {
+  intrusion_detection: ["allowed", "denied", "info"],
+  process: ["access", "change", "end", "info", "start"],
+  file: ["access", "change", "creation", "deletion", "info"],
+  network: ["access", "allowed", "connection", "denied", "end", "info", "protocol", "start"],
+};
+
+Deno.test("every record's event.type is one ECS expects for one of its categories, and kind is alert or event", () => {
+  for (const c of CASES) {
+    for (const r of toAuditRecords(c.event)) {
+      assert(["alert", "event"].includes(r["event.kind"]), c.name);
+      assert(r["event.category"].length > 0, c.name);
+      for (const type of r["event.type"]) {
+        assert(
+          r["event.category"].some((cat) => EXPECTED_TYPES[cat]?.includes(type)),
+          `${c.name}: type ${type} for ${r["event.category"].join(",")}`,
+        );
+      }
+      assertEquals(r["event.kind"] === "alert", r["idwrap.queue"] === "alerts" || r["idwrap.queue"] === "verdicts");
+    }
+  }
 });

@@ -26,7 +26,7 @@ import type {
   SourceHandler,
   WatchChange,
 } from "../../wss/source.ts";
-import { readTaskStatus } from "../../wss/procfs.ts";
+import { boundedArgs, readCgroup, readTaskStatus } from "../../wss/procfs.ts";
 import { decodeArgs } from "../../wss/decode.ts";
 import { TargetMemory } from "../../unsafe/memory.ts";
 import { TamperGuard } from "../../wss/tamper.ts";
@@ -236,7 +236,15 @@ export class KmodSource implements EventSource {
           kind: "exec",
           pid: rec.pid,
           ppid: rec.ppid,
-          program: { exe, argv0: argv[0] ?? "", uid: rec.uid, gid: rec.gid },
+          program: {
+            exe,
+            argv0: argv[0] ?? "",
+            uid: rec.uid,
+            gid: rec.gid,
+            args: boundedArgs(argv),
+            argc: argv.length,
+            cgroup: readCgroup(rec.pid),
+          },
           call: waits ? this.#call(rec) : undefined,
           watched: !!(rec.flags & EVF.WATCHED),
           candidate: !(rec.flags & EVF.WATCHED) && waits,

@@ -1,0 +1,186 @@
+/**
+ * Where an output's records go: a file of JSON lines rotated by size, a syslog receiver (RFC 5424, Unix datagram
+ * socket or UDP), an HTTP(S) webhook. A transport delivers one batch or throws; the output (./output.ts) retries.
+ *
+ * @module
+ */
+import dgram from "node:dgram";
+import { dirname } from "node:path";
+import type { AuditRecord } from "../audit/record.ts";
+import { UnixDatagramSender } from "../unsafe/datagram.ts";
+import type { FileOutputConfig, OutputConfig, SyslogOutputConfig, WebhookOutputConfig } from "./config.ts";
+import { formatRecord, syslogLine } from "./format.ts";
+
+/** A batch that failed part way: its first `delivered` records went out (the output does not send them again). */
+export class PartialDelivery extends Error {
+  constructor(readonly delivered: number, readonly reason: unknown) {
+    super((reason as Error)?.message ?? String(reason));
+    this.name = "PartialDelivery";
+  }
+}
+
+/** The receiver refused the batch for good (HTTP 4xx other than 408 and 429): sending it again cannot help. */
+export class Rejected extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "Rejected";
+  }
+}
+
+/** Delivers batches of records. */
+export interface Transport {
+  /** Delivers every record of the batch, or throws (then none is counted delivered, and the batch is retried). */
+  deliver(records: readonly AuditRecord[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The transport of a configured output. */
+export function openTransport(config: OutputConfig): Transport {
+  switch (config.type) {
+    case "file":
+      return new FileTransport(config);
+    case "syslog":
+      return new SyslogTransport(config);
+    case "webhook":
+      return new WebhookTransport(config);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * JSON lines appended to a file (0600: alerts name files and programs). Before a batch would take it past
+ * `maxBytes`, `path` becomes `path.1` (`path.1` becomes `path.2`, … `path.keep` is removed) and a new file starts.
+ * A batch is written whole before the next; a batch that fails is written again (a line may then appear twice, never
+ * be lost).
+ */
+class FileTransport implements Transport {
+  #file: Deno.FsFile | undefined;
+  #size = 0;
+
+  constructor(private readonly config: FileOutputConfig) {}
+
+  async #open(): Promise<Deno.FsFile> {
+    if (this.#file) return this.#file;
+    // Its folder too (0750), as loggers do: /var/log/idwrap/ need not exist before the first alert.
+    await Deno.mkdir(dirname(this.config.path), { recursive: true, mode: 0o750 });
+    const file = await Deno.open(this.config.path, { append: true, create: true, mode: 0o600 });
+    this.#size = (await file.stat()).size;
+    this.#file = file;
+    return file;
+  }
+
+  async #rotate(): Promise<void> {
+    this.#file?.close();
+    this.#file = undefined;
+    const p = this.config.path;
+    const keep = this.config.keep;
+    if (keep === 0) await Deno.remove(p).catch(() => {});
+    else {
+      await Deno.remove(`${p}.${keep}`).catch(() => {});
+      for (let i = keep - 1; i >= 1; i--) await Deno.rename(`${p}.${i}`, `${p}.${i + 1}`).catch(() => {});
+      await Deno.rename(p, `${p}.1`).catch(() => {});
+    }
+  }
+
+  async deliver(records: readonly AuditRecord[]): Promise<void> {
+    let chunk: string[] = [];
+    let chunkBytes = 0;
+    const write = async () => {
+      if (!chunk.length) return;
+      const file = await this.#open();
+      const bytes = encoder.encode(chunk.join(""));
+      for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
+      this.#size += bytes.length;
+      chunk = [];
+      chunkBytes = 0;
+    };
+    await this.#open();
+    for (const r of records) {
+      const line = JSON.stringify(formatRecord(r, this.config.format)) + "\n";
+      const n = encoder.encode(line).length;
+      if (this.#size + chunkBytes + n > this.config.maxBytes && this.#size + chunkBytes > 0) {
+        await write();
+        await this.#rotate();
+        await this.#open();
+      }
+      chunk.push(line);
+      chunkBytes += n;
+    }
+    await write();
+  }
+
+  close(): Promise<void> {
+    this.#file?.close();
+    this.#file = undefined;
+    return Promise.resolve();
+  }
+}
+
+/** RFC 5424 messages, one datagram each, to a Unix datagram socket or a UDP collector. */
+class SyslogTransport implements Transport {
+  #unix: UnixDatagramSender | undefined;
+  #udp: dgram.Socket | undefined;
+
+  constructor(private readonly config: SyslogOutputConfig) {}
+
+  async deliver(records: readonly AuditRecord[]): Promise<void> {
+    for (let i = 0; i < records.length; i++) {
+      try {
+        await this.#send(records[i]);
+      } catch (e) {
+        throw new PartialDelivery(i, e);
+      }
+    }
+  }
+
+  async #send(r: AuditRecord): Promise<void> {
+    {
+      const bytes = encoder.encode(syslogLine(r, this.config.format, this.config.facility));
+      if (this.config.socket !== undefined) {
+        this.#unix ??= new UnixDatagramSender(this.config.socket);
+        this.#unix.send(bytes);
+      } else {
+        const { host, port } = this.config.address!;
+        this.#udp ??= dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
+        await new Promise<void>((resolve, reject) =>
+          this.#udp!.send(bytes, port, host, (e) => e ? reject(e) : resolve())
+        );
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    this.#unix?.close();
+    this.#unix = undefined;
+    const udp = this.#udp;
+    this.#udp = undefined;
+    return udp ? new Promise((r) => udp.close(() => r())) : Promise.resolve();
+  }
+}
+
+/**
+ * POSTs each batch as one JSON array (`Content-Type: application/json`); any status but 2xx is a failure, and a 4xx
+ * other than 408 and 429 a rejection (./output.ts splits the batch to find the record refused).
+ */
+class WebhookTransport implements Transport {
+  constructor(private readonly config: WebhookOutputConfig) {}
+
+  async deliver(records: readonly AuditRecord[]): Promise<void> {
+    const res = await fetch(this.config.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...this.config.headers },
+      body: JSON.stringify(records.map((r) => formatRecord(r, this.config.format))),
+      signal: AbortSignal.timeout(this.config.timeoutMs),
+    });
+    await res.body?.cancel();
+    if (res.ok) return;
+    const why = `${this.config.url}: HTTP ${res.status}`;
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new Rejected(why);
+    throw new Error(why);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
