@@ -180,8 +180,8 @@ rules:
   // The audit record of the exec carries the alert, its ATT&CK id and tags.
   const records = toAuditRecords(exec).filter((r) => r["idwrap.queue"] === "alerts");
   assertEquals(
-    records.map((r) => [r["rule.name"], r["threat.technique.id"], r.tags]),
-    [["shell", ["T1059.004"], ["shell"]]],
+    records.map((r) => [r["rule.name"], r["threat.technique.id"], r["threat.technique.subtechnique.id"], r.tags]),
+    [["shell", "T1059", "T1059.004", ["shell"]]],
   );
   // A failed exec's match, followed by an exec of something else, fires nothing.
   verdictOf(d, call("execve", [0, 0, 0], { path: "/nonexistent/sh" }));
