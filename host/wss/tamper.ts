@@ -225,6 +225,38 @@ export class TamperGuard {
     return this.#checkInProcfs(inner, path, readOnly);
   }
 
+  /**
+   * Whether a resolution left one of the supervisor's per-process procfs directories through a magic link: its fd/N
+   * (the file behind the supervisor's fd N: its journal, its store, its pipes), fdinfo/, map_files/R, cwd, root, exe,
+   * ns/, of any of its threads (/PID/task/TID/…, /TID/…), in any procfs mount. Decided on each directory's object, as
+   * checkObject decides, so dirfds, "..", symbolic links and /proc/self aliases all reach the same answer.
+   *
+   * @param via the procfs directories the resolution followed a magic link out of (world.ts, Passage)
+   * @param shown how the call named the path (for the report)
+   * @param caller a thread of the caller (its mount namespace and root place each mount)
+   */
+  checkPassages(via: readonly { fd: number; path: string }[], shown: string, caller: number): Refusal | undefined {
+    for (const { fd, path } of via) {
+      const inner = fd < 0 ? undefined : procfsPathOf(fd, path, caller);
+      if (inner === undefined) {
+        return {
+          reason: `${shown} followed a magic link in ${path}, on a procfs mount idwrap cannot place (failed closed)`,
+          technique: "T1562.001",
+        };
+      }
+      const m = inner.match(/^\/(\d+)(?:\/task\/(\d+))?(?:\/|$)/);
+      if (!m) continue;
+      if (this.#isOurThread(Number(m[1])) || (m[2] !== undefined && this.#isOurThread(Number(m[2])))) {
+        const where = path.startsWith("/proc/") ? "" : ` (procfs ${inner})`;
+        return {
+          reason: `${shown} goes through the idwrap supervisor's ${path}${where}: a magic link to its files`,
+          technique: "T1562.001",
+        };
+      }
+    }
+    return undefined;
+  }
+
   /** `inner`: a path inside a procfs ("/PID/mem"); `shown`: how the call named it. */
   #checkInProcfs(inner: string, shown: string, readOnly: () => boolean): Refusal | undefined {
     const m = inner.match(/^\/(\d+)(?:\/task\/(\d+))?(?:\/([^/]*))?/);
