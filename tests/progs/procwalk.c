@@ -14,12 +14,15 @@
 //     dotdot    /proc/self/../PID/fd/N
 //     symlink   ARG/link -> /proc/PID/fd, then ARG/link/N
 //     openat2   openat2(AT_FDCWD, "/proc/PID/fd/N")
-//     map_files /proc/PID/map_files/R for each line R of the file ARG
+//     map_files /proc/PID/map_files/R for each line R of the file ARG (waited
+//               for up to 10 s: the test writes it once we run)
 //     cwd       chdir("/"), then /proc/PID/cwd/ARG
 //     root      /proc/PID/root/ARG
 //     exe       /proc/PID/exe
 //     self      holds ARG open as fd F, then reads /proc/./self/fd/F (PID
-//               unused): its own file, never another process's
+//               unused): its own file, never another process's; then
+//               /proc/./self/fd/N for every N < 256 it does not hold
+//               ("foreign: K", K opened: 0 unless "self" was not us)
 //
 // Prints "first: 0|ERRNO" (the first open), "opened: K" (opens that worked),
 // "bytes: B" (read from the regular files among them), and for self "self: "
@@ -108,11 +111,20 @@ int main(int argc, char **argv)
 			line[strcspn(line, "\n")] = 0;
 		}
 		printf("self: %s%s\n", fd < 0 ? "" : line, fd < 0 ? err(fd) : "");
+		/* Fds we do not hold: /proc/self/fd/N of them is ENOENT, unless "self" is another process. */
+		for (int n = 3; n < 256; n++) {
+			if (n == own || fcntl(n, F_GETFD) >= 0) continue;
+			snprintf(path, sizeof(path), "/proc/./self/fd/%d", n);
+			try_open(AT_FDCWD, path, 0);
+		}
+		printf("foreign: %d\nbytes: %ld\n", opened, bytes);
 		return 0;
 	}
 	if (!strcmp(how, "map_files") || !strcmp(how, "cwd") || !strcmp(how, "root") || !strcmp(how, "exe")) {
 		if (!strcmp(how, "map_files")) {
-			FILE *f = fopen(arg, "r");
+			/* The ranges come from outside (the test reads PID's map_files/): wait for them. */
+			FILE *f = NULL;
+			for (int i = 0; i < 1000 && !(f = fopen(arg, "r")); i++) usleep(10000);
 			if (!f) return 2;
 			char range[128];
 			while (fscanf(f, "%127s", range) == 1) {
