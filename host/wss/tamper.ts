@@ -18,7 +18,7 @@ import type { Refusal } from "./refusal.ts";
 const nr = (name: string): number => syscallNumber(name)!;
 const SIGKILL = 9, SIGSTOP = 19;
 const PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206;
-const F_SETOWN = 8; // asm-generic/fcntl.h
+const F_SETOWN = 8, F_SETSIG = 10; // asm-generic/fcntl.h
 const F_OWNER_PGRP = 2;
 const TIOCSTI = 0x5412;
 const ENOPROTOOPT = 92;
@@ -64,6 +64,33 @@ const READABLE_PROC_ENTRIES: ReadonlySet<string> = new Set([
 ]);
 
 const int32 = (v: bigint): number => Number(BigInt.asIntN(32, v));
+
+/**
+ * Signals idwrap survives (hardenSupervisorProcess, SURVIVED, and those whose default is to do nothing): the only ones
+ * F_SETSIG may pick in a wrapped tree. Not SIGINT, SIGTERM, SIGHUP, SIGQUIT: `run` forwards them to the command, but
+ * the daemon stops or reloads on them. A file's owner set by F_SETOWN_EX, FIOSETOWN or
+ * SIOCSPGRP is read from the caller's memory, which a thread can change between the guard's read and the kernel's, so
+ * the owner cannot be checked race-free; the signal can (a register), and none of these ends or stops idwrap.
+ */
+const SURVIVABLE_SIGNALS: ReadonlySet<number> = new Set([
+  0, // the default: SIGIO
+  5, // SIGTRAP
+  10, // SIGUSR1
+  12, // SIGUSR2
+  13, // SIGPIPE
+  14, // SIGALRM
+  17, // SIGCHLD (ignored by default)
+  18, // SIGCONT
+  23, // SIGURG (ignored by default)
+  24, // SIGXCPU
+  25, // SIGXFSZ
+  26, // SIGVTALRM
+  27, // SIGPROF
+  28, // SIGWINCH (ignored by default)
+  29, // SIGIO
+  30, // SIGPWR
+  31, // SIGSYS
+]);
 
 /** Decides, for one supervisor process, whether a wrapped call reaches it. */
 export class TamperGuard {
@@ -148,6 +175,14 @@ export class TamperGuard {
         };
       case NR.fcntl: {
         if (int32(args[1]) === F_SETOWN) return owner(int32(args[2]), "fcntl(F_SETOWN)");
+        if (int32(args[1]) === F_SETSIG) {
+          const sig = int32(args[2]);
+          return SURVIVABLE_SIGNALS.has(sig) ? undefined : {
+            reason: `fcntl(F_SETSIG) of signal ${sig} is refused in a wrapped tree: a file's owner cannot be checked ` +
+              "race-free, and this signal would end or stop the idwrap supervisor",
+            technique: "T1562.001",
+          };
+        }
         const ex = read(args[2], 8); // struct f_owner_ex { int type; pid_t pid; }
         if (!ex) return undefined; // the kernel fails it with EFAULT too
         const v = new DataView(ex.buffer, ex.byteOffset, 8);
