@@ -9,8 +9,8 @@
 //
 //   sigio_race PID|parent TRIES SIGNAL [MAX_DELAY_US]
 //
-// MAX_DELAY_US (200) bounds the delay; 0 writes at once (unwrapped, the
-// kernel's only read then races the write: the control).
+// MAX_DELAY_US (200) bounds the delay; 0: no race, the struct names PID
+// from the start (the unwrapped control: the signal itself reaches PID).
 //
 // Prints "setsig: 0|ERRNO" (F_SETSIG of SIGNAL), then "owner-wins: N" (tries
 // whose owner landed on PID), "refused: N" (tries the F_SETOWN_EX failed) and
@@ -45,7 +45,7 @@ static void *flipper(void *arg)
 	unsigned seed = 1;
 	while (!atomic_load(&stop)) {
 		if (!atomic_load(&go)) continue;
-		long until = now_ns() + (max_delay_ns ? rand_r(&seed) % max_delay_ns : 0);
+		long until = now_ns() + rand_r(&seed) % max_delay_ns;
 		while (now_ns() < until) { }
 		*(volatile pid_t *)&owner.pid = target;
 		atomic_store(&go, 0);
@@ -69,8 +69,8 @@ int main(int argc, char **argv)
 	pthread_create(&t, NULL, flipper, NULL);
 	int wins = 0, refused = 0;
 	for (int i = 0; i < tries; i++) {
-		*(volatile pid_t *)&owner.pid = 0;
-		atomic_store(&go, 1);
+		*(volatile pid_t *)&owner.pid = max_delay_ns ? 0 : target;
+		atomic_store(&go, max_delay_ns != 0);
 		rc = fcntl(p[0], F_SETOWN_EX, &owner);
 		while (atomic_load(&go)) { }
 		if (rc < 0) {
