@@ -35,15 +35,10 @@ async function control(uid?: number): Promise<void> {
     while (!(await Deno.readTextFile(`/proc/${decoy.pid}/status`)).match(/^Name:\s*sleep$/m)) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    const racer = uid === undefined ? await run(RACE, [String(decoy.pid), TRIES, SIGKILL]) : await run("setpriv", [
-      `--reuid=${uid}`,
-      `--regid=${uid}`,
-      "--clear-groups",
-      RACE,
-      String(decoy.pid),
-      TRIES,
-      SIGKILL,
-    ]);
+    // No race here ("0"): the struct names the decoy outright; the signal itself is what is shown to kill.
+    const args = [RACE, String(decoy.pid), TRIES, SIGKILL, "0"];
+    const asUser = uid === undefined ? [] : [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"];
+    const racer = uid === undefined ? await run(args[0], args.slice(1)) : await run("setpriv", [...asUser, ...args]);
     assert(/^setsig: 0$/m.test(racer.stdout), racer.stdout + racer.stderr);
     const killed = await Promise.race([decoy.status, new Promise((r) => setTimeout(() => r(undefined), 5000))]);
     assertEquals((killed as Deno.CommandStatus | undefined)?.signal, "SIGKILL", `the decoy survived:\n${racer.stdout}`);
