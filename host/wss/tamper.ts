@@ -16,7 +16,6 @@ import { addressOf, libc, SYS } from "../unsafe/libc.ts";
 import type { Refusal } from "./refusal.ts";
 
 const nr = (name: string): number => syscallNumber(name)!;
-const SIGKILL = 9, SIGSTOP = 19;
 const PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206;
 const F_SETOWN = 8, F_SETSIG = 10; // asm-generic/fcntl.h
 const F_OWNER_PGRP = 2;
@@ -92,6 +91,9 @@ const SURVIVABLE_SIGNALS: ReadonlySet<number> = new Set([
   31, // SIGSYS
 ]);
 
+/** Group signals let through besides SURVIVABLE_SIGNALS: forwarded to the command (`kill 0` in a script), or a stop. */
+const GROUP_SIGNALS_LET_THROUGH: ReadonlySet<number> = new Set([1, 2, 3, 15, 20, 21, 22]);
+
 /** Decides, for one supervisor process, whether a wrapped call reaches it. */
 export class TamperGuard {
   readonly #self: number;
@@ -134,9 +136,10 @@ export class TamperGuard {
       case NR.kill: {
         const pid = int32(args[0]), sig = int32(args[1]);
         if (pid > 0) return signal(sig, "kill", ours(pid));
-        // Groups and broadcasts: idwrap ignores every catchable signal that would end it (hardenSupervisorProcess);
-        // only the two it cannot catch are refused, and only where idwrap is in the target set.
-        if (sig !== SIGKILL && sig !== SIGSTOP) return undefined;
+        // Groups and broadcasts: idwrap survives most signals (hardenSupervisorProcess; SIGINT, SIGTERM, SIGHUP,
+        // SIGQUIT are forwarded to the command; the job-control stops only hold calls): the others (SIGKILL, SIGSTOP,
+        // SIGABRT, real-time signals…: `kill -ABRT 0` ended idwrap) are refused where idwrap is in the target set.
+        if (SURVIVABLE_SIGNALS.has(sig) || GROUP_SIGNALS_LET_THROUGH.has(sig)) return undefined;
         const group = pid === 0 ? this.#pgidOf(caller) : -pid;
         return signal(sig, pid === -1 ? "kill(-1)" : "process-group kill", pid === -1 || group === this.#pgid);
       }
