@@ -10,7 +10,8 @@
  * to compare with; default: the commit given by --base, default
  * `git merge-base HEAD main`, exported to a temp dir, its launcher built),
  * --scoped (no path rule: a wrapper scoped to a program that never runs, so
- * opens are notified but nothing examines them; the tamper guard's cost).
+ * opens are notified but nothing examines them; the tamper guard's cost),
+ * --name NAME (the results file's name: default paths, or paths-scoped).
  *
  * @module
  */
@@ -73,6 +74,7 @@ if (import.meta.main) {
       base: { type: "string" },
       "save-run": { type: "boolean" },
       scoped: { type: "boolean" },
+      name: { type: "string" },
     },
   });
   const rounds = Number(values.rounds ?? 3), n = Number(values.calls ?? 2000);
@@ -139,7 +141,7 @@ if (import.meta.main) {
     `path calls: kernel ${Deno.osRelease()}, ${rounds} rounds × ${n} calls, baseline ${values.baseline ?? rev}\n`,
   );
   console.log(table(rows));
-  await keepResults(ROOT, values.scoped ? "paths-scoped" : "paths", {
+  await keepResults(ROOT, values.name ?? (values.scoped ? "paths-scoped" : "paths"), {
     baseline: values.baseline ?? rev,
     rounds,
     calls: n,

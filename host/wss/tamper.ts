@@ -16,9 +16,8 @@ import { addressOf, libc, SYS } from "../unsafe/libc.ts";
 import type { Refusal } from "./refusal.ts";
 
 const nr = (name: string): number => syscallNumber(name)!;
-const SIGKILL = 9, SIGSTOP = 19;
 const PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206;
-const F_SETOWN = 8; // asm-generic/fcntl.h
+const F_SETOWN = 8, F_SETSIG = 10; // asm-generic/fcntl.h
 const F_OWNER_PGRP = 2;
 const TIOCSTI = 0x5412;
 const ENOPROTOOPT = 92;
@@ -65,6 +64,36 @@ const READABLE_PROC_ENTRIES: ReadonlySet<string> = new Set([
 
 const int32 = (v: bigint): number => Number(BigInt.asIntN(32, v));
 
+/**
+ * Signals idwrap survives (hardenSupervisorProcess, SURVIVED, and those whose default is to do nothing): the only ones
+ * F_SETSIG may pick in a wrapped tree. Not SIGINT, SIGTERM, SIGHUP, SIGQUIT: `run` forwards them to the command, but
+ * the daemon stops or reloads on them. A file's owner set by F_SETOWN_EX, FIOSETOWN or
+ * SIOCSPGRP is read from the caller's memory, which a thread can change between the guard's read and the kernel's, so
+ * the owner cannot be checked race-free; the signal can (a register), and none of these ends or stops idwrap.
+ */
+const SURVIVABLE_SIGNALS: ReadonlySet<number> = new Set([
+  0, // the default: SIGIO
+  5, // SIGTRAP
+  10, // SIGUSR1
+  12, // SIGUSR2
+  13, // SIGPIPE
+  14, // SIGALRM
+  17, // SIGCHLD (ignored by default)
+  18, // SIGCONT
+  23, // SIGURG (ignored by default)
+  24, // SIGXCPU
+  25, // SIGXFSZ
+  26, // SIGVTALRM
+  27, // SIGPROF
+  28, // SIGWINCH (ignored by default)
+  29, // SIGIO
+  30, // SIGPWR
+  31, // SIGSYS
+]);
+
+/** Group signals let through besides SURVIVABLE_SIGNALS: forwarded to the command (`kill 0` in a script), or a stop. */
+const GROUP_SIGNALS_LET_THROUGH: ReadonlySet<number> = new Set([1, 2, 3, 15, 20, 21, 22]);
+
 /** Decides, for one supervisor process, whether a wrapped call reaches it. */
 export class TamperGuard {
   readonly #self: number;
@@ -107,9 +136,10 @@ export class TamperGuard {
       case NR.kill: {
         const pid = int32(args[0]), sig = int32(args[1]);
         if (pid > 0) return signal(sig, "kill", ours(pid));
-        // Groups and broadcasts: idwrap ignores every catchable signal that would end it (hardenSupervisorProcess);
-        // only the two it cannot catch are refused, and only where idwrap is in the target set.
-        if (sig !== SIGKILL && sig !== SIGSTOP) return undefined;
+        // Groups and broadcasts: idwrap survives most signals (hardenSupervisorProcess; SIGINT, SIGTERM, SIGHUP,
+        // SIGQUIT are forwarded to the command; the job-control stops only hold calls): the others (SIGKILL, SIGSTOP,
+        // SIGABRT, real-time signals…: `kill -ABRT 0` ended idwrap) are refused where idwrap is in the target set.
+        if (SURVIVABLE_SIGNALS.has(sig) || GROUP_SIGNALS_LET_THROUGH.has(sig)) return undefined;
         const group = pid === 0 ? this.#pgidOf(caller) : -pid;
         return signal(sig, pid === -1 ? "kill(-1)" : "process-group kill", pid === -1 || group === this.#pgid);
       }
@@ -148,6 +178,14 @@ export class TamperGuard {
         };
       case NR.fcntl: {
         if (int32(args[1]) === F_SETOWN) return owner(int32(args[2]), "fcntl(F_SETOWN)");
+        if (int32(args[1]) === F_SETSIG) {
+          const sig = int32(args[2]);
+          return SURVIVABLE_SIGNALS.has(sig) ? undefined : {
+            reason: `fcntl(F_SETSIG) of signal ${sig} is refused in a wrapped tree: a file's owner cannot be checked ` +
+              "race-free, and this signal would end or stop the idwrap supervisor",
+            technique: "T1562.001",
+          };
+        }
         const ex = read(args[2], 8); // struct f_owner_ex { int type; pid_t pid; }
         if (!ex) return undefined; // the kernel fails it with EFAULT too
         const v = new DataView(ex.buffer, ex.byteOffset, 8);
@@ -223,6 +261,38 @@ export class TamperGuard {
       };
     }
     return this.#checkInProcfs(inner, path, readOnly);
+  }
+
+  /**
+   * Whether a resolution left one of the supervisor's per-process procfs directories through a magic link: its fd/N
+   * (the file behind the supervisor's fd N: its journal, its store, its pipes), fdinfo/, map_files/R, cwd, root, exe,
+   * ns/, of any of its threads (/PID/task/TID/…, /TID/…), in any procfs mount. Decided on each directory's object, as
+   * checkObject decides, so dirfds, "..", symbolic links and /proc/self aliases all reach the same answer.
+   *
+   * @param via the procfs directories the resolution followed a magic link out of (world.ts, Passage)
+   * @param shown how the call named the path (for the report)
+   * @param caller a thread of the caller (its mount namespace and root place each mount)
+   */
+  checkPassages(via: readonly { fd: number; path: string }[], shown: string, caller: number): Refusal | undefined {
+    for (const { fd, path } of via) {
+      const inner = fd < 0 ? undefined : procfsPathOf(fd, path, caller);
+      if (inner === undefined) {
+        return {
+          reason: `${shown} followed a magic link in ${path}, on a procfs mount idwrap cannot place (failed closed)`,
+          technique: "T1562.001",
+        };
+      }
+      const m = inner.match(/^\/(\d+)(?:\/task\/(\d+))?(?:\/|$)/);
+      if (!m) continue;
+      if (this.#isOurThread(Number(m[1])) || (m[2] !== undefined && this.#isOurThread(Number(m[2])))) {
+        const where = path.startsWith("/proc/") ? "" : ` (procfs ${inner})`;
+        return {
+          reason: `${shown} goes through the idwrap supervisor's ${path}${where}: a magic link to its files`,
+          technique: "T1562.001",
+        };
+      }
+    }
+    return undefined;
   }
 
   /** `inner`: a path inside a procfs ("/PID/mem"); `shown`: how the call named it. */

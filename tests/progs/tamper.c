@@ -21,8 +21,11 @@
 //   pidfd-signal PID pidfd_send_signal(pidfd_open(PID), SIGSTOP), then SIGCONT
 //   procfd-signal PID pidfd_send_signal(open("/proc/PID"), SIGSTOP), then SIGCONT
 //   peerpidfd PID    getsockopt(SO_PEERPIDFD) on a socketpair (PID unused)
-//   setown PID       F_SETSIG SIGSTOP + F_SETOWN PID + O_ASYNC on a pipe, then a
-//                    write: the kernel stops PID (then SIGCONT)
+//   setown PID       F_SETSIG SIGURG + F_SETOWN PID + O_ASYNC on a pipe, then a
+//                    write: the kernel signals PID (then SIGCONT); a signal that
+//                    ends or stops is refused by F_SETSIG itself in a wrapped
+//                    tree (tamper_sigio_test.ts), so the owner check is tested
+//                    with a harmless one
 //   prlimit PID      prlimit(PID, RLIMIT_CORE) set to its current value
 //   tiocsti PID      TIOCSTI of one byte into a new pty (PID unused)
 //   group-kill PID   kill(0, SIGKILL) with PID in our process group (we survive:
@@ -248,7 +251,7 @@ static int other_attack(const char *how, pid_t pid)
 
 		if (pipe(p) < 0)
 			return 1;
-		rc = fcntl(p[0], F_SETSIG, SIGSTOP);
+		rc = fcntl(p[0], F_SETSIG, SIGURG);
 		if (rc == 0)
 			rc = fcntl(p[0], F_SETOWN, pid);
 		if (rc == 0) {

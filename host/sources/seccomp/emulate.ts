@@ -188,20 +188,29 @@ export class Emulator {
     const r = this.world.resolve(base, rest, tmpfile ? "follow" : last, tmpfile ? O_DIRECTORY : dirOnly, open.resolve);
     if (!(open.flags & O_CREAT) || !failed(r) || r.errno !== ENOENT || tmpfile) return r;
     // O_CREAT of a missing name: its parent, then the name. A dangling symbolic link is followed (without O_EXCL),
-    // as the kernel does, a bounded number of times; its target is created.
+    // as the kernel does, a bounded number of times; its target is created. Every magic link followed on the way is
+    // kept for the guard (the outcome carries them all).
+    const via = r.via ?? [];
+    r.via = undefined;
+    const withVia = <T extends Resolved | Unresolved>(out: T): T => {
+      if (via.length) out.via = [...via, ...(out.via ?? [])];
+      return out;
+    };
     let dir = base, path = rest;
     for (let hops = 0; hops < MAX_LINKS; hops++) {
       const p = this.world.resolve(dir, path, "parent");
       if (dir !== base) libc.symbols.close(dir);
-      if (failed(p) || !p.ident || !CallerWorld.isLink(p)) return p;
+      if (failed(p) || !p.ident || !CallerWorld.isLink(p)) return withVia(p);
+      via.push(...p.via ?? []);
+      p.via = undefined;
       if (open.flags & O_EXCL || last === "nofollow") {
         CallerWorld.release(p);
-        return { errno: open.flags & O_EXCL ? EEXIST : ELOOP };
+        return withVia({ errno: open.flags & O_EXCL ? EEXIST : ELOOP });
       }
       const target = this.world.readLink(p.parent, p.name.replace(/\/+$/, ""));
       if (target === undefined) {
         CallerWorld.release(p);
-        return { errno: ENOENT };
+        return withVia({ errno: ENOENT });
       }
       dir = target.startsWith("/") ? -100 : p.parent;
       p.parent = -1;
@@ -209,7 +218,7 @@ export class Emulator {
       CallerWorld.release(p);
       if (dir !== -100) continue;
     }
-    return { errno: ELOOP };
+    return withVia({ errno: ELOOP });
   }
 
   /**

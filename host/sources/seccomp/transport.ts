@@ -402,6 +402,12 @@ export class SeccompSource implements EventSource {
       const read = (addr: bigint, len: number) => this.#memory.readBytes(call.tid, addr, len);
       return this.#guard.check(call.nr, this.#args, call.pid, call.tid, read);
     }
+    // Any path resolved through a magic link of the supervisor's /proc (fd/N, cwd, root…): refused, whatever the call.
+    for (const r of this.#serving(call).check?.resolved ?? []) {
+      if (!r?.via) continue;
+      const passed = this.#guard.checkPassages(r.via, decoded.rawPath ?? decoded.path ?? "a path", call.tid);
+      if (passed) return passed;
+    }
     if (!OPEN_FAMILY.has(call.nr) || decoded.path === undefined) return undefined;
     const readOnly = () => this.#opensReadOnly(call.tid, name);
     const named = this.#guard.checkPath(decoded.path, readOnly);

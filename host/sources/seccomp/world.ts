@@ -17,8 +17,14 @@ import type { LastComponent } from "./paths.ts";
 const AT_FDCWD = -100n;
 const O_PATH = 0o10000000, O_DIRECTORY = 0o200000, O_NOFOLLOW = 0o400000, O_CLOEXEC = 0o2000000, O_RDONLY = 0;
 const AT_SYMLINK_NOFOLLOW = 0x100;
+// openat2's resolve flags: magic links refused (the fast lookup), and those under which the kernel refuses them too.
+const RESOLVE_NO_MAGICLINKS = 0x02n, RESOLVE_NO_SYMLINKS = 0x04n, RESOLVE_BENEATH = 0x08n, RESOLVE_IN_ROOT = 0x10n;
+const NO_MAGIC_ANYWAY = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT;
+const PROC_SUPER_MAGIC = 0x9fa0n, PROC_ROOT_INO = 1n;
+const MAX_LINKS = 40;
 const CLONE_FS = 0x200n, CLONE_NEWNS = 0x20000n;
 const ENOENT = 2, EBADF = 9, EPERM = 1, ELOOP = 40;
+const DIR = O_PATH | O_DIRECTORY | O_CLOEXEC;
 const S_IFMT = 0o170000, S_IFLNK = 0o120000;
 const CAP_VERSION_3 = 0x20080522;
 
@@ -27,6 +33,17 @@ export interface Caller {
   tgid: number;
   tid: number;
   creds: TaskStatus;
+}
+
+/**
+ * A procfs directory a resolution followed a magic link out of (fd/N, fdinfo, map_files/R, cwd, root, exe, ns/…): the
+ * guard refuses the call when it is a per-process directory of the supervisor (host/wss/tamper.ts, checkPassages).
+ */
+export interface Passage {
+  /** O_PATH fd of the directory holding the magic link (owned by the resolution). */
+  fd: number;
+  /** Its canonical path in the caller's root. */
+  path: string;
 }
 
 /** A resolved object: an O_PATH fd of it (owned by the resolution), or its parent and name (it may not exist). */
@@ -43,6 +60,8 @@ export interface Resolved {
   ident?: string;
   /** st_mode of the object, if it exists. */
   mode?: number;
+  /** The procfs directories whose magic links the resolution followed, if any. */
+  via?: Passage[];
 }
 
 /** A resolution that failed the way the kernel would fail the call, or could not be made (reason). */
@@ -51,6 +70,8 @@ export interface Unresolved {
   reason?: string;
   /** The canonical path it would have had (a missing file: its existing parent's path and the name), if known. */
   path?: string;
+  /** The procfs directories whose magic links the resolution followed before it failed, if any. */
+  via?: Passage[];
 }
 
 /** Whether a resolution failed. */
@@ -69,6 +90,8 @@ export class CallerWorld {
   readonly #stat = new Uint8Array(STAT.size);
   readonly #statView = new DataView(this.#stat.buffer);
   readonly #statAddr = addressOf(this.#stat);
+  readonly #statfs = new Uint8Array(120); // struct statfs, f_type first
+  readonly #statfsView = new DataView(this.#statfs.buffer);
   readonly #capHeader = new Uint8Array(8);
   readonly #capData = new Uint8Array(24);
   readonly #how = new Uint8Array(24);
@@ -86,6 +109,12 @@ export class CallerWorld {
     inh: bigint;
   };
   readonly #ownUserNs: string;
+  /** /proc of idwrap's world, usable as a directory fd from any root: the caller's ids there. */
+  readonly #procRoot: number;
+  /** The task whose world is entered (its "self" in a procfs). */
+  #caller: Caller | undefined;
+  /** The magic links the current resolution followed. */
+  #via: Passage[] = [];
   /** Set if this thread could not get back to idwrap's world: every later call then fails closed. */
   #stuck = "";
   /** What is entered now, to leave it. */
@@ -111,6 +140,8 @@ export class CallerWorld {
     const { euid, egid, fsuid, fsgid, groups } = own;
     this.#self = { euid, egid, fsuid, fsgid, groups, eff, perm, inh };
     this.#ownUserNs = this.#linkKey(`/proc/self/task/${tid}/ns/user`);
+    this.#procRoot = this.#openPlain("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (this.#procRoot < 0) throw new Error(`Cannot open /proc: errno ${errno()}`);
   }
 
   /**
@@ -121,6 +152,7 @@ export class CallerWorld {
   enter(caller: Caller, umask = false, paths = true): Unresolved | undefined {
     const e = { ns: false, root: false, creds: false, umask: -1 };
     this.#entered = e;
+    this.#caller = caller;
     if (this.#stuck) return { errno: EPERM, reason: this.#stuck };
     const mnt = paths ? this.#linkKey(`/proc/${caller.tid}/ns/mnt`) : this.#ownMntIno;
     const root = paths ? this.#statKey(`/proc/${caller.tid}/root`) : this.#ownRoot;
@@ -241,17 +273,141 @@ export class CallerWorld {
    * parent directory and last name. `flags` add O_DIRECTORY; `resolve` is openat2's.
    */
   resolve(base: number, rest: string, last: LastComponent, extra = 0, resolve = 0n): Resolved | Unresolved {
+    this.#via = [];
     if (last === "parent") return this.#resolveParent(base, rest);
     let fd: number;
     if (rest === "") {
       // The base itself (AT_EMPTY_PATH, /proc/self/fd/N): a fresh O_PATH fd of the same object.
       fd = this.#openAt(this.procFd, String(base), O_PATH | O_CLOEXEC | extra);
     } else {
-      const flags = O_PATH | O_CLOEXEC | (last === "nofollow" ? O_NOFOLLOW : 0) | extra;
-      fd = resolve === 0n ? this.#openAt(base, rest, flags) : this.#openAt2(base, rest, flags, resolve);
+      fd = this.#lookup(base, rest, O_PATH | O_CLOEXEC | (last === "nofollow" ? O_NOFOLLOW : 0) | extra, resolve);
     }
-    if (fd < 0) return { errno: -fd };
+    if (fd < 0) return this.#unresolved(-fd);
     return this.#describe(fd, -1, "");
+  }
+
+  /** A failure, with the magic links followed before it (the guard refuses those as it refuses a success). */
+  #unresolved(errno: number): Unresolved {
+    const out: Unresolved = { errno };
+    if (this.#via.length) out.via = this.#via;
+    this.#via = [];
+    return out;
+  }
+
+  /**
+   * openat(base, rest, flags) as the kernel would do it for the caller: -errno on failure. First the kernel alone,
+   * refusing magic links (RESOLVE_NO_MAGICLINKS): what it opens reached no process's fds or directories, the common
+   * case and the cost of one openat2. A magic link on the way (ELOOP), or a procfs object at the end (a /proc/self
+   * the kernel took for this thread's), and the path is walked again component by component (#walk), which notes
+   * each procfs directory it leaves through a magic link and reads "self" as the caller.
+   */
+  #lookup(base: number, rest: string, flags: number, resolve: bigint): number {
+    const fd = this.#openAt2(base, rest, flags, resolve | RESOLVE_NO_MAGICLINKS);
+    if (fd >= 0) {
+      if (resolve !== 0n || !this.#onProcfs(fd)) return fd;
+      libc.symbols.close(fd);
+      return this.#walk(base, rest, flags);
+    }
+    if (fd !== -ELOOP || (resolve & NO_MAGIC_ANYWAY) !== 0n) return fd;
+    if (resolve !== 0n) {
+      // RESOLVE_NO_XDEV or RESOLVE_CACHED: the kernel's own answer where it refuses; else the walk (flags aside).
+      const plain = this.#openAt2(base, rest, flags, resolve);
+      if (plain < 0) return plain;
+      libc.symbols.close(plain);
+    }
+    return this.#walk(base, rest, flags);
+  }
+
+  /**
+   * The path resolved one component at a time, as the kernel's lookup does: symbolic links expanded by their text
+   * (procfs's own, /proc/self, /proc/thread-self, /proc/mounts…, for the caller, not for this thread), magic links
+   * (any other symbolic link on a procfs) followed by the kernel one at a time, their directory noted in #via.
+   */
+  #walk(base: number, rest: string, flags: number): number {
+    const names = rest.split("/");
+    if (rest.endsWith("/")) flags = (flags | O_DIRECTORY) & ~O_NOFOLLOW; // "dir/" is followed, and must be one
+    const startAt = (absolute: boolean, from: number) =>
+      absolute ? this.#openAt(Number(AT_FDCWD), "/", DIR) : this.#openAt(from, ".", DIR);
+    let dir = startAt(rest.startsWith("/"), base);
+    let links = 0;
+    const done = (fd: number) => {
+      if (dir >= 0 && dir !== fd) libc.symbols.close(dir);
+      return fd;
+    };
+    while (dir >= 0) {
+      const name = names.shift();
+      if (name === undefined) return done(dir);
+      if (name === "" || name === ".") {
+        if (names.every((n) => n === "" || n === ".")) return done(this.#openAt(dir, ".", flags & ~O_NOFOLLOW));
+        continue;
+      }
+      const last = names.every((n) => n === "" || n === ".");
+      const nextFlags = last ? flags | O_NOFOLLOW : DIR | O_NOFOLLOW;
+      if (name === ".." || (last && flags & O_NOFOLLOW) || this.#fstatat(dir, name, AT_SYMLINK_NOFOLLOW) !== 0) {
+        // "..", a last component not followed, or what fails: the kernel's own answer.
+        const next = this.#openAt(dir, name, name === ".." ? DIR : nextFlags);
+        if (last || next < 0) return done(next);
+        libc.symbols.close(dir);
+        dir = next;
+        continue;
+      }
+      if ((this.#statView.getUint32(STAT.mode, true) & S_IFMT) !== S_IFLNK) {
+        const next = this.#openAt(dir, name, nextFlags);
+        if (last || next < 0) return done(next);
+        libc.symbols.close(dir);
+        dir = next;
+        continue;
+      }
+      if (++links > MAX_LINKS) return done(-ELOOP);
+      const procfs = this.#onProcfs(dir);
+      if (procfs && !this.#isProcRoot(dir)) {
+        // A magic link: its target is an object, not a name. Noted, then followed by the kernel alone.
+        this.#via.push({ fd: this.#openAt(dir, ".", DIR), path: this.canonical(dir) });
+        const next = this.#openAt(dir, name, last ? flags & ~O_NOFOLLOW : DIR);
+        if (last || next < 0) return done(next);
+        libc.symbols.close(dir);
+        dir = next;
+        continue;
+      }
+      const text = procfs && (name === "self" || name === "thread-self")
+        ? this.#callerSelf(name)
+        : this.readLink(dir, name);
+      if (text === undefined || text === "") return done(-ENOENT);
+      names.unshift(...text.split("/"));
+      if (text.startsWith("/")) {
+        libc.symbols.close(dir);
+        dir = startAt(true, dir);
+      }
+    }
+    return dir;
+  }
+
+  /** The caller's "self" ("PID") or "thread-self" ("PID/task/TID") in its own pid namespace, from its status. */
+  #callerSelf(name: "self" | "thread-self"): string | undefined {
+    const caller = this.#caller;
+    if (!caller) return undefined;
+    const fd = this.#openAt(this.#procRoot, `${caller.tid}/status`, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return undefined;
+    const n = Number(libc.symbols.read(fd, this.#link, BigInt(this.#link.length)));
+    libc.symbols.close(fd);
+    if (n <= 0) return undefined;
+    const status = this.#decoder.decode(this.#link.subarray(0, n));
+    // The innermost pid namespace's numbers (the last of each list): the caller's own procfs shows those.
+    const innermost = (field: string) =>
+      status.match(new RegExp(`^${field}:\\s*(.*)$`, "m"))?.[1].trim().split(/\s+/).pop();
+    const tgid = innermost("NStgid"), tid = innermost("NSpid");
+    if (!tgid || !tid) return undefined;
+    return name === "self" ? tgid : `${tgid}/task/${tid}`;
+  }
+
+  /** Whether an fd's object is on a procfs (unknown counts as on one: the walk then notes it). */
+  #onProcfs(fd: number): boolean {
+    return libc.symbols.fstatfs(fd, this.#statfs) !== 0 || this.#statfsView.getBigInt64(0, true) === PROC_SUPER_MAGIC;
+  }
+
+  /** Whether a procfs directory is a procfs's root (its symbolic links are plain text: self, mounts, net…). */
+  #isProcRoot(dir: number): boolean {
+    return libc.symbols.fstat(dir, this.#stat) === 0 && this.#statView.getBigUint64(STAT.ino, true) === PROC_ROOT_INO;
   }
 
   #resolveParent(base: number, rest: string): Resolved | Unresolved {
@@ -260,8 +416,8 @@ export class CallerWorld {
     const dir = m ? (m[1] === "" && rest.startsWith("/") ? "/" : m[1] || ".") : rest || ".";
     const name = m ? m[2] : ".";
     if (rest === "") return { errno: ENOENT };
-    const parent = this.#openAt(base, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (parent < 0) return { errno: -parent };
+    const parent = this.#lookup(base, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0n);
+    if (parent < 0) return this.#unresolved(-parent);
     const dirPath = this.canonical(parent);
     const clean = name.replace(/\/+$/, "");
     const path = clean === "."
@@ -270,6 +426,8 @@ export class CallerWorld {
       ? dirPath.replace(/\/[^/]*$/, "") || "/"
       : join(dirPath, clean);
     const out: Resolved = { fd: -1, parent, name, path };
+    if (this.#via.length) out.via = this.#via;
+    this.#via = [];
     if (this.#fstatat(parent, clean, AT_SYMLINK_NOFOLLOW) === 0) {
       out.ident = this.#ident();
       out.mode = this.#statView.getUint32(STAT.mode, true);
@@ -280,7 +438,7 @@ export class CallerWorld {
   /** Fills in a resolved fd's canonical path and identity. */
   #describe(fd: number, parent: number, name: string): Resolved {
     libc.symbols.fstat(fd, this.#stat);
-    return {
+    const out: Resolved = {
       fd,
       parent,
       name,
@@ -288,6 +446,9 @@ export class CallerWorld {
       ident: this.#ident(),
       mode: this.#statView.getUint32(STAT.mode, true),
     };
+    if (this.#via.length) out.via = this.#via;
+    this.#via = [];
+    return out;
   }
 
   /** An object reached without a path (open_by_handle_at's result): its identity and canonical path. */
@@ -318,7 +479,10 @@ export class CallerWorld {
 
   /** Closes a resolution's fds. */
   static release(r: Resolved | Unresolved | undefined): void {
-    if (!r || failed(r)) return;
+    if (!r) return;
+    for (const p of r.via ?? []) if (p.fd >= 0) libc.symbols.close(p.fd);
+    r.via = undefined;
+    if (failed(r)) return;
     if (r.fd >= 0) libc.symbols.close(r.fd);
     if (r.parent >= 0) libc.symbols.close(r.parent);
     r.fd = r.parent = -1;

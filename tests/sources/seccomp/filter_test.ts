@@ -103,6 +103,7 @@ Deno.test("buildFilter() argument checks notify a call only for the values that 
     ["getsockopt", [3, 1, 17 /* SO_PEERCRED */], SECCOMP_RET_ALLOW],
     ["fcntl", [3, 8, /* F_SETOWN */ self], SECCOMP_RET_USER_NOTIF],
     ["fcntl", [3, 4, /* F_SETFL */ 0], SECCOMP_RET_ALLOW],
+    ["fcntl", [3, 10, /* F_SETSIG: the guard refuses signals idwrap cannot survive */ 9], SECCOMP_RET_USER_NOTIF],
     ["ioctl", [0, 0x5412 /* TIOCSTI */], SECCOMP_RET_USER_NOTIF],
     ["ioctl", [0, 0x5401 /* TCGETS */], SECCOMP_RET_ALLOW],
     ["prlimit64", [0, 7], SECCOMP_RET_ALLOW],

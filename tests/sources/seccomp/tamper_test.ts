@@ -151,3 +151,25 @@ Deno.test("kill(0, SIGKILL) from the wrapped tree spares the supervisor; catchab
   assertEquals(r.code, 0, r.stderr);
   assert(r.stderr.includes("process-group kill of signal 9 to the idwrap supervisor"), r.stderr);
 });
+
+Deno.test("kill(0, SIGABRT) and kill(0, SIGRTMIN) from the wrapped tree spare the supervisor (they ended it before)", async () => {
+  // Signals idwrap neither catches nor ignores, to its process group: refused where idwrap is in it, as SIGKILL is.
+  for (const sig of ["ABRT", "RTMIN"]) {
+    const r = await run("setsid", [
+      "--wait",
+      IDWRAP,
+      "run",
+      "-p",
+      POLICY.file,
+      "--",
+      "/bin/sh",
+      "-c",
+      `trap '' ${sig}; kill -${sig} 0; echo "kill: $?"`,
+    ]);
+    assertEquals(r.signal, null, `${sig}: idwrap was killed by ${r.signal}:\n${r.stdout}${r.stderr}`);
+    assertEquals(r.code, 0, `${sig}: ${r.stderr}`);
+    assert(r.stdout.includes("kill: 1"), `${sig}: ${r.stdout}`);
+    assert(/exited with 0/.test(r.stderr), `${sig}: no summary from idwrap:\n${r.stderr}`);
+    assert(r.stderr.includes("process-group kill of signal"), `${sig}: ${r.stderr}`);
+  }
+});
