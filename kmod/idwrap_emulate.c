@@ -183,7 +183,7 @@ long idw_open_emulated(long nr, struct idw_rec *r, unsigned long *args,
 {
 	const char *path = newpath ?: (const char *)(r->ev + 1);
 
-	atomic64_inc(&idw_stats.emulated);
+	atomic64_inc(&idw->stats.emulated);
 	if (!newpath && (r->ev->flags & IDWRAP_EVF_TRUNC))
 		return -ENAMETOOLONG;
 	if (!newpath && !r->ev->path_len)
