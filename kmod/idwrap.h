@@ -256,6 +256,33 @@ struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned l
 int idw_expect_error(const struct idw_expect *ex);
 void idw_expect_rewrite(struct idw_expect *ex, long nr, const unsigned long *args, u32 arg);
 
+/*
+ * The module's own allocations, by site, so the test-only build
+ * (IDWRAP_FAULT_INJECT, idwrap_fault.c) can fail each on request. Sites:
+ * "ring" (the session's ring), "record" (a decided or refetched call's
+ * record), "expect" (a decided path call's copies), "open" (the emulated
+ * open's joined name), "tstate" (a rewritten register's note), "defer" (a
+ * deferred decision: POST_DECIDE, EXEC_SYNC), "watch" (a watch entry:
+ * inheritance at fork, the WATCH ioctl and verdict flag).
+ */
+#ifdef IDWRAP_FAULT_INJECT
+bool idw_fault(const char *site);
+bool idw_force_ibt(void);
+void idw_test_observe_delay(void);
+unsigned int idw_test_wake_delay_ms(void);
+#else
+static inline bool idw_fault(const char *site) { return false; }
+static inline bool idw_force_ibt(void) { return false; }
+static inline void idw_test_observe_delay(void) { }
+static inline unsigned int idw_test_wake_delay_ms(void) { return 0; }
+#endif
+#define idw_kmalloc(site, n, gfp)	(idw_fault(site) ? NULL : kmalloc(n, gfp))
+#define idw_kzalloc(site, n, gfp)	(idw_fault(site) ? NULL : kzalloc(n, gfp))
+#define idw_kvmalloc(site, n, gfp)	(idw_fault(site) ? NULL : kvmalloc(n, gfp))
+#define idw_vmalloc(site, n)		(idw_fault(site) ? NULL : vmalloc(n))
+#define idw_kstrdup(site, s, gfp)	(idw_fault(site) ? NULL : kstrdup(s, gfp))
+#define idw_kmemdup(site, p, n, gfp)	(idw_fault(site) ? NULL : kmemdup(p, n, gfp))
+
 /* idwrap_thunk.S and the C function it calls. */
 void idwrap_thunk(void);
 bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe);

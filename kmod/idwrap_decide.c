@@ -407,7 +407,8 @@ static void idw_pre_observe(long nr, const unsigned long *args)
 	struct idw_rec r = { .data_max = idw_data_max() };
 
 	r.cap = idw_rec_cap(nr, r.data_max);
-	r.ev = kvmalloc(r.cap, GFP_KERNEL);
+	idw_test_observe_delay();
+	r.ev = idw_kvmalloc("record", r.cap, GFP_KERNEL);
 	if (!r.ev) {
 		idw_count_lost();
 		return;
@@ -442,7 +443,7 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 	r.data_max = idw_data_max();
 	/* An open's record also carries the directory a relative path starts from (path2). */
 	r.cap = idw_rec_cap(nr, r.data_max) + (open ? PATH_MAX : 0);
-	r.ev = kvmalloc(r.cap, GFP_KERNEL);
+	r.ev = idw_kvmalloc("record", r.cap, GFP_KERNEL);
 	if (r.ev) {
 		idw_rec_syscall(&r, open ? IDWRAP_EVF_EMULATED : 0, nr, args, false);
 		if (open)

@@ -97,23 +97,37 @@ static const struct idwrap_config idw_default_cfg = {
 	.data_max = 4096,
 };
 
+/*
+ * Whether the kernel runs with indirect branch tracking: read from the CPU
+ * feature the kernel set at boot (it clears it when IBT is off, e.g.
+ * ibt=off or a CPU without CET); the test build can force it on.
+ */
+static bool idw_ibt_on(void)
+{
+	if (idw_force_ibt())
+		return true;
+#ifdef X86_FEATURE_IBT
+	return cpu_feature_enabled(X86_FEATURE_IBT);
+#else
+	return false;
+#endif
+}
+
 static int idw_open(struct inode *inode, struct file *file)
 {
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-#ifdef X86_FEATURE_IBT
 	/*
 	 * The thunk runs the original past its fentry call with an indirect
 	 * jump that lands on no ENDBR: a #CP fault under kernel IBT. Until a
 	 * one-shot bypass exists, no session on such a kernel.
 	 */
-	if (cpu_feature_enabled(X86_FEATURE_IBT)) {
+	if (idw_ibt_on()) {
 		pr_err_ratelimited("not opening /dev/idwrap: kernel IBT is enabled and the decide thunk's jump would fault (#CP)\n");
 		return -EOPNOTSUPP;
 	}
-#endif
 	if (atomic_cmpxchg(&idw->opened, 0, 1))
 		return -EBUSY;
 
@@ -380,6 +394,12 @@ static int idw_proc_show(struct seq_file *m, void *v)
 	seq_printf(m, "watched %llu\ninflight %llu\nunknown_verdicts %llu\n",
 		   s.watched, s.inflight, (u64)atomic64_read(&idw->stats.unknown));
 	seq_printf(m, "ring_bytes %u\nring_used %llu\n", idw->ring.size, used);
+	/* The IBT guard's inputs: built for an IBT kernel, and what it reads now. */
+	seq_printf(m, "ibt_kernel %s\nibt %s\n",
+		   IS_ENABLED(CONFIG_X86_KERNEL_IBT) ? "y" : "n", idw_ibt_on() ? "on" : "off");
+	/* Armed only while a ring exists: "pending" with no session is a bug. */
+	seq_printf(m, "wake_timer %s\n",
+		   timer_pending(&idw->ring.wake_timer) ? "pending" : "idle");
 	return 0;
 }
 

@@ -100,7 +100,7 @@ unsigned long *idw_argreg(struct pt_regs *regs, int i)
 
 bool idw_ts_put(long nr, int arg, unsigned long saved, bool emulated)
 {
-	struct idw_tstate *ts = kmalloc(sizeof(*ts), GFP_KERNEL);
+	struct idw_tstate *ts = idw_kmalloc("tstate", sizeof(*ts), GFP_KERNEL);
 	unsigned long flags;
 
 	if (!ts)
@@ -241,7 +241,7 @@ static void idw_defer_run(struct callback_head *cb)
  */
 static void idw_defer(struct idw_rec *r, bool exec)
 {
-	struct idw_defer *d = kmalloc(sizeof(*d) + r->len + 8, GFP_ATOMIC);
+	struct idw_defer *d = idw_kmalloc("defer", sizeof(*d) + r->len + 8, GFP_ATOMIC);
 
 	if (!d) {
 		atomic64_inc(&idw->stats.lost);
@@ -716,7 +716,7 @@ bool idw_watched_tgid(pid_t tgid)
 /* May run in atomic context (fork). */
 bool idw_watch_add(pid_t tgid, u32 flags)
 {
-	struct idw_watch *w = kmalloc(sizeof(*w), GFP_ATOMIC), *old;
+	struct idw_watch *w = idw_kmalloc("watch", sizeof(*w), GFP_ATOMIC), *old;
 	unsigned long irq;
 
 	if (!w)

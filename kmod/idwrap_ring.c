@@ -52,7 +52,7 @@
  * it (a caller still in flight emits into no ring); module exit shuts it
  * down for good after the last caller has gone.
  */
-#define IDW_WAKE_DELAY	msecs_to_jiffies(2)
+#define IDW_WAKE_DELAY	msecs_to_jiffies(idw_test_wake_delay_ms() ?: 2)
 
 static void idw_ring_copy_in(u64 at, const void *src, u32 len)
 {
@@ -158,7 +158,7 @@ void idw_count_lost(void)
 
 int idw_ring_alloc(u32 size)
 {
-	u8 *ring = vmalloc(size), *old;
+	u8 *ring = idw_vmalloc("ring", size), *old;
 	unsigned long flags;
 
 	if (!ring)
