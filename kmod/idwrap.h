@@ -19,6 +19,7 @@
 #include <linux/hashtable.h>
 #include <linux/path.h>
 #include <linux/poll.h>
+#include <linux/mutex.h>
 #include <linux/ptrace.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -57,8 +58,31 @@ struct idw_stats {
 	atomic64_t rewritten, emulated, unknown;
 };
 
-/* The open session; one at a time. Fields read by probes are READ_ONCE'd. */
-struct idw_session {
+/*
+ * The stream (idwrap_ring.c): one vmalloc'd byte ring of whole records and
+ * the reader's wake timer.
+ */
+struct idw_ring {
+	spinlock_t lock;		/* the bytes' bounds, buf, lost_pending; irq-safe */
+	struct mutex read_lock;		/* one reader at a time */
+	wait_queue_head_t read_wq;	/* the reader waits for records */
+	wait_queue_head_t room_wq;	/* waiting records wait for room */
+	u8 *buf;			/* NULL outside a session */
+	u32 size;			/* a power of two */
+	u64 head, tail;			/* free-running byte counters */
+	u64 lost_pending;		/* dropped since the last LOST record */
+	atomic64_t next_id;
+	struct timer_list wake_timer;
+};
+
+/*
+ * The device: the state of /dev/idwrap and its one session, allocated at
+ * module init and reached through idw. The session's fields read by probes
+ * are READ_ONCE'd.
+ */
+struct idw_dev {
+	struct mutex lock;		/* open, close, ioctls */
+	atomic_t opened;		/* one opener at a time */
 	bool active;			/* interception on: set at open, cleared first at close */
 	pid_t opener;			/* the opener's thread group (init pid ns), for /proc */
 	/*
@@ -69,6 +93,10 @@ struct idw_session {
 	struct pid *opener_pid;
 	struct idwrap_config cfg;	/* defaults filled in */
 	u8 interest[IDWRAP_MAX_SYSCALLS];
+	struct idw_ring ring;
+	/* Tasks running module code outside a probe (idw_enter()). */
+	atomic_t inflight;
+	struct idw_stats stats;
 };
 
 /* The outcome of a wait for a verdict. */
@@ -82,9 +110,7 @@ struct idw_answer {
 	u32 path_len;
 };
 
-extern struct idw_session idw;
-extern struct idw_stats idw_stats;
-extern atomic_t idw_inflight;
+extern struct idw_dev *idw;
 
 /* idwrap_device.c */
 bool idw_enter(void);
@@ -92,13 +118,7 @@ void idw_leave(void);
 void idw_kill_group(void);
 
 /* idwrap_ring.c */
-extern spinlock_t idw_ring_lock;
-extern wait_queue_head_t idw_read_wq, idw_room_wq;
-extern u8 *idw_ring;
-extern u32 idw_ring_size;
-extern u64 idw_head, idw_tail;
-extern atomic64_t idw_next_id;
-extern struct timer_list idw_wake_timer;
+void idw_ring_init(struct idw_ring *ring);
 bool idw_ring_room(u32 size);
 bool idw_ring_put(struct idw_rec *r);
 void idw_rec_finish(struct idw_rec *r);
@@ -236,13 +256,40 @@ struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned l
 int idw_expect_error(const struct idw_expect *ex);
 void idw_expect_rewrite(struct idw_expect *ex, long nr, const unsigned long *args, u32 arg);
 
+/*
+ * The module's own allocations, by site, so the test-only build
+ * (IDWRAP_FAULT_INJECT, idwrap_fault.c) can fail each on request. Sites:
+ * "ring" (the session's ring), "record" (a decided or refetched call's
+ * record), "expect" (a decided path call's copies), "open" (the emulated
+ * open's joined name), "tstate" (a rewritten register's note), "defer" (a
+ * deferred decision: POST_DECIDE, EXEC_SYNC), "watch" (a watch entry:
+ * inheritance at fork, the WATCH ioctl and verdict flag).
+ */
+#ifdef IDWRAP_FAULT_INJECT
+bool idw_fault(const char *site);
+bool idw_force_ibt(void);
+void idw_test_observe_delay(void);
+unsigned int idw_test_wake_delay_ms(void);
+#else
+static inline bool idw_fault(const char *site) { return false; }
+static inline bool idw_force_ibt(void) { return false; }
+static inline void idw_test_observe_delay(void) { }
+static inline unsigned int idw_test_wake_delay_ms(void) { return 0; }
+#endif
+#define idw_kmalloc(site, n, gfp)	(idw_fault(site) ? NULL : kmalloc(n, gfp))
+#define idw_kzalloc(site, n, gfp)	(idw_fault(site) ? NULL : kzalloc(n, gfp))
+#define idw_kvmalloc(site, n, gfp)	(idw_fault(site) ? NULL : kvmalloc(n, gfp))
+#define idw_vmalloc(site, n)		(idw_fault(site) ? NULL : vmalloc(n))
+#define idw_kstrdup(site, s, gfp)	(idw_fault(site) ? NULL : kstrdup(s, gfp))
+#define idw_kmemdup(site, p, n, gfp)	(idw_fault(site) ? NULL : kmemdup(p, n, gfp))
+
 /* idwrap_thunk.S and the C function it calls. */
 void idwrap_thunk(void);
 bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe);
 
 static inline bool idw_is_opener(struct task_struct *t)
 {
-	return task_tgid(t) == READ_ONCE(idw.opener_pid);
+	return task_tgid(t) == READ_ONCE(idw->opener_pid);
 }
 
 #endif /* _IDWRAP_H */

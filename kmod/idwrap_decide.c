@@ -103,8 +103,8 @@ static LIST_HEAD(idw_waiters);
 
 void idw_fail_answer(struct idw_answer *a)
 {
-	a->action = READ_ONCE(idw.cfg.fail_action);
-	a->err = READ_ONCE(idw.cfg.fail_errno);
+	a->action = READ_ONCE(idw->cfg.fail_action);
+	a->err = READ_ONCE(idw->cfg.fail_errno);
 }
 
 /*
@@ -115,7 +115,7 @@ void idw_fail_answer(struct idw_answer *a)
 void idw_wait_verdict(struct idw_rec *r, struct idw_answer *a)
 {
 	struct idw_waiter w = { .answer = a };
-	unsigned long left = msecs_to_jiffies(READ_ONCE(idw.cfg.timeout_ms));
+	unsigned long left = msecs_to_jiffies(READ_ONCE(idw->cfg.timeout_ms));
 	unsigned long flags;
 	long t = 1;
 	bool queued;
@@ -125,10 +125,10 @@ void idw_wait_verdict(struct idw_rec *r, struct idw_answer *a)
 	idw_rec_finish(r);
 	w.id = r->ev->id;
 	init_completion(&w.done);
-	atomic64_inc(&idw_stats.waited);
+	atomic64_inc(&idw->stats.waited);
 
 	spin_lock(&idw_wait_lock);
-	queued = READ_ONCE(idw.active);
+	queued = READ_ONCE(idw->active);
 	if (queued)
 		list_add_tail(&w.node, &idw_waiters);
 	spin_unlock(&idw_wait_lock);
@@ -136,20 +136,20 @@ void idw_wait_verdict(struct idw_rec *r, struct idw_answer *a)
 		goto fail;
 
 	for (;;) {
-		spin_lock_irqsave(&idw_ring_lock, flags);
-		queued = idw_ring && idw_ring_put(r);
-		spin_unlock_irqrestore(&idw_ring_lock, flags);
+		spin_lock_irqsave(&idw->ring.lock, flags);
+		queued = idw->ring.buf && idw_ring_put(r);
+		spin_unlock_irqrestore(&idw->ring.lock, flags);
 		if (queued)
 			break;
-		t = wait_event_killable_timeout(idw_room_wq,
+		t = wait_event_killable_timeout(idw->ring.room_wq,
 						idw_ring_room(r->len + sizeof(*r->ev)) ||
-						!READ_ONCE(idw.active), left);
-		if (t <= 0 || !READ_ONCE(idw.active))
+						!READ_ONCE(idw->active), left);
+		if (t <= 0 || !READ_ONCE(idw->active))
 			break;
 		left = t;
 	}
 	if (queued) {
-		wake_up(&idw_read_wq);
+		wake_up(&idw->ring.read_wq);
 		t = wait_for_completion_killable_timeout(&w.done, left);
 	}
 
@@ -159,7 +159,7 @@ void idw_wait_verdict(struct idw_rec *r, struct idw_answer *a)
 	if (w.answered)
 		return;
 	if (t == 0)
-		atomic64_inc(&idw_stats.timeouts);
+		atomic64_inc(&idw->stats.timeouts);
 fail:
 	idw_fail_answer(a);
 }
@@ -170,14 +170,14 @@ void idw_release_waiters(void)
 	struct idw_waiter *w, *n;
 
 	spin_lock(&idw_wait_lock);
-	WRITE_ONCE(idw.active, false);
+	WRITE_ONCE(idw->active, false);
 	list_for_each_entry_safe(w, n, &idw_waiters, node) {
 		list_del_init(&w->node);
 		complete(&w->done);
 	}
 	spin_unlock(&idw_wait_lock);
-	wake_up_all(&idw_room_wq);
-	wake_up_all(&idw_read_wq);
+	wake_up_all(&idw->ring.room_wq);
+	wake_up_all(&idw->ring.read_wq);
 }
 
 /* A verdict for a waiter; false if nobody waits for that id any more. */
@@ -326,7 +326,7 @@ static void notrace idw_decide_ftrace(unsigned long ip, unsigned long parent_ip,
 	nr = syscall_get_nr(current, uregs);
 	if (nr < 0 || nr >= IDWRAP_MAX_SYSCALLS)
 		return;
-	if (READ_ONCE(idw.interest[nr]) & IDWRAP_PRE_DECIDE)
+	if (READ_ONCE(idw->interest[nr]) & IDWRAP_PRE_DECIDE)
 		observe = 0;
 	else if (idw_rf_take(current, nr))
 		observe = 1;	/* an observed call whose copy faulted in sys_enter */
@@ -407,7 +407,8 @@ static void idw_pre_observe(long nr, const unsigned long *args)
 	struct idw_rec r = { .data_max = idw_data_max() };
 
 	r.cap = idw_rec_cap(nr, r.data_max);
-	r.ev = kvmalloc(r.cap, GFP_KERNEL);
+	idw_test_observe_delay();
+	r.ev = idw_kvmalloc("record", r.cap, GFP_KERNEL);
 	if (!r.ev) {
 		idw_count_lost();
 		return;
@@ -442,7 +443,7 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 	r.data_max = idw_data_max();
 	/* An open's record also carries the directory a relative path starts from (path2). */
 	r.cap = idw_rec_cap(nr, r.data_max) + (open ? PATH_MAX : 0);
-	r.ev = kvmalloc(r.cap, GFP_KERNEL);
+	r.ev = idw_kvmalloc("record", r.cap, GFP_KERNEL);
 	if (r.ev) {
 		idw_rec_syscall(&r, open ? IDWRAP_EVF_EMULATED : 0, nr, args, false);
 		if (open)
@@ -457,7 +458,7 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 
 	switch (a.action) {
 	case IDWRAP_ACT_DENY:
-		atomic64_inc(&idw_stats.denied);
+		atomic64_inc(&idw->stats.denied);
 		*ret = -a.err;
 		run = false;
 		break;
@@ -467,7 +468,7 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 		run = false;
 		break;
 	case IDWRAP_ACT_REWRITE:
-		atomic64_inc(&idw_stats.rewritten);
+		atomic64_inc(&idw->stats.rewritten);
 		if (open) {
 			if (a.path)
 				break;
@@ -738,7 +739,7 @@ int idw_hooks_interest(const u8 *mask)
 		return ret;
 	}
 	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++)
-		WRITE_ONCE(idw.interest[i], mask[i]);
+		WRITE_ONCE(idw->interest[i], mask[i]);
 	want = 0;
 	for (i = 0; i < IDWRAP_MAX_SYSCALLS; i++)
 		want += idw_hook_how[i] && idw_hook_wanted(mask, i);

@@ -45,12 +45,8 @@
 
 #include "idwrap.h"
 
-struct idw_session idw;
-struct idw_stats idw_stats;
-atomic_t idw_inflight = ATOMIC_INIT(0);
-
-static DEFINE_MUTEX(idw_lock);		/* open, close, ioctls */
-static atomic_t idw_opened = ATOMIC_INIT(0);
+/* The device: allocated at module init, freed at exit (idwrap.h). */
+struct idw_dev *idw;
 
 /* ---- callers in flight: module lifetime by references ------------------ */
 
@@ -69,10 +65,10 @@ static atomic_t idw_opened = ATOMIC_INIT(0);
  */
 bool idw_enter(void)
 {
-	if (!READ_ONCE(idw.active) || !try_module_get(THIS_MODULE))
+	if (!READ_ONCE(idw->active) || !try_module_get(THIS_MODULE))
 		return false;
-	atomic_inc(&idw_inflight);
-	if (likely(READ_ONCE(idw.active)))
+	atomic_inc(&idw->inflight);
+	if (likely(READ_ONCE(idw->active)))
 		return true;
 	idw_leave();
 	return false;
@@ -80,13 +76,13 @@ bool idw_enter(void)
 
 void idw_leave(void)
 {
-	atomic_dec(&idw_inflight);
+	atomic_dec(&idw->inflight);
 	module_put(THIS_MODULE);
 }
 
 void idw_kill_group(void)
 {
-	atomic64_inc(&idw_stats.killed);
+	atomic64_inc(&idw->stats.killed);
 	kill_pid(task_tgid(current), SIGKILL, 1);
 }
 
@@ -101,51 +97,65 @@ static const struct idwrap_config idw_default_cfg = {
 	.data_max = 4096,
 };
 
+/*
+ * Whether the kernel runs with indirect branch tracking: read from the CPU
+ * feature the kernel set at boot (it clears it when IBT is off, e.g.
+ * ibt=off or a CPU without CET); the test build can force it on.
+ */
+static bool idw_ibt_on(void)
+{
+	if (idw_force_ibt())
+		return true;
+#ifdef X86_FEATURE_IBT
+	return cpu_feature_enabled(X86_FEATURE_IBT);
+#else
+	return false;
+#endif
+}
+
 static int idw_open(struct inode *inode, struct file *file)
 {
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-#ifdef X86_FEATURE_IBT
 	/*
 	 * The thunk runs the original past its fentry call with an indirect
 	 * jump that lands on no ENDBR: a #CP fault under kernel IBT. Until a
 	 * one-shot bypass exists, no session on such a kernel.
 	 */
-	if (cpu_feature_enabled(X86_FEATURE_IBT)) {
+	if (idw_ibt_on()) {
 		pr_err_ratelimited("not opening /dev/idwrap: kernel IBT is enabled and the decide thunk's jump would fault (#CP)\n");
 		return -EOPNOTSUPP;
 	}
-#endif
-	if (atomic_cmpxchg(&idw_opened, 0, 1))
+	if (atomic_cmpxchg(&idw->opened, 0, 1))
 		return -EBUSY;
 
-	mutex_lock(&idw_lock);
-	idw.cfg = idw_default_cfg;
-	memset(idw.interest, 0, sizeof(idw.interest));
-	WRITE_ONCE(idw.opener, task_tgid_nr(current));
-	WRITE_ONCE(idw.opener_pid, get_pid(task_tgid(current)));
-	atomic64_set(&idw_next_id, 0);
-	memset(&idw_stats, 0, sizeof(idw_stats));
-	ret = idw_ring_alloc(idw.cfg.ring_bytes);
+	mutex_lock(&idw->lock);
+	idw->cfg = idw_default_cfg;
+	memset(idw->interest, 0, sizeof(idw->interest));
+	WRITE_ONCE(idw->opener, task_tgid_nr(current));
+	WRITE_ONCE(idw->opener_pid, get_pid(task_tgid(current)));
+	atomic64_set(&idw->ring.next_id, 0);
+	memset(&idw->stats, 0, sizeof(idw->stats));
+	ret = idw_ring_alloc(idw->cfg.ring_bytes);
 	if (ret)
 		goto err;
-	WRITE_ONCE(idw.active, true);
+	WRITE_ONCE(idw->active, true);
 	ret = idw_hooks_start();
 	if (ret) {
-		WRITE_ONCE(idw.active, false);
+		WRITE_ONCE(idw->active, false);
 		idw_ring_free();
 		goto err;
 	}
-	mutex_unlock(&idw_lock);
+	mutex_unlock(&idw->lock);
 	return nonseekable_open(inode, file);
 err:
-	WRITE_ONCE(idw.opener, 0);
-	put_pid(idw.opener_pid);
-	WRITE_ONCE(idw.opener_pid, NULL);
-	mutex_unlock(&idw_lock);
-	atomic_set(&idw_opened, 0);
+	WRITE_ONCE(idw->opener, 0);
+	put_pid(idw->opener_pid);
+	WRITE_ONCE(idw->opener_pid, NULL);
+	mutex_unlock(&idw->lock);
+	atomic_set(&idw->opened, 0);
 	return ret;
 }
 
@@ -164,21 +174,21 @@ static void idw_session_end(void)
 	idw_release_waiters();
 	idw_ring_free();
 	/* After the ring is gone: nobody can arm it again (idw_emit_observe). */
-	del_timer_sync(&idw_wake_timer);
+	timer_delete_sync(&idw->ring.wake_timer);
 	idw_hooks_forget();
 	idw_watch_clear();
-	WRITE_ONCE(idw.opener, 0);
+	WRITE_ONCE(idw->opener, 0);
 	/* No probe or handler runs now: none compares with it any more. */
-	put_pid(idw.opener_pid);
-	WRITE_ONCE(idw.opener_pid, NULL);
+	put_pid(idw->opener_pid);
+	WRITE_ONCE(idw->opener_pid, NULL);
 }
 
 static int idw_release(struct inode *inode, struct file *file)
 {
-	mutex_lock(&idw_lock);
+	mutex_lock(&idw->lock);
 	idw_session_end();
-	mutex_unlock(&idw_lock);
-	atomic_set(&idw_opened, 0);
+	mutex_unlock(&idw->lock);
+	atomic_set(&idw->opened, 0);
 	return 0;
 }
 
@@ -209,7 +219,7 @@ static ssize_t idw_write(struct file *file, const char __user *buf,
 		}
 		if (!idw_answer(&v, path)) {
 			kfree(path);
-			atomic64_inc(&idw_stats.unknown);
+			atomic64_inc(&idw->stats.unknown);
 		}
 		done += sizeof(v) + v.path_len;
 	}
@@ -241,17 +251,17 @@ static int idw_set_config(const struct idwrap_config *c)
 	if (2 * (sizeof(struct idwrap_event) + 2 * PATH_MAX + n.data_max + 8) >
 	    n.ring_bytes)
 		return -EINVAL;
-	if (n.ring_bytes != idw_ring_size) {
+	if (n.ring_bytes != idw->ring.size) {
 		ret = idw_ring_alloc(n.ring_bytes);
 		if (ret)
 			return ret;
 	}
-	WRITE_ONCE(idw.cfg.timeout_ms, n.timeout_ms);
-	WRITE_ONCE(idw.cfg.fail_action, n.fail_action);
-	WRITE_ONCE(idw.cfg.fail_errno, n.fail_errno);
-	WRITE_ONCE(idw.cfg.data_max, n.data_max);
-	WRITE_ONCE(idw.cfg.ring_bytes, n.ring_bytes);
-	WRITE_ONCE(idw.cfg.flags, n.flags);
+	WRITE_ONCE(idw->cfg.timeout_ms, n.timeout_ms);
+	WRITE_ONCE(idw->cfg.fail_action, n.fail_action);
+	WRITE_ONCE(idw->cfg.fail_errno, n.fail_errno);
+	WRITE_ONCE(idw->cfg.data_max, n.data_max);
+	WRITE_ONCE(idw->cfg.ring_bytes, n.ring_bytes);
+	WRITE_ONCE(idw->cfg.flags, n.flags);
 	return 0;
 }
 
@@ -281,16 +291,16 @@ static int idw_watch_ioctl(const struct idwrap_watch *wa, bool add)
 
 static void idw_get_stats(struct idwrap_stats *s)
 {
-	s->events = atomic64_read(&idw_stats.events);
-	s->waited = atomic64_read(&idw_stats.waited);
-	s->lost = atomic64_read(&idw_stats.lost);
-	s->timeouts = atomic64_read(&idw_stats.timeouts);
-	s->denied = atomic64_read(&idw_stats.denied);
-	s->killed = atomic64_read(&idw_stats.killed);
-	s->rewritten = atomic64_read(&idw_stats.rewritten);
-	s->emulated = atomic64_read(&idw_stats.emulated);
+	s->events = atomic64_read(&idw->stats.events);
+	s->waited = atomic64_read(&idw->stats.waited);
+	s->lost = atomic64_read(&idw->stats.lost);
+	s->timeouts = atomic64_read(&idw->stats.timeouts);
+	s->denied = atomic64_read(&idw->stats.denied);
+	s->killed = atomic64_read(&idw->stats.killed);
+	s->rewritten = atomic64_read(&idw->stats.rewritten);
+	s->emulated = atomic64_read(&idw->stats.emulated);
 	s->watched = atomic_read(&idw_nwatched);
-	s->inflight = atomic_read(&idw_inflight);
+	s->inflight = atomic_read(&idw->inflight);
 }
 
 static long idw_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -311,9 +321,9 @@ static long idw_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case IDWRAP_IOC_CONFIG:
 		if (copy_from_user(&u.cfg, uarg, sizeof(u.cfg)))
 			return -EFAULT;
-		mutex_lock(&idw_lock);
+		mutex_lock(&idw->lock);
 		ret = idw_set_config(&u.cfg);
-		mutex_unlock(&idw_lock);
+		mutex_unlock(&idw->lock);
 		return ret;
 	case IDWRAP_IOC_INTEREST:
 		in = memdup_user(uarg, sizeof(*in));
@@ -324,9 +334,9 @@ static long idw_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			if (in->mask[i] & ~0xf)
 				ret = -EINVAL;
 		if (!ret) {
-			mutex_lock(&idw_lock);
+			mutex_lock(&idw->lock);
 			ret = idw_hooks_interest(in->mask);
-			mutex_unlock(&idw_lock);
+			mutex_unlock(&idw->lock);
 		}
 		kfree(in);
 		return ret;
@@ -372,18 +382,24 @@ static int idw_proc_show(struct seq_file *m, void *v)
 	u64 used;
 
 	idw_get_stats(&s);
-	spin_lock_irqsave(&idw_ring_lock, flags);
-	used = idw_head - idw_tail;
-	spin_unlock_irqrestore(&idw_ring_lock, flags);
+	spin_lock_irqsave(&idw->ring.lock, flags);
+	used = idw->ring.head - idw->ring.tail;
+	spin_unlock_irqrestore(&idw->ring.lock, flags);
 	seq_printf(m, "version %s\nabi %d\nopener %d\n", IDWRAP_VERSION,
-		   IDWRAP_ABI_VERSION, READ_ONCE(idw.opener));
+		   IDWRAP_ABI_VERSION, READ_ONCE(idw->opener));
 	seq_printf(m, "events %llu\nwaited %llu\nlost %llu\ntimeouts %llu\n",
 		   s.events, s.waited, s.lost, s.timeouts);
 	seq_printf(m, "denied %llu\nkilled %llu\nrewritten %llu\nemulated %llu\n",
 		   s.denied, s.killed, s.rewritten, s.emulated);
 	seq_printf(m, "watched %llu\ninflight %llu\nunknown_verdicts %llu\n",
-		   s.watched, s.inflight, (u64)atomic64_read(&idw_stats.unknown));
-	seq_printf(m, "ring_bytes %u\nring_used %llu\n", idw_ring_size, used);
+		   s.watched, s.inflight, (u64)atomic64_read(&idw->stats.unknown));
+	seq_printf(m, "ring_bytes %u\nring_used %llu\n", idw->ring.size, used);
+	/* The IBT guard's inputs: built for an IBT kernel, and what it reads now. */
+	seq_printf(m, "ibt_kernel %s\nibt %s\n",
+		   IS_ENABLED(CONFIG_X86_KERNEL_IBT) ? "y" : "n", idw_ibt_on() ? "on" : "off");
+	/* Armed only while a ring exists: "pending" with no session is a bug. */
+	seq_printf(m, "wake_timer %s\n",
+		   timer_pending(&idw->ring.wake_timer) ? "pending" : "idle");
 	return 0;
 }
 
@@ -391,13 +407,20 @@ static int __init idw_init(void)
 {
 	int ret;
 
-	timer_setup(&idw_wake_timer, idw_wake_reader, 0);
-	if (!proc_create_single("idwrap", 0400, NULL, idw_proc_show))
+	idw = kzalloc(sizeof(*idw), GFP_KERNEL);
+	if (!idw)
 		return -ENOMEM;
+	mutex_init(&idw->lock);
+	idw_ring_init(&idw->ring);
+	if (!proc_create_single("idwrap", 0400, NULL, idw_proc_show)) {
+		kfree(idw);
+		return -ENOMEM;
+	}
 	ret = misc_register(&idw_misc);
 	if (ret) {
 		pr_err("cannot register /dev/idwrap: %d\n", ret);
 		remove_proc_entry("idwrap", NULL);
+		kfree(idw);
 		return ret;
 	}
 	pr_info("version %s, abi %d, /dev/idwrap (minor %d)\n",
@@ -416,12 +439,17 @@ static void __exit idw_module_exit(void)
 	remove_proc_entry("idwrap", NULL);
 	/* Callers' last instructions after module_put(): the thunk's epilogue. */
 	synchronize_rcu_tasks();
-	/* No session, no ring: nobody arms it; stop a pending expiry. */
-	del_timer_sync(&idw_wake_timer);
+	/*
+	 * After the last caller (above): no session, no ring, nobody arms it.
+	 * Shut down, not just deleted: a late mod_timer() would be a no-op,
+	 * never an expiry into freed module text or a freed idw.
+	 */
+	timer_shutdown_sync(&idw->ring.wake_timer);
 	/* What callers that outlived their session left (a rewritten register's note). */
 	idw_hooks_forget();
 	idw_hooks_exit();
 	rcu_barrier();	/* kfree_rcu() of watch entries */
+	kfree(idw);
 	pr_info("unloaded\n");
 }
 

@@ -108,7 +108,7 @@ int idw_join(const struct path *dir, const char *name, char *out)
 		return -ENOTDIR;
 	if (d_unlinked(dir->dentry))
 		return -ENOENT;
-	buf = kmalloc(PATH_MAX, GFP_KERNEL);
+	buf = idw_kmalloc("open", PATH_MAX, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
 	p = d_path(dir, buf, PATH_MAX);
@@ -148,7 +148,7 @@ static long idw_open_file(const struct path *dir, const char *name, int flags, u
 	if (!*name)
 		return -ENOENT;
 	if (dir && name[0] != '/') {
-		buf = kmalloc(PATH_MAX, GFP_KERNEL);
+		buf = idw_kmalloc("open", PATH_MAX, GFP_KERNEL);
 		if (!buf)
 			return -ENOMEM;
 		fd = idw_join(dir, name, buf);
@@ -183,7 +183,7 @@ long idw_open_emulated(long nr, struct idw_rec *r, unsigned long *args,
 {
 	const char *path = newpath ?: (const char *)(r->ev + 1);
 
-	atomic64_inc(&idw_stats.emulated);
+	atomic64_inc(&idw->stats.emulated);
 	if (!newpath && (r->ev->flags & IDWRAP_EVF_TRUNC))
 		return -ENAMETOOLONG;
 	if (!newpath && !r->ev->path_len)
@@ -273,7 +273,7 @@ struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned l
 
 	if (idw_is_open(nr) || (!sp->path && nr != __NR_connect && nr != __NR_bind))
 		return NULL;
-	ex = kzalloc(sizeof(*ex), GFP_KERNEL);
+	ex = idw_kzalloc("expect", sizeof(*ex), GFP_KERNEL);
 	if (!ex)
 		return ERR_PTR(-ENOMEM);
 	ex->nr = nr;
@@ -284,7 +284,7 @@ struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned l
 			return NULL;	/* nothing copied: the kernel faults the same way */
 		}
 		ex->addrlen = ev->data_len;
-		ex->addr = kmemdup(at[1] + len[1], ex->addrlen, GFP_KERNEL);
+		ex->addr = idw_kmemdup("expect", at[1] + len[1], ex->addrlen, GFP_KERNEL);
 		if (!ex->addr)
 			goto nomem;
 		return ex;
@@ -306,8 +306,8 @@ struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned l
 			sl->err = -ENAMETOOLONG;
 			continue;
 		}
-		sl->raw = kstrdup(at[i], GFP_KERNEL);
-		sl->name = kmalloc(PATH_MAX, GFP_KERNEL);
+		sl->raw = idw_kstrdup("expect", at[i], GFP_KERNEL);
+		sl->name = idw_kmalloc("expect", PATH_MAX, GFP_KERNEL);
 		if (!sl->raw || !sl->name)
 			goto nomem;
 		strscpy(sl->name, sl->raw, PATH_MAX);
@@ -320,7 +320,7 @@ struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned l
 	}
 	if (joined) {
 		/* The record again: header, the joined names, the data after them. */
-		char *tmp = kmalloc(2 * PATH_MAX, GFP_KERNEL), *dst = (char *)(ev + 1);
+		char *tmp = idw_kmalloc("expect", 2 * PATH_MAX, GFP_KERNEL), *dst = (char *)(ev + 1);
 		char *data = at[1] + len[1];
 		u32 n[2] = {};
 

@@ -100,7 +100,7 @@ unsigned long *idw_argreg(struct pt_regs *regs, int i)
 
 bool idw_ts_put(long nr, int arg, unsigned long saved, bool emulated)
 {
-	struct idw_tstate *ts = kmalloc(sizeof(*ts), GFP_KERNEL);
+	struct idw_tstate *ts = idw_kmalloc("tstate", sizeof(*ts), GFP_KERNEL);
 	unsigned long flags;
 
 	if (!ts)
@@ -241,11 +241,11 @@ static void idw_defer_run(struct callback_head *cb)
  */
 static void idw_defer(struct idw_rec *r, bool exec)
 {
-	struct idw_defer *d = kmalloc(sizeof(*d) + r->len + 8, GFP_ATOMIC);
+	struct idw_defer *d = idw_kmalloc("defer", sizeof(*d) + r->len + 8, GFP_ATOMIC);
 
 	if (!d) {
-		atomic64_inc(&idw_stats.lost);
-		if (READ_ONCE(idw.cfg.fail_action) != IDWRAP_ACT_ALLOW)
+		atomic64_inc(&idw->stats.lost);
+		if (READ_ONCE(idw->cfg.fail_action) != IDWRAP_ACT_ALLOW)
 			idw_kill_group();
 		return;
 	}
@@ -267,13 +267,13 @@ static void idw_defer(struct idw_rec *r, bool exec)
 
 bool idw_intercepts(struct task_struct *t)
 {
-	return READ_ONCE(idw.active) && !(t->flags & PF_KTHREAD) &&
+	return READ_ONCE(idw->active) && !(t->flags & PF_KTHREAD) &&
 	       !idw_is_opener(t) && idw_watched_tgid(t->tgid);
 }
 
 static bool idw_all(void)
 {
-	return READ_ONCE(idw.cfg.flags) & IDWRAP_CFG_ALL_PROCESSES;
+	return READ_ONCE(idw->cfg.flags) & IDWRAP_CFG_ALL_PROCESSES;
 }
 
 /*
@@ -303,7 +303,7 @@ static void idw_report_refused(struct pt_regs *regs, long id, u16 flags, long re
 	r.ev->nr = id;
 	memcpy(r.ev->args, args, sizeof(r.ev->args));
 	r.ev->ret = ret;
-	atomic64_inc(&idw_stats.denied);
+	atomic64_inc(&idw->stats.denied);
 	idw_emit_observe(&r);
 }
 
@@ -329,7 +329,7 @@ static void __idw_sys_enter(struct pt_regs *regs, long id)
 	}
 	if (id < 0 || id >= IDWRAP_MAX_SYSCALLS)
 		return;
-	m = READ_ONCE(idw.interest[id]);
+	m = READ_ONCE(idw->interest[id]);
 	/* A decided call's record comes from idwrap_pre(). */
 	if (!(m & IDWRAP_PRE_OBSERVE) || (m & IDWRAP_PRE_DECIDE))
 		return;
@@ -367,7 +367,7 @@ static void idw_report_raced(struct pt_regs *regs, struct idw_expect *ex, long r
 	struct idw_rec r;
 	unsigned long args[6];
 
-	if (!ex->raced || !READ_ONCE(idw.active))
+	if (!ex->raced || !READ_ONCE(idw->active))
 		return;
 	r = idw_scratch_rec();
 	syscall_get_arguments(current, regs, args);
@@ -421,7 +421,7 @@ static void __idw_sys_exit(struct pt_regs *regs, long ret)
 	if (!idw_intercepts(current) || in_ia32_syscall() || nr < 0 ||
 	    nr >= IDWRAP_MAX_SYSCALLS || idw_is_uring(nr))
 		return;
-	m = READ_ONCE(idw.interest[nr]);
+	m = READ_ONCE(idw->interest[nr]);
 	if (!(m & (IDWRAP_POST_OBSERVE | IDWRAP_POST_DECIDE)))
 		return;
 	r = idw_scratch_rec();
@@ -544,7 +544,7 @@ static void __idw_fork(struct task_struct *parent, struct task_struct *child)
 	struct idw_rec r;
 	int watched;
 
-	if (!READ_ONCE(idw.active) || (child->flags & PF_KTHREAD))
+	if (!READ_ONCE(idw->active) || (child->flags & PF_KTHREAD))
 		return;
 	if (!thread)
 		idw_zl_forget(child->tgid);
@@ -554,7 +554,7 @@ static void __idw_fork(struct task_struct *parent, struct task_struct *child)
 			   idw_watch_inherit(parent->tgid, child->tgid);
 	if (watched < 0) {
 		/* Never an unwatched child of a watched parent: it dies before it runs. */
-		atomic64_inc(&idw_stats.killed);
+		atomic64_inc(&idw->stats.killed);
 		send_sig(SIGKILL, child, 1);
 		watched = 0;
 	}
@@ -573,7 +573,7 @@ static void __idw_exec(struct task_struct *p, struct linux_binprm *bprm)
 	bool watched;
 	ssize_t n;
 
-	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) || idw_is_opener(p))
+	if (!READ_ONCE(idw->active) || (p->flags & PF_KTHREAD) || idw_is_opener(p))
 		return;
 	watched = idw_watched_tgid(p->tgid);
 	if (!watched && !idw_all())
@@ -589,7 +589,7 @@ static void __idw_exec(struct task_struct *p, struct linux_binprm *bprm)
 	r.len += n + 1;
 	if (mm)
 		idw_add_data(&r, mm->arg_start, mm->arg_end - mm->arg_start, true);
-	if (READ_ONCE(idw.cfg.flags) & IDWRAP_CFG_EXEC_SYNC)
+	if (READ_ONCE(idw->cfg.flags) & IDWRAP_CFG_EXEC_SYNC)
 		idw_defer(&r, true);
 	else
 		idw_emit_observe(&r);
@@ -607,7 +607,7 @@ static void __idw_proc_exit(struct task_struct *p)
 	if (ex)
 		idw_ex_put(ex);
 	idw_rf_take(p, -1);
-	if (!READ_ONCE(idw.active) || (p->flags & PF_KTHREAD) || !idw_exit_reporter(p))
+	if (!READ_ONCE(idw->active) || (p->flags & PF_KTHREAD) || !idw_exit_reporter(p))
 		return;
 	/* The group's reporter: the process is gone. */
 	watched = idw_watch_del(p->tgid);
@@ -716,7 +716,7 @@ bool idw_watched_tgid(pid_t tgid)
 /* May run in atomic context (fork). */
 bool idw_watch_add(pid_t tgid, u32 flags)
 {
-	struct idw_watch *w = kmalloc(sizeof(*w), GFP_ATOMIC), *old;
+	struct idw_watch *w = idw_kmalloc("watch", sizeof(*w), GFP_ATOMIC), *old;
 	unsigned long irq;
 
 	if (!w)

@@ -247,7 +247,7 @@ u32 idw_rec_cap(long nr, u32 data_max)
 /* The session's data_max, read once per record. */
 u32 idw_data_max(void)
 {
-	return min_t(u32, READ_ONCE(idw.cfg.data_max), IDW_DATA_MAX);
+	return min_t(u32, READ_ONCE(idw->cfg.data_max), IDW_DATA_MAX);
 }
 
 void idw_rec_syscall(struct idw_rec *r, u16 flags, long nr,

@@ -127,20 +127,24 @@ async function ready(): Promise<Kernel> {
 
 /**
  * Builds kmod/ (idwrap.ko) against the extracted kernel's Debian headers,
- * into build/kmod/, and returns the path of the .ko.
+ * into build/kmod/, and returns the path of the .ko. `faultInject`: the
+ * test-only build (`make IDWRAP_FAULT_INJECT=1`, kmod/idwrap_fault.c), into
+ * build/kmod/fault/ (docs/kmod.md, "The fault-injection build").
  */
-export async function buildModule(): Promise<string> {
+export async function buildModule(opts: { faultInject?: boolean } = {}): Promise<string> {
   const k = await ready();
+  const dir = opts.faultInject ? `${k.out}fault/` : k.out;
+  const knob = opts.faultInject ? ["IDWRAP_FAULT_INJECT=1"] : [];
   // Test files run in parallel and each builds: one make at a time in the shared build dir.
   const out = await new Deno.Command("flock", {
-    args: [BUILD_LOCK, "make", "-s", "-C", `${ROOT}kmod`, `KDIR=${k.headers}`, `OUT=${k.out.slice(0, -1)}`],
+    args: [BUILD_LOCK, "make", "-s", "-C", `${ROOT}kmod`, `KDIR=${k.headers}`, `OUT=${dir.slice(0, -1)}`, ...knob],
     stdin: "null",
   }).output();
   const dec = new TextDecoder();
   if (!out.success) {
     throw new Error(`make -C kmod failed (${out.code}):\n${dec.decode(out.stdout)}${dec.decode(out.stderr)}`);
   }
-  return `${k.out}idwrap.ko`;
+  return `${dir}idwrap.ko`;
 }
 
 /** Held (flock(1)) while the module or the test programs are built. */

@@ -24,6 +24,12 @@
  *   work opens PATH N             N openat(PATH): how many were denied, how many opened
  *   work uring-exec PROG          io_uring_setup, then exec PROG uring-use FD (ring kept)
  *   work uring-use FD             io_uring_enter and io_uring_register on a ring it got
+ *   work forkopen PATH            fork; the child, then the parent, open PATH and print
+ *                                 what they read (and how the child ended)
+ *   work openrel DIR NAME         chdir(DIR), open NAME (relative), print what it read
+ *   work faultopens MS T          T threads open /tmp/public for MS ms, its string's page
+ *                                 dropped before each call (the copy faults at sys_enter)
+ *   work rmmod-spin NAME MS       delete_module(NAME) again and again until it unloads
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +102,44 @@ static void *hammer_thread(void *arg)
 		n++;
 	}
 	return (void *)n;
+}
+
+/* faultopens: opens a path whose page was just dropped (a file-backed
+ * rodata page), so the sys_enter copy faults and idwrap_pre() copies it. */
+static const char faultopen_path[] = "/tmp/public";
+static volatile int faultopen_stop;
+
+static void *faultopen_thread(void *arg)
+{
+	unsigned long pg = sysconf(_SC_PAGESIZE);
+	void *page = (void *)((unsigned long)faultopen_path & ~(pg - 1));
+	long n = 0;
+
+	(void)arg;
+	while (!faultopen_stop) {
+		madvise(page, pg, MADV_DONTNEED);
+		int fd = open(faultopen_path, O_RDONLY);
+		if (fd >= 0)
+			close(fd);
+		n++;
+	}
+	return (void *)n;
+}
+
+/* One open, reported as "<who> fd= errno= data=" (the first line read). */
+static void open_report(const char *who, const char *path)
+{
+	int fd = openat(AT_FDCWD, path, O_RDONLY);
+	int e = errno;
+	char data[64] = "";
+
+	if (fd >= 0) {
+		ssize_t n = read(fd, data, sizeof(data) - 1);
+		data[n > 0 ? n : 0] = 0;
+		data[strcspn(data, "\n")] = 0;
+		close(fd);
+	}
+	printf("%s fd=%d errno=%s data=%s\n", who, fd, fd < 0 ? strerror(e) : "-", data);
 }
 
 int main(int argc, char **argv)
@@ -331,6 +375,61 @@ int main(int argc, char **argv)
 		while (wait(&st) > 0)
 			n++;
 		printf("hammer done procs=%d\n", n);
+	} else if (!strcmp(cmd, "forkopen")) {
+		/* A child forked by a watched process opens @path: it must be watched too. */
+		pid_t pid = fork();
+		int st = 0;
+
+		if (pid == 0) {
+			open_report("forkopen child", argv[2]);
+			_exit(0);
+		}
+		waitpid(pid, &st, 0);
+		if (WIFSIGNALED(st))
+			printf("forkopen child-killed sig=%d\n", WTERMSIG(st));
+		else
+			printf("forkopen child-exit status=%d\n", WEXITSTATUS(st));
+		open_report("forkopen parent", argv[2]);
+	} else if (!strcmp(cmd, "openrel")) {
+		/* A relative open from @dir (the emulated open joins it to the cwd). */
+		if (chdir(argv[2]))
+			return 1;
+		open_report("openrel", argv[3]);
+	} else if (!strcmp(cmd, "faultopens")) {
+		int ms = atoi(argv[2]), threads = atoi(argv[3]);
+		pthread_t th[64];
+		long total = 0;
+
+		for (int t = 0; t < threads; t++)
+			pthread_create(&th[t], NULL, faultopen_thread, NULL);
+		usleep(ms * 1000);
+		faultopen_stop = 1;
+		for (int t = 0; t < threads; t++) {
+			void *r;
+			pthread_join(th[t], &r);
+			total += (long)r;
+		}
+		printf("faultopens done calls=%ld\n", total);
+	} else if (!strcmp(cmd, "rmmod-spin")) {
+		/* delete_module() again at once until it goes: unloads the moment the last holder leaves. */
+		long long t = now_ns(), limit = atoll(argv[3]) * 1000000LL;
+		long tries = 0;
+
+		for (;;) {
+			tries++;
+			if (!syscall(SYS_delete_module, argv[2], O_NONBLOCK)) {
+				printf("rmmod-spin ok tries=%ld ms=%lld\n", tries, (now_ns() - t) / 1000000);
+				break;
+			}
+			if (errno != EAGAIN && errno != EBUSY) {
+				printf("rmmod-spin failed errno=%s\n", strerror(errno));
+				return 1;
+			}
+			if (now_ns() - t > limit) {
+				printf("rmmod-spin timeout tries=%ld\n", tries);
+				return 1;
+			}
+		}
 	} else {
 		return 2;
 	}
