@@ -15,6 +15,14 @@ import type { WorkerReply, WorkerRequest } from "./worker_common.ts";
 import { describeOverdue, type HookTime, HookWatchdog } from "../runtime/watchdog.ts";
 import { libc } from "../unsafe/libc.ts";
 
+/**
+ * How long the thread may take to answer a request before idwrap gives up on it. Starting loads the worker's modules,
+ * compiles every wrapper and opens the store: seconds on a server, but a minute and more on a loaded machine or under
+ * emulation (the module's VM tests run idwrap in qemu without KVM).
+ */
+const START_LIMIT_S = 120;
+const ANSWER_LIMIT_S = 30;
+
 /** How a supervisor thread starts. */
 export interface SourceThreadOptions extends Enforcement {
   storePath: string;
@@ -147,13 +155,18 @@ export class SourceThread {
     this.#worker.postMessage(req);
     this.#wake();
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = req.type === "start" ? START_LIMIT_S : ANSWER_LIMIT_S;
     const r = await Promise.race([
       reply,
       new Promise<WorkerReply>((r) =>
         timer = setTimeout(
           () =>
-            r({ type: "error", message: `the supervisor thread did not answer "${req.type}" in 30 s`, fatal: false }),
-          30_000,
+            r({
+              type: "error",
+              message: `the supervisor thread did not answer "${req.type}" in ${limit} s`,
+              fatal: false,
+            }),
+          limit * 1000,
         )
       ),
     ]).finally(() => clearTimeout(timer));
