@@ -9,7 +9,20 @@ import type { HostEvent, SyscallEvent, Verdict } from "./events.ts";
 import { ALLOW } from "./events.ts";
 import { errnoName } from "./errno.ts";
 import type { HookTally } from "./hook_counts.ts";
-import type { ProcessFacts } from "./wss/criteria.ts";
+
+/** Facts about a process the WSS knows when it starts a program (at spawn and at every execve). */
+export interface ProcessFacts {
+  pid: number;
+  /** The executable's absolute path (`/proc/PID/exe`). */
+  exe: string;
+  argv0: string;
+  /** Real uid: the invoker. */
+  uid: number;
+  /** Real gid. */
+  gid: number;
+  /** The parent's executable path. */
+  parentExe: string;
+}
 
 /** Decides the fate of notified calls. Every method is required: a part with nothing to do implements it as a no-op. */
 export interface Decider {

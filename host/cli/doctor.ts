@@ -9,7 +9,7 @@ import { errno, libc, SYS } from "../unsafe/libc.ts";
 import { runUnderSeccomp } from "../sources/seccomp/source.ts";
 import { probeKmod, runUnderKmod } from "../sources/kmod/source.ts";
 import { resolveSource } from "../sources/run.ts";
-import { hybridProblem, runUnderHybrid } from "../sources/bpf/hybrid_run.ts";
+import { hybridProblem, runUnderHybrid } from "../sources/hybrid/hybrid_run.ts";
 import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";
 import { loadPolicy } from "../policy/policy.ts";
 import { defaultStorePath } from "../store/kv.ts";

@@ -1,6 +1,6 @@
 /**
  * `idwrap policy test FILE|DIR…`: replays each test file's recordings through
- * its policies offline (host/policy/replay_cases.ts) and prints one line per
+ * its policies offline (host/replay/replay_cases.ts) and prints one line per
  * test, and per mismatch the event, the expected and the got. Exit 0 when
  * every test passes, 1 on a mismatch, 2 on a test file, recording or policy
  * that cannot be used.
@@ -10,7 +10,7 @@
 import { relative } from "node:path";
 import type { Command } from "commander";
 import { PolicyError } from "../policy/policy.ts";
-import { type CaseResult, findTestFiles, PolicyTestError, runTestFile } from "../policy/replay_cases.ts";
+import { type CaseResult, findTestFiles, PolicyTestError, runTestFile } from "../replay/replay_cases.ts";
 import { WrapperLoadError } from "../runtime/module.ts";
 import { RecordingError } from "../trace/recording.ts";
 import { EXIT_FAILED, UsageError } from "./exit.ts";

@@ -10,7 +10,7 @@ import type { Command } from "commander";
 import type { Policy } from "../policy/policy.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
 import { BpfRefusal, parseSourceChoice, runUnder } from "../sources/run.ts";
-import { attachRefusal, attachUnderBpf } from "../trace/attach.ts";
+import { attachRefusal, attachUnderBpf } from "./trace_attach.ts";
 import { countsTable } from "../trace/counts.ts";
 import type { TraceSinkOptions } from "../trace/sink.ts";
 import { DEFAULT_STRING_LIMIT, parseTraceExpr } from "../trace/strace_text.ts";

@@ -3,7 +3,7 @@
  * bound to, by the program they run, who invoked it, their parent, and the
  * executable file's attributes (set-id bits, owner, content hash). Parsed
  * and checked here, with the policy (docs/policy.md); the WSS evaluates them
- * (host/wss/criteria.ts) when it first sees a process and at every execve.
+ * (host/policy/criteria_match.ts) when it first sees a process and at every execve.
  *
  * Criteria are plain data (structured-clonable, so they cross to the
  * supervisor's worker with the policy).

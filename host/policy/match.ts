@@ -8,7 +8,7 @@
  */
 import picomatch from "picomatch";
 import type { SyscallEvent } from "../events.ts";
-import type { ProcessFacts } from "../wss/criteria.ts";
+import type { ProcessFacts } from "./criteria_match.ts";
 import type { Condition, OpenFlagWord, Target } from "./conditions.ts";
 
 const O_WRONLY = 1, O_RDWR = 2;

@@ -12,7 +12,7 @@ import type { HostEvent, LifecycleEvent, SyscallEvent, Verdict } from "../events
 import { ALLOW } from "../events.ts";
 import type { HookTally } from "../hook_counts.ts";
 import { resolveSyscalls, syscallName, syscallNumber } from "../syscalls/mod.ts";
-import { type ExeAttributes, matchesCriteria, type ProcessFacts, readExeAttributes } from "../wss/criteria.ts";
+import { type ExeAttributes, matchesCriteria, type ProcessFacts, readExeAttributes } from "./criteria_match.ts";
 import { conditionHolds } from "./match.ts";
 import type { Policy, Rule } from "./policy.ts";
 

@@ -15,7 +15,7 @@ import { chooseSource, runUnderKmod } from "./kmod/source.ts";
 import type { SourceChoice as KmodOrSeccompChoice } from "./kmod/source.ts";
 import { runUnderSeccomp } from "./seccomp/source.ts";
 import { runUnderBpf } from "./bpf/supervise.ts";
-import { hybridProblem, runUnderHybrid } from "./bpf/hybrid_run.ts";
+import { hybridProblem, runUnderHybrid } from "./hybrid/hybrid_run.ts";
 
 export { BpfRefusal } from "./bpf/supervise.ts";
 

@@ -16,7 +16,7 @@ import {
   matchesCriteria,
   type ProcessFacts,
   readExeAttributes,
-} from "./criteria.ts";
+} from "../policy/criteria_match.ts";
 
 /** Decides bindings and remembers each process's facts. */
 export class Activation {

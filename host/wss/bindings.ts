@@ -9,7 +9,7 @@
 import type { ProgramIdentity } from "../events.ts";
 import type { WrapperSpec } from "../policy/policy.ts";
 import { Activation } from "./activation.ts";
-import type { ProcessFacts } from "./criteria.ts";
+import type { ProcessFacts } from "../policy/criteria_match.ts";
 
 /** The binding table of one WSS. */
 export class Bindings {

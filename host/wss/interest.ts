@@ -13,7 +13,7 @@
  * the call runs (seq), so a source that must hold every call it sees
  * (seccomp) may answer first and look after.
  *
- * The hybrid source (host/sources/bpf/hybrid.ts) serves the two kinds apart:
+ * The hybrid source (host/sources/hybrid/hybrid.ts) serves the two kinds apart:
  * {@link splitInterest} gives the calls something may decide (held on seccomp)
  * and the calls that are only observed (the eBPF ring, never waiting).
  *

@@ -6,7 +6,7 @@ import { IDWRAP } from "../helpers.ts";
 import { builtinWrappers, loadPolicy, parsePolicy, PolicyError } from "../../host/policy/policy.ts";
 import { SYSCALL_GROUPS } from "../../host/syscalls/mod.ts";
 import { CRITERIA_KEYS } from "../../host/policy/criteria.ts";
-import { parseTestFile } from "../../host/policy/replay_cases.ts";
+import { parseTestFile } from "../../host/replay/replay_cases.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 

@@ -122,7 +122,7 @@ export class BpfTransport implements EventSource {
     }
   }
 
-  /** The transport with an interest map compiled elsewhere (host/sources/bpf/hybrid.ts: the observed calls). */
+  /** The transport with an interest map compiled elsewhere (host/sources/hybrid/hybrid.ts: the observed calls). */
   static observing(entries: ReadonlyMap<number, InterestEntry>, options: BpfTracerOptions): BpfTransport {
     return new BpfTransport({ ...options, interest: { calls: new Map(), failClosed: false } }, new Map(entries));
   }

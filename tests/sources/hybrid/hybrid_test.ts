@@ -12,7 +12,7 @@ import type { EventSink } from "../../../host/decider.ts";
 import type { HostEvent, LifecycleEvent, SyscallEvent } from "../../../host/events.ts";
 import type { Policy, Rule } from "../../../host/policy/policy.ts";
 import { RuleDecider } from "../../../host/policy/rule_decider.ts";
-import { compileHybrid, HybridTransport } from "../../../host/sources/bpf/hybrid.ts";
+import { compileHybrid, HybridTransport } from "../../../host/sources/hybrid/hybrid.ts";
 import { BpfTransport } from "../../../host/sources/bpf/transport.ts";
 import { acceptLauncher } from "../../../host/sources/launch.ts";
 import { launcherPath } from "../../../host/sources/launcher.ts";

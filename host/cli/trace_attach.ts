@@ -11,7 +11,7 @@ import { defaultStorePath } from "../store/kv.ts";
 import type { Policy } from "../policy/policy.ts";
 import { BpfRefusal, BpfThread, prepareBpfEnforcement } from "../sources/bpf/supervise.ts";
 import type { SupervisorSummary } from "../sources/enforce.ts";
-import type { TraceSinkOptions } from "./sink.ts";
+import type { TraceSinkOptions } from "../trace/sink.ts";
 
 /** Why `-p` cannot be served on a source other than bpf. */
 export function attachRefusal(source: string): string {

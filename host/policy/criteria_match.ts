@@ -14,24 +14,13 @@
  */
 import { createHash } from "node:crypto";
 import picomatch from "picomatch";
-import type { Criteria } from "../policy/criteria.ts";
+import type { Criteria } from "./criteria.ts";
+import type { ProcessFacts } from "../decider.ts";
+
+export type { ProcessFacts };
 
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
-
-/** Facts about a process the WSS knows when it starts a program (at spawn and at every execve). */
-export interface ProcessFacts {
-  pid: number;
-  /** The executable's absolute path (`/proc/PID/exe`). */
-  exe: string;
-  argv0: string;
-  /** Real uid: the invoker. */
-  uid: number;
-  /** Real gid. */
-  gid: number;
-  /** The parent's executable path. */
-  parentExe: string;
-}
 
 /** Attributes of the executable file, computed lazily (stat + sha256) and cached by the caller. */
 export interface ExeAttributes {

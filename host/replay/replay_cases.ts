@@ -27,7 +27,7 @@ import { errnoNumber } from "../errno.ts";
 import type { LifecycleEvent, SyscallEvent } from "../events.ts";
 import { readRecording, type RecordingFormat } from "../trace/recording.ts";
 import { syscallNumber } from "../syscalls/mod.ts";
-import { loadPolicy, type Policy } from "./policy.ts";
+import { loadPolicy, type Policy } from "../policy/policy.ts";
 import { fired, type Outcome, replay } from "./replay.ts";
 
 /** A test file that cannot be used: file, line, field and what was expected. */

@@ -15,11 +15,11 @@ import { v8Engine } from "../runtime/engine.ts";
 import { loadPolicyWrappers } from "../runtime/load.ts";
 import { KvNamespace } from "../store/kv.ts";
 import type { RecordedEvent } from "../trace/recording.ts";
-import { REPLAY_SESSION, ReplaySource } from "../trace/replay_source.ts";
+import { REPLAY_SESSION, ReplaySource } from "./replay_source.ts";
 import { buildInterest } from "../wss/interest.ts";
 import { Wss } from "../wss/supervisor.ts";
-import type { Policy } from "./policy.ts";
-import { RuleDecider } from "./rule_decider.ts";
+import type { Policy } from "../policy/policy.ts";
+import { RuleDecider } from "../policy/rule_decider.ts";
 
 /** What the replayed policies made of one recorded event. */
 export interface Outcome {

@@ -12,7 +12,7 @@ import {
   needsExeAttributes,
   type ProcessFacts,
   readExeAttributes,
-} from "../../host/wss/criteria.ts";
+} from "../../host/policy/criteria_match.ts";
 
 const isRoot = Deno.uid() === 0;
 const dir = await Deno.makeTempDir({ prefix: "idwrap-criteria-" });

@@ -25,7 +25,7 @@ import type {
   SourceLifecycle,
 } from "../wss/source.ts";
 import type { SupervisorSummary } from "../wss/summary.ts";
-import type { RecordedEvent } from "./recording.ts";
+import type { RecordedEvent } from "../trace/recording.ts";
 
 /**
  * Recorded pids are shown to the WSS moved above any pid Linux can give (pid_max is at most 2^22): a wrapper that looks

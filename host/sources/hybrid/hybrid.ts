@@ -49,10 +49,10 @@ import type { SupervisorSummary } from "../../wss/summary.ts";
 import { HYBRID_CAPABILITIES } from "../capabilities.ts";
 import { compileNotifySet } from "../seccomp/source.ts";
 import { SeccompSource } from "../seccomp/transport.ts";
-import { interestFor } from "./interest.ts";
-import type { InterestEntry } from "./layout.ts";
-import { BpfTransport } from "./transport.ts";
-import type { BpfTracerOptions } from "./tracer.ts";
+import { interestFor } from "../bpf/interest.ts";
+import type { InterestEntry } from "../bpf/layout.ts";
+import { BpfTransport } from "../bpf/transport.ts";
+import type { BpfTracerOptions } from "../bpf/tracer.ts";
 
 /** The interest compiled for each transport. */
 export interface HybridPlan {

@@ -4,7 +4,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { readRecording } from "../../host/trace/recording.ts";
-import { ReplaySource } from "../../host/trace/replay_source.ts";
+import { ReplaySource } from "../../host/replay/replay_source.ts";
 import type { SourceCall, SourceLifecycle } from "../../host/wss/source.ts";
 import { idwrap, ROOT } from "../helpers.ts";
 

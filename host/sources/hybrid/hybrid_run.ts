@@ -28,8 +28,8 @@ import { guardFilter } from "../seccomp/tamper.ts";
 import { type OnEvents, SourceThread } from "../thread.ts";
 import { compileHybrid, type HybridPlan } from "./hybrid.ts";
 import type { HybridWorkerConfig } from "./hybrid_worker.ts";
-import { bpfPrivilegeProblem, BpfRefusal } from "./supervise.ts";
-import { BPF_OBJECT } from "./tracer.ts";
+import { bpfPrivilegeProblem, BpfRefusal } from "../bpf/supervise.ts";
+import { BPF_OBJECT } from "../bpf/tracer.ts";
 
 /**
  * Why the hybrid source cannot be used here, or undefined when it can: the privilege to load the programs, the built
