@@ -384,6 +384,7 @@ static int idw_proc_show(struct seq_file *m, void *v)
 	seq_printf(m, "watched %llu\ninflight %llu\nunknown_verdicts %llu\n",
 		   s.watched, s.inflight, (u64)atomic64_read(&idw_stats.unknown));
 	seq_printf(m, "ring_bytes %u\nring_used %llu\n", idw_ring_size, used);
+	seq_printf(m, "sigio_refused %llu\n", (u64)atomic64_read(&idw_sigio_refused));
 	return 0;
 }
 
