@@ -78,7 +78,8 @@ static void notrace idw_sigio_ftrace(unsigned long ip, unsigned long parent_ip,
 {
 	struct pt_regs *regs = ftrace_get_regs(fregs);
 
-	if (!READ_ONCE(idw.active) || !idw_is_opener((struct task_struct *)regs->di))
+	/* Hooked only while a session is open; outside one the opener is NULL, which no task's group is. */
+	if (!idw_is_opener((struct task_struct *)regs->di))
 		return;
 	atomic64_inc(&idw_sigio_refused);
 	regs->ip = (unsigned long)idw_guard_eperm;
