@@ -222,6 +222,7 @@ struct idw_expect {
 	bool raced, refused;
 	char *seen;		/* the path bytes the caller's memory held at the call */
 	char *xname;		/* an xattr call's name, as decided on (the kernel copies it again) */
+	u16 ident_done;		/* the identity hooks (by kind) already passed for this call */
 	int raced_slot;
 };
 

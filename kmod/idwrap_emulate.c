@@ -771,7 +771,15 @@ static void notrace idw_ident_ftrace(unsigned long ip, unsigned long parent_ip,
 			ex->raced = ex->refused = true;
 			regs->ip = (unsigned long)idw_refuse_raced;
 		}
-	} else if (!idw_ident_check(ex, kind, regs, &slot)) {
+	} else if (ex->ident_done & BIT(kind)) {
+		/*
+		 * Only the first: the call's own. A stacked filesystem (overlayfs)
+		 * calls the hook again on the file or dentry underneath, another
+		 * inode, from inside the operation already checked.
+		 */
+	} else if (idw_ident_check(ex, kind, regs, &slot)) {
+		ex->ident_done |= BIT(kind);
+	} else {
 		if (!ex->raced) {
 			ex->raced_slot = ex->slot[slot].name ? slot : -1;
 			kfree(ex->seen);
