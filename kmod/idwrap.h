@@ -263,9 +263,8 @@ void idw_ident_exit(void);
 /* idwrap_guard.c */
 extern atomic64_t idw_sigio_refused;
 int idw_guard_refuses(long nr, const struct pt_regs *regs);
-int idw_guard_start(void);
-void idw_guard_stop(void);
-void idw_guard_exit(void);
+enum { IDW_GUARD_SIGIO, IDW_GUARD_IOCTL, IDW_GUARD_GETSOCKOPT, IDW_GUARD_SETSOCKOPT };
+void idw_guard_hook(int which, struct pt_regs *regs);
 
 /* idwrap_thunk.S and the C function it calls. */
 void idwrap_thunk(void);

@@ -584,8 +584,6 @@ int idw_hooks_start(void)
 		ret = idw_ops_start(&idw_sock_ops, &idw_sock_on, idw_sock_fns);
 	if (!ret)
 		ret = idw_ident_start();
-	if (!ret)
-		ret = idw_guard_start();
 	if (ret)
 		goto err;
 	return 0;
@@ -617,7 +615,6 @@ void idw_hooks_stop(void)
 	idw_ops_stop(&idw_fname02_ops, &idw_fname02_on);
 	idw_ops_stop(&idw_sock_ops, &idw_sock_on);
 	idw_ident_stop();
-	idw_guard_stop();
 	for (i = 0; i < ARRAY_SIZE(idw_tps); i++) {
 		if (idw_tps[i].on)
 			tracepoint_probe_unregister(idw_tps[i].tp, idw_tps[i].probe, NULL);
@@ -674,7 +671,6 @@ void idw_hooks_exit(void)
 	ftrace_free_filter(&idw_fname02_ops);
 	ftrace_free_filter(&idw_sock_ops);
 	idw_ident_exit();
-	idw_guard_exit();
 }
 
 static void idw_hook_fn(char *buf, int nr, int how, bool remove)

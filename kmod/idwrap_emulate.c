@@ -21,6 +21,7 @@
 #include <linux/fsnotify.h>
 #include <linux/ftrace.h>
 #include <linux/hashtable.h>
+#include <linux/kallsyms.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -720,8 +721,12 @@ static bool idw_ident_check(struct idw_expect *ex, int kind, const struct pt_reg
 		if (!s0->ident || !(idw_is_open(ex->nr) || ex->nr == __NR_openat2))
 			return true;
 		f = a0;
-		if (idw_ident_obj(s0, file_inode(f)))
+		/* The inode looked up (a stacked filesystem's file may carry the one underneath). */
+		if (idw_ident_obj(s0, d_inode(f->f_path.dentry)) || idw_ident_obj(s0, file_inode(f)))
 			return true;
+		pr_info_ratelimited("%s: open of ino %lu (dev %u, looked up %lu) is not ino %lu/%lu (dev %u) decided on\n",
+				    current->comm, file_inode(f)->i_ino, file_inode(f)->i_sb->s_dev,
+				    d_inode(f->f_path.dentry)->i_ino, s0->obj.ino, s0->objf.ino, s0->obj.dev);
 		/*
 		 * Nothing was there at copy time: the file it creates (or another
 		 * process created meanwhile) in the directory decided on, not one a
@@ -736,22 +741,20 @@ static bool idw_ident_check(struct idw_expect *ex, int kind, const struct pt_reg
 		if (!s0->ident || (ex->nr != __NR_execve && ex->nr != __NR_execveat))
 			return true;
 		f = ((const struct linux_binprm *)a0)->file;
-		return idw_ident_obj(s0, file_inode(f));
+		return idw_ident_obj(s0, d_inode(f->f_path.dentry)) || idw_ident_obj(s0, file_inode(f));
 	}
 	return true;
 }
 
 /*
  * On the security_* functions that run after the kernel's lookup of a
- * decided call's names (dentries locked, no sleeping here): another object
+ * decided call's names (dentries locked, no sleeping here; an ftrace
+ * handler, idw_sec_ftrace()): another object
  * than the one named at copy time refuses the call (EACCES in place of the
  * function's int) and marks it raced.
  */
-static void notrace idw_ident_ftrace(unsigned long ip, unsigned long parent_ip,
-				     struct ftrace_ops *op, struct ftrace_regs *fregs)
+static void idw_ident_hook(long kind, struct pt_regs *regs)
 {
-	long kind = (long)op->private;
-	struct pt_regs *regs;
 	struct idw_expect *ex;
 	int slot;
 
@@ -760,7 +763,6 @@ static void notrace idw_ident_ftrace(unsigned long ip, unsigned long parent_ip,
 	ex = idw_ex_get(current, false);
 	if (!ex)
 		return;
-	regs = ftrace_get_regs(fregs);
 	if (kind == IDW_HOOK_XATTR1 || kind == IDW_HOOK_XATTR2) {
 		/* The kernel copied the name again (strncpy_from_user): it must be the one decided on. */
 		const char *kname = (const char *)(kind == IDW_HOOK_XATTR1 ? regs->si : regs->dx);
@@ -791,62 +793,111 @@ static void notrace idw_ident_ftrace(unsigned long ip, unsigned long parent_ip,
 	idw_ex_put(ex);
 }
 
-static const char * const idw_ident_fns[IDW_HOOK_KINDS][5] = {
-	[IDW_HOOK_DIRENT0] = { "security_path_unlink", "security_path_rmdir", "security_path_mkdir",
-			       "security_path_mknod", NULL },
-	[IDW_HOOK_DIRENT1] = { "security_path_symlink", NULL },
-	[IDW_HOOK_LINK] = { "security_path_link", NULL },
-	[IDW_HOOK_RENAME] = { "security_path_rename", NULL },
-	[IDW_HOOK_SETATTR] = { "security_inode_setattr", NULL },
-	[IDW_HOOK_FILE] = { "security_file_open", NULL },
-	[IDW_HOOK_BPRM] = { "security_bprm_creds_for_exec", NULL },
-	[IDW_HOOK_XATTR1] = { "security_inode_getxattr", NULL },
-	[IDW_HOOK_XATTR2] = { "security_inode_setxattr", "security_inode_removexattr", NULL },
+/*
+ * Every security_* function the module hooks, with what its arguments hold.
+ * One ftrace_ops for all (each registration and, worse, each unregistration
+ * of a module's ops costs RCU-tasks grace periods: the session's open and
+ * close would wait for one per ops); the handler tells them apart by their
+ * address, which it learns from the symbol's name the first time each is
+ * called (kallsyms_lookup_name is not exported).
+ */
+static const struct {
+	const char *fn;
+	int kind;
+} idw_sec_fns[] = {
+	{ "security_path_unlink", IDW_HOOK_DIRENT0 }, { "security_path_rmdir", IDW_HOOK_DIRENT0 },
+	{ "security_path_mkdir", IDW_HOOK_DIRENT0 }, { "security_path_mknod", IDW_HOOK_DIRENT0 },
+	{ "security_path_symlink", IDW_HOOK_DIRENT1 }, { "security_path_link", IDW_HOOK_LINK },
+	{ "security_path_rename", IDW_HOOK_RENAME }, { "security_inode_setattr", IDW_HOOK_SETATTR },
+	{ "security_file_open", IDW_HOOK_FILE }, { "security_bprm_creds_for_exec", IDW_HOOK_BPRM },
+	{ "security_inode_getxattr", IDW_HOOK_XATTR1 }, { "security_inode_setxattr", IDW_HOOK_XATTR2 },
+	{ "security_inode_removexattr", IDW_HOOK_XATTR2 },
+	{ "security_file_send_sigiotask", IDW_HOOK_KINDS + IDW_GUARD_SIGIO },
+	{ "security_file_ioctl", IDW_HOOK_KINDS + IDW_GUARD_IOCTL },
+	{ "security_socket_getsockopt", IDW_HOOK_KINDS + IDW_GUARD_GETSOCKOPT },
+	{ "security_socket_setsockopt", IDW_HOOK_KINDS + IDW_GUARD_SETSOCKOPT },
 };
-#define IDW_IDENT_OPS(k) [k] = { .func = idw_ident_ftrace, .flags = IDW_OPS_FLAGS, .private = (void *)k }
-static struct ftrace_ops idw_ident_ops[IDW_HOOK_KINDS] = {
-	IDW_IDENT_OPS(IDW_HOOK_DIRENT0), IDW_IDENT_OPS(IDW_HOOK_DIRENT1), IDW_IDENT_OPS(IDW_HOOK_LINK),
-	IDW_IDENT_OPS(IDW_HOOK_RENAME), IDW_IDENT_OPS(IDW_HOOK_SETATTR), IDW_IDENT_OPS(IDW_HOOK_FILE),
-	IDW_IDENT_OPS(IDW_HOOK_BPRM), IDW_IDENT_OPS(IDW_HOOK_XATTR1), IDW_IDENT_OPS(IDW_HOOK_XATTR2),
-};
-static bool idw_ident_on[IDW_HOOK_KINDS];
+
+/* The kind of each hooked function's address, learnt on its first call (ip 0: free). */
+static struct {
+	unsigned long ip;
+	int kind;
+} idw_ip_kind[ARRAY_SIZE(idw_sec_fns)];
+static DEFINE_SPINLOCK(idw_ip_lock);
+
+static int idw_kind_of(unsigned long ip)
+{
+	char name[KSYM_NAME_LEN];
+	unsigned long flags;
+	int i, kind = -1;
+
+	for (i = 0; i < ARRAY_SIZE(idw_ip_kind); i++) {
+		unsigned long v = smp_load_acquire(&idw_ip_kind[i].ip);
+
+		if (v == ip)
+			return idw_ip_kind[i].kind;
+		if (!v)
+			break;
+	}
+	sprint_symbol_no_offset(name, ip);
+	for (i = 0; i < ARRAY_SIZE(idw_sec_fns); i++)
+		if (!strcmp(name, idw_sec_fns[i].fn))
+			kind = idw_sec_fns[i].kind;
+	if (kind < 0)
+		return -1;
+	spin_lock_irqsave(&idw_ip_lock, flags);
+	for (i = 0; i < ARRAY_SIZE(idw_ip_kind); i++) {
+		if (idw_ip_kind[i].ip == ip)
+			break;
+		if (!idw_ip_kind[i].ip) {
+			idw_ip_kind[i].kind = kind;
+			smp_store_release(&idw_ip_kind[i].ip, ip);
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&idw_ip_lock, flags);
+	return kind;
+}
+
+static void notrace idw_sec_ftrace(unsigned long ip, unsigned long parent_ip,
+				   struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	int kind = idw_kind_of(ip);
+
+	if (kind >= IDW_HOOK_KINDS)
+		idw_guard_hook(kind - IDW_HOOK_KINDS, ftrace_get_regs(fregs));
+	else if (kind >= 0)
+		idw_ident_hook(kind, ftrace_get_regs(fregs));
+}
+
+static struct ftrace_ops idw_sec_ops = { .func = idw_sec_ftrace, .flags = IDW_OPS_FLAGS };
+static bool idw_sec_on;
 
 int idw_ident_start(void)
 {
 	char buf[KSYM_NAME_LEN];
-	int k, i, ret = 0;
+	int i, ret = 0;
 
-	for (k = 0; k < IDW_HOOK_KINDS && !ret; k++) {
-		struct ftrace_ops *ops = &idw_ident_ops[k];
-
-		for (i = 0; idw_ident_fns[k][i] && !ret; i++) {
-			strscpy(buf, idw_ident_fns[k][i], sizeof(buf));
-			ret = ftrace_set_filter(ops, buf, strlen(buf), !i);
-			if (ret)
-				pr_err("cannot hook %s: %d\n", buf, ret);
-		}
-		if (!ret)
-			ret = register_ftrace_function(ops);
-		idw_ident_on[k] = !ret;
+	for (i = 0; i < ARRAY_SIZE(idw_sec_fns) && !ret; i++) {
+		strscpy(buf, idw_sec_fns[i].fn, sizeof(buf));
+		ret = ftrace_set_filter(&idw_sec_ops, buf, strlen(buf), !i);
+		if (ret)
+			pr_err("cannot hook %s: %d\n", buf, ret);
 	}
+	if (!ret)
+		ret = register_ftrace_function(&idw_sec_ops);
+	idw_sec_on = !ret;
 	return ret;
 }
 
 void idw_ident_stop(void)
 {
-	int k;
-
-	for (k = 0; k < IDW_HOOK_KINDS; k++) {
-		if (idw_ident_on[k])
-			unregister_ftrace_function(&idw_ident_ops[k]);
-		idw_ident_on[k] = false;
-	}
+	if (idw_sec_on)
+		unregister_ftrace_function(&idw_sec_ops);
+	idw_sec_on = false;
 }
 
 void idw_ident_exit(void)
 {
-	int k;
-
-	for (k = 0; k < IDW_HOOK_KINDS; k++)
-		ftrace_free_filter(&idw_ident_ops[k]);
+	ftrace_free_filter(&idw_sec_ops);
 }

@@ -23,7 +23,6 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/fs.h>
-#include <linux/ftrace.h>
 #include <linux/sched.h>
 #include <linux/socket.h>
 #include <asm/ioctls.h>
@@ -72,83 +71,31 @@ int idw_guard_refuses(long nr, const struct pt_regs *regs)
 	return idw_guard_args(nr, regs->si, regs->dx);
 }
 
-/* security_file_send_sigiotask(tsk, fown, sig): no file's signal for the supervisor. */
-static void notrace idw_sigio_ftrace(unsigned long ip, unsigned long parent_ip,
-				     struct ftrace_ops *op, struct ftrace_regs *fregs)
+/*
+ * From the module's one ftrace handler on security_* functions
+ * (idw_sec_ftrace(), idwrap_emulate.c): @which of them was called, with
+ * these argument registers.
+ */
+void idw_guard_hook(int which, struct pt_regs *regs)
 {
-	struct pt_regs *regs = ftrace_get_regs(fregs);
-
-	/* Hooked only while a session is open; outside one the opener is NULL, which no task's group is. */
-	if (!idw_is_opener((struct task_struct *)regs->di))
-		return;
-	atomic64_inc(&idw_sigio_refused);
-	regs->ip = (unsigned long)idw_guard_eperm;
-}
-
-/* security_file_ioctl(file, cmd, arg): TIOCSTI. */
-static void notrace idw_ioctl_ftrace(unsigned long ip, unsigned long parent_ip,
-				     struct ftrace_ops *op, struct ftrace_regs *fregs)
-{
-	struct pt_regs *regs = ftrace_get_regs(fregs);
-
-	if (idw_guard_args(__NR_ioctl, regs->si, 0) && idw_intercepts(current))
-		regs->ip = (unsigned long)idw_guard_eperm;
-}
-
-/* security_socket_{get,set}sockopt(sock, level, optname): @op->private is the syscall. */
-static void notrace idw_sockopt_ftrace(unsigned long ip, unsigned long parent_ip,
-				       struct ftrace_ops *op, struct ftrace_regs *fregs)
-{
-	struct pt_regs *regs = ftrace_get_regs(fregs);
-
-	if (idw_guard_args((long)op->private, regs->si, regs->dx) && idw_intercepts(current))
-		regs->ip = (unsigned long)idw_guard_enoprotoopt;
-}
-
-static struct ftrace_ops idw_guard_ops[] = {
-	{ .func = idw_sigio_ftrace, .flags = IDW_OPS_FLAGS },
-	{ .func = idw_ioctl_ftrace, .flags = IDW_OPS_FLAGS },
-	{ .func = idw_sockopt_ftrace, .flags = IDW_OPS_FLAGS, .private = (void *)__NR_getsockopt },
-	{ .func = idw_sockopt_ftrace, .flags = IDW_OPS_FLAGS, .private = (void *)__NR_setsockopt },
-};
-static const char * const idw_guard_fns[] = {
-	"security_file_send_sigiotask", "security_file_ioctl", "security_socket_getsockopt",
-	"security_socket_setsockopt",
-};
-static bool idw_guard_on[ARRAY_SIZE(idw_guard_ops)];
-
-int idw_guard_start(void)
-{
-	char buf[KSYM_NAME_LEN];
-	int i, ret = 0;
-
-	for (i = 0; i < ARRAY_SIZE(idw_guard_ops) && !ret; i++) {
-		strscpy(buf, idw_guard_fns[i], sizeof(buf));
-		ret = ftrace_set_filter(&idw_guard_ops[i], buf, strlen(buf), 1);
-		if (ret)
-			pr_err("cannot hook %s: %d\n", buf, ret);
-		else
-			ret = register_ftrace_function(&idw_guard_ops[i]);
-		idw_guard_on[i] = !ret;
+	switch (which) {
+	case IDW_GUARD_SIGIO:
+		/* (tsk, fown, sig): no file's signal for the supervisor. Hooked only during a session,
+		 * outside one the opener is NULL, which no task's group is. */
+		if (idw_is_opener((struct task_struct *)regs->di)) {
+			atomic64_inc(&idw_sigio_refused);
+			regs->ip = (unsigned long)idw_guard_eperm;
+		}
+		break;
+	case IDW_GUARD_IOCTL:	/* (file, cmd, arg) */
+		if (idw_guard_args(__NR_ioctl, regs->si, 0) && idw_intercepts(current))
+			regs->ip = (unsigned long)idw_guard_eperm;
+		break;
+	case IDW_GUARD_GETSOCKOPT:	/* (sock, level, optname) */
+	case IDW_GUARD_SETSOCKOPT:
+		if (idw_guard_args(which == IDW_GUARD_GETSOCKOPT ? __NR_getsockopt : __NR_setsockopt,
+				   regs->si, regs->dx) && idw_intercepts(current))
+			regs->ip = (unsigned long)idw_guard_enoprotoopt;
+		break;
 	}
-	return ret;
-}
-
-void idw_guard_stop(void)
-{
-	int i;
-
-	for (i = 0; i < ARRAY_SIZE(idw_guard_ops); i++) {
-		if (idw_guard_on[i])
-			unregister_ftrace_function(&idw_guard_ops[i]);
-		idw_guard_on[i] = false;
-	}
-}
-
-void idw_guard_exit(void)
-{
-	int i;
-
-	for (i = 0; i < ARRAY_SIZE(idw_guard_ops); i++)
-		ftrace_free_filter(&idw_guard_ops[i]);
 }
