@@ -176,7 +176,7 @@ for (const who of ["root", "an ordinary user"]) {
         const wrapped = await section(`kmod-${pre}${family}`);
         const c = counts(wrapped);
         assertEquals(c.wins, 0, `${family} won ${c.wins} times: ${wrapped}`);
-        // The racer sees the wait in time for some tries only (6.1, TCG: 36 to 295 of 300 per family and user).
+        // The racer sees the wait in time for some tries only (6.1, TCG: 36 to 300 of 300 per family and user).
         assert(c.swapped >= ROUNDS / 25, `the racer swapped while the call was being decided: ${wrapped}`);
         // A swap can land after the verdict let the call act (the harmless object, then): not every swap is refused.
         assert(c.refused > c.swapped / 4, `the swapped calls are refused (EACCES): ${wrapped}`);
