@@ -8,7 +8,10 @@
  *  - idwrap_probes.c: tracepoint probes, lifecycle, the watch set;
  *  - idwrap_decide.c: the waiters, ftrace ops, the thunk's entry
  *    (idwrap_pre()), expectations, the session's hooks;
- *  - idwrap_emulate.c: in-module opens, the kernel's path-copy replacement;
+ *  - idwrap_emulate.c: in-module opens, the kernel's path-copy replacement,
+ *    the identity of what a decided name names;
+ *  - idwrap_guard.c: the supervisor's guard by argument (SIGIO, TIOCSTI,
+ *    peer pidfds);
  *  - idwrap_thunk.S: the small trampoline the ftrace handler redirects to.
  */
 #ifndef _IDWRAP_H
@@ -204,12 +207,27 @@ void idw_watch_clear(void);
 				 * target, mount's source, RESOLVE_BENEATH/IN_ROOT) */
 #define IDW_NOSLOT	-3	/* not a name the kernel getname()s (an xattr's name) */
 
+/* A file's identity: ino 0 is "nothing there" (or the lookup failed). */
+struct idw_ident {
+	unsigned long ino;
+	dev_t dev;
+	u32 gen;
+};
+
 struct idw_slot {
 	unsigned long uaddr;	/* the user pointer the call passes */
 	char *name;		/* what the kernel gets instead (joined) */
 	char *raw;		/* the bytes copied from the caller */
 	int err;		/* the copy faulted or was cut (the kernel gets that), or
 				 * the join failed (the call fails with it) */
+	/*
+	 * What the name resolved to at copy time (idw_ident_record()): its
+	 * parent directory, the object itself, and the object with a final
+	 * symlink followed. The kernel's security_* hooks compare what the call
+	 * acts on with these.
+	 */
+	bool ident;
+	struct idw_ident parent, obj, objf;
 };
 
 struct idw_expect {
@@ -223,6 +241,8 @@ struct idw_expect {
 	/* Filled by the hooks: the call saw other bytes than the copy. */
 	bool raced, refused;
 	char *seen;		/* the path bytes the caller's memory held at the call */
+	char *xname;		/* an xattr call's name, as decided on (the kernel copies it again) */
+	u16 ident_done;		/* the identity hooks (by kind) already passed for this call */
 	int raced_slot;
 };
 
@@ -255,6 +275,16 @@ long idw_open_emulated(long nr, struct idw_rec *r, unsigned long *args,
 struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned long *args);
 int idw_expect_error(const struct idw_expect *ex);
 void idw_expect_rewrite(struct idw_expect *ex, long nr, const unsigned long *args, u32 arg);
+struct idw_expect *idw_expect_open(long nr, struct idw_rec *r, const struct path *dir);
+int idw_ident_start(void);
+void idw_ident_stop(void);
+void idw_ident_exit(void);
+
+/* idwrap_guard.c */
+extern atomic64_t idw_sigio_refused;
+int idw_guard_refuses(long nr, const struct pt_regs *regs);
+enum { IDW_GUARD_SIGIO, IDW_GUARD_IOCTL, IDW_GUARD_GETSOCKOPT, IDW_GUARD_SETSOCKOPT };
+void idw_guard_hook(int which, struct pt_regs *regs);
 
 /*
  * The module's own allocations, by site, so the test-only build

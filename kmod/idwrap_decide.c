@@ -245,6 +245,7 @@ void idw_ex_free(struct idw_expect *ex)
 	}
 	kfree(ex->addr);
 	kfree(ex->seen);
+	kfree(ex->xname);
 	kfree(ex);
 }
 
@@ -446,9 +447,10 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 	r.ev = idw_kvmalloc("record", r.cap, GFP_KERNEL);
 	if (r.ev) {
 		idw_rec_syscall(&r, open ? IDWRAP_EVF_EMULATED : 0, nr, args, false);
-		if (open)
+		if (open) {
 			idw_pin_dir(nr, &r, args, &dir);
-		else
+			ex = idw_expect_open(nr, &r, &dir);
+		} else
 			ex = idw_expect_build(nr, &r, args);
 		idw_wait_verdict(&r, &a);
 	} else {
@@ -470,6 +472,11 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 	case IDWRAP_ACT_REWRITE:
 		atomic64_inc(&idw->stats.rewritten);
 		if (open) {
+			/* Another name or start directory: the identity recorded is not what it names. */
+			if (!IS_ERR_OR_NULL(ex) && (a.path || (nr == __NR_openat && a.arg == 0))) {
+				idw_ex_free(ex);
+				ex = NULL;
+			}
 			if (a.path)
 				break;
 			args[a.arg] = a.value;
@@ -493,7 +500,12 @@ bool idwrap_pre(struct pt_regs *regs, long *ret, unsigned long observe)
 		break;
 	}
 	if (run && open) {
-		*ret = r.ev ? idw_open_emulated(nr, &r, args, a.path, &dir) : -ENOMEM;
+		/* The file opened must be the one the name named at copy time (checked in security_file_open). */
+		if (!IS_ERR_OR_NULL(ex)) {
+			idw_ex_add(ex);
+			ex = NULL;
+		}
+		*ret = !r.ev || IS_ERR(ex) ? -ENOMEM : idw_open_emulated(nr, &r, args, a.path, &dir);
 		run = false;
 		idw_ts_put(nr, -1, 0, true);
 	}
@@ -571,6 +583,8 @@ int idw_hooks_start(void)
 		ret = idw_ops_start(&idw_fname02_ops, &idw_fname02_on, idw_fname02_fns);
 	if (!ret)
 		ret = idw_ops_start(&idw_sock_ops, &idw_sock_on, idw_sock_fns);
+	if (!ret)
+		ret = idw_ident_start();
 	if (ret)
 		goto err;
 	return 0;
@@ -601,6 +615,7 @@ void idw_hooks_stop(void)
 	idw_ops_stop(&idw_fname13_ops, &idw_fname13_on);
 	idw_ops_stop(&idw_fname02_ops, &idw_fname02_on);
 	idw_ops_stop(&idw_sock_ops, &idw_sock_on);
+	idw_ident_stop();
 	for (i = 0; i < ARRAY_SIZE(idw_tps); i++) {
 		if (idw_tps[i].on)
 			tracepoint_probe_unregister(idw_tps[i].tp, idw_tps[i].probe, NULL);
@@ -656,6 +671,7 @@ void idw_hooks_exit(void)
 	ftrace_free_filter(&idw_fname13_ops);
 	ftrace_free_filter(&idw_fname02_ops);
 	ftrace_free_filter(&idw_sock_ops);
+	idw_ident_exit();
 }
 
 static void idw_hook_fn(char *buf, int nr, int how, bool remove)

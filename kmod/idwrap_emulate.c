@@ -21,8 +21,10 @@
 #include <linux/fsnotify.h>
 #include <linux/ftrace.h>
 #include <linux/hashtable.h>
+#include <linux/kallsyms.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/namei.h>
 #include <linux/net.h>
 #include <linux/openat2.h>
@@ -252,6 +254,147 @@ static void idw_slot_join(struct idw_slot *sl, int dfd)
 	path_put(&dir);
 }
 
+/* The path xattr calls, whose second string (slot 1) is the attribute's name. */
+static bool idw_is_xattr(long nr)
+{
+	switch (nr) {
+	case __NR_getxattr: case __NR_lgetxattr: case __NR_setxattr:
+	case __NR_lsetxattr: case __NR_removexattr: case __NR_lremovexattr:
+		return true;
+	}
+	return false;
+}
+
+/* ---- the identity of what a decided name names ------------------------- */
+
+/*
+ * The bytes decided on are not enough: a thread may rename a directory on
+ * the path away and put a symlink to /etc in its place (or swap a final
+ * symlink) after the decision, and the same bytes then name another file.
+ * So at copy time each name is also looked up (in the caller, its root, cwd
+ * and mount namespace): the object (final symlink not followed, and
+ * followed) and its parent directory, by device, inode number and
+ * generation. The kernel's security_* hooks, which run after its own lookup,
+ * compare what the call acts on with that, and refuse (EACCES, EVF_RACED)
+ * when it is another object: a parent for creates and removals, the object
+ * for the rest. A lookup that fails records "nothing there", so any object
+ * found later differs (fail closed). Only tasks with an expectation pay:
+ * three lookups at copy time, a compare in the hook.
+ *
+ * idwrap.identity=0 (at insmod only) turns the check off: the old behaviour,
+ * the control of tests/sources/kmod/swap_vm_test.ts.
+ */
+static bool identity = true;
+module_param(identity, bool, 0444);
+MODULE_PARM_DESC(identity, "check the identity of what a decided name names (default on; off: a test control)");
+
+/* The calls whose object the identity hooks check (the others' names are only looked at). */
+static bool idw_ident_wanted(long nr)
+{
+	switch (nr) {
+	case __NR_open: case __NR_openat: case __NR_creat: case __NR_openat2:
+	case __NR_unlink: case __NR_unlinkat: case __NR_rmdir:
+	case __NR_mkdir: case __NR_mkdirat: case __NR_mknod: case __NR_mknodat:
+	case __NR_symlink: case __NR_symlinkat: case __NR_link: case __NR_linkat:
+	case __NR_rename: case __NR_renameat: case __NR_renameat2:
+	case __NR_chmod: case __NR_fchmodat: case __NR_chown: case __NR_lchown: case __NR_fchownat:
+	case __NR_truncate: case __NR_utime: case __NR_utimes: case __NR_utimensat: case __NR_futimesat:
+	case __NR_execve: case __NR_execveat:
+		return READ_ONCE(identity);
+	}
+	return false;
+}
+
+static void idw_ident_lookup(const char *name, unsigned int flags, struct idw_ident *id)
+{
+	struct path p;
+
+	*id = (struct idw_ident){};
+	if (kern_path(name, flags, &p))
+		return;
+	if (d_really_is_positive(p.dentry)) {
+		struct inode *inode = d_inode(p.dentry);
+
+		id->ino = inode->i_ino;
+		id->dev = inode->i_sb->s_dev;
+		id->gen = inode->i_generation;
+	}
+	path_put(&p);
+}
+
+/* What @sl's absolute name names now (a relative one: nothing, which no object matches). */
+static int idw_ident_record(struct idw_slot *sl)
+{
+	char *dir, *slash;
+	size_t n;
+
+	sl->ident = true;
+	sl->parent = sl->obj = sl->objf = (struct idw_ident){};
+	if (sl->name[0] != '/')
+		return 0;
+	idw_ident_lookup(sl->name, 0, &sl->obj);
+	idw_ident_lookup(sl->name, LOOKUP_FOLLOW, &sl->objf);
+	dir = kstrdup(sl->name, GFP_KERNEL);
+	if (!dir)
+		return -ENOMEM;
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = 0;
+	slash = strrchr(dir, '/');
+	slash[slash == dir] = 0;	/* "/a" -> "/", "/a/b" -> "/a" */
+	idw_ident_lookup(dir, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &sl->parent);
+	kfree(dir);
+	return 0;
+}
+
+static bool idw_ident_is(const struct idw_ident *id, const struct inode *inode)
+{
+	return inode && id->ino && id->ino == inode->i_ino && id->dev == inode->i_sb->s_dev &&
+	       id->gen == inode->i_generation;
+}
+
+/* The object a call acts on (NULL: a negative dentry) is the one @sl named at copy time. */
+static bool idw_ident_obj(const struct idw_slot *sl, const struct inode *inode)
+{
+	if (!inode)
+		return !sl->obj.ino || !sl->objf.ino;
+	return idw_ident_is(&sl->obj, inode) || idw_ident_is(&sl->objf, inode);
+}
+
+/*
+ * The expectation of an emulated open (NULL: none; an ERR_PTR: no memory):
+ * only the identity of what its decided name (joined to the pinned @dir)
+ * names now; filp_open() looks the name up again.
+ */
+struct idw_expect *idw_expect_open(long nr, struct idw_rec *r, const struct path *dir)
+{
+	const char *name = (const char *)(r->ev + 1);
+	struct idw_expect *ex;
+	struct idw_slot *sl;
+
+	if (!idw_ident_wanted(nr) || !r->ev->path_len || (r->ev->flags & IDWRAP_EVF_TRUNC) || !name[0])
+		return NULL;
+	ex = kzalloc(sizeof(*ex), GFP_KERNEL);
+	if (!ex)
+		return ERR_PTR(-ENOMEM);
+	ex->nr = nr;
+	ex->raced_slot = -1;
+	sl = &ex->slot[0];
+	sl->name = kmalloc(PATH_MAX, GFP_KERNEL);
+	if (!sl->name)
+		goto nomem;
+	if (name[0] == '/')
+		strscpy(sl->name, name, PATH_MAX);
+	else if (!dir->dentry || idw_join(dir, name, sl->name))
+		sl->name[0] = 0;	/* the open fails, or nothing matches */
+	if (idw_ident_record(sl))
+		goto nomem;
+	return ex;
+nomem:
+	idw_ex_free(ex);
+	return ERR_PTR(-ENOMEM);
+}
+
 /*
  * The expectation of decided call @nr (NULL: it has none; an ERR_PTR: no
  * memory), from its record @r, before the verdict: each name the kernel
@@ -311,12 +454,22 @@ struct idw_expect *idw_expect_build(long nr, struct idw_rec *r, const unsigned l
 		if (!sl->raw || !sl->name)
 			goto nomem;
 		strscpy(sl->name, sl->raw, PATH_MAX);
-		if (where == IDW_NOJOIN || !sl->raw[0] || sl->raw[0] == '/')
+		if (where == IDW_NOJOIN || !sl->raw[0])
 			continue;
-		idw_slot_join(sl, where == IDW_CWD ? AT_FDCWD : (int)args[where]);
-		if (sl->err == -ENOMEM)
+		if (sl->raw[0] != '/') {
+			idw_slot_join(sl, where == IDW_CWD ? AT_FDCWD : (int)args[where]);
+			if (sl->err == -ENOMEM)
+				goto nomem;
+			joined |= !sl->err;
+		}
+		if (!sl->err && idw_ident_wanted(nr) && idw_ident_record(sl))
 			goto nomem;
-		joined |= !sl->err;
+	}
+	/* An xattr's name, as copied (a cut or faulted copy: the kernel's fails too, ERANGE or EFAULT). */
+	if (idw_is_xattr(nr) && len[1] && len[1] < PATH_MAX) {
+		ex->xname = kstrdup(at[1], GFP_KERNEL);
+		if (!ex->xname)
+			goto nomem;
 	}
 	if (joined) {
 		/* The record again: header, the joined names, the data after them. */
@@ -368,8 +521,12 @@ void idw_expect_rewrite(struct idw_expect *ex, long nr, const unsigned long *arg
 	for (i = 0; i < 2; i++) {
 		struct idw_slot *sl = &ex->slot[i];
 
-		if (sl->raw && sl->raw[0] && sl->raw[0] != '/' && idw_slot_dir(nr, i, args) == (int)arg)
+		if (sl->raw && sl->raw[0] && sl->raw[0] != '/' && idw_slot_dir(nr, i, args) == (int)arg) {
 			idw_slot_join(sl, (int)args[arg]);
+			/* What the new name resolves to; without memory for that, nothing matches: refused. */
+			if (sl->ident && (sl->err || idw_ident_record(sl)))
+				sl->parent = sl->obj = sl->objf = (struct idw_ident){};
+		}
 	}
 }
 
@@ -503,3 +660,244 @@ struct ftrace_ops idw_fname02_ops = {
 };
 struct ftrace_ops idw_sock_ops = { .func = idw_sock_ftrace, .flags = IDW_OPS_FLAGS };
 bool idw_fname1_on, idw_fname13_on, idw_fname02_on, idw_sock_on;
+
+/* ---- the identity hooks ---------------------------------------------------- */
+
+/* Which arguments of a hooked security_* function hold what. */
+enum idw_ident_kind {
+	IDW_HOOK_DIRENT0,	/* (dir, dentry, ...): slot 0's parent and object */
+	IDW_HOOK_DIRENT1,	/* symlink's (dir, dentry, old_name): slot 1's */
+	IDW_HOOK_LINK,		/* (old_dentry, new_dir, new_dentry) */
+	IDW_HOOK_RENAME,	/* (old_dir, old_dentry, new_dir, new_dentry, flags) */
+	IDW_HOOK_SETATTR,	/* (idmap, dentry, attr): slot 0's object */
+	IDW_HOOK_FILE,		/* security_file_open(file): an open's object */
+	IDW_HOOK_BPRM,		/* security_bprm_creds_for_exec(bprm): the program */
+	IDW_HOOK_XATTR1,	/* security_inode_getxattr(dentry, name) */
+	IDW_HOOK_XATTR2,	/* security_inode_{set,remove}xattr(idmap, dentry, name...) */
+	IDW_HOOK_KINDS
+};
+
+static int idw_refuse_raced(void)
+{
+	return -EACCES;
+}
+
+/* @sl's directory entry: the parent it is in and the object it names. */
+static bool idw_ident_dirent(const struct idw_slot *sl, const struct path *dir, const struct dentry *d)
+{
+	return idw_ident_is(&sl->parent, d_inode(dir->dentry)) && idw_ident_obj(sl, d_inode(d));
+}
+
+/* Whether the object hook @kind sees for @ex is the one decided on; @slot: the slot that differs. */
+static bool idw_ident_check(struct idw_expect *ex, int kind, const struct pt_regs *regs, int *slot)
+{
+	struct idw_slot *s0 = &ex->slot[0], *s1 = &ex->slot[1];
+	const void *a0 = (const void *)regs->di, *a1 = (const void *)regs->si;
+	const void *a2 = (const void *)regs->dx, *a3 = (const void *)regs->cx;
+	const struct file *f;
+	bool ok;
+
+	*slot = 0;
+	switch (kind) {
+	case IDW_HOOK_DIRENT0:
+		return !s0->ident || idw_ident_dirent(s0, a0, a1);
+	case IDW_HOOK_DIRENT1:
+		*slot = 1;
+		return !s1->ident || idw_ident_dirent(s1, a0, a1);
+	case IDW_HOOK_LINK:
+		if (s0->ident && !idw_ident_obj(s0, d_inode(a0)))
+			return false;
+		*slot = 1;
+		return !s1->ident || idw_ident_dirent(s1, a1, a2);
+	case IDW_HOOK_RENAME:
+		if (s0->ident && !idw_ident_dirent(s0, a0, a1))
+			return false;
+		*slot = 1;
+		return !s1->ident || idw_ident_dirent(s1, a2, a3);
+	case IDW_HOOK_SETATTR:	/* an open's O_TRUNC: its file_open checked the file */
+		return !s0->ident || idw_is_open(ex->nr) || ex->nr == __NR_openat2 ||
+		       idw_ident_obj(s0, d_inode(a1));
+	case IDW_HOOK_FILE:
+		if (!s0->ident || !(idw_is_open(ex->nr) || ex->nr == __NR_openat2))
+			return true;
+		f = a0;
+		/* The inode looked up (a stacked filesystem's file may carry the one underneath). */
+		if (idw_ident_obj(s0, d_inode(f->f_path.dentry)) || idw_ident_obj(s0, file_inode(f)))
+			return true;
+		pr_info_ratelimited("%s: open of ino %lu (dev %u, looked up %lu) is not ino %lu/%lu (dev %u) decided on\n",
+				    current->comm, file_inode(f)->i_ino, file_inode(f)->i_sb->s_dev,
+				    d_inode(f->f_path.dentry)->i_ino, s0->obj.ino, s0->objf.ino, s0->obj.dev);
+		/*
+		 * Nothing was there at copy time: the file it creates (or another
+		 * process created meanwhile) in the directory decided on, not one a
+		 * symlink put there leads to.
+		 */
+		rcu_read_lock();
+		ok = !s0->obj.ino &&
+		     idw_ident_is(&s0->parent, d_inode(READ_ONCE(f->f_path.dentry->d_parent)));
+		rcu_read_unlock();
+		return ok;
+	case IDW_HOOK_BPRM:
+		if (!s0->ident || (ex->nr != __NR_execve && ex->nr != __NR_execveat))
+			return true;
+		f = ((const struct linux_binprm *)a0)->file;
+		return idw_ident_obj(s0, d_inode(f->f_path.dentry)) || idw_ident_obj(s0, file_inode(f));
+	}
+	return true;
+}
+
+/*
+ * On the security_* functions that run after the kernel's lookup of a
+ * decided call's names (dentries locked, no sleeping here; an ftrace
+ * handler, idw_sec_ftrace()): another object
+ * than the one named at copy time refuses the call (EACCES in place of the
+ * function's int) and marks it raced.
+ */
+static void idw_ident_hook(long kind, struct pt_regs *regs)
+{
+	struct idw_expect *ex;
+	int slot;
+
+	if (likely(!atomic_read(&idw_nex)))
+		return;
+	ex = idw_ex_get(current, false);
+	if (!ex)
+		return;
+	if (kind == IDW_HOOK_XATTR1 || kind == IDW_HOOK_XATTR2) {
+		/* The kernel copied the name again (strncpy_from_user): it must be the one decided on. */
+		const char *kname = (const char *)(kind == IDW_HOOK_XATTR1 ? regs->si : regs->dx);
+
+		if (ex->xname && strcmp(kname, ex->xname)) {
+			if (!ex->raced)
+				ex->seen = kstrdup(kname, GFP_ATOMIC | __GFP_NOWARN);
+			ex->raced = ex->refused = true;
+			regs->ip = (unsigned long)idw_refuse_raced;
+		}
+	} else if (ex->ident_done & BIT(kind)) {
+		/*
+		 * Only the first: the call's own. A stacked filesystem (overlayfs)
+		 * calls the hook again on the file or dentry underneath, another
+		 * inode, from inside the operation already checked.
+		 */
+	} else if (idw_ident_check(ex, kind, regs, &slot)) {
+		ex->ident_done |= BIT(kind);
+	} else {
+		if (!ex->raced) {
+			ex->raced_slot = ex->slot[slot].name ? slot : -1;
+			kfree(ex->seen);
+			ex->seen = NULL;
+		}
+		ex->raced = ex->refused = true;
+		regs->ip = (unsigned long)idw_refuse_raced;
+	}
+	idw_ex_put(ex);
+}
+
+/*
+ * Every security_* function the module hooks, with what its arguments hold.
+ * One ftrace_ops for all (each registration and, worse, each unregistration
+ * of a module's ops costs RCU-tasks grace periods: the session's open and
+ * close would wait for one per ops); the handler tells them apart by their
+ * address, which it learns from the symbol's name the first time each is
+ * called (kallsyms_lookup_name is not exported).
+ */
+static const struct {
+	const char *fn;
+	int kind;
+} idw_sec_fns[] = {
+	{ "security_path_unlink", IDW_HOOK_DIRENT0 }, { "security_path_rmdir", IDW_HOOK_DIRENT0 },
+	{ "security_path_mkdir", IDW_HOOK_DIRENT0 }, { "security_path_mknod", IDW_HOOK_DIRENT0 },
+	{ "security_path_symlink", IDW_HOOK_DIRENT1 }, { "security_path_link", IDW_HOOK_LINK },
+	{ "security_path_rename", IDW_HOOK_RENAME }, { "security_inode_setattr", IDW_HOOK_SETATTR },
+	{ "security_file_open", IDW_HOOK_FILE }, { "security_bprm_creds_for_exec", IDW_HOOK_BPRM },
+	{ "security_inode_getxattr", IDW_HOOK_XATTR1 }, { "security_inode_setxattr", IDW_HOOK_XATTR2 },
+	{ "security_inode_removexattr", IDW_HOOK_XATTR2 },
+	{ "security_file_send_sigiotask", IDW_HOOK_KINDS + IDW_GUARD_SIGIO },
+	{ "security_file_ioctl", IDW_HOOK_KINDS + IDW_GUARD_IOCTL },
+	{ "security_socket_getsockopt", IDW_HOOK_KINDS + IDW_GUARD_GETSOCKOPT },
+	{ "security_socket_setsockopt", IDW_HOOK_KINDS + IDW_GUARD_SETSOCKOPT },
+};
+
+/* The kind of each hooked function's address, learnt on its first call (ip 0: free). */
+static struct {
+	unsigned long ip;
+	int kind;
+} idw_ip_kind[ARRAY_SIZE(idw_sec_fns)];
+static DEFINE_SPINLOCK(idw_ip_lock);
+
+static int idw_kind_of(unsigned long ip)
+{
+	char name[KSYM_NAME_LEN];
+	unsigned long flags;
+	int i, kind = -1;
+
+	for (i = 0; i < ARRAY_SIZE(idw_ip_kind); i++) {
+		unsigned long v = smp_load_acquire(&idw_ip_kind[i].ip);
+
+		if (v == ip)
+			return idw_ip_kind[i].kind;
+		if (!v)
+			break;
+	}
+	sprint_symbol_no_offset(name, ip);
+	for (i = 0; i < ARRAY_SIZE(idw_sec_fns); i++)
+		if (!strcmp(name, idw_sec_fns[i].fn))
+			kind = idw_sec_fns[i].kind;
+	if (kind < 0)
+		return -1;
+	spin_lock_irqsave(&idw_ip_lock, flags);
+	for (i = 0; i < ARRAY_SIZE(idw_ip_kind); i++) {
+		if (idw_ip_kind[i].ip == ip)
+			break;
+		if (!idw_ip_kind[i].ip) {
+			idw_ip_kind[i].kind = kind;
+			smp_store_release(&idw_ip_kind[i].ip, ip);
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&idw_ip_lock, flags);
+	return kind;
+}
+
+static void notrace idw_sec_ftrace(unsigned long ip, unsigned long parent_ip,
+				   struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	int kind = idw_kind_of(ip);
+
+	if (kind >= IDW_HOOK_KINDS)
+		idw_guard_hook(kind - IDW_HOOK_KINDS, ftrace_get_regs(fregs));
+	else if (kind >= 0)
+		idw_ident_hook(kind, ftrace_get_regs(fregs));
+}
+
+static struct ftrace_ops idw_sec_ops = { .func = idw_sec_ftrace, .flags = IDW_OPS_FLAGS };
+static bool idw_sec_on;
+
+int idw_ident_start(void)
+{
+	char buf[KSYM_NAME_LEN];
+	int i, ret = 0;
+
+	for (i = 0; i < ARRAY_SIZE(idw_sec_fns) && !ret; i++) {
+		strscpy(buf, idw_sec_fns[i].fn, sizeof(buf));
+		ret = ftrace_set_filter(&idw_sec_ops, buf, strlen(buf), !i);
+		if (ret)
+			pr_err("cannot hook %s: %d\n", buf, ret);
+	}
+	if (!ret)
+		ret = register_ftrace_function(&idw_sec_ops);
+	idw_sec_on = !ret;
+	return ret;
+}
+
+void idw_ident_stop(void)
+{
+	if (idw_sec_on)
+		unregister_ftrace_function(&idw_sec_ops);
+	idw_sec_on = false;
+}
+
+void idw_ident_exit(void)
+{
+	ftrace_free_filter(&idw_sec_ops);
+}

@@ -292,7 +292,7 @@ static bool idw_is_exec(long nr)
 	return nr == __NR_execve || nr == __NR_execveat;
 }
 
-/* A call the module refused itself: i386, x32, io_uring. */
+/* A call the module refused itself: i386, x32, io_uring, the guard's (idwrap_guard.c). */
 static void idw_report_refused(struct pt_regs *regs, long id, u16 flags, long ret)
 {
 	struct idw_rec r = idw_scratch_rec();
@@ -325,6 +325,10 @@ static void __idw_sys_enter(struct pt_regs *regs, long id)
 	}
 	if (idw_is_uring(id)) {
 		idw_report_refused(regs, id, 0, -EPERM);
+		return;
+	}
+	if (idw_guard_refuses(id, regs)) {
+		idw_report_refused(regs, id, 0, -idw_guard_refuses(id, regs));
 		return;
 	}
 	if (id < 0 || id >= IDWRAP_MAX_SYSCALLS)
@@ -379,6 +383,9 @@ static void idw_report_raced(struct pt_regs *regs, struct idw_expect *ex, long r
 	r.ev->ret = ret;
 	if (ex->raced_slot >= 0) {
 		idw_put_str(&r, ex->slot[ex->raced_slot].name, &r.ev->path_len);
+		idw_put_str(&r, ex->seen, &r.ev->path2_len);
+	} else if (ex->xname) {	/* an xattr name: the one decided on, the one the kernel copied */
+		idw_put_str(&r, ex->xname, &r.ev->path_len);
 		idw_put_str(&r, ex->seen, &r.ev->path2_len);
 	} else if (ex->addr) {
 		memcpy((u8 *)r.ev + r.len, ex->addr, ex->addrlen);

@@ -38,6 +38,20 @@ import { KMOD_CAPABILITIES } from "../capabilities.ts";
 import { compileInterest } from "./interest.ts";
 import { recordReader } from "./record_reader.ts";
 import { guardedCall, guardedOpen, opensReadOnly, openTarget } from "./tamper.ts";
+
+const NR_OPENAT2 = 437;
+/**
+ * A decided openat2 is refused: the kernel reads its `open_how` (flags, mode, resolve) from the caller's memory again
+ * after the decision, where a thread may have changed it, and the module cannot run it on a copy as it runs the
+ * other opens. ENOSYS, what a kernel before 5.6 says: programs fall back to openat, which runs on the copy.
+ */
+const OPENAT2_REFUSAL: Refusal = {
+  reason: "openat2 is refused while the policy decides it: its open_how would be read again after the decision " +
+    "(ENOSYS: the program falls back to openat, which runs on the decided copy)",
+  technique: "T1562.001",
+  errno: E.ENOSYS,
+  quiet: true,
+};
 import {
   ACT,
   CFG,
@@ -300,6 +314,7 @@ export class KmodSource implements EventSource {
   refusal(call: SourceCall, _name: string, decoded?: DecodedArgs): Refusal | undefined {
     if (decoded) return undefined; // all by registers and copies, asked before anything is read
     const rec = this.#record(call);
+    if (rec.nr === NR_OPENAT2) return OPENAT2_REFUSAL;
     if (guardedCall(rec.nr)) {
       return this.#guard.check(rec.nr, rec.args, rec.pid, rec.tid, (a, n) => this.#memory.readBytes(rec.tid, a, n));
     }

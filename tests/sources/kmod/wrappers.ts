@@ -103,3 +103,20 @@ export function denyConnectWat(addr: string): string {
     (if (i32.eqz (call $eq (i32.const 0) (i32.const 1024) (i32.const ${addr.length}))) (then (return (i32.const 0))))
     (i32.const 0x0d01)))`;
 }
+
+/** Denies (EACCES) a setxattr of the attribute `name` (event_string field 1); PRE|DENY on setxattr. */
+export function denyXattrWat(name: string): string {
+  return `(module
+  (import "idwrap" "declare_syscall" (func $d (param i32 i32) (result i32)))
+  (import "idwrap" "event_string" (func $str (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "${name}")
+  ${EQ}
+  (func (export "idwrap_abi_version") (result i32) (i32.const 0x00010000))
+  (func (export "idwrap_declare") (result i32) (drop (call $d (i32.const 188) (i32.const 5))) (i32.const 0))
+  (func (export "idwrap_on_syscall") (result i32)
+    (if (i32.ne (call $str (i32.const 1) (i32.const 1024) (i32.const 1024)) (i32.const ${name.length}))
+      (then (return (i32.const 0))))
+    (if (i32.eqz (call $eq (i32.const 0) (i32.const 1024) (i32.const ${name.length}))) (then (return (i32.const 0))))
+    (i32.const 0x0d01)))`;
+}

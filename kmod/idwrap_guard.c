@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * idwrap: the supervisor's guard for what the module's interest mask cannot
+ * select by argument (issue 13, item 3 of the kmod source).
+ *
+ * - SIGIO/SIGURG owners (fcntl F_SETOWN, F_SETOWN_EX, F_SETSIG; ioctl
+ *   FIOSETOWN, SIOCSPGRP): where the owner comes from (a register, a struct
+ *   a thread may rewrite, a process group) does not matter here. The kernel
+ *   asks security_file_send_sigiotask() before it sends a file's signal to
+ *   each task; no such signal reaches the supervisor's thread group while a
+ *   session is open (it sets no owner of its own). Decided at delivery, on
+ *   the task the kernel is about to signal: nothing to race.
+ * - TIOCSTI (input pushed into a terminal, run by whatever reads it next:
+ *   the shell idwrap was started from), SO_PEERPIDFD (a pidfd of the socket's
+ *   peer, which may be idwrap) and SO_PASSPIDFD (the same through SCM_PIDFD):
+ *   refused for watched tasks (EPERM; the two options ENOPROTOOPT, the kernel's answer
+ *   before 6.5, as on the seccomp source) in security_file_ioctl() and
+ *   security_socket_{get,set}sockopt(), on the values the kernel itself
+ *   passes them (registers, never reread from memory). sys_enter reports
+ *   them refused (EVF_DENIED), as it does io_uring.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/sched.h>
+#include <linux/socket.h>
+#include <asm/ioctls.h>
+#include <asm/syscall.h>
+#include <asm/unistd.h>
+
+#include "idwrap.h"
+
+/* asm-generic/socket.h, Linux 6.5: not in 6.1's headers. */
+#define IDW_SO_PASSPIDFD	76
+#define IDW_SO_PEERPIDFD	77
+
+atomic64_t idw_sigio_refused = ATOMIC64_INIT(0);
+
+static int idw_guard_eperm(void)
+{
+	return -EPERM;
+}
+
+/* What the kernel says where there is no such option (before 6.5): what the seccomp source answers too. */
+static int idw_guard_enoprotoopt(void)
+{
+	return -ENOPROTOOPT;
+}
+
+/*
+ * The errno a watched task's call @nr with argument registers @a1, @a2
+ * gets from the guard (0: none of its business).
+ */
+static int idw_guard_args(long nr, unsigned long a1, unsigned long a2)
+{
+	switch (nr) {
+	case __NR_ioctl:
+		return (unsigned int)a1 == TIOCSTI ? EPERM : 0;
+	case __NR_getsockopt:
+		return (int)a1 == SOL_SOCKET && (int)a2 == IDW_SO_PEERPIDFD ? ENOPROTOOPT : 0;
+	case __NR_setsockopt:
+		return (int)a1 == SOL_SOCKET && (int)a2 == IDW_SO_PASSPIDFD ? ENOPROTOOPT : 0;
+	}
+	return 0;
+}
+
+/* For sys_enter's report: the call's own registers (%rsi, %rdx: arguments 1 and 2). */
+int idw_guard_refuses(long nr, const struct pt_regs *regs)
+{
+	return idw_guard_args(nr, regs->si, regs->dx);
+}
+
+/*
+ * From the module's one ftrace handler on security_* functions
+ * (idw_sec_ftrace(), idwrap_emulate.c): @which of them was called, with
+ * these argument registers.
+ */
+void idw_guard_hook(int which, struct pt_regs *regs)
+{
+	switch (which) {
+	case IDW_GUARD_SIGIO:
+		/* (tsk, fown, sig): no file's signal for the supervisor. Hooked only during a session,
+		 * outside one the opener is NULL, which no task's group is. */
+		if (idw_is_opener((struct task_struct *)regs->di)) {
+			atomic64_inc(&idw_sigio_refused);
+			regs->ip = (unsigned long)idw_guard_eperm;
+		}
+		break;
+	case IDW_GUARD_IOCTL:	/* (file, cmd, arg) */
+		if (idw_guard_args(__NR_ioctl, regs->si, 0) && idw_intercepts(current))
+			regs->ip = (unsigned long)idw_guard_eperm;
+		break;
+	case IDW_GUARD_GETSOCKOPT:	/* (sock, level, optname) */
+	case IDW_GUARD_SETSOCKOPT:
+		if (idw_guard_args(which == IDW_GUARD_GETSOCKOPT ? __NR_getsockopt : __NR_setsockopt,
+				   regs->si, regs->dx) && idw_intercepts(current))
+			regs->ip = (unsigned long)idw_guard_enoprotoopt;
+		break;
+	}
+}
