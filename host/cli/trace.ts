@@ -29,6 +29,7 @@ export interface TraceCliOptions {
   counts?: boolean;
   times?: boolean;
   pid?: string;
+  recordData?: boolean;
 }
 
 /** Adds the trace command to the CLI. */
@@ -36,6 +37,11 @@ export function registerTrace(program: Command): void {
   program.command("trace")
     .description("run a command (or observe a running one, -p) and print its process tree's calls, strace-like")
     .option("--json", "one JSON object per line (what `idwrap policy test` replays)")
+    .option(
+      "--record-data",
+      "--json: also record the bytes writes write (base64), for policy tests of wrappers that read them; they may " +
+        "hold secrets",
+    )
     .option("-o, --output <file>", "write the trace to a file instead of standard error")
     .option(
       "-e, --syscalls <expr>",
@@ -78,9 +84,13 @@ export function registerTrace(program: Command): void {
       const countsFile = opts.counts
         ? await Deno.makeTempFile({ prefix: "idwrap-trace-", suffix: ".jsonl" })
         : undefined;
-      const trace: TraceSinkOptions = countsFile
-        ? { format: "json", output: countsFile }
-        : { format: opts.json ? "json" : "text", output: opts.output, stringLimit, times: opts.times };
+      const trace: TraceSinkOptions = countsFile ? { format: "json", output: countsFile } : {
+        format: opts.json ? "json" : "text",
+        output: opts.output,
+        stringLimit,
+        times: opts.times,
+        recordData: opts.recordData,
+      };
       try {
         if (pid !== undefined) {
           await attachUnderBpf(pid, { policies: [policy], trace }).catch(refused);

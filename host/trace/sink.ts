@@ -26,6 +26,12 @@ export interface TraceSinkOptions {
   stringLimit?: number;
   /** text: the time each call took where its result is known, as strace's -T. */
   times?: boolean;
+  /**
+   * json: the bytes writes write (what wrappers read as event_data) as `decoded.dataBase64`, so that `idwrap policy
+   * test` can replay them. Off unless asked for: they may hold secrets (passwords written to a socket), and reports
+   * and audit records never carry them. @default false
+   */
+  recordData?: boolean;
 }
 
 const FLUSH_AT = 64 * 1024;
@@ -73,11 +79,14 @@ export function formatEvent(e: HostEvent, options: TextOptions = {}): string {
 }
 
 /**
- * One event as a JSON line. The bytes a write writes (`decoded.data`, which the event JSON leaves out) are recorded as
- * `decoded.dataBase64`, so that a replay (`idwrap policy test`) hands wrappers what they read live (event_data).
+ * One event as a JSON line. With `recordData`, the bytes a write writes (`decoded.data`, which the event JSON leaves
+ * out) are recorded as `decoded.dataBase64`, so that a replay (`idwrap policy test`) hands wrappers what they read live
+ * (event_data).
  */
-export function jsonLine(event: HostEvent): string {
-  if (event.kind !== "syscall" || event.decoded.data === undefined) return JSON.stringify(event, eventJsonReplacer);
+export function jsonLine(event: HostEvent, recordData = false): string {
+  if (!recordData || event.kind !== "syscall" || event.decoded.data === undefined) {
+    return JSON.stringify(event, eventJsonReplacer);
+  }
   const dataBase64 = Buffer.from(event.decoded.data).toString("base64");
   return JSON.stringify({ ...event, decoded: { ...event.decoded, dataBase64 } }, eventJsonReplacer);
 }
@@ -94,6 +103,7 @@ export class TraceSink implements EventSink {
   readonly #format: TraceFormat;
   readonly #file: Deno.FsFile | undefined;
   readonly #notableOnly: boolean;
+  readonly #recordData: boolean;
   readonly #text: TextOptions;
   readonly #encoder = new TextEncoder();
   /** tid → the call whose result the line waits for. */
@@ -107,6 +117,7 @@ export class TraceSink implements EventSink {
     this.#format = options.format;
     this.wantsSyscalls = options.allSyscalls ?? true;
     this.#notableOnly = options.notableOnly ?? false;
+    this.#recordData = options.recordData ?? false;
     this.#text = { stringLimit: options.stringLimit, times: options.times };
     this.#file = options.output
       ? Deno.openSync(options.output, { write: true, create: true, truncate: true })
@@ -115,7 +126,7 @@ export class TraceSink implements EventSink {
 
   emit(event: HostEvent): void {
     if (this.#notableOnly && event.kind === "syscall" && !isNotable(event)) return;
-    if (this.#format === "json") return this.#write(jsonLine(event));
+    if (this.#format === "json") return this.#write(jsonLine(event, this.#recordData));
     if (event.kind === "syscall") return this.#call(event);
     if (event.kind === "exec" || event.kind === "exit") {
       for (const held of [...this.#held.values()]) {

@@ -31,10 +31,25 @@ Deno.test("replay source: pids above pid_max, no recorded dev:ino", async () => 
   assert(idents === 0);
 });
 
-Deno.test("trace --json records a write's bytes (base64), and a replay hands them to the WSS as the live source did", async () => {
+Deno.test("trace --json --record-data records a write's bytes (base64), and a replay hands them to the WSS as the live source did", async () => {
   const out = await Deno.makeTempFile({ suffix: ".jsonl" });
   try {
-    const r = await idwrap(["trace", "--json", "-o", out, "-e", "trace=write", "--", "/bin/echo", "hello"]);
+    // Without --record-data the bytes stay out (they may be secrets).
+    const plain = await idwrap(["trace", "--json", "-o", out, "-e", "trace=write", "--", "/bin/echo", "hello"]);
+    assertEquals(plain.code, 0, plain.stderr);
+    assert(!(await Deno.readTextFile(out)).includes("dataBase64"));
+    const r = await idwrap([
+      "trace",
+      "--json",
+      "--record-data",
+      "-o",
+      out,
+      "-e",
+      "trace=write",
+      "--",
+      "/bin/echo",
+      "hello",
+    ]);
     assertEquals(r.code, 0, r.stderr);
     assert((await Deno.readTextFile(out)).includes(`"dataBase64":"aGVsbG8K"`));
     const events = await readRecording(out);
