@@ -416,3 +416,33 @@ export async function runInVm(
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** A boot's output by section. */
+export type Sections = Map<string, string>;
+
+/**
+ * Splits a boot's output at its section lines (`@@S name`: what the guest scripts' `sec name` prints); a `fatal`
+ * section (the guest script gave up) fails the boot with the whole output.
+ */
+export function guestSections(output: string): Sections {
+  const sections: Sections = new Map();
+  let name = "";
+  for (const line of output.split("\n")) {
+    const m = line.match(/^@@S (\S+)$/);
+    if (m) {
+      name = m[1];
+      sections.set(name, "");
+    } else if (name) sections.set(name, sections.get(name) + line + "\n");
+  }
+  if (sections.has("fatal")) throw new Error(`the guest failed: ${output}`);
+  return sections;
+}
+
+/** Reads a section of a (lazily) booted VM's output, or fails naming the section it lacks. */
+export function sectionReader(boot: () => Promise<Sections>): (name: string) => Promise<string> {
+  return async (name) => {
+    const s = (await boot()).get(name);
+    if (s === undefined) throw new Error(`no section ${name} in the guest's output`);
+    return s;
+  };
+}

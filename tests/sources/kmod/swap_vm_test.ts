@@ -18,7 +18,15 @@
  * (with the reason printed) when tests/kmod/setup.sh has not run.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { buildModule, kernel, runInVm, SETUP_HINT } from "../../kmod/harness.ts";
+import {
+  buildModule,
+  guestSections,
+  kernel,
+  runInVm,
+  sectionReader,
+  type Sections,
+  SETUP_HINT,
+} from "../../kmod/harness.ts";
 import { prog, ROOT } from "../../helpers.ts";
 
 const k = await kernel();
@@ -100,7 +108,6 @@ cat /proc/idwrap
 rmmod idwrap && echo "rmmod ok"
 `;
 
-type Sections = Map<string, string>;
 let booted: Promise<Sections> | undefined;
 
 function vm(): Promise<Sections> {
@@ -132,25 +139,11 @@ rules:
     const r = await runInVm(vmScript(ko, overlay), { timeoutMs: 2_400_000 });
     console.log(`  one boot for the kmod swap tests: ${(r.ms / 1000).toFixed(0)} s (output: ${V}/output.txt)`);
     await Deno.writeTextFile(`${V}/output.txt`, r.output);
-    const sections: Sections = new Map();
-    let name = "";
-    for (const line of r.output.split("\n")) {
-      const m = line.match(/^@@S (\S+)$/);
-      if (m) {
-        name = m[1];
-        sections.set(name, "");
-      } else if (name) sections.set(name, sections.get(name) + line + "\n");
-    }
-    if (sections.has("fatal")) throw new Error(`the guest failed: ${r.output}`);
-    return sections;
+    return guestSections(r.output);
   })();
 }
 
-const section = async (name: string) => {
-  const s = (await vm()).get(name);
-  assert(s !== undefined, `no section ${name} in the guest's output`);
-  return s;
-};
+const section = sectionReader(vm);
 
 const counts = (s: string) => {
   const m = s.match(/tries (\d+) swapped (\d+) ok (\d+) refused (\d+) wins (\d+)/);
