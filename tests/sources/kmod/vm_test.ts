@@ -298,29 +298,25 @@ function parseStrace(text: string): Threads {
 }
 
 /**
- * idwrap trace's text output → the same lists (pre gives name and path, post its result). An open the module runs
- * itself (every open waits for the supervisor's guard) is one line, with its result (host/trace/sink.ts).
+ * idwrap trace's text output → the same lists: a line per call with its result, as strace prints it
+ * (`123 openat(AT_FDCWD, "/x", O_RDONLY) = -1 ENOENT (No such file or directory)`; host/trace/sink.ts), `= ?` where the
+ * source reports no result.
  */
 function parseIdwrap(text: string): Threads {
   const FILE = new Set(FILE_SYSCALLS);
-  const OPENS = new Set(["open", "openat", "openat2", "creat"]);
   const byTid = new Map<number, string[]>();
   for (const line of text.split("\n")) {
-    const m = line.match(/^(\d+) (\w+)\((.*)\)( = (-?\d+)(?: (E\w+))?)?(?: ! .*)?$/);
+    const m = line.match(/^(\d+) (\w+)\((.*)\) = (-?\d+|\?)(?: (E\w+))?(?: \([^)]*\))?(?: <.*)?(?: \[.*)?$/);
     if (!m || !FILE.has(m[2])) continue;
     const tid = Number(m[1]);
     const list = byTid.get(tid) ?? [];
     byTid.set(tid, list);
-    const result = m[4] ? ` = ${m[5]}${m[6] ? " " + m[6] : ""}` : "";
-    const pending = list.length > 0 && list[list.length - 1].startsWith(`${m[2]} `) &&
-      !list[list.length - 1].includes(" = ");
-    if (m[4] && OPENS.has(m[2]) && !pending) {
-      list.push(`${m[2]} ${JSON.parse(`"${m[3].match(FIRST_STRING)?.[1] ?? ""}"`)}${result}`);
-    } else if (m[4]) {
-      const at = list.length - 1;
-      assert(at >= 0 && list[at].startsWith(`${m[2]} `) && !list[at].includes(" = "), `post without pre: ${line}`);
-      list[at] += ` = ${m[5]}${m[6] ? " " + m[6] : ""}`;
-    } else list.push(`${m[2]} ${JSON.parse(`"${m[3].match(FIRST_STRING)?.[1] ?? ""}"`)}`);
+    const call = `${m[2]} ${JSON.parse(`"${m[3].match(FIRST_STRING)?.[1] ?? ""}"`)}`;
+    if (m[4] === "?") list.push(call);
+    // An open the module ran itself comes back as a second event with its result: the text trace prints the call
+    // twice, `= ?` then `= 3` (a wart of the kmod source's text trace, left for now); counted as one call here.
+    else if (list.at(-1) === call) list[list.length - 1] = `${call} = ${m[4]}${m[5] ? " " + m[5] : ""}`;
+    else list.push(`${call} = ${m[4]}${m[5] ? " " + m[5] : ""}`);
   }
   return normalize(byTid);
 }
