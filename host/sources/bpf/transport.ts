@@ -34,17 +34,14 @@ import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 const text = new TextDecoder();
 
 /**
- * The file an exec record names, as the other sources name a program (the resolved file, /proc/PID/exe's way:
- * /usr/bin/dash for "/bin/sh"), so rules and wrappers that match programs see the same name on every source. The
- * record carries the path as the caller gave it: an absolute one is resolved now (the record is read just after the
- * exec), a relative one through /proc/PID/exe while the process runs; failing both, the path as given.
+ * The file an exec record names, as the other sources name a program: /proc/PID/exe (/usr/bin/dash for "/bin/sh"), so
+ * rules and wrappers that match programs see the same name on every source. Never the record's path resolved in
+ * idwrap's own root: a chrooted caller's "/usr/sbin/usermod" is its jail's copy, not ours (a spoof, docs/bpf.md). The
+ * record is read just after the exec; a caller held on seccomp (the hybrid) is still in that image, since the ring is
+ * drained before its call is served. Only a process gone before then is named by the path as it gave it, unresolved
+ * (docs/threat-model.md: nothing is decided for it any more, but a report of its observed calls may carry that name).
  */
 export function resolvedExe(pid: number, filename: string): string {
-  if (filename.startsWith("/")) {
-    try {
-      return Deno.realPathSync(filename);
-    } catch { /* gone since, or not ours to see */ }
-  }
   try {
     return Deno.readLinkSync(`/proc/${pid}/exe`);
   } catch {
