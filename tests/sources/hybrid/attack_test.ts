@@ -5,13 +5,15 @@
  *    opens on the ring, where the tamper guard never saw them; it now holds every open the interest names on seccomp.
  *  - F4: a root program chroots into a jail holding a copy of itself at /usr/sbin/usermod and execs it there: the
  *    hybrid named it by the exec's path resolved in idwrap's root (the real usermod), so a rule's `except: program`
- *    let its write through. It is now named by /proc/PID/exe, as on seccomp: the jail's copy, denied.
+ *    let its write through. It is now named by /proc/PID/exe, as on seccomp: the jail's copy, denied. A copy that
+ *    writes and exits before its exec record is read (only observed calls: the bpf source) is checked against the
+ *    file identity the record carries and named "PATH (unverified)", so the exception does not hide its write.
  * Root only: an ordinary user cannot load the hybrid's bpf programs (cli_test.ts) and cannot chroot.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { LifecycleEvent } from "../../../host/events.ts";
 import { compileC } from "../../../tools/build.ts";
-import { IDWRAP, prog, ROOT, run, traced, writePolicy } from "../../helpers.ts";
+import { calls, IDWRAP, prog, ROOT, run, traced, writePolicy } from "../../helpers.ts";
 
 const TAMPER = prog("tamper"); // tests/progs/tamper.c (deno task build)
 const CHROOT_EXEC = `${ROOT}build/tests/hybrid_chroot_exec`;
@@ -87,4 +89,35 @@ rules:
     assert(execs.includes(fake), `${source}: the jail's copy is not named by its file: ${execs.join(", ")}`);
     assert(!execs.includes("/usr/sbin/usermod"), `${source}: named as the real usermod: ${execs.join(", ")}`);
   }
+});
+
+Deno.test("idwrap run --source bpf (the hybrid's ring): a chrooted copy gone before its exec record is read is not named /usr/sbin/usermod (rt6 F4)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-bpf-chroot-" });
+  const jail = `${dir}/jail`, fake = `${jail}/usr/sbin/usermod`, secret = `${dir}/secret`;
+  await Deno.mkdir(`${jail}/usr/sbin`, { recursive: true });
+  await Deno.copyFile(CHROOT_EXEC, fake);
+  await Deno.chmod(fake, 0o755);
+  await Deno.writeTextFile(secret, "s3cret\n");
+  // Only observed calls: nothing holds the copy, which writes and exits before the ring's exec record is read (its
+  // dirfd-relative path cannot be resolved by then: the rule names no path, only the program's exception).
+  const policy = await writePolicy(`version: 1
+name: watch-writes
+rules:
+  - id: secret-write
+    syscalls: [open, openat, openat2, creat]
+    flags: write
+    except:
+      - name: password_tools
+        fields: program
+        values: [/usr/sbin/usermod]
+    action: alert
+`);
+  const command = [CHROOT_EXEC, jail, "/usr/sbin/usermod", dir, "secret"];
+  const t = await traced("run", ["--source", "bpf", "-p", policy], command);
+  assertEquals(t.code, 0, t.stderr);
+  assertEquals(t.stdout, "payload (/usr/sbin/usermod) write: opened\n", t.stderr);
+  const execs = t.events.filter((e): e is LifecycleEvent => e.kind === "exec").map((e) => e.program.exe);
+  assert(!execs.includes("/usr/sbin/usermod"), `named as the real usermod: ${execs.join(", ")}`);
+  const alerted = calls(t.events).filter((e) => e.alerts?.includes("secret-write"));
+  assert(alerted.length >= 1, `the jail's usermod met the exception: ${execs.join(", ")}`);
 });
