@@ -14,8 +14,9 @@
  * (seccomp) may answer first and look after.
  *
  * The hybrid source (host/sources/hybrid/hybrid.ts) serves the two kinds apart:
- * {@link splitInterest} gives the calls something may decide (held on seccomp)
- * and the calls that are only observed (the eBPF ring, never waiting).
+ * {@link splitInterest} gives the calls something may decide, with the calls
+ * the source holds whatever acts on them (its opens: the tamper guard's), held
+ * on seccomp, and the calls that are only observed (the eBPF ring, never waiting).
  *
  * @module
  */
@@ -128,11 +129,15 @@ export interface SplitInterest {
  * Splits an interest into the calls that must be held before they run and the calls that are only observed. A `late`
  * call (only MAY_KILL watchers without DENY) is observed: its kill lands after the call on every source that does not
  * hold it, which is what MAY_KILL accepts.
+ *
+ * @param held calls held whenever the interest names them, whatever acts on them: the source's guard examines them
+ *   only where they are held (the hybrid's opens: an open of /proc/<supervisor>/mem that only an alert rule examines
+ *   would otherwise run unseen by the guard, docs/bpf.md)
  */
-export function splitInterest(interest: Interest): SplitInterest {
+export function splitInterest(interest: Interest, held: ReadonlySet<number> = new Set()): SplitInterest {
   const decided = new Map<number, CallInterest>(), observed = new Map<number, CallInterest>();
   for (const [nr, c] of interest.calls) {
-    (c.pre === "decide" || c.post === "decide" ? decided : observed).set(nr, c);
+    (c.pre === "decide" || c.post === "decide" || held.has(nr) ? decided : observed).set(nr, c);
   }
   return {
     decided: { calls: decided, failClosed: interest.failClosed },

@@ -320,6 +320,9 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		return 0;
 	fill_head(&r->h, IDW_EXEC, IDW_F_COPIES, tgid, p->pid);
 	r->h.ret = old_pid;
+	/* The file that runs, by identity: the host names it by /proc/PID/exe, or checks a path against this. */
+	r->h.args[0] = bprm->file->f_inode->i_ino;
+	r->h.args[1] = bprm->file->f_inode->i_sb->s_dev;
 	r->path_len = r->path2_len = r->data_len = r->pad = 0;
 	n = bpf_probe_read_kernel_str(r->path, IDW_PATH_MAX, bprm->filename);
 	if (n > 0)

@@ -21,7 +21,7 @@
 #define IDW_ENTER 1 /* sys_enter of a watched task: nr, args, copies */
 #define IDW_EXIT 2  /* sys_exit: nr, ret */
 #define IDW_FORK 3  /* a watched process made a process: tgid the parent, ret the child */
-#define IDW_EXEC 4  /* a watched process ran exec: path the file, data its argv (NUL-separated) */
+#define IDW_EXEC 4  /* a watched process ran exec: path the file, data its argv (NUL-separated), args[0..1] its inode, s_dev */
 #define IDW_GONE 5  /* a watched process's last thread exited: ret its wait status */
 
 /* Record flags. */

@@ -33,23 +33,48 @@ import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 
 const text = new TextDecoder();
 
+/** A file's identity as the kernel records it at exec: inode and the superblock's s_dev (kernel dev_t encoding). */
+export interface ExecFile {
+  ino: bigint;
+  kdev: bigint;
+}
+
+/** Whether a stat (userspace st_dev encoding) is the exec'd file (kernel: major << 20 | minor). */
+function sameFile(info: Deno.FileInfo, file: ExecFile): boolean {
+  if (info.ino === null || info.dev === null || BigInt(info.ino) !== file.ino) return false;
+  const dev = BigInt(info.dev);
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return major === file.kdev >> 20n && minor === (file.kdev & 0xfffffn);
+}
+
 /**
- * The file an exec record names, as the other sources name a program (the resolved file, /proc/PID/exe's way:
- * /usr/bin/dash for "/bin/sh"), so rules and wrappers that match programs see the same name on every source. The
- * record carries the path as the caller gave it: an absolute one is resolved now (the record is read just after the
- * exec), a relative one through /proc/PID/exe while the process runs; failing both, the path as given.
+ * The file an exec record names, as the other sources name a program: /proc/PID/exe (/usr/bin/dash for "/bin/sh"), so
+ * rules and wrappers that match programs see the same name on every source. Never a path taken on trust in idwrap's
+ * own root: a chrooted caller's "/usr/sbin/usermod" is its jail's copy, not ours (a spoof, docs/bpf.md). The record
+ * carries the file's identity (`file`): /proc/PID/exe is used when it is still that file (the caller has not exec'd
+ * again), else the record's path resolved here when it is that file; else the path as given, marked " (unverified)" so
+ * that no rule naming a program by path or name matches it (a process gone, or exec'd again, before the record is read).
  */
-export function resolvedExe(pid: number, filename: string): string {
-  if (filename.startsWith("/")) {
+export function resolvedExe(pid: number, filename: string, file?: ExecFile): string {
+  const verified = (path: string) => {
     try {
-      return Deno.realPathSync(filename);
-    } catch { /* gone since, or not ours to see */ }
-  }
+      return file === undefined || sameFile(Deno.statSync(path), file);
+    } catch {
+      return false;
+    }
+  };
   try {
-    return Deno.readLinkSync(`/proc/${pid}/exe`);
-  } catch {
-    return filename;
+    const exe = Deno.readLinkSync(`/proc/${pid}/exe`);
+    if (verified(`/proc/${pid}/exe`)) return exe;
+  } catch { /* gone */ }
+  if (file !== undefined && filename.startsWith("/")) {
+    try {
+      const resolved = Deno.realPathSync(filename);
+      if (verified(resolved)) return resolved;
+    } catch { /* not here */ }
   }
+  return `${filename} (unverified)`;
 }
 
 /** How the transport loads. */
@@ -252,7 +277,8 @@ export class BpfTransport implements EventSource {
         handler.lifecycle({ kind: "fork", pid: Number(rec.ret), ppid: rec.tgid, watched: true });
         return served + 1;
       case KIND.EXEC: {
-        const exe = resolvedExe(rec.tgid, rec.path ? text.decode(rec.path) : "");
+        const file = { ino: rec.args[0], kdev: rec.args[1] };
+        const exe = resolvedExe(rec.tgid, rec.path ? text.decode(rec.path) : "", file);
         const argv0 = rec.data ? text.decode(rec.data).split("\0")[0] : exe;
         const program: ProgramIdentity = { exe, argv0, uid: rec.uid, gid: rec.gid };
         handler.lifecycle({ kind: "exec", pid: rec.tgid, program, watched: true });

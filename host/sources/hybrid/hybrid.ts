@@ -65,6 +65,9 @@ export interface HybridPlan {
 /** The calls whose result the seccomp transport hands over itself when it runs them (an emulated open). */
 const RESULT_FROM_SECCOMP = resolveSyscalls([...OPEN_SYSCALLS, "open_by_handle_at"]);
 
+/** The open family: held on seccomp whenever the interest names them, so the tamper guard sees each one. */
+const GUARDED_OPENS = resolveSyscalls([...OPEN_SYSCALLS, "open_by_handle_at"]);
+
 /**
  * Splits an interest between the two transports.
  *
@@ -72,7 +75,9 @@ const RESULT_FROM_SECCOMP = resolveSyscalls([...OPEN_SYSCALLS, "open_by_handle_a
  * @param emulateOpens the seccomp transport runs allowed opens itself (the credential calls are then notified too)
  */
 export function compileHybrid(interest: Interest, emulateOpens: boolean): HybridPlan {
-  const { decided } = splitInterest(interest);
+  // Every open the interest names is held, even one only alert rules examine: the tamper guard checks opens
+  // (/proc/<supervisor>/mem, fd/, ...) only on notified calls, as on the seccomp source.
+  const { decided } = splitInterest(interest, GUARDED_OPENS);
   const notify = compileNotifySet(decided, emulateOpens);
   const ring = new Map<number, InterestEntry>();
   for (const [nr, c] of interest.calls) {
