@@ -66,7 +66,12 @@ export function registerDaemon(program: Command): void {
     .option("--run-dir <dir>", "where the control sockets live", defaultRunDir())
     .option("--store <path>", "the Deno KV store for wrappers and audit", defaultStorePath())
     .option("--retention <days>", "how long audit records are kept", "30")
-    .option("--no-watch", "do not reload when a policy file changes")
+    .option(
+      "--watch",
+      "reload when a policy file changes (off by default: whoever can write a policy file then changes the policies, " +
+        "a root program the daemon wraps included)",
+    )
+    .option("--no-watch", "do not reload when a policy file changes (the default; kept for scripts that say it)")
     .option("--config <file>", `the daemon's configuration: outputs (default: ${DEFAULT_CONFIG} if it exists)`)
     .option("--metrics <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics")
     .option(
@@ -79,7 +84,7 @@ export function registerDaemon(program: Command): void {
       runDir: string;
       store: string;
       retention: string;
-      watch: boolean;
+      watch?: boolean;
       systemWide?: boolean;
       config?: string;
       metrics?: string;
@@ -172,7 +177,9 @@ export function registerDaemon(program: Command): void {
       printWrappers(await ask<WrapperList>(opts.runDir, { op: "unload", wrapper: name }), opts.json);
     });
   wrappers.command("reload")
-    .description("re-read the policy files (root only; also on SIGHUP and when a file changes)")
+    .description(
+      "re-read the policy files (root only, from outside a wrapped tree; also on SIGHUP, and with --watch when a file changes)",
+    )
     .option("--json", "print JSON")
     .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
     .action(async (opts: { json?: boolean; runDir: string }) => {

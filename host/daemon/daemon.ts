@@ -20,7 +20,7 @@ import { eintrWarnings, prepareEnforcement } from "../sources/seccomp/source.ts"
 import { hardenSupervisorProcess } from "../wss/tamper.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
-import { peerCredentials, peersCredentials } from "./peer.ts";
+import { type LivePeer, livePeers, peerCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
 import type { OutputConfig } from "../outputs/config.ts";
 import { Outputs } from "../outputs/output.ts";
@@ -34,7 +34,10 @@ export interface DaemonOptions {
   runDir: string;
   storePath: string;
   retentionDays: number;
-  /** Reload when a policy file changes. @default true */
+  /**
+   * Reload when a policy file changes. Off by default: a root program of a wrapped tree that can write a policy file
+   * would then change the policies that hold it (the control socket's reload checks who asks). @default false
+   */
   watch?: boolean;
   /** Where the daemon says what it does. @default console.error */
   log?: (line: string) => void;
@@ -133,7 +136,10 @@ export class Daemon {
     await Deno.chmod(opts.runDir, mode);
     await Deno.chmod(join(opts.runDir, "sessions"), mode);
     for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
-    if (opts.watch ?? true) d.#watch();
+    if (opts.watch) {
+      d.#log("watching the policy files: a change is loaded, whoever makes it (--watch)");
+      d.#watch();
+    }
     if (opts.metrics) {
       d.#metricsServer = await serveMetrics(opts.metrics, () => d.#metricsText());
       d.#log(`metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
@@ -262,7 +268,9 @@ export class Daemon {
           await sendLine(conn, { ok: true, processes } satisfies Response);
           break;
         }
-        case "status":
+        case "status": {
+          // Outputs' details (names, errors) are the administrator's: not another user's, not a wrapped program's.
+          const outputs = admin && !await this.#wrappedPeer(uid, true) ? this.#outputs?.stats() ?? [] : undefined;
           await sendLine(
             conn,
             {
@@ -273,10 +281,11 @@ export class Daemon {
               users: [...new Set([0, ...this.#opts.users])],
               policies: this.#files,
               store: this.#opts.storePath,
-              outputs: this.#outputs?.stats() ?? [],
+              ...outputs ? { outputs } : {},
             } satisfies Response,
           );
           break;
+        }
         case "wrappers":
           await sendLine(conn, this.#wrapperList());
           break;
@@ -317,33 +326,53 @@ export class Daemon {
 
   /**
    * Why a request on the control socket may not administer the daemon: a process the daemon wraps (or a
-   * descendant of one) is connected to it. A root program under the daemon's own policies would otherwise unload
-   * them. Deno does not say which accepted socket a connection is, so every peer connected at that moment is
-   * looked at: a wrapped one connected beside an administrator gets the administrator refused too (retry).
+   * descendant of one) is connected to it, or the daemon cannot tell who is (fail closed). A root program under the
+   * daemon's own policies would otherwise unload them. Deno does not say which accepted socket a connection is, so
+   * every peer connected at that moment is looked at: a wrapped one connected beside an administrator gets the
+   * administrator refused too (retry). SO_PEERCRED names the process that connected, not the one that holds the
+   * socket now: a connector that has exited may have passed the socket (SCM_RIGHTS) to a wrapped process, and its pid
+   * may since name another process, so a peer whose connector no longer runs is refused.
    */
-  async #wrappedPeer(uid: number): Promise<string | undefined> {
-    let peers: number[];
-    try {
-      peers = peersCredentials(controlSocket(this.#opts.runDir, uid)).map((p) => p.pid);
-    } catch (e) {
-      return `cannot tell which processes are asking (${(e as Error).message}): refused`;
-    }
+  async #wrappedPeer(uid: number, quiet = false): Promise<string | undefined> {
+    const refused = (message: string) => {
+      if (!quiet) this.#log(`refused: ${message}`);
+      return message;
+    };
     const wrapped = new Set(
       [...await this.#thread.processes(), ...await this.#kmod?.processes() ?? []].map((p) => p.pid),
     );
-    for (const pid of peers) {
-      for (let p = pid, hops = 0; p > 1 && hops < 4096; hops++) {
-        if (wrapped.has(p)) {
-          const message = `pid ${pid} runs under this daemon's policies (pid ${p} is wrapped): it may not change them`;
-          this.#log(`refused: ${message}`);
-          return message;
-        }
-        const status = readTaskStatus(p);
-        if (!status) break;
-        p = status.ppid;
-      }
+    let peers: LivePeer[];
+    try {
+      peers = livePeers(controlSocket(this.#opts.runDir, uid));
+    } catch (e) {
+      return refused(`cannot tell which processes are asking (${(e as Error).message})`);
     }
-    return undefined;
+    try {
+      for (const peer of peers) {
+        const why = this.#peerWrapped(peer, wrapped);
+        if (why) return refused(why);
+      }
+      return undefined;
+    } finally {
+      for (const peer of peers) peer.close();
+    }
+  }
+
+  /** Why this one peer may not administer the daemon, if it may not. */
+  #peerWrapped(peer: LivePeer, wrapped: Set<number>): string | undefined {
+    const gone = `the process that connected (pid ${peer.pid}) has exited, so the daemon cannot tell whether a ` +
+      `process it wraps holds the socket: connect from the process that sends the request`;
+    if (peer.pid <= 0 || !peer.alive()) return gone;
+    for (let p = peer.pid, hops = 0; p > 1; hops++) {
+      if (wrapped.has(p)) {
+        return `pid ${peer.pid} runs under this daemon's policies (pid ${p} is wrapped): it may not change them`;
+      }
+      const status = hops < 4096 ? readTaskStatus(p) : undefined;
+      if (!status) return `cannot read the ancestry of pid ${peer.pid} (at pid ${p}): refused`;
+      p = status.ppid;
+    }
+    // The walk read the connector's ancestry only if the pid still named the connector after it.
+    return peer.alive() ? undefined : gone;
   }
 
   #wrapperList(): Response {

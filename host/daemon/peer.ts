@@ -10,10 +10,10 @@
  * @module
  */
 
-import { libc } from "../unsafe/libc.ts";
+import { errno, libc, SYS } from "../unsafe/libc.ts";
 
-// sys/socket.h (x86_64)
-const SOL_SOCKET = 1, SO_PEERCRED = 17;
+// sys/socket.h (x86_64); SO_PEERPIDFD since Linux 6.5
+const SOL_SOCKET = 1, SO_PEERCRED = 17, SO_PEERPIDFD = 77;
 /** /proc/net/unix's St column for a connected socket (SS_CONNECTED). */
 const SS_CONNECTED = "03";
 
@@ -33,6 +33,51 @@ export function peerCredentials(path: string): PeerCredentials {
 
 /** The credentials of every process connected to our accepted sockets at `path`. */
 export function peersCredentials(path: string): PeerCredentials[] {
+  return connectedFds(path).map((fd) => credentials(fd, path));
+}
+
+/** A connected peer, with a way to ask whether the process that connected still runs. */
+export interface LivePeer extends PeerCredentials {
+  /**
+   * Whether the process that connected still runs. SO_PEERCRED's pid is the connector's at connect(2): once it has
+   * exited, the socket may be held (passed over SCM_RIGHTS) by any process, and the pid may name another process.
+   * While this answers true, the pid names the connector (a live process's pid is not reused).
+   */
+  alive(): boolean;
+  /** Releases the pidfd. */
+  close(): void;
+}
+
+/** Every peer connected to our accepted sockets at `path`, each with a pidfd of the process that connected. */
+export function livePeers(path: string): LivePeer[] {
+  const peers: LivePeer[] = [];
+  try {
+    for (const fd of connectedFds(path)) {
+      const cred = credentials(fd, path);
+      const out = new Uint8Array(4);
+      const len = new Uint8Array(new Uint32Array([4]).buffer);
+      if (libc.symbols.getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, out, len) !== 0) {
+        throw new Error(`getsockopt(SO_PEERPIDFD) on ${path} failed (errno ${errno()}; Linux 6.5 or later has it)`);
+      }
+      const pidfd = new DataView(out.buffer).getInt32(0, true);
+      peers.push({
+        ...cred,
+        alive() {
+          // Signal 0: none is sent, only checked; fails (ESRCH) once the process has exited. Any failure: not alive.
+          return libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(pidfd), 0n, 0n, 0n, 0n, 0n) === 0n;
+        },
+        close: () => void libc.symbols.close(pidfd),
+      });
+    }
+  } catch (e) {
+    for (const p of peers) p.close();
+    throw e;
+  }
+  return peers;
+}
+
+/** Our fds of the connected sockets accepted at `path`. */
+function connectedFds(path: string): number[] {
   const inodes = new Set<string>();
   for (const line of Deno.readTextFileSync("/proc/net/unix").split("\n").slice(1)) {
     const f = line.trim().split(/\s+/);
@@ -49,13 +94,15 @@ export function peersCredentials(path: string): PeerCredentials[] {
     const m = /^socket:\[(\d+)\]$/.exec(target);
     if (m && inodes.has(m[1])) fds.push(Number(e.name));
   }
-  return fds.map((fd) => {
-    const cred = new Uint8Array(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
-    const len = new Uint8Array(new Uint32Array([12]).buffer);
-    if (libc.symbols.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) {
-      throw new Error(`getsockopt(SO_PEERCRED) on ${path} failed`);
-    }
-    const v = new DataView(cred.buffer);
-    return { pid: v.getInt32(0, true), uid: v.getUint32(4, true), gid: v.getUint32(8, true) };
-  });
+  return fds;
+}
+
+function credentials(fd: number, path: string): PeerCredentials {
+  const cred = new Uint8Array(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+  const len = new Uint8Array(new Uint32Array([12]).buffer);
+  if (libc.symbols.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) {
+    throw new Error(`getsockopt(SO_PEERCRED) on ${path} failed`);
+  }
+  const v = new DataView(cred.buffer);
+  return { pid: v.getInt32(0, true), uid: v.getUint32(4, true), gid: v.getUint32(8, true) };
 }

@@ -17,7 +17,7 @@ import { isMissed } from "../audit/subscription.ts";
 import type { AuditSubscription } from "../audit/subscription.ts";
 import type { OutputConfig } from "./config.ts";
 import { severityOf } from "./format.ts";
-import { openTransport, PartialDelivery, Rejected, type Transport } from "./transports.ts";
+import { openTransport, PartialDelivery, redactUrls, Rejected, type Transport } from "./transports.ts";
 
 /** What an output did so far (the daemon's metrics). */
 export interface OutputStats {
@@ -73,8 +73,12 @@ export class Output {
     this.#sub = log.subscribe(config.queues, { maxBuffered: config.buffer });
     // An output that breaks (the store unreadable) stops alone, said: it never takes the daemon down.
     this.#done = this.#run(log.lastSequence).catch((e) => {
-      this.#lastError = (e as Error).message;
-      this.#log(`output ${this.name}: stopped by an error; it resumes from its cursor at the next start: ${e}`);
+      this.#lastError = redactUrls((e as Error).message);
+      this.#log(
+        `output ${this.name}: stopped by an error; it resumes from its cursor at the next start: ${
+          redactUrls(String(e))
+        }`,
+      );
     });
   }
 
@@ -215,7 +219,7 @@ export class Output {
           this.#inFlight = rest.length;
         }
         this.#failures++;
-        const message = (e as Error).message;
+        const message = redactUrls((e as Error).message); // whatever the transport, no token reaches a log
         if (this.#lastError === undefined) this.#log(`output ${this.name}: cannot deliver, retrying: ${message}`);
         this.#lastError = message;
         if (this.#stopping) {
@@ -249,7 +253,9 @@ export class Output {
     if (batch.length === 1) {
       this.#dropped++;
       this.#log(
-        `output ${this.name}: record ${batch[0]["event.sequence"]} refused (${e.message}), dropped; the store has it`,
+        `output ${this.name}: record ${batch[0]["event.sequence"]} refused (${
+          redactUrls(e.message)
+        }), dropped; the store has it`,
       );
       return;
     }

@@ -11,6 +11,26 @@ import { UnixDatagramSender } from "../unsafe/datagram.ts";
 import type { FileOutputConfig, OutputConfig, SyslogOutputConfig, WebhookOutputConfig } from "./config.ts";
 import { formatRecord, syslogLine } from "./format.ts";
 
+/**
+ * `text` with every URL in it stripped of what may be a secret: its user and password, query and fragment
+ * (`https://u:p@h/x?api_key=k` → `https://<redacted>@h/x?<redacted>`). Errors and log lines name a webhook this
+ * way: they reach the daemon's log and `status`, and webhook tokens often ride in the query.
+ */
+export function redactUrls(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>()]+/gi, (found) => {
+    let url: URL;
+    try {
+      url = new URL(found);
+    } catch {
+      return "<redacted URL>"; // not parsable: nothing of it is safe to show
+    }
+    const user = url.username || url.password ? "<redacted>@" : "";
+    const query = url.search ? "?<redacted>" : "";
+    const fragment = url.hash ? "#<redacted>" : "";
+    return `${url.protocol}//${user}${url.host}${url.pathname}${query}${fragment}`;
+  });
+}
+
 /** A batch that failed part way: its first `delivered` records went out (the output does not send them again). */
 export class PartialDelivery extends Error {
   constructor(readonly delivered: number, readonly reason: unknown) {
@@ -167,15 +187,21 @@ class WebhookTransport implements Transport {
   constructor(private readonly config: WebhookOutputConfig) {}
 
   async deliver(records: readonly AuditRecord[]): Promise<void> {
-    const res = await fetch(this.config.url, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...this.config.headers },
-      body: JSON.stringify(records.map((r) => formatRecord(r, this.config.format))),
-      signal: AbortSignal.timeout(this.config.timeoutMs),
-    });
+    let res: Response;
+    try {
+      res = await fetch(this.config.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...this.config.headers },
+        body: JSON.stringify(records.map((r) => formatRecord(r, this.config.format))),
+        signal: AbortSignal.timeout(this.config.timeoutMs),
+      });
+    } catch (e) {
+      // fetch's errors quote the whole URL, its token with it.
+      throw new Error(redactUrls((e as Error).message ?? String(e)));
+    }
     await res.body?.cancel();
     if (res.ok) return;
-    const why = `${this.config.url}: HTTP ${res.status}`;
+    const why = `${redactUrls(this.config.url)}: HTTP ${res.status}`;
     if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new Rejected(why);
     throw new Error(why);
   }

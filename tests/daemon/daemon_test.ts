@@ -51,7 +51,7 @@ Deno.test("run hands the command to the daemon; ps shows the process and its wra
 Deno.test("a policy edit reaches a running process's next calls; a broken edit is refused and the old one stays", async () => {
   const policy = `${dir}/live.yaml`;
   await Deno.writeTextFile(policy, policyWith(ALERT_TARGET));
-  const d = await startDaemon(["--policy", policy]);
+  const d = await startDaemon(["--policy", policy, "--watch"]); // the file watch is opt-in (control_test.ts)
   try {
     const results = `${dir}/live-results`;
     const runner = new Deno.Command(IDWRAP, {
