@@ -14,6 +14,8 @@ import { errno, libc, SYS } from "../unsafe/libc.ts";
 
 // sys/socket.h (x86_64); SO_PEERPIDFD since Linux 6.5
 const SOL_SOCKET = 1, SO_PEERCRED = 17, SO_PEERPIDFD = 77;
+/** getsockopt's answer for an option the kernel does not know. */
+const ENOPROTOOPT = 92;
 /** /proc/net/unix's St column for a connected socket (SS_CONNECTED). */
 const SS_CONNECTED = "03";
 
@@ -56,17 +58,25 @@ export function livePeers(path: string): LivePeer[] {
       const cred = credentials(fd, path);
       const out = new Uint8Array(4);
       const len = new Uint8Array(new Uint32Array([4]).buffer);
-      if (libc.symbols.getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, out, len) !== 0) {
-        throw new Error(`getsockopt(SO_PEERPIDFD) on ${path} failed (errno ${errno()}; Linux 6.5 or later has it)`);
+      let pidfd: number;
+      if (libc.symbols.getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, out, len) === 0) {
+        pidfd = new DataView(out.buffer).getInt32(0, true);
+      } else if (errno() === ENOPROTOOPT) {
+        // Before Linux 6.5 (Debian 12's 6.1): a pidfd of the pid SO_PEERCRED names, opened now. It names the connector
+        // unless the connector has exited and its pid been reused meanwhile (the pid space cycled): weaker than
+        // SO_PEERPIDFD, and said so in docs/daemon.md.
+        pidfd = Number(libc.symbols.syscall(SYS.pidfd_open, BigInt(cred.pid), 0n, 0n, 0n, 0n, 0n));
+      } else {
+        throw new Error(`getsockopt(SO_PEERPIDFD) on ${path} failed (errno ${errno()})`);
       }
-      const pidfd = new DataView(out.buffer).getInt32(0, true);
       peers.push({
         ...cred,
         alive() {
+          if (pidfd < 0) return false; // pidfd_open failed: the pid names no process any more
           // Signal 0: none is sent, only checked; fails (ESRCH) once the process has exited. Any failure: not alive.
           return libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(pidfd), 0n, 0n, 0n, 0n, 0n) === 0n;
         },
-        close: () => void libc.symbols.close(pidfd),
+        close: () => void (pidfd >= 0 && libc.symbols.close(pidfd)),
       });
     }
   } catch (e) {
