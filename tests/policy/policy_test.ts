@@ -471,3 +471,15 @@ Deno.test("policy check refuses every number and module that run refuses, with f
   );
   assertEquals((await checkPolicies([edge]))[0].ok, true);
 });
+
+Deno.test("a deny rule's exception by a program's base name is warned about, with file and line (rt6 F5a)", () => {
+  const text = (program: string) =>
+    `name: p\nrules:\n  - id: r\n    syscalls: [openat]\n    path: /etc/shadow\n    except:\n` +
+    `      - name: tools\n        fields: program\n        values: [${program}]\n    action: deny\n`;
+  const bare = parsePolicy(text("passwd"), "p.yaml").warnings ?? [];
+  assertEquals(bare.length, 1);
+  assert(bare[0].startsWith('p.yaml:7: rules[0].except: "passwd" names a program by its base name'), bare[0]);
+  assertEquals(parsePolicy(text("/usr/bin/passwd"), "p.yaml").warnings, undefined);
+  // An alert rule's exception only silences an alert: no warning.
+  assertEquals(parsePolicy(text("passwd").replace("action: deny", "action: alert"), "p.yaml").warnings, undefined);
+});
