@@ -6,7 +6,7 @@
  * not only the opens. Each run has its control: the same commands unwrapped change the file.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { traced } from "../helpers.ts";
+import { ensureUser, idwrapAsUser, run, traced } from "../helpers.ts";
 
 async function setup(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "idwrap-path-exc-" });
@@ -64,6 +64,49 @@ Deno.test("a path exception does not exempt the protected file hard-linked into 
     assertEquals(await Deno.readTextFile(`${dir}/other`), "other\n");
     assertEquals(await Deno.readTextFile(`${dir}/uploads/new`), "new\n"); // the exception still holds
     assert(r.events.some((e) => e.kind === "syscall" && e.alerts?.includes("secret-write")), r.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a path exception does not exempt a hard link of the protected file, as an ordinary user", async () => {
+  const uid = await ensureUser("idwrap-alice");
+  const dir = await setup();
+  try {
+    await Deno.chmod(dir, 0o755);
+    for (const f of ["", "/uploads", "/secret"]) await Deno.chown(`${dir}${f}`, uid, uid);
+    const file = `${dir}/policy.yaml`;
+    await Deno.writeTextFile(file, exceptionPolicy(dir));
+    await Deno.chmod(file, 0o644);
+    const script = `cd ${dir} && ${LINK_ATTACK}`;
+    const r = await idwrapAsUser(uid, `${dir}/home`, [
+      "run",
+      "--source",
+      "seccomp",
+      "-p",
+      file,
+      "--",
+      "/bin/sh",
+      "-c",
+      script,
+    ]);
+    assertEquals(r.stdout, "link=2\nnew=0\n", r.stderr);
+    assertEquals(await Deno.readTextFile(`${dir}/secret`), "orig\n");
+    // Control, as the same user unwrapped: the write through the link changes the secret.
+    await Deno.remove(`${dir}/uploads`, { recursive: true });
+    await Deno.mkdir(`${dir}/uploads`);
+    await Deno.chown(`${dir}/uploads`, uid, uid);
+    const bare = await run("setpriv", [
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      "--clear-groups",
+      "--",
+      "/bin/sh",
+      "-c",
+      script,
+    ]);
+    assertEquals(bare.stdout, "link=0\nnew=0\n", bare.stderr);
+    assertEquals(await Deno.readTextFile(`${dir}/secret`), "VIA-LINK\n");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
