@@ -483,3 +483,25 @@ Deno.test("a deny rule's exception by a program's base name is warned about, wit
   // An alert rule's exception only silences an alert: no warning.
   assertEquals(parsePolicy(text("passwd").replace("action: deny", "action: alert"), "p.yaml").warnings, undefined);
 });
+
+Deno.test("policy check carries a policy's warnings (a deny's exception by base name)", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    await Deno.writeTextFile(file, POLICY_WITH_BASE_NAME);
+    const [r] = await checkPolicies([file]);
+    assert(r.ok, r.error);
+    assertEquals(r.warnings?.length, 1);
+    assert(r.warnings![0].startsWith(`${file}:`) && r.warnings![0].includes('"passwd"'), r.warnings![0]);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+const POLICY_WITH_BASE_NAME = `name: p
+rules:
+  - id: r
+    syscalls: [openat]
+    path: /etc/shadow
+    not: { program: passwd }
+    action: deny
+`;
