@@ -28,6 +28,8 @@ export interface PolicyCheck {
   error?: string;
   /** Wrapper names it shares with files it may be loaded with instead (a directory's alternatives). */
   notes?: string[];
+  /** Valid but likely holes (a deny's exception by a program's base name): the policy's warnings. */
+  warnings?: string[];
   /** Counts, when the file parsed. */
   rules?: number;
   wrappers?: number;
@@ -109,7 +111,11 @@ async function checkOne(file: string, seen: Map<string, string>): Promise<Policy
     if (!(e instanceof PolicyError)) throw e;
     return { file, ok: false, error: e.message };
   }
-  const counts = { rules: policy.rules.length, wrappers: policy.wrappers.length };
+  const counts = {
+    rules: policy.rules.length,
+    wrappers: policy.wrappers.length,
+    ...(policy.warnings ? { warnings: policy.warnings } : {}),
+  };
   try {
     // What `run` does next (the capabilities of the source that can do most: what needs more is refused).
     await loadPolicyWrappers([policy], v8Engine, KMOD_CAPABILITIES);
@@ -137,7 +143,7 @@ export function registerPolicy(program: Command): void {
     .description(
       "validate policy files (and directories of them): report each one's first error, or its rule and wrapper counts",
     )
-    .option("--json", "print a JSON array of {file, ok, error?, notes?, rules?, wrappers?}")
+    .option("--json", "print a JSON array of {file, ok, error?, notes?, warnings?, rules?, wrappers?}")
     .argument("<paths...>", "policy files (a set, as run -p loads them) or directories (of alternatives)")
     .action(async (paths: string[], opts: { json?: boolean }) => {
       const results = await checkPolicies(paths);
@@ -148,6 +154,7 @@ export function registerPolicy(program: Command): void {
           if (r.ok) console.log(`ok ${r.file} (${plural(r.rules!, "rule")}, ${plural(r.wrappers!, "wrapper")})`);
           else console.error(r.error);
           for (const note of r.notes ?? []) console.log(`note: ${note}`);
+          for (const warning of r.warnings ?? []) console.error(`warning: ${warning}`);
         }
       }
       Deno.exitCode = results.every((r) => r.ok) ? 0 : EXIT_USAGE;

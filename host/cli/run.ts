@@ -88,6 +88,7 @@ async function runStandalone(
   verbose: boolean,
 ): Promise<Outcome> {
   const policies = policyFiles.map(loadPolicy);
+  for (const warning of policies.flatMap((p) => p.warnings ?? [])) console.error(`idwrap: warning: ${warning}`);
   const storePath = defaultStorePath();
   const audit = await AuditLog.open(storePath);
   try {

@@ -102,6 +102,8 @@ export interface Policy {
   rules: Rule[];
   /** Wrappers, in load (layer) order. */
   wrappers: WrapperSpec[];
+  /** What is valid but likely a hole (`file:line: field: why`): `policy check` and `run` print them. */
+  warnings?: string[];
 }
 
 /** Defaults of a wrapper entry (docs/abi.md, Limits). */
@@ -212,6 +214,7 @@ export function parsePolicy(text: string, file: string): Policy {
   const macros = parseMacros(root.macros, lists, fail, uid);
 
   const rules: Rule[] = [];
+  const warnings: string[] = [];
   if (root.rules !== undefined && !isSeq(doc.get("rules"))) fail(["rules"], "expected a list of rules");
   const ids = new Set<string>();
   ((root.rules ?? []) as unknown[]).forEach((raw, i) => {
@@ -265,6 +268,16 @@ export function parsePolicy(text: string, file: string): Policy {
     const tags = r.tags === undefined
       ? undefined
       : strings(r.tags, at("tags"), fail, /^[^\s]+$/, "a tag without spaces");
+    if (action !== "alert") {
+      for (const [field, names] of baseNamePrograms(not, except, scope)) {
+        const where = field === "scope" ? at("scope") : at(field);
+        warnings.push(
+          `${file}:${lineOf(where)}: rules[${i}].${field}: ${names.map((n) => JSON.stringify(n)).join(", ")} ` +
+            `name${names.length === 1 ? "s" : ""} a program by its base name, which any copy of a program ` +
+            `(cp /bin/sh ./${names[0].replace(/[*?]/g, "x")}) also has: name it by its full path (/usr/bin/…)`,
+        );
+      }
+    }
     rules.push({
       id: id as string,
       syscalls,
@@ -288,7 +301,26 @@ export function parsePolicy(text: string, file: string): Policy {
   // The shipped schema (policies/schema.json) checks what the checks above do not (the editor's view of the format).
   const problem = validateSchema(root);
   if (problem) fail(problem.path, problem.message);
-  return { name: name as string, file, observe, rules, wrappers };
+  return { name: name as string, file, observe, rules, wrappers, ...(warnings.length ? { warnings } : {}) };
+}
+
+/**
+ * The program and parent globs without "/" (matched on the base name: docs/policy.md, "Programs") in a deny or kill
+ * rule's `not`, `except` and `scope`: an exception by base name is met by any program of that name, a copy of a shell
+ * included, so it is a way out of the rule.
+ */
+function baseNamePrograms(
+  not: Condition[] | undefined,
+  except: RuleException[] | undefined,
+  scope: Criteria | undefined,
+): [string, string[]][] {
+  const bare = (globs: (string[] | undefined)[]) => globs.flatMap((g) => g ?? []).filter((g) => !g.includes("/"));
+  const out: [string, string[]][] = [];
+  const add = (field: string, names: string[]) => names.length && out.push([field, [...new Set(names)]]);
+  add("not", bare((not ?? []).flatMap((c) => [c.program, c.parent])));
+  add("except", bare((except ?? []).flatMap((x) => x.values.flatMap((c) => [c.program, c.parent]))));
+  add("scope", bare([scope?.program, scope?.parent]));
+  return out;
 }
 
 /** The fields of a rule. */

@@ -188,9 +188,11 @@ export class RuleDecider extends AllowAll {
     const facts = this.#factsOf(event);
     if (rule.scope && !this.#inScope(rule, event.pid, facts)) return false;
     for (const c of rule.match ?? []) if (!conditionHolds(c, event, facts, pathMatch)) return false;
-    for (const c of rule.not ?? []) if (conditionHolds(c, event, facts, pathMatch)) return false;
+    // A path in `not` or `except` is an exemption: it must hold for every file the call names (docs/policy.md).
+    const exempt = (globs: readonly string[], e: SyscallEvent) => this.#pathExempt(globs, e, rule);
+    for (const c of rule.not ?? []) if (conditionHolds(c, event, facts, exempt)) return false;
     for (const x of rule.except ?? []) {
-      if (x.values.some((c) => conditionHolds(c, event, facts, pathMatch))) return false;
+      if (x.values.some((c) => conditionHolds(c, event, facts, exempt))) return false;
     }
     return true;
   }
@@ -219,19 +221,50 @@ export class RuleDecider extends AllowAll {
   }
 
   /**
-   * The call's path (canonical where the source resolves it) matches a glob, or — for a literal path — the call
-   * acts on the very file the rule names (same dev:ino: a hard link, a handle, any alias). The rule's file is stat'ed
-   * at each check, in the host's world, so a file replaced since is the new file (a missing one once a second).
+   * One of the files the call names (its path, or the second one: rename's and link's target) matches: its path
+   * (canonical where the source resolves it) matches a glob, or — for a literal path — it is the very file the rule
+   * names (same dev:ino: a hard link, a handle, any alias). The rule's file is stat'ed at each check, in the host's
+   * world, so a file replaced since is the new file (a missing one once a second).
    */
   #pathMatches(globs: readonly string[], event: SyscallEvent): boolean {
-    const d = event.decoded;
+    return filesOf(event).some(([path, ident]) => this.#fileMatches(globs, path, ident));
+  }
+
+  #fileMatches(globs: readonly string[], path: string | undefined, ident: string | undefined): boolean {
     for (const g of globs) {
-      if (d.path !== undefined && matcher(g)(d.path)) return true;
+      if (path !== undefined && matcher(g)(path)) return true;
       const literals = literalsOf(g);
-      if (literals === undefined || d.ident === undefined) continue;
-      if (literals.some((literal) => d.ident === this.#identOf(literal))) return true;
+      if (literals === undefined || ident === undefined) continue;
+      if (literals.some((literal) => ident === this.#identOf(literal))) return true;
     }
     return false;
+  }
+
+  /**
+   * A path exemption (`not`/`except`) holds for the call: every file it names is named by an exempt glob — by name
+   * only, and only for a file that has no other name: not a file the rule names by identity under another name (a
+   * hard link of the protected file into the exempt directory), nor a regular file with more than one link (any
+   * file linked in from outside), nor one whose links cannot be checked (its dev:ino is not what the host sees at
+   * that name). A file that does not exist yet (to be created) has no other name.
+   */
+  #pathExempt(globs: readonly string[], event: SyscallEvent, rule: Rule): boolean {
+    const files = filesOf(event);
+    if (!files.length) return false;
+    return files.every(([path, ident]) => {
+      if (path === undefined || !globs.some((g) => matcher(g)(path))) return false;
+      const own = ruleGlobs(rule);
+      if (ident !== undefined && !this.#fileMatches(own, path, undefined) && this.#fileMatches(own, undefined, ident)) {
+        return false;
+      }
+      let info: Deno.FileInfo | undefined;
+      try {
+        info = Deno.statSync(path);
+      } catch {
+        return ident === undefined;
+      }
+      if (ident !== undefined && `${info.dev}:${info.ino}` !== ident) return false;
+      return !(info.isFile && (info.nlink ?? 1) > 1);
+    });
   }
 
   /** dev:ino of a rule's file; a missing file is looked at again after a second (a throw costs ~40 µs a call). */
@@ -247,6 +280,20 @@ export class RuleDecider extends AllowAll {
       return undefined;
     }
   }
+}
+
+/** The files a call names: [path, dev:ino] of its path, and of its second path where it has one. */
+function filesOf(event: SyscallEvent): [string | undefined, string | undefined][] {
+  const d = event.decoded;
+  const out: [string | undefined, string | undefined][] = [];
+  if (d.path !== undefined || d.ident !== undefined) out.push([d.path, d.ident]);
+  if (d.path2 !== undefined || d.ident2 !== undefined) out.push([d.path2, d.ident2]);
+  return out;
+}
+
+/** A rule's own path globs (its `path`, and those of its `match` conditions). */
+function ruleGlobs(rule: Rule): string[] {
+  return [...(rule.path !== undefined ? [rule.path] : []), ...(rule.match ?? []).flatMap((c) => c.path ?? [])];
 }
 
 /** Records a matched rule on an event: its id, and its ATT&CK ids and tags. */

@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import type { EventSink } from "../decider.ts";
 import { isNotable, isReport } from "../event_text.ts";
 import { eventJsonReplacer, type HostEvent, type SyscallEvent } from "../events.ts";
-import { DEFAULT_STRING_LIMIT, formatCall, resultText } from "./strace_text.ts";
+import { DEFAULT_STRING_LIMIT, escapeText, formatCall, resultText } from "./strace_text.ts";
 
 /** Output format of `idwrap trace`. */
 export type TraceFormat = "text" | "json";
@@ -52,10 +52,12 @@ export interface TextOptions {
 export function formatEvent(e: HostEvent, options: TextOptions = {}): string {
   if (isReport(e)) {
     const level = e.severity !== undefined ? `/${e.severity}` : "";
-    return `${e.pid} *** ${e.kind}${level} ${e.wrapper}${e.syscall ? ` (${e.syscall})` : ""}: ${e.message}`;
+    // Escaped: a value with a newline would end the line and forge the next one.
+    const call = e.syscall ? ` (${escapeText(e.syscall)})` : "";
+    return `${e.pid} *** ${e.kind}${level} ${escapeText(e.wrapper)}${call}: ${escapeText(e.message)}`;
   }
   if (e.kind !== "syscall") {
-    const who = `${e.program.exe || "?"} (${e.program.argv0 || "?"}) uid=${e.program.uid}`;
+    const who = `${escapeText(e.program.exe || "?")} (${escapeText(e.program.argv0 || "?")}) uid=${e.program.uid}`;
     if (e.kind === "spawn") return `${e.pid} +++ spawn ppid=${e.ppid} ${who}`;
     // An exec carries the rules that fired on its success (`when: success`).
     if (e.kind === "exec") return `${e.pid} +++ exec ${who}${e.alerts?.length ? ` [${e.alerts.join(",")}]` : ""}`;
@@ -74,7 +76,7 @@ export function formatEvent(e: HostEvent, options: TextOptions = {}): string {
   if (options.times && r?.ms !== undefined) line += ` <${(r.ms / 1000).toFixed(3)}>`;
   if (e.verdict?.startsWith("rewrite")) line += ` <${e.verdict}>`;
   if (e.alerts?.length) line += ` [${e.alerts.join(",")}]`;
-  if (e.reason) line += ` (${e.reason})`;
+  if (e.reason) line += ` (${escapeText(e.reason)})`;
   return line;
 }
 

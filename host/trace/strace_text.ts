@@ -208,6 +208,22 @@ export function quoteString(text: string, limit = Infinity): string {
   return quoteBytes(new TextEncoder().encode(text), limit);
 }
 
+/**
+ * Text printed outside quotes (a program's path and argv0, a wrapper's message) with its control characters escaped
+ * as strace does (`\n`, `\t`, `\r`, `\xNN`; `\\` for a backslash), so that no value can end a line of the report
+ * and forge the next one. Other characters (UTF-8 names) are kept.
+ */
+export function escapeText(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029\\]/g, (c) => {
+    if (c === "\\") return "\\\\";
+    if (c === "\n") return "\\n";
+    if (c === "\t") return "\\t";
+    if (c === "\r") return "\\r";
+    const n = c.charCodeAt(0);
+    return n > 0xff ? `\\u${n.toString(16)}` : `\\x${n.toString(16).padStart(2, "0")}`;
+  });
+}
+
 function escapeByte(b: number): string {
   switch (b) {
     case 0x0a:

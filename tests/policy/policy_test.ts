@@ -471,3 +471,37 @@ Deno.test("policy check refuses every number and module that run refuses, with f
   );
   assertEquals((await checkPolicies([edge]))[0].ok, true);
 });
+
+Deno.test("a deny rule's exception by a program's base name is warned about, with file and line (rt6 F5a)", () => {
+  const text = (program: string) =>
+    `name: p\nrules:\n  - id: r\n    syscalls: [openat]\n    path: /etc/shadow\n    except:\n` +
+    `      - name: tools\n        fields: program\n        values: [${program}]\n    action: deny\n`;
+  const bare = parsePolicy(text("passwd"), "p.yaml").warnings ?? [];
+  assertEquals(bare.length, 1);
+  assert(bare[0].startsWith('p.yaml:7: rules[0].except: "passwd" names a program by its base name'), bare[0]);
+  assertEquals(parsePolicy(text("/usr/bin/passwd"), "p.yaml").warnings, undefined);
+  // An alert rule's exception only silences an alert: no warning.
+  assertEquals(parsePolicy(text("passwd").replace("action: deny", "action: alert"), "p.yaml").warnings, undefined);
+});
+
+Deno.test("policy check carries a policy's warnings (a deny's exception by base name)", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    await Deno.writeTextFile(file, POLICY_WITH_BASE_NAME);
+    const [r] = await checkPolicies([file]);
+    assert(r.ok, r.error);
+    assertEquals(r.warnings?.length, 1);
+    assert(r.warnings![0].startsWith(`${file}:`) && r.warnings![0].includes('"passwd"'), r.warnings![0]);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+const POLICY_WITH_BASE_NAME = `name: p
+rules:
+  - id: r
+    syscalls: [openat]
+    path: /etc/shadow
+    not: { program: passwd }
+    action: deny
+`;
