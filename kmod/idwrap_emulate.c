@@ -281,12 +281,18 @@ static bool idw_is_xattr(long nr)
  * found later differs (fail closed). Only tasks with an expectation pay:
  * three lookups at copy time, a compare in the hook.
  *
- * idwrap.identity=0 (at insmod only) turns the check off: the old behaviour,
- * the control of tests/sources/kmod/swap_vm_test.ts.
+ * In the test-only build (IDWRAP_FAULT_INJECT), idwrap.identity=0 (at insmod
+ * only) turns the check off: the old behaviour, the control of
+ * tests/sources/kmod/swap_vm_test.ts. The production module has no such
+ * parameter: the check is always on.
  */
+#ifdef IDWRAP_FAULT_INJECT
 static bool identity = true;
 module_param(identity, bool, 0444);
 MODULE_PARM_DESC(identity, "check the identity of what a decided name names (default on; off: a test control)");
+#else
+static const bool identity = true;
+#endif
 
 /* The calls whose object the identity hooks check (the others' names are only looked at). */
 static bool idw_ident_wanted(long nr)

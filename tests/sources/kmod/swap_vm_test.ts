@@ -7,7 +7,7 @@
  * harmless file) with a symlink to the protected directory (or a final symlink with one to the protected file), so the
  * bytes decided on name the protected file when the kernel acts.
  *
- * The control runs in the same boot: the same module loaded with `identity=0` (the identity check off: the old
+ * The control runs in the same boot: the test-only build loaded with `identity=0` (the identity check off: the old
  * behaviour) must let the attack win in every family, as root and as an ordinary user, so the test can fail. Then
  * the module as shipped: zero wins in thousands of tries per family, the unswapped tries still succeed, the swapped
  * ones are refused (EACCES) and alerted as idwrap.argument-raced. The kernel log stays clean and the module unloads.
@@ -93,10 +93,11 @@ echo "@@S $label-raced"
 echo "raced $(grep -F idwrap.argument-raced /tmp/$label.jsonl | grep -c -F 'refused')"
 `;
 
-const vmScript = (ko: string, overlay: string) => `
+// The control loads the test-only build (the production module has no identity parameter), with the check off.
+const vmScript = (ko: string, testKo: string, overlay: string) => `
 sec() { echo "@@S $1"; }
 insmod /host${overlay} || { sec fatal; echo "insmod overlay failed"; exit 1; }
-insmod /host${ko} identity=0 || { sec fatal; echo "insmod identity=0 failed"; exit 1; }
+insmod /host${testKo} identity=0 || { sec fatal; echo "insmod identity=0 failed"; exit 1; }
 chroot /host /bin/sh ${V}/guest.sh control ${CONTROL_ROUNDS}
 rmmod idwrap || { sec fatal; echo "rmmod failed"; exit 1; }
 insmod /host${ko} || { sec fatal; echo "insmod failed"; exit 1; }
@@ -113,6 +114,7 @@ let booted: Promise<Sections> | undefined;
 function vm(): Promise<Sections> {
   return booted ??= (async () => {
     const ko = await buildModule();
+    const testKo = await buildModule({ faultInject: true });
     await Deno.mkdir(V, { recursive: true });
     const prot = (glob: string) => `"{${R}/${glob},${U}/${glob}}"`;
     await Deno.writeTextFile(
@@ -136,7 +138,7 @@ rules:
     await Deno.writeTextFile(`${V}/guest.sh`, guestScript);
     if (skip) throw new Error("unreachable");
     const overlay = await Deno.realPath(`${k.modules}kernel/fs/overlayfs/overlay.ko`);
-    const r = await runInVm(vmScript(ko, overlay), { timeoutMs: 2_400_000 });
+    const r = await runInVm(vmScript(ko, testKo, overlay), { timeoutMs: 2_400_000 });
     console.log(`  one boot for the kmod swap tests: ${(r.ms / 1000).toFixed(0)} s (output: ${V}/output.txt)`);
     await Deno.writeTextFile(`${V}/output.txt`, r.output);
     return guestSections(r.output);
