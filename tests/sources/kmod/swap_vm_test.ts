@@ -39,7 +39,7 @@ const R = "/tmp/r"; // root's attacks, on the guest's own tmpfs
 const U = "/tmp/u"; // the ordinary user's
 const ROUNDS = Number(Deno.env.get("IDWRAP_KMOD_SWAP_ROUNDS") ?? 600);
 /** Tries per family on the control module: the attack wins about every swapped try there. */
-const CONTROL_ROUNDS = 60;
+const CONTROL_ROUNDS = 150;
 const FAMILIES = ["unlink", "rename", "chmod", "truncate", "mkdir", "open", "creat", "chmod-link", "open-link", "exec"];
 /**
  * On overlayfs (what containers run on) the kernel calls the open and setattr hooks a second time, on the file
@@ -166,13 +166,19 @@ for (const who of ["root", "an ordinary user"]) {
       sanitizeOps: false,
       async fn() {
         assert((await section("control-param")).includes("N"), await section("control-param"));
-        const control = await section(`control-${pre}${family}`);
-        assert(counts(control).wins > 0, `the attack must win with the identity check off: ${control}`);
+        // The control: with the check off the attack wins. 60 tries per family and attacker won 0 to 30 times (TCG, a
+        // loaded CI machine: 0 seen for one attacker); 150 are run, and the family's control counts both attackers'.
+        const controls = [await section(`control-${family}`), await section(`control-user-${family}`)];
+        assert(
+          controls.some((c) => counts(c).wins > 0),
+          `the attack must win with the identity check off: ${controls.join(" / ")}`,
+        );
         const wrapped = await section(`kmod-${pre}${family}`);
         const c = counts(wrapped);
         assertEquals(c.wins, 0, `${family} won ${c.wins} times: ${wrapped}`);
-        // The racer sees the wait in time for some tries only (6.1, TCG: 36 to 300 of 300 per family and user).
-        assert(c.swapped >= ROUNDS / 25, `the racer swapped while the call was being decided: ${wrapped}`);
+        // The racer sees the wait in time for some tries only (6.1, TCG: 13 to 300 of 600 per family and user, the
+        // fewest on a loaded CI machine); the decided calls it swapped are the ones the check is tried on.
+        assert(c.swapped >= ROUNDS / 100, `the racer swapped while the call was being decided: ${wrapped}`);
         // A swap can land after the verdict let the call act (the harmless object, then): not every swap is refused.
         assert(c.refused > c.swapped / 4, `the swapped calls are refused (EACCES): ${wrapped}`);
         assert(c.ok >= c.tries / 2 - c.tries / 20, `the unswapped calls still succeed: ${wrapped}`);
