@@ -214,6 +214,7 @@ export function quoteString(text: string, limit = Infinity): string {
  * and forge the next one. Other characters (UTF-8 names) are kept.
  */
 export function escapeText(text: string): string {
+  // deno-lint-ignore no-control-regex -- the control characters are what this escapes
   return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029\\]/g, (c) => {
     if (c === "\\") return "\\\\";
     if (c === "\n") return "\\n";
