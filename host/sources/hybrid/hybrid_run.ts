@@ -15,15 +15,13 @@ import { loadPolicyWrappers } from "../../runtime/load.ts";
 import type { WrapperModule } from "../../runtime/module.ts";
 import { defaultStorePath } from "../../store/kv.ts";
 import { resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
-import { X86_64_NAMES } from "../../syscalls/tables.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { buildInterest } from "../../wss/interest.ts";
 import { HYBRID_CAPABILITIES } from "../capabilities.ts";
 import type { Enforcement, SupervisorSummary } from "../enforce.ts";
 import type { Handshake } from "../handshake.ts";
 import { launchAndServe } from "../launch.ts";
-import { buildFilter, encodeFilter } from "../seccomp/filter.ts";
-import { EINTR_HAZARDS, spawnLauncher } from "../seccomp/source.ts";
+import { EINTR_HAZARDS, launchFilter, spawnLauncher } from "../seccomp/source.ts";
 import { guardFilter } from "../seccomp/tamper.ts";
 import { type OnEvents, SourceThread } from "../thread.ts";
 import { compileHybrid, type HybridPlan } from "./hybrid.ts";
@@ -66,13 +64,11 @@ export function hybridPlan(policies: Policy[], wrappers: WrapperModule[], emulat
 export async function prepareHybridEnforcement(
   policies: Policy[],
   emulateOpens: boolean,
-): Promise<{ wrappers: WrapperModule[]; filter: string; plan: HybridPlan }> {
+): Promise<{ wrappers: WrapperModule[]; plan: HybridPlan }> {
   const privilege = bpfPrivilegeProblem();
   if (privilege) throw new BpfRefusal(`Cannot use the hybrid source: ${privilege}`);
   const wrappers = await loadPolicyWrappers(policies, v8Engine, HYBRID_CAPABILITIES);
-  const plan = hybridPlan(policies, wrappers, emulateOpens);
-  const program = buildFilter(plan.notify, guardFilter(Deno.pid).checks, X86_64_NAMES.length - 1);
-  return { wrappers, filter: encodeFilter(program), plan };
+  return { wrappers, plan: hybridPlan(policies, wrappers, emulateOpens) };
 }
 
 /**
@@ -132,7 +128,7 @@ export interface HybridRunResult {
 /** Runs `command` with its decided calls held on seccomp and its observed calls reported through the bpf ring. */
 export async function runUnderHybrid(command: string[], options: HybridRunOptions): Promise<HybridRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
-  const { wrappers, filter, plan } = await prepareHybridEnforcement(options.policies, emulateOpens);
+  const { wrappers, plan } = await prepareHybridEnforcement(options.policies, emulateOpens);
   const warning = hybridEintrWarning(plan);
   if (warning) options.onWarning?.(warning);
   const thread = await HybridThread.start({
@@ -145,7 +141,8 @@ export async function runUnderHybrid(command: string[], options: HybridRunOption
   });
   return await launchAndServe(
     command,
-    (socketPath) => spawnLauncher(socketPath, filter, command),
+    // Built once the supervisor's threads have started: their ids are in the guard's checks.
+    (socketPath) => spawnLauncher(socketPath, launchFilter(plan.notify), command),
     (hs) => thread.serve(0, hs),
     thread,
     options.onWarning,

@@ -67,13 +67,15 @@ function decide(runs: [number, number][]): BpfInstruction[] {
 
 /**
  * A call notified only when the low 32 bits of one argument equal one of
- * `equals`, or have one of `anyBits` set; otherwise allowed.
+ * `equals`, have one of `anyBits` set, or are at least `atLeast` (unsigned);
+ * otherwise allowed.
  */
 export interface ArgumentCheck {
   nr: number;
   arg: number;
   equals?: number[];
   anyBits?: number;
+  atLeast?: number;
 }
 
 /**
@@ -90,6 +92,7 @@ function argumentChecks(checks: ArgumentCheck[]): BpfInstruction[] {
       op(LD_ABS, OFF_ARGS + 8 * c.arg),
       ...(c.equals ?? []).map((v) => op(JEQ, v >>> 0)),
       ...(c.anyBits ? [op(JSET, c.anyBits >>> 0)] : []),
+      ...(c.atLeast === undefined ? [] : [op(JGE, c.atLeast >>> 0)]),
     ]);
     const block = tests.flat();
     // Every comparison jumps, when true, to the notify return at the end (after the allow).

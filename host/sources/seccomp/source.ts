@@ -23,7 +23,7 @@ import { SECCOMP_CAPABILITIES } from "../capabilities.ts";
 import { buildInterest, type Interest } from "../../wss/interest.ts";
 import { buildFilter, encodeFilter } from "./filter.ts";
 import { X86_64_NAMES } from "../../syscalls/tables.ts";
-import { guardFilter } from "./tamper.ts";
+import { guardFilter, ownThreads } from "./tamper.ts";
 import { launcherPath } from "../launcher.ts";
 import { launchAndServe } from "../launch.ts";
 import type { SupervisorSummary } from "../../wss/summary.ts";
@@ -133,23 +133,24 @@ export function eintrWarnings(policies: Policy[], wrappers: WrapperModule[]): st
 }
 
 /**
- * Builds the filter and loads the wrappers for a set of policies: everything
- * that can be refused is refused here, before a process runs.
+ * Loads the wrappers for a set of policies and compiles what the filter
+ * notifies: everything that can be refused is refused here, before a process
+ * runs. The filter itself is built at each launch (launchFilter).
  */
 export async function prepareEnforcement(
   policies: Policy[],
   emulateOpens: boolean,
-): Promise<{ wrappers: WrapperModule[]; filter: string }> {
+): Promise<{ wrappers: WrapperModule[]; notify: Set<number> }> {
   const wrappers = await loadPolicyWrappers(policies, v8Engine, SECCOMP_CAPABILITIES);
-  // This process supervises what the filter notifies: its pid is the one the guard's argument checks name.
-  const filter = encodeFilter(
-    buildFilter(
-      notifiedSyscalls(policies, wrappers, emulateOpens),
-      guardFilter(Deno.pid).checks,
-      X86_64_NAMES.length - 1,
-    ),
-  );
-  return { wrappers, filter };
+  return { wrappers, notify: notifiedSyscalls(policies, wrappers, emulateOpens) };
+}
+
+/**
+ * The filter for a launch now: this process supervises what it notifies, so its pid and the ids of its threads at
+ * this moment are the ones the guard's argument checks name (tamper.ts, guardFilter).
+ */
+export function launchFilter(notify: Iterable<number>): string {
+  return encodeFilter(buildFilter(notify, guardFilter(Deno.pid, ownThreads()).checks, X86_64_NAMES.length - 1));
 }
 
 /** Starts idwrap-launch; it connects to `socketPath` for the handshake. */
@@ -170,7 +171,7 @@ export async function spawnLauncher(socketPath: string, filter: string, command:
  */
 export async function runUnderSeccomp(command: string[], options: SeccompRunOptions): Promise<SeccompRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
-  const { wrappers, filter } = await prepareEnforcement(options.policies, emulateOpens);
+  const { wrappers, notify } = await prepareEnforcement(options.policies, emulateOpens);
   for (const warning of eintrWarnings(options.policies, wrappers)) options.onWarning?.(warning);
   const thread = await SupervisorThread.start({
     policies: options.policies,
@@ -182,7 +183,8 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
   });
   return await launchAndServe(
     command,
-    (socketPath) => spawnLauncher(socketPath, filter, command),
+    // Built once the supervisor's threads have started: their ids are in the guard's checks.
+    (socketPath) => spawnLauncher(socketPath, launchFilter(notify), command),
     (hs) => thread.listen(0, hs.listener),
     thread,
     options.onWarning,

@@ -25,31 +25,39 @@ export interface GuardFilter {
 }
 
 /**
- * The calls to notify for a supervisor of pid `self`. kill(2) and
- * rt_sigqueueinfo(2) accept any thread id of a process, and a thread's id is
- * not known when the filter is built, so they are notified always; tgkill(2)
- * and rt_tgsigqueueinfo(2) check the thread group id, pidfd_open(2) without
- * PIDFD_THREAD takes only a leader, and ptrace(2) reaches another task only
- * through PTRACE_ATTACH or PTRACE_SEIZE. The other ways to a pidfd (a
+ * The calls to notify for a supervisor of pid `self` whose threads are `threads`
+ * now. kill(2), tkill(2) and rt_sigqueueinfo(2) accept any thread id of a
+ * process: they are notified when their target is one of those threads, and
+ * kill(2) also when it names a process group or every process (0 or negative:
+ * the guard decides whether idwrap is among them). Notifying every kill would
+ * put every script's `kill $a $b` in the EINTR window (docs/seccomp.md): the
+ * SIGCHLD of the first child's death failed the second kill, unseen, and the
+ * script waited for a child that was never signalled. A thread the supervisor
+ * starts after the filter is built is not named (docs/threat-model.md).
+ * tgkill(2) and rt_tgsigqueueinfo(2) check the thread group id, pidfd_open(2)
+ * without PIDFD_THREAD takes only a leader, and ptrace(2) reaches another task
+ * only through PTRACE_ATTACH or PTRACE_SEIZE. The other ways to a pidfd (a
  * socket peer's: SO_PEERPIDFD, SO_PASSPIDFD), to a signal the kernel sends
  * on another's behalf (F_SETOWN, FIOSETOWN, SIOCSPGRP: SIGIO; F_SETSIG: which
- * signal that is) and to another
- * process's limits (prlimit64: RLIMIT_CPU kills, RLIMIT_FSIZE stops the
- * audit journal) are notified by their argument; TIOCSTI too, which types
- * into a terminal for a shell outside the tree to run.
+ * signal that is) and to another process's limits (prlimit64: RLIMIT_CPU
+ * kills, RLIMIT_FSIZE stops the audit journal) are notified by their
+ * argument; TIOCSTI too, which types into a terminal for a shell outside the
+ * tree to run.
  */
-export function guardFilter(self: number): GuardFilter {
+export function guardFilter(self: number, threads: readonly number[] = [self]): GuardFilter {
+  const ids = [...new Set([self, ...threads])];
   return {
     always: [
-      "kill",
-      "tkill",
-      "rt_sigqueueinfo",
       "pidfd_getfd",
       "pidfd_send_signal",
       "process_vm_readv",
       "process_vm_writev",
     ].map(nr),
     checks: [
+      // pid 0 and negative pids (low 32 bits from 0x80000000): a process group, or every process.
+      { nr: nr("kill"), arg: 0, equals: [...ids, 0], atLeast: 0x80000000 },
+      { nr: nr("tkill"), arg: 0, equals: ids },
+      { nr: nr("rt_sigqueueinfo"), arg: 0, equals: ids },
       { nr: nr("ptrace"), arg: 0, equals: [PTRACE_ATTACH, PTRACE_SEIZE] },
       { nr: nr("tgkill"), arg: 0, equals: [self] },
       { nr: nr("rt_tgsigqueueinfo"), arg: 0, equals: [self] },
@@ -62,4 +70,9 @@ export function guardFilter(self: number): GuardFilter {
       { nr: nr("prlimit64"), arg: 0, anyBits: 0xffffffff },
     ],
   };
+}
+
+/** The ids of this process's threads now (/proc/self/task). */
+export function ownThreads(): number[] {
+  return [...Deno.readDirSync("/proc/self/task")].map((e) => Number(e.name)).filter(Number.isInteger);
 }

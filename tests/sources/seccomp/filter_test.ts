@@ -87,13 +87,23 @@ Deno.test("buildFilter() stays within the kernel's 4096 instructions for every s
 });
 
 Deno.test("buildFilter() argument checks notify a call only for the values that can reach the supervisor", () => {
-  const self = 4242;
-  const program = buildFilter([0], guardFilter(self).checks);
+  const self = 4242, thread = 4250;
+  const program = buildFilter([0], guardFilter(self, [self, 4243, thread]).checks);
   const nr = (name: string) => syscallNumber(name)!;
   const cases: [string, number[], number][] = [
     ["ptrace", [16, /* PTRACE_ATTACH */ self], SECCOMP_RET_USER_NOTIF],
     ["ptrace", [0x4206, /* PTRACE_SEIZE */ 1], SECCOMP_RET_USER_NOTIF],
     ["ptrace", [12, /* PTRACE_GETREGS */ self], SECCOMP_RET_ALLOW],
+    ["kill", [self, 9], SECCOMP_RET_USER_NOTIF],
+    ["kill", [thread, 9], SECCOMP_RET_USER_NOTIF],
+    ["kill", [0, 9], SECCOMP_RET_USER_NOTIF], // its process group
+    ["kill", [-1 >>> 0, 9], SECCOMP_RET_USER_NOTIF], // every process
+    ["kill", [-self >>> 0, 9], SECCOMP_RET_USER_NOTIF], // a process group by id
+    ["kill", [self + 100, 9], SECCOMP_RET_ALLOW], // any other process: a script's `kill $child` never waits
+    ["tkill", [thread, 19], SECCOMP_RET_USER_NOTIF],
+    ["tkill", [thread + 1, 19], SECCOMP_RET_ALLOW],
+    ["rt_sigqueueinfo", [4243, 19], SECCOMP_RET_USER_NOTIF],
+    ["rt_sigqueueinfo", [77, 19], SECCOMP_RET_ALLOW],
     ["tgkill", [self, self, 9], SECCOMP_RET_USER_NOTIF],
     ["tgkill", [self + 1, self, 9], SECCOMP_RET_ALLOW],
     ["pidfd_open", [self, 0], SECCOMP_RET_USER_NOTIF],
