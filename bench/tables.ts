@@ -26,7 +26,8 @@
  * Options: --quick (a short smoke run), --only build,web,ftp, --rounds N,
  * --build-target DIR/ (default kernel/), --seconds S (web and FTP load per
  * run), --connections C (wrk), --clients P (FTP), --source S (passed to
- * `idwrap run --source`), --no-install, --no-profile (skip the per-call profile,
+ * `idwrap run --source`), --sources S1,S2 (each idwrap row a source can run again under that
+ * source, in the same rounds: e.g. bpf,hybrid beside seccomp), --no-install, --no-profile (skip the per-call profile,
  * bench/tables/percall.ts), --keep (leave the work directory), --compare
  * PATH (another idwrap, e.g. an older checkout's, whose rows run beside this
  * one's in the same rounds: a before/after on the same machine state).
@@ -99,6 +100,7 @@ async function main(): Promise<void> {
       connections: { type: "string" },
       clients: { type: "string" },
       source: { type: "string" },
+      sources: { type: "string" },
       compare: { type: "string" },
       "no-profile": { type: "boolean" },
       "no-install": { type: "boolean" },
@@ -184,6 +186,7 @@ async function main(): Promise<void> {
     deadline: Date.now() + budget * 60000,
     trainingRounds: quick ? 1 : 3,
     compare: values.compare,
+    sources: values.sources?.split(",").map((x) => x.trim()).filter(Boolean),
   });
   const need = (paths: string[]) => paths.filter((p) => !exists(p));
   try {

@@ -10,7 +10,7 @@
  * @module
  */
 import { join } from "node:path";
-import { type Config, withCompared, type WorkloadOptions, wrapCommand } from "./configs.ts";
+import { type Config, withCompared, withSources, type WorkloadOptions, wrapCommand } from "./configs.ts";
 import { readReport } from "./idwrap_report.ts";
 import { log } from "./log.ts";
 import { DEFAULT_POLICY, IDWRAP } from "./paths.ts";
@@ -131,22 +131,25 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
   const base = await preparedBase(src, o.env);
   const makeArgs = (out: string) => [MAKE, "-s", "-C", src, `O=${out}`, "ARCH=x86_64"];
 
-  const configs: Config[] = withCompared([
-    { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
-    {
-      id: "wss",
-      label: "WSS only (idwrap, no wrapper)",
-      kind: "idwrap",
-      policies: [o.policies.empty],
-      paperRow: "WSS only",
-    },
-    // Issue 8: what `idwrap run` applies with no --policy (baseline wrapper).
-    { id: "default", label: "default policy", kind: "idwrap", policies: [DEFAULT_POLICY] },
-    { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [o.policies.seq], paperRow: "Seq_id" },
-    { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [o.policies.seqRecord], record: true },
-    { id: "strace", label: "strace -f", kind: "strace" },
-    { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
-  ], o.compare);
+  const configs: Config[] = withSources(
+    withCompared([
+      { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
+      {
+        id: "wss",
+        label: "WSS only (idwrap, no wrapper)",
+        kind: "idwrap",
+        policies: [o.policies.empty],
+        paperRow: "WSS only",
+      },
+      // Issue 8: what `idwrap run` applies with no --policy (baseline wrapper).
+      { id: "default", label: "default policy", kind: "idwrap", policies: [DEFAULT_POLICY] },
+      { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [o.policies.seq], paperRow: "Seq_id" },
+      { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [o.policies.seqRecord], record: true },
+      { id: "strace", label: "strace -f", kind: "strace" },
+      { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
+    ], o.compare),
+    o.sources,
+  );
 
   let runNo = 0;
   let timeoutMs = 30 * 60 * 1000;

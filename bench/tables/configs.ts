@@ -23,6 +23,8 @@ export interface Config {
   record?: boolean;
   /** For idwrap: run this idwrap instead of the checkout's (--compare). */
   idwrap?: string;
+  /** For idwrap: `--source` for this row (--sources), instead of the workload's. */
+  source?: string;
 }
 
 /** What every workload is given. */
@@ -41,6 +43,8 @@ export interface WorkloadOptions {
   trainingRounds: number;
   /** Another idwrap (an older checkout's) whose rows run beside this one's, for a before/after in one run. */
   compare?: string;
+  /** More event sources whose rows run beside the default's in the same rounds (--sources). */
+  sources?: string[];
 }
 
 /**
@@ -54,6 +58,27 @@ export function withCompared(configs: Config[], compare?: string): Config[] {
       ? [c, { ...c, id: `${c.id}Compared`, label: `${c.label} [${compare}]`, idwrap: compare, paperRow: undefined }]
       : [c]
   );
+}
+
+/**
+ * Rows that can run on each extra source: the bpf source only observes (a policy that denies or kills is refused
+ * before the command runs: docs/bpf.md), so only the WSS-only and seq rows run there.
+ */
+const SOURCE_ROWS: Record<string, (c: Config) => boolean> = {
+  bpf: (c) => c.id === "wss" || c.id === "seq",
+};
+
+/**
+ * The configurations to measure: with `sources`, each idwrap row a source can run again under `--source S`, in the
+ * same rounds (so every source sees the same machine).
+ */
+export function withSources(configs: Config[], sources: string[] = []): Config[] {
+  const extra = sources.flatMap((source) =>
+    configs
+      .filter((c) => c.kind === "idwrap" && !c.record && !c.idwrap && (SOURCE_ROWS[source]?.(c) ?? true))
+      .map((c) => ({ ...c, id: `${c.id}@${source}`, label: `${c.label} [${source}]`, source, paperRow: undefined }))
+  );
+  return [...configs, ...extra];
 }
 
 /** The loginuid the audit configuration gives the subject, so a rule can select its tree (auid=…). */
@@ -72,7 +97,7 @@ export function wrapCommand(config: Config, command: string[], report: string, i
       return [
         config.idwrap ?? IDWRAP,
         "run",
-        ...idwrapArgs,
+        ...(config.source ? ["--source", config.source] : idwrapArgs),
         "-o",
         report,
         ...(config.policies ?? []).flatMap((p) => ["-p", p]),

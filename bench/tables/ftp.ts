@@ -11,7 +11,7 @@
  */
 import { join } from "node:path";
 import { freePort, freeRange } from "../../tests/loopback.ts";
-import { type Config, withCompared, type WorkloadOptions } from "./configs.ts";
+import { type Config, withCompared, withSources, type WorkloadOptions } from "./configs.ts";
 import { type FileSet, publicDir, webstoneFiles } from "./files.ts";
 import { writeSharedPolicies } from "./policies.ts";
 import { runCommand } from "./processes.ts";
@@ -118,15 +118,18 @@ function policyFiles(work: string, site: Site) {
 export async function ftpWorkload(o: FtpOptions): Promise<FtpResult> {
   const site = await makeSite(o.work);
   const p = policyFiles(o.work, site);
-  const configs: Config[] = withCompared([
-    { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
-    { id: "wss", label: "WSS only (idwrap, no wrapper)", kind: "idwrap", policies: [p.empty], paperRow: "WSS only" },
-    { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [p.seq], paperRow: "Seq_id" },
-    { id: "ftpd", label: "ftpd", kind: "idwrap", policies: [p.ftpd], paperRow: "Ftpd_id" },
-    { id: "ftpdSeq", label: "ftpd + seq", kind: "idwrap", policies: [p.ftpd, p.seq], paperRow: "Ftpd_id & Seq_id" },
-    { id: "strace", label: "strace -f", kind: "strace" },
-    { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
-  ], o.compare);
+  const configs: Config[] = withSources(
+    withCompared([
+      { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
+      { id: "wss", label: "WSS only (idwrap, no wrapper)", kind: "idwrap", policies: [p.empty], paperRow: "WSS only" },
+      { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [p.seq], paperRow: "Seq_id" },
+      { id: "ftpd", label: "ftpd", kind: "idwrap", policies: [p.ftpd], paperRow: "Ftpd_id" },
+      { id: "ftpdSeq", label: "ftpd + seq", kind: "idwrap", policies: [p.ftpd, p.seq], paperRow: "Ftpd_id & Seq_id" },
+      { id: "strace", label: "strace -f", kind: "strace" },
+      { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
+    ], o.compare),
+    o.sources,
+  );
   const clearLogs = async () => {
     for (const f of ["xferlog", "vsftpd.log"]) await Deno.remove(join(site.dir, "log", f)).catch(() => {});
   };

@@ -55,11 +55,19 @@ export interface Row {
 
 const HIGHER_BETTER = new Set(["reqPerS", "mbitPerS", "fetchPerS"]);
 
+const SOURCE_NAMES: Record<string, string> = {
+  seccomp: "seccomp user-notify",
+  bpf: "eBPF ring (observes)",
+  hybrid: "hybrid (seccomp decides, eBPF ring observes)",
+  kmod: "kernel module",
+};
+
 export function eventSource(c: Config, kmod: boolean): string {
   switch (c.kind) {
     case "bare":
       return "—";
     case "idwrap":
+      if (c.source) return SOURCE_NAMES[c.source] ?? c.source;
       return kmod ? "auto (/dev/idwrap present)" : "seccomp user-notify";
     case "strace":
       return "ptrace";
@@ -249,6 +257,20 @@ export function targets(build?: Row[], web?: Row[], ftp?: Row[]): Target[] {
   // Issue 8's target for the default policy.
   add("default policy, build", 3, build, "default", ["timeS"]);
   add("default policy, web (latency and t-put)", 3, web, "default", ["latMeanMs", "mbitPerS"]);
+  // Issue 15's targets for the rows of other sources (--sources): the paper's Seq_id figures (6.59% build, 4.52% web)
+  // with a margin, and the default policy where the source can run it.
+  const sources = new Set([build, web, ftp].flatMap((rs) => rs ?? []).map((r) => r.id.split("@")[1]).filter(Boolean));
+  for (const s of sources) {
+    add(`[${s}] WSS only, build`, 1, build, `wss@${s}`, ["timeS"]);
+    add(`[${s}] WSS only, web (latency)`, 1, web, `wss@${s}`, ["latMeanMs"]);
+    add(`[${s}] seq, build`, 6.6, build, `seq@${s}`, ["timeS"]);
+    add(`[${s}] seq, web (latency)`, 10, web, `seq@${s}`, ["latMeanMs"]);
+    add(`[${s}] seq, FTP (latency)`, 5, ftp, `seq@${s}`, ["latMeanMs"]);
+    if (s !== "bpf") {
+      add(`[${s}] default policy, build`, 3, build, `default@${s}`, ["timeS"]);
+      add(`[${s}] default policy, web (latency)`, 10, web, `default@${s}`, ["latMeanMs"]);
+    }
+  }
   return out;
 }
 

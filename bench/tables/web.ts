@@ -11,7 +11,7 @@
  */
 import { join } from "node:path";
 import { freePort } from "../../tests/loopback.ts";
-import { type Config, withCompared, type WorkloadOptions } from "./configs.ts";
+import { type Config, withCompared, withSources, type WorkloadOptions } from "./configs.ts";
 import { type FileSet, publicDir, webstoneFiles } from "./files.ts";
 import { DEFAULT_POLICY } from "./paths.ts";
 import { writeSharedPolicies } from "./policies.ts";
@@ -125,17 +125,26 @@ function policyFiles(work: string, site: Site) {
 export async function webWorkload(o: WebOptions): Promise<WebResult> {
   const site = await makeSite(o.work);
   const p = policyFiles(o.work, site);
-  const configs: Config[] = withCompared([
-    { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
-    { id: "wss", label: "WSS only (idwrap, no wrapper)", kind: "idwrap", policies: [p.empty], paperRow: "WSS only" },
-    // Issue 8: what `idwrap run` applies with no --policy (baseline wrapper).
-    { id: "default", label: "default policy", kind: "idwrap", policies: [DEFAULT_POLICY] },
-    { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [p.seq], paperRow: "Seq_id" },
-    { id: "httpd", label: "httpd", kind: "idwrap", policies: [p.httpd], paperRow: "Http_id" },
-    { id: "httpdSeq", label: "httpd + seq", kind: "idwrap", policies: [p.httpd, p.seq], paperRow: "Http_id & Seq_id" },
-    { id: "strace", label: "strace -f", kind: "strace" },
-    { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
-  ], o.compare);
+  const configs: Config[] = withSources(
+    withCompared([
+      { id: "bare", label: "bare", kind: "bare", paperRow: "no WSS" },
+      { id: "wss", label: "WSS only (idwrap, no wrapper)", kind: "idwrap", policies: [p.empty], paperRow: "WSS only" },
+      // Issue 8: what `idwrap run` applies with no --policy (baseline wrapper).
+      { id: "default", label: "default policy", kind: "idwrap", policies: [DEFAULT_POLICY] },
+      { id: "seq", label: "seq (detect)", kind: "idwrap", policies: [p.seq], paperRow: "Seq_id" },
+      { id: "httpd", label: "httpd", kind: "idwrap", policies: [p.httpd], paperRow: "Http_id" },
+      {
+        id: "httpdSeq",
+        label: "httpd + seq",
+        kind: "idwrap",
+        policies: [p.httpd, p.seq],
+        paperRow: "Http_id & Seq_id",
+      },
+      { id: "strace", label: "strace -f", kind: "strace" },
+      { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
+    ], o.compare),
+    o.sources,
+  );
   const truncateLogs = async () => {
     for (const f of ["access.log", "error.log"]) await Deno.remove(join(site.dir, "logs", f)).catch(() => {});
   };
