@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import { Daemon } from "../daemon/daemon.ts";
 import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";
 import { defaultStorePath } from "../store/kv.ts";
-import { readIds } from "../policy/criteria.ts";
+import { lookupId } from "../policy/nss.ts";
 import { DEFAULT_POLICY } from "./run.ts";
 import { EXIT_NO_DAEMON, UsageError } from "./exit.ts";
 import { ConfigError, type DaemonConfig, DEFAULT_CONFIG, loadConfig } from "../outputs/config.ts";
@@ -18,8 +18,8 @@ import { parseMetricsAddress } from "../daemon/metrics.ts";
 /** A user name or uid → uid. */
 export function uidOf(user: string): number {
   if (/^[0-9]+$/.test(user)) return Number(user);
-  const uid = readIds("/etc/passwd").get(user);
-  if (uid === undefined) throw new Error(`Unknown user "${user}" (not in /etc/passwd)`);
+  const uid = lookupId("passwd", user);
+  if (uid === undefined) throw new Error(`Unknown user "${user}" (not found by getent passwd)`);
   return uid;
 }
 

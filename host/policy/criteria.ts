@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { type IdDatabase, lookupId } from "./nss.ts";
 import picomatch from "picomatch";
 
 export interface Criteria {
@@ -48,24 +49,6 @@ export const CRITERIA_KEYS = [
 
 type Path = (string | number)[];
 type Fail = (path: Path, detail: string) => never;
-
-/** Reads an /etc/passwd-style database: name → id (third field). Unreadable: empty. */
-export function readIds(file: string): Map<string, number> {
-  const out = new Map<string, number>();
-  let text = "";
-  try {
-    text = Deno.readTextFileSync(file);
-  } catch {
-    return out;
-  }
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const fields = line.split(":");
-    const id = Number(fields[2]);
-    if (fields.length >= 3 && fields[0] && Number.isInteger(id) && !out.has(fields[0])) out.set(fields[0], id);
-  }
-  return out;
-}
 
 /**
  * Why a glob is refused, or undefined if it is fine. The rule: not empty;
@@ -155,7 +138,7 @@ export function parseCriteria(raw: unknown, at: Path, fail: Fail, negation?: str
       if (problem) fail(path, `bad glob ${JSON.stringify(v)}: ${problem}`);
       return v as string;
     });
-  const ids = (key: string, kind: "user" | "group", db: () => Map<string, number>, dbFile: string) => {
+  const ids = (key: string, kind: "user" | "group", db: IdDatabase) => {
     const expected = kind === "user" ? "a user name or uid" : "a group name or gid";
     return list(key, expected, (v, path) => {
       if (typeof v === "number" || (typeof v === "string" && /^[0-9]+$/.test(v))) {
@@ -164,27 +147,23 @@ export function parseCriteria(raw: unknown, at: Path, fail: Fail, negation?: str
         return n;
       }
       if (typeof v !== "string" || !v) fail(path, `expected ${expected}, got ${JSON.stringify(v)}`);
-      const id = db().get(v as string);
-      if (id === undefined) fail(path, `unknown ${kind} ${JSON.stringify(v)} (not in ${dbFile})`);
+      const id = lookupId(db, v as string);
+      if (id === undefined) fail(path, `unknown ${kind} ${JSON.stringify(v)} (not found by getent ${db})`);
       return id!;
     });
   };
-  let users: Map<string, number> | undefined;
-  let groups: Map<string, number> | undefined;
-  const passwd = () => users ??= readIds("/etc/passwd");
-  const group = () => groups ??= readIds("/etc/group");
   const bool = (key: string) => {
     if (typeof r[key] !== "boolean") fail([...at, key], `expected true or false, got ${JSON.stringify(r[key])}`);
     return r[key] as boolean;
   };
 
   if (r.program !== undefined) out.program = globs("program");
-  if (r.user !== undefined) out.user = ids("user", "user", passwd, "/etc/passwd");
-  if (r.group !== undefined) out.group = ids("group", "group", group, "/etc/group");
+  if (r.user !== undefined) out.user = ids("user", "user", "passwd");
+  if (r.group !== undefined) out.group = ids("group", "group", "group");
   if (r.parent !== undefined) out.parent = globs("parent");
   if (r.setuid !== undefined) out.setuid = bool("setuid");
   if (r.setgid !== undefined) out.setgid = bool("setgid");
-  if (r.owner !== undefined) out.owner = ids("owner", "user", passwd, "/etc/passwd");
+  if (r.owner !== undefined) out.owner = ids("owner", "user", "passwd");
   if (r.sha256 !== undefined) {
     out.sha256 = list("sha256", "a SHA-256 digest", (v, path) => {
       if (typeof v === "number") {

@@ -7,7 +7,8 @@
 import { isAlias, isMap, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import { errnoNumber } from "../errno.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
-import { type Criteria, parseCriteria, readIds } from "./criteria.ts";
+import { type Criteria, parseCriteria } from "./criteria.ts";
+import { lookupId } from "./nss.ts";
 import { type Condition, isEmpty, type Lists, parseCondition } from "./conditions.ts";
 import { validateSchema } from "./schema.ts";
 
@@ -203,12 +204,13 @@ export function parsePolicy(text: string, file: string): Policy {
   };
   const observe = root.observe === undefined ? [] : syscallList(["observe"], root.observe);
   const lists = parseLists(root.lists, fail);
-  let users: Map<string, number> | undefined;
   const uid = (v: unknown, path: (string | number)[]): number => {
     if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v <= 0xffffffff) return v;
     if (typeof v === "string" && /^[0-9]+$/.test(v)) return uid(Number(v), path);
-    const id = typeof v === "string" ? (users ??= readIds("/etc/passwd")).get(v) : undefined;
-    if (id === undefined) fail(path, `expected a user name (in /etc/passwd) or uid, got ${JSON.stringify(v)}`);
+    const id = typeof v === "string" ? lookupId("passwd", v) : undefined;
+    if (id === undefined) {
+      fail(path, `expected a user name (known to getent passwd) or uid, got ${JSON.stringify(v)}`);
+    }
     return id!;
   };
   const macros = parseMacros(root.macros, lists, fail, uid);

@@ -125,22 +125,22 @@ const BAD_WRAPPERS: [string, string, string][] = [
   [
     "unknown user",
     "wrappers:\n  - name: noop\n    activate:\n      user: nosuchuser\n",
-    'bad.yaml:4: wrappers[0].activate.user: unknown user "nosuchuser" (not in /etc/passwd)',
+    'bad.yaml:4: wrappers[0].activate.user: unknown user "nosuchuser" (not found by getent passwd)',
   ],
   [
     "unknown user in a list",
     "wrappers:\n  - name: noop\n    activate:\n      user: [root, nosuchuser]\n",
-    'bad.yaml:4: wrappers[0].activate.user[1]: unknown user "nosuchuser" (not in /etc/passwd)',
+    'bad.yaml:4: wrappers[0].activate.user[1]: unknown user "nosuchuser" (not found by getent passwd)',
   ],
   [
     "unknown group",
     "wrappers:\n  - name: noop\n    activate: { group: nosuchgroup }\n",
-    'bad.yaml:3: wrappers[0].activate.group: unknown group "nosuchgroup" (not in /etc/group)',
+    'bad.yaml:3: wrappers[0].activate.group: unknown group "nosuchgroup" (not found by getent group)',
   ],
   [
     "unknown owner",
     "wrappers:\n  - name: noop\n    activate:\n      owner: nosuchuser\n",
-    'bad.yaml:4: wrappers[0].activate.owner: unknown user "nosuchuser" (not in /etc/passwd)',
+    'bad.yaml:4: wrappers[0].activate.owner: unknown user "nosuchuser" (not found by getent passwd)',
   ],
   [
     "negative uid",
@@ -378,7 +378,7 @@ Deno.test("idwrap policy check: text, JSON, exit status", async () => {
   assertEquals([mixed.code, mixed.stdout, mixed.stderr], [
     2,
     okLine,
-    `${bad}:3: wrappers[0].activate.user: unknown user "nosuchuser" (not in /etc/passwd)\n`,
+    `${bad}:3: wrappers[0].activate.user: unknown user "nosuchuser" (not found by getent passwd)\n`,
   ]);
 
   const json = await policyCli(["check", "--json", "policies/default.yaml", bad]);
@@ -388,7 +388,7 @@ Deno.test("idwrap policy check: text, JSON, exit status", async () => {
     {
       file: bad,
       ok: false,
-      error: `${bad}:3: wrappers[0].activate.user: unknown user "nosuchuser" (not in /etc/passwd)`,
+      error: `${bad}:3: wrappers[0].activate.user: unknown user "nosuchuser" (not found by getent passwd)`,
     },
   ]);
 });
