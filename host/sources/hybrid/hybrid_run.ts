@@ -15,15 +15,14 @@ import { loadPolicyWrappers } from "../../runtime/load.ts";
 import type { WrapperModule } from "../../runtime/module.ts";
 import { defaultStorePath } from "../../store/kv.ts";
 import { resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
-import { X86_64_NAMES } from "../../syscalls/tables.ts";
 import type { TraceSinkOptions } from "../../trace/sink.ts";
 import { buildInterest } from "../../wss/interest.ts";
 import { HYBRID_CAPABILITIES } from "../capabilities.ts";
 import type { Enforcement, SupervisorSummary } from "../enforce.ts";
 import type { Handshake } from "../handshake.ts";
 import { launchAndServe } from "../launch.ts";
-import { buildFilter, encodeFilter } from "../seccomp/filter.ts";
-import { EINTR_HAZARDS, spawnLauncher } from "../seccomp/source.ts";
+import { encodeFilter } from "../seccomp/filter.ts";
+import { buildNotifyFilter, EINTR_HAZARDS, spawnLauncher } from "../seccomp/source.ts";
 import { guardFilter } from "../seccomp/tamper.ts";
 import { type OnEvents, SourceThread } from "../thread.ts";
 import { compileHybrid, type HybridPlan } from "./hybrid.ts";
@@ -71,7 +70,7 @@ export async function prepareHybridEnforcement(
   if (privilege) throw new BpfRefusal(`Cannot use the hybrid source: ${privilege}`);
   const wrappers = await loadPolicyWrappers(policies, v8Engine, HYBRID_CAPABILITIES);
   const plan = hybridPlan(policies, wrappers, emulateOpens);
-  const program = buildFilter(plan.notify, guardFilter(Deno.pid).checks, X86_64_NAMES.length - 1);
+  const program = buildNotifyFilter(plan.filter, guardFilter(Deno.pid).checks);
   return { wrappers, filter: encodeFilter(program), plan };
 }
 

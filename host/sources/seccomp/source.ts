@@ -21,7 +21,7 @@ import type { WrapperModule } from "../../runtime/module.ts";
 import { defaultStorePath } from "../../store/kv.ts";
 import { SECCOMP_CAPABILITIES } from "../capabilities.ts";
 import { buildInterest, type Interest } from "../../wss/interest.ts";
-import { buildFilter, encodeFilter } from "./filter.ts";
+import { type ArgumentCheck, type BpfInstruction, buildFilter, encodeFilter } from "./filter.ts";
 import { X86_64_NAMES } from "../../syscalls/tables.ts";
 import { guardFilter } from "./tamper.ts";
 import { launcherPath } from "../launcher.ts";
@@ -84,7 +84,46 @@ export function compileNotifySet(interest: Interest, emulateOpens: boolean): Set
   return set;
 }
 
-/** The syscall numbers the filter notifies for these policies and wrappers: their interest, compiled. */
+/** The filter's notify set, split by what it looks at (see compileNotify). */
+export interface NotifyPlan {
+  /** Notified whatever their arguments. */
+  always: Set<number>;
+  /**
+   * Notified when one of these holds (the interest's predicates, `when`): the rules' integer conditions. A call here
+   * with no check (a rule it can never match) is not notified. The guard's checks are added on top (buildNotifyFilter).
+   */
+  checks: ArgumentCheck[];
+}
+
+/**
+ * compileNotifySet split in two: calls notified whatever their arguments, and calls whose interest carries predicates
+ * (host/wss/interest.ts, `when`), notified only when one holds. What this source adds for itself (exec, the credential
+ * calls) is unconditional.
+ */
+export function compileNotify(interest: Interest, emulateOpens: boolean): NotifyPlan {
+  const always = compileNotifySet(interest, emulateOpens);
+  const forced = resolveSyscalls([...ALWAYS_NOTIFIED, ...CRED_SYSCALLS]);
+  const checks: ArgumentCheck[] = [];
+  for (const [nr, c] of interest.calls) {
+    if (c.when === undefined || forced.has(nr)) continue;
+    always.delete(nr);
+    for (const p of c.when) checks.push({ ...p, nr });
+  }
+  return { always, checks };
+}
+
+/**
+ * The filter for a notify plan: the plan's checks and the tamper guard's (`guard`), which are exactly as before — on a
+ * call the plan notifies whatever its arguments they are moot, on a call with predicates either notifies it.
+ */
+export function buildNotifyFilter(plan: NotifyPlan, guard: ArgumentCheck[]): BpfInstruction[] {
+  return buildFilter(plan.always, [...guard, ...plan.checks], X86_64_NAMES.length - 1);
+}
+
+/**
+ * The syscall numbers the filter may notify for these policies and wrappers: their interest, compiled (a call with
+ * predicates among them: compileNotify says when).
+ */
 export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): Set<number> {
   // What could reach the supervisor itself (tamper.ts) is in every interest: the guard refuses it whatever the policy.
   return compileNotifySet(buildInterest(policies, wrappers, false, guardFilter(Deno.pid).always), emulateOpens);
@@ -142,13 +181,9 @@ export async function prepareEnforcement(
 ): Promise<{ wrappers: WrapperModule[]; filter: string }> {
   const wrappers = await loadPolicyWrappers(policies, v8Engine, SECCOMP_CAPABILITIES);
   // This process supervises what the filter notifies: its pid is the one the guard's argument checks name.
-  const filter = encodeFilter(
-    buildFilter(
-      notifiedSyscalls(policies, wrappers, emulateOpens),
-      guardFilter(Deno.pid).checks,
-      X86_64_NAMES.length - 1,
-    ),
-  );
+  const guard = guardFilter(Deno.pid);
+  const interest = buildInterest(policies, wrappers, false, guard.always);
+  const filter = encodeFilter(buildNotifyFilter(compileNotify(interest, emulateOpens), guard.checks));
   return { wrappers, filter };
 }
 
