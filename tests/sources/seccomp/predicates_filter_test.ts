@@ -20,6 +20,7 @@ import { guardFilter } from "../../../host/sources/seccomp/tamper.ts";
 import { syscallNumber } from "../../../host/syscalls/mod.ts";
 import { AUDIT_ARCH_X86_64 } from "../../../host/unsafe/layouts.ts";
 import { buildInterest } from "../../../host/wss/interest.ts";
+import { compileHybrid } from "../../../host/sources/hybrid/hybrid.ts";
 
 const nr = (n: string) => syscallNumber(n)!;
 
@@ -196,4 +197,25 @@ Deno.test("the tamper guard's checks notify exactly as before, whatever predicat
       }
     }
   }
+});
+
+Deno.test("the hybrid's plan: a predicated open is held on seccomp with its checks, and the ring gets no enter for it", () => {
+  const policy = parsePolicy(
+    `version: 2
+name: t
+rules:
+  - id: w
+    syscalls: [openat]
+    flags: write
+    action: deny
+`,
+    "t.yaml",
+  );
+  const plan = compileHybrid(buildInterest([policy], [], false, guardFilter(4242).always), true);
+  assert(plan.notify.has(nr("openat")) && !plan.filter.always.has(nr("openat")));
+  assertEquals(plan.filter.checks.filter((c) => c.nr === nr("openat")).length, 1);
+  assert(!plan.ring.has(nr("openat")), "a held call's enter would come twice");
+  const program = buildNotifyFilter(plan.filter, guardFilter(4242).checks);
+  assertEquals(evaluate(program, nr("openat"), [0n, 0n, 0n]), SECCOMP_RET_ALLOW);
+  assertEquals(evaluate(program, nr("openat"), [0n, 0n, 0o1101n]), SECCOMP_RET_USER_NOTIF);
 });
