@@ -16,7 +16,7 @@ import { loadPolicy, type Policy } from "../policy/policy.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { readTaskStatus } from "../wss/procfs.ts";
 import { receiveHandshake } from "../sources/handshake.ts";
-import { eintrWarnings, launchFilter, prepareEnforcement } from "../sources/seccomp/source.ts";
+import { eintrWarnings, launchFilter, type NotifyPlan, prepareEnforcement } from "../sources/seccomp/source.ts";
 import { hardenSupervisorProcess } from "../wss/tamper.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
@@ -57,7 +57,7 @@ interface Enforcement {
   policies: Policy[];
   wrappers: WrapperModule[];
   /** What the filter notifies; the filter itself is built at each launch (launchFilter: the daemon's threads now). */
-  notify: Set<number>;
+  plan: NotifyPlan;
 }
 
 const HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -179,10 +179,10 @@ export class Daemon {
       ...p,
       wrappers: p.wrappers.filter((w) => !this.#disabled.has(w.name)),
     }));
-    const { wrappers, notify } = await prepareEnforcement(policies, true);
+    const { wrappers, plan } = await prepareEnforcement(policies, true);
     // Sessions handed over by `idwrap run` are served on the seccomp source.
     for (const warning of eintrWarnings(policies, wrappers)) this.#log(`warning: ${warning}`);
-    return { policies, wrappers, notify };
+    return { policies, wrappers, plan };
   }
 
   /** Re-reads the policy files; on any error the old enforcement stays and the error is returned. */
@@ -398,7 +398,7 @@ export class Daemon {
     try {
       await sendLine(
         conn,
-        { ok: true, session: id, socket: path, filter: launchFilter(this.#enforcement.notify) } satisfies Response,
+        { ok: true, session: id, socket: path, filter: launchFilter(this.#enforcement.plan) } satisfies Response,
       );
       let timer: ReturnType<typeof setTimeout> | undefined;
       const accepted = await Promise.race([

@@ -13,6 +13,12 @@
  * the call runs (seq), so a source that must hold every call it sees
  * (seccomp) may answer first and look after.
  *
+ * A call may carry predicates on its integer arguments (`when`): it is wanted only when one holds. Only rules give
+ * them (host/policy/predicates.ts: open flags, signal numbers); a call that anything wants whatever its arguments — a
+ * wrapper that examines it, a rule without an integer condition, an observe list, a source's own needs — has none.
+ * Sources that can check registers before a call waits compile them (seccomp: its filter); the others take the call
+ * whole. The supervisor still checks every rule: a predicate only narrows what reaches it.
+ *
  * The hybrid source (host/sources/hybrid/hybrid.ts) serves the two kinds apart:
  * {@link splitInterest} gives the calls something may decide, with the calls
  * the source holds whatever acts on them (its opens: the tamper guard's), held
@@ -21,6 +27,7 @@
  * @module
  */
 import type { Policy } from "../policy/policy.ts";
+import { type ArgPredicate, type CallPredicate, rulePredicate } from "../policy/predicates.ts";
 import { firesOnSuccess, ruleSyscalls } from "../policy/rule_decider.ts";
 import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
 import type { WrapperModule } from "../runtime/module.ts";
@@ -35,6 +42,8 @@ export interface CallInterest {
   post?: PhaseInterest;
   /** Only late watchers want it (see the module comment). */
   late?: boolean;
+  /** Wanted only when one of these holds (see the module comment); absent: whatever its arguments. */
+  when?: ArgPredicate[];
 }
 
 /** What the loaded policies and wrappers ask every source to intercept. */
@@ -58,10 +67,14 @@ export function buildInterest(
   always: Iterable<number> = [],
 ): Interest {
   const calls = new Map<number, CallInterest>();
-  const add = (nr: number, pre: PhaseInterest | undefined, post?: PhaseInterest) => {
+  /** Calls something wants whatever their arguments: their predicates are dropped at the end. */
+  const whole = new Set<number>();
+  const add = (nr: number, pre: PhaseInterest | undefined, post?: PhaseInterest, when?: CallPredicate) => {
     const c = calls.get(nr) ?? {};
     if (pre && c.pre !== "decide") c.pre = pre;
     if (post && c.post !== "decide") c.post = post;
+    if (when === undefined) whole.add(nr);
+    else c.when = [...(c.when ?? []), ...when];
     calls.set(nr, c);
   };
   const ruled = new Set<number>();
@@ -77,7 +90,7 @@ export function buildInterest(
       const result = wantsAll || firesOnSuccess(rule, -1, "all", "") ? "observe" : undefined;
       for (const nr of ruleSyscalls(rule)) {
         ruled.add(nr);
-        add(nr, pre, result);
+        add(nr, pre, result, rulePredicate(rule, nr));
       }
     }
   }
@@ -99,6 +112,7 @@ export function buildInterest(
   // Refused whenever tried; the host says so.
   for (const nr of resolveSyscalls(ALWAYS_DENIED_SYSCALLS)) add(nr, "decide");
   for (const nr of always) add(nr, "decide");
+  for (const nr of whole) delete calls.get(nr)!.when;
   return { calls, failClosed: failsClosed(policies, wrappers) };
 }
 

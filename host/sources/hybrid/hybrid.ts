@@ -47,7 +47,8 @@ import type {
 } from "../../wss/source.ts";
 import type { SupervisorSummary } from "../../wss/summary.ts";
 import { HYBRID_CAPABILITIES } from "../capabilities.ts";
-import { compileNotifySet } from "../seccomp/source.ts";
+import type { ArgumentCheck } from "../seccomp/filter.ts";
+import { compileNotify, compileNotifySet, type NotifyPlan } from "../seccomp/source.ts";
 import { SeccompSource } from "../seccomp/transport.ts";
 import { interestFor } from "../bpf/interest.ts";
 import type { InterestEntry } from "../bpf/layout.ts";
@@ -56,8 +57,10 @@ import type { BpfTracerOptions } from "../bpf/tracer.ts";
 
 /** The interest compiled for each transport. */
 export interface HybridPlan {
-  /** x86_64 calls the seccomp filter notifies (before its argument checks: source.ts, prepareEnforcement). */
+  /** x86_64 calls the seccomp filter may notify (before its argument checks: `filter`, and the guard's). */
   notify: Set<number>;
+  /** The filter's plan: `notify` split into calls notified whatever their arguments and the rules' checks. */
+  filter: NotifyPlan;
   /** The bpf interest map: observed calls in their phases; of notified calls, the exit only (their result). */
   ring: Map<number, InterestEntry>;
 }
@@ -78,6 +81,8 @@ export function compileHybrid(interest: Interest, emulateOpens: boolean): Hybrid
   // Every open the interest names is held, even one only alert rules examine: the tamper guard checks opens
   // (/proc/<supervisor>/mem, fd/, ...) only on notified calls, as on the seccomp source.
   const { decided } = splitInterest(interest, GUARDED_OPENS);
+  const filter = compileNotify(decided, emulateOpens);
+  // A call with predicates is held when one holds; when none does, no rule can match it: the ring needs it no more.
   const notify = compileNotifySet(decided, emulateOpens);
   const ring = new Map<number, InterestEntry>();
   for (const [nr, c] of interest.calls) {
@@ -87,7 +92,16 @@ export function compileHybrid(interest: Interest, emulateOpens: boolean): Hybrid
     const exit = c.post !== undefined;
     if (enter || exit) ring.set(nr, interestFor(syscallName(nr), { enter, exit }));
   }
-  return { notify, ring };
+  return { notify, filter, ring };
+}
+
+/** Whether the installed filter's plan notifies call `nr` whenever the new plan would (its checks, or always). */
+function covers(installed: NotifyPlan, wanted: NotifyPlan, nr: number): boolean {
+  if (installed.always.has(nr)) return true;
+  if (wanted.always.has(nr)) return false;
+  const key = (c: ArgumentCheck) => JSON.stringify(c, (_, v) => typeof v === "bigint" ? `${v}n` : v);
+  const have = new Set(installed.checks.filter((c) => c.nr === nr).map(key));
+  return wanted.checks.filter((c) => c.nr === nr).every((c) => have.has(key(c)));
 }
 
 /** How the hybrid transport loads. */
@@ -161,7 +175,9 @@ export class HybridTransport implements EventSource {
    */
   setInterest(interest: Interest): void {
     const plan = compileHybrid(interest, this.#emulateOpens);
-    const unheld = [...plan.notify].filter((nr) => !this.#plan.notify.has(nr));
+    const unheld = [...plan.notify].filter((nr) =>
+      !this.#plan.notify.has(nr) || !covers(this.#plan.filter, plan.filter, nr)
+    );
     if (unheld.length) {
       throw new Error(
         `Cannot decide ${unheld.map(syscallName).join(", ")} on the hybrid source: the seccomp filter installed at ` +
@@ -176,7 +192,7 @@ export class HybridTransport implements EventSource {
       if (enter || exit) ring.set(nr, interestFor(syscallName(nr), { enter, exit }));
     }
     this.#bpf.setRing(ring);
-    this.#plan = { notify: this.#plan.notify, ring };
+    this.#plan = { ...this.#plan, ring };
   }
 
   /** The launcher's pid of a session about to attach (attach() gets only the listener from the WSS). */

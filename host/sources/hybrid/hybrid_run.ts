@@ -142,7 +142,7 @@ export async function runUnderHybrid(command: string[], options: HybridRunOption
   return await launchAndServe(
     command,
     // Built once the supervisor's threads have started: their ids are in the guard's checks.
-    (socketPath) => spawnLauncher(socketPath, launchFilter(plan.notify), command),
+    (socketPath) => spawnLauncher(socketPath, launchFilter(plan.filter), command),
     (hs) => thread.serve(0, hs),
     thread,
     options.onWarning,

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { ArgPredicate } from "../../policy/predicates.ts";
 import { AUDIT_ARCH_X86_64, X32_SYSCALL_BIT } from "../../unsafe/layouts.ts";
 
 /** SECCOMP_RET_* actions from <linux/seccomp.h>. */
@@ -66,21 +67,78 @@ function decide(runs: [number, number][]): BpfInstruction[] {
 }
 
 /**
- * A call notified only when the low 32 bits of one argument equal one of
- * `equals`, have one of `anyBits` set, or are at least `atLeast` (unsigned);
- * otherwise allowed.
+ * A call notified only when one of its argument tests holds (host/policy/predicates.ts, ArgPredicate: equality, any
+ * of some bits, none of some bits; on the low 32 bits of an `int` argument, or all 64 of a `wide` one); otherwise
+ * allowed. Several checks on one call: notified when any holds.
  */
-export interface ArgumentCheck {
+export interface ArgumentCheck extends ArgPredicate {
   nr: number;
-  arg: number;
-  equals?: number[];
-  anyBits?: number;
-  atLeast?: number;
+}
+
+/** An instruction whose true branch goes to the block's notify return (`notify`), or whose false branch does. */
+interface Step {
+  ins: BpfInstruction;
+  /** Which branch leaves for the notify return. */
+  notify?: "jt" | "jf";
+}
+
+const MASK32 = 0xffffffffn;
+/** The low and high 32-bit words of a 64-bit value (seccomp_data.args[i] is a u64, little endian). */
+export function words64(v: number | bigint): [number, number] {
+  const b = BigInt.asUintN(64, BigInt(v));
+  return [Number(b & MASK32), Number(b >> 32n)];
+}
+
+/**
+ * One check's tests. An `int` argument's high word is never loaded: the kernel ignores it, so a caller's garbage
+ * there must not take a call out of the notified set. A wide argument's equality compares the high word first and
+ * skips the low word's compare when it differs; its bit tests look at both words.
+ */
+function checkSteps(c: ArgumentCheck): Step[] {
+  const lo = OFF_ARGS + 8 * c.arg, hi = lo + 4;
+  const steps: Step[] = [];
+  const wordsOf = (v: number | bigint): [number, number] => c.wide ? words64(v) : [words64(v)[0], 0];
+  if (c.equals?.length) {
+    if (!c.wide) {
+      steps.push({ ins: op(LD_ABS, lo) });
+      for (const v of c.equals) steps.push({ ins: op(JEQ, wordsOf(v)[0]), notify: "jt" });
+    } else {
+      for (const v of c.equals) {
+        const [low, high] = wordsOf(v);
+        steps.push({ ins: op(LD_ABS, hi) }, { ins: op(JEQ, high, 0, 2) });
+        steps.push({ ins: op(LD_ABS, lo) }, { ins: op(JEQ, low), notify: "jt" });
+      }
+    }
+  }
+  for (const [bits, notify] of [[c.anyBits, "jt"], [c.noBits, "jf"]] as const) {
+    if (bits === undefined) continue;
+    const [low, high] = wordsOf(bits);
+    if (notify === "jt") {
+      // Any bit of either word.
+      if (low) steps.push({ ins: op(LD_ABS, lo) }, { ins: op(JSET, low), notify });
+      if (high) steps.push({ ins: op(LD_ABS, hi) }, { ins: op(JSET, high), notify });
+    } else {
+      // None of them: every word clear of its bits (a word with none is clear).
+      const tests = [[lo, low], [hi, high]].filter(([, b]) => b !== 0);
+      if (tests.length === 0) {
+        steps.push({ ins: op(JA, 0), notify: "jt" }); // no bits: always holds
+        continue;
+      }
+      // Load, JSET: set → this form fails (next step); clear → the next word, or notify after the last.
+      tests.forEach(([off, b], i) => {
+        const last = i === tests.length - 1;
+        const skip = (tests.length - 1 - i) * 2; // the remaining words' steps
+        steps.push({ ins: op(LD_ABS, off) });
+        steps.push(last ? { ins: op(JSET, b, skip), notify: "jf" } : { ins: op(JSET, b, skip, 0) });
+      });
+    }
+  }
+  return steps;
 }
 
 /**
  * For each call with argument checks: `nr == X` falls into a block that
- * compares the argument and returns; other numbers skip it. A holds `nr` on
+ * compares the arguments and returns; other numbers skip it. A holds `nr` on
  * entry and on every fall-through (the blocks end in returns).
  */
 function argumentChecks(checks: ArgumentCheck[]): BpfInstruction[] {
@@ -88,16 +146,13 @@ function argumentChecks(checks: ArgumentCheck[]): BpfInstruction[] {
   for (const c of checks) byNr.set(c.nr, [...(byNr.get(c.nr) ?? []), c]);
   const out: BpfInstruction[] = [];
   for (const [nr, list] of byNr) {
-    const tests: BpfInstruction[][] = list.map((c) => [
-      op(LD_ABS, OFF_ARGS + 8 * c.arg),
-      ...(c.equals ?? []).map((v) => op(JEQ, v >>> 0)),
-      ...(c.anyBits ? [op(JSET, c.anyBits >>> 0)] : []),
-      ...(c.atLeast === undefined ? [] : [op(JGE, c.atLeast >>> 0)]),
-    ]);
-    const block = tests.flat();
-    // Every comparison jumps, when true, to the notify return at the end (after the allow).
-    block.forEach((ins, i) => {
-      if (ins.code !== LD_ABS) ins.jt = block.length - i;
+    const steps = list.flatMap(checkSteps);
+    // Every test that holds jumps to the notify return at the end (after the allow).
+    const block = steps.map(({ ins, notify }, i) => {
+      if (notify === "jt") ins.jt = steps.length - i;
+      if (notify === "jf") ins.jf = steps.length - i;
+      if (ins.code === JA && notify) return { ...ins, k: steps.length - i, jt: 0 };
+      return ins;
     });
     block.push(op(RET, SECCOMP_RET_ALLOW), op(RET, SECCOMP_RET_USER_NOTIF));
     if (block.length > MAX_JUMP) throw new RangeError(`Cannot build the seccomp filter: too many checks on ${nr}`);

@@ -21,7 +21,7 @@ import type { WrapperModule } from "../../runtime/module.ts";
 import { defaultStorePath } from "../../store/kv.ts";
 import { SECCOMP_CAPABILITIES } from "../capabilities.ts";
 import { buildInterest, type Interest } from "../../wss/interest.ts";
-import { buildFilter, encodeFilter } from "./filter.ts";
+import { type ArgumentCheck, type BpfInstruction, buildFilter, encodeFilter } from "./filter.ts";
 import { X86_64_NAMES } from "../../syscalls/tables.ts";
 import { guardFilter, ownThreads } from "./tamper.ts";
 import { launcherPath } from "../launcher.ts";
@@ -84,7 +84,46 @@ export function compileNotifySet(interest: Interest, emulateOpens: boolean): Set
   return set;
 }
 
-/** The syscall numbers the filter notifies for these policies and wrappers: their interest, compiled. */
+/** The filter's notify set, split by what it looks at (see compileNotify). */
+export interface NotifyPlan {
+  /** Notified whatever their arguments. */
+  always: Set<number>;
+  /**
+   * Notified when one of these holds (the interest's predicates, `when`): the rules' integer conditions. A call here
+   * with no check (a rule it can never match) is not notified. The guard's checks are added on top (buildNotifyFilter).
+   */
+  checks: ArgumentCheck[];
+}
+
+/**
+ * compileNotifySet split in two: calls notified whatever their arguments, and calls whose interest carries predicates
+ * (host/wss/interest.ts, `when`), notified only when one holds. What this source adds for itself (exec, the credential
+ * calls) is unconditional.
+ */
+export function compileNotify(interest: Interest, emulateOpens: boolean): NotifyPlan {
+  const always = compileNotifySet(interest, emulateOpens);
+  const forced = resolveSyscalls([...ALWAYS_NOTIFIED, ...CRED_SYSCALLS]);
+  const checks: ArgumentCheck[] = [];
+  for (const [nr, c] of interest.calls) {
+    if (c.when === undefined || forced.has(nr)) continue;
+    always.delete(nr);
+    for (const p of c.when) checks.push({ ...p, nr });
+  }
+  return { always, checks };
+}
+
+/**
+ * The filter for a notify plan: the plan's checks and the tamper guard's (`guard`), which are exactly as before — on a
+ * call the plan notifies whatever its arguments they are moot, on a call with predicates either notifies it.
+ */
+export function buildNotifyFilter(plan: NotifyPlan, guard: ArgumentCheck[]): BpfInstruction[] {
+  return buildFilter(plan.always, [...guard, ...plan.checks], X86_64_NAMES.length - 1);
+}
+
+/**
+ * The syscall numbers the filter may notify for these policies and wrappers: their interest, compiled (a call with
+ * predicates among them: compileNotify says when).
+ */
 export function notifiedSyscalls(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): Set<number> {
   // What could reach the supervisor itself (tamper.ts) is in every interest: the guard refuses it whatever the policy.
   return compileNotifySet(buildInterest(policies, wrappers, false, guardFilter(Deno.pid).always), emulateOpens);
@@ -140,17 +179,19 @@ export function eintrWarnings(policies: Policy[], wrappers: WrapperModule[]): st
 export async function prepareEnforcement(
   policies: Policy[],
   emulateOpens: boolean,
-): Promise<{ wrappers: WrapperModule[]; notify: Set<number> }> {
+): Promise<{ wrappers: WrapperModule[]; plan: NotifyPlan }> {
   const wrappers = await loadPolicyWrappers(policies, v8Engine, SECCOMP_CAPABILITIES);
-  return { wrappers, notify: notifiedSyscalls(policies, wrappers, emulateOpens) };
+  // This process supervises what the filter notifies: the guard's always-notified calls are in every interest.
+  const interest = buildInterest(policies, wrappers, false, guardFilter(Deno.pid).always);
+  return { wrappers, plan: compileNotify(interest, emulateOpens) };
 }
 
 /**
  * The filter for a launch now: this process supervises what it notifies, so its pid and the ids of its threads at
  * this moment are the ones the guard's argument checks name (tamper.ts, guardFilter).
  */
-export function launchFilter(notify: Iterable<number>): string {
-  return encodeFilter(buildFilter(notify, guardFilter(Deno.pid, ownThreads()).checks, X86_64_NAMES.length - 1));
+export function launchFilter(plan: NotifyPlan): string {
+  return encodeFilter(buildNotifyFilter(plan, guardFilter(Deno.pid, ownThreads()).checks));
 }
 
 /** Starts idwrap-launch; it connects to `socketPath` for the handshake. */
@@ -171,7 +212,7 @@ export async function spawnLauncher(socketPath: string, filter: string, command:
  */
 export async function runUnderSeccomp(command: string[], options: SeccompRunOptions): Promise<SeccompRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
-  const { wrappers, notify } = await prepareEnforcement(options.policies, emulateOpens);
+  const { wrappers, plan } = await prepareEnforcement(options.policies, emulateOpens);
   for (const warning of eintrWarnings(options.policies, wrappers)) options.onWarning?.(warning);
   const thread = await SupervisorThread.start({
     policies: options.policies,
@@ -184,7 +225,7 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
   return await launchAndServe(
     command,
     // Built once the supervisor's threads have started: their ids are in the guard's checks.
-    (socketPath) => spawnLauncher(socketPath, launchFilter(notify), command),
+    (socketPath) => spawnLauncher(socketPath, launchFilter(plan), command),
     (hs) => thread.listen(0, hs.listener),
     thread,
     options.onWarning,

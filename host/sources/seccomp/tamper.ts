@@ -55,7 +55,7 @@ export function guardFilter(self: number, threads: readonly number[] = [self]): 
     ].map(nr),
     checks: [
       // pid 0 and negative pids (low 32 bits from 0x80000000): a process group, or every process.
-      { nr: nr("kill"), arg: 0, equals: [...ids, 0], atLeast: 0x80000000 },
+      { nr: nr("kill"), arg: 0, equals: [...ids, 0], anyBits: 0x80000000 },
       { nr: nr("tkill"), arg: 0, equals: ids },
       { nr: nr("rt_sigqueueinfo"), arg: 0, equals: ids },
       { nr: nr("ptrace"), arg: 0, equals: [PTRACE_ATTACH, PTRACE_SEIZE] },

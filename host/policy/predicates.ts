@@ -1,0 +1,108 @@
+/**
+ * A rule's integer conditions as predicates on a call's argument registers
+ * (issue 15): what a source can check in the kernel before it makes a call
+ * wait (the seccomp filter: host/sources/seccomp/filter.ts). A predicate only
+ * narrows what is notified: it holds for every call the rule can match (a
+ * superset), and the supervisor still checks the whole rule
+ * (host/policy/rule_decider.ts, host/policy/match.ts).
+ *
+ * Compiled: open flag words on the flags register (`open`, `openat`,
+ * `open_by_handle_at`; `creat`'s flags are fixed), and signal numbers on the
+ * signal register (`kill`, `tgkill`). Not compiled (the call is notified
+ * whatever its arguments): anything the call holds in memory — `openat2`'s
+ * open_how, a socket address's family, address and port — paths, argv, kill's
+ * target, and a rule's process scope, `not` and exceptions (they only take
+ * calls away).
+ *
+ * @module
+ */
+import { argKinds, syscallName } from "../syscalls/mod.ts";
+import type { Condition, OpenFlagWord } from "./conditions.ts";
+import { hasFlagWord } from "./match.ts";
+import type { Rule } from "./policy.ts";
+
+/**
+ * A test on one argument register; a call passes when any of the forms given holds. An argument is 64 bits; `wide`
+ * says the call reads all of them. Otherwise the call reads only the low 32 (an `int`: flags, signal numbers), and the
+ * high word is never looked at — a caller may put anything there without changing what the kernel does.
+ */
+export interface ArgPredicate {
+  /** Argument index, 0 to 5. */
+  arg: number;
+  /** The argument equals one of these (a value above 2^53 as a bigint; only with `wide`). */
+  equals?: (number | bigint)[];
+  /** The argument has at least one of these bits set. */
+  anyBits?: number | bigint;
+  /** The argument has none of these bits set. */
+  noBits?: number | bigint;
+  /** All 64 bits count (a pointer-sized or `long` argument); absent: the low 32 (an `int`). */
+  wide?: boolean;
+}
+
+/** A call's predicates: notified when one holds. `undefined`: whatever its arguments; `[]`: never. */
+export type CallPredicate = ArgPredicate[] | undefined;
+
+const O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000;
+const O_NONBLOCK = 0o4000, O_DSYNC = 0o10000, O_DIRECTORY = 0o200000, O_NOFOLLOW = 0o400000;
+const O_CLOEXEC = 0o2000000, O_PATH = 0o10000000, __O_TMPFILE = 0o20000000;
+
+/**
+ * Per flag word, the bits of which at least one is set whenever the word holds (hasFlagWord): the words hold only on
+ * top of their bits, and ignoring the O_PATH exclusions keeps it a superset. `read` (the access mode is O_RDONLY or
+ * O_RDWR) is the one word of a bit left clear: O_WRONLY.
+ */
+const WORD_BITS: Record<Exclude<OpenFlagWord, "read">, number> = {
+  write: O_WRONLY | O_RDWR | O_TRUNC | O_CREAT | __O_TMPFILE,
+  create: O_CREAT | __O_TMPFILE,
+  truncate: O_TRUNC,
+  append: O_APPEND,
+  exclusive: O_EXCL,
+  directory: O_DIRECTORY,
+  nofollow: O_NOFOLLOW,
+  path: O_PATH,
+  tmpfile: __O_TMPFILE,
+  cloexec: O_CLOEXEC,
+  nonblock: O_NONBLOCK,
+  sync: O_DSYNC,
+};
+
+/** The flags register of the open calls that have one (as match.ts's openFlags reads it). */
+const FLAGS_ARG: Readonly<Record<string, number>> = { open: 1, openat: 2, open_by_handle_at: 2 };
+/** creat(2)'s flags, fixed. */
+const CREAT_FLAGS = O_WRONLY | O_CREAT | O_TRUNC;
+
+/** One condition's integer part for call `name`: a predicate, or undefined when it has none the kernel can check. */
+function conditionPredicate(c: Condition, name: string): CallPredicate {
+  if (c.flags) {
+    if (name === "creat") return c.flags.some((w) => hasFlagWord(CREAT_FLAGS, w)) ? undefined : [];
+    const arg = FLAGS_ARG[name];
+    if (arg !== undefined) {
+      const bits = c.flags.reduce((m, w) => w === "read" ? m : m | WORD_BITS[w], 0);
+      return [
+        ...(c.flags.includes("read") ? [{ arg, noBits: O_WRONLY }] : []),
+        ...(bits ? [{ arg, anyBits: bits }] : []),
+      ];
+    }
+  }
+  if (c.signal) {
+    const arg = argKinds(name).indexOf("signal");
+    if (arg >= 0) return [{ arg, equals: [...new Set(c.signal)] }];
+  }
+  return undefined;
+}
+
+/**
+ * The predicate on call `nr` that holds whenever `rule` can match it: its conditions must all hold, so any one that
+ * compiles will do (the first; `creat` under a flags condition it can never meet: `[]`, never notified).
+ */
+export function rulePredicate(rule: Rule, nr: number): CallPredicate {
+  const name = syscallName(nr);
+  let found: CallPredicate;
+  for (const c of rule.match ?? []) {
+    const p = conditionPredicate(c, name);
+    if (p === undefined) continue;
+    if (p.length === 0) return p;
+    found ??= p;
+  }
+  return found;
+}
