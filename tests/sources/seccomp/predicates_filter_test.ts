@@ -155,11 +155,12 @@ rules:
   );
   const guard = guardFilter(4242);
   const plan = compileNotify(buildInterest([policy], [], false, guard.always), true);
-  for (const n of ["openat", "creat", "tgkill"]) assert(!plan.always.has(nr(n)), n);
-  for (const n of ["kill", "execve", "execveat"]) assert(plan.always.has(nr(n)), n);
+  for (const n of ["openat", "creat", "tgkill", "kill"]) assert(!plan.always.has(nr(n)), n);
+  for (const n of ["execve", "execveat"]) assert(plan.always.has(nr(n)), n);
   const checks = (n: string) => plan.checks.filter((c) => c.nr === nr(n)).map(({ nr: _, ...p }) => p);
   assertEquals(checks("openat"), [{ arg: 2, noBits: 1 }]);
   assertEquals(checks("tgkill"), [{ arg: 2, equals: [10] }]);
+  assertEquals(checks("kill"), [{ arg: 1, equals: [10] }]);
   assertEquals(checks("creat"), [], "creat never reads: not notified at all");
 
   const program = buildNotifyFilter(plan, guard.checks);
@@ -167,7 +168,11 @@ rules:
   assertEquals(run("openat", [0n, 0n, 0n]), SECCOMP_RET_USER_NOTIF); // O_RDONLY
   assertEquals(run("openat", [0n, 0n, 1n | (0xffn << 32n)]), SECCOMP_RET_ALLOW); // O_WRONLY: no read
   assertEquals(run("creat", [0n, 0o644n]), SECCOMP_RET_ALLOW);
-  assertEquals(run("kill", [1n, 12n]), SECCOMP_RET_USER_NOTIF); // the guard's: every kill
+  // kill: the rule's signal, or the guard's targets (the supervisor, a group, every process), either notifies.
+  assertEquals(run("kill", [1n, 10n]), SECCOMP_RET_USER_NOTIF);
+  assertEquals(run("kill", [4242n, 12n]), SECCOMP_RET_USER_NOTIF);
+  assertEquals(run("kill", [0n, 12n]), SECCOMP_RET_USER_NOTIF);
+  assertEquals(run("kill", [1n, 12n]), SECCOMP_RET_ALLOW);
   // tgkill: the rule's signal, or the guard's target (the supervisor), either notifies.
   assertEquals(run("tgkill", [1n, 1n, 10n]), SECCOMP_RET_USER_NOTIF);
   assertEquals(run("tgkill", [4242n, 4242n, 12n]), SECCOMP_RET_USER_NOTIF);
