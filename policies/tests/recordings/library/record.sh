@@ -20,7 +20,7 @@ want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 want execution && trace execution.jsonl -- /bin/sh -c "
   PAYLOAD_SHELL='exit 0' LD_PRELOAD=$W/payload.so /usr/sbin/nginx -v 2>/dev/null
   $W/nc -w 1 127.0.0.1 9 </dev/null; busybox nc -w 1 127.0.0.1 9 </dev/null
-  $W/nc -e /bin/true 127.0.0.1 9 </dev/null
+  $W/nc 127.0.0.1 9 -e /bin/true </dev/null
   bash -c true; busybox true; true"
 
 # network: code in nginx connecting out (192.0.2.1 is TEST-NET: nothing answers), to an upstream port and to loopback.
