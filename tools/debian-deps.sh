@@ -10,6 +10,7 @@ set -euo pipefail
 # clang, bpftool, libbpf-dev: the BPF programs (kmod/bpf, tools/build_bpf.ts: CO-RE against vmlinux.h from the kernel BTF);
 # libbpf1: the bpf source loads them through libbpf.so.1 (host/sources/bpf/libbpf.ts).
 # libnss-systemd: a name service beyond the files (it synthesizes nobody), for tests/policy/nss_test.ts.
-packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3 clang bpftool libbpf-dev libbpf1 libnss-systemd)
+# busybox-static (or busybox): its nc and mount, the rules library's network-tool and container tests (tests/policy/library_live_test.ts).
+packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3 clang bpftool libbpf-dev libbpf1 libnss-systemd busybox-static)
 
 exec "$(dirname "$0")/apt-ensure.sh" debian-deps.sh "${1:---check}" "${packages[@]}"

@@ -62,12 +62,13 @@ export async function replay(policies: Policy[], events: RecordedEvent[]): Promi
     wantsSyscalls: true,
     emit(e: HostEvent) {
       const o = at();
-      if (e.kind === "syscall") {
+      if (e.kind === "syscall" || e.kind === "exec") {
+        // A `when: success` exec rule fires on the exec event (the new program), as in a live run.
         for (const a of e.alerts ?? []) {
           const list = enforcing.has(a) ? o.rules : o.alerts;
           if (!list.includes(a)) list.push(a);
         }
-        if (e.verdict && e.verdict !== "allow") o.verdict = e.verdict;
+        if (e.kind === "syscall" && e.verdict && e.verdict !== "allow") o.verdict = e.verdict;
       } else if (e.kind === "alert") {
         const a = `${e.wrapper}: ${e.message}`;
         if (!o.alerts.includes(a)) o.alerts.push(a);
@@ -76,7 +77,8 @@ export async function replay(policies: Policy[], events: RecordedEvent[]): Promi
     flush() {},
   };
   const wrappers = await loadPolicyWrappers(policies, v8Engine, source.capabilities);
-  const layers: Decider[] = [new RuleDecider(policies)];
+  // The results the recording's source reported: a `when: success` rule on another call fires at the attempt there.
+  const layers: Decider[] = [new RuleDecider(policies, source.capabilities.post)];
   if (wrappers.length) {
     const kv = new Map(wrappers.map((w) => [w.spec.name, new KvNamespace([], () => {})]));
     layers.push(
