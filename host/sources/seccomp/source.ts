@@ -68,6 +68,15 @@ export interface SeccompRunResult {
 const ALWAYS_NOTIFIED = ["execve", "execveat", ...ALWAYS_DENIED_SYSCALLS];
 
 /**
+ * A new program's first call on x86-64: its thread pointer (TLS), set before `main` by ld.so, static glibc, musl and Go
+ * alike. This source learns what an exec ran, and whether it succeeded, at the new image's first notified call; where a
+ * rule or wrapper examines execs (a deny re-checked on the file that runs, an alert on success) this call makes that
+ * happen before the program runs its own code, whatever else is notified. No handler is installed yet at that point
+ * (exec resets them), so no signal can fail it with EINTR.
+ */
+const FIRST_CALL = "arch_prctl";
+
+/**
  * Compiles the WSS's interest model (host/wss/interest.ts) into the filter's notify set: every call the interest names
  * in either phase (a seccomp filter can only hold a call before it runs; its result comes from running it here), plus
  * what this source needs for itself: execve and execveat (activation is re-evaluated at every exec), and the credential
@@ -81,6 +90,9 @@ export function compileNotifySet(interest: Interest, emulateOpens: boolean): Set
   const emulated = resolveSyscalls([...OPEN_SYSCALLS, ...known, "open_by_handle_at"]);
   const emulates = emulateOpens && [...set].some((nr) => emulated.has(nr));
   for (const nr of resolveSyscalls([...ALWAYS_NOTIFIED, ...(emulates ? CRED_SYSCALLS : [])])) set.add(nr);
+  if ([...resolveSyscalls(["execve", "execveat"])].some((nr) => interest.calls.has(nr))) {
+    set.add(syscallNumber(FIRST_CALL)!);
+  }
   return set;
 }
 

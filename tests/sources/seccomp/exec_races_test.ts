@@ -7,7 +7,7 @@
  * Each attack runs unwrapped first (it must win there, or the test proves nothing), then wrapped: zero wins.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ensureUser, IDWRAP, prog, run, writePolicy } from "../../helpers.ts";
+import { ensureUser, IDWRAP, prog, ROOT, run, writePolicy } from "../../helpers.ts";
 
 const WHO = ["root", "an ordinary user"] as const;
 
@@ -98,3 +98,21 @@ wrappers:
     assert(new RegExp(`tries ${tries} exit0 0`).test(r.stdout), r.stdout.slice(-200));
   });
 }
+
+Deno.test("a static program a racing exec ran is re-decided at its first call, with no open examined (root)", async () => {
+  // No loader, and no open the policy examines: the new image's first notified call is its TLS set-up (arch_prctl,
+  // notified wherever execs are examined), before main. Before, such a program ran to its end unchecked.
+  const { dir } = await setUp("root", "idwrap-exec-static-");
+  const denied = `${dir}/pwned`;
+  const cc = await run("gcc", ["-static", "-O2", "-o", denied, `${ROOT}tests/progs/pwned.c`]);
+  assertEquals(cc.code, 0, cc.stderr);
+  const policy = await writePolicy(`
+rules:
+  - { id: no-pwned, syscalls: [execve, execveat], path: "${denied}", action: deny, errno: EACCES }
+`);
+  const cmd = [prog("race_exec"), `${dir}/missing`, denied, "1000"];
+  await control(cmd, (out) => pwned(out) > 0);
+  const r = await run(IDWRAP, ["run", "-p", policy, "--", ...cmd]);
+  assert(/tries 1000 ran 0/.test(r.stdout), r.stdout.slice(-200) + r.stderr.slice(-400));
+  assertEquals(pwned(r.stdout), 0, `the denied program ran ${pwned(r.stdout)} times`);
+});
