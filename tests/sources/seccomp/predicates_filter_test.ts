@@ -147,7 +147,7 @@ rules:
     flags: read
     action: deny
   - id: s
-    syscalls: [tgkill, kill, execve]
+    syscalls: [tgkill, kill]
     signal: SIGUSR1
     action: deny
 `,
@@ -172,6 +172,16 @@ rules:
   assertEquals(run("tgkill", [1n, 1n, 10n]), SECCOMP_RET_USER_NOTIF);
   assertEquals(run("tgkill", [4242n, 4242n, 12n]), SECCOMP_RET_USER_NOTIF);
   assertEquals(run("tgkill", [1n, 1n, 12n]), SECCOMP_RET_ALLOW);
+
+  // A rule that examines an exec: the new image's first notified call (the loader's open) checks it again, so the
+  // opens are whole; the signal's predicate stays.
+  const exec = parsePolicy(
+    `version: 1\nname: e\nrules:\n  - { id: x, syscalls: [execve], path: /x, action: deny }\n`,
+    "e.yaml",
+  );
+  const withExec = compileNotify(buildInterest([policy, exec], [], false, guard.always), true);
+  for (const n of ["openat", "creat"]) assert(withExec.always.has(nr(n)), n);
+  assertEquals(withExec.checks.map((c) => c.nr), [nr("tgkill")]);
 });
 
 Deno.test("the tamper guard's checks notify exactly as before, whatever predicates the rules add on the same calls", () => {
