@@ -6,6 +6,7 @@
  * @module
  */
 import type { Policy } from "../../policy/policy.ts";
+import { mergePredicates, predicateSize } from "../../policy/predicates.ts";
 import { RuleDecider } from "../../policy/rule_decider.ts";
 import {
   ALWAYS_DENIED_SYSCALLS,
@@ -85,6 +86,8 @@ export function compileNotifySet(interest: Interest, emulateOpens: boolean): Set
 }
 
 const EXECS = [...resolveSyscalls(["execve", "execveat"])];
+/** The most instructions a call's predicates may take, leaving room for the guard's checks on the same call. */
+const MAX_PREDICATE_SIZE = 200;
 /** The calls a dynamic program's loader opens its libraries with, and the other opens rules cover with them. */
 const LOADER_OPENS = resolveSyscalls([...OPEN_SYSCALLS, "open_by_handle_at"]);
 
@@ -114,8 +117,11 @@ export function compileNotify(interest: Interest, emulateOpens: boolean): Notify
   const checks: ArgumentCheck[] = [];
   for (const [nr, c] of interest.calls) {
     if (c.when === undefined || forced.has(nr)) continue;
+    const merged = mergePredicates(c.when);
+    // A call's block must stay within an 8-bit jump (filter.ts): past that, the call is notified whole.
+    if (predicateSize(merged) > MAX_PREDICATE_SIZE) continue;
     always.delete(nr);
-    for (const p of c.when) checks.push({ ...p, nr });
+    for (const p of merged) checks.push({ ...p, nr });
   }
   return { always, checks };
 }

@@ -6,7 +6,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parsePolicy } from "../../../host/policy/policy.ts";
-import type { ArgPredicate } from "../../../host/policy/predicates.ts";
+import { type ArgPredicate, mergePredicates, predicateSize } from "../../../host/policy/predicates.ts";
 import {
   type ArgumentCheck,
   type BpfInstruction,
@@ -228,4 +228,49 @@ rules:
   const program = buildNotifyFilter(plan.filter, guardFilter(4242).checks);
   assertEquals(evaluate(program, nr("openat"), [0n, 0n, 0n]), SECCOMP_RET_ALLOW);
   assertEquals(evaluate(program, nr("openat"), [0n, 0n, 0o1101n]), SECCOMP_RET_USER_NOTIF);
+});
+
+Deno.test("mergePredicates keeps the meaning in fewer tests; a call with too many for one block is notified whole", () => {
+  const preds: ArgPredicate[] = [
+    ...FORMS.flatMap(([, p]) => p),
+    { arg: 2, anyBits: 0o1000 },
+    { arg: 2, noBits: 1 },
+    { arg: 1, equals: [10, 10, 11] },
+  ];
+  const merged = mergePredicates(preds);
+  assert(merged.length < preds.length, `${merged.length} of ${preds.length}`);
+  for (const v of samples(preds)) {
+    for (let arg = 0; arg < 6; arg++) {
+      const args = [0n, 0n, 0n, 0n, 0n, 0n];
+      args[arg] = v;
+      assertEquals(
+        merged.some((p) => holds(p, args)),
+        preds.some((p) => holds(p, args)),
+        `arg${arg} = 0x${v.toString(16)}`,
+      );
+    }
+  }
+  // 300 rules, each on its own signal set: merged into one equality set; past one block's reach, whole.
+  const rules = (n: number) =>
+    Array.from({ length: n }, (_, i) => `  - { id: r${i}, syscalls: [tgkill], signal: [${i % 64}], action: deny }`)
+      .join("\n");
+  const plan = (n: number) =>
+    compileNotify(
+      buildInterest([parsePolicy(`version: 1\nname: t\nrules:\n${rules(n)}\n`, "t.yaml")], [], false),
+      true,
+    );
+  const few = plan(300);
+  assertEquals(few.checks.length, 1);
+  assertEquals(few.checks[0].equals?.length, 64);
+  buildNotifyFilter(few, guardFilter(4242).checks);
+  const wide = mergePredicates(
+    Array.from({ length: 120 }, (_, i) => ({ arg: 1, noBits: BigInt(i + 1) << 20n, wide: true })),
+  );
+  assert(predicateSize(wide) > 200);
+  const many = compileNotify(
+    { calls: new Map([[nr("tgkill"), { pre: "decide", when: wide }]]), failClosed: true },
+    true,
+  );
+  assert(many.always.has(nr("tgkill")) && many.checks.length === 0, "an oversized call is notified whole");
+  buildNotifyFilter(many, guardFilter(4242).checks);
 });
