@@ -20,7 +20,7 @@ import { guardFilter } from "../../../host/sources/seccomp/tamper.ts";
 import { syscallNumber } from "../../../host/syscalls/mod.ts";
 import { AUDIT_ARCH_X86_64 } from "../../../host/unsafe/layouts.ts";
 import { buildInterest } from "../../../host/wss/interest.ts";
-import { compileHybrid } from "../../../host/sources/hybrid/hybrid.ts";
+import { compileHybrid, filterCovers } from "../../../host/sources/hybrid/hybrid.ts";
 
 const nr = (n: string) => syscallNumber(n)!;
 
@@ -273,4 +273,40 @@ Deno.test("mergePredicates keeps the meaning in fewer tests; a call with too man
   );
   assert(many.always.has(nr("tgkill")) && many.checks.length === 0, "an oversized call is notified whole");
   buildNotifyFilter(many, guardFilter(4242).checks);
+});
+
+Deno.test("the hybrid's reload check: the installed filter covers a call only where it notifies whatever the new policy needs", () => {
+  const plan = (flags: string) =>
+    compileHybrid(
+      buildInterest(
+        [
+          parsePolicy(
+            `version: 1\nname: t\nrules:\n  - { id: w, syscalls: [openat], flags: ${flags}, action: deny }\n`,
+            "t.yaml",
+          ),
+        ],
+        [],
+        false,
+      ),
+      true,
+    ).filter;
+  const write = plan("write"), truncate = plan("truncate"), read = plan("read");
+  const whole = compileHybrid(
+    buildInterest(
+      [parsePolicy(
+        `version: 1\nname: t\nrules:\n  - { id: p, syscalls: [openat], path: /x, action: deny }\n`,
+        "t.yaml",
+      )],
+      [],
+      false,
+    ),
+    true,
+  ).filter;
+  const openat = nr("openat");
+  assert(filterCovers(write, write, openat));
+  // Compared as written: a different predicate is refused even where the installed one implies it (conservative).
+  assert(!filterCovers(write, truncate, openat));
+  assert(!filterCovers(write, read, openat));
+  assert(!filterCovers(write, whole, openat), "the new policy wants every openat");
+  assert(filterCovers(whole, read, openat), "a filter notifying every openat covers any predicate");
 });
