@@ -106,3 +106,43 @@ export function rulePredicate(rule: Rule, nr: number): CallPredicate {
   }
   return found;
 }
+
+/**
+ * The same predicates in fewer tests: per argument (and width) one equality set and one any-bits mask (a union of
+ * either is one of its kind); none-of-bits tests stay apart (none of A or none of B is not none of A|B), duplicates
+ * dropped. Many rules on one call then cost the filter a few instructions, not a few per rule.
+ */
+export function mergePredicates(preds: readonly ArgPredicate[]): ArgPredicate[] {
+  const byArg = new Map<
+    string,
+    { arg: number; wide: boolean; equals: Set<bigint>; anyBits: bigint; noBits: Set<bigint> }
+  >();
+  for (const p of preds) {
+    const wide = p.wide === true, key = `${p.arg}:${wide}`;
+    const width = wide ? 64 : 32;
+    const norm = (v: number | bigint) => BigInt.asUintN(width, BigInt(v));
+    let m = byArg.get(key);
+    if (!m) byArg.set(key, m = { arg: p.arg, wide, equals: new Set(), anyBits: 0n, noBits: new Set() });
+    for (const e of p.equals ?? []) m.equals.add(norm(e));
+    if (p.anyBits !== undefined) m.anyBits |= norm(p.anyBits);
+    if (p.noBits !== undefined) m.noBits.add(norm(p.noBits));
+  }
+  const out: ArgPredicate[] = [];
+  const value = (v: bigint, wide: boolean) => wide && v > 0xffffffffn ? v : Number(v);
+  for (const m of byArg.values()) {
+    const base = { arg: m.arg, ...(m.wide ? { wide: true } : {}) };
+    if (m.equals.size) out.push({ ...base, equals: [...m.equals].map((v) => value(v, m.wide)) });
+    if (m.anyBits) out.push({ ...base, anyBits: value(m.anyBits, m.wide) });
+    for (const n of m.noBits) out.push({ ...base, noBits: value(n, m.wide) });
+  }
+  return out;
+}
+
+/** Roughly how many filter instructions predicates take (host/sources/seccomp/filter.ts compiles them). */
+export function predicateSize(preds: readonly ArgPredicate[]): number {
+  return preds.reduce((n, p) => {
+    const words = p.wide ? 2 : 1;
+    return n + (p.equals?.length ? (p.wide ? 4 * p.equals.length : 1 + p.equals.length) : 0) +
+      (p.anyBits !== undefined ? 2 * words : 0) + (p.noBits !== undefined ? 2 * words : 0);
+  }, 0);
+}

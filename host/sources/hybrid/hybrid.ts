@@ -95,8 +95,11 @@ export function compileHybrid(interest: Interest, emulateOpens: boolean): Hybrid
   return { notify, filter, ring };
 }
 
-/** Whether the installed filter's plan notifies call `nr` whenever the new plan would (its checks, or always). */
-function covers(installed: NotifyPlan, wanted: NotifyPlan, nr: number): boolean {
+/**
+ * Whether the installed filter's plan notifies call `nr` whenever the new plan would: always, or the same checks as
+ * written (a check the installed ones only imply is refused: conservative).
+ */
+export function filterCovers(installed: NotifyPlan, wanted: NotifyPlan, nr: number): boolean {
   if (installed.always.has(nr)) return true;
   if (wanted.always.has(nr)) return false;
   const key = (c: ArgumentCheck) => JSON.stringify(c, (_, v) => typeof v === "bigint" ? `${v}n` : v);
@@ -176,7 +179,7 @@ export class HybridTransport implements EventSource {
   setInterest(interest: Interest): void {
     const plan = compileHybrid(interest, this.#emulateOpens);
     const unheld = [...plan.notify].filter((nr) =>
-      !this.#plan.notify.has(nr) || !covers(this.#plan.filter, plan.filter, nr)
+      !this.#plan.notify.has(nr) || !filterCovers(this.#plan.filter, plan.filter, nr)
     );
     if (unheld.length) {
       throw new Error(

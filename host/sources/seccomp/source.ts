@@ -6,6 +6,7 @@
  * @module
  */
 import type { Policy } from "../../policy/policy.ts";
+import { mergePredicates, predicateSize } from "../../policy/predicates.ts";
 import { RuleDecider } from "../../policy/rule_decider.ts";
 import {
   ALWAYS_DENIED_SYSCALLS,
@@ -96,6 +97,12 @@ export function compileNotifySet(interest: Interest, emulateOpens: boolean): Set
   return set;
 }
 
+const EXECS = [...resolveSyscalls(["execve", "execveat"])];
+/** The most instructions a call's predicates may take, leaving room for the guard's checks on the same call. */
+const MAX_PREDICATE_SIZE = 200;
+/** The calls a dynamic program's loader opens its libraries with, and the other opens rules cover with them. */
+const LOADER_OPENS = resolveSyscalls([...OPEN_SYSCALLS, "open_by_handle_at"]);
+
 /** The filter's notify set, split by what it looks at (see compileNotify). */
 export interface NotifyPlan {
   /** Notified whatever their arguments. */
@@ -110,16 +117,23 @@ export interface NotifyPlan {
 /**
  * compileNotifySet split in two: calls notified whatever their arguments, and calls whose interest carries predicates
  * (host/wss/interest.ts, `when`), notified only when one holds. What this source adds for itself (exec, the credential
- * calls) is unconditional.
+ * calls) is unconditional, and so are the opens while anything examines an exec (below).
  */
 export function compileNotify(interest: Interest, emulateOpens: boolean): NotifyPlan {
   const always = compileNotifySet(interest, emulateOpens);
   const forced = resolveSyscalls([...ALWAYS_NOTIFIED, ...CRED_SYSCALLS]);
+  // An examined exec is checked again, and its success learnt, at the new image's first notified call (docs/seccomp.md,
+  // "exec"): for a dynamic program the loader's first open, read-only. Narrowed opens would let a racing exec's
+  // program reach its main (tests/sources/seccomp/predicates_test.ts): while anything examines an exec, opens are whole.
+  if (EXECS.some((nr) => interest.calls.has(nr))) { for (const nr of LOADER_OPENS) forced.add(nr); }
   const checks: ArgumentCheck[] = [];
   for (const [nr, c] of interest.calls) {
     if (c.when === undefined || forced.has(nr)) continue;
+    const merged = mergePredicates(c.when);
+    // A call's block must stay within an 8-bit jump (filter.ts): past that, the call is notified whole.
+    if (predicateSize(merged) > MAX_PREDICATE_SIZE) continue;
     always.delete(nr);
-    for (const p of c.when) checks.push({ ...p, nr });
+    for (const p of merged) checks.push({ ...p, nr });
   }
   return { always, checks };
 }

@@ -6,7 +6,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parsePolicy } from "../../../host/policy/policy.ts";
-import type { ArgPredicate } from "../../../host/policy/predicates.ts";
+import { type ArgPredicate, mergePredicates, predicateSize } from "../../../host/policy/predicates.ts";
 import {
   type ArgumentCheck,
   type BpfInstruction,
@@ -20,7 +20,7 @@ import { guardFilter } from "../../../host/sources/seccomp/tamper.ts";
 import { syscallNumber } from "../../../host/syscalls/mod.ts";
 import { AUDIT_ARCH_X86_64 } from "../../../host/unsafe/layouts.ts";
 import { buildInterest } from "../../../host/wss/interest.ts";
-import { compileHybrid } from "../../../host/sources/hybrid/hybrid.ts";
+import { compileHybrid, filterCovers } from "../../../host/sources/hybrid/hybrid.ts";
 
 const nr = (n: string) => syscallNumber(n)!;
 
@@ -147,7 +147,7 @@ rules:
     flags: read
     action: deny
   - id: s
-    syscalls: [tgkill, kill, execve]
+    syscalls: [tgkill, kill]
     signal: SIGUSR1
     action: deny
 `,
@@ -177,6 +177,16 @@ rules:
   assertEquals(run("tgkill", [1n, 1n, 10n]), SECCOMP_RET_USER_NOTIF);
   assertEquals(run("tgkill", [4242n, 4242n, 12n]), SECCOMP_RET_USER_NOTIF);
   assertEquals(run("tgkill", [1n, 1n, 12n]), SECCOMP_RET_ALLOW);
+
+  // A rule that examines an exec: the new image's first notified call (the loader's open) checks it again, so the
+  // opens are whole; the signal's predicate stays.
+  const exec = parsePolicy(
+    `version: 1\nname: e\nrules:\n  - { id: x, syscalls: [execve], path: /x, action: deny }\n`,
+    "e.yaml",
+  );
+  const withExec = compileNotify(buildInterest([policy, exec], [], false, guard.always), true);
+  for (const n of ["openat", "creat"]) assert(withExec.always.has(nr(n)), n);
+  assertEquals(withExec.checks.map((c) => c.nr), [nr("tgkill")]);
 });
 
 Deno.test("the tamper guard's checks notify exactly as before, whatever predicates the rules add on the same calls", () => {
@@ -223,4 +233,85 @@ rules:
   const program = buildNotifyFilter(plan.filter, guardFilter(4242).checks);
   assertEquals(evaluate(program, nr("openat"), [0n, 0n, 0n]), SECCOMP_RET_ALLOW);
   assertEquals(evaluate(program, nr("openat"), [0n, 0n, 0o1101n]), SECCOMP_RET_USER_NOTIF);
+});
+
+Deno.test("mergePredicates keeps the meaning in fewer tests; a call with too many for one block is notified whole", () => {
+  const preds: ArgPredicate[] = [
+    ...FORMS.flatMap(([, p]) => p),
+    { arg: 2, anyBits: 0o1000 },
+    { arg: 2, noBits: 1 },
+    { arg: 1, equals: [10, 10, 11] },
+  ];
+  const merged = mergePredicates(preds);
+  assert(merged.length < preds.length, `${merged.length} of ${preds.length}`);
+  for (const v of samples(preds)) {
+    for (let arg = 0; arg < 6; arg++) {
+      const args = [0n, 0n, 0n, 0n, 0n, 0n];
+      args[arg] = v;
+      assertEquals(
+        merged.some((p) => holds(p, args)),
+        preds.some((p) => holds(p, args)),
+        `arg${arg} = 0x${v.toString(16)}`,
+      );
+    }
+  }
+  // 300 rules, each on its own signal set: merged into one equality set; past one block's reach, whole.
+  const rules = (n: number) =>
+    Array.from({ length: n }, (_, i) => `  - { id: r${i}, syscalls: [tgkill], signal: [${i % 64}], action: deny }`)
+      .join("\n");
+  const plan = (n: number) =>
+    compileNotify(
+      buildInterest([parsePolicy(`version: 1\nname: t\nrules:\n${rules(n)}\n`, "t.yaml")], [], false),
+      true,
+    );
+  const few = plan(300);
+  assertEquals(few.checks.length, 1);
+  assertEquals(few.checks[0].equals?.length, 64);
+  buildNotifyFilter(few, guardFilter(4242).checks);
+  const wide = mergePredicates(
+    Array.from({ length: 120 }, (_, i) => ({ arg: 1, noBits: BigInt(i + 1) << 20n, wide: true })),
+  );
+  assert(predicateSize(wide) > 200);
+  const many = compileNotify(
+    { calls: new Map([[nr("tgkill"), { pre: "decide", when: wide }]]), failClosed: true },
+    true,
+  );
+  assert(many.always.has(nr("tgkill")) && many.checks.length === 0, "an oversized call is notified whole");
+  buildNotifyFilter(many, guardFilter(4242).checks);
+});
+
+Deno.test("the hybrid's reload check: the installed filter covers a call only where it notifies whatever the new policy needs", () => {
+  const plan = (flags: string) =>
+    compileHybrid(
+      buildInterest(
+        [
+          parsePolicy(
+            `version: 1\nname: t\nrules:\n  - { id: w, syscalls: [openat], flags: ${flags}, action: deny }\n`,
+            "t.yaml",
+          ),
+        ],
+        [],
+        false,
+      ),
+      true,
+    ).filter;
+  const write = plan("write"), truncate = plan("truncate"), read = plan("read");
+  const whole = compileHybrid(
+    buildInterest(
+      [parsePolicy(
+        `version: 1\nname: t\nrules:\n  - { id: p, syscalls: [openat], path: /x, action: deny }\n`,
+        "t.yaml",
+      )],
+      [],
+      false,
+    ),
+    true,
+  ).filter;
+  const openat = nr("openat");
+  assert(filterCovers(write, write, openat));
+  // Compared as written: a different predicate is refused even where the installed one implies it (conservative).
+  assert(!filterCovers(write, truncate, openat));
+  assert(!filterCovers(write, read, openat));
+  assert(!filterCovers(write, whole, openat), "the new policy wants every openat");
+  assert(filterCovers(whole, read, openat), "a filter notifying every openat covers any predicate");
 });

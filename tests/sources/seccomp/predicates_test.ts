@@ -185,3 +185,34 @@ rules:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a write-only open rule beside an exec deny: the loader's opens stay notified, and a racing exec never runs its main", async () => {
+  // The exec is checked again at the new image's first notified call (docs/seccomp.md, "exec"): for a dynamic program
+  // the loader's first open, which a write-only open rule alone would let through unnotified.
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-pred-race-" });
+  try {
+    const denied = `${dir}/pwned`;
+    await Deno.copyFile(prog("pwned"), denied);
+    await Deno.chmod(denied, 0o755);
+    const policy = await writePolicy(`version: 1
+name: pred-exec
+rules:
+  - { id: no-pwned, syscalls: [execve, execveat], path: "${denied}", action: deny, errno: EACCES }
+  - { id: preload-write, syscalls: [open, openat, openat2, creat], path: /etc/ld.so.preload, flags: write, action: deny }
+`);
+    const bare = await run(prog("race_exec"), ["/bin/true", denied, "500"]);
+    assert(bare.stdout.includes("PWNED"), `the denied program runs unwrapped: ${bare.stdout.slice(-200)}`);
+    const r = await traced("run", ["--source", "seccomp", "-p", policy], [
+      prog("race_exec"),
+      "/bin/true",
+      denied,
+      "1000",
+    ]);
+    assert(/tries 1000 ran [1-9]/.test(r.stdout), r.stdout.slice(-200) + r.stderr.slice(-400));
+    assert(!r.stdout.includes("PWNED"), `the denied program ran ${r.stdout.split("PWNED").length - 1} times`);
+    const raced = r.events.filter((e) => e.kind === "syscall" && e.reason?.includes("exec raced"));
+    assert(raced.length > 0, "no race was caught: the attack did not run");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
