@@ -75,7 +75,7 @@ export interface WrapperSpec {
    * Where the entry was written: the policy file, the entry's line, and each setting as YAML gave it with its line
    * (the settings check against the wrapper's schema names them: host/runtime/load.ts).
    */
-  origin?: { file: string; line: number; settings: Map<string, { value: unknown; line: number }> };
+  origin?: { file: string; line: number; settings: Record<string, { value: unknown; line: number }> };
   fail: FailMode;
   /** Memory cap per instance, MiB. */
   memoryMiB: number;
@@ -611,14 +611,15 @@ function parseWrappers(
       }
     }
     const settings: Record<string, string> = {};
-    const given = new Map<string, { value: unknown; line: number }>();
+    // A plain record, not a Map: specs travel to worker threads and into JSON.
+    const given: Record<string, { value: unknown; line: number }> = {};
     if (w.settings !== undefined) {
       if (typeof w.settings !== "object" || w.settings === null || Array.isArray(w.settings)) {
         fail(at("settings"), "expected a mapping of setting names to values");
       }
       for (const [k, v] of Object.entries(w.settings as Record<string, unknown>)) {
         settings[k] = typeof v === "string" ? v : JSON.stringify(v);
-        given.set(k, { value: v, line: lineOf(["wrappers", i, "settings", k]) });
+        given[k] = { value: v, line: lineOf(["wrappers", i, "settings", k]) };
       }
     }
     const failMode = w.fail ?? WRAPPER_DEFAULTS.fail;

@@ -188,8 +188,11 @@ export function loadWrapper(
  * @throws WrapperSettingsError
  */
 export function checkSpecSettings(spec: WrapperSpec, schema: SettingsSchema): void {
-  const given = spec.origin?.settings ??
-    new Map<string, GivenSetting>(Object.entries(spec.settings).map(([k, v]) => [k, { value: v, line: 0 }]));
+  const given = new Map<string, GivenSetting>(
+    spec.origin
+      ? Object.entries(spec.origin.settings)
+      : Object.entries(spec.settings).map(([k, v]) => [k, { value: v, line: 0 }]),
+  );
   const problems = checkSettings(schema, given);
   if (!problems.length) return;
   const where = spec.origin ? `${spec.origin.file}:` : "";

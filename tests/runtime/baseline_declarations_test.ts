@@ -19,8 +19,8 @@ import { ROOT } from "../helpers.ts";
 function defaultWith(settings: Record<string, string>): Policy {
   const p = loadPolicy(`${ROOT}policies/default.yaml`);
   const baseline = p.wrappers.find((w) => w.name === "baseline")!;
-  const given = new Map(baseline.origin!.settings);
-  for (const [k, v] of Object.entries(settings)) given.set(k, { value: v, line: 0 });
+  const given = { ...baseline.origin!.settings };
+  for (const [k, v] of Object.entries(settings)) given[k] = { value: v, line: 0 };
   return {
     ...p,
     wrappers: [{
@@ -32,7 +32,7 @@ function defaultWith(settings: Record<string, string>): Policy {
 }
 
 const ALL_DENY = Object.fromEntries(
-  [...loadPolicy(`${ROOT}policies/default.yaml`).wrappers[0].origin!.settings.keys()]
+  Object.keys(loadPolicy(`${ROOT}policies/default.yaml`).wrappers[0].origin!.settings)
     .filter((k) => k.startsWith("response.")).map((k) => [k, "deny"]),
 );
 
