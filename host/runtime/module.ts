@@ -8,7 +8,17 @@
  */
 import type { WrapperSpec } from "../policy/policy.ts";
 import { syscallName } from "../syscalls/mod.ts";
-import { ABI_EXPORTS, ABI_IMPORTS, ABI_MAJOR, ABI_MINOR, ABI_MODULE, DECLARE_POST, SETTINGS_MINOR } from "./abi.ts";
+import {
+  ABI_EXPORTS,
+  ABI_IMPORTS,
+  ABI_MAJOR,
+  ABI_MINOR,
+  ABI_MODULE,
+  DECLARE_DENY,
+  DECLARE_POST,
+  DECLARE_PRE,
+  SETTINGS_MINOR,
+} from "./abi.ts";
 import type { Declarations } from "./declarations.ts";
 import type { SourceCapabilities } from "../capabilities.ts";
 import type { WasmEngine } from "./engine.ts";
@@ -178,7 +188,20 @@ export function loadWrapper(
   if (declarations.lifecycle && !exported.has("idwrap_on_lifecycle")) {
     refuse(`declares lifecycle events but does not export "idwrap_on_lifecycle"`);
   }
+  holdForAlertResponse(spec, declarations);
   return { spec, path, module: module!, declarations, abiMinor: minor, ...(settings ? { settings } : {}) };
+}
+
+/**
+ * The policy's `on_alert: deny|kill` turns the wrapper's alerts into denials or kills on the calls it may deny
+ * (chain.ts): every call the wrapper examines before it runs is then one it may deny, whatever the wrapper declared
+ * (baseline declares a call whose rules only alert observe-only, which a source need not hold).
+ */
+function holdForAlertResponse(spec: WrapperSpec, declarations: Declarations): void {
+  if (spec.onAlert === "alert") return;
+  for (const [nr, flags] of declarations.syscalls) {
+    if (flags & DECLARE_PRE) declarations.syscalls.set(nr, flags | DECLARE_DENY);
+  }
 }
 
 /**

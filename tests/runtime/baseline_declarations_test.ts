@@ -77,6 +77,12 @@ Deno.test("baseline declares DENY only the calls whose rules may deny or kill", 
   const observedAll = [...all].filter(([, f]) => f !== (DECLARE_PRE | DECLARE_DENY)).map(([n]) => syscallName(n));
   assertEquals(observedAll.sort(), ["accept", "accept4", "listen"]);
   assertEquals(all.size, 42);
+  // on_alert: deny (or kill) makes its alerts denials on the calls it may deny: every call it examines is held again.
+  const respond = await declared({
+    ...defaultWith({}),
+    wrappers: [{ ...defaultWith({}).wrappers[0], onAlert: "deny" }],
+  });
+  assertEquals(flagsOf(respond, observed), observed.map((n) => [n, DECLARE_PRE | DECLARE_DENY]));
 });
 
 Deno.test("the hybrid source holds fewer of the default policy's calls on seccomp; a settings change holds more", async () => {
