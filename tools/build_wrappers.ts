@@ -7,10 +7,14 @@
  * output. Each new module is checked against docs/abi.md (imports only
  * from "idwrap", only names the ABI defines; the required exports) before
  * it replaces the old one, so a module the host would refuse fails here.
+ * Each wrapper's settings schema, wrappers/<folder>/settings.json (required),
+ * is checked and appended to its module as the `idwrap.settings` custom
+ * section (ABI 1.3, docs/abi.md "Settings"): asc cannot write custom sections.
  *
  * @module
  */
-import { ABI_IMPORTS, ABI_MODULE } from "../host/runtime/abi.ts";
+import { ABI_IMPORTS, ABI_MODULE, SETTINGS_SECTION } from "../host/runtime/abi.ts";
+import { appendCustomSection, parseSettingsSchema } from "../host/runtime/settings.ts";
 import {
   ASCONFIG as asconfig,
   isStale,
@@ -85,10 +89,26 @@ async function compileWrapper(name: string): Promise<string> {
     throw new Error(`Cannot compile wrapper ${name} (asc ${args.join(" ")}):\n${text}`);
   }
   const problems = checkWrapperModule(await Deno.readFile(temp));
+  const schemaFile = `wrappers/${name}/settings.json`;
+  let schema: string | undefined;
+  try {
+    schema = await Deno.readTextFile(`${root}${schemaFile}`);
+    parseSettingsSchema(schema);
+  } catch (e) {
+    problems.push(
+      schema === undefined
+        ? `${schemaFile}: cannot read it (every wrapper declares its settings, docs/wrappers.md): ${
+          (e as Error).message
+        }`
+        : `${schemaFile}: ${(e as Error).message}`,
+    );
+  }
   if (problems.length > 0) {
     await Deno.remove(temp);
     throw new Error(`Wrapper ${name} does not follow the hook ABI (docs/abi.md):\n  ${problems.join("\n  ")}`);
   }
+  const bytes = await Deno.readFile(temp);
+  await Deno.writeFile(temp, appendCustomSection(bytes, SETTINGS_SECTION, new TextEncoder().encode(schema!)));
   await Deno.rename(temp, output);
   return output;
 }

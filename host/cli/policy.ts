@@ -15,7 +15,7 @@ import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
 import { loadPolicy, PolicyError } from "../policy/policy.ts";
 import { v8Engine } from "../runtime/engine.ts";
 import { loadPolicyWrappers } from "../runtime/load.ts";
-import { WrapperLoadError } from "../runtime/module.ts";
+import { WrapperLoadError, WrapperSettingsError } from "../runtime/module.ts";
 import { KMOD_CAPABILITIES } from "../sources/capabilities.ts";
 import { EXIT_USAGE } from "./exit.ts";
 import { registerPolicyTest } from "./policy_replay.ts";
@@ -116,14 +116,26 @@ async function checkOne(file: string, seen: Map<string, string>): Promise<Policy
     wrappers: policy.wrappers.length,
     ...(policy.warnings ? { warnings: policy.warnings } : {}),
   };
+  let modules;
   try {
     // What `run` does next (the capabilities of the source that can do most: what needs more is refused).
-    await loadPolicyWrappers([policy], v8Engine, KMOD_CAPABILITIES);
+    modules = await loadPolicyWrappers([policy], v8Engine, KMOD_CAPABILITIES);
   } catch (e) {
     if (!(e instanceof WrapperLoadError || e instanceof RangeError)) throw e;
-    return { file, ok: false, error: `${file}: ${e.message}`, ...counts };
+    // A settings error names the file and line itself.
+    return {
+      file,
+      ok: false,
+      error: e instanceof WrapperSettingsError ? e.message : `${file}: ${e.message}`,
+      ...counts,
+    };
   }
   const lines = wrapperLines(file);
+  const unchecked = modules.filter((m) => m.settings === undefined).map((m) =>
+    `wrapper "${m.spec.name}" at ${file}:${lines.get(m.spec.name) ?? 1} was built for hook ABI 1.${m.abiMinor}, ` +
+    "which declares no settings schema: its settings are not checked"
+  );
+
   for (const spec of policy.wrappers) {
     const first = seen.get(spec.name);
     if (first !== undefined) {
@@ -133,7 +145,7 @@ async function checkOne(file: string, seen: Map<string, string>): Promise<Policy
     }
   }
   for (const spec of policy.wrappers) seen.set(spec.name, `${file}:${lines.get(spec.name) ?? 1}`);
-  return { file, ok: true, ...counts };
+  return { file, ok: true, ...counts, ...(unchecked.length ? { notes: unchecked } : {}) };
 }
 
 /** Adds `policy check` to the CLI. */

@@ -72,6 +72,11 @@ export interface WrapperSpec {
   module: string;
   /** Settings the wrapper reads with settings_get, as text. */
   settings: Record<string, string>;
+  /**
+   * Where the entry was written: the policy file, the entry's line, and each setting as YAML gave it with its line
+   * (the settings check against the wrapper's schema names them: host/runtime/load.ts).
+   */
+  origin?: { file: string; line: number; settings: Record<string, { value: unknown; line: number }> };
   fail: FailMode;
   /** Memory cap per instance, MiB. */
   memoryMiB: number;
@@ -299,7 +304,7 @@ export function parsePolicy(text: string, file: string): Policy {
       ...(tags ? { tags } : {}),
     });
   });
-  const wrappers = parseWrappers(root.wrappers, file, fail);
+  const wrappers = parseWrappers(root.wrappers, file, fail, lineOf);
   // The shipped schema (policies/schema.json) checks what the checks above do not (the editor's view of the format).
   const problem = validateSchema(root);
   if (problem) fail(problem.path, problem.message);
@@ -561,6 +566,7 @@ function parseWrappers(
   raw: unknown,
   file: string,
   fail: (path: (string | number)[], detail: string) => never,
+  lineOf: (path: (string | number)[]) => number,
 ): WrapperSpec[] {
   if (raw === undefined) return [];
   if (!Array.isArray(raw)) fail(["wrappers"], "expected a list of wrappers");
@@ -607,12 +613,15 @@ function parseWrappers(
       }
     }
     const settings: Record<string, string> = {};
+    // A plain record, not a Map: specs travel to worker threads and into JSON.
+    const given: Record<string, { value: unknown; line: number }> = {};
     if (w.settings !== undefined) {
       if (typeof w.settings !== "object" || w.settings === null || Array.isArray(w.settings)) {
         fail(at("settings"), "expected a mapping of setting names to values");
       }
       for (const [k, v] of Object.entries(w.settings as Record<string, unknown>)) {
         settings[k] = typeof v === "string" ? v : JSON.stringify(v);
+        given[k] = { value: v, line: lineOf(["wrappers", i, "settings", k]) };
       }
     }
     const failMode = w.fail ?? WRAPPER_DEFAULTS.fail;
@@ -655,6 +664,7 @@ function parseWrappers(
       name: name as string,
       module: resolved,
       settings,
+      origin: { file, line: lineOf(["wrappers", i]), settings: given },
       fail: failMode as FailMode,
       memoryMiB,
       budget,

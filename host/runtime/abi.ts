@@ -6,9 +6,17 @@
 
 /** The import module name; nothing else may be imported. */
 export const ABI_MODULE = "idwrap";
-/** This host's ABI version: major 1, minor 2. */
+/** This host's ABI version: major 1, minor 3. */
 export const ABI_MAJOR = 1;
-export const ABI_MINOR = 2;
+export const ABI_MINOR = 3;
+
+/**
+ * ABI 1.3: the custom section in which a module declares its settings (a JSON schema, docs/abi.md "Settings"); the
+ * host checks a policy's settings against it before anything runs. Modules of an older minor are not checked.
+ */
+export const SETTINGS_SECTION = "idwrap.settings";
+/** The first minor version whose modules declare their settings. */
+export const SETTINGS_MINOR = 3;
 
 /** declare_syscall / declare_group flags. */
 export const DECLARE_PRE = 1;

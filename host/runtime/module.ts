@@ -8,11 +8,22 @@
  */
 import type { WrapperSpec } from "../policy/policy.ts";
 import { syscallName } from "../syscalls/mod.ts";
-import { ABI_EXPORTS, ABI_IMPORTS, ABI_MAJOR, ABI_MINOR, ABI_MODULE, DECLARE_POST } from "./abi.ts";
+import {
+  ABI_EXPORTS,
+  ABI_IMPORTS,
+  ABI_MAJOR,
+  ABI_MINOR,
+  ABI_MODULE,
+  DECLARE_DENY,
+  DECLARE_POST,
+  DECLARE_PRE,
+  SETTINGS_MINOR,
+} from "./abi.ts";
 import type { Declarations } from "./declarations.ts";
 import type { SourceCapabilities } from "../capabilities.ts";
 import type { WasmEngine } from "./engine.ts";
 import { createImports } from "./imports.ts";
+import { checkSettings, type GivenSetting, readSettingsSection, type SettingsSchema } from "./settings.ts";
 import { instrument, signatureText, summarize, WasmBinaryError } from "./wasm/mod.ts";
 
 export type { Declarations } from "./declarations.ts";
@@ -27,6 +38,18 @@ export class WrapperLoadError extends Error {
   }
 }
 
+/**
+ * A policy's settings refused by the wrapper's schema: one line per setting, each
+ * `file:line: wrapper NAME, setting "KEY": what was expected, got what`.
+ */
+export class WrapperSettingsError extends WrapperLoadError {
+  constructor(wrapper: string, readonly problems: string[]) {
+    super(wrapper, problems.join("; "));
+    this.message = problems.join("\n");
+    this.name = "WrapperSettingsError";
+  }
+}
+
 /** A loaded, validated, compiled wrapper; instances are made from it per process. */
 export interface WrapperModule {
   spec: WrapperSpec;
@@ -34,6 +57,10 @@ export interface WrapperModule {
   path: string;
   module: WebAssembly.Module;
   declarations: Declarations;
+  /** The minor ABI version the module was built for (absent: a module made by hand, in tests). */
+  abiMinor?: number;
+  /** Its settings schema (ABI 1.3); undefined for a module of an older minor, whose settings are not checked. */
+  settings?: SettingsSchema;
 }
 
 /** How to load. */
@@ -140,6 +167,16 @@ export function loadWrapper(
   if (major !== ABI_MAJOR || minor > ABI_MINOR) {
     refuse(`it was built for hook ABI ${major}.${minor}; this idwrap speaks ${ABI_MAJOR}.${ABI_MINOR}`);
   }
+  let settings: SettingsSchema | undefined;
+  if (minor >= SETTINGS_MINOR) {
+    try {
+      // A 1.3 module without the section declares no settings.
+      settings = readSettingsSection(summary!.custom) ?? new Map();
+    } catch (e) {
+      refuse((e as Error).message);
+    }
+    checkSpecSettings(spec, settings!);
+  }
   const declared = call("idwrap_declare");
   if (declared !== 0) refuse(`idwrap_declare() returned ${declared}`);
   if (declarations.syscalls.size && !exported.has("idwrap_on_syscall")) {
@@ -151,7 +188,45 @@ export function loadWrapper(
   if (declarations.lifecycle && !exported.has("idwrap_on_lifecycle")) {
     refuse(`declares lifecycle events but does not export "idwrap_on_lifecycle"`);
   }
-  return { spec, path, module: module!, declarations };
+  holdForAlertResponse(spec, declarations);
+  return { spec, path, module: module!, declarations, abiMinor: minor, ...(settings ? { settings } : {}) };
+}
+
+/**
+ * The policy's `on_alert: deny|kill` turns the wrapper's alerts into denials or kills on the calls it may deny
+ * (chain.ts): every call the wrapper examines before it runs is then one it may deny, whatever the wrapper declared
+ * (baseline declares a call whose rules only alert observe-only, which a source need not hold).
+ */
+function holdForAlertResponse(spec: WrapperSpec, declarations: Declarations): void {
+  if (spec.onAlert === "alert") return;
+  for (const [nr, flags] of declarations.syscalls) {
+    if (flags & DECLARE_PRE) declarations.syscalls.set(nr, flags | DECLARE_DENY);
+  }
+}
+
+/**
+ * Refuses a policy's settings that the wrapper's schema does not accept, naming the policy file and line (when the
+ * spec came from a file), the wrapper and the setting.
+ *
+ * @throws WrapperSettingsError
+ */
+export function checkSpecSettings(spec: WrapperSpec, schema: SettingsSchema): void {
+  const given = new Map<string, GivenSetting>(
+    spec.origin
+      ? Object.entries(spec.origin.settings)
+      : Object.entries(spec.settings).map(([k, v]) => [k, { value: v, line: 0 }]),
+  );
+  const problems = checkSettings(schema, given);
+  if (!problems.length) return;
+  const where = spec.origin ? `${spec.origin.file}:` : "";
+  throw new WrapperSettingsError(
+    spec.name,
+    problems.map((p) =>
+      `${where}${
+        spec.origin ? `${p.line ?? spec.origin.line}: ` : ""
+      }wrapper ${spec.name}, setting "${p.setting}": ${p.detail}`
+    ),
+  );
 }
 
 /** Refuses a wrapper whose declarations the active source cannot serve. */

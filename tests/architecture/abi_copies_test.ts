@@ -5,6 +5,7 @@
  * declarations (wrappers/sdk/imports.ts) and the C header
  * (wrappers/abi/idwrap.h). This test reads all four and fails when any
  * differs from the host's in a name or a signature, naming the file and line.
+ * ABI 1.3's settings section is named in all four too.
  *
  * Signatures are compared in the host's notation (`"ii>i"`: parameters,
  * `>`, results; i = i32, I = i64), each copy's types mapped to wasm32:
@@ -13,7 +14,7 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ABI_EXPORTS, ABI_IMPORTS, ABI_MAJOR, ABI_MINOR } from "../../host/runtime/abi.ts";
+import { ABI_EXPORTS, ABI_IMPORTS, ABI_MAJOR, ABI_MINOR, SETTINGS_SECTION } from "../../host/runtime/abi.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const read = (path: string) => Deno.readTextFileSync(new URL(path, ROOT));
@@ -154,6 +155,40 @@ Deno.test("ABI version: docs/abi.md, the SDK and the C header say the host's", (
   assert(read("docs/abi.md").startsWith(`# idwrap hook ABI, version ${ABI_MAJOR}.${ABI_MINOR}\n`), "docs/abi.md title");
   assert(read("wrappers/sdk/index.ts").includes(`export const ABI_VERSION: i32 = ${version};`), "SDK ABI_VERSION");
   assert(read("wrappers/abi/idwrap.h").includes(`#define IDWRAP_ABI_VERSION ${version}\n`), "IDWRAP_ABI_VERSION");
+});
+
+/** The settings section's name as each copy gives it: the docs' `| custom section |` table, the SDK's and the header's constant. */
+export const SECTION_NAME_READERS: readonly { file: string; name: (text: string) => string[] }[] = [
+  {
+    file: "docs/abi.md",
+    name: (t) => {
+      const lines = t.split("\n");
+      const head = lines.findIndex((l) => /^\|\s*custom section\s*\|/.test(l));
+      const out: string[] = [];
+      for (let j = head + 2; head >= 0 && j < lines.length && lines[j].startsWith("|"); j++) {
+        const m = lines[j].match(/^\|\s*`([^`]+)`/);
+        if (m) out.push(m[1]);
+      }
+      return out;
+    },
+  },
+  {
+    file: "wrappers/sdk/index.ts",
+    name: (t) => [...t.matchAll(/SETTINGS_SECTION: string = "([^"]*)"/g)].map((m) => m[1]),
+  },
+  {
+    file: "wrappers/abi/idwrap.h",
+    name: (t) => [...t.matchAll(/#define IDWRAP_SETTINGS_SECTION "([^"]*)"/g)].map((m) => m[1]),
+  },
+];
+
+Deno.test("ABI settings section (1.3): docs/abi.md, the SDK and the C header name the host's", () => {
+  for (const { file, name } of SECTION_NAME_READERS) assertEquals([file, name(read(file))], [file, [SETTINGS_SECTION]]);
+  // The control: a renamed section in any copy is seen.
+  for (const { file, name } of SECTION_NAME_READERS) {
+    const renamed = read(file).replaceAll(SETTINGS_SECTION, "idwrap.setting");
+    assert(name(renamed).join() !== SETTINGS_SECTION, `${file}: a renamed section is not reported`);
+  }
 });
 
 // The controls: each reader sees a change of one name or one signature in its own copy.

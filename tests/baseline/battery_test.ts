@@ -10,7 +10,7 @@
  * is never created (the wrapper denies it; the test checks and cleans up).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { prog, reports, ROOT, type Traced, traced, writePolicy } from "../helpers.ts";
+import { idwrap, prog, reports, ROOT, type Traced, traced, writePolicy } from "../helpers.ts";
 import type { WrapperReport } from "../../host/events.ts";
 import { parse as parseYaml } from "yaml";
 
@@ -528,17 +528,21 @@ wrappers:
   assertEquals(messages, [`baseline.credential-read: /etc/shadow read by ${exe("/bin/cat")} (T1003.008)`]);
 });
 
-Deno.test("tuning: an unknown response is refused (the wrapper fails, its fail mode applies)", async () => {
+Deno.test("tuning: an unknown response is refused before the command runs (the wrapper's settings schema)", async () => {
   const policy = await writePolicy(`
 wrappers:
   - name: baseline
     settings: { response.mount: block }
     fail: open
 `);
-  const r = await traced("run", ["-p", policy, "--verbose"], ["/bin/true"]);
-  const text = JSON.stringify(reports(r.events));
-  assert(text.includes("response.mount must be alert, deny, kill or off, got block"), text);
-  assert(reports(r.events, "fault").some((f) => f.message.includes("idwrap_init")), text);
+  const r = await idwrap(["run", "-p", policy, "--", "/bin/true"]);
+  assertEquals(r.code, 2, r.stderr);
+  assert(
+    r.stderr.includes(
+      `${policy}:4: wrapper baseline, setting "response.mount": expected one of alert|deny|kill|off, got "block"`,
+    ),
+    r.stderr,
+  );
 });
 
 // The new rules' settings: loopback, destinations, programs and scripts, homes.

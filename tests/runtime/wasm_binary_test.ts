@@ -2,6 +2,7 @@
  * Tests of host/runtime/wasm/ (summary and metering): modules built from WAT with wabt (and one from AssemblyScript with asc), then
  * summarized, instrumented, validated and run against their originals.
  */
+import { appendCustomSection } from "../../host/runtime/settings.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import wabtInit from "wabt";
@@ -138,7 +139,9 @@ Deno.test("summarize lists imports, exports and the first defined memory", () =>
     (global $h (mut i32) (i32.const 0))
     (func (export "go") (call $log (global.get $g)))
     (export "h" (global $h)))`);
-  assertEquals(summarize(bytes), {
+  // wabt writes a "name" custom section: the custom sections are compared below.
+  const { custom: _names, ...summary } = summarize(bytes);
+  assertEquals(summary, {
     imports: [
       { module: "env", name: "log", kind: "func", signature: "i>" },
       { module: "env", name: "g", kind: "global" },
@@ -151,8 +154,19 @@ Deno.test("summarize lists imports, exports and the first defined memory", () =>
     ],
     memory: { initial: 2, maximum: 10 },
   });
-  assertEquals(summarize(wat(`(module (memory 3))`)), { imports: [], exports: [], memory: { initial: 3 } });
+  assertEquals(summarize(wat(`(module (memory 3))`)).memory, { initial: 3 });
   assertEquals(summarize(wat(`(module (import "env" "m" (memory 1)))`)).memory, undefined);
+  // Custom sections (ABI 1.3's settings schema is one), by name and payload, in file order.
+  const named = appendCustomSection(
+    appendCustomSection(wat(`(module)`), "idwrap.settings", new Uint8Array([123, 125])),
+    "other",
+    new Uint8Array([1]),
+  );
+  assertEquals(summarize(named).custom.filter((c) => c.name !== "name"), [
+    { name: "idwrap.settings", payload: new Uint8Array([123, 125]) },
+    { name: "other", payload: new Uint8Array([1]) },
+  ]);
+  new WebAssembly.Module(named); // still a valid module
 });
 
 Deno.test("summarize gives each function import and export its signature; signatureText writes it as WAT does", () => {

@@ -128,19 +128,20 @@ Deno.test({
   },
 });
 
-Deno.test("ngram settings: a bad order, frame, threshold or mode is refused at init with the setting named", async () => {
+Deno.test("ngram settings: a bad order, frame, threshold or mode is refused at load with the setting named", async () => {
   const store = await WrapperStore.open(":memory:");
   try {
+    // The wrapper's settings schema (ABI 1.3) refuses them before idwrap_init runs.
     const cases: [Record<string, string>, RegExp][] = [
-      [{ order: "7" }, /order must be 1\.\.6, got 7/],
-      [{ frame: "0" }, /frame must be 1\.\.1024, got 0/],
-      [{ threshold: "0" }, /threshold must be 1\.\.100000 \(bits\), got 0/],
-      [{ only_trained: "yes" }, /only_trained must be true or false, got yes/],
+      [{ order: "7" }, /wrapper ngram, setting "order": expected an integer from 1 to 6, got "7"/],
+      [{ frame: "0" }, /setting "frame": expected an integer from 1 to 1024, got "0"/],
+      [{ threshold: "0" }, /setting "threshold": expected an integer from 1 to 100000, got "0"/],
+      [{ only_trained: "yes" }, /setting "only_trained": expected true or false, got "yes"/],
     ];
     for (const [settings, message] of cases) {
-      const r = await SeqReplayer.open({ store, program: "p", mode: "detect", detector: "ngram", settings });
       let err: unknown;
       try {
+        const r = await SeqReplayer.open({ store, program: "p", mode: "detect", detector: "ngram", settings });
         r.replay({ id: "t", nrs: [1, 2, 3], names: ["a", "b", "c"] });
       } catch (e) {
         err = e;

@@ -1,5 +1,5 @@
 /*
- * idwrap.h — the idwrap hook ABI, version 1.2, for wrappers written in C.
+ * idwrap.h — the idwrap hook ABI, version 1.3, for wrappers written in C.
  *
  * This header states docs/abi.md in C; where the two differ, docs/abi.md is
  * right and this file is a bug. Mark the hooks with IDWRAP_EXPORT, e.g.
@@ -34,10 +34,19 @@ extern "C" {
 
 /* ---------------------------------------------------------------- version */
 
-/* (major << 16) | minor: this header is ABI 1.2. */
-#define IDWRAP_ABI_VERSION 0x00010002
+/* (major << 16) | minor: this header is ABI 1.3. */
+#define IDWRAP_ABI_VERSION 0x00010003
 #define IDWRAP_ABI_MAJOR(v) (((v) >> 16) & 0xffff)
 #define IDWRAP_ABI_MINOR(v) ((v) & 0xffff)
+
+/* ABI 1.3: the custom section holding the module's settings schema (JSON,
+ * docs/abi.md "Settings"). A 1.3 module without it declares no settings, so
+ * a policy that gives it any is refused. clang's section attribute makes a
+ * data segment, not a custom section: add it after linking, e.g.
+ *
+ *   llvm-objcopy --add-section idwrap.settings=settings.json w.wasm
+ */
+#define IDWRAP_SETTINGS_SECTION "idwrap.settings"
 
 /* ------------------------------------------------------------ import glue */
 

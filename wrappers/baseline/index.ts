@@ -96,22 +96,79 @@ import { compileCloudPatterns } from "./cloud";
 import { onExec, onExecLifecycle } from "./exec";
 import { cacheDirIds, onFtruncate, onOpen, onPathChange } from "./files";
 import { forgetDestinations, onOutbound } from "./outbound";
-import { fire, loadResponses, R_SETUID } from "./rules";
+import {
+  fire,
+  loadResponses,
+  mayStop,
+  R_AUTHORIZED_KEYS,
+  R_BPF,
+  R_CLOUD_CREDENTIAL,
+  R_CREDENTIAL_READ,
+  R_HISTORY_TAMPER,
+  R_INBOUND_ONLY,
+  R_INJECTION,
+  R_KERNEL_HELPER,
+  R_KEXEC,
+  R_LOG_TAMPER,
+  R_MEMFD_EXEC,
+  R_MODULE,
+  R_MOUNT,
+  R_NAMESPACE,
+  R_PRELOAD,
+  R_RAW_SOCKET,
+  R_SERVICE_SHELL,
+  R_SETUID,
+  R_SYSTEM_WRITE,
+  R_TMP_EXEC,
+  RESP_DENY,
+  responses,
+} from "./rules";
 import { loadSettings } from "./settings";
 import { onOther, serving, SERVING_PREFIX } from "./system";
 
 export { idwrap_abi_version } from "../sdk/index";
 
-const DECLARED: StaticArray<i32> = [
+/**
+ * The calls baseline examines, by the rules that can fire on them: a call is declared DENY only when one of its rules
+ * is set to deny or kill (settings `response.<rule>`), otherwise observe-only (PRE), so that a source that can observe
+ * without holding the call (the hybrid's bpf ring) need not make it wait. The file calls share every file rule (their
+ * handlers check several); listen and accept fire none (they mark a process as serving).
+ */
+const FILE_CALLS: StaticArray<i32> = [
   SYS_open, SYS_openat, SYS_openat2, SYS_creat, SYS_truncate, SYS_ftruncate, SYS_rename, SYS_renameat, SYS_renameat2, SYS_mkdir,
   SYS_mkdirat, SYS_rmdir, SYS_link, SYS_linkat, SYS_unlink, SYS_unlinkat, SYS_symlink, SYS_symlinkat, SYS_chmod,
-  SYS_fchmod, SYS_fchmodat, SYS_chown, SYS_lchown, SYS_fchownat, SYS_execve, SYS_execveat, SYS_socket,
-  SYS_listen, SYS_accept, SYS_accept4, SYS_ptrace, SYS_process_vm_writev, SYS_init_module, SYS_finit_module, SYS_bpf,
-  SYS_mount, SYS_unshare, SYS_setns, SYS_kexec_load, SYS_kexec_file_load, SYS_connect, SYS_sendto,
+  SYS_fchmod, SYS_fchmodat, SYS_chown, SYS_lchown, SYS_fchownat,
 ];
+const FILE_RULES: StaticArray<i32> = [
+  R_CREDENTIAL_READ, R_AUTHORIZED_KEYS, R_PRELOAD, R_SYSTEM_WRITE, R_SETUID, R_INJECTION, R_LOG_TAMPER,
+  R_HISTORY_TAMPER, R_CLOUD_CREDENTIAL, R_KERNEL_HELPER,
+];
+const EXEC_CALLS: StaticArray<i32> = [SYS_execve, SYS_execveat];
+const EXEC_RULES: StaticArray<i32> = [R_TMP_EXEC, R_MEMFD_EXEC, R_SERVICE_SHELL];
+const NO_RULES: StaticArray<i32> = [];
+
+/** Declares `calls` PRE, with DENY if one of `rules` may stop them. */
+function declareFor(calls: StaticArray<i32>, rules: StaticArray<i32>): void {
+  const flags = mayStop(rules) ? PRE | DENY : PRE;
+  for (let i = 0; i < calls.length; i++) declareSyscall(calls[i], flags);
+}
 
 export function idwrap_declare(): i32 {
-  for (let i = 0; i < DECLARED.length; i++) declareSyscall(DECLARED[i], PRE | DENY);
+  // A response the wrapper cannot read (an ABI 1.2 host passes settings unchecked): hold every call, as before 1.3.
+  if (!loadResponses()) {
+    for (let i = 0; i < responses.length; i++) responses[i] = RESP_DENY;
+  }
+  declareFor(FILE_CALLS, FILE_RULES);
+  declareFor(EXEC_CALLS, EXEC_RULES);
+  declareFor([SYS_socket], [R_RAW_SOCKET]);
+  declareFor([SYS_listen, SYS_accept, SYS_accept4], NO_RULES);
+  declareFor([SYS_ptrace, SYS_process_vm_writev], [R_INJECTION]);
+  declareFor([SYS_init_module, SYS_finit_module], [R_MODULE]);
+  declareFor([SYS_bpf], [R_BPF]);
+  declareFor([SYS_mount], [R_MOUNT]);
+  declareFor([SYS_unshare, SYS_setns], [R_NAMESPACE]);
+  declareFor([SYS_kexec_load, SYS_kexec_file_load], [R_KEXEC]);
+  declareFor([SYS_connect, SYS_sendto], [R_INBOUND_ONLY]);
   declareLifecycle(EXEC | EXIT);
   return declared();
 }

@@ -55,8 +55,8 @@ const SEVERITIES: StaticArray<i32> = [
 
 export const RESP_OFF: i32 = -1;
 export const RESP_ALERT: i32 = 0;
-const RESP_DENY: i32 = 1;
-const RESP_KILL: i32 = 2;
+export const RESP_DENY: i32 = 1;
+export const RESP_KILL: i32 = 2;
 
 /** Default responses: deny where a false positive cannot harm. */
 const DEFAULT_RESPONSES: StaticArray<i32> = [
@@ -86,6 +86,15 @@ export function loadResponses(): bool {
     responses[i] = r;
   }
   return true;
+}
+
+/** Whether one of these rules (R_*) may stop a call: its response is deny or kill. */
+export function mayStop(rules: StaticArray<i32>): bool {
+  for (let i = 0; i < rules.length; i++) {
+    const r = responses[rules[i]];
+    if (r == RESP_DENY || r == RESP_KILL) return true;
+  }
+  return false;
 }
 
 /** Raises the rule's alert and returns its verdict (allow for an "alert" rule). */

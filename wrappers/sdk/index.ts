@@ -42,8 +42,15 @@ export * from "./abstract";
 export * from "./host";
 export { lastStatus, SCRATCH_SIZE } from "./buffer";
 
-/** The ABI version this SDK implements: (major << 16) | minor = 1.2. */
-export const ABI_VERSION: i32 = 0x00010002;
+/** The ABI version this SDK implements: (major << 16) | minor = 1.3. */
+export const ABI_VERSION: i32 = 0x00010003;
+
+/**
+ * ABI 1.3: the custom section that carries a wrapper's settings schema. asc
+ * cannot write custom sections: the build (tools/build_wrappers.ts) appends
+ * wrappers/<name>/settings.json under this name.
+ */
+export const SETTINGS_SECTION: string = "idwrap.settings";
 
 /** The required version export; re-export it from the wrapper's entry file. */
 export function idwrap_abi_version(): i32 {

@@ -35,6 +35,8 @@ export interface WasmSummary {
   exports: WasmExport[];
   /** The first defined (not imported) memory, if any. */
   memory?: MemoryLimits;
+  /** Custom sections (id 0), in file order: name and payload (docs/abi.md, "Settings"). */
+  custom: { name: string; payload: Uint8Array }[];
 }
 
 /**
@@ -44,13 +46,16 @@ export interface WasmSummary {
  */
 export function summarize(bytes: Uint8Array): WasmSummary {
   const context = "Cannot read wrapper";
-  const summary: WasmSummary = { imports: [], exports: [] };
+  const summary: WasmSummary = { imports: [], exports: [], custom: [] };
   let types: string[] = [];
   let imports: (WasmImport & { type?: number })[] = [];
   let defined: number[] = [];
   for (const s of readSections(bytes, context)) {
     const r = contentReader(bytes, context, s);
-    if (s.id === SEC_TYPE) types = readTypes(r).map(_signature);
+    if (s.id === 0) {
+      const name = r.name("custom section name");
+      summary.custom.push({ name, payload: bytes.subarray(r.pos, s.end) });
+    } else if (s.id === SEC_TYPE) types = readTypes(r).map(_signature);
     else if (s.id === SEC_IMPORT) imports = readImports(r);
     else if (s.id === SEC_FUNCTION) defined = readFunctions(r);
     else if (s.id === SEC_EXPORT) summary.exports = readExports(r);
