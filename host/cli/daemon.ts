@@ -122,6 +122,7 @@ export function registerDaemon(program: Command): void {
         watch: opts.watch,
         systemWide: opts.systemWide,
         outputs: config.outputs,
+        fleet: config.fleet,
         metrics,
       });
       const stop = async () => {

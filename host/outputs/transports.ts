@@ -1,6 +1,6 @@
 /**
  * Where an output's records go: a file of JSON lines rotated by size, a syslog receiver (RFC 5424, Unix datagram
- * socket or UDP), an HTTP(S) webhook. A transport delivers one batch or throws; the output (./output.ts) retries.
+ * socket or UDP), an HTTP(S) webhook, a NATS JetStream stream (./nats.ts). A transport delivers one batch or throws; the output (./output.ts) retries.
  *
  * @module
  */
@@ -10,6 +10,7 @@ import type { AuditRecord } from "../audit/record.ts";
 import { UnixDatagramSender } from "../unsafe/datagram.ts";
 import type { FileOutputConfig, OutputConfig, SyslogOutputConfig, WebhookOutputConfig } from "./config.ts";
 import { formatRecord, syslogLine } from "./format.ts";
+import { NatsTransport } from "./nats.ts";
 
 /**
  * `text` with every URL in it stripped of what may be a secret: its user and password, query and fragment
@@ -63,6 +64,8 @@ export function openTransport(config: OutputConfig): Transport {
       return new SyslogTransport(config);
     case "webhook":
       return new WebhookTransport(config);
+    case "nats":
+      return new NatsTransport(config);
   }
 }
 
