@@ -16,49 +16,15 @@ import { AckPolicy, type Consumer, jetstream, jetstreamManager } from "@nats-io/
 import { Kvm } from "@nats-io/kv";
 import { ensureUser, idwrap, idwrapAsUser, prog } from "../helpers.ts";
 import { startDaemon, type TestDaemon, waitFor } from "./daemon_helpers.ts";
+import { freePort, NATS_SERVER, sayIfSkipped, startNats } from "../outputs/nats_helpers.ts";
 
 type Rec = Record<string, unknown>;
 
-const NATS_SERVER = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"].find((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
-if (!NATS_SERVER) {
-  console.log("SKIP tests/daemon/nats_fleet_test.ts: nats-server is not installed (tools/debian-deps.sh --install)");
-}
+sayIfSkipped("tests/daemon/nats_fleet_test.ts");
 
 const BUCKET = "idwrap-policies";
 const N = 40; // alerts per host while the server runs
 const M = 30; // alerts per host while it is down
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-/** A real `nats-server -js` on loopback, its JetStream store in `storeDir`. */
-async function startNats(port: number, storeDir: string): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(NATS_SERVER!, {
-    args: ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await waitFor("nats-server to listen", async () => {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return true;
-    } catch {
-      return undefined;
-    }
-  });
-  return child;
-}
 
 /** The durable consumer's messages so far, parsed, with their subjects. */
 async function fetchAll(consumer: Consumer, into: { subject: string; rec: Rec; id: string }[]): Promise<void> {
