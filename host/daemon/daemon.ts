@@ -23,7 +23,7 @@ import { KmodThread } from "../sources/kmod/source.ts";
 import { type LivePeer, livePeers, peerCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
 import type { FleetConfig, OutputConfig } from "../outputs/config.ts";
-import { FleetPolicies } from "./fleet_policy.ts";
+import { FleetPolicies, type PolicyCheckResult } from "./fleet_policy.ts";
 import { Outputs } from "../outputs/output.ts";
 import { DaemonMetrics, serveMetrics } from "./metrics.ts";
 
@@ -54,6 +54,8 @@ export interface DaemonOptions {
   metrics?: { hostname: string; port: number };
   /** Also take policies from a JetStream KV bucket (./fleet_policy.ts, docs/fleet.md). */
   fleet?: FleetConfig;
+  /** How `idwrap policy check` checks a set of files: each fleet policy is checked so before it is loaded. */
+  checkPolicies?: (files: string[]) => Promise<PolicyCheckResult[]>;
 }
 
 interface Enforcement {
@@ -172,8 +174,11 @@ export class Daemon {
    * the bucket serves nothing before the fleet's policies are in force.
    */
   async #startFleet(config: FleetConfig): Promise<void> {
+    const check = this.#opts.checkPolicies;
+    if (!check) throw new Error("fleet policies need the policy check (DaemonOptions.checkPolicies)");
     const fleet = new FleetPolicies(config, join(this.#opts.runDir, "fleet"), {
       localFiles: () => this.#files,
+      check,
       apply: (files) => this.reload(this.#files, files),
       record: (r) => this.#audit.append([r]),
       log: this.#log,

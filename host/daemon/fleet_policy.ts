@@ -15,18 +15,26 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
 import { type AuditRecord, ECS_VERSION } from "../audit/record.ts";
-import { checkPolicies } from "../cli/policy.ts";
 import type { FleetConfig } from "../outputs/config.ts";
 
 /** What the fleet policies need from the daemon. */
 export interface FleetPolicyHost {
   /** The daemon's own policy files (checked with the fleet's as one set). */
   localFiles(): string[];
+  /** `idwrap policy check`'s check of a set of files (host/cli/policy.ts, handed down: the CLI is a floor above). */
+  check(files: string[]): Promise<PolicyCheckResult[]>;
   /** Loads the daemon's files with these fleet files; throws (keeping what was in force) when it cannot. */
   apply(fleetFiles: string[]): Promise<void>;
   /** A fleet policy refused: the record to keep (the `faults` queue). */
   record(record: AuditRecord): void;
   log(line: string): void;
+}
+
+/** One file's verdict from `policy check`. */
+export interface PolicyCheckResult {
+  file: string;
+  ok: boolean;
+  error?: string;
 }
 
 interface Held {
@@ -157,7 +165,7 @@ export class FleetPolicies {
     const files = [...next.values()].map((h) => h.file);
     let error: string | undefined;
     if (file) {
-      const checks = await checkPolicies([...this.#host.localFiles(), ...files]);
+      const checks = await this.#host.check([...this.#host.localFiles(), ...files]);
       error = checks.find((c) => !c.ok)?.error;
     }
     if (error === undefined) {

@@ -14,7 +14,7 @@ import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jets
 import type { AuditRecord } from "../audit/record.ts";
 import type { NatsOutputConfig } from "./config.ts";
 import { formatRecord } from "./format.ts";
-import { PartialDelivery, type Transport } from "./transports.ts";
+import { PartialDelivery, type Transport } from "./delivery.ts";
 
 const encoder = new TextEncoder();
 

@@ -11,6 +11,9 @@ import { UnixDatagramSender } from "../unsafe/datagram.ts";
 import type { FileOutputConfig, OutputConfig, SyslogOutputConfig, WebhookOutputConfig } from "./config.ts";
 import { formatRecord, syslogLine } from "./format.ts";
 import { NatsTransport } from "./nats.ts";
+import { PartialDelivery, Rejected, type Transport } from "./delivery.ts";
+
+export { PartialDelivery, Rejected, type Transport };
 
 /**
  * `text` with every URL in it stripped of what may be a secret: its user and password, query and fragment
@@ -30,29 +33,6 @@ export function redactUrls(text: string): string {
     const fragment = url.hash ? "#<redacted>" : "";
     return `${url.protocol}//${user}${url.host}${url.pathname}${query}${fragment}`;
   });
-}
-
-/** A batch that failed part way: its first `delivered` records went out (the output does not send them again). */
-export class PartialDelivery extends Error {
-  constructor(readonly delivered: number, readonly reason: unknown) {
-    super((reason as Error)?.message ?? String(reason));
-    this.name = "PartialDelivery";
-  }
-}
-
-/** The receiver refused the batch for good (HTTP 4xx other than 408 and 429): sending it again cannot help. */
-export class Rejected extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "Rejected";
-  }
-}
-
-/** Delivers batches of records. */
-export interface Transport {
-  /** Delivers every record of the batch, or throws (then none is counted delivered, and the batch is retried). */
-  deliver(records: readonly AuditRecord[]): Promise<void>;
-  close(): Promise<void>;
 }
 
 /** The transport of a configured output. */
