@@ -12,7 +12,7 @@ import { AuditLog } from "../audit/log.ts";
 import { toAuditRecords } from "../audit/record.ts";
 import { serveTail } from "../audit/stream.ts";
 import type { HostEvent } from "../events.ts";
-import { loadPolicy, type Policy } from "../policy/policy.ts";
+import { loadPolicy, parsePolicy, type Policy } from "../policy/policy.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { readTaskStatus } from "../wss/procfs.ts";
 import { receiveHandshake } from "../sources/handshake.ts";
@@ -23,7 +23,7 @@ import { KmodThread } from "../sources/kmod/source.ts";
 import { type LivePeer, livePeers, peerCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
 import type { FleetConfig, OutputConfig } from "../outputs/config.ts";
-import { FleetPolicies, type PolicyCheckResult } from "./fleet_policy.ts";
+import { FleetPolicies, type FleetPolicy, type PolicyCheckResult } from "./fleet_policy.ts";
 import { Outputs } from "../outputs/output.ts";
 import { DaemonMetrics, serveMetrics } from "./metrics.ts";
 
@@ -83,8 +83,8 @@ export class Daemon {
   readonly #disabled = new Set<string>();
   readonly #started = Date.now();
   #files: string[];
-  /** The fleet's policy files in force (./fleet_policy.ts), loaded after the daemon's own. */
-  #fleetFiles: string[] = [];
+  /** The fleet's policies in force (./fleet_policy.ts), loaded after the daemon's own, from their text. */
+  #fleetPolicies: FleetPolicy[] = [];
   #fleet: FleetPolicies | undefined;
   #enforcement!: Enforcement;
   #thread!: SupervisorThread;
@@ -109,7 +109,7 @@ export class Daemon {
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(opts);
     hardenSupervisorProcess();
-    d.#enforcement = await d.#prepare(d.#files);
+    d.#enforcement = await d.#prepare(d.#files, []);
     d.#audit = await AuditLog.open(opts.storePath, { retentionDays: opts.retentionDays });
     d.#outputs = new Outputs(d.#audit, opts.outputs ?? [], d.#log);
     for (const o of opts.outputs ?? []) {
@@ -166,7 +166,7 @@ export class Daemon {
 
   /** The daemon's policy files, then the fleet's. */
   #allFiles(): string[] {
-    return [...this.#files, ...this.#fleetFiles];
+    return [...this.#files, ...this.#fleetPolicies.map((p) => p.file)];
   }
 
   /**
@@ -179,7 +179,7 @@ export class Daemon {
     const fleet = new FleetPolicies(config, join(this.#opts.runDir, "fleet"), {
       localFiles: () => this.#files,
       check,
-      apply: (files) => this.reload(this.#files, files),
+      apply: (policies) => this.reload(this.#files, policies),
       record: (r) => this.#audit.append([r]),
       log: this.#log,
     });
@@ -213,8 +213,10 @@ export class Daemon {
     });
   }
 
-  async #prepare(files: string[]): Promise<Enforcement> {
-    const policies = files.map(loadPolicy).map((p) => ({
+  /** The daemon's files read, the fleet's policies parsed from the bucket's text (a file could be rewritten since). */
+  async #prepare(files: string[], fleet: FleetPolicy[]): Promise<Enforcement> {
+    const loaded = [...files.map(loadPolicy), ...fleet.map((p) => parsePolicy(p.text, p.file))];
+    const policies = loaded.map((p) => ({
       ...p,
       wrappers: p.wrappers.filter((w) => !this.#disabled.has(w.name)),
     }));
@@ -225,10 +227,10 @@ export class Daemon {
   }
 
   /** Re-reads the policy files; on any error the old enforcement stays and the error is returned. */
-  async reload(files = this.#files, fleetFiles = this.#fleetFiles): Promise<void> {
+  async reload(files = this.#files, fleet = this.#fleetPolicies): Promise<void> {
     let next: Enforcement;
     try {
-      next = await this.#prepare([...files, ...fleetFiles]);
+      next = await this.#prepare(files, fleet);
     } catch (e) {
       this.#log(`reload refused, the previous policies stay in force: ${(e as Error).message}`);
       throw e;
@@ -237,7 +239,7 @@ export class Daemon {
     await this.#kmod?.reload({ policies: next.policies, wrappers: next.wrappers });
     this.#enforcement = next;
     this.#files = files;
-    this.#fleetFiles = fleetFiles;
+    this.#fleetPolicies = fleet;
     this.#log(
       `reloaded: ${next.policies.map((p) => p.name).join(", ")}; wrappers: ${
         next.wrappers.map((w) => w.spec.name).join(", ") || "none"

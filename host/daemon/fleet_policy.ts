@@ -23,8 +23,12 @@ export interface FleetPolicyHost {
   localFiles(): string[];
   /** `idwrap policy check`'s check of a set of files (host/cli/policy.ts, handed down: the CLI is a floor above). */
   check(files: string[]): Promise<PolicyCheckResult[]>;
-  /** Loads the daemon's files with these fleet files; throws (keeping what was in force) when it cannot. */
-  apply(fleetFiles: string[]): Promise<void>;
+  /**
+   * Loads the daemon's files with these fleet policies, parsed from the text the bucket gave (never read back from
+   * their files: a root program the daemon wraps could rewrite those); throws, keeping what was in force, when it
+   * cannot.
+   */
+  apply(policies: FleetPolicy[]): Promise<void>;
   /** A fleet policy refused: the record to keep (the `faults` queue). */
   record(record: AuditRecord): void;
   log(line: string): void;
@@ -37,9 +41,14 @@ export interface PolicyCheckResult {
   error?: string;
 }
 
-interface Held {
-  revision: number;
+/** A fleet policy: its text from the bucket, and the file it was written to (its name in errors, `policy check`). */
+export interface FleetPolicy {
   file: string;
+  text: string;
+}
+
+interface Held extends FleetPolicy {
+  revision: number;
 }
 
 /** A key's file name: what follows the prefix, each character a file name should not hold as `_`. */
@@ -95,9 +104,9 @@ export class FleetPolicies {
     this.synced = new Promise((r) => this.#firstSync = r);
   }
 
-  /** The fleet policy files in force. */
-  files(): string[] {
-    return [...this.#held.values()].map((h) => h.file);
+  /** The fleet policies in force. */
+  policies(): FleetPolicy[] {
+    return [...this.#held.values()].map(({ file, text }) => ({ file, text }));
   }
 
   /** Connects (retrying until it can) and follows the bucket. */
@@ -156,21 +165,23 @@ export class FleetPolicies {
     const next = new Map(this.#held);
     let file: string | undefined;
     if (entry.operation === "PUT") {
-      const dir = join(this.#dir, `r${revision}`);
-      Deno.mkdirSync(dir, { mode: 0o700 });
-      file = join(dir, fileName(key, this.#config.prefix));
-      Deno.writeFileSync(file, entry.value, { mode: 0o600 });
-      next.set(key, { revision, file });
+      file = join(this.#dir, `r${revision}`, fileName(key, this.#config.prefix));
+      next.set(key, { revision, file, text: new TextDecoder().decode(entry.value) });
     } else if (!next.delete(key)) return;
-    const files = [...next.values()].map((h) => h.file);
+    const policies = [...next.values()];
+    // The check reads files: each written afresh from the bucket's text (whatever changed them since).
+    for (const p of policies) {
+      Deno.mkdirSync(join(p.file, ".."), { recursive: true, mode: 0o700 });
+      Deno.writeTextFileSync(p.file, p.text, { mode: 0o600 });
+    }
     let error: string | undefined;
     if (file) {
-      const checks = await this.#host.check([...this.#host.localFiles(), ...files]);
+      const checks = await this.#host.check([...this.#host.localFiles(), ...policies.map((p) => p.file)]);
       error = checks.find((c) => !c.ok)?.error;
     }
     if (error === undefined) {
       try {
-        await this.#host.apply(files);
+        await this.#host.apply(policies.map(({ file, text }) => ({ file, text })));
       } catch (e) {
         error = (e as Error).message;
       }
@@ -183,7 +194,8 @@ export class FleetPolicies {
       return;
     }
     if (old) Deno.removeSync(join(old.file, ".."), { recursive: true });
-    if (file) this.#held.set(key, { revision, file });
+    const now = next.get(key);
+    if (now) this.#held.set(key, now);
     else this.#held.delete(key);
     this.#host.log(`fleet: ${key} revision ${revision} ${file ? "in force" : "deleted: unloaded"}`);
   }

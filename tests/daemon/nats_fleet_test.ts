@@ -99,6 +99,7 @@ fleet:
         .map((g) => g.rec["event.sequence"] as number);
     const raise = (d: TestDaemon, n: number) =>
       idwrap(["run", "--", prog("open_many"), watched, String(n)], { env: d.env });
+    let goodRev = 0;
     const catUnder = (d: TestDaemon) => idwrap(["run", "--", "/bin/cat", secret], { env: d.env });
     const catAsUser = (d: TestDaemon) =>
       idwrapAsUser(uid, `${dir}/alice`, ["run", "--", "/bin/cat", secret], { env: d.env });
@@ -133,7 +134,7 @@ fleet:
       }
       const u = await catAsUser(a);
       assertEquals(u.stdout, "the secret\n", u.stderr);
-      const rev = await kv.put(
+      const rev = goodRev = await kv.put(
         "policies.deny-secret",
         `version: 1\nname: fleet-deny\nrules:\n  - id: deny-secret\n    syscalls: [openat]\n    path: ${secret}\n` +
           `    action: deny\n    errno: EACCES\n`,
@@ -175,6 +176,44 @@ fleet:
     });
 
     await t.step(
+      "a program the daemon wraps rewrites its fleet policy's file: the deny stays at the next change",
+      async () => {
+        const file = `${a.runDir}/fleet/r${goodRev}/deny-secret.yaml`;
+        const bucketText = await Deno.readTextFile(file);
+        const lift = `${dir}/lift.yaml`;
+        await Deno.writeTextFile(
+          lift,
+          `version: 1\nname: fleet-deny\nrules:\n  - id: noop\n    syscalls: [openat]\n    path: /nonexistent\n` +
+            `    action: alert\n`,
+        );
+        await Deno.chmod(lift, 0o644);
+        // An ordinary user cannot reach it (the fleet folder is root's, 0700)…
+        const user = await idwrapAsUser(uid, `${dir}/alice`, ["run", "--", "/bin/cp", lift, file], { env: a.env });
+        assert(user.code !== 0, "the user wrote the fleet policy's file");
+        assertEquals(await Deno.readTextFile(file), bucketText);
+        // …root, wrapped, can: the write goes through (the attack's first half succeeds).
+        const root = await idwrap(["run", "--", "/bin/cp", lift, file], { env: a.env });
+        assertEquals(root.code, 0, root.stderr);
+        assertEquals(await Deno.readTextFile(file), await Deno.readTextFile(lift));
+        // Any change in the bucket reloads the policies: the fleet's come from the bucket's text, not the file.
+        const rev = await kv.put(
+          "policies.other",
+          `version: 1\nname: other\nrules:\n  - id: other\n    syscalls: [openat]\n    path: ${dir}/other.txt\n` +
+            `    action: alert\n`,
+        );
+        await both(
+          "the other policy in force on both",
+          (l) => l.includes(`fleet: policies.other revision ${rev} in force`),
+        );
+        for (const d of daemons) {
+          const r = await catUnder(d);
+          assert(r.code !== 0 && !r.stdout.includes("the secret"), `the rewritten file lifted the deny: ${r.stdout}`);
+        }
+        assertEquals(await Deno.readTextFile(file), bucketText, "the file is written again from the bucket");
+      },
+    );
+
+    await t.step(
       "the server killed and restarted: nothing lost, nothing twice, enforcement never held up",
       async () => {
         server.kill("SIGKILL");
@@ -187,7 +226,7 @@ fleet:
           const r = await catUnder(d); // the bucket's deny still holds while the bucket is unreachable
           assert(r.code !== 0 && !r.stdout.includes("the secret"), r.stdout);
         }
-          server = await startNats(port, `${dir}/jetstream`);
+        server = await startNats(port, `${dir}/jetstream`);
         nc!.close().catch(() => {});
         nc = await connect({ servers: url });
         const consumer = await jetstream(nc).consumers.get("IDWRAP", "siem");
@@ -203,7 +242,7 @@ fleet:
           assertEquals(seqs, [...seqs].sort((x, y) => x - y), `${host}: in order`);
         }
         assertEquals(new Set(got.map((g) => g.id)).size, got.length, "no message twice on the stream");
-      for (const d of daemons) assert(d.log().includes("output fleet: cannot deliver, retrying"), "it did retry");
+        for (const d of daemons) assert(d.log().includes("output fleet: cannot deliver, retrying"), "it did retry");
         // And the bucket again: deleting the key unloads the policy on both (the watch resumed).
         const kv2 = await new Kvm(nc).open(BUCKET);
         await kv2.delete("policies.deny-secret");
