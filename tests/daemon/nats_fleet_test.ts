@@ -262,3 +262,56 @@ fleet:
     await server.status;
   }
 });
+
+Deno.test({
+  name: "fleet: a bucket unreachable at start leaves the local policies in force; the fleet's load once it is up",
+  ignore: !NATS_SERVER,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-nats-late-" });
+  await Deno.chmod(dir, 0o755);
+  const secret = `${dir}/secret.txt`;
+  await Deno.writeTextFile(secret, "the secret\n");
+  const policy = `${dir}/local.yaml`;
+  await Deno.writeTextFile(
+    policy,
+    `rules:\n  - id: local\n    syscalls: [openat]\n    path: ${dir}/none.txt\n    action: alert\n`,
+  );
+  const port = freePort();
+  const url = `nats://127.0.0.1:${port}`;
+  const config = `${dir}/idwrap.yaml`;
+  await Deno.writeTextFile(config, `fleet:\n  url: ${url}\n  bucket: ${BUCKET}\n  timeout_ms: 500\n`);
+  const d = await startDaemon(["--policy", policy, "--no-watch", "--config", config]);
+  let server: Deno.ChildProcess | undefined;
+  let nc: NatsConnection | undefined;
+  try {
+    assert(d.log().includes(`fleet: ${BUCKET} not reached within 500 ms: serving the local policies`), d.log());
+    assertEquals((await idwrap(["run", "--", "/bin/cat", secret], { env: d.env })).stdout, "the secret\n");
+    server = await startNats(port, `${dir}/jetstream`);
+    nc = await connect({ servers: url });
+    const kv = await new Kvm(nc).create(BUCKET, { history: 5 });
+    const rev = await kv.put(
+      "policies.deny-secret",
+      `version: 1\nname: fleet-deny\nrules:\n  - id: deny-secret\n    syscalls: [openat]\n    path: ${secret}\n` +
+        `    action: deny\n    errno: EACCES\n`,
+    );
+    await waitFor(
+      "the policy in force",
+      () => d.log().includes(`policies.deny-secret revision ${rev} in force`) || undefined,
+      30000,
+    );
+    const r = await idwrap(["run", "--", "/bin/cat", secret], { env: d.env });
+    assert(r.code !== 0 && !r.stdout.includes("the secret"), r.stdout);
+  } catch (e) {
+    console.error(`--- daemon:\n${d.log()}`);
+    throw e;
+  } finally {
+    await nc?.close().catch(() => {});
+    await d.stop();
+    try {
+      server?.kill("SIGTERM");
+    } catch { /* gone */ }
+    await server?.status;
+  }
+});
