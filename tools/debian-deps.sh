@@ -11,6 +11,7 @@ set -euo pipefail
 # libbpf1: the bpf source loads them through libbpf.so.1 (host/sources/bpf/libbpf.ts).
 # libnss-systemd: a name service beyond the files (it synthesizes nobody), for tests/policy/nss_test.ts.
 # busybox-static (or busybox): its nc and mount, the rules library's network-tool and container tests (tests/policy/library_live_test.ts).
-packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3 clang bpftool libbpf-dev libbpf1 libnss-systemd busybox-static)
+# nats-server: the NATS output and fleet policy tests start a real JetStream server (tests/daemon/nats_fleet_test.ts).
+packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3 clang bpftool libbpf-dev libbpf1 libnss-systemd busybox-static nats-server)
 
 exec "$(dirname "$0")/apt-ensure.sh" debian-deps.sh "${1:---check}" "${packages[@]}"

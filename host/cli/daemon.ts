@@ -14,6 +14,7 @@ import { DEFAULT_POLICY } from "./run.ts";
 import { EXIT_NO_DAEMON, UsageError } from "./exit.ts";
 import { ConfigError, type DaemonConfig, DEFAULT_CONFIG, loadConfig } from "../outputs/config.ts";
 import { parseMetricsAddress } from "../daemon/metrics.ts";
+import { checkPolicies } from "./policy.ts";
 
 /** A user name or uid → uid. */
 export function uidOf(user: string): number {
@@ -122,6 +123,8 @@ export function registerDaemon(program: Command): void {
         watch: opts.watch,
         systemWide: opts.systemWide,
         outputs: config.outputs,
+        fleet: config.fleet,
+        checkPolicies,
         metrics,
       });
       const stop = async () => {

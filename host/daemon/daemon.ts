@@ -12,7 +12,7 @@ import { AuditLog } from "../audit/log.ts";
 import { toAuditRecords } from "../audit/record.ts";
 import { serveTail } from "../audit/stream.ts";
 import type { HostEvent } from "../events.ts";
-import { loadPolicy, type Policy } from "../policy/policy.ts";
+import { loadPolicy, parsePolicy, type Policy } from "../policy/policy.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { readTaskStatus } from "../wss/procfs.ts";
 import { receiveHandshake } from "../sources/handshake.ts";
@@ -22,7 +22,8 @@ import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
 import { type LivePeer, livePeers, peerCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
-import type { OutputConfig } from "../outputs/config.ts";
+import type { FleetConfig, OutputConfig } from "../outputs/config.ts";
+import { FleetPolicies, type FleetPolicy, type PolicyCheckResult } from "./fleet_policy.ts";
 import { Outputs } from "../outputs/output.ts";
 import { DaemonMetrics, serveMetrics } from "./metrics.ts";
 
@@ -51,6 +52,10 @@ export interface DaemonOptions {
   outputs?: OutputConfig[];
   /** Serve Prometheus metrics on this address (docs/daemon.md, "Metrics"). */
   metrics?: { hostname: string; port: number };
+  /** Also take policies from a JetStream KV bucket (./fleet_policy.ts, docs/fleet.md). */
+  fleet?: FleetConfig;
+  /** How `idwrap policy check` checks a set of files: each fleet policy is checked so before it is loaded. */
+  checkPolicies?: (files: string[]) => Promise<PolicyCheckResult[]>;
 }
 
 interface Enforcement {
@@ -79,6 +84,9 @@ export class Daemon {
   readonly #disabled = new Set<string>();
   readonly #started = Date.now();
   #files: string[];
+  /** The fleet's policies in force (./fleet_policy.ts), loaded after the daemon's own, from their text. */
+  #fleetPolicies: FleetPolicy[] = [];
+  #fleet: FleetPolicies | undefined;
   #enforcement!: Enforcement;
   #thread!: SupervisorThread;
   /** With systemWide: the kernel module's thread. */
@@ -102,7 +110,7 @@ export class Daemon {
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(opts);
     hardenSupervisorProcess();
-    d.#enforcement = await d.#prepare(d.#files);
+    d.#enforcement = await d.#prepare(d.#files, []);
     d.#audit = await AuditLog.open(opts.storePath, { retentionDays: opts.retentionDays });
     d.#outputs = new Outputs(d.#audit, opts.outputs ?? [], d.#log);
     for (const o of opts.outputs ?? []) {
@@ -141,6 +149,7 @@ export class Daemon {
       d.#log("watching the policy files: a change is loaded, whoever makes it (--watch)");
       d.#watch();
     }
+    if (opts.fleet) await d.#startFleet(opts.fleet);
     if (opts.metrics) {
       d.#metricsServer = await serveMetrics(opts.metrics, () => d.#metricsText());
       d.#log(`metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
@@ -150,10 +159,41 @@ export class Daemon {
     }, JOURNAL_REPLAY_MS);
     d.#log(
       `serving users ${[...new Set([0, ...opts.users])].join(", ")} on ${opts.runDir}; policies: ${
-        d.#files.join(", ")
+        d.#allFiles().join(", ")
       }`,
     );
     return d;
+  }
+
+  /** The daemon's policy files, then the fleet's. */
+  #allFiles(): string[] {
+    return [...this.#files, ...this.#fleetPolicies.map((p) => p.file)];
+  }
+
+  /**
+   * Follows the fleet's bucket; waits (its timeout at most) for the policies it holds now, so a daemon that can reach
+   * the bucket serves nothing before the fleet's policies are in force.
+   */
+  async #startFleet(config: FleetConfig): Promise<void> {
+    const check = this.#opts.checkPolicies;
+    if (!check) throw new Error("fleet policies need the policy check (DaemonOptions.checkPolicies)");
+    const fleet = new FleetPolicies(config, join(this.#opts.runDir, "fleet"), {
+      localFiles: () => this.#files,
+      check,
+      apply: (policies) => this.reload(this.#files, policies),
+      record: (r) => this.#audit.append([r]),
+      log: this.#log,
+    });
+    this.#fleet = fleet;
+    fleet.start();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = await Promise.race([
+      fleet.synced.then(() => true),
+      new Promise<false>((r) => timer = setTimeout(() => r(false), config.timeoutMs)),
+    ]).finally(() => clearTimeout(timer));
+    if (!waited) {
+      this.#log(`fleet: ${config.bucket} not reached within ${config.timeoutMs} ms: serving the local policies`);
+    }
   }
 
   async #metricsText(): Promise<string> {
@@ -174,8 +214,10 @@ export class Daemon {
     });
   }
 
-  async #prepare(files: string[]): Promise<Enforcement> {
-    const policies = files.map(loadPolicy).map((p) => ({
+  /** The daemon's files read, the fleet's policies parsed from the bucket's text (a file could be rewritten since). */
+  async #prepare(files: string[], fleet: FleetPolicy[]): Promise<Enforcement> {
+    const loaded = [...files.map(loadPolicy), ...fleet.map((p) => parsePolicy(p.text, p.file))];
+    const policies = loaded.map((p) => ({
       ...p,
       wrappers: p.wrappers.filter((w) => !this.#disabled.has(w.name)),
     }));
@@ -186,10 +228,10 @@ export class Daemon {
   }
 
   /** Re-reads the policy files; on any error the old enforcement stays and the error is returned. */
-  async reload(files = this.#files): Promise<void> {
+  async reload(files = this.#files, fleet = this.#fleetPolicies): Promise<void> {
     let next: Enforcement;
     try {
-      next = await this.#prepare(files);
+      next = await this.#prepare(files, fleet);
     } catch (e) {
       this.#log(`reload refused, the previous policies stay in force: ${(e as Error).message}`);
       throw e;
@@ -198,6 +240,7 @@ export class Daemon {
     await this.#kmod?.reload({ policies: next.policies, wrappers: next.wrappers });
     this.#enforcement = next;
     this.#files = files;
+    this.#fleetPolicies = fleet;
     this.#log(
       `reloaded: ${next.policies.map((p) => p.name).join(", ")}; wrappers: ${
         next.wrappers.map((w) => w.spec.name).join(", ") || "none"
@@ -280,7 +323,7 @@ export class Daemon {
               uptime: (Date.now() - this.#started) / 1000,
               sessions: this.#uidOf.size,
               users: [...new Set([0, ...this.#opts.users])],
-              policies: this.#files,
+              policies: this.#allFiles(),
               store: this.#opts.storePath,
               ...outputs ? { outputs } : {},
             } satisfies Response,
@@ -379,7 +422,7 @@ export class Daemon {
   #wrapperList(): Response {
     return {
       ok: true,
-      policies: this.#files,
+      policies: this.#allFiles(),
       wrappers: this.#enforcement.wrappers.map((w) => ({
         name: w.spec.name,
         policy: this.#enforcement.policies.find((p) => p.wrappers.includes(w.spec))?.file ?? "",
@@ -473,6 +516,7 @@ export class Daemon {
 
   /** Stops serving: sessions still running lose their supervisor (their notified calls fail). */
   async stop(): Promise<void> {
+    await this.#fleet?.stop();
     clearInterval(this.#poller);
     clearInterval(this.#replayer);
     for (const s of this.#servers) {

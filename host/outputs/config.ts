@@ -11,6 +11,11 @@
  *   - type: webhook         # HTTP(S) POST of JSON arrays
  *     url: https://siem.example/ingest
  *     format: ocsf
+ *   - type: nats            # a NATS JetStream stream (docs/fleet.md)
+ *     url: nats://nats.example:4222
+ * fleet:                    # policies from a JetStream KV bucket (docs/fleet.md)
+ *   url: nats://nats.example:4222
+ *   bucket: idwrap-policies
  * ```
  *
  * @module
@@ -68,11 +73,40 @@ export interface WebhookOutputConfig extends OutputBase {
   maxBackoffMs: number;
 }
 
-export type OutputConfig = FileOutputConfig | SyslogOutputConfig | WebhookOutputConfig;
+export interface NatsOutputConfig extends OutputBase {
+  type: "nats";
+  /** NATS server URLs (`nats://host:port`), tried in turn. */
+  servers: string[];
+  /** The JetStream stream; created (subjects `<subject_prefix>.>`) when missing. @default "IDWRAP" */
+  stream: string;
+  /** Records go to `<subjectPrefix>.<host>.<queue>`. @default "idwrap" */
+  subjectPrefix: string;
+  /** This host's subject token (letters, digits, `-`, `_`). @default the host name, other characters as `_` */
+  host: string;
+  /** Records per delivery at most (each published and acknowledged in order). @default 100 */
+  batch: number;
+  /** Each connection attempt's and each acknowledgement's timeout. @default 5000 */
+  timeoutMs: number;
+  /** The longest wait between retries (doubling from 250 ms). @default 30000 */
+  maxBackoffMs: number;
+}
+
+export type OutputConfig = FileOutputConfig | SyslogOutputConfig | WebhookOutputConfig | NatsOutputConfig;
+
+/** Policies the daemon takes from a JetStream KV bucket besides its policy files (./docs/fleet.md). */
+export interface FleetConfig {
+  servers: string[];
+  bucket: string;
+  /** Keys under this prefix are policies (each key one policy file). @default "policies." */
+  prefix: string;
+  /** Each connection attempt's timeout. @default 5000 */
+  timeoutMs: number;
+}
 
 /** The daemon's configuration. */
 export interface DaemonConfig {
   outputs: OutputConfig[];
+  fleet?: FleetConfig;
 }
 
 /** A bad configuration: file, line, field and what was expected. */
@@ -139,10 +173,13 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     throw new ConfigError(file, lineOf(path), field, detail);
   };
   if (doc.contents === null) return { outputs: [] };
-  if (!isMap(doc.contents)) fail([], "expected a mapping with outputs");
+  if (!isMap(doc.contents)) fail([], "expected a mapping with outputs and/or fleet");
   const root = doc.toJS() as Record<string, unknown>;
-  for (const key of Object.keys(root)) if (key !== "outputs") fail([key], "unknown field, expected outputs");
-  if (root.outputs === undefined || root.outputs === null) return { outputs: [] };
+  for (const key of Object.keys(root)) {
+    if (key !== "outputs" && key !== "fleet") fail([key], "unknown field, expected outputs or fleet");
+  }
+  const fleet = root.fleet === undefined || root.fleet === null ? undefined : parseFleet(root.fleet, fail);
+  if (root.outputs === undefined || root.outputs === null) return fleet ? { outputs: [], fleet } : { outputs: [] };
   if (!Array.isArray(root.outputs)) fail(["outputs"], "expected a list of outputs");
   const outputs = (root.outputs as unknown[]).map((o, i) => parseOutput(o, ["outputs", i], fail));
   const names = new Set<string>();
@@ -150,7 +187,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     if (names.has(o.name)) fail(["outputs", i, "name"], `"${o.name}" names another output too`);
     names.add(o.name);
   });
-  return { outputs };
+  return fleet ? { outputs, fleet } : { outputs };
 }
 
 type Fail = (path: (string | number)[], detail: string) => never;
@@ -160,16 +197,72 @@ const FIELDS: Record<OutputConfig["type"], string[]> = {
   file: [...COMMON, "path", "max_bytes", "keep"],
   syslog: [...COMMON, "socket", "address", "facility"],
   webhook: [...COMMON, "url", "headers", "batch", "timeout_ms", "max_backoff_ms"],
+  nats: [...COMMON, "url", "stream", "subject_prefix", "host", "batch", "timeout_ms", "max_backoff_ms"],
 };
+
+/** A NATS subject token or stream name: no dots, spaces, wildcards. */
+const NATS_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** `url`: one `nats://host:port` URL or a list of them. */
+function natsServers(value: unknown, at: (string | number)[], fail: Fail): string[] {
+  const list = typeof value === "string" ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0) fail(at, "expected a nats://host:port URL or a list of them");
+  (list as unknown[]).forEach((u, i) => {
+    let ok = false;
+    try {
+      ok = typeof u === "string" && ["nats:", "tls:"].includes(new URL(u).protocol);
+    } catch { /* not a URL */ }
+    if (!ok) {
+      fail(Array.isArray(value) ? [...at, i] : at, `expected a nats:// or tls:// URL, got ${JSON.stringify(u)}`);
+    }
+  });
+  return list as string[];
+}
+
+/** This host's default subject token: its name, each character a subject may not hold as `_`. */
+export function defaultNatsHost(): string {
+  return Deno.hostname().replace(/[^A-Za-z0-9_-]/g, "_") || "host";
+}
+
+const FLEET_FIELDS = ["url", "bucket", "prefix", "timeout_ms"];
+
+function parseFleet(value: unknown, fail: Fail): FleetConfig {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    fail(["fleet"], "expected a mapping with url and bucket");
+  }
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!FLEET_FIELDS.includes(key)) fail(["fleet", key], `unknown field, expected ${FLEET_FIELDS.join(", ")}`);
+  }
+  if (o.url === undefined) fail(["fleet"], "expected url (a nats:// URL)");
+  const bucket = o.bucket;
+  if (typeof bucket !== "string" || !NATS_TOKEN.test(bucket)) {
+    fail(["fleet", "bucket"], `expected a bucket name (letters, digits, - and _), got ${JSON.stringify(bucket)}`);
+  }
+  const prefix = o.prefix ?? "policies.";
+  if (typeof prefix !== "string" || !/^[A-Za-z0-9_.=/-]*$/.test(prefix)) {
+    fail(["fleet", "prefix"], `expected a key prefix (letters, digits, ., -, _, /, =), got ${JSON.stringify(prefix)}`);
+  }
+  const timeoutMs = o.timeout_ms ?? 5000;
+  if (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 100) {
+    fail(["fleet", "timeout_ms"], `expected a whole number from 100, got ${JSON.stringify(timeoutMs)}`);
+  }
+  return {
+    servers: natsServers(o.url, ["fleet", "url"], fail),
+    bucket: bucket as string,
+    prefix: prefix as string,
+    timeoutMs: timeoutMs as number,
+  };
+}
 
 function parseOutput(value: unknown, at: (string | number)[], fail: Fail): OutputConfig {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    fail(at, "expected a mapping with type (file, syslog or webhook)");
+    fail(at, "expected a mapping with type (file, syslog, webhook or nats)");
   }
   const o = value as Record<string, unknown>;
   const type = o.type;
-  if (type !== "file" && type !== "syslog" && type !== "webhook") {
-    fail([...at, "type"], `expected file, syslog or webhook, got ${JSON.stringify(type)}`);
+  if (type !== "file" && type !== "syslog" && type !== "webhook" && type !== "nats") {
+    fail([...at, "type"], `expected file, syslog, webhook or nats, got ${JSON.stringify(type)}`);
   }
   const t = type as OutputConfig["type"];
   for (const key of Object.keys(o)) {
@@ -235,6 +328,31 @@ function parseOutput(value: unknown, at: (string | number)[], fail: Fail): Outpu
       fail([...at, "facility"], `expected one of ${Object.keys(FACILITIES).join(", ")}, got "${facility}"`);
     }
     return { ...base, type: t, socket: o.socket === undefined ? undefined : str("socket"), address, facility };
+  }
+  if (t === "nats") {
+    const token = (key: string, def: string): string => {
+      const v = str(key, def);
+      if (!NATS_TOKEN.test(v)) fail([...at, key], `expected letters, digits, - and _ only, got "${v}"`);
+      return v;
+    };
+    const subjectPrefix = str("subject_prefix", "idwrap");
+    if (!subjectPrefix.split(".").every((p) => NATS_TOKEN.test(p))) {
+      fail(
+        [...at, "subject_prefix"],
+        `expected dot-separated tokens (letters, digits, - and _), got "${subjectPrefix}"`,
+      );
+    }
+    return {
+      ...base,
+      type: "nats",
+      servers: natsServers(o.url, [...at, "url"], fail),
+      stream: token("stream", "IDWRAP"),
+      subjectPrefix,
+      host: token("host", defaultNatsHost()),
+      batch: int("batch", 100, 1, 10_000),
+      timeoutMs: int("timeout_ms", 5_000, 100),
+      maxBackoffMs: int("max_backoff_ms", 30_000, 250),
+    };
   }
   const url = str("url");
   try {

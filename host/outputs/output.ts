@@ -1,7 +1,7 @@
 /**
  * An output: a live subscription to the audit log (behind the journal, so it never holds up the answer to a call)
  * that delivers the records of its queues, at least as severe as it asks, through its transport. A failed delivery
- * is retried with a doubling back-off (250 ms up to `max_backoff_ms`; file and syslog: up to 5 s) until it goes
+ * is retried with a doubling back-off (250 ms up to `max_backoff_ms` for webhook and nats; file and syslog: up to 5 s) until it goes
  * through; meanwhile new records wait in the subscription's buffer (`buffer` records, in memory). The store is the
  * buffer on disk: when the subscription was full and dropped records, the output reads them back from the store
  * (they are there: the journal put them there); and it keeps where it got to in the store (its cursor), so after a
@@ -102,7 +102,7 @@ export class Output {
   }
 
   async #run(live: number): Promise<void> {
-    const max = this.#config.type === "webhook" ? this.#config.batch : 500;
+    const max = this.#config.type === "webhook" || this.#config.type === "nats" ? this.#config.batch : 500;
     const cursor = await this.#auditLog.cursor(this.name).catch(() => undefined);
     // First start: from now on. Since: what the store got meanwhile (a restart, a daemon killed), first.
     this.#last = cursor ?? live;
@@ -199,7 +199,7 @@ export class Output {
     }
     let rest = batch;
     this.#inFlight = rest.length;
-    const cap = this.#config.type === "webhook" ? this.#config.maxBackoffMs : 5000;
+    const cap = this.#config.type === "webhook" || this.#config.type === "nats" ? this.#config.maxBackoffMs : 5000;
     for (let backoff = FIRST_BACKOFF_MS;;) {
       try {
         await this.#transport.deliver(rest);

@@ -1,6 +1,6 @@
 /**
  * Where an output's records go: a file of JSON lines rotated by size, a syslog receiver (RFC 5424, Unix datagram
- * socket or UDP), an HTTP(S) webhook. A transport delivers one batch or throws; the output (./output.ts) retries.
+ * socket or UDP), an HTTP(S) webhook, a NATS JetStream stream (./nats.ts). A transport delivers one batch or throws; the output (./output.ts) retries.
  *
  * @module
  */
@@ -10,6 +10,10 @@ import type { AuditRecord } from "../audit/record.ts";
 import { UnixDatagramSender } from "../unsafe/datagram.ts";
 import type { FileOutputConfig, OutputConfig, SyslogOutputConfig, WebhookOutputConfig } from "./config.ts";
 import { formatRecord, syslogLine } from "./format.ts";
+import { NatsTransport } from "./nats.ts";
+import { PartialDelivery, Rejected, type Transport } from "./delivery.ts";
+
+export { PartialDelivery, Rejected, type Transport };
 
 /**
  * `text` with every URL in it stripped of what may be a secret: its user and password, query and fragment
@@ -31,29 +35,6 @@ export function redactUrls(text: string): string {
   });
 }
 
-/** A batch that failed part way: its first `delivered` records went out (the output does not send them again). */
-export class PartialDelivery extends Error {
-  constructor(readonly delivered: number, readonly reason: unknown) {
-    super((reason as Error)?.message ?? String(reason));
-    this.name = "PartialDelivery";
-  }
-}
-
-/** The receiver refused the batch for good (HTTP 4xx other than 408 and 429): sending it again cannot help. */
-export class Rejected extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "Rejected";
-  }
-}
-
-/** Delivers batches of records. */
-export interface Transport {
-  /** Delivers every record of the batch, or throws (then none is counted delivered, and the batch is retried). */
-  deliver(records: readonly AuditRecord[]): Promise<void>;
-  close(): Promise<void>;
-}
-
 /** The transport of a configured output. */
 export function openTransport(config: OutputConfig): Transport {
   switch (config.type) {
@@ -63,6 +44,8 @@ export function openTransport(config: OutputConfig): Transport {
       return new SyslogTransport(config);
     case "webhook":
       return new WebhookTransport(config);
+    case "nats":
+      return new NatsTransport(config);
   }
 }
 

@@ -212,7 +212,10 @@ Deno.test("an output still failing when it stops leaves what it holds for its ne
 
 Deno.test("a bad configuration names file, line, field and what was expected", () => {
   const bad: [string, RegExp][] = [
-    ["outputs:\n  - type: kafka\n", /^f\.yaml:2: outputs\[0\]\.type: expected file, syslog or webhook, got "kafka"$/],
+    [
+      "outputs:\n  - type: kafka\n",
+      /^f\.yaml:2: outputs\[0\]\.type: expected file, syslog, webhook or nats, got "kafka"$/,
+    ],
     ["outputs:\n  - type: file\n", /^f\.yaml:2: outputs\[0\]\.path: expected a non-empty string$/],
     [
       "outputs:\n  - type: file\n    path: /x\n    keep: -1\n",
@@ -224,7 +227,7 @@ Deno.test("a bad configuration names file, line, field and what was expected", (
       /^f\.yaml:5: outputs\[0\]\.queues: an ocsf output carries alerts and verdicts only/,
     ],
     ["outputs:\n  - type: file\n    path: /x\n    colour: red\n", /^f\.yaml:4: outputs\[0\]\.colour: unknown field/],
-    ["output: []\n", /^f\.yaml:1: output: unknown field, expected outputs$/],
+    ["output: []\n", /^f\.yaml:1: output: unknown field, expected outputs or fleet$/],
     [
       "outputs:\n  - {type: file, path: /a}\n  - {type: file, path: /b, name: file-0}\n",
       /^f\.yaml:3: outputs\[1\]\.name: "file-0" names another output too$/,
