@@ -2,6 +2,7 @@
  * ABI 1.1's event_data on real processes: a wrapper sees the bytes a write
  * is about to write and can refuse it.
  */
+import { ABI_MINOR } from "../../host/runtime/abi.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, traced, writePolicy } from "../helpers.ts";
 import { watToWasm, writeWasm } from "./wat.ts";
@@ -45,10 +46,14 @@ Deno.test("event_data: writes of any size pass through a wrapper that examines t
   assertEquals(r.stdout.trim(), "300000");
 });
 
-Deno.test("a module built for a newer minor ABI (1.3) is refused with both versions named", async () => {
-  const newer = await writeWasm("newer", watToWasm(DENY_SECRET_WRITES.replace("0x00010001", "0x00010003")));
+Deno.test("a module built for a newer minor ABI is refused with both versions named", async () => {
+  const next = ABI_MINOR + 1;
+  const newer = await writeWasm(
+    "newer",
+    watToWasm(DENY_SECRET_WRITES.replace("0x00010001", `0x0001${next.toString(16).padStart(4, "0")}`)),
+  );
   const policy = await writePolicy(`wrappers:\n  - { name: newer, module: ${newer} }\n`);
   const r = await traced("run", ["-p", policy], ["/bin/true"]);
   assertEquals(r.code, 2);
-  assert(r.stderr.includes("built for hook ABI 1.3; this idwrap speaks 1.2"), r.stderr);
+  assert(r.stderr.includes(`built for hook ABI 1.${next}; this idwrap speaks 1.${ABI_MINOR}`), r.stderr);
 });
