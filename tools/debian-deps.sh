@@ -9,6 +9,7 @@ set -euo pipefail
 # git, python3: the benign workloads (tests/baseline/benign_test.ts), which CI must not skip.
 # clang, bpftool, libbpf-dev: the BPF programs (kmod/bpf, tools/build_bpf.ts: CO-RE against vmlinux.h from the kernel BTF);
 # libbpf1: the bpf source loads them through libbpf.so.1 (host/sources/bpf/libbpf.ts).
-packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3 clang bpftool libbpf-dev libbpf1)
+# debootstrap: the clean Debian 12 root the .deb is installed on (tests/package/; dpkg-deb, which builds it, is essential).
+packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3 clang bpftool libbpf-dev libbpf1 debootstrap)
 
 exec "$(dirname "$0")/apt-ensure.sh" debian-deps.sh "${1:---check}" "${packages[@]}"
