@@ -81,6 +81,16 @@ export class Chroot {
     return run("chroot", [this.dir, ...env, ...as, ...args], { timeoutMs: opts.timeoutMs ?? 300_000 });
   }
 
+  /** Starts a long-running command inside the root, as root (chroot and env exec it: its pid is the command's). */
+  spawn(args: string[]): Deno.ChildProcess {
+    return new Deno.Command("chroot", {
+      args: [this.dir, "/usr/bin/env", "-i", "HOME=/root", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  }
+
   /** Copies a host file into the root; returns its path inside. */
   async put(file: string): Promise<string> {
     const inside = `/tmp/${file.slice(file.lastIndexOf("/") + 1)}`;

@@ -47,6 +47,10 @@ Deno.test("package: installs on a clean Debian 12 without dkms; doctor, policy c
     assert.equal(inst.code, 0, show(inst));
     assert.match(inst.stdout, /dkms is not installed; the kernel module's source is in \/usr\/src\/idwrap-/);
 
+    // The daemon's store (audit records) and logs are not for other users to read.
+    assert.equal(Deno.statSync(`${root.dir}/var/lib/idwrap`).mode! & 0o777, 0o700);
+    assert.equal(Deno.statSync(`${root.dir}/var/log/idwrap`).mode! & 0o777, 0o750);
+
     const version = await root.exec(["idwrap", "--version"]);
     assert.equal(version.code, 0, show(version));
     assert.equal(version.stdout.trim(), VERSION);
@@ -66,6 +70,10 @@ Deno.test("package: installs on a clean Debian 12 without dkms; doctor, policy c
     assert.match(doctorLine(doctor.stdout, "bpf programs") ?? "", /^MISS bpf programs +Cannot load libbpf\.so\.1/);
     assert.match(doctorLine(doctor.stdout, "kernel module source (DKMS)") ?? "", /^MISS .*dkms is not installed/);
     assert.match(doctorLine(doctor.stdout, "default policy") ?? "", /^ok {3}default policy +\/usr\/lib\/idwrap\//);
+    assert.match(
+      doctorLine(doctor.stdout, "store (Deno KV)") ?? "",
+      /^ok {3}store \(Deno KV\) +\/root\/\.local\/state\//,
+    );
 
     const check = await root.exec(["idwrap", "policy", "check", "/usr/share/idwrap/policies"]);
     assert.equal(check.code, 0, show(check));
@@ -86,6 +94,36 @@ Deno.test("package: installs on a clean Debian 12 without dkms; doctor, policy c
     assert.equal(add.code, 0, show(add));
     const user = await root.exec(["idwrap", "run", "--", "/bin/true"], { user: { uid: 4242, home: "/home/alice" } });
     assert.equal(user.code, 0, show(user));
+
+    // The daemon as its unit starts it: the shipped config and policy load, and a command handed to it is recorded by
+    // the configured file output.
+    const unit = Deno.readTextFileSync(`${root.dir}/lib/systemd/system/idwrap.service`);
+    const execStart = unit.match(/^ExecStart=(.*)$/m)?.[1].split(" ") ?? [];
+    assert.equal(execStart[0], "/usr/bin/idwrap", unit);
+    await Deno.mkdir(`${root.dir}/run/idwrap`, { recursive: true }); // systemd's RuntimeDirectory=
+    const daemon = root.spawn(execStart);
+    const daemonOut = daemon.output();
+    try {
+      let ps = await root.exec(["idwrap", "ps"]);
+      for (let i = 0; i < 60 && ps.code !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        ps = await root.exec(["idwrap", "ps"]);
+      }
+      assert.equal(ps.code, 0, `the daemon did not answer: ${show(ps)}`);
+      const handed = await root.exec(["idwrap", "run", "--", "/bin/sh", "-c", "head -c0 /etc/shadow"]);
+      assert.equal(handed.code, 0, show(handed));
+      const alerts = `${root.dir}/var/log/idwrap/alerts.jsonl`;
+      let text = "";
+      for (let i = 0; i < 40 && !text.includes("credential-read"); i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        text = await Deno.readTextFile(alerts).catch(() => "");
+      }
+      assert.match(text, /credential-read/, `${alerts}: ${text.slice(0, 2000)}`);
+    } finally {
+      daemon.kill("SIGTERM");
+      const out = await daemonOut;
+      assert.equal(out.code, 0, `the daemon: ${new TextDecoder().decode(out.stderr).slice(-3000)}`);
+    }
 
     // Nothing wrote into the package's files (a deno.lock, a rebuilt launcher or wrapper).
     const verify = await root.exec(["dpkg", "--verify", "idwrap"]);
