@@ -17,7 +17,7 @@ import { DEFAULT_POLICY } from "./run.ts";
 import { probeBpf } from "../sources/bpf/probe.ts";
 import { bpfPrivilegeProblem, runUnderBpf } from "../sources/bpf/supervise.ts";
 import { fileURLToPath } from "node:url";
-import { VERSION } from "../version.ts";
+import { packaged, VERSION } from "../version.ts";
 
 /** One line of the report. */
 export interface Check {
@@ -341,15 +341,6 @@ async function hostChecks(): Promise<Check[]> {
 
 /** The app's root (with a trailing slash): /usr/lib/idwrap/ in the package, else the checkout. */
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
-/** What tools/package.ts writes into a packaged install; undefined in a source checkout. */
-function packaged(): { version: string; format: string } | undefined {
-  try {
-    return JSON.parse(Deno.readTextFileSync(`${ROOT}packaged.json`));
-  } catch {
-    return undefined;
-  }
-}
 
 /** How this idwrap is installed and whether the built parts it runs are in place; from the package, DKMS's view. */
 async function installChecks(): Promise<Check[]> {

@@ -75,6 +75,16 @@ Deno.test("package: installs on a clean Debian 12 without dkms; doctor, policy c
       /^ok {3}store \(Deno KV\) +\/root\/\.local\/state\//,
     );
 
+    // The module is DKMS's from the package: kmod build says so instead of running make in /usr/src (which would
+    // write beside DKMS's source), and kmod load asks modprobe (no module for this kernel here).
+    const build = await root.exec(["idwrap", "kmod", "build"]);
+    assert.notEqual(build.code, 0, show(build));
+    assert.match(build.stderr, new RegExp(`from the package DKMS builds the module: dkms install idwrap/${VERSION}`));
+    assert.equal(await run("test", ["-e", `${root.dir}/usr/src/build`]).then((r) => r.code), 1, "make ran in /usr/src");
+    const load = await root.exec(["idwrap", "kmod", "load"]);
+    assert.notEqual(load.code, 0, show(load));
+    assert.match(load.stderr, /DKMS has not installed idwrap for .*\n {2}modprobe said: .*not found/, show(load));
+
     const check = await root.exec(["idwrap", "policy", "check", "/usr/share/idwrap/policies"]);
     assert.equal(check.code, 0, show(check));
     assert.match(check.stdout, /^ok \/usr\/share\/idwrap\/policies\/default\.yaml/m);
