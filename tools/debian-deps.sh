@@ -12,6 +12,7 @@ set -euo pipefail
 # libnss-systemd: a name service beyond the files (it synthesizes nobody), for tests/policy/nss_test.ts.
 # busybox-static (or busybox): its nc and mount, the rules library's network-tool and container tests (tests/policy/library_live_test.ts).
 # nats-server: the NATS output and fleet policy tests start a real JetStream server (tests/daemon/nats_fleet_test.ts).
-packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3 clang bpftool libbpf-dev libbpf1 libnss-systemd busybox-static nats-server)
+# debootstrap: the clean Debian 12 root the .deb is installed on (tests/package/; dpkg-deb, which builds it, is essential).
+packages=(gcc libc6-dev strace passwd util-linux nginx vsftpd curl git python3 clang bpftool libbpf-dev libbpf1 libnss-systemd busybox-static nats-server debootstrap)
 
 exec "$(dirname "$0")/apt-ensure.sh" debian-deps.sh "${1:---check}" "${packages[@]}"

@@ -12,10 +12,12 @@ import { resolveSource } from "../sources/run.ts";
 import { hybridProblem, runUnderHybrid } from "../sources/hybrid/hybrid_run.ts";
 import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";
 import { loadPolicy } from "../policy/policy.ts";
-import { defaultStorePath } from "../store/kv.ts";
+import { defaultStorePath, prepareStoreFile } from "../store/kv.ts";
 import { DEFAULT_POLICY } from "./run.ts";
 import { probeBpf } from "../sources/bpf/probe.ts";
 import { bpfPrivilegeProblem, runUnderBpf } from "../sources/bpf/supervise.ts";
+import { fileURLToPath } from "node:url";
+import { packaged, VERSION } from "../version.ts";
 
 /** One line of the report. */
 export interface Check {
@@ -117,17 +119,31 @@ export async function runChecks(): Promise<Check[]> {
   checks.push(...await kmodChecks());
   checks.push(usableSources(checks));
   checks.push(...await hostChecks());
+  checks.push(...await installChecks());
   return checks;
 }
 
 /** Each BPF program type, loaded and attached for real; then a command observed through the bpf source. */
 async function bpfChecks(): Promise<Check[]> {
-  const out: Check[] = (await probeBpf()).map((p) => ({
-    feature: `bpf: ${p.feature}`,
-    ok: p.ok,
-    detail: p.detail,
-    consequence: p.ok ? `usable for ${p.use}` : `not usable here for ${p.use}`,
-  }));
+  let out: Check[];
+  let noLibbpf: string | undefined;
+  try {
+    out = (await probeBpf()).map((p) => ({
+      feature: `bpf: ${p.feature}`,
+      ok: p.ok,
+      detail: p.detail,
+      consequence: p.ok ? `usable for ${p.use}` : `not usable here for ${p.use}`,
+    }));
+  } catch (e) {
+    // libbpf1 is only recommended by the package: without it the bpf sources are out, the rest of the report stands.
+    noLibbpf = (e as Error).message;
+    out = [{
+      feature: "bpf programs",
+      ok: false,
+      detail: (e as Error).message,
+      consequence: "the bpf and hybrid sources cannot be used",
+    }];
+  }
   const tpBtf = out.find((c) => c.feature === "bpf: tp_btf");
   const privilege = bpfPrivilegeProblem();
   let ok = false;
@@ -158,7 +174,7 @@ async function bpfChecks(): Promise<Check[]> {
       ? "idwrap run|trace --source bpf observe (no deny: policies that deny, kill or rewrite are refused; docs/bpf.md)"
       : "idwrap run|trace --source bpf cannot be used",
   });
-  out.push(await hybridCheck());
+  out.push(await hybridCheck(noLibbpf));
   return out;
 }
 
@@ -166,8 +182,9 @@ async function bpfChecks(): Promise<Check[]> {
  * The hybrid, run for real as `idwrap run --source hybrid` does: /bin/cat's open of /etc/hostname denied on seccomp
  * while its reads are observed through the ring.
  */
-async function hybridCheck(): Promise<Check> {
-  const problem = hybridProblem();
+async function hybridCheck(noLibbpf?: string): Promise<Check> {
+  // Not run without libbpf: the hybrid's start would fail the same way (and its launched command stayed waiting).
+  const problem = noLibbpf ?? hybridProblem();
   let ok = false;
   let detail: string;
   if (problem) detail = problem;
@@ -227,7 +244,11 @@ async function kmodChecks(): Promise<Check[]> {
   out.push({
     feature: "kernel module",
     ok: probe.loaded,
-    detail: probe.loaded ? "idwrap is in /proc/modules" : "not loaded (idwrap kmod build && idwrap kmod load)",
+    detail: probe.loaded
+      ? "idwrap is in /proc/modules"
+      : packaged()
+      ? "not loaded (modprobe idwrap, once DKMS has built it for this kernel: docs/operations.md)"
+      : "not loaded (idwrap kmod build && idwrap kmod load)",
     consequence: probe.loaded ? "in-kernel interception is available" : "events come from the seccomp source",
   });
   out.push({
@@ -287,6 +308,7 @@ async function hostChecks(): Promise<Check[]> {
   const store = defaultStorePath();
   let storeOk = false, storeDetail = "";
   try {
+    await prepareStoreFile(store); // as idwrap run does: a fresh install has no state directory yet
     const kv = await Deno.openKv(store);
     kv.close();
     storeOk = true;
@@ -315,6 +337,67 @@ async function hostChecks(): Promise<Check[]> {
     consequence: "what idwrap run applies without --policy",
   });
   return out;
+}
+
+/** The app's root (with a trailing slash): /usr/lib/idwrap/ in the package, else the checkout. */
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** How this idwrap is installed and whether the built parts it runs are in place; from the package, DKMS's view. */
+async function installChecks(): Promise<Check[]> {
+  const pkg = packaged();
+  const missing: string[] = [];
+  let wasm = 0;
+  try {
+    for (const e of Deno.readDirSync(`${ROOT}build/wrappers`)) if (e.name.endsWith(".wasm")) wasm++;
+  } catch { /* counted as missing below */ }
+  if (wasm === 0) missing.push(`${ROOT}build/wrappers/*.wasm`);
+  try {
+    Deno.statSync(`${ROOT}build/idwrap-launch`);
+  } catch {
+    missing.push(`${ROOT}build/idwrap-launch`);
+  }
+  const where = pkg ? `the Debian package (${pkg.format} ${pkg.version}) in ${ROOT}` : `a source checkout, ${ROOT}`;
+  const versionOk = !pkg || pkg.version === VERSION;
+  const out: Check[] = [{
+    feature: "installation",
+    ok: missing.length === 0 && versionOk,
+    detail: `idwrap ${VERSION} from ${where}: ${wasm} wrapper modules` +
+      (missing.length ? `; missing ${missing.join(", ")}` : ", idwrap-launch") +
+      (versionOk ? "" : `; the package says ${pkg!.version}, the code ${VERSION}`),
+    consequence: missing.length === 0 && versionOk
+      ? "built-in wrappers load by name"
+      : pkg
+      ? "reinstall the package: apt-get install --reinstall idwrap"
+      : "run deno task build",
+  }];
+  if (pkg) out.push(await dkmsCheck());
+  return out;
+}
+
+/** The kernel module's source as DKMS sees it (the package's postinst adds it where DKMS is installed). */
+async function dkmsCheck(): Promise<Check> {
+  const source = `/usr/src/idwrap-${VERSION}`;
+  let status: string;
+  try {
+    const r = await new Deno.Command("dkms", { args: ["status", "-m", "idwrap", "-v", VERSION], stderr: "null" })
+      .output();
+    status = new TextDecoder().decode(r.stdout).trim();
+  } catch {
+    return {
+      feature: "kernel module source (DKMS)",
+      ok: false,
+      detail: `dkms is not installed; the source is in ${source}`,
+      consequence: "apt-get install dkms linux-headers-$(uname -r) && dpkg-reconfigure idwrap builds the module",
+    };
+  }
+  return {
+    feature: "kernel module source (DKMS)",
+    ok: status !== "",
+    detail: status || `idwrap/${VERSION} is not registered (dkms add -m idwrap -v ${VERSION})`,
+    consequence: /installed/.test(status)
+      ? "modprobe idwrap loads the module"
+      : "DKMS builds the module for each kernel whose headers are installed",
+  };
 }
 
 /** Adds the doctor command to the CLI. */

@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { fileURLToPath } from "node:url";
 import { moduleLoaded, probeKmod } from "../sources/kmod/source.ts";
 import { EXIT_FAILED } from "./exit.ts";
+import { packaged, VERSION } from "../version.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Where `make -C kmod` leaves the module. */
@@ -59,6 +60,13 @@ export function registerKmod(program: Command): void {
     .description("build build/kmod/idwrap.ko (make -C kmod)")
     .option("--kdir <dir>", "the kernel build directory (default: the Makefile's choice)")
     .action(async (opts: { kdir?: string }) => {
+      // The package's kmod/ is /usr/src/idwrap-<version>, DKMS's copy: make there would write beside it.
+      if (packaged()) {
+        fail(
+          `from the package DKMS builds the module: dkms install idwrap/${VERSION} (${headersHint()}), then ` +
+            "idwrap kmod load (docs/operations.md)",
+        );
+      }
       const r = await sh("make", ["-C", `${ROOT}kmod`, ...(opts.kdir ? [`KDIR=${opts.kdir}`] : [])]);
       if (r.code === 127) fail(`${r.out}; install make and gcc (apt-get install make gcc)`);
       if (r.code !== 0) {
@@ -72,13 +80,23 @@ export function registerKmod(program: Command): void {
     .description("insmod build/kmod/idwrap.ko (root)")
     .argument("[ko]", "the module file", MODULE_PATH)
     .action(async (ko: string) => {
-      try {
-        Deno.statSync(ko);
-      } catch {
-        fail(`${ko} does not exist: run idwrap kmod build first`);
+      // From the package the module is DKMS's, in /lib/modules/<release>/updates/dkms: modprobe finds it.
+      const viaModprobe = packaged() !== undefined && ko === MODULE_PATH;
+      if (!viaModprobe) {
+        try {
+          Deno.statSync(ko);
+        } catch {
+          fail(`${ko} does not exist: run idwrap kmod build first`);
+        }
       }
       if (moduleLoaded()) return console.log("idwrap is already loaded");
-      const r = await sh("insmod", [ko]);
+      const r = viaModprobe ? await sh("modprobe", ["idwrap"]) : await sh("insmod", [ko]);
+      if (viaModprobe && /not found in directory/.test(r.out)) {
+        fail(
+          `DKMS has not installed idwrap for ${Deno.osRelease()}: dkms install idwrap/${VERSION} ` +
+            `(${headersHint()})\n  modprobe said: ${r.out}`,
+        );
+      }
       if (r.code !== 0) {
         const why = /Invalid module format|Exec format error/.test(r.out)
           ? `the running kernel (${Deno.osRelease()}) refuses it: the module was built for another kernel ` +
@@ -95,7 +113,11 @@ export function registerKmod(program: Command): void {
           : r.code === 127
           ? "insmod is missing (apt-get install kmod)"
           : "insmod failed";
-        fail(`cannot load ${ko}: ${why}\n  insmod said: ${r.out}`);
+        fail(
+          `cannot load ${viaModprobe ? "idwrap (modprobe)" : ko}: ${why}\n  ${
+            viaModprobe ? "modprobe" : "insmod"
+          } said: ${r.out}`,
+        );
       }
       const p = probeKmod();
       console.log(`loaded idwrap: ${p.detail}`);

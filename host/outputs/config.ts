@@ -7,7 +7,7 @@
  *   - type: file            # JSON lines, rotated by size
  *     path: /var/log/idwrap/alerts.jsonl
  *   - type: syslog          # RFC 5424
- *     socket: /dev/log      # or address: 127.0.0.1:514 (UDP)
+ *     socket: /dev/log      # or address: 127.0.0.1:514 (UDP; protocol: tcp for TCP, RFC 6587 framing)
  *   - type: webhook         # HTTP(S) POST of JSON arrays
  *     url: https://siem.example/ingest
  *     format: ocsf
@@ -55,8 +55,10 @@ export interface SyslogOutputConfig extends OutputBase {
   type: "syslog";
   /** A Unix datagram socket (`/dev/log`), or… */
   socket?: string;
-  /** …a UDP collector, `host:port`. */
+  /** …a collector, `host:port`, over `protocol`. */
   address?: { host: string; port: number };
+  /** How to reach `address`: datagrams, or a TCP stream of octet-counted frames (RFC 6587). @default "udp" */
+  protocol: "udp" | "tcp";
   /** RFC 5424 facility name. @default "authpriv" */
   facility: string;
 }
@@ -195,7 +197,7 @@ type Fail = (path: (string | number)[], detail: string) => never;
 const COMMON = ["type", "name", "queues", "min_severity", "format", "buffer"];
 const FIELDS: Record<OutputConfig["type"], string[]> = {
   file: [...COMMON, "path", "max_bytes", "keep"],
-  syslog: [...COMMON, "socket", "address", "facility"],
+  syslog: [...COMMON, "socket", "address", "protocol", "facility"],
   webhook: [...COMMON, "url", "headers", "batch", "timeout_ms", "max_backoff_ms"],
   nats: [...COMMON, "url", "stream", "subject_prefix", "host", "batch", "timeout_ms", "max_backoff_ms"],
 };
@@ -314,7 +316,7 @@ function parseOutput(value: unknown, at: (string | number)[], fail: Fail): Outpu
   }
   if (t === "syslog") {
     if ((o.socket === undefined) === (o.address === undefined)) {
-      fail(at, "expected one of socket (a Unix datagram socket, e.g. /dev/log) or address (host:port, UDP)");
+      fail(at, "expected one of socket (a Unix datagram socket, e.g. /dev/log) or address (host:port, UDP or TCP)");
     }
     let address: SyslogOutputConfig["address"];
     if (o.address !== undefined) {
@@ -327,7 +329,17 @@ function parseOutput(value: unknown, at: (string | number)[], fail: Fail): Outpu
     if (!(facility in FACILITIES)) {
       fail([...at, "facility"], `expected one of ${Object.keys(FACILITIES).join(", ")}, got "${facility}"`);
     }
-    return { ...base, type: t, socket: o.socket === undefined ? undefined : str("socket"), address, facility };
+    const protocol = str("protocol", "udp");
+    if (protocol !== "udp" && protocol !== "tcp") fail([...at, "protocol"], `expected udp or tcp, got "${protocol}"`);
+    if (protocol === "tcp" && !address) fail([...at, "protocol"], "tcp needs an address (host:port), not a socket");
+    return {
+      ...base,
+      type: t,
+      socket: o.socket === undefined ? undefined : str("socket"),
+      address,
+      protocol: protocol as "udp" | "tcp",
+      facility,
+    };
   }
   if (t === "nats") {
     const token = (key: string, def: string): string => {

@@ -1,6 +1,6 @@
 /**
  * Where an output's records go: a file of JSON lines rotated by size, a syslog receiver (RFC 5424, Unix datagram
- * socket or UDP), an HTTP(S) webhook, a NATS JetStream stream (./nats.ts). A transport delivers one batch or throws; the output (./output.ts) retries.
+ * socket, UDP or TCP), an HTTP(S) webhook, a NATS JetStream stream (./nats.ts). A transport delivers one batch or throws; the output (./output.ts) retries.
  *
  * @module
  */
@@ -120,10 +120,19 @@ class FileTransport implements Transport {
   }
 }
 
-/** RFC 5424 messages, one datagram each, to a Unix datagram socket or a UDP collector. */
+/**
+ * RFC 5424 messages to a Unix datagram socket or a UDP collector (one datagram each), or to a TCP collector as
+ * octet-counted frames (RFC 6587, 3.4.1: "LEN SP MSG", which survives newlines in a message). TCP has no
+ * application-level acknowledgement: a record counts as delivered once the kernel has taken its bytes. A connection
+ * the collector closed is noticed by its end of file and replaced before the next record; records written in the
+ * moment between the collector's close and that notice can be lost (docs/audit.md); a failed write fails the batch
+ * from that record, and the next attempt connects again.
+ */
 class SyslogTransport implements Transport {
   #unix: UnixDatagramSender | undefined;
   #udp: dgram.Socket | undefined;
+  #tcp: Deno.TcpConn | undefined;
+  #tcpEnded = false;
 
   constructor(private readonly config: SyslogOutputConfig) {}
 
@@ -132,30 +141,62 @@ class SyslogTransport implements Transport {
       try {
         await this.#send(records[i]);
       } catch (e) {
+        this.#dropTcp();
         throw new PartialDelivery(i, e);
       }
     }
   }
 
   async #send(r: AuditRecord): Promise<void> {
-    {
-      const bytes = encoder.encode(syslogLine(r, this.config.format, this.config.facility));
-      if (this.config.socket !== undefined) {
-        this.#unix ??= new UnixDatagramSender(this.config.socket);
-        this.#unix.send(bytes);
-      } else {
-        const { host, port } = this.config.address!;
-        this.#udp ??= dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
-        await new Promise<void>((resolve, reject) =>
-          this.#udp!.send(bytes, port, host, (e) => e ? reject(e) : resolve())
-        );
-      }
+    const bytes = encoder.encode(syslogLine(r, this.config.format, this.config.facility));
+    if (this.config.socket !== undefined) {
+      this.#unix ??= new UnixDatagramSender(this.config.socket);
+      this.#unix.send(bytes);
+      return;
     }
+    const { host, port } = this.config.address!;
+    if (this.config.protocol === "tcp") {
+      if (this.#tcpEnded) this.#dropTcp();
+      if (!this.#tcp) this.#tcp = this.#watchEnd(await Deno.connect({ hostname: host, port }));
+      const frame = new Uint8Array([...encoder.encode(`${bytes.length} `), ...bytes]);
+      for (let off = 0; off < frame.length;) off += await this.#tcp.write(frame.subarray(off));
+      return;
+    }
+    this.#udp ??= dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
+    await new Promise<void>((resolve, reject) => this.#udp!.send(bytes, port, host, (e) => e ? reject(e) : resolve()));
+  }
+
+  /**
+   * A collector sends nothing: a read that ends means it closed the connection. A write after that would still be
+   * taken by the kernel and lost, so the next record goes over a new connection.
+   */
+  #watchEnd(conn: Deno.TcpConn): Deno.TcpConn {
+    this.#tcpEnded = false;
+    (async () => {
+      const b = new Uint8Array(512);
+      try {
+        while ((await conn.read(b)) !== null) { /* a collector's chatter: ignored */ }
+      } catch {
+        // Reset, or closed here.
+      }
+      if (this.#tcp === conn) this.#tcpEnded = true;
+    })();
+    return conn;
+  }
+
+  #dropTcp(): void {
+    try {
+      this.#tcp?.close();
+    } catch {
+      // Already closed by the peer.
+    }
+    this.#tcp = undefined;
   }
 
   close(): Promise<void> {
     this.#unix?.close();
     this.#unix = undefined;
+    this.#dropTcp();
     const udp = this.#udp;
     this.#udp = undefined;
     return udp ? new Promise((r) => udp.close(() => r())) : Promise.resolve();

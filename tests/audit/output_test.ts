@@ -179,6 +179,71 @@ Deno.test("syslog over UDP to a loopback collector: RFC 5424, the record as mess
   server.close();
 });
 
+/** A TCP syslog collector on loopback: octet-counted frames (RFC 6587), each connection's messages in order. */
+function tcpCollector() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const got: string[] = [];
+  const conns: Deno.Conn[] = [];
+  const serve = async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      (async () => {
+        let buf = new Uint8Array(0);
+        const chunk = new Uint8Array(65536);
+        for (;;) {
+          const n = await conn.read(chunk).catch(() => null);
+          if (n === null) return;
+          buf = new Uint8Array([...buf, ...chunk.subarray(0, n)]);
+          for (;;) {
+            const sp = buf.indexOf(0x20);
+            if (sp < 0) break;
+            const len = Number(new TextDecoder().decode(buf.subarray(0, sp)));
+            if (buf.length < sp + 1 + len) break;
+            got.push(new TextDecoder().decode(buf.subarray(sp + 1, sp + 1 + len)));
+            buf = buf.subarray(sp + 1 + len);
+          }
+        }
+      })();
+    }
+  };
+  const done = serve().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    got,
+    /** Ends the connections made so far (a collector restart, as the sender sees it). */
+    drop: () => conns.splice(0).forEach((c) => c.close()),
+    stop: async () => {
+      conns.forEach((c) => c.close());
+      listener.close();
+      await done;
+    },
+  };
+}
+
+Deno.test("syslog over TCP to a loopback collector: octet-counted RFC 5424 frames, reconnecting after a drop", async () => {
+  const collector = tcpCollector();
+  const log = await openLog();
+  const out = new Output(
+    log,
+    config({ type: "syslog", address: `127.0.0.1:${collector.port}`, protocol: "tcp", facility: "local3" } as never),
+    () => {},
+  );
+  log.append([alert(0), alert(1)]);
+  await waitFor("two frames", () => collector.got.length === 2 || undefined);
+  const m = /^<155>1 \S+ \S+ idwrap \d+ alerts - (\{.*\})$/.exec(collector.got[0]);
+  assert(m, collector.got[0]);
+  assertEquals(JSON.parse(m[1])["threat.technique.subtechnique.id"], "T1003.008");
+  // The collector restarts (drops the connection): the next records go over a new one, none lost.
+  collector.drop();
+  await new Promise((r) => setTimeout(r, 200));
+  log.append([alert(2)]);
+  await waitFor("the third frame", () => collector.got.length >= 3 || undefined, 20_000);
+  assertEquals(collector.got.map((g) => JSON.parse(/(\{.*\})$/.exec(g)![1])["event.sequence"]), [1, 2, 3]);
+  await log.close();
+  await out.stop();
+  await collector.stop();
+});
+
 Deno.test("an output still failing when it stops leaves what it holds for its next start", async () => {
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (closed.addr as Deno.NetAddr).port;
@@ -222,6 +287,14 @@ Deno.test("a bad configuration names file, line, field and what was expected", (
       /^f\.yaml:4: outputs\[0\]\.keep: expected a whole number from 0 to 1000, got -1$/,
     ],
     ["outputs:\n  - type: syslog\n", /^f\.yaml:2: outputs\[0\]: expected one of socket .* or address/],
+    [
+      "outputs:\n  - type: syslog\n    socket: /dev/log\n    protocol: tcp\n",
+      /^f\.yaml:4: outputs\[0\]\.protocol: tcp needs an address/,
+    ],
+    [
+      "outputs:\n  - type: syslog\n    address: 127.0.0.1:514\n    protocol: sctp\n",
+      /^f\.yaml:4: outputs\[0\]\.protocol: expected udp or tcp, got "sctp"$/,
+    ],
     [
       "outputs:\n  - type: file\n    path: /x\n    format: ocsf\n    queues: all\n",
       /^f\.yaml:5: outputs\[0\]\.queues: an ocsf output carries alerts and verdicts only/,
