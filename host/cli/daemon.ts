@@ -11,7 +11,8 @@ import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.t
 import { defaultStorePath } from "../store/kv.ts";
 import { readIds } from "../policy/criteria.ts";
 import { DEFAULT_POLICY } from "./run.ts";
-import { EXIT_NO_DAEMON, UsageError } from "./exit.ts";
+import { EXIT_NO_DAEMON, parseArgument, UsageError } from "./exit.ts";
+import { parseSupervisorLoss } from "../sources/seccomp/holder.ts";
 import { ConfigError, type DaemonConfig, DEFAULT_CONFIG, loadConfig } from "../outputs/config.ts";
 import { parseMetricsAddress } from "../daemon/metrics.ts";
 
@@ -78,6 +79,12 @@ export function registerDaemon(program: Command): void {
       "--system-wide",
       "with the kernel module: wrap any program on the host whose activation criteria match at its execve",
     )
+    .option(
+      "--on-supervisor-loss <kill|deny>",
+      "what wrapped trees get if the daemon stops or dies while they run: kill (the default; their service manager " +
+        "restarts them) or deny (every notified call fails with EPERM)",
+      "kill",
+    )
     .action(async (opts: {
       policy?: string[];
       allow?: string[];
@@ -88,7 +95,9 @@ export function registerDaemon(program: Command): void {
       systemWide?: boolean;
       config?: string;
       metrics?: string;
+      onSupervisorLoss: string;
     }) => {
+      const onSupervisorLoss = parseArgument(() => parseSupervisorLoss(opts.onSupervisorLoss, "--on-supervisor-loss"));
       const retentionDays = Number(opts.retention);
       if (!(retentionDays > 0)) {
         throw new Error(`--retention: expected a positive number of days, got "${opts.retention}"`);
@@ -123,6 +132,7 @@ export function registerDaemon(program: Command): void {
         systemWide: opts.systemWide,
         outputs: config.outputs,
         metrics,
+        onSupervisorLoss,
       });
       const stop = async () => {
         await daemon.stop();

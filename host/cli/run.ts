@@ -18,7 +18,8 @@ import { spawnLauncher } from "../sources/seccomp/source.ts";
 import { BpfRefusal, parseSourceChoice, runUnder, type SourceChoice } from "../sources/run.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
-import { EXIT_NOPERM, parseArgument, UsageError } from "./exit.ts";
+import { EXIT_NOPERM, EXIT_SUPERVISION_LOST, parseArgument, UsageError } from "./exit.ts";
+import { parseSupervisorLoss, type SupervisorLoss } from "../sources/seccomp/holder.ts";
 import { hookLines, summaryCounts, type SummaryRecord } from "./summary.ts";
 
 /** The policy `run` uses when none is given. */
@@ -33,6 +34,7 @@ export interface RunCliOptions {
   standalone?: boolean;
   source?: string;
   runDir: string;
+  onSupervisorLoss: string;
 }
 
 /** How a run ended, either way. */
@@ -40,6 +42,8 @@ interface Outcome {
   exitCode: number;
   signal?: string;
   summary?: SupervisorSummary;
+  /** The daemon stopped serving the tree before it ended (its holder gave the tree on_supervisor_loss). */
+  lost?: boolean;
 }
 
 /** How long a report from the daemon may wait before it is written (batching a burst into one write). */
@@ -52,6 +56,7 @@ async function runViaDaemon(client: DaemonClient, command: string[], trace: Trac
   const stop = forwardSignals(child);
   const sink = new TraceSink(trace);
   let summary: SupervisorSummary | undefined;
+  let lost = false;
   // A service's run lives as long as the service: what it reports is written within DAEMON_FLUSH_MS (journald, a
   // log file), not held until 64 KiB have gathered or the service stops.
   let flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -70,13 +75,22 @@ async function runViaDaemon(client: DaemonClient, command: string[], trace: Trac
     }
     clearTimeout(flushTimer);
     sink.flush();
+    if (!summary) {
+      // The daemon went away (stopped, crashed, killed) while the tree ran: said at once, for the journal.
+      lost = true;
+      console.error(
+        `idwrap: the daemon stopped serving ${command[0]} before its tree ended: the tree gets the daemon's ` +
+          `on_supervisor_loss answer (killed, or EPERM for every notified call); exiting ${EXIT_SUPERVISION_LOST} ` +
+          "when it ends",
+      );
+    }
   })();
   const status = await child.status;
   stop();
   // The daemon says "done" once the whole tree is gone; a daemonised child may outlive us.
   await Promise.race([reports, new Promise((r) => setTimeout(r, 2000))]);
   client.close();
-  return { exitCode: exitCodeOf(status), signal: status.signal ?? undefined, summary };
+  return { exitCode: exitCodeOf(status), signal: status.signal ?? undefined, summary, lost };
 }
 
 /** Supervises the command here, keeping the audit records in the store. */
@@ -86,6 +100,7 @@ async function runStandalone(
   trace: TraceSinkOptions,
   source: SourceChoice,
   verbose: boolean,
+  onSupervisorLoss: SupervisorLoss,
 ): Promise<Outcome> {
   const policies = policyFiles.map(loadPolicy);
   for (const warning of policies.flatMap((p) => p.warnings ?? [])) console.error(`idwrap: warning: ${warning}`);
@@ -103,6 +118,7 @@ async function runStandalone(
       },
       onChoice: (s, why) => verbose && console.error(`idwrap: event source ${s}: ${why}`),
       onWarning: (message) => console.error(`idwrap: warning: ${message}`),
+      onSupervisorLoss,
     });
   } catch (e) {
     // Refused before the command started (what the policies need, who runs idwrap): bad usage, exit 2.
@@ -137,6 +153,12 @@ export function registerRun(program: Command): void {
         "auto implies --standalone",
     )
     .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
+    .option(
+      "--on-supervisor-loss <kill|deny>",
+      "supervised here (seccomp): what the tree gets if idwrap dies before it ends: kill (the default) or deny " +
+        "(every notified call fails with EPERM); under the daemon, the daemon's setting",
+      "kill",
+    )
     .argument("<command...>", "the command to run, after --")
     .action(async (command: string[], opts: RunCliOptions) => {
       const trace: TraceSinkOptions = {
@@ -146,6 +168,7 @@ export function registerRun(program: Command): void {
         notableOnly: !opts.verbose,
       };
       const source = parseArgument(() => parseSourceChoice(opts.source));
+      const onSupervisorLoss = parseArgument(() => parseSupervisorLoss(opts.onSupervisorLoss, "--on-supervisor-loss"));
       const standalone = opts.standalone || opts.policy !== undefined || source !== "auto";
       const client = standalone ? undefined : await DaemonClient.connect(opts.runDir);
       if (!standalone && !client && daemonPresent(opts.runDir)) {
@@ -155,9 +178,14 @@ export function registerRun(program: Command): void {
         );
         Deno.exit(EXIT_NOPERM);
       }
-      const result = client
-        ? await runViaDaemon(client, command, trace)
-        : await runStandalone(command, opts.policy ?? [DEFAULT_POLICY], trace, source, !!opts.verbose);
+      const result = client ? await runViaDaemon(client, command, trace) : await runStandalone(
+        command,
+        opts.policy ?? [DEFAULT_POLICY],
+        trace,
+        source,
+        !!opts.verbose,
+        onSupervisorLoss,
+      );
       const s = result.summary;
       if (opts.json && s) {
         // The report's last line: after the run, the events' writer (the supervisor thread) is done with the file.
@@ -173,6 +201,7 @@ export function registerRun(program: Command): void {
         console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
         if (opts.verbose) { for (const line of hookLines(s)) console.error(`idwrap: ${line}`); }
       }
-      Deno.exitCode = result.exitCode;
+      // The service manager is told: the tree ran without its supervisor at the end (docs/daemon.md).
+      Deno.exitCode = result.lost ? EXIT_SUPERVISION_LOST : result.exitCode;
     });
 }

@@ -19,6 +19,7 @@ import { receiveHandshake } from "../sources/handshake.ts";
 import { eintrWarnings, prepareEnforcement } from "../sources/seccomp/source.ts";
 import { hardenSupervisorProcess } from "../wss/tamper.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
+import { ListenerHolder, type SupervisorLoss } from "../sources/seccomp/holder.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
 import { type LivePeer, livePeers, peerCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
@@ -51,6 +52,11 @@ export interface DaemonOptions {
   outputs?: OutputConfig[];
   /** Serve Prometheus metrics on this address (docs/daemon.md, "Metrics"). */
   metrics?: { hostname: string; port: number };
+  /**
+   * What the trees still running get once the daemon is gone (stopped, crashed, SIGKILLed): idwrap-holder kills them
+   * or fails their notified calls with EPERM (docs/daemon.md, "Losing the supervisor"). @default "kill"
+   */
+  onSupervisorLoss?: SupervisorLoss;
 }
 
 interface Enforcement {
@@ -80,6 +86,8 @@ export class Daemon {
   #files: string[];
   #enforcement!: Enforcement;
   #thread!: SupervisorThread;
+  /** Keeps a copy of every session's listener, for when this process is gone (holder.ts). */
+  #holder!: ListenerHolder;
   /** With systemWide: the kernel module's thread. */
   #kmod: KmodThread | undefined;
   #audit!: AuditLog;
@@ -101,7 +109,14 @@ export class Daemon {
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(opts);
     hardenSupervisorProcess();
-    d.#enforcement = await d.#prepare(d.#files);
+    // First, so that its pid is known before any filter is built.
+    d.#holder = await ListenerHolder.start();
+    try {
+      d.#enforcement = await d.#prepare(d.#files);
+    } catch (e) {
+      d.#holder.close();
+      throw e;
+    }
     d.#audit = await AuditLog.open(opts.storePath, { retentionDays: opts.retentionDays });
     d.#outputs = new Outputs(d.#audit, opts.outputs ?? [], d.#log);
     for (const o of opts.outputs ?? []) {
@@ -112,6 +127,7 @@ export class Daemon {
       wrappers: d.#enforcement.wrappers,
       storePath: opts.storePath,
       emulateOpens: true,
+      holderFd: d.#holder.socket,
       onEvents: (events, marks) => d.#onEvents(events, marks),
     });
     if (opts.systemWide) {
@@ -125,6 +141,7 @@ export class Daemon {
         });
       } catch (e) {
         await d.#thread.stop();
+        d.#holder.close();
         await d.#audit.close();
         throw new Error(`--system-wide needs the kernel module: ${(e as Error).message}`);
       }
@@ -417,6 +434,7 @@ export class Daemon {
       }
       this.#clients.set(id, conn);
       this.#uidOf.set(id, uid);
+      this.#holder.hold(id, hs.pid, hs.listener, this.#opts.onSupervisorLoss ?? "kill");
       await this.#thread.listen(id, hs.listener);
       this.#metrics.sessionStarted("seccomp");
       await hs.go();
@@ -425,7 +443,11 @@ export class Daemon {
       server.close();
       await Deno.remove(path).catch(() => {});
     }
-    const summary = await this.#thread.ended(id);
+    const summary = await this.#thread.ended(id).catch((e) => {
+      // The supervisor thread died (its hook watchdog): the holder answers the tree from now on.
+      this.#holder.lost(id);
+      throw e;
+    });
     this.#metrics.sessionEnded("seccomp", summary);
     this.#clients.delete(id);
     const missed = this.#traceBacklog.get(id)?.missed;
@@ -470,7 +492,7 @@ export class Daemon {
     sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {}).finally(() => t.inFlight--);
   }
 
-  /** Stops serving: sessions still running lose their supervisor (their notified calls fail). */
+  /** Stops serving: sessions still running lose their supervisor (on_supervisor_loss: killed, or EPERM). */
   async stop(): Promise<void> {
     clearInterval(this.#poller);
     clearInterval(this.#replayer);
@@ -483,6 +505,8 @@ export class Daemon {
       await Deno.remove(controlSocket(this.#opts.runDir, uid)).catch(() => {});
     }
     await this.#thread.stop();
+    // The trees still running get on_supervisor_loss from the holder now, not ENOSYS.
+    this.#holder.close();
     await this.#kmod?.stop();
     // Each output delivers what it holds (5 s at most) and keeps where it got to in the store, then the log closes.
     await this.#audit.flush().catch(() => {});

@@ -26,6 +26,7 @@ import { X86_64_NAMES } from "../../syscalls/tables.ts";
 import { guardFilter } from "./tamper.ts";
 import { launcherPath } from "../launcher.ts";
 import { launchAndServe } from "../launch.ts";
+import { ListenerHolder, type SupervisorLoss } from "./holder.ts";
 import type { SupervisorSummary } from "../../wss/summary.ts";
 import { CRED_SYSCALLS } from "./transport.ts";
 import { PATH_CALLS } from "./emulate.ts";
@@ -47,6 +48,8 @@ export interface SeccompRunOptions {
    * user should know while it runs (its tree outliving it).
    */
   onWarning?: (message: string) => void;
+  /** What the tree gets if this process stops supervising it before it ends (holder.ts). @default "kill" */
+  onSupervisorLoss?: SupervisorLoss;
 }
 
 /** How a wrapped command ended. */
@@ -170,21 +173,42 @@ export async function spawnLauncher(socketPath: string, filter: string, command:
  */
 export async function runUnderSeccomp(command: string[], options: SeccompRunOptions): Promise<SeccompRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
-  const { wrappers, filter } = await prepareEnforcement(options.policies, emulateOpens);
-  for (const warning of eintrWarnings(options.policies, wrappers)) options.onWarning?.(warning);
-  const thread = await SupervisorThread.start({
-    policies: options.policies,
-    wrappers,
-    storePath: options.storePath ?? defaultStorePath(),
-    trace: options.trace,
-    emulateOpens,
-    onEvents: options.onEvents,
-  });
-  return await launchAndServe(
-    command,
-    (socketPath) => spawnLauncher(socketPath, filter, command),
-    (hs) => thread.listen(0, hs.listener),
-    thread,
-    options.onWarning,
-  );
+  // Started first (its pid is known before the filter is built): from the handshake on, however this process ends,
+  // the tree gets onSupervisorLoss, not ENOSYS.
+  const holder = await ListenerHolder.start();
+  let thread: SupervisorThread, filter: string;
+  try {
+    const prepared = await prepareEnforcement(options.policies, emulateOpens);
+    filter = prepared.filter;
+    for (const warning of eintrWarnings(options.policies, prepared.wrappers)) options.onWarning?.(warning);
+    thread = await SupervisorThread.start({
+      policies: options.policies,
+      wrappers: prepared.wrappers,
+      storePath: options.storePath ?? defaultStorePath(),
+      trace: options.trace,
+      emulateOpens,
+      holderFd: holder.socket,
+      onEvents: options.onEvents,
+    });
+  } catch (e) {
+    holder.close();
+    throw e;
+  }
+  const mode = options.onSupervisorLoss ?? "kill";
+  try {
+    return await launchAndServe(
+      command,
+      (socketPath) => spawnLauncher(socketPath, filter, command),
+      async (hs) => {
+        holder.hold(0, hs.pid, hs.listener, mode);
+        await thread.listen(0, hs.listener);
+        // The thread died (its hook watchdog): the holder answers the tree from now on.
+        thread.ended(0).catch(() => holder.lost(0));
+      },
+      thread,
+      options.onWarning,
+    );
+  } finally {
+    holder.close();
+  }
 }

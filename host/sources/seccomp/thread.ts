@@ -14,6 +14,8 @@ export interface SupervisorThreadOptions extends Enforcement {
   storePath: string;
   trace?: TraceSinkOptions;
   emulateOpens: boolean;
+  /** idwrap-holder's socket (./holder.ts), told the latest notification ids. */
+  holderFd?: number;
   /** Notable events (verdicts, alerts, faults, lifecycle), in batches. */
   onEvents?: OnEvents;
 }
@@ -22,8 +24,8 @@ export interface SupervisorThreadOptions extends Enforcement {
 export class SupervisorThread extends SourceThread {
   /** Starts the thread; resolves when it serves. */
   static start(options: SupervisorThreadOptions): Promise<SupervisorThread> {
-    const { emulateOpens, ...rest } = options;
-    const opts = { ...rest, config: { emulateOpens } };
+    const { emulateOpens, holderFd, ...rest } = options;
+    const opts = { ...rest, config: { emulateOpens, holderFd } };
     return SourceThread.startAt(new SupervisorThread(new URL("./worker.ts", import.meta.url), opts), opts);
   }
 
