@@ -85,6 +85,10 @@ export function registerDaemon(program: Command): void {
         "restarts them) or deny (every notified call fails with EPERM)",
       "kill",
     )
+    .option(
+      "--restart",
+      "take over from the daemon running on --run-dir: it stops and hands its trees over; their calls wait, none fails",
+    )
     .action(async (opts: {
       policy?: string[];
       allow?: string[];
@@ -96,6 +100,7 @@ export function registerDaemon(program: Command): void {
       config?: string;
       metrics?: string;
       onSupervisorLoss: string;
+      restart?: boolean;
     }) => {
       const onSupervisorLoss = parseArgument(() => parseSupervisorLoss(opts.onSupervisorLoss, "--on-supervisor-loss"));
       const retentionDays = Number(opts.retention);
@@ -133,7 +138,10 @@ export function registerDaemon(program: Command): void {
         outputs: config.outputs,
         metrics,
         onSupervisorLoss,
+        takeOver: opts.restart,
       });
+      // `idwrap daemon --restart` took our sessions over: we have stopped.
+      daemon.handedOff.then(() => Deno.exit(0));
       const stop = async () => {
         await daemon.stop();
         Deno.exit(0);

@@ -49,48 +49,101 @@ interface Outcome {
 /** How long a report from the daemon may wait before it is written (batching a burst into one write). */
 const DAEMON_FLUSH_MS = 100;
 
+/** How long `run` waits for a daemon to take its tree over after its own stopped (`idwrap daemon --restart`). */
+const RESUME_WAIT_MS = 30_000;
+
+/**
+ * Reconnects to whichever daemon serves `runDir` now and resumes the session's reports there.
+ *
+ * @returns undefined when no daemon serves the session within RESUME_WAIT_MS
+ */
+async function resume(runDir: string, session: number, stop: AbortSignal): Promise<DaemonClient | undefined> {
+  const deadline = Date.now() + RESUME_WAIT_MS;
+  while (Date.now() < deadline && !stop.aborted) {
+    const client = await DaemonClient.connect(runDir);
+    if (client) {
+      try {
+        await client.request({ op: "resume", session });
+        return client;
+      } catch {
+        client.close(); // not (yet) the daemon that took it over
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
+}
+
 /** Hands the command to the daemon; prints what the daemon reports about its tree. */
-async function runViaDaemon(client: DaemonClient, command: string[], trace: TraceSinkOptions): Promise<Outcome> {
+async function runViaDaemon(
+  client: DaemonClient,
+  command: string[],
+  trace: TraceSinkOptions,
+  runDir: string,
+): Promise<Outcome> {
   const launch = await client.request<Extract<Response, { session: number }>>({ op: "launch", command });
   const child = await spawnLauncher(launch.socket, launch.filter, command);
   const stop = forwardSignals(child);
   const sink = new TraceSink(trace);
   let summary: SupervisorSummary | undefined;
-  let lost = false;
+  /** The daemon went away and no other has resumed the session (yet). */
+  let disconnected = false;
   // A service's run lives as long as the service: what it reports is written within DAEMON_FLUSH_MS (journald, a
   // log file), not held until 64 KiB have gathered or the service stops.
   let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  let current = client;
+  const giveUp = new AbortController();
   const reports = (async () => {
-    for await (const update of client.lines as AsyncGenerator<LaunchUpdate>) {
-      if ("event" in update) {
-        sink.emit(update.event);
-        flushTimer ??= setTimeout(() => {
-          flushTimer = undefined;
-          sink.flush();
-        }, DAEMON_FLUSH_MS);
-      } else {
-        summary = update.done;
+    for (;;) {
+      for await (const update of current.lines as AsyncGenerator<LaunchUpdate>) {
+        if ("event" in update) {
+          sink.emit(update.event);
+          flushTimer ??= setTimeout(() => {
+            flushTimer = undefined;
+            sink.flush();
+          }, DAEMON_FLUSH_MS);
+        } else {
+          summary = update.done;
+          break;
+        }
+      }
+      if (summary) break;
+      // The daemon went away (restarted, stopped, crashed, killed) while the tree ran: said at once, for the journal.
+      disconnected = true;
+      console.error(
+        `idwrap: the daemon stopped serving ${command[0]} before its tree ended; waiting up to ` +
+          `${RESUME_WAIT_MS / 1000} s for a daemon to take it over (idwrap daemon --restart)`,
+      );
+      const next = await resume(runDir, launch.session, giveUp.signal);
+      if (!next) {
+        console.error(
+          `idwrap: no daemon took ${command[0]} over: the tree got the daemon's on_supervisor_loss answer (killed, ` +
+            `or EPERM for every notified call); exiting ${EXIT_SUPERVISION_LOST} when it ends`,
+        );
         break;
       }
+      current.close();
+      current = next;
+      disconnected = false;
+      console.error(`idwrap: the daemon that took over serves ${command[0]}`);
     }
     clearTimeout(flushTimer);
     sink.flush();
-    if (!summary) {
-      // The daemon went away (stopped, crashed, killed) while the tree ran: said at once, for the journal.
-      lost = true;
-      console.error(
-        `idwrap: the daemon stopped serving ${command[0]} before its tree ended: the tree gets the daemon's ` +
-          `on_supervisor_loss answer (killed, or EPERM for every notified call); exiting ${EXIT_SUPERVISION_LOST} ` +
-          "when it ends",
-      );
-    }
   })();
   const status = await child.status;
   stop();
   // The daemon says "done" once the whole tree is gone; a daemonised child may outlive us.
-  await Promise.race([reports, new Promise((r) => setTimeout(r, 2000))]);
-  client.close();
-  return { exitCode: exitCodeOf(status), signal: status.signal ?? undefined, summary, lost };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([reports, new Promise((r) => timer = setTimeout(r, 2000))]);
+  clearTimeout(timer);
+  giveUp.abort(); // the tree is gone: no daemon will take it over now
+  current.close();
+  return {
+    exitCode: exitCodeOf(status),
+    signal: status.signal ?? undefined,
+    summary,
+    lost: !summary && disconnected,
+  };
 }
 
 /** Supervises the command here, keeping the audit records in the store. */
@@ -178,7 +231,7 @@ export function registerRun(program: Command): void {
         );
         Deno.exit(EXIT_NOPERM);
       }
-      const result = client ? await runViaDaemon(client, command, trace) : await runStandalone(
+      const result = client ? await runViaDaemon(client, command, trace, opts.runDir) : await runStandalone(
         command,
         opts.policy ?? [DEFAULT_POLICY],
         trace,

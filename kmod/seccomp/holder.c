@@ -26,6 +26,14 @@
  *       holder finds such calls after the last reported id
  *       (SECCOMP_IOCTL_NOTIF_ID_VALID) and fails them with EPERM.
  *
+ *   "handoff"        the supervisor hands its sessions to its successor
+ *       (`idwrap daemon --restart`): answered "sessions" and one
+ *       " SESSION PID FD MODE" per session held (FD: the holder's copy, which
+ *       the successor takes with pidfd_getfd).  The end of file that follows
+ *       is not a loss: calls wait (in the kernel's queue) until the successor
+ *       has taken the listeners and sends SIGUSR1, and the holder exits; if
+ *       none does within HANDOFF_WAIT seconds, supervision is lost.
+ *
  * End of file on FD (the supervisor exited, was killed, or closed it when it
  * stopped) means supervision of every held session is lost.  While the
  * supervisor serves, the holder only waits: it never receives a
@@ -65,6 +73,7 @@
 #define EXIT_SETUP 125
 #define DENY_RATE 1000		/* EPERM answers per second, per session */
 #define MAX_PIDS 65536
+#define HANDOFF_WAIT 30	/* seconds a successor has to take the listeners over */
 /*
  * Ids past the last one the supervisor reported (it reports every 50 ms at
  * most) searched for calls it received and never answered: ample for
@@ -90,6 +99,8 @@ struct held {
 static struct held *held;
 static size_t nheld, capheld;
 static int sock = -1;
+static int handing_off;		/* "handoff" received: the end of file is not a loss */
+static volatile sig_atomic_t released;	/* SIGUSR1: the successor holds the listeners */
 static struct seccomp_notif_sizes sizes;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -331,6 +342,23 @@ static int receive(void)
 			}
 		return 1;
 	}
+	if (!strcmp(text, "handoff")) {
+		char *list = malloc(32 + nheld * 64);
+		size_t len;
+
+		if (!list) {
+			say("out of memory");
+			exit(EXIT_SETUP);
+		}
+		len = (size_t)sprintf(list, "sessions");
+		for (i = 0; i < nheld; i++)
+			len += (size_t)sprintf(list + len, " %d %d %d %s", held[i].session, held[i].pid, held[i].fd,
+					       held[i].mode == MODE_KILL ? "kill" : "deny");
+		handing_off = 1;
+		(void)!send(sock, list, len, MSG_NOSIGNAL);
+		free(list);
+		return 1;
+	}
 	if (sscanf(text, "lost %d", &session) == 1) {
 		for (i = 0; i < nheld; i++)
 			if (held[i].session == session)
@@ -341,8 +369,15 @@ static int receive(void)
 	return 1;
 }
 
+static void on_release(int sig)
+{
+	(void)sig;
+	released = 1;
+}
+
 int main(int argc, char **argv)
 {
+	time_t handoff_deadline = 0;
 	struct pollfd *fds = NULL;
 	size_t i;
 
@@ -355,6 +390,12 @@ int main(int argc, char **argv)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	{
+		/* Not SA_RESTART: poll() returns EINTR and the loop sees the flag. */
+		struct sigaction sa = { .sa_handler = on_release };
+
+		sigaction(SIGUSR1, &sa, NULL);
+	}
 	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) {
 		say("seccomp(SECCOMP_GET_NOTIF_SIZES): %s", strerror(errno));
 		return EXIT_SETUP;
@@ -363,7 +404,7 @@ int main(int argc, char **argv)
 		size_t n = 0, polled;
 
 		if (sock < 0 && nheld == 0)
-			return 0;
+			return 0;	/* no tree left, nobody to serve */
 		fds = realloc(fds, (nheld + 1) * sizeof(*fds));
 		if (!fds) {
 			say("out of memory");
@@ -373,7 +414,18 @@ int main(int argc, char **argv)
 			fds[n++] = (struct pollfd){ held[i].fd, held[i].lost ? POLLIN : 0, 0 };
 		if (sock >= 0)
 			fds[n++] = (struct pollfd){ sock, POLLIN, 0 };
-		if (poll(fds, n, -1) < 0) {
+		if (handoff_deadline && released) {
+			say("the next supervisor holds the listeners of %zu sessions", nheld);
+			return 0;
+		}
+		if (handoff_deadline && time(NULL) >= handoff_deadline) {
+			handoff_deadline = 0;
+			handing_off = 0;
+			for (i = 0; i < nheld; i++)
+				lose(&held[i], "no supervisor took it over");
+			continue;
+		}
+		if (poll(fds, n, handoff_deadline ? 1000 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			say("poll: %s", strerror(errno));
@@ -383,6 +435,10 @@ int main(int argc, char **argv)
 		if (sock >= 0 && fds[polled].revents && !receive()) {
 			close(sock);
 			sock = -1;
+			if (handing_off) {
+				handoff_deadline = time(NULL) + HANDOFF_WAIT;
+				continue;
+			}
 			for (i = nheld; i-- > 0;)
 				if (tree_gone(&held[i]))
 					drop(i);

@@ -147,6 +147,7 @@ Deno.test("on_supervisor_loss deny: idwrap SIGKILLed, every open fails with EPER
   assertEquals(after.enosys, 0, JSON.stringify(after));
   assertEquals(after.other, 0, JSON.stringify(after));
   assert(after.eperm > 0, JSON.stringify(after));
-  assert(after.eperm <= DENY_RATE * (SECONDS + 1), `not bounded: ${JSON.stringify(after)}`);
+  // At most DENY_RATE in each clock second the program's SECONDS touch, and the few calls the supervisor had received.
+  assert(after.eperm <= DENY_RATE * (SECONDS + 1) + 10, `not bounded: ${JSON.stringify(after)}`);
   await waitFor("the holder to exit once the tree is gone", () => ended(wrapped.holder) || undefined, 5000);
 });
