@@ -48,8 +48,9 @@
  *         instead of spinning and logging without end).
  *
  * The holder exits when it holds no listener and its supervisor is gone.
- * It ignores SIGINT, SIGHUP, SIGTERM and SIGPIPE (a terminal's ^C or a stop
- * of the supervisor must not end it first) and is not dumpable, so that a
+ * It ignores SIGINT, SIGHUP, SIGTERM, SIGQUIT, SIGPIPE and the terminal stops
+ * (a terminal's ^C, a stop of the supervisor or a wrapped tree's group signal
+ * must not end it first) and is not dumpable, so that a
  * process of the same user cannot ptrace it or take its fds.  Exit codes:
  * 0 done, 125 bad usage or set-up.
  */
@@ -390,6 +391,11 @@ int main(int argc, char **argv)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	/* What a wrapped tree may send its process group (the guard lets these through): none ends or stops us. */
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGTSTP, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
 	{
 		/* Not SA_RESTART: poll() returns EINTR and the loop sees the flag. */
 		struct sigaction sa = { .sa_handler = on_release };
