@@ -155,6 +155,7 @@ export class Daemon {
       storePath: opts.storePath,
       emulateOpens: true,
       holderFd: d.#holder.socket,
+      holderPid: d.#holder.pid,
       onEvents: (events, marks) => d.#onEvents(events, marks),
     });
     if (opts.systemWide) {

@@ -188,6 +188,7 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
       trace: options.trace,
       emulateOpens,
       holderFd: holder.socket,
+      holderPid: holder.pid,
       onEvents: options.onEvents,
     });
   } catch (e) {

@@ -94,6 +94,8 @@ export interface SeccompSourceOptions {
    * that once this process is gone the holder can find and answer the calls it received but never answered.
    */
   holderFd?: number;
+  /** idwrap-holder's pid: the tamper guard protects it as it protects this process. */
+  holderPid?: number;
 }
 
 /** How often each session's latest notification id is told to the holder, at most. */
@@ -165,7 +167,7 @@ export class SeccompSource implements EventSource {
   readonly #eventsView = new DataView(this.#events.buffer);
   readonly #wakeBuf = new Uint8Array(8);
   readonly #memory = new TargetMemory();
-  readonly #guard = new TamperGuard();
+  readonly #guard: TamperGuard;
   readonly #listeners = new Map<number, number>();
   readonly #procs = new Map<number, Proc>();
   readonly #tasks = new Map<number, Task>();
@@ -178,6 +180,7 @@ export class SeccompSource implements EventSource {
   constructor(options: SeccompSourceOptions = {}) {
     this.#emulateOpens = options.emulateOpens ?? true;
     this.#holderFd = options.holderFd;
+    this.#guard = new TamperGuard(Deno.pid, options.holderPid === undefined ? [] : [options.holderPid]);
     this.#epoll = libc.symbols.epoll_create1(EPOLL_CLOEXEC);
     if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
     this.wakeFd = libc.symbols.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

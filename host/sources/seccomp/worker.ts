@@ -18,6 +18,7 @@ serveWorker("seccomp", ({ decider, sink, enforcement: e, config }) => {
   const source = new SeccompSource({
     emulateOpens: config.emulateOpens as boolean,
     holderFd: config.holderFd as number | undefined,
+    holderPid: config.holderPid as number | undefined,
   });
   const interest = (x: typeof e) => buildInterest(x.policies, x.wrappers, sink.wantsSyscalls);
   const wss = new Wss({ source, decider, sink, wrappers: e.wrappers.map((w) => w.spec), interest: interest(e) });
