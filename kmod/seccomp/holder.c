@@ -31,7 +31,8 @@
  *       " SESSION PID FD MODE" per session held (FD: the holder's copy, which
  *       the successor takes with pidfd_getfd).  The end of file that follows
  *       is not a loss: calls wait (in the kernel's queue) until the successor
- *       has taken the listeners and sends SIGUSR1, and the holder exits; if
+ *       has taken the listeners and sends SIGUSR1 (heeded only from a
+ *       process that holds them all), and the holder exits; if
  *       none does within HANDOFF_WAIT seconds, supervision is lost.
  *
  * End of file on FD (the supervisor exited, was killed, or closed it when it
@@ -57,6 +58,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <linux/kcmp.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
@@ -101,7 +103,7 @@ static struct held *held;
 static size_t nheld, capheld;
 static int sock = -1;
 static int handing_off;		/* "handoff" received: the end of file is not a loss */
-static volatile sig_atomic_t released;	/* SIGUSR1: the successor holds the listeners */
+static volatile sig_atomic_t release_from;	/* SIGUSR1's sender: the successor, if it holds the listeners */
 static struct seccomp_notif_sizes sizes;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -370,10 +372,39 @@ static int receive(void)
 	return 1;
 }
 
-static void on_release(int sig)
+static void on_release(int sig, siginfo_t *info, void *context)
 {
 	(void)sig;
-	released = 1;
+	(void)context;
+	release_from = info->si_pid;
+}
+
+/*
+ * Whether process `pid` holds every listener we hold (kcmp: the same open
+ * file): only the successor that took them over may release us, not any
+ * process that can send SIGUSR1 (kill(-1, SIGUSR1) from a wrapped tree).
+ */
+static int holds_all(pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < nheld; i++) {
+		char path[64];
+		struct dirent *e;
+		DIR *fds;
+		int found = 0;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+		fds = opendir(path);
+		while (fds && (e = readdir(fds)) && !found)
+			found = e->d_name[0] != '.' &&
+				syscall(SYS_kcmp, getpid(), pid, KCMP_FILE, held[i].fd, atoi(e->d_name)) == 0;
+		if (fds)
+			closedir(fds);
+		if (!found)
+			return 0;
+	}
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -398,7 +429,7 @@ int main(int argc, char **argv)
 	signal(SIGTTOU, SIG_IGN);
 	{
 		/* Not SA_RESTART: poll() returns EINTR and the loop sees the flag. */
-		struct sigaction sa = { .sa_handler = on_release };
+		struct sigaction sa = { .sa_sigaction = on_release, .sa_flags = SA_SIGINFO };
 
 		sigaction(SIGUSR1, &sa, NULL);
 	}
@@ -420,9 +451,14 @@ int main(int argc, char **argv)
 			fds[n++] = (struct pollfd){ held[i].fd, held[i].lost ? POLLIN : 0, 0 };
 		if (sock >= 0)
 			fds[n++] = (struct pollfd){ sock, POLLIN, 0 };
-		if (handoff_deadline && released) {
-			say("the next supervisor holds the listeners of %zu sessions", nheld);
-			return 0;
+		if (handoff_deadline && release_from) {
+			if (holds_all(release_from)) {
+				say("the next supervisor (pid %d) holds the listeners of %zu sessions", (int)release_from,
+				    nheld);
+				return 0;
+			}
+			say("ignored a release from pid %d, which does not hold the listeners", (int)release_from);
+			release_from = 0;
 		}
 		if (handoff_deadline && time(NULL) >= handoff_deadline) {
 			handoff_deadline = 0;

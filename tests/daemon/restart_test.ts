@@ -113,7 +113,8 @@ Deno.test({
       const s = await site();
       const a = await startDaemon(["-p", s.policy]);
       const nginx = await serveNginx(s, a);
-      const during = load(s, 6);
+      // Long enough for the old daemon's stop (its store flushed under load) to end before wrk does.
+      const during = load(s, 10);
       await new Promise((r) => setTimeout(r, 1500));
       await a.stop("SIGTERM");
       const b = await startDaemon(["-p", s.policy], { runDir: a.runDir, store: a.store });
@@ -132,6 +133,8 @@ Deno.test({
     const b = await startDaemon(["-p", s.policy, "--restart"], { runDir: a.runDir, store: a.store });
     assertEquals((await a.process.status).code, 0, a.log());
     assert(b.log().includes("took over 1 sessions"), b.log());
+    // The old holder let go once the new daemon held the listener (its stderr is the old daemon's).
+    await waitFor("the old holder's release", () => a.log().includes("holds the listeners of 1 sessions") || undefined);
     const l = await during;
     assertEquals(l.failed, 0, l.text);
     assert(l.requests > 0, l.text);
