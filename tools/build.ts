@@ -1,10 +1,10 @@
 /**
- * `deno task build`: compiles idwrap-launch, the test programs, the
+ * `deno task build`: compiles idwrap-launch, idwrap-holder, the test programs, the
  * AssemblyScript wrappers and the BPF programs into build/. Each is rebuilt only when its source is newer.
  *
  * @module
  */
-import { launcherPath } from "../host/sources/launcher.ts";
+import { holderPath, launcherPath } from "../host/sources/launcher.ts";
 import { buildWrappers } from "./build_wrappers.ts";
 import { BpfToolchainError, buildBpf } from "./build_bpf.ts";
 
@@ -24,6 +24,7 @@ export async function compileC(source: string, output: string, extra: string[] =
 
 if (import.meta.main) {
   console.log(`launcher: ${await launcherPath()}`);
+  console.log(`holder: ${await holderPath()}`);
   await Deno.mkdir(`${root}build/tests`, { recursive: true });
   for (const entry of Deno.readDirSync(`${root}tests/progs`)) {
     if (!entry.name.endsWith(".c")) continue;

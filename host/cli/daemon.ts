@@ -11,7 +11,8 @@ import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.t
 import { defaultStorePath } from "../store/kv.ts";
 import { lookupId } from "../policy/nss.ts";
 import { DEFAULT_POLICY } from "./run.ts";
-import { EXIT_NO_DAEMON, UsageError } from "./exit.ts";
+import { EXIT_NO_DAEMON, parseArgument, UsageError } from "./exit.ts";
+import { parseSupervisorLoss } from "../sources/seccomp/holder.ts";
 import { ConfigError, type DaemonConfig, DEFAULT_CONFIG, loadConfig } from "../outputs/config.ts";
 import { parseMetricsAddress } from "../daemon/metrics.ts";
 import { checkPolicies } from "./policy.ts";
@@ -79,6 +80,16 @@ export function registerDaemon(program: Command): void {
       "--system-wide",
       "with the kernel module: wrap any program on the host whose activation criteria match at its execve",
     )
+    .option(
+      "--on-supervisor-loss <kill|deny>",
+      "what wrapped trees get if the daemon stops or dies while they run: kill (the default; their service manager " +
+        "restarts them) or deny (every notified call fails with EPERM)",
+      "kill",
+    )
+    .option(
+      "--restart",
+      "take over from the daemon running on --run-dir: it stops and hands its trees over; their calls wait, none fails",
+    )
     .action(async (opts: {
       policy?: string[];
       allow?: string[];
@@ -89,7 +100,10 @@ export function registerDaemon(program: Command): void {
       systemWide?: boolean;
       config?: string;
       metrics?: string;
+      onSupervisorLoss: string;
+      restart?: boolean;
     }) => {
+      const onSupervisorLoss = parseArgument(() => parseSupervisorLoss(opts.onSupervisorLoss, "--on-supervisor-loss"));
       const retentionDays = Number(opts.retention);
       if (!(retentionDays > 0)) {
         throw new Error(`--retention: expected a positive number of days, got "${opts.retention}"`);
@@ -126,7 +140,11 @@ export function registerDaemon(program: Command): void {
         fleet: config.fleet,
         checkPolicies,
         metrics,
+        onSupervisorLoss,
+        takeOver: opts.restart,
       });
+      // `idwrap daemon --restart` took our sessions over: we have stopped.
+      daemon.handedOff.then(() => Deno.exit(0));
       const stop = async () => {
         await daemon.stop();
         Deno.exit(0);

@@ -11,6 +11,11 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 /** A command needs the daemon and none answers (sysexits' EX_UNAVAILABLE). */
 export const EXIT_NO_DAEMON = 69;
+/**
+ * `idwrap run` under the daemon: the daemon stopped serving the tree before it ended, so the tree got the daemon's
+ * on_supervisor_loss answer (sysexits' EX_TEMPFAIL: a service manager restarts the service).
+ */
+export const EXIT_SUPERVISION_LOST = 75;
 /** The daemon refuses this user (sysexits' EX_NOPERM). */
 export const EXIT_NOPERM = 77;
 /** idwrap itself failed (not the wrapped command). */

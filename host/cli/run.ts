@@ -18,7 +18,8 @@ import { spawnLauncher } from "../sources/seccomp/source.ts";
 import { BpfRefusal, parseSourceChoice, runUnder, type SourceChoice } from "../sources/run.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
-import { EXIT_NOPERM, parseArgument, UsageError } from "./exit.ts";
+import { EXIT_NOPERM, EXIT_SUPERVISION_LOST, parseArgument, UsageError } from "./exit.ts";
+import { parseSupervisorLoss, type SupervisorLoss } from "../sources/seccomp/holder.ts";
 import { hookLines, summaryCounts, type SummaryRecord } from "./summary.ts";
 
 /** The policy `run` uses when none is given. */
@@ -33,6 +34,7 @@ export interface RunCliOptions {
   standalone?: boolean;
   source?: string;
   runDir: string;
+  onSupervisorLoss: string;
 }
 
 /** How a run ended, either way. */
@@ -40,33 +42,90 @@ interface Outcome {
   exitCode: number;
   signal?: string;
   summary?: SupervisorSummary;
+  /** The daemon stopped serving the tree before it ended (its holder gave the tree on_supervisor_loss). */
+  lost?: boolean;
 }
 
 /** How long a report from the daemon may wait before it is written (batching a burst into one write). */
 const DAEMON_FLUSH_MS = 100;
 
+/** How long `run` waits for a daemon to take its tree over after its own stopped (`idwrap daemon --restart`). */
+const RESUME_WAIT_MS = 30_000;
+
+/**
+ * Reconnects to whichever daemon serves `runDir` now and resumes the session's reports there.
+ *
+ * @returns undefined when no daemon serves the session within RESUME_WAIT_MS
+ */
+async function resume(runDir: string, session: number, stop: AbortSignal): Promise<DaemonClient | undefined> {
+  const deadline = Date.now() + RESUME_WAIT_MS;
+  while (Date.now() < deadline && !stop.aborted) {
+    const client = await DaemonClient.connect(runDir);
+    if (client) {
+      try {
+        await client.request({ op: "resume", session });
+        return client;
+      } catch {
+        client.close(); // not (yet) the daemon that took it over
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
+}
+
 /** Hands the command to the daemon; prints what the daemon reports about its tree. */
-async function runViaDaemon(client: DaemonClient, command: string[], trace: TraceSinkOptions): Promise<Outcome> {
+async function runViaDaemon(
+  client: DaemonClient,
+  command: string[],
+  trace: TraceSinkOptions,
+  runDir: string,
+): Promise<Outcome> {
   const launch = await client.request<Extract<Response, { session: number }>>({ op: "launch", command });
   const child = await spawnLauncher(launch.socket, launch.filter, command);
   const stop = forwardSignals(child);
   const sink = new TraceSink(trace);
   let summary: SupervisorSummary | undefined;
+  /** The daemon went away and no other has resumed the session (yet). */
+  let disconnected = false;
   // A service's run lives as long as the service: what it reports is written within DAEMON_FLUSH_MS (journald, a
   // log file), not held until 64 KiB have gathered or the service stops.
   let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  let current = client;
+  const giveUp = new AbortController();
   const reports = (async () => {
-    for await (const update of client.lines as AsyncGenerator<LaunchUpdate>) {
-      if ("event" in update) {
-        sink.emit(update.event);
-        flushTimer ??= setTimeout(() => {
-          flushTimer = undefined;
-          sink.flush();
-        }, DAEMON_FLUSH_MS);
-      } else {
-        summary = update.done;
+    for (;;) {
+      for await (const update of current.lines as AsyncGenerator<LaunchUpdate>) {
+        if ("event" in update) {
+          sink.emit(update.event);
+          flushTimer ??= setTimeout(() => {
+            flushTimer = undefined;
+            sink.flush();
+          }, DAEMON_FLUSH_MS);
+        } else {
+          summary = update.done;
+          break;
+        }
+      }
+      if (summary) break;
+      // The daemon went away (restarted, stopped, crashed, killed) while the tree ran: said at once, for the journal.
+      disconnected = true;
+      console.error(
+        `idwrap: the daemon stopped serving ${command[0]} before its tree ended; waiting up to ` +
+          `${RESUME_WAIT_MS / 1000} s for a daemon to take it over (idwrap daemon --restart)`,
+      );
+      const next = await resume(runDir, launch.session, giveUp.signal);
+      if (!next) {
+        console.error(
+          `idwrap: no daemon took ${command[0]} over: the tree got the daemon's on_supervisor_loss answer (killed, ` +
+            `or EPERM for every notified call); exiting ${EXIT_SUPERVISION_LOST} when it ends`,
+        );
         break;
       }
+      current.close();
+      current = next;
+      disconnected = false;
+      console.error(`idwrap: the daemon that took over serves ${command[0]}`);
     }
     clearTimeout(flushTimer);
     sink.flush();
@@ -74,9 +133,17 @@ async function runViaDaemon(client: DaemonClient, command: string[], trace: Trac
   const status = await child.status;
   stop();
   // The daemon says "done" once the whole tree is gone; a daemonised child may outlive us.
-  await Promise.race([reports, new Promise((r) => setTimeout(r, 2000))]);
-  client.close();
-  return { exitCode: exitCodeOf(status), signal: status.signal ?? undefined, summary };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([reports, new Promise((r) => timer = setTimeout(r, 2000))]);
+  clearTimeout(timer);
+  giveUp.abort(); // the tree is gone: no daemon will take it over now
+  current.close();
+  return {
+    exitCode: exitCodeOf(status),
+    signal: status.signal ?? undefined,
+    summary,
+    lost: !summary && disconnected,
+  };
 }
 
 /** Supervises the command here, keeping the audit records in the store. */
@@ -86,6 +153,7 @@ async function runStandalone(
   trace: TraceSinkOptions,
   source: SourceChoice,
   verbose: boolean,
+  onSupervisorLoss: SupervisorLoss,
 ): Promise<Outcome> {
   const policies = policyFiles.map(loadPolicy);
   for (const warning of policies.flatMap((p) => p.warnings ?? [])) console.error(`idwrap: warning: ${warning}`);
@@ -103,6 +171,7 @@ async function runStandalone(
       },
       onChoice: (s, why) => verbose && console.error(`idwrap: event source ${s}: ${why}`),
       onWarning: (message) => console.error(`idwrap: warning: ${message}`),
+      onSupervisorLoss,
     });
   } catch (e) {
     // Refused before the command started (what the policies need, who runs idwrap): bad usage, exit 2.
@@ -137,6 +206,12 @@ export function registerRun(program: Command): void {
         "auto implies --standalone",
     )
     .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
+    .option(
+      "--on-supervisor-loss <kill|deny>",
+      "supervised here (seccomp): what the tree gets if idwrap dies before it ends: kill (the default) or deny " +
+        "(every notified call fails with EPERM); under the daemon, the daemon's setting",
+      "kill",
+    )
     .argument("<command...>", "the command to run, after --")
     .action(async (command: string[], opts: RunCliOptions) => {
       const trace: TraceSinkOptions = {
@@ -146,6 +221,7 @@ export function registerRun(program: Command): void {
         notableOnly: !opts.verbose,
       };
       const source = parseArgument(() => parseSourceChoice(opts.source));
+      const onSupervisorLoss = parseArgument(() => parseSupervisorLoss(opts.onSupervisorLoss, "--on-supervisor-loss"));
       const standalone = opts.standalone || opts.policy !== undefined || source !== "auto";
       const client = standalone ? undefined : await DaemonClient.connect(opts.runDir);
       if (!standalone && !client && daemonPresent(opts.runDir)) {
@@ -155,9 +231,14 @@ export function registerRun(program: Command): void {
         );
         Deno.exit(EXIT_NOPERM);
       }
-      const result = client
-        ? await runViaDaemon(client, command, trace)
-        : await runStandalone(command, opts.policy ?? [DEFAULT_POLICY], trace, source, !!opts.verbose);
+      const result = client ? await runViaDaemon(client, command, trace, opts.runDir) : await runStandalone(
+        command,
+        opts.policy ?? [DEFAULT_POLICY],
+        trace,
+        source,
+        !!opts.verbose,
+        onSupervisorLoss,
+      );
       const s = result.summary;
       if (opts.json && s) {
         // The report's last line: after the run, the events' writer (the supervisor thread) is done with the file.
@@ -173,6 +254,7 @@ export function registerRun(program: Command): void {
         console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
         if (opts.verbose) { for (const line of hookLines(s)) console.error(`idwrap: ${line}`); }
       }
-      Deno.exitCode = result.exitCode;
+      // The service manager is told: the tree ran without its supervisor at the end (docs/daemon.md).
+      Deno.exitCode = result.lost ? EXIT_SUPERVISION_LOST : result.exitCode;
     });
 }

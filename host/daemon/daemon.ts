@@ -15,14 +15,26 @@ import type { HostEvent } from "../events.ts";
 import { loadPolicy, parsePolicy, type Policy } from "../policy/policy.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { readTaskStatus } from "../wss/procfs.ts";
-import { receiveHandshake } from "../sources/handshake.ts";
+import { receiveHandshake, takeFd } from "../sources/handshake.ts";
 import { eintrWarnings, launchFilter, type NotifyPlan, prepareEnforcement } from "../sources/seccomp/source.ts";
 import { hardenSupervisorProcess } from "../wss/tamper.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
+import { ListenerHolder, type SupervisorLoss } from "../sources/seccomp/holder.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
 import { type LivePeer, livePeers, peerCredentials } from "./peer.ts";
-import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
-import type { FleetConfig, OutputConfig } from "../outputs/config.ts";
+import {
+  controlSocket,
+  DaemonClient,
+  type HandedSession,
+  type LaunchUpdate,
+  readLines,
+  type Request,
+  type Response,
+  sendLine,
+} from "./protocol.ts";
+import type { SupervisorSummary } from "../wss/summary.ts";
+import type { OutputConfig } from "../outputs/config.ts";
+import type { FleetConfig } from "../outputs/config.ts";
 import { FleetPolicies, type FleetPolicy, type PolicyCheckResult } from "./fleet_policy.ts";
 import { Outputs } from "../outputs/output.ts";
 import { DaemonMetrics, serveMetrics } from "./metrics.ts";
@@ -56,6 +68,16 @@ export interface DaemonOptions {
   fleet?: FleetConfig;
   /** How `idwrap policy check` checks a set of files: each fleet policy is checked so before it is loaded. */
   checkPolicies?: (files: string[]) => Promise<PolicyCheckResult[]>;
+  /**
+   * What the trees still running get once the daemon is gone (stopped, crashed, SIGKILLed): idwrap-holder kills them
+   * or fails their notified calls with EPERM (docs/daemon.md, "Losing the supervisor"). @default "kill"
+   */
+  onSupervisorLoss?: SupervisorLoss;
+  /**
+   * Take over from the daemon serving `runDir` (`idwrap daemon --restart`): it stops and hands over its sessions'
+   * listeners, whose calls wait meanwhile, and this daemon serves them (docs/daemon.md, "Restarts and upgrades").
+   */
+  takeOver?: boolean;
 }
 
 interface Enforcement {
@@ -66,6 +88,8 @@ interface Enforcement {
 }
 
 const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** How long an ended session's summary waits for its `run` to resume after a hand-off. */
+const RESUME_KEEP_MS = 60_000;
 /** How often the daemon removes journals it rotated (their records are in the store by then). */
 const JOURNAL_REPLAY_MS = 60_000;
 /** Events on their way to one `run` beyond which it is sent no more until it catches up. */
@@ -89,6 +113,8 @@ export class Daemon {
   #fleet: FleetPolicies | undefined;
   #enforcement!: Enforcement;
   #thread!: SupervisorThread;
+  /** Keeps a copy of every session's listener, for when this process is gone (holder.ts). */
+  #holder!: ListenerHolder;
   /** With systemWide: the kernel module's thread. */
   #kmod: KmodThread | undefined;
   #audit!: AuditLog;
@@ -96,6 +122,13 @@ export class Daemon {
   readonly #metrics = new DaemonMetrics();
   #metricsServer: Deno.HttpServer | undefined;
   #nextSession = 1;
+  /** Handing the sessions to the next daemon: their ends are not theirs to report. */
+  #handingOff = false;
+  #handedOff!: () => void;
+  /** Settles once the sessions are handed to the next daemon (the process then exits). */
+  readonly handedOff = new Promise<void>((r) => this.#handedOff = r);
+  /** session → how it ended, kept a minute for a `run` that resumes after a hand-off. */
+  readonly #endedSessions = new Map<number, { uid: number; summary: SupervisorSummary }>();
   #poller: ReturnType<typeof setInterval> | undefined;
   /** Indexes and removes rotated journals (host/audit/journal_sink.ts) while the daemon runs. */
   #replayer: ReturnType<typeof setInterval> | undefined;
@@ -110,7 +143,17 @@ export class Daemon {
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(opts);
     hardenSupervisorProcess();
-    d.#enforcement = await d.#prepare(d.#files, []);
+    // First, so that its pid is known before any filter is built.
+    d.#holder = await ListenerHolder.start();
+    let previous: Extract<Response, { holder: number }> | undefined;
+    try {
+      d.#enforcement = await d.#prepare(d.#files, []);
+      // Once the policies load: from here until this daemon serves them, the previous daemon's trees wait.
+      if (opts.takeOver) previous = await requestHandoff(opts.runDir);
+    } catch (e) {
+      d.#holder.close();
+      throw e;
+    }
     d.#audit = await AuditLog.open(opts.storePath, { retentionDays: opts.retentionDays });
     d.#outputs = new Outputs(d.#audit, opts.outputs ?? [], d.#log);
     for (const o of opts.outputs ?? []) {
@@ -121,6 +164,8 @@ export class Daemon {
       wrappers: d.#enforcement.wrappers,
       storePath: opts.storePath,
       emulateOpens: true,
+      holderFd: d.#holder.socket,
+      holderPid: d.#holder.pid,
       onEvents: (events, marks) => d.#onEvents(events, marks),
     });
     if (opts.systemWide) {
@@ -134,11 +179,13 @@ export class Daemon {
         });
       } catch (e) {
         await d.#thread.stop();
+        d.#holder.close();
         await d.#audit.close();
         throw new Error(`--system-wide needs the kernel module: ${(e as Error).message}`);
       }
       d.#log("system-wide: the kernel module reports every execve; matching programs are wrapped");
     }
+    if (previous) await d.#adopt(previous);
     // Owner-only; users the daemon serves besides root may pass through to their own 0600 sockets, never list them.
     const mode = opts.users.some((u) => u !== 0) ? 0o711 : 0o700;
     await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode });
@@ -353,6 +400,14 @@ export class Daemon {
           await sendLine(conn, this.#wrapperList());
           break;
         }
+        case "handoff": {
+          if (!admin) return await refuse(`uid ${uid} may not stop the daemon (only root may)`);
+          const wrapped = await this.#wrappedPeer(uid);
+          if (wrapped) return await refuse(wrapped);
+          return await this.#handoff(conn);
+        }
+        case "resume":
+          return await this.#resume(conn, uid, req.session);
         case "tail": {
           if (!admin) return await refuse(`uid ${uid} may not read the audit stream (only root may)`);
           const wrapped = await this.#wrappedPeer(uid);
@@ -441,7 +496,12 @@ export class Daemon {
     try {
       await sendLine(
         conn,
-        { ok: true, session: id, socket: path, filter: launchFilter(this.#enforcement.plan) } satisfies Response,
+        {
+          ok: true,
+          session: id,
+          socket: path,
+          filter: launchFilter(this.#enforcement.plan, [this.#holder.pid]),
+        } satisfies Response,
       );
       let timer: ReturnType<typeof setTimeout> | undefined;
       const accepted = await Promise.race([
@@ -461,6 +521,7 @@ export class Daemon {
       }
       this.#clients.set(id, conn);
       this.#uidOf.set(id, uid);
+      this.#holder.hold(id, hs.pid, hs.listener, this.#opts.onSupervisorLoss ?? "kill");
       await this.#thread.listen(id, hs.listener);
       this.#metrics.sessionStarted("seccomp");
       await hs.go();
@@ -469,7 +530,18 @@ export class Daemon {
       server.close();
       await Deno.remove(path).catch(() => {});
     }
-    const summary = await this.#thread.ended(id);
+    await this.#serveSession(id);
+  }
+
+  /** Waits for a session's tree to end and tells its `run` (the one connected now: it may have resumed). */
+  async #serveSession(id: number): Promise<void> {
+    const summary = await this.#thread.ended(id).catch((e) => {
+      // The supervisor thread died (its hook watchdog): the holder answers the tree from now on.
+      if (!this.#handingOff) this.#holder.lost(id);
+      throw e;
+    });
+    const conn = this.#clients.get(id);
+    if (this.#handingOff) return conn?.close(); // the next daemon serves the tree; its run resumes there
     this.#metrics.sessionEnded("seccomp", summary);
     this.#clients.delete(id);
     const missed = this.#traceBacklog.get(id)?.missed;
@@ -477,9 +549,69 @@ export class Daemon {
     if (missed) {
       this.#log(`session ${id}: ${missed} events were not sent to its run (it fell behind); the store has them`);
     }
+    const uid = this.#uidOf.get(id) ?? 0;
     this.#uidOf.delete(id);
+    this.#endedSessions.set(id, { uid, summary });
+    setTimeout(() => this.#endedSessions.delete(id), RESUME_KEEP_MS);
+    if (!conn) return;
     await sendLine(conn, { done: summary } satisfies LaunchUpdate).catch(() => {});
     conn.close();
+  }
+
+  /**
+   * `idwrap daemon --restart` asks: the holder lists the sessions (and waits for the next daemon instead of taking
+   * this one's end for a loss), this daemon stops — its store and outputs flushed and closed — and answers with the
+   * sessions, for the next daemon to take their listeners from the holder.
+   */
+  async #handoff(conn: Deno.Conn): Promise<void> {
+    this.#handingOff = true;
+    const held = this.#holder.handoff();
+    const sessions: HandedSession[] = held.map((h) => ({ ...h, uid: this.#uidOf.get(h.session) ?? 0 }));
+    this.#log(`handing ${sessions.length} sessions to the next daemon (their calls wait meanwhile)`);
+    await this.stop();
+    await sendLine(conn, { ok: true, holder: this.#holder.pid, next: this.#nextSession, sessions } satisfies Response)
+      .catch(() => {});
+    conn.close();
+    this.#handedOff();
+  }
+
+  /** Serves the sessions the previous daemon handed over: their listeners, from its holder, to ours and the thread. */
+  async #adopt(previous: Extract<Response, { holder: number }>): Promise<void> {
+    this.#nextSession = Math.max(this.#nextSession, previous.next);
+    for (const s of previous.sessions) {
+      let listener: number;
+      try {
+        listener = takeFd(previous.holder, s.fd);
+      } catch (e) {
+        this.#log(`session ${s.session}: cannot take its listener (${(e as Error).message}): its holder answers it`);
+        continue;
+      }
+      this.#holder.hold(s.session, s.pid, listener, s.mode);
+      this.#uidOf.set(s.session, s.uid);
+      await this.#thread.listen(s.session, listener);
+      this.#metrics.sessionStarted("seccomp");
+      this.#serveSession(s.session).catch((e) => this.#log(`session ${s.session}: ${(e as Error).message}`));
+    }
+    // Ours hold them now: the previous holder lets go (it would otherwise give them on_supervisor_loss in 30 s).
+    ListenerHolder.release(previous.holder);
+    this.#log(`took over ${previous.sessions.length} sessions from the previous daemon`);
+  }
+
+  /** A `run` whose daemon handed its session over reconnects here, for the rest of its reports. */
+  async #resume(conn: Deno.Conn, uid: number, session: number): Promise<void> {
+    const ended = this.#endedSessions.get(session);
+    if (ended && ended.uid === uid) {
+      await sendLine(conn, { ok: true, resumed: session } satisfies Response);
+      await sendLine(conn, { done: ended.summary } satisfies LaunchUpdate).catch(() => {});
+      return conn.close();
+    }
+    if (this.#uidOf.get(session) !== uid) {
+      await sendLine(conn, { ok: false, error: `no session ${session} of uid ${uid} here` } satisfies Response);
+      return conn.close();
+    }
+    this.#clients.get(session)?.close();
+    this.#clients.set(session, conn);
+    await sendLine(conn, { ok: true, resumed: session } satisfies Response);
   }
 
   /** Settles when the events are in the store and sent to their `run`s (the supervisor's back-pressure waits on it). */
@@ -514,7 +646,7 @@ export class Daemon {
     sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {}).finally(() => t.inFlight--);
   }
 
-  /** Stops serving: sessions still running lose their supervisor (their notified calls fail). */
+  /** Stops serving: sessions still running lose their supervisor (on_supervisor_loss: killed, or EPERM). */
   async stop(): Promise<void> {
     await this.#fleet?.stop();
     clearInterval(this.#poller);
@@ -528,6 +660,8 @@ export class Daemon {
       await Deno.remove(controlSocket(this.#opts.runDir, uid)).catch(() => {});
     }
     await this.#thread.stop();
+    // The trees still running get on_supervisor_loss from the holder now, not ENOSYS.
+    this.#holder.close();
     await this.#kmod?.stop();
     // Each output delivers what it holds (5 s at most) and keeps where it got to in the store, then the log closes.
     await this.#audit.flush().catch(() => {});
@@ -535,5 +669,18 @@ export class Daemon {
     await this.#audit.close();
     await this.#metricsServer?.shutdown();
     this.#log("stopped");
+  }
+}
+
+/** Asks the daemon serving `runDir` to stop and hand its sessions over (as root). */
+async function requestHandoff(runDir: string): Promise<Extract<Response, { holder: number }>> {
+  const client = await DaemonClient.connect(runDir);
+  if (!client) throw new Error(`--restart: no daemon answers on ${runDir}`);
+  try {
+    return await client.request<Extract<Response, { holder: number }>>({ op: "handoff" });
+  } catch (e) {
+    throw new Error(`--restart: the running daemon did not hand its sessions over: ${(e as Error).message}`);
+  } finally {
+    client.close();
   }
 }

@@ -58,7 +58,7 @@ export async function receiveHandshake(conn: Deno.Conn, vet?: (pid: number) => s
 }
 
 /** Copies fd `fd` of process `pid` into ours (pidfd_getfd(2), Linux 5.6). */
-function takeFd(pid: number, fd: number): number {
+export function takeFd(pid: number, fd: number): number {
   const pidfd = Number(libc.symbols.syscall(SYS.pidfd_open, BigInt(pid), 0n, 0n, 0n, 0n, 0n));
   if (pidfd < 0) throw new Error(`pidfd_open(${pid}) failed: errno ${errno()}`);
   const ours = Number(libc.symbols.syscall(SYS.pidfd_getfd, BigInt(pidfd), BigInt(fd), 0n, 0n, 0n, 0n));

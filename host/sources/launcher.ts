@@ -1,15 +1,14 @@
 /**
- * Finds, and where needed builds, the native idwrap-launch helper
- * (kmod/seccomp/launch.c). IDWRAP_LAUNCH names a prebuilt one; a compiled
- * idwrap looks beside its own executable.
+ * Finds, and where needed builds, the native helpers: idwrap-launch
+ * (kmod/seccomp/launch.c) and idwrap-holder (kmod/seccomp/holder.c, which
+ * keeps the listeners when the supervisor is gone). IDWRAP_LAUNCH and
+ * IDWRAP_HOLDER name prebuilt ones; a compiled idwrap looks beside its own
+ * executable.
  *
  * @module
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-
-const SOURCE = new URL("../../kmod/seccomp/launch.c", import.meta.url);
-const BUILT = new URL("../../build/idwrap-launch", import.meta.url);
 
 function mtime(path: string | URL): number | undefined {
   try {
@@ -19,41 +18,58 @@ function mtime(path: string | URL): number | undefined {
   }
 }
 
+/** Where idwrap-launch is, built first if it is missing or older than its source. */
+export function launcherPath(): Promise<string> {
+  return nativeHelper("idwrap-launch", "IDWRAP_LAUNCH", ["-lpthread"]);
+}
+
+/** Where idwrap-holder is, built first if it is missing or older than its source. */
+export function holderPath(): Promise<string> {
+  return nativeHelper("idwrap-holder", "IDWRAP_HOLDER", []);
+}
+
+const SOURCES: Record<string, URL> = {
+  "idwrap-launch": new URL("../../kmod/seccomp/launch.c", import.meta.url),
+  "idwrap-holder": new URL("../../kmod/seccomp/holder.c", import.meta.url),
+};
+
 /**
- * Compiles kmod/seccomp/launch.c to build/idwrap-launch if it is missing or
- * older than its source.
+ * Compiles a helper's source to build/NAME if it is missing or older than its
+ * source.
  *
- * @returns the launcher's path
+ * @returns the helper's path
  */
-export async function launcherPath(): Promise<string> {
-  const override = Deno.env.get("IDWRAP_LAUNCH");
+async function nativeHelper(name: string, envOverride: string, libs: string[]): Promise<string> {
+  const SOURCE = SOURCES[name];
+  const BUILT = new URL(`../../build/${name}`, import.meta.url);
+  const override = Deno.env.get(envOverride);
   if (override) return override;
   const built = fromFileUrl(BUILT);
   const src = mtime(SOURCE);
   const bin = mtime(BUILT);
   if (bin !== undefined && (src === undefined || bin >= src)) return built;
   if (src === undefined) {
-    // A `deno compile`d idwrap has no sources: use the launcher beside the binary.
-    const beside = join(dirname(Deno.execPath()), "idwrap-launch");
+    // A `deno compile`d idwrap has no sources: use the helper beside the binary.
+    const beside = join(dirname(Deno.execPath()), name);
     if (mtime(beside) !== undefined) return beside;
-    throw new Error(`Cannot find idwrap-launch: not at ${built}, nor at ${beside}; set IDWRAP_LAUNCH`);
+    throw new Error(`Cannot find ${name}: not at ${built}, nor at ${beside}; set ${envOverride}`);
   }
   await Deno.mkdir(new URL(".", BUILT), { recursive: true });
   const cc = Deno.env.get("CC") ?? "cc";
   let out: Deno.CommandOutput;
   try {
     out = await new Deno.Command(cc, {
-      args: ["-O2", "-Wall", "-Wextra", "-o", built, fromFileUrl(SOURCE), "-lpthread"],
+      args: ["-O2", "-Wall", "-Wextra", "-o", built, fromFileUrl(SOURCE), ...libs],
     }).output();
   } catch (e) {
     throw new Error(
-      `Cannot build idwrap-launch: "${cc}" could not run (${
+      `Cannot build ${name}: "${cc}" could not run (${
         (e as Error).message
       }); install a C compiler (apt-get install gcc)`,
     );
   }
   if (!out.success) {
-    throw new Error(`Cannot build idwrap-launch with ${cc}:\n${new TextDecoder().decode(out.stderr)}`);
+    throw new Error(`Cannot build ${name} with ${cc}:\n${new TextDecoder().decode(out.stderr)}`);
   }
   return built;
 }

@@ -14,6 +14,7 @@ import type { SupervisorSummary } from "./enforce.ts";
 import { chooseSource, runUnderKmod } from "./kmod/source.ts";
 import type { SourceChoice as KmodOrSeccompChoice } from "./kmod/source.ts";
 import { runUnderSeccomp } from "./seccomp/source.ts";
+import type { SupervisorLoss } from "./seccomp/holder.ts";
 import { runUnderBpf } from "./bpf/supervise.ts";
 import { hybridProblem, runUnderHybrid } from "./hybrid/hybrid_run.ts";
 
@@ -46,6 +47,8 @@ export interface SourceRunOptions {
    * while it runs.
    */
   onWarning?: (message: string) => void;
+  /** seccomp: what the tree gets if idwrap stops supervising it before it ends. @default "kill" */
+  onSupervisorLoss?: SupervisorLoss;
 }
 
 /** How the command ended, and under which source. */

@@ -97,11 +97,17 @@ const GROUP_SIGNALS_LET_THROUGH: ReadonlySet<number> = new Set([1, 2, 3, 15, 20,
 /** Decides, for one supervisor process, whether a wrapped call reaches it. */
 export class TamperGuard {
   readonly #self: number;
+  /** Single-threaded processes of idwrap's guarded like the supervisor: its idwrap-holder (listeners' keeper). */
+  readonly #helpers: ReadonlySet<number>;
   readonly #pgid: number;
 
-  /** @param self the supervisor's pid (its thread group) */
-  constructor(self: number = Deno.pid) {
+  /**
+   * @param self the supervisor's pid (its thread group)
+   * @param helpers pids of idwrap's own single-threaded helpers to guard as well (idwrap-holder)
+   */
+  constructor(self: number = Deno.pid, helpers: number[] = []) {
     this.#self = self;
+    this.#helpers = new Set(helpers);
     this.#pgid = Number(libc.symbols.syscall(SYS.getpgid, 0n, 0n, 0n, 0n, 0n, 0n));
   }
 
@@ -309,7 +315,7 @@ export class TamperGuard {
 
   /** A thread id of the supervisor's thread group (its pid included). */
   #isOurThread(tid: number): boolean {
-    if (tid === this.#self) return true;
+    if (tid === this.#self || this.#helpers.has(tid)) return true;
     if (tid <= 0) return false;
     try {
       Deno.statSync(`/proc/${this.#self}/task/${tid}`);

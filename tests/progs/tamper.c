@@ -1,5 +1,5 @@
 // Attacks on a supervisor from inside its wrapped tree (issue 13, item 4).
-// Usage: tamper ATTACK PID|parent [FILE]
+// Usage: tamper ATTACK PID|parent|holder [FILE]
 //
 //   own PID          counts the seccomp listeners among our own fds 0..1023
 //                    (PID unused); prints "own listeners N"
@@ -316,6 +316,32 @@ static int signal_attack(const char *how, pid_t pid)
 	return 0;
 }
 
+/* "holder": the idwrap-holder our supervisor started (its child of that name), 0 if none. */
+static pid_t holder_of(pid_t supervisor)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0;
+
+	while (proc && (e = readdir(proc)) && !found) {
+		char path[64], buf[512], comm[64];
+		FILE *f;
+		int ppid;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", atoi(e->d_name));
+		f = atoi(e->d_name) > 0 ? fopen(path, "r") : NULL;
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%*d (%63[^)]) %*c %d", comm, &ppid) == 2 &&
+		    ppid == supervisor && !strcmp(comm, "idwrap-holder"))
+			found = atoi(e->d_name);
+		fclose(f);
+	}
+	if (proc)
+		closedir(proc);
+	return found;
+}
+
 int main(int argc, char **argv)
 {
 	pid_t pid;
@@ -324,6 +350,11 @@ int main(int argc, char **argv)
 		return 2;
 	/* "parent": the supervisor that launched us (idwrap run's launcher execs into us). */
 	pid = strcmp(argv[2], "parent") ? atoi(argv[2]) : getppid();
+	/* "holder": the idwrap-holder the supervisor started, which keeps a copy of its listener. */
+	if (!strcmp(argv[2], "holder") && !(pid = holder_of(getppid()))) {
+		printf("no holder\n");
+		return 2;
+	}
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!strcmp(argv[1], "own")) {
 		int n = 0;

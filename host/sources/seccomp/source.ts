@@ -27,6 +27,7 @@ import { X86_64_NAMES } from "../../syscalls/tables.ts";
 import { guardFilter, ownThreads } from "./tamper.ts";
 import { launcherPath } from "../launcher.ts";
 import { launchAndServe } from "../launch.ts";
+import { ListenerHolder, type SupervisorLoss } from "./holder.ts";
 import type { SupervisorSummary } from "../../wss/summary.ts";
 import { CRED_SYSCALLS } from "./transport.ts";
 import { PATH_CALLS } from "./emulate.ts";
@@ -48,6 +49,8 @@ export interface SeccompRunOptions {
    * user should know while it runs (its tree outliving it).
    */
   onWarning?: (message: string) => void;
+  /** What the tree gets if this process stops supervising it before it ends (holder.ts). @default "kill" */
+  onSupervisorLoss?: SupervisorLoss;
 }
 
 /** How a wrapped command ended. */
@@ -214,10 +217,11 @@ export async function prepareEnforcement(
 
 /**
  * The filter for a launch now: this process supervises what it notifies, so its pid and the ids of its threads at
- * this moment are the ones the guard's argument checks name (tamper.ts, guardFilter).
+ * this moment are the ones the guard's argument checks name (tamper.ts, guardFilter), with the single-threaded
+ * processes that hold its listeners (`holders`: idwrap-holder).
  */
-export function launchFilter(plan: NotifyPlan): string {
-  return encodeFilter(buildNotifyFilter(plan, guardFilter(Deno.pid, ownThreads()).checks));
+export function launchFilter(plan: NotifyPlan, holders: readonly number[] = []): string {
+  return encodeFilter(buildNotifyFilter(plan, guardFilter(Deno.pid, ownThreads(), holders).checks));
 }
 
 /** Starts idwrap-launch; it connects to `socketPath` for the handshake. */
@@ -238,22 +242,44 @@ export async function spawnLauncher(socketPath: string, filter: string, command:
  */
 export async function runUnderSeccomp(command: string[], options: SeccompRunOptions): Promise<SeccompRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
-  const { wrappers, plan } = await prepareEnforcement(options.policies, emulateOpens);
-  for (const warning of eintrWarnings(options.policies, wrappers)) options.onWarning?.(warning);
-  const thread = await SupervisorThread.start({
-    policies: options.policies,
-    wrappers,
-    storePath: options.storePath ?? defaultStorePath(),
-    trace: options.trace,
-    emulateOpens,
-    onEvents: options.onEvents,
-  });
-  return await launchAndServe(
-    command,
-    // Built once the supervisor's threads have started: their ids are in the guard's checks.
-    (socketPath) => spawnLauncher(socketPath, launchFilter(plan), command),
-    (hs) => thread.listen(0, hs.listener),
-    thread,
-    options.onWarning,
-  );
+  // Started first (its pid is known before the filter is built): from the handshake on, however this process ends,
+  // the tree gets onSupervisorLoss, not ENOSYS.
+  const holder = await ListenerHolder.start();
+  let thread: SupervisorThread, plan: NotifyPlan;
+  try {
+    const prepared = await prepareEnforcement(options.policies, emulateOpens);
+    plan = prepared.plan;
+    for (const warning of eintrWarnings(options.policies, prepared.wrappers)) options.onWarning?.(warning);
+    thread = await SupervisorThread.start({
+      policies: options.policies,
+      wrappers: prepared.wrappers,
+      storePath: options.storePath ?? defaultStorePath(),
+      trace: options.trace,
+      emulateOpens,
+      holderFd: holder.socket,
+      holderPid: holder.pid,
+      onEvents: options.onEvents,
+    });
+  } catch (e) {
+    holder.close();
+    throw e;
+  }
+  const mode = options.onSupervisorLoss ?? "kill";
+  try {
+    return await launchAndServe(
+      command,
+      // Built once the supervisor's threads have started: their ids, and the holder's pid, are in the guard's checks.
+      (socketPath) => spawnLauncher(socketPath, launchFilter(plan, [holder.pid]), command),
+      async (hs) => {
+        holder.hold(0, hs.pid, hs.listener, mode);
+        await thread.listen(0, hs.listener);
+        // The thread died (its hook watchdog): the holder answers the tree from now on.
+        thread.ended(0).catch(() => holder.lost(0));
+      },
+      thread,
+      options.onWarning,
+    );
+  } finally {
+    holder.close();
+  }
 }

@@ -26,7 +26,7 @@ export interface GuardFilter {
 
 /**
  * The calls to notify for a supervisor of pid `self` whose threads are `threads`
- * now. kill(2), tkill(2) and rt_sigqueueinfo(2) accept any thread id of a
+ * now, and the single-threaded `holders` of its listeners (idwrap-holder). kill(2), tkill(2) and rt_sigqueueinfo(2) accept any thread id of a
  * process: they are notified when their target is one of those threads, and
  * kill(2) also when it names a process group or every process (0 or negative:
  * the guard decides whether idwrap is among them). Notifying every kill would
@@ -44,8 +44,14 @@ export interface GuardFilter {
  * argument; TIOCSTI too, which types into a terminal for a shell outside the
  * tree to run.
  */
-export function guardFilter(self: number, threads: readonly number[] = [self]): GuardFilter {
-  const ids = [...new Set([self, ...threads])];
+export function guardFilter(
+  self: number,
+  threads: readonly number[] = [self],
+  holders: readonly number[] = [],
+): GuardFilter {
+  // A holder (idwrap-holder) is single-threaded: its pid is its one thread id and its thread group.
+  const ids = [...new Set([self, ...threads, ...holders])];
+  const groups = [self, ...holders];
   return {
     always: [
       "pidfd_getfd",
@@ -59,9 +65,9 @@ export function guardFilter(self: number, threads: readonly number[] = [self]): 
       { nr: nr("tkill"), arg: 0, equals: ids },
       { nr: nr("rt_sigqueueinfo"), arg: 0, equals: ids },
       { nr: nr("ptrace"), arg: 0, equals: [PTRACE_ATTACH, PTRACE_SEIZE] },
-      { nr: nr("tgkill"), arg: 0, equals: [self] },
-      { nr: nr("rt_tgsigqueueinfo"), arg: 0, equals: [self] },
-      { nr: nr("pidfd_open"), arg: 0, equals: [self] },
+      { nr: nr("tgkill"), arg: 0, equals: groups },
+      { nr: nr("rt_tgsigqueueinfo"), arg: 0, equals: groups },
+      { nr: nr("pidfd_open"), arg: 0, equals: groups },
       { nr: nr("pidfd_open"), arg: 1, anyBits: PIDFD_THREAD },
       { nr: nr("getsockopt"), arg: 2, equals: [SO_PEERPIDFD] },
       { nr: nr("setsockopt"), arg: 2, equals: [SO_PASSPIDFD] },

@@ -14,6 +14,10 @@ export interface SupervisorThreadOptions extends Enforcement {
   storePath: string;
   trace?: TraceSinkOptions;
   emulateOpens: boolean;
+  /** idwrap-holder's socket (./holder.ts), told the latest notification ids. */
+  holderFd?: number;
+  /** idwrap-holder's pid, guarded like the supervisor's. */
+  holderPid?: number;
   /** Notable events (verdicts, alerts, faults, lifecycle), in batches. */
   onEvents?: OnEvents;
 }
@@ -22,8 +26,8 @@ export interface SupervisorThreadOptions extends Enforcement {
 export class SupervisorThread extends SourceThread {
   /** Starts the thread; resolves when it serves. */
   static start(options: SupervisorThreadOptions): Promise<SupervisorThread> {
-    const { emulateOpens, ...rest } = options;
-    const opts = { ...rest, config: { emulateOpens } };
+    const { emulateOpens, holderFd, holderPid, ...rest } = options;
+    const opts = { ...rest, config: { emulateOpens, holderFd, holderPid } };
     return SourceThread.startAt(new SupervisorThread(new URL("./worker.ts", import.meta.url), opts), opts);
   }
 

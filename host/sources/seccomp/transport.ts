@@ -89,7 +89,17 @@ const PROC_REACHING_CAPS = (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 19n);
 export interface SeccompSourceOptions {
   /** Run the open family in the supervisor (TOCTOU-free paths, post results). @default true */
   emulateOpens?: boolean;
+  /**
+   * idwrap-holder's socket (./holder.ts): told, now and then, the id of a notification each session received, so
+   * that once this process is gone the holder can find and answer the calls it received but never answered.
+   */
+  holderFd?: number;
+  /** idwrap-holder's pid: the tamper guard protects it as it protects this process. */
+  holderPid?: number;
 }
+
+/** How often each session's latest notification id is told to the holder, at most. */
+const HOLDER_REPORT_MS = 50;
 
 /** The file an examined, allowed exec was decided on ("" ident: its path did not resolve when checked). */
 interface ExecCheck {
@@ -143,6 +153,9 @@ export class SeccompSource implements EventSource {
   readonly failClosedFds: readonly number[] = [];
   readonly closesSessions = true;
   readonly #emulateOpens: boolean;
+  readonly #holderFd: number | undefined;
+  /** session → when its latest id was told to the holder. */
+  readonly #reported = new Map<number, number>();
   readonly #epoll: number;
   readonly #notif = new Uint8Array(NOTIF.size);
   readonly #notifView = new DataView(this.#notif.buffer);
@@ -154,7 +167,7 @@ export class SeccompSource implements EventSource {
   readonly #eventsView = new DataView(this.#events.buffer);
   readonly #wakeBuf = new Uint8Array(8);
   readonly #memory = new TargetMemory();
-  readonly #guard = new TamperGuard();
+  readonly #guard: TamperGuard;
   readonly #listeners = new Map<number, number>();
   readonly #procs = new Map<number, Proc>();
   readonly #tasks = new Map<number, Task>();
@@ -166,6 +179,8 @@ export class SeccompSource implements EventSource {
 
   constructor(options: SeccompSourceOptions = {}) {
     this.#emulateOpens = options.emulateOpens ?? true;
+    this.#holderFd = options.holderFd;
+    this.#guard = new TamperGuard(Deno.pid, options.holderPid === undefined ? [] : [options.holderPid]);
     this.#epoll = libc.symbols.epoll_create1(EPOLL_CLOEXEC);
     if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
     this.wakeFd = libc.symbols.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -197,6 +212,18 @@ export class SeccompSource implements EventSource {
     this.#unwatch(listener);
     libc.symbols.close(listener);
     this.#listeners.delete(session);
+    this.#reported.delete(session);
+  }
+
+  /** Tells the holder a notification id of the session (ids are sequential per filter), every HOLDER_REPORT_MS. */
+  #reportId(session: number, id: bigint): void {
+    if (this.#holderFd === undefined) return;
+    const now = performance.now();
+    const last = this.#reported.get(session);
+    if (last !== undefined && now - last < HOLDER_REPORT_MS) return;
+    this.#reported.set(session, now);
+    const text = new TextEncoder().encode(`at ${session} ${id}`);
+    libc.symbols.write(this.#holderFd, text, BigInt(text.length));
   }
 
   #watch(fd: number, kind: number, id: number): void {
@@ -254,6 +281,7 @@ export class SeccompSource implements EventSource {
     }
     const v = this.#notifView;
     const id = v.getBigUint64(NOTIF.id, true);
+    this.#reportId(session, id);
     let answered = false;
     try {
       const tid = v.getUint32(NOTIF.pid, true);

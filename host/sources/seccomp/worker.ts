@@ -15,7 +15,11 @@ import { serveWorker } from "../worker_common.ts";
 import { SeccompSource } from "./transport.ts";
 
 serveWorker("seccomp", ({ decider, sink, enforcement: e, config }) => {
-  const source = new SeccompSource({ emulateOpens: config.emulateOpens as boolean });
+  const source = new SeccompSource({
+    emulateOpens: config.emulateOpens as boolean,
+    holderFd: config.holderFd as number | undefined,
+    holderPid: config.holderPid as number | undefined,
+  });
   const interest = (x: typeof e) => buildInterest(x.policies, x.wrappers, sink.wantsSyscalls);
   const wss = new Wss({ source, decider, sink, wrappers: e.wrappers.map((w) => w.spec), interest: interest(e) });
   return {

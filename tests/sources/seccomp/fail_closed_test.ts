@@ -1,6 +1,8 @@
 /**
- * Killing the host while a wrapped program runs: the program's next notified
- * call fails (ENOSYS, never success) and the program ends; nothing hangs.
+ * Killing the host while a wrapped program runs: the program ends (killed by
+ * idwrap-holder, on_supervisor_loss kill, the default) or its next notified
+ * call fails with EPERM (deny); never a success, never ENOSYS; nothing hangs.
+ * tests/daemon/supervisor_loss_test.ts has the controls and the rates.
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { IDWRAP, prog, writePolicy } from "../../helpers.ts";
@@ -17,42 +19,47 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
 
 const readOrUndefined = (path: string) => Deno.readTextFile(path).then((t) => t.trim() || undefined, () => undefined);
 
-Deno.test("after the host is SIGKILLed, the wrapped program's next notified call fails and it ends", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-failclosed-" });
-  const policy = await writePolicy(`
+for (const mode of ["kill", "deny"] as const) {
+  Deno.test(`after the host is SIGKILLed, the wrapped program ends (on_supervisor_loss ${mode})`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "idwrap-failclosed-" });
+    const policy = await writePolicy(`
 rules:
   - id: watch-opens
     syscalls: openat
     path: /nonexistent/**
     action: deny
 `);
-  const host = new Deno.Command(IDWRAP, {
-    args: [
-      "run",
-      "-p",
-      policy,
-      "-o",
-      `${dir}/report`,
-      "--",
-      prog("spin_open"),
-      "/etc/hostname",
-      `${dir}/pid`,
-      `${dir}/result`,
-    ],
-    stdin: "null",
-  }).spawn();
-  const pid = Number(await waitFor("the wrapped program to start", () => readOrUndefined(`${dir}/pid`)));
-  host.kill("SIGKILL");
-  const status = await host.status;
-  assertEquals(status.signal, "SIGKILL");
+    const host = new Deno.Command(IDWRAP, {
+      args: [
+        "run",
+        "-p",
+        policy,
+        "--on-supervisor-loss",
+        mode,
+        "-o",
+        `${dir}/report`,
+        "--",
+        prog("spin_open"),
+        "/etc/hostname",
+        `${dir}/pid`,
+        `${dir}/result`,
+      ],
+      stdin: "null",
+    }).spawn();
+    const pid = Number(await waitFor("the wrapped program to start", () => readOrUndefined(`${dir}/pid`)));
+    host.kill("SIGKILL");
+    const status = await host.status;
+    assertEquals(status.signal, "SIGKILL");
 
-  await waitFor("the wrapped program to end", async () => {
-    try {
-      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-      return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z") ? true : undefined;
-    } catch {
-      return true; // reaped
-    }
+    await waitFor("the wrapped program to end", async () => {
+      try {
+        const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+        return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z") ? true : undefined;
+      } catch {
+        return true; // reaped
+      }
+    });
+    // kill: ended before any call failed; deny: its next open failed with EPERM (not ENOSYS, not success).
+    assertEquals(await readOrUndefined(`${dir}/result`), mode === "kill" ? undefined : "errno 1");
   });
-  assertEquals(await readOrUndefined(`${dir}/result`), "errno 38"); // ENOSYS, not success
-});
+}

@@ -1,0 +1,175 @@
+/**
+ * The supervisor's side of idwrap-holder (kmod/seccomp/holder.c): a small
+ * process that keeps a copy of every listener this supervisor serves, and
+ * gives each tree its on_supervisor_loss answer (kill, or EPERM for every
+ * notified call) once this process is gone — SIGKILLed included, since the
+ * holder sees the end of file of a socket only we hold. Without it the kernel
+ * fails every notified call with ENOSYS (issue 17). docs/daemon.md,
+ * "Losing the supervisor".
+ *
+ * @module
+ */
+import { addressOf, errno, libc } from "../../unsafe/libc.ts";
+import { holderPath } from "../launcher.ts";
+
+/** What a tree gets when its supervisor is gone for good. */
+export type SupervisorLoss = "kill" | "deny";
+
+/** The choices, for messages and the command line. */
+export const SUPERVISOR_LOSS_CHOICES: readonly SupervisorLoss[] = ["kill", "deny"];
+
+/** Parses an on_supervisor_loss value, naming what was expected. */
+export function parseSupervisorLoss(value: string, where = "on_supervisor_loss"): SupervisorLoss {
+  if ((SUPERVISOR_LOSS_CHOICES as readonly string[]).includes(value)) return value as SupervisorLoss;
+  throw new Error(`${where}: expected one of ${SUPERVISOR_LOSS_CHOICES.join(", ")}, got ${JSON.stringify(value)}`);
+}
+
+/** A session a holder keeps, as it lists it for a hand-off. */
+export interface HeldSession {
+  session: number;
+  /** The tree's first process. */
+  pid: number;
+  /** The holder's copy of the listener, in the holder. */
+  fd: number;
+  mode: SupervisorLoss;
+}
+
+const SYS_SENDMSG = 46n;
+const SYS_SOCKETPAIR = 53n;
+const AF_UNIX = 1n;
+const SOCK_SEQPACKET = 5n;
+const SOCK_CLOEXEC = 0x80000n;
+const F_SETFD = 2;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const MSG_NOSIGNAL = 0x4000n;
+
+/** A running idwrap-holder, started by this supervisor. */
+export class ListenerHolder {
+  private constructor(readonly pid: number, readonly process: Deno.ChildProcess, private fd: number) {}
+
+  /** Our end of the holder's socket, for the supervisor thread's "at SESSION ID" reports (transport.ts). */
+  get socket(): number {
+    return this.fd;
+  }
+
+  /**
+   * Starts the holder: a socket pair, one end inherited by the holder alone (it is close-on-exec again, here, as
+   * soon as the holder is started), the other kept here for as long as this process supervises.
+   */
+  static async start(): Promise<ListenerHolder> {
+    const path = await holderPath();
+    const pair = new Int32Array(2);
+    const r = libc.symbols.syscall(
+      SYS_SOCKETPAIR,
+      AF_UNIX,
+      SOCK_SEQPACKET | SOCK_CLOEXEC,
+      0n,
+      addressOf(new Uint8Array(pair.buffer)),
+      0n,
+      0n,
+    );
+    if (r < 0n) throw new Error(`socketpair for idwrap-holder failed: errno ${errno()}`);
+    const [ours, theirs] = pair;
+    let child: Deno.ChildProcess;
+    try {
+      // Inherited by the holder only: nothing else is started while the supervisor starts.
+      libc.symbols.fcntl(theirs, F_SETFD, 0n);
+      child = new Deno.Command(path, {
+        args: [String(theirs)],
+        stdin: "null",
+        stdout: "null",
+        stderr: "inherit",
+      }).spawn();
+    } catch (e) {
+      libc.symbols.close(ours);
+      throw new Error(`Cannot start idwrap-holder: ${(e as Error).message}`);
+    } finally {
+      libc.symbols.close(theirs);
+    }
+    child.unref(); // it outlives us on purpose
+    return new ListenerHolder(child.pid, child, ours);
+  }
+
+  /**
+   * Hands the holder a copy of a session's listener (SCM_RIGHTS), before the tree runs; returns once the holder
+   * has it. `pid` is the tree's first process.
+   *
+   * @throws when the holder is gone or does not confirm
+   */
+  hold(session: number, pid: number, listener: number, mode: SupervisorLoss): void {
+    const text = new TextEncoder().encode(`hold ${session} ${pid} ${mode}`);
+    const iov = new BigUint64Array([addressOf(text), BigInt(text.length)]);
+    const control = new Uint8Array(24); // CMSG_SPACE(sizeof(int))
+    const cv = new DataView(control.buffer);
+    cv.setBigUint64(0, 20n, true); // cmsg_len = CMSG_LEN(sizeof(int))
+    cv.setInt32(8, SOL_SOCKET, true);
+    cv.setInt32(12, SCM_RIGHTS, true);
+    cv.setInt32(16, listener, true);
+    const msg = new BigUint64Array(7); // struct msghdr
+    msg[2] = addressOf(new Uint8Array(iov.buffer));
+    msg[3] = 1n;
+    msg[4] = addressOf(control);
+    msg[5] = BigInt(control.length);
+    const sent = libc.symbols.syscall(
+      SYS_SENDMSG,
+      BigInt(this.fd),
+      addressOf(new Uint8Array(msg.buffer)),
+      MSG_NOSIGNAL,
+      0n,
+      0n,
+      0n,
+    );
+    if (sent < 0n) throw new Error(`idwrap-holder (pid ${this.pid}) is gone: errno ${errno()}`);
+    const reply = new Uint8Array(64);
+    const n = Number(libc.symbols.read(this.fd, reply, BigInt(reply.length)));
+    const said = n > 0 ? new TextDecoder().decode(reply.subarray(0, n)) : "";
+    if (said !== `held ${session}`) {
+      throw new Error(`idwrap-holder (pid ${this.pid}) did not take session ${session}'s listener (${said || "eof"})`);
+    }
+  }
+
+  /**
+   * Hands the sessions to the next supervisor (`idwrap daemon --restart`): the holder lists them (its fd of each
+   * listener, for pidfd_getfd), and from now on waits for the successor's release (`release`) instead of taking the
+   * end of this process for a loss, for 30 s at most.
+   */
+  handoff(): HeldSession[] {
+    const text = new TextEncoder().encode("handoff");
+    if (libc.symbols.write(this.fd, text, BigInt(text.length)) < 0) {
+      throw new Error(`idwrap-holder (pid ${this.pid}) is gone: errno ${errno()}`);
+    }
+    const reply = new Uint8Array(64 * 1024);
+    const n = Number(libc.symbols.read(this.fd, reply, BigInt(reply.length)));
+    const words = (n > 0 ? new TextDecoder().decode(reply.subarray(0, n)) : "").split(" ");
+    if (words[0] !== "sessions") throw new Error(`idwrap-holder (pid ${this.pid}) did not list its sessions`);
+    const sessions: HeldSession[] = [];
+    for (let i = 1; i + 3 < words.length; i += 4) {
+      sessions.push({
+        session: Number(words[i]),
+        pid: Number(words[i + 1]),
+        fd: Number(words[i + 2]),
+        mode: parseSupervisorLoss(words[i + 3]),
+      });
+    }
+    return sessions;
+  }
+
+  /** Tells a predecessor's holder that this process holds its listeners now: it exits. */
+  static release(pid: number): void {
+    Deno.kill(pid, "SIGUSR1");
+  }
+
+  /** The supervisor can no longer serve this session (its thread died): the holder answers it from now on. */
+  lost(session: number): void {
+    const text = new TextEncoder().encode(`lost ${session}`);
+    libc.symbols.write(this.fd, text, BigInt(text.length));
+  }
+
+  /** Supervision ends here: the holder gives every tree still running its on_supervisor_loss answer. */
+  close(): void {
+    if (this.fd < 0) return;
+    libc.symbols.close(this.fd);
+    this.fd = -1;
+  }
+}
