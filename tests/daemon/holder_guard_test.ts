@@ -3,8 +3,8 @@
  * could stop, kill, trace or rob it would turn a supervisor loss back into the kernel's ENOSYS (or a hang, with the
  * holder stopped). Each attack of tests/progs/tamper.c runs twice under idwrap, as root and as an ordinary user:
  * against a decoy process (the control: the attack works under wrapping) and against the holder (refused, reported).
- * Not here: tgkill and rt_tgsigqueueinfo, which the filter notifies only when they name the supervisor's pid (the
- * filter must name the holder's too: docs/daemon.md, "Losing the supervisor").
+ * tgkill and rt_tgsigqueueinfo are notified when they name the supervisor's or the holder's pid (the filter is built at
+ * each launch with both: source.ts, launchFilter).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrapAsUser, prog, run } from "../helpers.ts";
@@ -21,6 +21,7 @@ const ATTACKS: [string, RegExp, "bare"?][] = [
   ["kill", /^signal: 0$/m],
   ["tkill", /^signal: 0$/m],
   ["sigqueue", /^signal: 0$/m],
+  ["tgkill", /^signal: 0$/m],
   ["pidfd-signal", /^signal: 0$/m],
   ["procfd-signal", /^signal: 0$/m],
   ["prlimit", /^prlimit: 0$/m],
