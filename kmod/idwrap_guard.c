@@ -18,11 +18,29 @@
  *   security_socket_{get,set}sockopt(), on the values the kernel itself
  *   passes them (registers, never reread from memory). sys_enter reports
  *   them refused (EVF_DENIED), as it does io_uring.
+ * - Every way to the supervisor's process that the kernel itself guards with
+ *   __ptrace_may_access(): its /proc magic links (fd/N, cwd, root, exe:
+ *   proc_fd_access_allowed), map_files/, mem, environ, auxv, ptrace attach,
+ *   process_vm_readv/writev, pidfd_getfd, kcmp. The kernel asks
+ *   security_ptrace_access_check(child, mode) for each, on the task it is
+ *   about to expose, after the path (whatever symlink, dirfd or /proc name
+ *   led there) is resolved: a watched task gets EPERM for any task of the
+ *   supervisor's thread group, whatever the policy and whether or not its
+ *   opens wait for the host. EPERM is what __ptrace_may_access() answers
+ *   itself when access is not allowed; each caller maps it as it does for
+ *   a task without CAP_SYS_PTRACE (an open of /proc/PID/fd/N or mem fails
+ *   with EACCES, process_vm_* with EPERM).
+ * Counted (/proc/idwrap: ptrace_refused) and reported as the caller's call
+ * refused (EVF_DENIED, ret -EPERM) from the hook itself, except the checks
+ * the kernel marks PTRACE_MODE_NOAUDIT (/proc/PID/stat's fields it hides
+ * from any stranger): refused, not counted, as they are no attempt of the
+ * program's.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/fs.h>
+#include <linux/ptrace.h>
 #include <linux/sched.h>
 #include <linux/socket.h>
 #include <asm/ioctls.h>
@@ -36,6 +54,7 @@
 #define IDW_SO_PEERPIDFD	77
 
 atomic64_t idw_sigio_refused = ATOMIC64_INIT(0);
+atomic64_t idw_ptrace_refused = ATOMIC64_INIT(0);
 
 static int idw_guard_eperm(void)
 {
@@ -90,6 +109,15 @@ void idw_guard_hook(int which, struct pt_regs *regs)
 	case IDW_GUARD_IOCTL:	/* (file, cmd, arg) */
 		if (idw_guard_args(__NR_ioctl, regs->si, 0) && idw_intercepts(current))
 			regs->ip = (unsigned long)idw_guard_eperm;
+		break;
+	case IDW_GUARD_PTRACE:	/* (child, mode) */
+		if (in_task() && idw_is_opener((struct task_struct *)regs->di) && idw_intercepts(current)) {
+			regs->ip = (unsigned long)idw_guard_eperm;
+			if (!(regs->si & PTRACE_MODE_NOAUDIT)) {
+				atomic64_inc(&idw_ptrace_refused);
+				idw_report_guarded(-EPERM);
+			}
+		}
 		break;
 	case IDW_GUARD_GETSOCKOPT:	/* (sock, level, optname) */
 	case IDW_GUARD_SETSOCKOPT:
