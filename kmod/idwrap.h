@@ -282,11 +282,11 @@ void idw_ident_stop(void);
 void idw_ident_exit(void);
 
 /* idwrap_guard.c */
-extern atomic64_t idw_sigio_refused, idw_ptrace_refused;
+extern atomic64_t idw_sigio_refused, idw_ptrace_refused, idw_kill_refused;
 int idw_guard_refuses(long nr, const struct pt_regs *regs);
 enum {
 	IDW_GUARD_SIGIO, IDW_GUARD_IOCTL, IDW_GUARD_GETSOCKOPT, IDW_GUARD_SETSOCKOPT,
-	IDW_GUARD_PTRACE,
+	IDW_GUARD_PTRACE, IDW_GUARD_KILL,
 };
 void idw_guard_hook(int which, struct pt_regs *regs);
 

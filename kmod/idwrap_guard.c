@@ -30,11 +30,20 @@
  *   itself when access is not allowed; each caller maps it as it does for
  *   a task without CAP_SYS_PTRACE (an open of /proc/PID/fd/N or mem fails
  *   with EACCES, process_vm_* with EPERM).
- * Counted (/proc/idwrap: ptrace_refused) and reported as the caller's call
- * refused (EVF_DENIED, ret -EPERM) from the hook itself, except the checks
- * the kernel marks PTRACE_MODE_NOAUDIT (/proc/PID/stat's fields it hides
- * from any stranger): refused, not counted, as they are no attempt of the
- * program's.
+ * - Signals to the supervisor (kill, tkill, tgkill, rt_*sigqueueinfo,
+ *   pidfd_send_signal): the kernel asks security_task_kill() for each task
+ *   it is about to signal on a program's behalf. The host's guard judges the
+ *   pid or pidfd it reads, and a thread can dup2() a /proc/<idwrap> fd onto
+ *   the number pidfd_send_signal names after that read: here the target is
+ *   the task itself. Refused (EPERM) as the host's guard refuses them
+ *   (host/wss/tamper.ts): any signal but 0 sent to idwrap itself; to a
+ *   process group or every process (kill with pid <= 0), those idwrap
+ *   neither survives nor forwards to the command.
+ * The last two are counted (/proc/idwrap: ptrace_refused, kill_refused) and
+ * reported as the caller's call refused (EVF_DENIED, ret -EPERM) from the
+ * hook itself, except the ptrace checks the kernel marks PTRACE_MODE_NOAUDIT
+ * (/proc/PID/stat's fields it hides from any stranger): refused, not
+ * counted, as they are no attempt of the program's.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -42,6 +51,7 @@
 #include <linux/fs.h>
 #include <linux/ptrace.h>
 #include <linux/sched.h>
+#include <linux/signal.h>
 #include <linux/socket.h>
 #include <asm/ioctls.h>
 #include <asm/syscall.h>
@@ -55,6 +65,33 @@
 
 atomic64_t idw_sigio_refused = ATOMIC64_INIT(0);
 atomic64_t idw_ptrace_refused = ATOMIC64_INIT(0);
+atomic64_t idw_kill_refused = ATOMIC64_INIT(0);
+
+/*
+ * Signals a group or broadcast kill() may send idwrap too, as the host's
+ * guard lets them through (host/wss/tamper.ts: SURVIVABLE_SIGNALS and
+ * GROUP_SIGNALS_LET_THROUGH): those it survives or ignores, and SIGHUP,
+ * SIGINT, SIGQUIT, SIGTERM (forwarded to the command), SIGTSTP, SIGTTIN,
+ * SIGTTOU (job control: they only hold calls).
+ */
+#define IDW_GROUP_SIGNALS_OK (BIT(0) | BIT(SIGTRAP) | BIT(SIGUSR1) | BIT(SIGUSR2) | BIT(SIGPIPE) | \
+			      BIT(SIGALRM) | BIT(SIGCHLD) | BIT(SIGCONT) | BIT(SIGURG) | BIT(SIGXCPU) | \
+			      BIT(SIGXFSZ) | BIT(SIGVTALRM) | BIT(SIGPROF) | BIT(SIGWINCH) | BIT(SIGIO) | \
+			      BIT(SIGPWR) | BIT(SIGSYS) | BIT(SIGHUP) | BIT(SIGINT) | BIT(SIGQUIT) | \
+			      BIT(SIGTERM) | BIT(SIGTSTP) | BIT(SIGTTIN) | BIT(SIGTTOU))
+
+/* Whether the guard refuses signal @sig to idwrap in the current call. */
+static bool idw_guard_signal(int sig)
+{
+	struct pt_regs *uregs = task_pt_regs(current);
+
+	if (sig == 0)
+		return false;
+	/* kill(pid <= 0, sig): a group or every process, idwrap among them. */
+	if (syscall_get_nr(current, uregs) == __NR_kill && (int)uregs->di <= 0)
+		return sig >= 32 || !(IDW_GROUP_SIGNALS_OK & BIT(sig));
+	return true;
+}
 
 static int idw_guard_eperm(void)
 {
@@ -117,6 +154,14 @@ void idw_guard_hook(int which, struct pt_regs *regs)
 				atomic64_inc(&idw_ptrace_refused);
 				idw_report_guarded(-EPERM);
 			}
+		}
+		break;
+	case IDW_GUARD_KILL:	/* (p, info, sig, cred); in_task(): USB's async I/O signals from interrupts */
+		if (in_task() && idw_is_opener((struct task_struct *)regs->di) && idw_intercepts(current) &&
+		    idw_guard_signal((int)regs->dx)) {
+			regs->ip = (unsigned long)idw_guard_eperm;
+			atomic64_inc(&idw_kill_refused);
+			idw_report_guarded(-EPERM);
 		}
 		break;
 	case IDW_GUARD_GETSOCKOPT:	/* (sock, level, optname) */

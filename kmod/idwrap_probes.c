@@ -308,12 +308,12 @@ static void idw_report_refused(struct pt_regs *regs, long id, u16 flags, long re
 }
 
 /*
- * The guard's refusal inside a call (idwrap_guard.c: a ptrace access
- * check), reported as the caller's call refused, from the hook: the record
- * carries the guard's errno, not the call's final result (an open of
- * /proc/PID/fd/N fails with EACCES). The hook runs under task_lock(): the
- * record is built without touching the caller's memory, on this CPU's
- * scratch buffer, preemption off as in the probes.
+ * The guard's refusal inside a call (idwrap_guard.c: a ptrace access check,
+ * a signal), reported as the caller's call refused, from the hook: the
+ * record carries the guard's errno, not the call's final result (an open of
+ * /proc/PID/fd/N fails with EACCES). The hook runs under task_lock() or
+ * RCU: the record is built without touching the caller's memory, on this
+ * CPU's scratch buffer, preemption off as in the probes.
  */
 void idw_report_guarded(long ret)
 {
