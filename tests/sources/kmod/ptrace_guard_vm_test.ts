@@ -11,7 +11,7 @@
  * process (and the fd attack against idwrap itself, from outside, during the run: idwrap holds its store), and from
  * inside the tree against the decoy (only idwrap is guarded). Wrapped: every attack on idwrap refused, idwrap
  * unharmed (the tree runs to its end, idwrap exits 0), the attempts counted (/proc/idwrap ptrace_refused) and
- * recorded (refused calls in the run's records). Signals: a thread flips an fd between a zombie's /proc directory and
+ * alerted (idwrap.supervisor-tamper, with the module's reason, in the run's records). Signals: a thread flips an fd between a zombie's /proc directory and
  * idwrap's while another sends SIGKILL through it with pidfd_send_signal (the host's guard reads the fd before the
  * kernel does): the same program kills a victim unwrapped; wrapped, idwrap lives through every try, and the module
  * counts the races it caught (/proc/idwrap kill_refused).
@@ -106,6 +106,7 @@ for POL in ${POLICIES.join(" ")}; do
   tail -c 1500 /tmp/$POL.err
   echo "refused-records $(grep -c -F 'refused by the source' /tmp/$POL.jsonl)"
   echo "tamper-records $(grep -c -F 'supervisor-tamper' /tmp/$POL.jsonl)"
+  echo "module-alerts $(grep -F 'refused by the module' /tmp/$POL.jsonl | grep -c -F 'supervisor-tamper')"
   grep -F -e 'refused by the source' -e 'supervisor-tamper' /tmp/$POL.jsonl | grep -o -E '"(name|syscall)":"[a-z0-9_]+"' | sort | uniq -c
   echo "@@S $POL-stats"; cat /proc/idwrap
 done
@@ -211,12 +212,14 @@ Deno.test({
     const observed = count(await section("observe-stats"), "ptrace_refused");
     assert(observed >= KERNEL_ONLY.length, `ptrace_refused ${observed}: ${await section("observe-stats")}`);
     const end = await section("observe-end");
-    assert(count(end, "refused-records") >= KERNEL_ONLY.length, end);
+    // Each alerted as an attempt on the supervisor, with the module's reason.
+    assert(count(end, "module-alerts") >= KERNEL_ONLY.length, end);
     // Default policy: the host's guard refuses and alerts what it sees first; the module refuses the rest.
     const all = count(await section("default-stats"), "ptrace_refused");
     const dend = await section("default-end");
     assert(all > observed || count(dend, "tamper-records") >= KERNEL_ONLY.length, `${all} ${observed}: ${dend}`);
-    assert(count(dend, "refused-records") + count(dend, "tamper-records") >= KERNEL_ONLY.length, dend);
+    assert(count(dend, "tamper-records") >= KERNEL_ONLY.length, dend);
+    assert(count(dend, "module-alerts") >= 1, `the race's catches, alerted: ${dend}`);
     // The signal race: the host's guard read the fd while it named the zombie, the kernel found idwrap there.
     const killed = count(await section("default-stats"), "kill_refused");
     assert(killed >= 1, `kill_refused ${killed}: no race reached the kernel (${await section("default-stats")})`);
