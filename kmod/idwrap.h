@@ -262,6 +262,7 @@ void idw_hooks_stop(void);
 int idw_hooks_interest(const u8 *mask);
 void idw_hooks_forget(void);
 void idw_hooks_exit(void);
+void idw_report_guarded(long ret);
 
 /* idwrap_emulate.c */
 extern struct ftrace_ops idw_fname1_ops, idw_fname13_ops, idw_fname02_ops, idw_sock_ops;
@@ -281,9 +282,12 @@ void idw_ident_stop(void);
 void idw_ident_exit(void);
 
 /* idwrap_guard.c */
-extern atomic64_t idw_sigio_refused;
+extern atomic64_t idw_sigio_refused, idw_ptrace_refused, idw_kill_refused;
 int idw_guard_refuses(long nr, const struct pt_regs *regs);
-enum { IDW_GUARD_SIGIO, IDW_GUARD_IOCTL, IDW_GUARD_GETSOCKOPT, IDW_GUARD_SETSOCKOPT };
+enum {
+	IDW_GUARD_SIGIO, IDW_GUARD_IOCTL, IDW_GUARD_GETSOCKOPT, IDW_GUARD_SETSOCKOPT,
+	IDW_GUARD_PTRACE, IDW_GUARD_KILL,
+};
 void idw_guard_hook(int which, struct pt_regs *regs);
 
 /*

@@ -401,6 +401,8 @@ static int idw_proc_show(struct seq_file *m, void *v)
 	seq_printf(m, "wake_timer %s\n",
 		   timer_pending(&idw->ring.wake_timer) ? "pending" : "idle");
 	seq_printf(m, "sigio_refused %llu\n", (u64)atomic64_read(&idw_sigio_refused));
+	seq_printf(m, "ptrace_refused %llu\nkill_refused %llu\n",
+		   (u64)atomic64_read(&idw_ptrace_refused), (u64)atomic64_read(&idw_kill_refused));
 	return 0;
 }
 

@@ -822,6 +822,8 @@ static const struct {
 	{ "security_file_ioctl", IDW_HOOK_KINDS + IDW_GUARD_IOCTL },
 	{ "security_socket_getsockopt", IDW_HOOK_KINDS + IDW_GUARD_GETSOCKOPT },
 	{ "security_socket_setsockopt", IDW_HOOK_KINDS + IDW_GUARD_SETSOCKOPT },
+	{ "security_ptrace_access_check", IDW_HOOK_KINDS + IDW_GUARD_PTRACE },
+	{ "security_task_kill", IDW_HOOK_KINDS + IDW_GUARD_KILL },
 };
 
 /* The kind of each hooked function's address, learnt on its first call (ip 0: free). */

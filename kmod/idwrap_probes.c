@@ -307,6 +307,26 @@ static void idw_report_refused(struct pt_regs *regs, long id, u16 flags, long re
 	idw_emit_observe(&r);
 }
 
+/*
+ * The guard's refusal inside a call (idwrap_guard.c: a ptrace access check,
+ * a signal), reported as the caller's call refused, from the hook: the
+ * record carries the guard's errno, not the call's final result (an open of
+ * /proc/PID/fd/N fails with EACCES). The hook runs under task_lock() or
+ * RCU: the record is built without touching the caller's memory, on this
+ * CPU's scratch buffer, preemption off as in the probes.
+ */
+void idw_report_guarded(long ret)
+{
+	struct pt_regs *regs = task_pt_regs(current);
+	long nr = syscall_get_nr(current, regs);
+
+	if (nr < 0)
+		return;
+	preempt_disable();
+	idw_report_refused(regs, nr, 0, ret);
+	preempt_enable();
+}
+
 static void __idw_sys_enter(struct pt_regs *regs, long id)
 {
 	struct idw_rec r;

@@ -55,6 +55,8 @@ export interface SourceCall {
   readonly emulated?: boolean;
   /** The kernel side refused the call itself, with this errno (kmod: io_uring_setup); the WSS reports it. */
   readonly refusedErrno?: number;
+  /** With `refusedErrno`: the kernel side's guard of the supervisor refused it (kmod); the WSS alerts it as tamper. */
+  readonly tamper?: Refusal;
   /** The kernel side could not copy a pointer argument (readArgs() marks it `fault`). */
   readonly faulted?: boolean;
   /**

@@ -279,6 +279,9 @@ export class Wss implements SourceHandler {
     }
     const name = syscallName(call.nr);
     if (call.raced) return this.#raced(call, proc, name, call.raced);
+    if (call.refusedErrno !== undefined && call.tamper) {
+      return this.#refuseTamper(call, proc, name, call.tamper, this.#source.readArgs(call, name, "memory"));
+    }
     if (call.refusedErrno !== undefined) {
       // The kernel side refused it itself (the module's io_uring_setup): reported, answered the same.
       const reason = name === "io_uring_setup" ? IO_URING_REFUSAL.reason : "refused by the source";

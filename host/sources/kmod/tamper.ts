@@ -9,7 +9,8 @@
  */
 import { resolveSyscalls, syscallNumber } from "../../syscalls/mod.ts";
 import type { TargetMemory } from "../../unsafe/memory.ts";
-import type { KmodRecord } from "./uapi.ts";
+import type { Refusal } from "../../wss/refusal.ts";
+import { EVF, type KmodRecord } from "./uapi.ts";
 
 /**
  * Calls whose target the guard judges from their registers alone (a pid, a
@@ -53,6 +54,31 @@ export const guardedCall = (nr: number): boolean => GUARDED.has(nr);
 
 /** Whether the call is an open whose path TamperGuard.checkPath() is asked about. */
 export const guardedOpen = (nr: number): boolean => OPENS.has(nr);
+
+/** The calls the module refuses at sys_enter by their registers (io_uring, TIOCSTI, SO_PEERPIDFD/SO_PASSPIDFD). */
+const REFUSED_AT_ENTRY = resolveSyscalls([
+  "io_uring_setup",
+  "io_uring_enter",
+  "io_uring_register",
+  "ioctl",
+  "getsockopt",
+  "setsockopt",
+]);
+
+/**
+ * A refused record of any other call is the module's guard refusing it inside the call (kmod/idwrap_guard.c): a
+ * ptrace access check (/proc/<idwrap>/fd, cwd, root, mem, environ, map_files, ptrace, process_vm_*, pidfd_getfd) or a
+ * signal aimed at idwrap's thread group, decided on the task the kernel was about to expose. Reported as the tamper
+ * alert, as the host's own guard reports what it refuses.
+ */
+export function moduleGuardRefusal(rec: KmodRecord): Refusal | undefined {
+  const other = EVF.POST | EVF.RACED | EVF.COMPAT | EVF.X32 | EVF.VERDICT;
+  if (!(rec.flags & EVF.DENIED) || rec.flags & other || REFUSED_AT_ENTRY.has(rec.nr)) return undefined;
+  return {
+    reason: "access to the idwrap supervisor refused by the module (a ptrace access check or a signal, on the task)",
+    technique: "T1562.001",
+  };
+}
 
 /**
  * The path an open record acts on, as the kernel will resolve it for the caller: its copied name, joined to the

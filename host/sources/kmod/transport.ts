@@ -37,7 +37,7 @@ import { errno, killProcess, libc } from "../../unsafe/libc.ts";
 import { KMOD_CAPABILITIES } from "../capabilities.ts";
 import { compileInterest } from "./interest.ts";
 import { recordReader } from "./record_reader.ts";
-import { guardedCall, guardedOpen, opensReadOnly, openTarget } from "./tamper.ts";
+import { guardedCall, guardedOpen, moduleGuardRefusal, opensReadOnly, openTarget } from "./tamper.ts";
 
 const NR_OPENAT2 = 437;
 /**
@@ -289,6 +289,7 @@ export class KmodSource implements EventSource {
       ret: rec.ret,
       emulated: (rec.flags & EVF.EMULATED) !== 0,
       refusedErrno: rec.flags & EVF.DENIED ? Number(-rec.ret) : undefined,
+      tamper: moduleGuardRefusal(rec),
       faulted: (rec.flags & EVF.FAULT) !== 0,
       // The module ran the call on its copy (path) though the caller's memory then said path2 (a sockaddr: refused).
       raced: rec.flags & EVF.RACED ? { said: rec.path2 ?? "", ranOn: rec.path ?? "" } : undefined,
