@@ -418,15 +418,21 @@ int main(int argc, char **argv)
 		return EXIT_SETUP;
 	}
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	/* What a wrapped tree may send its process group (the guard lets these through): none ends or stops us. */
-	signal(SIGQUIT, SIG_IGN);
-	signal(SIGTSTP, SIG_IGN);
-	signal(SIGTTIN, SIG_IGN);
-	signal(SIGTTOU, SIG_IGN);
+	/*
+	 * Out of idwrap's session and process group: a tree's kill(0) or
+	 * kill(-pgid), and the terminal's signals, do not reach us.
+	 */
+	setsid();
+	/*
+	 * And no signal a tree can still send us (kill(-1), signals the guard lets
+	 * through because idwrap survives them) ends or stops us: every catchable
+	 * one is ignored but SIGUSR1, the successor's release (checked below), and
+	 * SIGCHLD (ignored by default). A real fault still ends us: the kernel
+	 * forces its signal. Numbers glibc keeps for itself fail, harmlessly.
+	 */
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP && s != SIGUSR1 && s != SIGCHLD)
+			signal(s, SIG_IGN);
 	{
 		/* Not SA_RESTART: poll() returns EINTR and the loop sees the flag. */
 		struct sigaction sa = { .sa_sigaction = on_release, .sa_flags = SA_SIGINFO };
