@@ -4,7 +4,7 @@
  * The package ships the pinned Deno and the app's sources (`deno compile` needs a denort download: docs/operations.md):
  *
  * - /usr/lib/idwrap: main.ts, deno.json, package.json, host/, the runtime npm packages (node_modules, offline), the
- *   built wrappers, idwrap-launch and the BPF objects (build/), `deno`, and `packaged.json` (what `idwrap doctor`
+ *   built wrappers, idwrap-launch, idwrap-holder and the BPF objects (build/), `deno`, and `packaged.json` (what `idwrap doctor`
  *   reads); `policies` and `kmod` there are links to the two below
  * - /usr/share/idwrap/policies: the shipped policies; /etc/idwrap: the daemon's config and policy (conffiles)
  * - /usr/src/idwrap-<version>: the kernel module's source, registered with DKMS by the postinst
@@ -72,7 +72,7 @@ export async function buildPackage(): Promise<string> {
   }
   const deno = `${root}node_modules/deno/deno`;
   need(deno, "the pinned Deno: npm ci");
-  need(`${root}build/idwrap-launch`, "deno task build");
+  for (const h of ["idwrap-launch", "idwrap-holder"]) need(`${root}build/${h}`, "deno task build");
   need(`${root}build/wrappers/baseline.wasm`, "deno task build");
   for (const o of ["idwrap.o", "probes.o"]) need(`${root}build/bpf/${o}`, "deno task build, with clang and bpftool");
 
@@ -90,7 +90,8 @@ export async function buildPackage(): Promise<string> {
   for (const e of Deno.readDirSync(`${root}build/wrappers`)) {
     if (e.isFile && e.name.endsWith(".wasm")) await copy(`${root}build/wrappers/${e.name}`, `${lib}/build/wrappers/`);
   }
-  await copy(`${root}build/idwrap-launch`, `${lib}/build/idwrap-launch`);
+  // Both native helpers: the launcher, and the holder every seccomp run starts (host/sources/launcher.ts).
+  for (const h of ["idwrap-launch", "idwrap-holder"]) await copy(`${root}build/${h}`, `${lib}/build/${h}`);
   for (const o of ["idwrap.o", "probes.o"]) await copy(`${root}build/bpf/${o}`, `${lib}/build/bpf/${o}`);
   Deno.writeTextFileSync(`${lib}/packaged.json`, JSON.stringify({ version: VERSION, format: "deb" }) + "\n");
 
@@ -118,7 +119,14 @@ export async function buildPackage(): Promise<string> {
 
   // Ownership is root's (dpkg-deb --root-owner-group); modes are set here, whatever the checkout's umask was.
   await run("chmod", ["-R", "u=rwX,go=rX", stage]);
-  for (const x of ["usr/bin/idwrap", "usr/lib/idwrap/deno", "usr/lib/idwrap/build/idwrap-launch"]) {
+  for (
+    const x of [
+      "usr/bin/idwrap",
+      "usr/lib/idwrap/deno",
+      "usr/lib/idwrap/build/idwrap-launch",
+      "usr/lib/idwrap/build/idwrap-holder",
+    ]
+  ) {
     Deno.chmodSync(`${stage}/${x}`, 0o755);
   }
   for (const f of ["postinst", "prerm", "postrm"]) Deno.chmodSync(`${control}/${f}`, 0o755);
