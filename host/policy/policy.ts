@@ -6,7 +6,7 @@
  */
 import { isAlias, isMap, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import { errnoNumber } from "../errno.ts";
-import { resolveSyscalls } from "../syscalls/mod.ts";
+import { argKinds, resolveSyscalls, syscallName } from "../syscalls/mod.ts";
 import { type Criteria, parseCriteria } from "./criteria.ts";
 import { lookupId } from "./nss.ts";
 import { type Condition, isEmpty, type Lists, parseCondition } from "./conditions.ts";
@@ -258,6 +258,17 @@ export function parsePolicy(text: string, file: string): Policy {
     const legacyPath = typeof r.path === "string" && !r.path.startsWith("$") ? r.path : undefined;
     const match = isEmpty(own) ? [] : [own];
     if (r.macro !== undefined) match.push(...macroRefs(r.macro, at("macro"), macros, fail));
+    // A signal condition can only hold on a call that carries a signal: on another it never matches, silently.
+    if (match.some((c) => c.signal)) {
+      const bare = [...resolveSyscalls(syscalls)].map(syscallName).filter((n) => !argKinds(n).includes("signal"));
+      if (bare.length) {
+        fail(
+          at(r.signal !== undefined ? "signal" : "macro"),
+          `signal: never matches ${bare.join(", ")}, which carr${bare.length === 1 ? "ies" : "y"} no signal ` +
+            `(the signal calls: kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_send_signal)`,
+        );
+      }
+    }
     const not = r.not === undefined ? undefined : parseNot(r.not, at("not"), lists, macros, fail, uid);
     const except = r.except === undefined ? undefined : parseExcept(r.except, at("except"), lists, fail, uid);
     const scope = r.scope === undefined

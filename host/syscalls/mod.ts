@@ -117,7 +117,11 @@ const ARGS: Record<string, ArgKind[]> = {
   write: ["fd", "data", "int"],
   pwrite64: ["fd", "data", "int", "int"],
   kill: ["int", "signal"],
+  tkill: ["int", "signal"],
   tgkill: ["int", "int", "signal"],
+  rt_sigqueueinfo: ["int", "signal", "int"],
+  rt_tgsigqueueinfo: ["int", "int", "signal", "int"],
+  pidfd_send_signal: ["fd", "signal", "int", "int"],
 };
 
 /** The argument kinds of a system call; unknown arguments are "int". */
