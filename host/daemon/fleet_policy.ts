@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { natsAuthOptions } from "../outputs/nats_auth.ts";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
@@ -128,6 +129,7 @@ export class FleetPolicies {
       waitOnFirstConnect: true,
       reconnect: true,
       maxReconnectAttempts: -1,
+      ...natsAuthOptions(this.#config.auth),
     });
     if (this.#stopped) return void await this.#nc.close();
     (async () => {

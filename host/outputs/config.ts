@@ -22,6 +22,7 @@
  */
 import { isMap, LineCounter, parseDocument } from "yaml";
 import { AUDIT_QUEUES, type AuditQueue, isAuditQueue } from "../audit/record.ts";
+import type { NatsAuth } from "./nats_auth.ts";
 
 /** Where the daemon looks for its configuration unless told. */
 export const DEFAULT_CONFIG = "/etc/idwrap/idwrap.yaml";
@@ -91,6 +92,8 @@ export interface NatsOutputConfig extends OutputBase {
   timeoutMs: number;
   /** The longest wait between retries (doubling from 250 ms). @default 30000 */
   maxBackoffMs: number;
+  /** How to authenticate to the server (./nats_auth.ts); absent: anonymously. */
+  auth?: NatsAuth;
 }
 
 export type OutputConfig = FileOutputConfig | SyslogOutputConfig | WebhookOutputConfig | NatsOutputConfig;
@@ -103,6 +106,8 @@ export interface FleetConfig {
   prefix: string;
   /** Each connection attempt's timeout. @default 5000 */
   timeoutMs: number;
+  /** How to authenticate to the server (./nats_auth.ts); absent: anonymously. */
+  auth?: NatsAuth;
 }
 
 /** The daemon's configuration. */
@@ -199,7 +204,20 @@ const FIELDS: Record<OutputConfig["type"], string[]> = {
   file: [...COMMON, "path", "max_bytes", "keep"],
   syslog: [...COMMON, "socket", "address", "protocol", "facility"],
   webhook: [...COMMON, "url", "headers", "batch", "timeout_ms", "max_backoff_ms"],
-  nats: [...COMMON, "url", "stream", "subject_prefix", "host", "batch", "timeout_ms", "max_backoff_ms"],
+  nats: [
+    ...COMMON,
+    "url",
+    "stream",
+    "subject_prefix",
+    "host",
+    "batch",
+    "timeout_ms",
+    "max_backoff_ms",
+    "token_file",
+    "user",
+    "password_file",
+    "creds_file",
+  ],
 };
 
 /** A NATS subject token or stream name: no dots, spaces, wildcards. */
@@ -226,7 +244,33 @@ export function defaultNatsHost(): string {
   return Deno.hostname().replace(/[^A-Za-z0-9_-]/g, "_") || "host";
 }
 
-const FLEET_FIELDS = ["url", "bucket", "prefix", "timeout_ms"];
+const FLEET_FIELDS = ["url", "bucket", "prefix", "timeout_ms", "token_file", "user", "password_file", "creds_file"];
+
+/** The NATS authentication fields of a mapping (`at`: its path): at most one way, each file an absolute path. */
+function natsAuth(o: Record<string, unknown>, at: (string | number)[], fail: Fail): NatsAuth | undefined {
+  const file = (key: string): string | undefined => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || !v.startsWith("/")) {
+      fail([...at, key], `expected an absolute path, got ${JSON.stringify(v)}`);
+    }
+    return v as string;
+  };
+  const auth: NatsAuth = {};
+  const tokenFile = file("token_file"), passwordFile = file("password_file"), credsFile = file("creds_file");
+  if (o.user !== undefined && (typeof o.user !== "string" || !o.user)) {
+    fail([...at, "user"], `expected a user name, got ${JSON.stringify(o.user)}`);
+  }
+  if ((o.user === undefined) !== (passwordFile === undefined)) {
+    fail([...at, o.user === undefined ? "password_file" : "user"], "user and password_file go together");
+  }
+  const ways = [tokenFile, o.user, credsFile].filter((v) => v !== undefined).length;
+  if (ways > 1) fail(at, "expected one of token_file, user with password_file, or creds_file");
+  if (tokenFile) auth.tokenFile = tokenFile;
+  if (o.user !== undefined) Object.assign(auth, { user: o.user as string, passwordFile });
+  if (credsFile) auth.credsFile = credsFile;
+  return ways ? auth : undefined;
+}
 
 function parseFleet(value: unknown, fail: Fail): FleetConfig {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -249,11 +293,13 @@ function parseFleet(value: unknown, fail: Fail): FleetConfig {
   if (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 100) {
     fail(["fleet", "timeout_ms"], `expected a whole number from 100, got ${JSON.stringify(timeoutMs)}`);
   }
+  const auth = natsAuth(o, ["fleet"], fail);
   return {
     servers: natsServers(o.url, ["fleet", "url"], fail),
     bucket: bucket as string,
     prefix: prefix as string,
     timeoutMs: timeoutMs as number,
+    ...(auth ? { auth } : {}),
   };
 }
 
@@ -347,6 +393,7 @@ function parseOutput(value: unknown, at: (string | number)[], fail: Fail): Outpu
       if (!NATS_TOKEN.test(v)) fail([...at, key], `expected letters, digits, - and _ only, got "${v}"`);
       return v;
     };
+    const auth = natsAuth(o, at, fail);
     const subjectPrefix = str("subject_prefix", "idwrap");
     if (!subjectPrefix.split(".").every((p) => NATS_TOKEN.test(p))) {
       fail(
@@ -364,6 +411,7 @@ function parseOutput(value: unknown, at: (string | number)[], fail: Fail): Outpu
       batch: int("batch", 100, 1, 10_000),
       timeoutMs: int("timeout_ms", 5_000, 100),
       maxBackoffMs: int("max_backoff_ms", 30_000, 250),
+      ...(auth ? { auth } : {}),
     };
   }
   const url = str("url");

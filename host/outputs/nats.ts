@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { natsAuthOptions } from "./nats_auth.ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
 import type { AuditRecord } from "../audit/record.ts";
@@ -39,7 +40,13 @@ export class NatsTransport implements Transport {
     if (this.#js) return this.#js;
     const { servers, timeoutMs: timeout, stream, subjectPrefix } = this.config;
     // No automatic reconnection: the output's retry is the one loop that decides when to try again.
-    const nc = await connect({ servers, timeout, reconnect: false, name: `idwrap ${this.config.host}` });
+    const nc = await connect({
+      servers,
+      timeout,
+      reconnect: false,
+      name: `idwrap ${this.config.host}`,
+      ...natsAuthOptions(this.config.auth),
+    });
     try {
       const jsm = await jetstreamManager(nc, { timeout });
       await jsm.streams.info(stream).catch(() => jsm.streams.add({ name: stream, subjects: [`${subjectPrefix}.>`] }));

@@ -32,10 +32,13 @@ export function freePort(): number {
   return port;
 }
 
-/** Starts `nats-server -js` on 127.0.0.1:`port`, its store in `storeDir`, and waits until it listens. */
-export async function startNats(port: number, storeDir: string): Promise<Deno.ChildProcess> {
+/**
+ * Starts `nats-server -js` on 127.0.0.1:`port`, its store in `storeDir` (`extra`: more options, e.g. `--auth TOKEN`),
+ * and waits until it listens.
+ */
+export async function startNats(port: number, storeDir: string, extra: string[] = []): Promise<Deno.ChildProcess> {
   const child = new Deno.Command(NATS_SERVER!, {
-    args: ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir],
+    args: ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir, ...extra],
     stdin: "null",
     stdout: "null",
     stderr: "null",
