@@ -43,14 +43,20 @@ interface Sample {
   notified: number | null;
 }
 
-async function runCase(c: Case, work: string, tree: string, round: number): Promise<Sample> {
-  const command = c.command(work, tree);
+/**
+ * One timed run of `command` in `work`: bare (`idwrapArgs` null) or under `idwrap <idwrapArgs> -- command`, with a
+ * private store; its wall time and, under idwrap, the calls notified (the summary line on stderr).
+ */
+export async function timedRun(
+  work: string,
+  command: string[],
+  idwrapArgs: string[] | null,
+  label: string,
+): Promise<{ seconds: number; notified: number | null }> {
   const store = await Deno.makeTempDir({ dir: work, prefix: "store-" });
-  const args = c.policies === null
-    ? command.slice(1)
-    : ["run", ...c.policies.flatMap((p) => ["--policy", p]), "-o", "/dev/null", "--", ...command];
+  const args = idwrapArgs === null ? command.slice(1) : [...idwrapArgs, "-o", "/dev/null", "--", ...command];
   const start = performance.now();
-  const out = await new Deno.Command(c.policies === null ? command[0] : IDWRAP, {
+  const out = await new Deno.Command(idwrapArgs === null ? command[0] : IDWRAP, {
     args,
     env: { IDWRAP_STORE: `${store}/store.kv` },
     stdin: "null",
@@ -59,11 +65,16 @@ async function runCase(c: Case, work: string, tree: string, round: number): Prom
   }).output();
   const seconds = (performance.now() - start) / 1000;
   const stderr = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${c.label} failed (exit ${out.code}): ${stderr}`);
+  if (!out.success) throw new Error(`${label} failed (exit ${out.code}): ${stderr}`);
   await Deno.remove(store, { recursive: true });
   // With -o the report goes to the file; the summary line still reaches stderr.
   const notified = /(\d+) calls notified/.exec(stderr)?.[1];
-  return { round, case: c.id, seconds, notified: notified === undefined ? null : Number(notified) };
+  return { seconds, notified: notified === undefined ? null : Number(notified) };
+}
+
+async function runCase(c: Case, work: string, tree: string, round: number): Promise<Sample> {
+  const idwrapArgs = c.policies === null ? null : ["run", ...c.policies.flatMap((p) => ["--policy", p])];
+  return { round, case: c.id, ...await timedRun(work, c.command(work, tree), idwrapArgs, c.label) };
 }
 
 if (import.meta.main) {

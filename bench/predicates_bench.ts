@@ -14,9 +14,9 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { keepResults, median, table } from "./_report.ts";
+import { timedRun } from "./policy_bench.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const IDWRAP = `${ROOT}idwrap`;
 const ARG_CALLS = `${ROOT}build/tests/arg_calls`;
 const LOOP = 20_000;
 
@@ -61,25 +61,8 @@ interface Sample {
 }
 
 async function runCase(c: Case, work: string, tree: string, round: number, policies: Record<Mode, string>) {
-  const command = c.command(work, tree);
-  const store = await Deno.makeTempDir({ dir: work, prefix: "store-" });
-  const args = c.mode === "bare"
-    ? command.slice(1)
-    : ["run", "--source", "seccomp", "-p", policies[c.mode], "-o", "/dev/null", "--", ...command];
-  const start = performance.now();
-  const out = await new Deno.Command(c.mode === "bare" ? command[0] : IDWRAP, {
-    args,
-    env: { IDWRAP_STORE: `${store}/store.kv` },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  const seconds = (performance.now() - start) / 1000;
-  const stderr = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${c.label} failed (exit ${out.code}): ${stderr}`);
-  await Deno.remove(store, { recursive: true });
-  const notified = /(\d+) calls notified/.exec(stderr)?.[1];
-  return { round, case: c.id, seconds, notified: notified === undefined ? null : Number(notified) };
+  const idwrapArgs = c.mode === "bare" ? null : ["run", "--source", "seccomp", "-p", policies[c.mode]];
+  return { round, case: c.id, ...await timedRun(work, c.command(work, tree), idwrapArgs, c.label) };
 }
 
 if (import.meta.main) {
