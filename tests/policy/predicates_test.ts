@@ -106,7 +106,7 @@ Deno.test("rulePredicate: creat's fixed flags, openat2's flags in memory, signal
   assertEquals(rulePredicate(write, nr("openat2")), undefined, "open_how is in memory");
   assertEquals(rulePredicate(usr1, nr("kill")), [{ arg: 1, equals: [10, 15] }]);
   assertEquals(rulePredicate(usr1, nr("tgkill")), [{ arg: 2, equals: [10, 15] }]);
-  assertEquals(rulePredicate(usr1, nr("tkill")), undefined, "tkill's signal is not decoded: whole");
+  assertEquals(rulePredicate(usr1, nr("tkill")), [{ arg: 1, equals: [10, 15] }], "tkill's signal is its arg 1");
   assertEquals(rulePredicate(inet, nr("connect")), undefined, "a sockaddr is in memory");
   assertEquals(rulePredicate(path, nr("openat")), undefined);
   // `not` only takes calls away: the predicate is the truncate condition's alone.
@@ -128,8 +128,11 @@ Deno.test("buildInterest: a call's predicates are the union of its rules'; anyth
     flags: write
     action: deny
   - id: t
-    syscalls: [openat, tgkill]
+    syscalls: [openat]
     flags: truncate
+    action: alert
+  - id: s
+    syscalls: [tgkill]
     signal: SIGUSR1
     action: alert
 `);
