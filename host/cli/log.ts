@@ -34,7 +34,7 @@ export function logFormat(): LogFormat {
 export type LogFields = Record<string, unknown>;
 
 /** No control characters (ANSI escapes among them) reach a text line: a message quoting a file or argument is shown escaped. */
-function printable(text: string): string {
+export function printable(text: string): string {
   // deno-lint-ignore no-control-regex
   return text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
@@ -70,19 +70,30 @@ export function log(level: LogLevel, message: string, fields?: LogFields, logger
  * sessions, stopped) is info.
  */
 export function daemonLevel(line: string): LogLevel {
-  if (
-    /^reload refused\b|^uid \d+: |^cannot |^session \d+: (?!uid \d+ runs |its run does not keep up|\d+ events were)/
-      .test(line)
-  ) {
-    return "error";
-  }
-  if (
-    /^warning: |^refused: |cannot deliver|dropped \d+|not reached|does not keep up|were not sent|undelivered/.test(line)
-  ) {
-    return "warning";
-  }
+  if (ERROR_LINES.some((re) => re.test(line))) return "error";
+  if (WARNING_LINES.some((re) => re.test(line))) return "warning";
   return "info";
 }
+
+/** Lines that say something failed or was refused and nothing stands in (looked at first). */
+const ERROR_LINES = [
+  /^reload refused\b/, // the daemon's policies are not what the administrator wrote
+  /^uid \d+: /, // a control connection failed
+  /^cannot /, // e.g. the audit journals cannot be indexed
+  /^session \d+: (?!uid \d+ runs |its run does not keep up|\d+ events were)/, // a session's service failed
+  /^output \S+: stopped by an error/,
+  /^fleet: stopped following /,
+  /^fleet: \S+ revision \d+ refused/,
+];
+
+/** Lines that say something is degraded, refused on purpose or kept for later. */
+const WARNING_LINES = [
+  /^warning: /,
+  /^refused: /, // a control request from a wrapped process
+  /^output \S+: (cannot deliver|dropped \d+|record \S+ refused|stopping with records undelivered|its buffer was full)/,
+  /^fleet: (lost |\S+ not reached within )/,
+  /^session \d+: (its run does not keep up|\d+ events were not sent)/,
+];
 
 /** The daemon's default log function: its line at the level daemonLevel finds; a JSON message drops `warning: `. */
 export function daemonLog(line: string): void {

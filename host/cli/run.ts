@@ -20,7 +20,7 @@ import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
 import { EXIT_NOPERM, EXIT_SUPERVISION_LOST, parseArgument, UsageError } from "./exit.ts";
 import { parseSupervisorLoss, type SupervisorLoss } from "../sources/seccomp/holder.ts";
-import { log } from "./log.ts";
+import { log, printable } from "./log.ts";
 import { hookLines, summaryCounts, type SummaryRecord } from "./summary.ts";
 
 /** The policy `run` uses when none is given. */
@@ -255,7 +255,9 @@ export function registerRun(program: Command): void {
       } else if (!opts.json) {
         const how = result.signal ? `on ${result.signal}` : `with ${result.exitCode}`;
         const counts = summaryCounts(s);
-        console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
+        console.error(
+          printable(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`),
+        );
         if (opts.verbose) { for (const line of hookLines(s)) console.error(`idwrap: ${line}`); }
       }
       // The service manager is told: the tree ran without its supervisor at the end (docs/daemon.md).

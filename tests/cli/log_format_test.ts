@@ -10,6 +10,8 @@ import { startDaemon, waitFor } from "../daemon/daemon_helpers.ts";
 
 /** Observing close makes `run` warn (docs/seccomp.md, "Signals and EINTR"). */
 const CLOSE_POLICY = "version: 1\nname: watch-close\nobserve: [close, getpid]\n";
+/** An argument holding an ANSI escape (red text). */
+const RED = "\x1b[31mred";
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 interface LogLine {
@@ -27,7 +29,7 @@ function jsonLines(stderr: string): LogLine[] {
 /** A JSON log line as the text form writes it. */
 function asText(l: LogLine): string {
   const warn = l.level === "warning" ? "warning: " : "";
-  return `${l.logger}: ${warn}${l.message}`;
+  return `${l.logger}: ${warn}${l.message}`.replaceAll("\x1b", "\\x1b");
 }
 
 Deno.test("run --log-format json: the policy's warning is one JSON line at level warning; the text form is unchanged", async () => {
@@ -88,6 +90,9 @@ async function daemonLife(policy: string, args: string[]): Promise<{ log: string
   await Deno.writeTextFile(policy, CLOSE_POLICY);
   const d = await startDaemon([...args, "-p", policy]);
   try {
+    // A wrapped user's command line is in the daemon's log: its escapes must not reach an administrator's terminal.
+    const r = await idwrap(["run", "--run-dir", d.runDir, "--", "/bin/echo", RED], { env: d.env });
+    assertEquals(r.code, 0, r.stderr);
     await Deno.writeTextFile(policy, CLOSE_POLICY + "bogus_key: 1\n");
     d.process.kill("SIGHUP");
     await waitFor("the daemon to refuse the reload", () => d.log().includes("reload refused") || undefined);
@@ -102,9 +107,9 @@ Deno.test("daemon --log-format json: start, warning, serving, a refused reload a
   const text = await daemonLife(policy, []);
   const json = await daemonLife(policy, ["--log-format", "json"]);
   for (const l of [text.log, json.log]) assert(!l.includes("\x1b"), "an ANSI escape in a daemon log");
-  // Each run has its own run dir and store: named alike, the two logs compare line for line.
+  // Each run has its own run dir, store and pids: named alike, the two logs compare line for line.
   const same = (log: string, paths: string[]) =>
-    paths.reduce((s, p) => s.replaceAll(p, "<dir>"), log).trimEnd().split("\n");
+    paths.reduce((s, p) => s.replaceAll(p, "<dir>"), log).replace(/\(pid \d+\)/g, "(pid N)").trimEnd().split("\n");
   const textLines = same(text.log, text.paths);
   assert(textLines.every((l) => l.startsWith("idwrap daemon: ")), text.log);
   const lines = json.log.trimEnd().split("\n").map((l) => {
@@ -118,7 +123,10 @@ Deno.test("daemon --log-format json: start, warning, serving, a refused reload a
     ["warning", "info", "error", "info"],
     json.log,
   );
-  assert(levelOf("reload refused, ") && json.log.includes("bogus_key"), json.log);
+  assert(json.log.includes("bogus_key"), json.log);
+  // The command line is logged, its escape shown, not sent: `\x1b` in the text, `\u001b` in JSON.
+  assert(text.log.includes(`runs /bin/echo \\x1b[31mred`), text.log);
+  assertEquals(lines.filter((l) => l.message.includes(`runs /bin/echo ${RED} (pid `)).map((l) => l.level), ["info"]);
   // Written as text, the JSON run's lines are the text run's, byte for byte (but the temporary directories).
   assertEquals(same(lines.map(asText).join("\n"), json.paths), textLines);
 });
