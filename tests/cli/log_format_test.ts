@@ -5,7 +5,7 @@
  * error is a pipe here, not a terminal).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { idwrap, writePolicy } from "../helpers.ts";
+import { ensureUser, idwrap, idwrapAsUser, writePolicy } from "../helpers.ts";
 import { startDaemon, waitFor } from "../daemon/daemon_helpers.ts";
 
 /** Observing close makes `run` warn (docs/seccomp.md, "Signals and EINTR"). */
@@ -129,4 +129,28 @@ Deno.test("daemon --log-format json: start, warning, serving, a refused reload a
   assertEquals(lines.filter((l) => l.message.includes(`runs /bin/echo ${RED} (pid `)).map((l) => l.level), ["info"]);
   // Written as text, the JSON run's lines are the text run's, byte for byte (but the temporary directories).
   assertEquals(same(lines.map(asText).join("\n"), json.paths), textLines);
+});
+
+Deno.test("an ordinary user the daemon serves cannot send terminal escapes through the root daemon's text log", async () => {
+  const uid = await ensureUser("idwrap-logger");
+  const home = await Deno.makeTempDir({ prefix: "idwrap-logger-" });
+  const policy = await writePolicy(CLOSE_POLICY);
+  for (const format of ["text", "json"]) {
+    const d = await startDaemon(["--log-format", format, "-p", policy, "--allow", "idwrap-logger"]);
+    try {
+      // The payload: an escape in argv, which the daemon logs with the session it starts.
+      const r = await idwrapAsUser(uid, home, ["run", "--run-dir", d.runDir, "--", "/bin/echo", RED]);
+      assertEquals(r.code, 0, r.stderr);
+      assert(r.stderr.includes("(served by the daemon)"), r.stderr);
+      // The control: the bytes are delivered (echo prints them) and reach the daemon's logger as they were.
+      assertEquals(r.stdout, `${RED}\n`);
+      await waitFor("the session's log line", () => d.log().includes(`uid ${uid} runs /bin/echo `) || undefined);
+    } finally {
+      await d.stop();
+    }
+    const line = d.log().split("\n").find((l) => l.includes(`uid ${uid} runs /bin/echo `))!;
+    assert(!line.includes("\x1b"), `an escape in the root daemon's ${format} log: ${JSON.stringify(line)}`);
+    if (format === "json") assert((JSON.parse(line) as LogLine).message.includes(`/bin/echo ${RED} (pid `), line);
+    else assert(line.includes("/bin/echo \\x1b[31mred (pid "), line);
+  }
 });
