@@ -24,6 +24,8 @@ const program = new Command("idwrap")
   .description("intrusion-detection wrappers for Linux processes")
   .version(VERSION)
   .showHelpAfterError()
+  // `idwrap run --help` lists --log-format too (a global option).
+  .configureHelp({ showGlobalOptions: true })
   // Commander has printed its message (unknown command or option, missing argument): bad usage exits 2 for every
   // command, which inherit this; help and --version exit 0. Set before the commands are added, so they inherit it.
   .exitOverride((err) => Deno.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
