@@ -16,6 +16,7 @@ import { parseSupervisorLoss } from "../sources/seccomp/holder.ts";
 import { ConfigError, type DaemonConfig, DEFAULT_CONFIG, loadConfig } from "../outputs/config.ts";
 import { parseMetricsAddress } from "../daemon/metrics.ts";
 import { checkPolicies } from "./policy.ts";
+import { log } from "./log.ts";
 
 /** A user name or uid → uid. */
 export function uidOf(user: string): number {
@@ -31,9 +32,7 @@ const collect = (v: string, acc: string[] = []) => [...acc, v];
 async function client(runDir: string): Promise<DaemonClient> {
   const c = await DaemonClient.connect(runDir);
   if (!c) {
-    console.error(
-      `idwrap: no idwrap daemon answers for uid ${Deno.uid()} at ${runDir}; start one with \`idwrap daemon\``,
-    );
+    log("error", `no idwrap daemon answers for uid ${Deno.uid()} at ${runDir}; start one with \`idwrap daemon\``);
     Deno.exit(EXIT_NO_DAEMON);
   }
   return c;

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { log } from "./log.ts";
 import type { Command } from "commander";
 import { fileURLToPath } from "node:url";
 import { moduleLoaded, probeKmod } from "../sources/kmod/source.ts";
@@ -26,7 +27,7 @@ async function sh(cmd: string, args: string[]): Promise<{ code: number; out: str
 }
 
 function fail(message: string): never {
-  console.error(`idwrap: ${message}`);
+  log("error", message);
   Deno.exit(EXIT_FAILED);
 }
 

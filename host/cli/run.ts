@@ -20,6 +20,7 @@ import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
 import { EXIT_NOPERM, EXIT_SUPERVISION_LOST, parseArgument, UsageError } from "./exit.ts";
 import { parseSupervisorLoss, type SupervisorLoss } from "../sources/seccomp/holder.ts";
+import { log, printable } from "./log.ts";
 import { hookLines, summaryCounts, type SummaryRecord } from "./summary.ts";
 
 /** The policy `run` uses when none is given. */
@@ -110,14 +111,16 @@ async function runViaDaemon(
       if (summary) break;
       // The daemon went away (restarted, stopped, crashed, killed) while the tree ran: said at once, for the journal.
       disconnected = true;
-      console.error(
-        `idwrap: the daemon stopped serving ${command[0]} before its tree ended; waiting up to ` +
+      log(
+        "warning",
+        `the daemon stopped serving ${command[0]} before its tree ended; waiting up to ` +
           `${RESUME_WAIT_MS / 1000} s for a daemon to take it over (idwrap daemon --restart)`,
       );
       const next = await resume(runDir, launch.session, giveUp.signal);
       if (!next) {
-        console.error(
-          `idwrap: no daemon took ${command[0]} over: the tree got the daemon's on_supervisor_loss answer (killed, ` +
+        log(
+          "error",
+          `no daemon took ${command[0]} over: the tree got the daemon's on_supervisor_loss answer (killed, ` +
             `or EPERM for every notified call); exiting ${EXIT_SUPERVISION_LOST} when it ends`,
         );
         break;
@@ -125,7 +128,7 @@ async function runViaDaemon(
       current.close();
       current = next;
       disconnected = false;
-      console.error(`idwrap: the daemon that took over serves ${command[0]}`);
+      log("info", `the daemon that took over serves ${command[0]}`);
     }
     clearTimeout(flushTimer);
     sink.flush();
@@ -156,7 +159,7 @@ async function runStandalone(
   onSupervisorLoss: SupervisorLoss,
 ): Promise<Outcome> {
   const policies = policyFiles.map(loadPolicy);
-  for (const warning of policies.flatMap((p) => p.warnings ?? [])) console.error(`idwrap: warning: ${warning}`);
+  for (const warning of policies.flatMap((p) => p.warnings ?? [])) log("warning", warning);
   const storePath = defaultStorePath();
   const audit = await AuditLog.open(storePath);
   try {
@@ -169,8 +172,8 @@ async function runStandalone(
         audit.appendJournaled(events.map(toAuditRecords), marks);
         return audit.flush();
       },
-      onChoice: (s, why) => verbose && console.error(`idwrap: event source ${s}: ${why}`),
-      onWarning: (message) => console.error(`idwrap: warning: ${message}`),
+      onChoice: (s, why) => verbose && log("info", `event source ${s}: ${why}`),
+      onWarning: (message) => log("warning", message),
       onSupervisorLoss,
     });
   } catch (e) {
@@ -225,8 +228,9 @@ export function registerRun(program: Command): void {
       const standalone = opts.standalone || opts.policy !== undefined || source !== "auto";
       const client = standalone ? undefined : await DaemonClient.connect(opts.runDir);
       if (!standalone && !client && daemonPresent(opts.runDir)) {
-        console.error(
-          `idwrap: the idwrap daemon at ${opts.runDir} does not accept uid ${Deno.uid()}; ` +
+        log(
+          "error",
+          `the idwrap daemon at ${opts.runDir} does not accept uid ${Deno.uid()}; ` +
             "ask its operator to allow you (idwrap daemon --allow), or use --standalone",
         );
         Deno.exit(EXIT_NOPERM);
@@ -251,7 +255,9 @@ export function registerRun(program: Command): void {
       } else if (!opts.json) {
         const how = result.signal ? `on ${result.signal}` : `with ${result.exitCode}`;
         const counts = summaryCounts(s);
-        console.error(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`);
+        console.error(
+          printable(`idwrap: ${command[0]} exited ${how}${client ? " (served by the daemon)" : ""}${counts}`),
+        );
         if (opts.verbose) { for (const line of hookLines(s)) console.error(`idwrap: ${line}`); }
       }
       // The service manager is told: the tree ran without its supervisor at the end (docs/daemon.md).

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { log } from "./log.ts";
 import type { Command } from "commander";
 import type { Policy } from "../policy/policy.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
@@ -101,7 +102,7 @@ export function registerTrace(program: Command): void {
             emulateOpens: opts.emulate,
             // auto: not the hybrid, whose ring cannot fault in a path strace would print (docs/bpf.md).
             autoPrefers: "seccomp",
-            onChoice: (chosen, why) => opts.verbose && console.error(`idwrap: event source ${chosen}: ${why}`),
+            onChoice: (chosen, why) => opts.verbose && log("info", `event source ${chosen}: ${why}`),
           }).catch(refused);
           Deno.exitCode = result.exitCode;
         }

@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import type { JournalMarks } from "../audit/journal.ts";
+import { daemonLog } from "../cli/log.ts";
 import { AuditLog } from "../audit/log.ts";
 import { toAuditRecords } from "../audit/record.ts";
 import { serveTail } from "../audit/stream.ts";
@@ -136,7 +137,7 @@ export class Daemon {
   private constructor(opts: DaemonOptions) {
     this.#opts = opts;
     this.#files = [...opts.policyFiles];
-    this.#log = opts.log ?? ((line) => console.error(`idwrap daemon: ${line}`));
+    this.#log = opts.log ?? daemonLog; // text or JSON lines with levels (--log-format)
   }
 
   /** Loads the policies (refusing to start on a bad one), opens the store and audit log, listens. */
