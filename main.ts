@@ -18,7 +18,7 @@ import { controlSocket, defaultRunDir } from "./host/daemon/protocol.ts";
 import { defaultStorePath } from "./host/store/kv.ts";
 import { EXIT_INTERNAL, EXIT_USAGE, UsageError } from "./host/cli/exit.ts";
 import { VERSION } from "./host/version.ts";
-import { log, LOG_FORMATS, type LogFormat, setLogFormat } from "./host/cli/log.ts";
+import { log, LOG_FORMATS, type LogFormat, setLogFormat } from "./host/log.ts";
 
 const program = new Command("idwrap")
   .description("intrusion-detection wrappers for Linux processes")

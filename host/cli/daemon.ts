@@ -16,7 +16,7 @@ import { parseSupervisorLoss } from "../sources/seccomp/holder.ts";
 import { ConfigError, type DaemonConfig, DEFAULT_CONFIG, loadConfig } from "../outputs/config.ts";
 import { parseMetricsAddress } from "../daemon/metrics.ts";
 import { checkPolicies } from "./policy.ts";
-import { log } from "./log.ts";
+import { log } from "../log.ts";
 
 /** A user name or uid → uid. */
 export function uidOf(user: string): number {

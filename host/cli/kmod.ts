@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { log } from "./log.ts";
+import { log } from "../log.ts";
 import type { Command } from "commander";
 import { fileURLToPath } from "node:url";
 import { moduleLoaded, probeKmod } from "../sources/kmod/source.ts";

@@ -20,7 +20,7 @@ import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
 import { EXIT_NOPERM, EXIT_SUPERVISION_LOST, parseArgument, UsageError } from "./exit.ts";
 import { parseSupervisorLoss, type SupervisorLoss } from "../sources/seccomp/holder.ts";
-import { log, printable } from "./log.ts";
+import { log, printable } from "../log.ts";
 import { hookLines, summaryCounts, type SummaryRecord } from "./summary.ts";
 
 /** The policy `run` uses when none is given. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { log } from "./log.ts";
+import { log } from "../log.ts";
 import type { Command } from "commander";
 import type { Policy } from "../policy/policy.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";

@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import type { JournalMarks } from "../audit/journal.ts";
-import { daemonLog } from "../cli/log.ts";
+import { daemonLog } from "../log.ts";
 import { AuditLog } from "../audit/log.ts";
 import { toAuditRecords } from "../audit/record.ts";
 import { serveTail } from "../audit/stream.ts";

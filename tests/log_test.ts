@@ -1,9 +1,9 @@
 /**
- * host/cli/log.ts: the level of each kind of line the daemon and its outputs log (they pass lines, not levels), and
+ * host/log.ts: the level of each kind of line the daemon and its outputs log (they pass lines, not levels), and
  * the two forms of a line. The real runs are in log_format_test.ts.
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { daemonLevel, formatLog } from "../../host/cli/log.ts";
+import { daemonLevel, formatLog } from "../host/log.ts";
 
 Deno.test("daemonLevel: each line the daemon and its outputs write gets its deliberate level", () => {
   const lines: [string, string][] = [
