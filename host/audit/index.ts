@@ -100,7 +100,8 @@ export function indexRanges(filter: AuditFilter): IndexRange[] {
       selector: {
         start: [...INDEX_PREFIX, "time", since],
         // Timestamps are whole milliseconds: `until + 0.5` ends after every key of `until` itself (both inclusive).
-        end: [...INDEX_PREFIX, "time", until === undefined ? Number.MAX_VALUE : until + 0.5],
+        // An inverted range (since after until) is empty, not an error.
+        end: [...INDEX_PREFIX, "time", until === undefined ? Number.MAX_VALUE : Math.max(since, until + 0.5)],
       },
     });
   }

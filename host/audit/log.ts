@@ -321,6 +321,7 @@ export class AuditLog {
   async *query(filter: AuditFilter = {}): AsyncGenerator<AuditRecord> {
     const limit = filter.limit ?? Infinity;
     if (limit <= 0) return;
+    if (filter.since && filter.until && filter.since > filter.until) return; // nothing, and an inverted key range
     if (!this.#closed) await this.flush();
     const matches = auditFilter(filter);
     let n = 0;
