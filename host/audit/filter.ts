@@ -18,6 +18,10 @@ export interface AuditFilter {
   program?: string;
   /** `idwrap.wrapper` or `rule.name`. */
   wrapper?: string;
+  /** `event.outcome` (`success`, `failure`, `unknown`). */
+  outcome?: string;
+  /** `host.name`. */
+  host?: string;
   /** At most this many records, the first in sequence order. */
   limit?: number;
 }
@@ -32,6 +36,8 @@ export function auditFilter(filter: AuditFilter): (r: AuditRecord) => boolean {
     if (filter.wrapper !== undefined && r["idwrap.wrapper"] !== filter.wrapper && r["rule.name"] !== filter.wrapper) {
       return false;
     }
+    if (filter.outcome !== undefined && r["event.outcome"] !== filter.outcome) return false;
+    if (filter.host !== undefined && r["host.name"] !== filter.host) return false;
     if (since !== -Infinity || until !== Infinity) {
       const t = Date.parse(r["@timestamp"]);
       if (!(t >= since && t <= until)) return false;

@@ -9,6 +9,10 @@
  * Keys: `["audit", "seq", <sequence: bigint>]` → the record, with `expireIn`;
  * `["audit", "meta", "last-sequence"]` → the last sequence written (no
  * expiry), so numbers are never reused even when every record has expired.
+ * Each record's index entries (`["audit", "idx", …]`, ./index.ts) are
+ * committed with it, with the same `expireIn`; `["audit", "meta",
+ * "indexed-from"]` → the first sequence written with them (records below it,
+ * from a store older than the indexes, are scanned).
  * The wrappers' store (host/store/kv.ts) uses `["idwrap", …]`, so both live
  * in one file.
  *
@@ -22,6 +26,7 @@ import { join } from "node:path";
 import { journalDir, type JournalMarks, orphanJournals, readJournal } from "./journal.ts";
 import { type AuditFilter, auditFilter } from "./filter.ts";
 import { fit } from "./fit.ts";
+import { indexKeys, type IndexRange, indexRanges } from "./index.ts";
 import { agentId, type AgentIdentity, agentIdentity } from "./identity.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "./record.ts";
 import { AuditSubscription, type SubscribeOptions } from "./subscription.ts";
@@ -36,6 +41,8 @@ const LAST_KEY = ["audit", "meta", "last-sequence"] as const;
 const JOURNAL_KEY = ["audit", "meta", "journal"] as const;
 /** `[…, <output name>]` → the last sequence an output has delivered or passed over (host/outputs/output.ts). */
 const CURSOR_KEY = ["audit", "meta", "output"] as const;
+/** The first sequence stored with its index entries (no expiry): the ones below it are older than the indexes. */
+const INDEXED_FROM_KEY = ["audit", "meta", "indexed-from"] as const;
 /** Journal entries replayed between two waits for Deno KV (bounds the replay's memory). */
 const REPLAY_CHUNK = 2000;
 
@@ -43,6 +50,19 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Deno KV takes at most 1000 mutations and 800 KiB per atomic commit; we stay well under. */
 const BATCH_RECORDS = 500;
 const BATCH_BYTES = 600 * 1024;
+/** With the index entries: mutations (of at most 1000) and key bytes (of at most 80 KiB) per commit. */
+const BATCH_MUTATIONS = 900;
+const BATCH_KEY_BYTES = 60 * 1024;
+/** An index whose range holds more than this share of the records is not worth a get per record: scan. */
+const INDEX_MAX_SHARE = 0.25;
+
+/** How `query` answers a filter (for tests and benchmarks). */
+export interface QueryPlan {
+  /** The index used for the records written with index entries, or "scan". */
+  index: IndexRange["field"] | "scan";
+  /** Records below this sequence are older than the indexes and scanned. */
+  indexedFrom: number;
+}
 
 /** Options of `AuditLog.open`. */
 export interface AuditLogOptions {
@@ -87,6 +107,8 @@ export class AuditLog {
   #waiters: Waiter[] = [];
   #error: unknown;
   #closed = false;
+  /** The first sequence stored with index entries. */
+  #indexedFrom = 1;
 
   private constructor(kv: Deno.Kv, path: string, last: number, retentionDays: number) {
     this.#kv = kv;
@@ -118,6 +140,7 @@ export class AuditLog {
       }
       const log = new AuditLog(kv, path, last, retentionDays);
       log.#lastStamp = stamp;
+      log.#indexedFrom = await indexedFrom(kv, last);
       log.#identity = Object.entries(agentIdentity(await agentId(kv)));
       if (options.replay ?? true) await log.replay();
       return log;
@@ -289,18 +312,91 @@ export class AuditLog {
     return sub;
   }
 
-  /** Stored records matching the filter, in sequence order (after flushing what was appended here). */
+  /**
+   * Stored records matching the filter, in sequence order (after flushing what was appended here). The records
+   * written with index entries are found through the most selective index the filter names (./index.ts), then got
+   * one by one; a filter no index covers, or whose smallest index range holds too many records, scans. Records older
+   * than the indexes (below `indexed-from`) are always scanned.
+   */
   async *query(filter: AuditFilter = {}): AsyncGenerator<AuditRecord> {
     const limit = filter.limit ?? Infinity;
     if (limit <= 0) return;
+    if (filter.since && filter.until && filter.since > filter.until) return; // nothing, and an inverted key range
     if (!this.#closed) await this.flush();
     const matches = auditFilter(filter);
     let n = 0;
-    for await (const e of this.#kv.list<AuditRecord>({ prefix: [...AUDIT_PREFIX] }, { batchSize: 500 })) {
-      const r = e.value;
-      if (!matches(r)) continue;
-      yield r;
-      if (++n >= limit) return;
+    const picked = await this.#pick(filter);
+    // Everything when no index answers; else only the records older than the indexes, if any.
+    const scan: Deno.KvListSelector | undefined = picked === undefined
+      ? { prefix: [...AUDIT_PREFIX] }
+      : this.#indexedFrom > 1
+      ? { prefix: [...AUDIT_PREFIX], end: [...AUDIT_PREFIX, BigInt(this.#indexedFrom)] }
+      : undefined;
+    if (scan) {
+      for await (const e of this.#kv.list<AuditRecord>(scan, { batchSize: 500 })) {
+        const r = e.value;
+        if (!matches(r)) continue;
+        yield r;
+        if (++n >= limit) return;
+      }
+    }
+    if (picked === undefined) return;
+    // Index entries whose record is gone (expired first, or deleted) are passed over.
+    for (let i = 0; i < picked.length; i += 100) {
+      const chunk = picked.slice(i, i + 100);
+      const got = await Promise.all(
+        Array.from(
+          { length: Math.ceil(chunk.length / 10) },
+          (_, j) => this.#kv.getMany<AuditRecord[]>(chunk.slice(j * 10, j * 10 + 10).map((q) => [...AUDIT_PREFIX, q])),
+        ),
+      );
+      for (const e of got.flat()) {
+        const r = e.value;
+        if (r === null || !matches(r)) continue;
+        yield r;
+        if (++n >= limit) return;
+      }
+    }
+  }
+
+  /** How `query` would answer a filter now. */
+  async plan(filter: AuditFilter): Promise<QueryPlan> {
+    const ranges = indexRanges(filter);
+    const picked = ranges.length ? await this.#smallest(ranges) : undefined;
+    return { index: picked?.field ?? "scan", indexedFrom: this.#indexedFrom };
+  }
+
+  /** The sorted sequences (at or above indexed-from) of the smallest index range the filter names, if one is small. */
+  async #pick(filter: AuditFilter): Promise<bigint[] | undefined> {
+    const ranges = indexRanges(filter);
+    if (ranges.length === 0) return undefined;
+    return (await this.#smallest(ranges))?.seqs;
+  }
+
+  /**
+   * Lists the ranges side by side, a batch from each in turn, until one ends: the smallest, at the cost of reading
+   * as much of each of the others. None when every range holds more than INDEX_MAX_SHARE of the records.
+   */
+  async #smallest(ranges: IndexRange[]): Promise<{ field: IndexRange["field"]; seqs: bigint[] } | undefined> {
+    const cap = Math.max(1000, Math.ceil((this.#seq - this.#indexedFrom + 1) * INDEX_MAX_SHARE));
+    const lists = ranges.map((r) => ({
+      field: r.field,
+      it: this.#kv.list<boolean>(r.selector, { batchSize: 500 })[Symbol.asyncIterator](),
+      seqs: [] as bigint[],
+    }));
+    for (;;) {
+      for (const l of lists) {
+        for (let k = 0; k < 500; k++) {
+          const next = await l.it.next();
+          if (next.done) {
+            const seqs = [...new Set(l.seqs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+            return { field: l.field, seqs };
+          }
+          const seq = next.value.key[next.value.key.length - 1] as bigint;
+          if (seq >= this.#indexedFrom) l.seqs.push(seq);
+        }
+        if (lists.every((x) => x.seqs.length > cap)) return undefined;
+      }
     }
   }
 
@@ -373,18 +469,26 @@ export class AuditLog {
       for (let i = 0; i < items.length;) {
         const start = i;
         const atomic = this.#kv.atomic();
-        let bytes = 0;
+        let bytes = 0, mutations = 0, keyBytes = 0;
         const marks = new Map<string, number>();
+        let index = indexKeys(items[i].record);
         while (
           i < items.length &&
           (items[i - 1]?.more && i > start ||
-            i - start < BATCH_RECORDS && (i === start || bytes + items[i].bytes <= BATCH_BYTES))
+            i - start < BATCH_RECORDS && (i === start ||
+                bytes + items[i].bytes <= BATCH_BYTES && mutations + 1 + index.length <= BATCH_MUTATIONS &&
+                  keyBytes + keySize(index) <= BATCH_KEY_BYTES))
         ) {
           const { record, mark } = items[i++];
           const seq = record["event.sequence"]!;
+          // The record and its index entries in one commit, with one expiry: neither is ever kept without the other.
           atomic.set([...AUDIT_PREFIX, BigInt(seq)], record, { expireIn: this.#expireIn });
+          for (const key of index) atomic.set(key, true, { expireIn: this.#expireIn });
           if (mark) marks.set(mark.file, mark.end);
           bytes += items[i - 1].bytes;
+          mutations += 1 + index.length;
+          keyBytes += keySize(index) + 16;
+          if (i < items.length) index = indexKeys(items[i].record);
         }
         const last = items[i - 1].record["event.sequence"]!;
         atomic.set(LAST_KEY, BigInt(last));
@@ -430,6 +534,28 @@ export class AuditLog {
         }
       }
     }
+  }
+}
+
+/** About how many bytes the keys take in a commit (Deno KV bounds their total). */
+function keySize(keys: Deno.KvKey[]): number {
+  let n = 0;
+  for (const key of keys) for (const part of key) n += typeof part === "string" ? part.length * 3 + 2 : 10;
+  return n;
+}
+
+/**
+ * The first sequence stored with index entries: set once, on the first open by code that writes them, after the
+ * last sequence the store had then (an old store's records stay below it and are scanned).
+ */
+async function indexedFrom(kv: Deno.Kv, last: number): Promise<number> {
+  for (;;) {
+    const got = await kv.get<bigint>(INDEXED_FROM_KEY);
+    if (typeof got.value === "bigint") return Number(got.value);
+    const r = await commitRetrying(
+      kv.atomic().check({ key: INDEXED_FROM_KEY, versionstamp: null }).set(INDEXED_FROM_KEY, BigInt(last + 1)),
+    );
+    if (r.ok) return last + 1;
   }
 }
 

@@ -29,6 +29,9 @@ export interface AuditQueryOptions {
   queue?: string;
   program?: string;
   wrapper?: string;
+  rule?: string;
+  outcome?: string;
+  host?: string;
   limit?: string;
   json?: boolean;
   store?: string;
@@ -42,6 +45,9 @@ export interface AuditTailOptions {
 }
 
 export { UsageError };
+
+/** ECS `event.outcome` values. */
+const OUTCOMES = ["success", "failure", "unknown"];
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -73,7 +79,18 @@ export function queryFilter(opts: AuditQueryOptions, now = Date.now()): AuditFil
   }
   if (opts.queue !== undefined) filter.queue = checkQueue(opts.queue);
   if (opts.program !== undefined) filter.program = opts.program;
-  if (opts.wrapper !== undefined) filter.wrapper = opts.wrapper;
+  if (opts.wrapper !== undefined && opts.rule !== undefined && opts.wrapper !== opts.rule) {
+    throw new UsageError(`--wrapper "${opts.wrapper}" and --rule "${opts.rule}" differ: give one`);
+  }
+  const rule = opts.rule ?? opts.wrapper;
+  if (rule !== undefined) filter.wrapper = rule;
+  if (opts.outcome !== undefined) {
+    if (!OUTCOMES.includes(opts.outcome)) {
+      throw new UsageError(`bad --outcome "${opts.outcome}": expected one of ${OUTCOMES.join(", ")}`);
+    }
+    filter.outcome = opts.outcome;
+  }
+  if (opts.host !== undefined) filter.host = opts.host;
   if (opts.limit !== undefined) {
     if (!/^\d+$/.test(opts.limit) || Number(opts.limit) < 1) {
       throw new UsageError(`bad --limit "${opts.limit}": expected a positive integer`);
@@ -154,12 +171,15 @@ export function registerAudit(program: Command, options: AuditCliContext): void 
     .description("query the audit log, or follow the daemon's audit queues");
 
   audit.command("query")
-    .description("print stored audit records (reads the audit store; no daemon needed)")
+    .description("print stored audit records (reads the audit store, through its indexes; no daemon needed)")
     .option("--since <time>", "records at or after: an ISO date, or a time ago (10m, 2h, 1d)")
     .option("--until <time>", "records at or before: an ISO date, or a time ago")
     .option("--queue <queue>", `one queue: ${AUDIT_QUEUES.join(", ")}`)
     .option("--program <glob>", "a glob on the program's path or name (/usr/bin/*, ssh*)")
     .option("--wrapper <name>", "records of this wrapper or rule")
+    .option("--rule <name>", "the same as --wrapper: idwrap.wrapper or rule.name")
+    .option("--outcome <outcome>", `event.outcome: ${OUTCOMES.join(", ")}`)
+    .option("--host <name>", "host.name: records kept on this host")
     .option("--limit <n>", "at most n records, the first in sequence order")
     .option("--json", "one ECS JSON record per line")
     .option("--store <path>", "the audit store (a Deno KV path; default: $IDWRAP_STORE or the user's state directory)")

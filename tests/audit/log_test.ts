@@ -116,10 +116,15 @@ Deno.test("log: records are kept with the retention as Deno KV expireIn", async 
     const rows = db.prepare("SELECT expiration_ms FROM kv").all() as { expiration_ms: number }[];
     db.close();
     const expiries = rows.map((r) => Number(r.expiration_ms)).sort((a, b) => a - b);
-    assertEquals(expiries.length, 4, "two records, the last-sequence key and the agent id");
-    assertEquals(expiries.slice(0, 2), [-1, -1], "the last-sequence key and the agent id never expire");
+    // Each record has 6 index entries here (time, program twice, outcome, host, queue: host/audit/index.ts).
+    assertEquals(
+      expiries.length,
+      3 + 2 * 7,
+      "two records and their index entries, last-sequence, agent id, indexed-from",
+    );
+    assertEquals(expiries.slice(0, 3), [-1, -1, -1], "last-sequence, the agent id and indexed-from never expire");
     const ms = days * 86_400_000;
-    for (const e of expiries.slice(2)) assert(e >= before + ms && e <= after + ms, `expiry ${e} for ${days} days`);
+    for (const e of expiries.slice(3)) assert(e >= before + ms && e <= after + ms, `expiry ${e} for ${days} days`);
   }
 });
 
@@ -149,9 +154,10 @@ Deno.test("log: the audit log and the wrappers' store share one Deno KV file", a
 
   const kv = await Deno.openKv(path);
   const prefixes: unknown[] = [];
-  for await (const e of kv.list({ prefix: [] })) prefixes.push(e.key[0]);
+  for await (const e of kv.list({ prefix: [] })) if (e.key[1] !== "idx") prefixes.push(e.key[0]);
   kv.close();
-  assertEquals(prefixes.sort(), ["audit", "audit", "audit", "idwrap"]); // a record, last-sequence, agent-id
+  // a record, last-sequence, agent-id, indexed-from (and the record's index entries)
+  assertEquals(prefixes.sort(), ["audit", "audit", "audit", "audit", "idwrap"]);
   const again = await WrapperStore.open(path);
   assertEquals((await again.load("deny_path")).list(new Uint8Array()).length, 1);
   await again.close();
