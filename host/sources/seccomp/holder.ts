@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { addressOf, errno, libc } from "../../unsafe/libc.ts";
+import { errno, libc } from "../../unsafe/libc.ts";
+import { sendWithFd, seqpacketPair } from "../../unsafe/fd_passing.ts";
 import { holderPath } from "../launcher.ts";
 
 /** What a tree gets when its supervisor is gone for good. */
@@ -34,15 +35,7 @@ export interface HeldSession {
   mode: SupervisorLoss;
 }
 
-const SYS_SENDMSG = 46n;
-const SYS_SOCKETPAIR = 53n;
-const AF_UNIX = 1n;
-const SOCK_SEQPACKET = 5n;
-const SOCK_CLOEXEC = 0x80000n;
 const F_SETFD = 2;
-const SOL_SOCKET = 1;
-const SCM_RIGHTS = 1;
-const MSG_NOSIGNAL = 0x4000n;
 
 /** A running idwrap-holder, started by this supervisor. */
 export class ListenerHolder {
@@ -59,18 +52,7 @@ export class ListenerHolder {
    */
   static async start(): Promise<ListenerHolder> {
     const path = await holderPath();
-    const pair = new Int32Array(2);
-    const r = libc.symbols.syscall(
-      SYS_SOCKETPAIR,
-      AF_UNIX,
-      SOCK_SEQPACKET | SOCK_CLOEXEC,
-      0n,
-      addressOf(new Uint8Array(pair.buffer)),
-      0n,
-      0n,
-    );
-    if (r < 0n) throw new Error(`socketpair for idwrap-holder failed: errno ${errno()}`);
-    const [ours, theirs] = pair;
+    const [ours, theirs] = seqpacketPair();
     let child: Deno.ChildProcess;
     try {
       // Inherited by the holder only: nothing else is started while the supervisor starts.
@@ -98,28 +80,7 @@ export class ListenerHolder {
    * @throws when the holder is gone or does not confirm
    */
   hold(session: number, pid: number, listener: number, mode: SupervisorLoss): void {
-    const text = new TextEncoder().encode(`hold ${session} ${pid} ${mode}`);
-    const iov = new BigUint64Array([addressOf(text), BigInt(text.length)]);
-    const control = new Uint8Array(24); // CMSG_SPACE(sizeof(int))
-    const cv = new DataView(control.buffer);
-    cv.setBigUint64(0, 20n, true); // cmsg_len = CMSG_LEN(sizeof(int))
-    cv.setInt32(8, SOL_SOCKET, true);
-    cv.setInt32(12, SCM_RIGHTS, true);
-    cv.setInt32(16, listener, true);
-    const msg = new BigUint64Array(7); // struct msghdr
-    msg[2] = addressOf(new Uint8Array(iov.buffer));
-    msg[3] = 1n;
-    msg[4] = addressOf(control);
-    msg[5] = BigInt(control.length);
-    const sent = libc.symbols.syscall(
-      SYS_SENDMSG,
-      BigInt(this.fd),
-      addressOf(new Uint8Array(msg.buffer)),
-      MSG_NOSIGNAL,
-      0n,
-      0n,
-      0n,
-    );
+    const sent = sendWithFd(this.fd, new TextEncoder().encode(`hold ${session} ${pid} ${mode}`), listener);
     if (sent < 0n) throw new Error(`idwrap-holder (pid ${this.pid}) is gone: errno ${errno()}`);
     const reply = new Uint8Array(64);
     const n = Number(libc.symbols.read(this.fd, reply, BigInt(reply.length)));
