@@ -20,7 +20,8 @@ export class LibbpfError extends Error {
   }
 }
 
-const SYMBOLS = {
+/** The libbpf symbols this source calls (exported for the test that keeps callback-running calls off V8's fast path). */
+export const SYMBOLS = {
   bpf_object__open_file: { parameters: ["buffer", "pointer"], result: "pointer" },
   bpf_object__load: { parameters: ["pointer"], result: "i32" },
   bpf_object__close: { parameters: ["pointer"], result: "void" },
@@ -42,8 +43,13 @@ const SYMBOLS = {
   bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   bpf_map_delete_elem: { parameters: ["i32", "buffer"], result: "i32" },
   ring_buffer__new: { parameters: ["i32", "function", "pointer", "pointer"], result: "pointer" },
-  ring_buffer__poll: { parameters: ["pointer", "i32"], result: "i32" },
-  ring_buffer__consume: { parameters: ["pointer"], result: "i32" },
+  // These two run the sample callback (JS) before they return, which a V8 fast API call must never do: under load the
+  // callback's work deoptimised the caller and V8 aborted the host ("Lazy deopt after a fast API call with return
+  // value is unsupported", SIGILL, in a hybrid seq build). Deno 2.9 makes every symbol without a struct a fast call
+  // (its `callback: true` option is gone), so the result is declared as a one-i32 struct: the same register in the
+  // x86-64 and AArch64 C ABIs, and the slow path. Call them through ringPoll() and ringConsume().
+  ring_buffer__poll: { parameters: ["pointer", "i32"], result: { struct: ["i32"] } },
+  ring_buffer__consume: { parameters: ["pointer"], result: { struct: ["i32"] } },
   ring_buffer__free: { parameters: ["pointer"], result: "void" },
   ring_buffer__epoll_fd: { parameters: ["pointer"], result: "i32" },
   libbpf_num_possible_cpus: { parameters: [], result: "i32" },
@@ -63,6 +69,20 @@ export function libbpf(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
     );
   }
   return lib;
+}
+
+/** ring_buffer__poll: waits up to `timeoutMs`, runs the sample callback per record; records taken or -errno. */
+export function ringPoll(rb: Deno.PointerValue, timeoutMs: number): number {
+  return structI32(libbpf().ring_buffer__poll(rb, timeoutMs));
+}
+
+/** ring_buffer__consume: runs the sample callback for every record waiting; records taken or -errno. */
+export function ringConsume(rb: Deno.PointerValue): number {
+  return structI32(libbpf().ring_buffer__consume(rb));
+}
+
+function structI32(bytes: Uint8Array): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true);
 }
 
 const libc = Deno.dlopen("libc.so.6", {

@@ -17,6 +17,8 @@ import {
   libbpf,
   LibbpfError,
   readCString,
+  ringConsume,
+  ringPoll,
   SAMPLE_CALLBACK,
   strerror,
 } from "./libbpf.ts";
@@ -215,11 +217,11 @@ export class BpfTracer {
    */
   poll(timeoutMs: number): BpfRecord[] {
     this.#check();
-    const n = libbpf().ring_buffer__poll(this.#rb, timeoutMs);
+    const n = ringPoll(this.#rb, timeoutMs);
     if (n < 0 && n !== -4) throw new LibbpfError(`ring_buffer__poll: ${explainLoadErrno(-n)}`, -n);
     // ring_buffer__poll consumes only a ring epoll reported, and records submitted with BPF_RB_NO_WAKEUP make none
     // ready: the timeout is the consumer's timer, after which everything waiting is taken.
-    const m = libbpf().ring_buffer__consume(this.#rb);
+    const m = ringConsume(this.#rb);
     if (m < 0) throw new LibbpfError(`ring_buffer__consume: ${explainLoadErrno(-m)}`, -m);
     return this.#takeBatch();
   }
@@ -227,7 +229,7 @@ export class BpfTracer {
   /** Every record in the ring now, without waiting. */
   drain(): BpfRecord[] {
     this.#check();
-    const n = libbpf().ring_buffer__consume(this.#rb);
+    const n = ringConsume(this.#rb);
     if (n < 0) throw new LibbpfError(`ring_buffer__consume: ${explainLoadErrno(-n)}`, -n);
     return this.#takeBatch();
   }
