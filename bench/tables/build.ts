@@ -15,7 +15,7 @@ import { readReport } from "./idwrap_report.ts";
 import { log } from "./log.ts";
 import { DEFAULT_POLICY, IDWRAP } from "./paths.ts";
 import { runCommand } from "./processes.ts";
-import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
+import { type RoundsResult, runRounds, type TrainingRun, trainSeqPerSource } from "./rounds.ts";
 
 export interface BuildOptions extends WorkloadOptions {
   target: string;
@@ -31,6 +31,8 @@ export interface BuildResult extends RoundsResult {
   target: string;
   startupMs: number[];
   training: { runs: TrainingRun[]; error?: string };
+  /** The same per extra source (--sources), each in its own store. */
+  trainingBySource: Record<string, { runs: TrainingRun[]; error?: string }>;
 }
 
 function cacheDir(): string {
@@ -149,6 +151,7 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
       { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
     ], o.compare),
     o.sources,
+    o.env.IDWRAP_STORE,
   );
 
   let runNo = 0;
@@ -198,13 +201,18 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
     log(`build: warm-up took ${warm.metrics.timeS.toFixed(1)} s`);
   }
 
-  // seq needs a normal database: record runs of the same build, then a detect run to check (bounded).
-  const training = await trainSeq("build", buildOnce, {
+  // seq needs a normal database: record runs of the same build, then a detect run to check (bounded), per source.
+  const { training, bySource: trainingBySource, unavailable } = await trainSeqPerSource("build", buildOnce, {
     record: configs.find((c) => c.id === "seqRecord")!,
-    detect: configs.find((c) => c.id === "seq")!,
-  }, { rounds: o.trainingRounds, deadline: o.deadline, retries: 0 });
-  const unavailable: Record<string, string> = {};
-  if (training.error) unavailable.seq = unavailable.seqRecord = `the build fails under seq: ${training.error}`;
+    configs,
+    sources: o.sources,
+    storeBase: o.env.IDWRAP_STORE,
+    seqRows: ["seq", "seqRecord"],
+    failure: "the build fails under seq",
+    rounds: o.trainingRounds,
+    deadline: o.deadline,
+    retries: 0,
+  });
   if (!o.audit) unavailable.audit = `unavailable: ${o.auditUnavailable ?? "no audit"}`;
   const active = configs.filter((c) => !unavailable[c.id]);
 
@@ -230,5 +238,5 @@ export async function buildWorkload(o: BuildOptions): Promise<BuildResult> {
     return await buildOnce(c);
   }, { deadline: o.deadline });
   Object.assign(rounds.unavailable, unavailable);
-  return { ...rounds, configs, source: src, target: o.target, startupMs, training };
+  return { ...rounds, configs, source: src, target: o.target, startupMs, training, trainingBySource };
 }

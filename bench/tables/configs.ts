@@ -25,6 +25,8 @@ export interface Config {
   idwrap?: string;
   /** For idwrap: `--source` for this row (--sources), instead of the workload's. */
   source?: string;
+  /** For idwrap: the store (IDWRAP_STORE) of this row's source, where its seq database is trained. */
+  store?: string;
 }
 
 /** What every workload is given. */
@@ -72,13 +74,29 @@ const SOURCE_ROWS: Record<string, (c: Config) => boolean> = {
  * The configurations to measure: with `sources`, each idwrap row a source can run again under `--source S`, in the
  * same rounds (so every source sees the same machine).
  */
-export function withSources(configs: Config[], sources: string[] = []): Config[] {
+export function withSources(configs: Config[], sources: string[] = [], storeBase?: string): Config[] {
   const extra = sources.flatMap((source) =>
     configs
       .filter((c) => c.kind === "idwrap" && !c.record && !c.idwrap && (SOURCE_ROWS[source]?.(c) ?? true))
-      .map((c) => ({ ...c, id: `${c.id}@${source}`, label: `${c.label} [${source}]`, source, paperRow: undefined }))
+      .map((c) => sourced(c, source, storeBase))
   );
   return [...configs, ...extra];
+}
+
+/**
+ * A configuration run under another event source, with that source's own store: seq's database is trained under the
+ * source that detects with it (seccomp's EINTR window changes what a program does, so a database recorded there
+ * misses behaviour the eBPF ring sees, and the reverse).
+ */
+export function sourced(c: Config, source: string, storeBase?: string): Config {
+  return {
+    ...c,
+    id: `${c.id}@${source}`,
+    label: `${c.label} [${source}]`,
+    source,
+    store: storeBase ? `${storeBase}.${source}` : undefined,
+    paperRow: undefined,
+  };
 }
 
 /** The loginuid the audit configuration gives the subject, so a rule can select its tree (auid=…). */
@@ -95,6 +113,7 @@ export function wrapCommand(config: Config, command: string[], report: string, i
       return command;
     case "idwrap":
       return [
+        ...(config.store ? ["env", `IDWRAP_STORE=${config.store}`] : []),
         config.idwrap ?? IDWRAP,
         "run",
         ...(config.source ? ["--source", config.source] : idwrapArgs),

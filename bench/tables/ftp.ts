@@ -16,7 +16,7 @@ import { type FileSet, publicDir, webstoneFiles } from "./files.ts";
 import { writeSharedPolicies } from "./policies.ts";
 import { runCommand } from "./processes.ts";
 import { median } from "./stats.ts";
-import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
+import { type RoundsResult, runRounds, type TrainingRun, trainSeqPerSource } from "./rounds.ts";
 import { serverRun } from "./server.ts";
 import { ftpdPolicy, type FtpSite, VSFTPD, vsftpdConf } from "../../tests/servers.ts";
 
@@ -33,6 +33,8 @@ export interface FtpResult extends RoundsResult {
   configs: Config[];
   fileSet: FileSet["summary"];
   training: { runs: TrainingRun[]; error?: string };
+  /** The same per extra source (--sources), each in its own store. */
+  trainingBySource: Record<string, { runs: TrainingRun[]; error?: string }>;
 }
 
 async function makeSite(work: string) {
@@ -129,6 +131,7 @@ export async function ftpWorkload(o: FtpOptions): Promise<FtpResult> {
       { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
     ], o.compare),
     o.sources,
+    o.env.IDWRAP_STORE,
   );
   const clearLogs = async () => {
     for (const f of ["xferlog", "vsftpd.log"]) await Deno.remove(join(site.dir, "log", f)).catch(() => {});
@@ -149,17 +152,21 @@ export async function ftpWorkload(o: FtpOptions): Promise<FtpResult> {
     });
 
   const rec: Config = { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [p.seqRecord], record: true };
-  const training = await trainSeq("ftp", once, { record: rec, detect: configs.find((c) => c.id === "seq")! }, {
+  const { training, bySource: trainingBySource, unavailable } = await trainSeqPerSource("ftp", once, {
+    record: rec,
+    configs,
+    sources: o.sources,
+    storeBase: o.env.IDWRAP_STORE,
+    seqRows: ["seq", "ftpdSeq"],
+    failure: "vsftpd fails under seq",
     rounds: o.trainingRounds,
     deadline: o.deadline,
     retries: 2,
   });
-  const unavailable: Record<string, string> = {};
-  if (training.error) unavailable.seq = unavailable.ftpdSeq = `vsftpd fails under seq: ${training.error}`;
   if (!o.audit) unavailable.audit = `unavailable: ${o.auditUnavailable ?? "no audit"}`;
   const rounds = await runRounds("ftp", configs.filter((c) => !unavailable[c.id]), o.rounds, once, {
     deadline: o.deadline,
   });
   Object.assign(rounds.unavailable, unavailable);
-  return { ...rounds, configs, fileSet: site.fileSet, training };
+  return { ...rounds, configs, fileSet: site.fileSet, training, trainingBySource };
 }

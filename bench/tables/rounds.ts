@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Config } from "./configs.ts";
+import { type Config, sourced } from "./configs.ts";
 import type { IdwrapReport } from "./idwrap_report.ts";
 import { log } from "./log.ts";
 
@@ -126,4 +126,53 @@ export async function trainSeq(
     }
   }
   return { runs };
+}
+
+/**
+ * Trains seq for the workload's own source and for each extra source whose seq rows run (--sources), each into that
+ * source's store (`sourced()`), and names the rows that cannot run because their source's training failed.
+ */
+export async function trainSeqPerSource(
+  workload: string,
+  once: (c: Config) => Promise<Omit<Sample, "config" | "round" | "failedAttempts">>,
+  o: {
+    record: Config;
+    configs: Config[];
+    sources?: string[];
+    storeBase?: string;
+    /** The ids of the rows that need the database (seq, httpdSeq…), without a source suffix. */
+    seqRows: string[];
+    /** What failed, for the rows' "unavailable" note: "nginx fails under seq". */
+    failure: string;
+    rounds: number;
+    deadline: number;
+    retries: number;
+  },
+): Promise<{
+  training: { runs: TrainingRun[]; error?: string };
+  bySource: Record<string, { runs: TrainingRun[]; error?: string }>;
+  unavailable: Record<string, string>;
+}> {
+  const opts = { rounds: o.rounds, deadline: o.deadline, retries: o.retries };
+  const unavailable: Record<string, string> = {};
+  const note = (suffix: string, error: string) => {
+    for (const id of o.seqRows) unavailable[id + suffix] = `${o.failure}: ${error}`;
+  };
+  const training = await trainSeq(workload, once, {
+    record: o.record,
+    detect: o.configs.find((c) => c.id === "seq")!,
+  }, opts);
+  if (training.error) note("", training.error);
+  const bySource: Record<string, { runs: TrainingRun[]; error?: string }> = {};
+  for (const source of o.sources ?? []) {
+    const detect = o.configs.find((c) => c.id === `seq@${source}`);
+    if (!detect) continue;
+    const t = await trainSeq(`${workload} [${source}]`, once, {
+      record: sourced(o.record, source, o.storeBase),
+      detect,
+    }, opts);
+    bySource[source] = t;
+    if (t.error) note(`@${source}`, t.error);
+  }
+  return { training, bySource, unavailable };
 }

@@ -16,7 +16,7 @@ import { type FileSet, publicDir, webstoneFiles } from "./files.ts";
 import { DEFAULT_POLICY } from "./paths.ts";
 import { writeSharedPolicies } from "./policies.ts";
 import { runCommand } from "./processes.ts";
-import { type RoundsResult, runRounds, type TrainingRun, trainSeq } from "./rounds.ts";
+import { type RoundsResult, runRounds, type TrainingRun, trainSeqPerSource } from "./rounds.ts";
 import { serverRun } from "./server.ts";
 import { httpdPolicy, nginxCommand, nginxConf } from "../../tests/servers.ts";
 
@@ -33,6 +33,8 @@ export interface WebResult extends RoundsResult {
   configs: Config[];
   fileSet: FileSet["summary"];
   training: { runs: TrainingRun[]; error?: string };
+  /** The same per extra source (--sources), each in its own store. */
+  trainingBySource: Record<string, { runs: TrainingRun[]; error?: string }>;
 }
 
 interface Site {
@@ -144,6 +146,7 @@ export async function webWorkload(o: WebOptions): Promise<WebResult> {
       { id: "audit", label: "auditd (all calls of the tree)", kind: "audit" },
     ], o.compare),
     o.sources,
+    o.env.IDWRAP_STORE,
   );
   const truncateLogs = async () => {
     for (const f of ["access.log", "error.log"]) await Deno.remove(join(site.dir, "logs", f)).catch(() => {});
@@ -165,17 +168,21 @@ export async function webWorkload(o: WebOptions): Promise<WebResult> {
 
   // seq's normal database: record runs under the same load, then a detect run to check (bounded).
   const rec: Config = { id: "seqRecord", label: "seq (record)", kind: "idwrap", policies: [p.seqRecord], record: true };
-  const training = await trainSeq("web", once, { record: rec, detect: configs.find((c) => c.id === "seq")! }, {
+  const { training, bySource: trainingBySource, unavailable } = await trainSeqPerSource("web", once, {
+    record: rec,
+    configs,
+    sources: o.sources,
+    storeBase: o.env.IDWRAP_STORE,
+    seqRows: ["seq", "httpdSeq"],
+    failure: "nginx fails under seq",
     rounds: o.trainingRounds,
     deadline: o.deadline,
     retries: 2,
   });
-  const unavailable: Record<string, string> = {};
-  if (training.error) unavailable.seq = unavailable.httpdSeq = `nginx fails under seq: ${training.error}`;
   if (!o.audit) unavailable.audit = `unavailable: ${o.auditUnavailable ?? "no audit"}`;
   const rounds = await runRounds("web", configs.filter((c) => !unavailable[c.id]), o.rounds, (c) => once(c), {
     deadline: o.deadline,
   });
   Object.assign(rounds.unavailable, unavailable);
-  return { ...rounds, configs, fileSet: site.fileSet, training };
+  return { ...rounds, configs, fileSet: site.fileSet, training, trainingBySource };
 }
