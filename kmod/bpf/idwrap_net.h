@@ -56,6 +56,7 @@ struct idw_net_table {
 	__u32 pad;
 	__u64 connect_rules; /* bit r: rule r judges connects */
 	__u64 sendmsg_rules; /* bit r: rule r judges sends with an address */
+	__u64 kill_rules;    /* bit r: rule r kills (with kill_in_kernel: SIGKILL from the program) */
 	struct idw_net_cond conds[IDW_NET_MAX_CONDS];
 };
 

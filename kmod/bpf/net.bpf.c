@@ -17,6 +17,13 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * Set by the host before load where the kernel lets a cgroup/sock_addr program call bpf_send_signal (probed: the
+ * host loads with it, and again without on a refusal): a kill rule's match then SIGKILLs the caller before it
+ * returns to user space. Without it the verifier never walks the call, and the host kills when it reads the record.
+ */
+const volatile __u8 kill_in_kernel = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -116,6 +123,8 @@ static __always_inline int judge(struct bpf_sock_addr *ctx, __u32 family, __u8 h
 	__u64 fired = rules & ~failed & ~excluded;
 	if (!fired)
 		return 1;
+	if (kill_in_kernel && (fired & t->kill_rules))
+		bpf_send_signal(9 /* SIGKILL */);
 	struct idw_net_event *e = bpf_ringbuf_reserve(&net_events, sizeof(*e), 0);
 	if (!e) {
 		__u64 *lost = bpf_map_lookup_elem(&net_lost, &zero);

@@ -73,12 +73,16 @@ static int race(int tries)
 	return 0;
 }
 
-/* A receiver at the destination: a bound UDP socket, or a listening TCP one. */
+/* A receiver at the destination (a bound UDP socket, or a listening TCP one), or -1 for an address not local. */
 static int receiver(int type, const struct sockaddr_in *to)
 {
 	int fd = socket(AF_INET, type, 0), one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)to, sizeof(*to)) < 0) {
+		if (errno == EADDRNOTAVAIL) {
+			close(fd);
+			return -1;
+		}
 		perror("bind");
 		exit(2);
 	}
@@ -91,7 +95,7 @@ static int received(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char buf[16];
-	return poll(&p, 1, 500) == 1 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
+	return fd >= 0 && poll(&p, 1, 500) == 1 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
 }
 
 static int uring_connect(int fd, const struct sockaddr_in *to, int *setup_errno)

@@ -11,7 +11,8 @@
  * @module
  */
 import type { KernelNetPlan } from "../../policy/net_kernel.ts";
-import { closeFd, copySample, cstr, errno, libbpf, openDirectory, SAMPLE_CALLBACK } from "./libbpf.ts";
+import { closeFd, copySample, cstr, errno, libbpf, openDirectory, readCString, SAMPLE_CALLBACK } from "./libbpf.ts";
+import { cgroup2Mount } from "./probe.ts";
 import { decodeNetDenial, encodeNetTable, type NetDenial } from "./net_layout.ts";
 import { BpfLoadError, explainLoadErrno } from "./tracer.ts";
 
@@ -19,15 +20,6 @@ import { BpfLoadError, explainLoadErrno } from "./tracer.ts";
 export const NET_OBJECT = new URL("../../../build/bpf/net.o", import.meta.url).pathname;
 
 const PROGRAMS = ["net_connect4", "net_connect6", "net_sendmsg4", "net_sendmsg6"] as const;
-
-/** The first cgroup v2 mount in /proc/self/mountinfo, or undefined. */
-export function cgroup2Mount(mountinfo = Deno.readTextFileSync("/proc/self/mountinfo")): string | undefined {
-  for (const line of mountinfo.split("\n")) {
-    const [left, right] = line.split(" - ");
-    if (right?.split(" ")[0] === "cgroup2") return left.split(" ")[4];
-  }
-  return undefined;
-}
 
 let made = 0;
 
@@ -42,6 +34,8 @@ export class KernelNet {
   #taken: NetDenial[] = [];
   #closed = false;
   #cgroup = "";
+  /** A kill rule's match is killed by the program itself (bpf_send_signal), not only later by the host. */
+  killsInKernel = false;
 
   private constructor(obj: Deno.PointerValue) {
     this.#obj = obj;
@@ -108,18 +102,44 @@ export class KernelNet {
       throw new BpfLoadError(`${path} is missing (deno task build makes it; it needs clang, bpftool and libbpf-dev)`);
     }
     const root = options.cgroupRoot ?? cgroup2Mount();
-    if (!root) throw new BpfLoadError("no cgroup v2 hierarchy is mounted (cgroup2 in /proc/self/mountinfo)");
+    if (!root) throw new BpfLoadError("no cgroup v2 hierarchy is mounted (cgroup2 in /proc/mounts)");
+    // A kill rule: SIGKILL from the program where the kernel lets it call bpf_send_signal, else from the host.
+    if (plan.rules.some((r) => r.rule.action === "kill")) {
+      try {
+        return KernelNet.#openWith(path, plan, root, true);
+      } catch (e) {
+        if (!(e instanceof BpfLoadError)) throw e;
+      }
+    }
+    return KernelNet.#openWith(path, plan, root, false);
+  }
+
+  static #openWith(path: string, plan: KernelNetPlan, root: string, killInKernel: boolean): KernelNet {
     const lib = libbpf();
     const obj = lib.bpf_object__open_file(cstr(path), null);
     if (!obj) throw new BpfLoadError(`Cannot open ${path}: ${explainLoadErrno(errno())}`, errno());
     const net = new KernelNet(obj);
     try {
+      net.#setKill(killInKernel);
       net.#setUp(plan, root);
       return net;
     } catch (e) {
       net.close();
       throw e;
     }
+  }
+
+  /** Sets kill_in_kernel (the object's .rodata, one byte) before load. */
+  #setKill(on: boolean): void {
+    const lib = libbpf();
+    for (let m = lib.bpf_object__next_map(this.#obj, null); m; m = lib.bpf_object__next_map(this.#obj, m)) {
+      if (!readCString(lib.bpf_map__name(m)).endsWith(".rodata")) continue;
+      const r = lib.bpf_map__set_initial_value(m, new Uint8Array([on ? 1 : 0]), 1n);
+      if (r < 0) throw new BpfLoadError(`Cannot set kill_in_kernel (.rodata): ${explainLoadErrno(-r)}`, -r);
+      this.killsInKernel = on;
+      return;
+    }
+    throw new BpfLoadError("The network object has no .rodata (kill_in_kernel)");
   }
 
   /** Moves process `pid` (the launcher, before it execs the command) into the tree's cgroup. */

@@ -12,7 +12,7 @@ import { type KernelNetPlan, NET_FAMILY, NET_LIMITS, type NetPrefix } from "../.
 
 export const NET_PREFIX_SIZE = 36;
 export const NET_COND_SIZE = 8 + NET_LIMITS.prefixes * NET_PREFIX_SIZE + NET_LIMITS.ports * 4;
-export const NET_TABLE_SIZE = 24 + NET_LIMITS.conds * NET_COND_SIZE;
+export const NET_TABLE_SIZE = 32 + NET_LIMITS.conds * NET_COND_SIZE;
 export const NET_EVENT_SIZE = 72;
 
 /** Offsets the layout test compares with offsetof(). */
@@ -21,7 +21,8 @@ export const NET_OFFSETS = {
   "idw_net_cond.ports": 8 + NET_LIMITS.prefixes * NET_PREFIX_SIZE,
   "idw_net_table.connect_rules": 8,
   "idw_net_table.sendmsg_rules": 16,
-  "idw_net_table.conds": 24,
+  "idw_net_table.kill_rules": 24,
+  "idw_net_table.conds": 32,
   "idw_net_event.rules": 8,
   "idw_net_event.tgid": 16,
   "idw_net_event.uid": 24,
@@ -46,15 +47,17 @@ export function encodeNetTable(plan: KernelNetPlan): Uint8Array {
   const out = new Uint8Array(NET_TABLE_SIZE);
   const view = new DataView(out.buffer);
   view.setUint32(0, plan.conds.length, true);
-  let connect = 0n, sendmsg = 0n;
+  let connect = 0n, sendmsg = 0n, kill = 0n;
   plan.rules.forEach((r, i) => {
     if (r.connect) connect |= 1n << BigInt(i);
     if (r.sendmsg) sendmsg |= 1n << BigInt(i);
+    if (r.rule.action === "kill") kill |= 1n << BigInt(i);
   });
   view.setBigUint64(8, connect, true);
   view.setBigUint64(16, sendmsg, true);
+  view.setBigUint64(24, kill, true);
   plan.conds.forEach((c, i) => {
-    const at = 24 + i * NET_COND_SIZE;
+    const at = NET_OFFSETS["idw_net_table.conds"] + i * NET_COND_SIZE;
     out[at] = c.rule;
     out[at + 1] = c.negate ? 1 : 0;
     out[at + 2] = c.families;

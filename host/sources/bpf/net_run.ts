@@ -66,7 +66,10 @@ export function denialEvent(plan: KernelNetPlan, d: NetDenial, source: SourceNam
   const kill = rules.some((r) => r.action === "kill");
   const attack = [...new Set(rules.flatMap((r) => r.attack ?? []))];
   const tags = [...new Set(rules.flatMap((r) => r.tags ?? []))];
+  // The process may be gone when the record is read (or its pid reused): /proc is believed only if its name is the
+  // kernel's; else the report names the process by the command name the kernel gave (comm).
   const identity = readIdentity(d.tgid);
+  const known = identity.exe !== "" && identity.exe.slice(identity.exe.lastIndexOf("/") + 1).slice(0, 15) === d.comm;
   return {
     kind: "syscall",
     source,
@@ -78,7 +81,7 @@ export function denialEvent(plan: KernelNetPlan, d: NetDenial, source: SourceNam
     ...HOOK_CALL[d.hook],
     args: ["0", "0", "0", "0", "0", "0"],
     decoded: { addr: d.addr },
-    program: identity.exe ? identity : { exe: "", argv0: d.comm, uid: d.uid, gid: d.gid },
+    program: known ? { ...identity, uid: d.uid, gid: d.gid } : { exe: "", argv0: d.comm, uid: d.uid, gid: d.gid },
     verdict: kill ? "kill" : "deny EPERM",
     reason: `decided in the kernel (cgroup/${d.hook}${d.addr.startsWith("inet6:") ? 6 : 4})`,
     alerts: rules.map((r) => r.id),
@@ -146,8 +149,9 @@ export class KernelNetRun {
     const events: HostEvent[] = [];
     for (const d of denials) {
       const event = denialEvent(this.#plan, d, this.#options.source);
-      // A kill rule: the call was denied in the kernel; the process is killed now, when the host reads the record.
-      if (event.verdict === "kill") {
+      // A kill rule: the program killed the caller already where the kernel allows bpf_send_signal there; else the
+      // call was denied in the kernel and the process is killed now, when the host reads the record (late).
+      if (event.verdict === "kill" && !this.#net.killsInKernel) {
         try {
           Deno.kill(d.tgid, "SIGKILL");
         } catch { /* gone already */ }
