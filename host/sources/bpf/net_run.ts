@@ -184,3 +184,40 @@ function kernelNetNotice(plan: KernelNetPlan, why: string): string {
     "read from the caller's memory before the call runs, and sendmsg, sendmmsg and io_uring connects are not examined " +
     '(docs/bpf.md, "Decisions in the kernel")';
 }
+
+/**
+ * `idwrap doctor`: whether runs of this process get the kernel's network decisions. The programs are loaded and
+ * attached for real with a one-rule table (connect to port 9 denied), and a child is placed in their cgroup.
+ */
+export async function probeKernelNet(): Promise<{ ok: boolean; detail: string }> {
+  const problem = kernelNetProblem();
+  if (problem) return { ok: false, detail: problem };
+  const plan: KernelNetPlan = {
+    rules: [{
+      rule: { id: "doctor", syscalls: ["connect"], action: "kill", errno: 1, match: [{ port: [[9, 9]] }] },
+      file: "(doctor)",
+      connect: true,
+      sendmsg: false,
+    }],
+    conds: [{ rule: 0, negate: false, families: 0, prefixes: [], ports: [[9, 9]] }],
+    skipped: [],
+  };
+  let net: KernelNet | undefined;
+  try {
+    net = KernelNet.open(plan);
+    const child = new Deno.Command("/bin/sleep", { args: ["0.1"], stdout: "null", stderr: "null" }).spawn();
+    net.place(child.pid);
+    await child.status;
+    return {
+      ok: true,
+      detail: `cgroup/connect4, connect6, sendmsg4 and sendmsg6 load and attach to ${net.cgroup} (a process placed ` +
+        `there); a kill rule kills ${
+          net.killsInKernel ? "from the program (bpf_send_signal)" : "from the host when it reads the record"
+        }`,
+    };
+  } catch (e) {
+    return { ok: false, detail: (e as Error).message };
+  } finally {
+    net?.close();
+  }
+}

@@ -11,7 +11,7 @@ import { compileKernelNet } from "../../../host/policy/net_kernel.ts";
 import { loadPolicy } from "../../../host/policy/policy.ts";
 import { KernelNet } from "../../../host/sources/bpf/net.ts";
 import { compileC } from "../../../tools/build.ts";
-import { ensureUser, IDWRAP, ROOT, run, writePolicy } from "../../helpers.ts";
+import { ensureUser, IDWRAP, idwrapAsUser, ROOT, run, writePolicy } from "../../helpers.ts";
 
 const ATTACK = `${ROOT}build/tests/net_attack`;
 await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
@@ -232,4 +232,20 @@ Deno.test("net in the kernel: an io_uring connect (IORING_OP_CONNECT) to a denie
   } finally {
     net.close();
   }
+});
+
+Deno.test("idwrap doctor says whether runs get the kernel's network decisions, and why not for an ordinary user", async () => {
+  const r = await run(IDWRAP, ["doctor", "--json"]);
+  const checks = JSON.parse(r.stdout) as { feature: string; ok: boolean; detail: string; consequence: string }[];
+  const net = checks.find((c) => c.feature === "network rules in the kernel");
+  assertEquals(net?.ok, true, JSON.stringify(net));
+  assert(/connect4, connect6, sendmsg4 and sendmsg6 load and attach/.test(net!.detail), net!.detail);
+  assert(/seccomp and hybrid/.test(net!.consequence), net!.consequence);
+  const home = await Deno.makeTempDir({ prefix: "idwrap-net-doctor-" });
+  await Deno.chmod(home, 0o755);
+  const user = await idwrapAsUser(ALICE, `${home}/u`, ["doctor", "--json"]);
+  const theirs = (JSON.parse(user.stdout) as typeof checks).find((c) => c.feature === "network rules in the kernel");
+  assertEquals(theirs?.ok, false, user.stdout);
+  assert(/lacks CAP_BPF/.test(theirs!.detail), theirs!.detail);
+  assert(/judged on seccomp only/.test(theirs!.consequence), theirs!.consequence);
 });
