@@ -67,6 +67,8 @@ export interface KernelNetPlan {
 
 const CONNECT = "connect";
 const SENDS = new Set(["sendto", "sendmsg", "sendmmsg"]);
+/** The calls the kernel's programs judge: a rule on these alone is decided whole in the kernel. */
+export const KERNEL_NET_CALLS: ReadonlySet<string> = new Set([CONNECT, ...SENDS]);
 const EPERM = 1;
 
 /** Not exactly compilable: why. */

@@ -26,7 +26,7 @@ import type { OnEvents } from "../thread.ts";
 import { readIdentity } from "./events.ts";
 import { KernelNet, NET_OBJECT } from "./net.ts";
 import type { NetDenial } from "./net_layout.ts";
-import { bpfPrivilegeProblem } from "./supervise.ts";
+import { bpfPrivilegeProblem, BpfRefusal } from "./supervise.ts";
 
 /** How often the host reads the denials' ring (ms). */
 const POLL_MS = 10;
@@ -55,6 +55,8 @@ export interface KernelNetOptions {
   trace?: TraceSinkOptions;
   /** Told why the rules stay on seccomp alone when they could have been decided in the kernel. */
   onWarning?: (message: string) => void;
+  /** The rules have no other judge (the bpf source): a failure to load is thrown, never a warning. */
+  required?: boolean;
 }
 
 /** The calls each hook stands for in a report (the kernel does not say which call reached it). */
@@ -117,11 +119,13 @@ export class KernelNetRun {
     const plan = compileKernelNet(policies);
     if (!plan.rules.length) return undefined;
     const problem = kernelNetProblem();
+    if (problem && options.required) throw new BpfRefusal(requiredNotice(plan, problem));
     // Not said on every run of an ordinary user (who cannot load BPF programs here): `idwrap doctor` says it.
     if (problem) return undefined;
     try {
       return new KernelNetRun(KernelNet.open(plan), plan, options);
     } catch (e) {
+      if (options.required) throw new BpfRefusal(requiredNotice(plan, (e as Error).message));
       options.onWarning?.(kernelNetNotice(plan, (e as Error).message));
       return undefined;
     }
@@ -175,6 +179,13 @@ export class KernelNetRun {
     }
     await this.#options.onEvents?.(events);
   }
+}
+
+/** Why the bpf source cannot serve a plan's rules, in words. */
+function requiredNotice(plan: KernelNetPlan, why: string): string {
+  const ids = plan.rules.map((r) => r.rule.id).join(", ");
+  return `Cannot decide the network deny rules ${ids} in the kernel (${why}): the bpf source has no other way to ` +
+    'deny them (docs/bpf.md, "Decisions in the kernel")';
 }
 
 /** Why a plan's rules stay on seccomp alone, in words. */

@@ -85,17 +85,18 @@ for (const who of ["root", "an ordinary user"] as const) {
     assert(controlWins > 0, "the race never won against the seccomp path alone: the test cannot show anything");
     // The kernel decides on its own copy: zero wins, on seccomp and on the hybrid.
     let tries = 0, kernelDenials = 0;
-    for (const source of ["seccomp", "seccomp", "hybrid"]) {
+    for (const source of ["seccomp", "seccomp", "hybrid", "bpf"]) {
       const store = await freshStore();
       const r = await wrapped(source, command(["race", String(OK), String(DENY), TRIES]), { store });
       assertEquals(r.code, 0, r.stderr.slice(-2000));
       const c = raceCounts(r.stdout);
       assertEquals(c.wins, 0, `${source}: ${c.wins} connects reached port ${DENY}`);
-      assert(c.denied > 0 && c.ok > 0, `${source}: the flipper did not flip: ${r.stdout}`);
+      // Without a seccomp round trip (bpf) the flipper's last write is nearly always the one the kernel copies.
+      assert(c.denied > 0 && (c.ok > 0 || source === "bpf"), `${source}: the flipper did not flip: ${r.stdout}`);
       tries += c.tries;
       kernelDenials += (await alerts(store)).filter((a) => a["idwrap.reason"]?.includes("in the kernel")).length;
     }
-    assertEquals(tries, 9000);
+    assertEquals(tries, 12000);
     // The programs did deny some (the ones seccomp let through): they are the ones that close the race.
     assert(kernelDenials > 0, "no denial came from the kernel: the race was not exercised");
   });
@@ -112,7 +113,7 @@ for (const who of ["root", "an ordinary user"] as const) {
       const r = await wrapped("seccomp", command([mode, String(DENY)]), { kernel: false });
       assertEquals(r.stdout, `${mode} ok received\n`, r.stderr.slice(-2000));
     }
-    for (const source of ["seccomp", "hybrid"]) {
+    for (const source of ["seccomp", "hybrid", "bpf"]) {
       const store = await freshStore();
       for (const mode of modes) {
         const r = await wrapped(source, command([mode, String(DENY)]), { store });
@@ -123,8 +124,10 @@ for (const who of ["root", "an ordinary user"] as const) {
       const kernel = (await alerts(store)).filter((a) => a["idwrap.reason"]?.includes("in the kernel"));
       // sendmsg and sendmmsg never reach the seccomp path's rule: their denials are the kernel's (the others were
       // denied on seccomp before the kernel saw them).
+      // On bpf nothing else judges them: every denial is the kernel's (sendto's too, reported as a sendmsg).
       const sends = kernel.filter((a) => a["idwrap.syscall.name"] === "sendmsg");
-      assertEquals(sends.length, 2, `${source}: ${JSON.stringify(kernel, null, 1)}`);
+      assertEquals(sends.length, source === "bpf" ? 3 : 2, `${source}: ${JSON.stringify(kernel, null, 1)}`);
+      if (source === "bpf") assertEquals(kernel.length, modes.length);
       for (const a of sends) {
         assertEquals(a["rule.id"], "no-c2-port");
         assertEquals(a["idwrap.verdict"], "deny EPERM");
@@ -139,7 +142,7 @@ for (const who of ["root", "an ordinary user"] as const) {
   });
 
   Deno.test(`net in the kernel (${who}): allowed traffic still flows (an allowed port, a loopback exception)`, async () => {
-    for (const source of ["seccomp", "hybrid"]) {
+    for (const source of ["seccomp", "hybrid", "bpf"]) {
       for (const mode of ["connect", "connect6", "udpconnect", "sendto", "sendmsg", "sendmmsg"]) {
         const r = await wrapped(source, command([mode, String(OK)]));
         assert(r.stdout.startsWith(`${mode} ok`), `${source} ${mode} to an allowed port: ${r.stdout}${r.stderr}`);
@@ -157,7 +160,7 @@ rules:
 `);
     const bare = await run(ATTACK, ["sendmsg", "4444", "198.51.100.7"]);
     assertEquals(bare.stdout, "sendmsg ok\n", bare.stderr);
-    for (const source of ["seccomp", "hybrid"]) {
+    for (const source of ["seccomp", "hybrid", "bpf"]) {
       const out = await wrapped(source, command(["sendmsg", "4444", "198.51.100.7"]), { policy });
       assertEquals(out.stdout, "sendmsg errno 1\n", out.stderr.slice(-2000));
       const lo = await wrapped(source, command(["sendmsg", String(DENY)]), { policy });
@@ -215,6 +218,11 @@ Deno.test("net in the kernel: an io_uring connect (IORING_OP_CONNECT) to a denie
   // The seccomp and hybrid sources refuse io_uring_setup: the tree never gets a ring there.
   const refused = await wrapped("seccomp", [ATTACK, "iouring", String(DENY)]);
   assertEquals(refused.stdout, "iouring setup errno 1\n", refused.stderr.slice(-2000));
+  // The bpf source reports io_uring and lets it run: the ring's connect is the kernel's to deny.
+  for (const [port, want] of [[DENY, "iouring errno 1\n"], [OK, "iouring ok\n"]] as const) {
+    const r = await wrapped("bpf", [ATTACK, "iouring", String(port)]);
+    assertEquals(r.stdout, want, r.stderr.slice(-2000));
+  }
   // The programs themselves judge a connect the ring makes (a process may get a ring where nothing refuses it: the bpf
   // source, a socket's owner outside seccomp): a tree in the programs' cgroup, without any filter.
   const plan = compileKernelNet([loadPolicy(POLICY)]);
@@ -248,4 +256,22 @@ Deno.test("idwrap doctor says whether runs get the kernel's network decisions, a
   assertEquals(theirs?.ok, false, user.stdout);
   assert(/lacks CAP_BPF/.test(theirs!.detail), theirs!.detail);
   assert(/judged on seccomp only/.test(theirs!.consequence), theirs!.consequence);
+});
+
+Deno.test("--source bpf takes network deny rules the kernel decides whole, and still refuses any other deny", async () => {
+  const ok = await wrapped("bpf", [ATTACK, "sendmsg", String(DENY)]);
+  assertEquals([ok.code, ok.stdout], [0, "sendmsg errno 1\n"], ok.stderr.slice(-2000));
+  // Without the kernel's programs the bpf source cannot deny at all: refused before anything runs, as before.
+  const off = await wrapped("bpf", [ATTACK, "sendmsg", String(DENY)], { kernel: false });
+  assertEquals([off.code, off.stdout], [2, ""], off.stderr);
+  assert(off.stderr.includes('rule "no-c2-port" (action deny)'), off.stderr);
+  // A rule that also denies a call the programs never see (a file open) is not the kernel's whole: refused.
+  const mixed = await writePolicy(`version: 2
+name: mixed
+rules:
+  - { id: c2-or-file, syscalls: [connect, openat], action: deny, port: [${DENY}] }
+`);
+  const refused = await wrapped("bpf", [ATTACK, "connect", String(DENY)], { policy: mixed });
+  assertEquals(refused.code, 2, refused.stderr);
+  assert(refused.stderr.includes('rule "c2-or-file" (action deny) on connect, openat'), refused.stderr);
 });
