@@ -7,6 +7,8 @@
 //                                          there: MODE is connect (TCP), udpconnect, sendto, sendmsg, sendmmsg,
 //                                          iouring (IORING_OP_CONNECT, TCP) or connect6 (TCP to ::ffff:ADDR);
 //                                          prints "MODE ok [received]" or "MODE errno N" (or "MODE setup errno N")
+//   net_attack loop PORT N                  N UDP connects to 127.0.0.1:PORT (socket, connect, close): prints the
+//                                          nanoseconds each took (bench/net_bench.ts)
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct sockaddr_in shared;
@@ -149,8 +152,29 @@ static void result(const char *mode, int r, int got)
 		printf("%s ok%s\n", mode, got ? " received" : "");
 }
 
+static int loop(unsigned short port, int n)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct timespec a, b;
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+			perror("connect");
+			return 1;
+		}
+		close(fd);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("ns_per_connect %.1f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "loop") == 0)
+		return loop(atoi(argv[2]), atoi(argv[3]));
 	if (argc == 5 && strcmp(argv[1], "race") == 0) {
 		ok_port = atoi(argv[2]);
 		deny_port = atoi(argv[3]);

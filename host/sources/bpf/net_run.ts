@@ -81,7 +81,7 @@ export function denialEvent(plan: KernelNetPlan, d: NetDenial, source: SourceNam
     tid: d.tid,
     abi: "x86_64",
     ...HOOK_CALL[d.hook],
-    args: ["0", "0", "0", "0", "0", "0"],
+    args: [], // the registers are not known to a cgroup program (the fd, the pointer): none are made up
     decoded: { addr: d.addr },
     program: known ? { ...identity, uid: d.uid, gid: d.gid } : { exe: "", argv0: d.comm, uid: d.uid, gid: d.gid },
     verdict: kill ? "kill" : "deny EPERM",
