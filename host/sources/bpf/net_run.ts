@@ -136,9 +136,19 @@ export class KernelNetRun {
     return this.#net.cgroup;
   }
 
-  /** Moves the launcher into the tree's cgroup: call before it execs the command. */
+  /**
+   * Moves the launcher into the tree's cgroup: call before it execs the command. Where the programs are the rules'
+   * only judge (required), a failure is thrown (the command must not run); else it is said, and the seccomp path
+   * judges the rules alone, as before.
+   */
   place(pid: number): void {
-    this.#net.place(pid);
+    try {
+      this.#net.place(pid);
+    } catch (e) {
+      const why = `cannot place process ${pid} in ${this.#net.cgroup}: ${(e as Error).message}`;
+      if (this.#options.required) throw new BpfRefusal(requiredNotice(this.#plan, why));
+      this.#options.onWarning?.(kernelNetNotice(this.#plan, why));
+    }
   }
 
   /** Reports what is left in the ring and detaches the programs. */
