@@ -15,6 +15,7 @@ import { loadPolicy } from "../policy/policy.ts";
 import { defaultStorePath, prepareStoreFile } from "../store/kv.ts";
 import { DEFAULT_POLICY } from "./run.ts";
 import { probeBpf } from "../sources/bpf/probe.ts";
+import { probeKernelNet } from "../sources/bpf/net_run.ts";
 import { bpfPrivilegeProblem, runUnderBpf } from "../sources/bpf/supervise.ts";
 import { fileURLToPath } from "node:url";
 import { packaged, VERSION } from "../version.ts";
@@ -116,11 +117,28 @@ export async function runChecks(): Promise<Check[]> {
       '(docs/seccomp.md, "Signals and EINTR")',
   });
   checks.push(...await bpfChecks());
+  checks.push(await kernelNetCheck());
   checks.push(...await kmodChecks());
   checks.push(usableSources(checks));
   checks.push(...await hostChecks());
   checks.push(...await installChecks());
   return checks;
+}
+
+/** Network deny rules decided in the kernel (docs/bpf.md, "Decisions in the kernel"): which runs get them. */
+async function kernelNetCheck(): Promise<Check> {
+  const { ok, detail } = await probeKernelNet();
+  return {
+    feature: "network rules in the kernel",
+    ok,
+    detail,
+    consequence: ok
+      ? "runs on the seccomp and hybrid sources decide the policies' exact network deny rules in the kernel too, on the " +
+        "address the kernel uses (no race with the seccomp check), sendmsg, sendmmsg and io_uring connects included; " +
+        "bpf and kmod runs do not (docs/bpf.md)"
+      : "network deny rules are judged on seccomp only: on the address in the caller's memory before the call runs, " +
+        "sendmsg, sendmmsg and io_uring connects unexamined (docs/rules.md)",
+  };
 }
 
 /** Each BPF program type, loaded and attached for real; then a command observed through the bpf source. */

@@ -29,7 +29,11 @@ const PROBES = [
   { feature: "raw_tp", program: "probe_raw_tp", use: "a fallback for kernels whose tp_btf is refused" },
   { feature: "lsm (BPF LSM)", program: "probe_lsm", use: "in-kernel deny before a call acts (next step)" },
   { feature: "fentry", program: "probe_fentry", use: "cheaper per-function hooks (next step)" },
-  { feature: "cgroup/connect4", program: "probe_connect4", use: "in-kernel network deny rules (next step)" },
+  {
+    feature: "cgroup/connect4",
+    program: "probe_connect4",
+    use: "network deny rules decided in the kernel (net.bpf.c)",
+  },
   { feature: "bpf_send_signal", program: "probe_send_signal", use: "late kills from the kernel (next step)" },
 ] as const;
 

@@ -23,6 +23,8 @@ import { launchAndServe } from "../launch.ts";
 import { spawnUnfilteredLauncher } from "../launcher.ts";
 import { type OnEvents, SourceThread } from "../thread.ts";
 import type { BpfWorkerConfig } from "./worker.ts";
+import { compileKernelNet, KERNEL_NET_CALLS } from "../../policy/net_kernel.ts";
+import { kernelNetProblem, KernelNetRun } from "./net_run.ts";
 
 /** The bpf source cannot serve what was asked, or this process cannot load it: bad usage, exit 2. */
 export class BpfRefusal extends Error {
@@ -138,21 +140,55 @@ export interface BpfRunResult {
   summary: SupervisorSummary;
 }
 
+/**
+ * The policies split for the bpf source: the network deny rules the kernel decides whole (every call of the rule is a
+ * connect or a send with an address, and it compiles exactly: host/policy/net_kernel.ts) go to the kernel's programs;
+ * the rest stay with the WSS, which refuses what it cannot serve. Empty `kernel` where the programs cannot be loaded.
+ */
+export function splitForBpf(policies: Policy[]): { wss: Policy[]; kernel: Policy[] } {
+  const plan = kernelNetProblem() ? undefined : compileKernelNet(policies);
+  const whole = new Set(
+    plan?.rules.filter((k) =>
+      [...resolveSyscalls(k.rule.syscalls)].every((nr) => KERNEL_NET_CALLS.has(syscallName(nr)))
+    )
+      .map((k) => k.rule) ?? [],
+  );
+  return {
+    wss: policies.map((p) => ({ ...p, rules: p.rules.filter((r) => !whole.has(r)) })),
+    kernel: policies.map((p) => ({ ...p, rules: p.rules.filter((r) => whole.has(r)) })),
+  };
+}
+
 /** Runs `command` with its calls observed by the bpf source under the WSS. */
 export async function runUnderBpf(command: string[], options: BpfRunOptions): Promise<BpfRunResult> {
-  const wrappers = await prepareBpfEnforcement(options.policies);
-  const thread = await BpfThread.start({
-    policies: options.policies,
-    wrappers,
-    storePath: options.storePath ?? defaultStorePath(),
-    trace: options.trace,
+  const { wss, kernel } = splitForBpf(options.policies);
+  const wrappers = await prepareBpfEnforcement(wss);
+  const net = KernelNetRun.start(kernel, {
+    source: "bpf",
     onEvents: options.onEvents,
+    trace: options.trace,
+    onWarning: options.onWarning,
+    required: true,
   });
-  return await launchAndServe(
-    command,
-    (socketPath) => spawnUnfilteredLauncher(socketPath, command),
-    (hs) => thread.watch(0, hs.pid),
-    thread,
-    options.onWarning,
-  );
+  try {
+    const thread = await BpfThread.start({
+      policies: wss,
+      wrappers,
+      storePath: options.storePath ?? defaultStorePath(),
+      trace: options.trace,
+      onEvents: options.onEvents,
+    });
+    return await launchAndServe(
+      command,
+      (socketPath) => spawnUnfilteredLauncher(socketPath, command),
+      (hs) => {
+        net?.place(hs.pid);
+        return thread.watch(0, hs.pid);
+      },
+      thread,
+      options.onWarning,
+    );
+  } finally {
+    await net?.stop();
+  }
 }

@@ -28,6 +28,7 @@ import { compileHybrid, type HybridPlan } from "./hybrid.ts";
 import type { HybridWorkerConfig } from "./hybrid_worker.ts";
 import { bpfPrivilegeProblem, BpfRefusal } from "../bpf/supervise.ts";
 import { BPF_OBJECT } from "../bpf/tracer.ts";
+import { KernelNetRun } from "../bpf/net_run.ts";
 
 /**
  * Why the hybrid source cannot be used here, or undefined when it can: the privilege to load the programs, the built
@@ -139,12 +140,26 @@ export async function runUnderHybrid(command: string[], options: HybridRunOption
     emulateOpens,
     onEvents: options.onEvents,
   });
-  return await launchAndServe(
-    command,
-    // Built once the supervisor's threads have started: their ids are in the guard's checks.
-    (socketPath) => spawnLauncher(socketPath, launchFilter(plan.filter), command),
-    (hs) => thread.serve(0, hs),
-    thread,
-    options.onWarning,
-  );
+  // Network deny rules the kernel can decide: judged again on the address the kernel uses (docs/bpf.md).
+  const net = KernelNetRun.start(options.policies, {
+    source: "hybrid",
+    onEvents: options.onEvents,
+    trace: options.trace,
+    onWarning: options.onWarning,
+  });
+  try {
+    return await launchAndServe(
+      command,
+      // Built once the supervisor's threads have started: their ids are in the guard's checks.
+      (socketPath) => spawnLauncher(socketPath, launchFilter(plan.filter), command),
+      (hs) => {
+        net?.place(hs.pid);
+        return thread.serve(0, hs);
+      },
+      thread,
+      options.onWarning,
+    );
+  } finally {
+    await net?.stop();
+  }
 }

@@ -33,6 +33,7 @@ import { CRED_SYSCALLS } from "./transport.ts";
 import { PATH_CALLS } from "./emulate.ts";
 import { SupervisorThread } from "./thread.ts";
 import type { OnEvents } from "../thread.ts";
+import { KernelNetRun } from "../bpf/net_run.ts";
 
 /** How to run a command under the seccomp source. */
 export interface SeccompRunOptions {
@@ -265,12 +266,20 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
     throw e;
   }
   const mode = options.onSupervisorLoss ?? "kill";
+  // Network deny rules the kernel can decide, where this process can load BPF programs (docs/bpf.md).
+  const net = KernelNetRun.start(options.policies, {
+    source: "seccomp",
+    onEvents: options.onEvents,
+    trace: options.trace,
+    onWarning: options.onWarning,
+  });
   try {
     return await launchAndServe(
       command,
       // Built once the supervisor's threads have started: their ids, and the holder's pid, are in the guard's checks.
       (socketPath) => spawnLauncher(socketPath, launchFilter(plan, [holder.pid]), command),
       async (hs) => {
+        net?.place(hs.pid);
         holder.hold(0, hs.pid, hs.listener, mode);
         await thread.listen(0, hs.listener);
         // The thread died (its hook watchdog): the holder answers the tree from now on.
@@ -280,6 +289,7 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
       options.onWarning,
     );
   } finally {
+    await net?.stop();
     holder.close();
   }
 }
