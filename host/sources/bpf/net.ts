@@ -11,7 +11,17 @@
  * @module
  */
 import type { KernelNetPlan } from "../../policy/net_kernel.ts";
-import { closeFd, copySample, cstr, errno, libbpf, openDirectory, readCString, SAMPLE_CALLBACK } from "./libbpf.ts";
+import {
+  closeFd,
+  copySample,
+  cstr,
+  errno,
+  libbpf,
+  openDirectory,
+  readCString,
+  ringConsume,
+  SAMPLE_CALLBACK,
+} from "./libbpf.ts";
 import { cgroup2Mount } from "./probe.ts";
 import { decodeNetDenial, encodeNetTable, type NetDenial } from "./net_layout.ts";
 import { BpfLoadError, explainLoadErrno } from "./tracer.ts";
@@ -150,7 +160,7 @@ export class KernelNet {
   /** The denials the kernel made since the last call, in ring order. */
   take(): NetDenial[] {
     if (this.#closed) return [];
-    const n = libbpf().ring_buffer__consume(this.#rb);
+    const n = ringConsume(this.#rb);
     if (n < 0) throw new BpfLoadError(`Cannot read the network ring: ${explainLoadErrno(-n)}`, -n);
     const out = this.#taken;
     this.#taken = [];
