@@ -23,6 +23,7 @@ import { launchAndServe } from "../launch.ts";
 import { spawnUnfilteredLauncher } from "../launcher.ts";
 import { type OnEvents, SourceThread } from "../thread.ts";
 import type { BpfWorkerConfig } from "./worker.ts";
+import { isKernelExecRule } from "./exec_rules.ts";
 
 /** The bpf source cannot serve what was asked, or this process cannot load it: bad usage, exit 2. */
 export class BpfRefusal extends Error {
@@ -56,7 +57,8 @@ export function undecidableOnBpf(policies: Policy[], wrappers: WrapperModule[]):
   const out: string[] = [];
   for (const policy of policies) {
     for (const rule of policy.rules) {
-      if (rule.action === "alert") continue;
+      // An exec rule on literal program paths is enforced by the programs at sched_process_exec (a deny as a kill).
+      if (rule.action === "alert" || isKernelExecRule(rule)) continue;
       const calls = [...resolveSyscalls(rule.syscalls)].map(syscallName).join(", ");
       out.push(`${policy.file}: rule "${rule.id}" (action ${rule.action}) on ${calls}`);
     }
@@ -87,8 +89,8 @@ export async function prepareBpfEnforcement(policies: Policy[]): Promise<Wrapper
     throw new BpfRefusal(
       "The bpf source only observes (a call is reported after it started, a kill lands late), and these may deny, " +
         `kill or rewrite a call before it runs:\n  ${undecidable.join("\n  ")}\n` +
-        "Use --source seccomp or kmod, or a policy that only observes (rules that alert, wrappers without DENY): " +
-        "docs/bpf.md.",
+        "Use --source seccomp or kmod, or a policy that only observes (rules that alert, wrappers without DENY, exec " +
+        "rules that deny or kill by literal program paths, which the kernel enforces at exec): docs/bpf.md.",
     );
   }
   const privilege = bpfPrivilegeProblem();
@@ -109,8 +111,8 @@ export interface BpfThreadOptions extends Enforcement, BpfWorkerConfig {
 export class BpfThread extends SourceThread {
   /** Loads the programs on a new thread; resolves when it serves. */
   static start(options: BpfThreadOptions): Promise<BpfThread> {
-    const { ringBytes, ...rest } = options;
-    const config: BpfWorkerConfig = { ringBytes };
+    const { ringBytes, killFromMap, ...rest } = options;
+    const config: BpfWorkerConfig = { ringBytes, killFromMap };
     const opts = { ...rest, config: config as Record<string, unknown> };
     return SourceThread.startAt(new BpfThread(new URL("./worker.ts", import.meta.url), opts), opts);
   }
@@ -146,6 +148,7 @@ export async function runUnderBpf(command: string[], options: BpfRunOptions): Pr
     wrappers,
     storePath: options.storePath ?? defaultStorePath(),
     trace: options.trace,
+    killFromMap: Deno.env.get("IDWRAP_BPF_KILL_FROM_MAP") === "1",
     onEvents: options.onEvents,
   });
   return await launchAndServe(

@@ -12,12 +12,15 @@
 import { buildInterest } from "../../wss/interest.ts";
 import { Wss } from "../../wss/supervisor.ts";
 import { serveWorker } from "../worker_common.ts";
+import { kernelExecRules } from "./exec_rules.ts";
 import { BpfTransport } from "./transport.ts";
 
 /** The worker's settings (SourceThreadOptions.config). */
 export interface BpfWorkerConfig {
   /** The ring's size in bytes (host/sources/bpf/tracer.ts). */
   ringBytes?: number;
+  /** Kills the host decides also go through kill_pending (./transport.ts). */
+  killFromMap?: boolean;
 }
 
 /** How often processes that went without an exit record (a dropped one) are looked for. */
@@ -29,7 +32,12 @@ serveWorker("bpf", ({ decider, sink, enforcement: e, config }) => {
   const c = config as BpfWorkerConfig;
   const wantsAll = sink.wantsSyscalls;
   const interest = buildInterest(e.policies, e.wrappers, wantsAll);
-  const source = new BpfTransport({ interest, ringBytes: c.ringBytes });
+  const source = new BpfTransport({
+    interest,
+    ringBytes: c.ringBytes,
+    execRules: kernelExecRules(e.policies),
+    killFromMap: c.killFromMap,
+  });
   const wss = new Wss({
     source,
     decider,
@@ -43,7 +51,10 @@ serveWorker("bpf", ({ decider, sink, enforcement: e, config }) => {
     // Nothing waits on this source: a dead thread leaves no call hanging.
     failClosedFds: [...source.failClosedFds],
     attach: (session, pid) => void wss.attach(session, pid),
-    reload: (d, e) => wss.reload(d, e.wrappers.map((w) => w.spec), buildInterest(e.policies, e.wrappers, wantsAll)),
+    reload: (d, e) => {
+      source.setExecRules(kernelExecRules(e.policies));
+      wss.reload(d, e.wrappers.map((w) => w.spec), buildInterest(e.policies, e.wrappers, wantsAll));
+    },
     processes: () => wss.processes(),
     stop: () => wss.stop(),
     close: () => wss.close(),
