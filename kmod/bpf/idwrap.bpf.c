@@ -24,10 +24,10 @@
  * Decisions the kernel takes alone (docs/bpf.md, "Decisions in the kernel:
  * exec"): an exec of a file in `exec_kill` (by inode and device, filled by the
  * host from a policy's exec rules) is killed at sched_process_exec, after the
- * point of no return and before the new image runs; a process in
- * `kill_pending` (the host decided a kill) is killed at its next sys_enter.
- * Both with bpf_send_signal(SIGKILL): the signal is pending before the task
- * returns to user space.
+ * point of no return and before the new image runs, by
+ * bpf_send_signal(SIGKILL): the signal is pending before the task returns to
+ * user space. (Kills from a map at the next sys_enter were measured no sooner
+ * than the host's kill(2) and are not here: kmod/bpf/killmap.bpf.c.)
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -76,14 +76,6 @@ struct {
 	__type(key, struct idw_file);
 	__type(value, __u32);
 } exec_kill SEC(".maps");
-
-/* Processes the host decided to kill: tgid -> 1. Killed at their next sys_enter, forgotten at exit. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __u32);
-} kill_pending SEC(".maps");
 
 #define IDW_SIGKILL 9
 
@@ -215,13 +207,6 @@ static __always_inline void copy_args(struct idw_copy_rec *r, const struct idw_i
 	}
 }
 
-/* The host decided to kill this process: SIGKILL now (the call still runs; the task dies on its way out). */
-static __always_inline void kill_if_pending(__u32 tgid)
-{
-	if (bpf_map_lookup_elem(&kill_pending, &tgid))
-		bpf_send_signal(IDW_SIGKILL);
-}
-
 /*
  * The exec'd file is one a rule kills: SIGKILL to the exec'ing task (current), which is past the point of no return
  * and has not yet returned to user space, so the signal is taken before the new image's first instruction (ld.so's,
@@ -251,7 +236,6 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 
 	if (!is_watched(tgid))
 		return 0;
-	kill_if_pending(tgid);
 	compat = compat_call();
 	/* An i386 call is always reported (its number is not in the x86_64 table the interest follows). */
 	if (!compat) {
@@ -413,7 +397,6 @@ int BPF_PROG(on_process_exit, struct task_struct *p)
 		return 0;
 	if (cfg.mode == IDW_MODE_PIDS)
 		bpf_map_delete_elem(&watched, &tgid);
-	bpf_map_delete_elem(&kill_pending, &tgid);
 	struct idw_head *h = reserve(sizeof(*h));
 	if (!h)
 		return 0;

@@ -111,8 +111,8 @@ export interface BpfThreadOptions extends Enforcement, BpfWorkerConfig {
 export class BpfThread extends SourceThread {
   /** Loads the programs on a new thread; resolves when it serves. */
   static start(options: BpfThreadOptions): Promise<BpfThread> {
-    const { ringBytes, killFromMap, ...rest } = options;
-    const config: BpfWorkerConfig = { ringBytes, killFromMap };
+    const { ringBytes, ...rest } = options;
+    const config: BpfWorkerConfig = { ringBytes };
     const opts = { ...rest, config: config as Record<string, unknown> };
     return SourceThread.startAt(new BpfThread(new URL("./worker.ts", import.meta.url), opts), opts);
   }
@@ -148,7 +148,6 @@ export async function runUnderBpf(command: string[], options: BpfRunOptions): Pr
     wrappers,
     storePath: options.storePath ?? defaultStorePath(),
     trace: options.trace,
-    killFromMap: Deno.env.get("IDWRAP_BPF_KILL_FROM_MAP") === "1",
     onEvents: options.onEvents,
   });
   return await launchAndServe(

@@ -79,7 +79,6 @@ export class BpfTracer {
   readonly #interestFd: number;
   readonly #lostFd: number;
   readonly #execKillFd: number;
-  readonly #killPendingFd: number;
   /** exec_kill's keys now (encoded), to remove the ones a new policy drops. */
   #execKeys: Uint8Array[] = [];
   readonly #cpus: number;
@@ -124,7 +123,6 @@ export class BpfTracer {
     this.#interestFd = lib.bpf_map__fd(map("interest"));
     this.#lostFd = lib.bpf_map__fd(map("lost"));
     this.#execKillFd = lib.bpf_map__fd(map("exec_kill"));
-    this.#killPendingFd = lib.bpf_map__fd(map("kill_pending"));
     this.#cpus = lib.libbpf_num_possible_cpus();
     // The callback only copies (one memcpy into a growing buffer, ~0.5 µs a record here): the ring is freed at the
     // rate it fills, and records are decoded after the ring call returns (decoding in the callback took ~8 µs).
@@ -230,14 +228,6 @@ export class BpfTracer {
         throw new LibbpfError(`Cannot fill the exec_kill map: ${explainLoadErrno(errno())}`, errno());
       }
       this.#execKeys.push(key);
-    }
-  }
-
-  /** Asks the programs to kill process `tgid` at its next sys_enter (kill_pending; forgotten at its exit). */
-  killAtNextCall(tgid: number): void {
-    const key = u8(new Uint32Array([tgid]));
-    if (libbpf().bpf_map_update_elem(this.#killPendingFd, key, u8(new Uint32Array([1])), 0n) < 0) {
-      throw new LibbpfError(`Cannot mark process ${tgid} for a kill: ${explainLoadErrno(errno())}`, errno());
     }
   }
 

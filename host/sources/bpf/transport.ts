@@ -83,11 +83,6 @@ export interface BpfTransportOptions extends BpfTracerOptions {
   interest: Interest;
   /** Exec rules the programs enforce at sched_process_exec (./exec_rules.ts); their calls may be decided. */
   execRules?: readonly KernelExecRule[];
-  /**
-   * A kill the host decides also marks the process in kill_pending, so the programs kill it at its next sys_enter,
-   * as well as kill(2). @default false (measured no sooner: docs/bpf.md, "Kills from maps")
-   */
-  killFromMap?: boolean;
 }
 
 /** How often the files of kernel exec rules are stat'ed again (a file replaced or created since is the new one). */
@@ -141,7 +136,6 @@ export class BpfTransport implements EventSource {
   /** exec_kill's entries as last written ("ino:kdev:rule" each), and when the files were last stat'ed. */
   #execKeys = "";
   #execStatAt = 0;
-  readonly #killFromMap: boolean;
 
   /**
    * @param entries the interest map as compiled already (the hybrid's observed part); default: compiled from
@@ -153,7 +147,6 @@ export class BpfTransport implements EventSource {
   ) {
     this.#tracer = BpfTracer.load(options);
     this.#execRules = options.execRules ?? [];
-    this.#killFromMap = options.killFromMap ?? false;
     try {
       this.#tracer.setInterest(entries);
       this.#refreshExecKills(true);
@@ -267,7 +260,6 @@ export class BpfTransport implements EventSource {
   }
 
   kill(pid: number): void {
-    if (this.#killFromMap) this.#tracer.killAtNextCall(pid);
     killProcess(pid);
   }
 

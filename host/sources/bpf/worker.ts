@@ -19,8 +19,6 @@ import { BpfTransport } from "./transport.ts";
 export interface BpfWorkerConfig {
   /** The ring's size in bytes (host/sources/bpf/tracer.ts). */
   ringBytes?: number;
-  /** Kills the host decides also go through kill_pending (./transport.ts). */
-  killFromMap?: boolean;
 }
 
 /** How often processes that went without an exit record (a dropped one) are looked for. */
@@ -36,7 +34,6 @@ serveWorker("bpf", ({ decider, sink, enforcement: e, config }) => {
     interest,
     ringBytes: c.ringBytes,
     execRules: kernelExecRules(e.policies),
-    killFromMap: c.killFromMap,
   });
   const wss = new Wss({
     source,

@@ -7,16 +7,13 @@
  * calls the killed processes made after their exec are counted. Each test has its control: the same runs without the
  * rule (the marker is written, the calls are made). Then the ways to name the program: by identity, a hard link, a
  * symbolic link, /proc/self/fd/N and fexecve are the file and are killed; a copy and a memfd copy are other files and
- * are not (said in docs/bpf.md) — and an ordinary user in the tree gets the same. Last, kills from maps:
- * kill_pending alone kills a process at its next call.
+ * are not (said in docs/bpf.md) — and an ordinary user in the tree gets the same.
  */
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 import type { HostEvent, LifecycleEvent, SyscallEvent } from "../../../host/events.ts";
 import type { KernelExecRule } from "../../../host/sources/bpf/exec_rules.ts";
-import { interestIn, interestInEverything } from "../../../host/sources/bpf/interest.ts";
+import { interestInEverything } from "../../../host/sources/bpf/interest.ts";
 import { observeCommand } from "../../../host/sources/bpf/run.ts";
-import { KIND } from "../../../host/sources/bpf/layout.ts";
-import { BpfTracer } from "../../../host/sources/bpf/tracer.ts";
 import { compileC } from "../../../tools/build.ts";
 import { calls, ensureUser, idwrap, ROOT, run, traced, writePolicy } from "../../helpers.ts";
 
@@ -220,46 +217,5 @@ rules:
     assertEquals(r.code, 2, r.stderr);
     assertMatch(r.stderr, /rule "glob-denied" \(action kill\) on execve, execveat/);
     assertEquals(r.stdout, "", "the command did not run");
-  }
-});
-
-Deno.test("kills from maps: a process marked in kill_pending dies at its next call, without kill(2)", async () => {
-  const spin = `${BUILD}/bpf_calls`;
-  await compileC(`${ROOT}tests/sources/bpf/fixtures/calls.c`, spin);
-  const tracer = BpfTracer.load({});
-  try {
-    tracer.setInterest(interestIn(["getppid"], { enter: true, exit: false }));
-    const start = () => {
-      const child = new Deno.Command(spin, { args: ["spin", "1500"], stdout: "null" }).spawn();
-      let done = false;
-      child.status.then(() => done = true);
-      tracer.watch(child.pid);
-      const t0 = performance.now();
-      // It runs (its calls reach the ring) before anything is decided.
-      while (!tracer.poll(5).some((r) => r.tgid === child.pid && r.kind === KIND.ENTER)) {
-        if (performance.now() - t0 > 2000) throw new Error("no call of the spinner was seen");
-      }
-      return { child, done: () => done };
-    };
-    const wait = async (p: { done: () => boolean }) => {
-      while (!p.done()) {
-        tracer.poll(5);
-        await new Promise((r) => setTimeout(r, 0)); // the event loop reaps the child
-      }
-    };
-    // Control: not marked, it runs its 1.5 s out and exits 0.
-    const free = start();
-    const t0 = performance.now();
-    await wait(free);
-    assertEquals((await free.child.status).code, 0);
-    assert(performance.now() - t0 > 700, "the unmarked spinner ran on");
-    const marked = start();
-    const t1 = performance.now();
-    tracer.killAtNextCall(marked.child.pid);
-    await wait(marked);
-    assertEquals((await marked.child.status).signal, "SIGKILL");
-    assert(performance.now() - t1 < 700, "killed at once, not at the end of its spin");
-  } finally {
-    tracer.close();
   }
 });
