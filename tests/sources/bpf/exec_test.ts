@@ -219,3 +219,30 @@ rules:
     assertEquals(r.stdout, "", "the command did not run");
   }
 });
+
+Deno.test("idwrap run --source bpf: the rule's file is stat'ed again, so a file created or replaced since the start is the one killed", async () => {
+  const { dir, target } = await stage(`${BUILD}/bpf_exec_marker`);
+  const missing = `${dir}/later`;
+  const policy = await writePolicy(`version: 1
+name: exec-kill-restat
+rules:
+  - id: no-denied
+    syscalls: "%exec"
+    path: "{${target},${missing}}"
+    action: kill
+`);
+  // Replaced (a new inode at the path, as a package upgrade does: the old one kept by a link, so its number is not
+  // reused) and created after the run began; each exec'd after the next re-stat (at most a second).
+  await Deno.link(target, `${dir}/old`);
+  const script = `cp ${BUILD}/bpf_exec_marker ${target}.new; mv ${target}.new ${target}; cp ${target} ${missing}; ` +
+    `sleep 1.5; ${DRIVER} path ${target} 5; ${DRIVER} path ${missing} 5`;
+  const bare = await run("/bin/sh", ["-c", script]);
+  assertEquals(bare.stdout.match(/markers 5/g)?.length, 2, `unwrapped, both run: ${bare.stdout}`);
+  // Back to the start: the original file at the path, the other absent.
+  await Deno.remove(missing);
+  await Deno.remove(target);
+  await Deno.link(`${dir}/old`, target);
+  const r = await idwrap(["run", "--source", "bpf", "-p", policy, "--", "/bin/sh", "-c", script]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.stdout.match(/runs 5 killed 5 exited 0 markers 0/g)?.length, 2, r.stdout);
+});
