@@ -37,32 +37,59 @@ export interface KernelFile {
   kdev: bigint;
 }
 
-/** The literal program paths of a rule that only names programs, or undefined when the kernel cannot decide it. */
-function kernelPaths(rule: Rule): string[] | undefined {
-  if (rule.action === "alert" || rule.not || rule.except || rule.scope) return undefined;
+/**
+ * The literal program paths of an exec rule the kernel can decide, or why it cannot. A rule on other calls too, with
+ * conditions other than its path, or a glob is decided by the host alone; and so is a rule naming a script: the
+ * kernel has swapped the script for its interpreter by sched_process_exec, so its identity is no longer there.
+ */
+function kernelPaths(rule: Rule): string[] | string {
+  if (rule.action === "alert") return "an alert rule";
   const calls = resolveSyscalls(rule.syscalls);
-  if (![...calls].every((nr) => EXEC_NRS.has(nr))) return undefined;
+  if (![...calls].every((nr) => EXEC_NRS.has(nr))) return "it examines calls other than execve and execveat";
+  if (rule.not || rule.except || rule.scope) return "it has not, except or scope";
   const globs: string[] = [];
   if (rule.path !== undefined) globs.push(rule.path);
   for (const c of rule.match ?? []) {
-    // Only `path`: one condition of a rule, its globs a list (any holds).
-    if (Object.keys(c).some((k) => k !== "path") || !c.path) return undefined;
-    if (rule.match!.length > 1) return undefined; // two path conditions: their conjunction, not a list
+    if (Object.keys(c).some((k) => k !== "path") || !c.path || rule.match!.length > 1) {
+      return "it has conditions other than the program's path";
+    }
     globs.push(...c.path);
   }
-  if (!globs.length) return undefined; // every exec: the host's own (late) kill, not a map
+  if (!globs.length) return "it names no program (every exec)";
   const out: string[] = [];
   for (const g of globs) {
     const literal = literalPaths(g);
-    if (!literal || !literal.every((p) => p.startsWith("/"))) return undefined;
+    if (!literal || !literal.every((p) => p.startsWith("/"))) return `${g} is not a literal absolute path`;
     out.push(...literal);
   }
+  const script = out.find(isScript);
+  if (script) return `${script} is a script (at sched_process_exec the kernel runs its interpreter instead)`;
   return out;
 }
 
-/** Whether the kernel enforces this rule by itself (see the module's note). */
+/** The file starts with "#!" (the kernel execs its interpreter); a file that cannot be read is not taken for one. */
+function isScript(path: string): boolean {
+  let f: Deno.FsFile | undefined;
+  try {
+    f = Deno.openSync(path, { read: true });
+    const head = new Uint8Array(2);
+    return f.readSync(head) === 2 && head[0] === 0x23 && head[1] === 0x21;
+  } catch {
+    return false;
+  } finally {
+    f?.close();
+  }
+}
+
+/** Why the kernel cannot enforce this rule by itself (see the module's note), or undefined when it can. */
+export function execRuleProblem(rule: Rule): string | undefined {
+  const paths = kernelPaths(rule);
+  return typeof paths === "string" ? paths : undefined;
+}
+
+/** Whether the kernel enforces this rule by itself. */
 export function isKernelExecRule(rule: Rule): boolean {
-  return kernelPaths(rule) !== undefined;
+  return execRuleProblem(rule) === undefined;
 }
 
 /** The policies' exec rules the kernel enforces, in policy and rule order (the index is the map's value). */
@@ -71,7 +98,9 @@ export function kernelExecRules(policies: readonly Policy[]): KernelExecRule[] {
   for (const policy of policies) {
     for (const rule of policy.rules) {
       const paths = kernelPaths(rule);
-      if (paths) out.push({ id: rule.id, action: rule.action as "deny" | "kill", paths, file: policy.file });
+      if (typeof paths !== "string") {
+        out.push({ id: rule.id, action: rule.action as "deny" | "kill", paths, file: policy.file });
+      }
     }
   }
   return out;

@@ -23,7 +23,7 @@ import { launchAndServe } from "../launch.ts";
 import { spawnUnfilteredLauncher } from "../launcher.ts";
 import { type OnEvents, SourceThread } from "../thread.ts";
 import type { BpfWorkerConfig } from "./worker.ts";
-import { isKernelExecRule } from "./exec_rules.ts";
+import { EXEC_NRS, execRuleProblem, isKernelExecRule } from "./exec_rules.ts";
 
 /** The bpf source cannot serve what was asked, or this process cannot load it: bad usage, exit 2. */
 export class BpfRefusal extends Error {
@@ -59,8 +59,11 @@ export function undecidableOnBpf(policies: Policy[], wrappers: WrapperModule[]):
     for (const rule of policy.rules) {
       // An exec rule on literal program paths is enforced by the programs at sched_process_exec (a deny as a kill).
       if (rule.action === "alert" || isKernelExecRule(rule)) continue;
-      const calls = [...resolveSyscalls(rule.syscalls)].map(syscallName).join(", ");
-      out.push(`${policy.file}: rule "${rule.id}" (action ${rule.action}) on ${calls}`);
+      const nrs = [...resolveSyscalls(rule.syscalls)];
+      const calls = nrs.map(syscallName).join(", ");
+      // An exec rule the kernel cannot decide says why (a glob, an argv condition, a script).
+      const why = nrs.every((nr) => EXEC_NRS.has(nr)) ? `: not decided in the kernel: ${execRuleProblem(rule)}` : "";
+      out.push(`${policy.file}: rule "${rule.id}" (action ${rule.action}) on ${calls}${why}`);
     }
   }
   // Wrapper names are unique across the policies (loadPolicyWrappers refuses a second one).

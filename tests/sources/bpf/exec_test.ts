@@ -203,8 +203,16 @@ rules:
   const reported = calls(t.events).filter((e) => e.alerts?.includes("deny-denied") && e.verdict === "kill");
   assert(reported.length >= 5, `${JSON.stringify(calls(t.events).slice(0, 3))}`);
   assert(reported.some((e) => /^deny \(the bpf source can only kill an exec/.test(e.reason ?? "")));
-  // A glob, an argv condition: the kernel cannot decide them; refused before anything runs, as any other deny.
-  for (const cond of [`path: "${target.replace(/denied$/, "*")}"`, `path: ${target}\n    argv: ["-x"]`]) {
+  // A glob, an argv condition, a script: the kernel cannot decide them; refused before anything runs, saying why.
+  const script = `${target}.sh`;
+  await Deno.writeTextFile(script, "#!/bin/sh\nexit 0\n");
+  await Deno.chmod(script, 0o755);
+  const cases = [
+    [`path: "${target.replace(/denied$/, "*")}"`, /is not a literal absolute path/],
+    [`path: ${target}\n    argv: ["-x"]`, /conditions other than the program's path/],
+    [`path: ${script}`, /is a script \(at sched_process_exec the kernel runs its interpreter instead\)/],
+  ] as const;
+  for (const [cond, why] of cases) {
     const glob = await writePolicy(`version: 1
 name: exec-glob
 rules:
@@ -215,7 +223,8 @@ rules:
 `);
     const r = await idwrap(["run", "--source", "bpf", "-p", glob, "--", DRIVER, "path", target, "1"]);
     assertEquals(r.code, 2, r.stderr);
-    assertMatch(r.stderr, /rule "glob-denied" \(action kill\) on execve, execveat/);
+    assertMatch(r.stderr, /rule "glob-denied" \(action kill\) on execve, execveat: not decided in the kernel: /);
+    assertMatch(r.stderr, why);
     assertEquals(r.stdout, "", "the command did not run");
   }
 });
