@@ -13,6 +13,7 @@ import { buildInterest } from "../../wss/interest.ts";
 import { Wss } from "../../wss/supervisor.ts";
 import { serveWorker } from "../worker_common.ts";
 import { kernelExecRules } from "./exec_rules.ts";
+import { undecidableOnBpf } from "./supervise.ts";
 import { BpfTransport } from "./transport.ts";
 
 /** The worker's settings (SourceThreadOptions.config). */
@@ -49,6 +50,9 @@ serveWorker("bpf", ({ decider, sink, enforcement: e, config }) => {
     failClosedFds: [...source.failClosedFds],
     attach: (session, pid) => void wss.attach(session, pid),
     reload: (d, e) => {
+      // As at the start (supervise.ts): nothing may decide a call here but the kernel's exec rules.
+      const refused = undecidableOnBpf(e.policies, e.wrappers);
+      if (refused.length) throw new Error(`Cannot reload on the bpf source: ${refused.join("; ")}`);
       source.setExecRules(kernelExecRules(e.policies));
       wss.reload(d, e.wrappers.map((w) => w.spec), buildInterest(e.policies, e.wrappers, wantsAll));
     },
