@@ -11,7 +11,7 @@
  */
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 import type { HostEvent, LifecycleEvent, SyscallEvent } from "../../../host/events.ts";
-import type { KernelExecRule } from "../../../host/sources/bpf/exec_rules.ts";
+import { kernelDev, type KernelExecRule } from "../../../host/sources/bpf/exec_rules.ts";
 import { interestInEverything } from "../../../host/sources/bpf/interest.ts";
 import { observeCommand } from "../../../host/sources/bpf/run.ts";
 import { compileC } from "../../../tools/build.ts";
@@ -254,4 +254,11 @@ rules:
   const r = await idwrap(["run", "--source", "bpf", "-p", policy, "--", "/bin/sh", "-c", script]);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(r.stdout.match(/runs 5 killed 5 exited 0 markers 0/g)?.length, 2, r.stdout);
+});
+
+Deno.test("kernelDev() turns a stat's st_dev into the kernel's s_dev encoding, for large majors and minors too", () => {
+  const user = (major: bigint, minor: bigint) => (minor & 0xffn) | (major << 8n) | ((minor & ~0xffn) << 12n);
+  for (const [major, minor] of [[8n, 1n], [0n, 27n], [259n, 65540n], [4095n, 1048575n]]) {
+    assertEquals(kernelDev(user(major, minor)), (major << 20n) | minor, `${major}:${minor}`);
+  }
 });
