@@ -262,3 +262,20 @@ Deno.test("kernelDev() turns a stat's st_dev into the kernel's s_dev encoding, f
     assertEquals(kernelDev(user(major, minor)), (major << 20n) | minor, `${major}:${minor}`);
   }
 });
+
+Deno.test("exec kill at sched_process_exec: a full ring loses reports, never the kill", async () => {
+  const { target } = await stage(`${BUILD}/bpf_exec_marker`);
+  const runs = 300;
+  // A one-page ring read every 200 ms: most records of the run cannot fit.
+  const r = await observeCommand([DRIVER, "path", target, String(runs)], {
+    interest: interestInEverything(),
+    stdout: "piped",
+    ringBytes: 4096,
+    pollMs: 200,
+    execKills: rule(target),
+  });
+  assertEquals(r.exitCode, 0);
+  const execs = r.events.filter((e) => e.kind === "exec" && (e as LifecycleEvent).program.exe === target).length;
+  assert(r.lost > 0 && execs < runs, `the ring dropped exec records (lost ${r.lost}, ${execs} of ${runs} reported)`);
+  assertEquals(tally(r.stdout), { runs, killed: runs, exited: 0, markers: 0 });
+});
