@@ -101,6 +101,8 @@ export type SourceLifecycle =
     watched?: boolean;
     candidate?: boolean;
     decidedOn?: { path: string; nr: number; ident: string };
+    /** The kernel side killed the process at this exec, by rule `rule` (the bpf source's exec_kill): reported. */
+    killedInKernel?: { rule: string; reason: string };
   }
   /** The process is gone; `status`: its wait status where known. */
   | { kind: "exit"; pid: number; status?: number }

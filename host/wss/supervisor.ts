@@ -18,7 +18,7 @@ import { errnoName } from "../errno.ts";
 import type { DecodedArgs, LifecycleEvent, ProgramIdentity, SyscallEvent, Verdict } from "../events.ts";
 import { ALLOW } from "../events.ts";
 import type { WrapperSpec } from "../policy/policy.ts";
-import { i386SyscallName, syscallName } from "../syscalls/mod.ts";
+import { i386SyscallName, syscallName, syscallNumber } from "../syscalls/mod.ts";
 import { Bindings } from "./bindings.ts";
 import { type Interest, lateCalls } from "./interest.ts";
 import { readProgram, readTaskStatus } from "./procfs.ts";
@@ -539,6 +539,7 @@ export class Wss implements SourceHandler {
         proc = this.#track(event.pid, event.ppid, this.#sessionOf(this.#procs.get(event.ppid ?? -1)));
       }
       if (event.decidedOn) this.#decideAgain(proc, program, event.decidedOn);
+      if (event.killedInKernel) this.#killedAtExec(proc, program, event.killedInKernel);
       proc.program = program;
       this.#decider.bind(
         proc.pid,
@@ -586,6 +587,30 @@ export class Wss implements SourceHandler {
     event.verdict = "kill";
     event.reason =
       `exec raced: decided on ${on.path}, the kernel ran ${program.exe}; killed at its first notified call`;
+    this.#sink.emit(event);
+  }
+
+  /** The kernel side killed the process at its exec (a rule it enforces alone): the kill is reported as the rule's. */
+  #killedAtExec(proc: Proc, program: ProgramIdentity, killed: { rule: string; reason: string }): void {
+    const event: SyscallEvent = {
+      kind: "syscall",
+      source: this.#name,
+      phase: "pre",
+      time: Date.now(),
+      pid: proc.pid,
+      tid: proc.pid,
+      abi: "x86_64",
+      nr: syscallNumber("execve")!,
+      syscall: "execve",
+      args: [],
+      decoded: { path: program.exe },
+      program,
+      verdict: "kill",
+      reason: killed.reason,
+      alerts: [killed.rule],
+    };
+    if (!this.#doomed.has(proc.pid)) proc.session.summary.killed++;
+    this.#doomed.add(proc.pid);
     this.#sink.emit(event);
   }
 

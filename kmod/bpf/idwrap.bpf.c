@@ -20,6 +20,14 @@
  * that does not fit is counted per CPU: the CPU's next record carries the
  * count (idw_head.lost) and `lost` keeps the total, which the host reads at
  * the end, so a loss always reaches the host.
+ *
+ * Decisions the kernel takes alone (docs/bpf.md, "Decisions in the kernel:
+ * exec"): an exec of a file in `exec_kill` (by inode and device, filled by the
+ * host from a policy's exec rules) is killed at sched_process_exec, after the
+ * point of no return and before the new image runs, by
+ * bpf_send_signal(SIGKILL): the signal is pending before the task returns to
+ * user space. (Kills from a map at the next sys_enter were measured no sooner
+ * than the host's kill(2) and are not here: kmod/bpf/killmap.bpf.c.)
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -60,6 +68,16 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
+
+/* Files whose exec kills the process: identity -> the rule's index in the host's list. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct idw_file);
+	__type(value, __u32);
+} exec_kill SEC(".maps");
+
+#define IDW_SIGKILL 9
 
 static __always_inline bool is_watched(__u32 tgid)
 {
@@ -189,6 +207,25 @@ static __always_inline void copy_args(struct idw_copy_rec *r, const struct idw_i
 	}
 }
 
+/*
+ * The exec'd file is one a rule kills: SIGKILL to the exec'ing task (current), which is past the point of no return
+ * and has not yet returned to user space, so the signal is taken before the new image's first instruction (ld.so's,
+ * for a dynamic program). Returns the rule's index + 1, or 0.
+ */
+static __always_inline __u32 exec_verdict(struct linux_binprm *bprm)
+{
+	struct idw_file key = {
+		.ino = bprm->file->f_inode->i_ino,
+		.dev = bprm->file->f_inode->i_sb->s_dev,
+	};
+	__u32 *rule = bpf_map_lookup_elem(&exec_kill, &key);
+
+	if (!rule)
+		return 0;
+	bpf_send_signal(IDW_SIGKILL);
+	return *rule + 1;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
@@ -311,14 +348,17 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u32 tgid = p->tgid;
 	struct idw_copy_rec *r;
 	unsigned long start, end;
+	__u32 killed;
 	long n;
 
 	if (!is_watched(tgid))
 		return 0;
+	killed = exec_verdict(bprm);
 	r = reserve(sizeof(*r));
 	if (!r)
 		return 0;
-	fill_head(&r->h, IDW_EXEC, IDW_F_COPIES, tgid, p->pid);
+	fill_head(&r->h, IDW_EXEC, IDW_F_COPIES | (killed ? IDW_F_EXEC_KILLED : 0), tgid, p->pid);
+	r->h.args[2] = killed ? killed - 1 : 0;
 	r->h.ret = old_pid;
 	/* The file that runs, by identity: the host names it by /proc/PID/exe, or checks a path against this. */
 	r->h.args[0] = bprm->file->f_inode->i_ino;

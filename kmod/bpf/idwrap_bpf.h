@@ -32,6 +32,7 @@
 #define IDW_F_DATA_FAULT 0x10
 #define IDW_F_DATA_TRUNC 0x20 /* the buffer was longer than IDW_DATA_MAX */
 #define IDW_F_UNFOLLOWED 0x40 /* FORK: the child could not be added to the watched set (map full) */
+#define IDW_F_EXEC_KILLED 0x80 /* EXEC: the file is in exec_kill; SIGKILL sent before the new image ran (args[2]: rule) */
 
 /* Interest flags (struct idw_interest.flags). */
 #define IDW_I_ENTER 0x01
@@ -58,6 +59,12 @@ struct idw_config {
 	__u64 cgroup_id;
 	/* Wake the consumer at once only when this many bytes wait; 0: wake on every record (the default). */
 	__u64 wake_bytes;
+};
+
+/* A file by identity, as exec_kill's key: the inode number and its superblock's s_dev (kernel encoding). */
+struct idw_file {
+	__u64 ino;
+	__u64 dev;
 };
 
 struct idw_head {

@@ -18,6 +18,7 @@ export const FLAG = {
   DATA_FAULT: 0x10,
   DATA_TRUNC: 0x20,
   UNFOLLOWED: 0x40,
+  EXEC_KILLED: 0x80,
 } as const;
 
 /** Interest flags (IDW_I_*). */
@@ -29,6 +30,9 @@ export const MODE = { PIDS: 0, CGROUP: 1 } as const;
 export const PATH_MAX = 256;
 export const DATA_MAX = 512;
 export const MAX_SYSCALLS = 512;
+
+/** Offsets in struct idw_file (exec_kill's key: a file by identity), and its size. */
+export const FILE_KEY = { ino: 0, dev: 8, size: 16 } as const;
 
 /** Offsets in struct idw_head, and its size. */
 export const HEAD = {

@@ -11,6 +11,7 @@ import type { HostEvent } from "../../events.ts";
 import { BpfEventDecoder, lostReport } from "./events.ts";
 import type { BpfRecord, InterestEntry } from "./layout.ts";
 import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
+import { execKillEntries, type KernelExecRule } from "./exec_rules.ts";
 
 /** How long one poll turns records into events before it looks at the ring again. */
 export const DECODE_BUDGET_MS = 2;
@@ -23,6 +24,8 @@ export const MAX_BACKLOG = 1 << 20;
 export interface BpfSourceOptions extends BpfTracerOptions {
   /** Which calls to report (syscall number → entry): host/sources/bpf/interest.ts builds it. */
   interest: ReadonlyMap<number, InterestEntry>;
+  /** Exec rules the programs enforce at sched_process_exec (./exec_rules.ts), their files stat'ed at open. */
+  execKills?: readonly KernelExecRule[];
 }
 
 /** The loaded bpf source. */
@@ -42,6 +45,7 @@ export class BpfSource {
     const tracer = BpfTracer.load(options);
     try {
       tracer.setInterest(options.interest);
+      if (options.execKills) tracer.setExecKills(execKillEntries(options.execKills).entries);
     } catch (e) {
       tracer.close();
       throw e;

@@ -25,6 +25,7 @@ import { type OnEvents, SourceThread } from "../thread.ts";
 import type { BpfWorkerConfig } from "./worker.ts";
 import { compileKernelNet, KERNEL_NET_CALLS } from "../../policy/net_kernel.ts";
 import { kernelNetProblem, KernelNetRun } from "./net_run.ts";
+import { EXEC_NRS, execRuleProblem, isKernelExecRule } from "./exec_rules.ts";
 
 /** The bpf source cannot serve what was asked, or this process cannot load it: bad usage, exit 2. */
 export class BpfRefusal extends Error {
@@ -58,9 +59,13 @@ export function undecidableOnBpf(policies: Policy[], wrappers: WrapperModule[]):
   const out: string[] = [];
   for (const policy of policies) {
     for (const rule of policy.rules) {
-      if (rule.action === "alert") continue;
-      const calls = [...resolveSyscalls(rule.syscalls)].map(syscallName).join(", ");
-      out.push(`${policy.file}: rule "${rule.id}" (action ${rule.action}) on ${calls}`);
+      // An exec rule on literal program paths is enforced by the programs at sched_process_exec (a deny as a kill).
+      if (rule.action === "alert" || isKernelExecRule(rule)) continue;
+      const nrs = [...resolveSyscalls(rule.syscalls)];
+      const calls = nrs.map(syscallName).join(", ");
+      // An exec rule the kernel cannot decide says why (a glob, an argv condition, a script).
+      const why = nrs.every((nr) => EXEC_NRS.has(nr)) ? `: not decided in the kernel: ${execRuleProblem(rule)}` : "";
+      out.push(`${policy.file}: rule "${rule.id}" (action ${rule.action}) on ${calls}${why}`);
     }
   }
   // Wrapper names are unique across the policies (loadPolicyWrappers refuses a second one).
@@ -89,8 +94,8 @@ export async function prepareBpfEnforcement(policies: Policy[]): Promise<Wrapper
     throw new BpfRefusal(
       "The bpf source only observes (a call is reported after it started, a kill lands late), and these may deny, " +
         `kill or rewrite a call before it runs:\n  ${undecidable.join("\n  ")}\n` +
-        "Use --source seccomp or kmod, or a policy that only observes (rules that alert, wrappers without DENY): " +
-        "docs/bpf.md.",
+        "Use --source seccomp or kmod, or a policy that only observes (rules that alert, wrappers without DENY, exec " +
+        "rules that deny or kill by literal program paths, which the kernel enforces at exec): docs/bpf.md.",
     );
   }
   const privilege = bpfPrivilegeProblem();

@@ -9,6 +9,7 @@
  */
 import { decodeRecord, encodeConfig, encodeInterest, type InterestEntry, MAX_SYSCALLS, MODE } from "./layout.ts";
 import type { BpfRecord } from "./layout.ts";
+import type { KernelFile } from "./exec_rules.ts";
 import {
   copySample,
   cstr,
@@ -79,6 +80,9 @@ export class BpfTracer {
   readonly #watchedFd: number;
   readonly #interestFd: number;
   readonly #lostFd: number;
+  readonly #execKillFd: number;
+  /** exec_kill's keys now (encoded), to remove the ones a new policy drops. */
+  #execKeys: Uint8Array[] = [];
   readonly #cpus: number;
   /** The bytes of the records taken by the current ring call, back to back, and where each ends. */
   #bytes = new Uint8Array(1 << 20);
@@ -120,6 +124,7 @@ export class BpfTracer {
     this.#watchedFd = lib.bpf_map__fd(map("watched"));
     this.#interestFd = lib.bpf_map__fd(map("interest"));
     this.#lostFd = lib.bpf_map__fd(map("lost"));
+    this.#execKillFd = lib.bpf_map__fd(map("exec_kill"));
     this.#cpus = lib.libbpf_num_possible_cpus();
     // The callback only copies (one memcpy into a growing buffer, ~0.5 µs a record here): the ring is freed at the
     // rate it fills, and records are decoded after the ring call returns (decoding in the callback took ~8 µs).
@@ -208,6 +213,23 @@ export class BpfTracer {
       if (libbpf().bpf_map_update_elem(this.#interestFd, u8(new Uint32Array([nr])), value, 0n) < 0) {
         throw new LibbpfError(`Cannot set the interest of syscall ${nr}: ${explainLoadErrno(errno())}`, errno());
       }
+    }
+  }
+
+  /**
+   * Replaces the exec_kill map: an exec of one of these files (by identity) by a watched process is killed at
+   * sched_process_exec, its record flagged with the rule's index.
+   */
+  setExecKills(entries: readonly { file: KernelFile; rule: number }[]): void {
+    const lib = libbpf();
+    for (const key of this.#execKeys) lib.bpf_map_delete_elem(this.#execKillFd, key);
+    this.#execKeys = [];
+    for (const { file, rule } of entries) {
+      const key = u8(new BigUint64Array([file.ino, file.kdev]));
+      if (lib.bpf_map_update_elem(this.#execKillFd, key, u8(new Uint32Array([rule])), 0n) < 0) {
+        throw new LibbpfError(`Cannot fill the exec_kill map: ${explainLoadErrno(errno())}`, errno());
+      }
+      this.#execKeys.push(key);
     }
   }
 

@@ -30,6 +30,7 @@ import { interestFor } from "./interest.ts";
 import { type BpfRecord, FLAG, type InterestEntry, KIND } from "./layout.ts";
 import { monotonicNs } from "./libbpf.ts";
 import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
+import { EXEC_NRS, execKillEntries, type KernelExecRule, type KernelFile } from "./exec_rules.ts";
 
 const text = new TextDecoder();
 
@@ -80,7 +81,12 @@ export function resolvedExe(pid: number, filename: string, file?: ExecFile): str
 /** How the transport loads. */
 export interface BpfTransportOptions extends BpfTracerOptions {
   interest: Interest;
+  /** Exec rules the programs enforce at sched_process_exec (./exec_rules.ts); their calls may be decided. */
+  execRules?: readonly KernelExecRule[];
 }
+
+/** How often the files of kernel exec rules are stat'ed again (a file replaced or created since is the new one). */
+const EXEC_RESTAT_MS = 1000;
 
 /**
  * The interest map of a WSS interest: every call it names, in the phases it names, with the copies its argument
@@ -88,13 +94,16 @@ export interface BpfTransportOptions extends BpfTracerOptions {
  *
  * @throws naming the calls a rule or wrapper may deny, kill or rewrite before they run: this source cannot hold a call
  */
-export function compileInterest(interest: Interest): Map<number, InterestEntry> {
+export function compileInterest(interest: Interest, kernelDecidesExec = false): Map<number, InterestEntry> {
   // The host's own refusals (io_uring) come with every interest; here they are reported, not refused (docs/bpf.md).
   const refusedByHost = resolveSyscalls(ALWAYS_DENIED_SYSCALLS);
   const undecidable: string[] = [];
   const out = new Map<number, InterestEntry>();
   for (const [nr, c] of interest.calls) {
-    if (c.pre === "decide" && !refusedByHost.has(nr)) undecidable.push(syscallName(nr));
+    // An exec decided by a kernel exec rule: the programs kill it at sched_process_exec (only such rules reach here:
+    // supervise.ts refuses every other rule and wrapper that decides).
+    const decidedInKernel = kernelDecidesExec && EXEC_NRS.has(nr);
+    if (c.pre === "decide" && !refusedByHost.has(nr) && !decidedInKernel) undecidable.push(syscallName(nr));
     out.set(nr, interestFor(syscallName(nr), { enter: c.pre !== undefined, exit: c.post !== undefined }));
   }
   if (undecidable.length) {
@@ -123,15 +132,24 @@ export class BpfTransport implements EventSource {
   #id = 0n;
   /** Records dropped, as the programs reported them in-band. */
   #lost = 0;
+  #execRules: readonly KernelExecRule[];
+  /** exec_kill's entries as last written ("ino:kdev:rule" each), and when the files were last stat'ed. */
+  #execKeys = "";
+  #execStatAt = 0;
 
   /**
    * @param entries the interest map as compiled already (the hybrid's observed part); default: compiled from
    *   `options.interest`, refusing calls to decide
    */
-  constructor(options: BpfTransportOptions, entries = compileInterest(options.interest)) {
+  constructor(
+    options: BpfTransportOptions,
+    entries = compileInterest(options.interest, (options.execRules?.length ?? 0) > 0),
+  ) {
     this.#tracer = BpfTracer.load(options);
+    this.#execRules = options.execRules ?? [];
     try {
       this.#tracer.setInterest(entries);
+      this.#refreshExecKills(true);
       this.wakeFd = libc.symbols.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
       if (this.wakeFd < 0) throw new Error(`Cannot create an eventfd: errno ${errno()}`);
       // The wake fd joins the ring's epoll set with data 0 (ring 0): ring_buffer__poll returns when it fires and
@@ -153,7 +171,28 @@ export class BpfTransport implements EventSource {
   }
 
   setInterest(interest: Interest): void {
-    this.#tracer.setInterest(compileInterest(interest));
+    this.#tracer.setInterest(compileInterest(interest, this.#execRules.length > 0));
+  }
+
+  /** Replaces the exec rules the programs enforce (a policy reload); their files are stat'ed now. */
+  setExecRules(rules: readonly KernelExecRule[]): void {
+    this.#execRules = rules;
+    this.#refreshExecKills(true);
+  }
+
+  /**
+   * Writes exec_kill from the rules' files as they are now (stat'ed again at most once a second unless `now`): a file
+   * replaced since (a new inode) or created since is the one killed, as the rule decider's identity match does.
+   */
+  #refreshExecKills(now = false): void {
+    const t = performance.now();
+    if (!now && (this.#execRules.length === 0 || t - this.#execStatAt < EXEC_RESTAT_MS)) return;
+    this.#execStatAt = t;
+    const { entries } = execKillEntries(this.#execRules);
+    const keys = entries.map((e) => `${e.file.ino}:${e.file.kdev}:${e.rule}`).sort().join(",");
+    if (keys === this.#execKeys) return;
+    this.#tracer.setExecKills(entries);
+    this.#execKeys = keys;
   }
 
   /** Replaces the interest map with one compiled elsewhere. */
@@ -176,6 +215,7 @@ export class BpfTransport implements EventSource {
       handler.lifecycle({ kind: "fork", pid: q.pid, ppid: q.ppid, session: q.session, program: q.program });
       served++;
     }
+    this.#refreshExecKills();
     const records = this.#tracer.poll(served ? 0 : timeoutMs);
     const woken = libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n) === 8n;
     for (const rec of records) served += this.#hand(rec, handler);
@@ -238,6 +278,19 @@ export class BpfTransport implements EventSource {
     libc.symbols.close(this.wakeFd);
   }
 
+  /** What the WSS reports of an exec the programs killed: the rule, and what was done. */
+  #killedBy(index: number, file: KernelFile): { rule: string; reason: string } {
+    const rule = this.#execRules[index];
+    const what = rule?.action === "deny"
+      ? "deny (the bpf source can only kill an exec: no call is left to fail)"
+      : "kill";
+    return {
+      rule: rule?.id ?? `(exec rule ${index}, since reloaded)`,
+      reason: `${what}: killed in the kernel at sched_process_exec, before the new image ran (file ${file.ino} on ` +
+        `device ${file.kdev >> 20n}:${file.kdev & 0xfffffn}, by identity)`,
+    };
+  }
+
   /** Hands one record to the WSS; returns how many reports it made. */
   #hand(rec: BpfRecord, handler: SourceHandler): number {
     let served = 0;
@@ -281,7 +334,14 @@ export class BpfTransport implements EventSource {
         const exe = resolvedExe(rec.tgid, rec.path ? text.decode(rec.path) : "", file);
         const argv0 = rec.data ? text.decode(rec.data).split("\0")[0] : exe;
         const program: ProgramIdentity = { exe, argv0, uid: rec.uid, gid: rec.gid };
-        handler.lifecycle({ kind: "exec", pid: rec.tgid, program, watched: true });
+        const killedInKernel = rec.flags & FLAG.EXEC_KILLED ? this.#killedBy(Number(rec.args[2]), file) : undefined;
+        handler.lifecycle({
+          kind: "exec",
+          pid: rec.tgid,
+          program,
+          watched: true,
+          ...(killedInKernel ? { killedInKernel } : {}),
+        });
         return served + 1;
       }
       case KIND.GONE:

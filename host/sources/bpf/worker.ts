@@ -12,6 +12,8 @@
 import { buildInterest } from "../../wss/interest.ts";
 import { Wss } from "../../wss/supervisor.ts";
 import { serveWorker } from "../worker_common.ts";
+import { kernelExecRules } from "./exec_rules.ts";
+import { undecidableOnBpf } from "./supervise.ts";
 import { BpfTransport } from "./transport.ts";
 
 /** The worker's settings (SourceThreadOptions.config). */
@@ -29,7 +31,11 @@ serveWorker("bpf", ({ decider, sink, enforcement: e, config }) => {
   const c = config as BpfWorkerConfig;
   const wantsAll = sink.wantsSyscalls;
   const interest = buildInterest(e.policies, e.wrappers, wantsAll);
-  const source = new BpfTransport({ interest, ringBytes: c.ringBytes });
+  const source = new BpfTransport({
+    interest,
+    ringBytes: c.ringBytes,
+    execRules: kernelExecRules(e.policies),
+  });
   const wss = new Wss({
     source,
     decider,
@@ -43,7 +49,13 @@ serveWorker("bpf", ({ decider, sink, enforcement: e, config }) => {
     // Nothing waits on this source: a dead thread leaves no call hanging.
     failClosedFds: [...source.failClosedFds],
     attach: (session, pid) => void wss.attach(session, pid),
-    reload: (d, e) => wss.reload(d, e.wrappers.map((w) => w.spec), buildInterest(e.policies, e.wrappers, wantsAll)),
+    reload: (d, e) => {
+      // As at the start (supervise.ts): nothing may decide a call here but the kernel's exec rules.
+      const refused = undecidableOnBpf(e.policies, e.wrappers);
+      if (refused.length) throw new Error(`Cannot reload on the bpf source: ${refused.join("; ")}`);
+      source.setExecRules(kernelExecRules(e.policies));
+      wss.reload(d, e.wrappers.map((w) => w.spec), buildInterest(e.policies, e.wrappers, wantsAll));
+    },
     processes: () => wss.processes(),
     stop: () => wss.stop(),
     close: () => wss.close(),
