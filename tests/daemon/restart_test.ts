@@ -143,7 +143,12 @@ Deno.test({
     const l = await during;
     if (l.failed > 0) {
       const faults = await run(IDWRAP, ["audit", "query", "--store", a.store, "--queue", "faults", "--json"]);
-      assertEquals(l.failed, 0, `${l.text}\nnginx's error log:\n${await errorLog(s)}\nfaults:\n${faults.stdout}`);
+      assertEquals(
+        l.failed,
+        0,
+        `${l.text}\nnginx's error log:\n${await errorLog(s)}\nfaults:\n${faults.stdout}\n` +
+          `old daemon:\n${a.log()}\nnew daemon:\n${b.log()}`,
+      );
     }
     assert(l.requests > 0, l.text);
     // The run reads the old daemon's last events before it sees the connection close, then reconnects (every 200 ms,
