@@ -64,7 +64,8 @@ export function log(level: LogLevel, message: string, fields?: LogFields, logger
 }
 
 /**
- * The level of a line the daemon logs (its callers, the outputs among them, pass lines, not levels): a reload it
+ * The level of a line the daemon's outputs log (they pass lines, not levels; the daemon itself and its fleet name
+ * theirs, host/daemon/daemon.ts, and agree with this): a reload it
  * refused, a connection or session that failed, is an error; what it says with `warning:`, a refused request, an
  * output that cannot deliver or dropped records, a run that fell behind, is a warning; the rest (serving, reloaded,
  * sessions, stopped) is info.
@@ -95,9 +96,13 @@ const WARNING_LINES = [
   /^session \d+: (its run does not keep up|\d+ events were not sent)/,
 ];
 
-/** The daemon's default log function: its line at the level daemonLevel finds; a JSON message drops `warning: `. */
-export function daemonLog(line: string): void {
-  const level = daemonLevel(line);
+/** A daemon line at the level its caller names; a JSON message drops `warning: `. */
+export function daemonLogAt(level: LogLevel, line: string): void {
   const message = format === "json" && level === "warning" ? line.replace(/^warning: /, "") : line;
   log(level, message, undefined, "idwrap daemon");
+}
+
+/** A line the daemon's outputs write (they pass lines, not levels): at the level daemonLevel finds. */
+export function daemonLog(line: string): void {
+  daemonLogAt(daemonLevel(line), line);
 }

@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import type { JournalMarks } from "../audit/journal.ts";
-import { daemonLog } from "../log.ts";
+import { daemonLog, daemonLogAt, type LogLevel } from "../log.ts";
 import { AuditLog } from "../audit/log.ts";
 import { toAuditRecords } from "../audit/record.ts";
 import { serveTail } from "../audit/stream.ts";
@@ -53,8 +53,11 @@ export interface DaemonOptions {
    * would then change the policies that hold it (the control socket's reload checks who asks). @default false
    */
   watch?: boolean;
-  /** Where the daemon says what it does. @default console.error */
-  log?: (line: string) => void;
+  /**
+   * Where the daemon says what it does, each line with its level (its outputs' lines come without one: host/log.ts,
+   * daemonLevel). @default standard error, text or JSON (--log-format)
+   */
+  log?: (line: string, level?: LogLevel) => void;
   /**
    * Also hold the kernel module's device for every process on the host: each
    * execve waits for the WSS, and a program whose activation criteria some
@@ -99,7 +102,10 @@ const TRACE_BACKLOG = 10_000;
 /** A running daemon. */
 export class Daemon {
   readonly #opts: DaemonOptions;
+  /** The outputs' lines (they name no level). */
   readonly #log: (line: string) => void;
+  /** The daemon's own lines, each at the level it names. */
+  readonly #say: (level: LogLevel, line: string) => void;
   readonly #servers: Deno.Listener[] = [];
   readonly #clients = new Map<number, Deno.Conn>(); // session → the `run` that asked for it
   /** session → events on their way to its `run`, and events it was not sent because it fell behind. */
@@ -137,7 +143,9 @@ export class Daemon {
   private constructor(opts: DaemonOptions) {
     this.#opts = opts;
     this.#files = [...opts.policyFiles];
-    this.#log = opts.log ?? daemonLog; // text or JSON lines with levels (--log-format)
+    const log = opts.log;
+    this.#log = log ?? daemonLog; // text or JSON lines with levels (--log-format)
+    this.#say = log ? (level, line) => log(line, level) : daemonLogAt;
   }
 
   /** Loads the policies (refusing to start on a bad one), opens the store and audit log, listens. */
@@ -158,7 +166,7 @@ export class Daemon {
     d.#audit = await AuditLog.open(opts.storePath, { retentionDays: opts.retentionDays });
     d.#outputs = new Outputs(d.#audit, opts.outputs ?? [], d.#log);
     for (const o of opts.outputs ?? []) {
-      d.#log(`output ${o.name}: ${o.type}, ${o.format}, queues ${o.queues.join(",")}`);
+      d.#say("info", `output ${o.name}: ${o.type}, ${o.format}, queues ${o.queues.join(",")}`);
     }
     d.#thread = await SupervisorThread.start({
       policies: d.#enforcement.policies,
@@ -184,7 +192,7 @@ export class Daemon {
         await d.#audit.close();
         throw new Error(`--system-wide needs the kernel module: ${(e as Error).message}`);
       }
-      d.#log("system-wide: the kernel module reports every execve; matching programs are wrapped");
+      d.#say("info", "system-wide: the kernel module reports every execve; matching programs are wrapped");
     }
     if (previous) await d.#adopt(previous);
     // Owner-only; users the daemon serves besides root may pass through to their own 0600 sockets, never list them.
@@ -194,18 +202,19 @@ export class Daemon {
     await Deno.chmod(join(opts.runDir, "sessions"), mode);
     for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
     if (opts.watch) {
-      d.#log("watching the policy files: a change is loaded, whoever makes it (--watch)");
+      d.#say("info", "watching the policy files: a change is loaded, whoever makes it (--watch)");
       d.#watch();
     }
     if (opts.fleet) await d.#startFleet(opts.fleet);
     if (opts.metrics) {
       d.#metricsServer = await serveMetrics(opts.metrics, () => d.#metricsText());
-      d.#log(`metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
+      d.#say("info", `metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
     }
     d.#replayer = setInterval(() => {
-      d.#audit.replay().catch((e) => d.#log(`cannot index the audit journals: ${(e as Error).message}`));
+      d.#audit.replay().catch((e) => d.#say("error", `cannot index the audit journals: ${(e as Error).message}`));
     }, JOURNAL_REPLAY_MS);
-    d.#log(
+    d.#say(
+      "info",
       `serving users ${[...new Set([0, ...opts.users])].join(", ")} on ${opts.runDir}; policies: ${
         d.#allFiles().join(", ")
       }`,
@@ -230,7 +239,7 @@ export class Daemon {
       check,
       apply: (policies) => this.reload(this.#files, policies),
       record: (r) => this.#audit.append([r]),
-      log: this.#log,
+      log: (line, level) => this.#say(level, line),
     });
     this.#fleet = fleet;
     fleet.start();
@@ -240,7 +249,10 @@ export class Daemon {
       new Promise<false>((r) => timer = setTimeout(() => r(false), config.timeoutMs)),
     ]).finally(() => clearTimeout(timer));
     if (!waited) {
-      this.#log(`fleet: ${config.bucket} not reached within ${config.timeoutMs} ms: serving the local policies`);
+      this.#say(
+        "warning",
+        `fleet: ${config.bucket} not reached within ${config.timeoutMs} ms: serving the local policies`,
+      );
     }
   }
 
@@ -271,7 +283,7 @@ export class Daemon {
     }));
     const { wrappers, plan } = await prepareEnforcement(policies, true);
     // Sessions handed over by `idwrap run` are served on the seccomp source.
-    for (const warning of eintrWarnings(policies, wrappers)) this.#log(`warning: ${warning}`);
+    for (const warning of eintrWarnings(policies, wrappers)) this.#say("warning", `warning: ${warning}`);
     return { policies, wrappers, plan };
   }
 
@@ -281,7 +293,7 @@ export class Daemon {
     try {
       next = await this.#prepare(files, fleet);
     } catch (e) {
-      this.#log(`reload refused, the previous policies stay in force: ${(e as Error).message}`);
+      this.#say("error", `reload refused, the previous policies stay in force: ${(e as Error).message}`);
       throw e;
     }
     await this.#thread.reload({ policies: next.policies, wrappers: next.wrappers });
@@ -289,7 +301,8 @@ export class Daemon {
     this.#enforcement = next;
     this.#files = files;
     this.#fleetPolicies = fleet;
-    this.#log(
+    this.#say(
+      "info",
       `reloaded: ${next.policies.map((p) => p.name).join(", ")}; wrappers: ${
         next.wrappers.map((w) => w.spec.name).join(", ") || "none"
       }`,
@@ -322,7 +335,7 @@ export class Daemon {
       setTimeout(() => {
         settling = false;
         last = stamp();
-        this.#log("a policy file changed: reloading");
+        this.#say("info", "a policy file changed: reloading");
         this.reload().catch(() => {});
       }, 200);
     }, 1000);
@@ -338,7 +351,9 @@ export class Daemon {
     Deno.chmodSync(path, 0o600);
     this.#servers.push(server);
     (async () => {
-      for await (const conn of server) this.#handle(conn, uid).catch((e) => this.#log(`uid ${uid}: ${e.message}`));
+      for await (const conn of server) {
+        this.#handle(conn, uid).catch((e) => this.#say("error", `uid ${uid}: ${e.message}`));
+      }
     })().catch(() => {});
   }
 
@@ -435,7 +450,7 @@ export class Daemon {
    */
   async #wrappedPeer(uid: number, quiet = false): Promise<string | undefined> {
     const refused = (message: string) => {
-      if (!quiet) this.#log(`refused: ${message}`);
+      if (!quiet) this.#say("warning", `refused: ${message}`);
       return message;
     };
     const wrapped = new Set(
@@ -526,7 +541,7 @@ export class Daemon {
       await this.#thread.listen(id, hs.listener);
       this.#metrics.sessionStarted("seccomp");
       await hs.go();
-      this.#log(`session ${id}: uid ${uid} runs ${command.join(" ")} (pid ${hs.pid})`);
+      this.#say("info", `session ${id}: uid ${uid} runs ${command.join(" ")} (pid ${hs.pid})`);
     } finally {
       server.close();
       await Deno.remove(path).catch(() => {});
@@ -548,7 +563,10 @@ export class Daemon {
     const missed = this.#traceBacklog.get(id)?.missed;
     this.#traceBacklog.delete(id);
     if (missed) {
-      this.#log(`session ${id}: ${missed} events were not sent to its run (it fell behind); the store has them`);
+      this.#say(
+        "warning",
+        `session ${id}: ${missed} events were not sent to its run (it fell behind); the store has them`,
+      );
     }
     const uid = this.#uidOf.get(id) ?? 0;
     this.#uidOf.delete(id);
@@ -568,7 +586,7 @@ export class Daemon {
     this.#handingOff = true;
     const held = this.#holder.handoff();
     const sessions: HandedSession[] = held.map((h) => ({ ...h, uid: this.#uidOf.get(h.session) ?? 0 }));
-    this.#log(`handing ${sessions.length} sessions to the next daemon (their calls wait meanwhile)`);
+    this.#say("info", `handing ${sessions.length} sessions to the next daemon (their calls wait meanwhile)`);
     await this.stop();
     await sendLine(conn, { ok: true, holder: this.#holder.pid, next: this.#nextSession, sessions } satisfies Response)
       .catch(() => {});
@@ -584,18 +602,21 @@ export class Daemon {
       try {
         listener = takeFd(previous.holder, s.fd);
       } catch (e) {
-        this.#log(`session ${s.session}: cannot take its listener (${(e as Error).message}): its holder answers it`);
+        this.#say(
+          "error",
+          `session ${s.session}: cannot take its listener (${(e as Error).message}): its holder answers it`,
+        );
         continue;
       }
       this.#holder.hold(s.session, s.pid, listener, s.mode);
       this.#uidOf.set(s.session, s.uid);
       await this.#thread.listen(s.session, listener);
       this.#metrics.sessionStarted("seccomp");
-      this.#serveSession(s.session).catch((e) => this.#log(`session ${s.session}: ${(e as Error).message}`));
+      this.#serveSession(s.session).catch((e) => this.#say("error", `session ${s.session}: ${(e as Error).message}`));
     }
     // Ours hold them now: the previous holder lets go (it would otherwise give them on_supervisor_loss in 30 s).
     ListenerHolder.release(previous.holder);
-    this.#log(`took over ${previous.sessions.length} sessions from the previous daemon`);
+    this.#say("info", `took over ${previous.sessions.length} sessions from the previous daemon`);
   }
 
   /** A `run` whose daemon handed its session over reconnects here, for the rest of its reports. */
@@ -640,7 +661,9 @@ export class Daemon {
     const t = this.#traceBacklog.get(session) ?? { inFlight: 0, missed: 0 };
     this.#traceBacklog.set(session, t);
     if (t.inFlight >= TRACE_BACKLOG) {
-      if (t.missed++ === 0) this.#log(`session ${session}: its run does not keep up; events not sent are in the store`);
+      if (t.missed++ === 0) {
+        this.#say("warning", `session ${session}: its run does not keep up; events not sent are in the store`);
+      }
       return;
     }
     t.inFlight++;
@@ -669,7 +692,7 @@ export class Daemon {
     await this.#outputs?.stop();
     await this.#audit.close();
     await this.#metricsServer?.shutdown();
-    this.#log("stopped");
+    this.#say("info", "stopped");
   }
 }
 

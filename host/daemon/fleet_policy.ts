@@ -17,6 +17,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
 import { type AuditRecord, ECS_VERSION } from "../audit/record.ts";
 import type { FleetConfig } from "../outputs/config.ts";
+import type { LogLevel } from "../log.ts";
 
 /** What the fleet policies need from the daemon. */
 export interface FleetPolicyHost {
@@ -32,7 +33,8 @@ export interface FleetPolicyHost {
   apply(policies: FleetPolicy[]): Promise<void>;
   /** A fleet policy refused: the record to keep (the `faults` queue). */
   record(record: AuditRecord): void;
-  log(line: string): void;
+  /** A line for the daemon's log, at its level. */
+  log(line: string, level: LogLevel): void;
 }
 
 /** One file's verdict from `policy check`. */
@@ -115,7 +117,9 @@ export class FleetPolicies {
     Deno.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
     Deno.chmodSync(this.#dir, 0o700);
     this.#watching = this.#follow().catch((e) => {
-      if (!this.#stopped) this.#host.log(`fleet: stopped following ${this.#config.bucket}: ${(e as Error).message}`);
+      if (!this.#stopped) {
+        this.#host.log(`fleet: stopped following ${this.#config.bucket}: ${(e as Error).message}`, "error");
+      }
       this.#firstSync();
     });
   }
@@ -134,15 +138,15 @@ export class FleetPolicies {
     if (this.#stopped) return void await this.#nc.close();
     (async () => {
       for await (const s of this.#nc!.status()) {
-        if (s.type === "disconnect") this.#host.log(`fleet: lost ${bucket}; the policies in force stay`);
-        if (s.type === "reconnect") this.#host.log(`fleet: reconnected to ${bucket}`);
+        if (s.type === "disconnect") this.#host.log(`fleet: lost ${bucket}; the policies in force stay`, "warning");
+        if (s.type === "reconnect") this.#host.log(`fleet: reconnected to ${bucket}`, "info");
       }
     })().catch(() => {});
     const kvm = new Kvm(this.#nc);
     const kv: KV = await kvm.create(bucket, { history: 5 }); // opens it when it exists
     const key = prefix === "" ? ">" : prefix.endsWith(".") ? `${prefix}>` : `${prefix}.>`;
     const watch = await kv.watch({ key });
-    this.#host.log(`fleet: following ${bucket}, keys ${key}`);
+    this.#host.log(`fleet: following ${bucket}, keys ${key}`, "info");
     // What the bucket holds now comes first; an empty bucket's watch says nothing, so the status says how much.
     if ((await kv.status()).values === 0) this.#firstSync();
     for await (const entry of watch) {
@@ -154,7 +158,7 @@ export class FleetPolicies {
 
   #enqueue(entry: KvWatchEntry): Promise<void> {
     this.#changes = this.#changes.then(() => this.#change(entry)).catch((e) =>
-      this.#host.log(`fleet: ${entry.key}: ${(e as Error).message}`)
+      this.#host.log(`fleet: ${entry.key}: ${(e as Error).message}`, "error")
     );
     return this.#changes;
   }
@@ -191,7 +195,7 @@ export class FleetPolicies {
     const old = this.#held.get(key);
     if (error !== undefined) {
       if (file) Deno.removeSync(join(file, ".."), { recursive: true });
-      this.#host.log(`fleet: ${key} revision ${revision} refused, the last good policy stays: ${error}`);
+      this.#host.log(`fleet: ${key} revision ${revision} refused, the last good policy stays: ${error}`, "error");
       this.#host.record(refusalRecord(this.#config.bucket, key, revision, error));
       return;
     }
@@ -199,7 +203,7 @@ export class FleetPolicies {
     const now = next.get(key);
     if (now) this.#held.set(key, now);
     else this.#held.delete(key);
-    this.#host.log(`fleet: ${key} revision ${revision} ${file ? "in force" : "deleted: unloaded"}`);
+    this.#host.log(`fleet: ${key} revision ${revision} ${file ? "in force" : "deleted: unloaded"}`, "info");
   }
 
   async stop(): Promise<void> {

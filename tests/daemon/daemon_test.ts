@@ -24,19 +24,25 @@ Deno.test("run hands the command to the daemon; ps shows the process and its wra
   try {
     const results = `${dir}/ps-results`;
     const runner = new Deno.Command(IDWRAP, {
-      // 10 s: long enough for `idwrap ps` to start on a loaded machine.
-      args: ["run", "--", prog("open_loop"), `${dir}/target.txt`, results, "10"],
+      // 30 s: `idwrap ps` is asked until it lists the program; on a loaded machine (a load of 12 on 2 CPUs) its start
+      // alone took longer than the 10 s this used to run, and ps found nothing.
+      args: ["run", "--", prog("open_loop"), `${dir}/target.txt`, results, "30"],
       env: d.env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
     await waitFor("the program to run", () => Deno.readTextFile(results).then((t) => t || undefined, () => undefined));
-    const ps = await idwrap(["ps", "--json"], { env: d.env });
-    assertEquals(ps.code, 0, ps.stderr);
-    const rows = JSON.parse(ps.stdout) as { pid: number; program: { exe: string }; wrappers: string[] }[];
-    const row = rows.find((r) => r.program.exe === prog("open_loop"));
-    assert(row, ps.stdout);
+    type Row = { pid: number; program: { exe: string }; wrappers: string[] };
+    let last = "";
+    const row = await waitFor("idwrap ps to list the program", async () => {
+      const ps = await idwrap(["ps", "--json"], { env: d.env });
+      assertEquals(ps.code, 0, ps.stderr);
+      last = ps.stdout;
+      return (JSON.parse(ps.stdout) as Row[]).find((r) => r.program.exe === prog("open_loop"));
+    }, 25000).catch((e) => {
+      throw new Error(`${e.message}; last answer: ${last}`);
+    });
     assertEquals(row.wrappers, ["noop"]);
     const out = await runner.output();
     const stderr = new TextDecoder().decode(out.stderr);

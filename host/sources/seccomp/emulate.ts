@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ADDFD, SECCOMP_ADDFD_FLAG_SEND, SECCOMP_IOCTL } from "../../unsafe/layouts.ts";
+import { ADDFD, SECCOMP_ADDFD_FLAG_SEND, SECCOMP_IOCTL, STAT } from "../../unsafe/layouts.ts";
 import { addressOf, errno, libc, SYS } from "../../unsafe/libc.ts";
 import { controllingTty } from "../../wss/procfs.ts";
 import { emptyNamesDirfd, lastComponent, PATH_ARGS } from "./paths.ts";
@@ -83,8 +83,11 @@ export interface Install {
   send: boolean;
 }
 
-/** The outcome: a return value (the fd number in the caller for opens), or an errno. */
-export type CallResult = { fd: number } | { errno: number };
+/**
+ * The outcome: a return value (the fd number in the caller for opens), or an errno; `fault` says why a call failed
+ * closed because of idwrap itself (to be reported).
+ */
+export type CallResult = { fd: number } | { errno: number; fault?: string };
 
 /** One per supervisor thread: it enters callers' worlds. */
 export class Emulator {
@@ -92,6 +95,8 @@ export class Emulator {
   readonly #addfd = new Uint8Array(ADDFD.size);
   readonly #addfdView = new DataView(this.#addfd.buffer);
   readonly #handle = new Uint8Array(8 + 128);
+  readonly #stat = new Uint8Array(STAT.size);
+  readonly #statView = new DataView(this.#stat.buffer);
   readonly #times = new Uint8Array(32);
 
   /**
@@ -240,6 +245,11 @@ export class Emulator {
       this.world.leave();
     }
     if (fd < 0) return { errno: -fd };
+    const stray = this.#notTheObject(r, fd, open.flags);
+    if (stray) {
+      libc.symbols.close(fd);
+      return { errno: EPERM, fault: stray };
+    }
     if (!(open.flags & O_NONBLOCK) && !(open.flags & O_PATH)) {
       if (libc.symbols.fcntl(fd, F_SETFL, BigInt(open.flags & SETFL_MASK)) < 0) {
         const e = errno();
@@ -252,6 +262,24 @@ export class Emulator {
     } finally {
       libc.symbols.close(fd);
     }
+  }
+
+  /**
+   * Why the file just opened is not the object the call was decided on, if it is not. The open goes through the
+   * resolution's O_PATH fd by its number (/proc/thread-self/fd/N): were that number closed and reused meanwhile by
+   * another thread of this process, the caller would be handed one of idwrap's own files (a socket, a pipe, the
+   * store, a listener). Checked by identity (dev:ino) before ADDFD; an object created by this open (O_CREAT of a
+   * missing name, O_TMPFILE) has no identity to compare.
+   */
+  #notTheObject(r: Resolved, fd: number, flags: number): string | undefined {
+    if (r.fd < 0 || !r.ident || (flags & O_TMPFILE) === O_TMPFILE) return undefined;
+    if (libc.symbols.fstat(fd, this.#stat) < 0) return `cannot fstat the file opened for ${r.path} (errno ${errno()})`;
+    const v = this.#statView;
+    const ident = `${v.getBigUint64(STAT.dev, true)}:${v.getBigUint64(STAT.ino, true)}`;
+    if (ident === r.ident) return undefined;
+    const mode = (v.getUint32(STAT.mode, true) & 0o170000).toString(8).padStart(6, "0");
+    return `the file opened for ${r.path} is not the object checked (${ident}, type ${mode}; checked ${r.ident}): ` +
+      "not installed, the call failed closed";
   }
 
   #openResolved(r: Resolved, open: OpenArgs): number {

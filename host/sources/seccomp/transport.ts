@@ -662,6 +662,7 @@ export class SeccompSource implements EventSource {
       ? { errno: resolved.errno }
       : this.#emulator!.open(caller, resolved as Resolved, open, { id: call.id, listener, send });
     if ("errno" in result && result.errno === E.ENOENT && !this.#valid(listener, call.id)) return; // ADDFD: gone
+    if ("fault" in result && result.fault) handler.fault(call.pid, result.fault); // idwrap's own: reported
     const ret = "fd" in result ? BigInt(result.fd) : BigInt(-result.errno);
     const completed = send && "fd" in result;
     this.#post = { call, listener, result, completed };
