@@ -17,7 +17,7 @@
  * @module
  */
 import type { Decider, EventSink } from "../decider.ts";
-import type { HostEvent, ProgramIdentity, SourceName, SyscallEvent, Verdict } from "../events.ts";
+import type { HostEvent, ProgramIdentity, SourceName, SyscallEvent, Verdict, WindowFilter } from "../events.ts";
 import { ALLOW } from "../events.ts";
 import { errnoName } from "../errno.ts";
 import { countsOf, type HookTally, type WrapperHookCounts } from "../hook_counts.ts";
@@ -160,6 +160,8 @@ export class WrapperChain implements Decider {
   /** The counts of processes bound to no tally (an offline replay, a benchmark). */
   readonly #own: HookTally = [];
   readonly #ownRows: WrapperHookCounts[];
+  /** Window filters instances published (ABI 1.4), until the WSS takes them. */
+  #published: WindowFilter[] = [];
 
   constructor(modules: WrapperModule[], options: ChainOptions) {
     this.#opts = options;
@@ -536,6 +538,14 @@ export class WrapperChain implements Decider {
     return inst;
   }
 
+  /** The window filters published since the last call (ABI 1.4), taken. */
+  filters(): WindowFilter[] {
+    if (!this.#published.length) return this.#published;
+    const out = this.#published;
+    this.#published = [];
+    return out;
+  }
+
   /** Tops up the spare instances (instantiation dominates a new process's cost); call when idle. */
   idle(): void {
     for (const l of this.#loaded) {
@@ -567,6 +577,12 @@ export class WrapperChain implements Decider {
       },
       emit: (handle, payload) => this.#emit(l, host.pid, handle, payload),
       canRewrite: this.#opts.rewrite ?? false,
+      publishFilter: (k, windows) => {
+        // A pre-made instance's init runs when it is handed out, with its process set: never for pid -1.
+        if (host.pid < 0) return STATUS.EPERM;
+        this.#published.push({ pid: host.pid, exe: host.program().exe, wrapper: l.mod.spec.name, k, windows });
+        return 0;
+      },
     };
     return host;
   }
