@@ -111,6 +111,9 @@ interface PooledHost extends InstanceHost {
   pid: number;
 }
 
+/** No filter published (shared, never written). */
+const NO_FILTERS: WindowFilter[] = [];
+
 /** Spare instances kept per wrapper, made while idle so a new process need not wait for V8. */
 const SPARES_PER_WRAPPER = 2;
 
@@ -160,8 +163,8 @@ export class WrapperChain implements Decider {
   /** The counts of processes bound to no tally (an offline replay, a benchmark). */
   readonly #own: HookTally = [];
   readonly #ownRows: WrapperHookCounts[];
-  /** Window filters instances published (ABI 1.4), until the WSS takes them. */
-  #published: WindowFilter[] = [];
+  /** Window filters instances published (ABI 1.4), by process, until the WSS takes them. */
+  readonly #published = new Map<number, WindowFilter>();
 
   constructor(modules: WrapperModule[], options: ChainOptions) {
     this.#opts = options;
@@ -314,6 +317,7 @@ export class WrapperChain implements Decider {
       }
       if (event.kind === "exit") {
         this.#instances.delete(event.pid);
+        this.#published.delete(event.pid);
         this.#programs.delete(event.pid);
         this.#bound.delete(event.pid);
         this.#rows.delete(event.pid);
@@ -540,9 +544,9 @@ export class WrapperChain implements Decider {
 
   /** The window filters published since the last call (ABI 1.4), taken. */
   filters(): WindowFilter[] {
-    if (!this.#published.length) return this.#published;
-    const out = this.#published;
-    this.#published = [];
+    if (!this.#published.size) return NO_FILTERS;
+    const out = [...this.#published.values()];
+    this.#published.clear();
     return out;
   }
 
@@ -578,9 +582,12 @@ export class WrapperChain implements Decider {
       emit: (handle, payload) => this.#emit(l, host.pid, handle, payload),
       canRewrite: this.#opts.rewrite ?? false,
       publishFilter: (k, windows) => {
+        // Only the bpf source drops calls in the kernel (docs/bpf.md): elsewhere the set would be held for nothing.
+        if (this.#opts.source !== "bpf") return STATUS.ENOSYS;
         // A pre-made instance's init runs when it is handed out, with its process set: never for pid -1.
         if (host.pid < 0) return STATUS.EPERM;
-        this.#published.push({ pid: host.pid, exe: host.program().exe, wrapper: l.mod.spec.name, k, windows });
+        // The latest set per process: a process that publishes again before the WSS took the last one replaces it.
+        this.#published.set(host.pid, { pid: host.pid, exe: host.program().exe, wrapper: l.mod.spec.name, k, windows });
         return 0;
       },
     };

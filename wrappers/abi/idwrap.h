@@ -265,7 +265,8 @@ IDWRAP_IMPORT("verdict_rewrite_path") int32_t verdict_rewrite_path(const char *p
 /* --- Filters handed to the kernel (ABI 1.4). --- */
 
 /* Publish the k-call windows (uint64_t each: the calls' numbers + 1, 10 bits each, the newest lowest) for which this
- * instance needs no hook; a source that can drops those calls in the kernel. 0, -EINVAL, -E2BIG, -EPERM. */
+ * instance needs no hook; a source that can drops those calls in the kernel. 0, -EINVAL, -E2BIG, -EPERM, -ENOSYS (the
+ * source drops nothing). */
 IDWRAP_IMPORT("filter_windows") int32_t filter_windows(int32_t k, const uint64_t *windows, int32_t count);
 /* Writes 16 bytes: the process's window after this call, then the calls the kernel dropped before it (uint64_t
  * each). 1 when the source keeps a window, 0 when not (both 0), -EINVAL, -EPERM. */

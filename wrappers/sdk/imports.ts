@@ -149,7 +149,7 @@ export declare function verdict_rewrite_path(path: usize, path_len: i32): i32;
 
 // Publish the k-call windows (u64 each, packed as event_window's) for which this instance needs no hook: a source
 // that can may then drop those calls in the kernel. 0, -EINVAL (k outside 1..6, a window 0 or wider than k calls, a
-// bad pointer), -E2BIG (more than 65536 windows), -EPERM (inside idwrap_declare).
+// bad pointer), -E2BIG (more than 65536 windows), -EPERM (inside idwrap_declare), -ENOSYS (the source drops nothing).
 // @ts-ignore: decorator
 @external("idwrap", "filter_windows")
 export declare function filter_windows(k: i32, windows: usize, count: i32): i32;

@@ -182,6 +182,8 @@ let program = "";
 let onlyTrained = false;
 /** Hand the database to the source as a kernel filter (setting kernel_filter, default true). */
 let kernelFilter = true;
+/** False once the source said it cannot filter (filter_windows returned -ENOSYS). */
+let sourceFilters = true;
 /** Detect mode with only_trained, and the program has no database: every hook returns at once. */
 let inert = false;
 
@@ -360,7 +362,7 @@ function startProgram(): void {
  */
 function publish(): void {
   // An empty database is published too: the process may have been given another's filter at its exec.
-  if (recording || inert || !kernelFilter) return;
+  if (recording || inert || !kernelFilter || !sourceFilters) return;
   const buf = new ArrayBuffer(tableCount << 3);
   const p = changetype<usize>(buf);
   let n = 0;
@@ -371,7 +373,8 @@ function publish(): void {
     n++;
   }
   const s = filter_windows(k, p, n);
-  if (s < 0) log(LOG_ERROR, "seq: the source refused the database as a filter: " + s.toString());
+  if (s == -38) sourceFilters = false; // ENOSYS: this source drops nothing in the kernel; do not copy again
+  else if (s < 0) log(LOG_ERROR, "seq: the source refused the database as a filter: " + s.toString());
 }
 
 /** Calls the kernel dropped before this one: each was in the database, a match (the LFC frame moves on). */
