@@ -195,8 +195,9 @@ static __always_inline void copy_args(struct idw_copy_rec *r, const struct idw_i
  * has armed the tgid with a published filter (seqf_armed, for the tgid's current exec generation), a call marked
  * IDW_I_FILTERABLE whose window is in seqf_known is counted as skipped and not reported. The next reported call of the
  * tgid is preceded by an IDW_SKIPPED record with the count, and carries the window (IDW_F_WINDOW, in ret) so the
- * wrapper's own window follows the kernel's. Threads of one process share the window: two racing updates may lose one
- * of the calls from it; the wrapper resyncs from each record, so it judges the window the kernel judged.
+ * wrapper's own window follows the kernel's. Threads of one process share the window, updated by compare-and-swap:
+ * it is their calls in one order (the order of the swaps, not always the ring's), and the wrapper, which takes the
+ * window from each record, judges that sequence.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -245,16 +246,21 @@ static __always_inline void seqf_reset(__u32 tgid, __u32 gen)
 	bpf_map_update_elem(&seqf_state, &tgid, &st, BPF_ANY);
 }
 
-/*
- * Steps tgid's window with call nr. Returns true when the call is dropped (counted as skipped); else *window is the
- * window after it and *skipped the calls dropped before it (taken from the state).
- */
-static __always_inline bool seqf_step(__u32 tgid, __u32 nr, __u8 flags, __u64 *window, __u64 *skipped)
+/* What seqf_step decided for a call. */
+enum seqf_step {
+	SEQF_NO_WINDOW, /* report it, without a window (no state for the tgid: its map is full) */
+	SEQF_REPORT,    /* report it with *window, after *skipped dropped calls */
+	SEQF_DROP,      /* dropped: counted as skipped */
+};
+
+/* Steps tgid's window with call nr; *window is the window after it, *skipped the calls dropped before it (taken). */
+static __always_inline enum seqf_step seqf_step(__u32 tgid, __u32 nr, __u8 flags, __u64 *window, __u64 *skipped)
 {
 	struct idw_seqf_state *st = bpf_map_lookup_elem(&seqf_state, &tgid);
 	struct idw_seqf_arm *arm;
 	struct idw_seqf_key key;
-	__u64 w;
+	__u64 w = 0, old;
+	bool contended;
 
 	__builtin_memset(&key, 0, sizeof(key));
 	if (!st) {
@@ -263,26 +269,41 @@ static __always_inline bool seqf_step(__u32 tgid, __u32 nr, __u8 flags, __u64 *w
 		bpf_map_update_elem(&seqf_state, &tgid, &fresh, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&seqf_state, &tgid);
 		if (!st)
-			return false;
+			return SEQF_NO_WINDOW;
 	}
-	w = ((st->window << IDW_WINDOW_BITS) | (nr + 1)) & IDW_WINDOW_MASK;
-	st->window = w;
+	/*
+	 * Threads of one process share the window: a compare-and-swap makes it the sequence of their calls in one order,
+	 * none lost. Under contention past a few tries the call is stored plainly (a racing call may be lost from the
+	 * window) and never dropped.
+	 */
+	contended = true;
+#pragma clang loop unroll(full)
+	for (int i = 0; i < 4; i++) {
+		old = *(volatile __u64 *)&st->window;
+		w = ((old << IDW_WINDOW_BITS) | (nr + 1)) & IDW_WINDOW_MASK;
+		if (__sync_val_compare_and_swap(&st->window, old, w) == old) {
+			contended = false;
+			break;
+		}
+	}
+	if (contended)
+		st->window = w;
 	*window = w;
 	*skipped = 0;
-	if (flags & IDW_I_FILTERABLE) {
+	if ((flags & IDW_I_FILTERABLE) && !contended) {
 		arm = bpf_map_lookup_elem(&seqf_armed, &tgid);
 		if (arm && arm->gen == st->gen) {
 			key.filter = arm->filter;
 			key.window = w & arm->mask;
 			if (bpf_map_lookup_elem(&seqf_known, &key)) {
 				__sync_fetch_and_add(&st->skipped, 1);
-				return true;
+				return SEQF_DROP;
 			}
 		}
 	}
 	if (st->skipped)
 		*skipped = __sync_lock_test_and_set(&st->skipped, 0);
-	return false;
+	return SEQF_REPORT;
 }
 
 /* Reports the calls dropped before this one; if the ring is full they go back to the state for the next record. */
@@ -397,9 +418,10 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		if (!in || !(in->flags & IDW_I_ENTER))
 			return 0;
 		if (in->flags & IDW_I_WINDOW) {
-			if (seqf_step(tgid, nr, in->flags, &window, &skipped))
+			enum seqf_step step = seqf_step(tgid, nr, in->flags, &window, &skipped);
+			if (step == SEQF_DROP)
 				return 0;
-			windowed = true;
+			windowed = step == SEQF_REPORT;
 			if (skipped)
 				seqf_report_skipped(tgid, (__u32)pt, skipped);
 		}
