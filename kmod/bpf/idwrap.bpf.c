@@ -363,11 +363,13 @@ int BPF_PROG(seqf_on_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	struct idw_seqf_state *st;
 	struct idw_seqf_file file;
 	struct idw_seqf_arm *known, arm;
+	bool filtering = false;
 
 	if (!is_watched(tgid))
 		return 0;
 	st = bpf_map_lookup_elem(&seqf_state, &tgid);
 	if (st) {
+		filtering = bpf_map_lookup_elem(&seqf_armed, &tgid) != NULL;
 		bpf_map_delete_elem(&seqf_armed, &tgid);
 		st->window = 0;
 		st->skipped = 0;
@@ -382,6 +384,18 @@ int BPF_PROG(seqf_on_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		arm = *known;
 		arm.gen = gen;
 		bpf_map_update_elem(&seqf_armed, &tgid, &arm, BPF_ANY);
+	} else if (filtering) {
+		/*
+		 * A filtered process runs a program the host has not armed yet: its calls all leave the kernel until the host
+		 * reads this exec and the wrapper publishes. Wake the consumer now (an empty IDW_SKIPPED record) rather than at
+		 * its next timer, so a short program is armed sooner.
+		 */
+		struct idw_head *h = reserve(sizeof(*h));
+		if (h) {
+			fill_head(h, IDW_SKIPPED, 0, tgid, p->pid);
+			h->ret = 0;
+			bpf_ringbuf_submit(h, BPF_RB_FORCE_WAKEUP);
+		}
 	}
 	return 0;
 }
