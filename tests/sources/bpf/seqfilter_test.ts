@@ -11,7 +11,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { WrapperReport } from "../../../host/events.ts";
-import { calls, reports, traced, writePolicy } from "../../helpers.ts";
+import { calls, ensureUser, reports, traced, writePolicy } from "../../helpers.ts";
 
 const root = Deno.uid() === 0;
 const dir = await Deno.makeTempDir({ prefix: "idwrap-seqfilter-" });
@@ -162,5 +162,42 @@ wrappers:
     console.log(`getdents64 alerts: without the filter ${without}, with ${withFilter}`);
     assert(without > 8 * 100, `too few getdents64 calls: ${without}`);
     assertEquals(withFilter, without);
+  },
+});
+
+Deno.test({
+  name: "seq on the bpf source: an ordinary user's deviating program is alerted with the filter as without it",
+  ignore: !root,
+  async fn() {
+    await train();
+    const uid = await ensureUser("idwrap-alice");
+    // setpriv execs the loop as the user directly (no fork of its own): the same programs as root's runs.
+    const asUser = (command: string[]) => [
+      "/usr/bin/setpriv",
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      "--clear-groups",
+      "--",
+      ...command,
+    ];
+    const devWithout = await seqRun(unfiltered, asUser(loop("-lR", SMALL_TREE)));
+    const devWith = await seqRun(filtered, asUser(loop("-lR", SMALL_TREE)));
+    console.log(
+      `as uid ${uid}, ls -lR x8: without the filter`,
+      devWithout.alerts.length,
+      "alerts, with",
+      devWith.alerts.length,
+    );
+    assertEquals(devWith.code, 0);
+    const ls = (run: SeqRun) => run.totals.filter((t) => t.startsWith("seq detect program=/usr/bin/ls "));
+    assertEquals(ls(devWithout).length, 8);
+    assert(ls(devWithout).every((t) => !/ mismatches=0 /.test(t)), "every ls -lR deviates");
+    assertEquals(ls(devWith), ls(devWithout));
+    assertEquals(devWith.alerts, devWithout.alerts);
+    // The control that the filter was on for the user's processes: the normal loop, as the user, hands fewer calls.
+    const normalWithout = await seqRun(unfiltered, asUser(loop("-R")));
+    const normalWith = await seqRun(filtered, asUser(loop("-R")));
+    assertEquals(ls(normalWith), ls(normalWithout));
+    assert(normalWith.handed * 2 < normalWithout.handed, `${normalWith.handed} vs ${normalWithout.handed} handed`);
   },
 });
