@@ -49,6 +49,29 @@ function holderOf(pid: number): number | undefined {
   }
 }
 
+/** The bpf programs a process holds (its fds of programs and links, by /proc/PID/fdinfo). */
+function programsOf(pid: number): Set<number> {
+  const ids = new Set<number>();
+  for (const e of Deno.readDirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      const m = Deno.readTextFileSync(`/proc/${pid}/fdinfo/${e.name}`).match(/^prog_id:\s*(\d+)$/m);
+      if (m) ids.add(Number(m[1]));
+    } catch { /* closed meanwhile */ }
+  }
+  return ids;
+}
+
+/** Whether the kernel still has a bpf program. */
+async function programLoaded(id: number): Promise<boolean> {
+  const r = await new Deno.Command("bpftool", {
+    args: ["prog", "show", "id", String(id)],
+    stdout: "null",
+    stderr: "null",
+  })
+    .output();
+  return r.success;
+}
+
 /** Parses open_storm's result line ("ok N enosys N eperm N other N"). */
 function counts(line: string): Record<string, number> {
   const w = line.split(" ");
@@ -126,6 +149,10 @@ Deno.test("hybrid on_supervisor_loss deny: idwrap SIGKILLed, every open fails wi
   assert(before.enosys > DENY_RATE * (SECONDS + 1), `control: ${JSON.stringify(before)}`);
 
   const wrapped = await startStorm("deny", SECONDS);
+  // The ring's programs: loaded while idwrap runs, held by it alone (no pin), so they go with it.
+  const programs = programsOf(wrapped.host.pid);
+  assert(programs.size > 0, "idwrap holds no bpf program: not the hybrid?");
+  for (const id of programs) assert(await programLoaded(id), `program ${id} not loaded while idwrap runs`);
   await killSupervisor(wrapped, false);
   const after = counts(await waitFor("the wrapped result", () => readOrUndefined(`${wrapped.dir}/result`), 10000));
   assertEquals(after.enosys, 0, JSON.stringify(after));
@@ -134,6 +161,10 @@ Deno.test("hybrid on_supervisor_loss deny: idwrap SIGKILLed, every open fails wi
   // At most DENY_RATE in each clock second the program's SECONDS touch, and the few calls idwrap had received.
   assert(after.eperm <= DENY_RATE * (SECONDS + 1) + 10, `not bounded: ${JSON.stringify(after)}`);
   await waitFor("the holder to exit once the tree is gone", () => ended(wrapped.holder) || undefined, 5000);
+  // Nothing is observed after the loss: the kernel unloaded the programs with idwrap (docs/bpf.md, "The hybrid").
+  for (const id of programs) {
+    await waitFor(`bpf program ${id} to be unloaded`, async () => !(await programLoaded(id)) || undefined, 5000);
+  }
 });
 
 /** Attack → how its output says it worked (tests/daemon/holder_guard_test.ts). */
