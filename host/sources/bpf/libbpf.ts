@@ -132,8 +132,17 @@ export function readCString(p: Deno.PointerValue): string {
 
 /** CLOCK_MONOTONIC now, in nanoseconds: the clock of bpf_ktime_get_ns(). */
 export function monotonicNs(): bigint {
+  return clockNs(1);
+}
+
+/** CLOCK_BOOTTIME now, in nanoseconds: the clock of bpf_ktime_get_boot_ns(), the records' `ktime`. */
+export function bootNs(): bigint {
+  return clockNs(7);
+}
+
+function clockNs(clock: number): bigint {
   const ts = new BigInt64Array(2);
-  libc.clock_gettime(1, new Uint8Array(ts.buffer));
+  libc.clock_gettime(clock, new Uint8Array(ts.buffer));
   return ts[0] * 1_000_000_000n + ts[1];
 }
 

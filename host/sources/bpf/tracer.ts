@@ -34,6 +34,9 @@ import {
   strerror,
 } from "./libbpf.ts";
 
+/** What the sample callback returns to stop a ring call at the batch limit, and what libbpf then returns. */
+const EAGAIN = 11, EINTR = 4;
+
 /** The object `deno task build` makes from kmod/bpf/idwrap.bpf.c. */
 export const BPF_OBJECT = new URL("../../../build/bpf/idwrap.o", import.meta.url).pathname;
 
@@ -110,6 +113,8 @@ export class BpfTracer {
   #bytes = new Uint8Array(1 << 20);
   #used = 0;
   #ends: number[] = [];
+  /** Records one ring call takes at most (the caller's batch): past it the rest waits in the ring, bounded. */
+  #limit = Infinity;
   #closed = false;
   /** The ring's size in bytes. */
   readonly ringBytes: number;
@@ -163,7 +168,8 @@ export class BpfTracer {
       copySample(data, this.#bytes.subarray(this.#used, this.#used + n));
       this.#used += n;
       this.#ends.push(this.#used);
-      return 0;
+      // The record is copied, so stopping here loses nothing: libbpf returns our -EAGAIN, the rest stays in the ring.
+      return this.#ends.length >= this.#limit ? -EAGAIN : 0;
     });
     this.#rb = lib.ring_buffer__new(lib.bpf_map__fd(map("events")), this.#callback.pointer, null, null);
     if (!this.#rb) throw new BpfLoadError(`Cannot open the ring buffer: ${explainLoadErrno(errno())}`, errno());
@@ -318,23 +324,31 @@ export class BpfTracer {
    * Waits up to `timeoutMs` for a wake-up (the ring past its threshold), then takes every record waiting.
    * Blocks the calling thread; 0 takes what is there without waiting.
    */
-  poll(timeoutMs: number): BpfRecord[] {
+  poll(timeoutMs: number, max = Infinity): BpfRecord[] {
     this.#check();
+    this.#limit = max;
     const n = ringPoll(this.#rb, timeoutMs);
-    if (n < 0 && n !== -4) throw new LibbpfError(`ring_buffer__poll: ${explainLoadErrno(-n)}`, -n);
+    if (n < 0 && n !== -EINTR && n !== -EAGAIN) throw new LibbpfError(`ring_buffer__poll: ${explainLoadErrno(-n)}`, -n);
     // ring_buffer__poll consumes only a ring epoll reported, and records submitted with BPF_RB_NO_WAKEUP make none
-    // ready: the timeout is the consumer's timer, after which everything waiting is taken.
-    const m = ringConsume(this.#rb);
-    if (m < 0) throw new LibbpfError(`ring_buffer__consume: ${explainLoadErrno(-m)}`, -m);
+    // ready: the timeout is the consumer's timer, after which everything waiting is taken (up to `max`).
+    if (n !== -EAGAIN) this.#consume();
     return this.#takeBatch();
   }
 
-  /** Every record in the ring now, without waiting. */
-  drain(): BpfRecord[] {
+  /**
+   * The records in the ring now, without waiting: all of them, or the first `max` (a caller that must see every
+   * record before going on calls again while a batch comes back full; memory then stays bounded by the batch).
+   */
+  drain(max = Infinity): BpfRecord[] {
     this.#check();
-    const n = ringConsume(this.#rb);
-    if (n < 0) throw new LibbpfError(`ring_buffer__consume: ${explainLoadErrno(-n)}`, -n);
+    this.#limit = max;
+    this.#consume();
     return this.#takeBatch();
+  }
+
+  #consume(): void {
+    const n = ringConsume(this.#rb);
+    if (n < 0 && n !== -EAGAIN) throw new LibbpfError(`ring_buffer__consume: ${explainLoadErrno(-n)}`, -n);
   }
 
   /** The epoll fd ring_buffer__poll waits on: another fd added to it (level-triggered, data 0) wakes poll() too. */
