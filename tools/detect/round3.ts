@@ -224,3 +224,12 @@ for (
     attack.map((t) => mean(wittenBell(trie, t.nrs, K))),
   );
 }
+
+// 8. Covering with the start-up weighting of 2 (the first call's WB surprisal, in bits, scaled to the covering's 0..1).
+for (const weight of [0.01, 0.03, 0.1]) {
+  row(
+    `covering mean 1/min(L, 20) + ${weight} × the first call's WB bits`,
+    (_, i, g) =>
+      mean(matches[g][i].lengths.map((l) => 1 / Math.max(1, Math.min(l, 20)))) + weight * (wbOf(i, g)[0] ?? 0),
+  );
+}
