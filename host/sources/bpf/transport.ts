@@ -27,7 +27,7 @@ import { readTaskStatus } from "../../wss/procfs.ts";
 import { BPF_CAPABILITIES } from "../capabilities.ts";
 import { readIdentity, recordReader } from "./events.ts";
 import { interestFor } from "./interest.ts";
-import { type BpfRecord, FLAG, type InterestEntry, KIND } from "./layout.ts";
+import { type BpfRecord, FLAG, type InterestEntry, KIND, ktimeMs } from "./layout.ts";
 import { monotonicNs } from "./libbpf.ts";
 import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 import { EXEC_NRS, execKillEntries, type KernelExecRule, type KernelFile } from "./exec_rules.ts";
@@ -125,8 +125,8 @@ export class BpfTransport implements EventSource {
   readonly #tracer: BpfTracer;
   readonly #queued: { pid: number; ppid: number; session: number; program: ProgramIdentity }[] = [];
   readonly #wakeBuf = new Uint8Array(8);
-  /** Wall clock minus CLOCK_MONOTONIC (ns): a record's ktime + this is its wall time. */
-  readonly #offsetNs = BigInt(Date.now()) * 1_000_000n - monotonicNs();
+  /** Wall clock minus CLOCK_MONOTONIC (ms): a record's ktime (ms) + this is its wall time. */
+  readonly #offsetMs = Date.now() - Number(monotonicNs()) / 1e6;
   /** The record being served (the WSS reads its arguments while the handler runs). */
   #rec: BpfRecord | undefined;
   #id = 0n;
@@ -299,7 +299,7 @@ export class BpfTransport implements EventSource {
       handler.lifecycle({ kind: "lost", count: rec.lost });
       served++;
     }
-    const time = Number((rec.ktime + this.#offsetNs) / 1_000_000n);
+    const time = Math.floor(ktimeMs(rec) + this.#offsetMs);
     switch (rec.kind) {
       case KIND.ENTER:
       case KIND.EXIT: {
