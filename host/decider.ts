@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { HostEvent, SyscallEvent, Verdict } from "./events.ts";
+import type { HostEvent, SyscallEvent, Verdict, WindowFilter } from "./events.ts";
 import { ALLOW } from "./events.ts";
 import { errnoName } from "./errno.ts";
 import type { HookTally } from "./hook_counts.ts";
@@ -51,6 +51,11 @@ export interface Decider {
   bindings(pid: number): string[];
   /** Nothing to serve right now: a moment for work that would otherwise delay a call. */
   idle(): void;
+  /**
+   * The window filters wrapper instances published since the last call (ABI 1.4, filter_windows), taken: the WSS
+   * hands each to its source, which may drop the calls they cover in the kernel.
+   */
+  filters(): WindowFilter[];
 }
 
 /** Receives every event, after the verdict was given. */
@@ -91,7 +96,13 @@ export class AllowAll implements Decider {
     return [];
   }
   idle(): void {}
+  filters(): WindowFilter[] {
+    return NO_FILTERS;
+  }
 }
+
+/** No filter published: shared, never written. */
+const NO_FILTERS: WindowFilter[] = [];
 
 /**
  * Layers deciders: each sees every call it examines, in order; the first
@@ -124,6 +135,16 @@ export class LayeredDecider implements Decider {
 
   idle(): void {
     for (const d of this.#layers) d.idle();
+  }
+
+  filters(): WindowFilter[] {
+    // After every call: no allocation unless a layer has some.
+    let out: WindowFilter[] | undefined;
+    for (let i = 0; i < this.#layers.length; i++) {
+      const f = this.#layers[i].filters();
+      if (f.length) (out ??= []).push(...f);
+    }
+    return out ?? NO_FILTERS;
   }
 
   bind(pid: number, wrappers: ReadonlySet<number> | undefined, tally?: HookTally, facts?: ProcessFacts): void {

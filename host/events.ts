@@ -89,6 +89,32 @@ export interface SyscallEvent {
   attack?: string[];
   /** Tags of the rules that matched. */
   tags?: string[];
+  /** pre, where the source keeps a filter's window (bpf): the kernel's window and the calls it dropped before this. */
+  window?: CallWindow;
+}
+
+/**
+ * What a source that filters in the kernel says of a call (ABI 1.4, event_window): the process's window after it
+ * (its last six filter-window calls, 10 bits each, the number + 1, the newest lowest) and how many calls the kernel
+ * dropped since the previous reported call because their window was known.
+ */
+export interface CallWindow {
+  /** The window as an unsigned decimal string (JSON-safe: events reach the audit sink). */
+  recent: string;
+  skipped: number;
+}
+
+/** A set of known k-call windows a wrapper instance published for its process (ABI 1.4, filter_windows). */
+export interface WindowFilter {
+  pid: number;
+  /** The program the instance judges (its process's executable when it published). */
+  exe: string;
+  /** The wrapper's name (its policy entry). */
+  wrapper: string;
+  /** Calls per window, 1..6. */
+  k: number;
+  /** The windows, packed as in {@linkcode CallWindow}, masked to k calls. */
+  windows: BigUint64Array;
 }
 
 /** Process lifecycle, reported for every process of the wrapped tree. */

@@ -6,9 +6,9 @@
 
 /** The import module name; nothing else may be imported. */
 export const ABI_MODULE = "idwrap";
-/** This host's ABI version: major 1, minor 3. */
+/** This host's ABI version: major 1, minor 4. */
 export const ABI_MAJOR = 1;
-export const ABI_MINOR = 3;
+export const ABI_MINOR = 4;
 
 /**
  * ABI 1.3: the custom section in which a module declares its settings (a JSON schema, docs/abi.md "Settings"); the
@@ -109,7 +109,14 @@ export const ABI_IMPORTS: Readonly<Record<string, string>> = {
   clock_ns: ">I",
   verdict_rewrite: "iI>i",
   verdict_rewrite_path: "ii>i",
+  filter_windows: "iii>i",
+  event_window: "i>i",
 };
+
+/** ABI 1.4: the most windows one filter_windows call may publish (a window is 8 bytes). */
+export const MAX_FILTER_WINDOWS = 1 << 16;
+/** ABI 1.4: the bytes event_window writes: the window (u64), then the calls skipped (u64). */
+export const EVENT_WINDOW_SIZE = 16;
 
 /** The exports the host calls, with their wasm signature (params → results); `memory` must be a memory. */
 export const ABI_EXPORTS: Readonly<Record<string, string>> = {

@@ -17,7 +17,7 @@
  * @module
  */
 import type { Decider, EventSink } from "../decider.ts";
-import type { HostEvent, ProgramIdentity, SourceName, SyscallEvent, Verdict } from "../events.ts";
+import type { HostEvent, ProgramIdentity, SourceName, SyscallEvent, Verdict, WindowFilter } from "../events.ts";
 import { ALLOW } from "../events.ts";
 import { errnoName } from "../errno.ts";
 import { countsOf, type HookTally, type WrapperHookCounts } from "../hook_counts.ts";
@@ -111,6 +111,9 @@ interface PooledHost extends InstanceHost {
   pid: number;
 }
 
+/** No filter published (shared, never written). */
+const NO_FILTERS: WindowFilter[] = [];
+
 /** Spare instances kept per wrapper, made while idle so a new process need not wait for V8. */
 const SPARES_PER_WRAPPER = 2;
 
@@ -160,6 +163,8 @@ export class WrapperChain implements Decider {
   /** The counts of processes bound to no tally (an offline replay, a benchmark). */
   readonly #own: HookTally = [];
   readonly #ownRows: WrapperHookCounts[];
+  /** Window filters instances published (ABI 1.4), by process, until the WSS takes them. */
+  readonly #published = new Map<number, WindowFilter>();
 
   constructor(modules: WrapperModule[], options: ChainOptions) {
     this.#opts = options;
@@ -312,6 +317,7 @@ export class WrapperChain implements Decider {
       }
       if (event.kind === "exit") {
         this.#instances.delete(event.pid);
+        this.#published.delete(event.pid);
         this.#programs.delete(event.pid);
         this.#bound.delete(event.pid);
         this.#rows.delete(event.pid);
@@ -536,6 +542,14 @@ export class WrapperChain implements Decider {
     return inst;
   }
 
+  /** The window filters published since the last call (ABI 1.4), taken. */
+  filters(): WindowFilter[] {
+    if (!this.#published.size) return NO_FILTERS;
+    const out = [...this.#published.values()];
+    this.#published.clear();
+    return out;
+  }
+
   /** Tops up the spare instances (instantiation dominates a new process's cost); call when idle. */
   idle(): void {
     for (const l of this.#loaded) {
@@ -567,6 +581,15 @@ export class WrapperChain implements Decider {
       },
       emit: (handle, payload) => this.#emit(l, host.pid, handle, payload),
       canRewrite: this.#opts.rewrite ?? false,
+      publishFilter: (k, windows) => {
+        // Only the bpf source drops calls in the kernel (docs/bpf.md): elsewhere the set would be held for nothing.
+        if (this.#opts.source !== "bpf") return STATUS.ENOSYS;
+        // A pre-made instance's init runs when it is handed out, with its process set: never for pid -1.
+        if (host.pid < 0) return STATUS.EPERM;
+        // The latest set per process: a process that publishes again before the WSS took the last one replaces it.
+        this.#published.set(host.pid, { pid: host.pid, exe: host.program().exe, wrapper: l.mod.spec.name, k, windows });
+        return 0;
+      },
     };
     return host;
   }

@@ -9,7 +9,16 @@ import { errnoNumber } from "../errno.ts";
 import type { ProgramIdentity, SyscallEvent, Verdict } from "../events.ts";
 import type { WrapperSpec } from "../policy/policy.ts";
 import type { KvNamespace } from "../store/kv.ts";
-import { ABI_MODULE, FIELD, KV_MAX_KEY, KV_MAX_VALUE, MAX_REWRITE_PATH, STATUS } from "./abi.ts";
+import {
+  ABI_MODULE,
+  EVENT_WINDOW_SIZE,
+  FIELD,
+  KV_MAX_KEY,
+  KV_MAX_VALUE,
+  MAX_FILTER_WINDOWS,
+  MAX_REWRITE_PATH,
+  STATUS,
+} from "./abi.ts";
 import { type Declarations, declareSyscalls, groupMembers } from "./declarations.ts";
 import { encodeWrStat, socketInfo, WR_STAT_SIZE, wrFstat, type WrStat, wrStat } from "./table1.ts";
 
@@ -41,6 +50,8 @@ export interface InstanceHost {
   emit(handle: number, payload: Uint8Array): number;
   /** The event source can rewrite arguments (verdict action 3). */
   readonly canRewrite?: boolean;
+  /** ABI 1.4: the instance publishes the k-call windows it needs no hook for (filter_windows); a status. */
+  publishFilter(k: number, windows: BigUint64Array): number;
 }
 
 /** Imports for the scratch instance that runs idwrap_declare, or for a process's instance. */
@@ -282,6 +293,27 @@ export function createImports(
       if (arg < 0 || arg > 5) return STATUS.EINVAL;
       frame.rewrite = { ...frame.rewrite, arg, value: BigInt.asUintN(64, BigInt(value)) };
       return 0;
+    },
+    // --- ABI 1.4: filters handed to the kernel ---
+    filter_windows: (k: number, ptr: number, count: number) => {
+      if (!host) return notDeclaring;
+      if (k < 1 || k > 6 || count < 0) return STATUS.EINVAL;
+      if (count > MAX_FILTER_WINDOWS) return STATUS.E2BIG;
+      const bytes = read(ptr, count * 8);
+      if (!bytes) return STATUS.EINVAL;
+      const windows = new BigUint64Array(bytes.buffer, 0, count);
+      const max = (1n << BigInt(10 * k)) - 1n;
+      for (const w of windows) if (w === 0n || w > max) return STATUS.EINVAL;
+      return host.publishFilter(k, windows);
+    },
+    event_window: (buf: number) => {
+      if (!host) return notDeclaring;
+      if (!inBounds(buf, EVENT_WINDOW_SIZE)) return STATUS.EINVAL;
+      const w = event()?.window;
+      const view = new DataView(memory!.buffer, buf >>> 0, EVENT_WINDOW_SIZE);
+      view.setBigUint64(0, w ? BigInt(w.recent) : 0n, true);
+      view.setBigUint64(8, BigInt(w?.skipped ?? 0), true);
+      return w ? 1 : 0;
     },
     verdict_rewrite_path: (p: number, l: number) => {
       const frame = rewriteFrame();

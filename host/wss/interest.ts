@@ -29,7 +29,7 @@
 import type { Policy } from "../policy/policy.ts";
 import { type ArgPredicate, type CallPredicate, rulePredicate } from "../policy/predicates.ts";
 import { firesOnSuccess, ruleSyscalls } from "../policy/rule_decider.ts";
-import { DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
+import { ABI_MODULE, DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { ALWAYS_DENIED_SYSCALLS, OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
 
@@ -52,6 +52,52 @@ export interface Interest {
   readonly calls: ReadonlyMap<number, CallInterest>;
   /** Some rule or wrapper may deny or kill: calls left waiting when the host is gone get EPERM, not ALLOW. */
   readonly failClosed: boolean;
+  /** The wrapper that may hand the kernel a window filter (ABI 1.4), and the calls it covers. */
+  readonly filter?: FilterInterest;
+}
+
+/**
+ * What a wrapper that publishes window filters (it imports filter_windows, ABI 1.4: seq) covers. Its `window` calls
+ * (those it declares in pre) make up a process's window, as the wrapper sees them; of those, the `filterable` ones have
+ * no other consumer — no other wrapper declares them, no rule or observe list names them, the output does not want
+ * every call, the wrapper wants no post of them — and a source may drop them in the kernel when their window is known.
+ * The calls after which a process's account is closed are never filterable, so the calls dropped before them reach
+ * the wrapper first: execve, execveat (the program changes), exit, exit_group (docs/bpf.md).
+ */
+export interface FilterInterest {
+  wrapper: string;
+  window: ReadonlySet<number>;
+  filterable: ReadonlySet<number>;
+}
+
+/** Calls that close a process's account with a filtering wrapper: never dropped (see FilterInterest). */
+const FLUSHING_CALLS = ["execve", "execveat", "exit", "exit_group"];
+
+/** The filter interest of the first wrapper that imports filter_windows, if any (see FilterInterest). */
+export function filterInterest(
+  wrappers: WrapperModule[],
+  others: ReadonlySet<number>,
+  wantsAll: boolean,
+): FilterInterest | undefined {
+  const index = wrappers.findIndex((w) =>
+    WebAssembly.Module.imports(w.module).some((i) => i.module === ABI_MODULE && i.name === "filter_windows")
+  );
+  if (index < 0) return undefined;
+  const w = wrappers[index];
+  const window = new Set<number>(), filterable = new Set<number>();
+  const flushing = resolveSyscalls(FLUSHING_CALLS);
+  const elsewhere = new Set(others);
+  wrappers.forEach((o, i) => {
+    if (i !== index) { for (const nr of o.declarations.syscalls.keys()) elsewhere.add(nr); }
+  });
+  for (const [nr, flags] of w.declarations.syscalls) {
+    if (!(flags & DECLARE_PRE)) continue;
+    window.add(nr);
+    if (!wantsAll && !(flags & (DECLARE_POST | DECLARE_DENY)) && !elsewhere.has(nr) && !flushing.has(nr)) {
+      filterable.add(nr);
+    }
+  }
+  return { wrapper: w.spec.name, window, filterable };
 }
 
 /**
@@ -111,9 +157,12 @@ export function buildInterest(
   for (const nr of late) if (!notLate.has(nr)) calls.get(nr)!.late = true;
   // Refused whenever tried; the host says so.
   for (const nr of resolveSyscalls(ALWAYS_DENIED_SYSCALLS)) add(nr, "decide");
-  for (const nr of always) add(nr, "decide");
+  const held = [...always];
+  for (const nr of held) add(nr, "decide");
   for (const nr of whole) delete calls.get(nr)!.when;
-  return { calls, failClosed: failsClosed(policies, wrappers) };
+  const others = new Set<number>([...ruled, ...resolveSyscalls(ALWAYS_DENIED_SYSCALLS), ...held]);
+  const filter = filterInterest(wrappers, others, wantsAll);
+  return { calls, failClosed: failsClosed(policies, wrappers), ...(filter ? { filter } : {}) };
 }
 
 /** Whether any loaded policy would deny or kill: calls left waiting then fail closed. */

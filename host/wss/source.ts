@@ -22,7 +22,15 @@
  * @module
  */
 import type { SourceCapabilities } from "../capabilities.ts";
-import type { DecodedArgs, ProgramIdentity, SyscallAbi, SyscallEvent, Verdict } from "../events.ts";
+import type {
+  CallWindow,
+  DecodedArgs,
+  ProgramIdentity,
+  SyscallAbi,
+  SyscallEvent,
+  Verdict,
+  WindowFilter,
+} from "../events.ts";
 import type { Interest } from "./interest.ts";
 import type { Refusal } from "./refusal.ts";
 import type { SupervisorSummary } from "./summary.ts";
@@ -65,6 +73,8 @@ export interface SourceCall {
    * instead, e.g. a sockaddr that changed). `said`: what the caller's memory held then. Never waits. kmod: EVF_RACED.
    */
   readonly raced?: { said: string; ranOn: string };
+  /** pre: the kernel's window of the caller's process and the calls it dropped before this one (bpf's seq filter). */
+  readonly window?: CallWindow;
 }
 
 /**
@@ -232,4 +242,11 @@ export interface EventSource {
 
   /** Releases what the source holds; calls still waiting get the fail mode. */
   close(): void;
+
+  /**
+   * ABI 1.4: a wrapper instance published the windows it needs no hook for; a source that can drop those calls in the
+   * kernel (bpf) does so for that process from now on, others ignore it (absent). The source must keep reporting every
+   * call some other consumer wants (docs/bpf.md, "Filters a wrapper hands the kernel").
+   */
+  publishFilter?(filter: WindowFilter): void;
 }

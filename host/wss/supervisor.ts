@@ -97,6 +97,8 @@ export class Wss implements SourceHandler {
   readonly #sink: EventSink;
   readonly #bindings: Bindings;
   readonly #sweepMs: number;
+  /** Processes found gone at the last sweep, still in the table. */
+  #goneAtSweep = new Set<number>();
   readonly #systemWide: boolean;
   readonly #programOf: NonNullable<WssOptions["programOf"]>;
   readonly #alive: NonNullable<WssOptions["alive"]>;
@@ -207,10 +209,25 @@ export class Wss implements SourceHandler {
       this.fault(call.pid, `internal error while serving a call (failed closed): ${(e as Error).stack ?? e}`);
     } finally {
       this.#pending = undefined;
+      this.#handFilters();
     }
   }
 
+  /** Hands the window filters instances published (ABI 1.4) to the source. */
+  #handFilters(): void {
+    const filters = this.#decider.filters();
+    for (let i = 0; i < filters.length; i++) this.#source.publishFilter?.(filters[i]);
+  }
+
   lifecycle(event: SourceLifecycle): void {
+    try {
+      this.#lifecycleOf(event);
+    } finally {
+      this.#handFilters();
+    }
+  }
+
+  #lifecycleOf(event: SourceLifecycle): void {
     switch (event.kind) {
       case "fork": {
         if (this.#procs.has(event.pid)) return;
@@ -669,7 +686,15 @@ export class Wss implements SourceHandler {
 
   /** Processes gone without an exit report (a dropped one): reported as exited. */
   #sweep(): void {
-    for (const pid of [...this.#procs.keys()]) if (!this.#alive(pid)) this.#exit(pid, 0);
+    // Gone at two sweeps in a row: a source that reports after the fact (the bpf ring, read every few ms) may still
+    // hold the last records of a process that has just exited, and its exit record after them.
+    const gone = new Set<number>();
+    for (const pid of this.#procs.keys()) {
+      if (this.#alive(pid)) continue;
+      if (this.#goneAtSweep.has(pid)) this.#exit(pid, 0);
+      else gone.add(pid);
+    }
+    this.#goneAtSweep = gone;
   }
 
   /**
@@ -704,6 +729,7 @@ export class Wss implements SourceHandler {
       program: proc.program,
     };
     if (call.emulated) event.emulated = true;
+    if (call.window) event.window = call.window;
     return event;
   }
 }

@@ -226,13 +226,237 @@ static __always_inline __u32 exec_verdict(struct linux_binprm *bprm)
 	return *rule + 1;
 }
 
+/*
+ * Filters a wrapper hands the kernel (docs/bpf.md): seq needs nothing for a call whose window of the last k calls is
+ * in its database. Per watched tgid the kernel keeps the window of its IDW_I_WINDOW calls (seqf_state); once the host
+ * has armed the tgid with a published filter (seqf_armed, for the tgid's current exec generation), a call marked
+ * IDW_I_FILTERABLE whose window is in seqf_known is counted as skipped and not reported. The next reported call of the
+ * tgid is preceded by an IDW_SKIPPED record with the count, and carries the window (IDW_F_WINDOW, in ret) so the
+ * wrapper's own window follows the kernel's. Threads of one process share the window, updated by compare-and-swap:
+ * it is their calls in one order (the order of the swaps, not always the ring's), and the wrapper, which takes the
+ * window from each record, judges that sequence.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32); /* tgid */
+	__type(value, struct idw_seqf_state);
+} seqf_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32); /* tgid */
+	__type(value, struct idw_seqf_arm);
+} seqf_armed SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct idw_seqf_key);
+	__type(value, __u8);
+} seqf_known SEC(".maps");
+
+/*
+ * seqf_programs (host-written): the filter published for an executable file, so that a process that execs it is armed
+ * by the kernel at once (filter and mask; gen unused), and a fork inherits its parent's arm: a make build's thousands
+ * of short processes need no round trip to the host before their calls can be dropped.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct idw_seqf_file);
+	__type(value, struct idw_seqf_arm);
+} seqf_programs SEC(".maps");
+
+/* A fresh window for a tgid (a new process: a reused pid's stale filter never applies). */
+static __always_inline void seqf_reset(__u32 tgid, __u32 gen)
+{
+	struct idw_seqf_state st;
+
+	/* Field by field: a constant initializer would land in .rodata, which holds the config alone. */
+	__builtin_memset(&st, 0, sizeof(st));
+	st.gen = gen;
+
+	bpf_map_delete_elem(&seqf_armed, &tgid);
+	bpf_map_update_elem(&seqf_state, &tgid, &st, BPF_ANY);
+}
+
+/* What seqf_step decided for a call. */
+enum seqf_step {
+	SEQF_NO_WINDOW, /* report it, without a window (no state for the tgid: its map is full) */
+	SEQF_REPORT,    /* report it with *window, after *skipped dropped calls */
+	SEQF_DROP,      /* dropped: counted as skipped */
+};
+
+/* Steps tgid's window with call nr; *window is the window after it, *skipped the calls dropped before it (taken). */
+static __always_inline enum seqf_step seqf_step(__u32 tgid, __u32 nr, __u8 flags, __u64 *window, __u64 *skipped)
+{
+	struct idw_seqf_state *st = bpf_map_lookup_elem(&seqf_state, &tgid);
+	struct idw_seqf_arm *arm;
+	struct idw_seqf_key key;
+	__u64 w = 0, old;
+	bool contended;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	if (!st) {
+		struct idw_seqf_state fresh;
+		__builtin_memset(&fresh, 0, sizeof(fresh));
+		bpf_map_update_elem(&seqf_state, &tgid, &fresh, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&seqf_state, &tgid);
+		if (!st)
+			return SEQF_NO_WINDOW;
+	}
+	/*
+	 * Threads of one process share the window: a compare-and-swap makes it the sequence of their calls in one order,
+	 * none lost. Under contention past a few tries the call is stored plainly (a racing call may be lost from the
+	 * window) and never dropped.
+	 */
+	contended = true;
+#pragma clang loop unroll(full)
+	for (int i = 0; i < 4; i++) {
+		old = *(volatile __u64 *)&st->window;
+		w = ((old << IDW_WINDOW_BITS) | (nr + 1)) & IDW_WINDOW_MASK;
+		if (__sync_val_compare_and_swap(&st->window, old, w) == old) {
+			contended = false;
+			break;
+		}
+	}
+	if (contended)
+		st->window = w;
+	*window = w;
+	*skipped = 0;
+	if ((flags & IDW_I_FILTERABLE) && !contended) {
+		arm = bpf_map_lookup_elem(&seqf_armed, &tgid);
+		if (arm && arm->gen == st->gen) {
+			key.filter = arm->filter;
+			key.window = w & arm->mask;
+			if (bpf_map_lookup_elem(&seqf_known, &key)) {
+				__sync_fetch_and_add(&st->skipped, 1);
+				return SEQF_DROP;
+			}
+		}
+	}
+	if (st->skipped)
+		*skipped = __sync_lock_test_and_set(&st->skipped, 0);
+	return SEQF_REPORT;
+}
+
+/* Reports the calls dropped before this one; if the ring is full they go back to the state for the next record. */
+static __always_inline void seqf_report_skipped(__u32 tgid, __u32 tid, __u64 skipped)
+{
+	struct idw_head *h = reserve(sizeof(*h));
+
+	if (!h) {
+		struct idw_seqf_state *st = bpf_map_lookup_elem(&seqf_state, &tgid);
+		if (st)
+			__sync_fetch_and_add(&st->skipped, skipped);
+		return;
+	}
+	fill_head(h, IDW_SKIPPED, 0, tgid, tid);
+	h->ret = skipped;
+	submit(h, sizeof(*h));
+}
+
+/* The window and skipped count of a reported call, for the record's head. */
+static __always_inline void seqf_mark(struct idw_head *h, bool windowed, __u64 window)
+{
+	if (windowed) {
+		h->flags |= IDW_F_WINDOW;
+		h->ret = window;
+	}
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(seqf_on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+
+	if (child->pid != ctgid)
+		return 0;
+	struct idw_seqf_state *pst;
+	struct idw_seqf_arm *parm, arm;
+
+	if (!is_watched(ptgid))
+		return 0;
+	seqf_reset(ctgid, 0);
+	/* The child runs its parent's program, with a window of its own from 0 (a fresh instance of the wrapper). */
+	pst = bpf_map_lookup_elem(&seqf_state, &ptgid);
+	parm = bpf_map_lookup_elem(&seqf_armed, &ptgid);
+	if (pst && parm && parm->gen == pst->gen) {
+		arm = *parm;
+		arm.gen = 0;
+		bpf_map_update_elem(&seqf_armed, &ctgid, &arm, BPF_ANY);
+	}
+	return 0;
+}
+
+/* A new image: a new window, and a new generation (a filter published for the old program no longer applies). */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(seqf_on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = p->tgid, gen = 1;
+	struct idw_seqf_state *st;
+	struct idw_seqf_file file;
+	struct idw_seqf_arm *known, arm;
+	bool filtering = false;
+
+	if (!is_watched(tgid))
+		return 0;
+	st = bpf_map_lookup_elem(&seqf_state, &tgid);
+	if (st) {
+		filtering = bpf_map_lookup_elem(&seqf_armed, &tgid) != NULL;
+		bpf_map_delete_elem(&seqf_armed, &tgid);
+		st->window = 0;
+		st->skipped = 0;
+		gen = ++st->gen;
+	} else {
+		seqf_reset(tgid, 1);
+	}
+	file.ino = bprm->file->f_inode->i_ino;
+	file.dev = bprm->file->f_inode->i_sb->s_dev;
+	known = bpf_map_lookup_elem(&seqf_programs, &file);
+	if (known) {
+		arm = *known;
+		arm.gen = gen;
+		bpf_map_update_elem(&seqf_armed, &tgid, &arm, BPF_ANY);
+	} else if (filtering) {
+		/*
+		 * A filtered process runs a program the host has not armed yet: its calls all leave the kernel until the host
+		 * reads this exec and the wrapper publishes. Wake the consumer now (an empty IDW_SKIPPED record) rather than at
+		 * its next timer, so a short program is armed sooner.
+		 */
+		struct idw_head *h = reserve(sizeof(*h));
+		if (h) {
+			fill_head(h, IDW_SKIPPED, 0, tgid, p->pid);
+			h->ret = 0;
+			bpf_ringbuf_submit(h, BPF_RB_FORCE_WAKEUP);
+		}
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(seqf_on_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if (p->signal->live.counter != 0)
+		return 0;
+	bpf_map_delete_elem(&seqf_state, &tgid);
+	bpf_map_delete_elem(&seqf_armed, &tgid);
+	return 0;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
 	__u32 tgid = pt >> 32, nr = (__u32)id;
 	struct idw_interest *in;
-	bool compat;
+	bool compat, windowed = false;
+	__u64 window = 0, skipped = 0;
 
 	if (!is_watched(tgid))
 		return 0;
@@ -244,6 +468,14 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		in = bpf_map_lookup_elem(&interest, &nr);
 		if (!in || !(in->flags & IDW_I_ENTER))
 			return 0;
+		if (in->flags & IDW_I_WINDOW) {
+			enum seqf_step step = seqf_step(tgid, nr, in->flags, &window, &skipped);
+			if (step == SEQF_DROP)
+				return 0;
+			windowed = step == SEQF_REPORT;
+			if (skipped)
+				seqf_report_skipped(tgid, (__u32)pt, skipped);
+		}
 		if (in->path_arg >= 0 && in->path2_arg < 0 && in->data_arg < 0) {
 			struct idw_path_rec *r = reserve(sizeof(*r));
 			long n;
@@ -251,6 +483,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 				return 0;
 			fill_head(&r->h, IDW_ENTER, IDW_F_COPIES, tgid, (__u32)pt);
 			r->h.nr = nr;
+			seqf_mark(&r->h, windowed, window);
 			read_args(regs, r->h.args, false);
 			r->path_len = r->path2_len = r->data_len = r->pad = 0;
 			n = bpf_probe_read_user_str(r->path, IDW_PATH_MAX, (void *)arg_at(r->h.args, in->path_arg));
@@ -267,6 +500,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 				return 0;
 			fill_head(&r->h, IDW_ENTER, IDW_F_COPIES, tgid, (__u32)pt);
 			r->h.nr = nr;
+			seqf_mark(&r->h, windowed, window);
 			read_args(regs, r->h.args, false);
 			copy_args(r, in);
 			submit(r, sizeof(*r));
@@ -278,6 +512,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		return 0;
 	fill_head(h, IDW_ENTER, compat ? IDW_F_COMPAT : 0, tgid, (__u32)pt);
 	h->nr = nr;
+	seqf_mark(h, windowed, window);
 	read_args(regs, h->args, compat);
 	submit(h, sizeof(*h));
 	return 0;

@@ -23,6 +23,7 @@
 #define IDW_FORK 3  /* a watched process made a process: tgid the parent, ret the child */
 #define IDW_EXEC 4  /* a watched process ran exec: path the file, data its argv (NUL-separated), args[0..1] its inode, s_dev */
 #define IDW_GONE 5  /* a watched process's last thread exited: ret its wait status */
+#define IDW_SKIPPED 6 /* seq filter: ret calls of tgid dropped in the kernel (window known) since its last record */
 
 /* Record flags. */
 #define IDW_F_COPIES 0x01     /* the record is a struct idw_copy_rec */
@@ -33,10 +34,17 @@
 #define IDW_F_DATA_TRUNC 0x20 /* the buffer was longer than IDW_DATA_MAX */
 #define IDW_F_UNFOLLOWED 0x40 /* FORK: the child could not be added to the watched set (map full) */
 #define IDW_F_EXEC_KILLED 0x80 /* EXEC: the file is in exec_kill; SIGKILL sent before the new image ran (args[2]: rule) */
+#define IDW_F_WINDOW 0x100    /* ENTER: ret is the process's call window after this call (IDW_WINDOW_BITS a call) */
 
 /* Interest flags (struct idw_interest.flags). */
 #define IDW_I_ENTER 0x01
 #define IDW_I_EXIT 0x02
+#define IDW_I_WINDOW 0x04     /* the call enters its process's window (the filtering wrapper's declared calls) */
+#define IDW_I_FILTERABLE 0x08 /* its only consumer is the filtering wrapper: dropped when the window is known */
+
+/* The filter a wrapper hands the kernel (docs/bpf.md, "Filters a wrapper hands the kernel"). */
+#define IDW_WINDOW_BITS 10                    /* per call: its number + 1 (0: no call yet) */
+#define IDW_WINDOW_MASK ((1ULL << 60) - 1)    /* the last six calls */
 
 /* How the watched set is kept (struct idw_config.mode). */
 #define IDW_MODE_PIDS 0   /* a hash of tgids: fork adds, exit forgets */
@@ -99,6 +107,34 @@ struct idw_copy_rec {
 	char path[IDW_PATH_MAX];
 	char path2[IDW_PATH_MAX];
 	char data[IDW_DATA_MAX];
+};
+
+/* seqf_armed (host-written): the filter that applies to a tgid, and the exec generation it was published for. */
+struct idw_seqf_arm {
+	__u32 filter;
+	__u32 gen;
+	__u64 mask; /* the filter's window length: k calls of IDW_WINDOW_BITS */
+};
+
+/* seqf_state (kernel-written): a tgid's window of its last calls, calls dropped since its last record, execs. */
+struct idw_seqf_state {
+	__u64 window;
+	__u64 skipped;
+	__u32 gen;
+	__u32 pad;
+};
+
+/* seqf_programs' key: an executable file (inode, the superblock's s_dev): its processes get its filter at exec. */
+struct idw_seqf_file {
+	__u64 ino;
+	__u64 dev;
+};
+
+/* seqf_known's key: a known window (masked to the filter's k) of one published filter. */
+struct idw_seqf_key {
+	__u32 filter;
+	__u32 pad;
+	__u64 window;
 };
 
 #endif

@@ -35,7 +35,7 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 /* (major << 16) | minor: this header is ABI 1.3. */
-#define IDWRAP_ABI_VERSION 0x00010003
+#define IDWRAP_ABI_VERSION 0x00010004
 #define IDWRAP_ABI_MAJOR(v) (((v) >> 16) & 0xffff)
 #define IDWRAP_ABI_MINOR(v) ((v) & 0xffff)
 
@@ -261,6 +261,16 @@ IDWRAP_IMPORT("verdict_rewrite") int32_t verdict_rewrite(int32_t arg, int64_t va
 /* The same for an open the module runs itself: open this path instead (at most 4095 bytes). 0, -EINVAL (the call has
  * no path, or an empty one), -E2BIG, -EPERM, -ENOSYS. */
 IDWRAP_IMPORT("verdict_rewrite_path") int32_t verdict_rewrite_path(const char *path, int32_t path_len);
+
+/* --- Filters handed to the kernel (ABI 1.4). --- */
+
+/* Publish the k-call windows (uint64_t each: the calls' numbers + 1, 10 bits each, the newest lowest) for which this
+ * instance needs no hook; a source that can drops those calls in the kernel. 0, -EINVAL, -E2BIG, -EPERM, -ENOSYS (the
+ * source drops nothing). */
+IDWRAP_IMPORT("filter_windows") int32_t filter_windows(int32_t k, const uint64_t *windows, int32_t count);
+/* Writes 16 bytes: the process's window after this call, then the calls the kernel dropped before it (uint64_t
+ * each). 1 when the source keeps a window, 0 when not (both 0), -EINVAL, -EPERM. */
+IDWRAP_IMPORT("event_window") int32_t event_window(uint64_t *buf);
 
 /* --- Alerts, logs, settings, clock. --- */
 

@@ -144,3 +144,17 @@ export declare function verdict_rewrite(arg: i32, value: i64): i32;
 // @ts-ignore: decorator
 @external("idwrap", "verdict_rewrite_path")
 export declare function verdict_rewrite_path(path: usize, path_len: i32): i32;
+
+// ---- Filters handed to the kernel (ABI 1.4) ----
+
+// Publish the k-call windows (u64 each, packed as event_window's) for which this instance needs no hook: a source
+// that can may then drop those calls in the kernel. 0, -EINVAL (k outside 1..6, a window 0 or wider than k calls, a
+// bad pointer), -E2BIG (more than 65536 windows), -EPERM (inside idwrap_declare), -ENOSYS (the source drops nothing).
+// @ts-ignore: decorator
+@external("idwrap", "filter_windows")
+export declare function filter_windows(k: i32, windows: usize, count: i32): i32;
+// Writes 16 bytes at buf: the process's window after this call (u64) and the calls the kernel dropped since the
+// previous one it reported (u64). 1 when the source keeps a window, 0 when not (both written as 0), -EINVAL, -EPERM.
+// @ts-ignore: decorator
+@external("idwrap", "event_window")
+export declare function event_window(buf: usize): i32;

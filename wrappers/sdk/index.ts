@@ -43,7 +43,7 @@ export * from "./host";
 export { lastStatus, SCRATCH_SIZE } from "./buffer";
 
 /** The ABI version this SDK implements: (major << 16) | minor = 1.3. */
-export const ABI_VERSION: i32 = 0x00010003;
+export const ABI_VERSION: i32 = 0x00010004;
 
 /**
  * ABI 1.3: the custom section that carries a wrapper's settings schema. asc

@@ -28,6 +28,8 @@
  * - threshold: alert when the locality-frame count reaches it (default 3).
  * - program: the database's name (default: the process's executable path,
  *   and after an execve the new one's).
+ * - kernel_filter: "false" keeps the database from the source (every call
+ *   reaches the hook, as on sources that cannot filter); default "true".
  * - only_trained: "true" makes detect mode inert for a program that has no
  *   database (no sequence stored): its calls are not compared, nothing is
  *   alerted or audited; default "false" (an untrained program mismatches on
@@ -58,6 +60,13 @@
  * sequences to its in-memory set and writes back (re-reading the stored
  * set first, so that processes recording concurrently merge rather than
  * overwrite) at exit, at execve, and every FLUSH_EVERY new sequences.
+ *
+ * Filters handed to the kernel (ABI 1.4): in detect mode the database is
+ * published with filter_windows; on the bpf source the kernel then drops
+ * the calls whose window is known (matches) and reports how many with the
+ * next call, whose event_window also gives the kernel's window, which seq
+ * follows. Totals, mismatches and LFC alerts are those seq computes when it
+ * sees every call (docs/seq.md, "Filtered in the kernel").
  *
  * Calls seen live: the groups file, process, exec and net plus the common
  * calls of COMMON below (memory, descriptors, signals, identity, time,
@@ -90,7 +99,7 @@ import {
   wrAudit,
 } from "../sdk/index";
 import { input, inputLen } from "../sdk/buffer";
-import { kv_get, kv_set } from "../sdk/imports";
+import { event_window, filter_windows, kv_get, kv_set } from "../sdk/imports";
 
 export { idwrap_abi_version } from "../sdk/index";
 
@@ -171,6 +180,10 @@ let threshold: i32 = 3;
 let fixedProgram: string | null = null;
 let program = "";
 let onlyTrained = false;
+/** Hand the database to the source as a kernel filter (setting kernel_filter, default true). */
+let kernelFilter = true;
+/** False once the source said it cannot filter (filter_windows returned -ENOSYS). */
+let sourceFilters = true;
 /** Detect mode with only_trained, and the program has no database: every hook returns at once. */
 let inert = false;
 
@@ -263,6 +276,8 @@ function kvRead(key: string, buf: usize, cap: i32): i32 {
 }
 
 const CHUNK_BUF: usize = memory.data(CHUNK << 3, 16);
+/** event_window's answer: the kernel's window after this call, then the calls it dropped before it. */
+const WINDOW_BUF: usize = memory.data(16, 8);
 const NUM_BUF: usize = memory.data(8, 8);
 
 /** Adds the stored database of the current program to the set. */
@@ -326,6 +341,7 @@ function startProgram(): void {
   allocTable(1024);
   loadStored();
   inert = !recording && onlyTrained && tableCount == 0;
+  publish();
   fresh = new Array<u64>(0);
   seq = 0;
   frameBits = 0;
@@ -335,6 +351,38 @@ function startProgram(): void {
   maxLfc = 0;
   added = 0;
   unflushed = 0;
+}
+
+/**
+ * Detect mode: hands the database to the event source (ABI 1.4, filter_windows). A call whose window is in it would
+ * be a match, which needs no hook: the bpf source then drops it in the kernel and reports how many it dropped with
+ * the next call (idwrap_on_syscall adds them as matches). Record mode publishes nothing (every new window must reach
+ * it); a source that cannot filter ignores the set. Published again after each execve (a new program, or the same
+ * database for the new image: the kernel forgets the filter at an exec).
+ */
+function publish(): void {
+  // An empty database is published too: the process may have been given another's filter at its exec.
+  if (recording || inert || !kernelFilter || !sourceFilters) return;
+  const buf = new ArrayBuffer(tableCount << 3);
+  const p = changetype<usize>(buf);
+  let n = 0;
+  for (let i = 0; i < tableCap; i++) {
+    const v = load<u64>(table + (<usize>i << 3));
+    if (v == EMPTY) continue;
+    store<u64>(p + (<usize>n << 3), v);
+    n++;
+  }
+  const s = filter_windows(k, p, n);
+  if (s == -38) sourceFilters = false; // ENOSYS: this source drops nothing in the kernel; do not copy again
+  else if (s < 0) log(LOG_ERROR, "seq: the source refused the database as a filter: " + s.toString());
+}
+
+/** Calls the kernel dropped before this one: each was in the database, a match (the LFC frame moves on). */
+function addSkipped(skipped: u64): void {
+  calls += <i64>skipped;
+  if (recording) return;
+  frameBits = skipped >= 64 ? 0 : (frameBits << skipped) & frameMask;
+  if (alarmed && <i32>popcnt(frameBits) < threshold) alarmed = false;
 }
 
 function endProgram(): void {
@@ -401,6 +449,13 @@ export function idwrap_init(): i32 {
     log(LOG_ERROR, "seq: only_trained must be true or false, got " + ot);
     return 1;
   }
+  const kf = settingOr("kernel_filter", "true").trim();
+  if (kf == "true") kernelFilter = true;
+  else if (kf == "false") kernelFilter = false;
+  else {
+    log(LOG_ERROR, "seq: kernel_filter must be true or false, got " + kf);
+    return 1;
+  }
   fixedProgram = setting("program");
   startProgram();
   return 0;
@@ -410,7 +465,14 @@ export function idwrap_on_syscall(): i32 {
   if (inert) return allow();
   let nr = <u64>Event.syscall();
   if (nr >= SLOT_MAX) nr = SLOT_MAX - 1;
-  seq = ((seq << BITS) | (nr + 1)) & seqMask;
+  if (event_window(WINDOW_BUF) == 1) {
+    // The source keeps the window in the kernel (bpf): follow it, and count the calls it dropped as matches.
+    const skipped = load<u64>(WINDOW_BUF + 8);
+    if (skipped > 0) addSkipped(skipped);
+    seq = load<u64>(WINDOW_BUF) & seqMask;
+  } else {
+    seq = ((seq << BITS) | (nr + 1)) & seqMask;
+  }
   calls++;
   if (recording) {
     if (insert(seq)) {
@@ -458,6 +520,7 @@ export function idwrap_on_lifecycle(kind: i32): void {
       calls = 0;
       mismatches = 0;
       maxLfc = 0;
+      publish();
     }
   }
 }

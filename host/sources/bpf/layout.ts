@@ -7,7 +7,7 @@
  */
 
 /** Record kinds (IDW_ENTER …). */
-export const KIND = { ENTER: 1, EXIT: 2, FORK: 3, EXEC: 4, GONE: 5 } as const;
+export const KIND = { ENTER: 1, EXIT: 2, FORK: 3, EXEC: 4, GONE: 5, SKIPPED: 6 } as const;
 
 /** Record flags (IDW_F_*). */
 export const FLAG = {
@@ -19,10 +19,23 @@ export const FLAG = {
   DATA_TRUNC: 0x20,
   UNFOLLOWED: 0x40,
   EXEC_KILLED: 0x80,
+  /** ENTER: `ret` is the process's call window after this call (the seq filter's, IDW_F_WINDOW). */
+  WINDOW: 0x100,
 } as const;
 
 /** Interest flags (IDW_I_*). */
-export const INTEREST_FLAG = { ENTER: 0x01, EXIT: 0x02 } as const;
+export const INTEREST_FLAG = { ENTER: 0x01, EXIT: 0x02, WINDOW: 0x04, FILTERABLE: 0x08 } as const;
+
+/** A call in a window: its number + 1 in IDW_WINDOW_BITS bits; a window holds the last six (IDW_WINDOW_MASK). */
+export const WINDOW_BITS = 10;
+export const WINDOW_MASK = (1n << 60n) - 1n;
+
+/** struct idw_seqf_arm (seqf_armed's value), struct idw_seqf_state, struct idw_seqf_key (seqf_known's key). */
+export const SEQF_ARM = { filter: 0, gen: 4, mask: 8, size: 16 } as const;
+export const SEQF_STATE = { window: 0, skipped: 8, gen: 16, size: 24 } as const;
+export const SEQF_KEY = { filter: 0, window: 8, size: 16 } as const;
+/** struct idw_seqf_file (seqf_programs' key): an executable's inode and s_dev (kernel encoding). */
+export const SEQF_FILE = { ino: 0, dev: 8, size: 16 } as const;
 
 /** Watch modes (IDW_MODE_*). */
 export const MODE = { PIDS: 0, CGROUP: 1 } as const;
@@ -100,6 +113,10 @@ export interface InterestEntry {
   path2Arg?: number;
   dataArg?: number;
   lenArg?: number;
+  /** The call enters its process's window (the filtering wrapper declares it). */
+  window?: boolean;
+  /** Only the filtering wrapper consumes it: the kernel drops it when its window is known. */
+  filterable?: boolean;
 }
 
 /**
@@ -198,7 +215,12 @@ export function decodeRecord(bytes: Uint8Array): BpfRecord {
 export function encodeInterest(e: InterestEntry): Uint8Array {
   const b = new Uint8Array(INTEREST.size);
   const v = new DataView(b.buffer);
-  v.setUint8(INTEREST.flags, (e.enter ? INTEREST_FLAG.ENTER : 0) | (e.exit ? INTEREST_FLAG.EXIT : 0));
+  if (e.filterable && !e.window) throw new RangeError("interest filterable: a filterable call must be in the window");
+  v.setUint8(
+    INTEREST.flags,
+    (e.enter ? INTEREST_FLAG.ENTER : 0) | (e.exit ? INTEREST_FLAG.EXIT : 0) | (e.window ? INTEREST_FLAG.WINDOW : 0) |
+      (e.filterable ? INTEREST_FLAG.FILTERABLE : 0),
+  );
   const idx = (i: number | undefined, field: string) => {
     if (i === undefined) return -1;
     if (!Number.isInteger(i) || i < 0 || i > 5) throw new RangeError(`interest ${field}: expected 0–5, got ${i}`);

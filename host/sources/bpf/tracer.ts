@@ -7,7 +7,17 @@
  *
  * @module
  */
-import { decodeRecord, encodeConfig, encodeInterest, type InterestEntry, MAX_SYSCALLS, MODE } from "./layout.ts";
+import {
+  decodeRecord,
+  encodeConfig,
+  encodeInterest,
+  type InterestEntry,
+  MAX_SYSCALLS,
+  MODE,
+  SEQF_ARM,
+  SEQF_FILE,
+  SEQF_KEY,
+} from "./layout.ts";
 import type { BpfRecord } from "./layout.ts";
 import type { KernelFile } from "./exec_rules.ts";
 import {
@@ -30,8 +40,19 @@ export const BPF_OBJECT = new URL("../../../build/bpf/idwrap.o", import.meta.url
 /** The buffer the ring's records are copied into (a new one when full: records are read in place). */
 const CHUNK_BYTES = 1 << 20;
 
-/** The programs of idwrap.bpf.c attached at load; on_sys_exit only while the interest wants an exit (setInterest). */
-const PROGRAMS = ["on_sys_enter", "on_fork", "on_exec", "on_process_exit"] as const;
+/**
+ * The programs of idwrap.bpf.c attached at load (seqf_*: the window filter's per-process state, docs/bpf.md);
+ * on_sys_exit only while the interest wants an exit (setInterest).
+ */
+const PROGRAMS = [
+  "on_sys_enter",
+  "on_fork",
+  "on_exec",
+  "on_process_exit",
+  "seqf_on_fork",
+  "seqf_on_exec",
+  "seqf_on_exit",
+] as const;
 const EXIT_PROGRAM = "on_sys_exit";
 
 /** How the tracer loads. */
@@ -92,6 +113,9 @@ export class BpfTracer {
   readonly #execKillFd: number;
   /** exec_kill's keys now (encoded), to remove the ones a new policy drops. */
   #execKeys: Uint8Array[] = [];
+  readonly #armedFd: number;
+  readonly #knownFd: number;
+  readonly #programsFd: number;
   readonly #cpus: number;
   /**
    * The bytes of the records taken by the current ring call, back to back from #start, and where each ends. Records
@@ -139,6 +163,9 @@ export class BpfTracer {
     this.#interestFd = lib.bpf_map__fd(map("interest"));
     this.#lostFd = lib.bpf_map__fd(map("lost"));
     this.#execKillFd = lib.bpf_map__fd(map("exec_kill"));
+    this.#armedFd = lib.bpf_map__fd(map("seqf_armed"));
+    this.#knownFd = lib.bpf_map__fd(map("seqf_known"));
+    this.#programsFd = lib.bpf_map__fd(map("seqf_programs"));
     this.#cpus = lib.libbpf_num_possible_cpus();
     // The callback only copies (one memcpy into a growing buffer, ~0.5 µs a record here): the ring is freed at the
     // rate it fills, and records are decoded after the ring call returns (decoding in the callback took ~8 µs).
@@ -273,6 +300,62 @@ export class BpfTracer {
   }
 
   /**
+   * Adds a published filter's windows to the kernel's known set under `filter`.
+   *
+   * @returns how many were added before the set was full (all of them, normally)
+   */
+  addKnown(filter: number, windows: BigUint64Array): number {
+    const key = new Uint8Array(SEQF_KEY.size), one = new Uint8Array([1]);
+    const v = new DataView(key.buffer);
+    v.setUint32(SEQF_KEY.filter, filter, true);
+    for (let i = 0; i < windows.length; i++) {
+      v.setBigUint64(SEQF_KEY.window, windows[i], true);
+      if (libbpf().bpf_map_update_elem(this.#knownFd, key, one, 0n) < 0) return i;
+    }
+    return windows.length;
+  }
+
+  /** Removes windows of `filter` from the known set (a filter that did not fit). */
+  removeKnown(filter: number, windows: BigUint64Array): void {
+    const key = new Uint8Array(SEQF_KEY.size);
+    const v = new DataView(key.buffer);
+    v.setUint32(SEQF_KEY.filter, filter, true);
+    for (const w of windows) {
+      v.setBigUint64(SEQF_KEY.window, w, true);
+      libbpf().bpf_map_delete_elem(this.#knownFd, key);
+    }
+  }
+
+  /**
+   * Applies `filter` (windows of `mask`'s length) to process `tgid` while it runs the program of its exec generation
+   * `gen` (execs since it was first watched); an exec in between makes the kernel ignore it.
+   */
+  arm(tgid: number, filter: number, gen: number, mask: bigint): void {
+    if (libbpf().bpf_map_update_elem(this.#armedFd, u8(new Uint32Array([tgid])), armValue(filter, gen, mask), 0n) < 0) {
+      throw new LibbpfError(`Cannot arm the window filter of process ${tgid}: ${explainLoadErrno(errno())}`, errno());
+    }
+  }
+
+  /** No filter for process `tgid` (until it is armed again): every call of it is reported. */
+  disarm(tgid: number): void {
+    libbpf().bpf_map_delete_elem(this.#armedFd, u8(new Uint32Array([tgid])));
+  }
+
+  /**
+   * Gives `filter` to every process that execs the file (`ino`, kernel `dev`) from now on, at its exec, and to the
+   * processes they fork.
+   *
+   * @returns false when the kernel's table of programs is full (the processes are then armed by the host only)
+   */
+  armProgram(ino: bigint, dev: bigint, filter: number, mask: bigint): boolean {
+    const key = new Uint8Array(SEQF_FILE.size);
+    const v = new DataView(key.buffer);
+    v.setBigUint64(SEQF_FILE.ino, ino, true);
+    v.setBigUint64(SEQF_FILE.dev, dev, true);
+    return libbpf().bpf_map_update_elem(this.#programsFd, key, armValue(filter, 0, mask), 0n) === 0;
+  }
+
+  /**
    * Waits up to `timeoutMs` for a wake-up (the ring past its threshold), then takes every record waiting.
    * Blocks the calling thread; 0 takes what is there without waiting.
    */
@@ -340,6 +423,15 @@ export class BpfTracer {
   #check(): void {
     if (this.#closed) throw new Error("The bpf tracer is closed");
   }
+}
+
+function armValue(filter: number, gen: number, mask: bigint): Uint8Array {
+  const value = new Uint8Array(SEQF_ARM.size);
+  const v = new DataView(value.buffer);
+  v.setUint32(SEQF_ARM.filter, filter, true);
+  v.setUint32(SEQF_ARM.gen, gen, true);
+  v.setBigUint64(SEQF_ARM.mask, mask, true);
+  return value;
 }
 
 function u8(a: Uint32Array | BigUint64Array): Uint8Array {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { DecodedArgs, ProgramIdentity, SyscallEvent, Verdict } from "../../events.ts";
+import type { CallWindow, DecodedArgs, ProgramIdentity, SyscallEvent, Verdict, WindowFilter } from "../../events.ts";
 import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CTL_ADD, EPOLL_EVENT, EPOLLIN } from "../../unsafe/layouts.ts";
 import { errno, killProcess, libc } from "../../unsafe/libc.ts";
@@ -27,7 +27,7 @@ import { readTaskStatus } from "../../wss/procfs.ts";
 import { BPF_CAPABILITIES } from "../capabilities.ts";
 import { readIdentity, recordReader } from "./events.ts";
 import { interestFor } from "./interest.ts";
-import { type BpfRecord, FLAG, type InterestEntry, KIND, ktimeMs } from "./layout.ts";
+import { type BpfRecord, FLAG, type InterestEntry, KIND, ktimeMs, WINDOW_BITS } from "./layout.ts";
 import { monotonicNs } from "./libbpf.ts";
 import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 import { EXEC_NRS, execKillEntries, type KernelExecRule, type KernelFile } from "./exec_rules.ts";
@@ -38,6 +38,13 @@ const text = new TextDecoder();
 export interface ExecFile {
   ino: bigint;
   kdev: bigint;
+}
+
+/** A userspace st_dev as the kernel's s_dev (major << 20 | minor). */
+function kernelDev(dev: bigint): bigint {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return (major << 20n) | minor;
 }
 
 /** Whether a stat (userspace st_dev encoding) is the exec'd file (kernel: major << 20 | minor). */
@@ -99,12 +106,19 @@ export function compileInterest(interest: Interest, kernelDecidesExec = false): 
   const refusedByHost = resolveSyscalls(ALWAYS_DENIED_SYSCALLS);
   const undecidable: string[] = [];
   const out = new Map<number, InterestEntry>();
+  const filter = interest.filter;
   for (const [nr, c] of interest.calls) {
     // An exec decided by a kernel exec rule: the programs kill it at sched_process_exec (only such rules reach here:
     // supervise.ts refuses every other rule and wrapper that decides).
     const decidedInKernel = kernelDecidesExec && EXEC_NRS.has(nr);
     if (c.pre === "decide" && !refusedByHost.has(nr) && !decidedInKernel) undecidable.push(syscallName(nr));
-    out.set(nr, interestFor(syscallName(nr), { enter: c.pre !== undefined, exit: c.post !== undefined }));
+    const entry = interestFor(syscallName(nr), { enter: c.pre !== undefined, exit: c.post !== undefined });
+    if (filter?.window.has(nr) && entry.enter) {
+      entry.window = true;
+      // Dropped only with nothing else to report: no exit record wanted, no copy taken for another consumer.
+      if (filter.filterable.has(nr) && !entry.exit) entry.filterable = true;
+    }
+    out.set(nr, entry);
   }
   if (undecidable.length) {
     throw new Error(
@@ -113,6 +127,20 @@ export function compileInterest(interest: Interest, kernelDecidesExec = false): 
     );
   }
   return out;
+}
+
+/** FNV-1a over a window set's bytes: identical sets published by processes of one program share a kernel entry. */
+function hashWindows(windows: BigUint64Array): number {
+  const words = new Uint32Array(windows.buffer, windows.byteOffset, windows.length * 2);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 0x01000193);
+  return h >>> 0;
+}
+
+function equalWindows(a: BigUint64Array, b: BigUint64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** The bpf programs as an EventSource. */
@@ -136,6 +164,20 @@ export class BpfTransport implements EventSource {
   /** exec_kill's entries as last written ("ino:kdev:rule" each), and when the files were last stat'ed. */
   #execKeys = "";
   #execStatAt = 0;
+  /** The wrapper whose window filters this source applies (the interest's), if any. */
+  #filterWrapper: string | undefined;
+  /** Published filters by content (k and a hash of the windows), each with its id in the kernel's known set. */
+  readonly #filters = new Map<string, { id: number; k: number; windows: BigUint64Array }[]>();
+  #nextFilter = 1;
+  /** pid → execs the source has reported since it was first watched: the kernel's generation of its window. */
+  readonly #execs = new Map<number, number>();
+  /** pid → calls the kernel dropped (their window known) not yet handed over with a call. */
+  readonly #skipped = new Map<number, number>();
+  /** Programs whose processes the kernel arms at exec: path → "ino:kdev", and back. */
+  readonly #programs = new Map<string, string>();
+  readonly #programFiles = new Map<string, string>();
+  /** Calls the kernel dropped, in all (reported by IDW_SKIPPED records). */
+  #skippedTotal = 0;
 
   /**
    * @param entries the interest map as compiled already (the hybrid's observed part); default: compiled from
@@ -147,6 +189,7 @@ export class BpfTransport implements EventSource {
   ) {
     this.#tracer = BpfTracer.load(options);
     this.#execRules = options.execRules ?? [];
+    this.#filterWrapper = options.interest.filter?.wrapper;
     try {
       this.#tracer.setInterest(entries);
       this.#refreshExecKills(true);
@@ -172,6 +215,7 @@ export class BpfTransport implements EventSource {
 
   setInterest(interest: Interest): void {
     this.#tracer.setInterest(compileInterest(interest, this.#execRules.length > 0));
+    this.#filterWrapper = interest.filter?.wrapper;
   }
 
   /** Replaces the exec rules the programs enforce (a policy reload); their files are stat'ed now. */
@@ -195,6 +239,71 @@ export class BpfTransport implements EventSource {
     this.#execKeys = keys;
   }
 
+  /**
+   * Applies a published window filter to its process: the kernel then drops the process's filterable calls whose
+   * window is known. Identical sets (processes of one program) share one entry in the kernel's set. Only the
+   * interest's filtering wrapper is heard; a set that does not fit is not applied (every call keeps being reported).
+   */
+  publishFilter(filter: WindowFilter): void {
+    if (filter.wrapper !== this.#filterWrapper) return;
+    // An empty set, or one that does not fit: nothing is known, every call is reported.
+    const id = filter.windows.length ? this.#filterId(filter) : undefined;
+    if (id === undefined) return this.#tracer.disarm(filter.pid);
+    const mask = (1n << BigInt(WINDOW_BITS * filter.k)) - 1n;
+    this.#tracer.arm(filter.pid, id, this.#execs.get(filter.pid) ?? 0, mask);
+    this.#armProgram(filter.exe, id, mask);
+  }
+
+  /**
+   * Lets the kernel arm the processes that exec `exe` (and their forks) with the filter itself, at their exec: no
+   * round trip to the host before their known calls are dropped. The kernel knows the file, the wrapper the path:
+   * a file with several names (nlink > 1) is never armed so; a process that reaches the file by another path (a bind
+   * mount, a chroot) is disarmed when its exec record is read (#checkExecArm).
+   */
+  #armProgram(exe: string, id: number, mask: bigint): void {
+    if (!exe.startsWith("/") || this.#programs.has(exe)) return;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(exe);
+    } catch {
+      return;
+    }
+    if (info.ino === null || info.dev === null || info.nlink !== 1 || !info.isFile) return;
+    const kdev = kernelDev(BigInt(info.dev));
+    if (this.#tracer.armProgram(BigInt(info.ino), kdev, id, mask)) {
+      this.#programs.set(exe, `${info.ino}:${kdev}`);
+      this.#programFiles.set(`${info.ino}:${kdev}`, exe);
+    }
+  }
+
+  /** A process the kernel armed at its exec by its file, whose program has another name here: disarmed. */
+  #checkExecArm(pid: number, file: ExecFile, exe: string): void {
+    const named = this.#programFiles.get(`${file.ino}:${file.kdev}`);
+    if (named !== undefined && named !== exe) this.#tracer.disarm(pid);
+  }
+
+  /** Calls the kernel dropped because their window was known, since the load. */
+  get skipped(): number {
+    return this.#skippedTotal;
+  }
+
+  /** The kernel's id of a filter's set, adding it to the known set the first time it is seen. */
+  #filterId(filter: WindowFilter): number | undefined {
+    const key = `${filter.k}:${filter.windows.length}:${hashWindows(filter.windows)}`;
+    const same = this.#filters.get(key) ?? [];
+    const found = same.find((f) => f.k === filter.k && equalWindows(f.windows, filter.windows));
+    if (found) return found.id;
+    const id = this.#nextFilter++;
+    const added = this.#tracer.addKnown(id, filter.windows);
+    if (added < filter.windows.length) {
+      this.#tracer.removeKnown(id, filter.windows.subarray(0, added));
+      return undefined;
+    }
+    same.push({ id, k: filter.k, windows: filter.windows });
+    this.#filters.set(key, same);
+    return id;
+  }
+
   /** Replaces the interest map with one compiled elsewhere. */
   setRing(entries: ReadonlyMap<number, InterestEntry>): void {
     this.#tracer.setInterest(entries);
@@ -202,6 +311,7 @@ export class BpfTransport implements EventSource {
 
   attach(session: number, pid: number): Record<string, never> {
     this.#tracer.watch(pid, session);
+    this.#execs.set(pid, 0);
     // Read now, while the launcher waits for "go": by the next poll it may have exec'd the command, or failed and gone.
     this.#queued.push({ pid, ppid: readTaskStatus(pid)?.ppid ?? 0, session, program: readIdentity(pid) });
     return {};
@@ -291,6 +401,13 @@ export class BpfTransport implements EventSource {
     };
   }
 
+  /** A windowed enter record's window, with the calls the kernel dropped before it (taken). */
+  #window(rec: BpfRecord): CallWindow {
+    const skipped = this.#skipped.get(rec.tgid) ?? 0;
+    if (skipped) this.#skipped.delete(rec.tgid);
+    return { recent: BigInt.asUintN(64, rec.ret).toString(), skipped };
+  }
+
   /** Hands one record to the WSS; returns how many reports it made. */
   #hand(rec: BpfRecord, handler: SourceHandler): number {
     let served = 0;
@@ -318,20 +435,29 @@ export class BpfTransport implements EventSource {
           time,
           ...(pre ? {} : { ret: rec.ret }),
           faulted: (rec.flags & (FLAG.PATH_FAULT | FLAG.PATH2_FAULT | FLAG.DATA_FAULT)) !== 0,
+          ...(rec.flags & FLAG.WINDOW ? { window: this.#window(rec) } : {}),
         };
         handler.call(call);
         this.#rec = undefined;
         return served + 1;
       }
+      case KIND.SKIPPED:
+        this.#skipped.set(rec.tgid, (this.#skipped.get(rec.tgid) ?? 0) + Number(rec.ret));
+        this.#skippedTotal += Number(rec.ret);
+        return served;
       case KIND.FORK:
+        this.#execs.set(Number(rec.ret), 0);
         if (rec.flags & FLAG.UNFOLLOWED) {
           handler.fault(Number(rec.ret), `process ${rec.ret} (a child of ${rec.tgid}) is not watched: the set is full`);
         }
         handler.lifecycle({ kind: "fork", pid: Number(rec.ret), ppid: rec.tgid, watched: true });
         return served + 1;
       case KIND.EXEC: {
+        this.#execs.set(rec.tgid, (this.#execs.get(rec.tgid) ?? 0) + 1);
+        this.#skipped.delete(rec.tgid); // the kernel starts the new program's window afresh
         const file = { ino: rec.args[0], kdev: rec.args[1] };
         const exe = resolvedExe(rec.tgid, rec.path ? text.decode(rec.path) : "", file);
+        if (this.#programFiles.size) this.#checkExecArm(rec.tgid, file, exe);
         const argv0 = rec.data ? text.decode(rec.data).split("\0")[0] : exe;
         const program: ProgramIdentity = { exe, argv0, uid: rec.uid, gid: rec.gid };
         const killedInKernel = rec.flags & FLAG.EXEC_KILLED ? this.#killedBy(Number(rec.args[2]), file) : undefined;
@@ -345,6 +471,8 @@ export class BpfTransport implements EventSource {
         return served + 1;
       }
       case KIND.GONE:
+        this.#execs.delete(rec.tgid);
+        this.#skipped.delete(rec.tgid);
         handler.lifecycle({ kind: "exit", pid: rec.tgid, status: Number(rec.ret) });
         return served + 1;
       default:

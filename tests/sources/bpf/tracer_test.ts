@@ -38,16 +38,18 @@ Deno.test("bpf tracer attaches sys_exit only while some call's exit is of intere
   try {
     const enterOnly = new Map([[syscallNumber("getppid")!, interestFor("getppid", { enter: true, exit: false })]]);
     const both = new Map([[syscallNumber("getppid")!, interestFor("getppid", { enter: true, exit: true })]]);
-    // Loaded with no interest: sys_enter and the three sched programs.
-    assertEquals([tracer.exitAttached, bpfLinks() - before], [false, 4]);
+    // Loaded with no interest: sys_enter and the sched programs, no sys_exit.
+    const loaded = bpfLinks() - before;
+    assert(loaded >= 4, `expected at least sys_enter and three sched programs attached, got ${loaded} links`);
+    assertEquals(tracer.exitAttached, false);
     tracer.setInterest(enterOnly);
-    assertEquals([tracer.exitAttached, bpfLinks() - before], [false, 4]);
+    assertEquals([tracer.exitAttached, bpfLinks() - before], [false, loaded]);
     tracer.setInterest(both);
-    assertEquals([tracer.exitAttached, bpfLinks() - before], [true, 5]);
+    assertEquals([tracer.exitAttached, bpfLinks() - before], [true, loaded + 1]);
     tracer.setInterest(both);
-    assertEquals(bpfLinks() - before, 5, "a second interest with exits attaches nothing more");
+    assertEquals(bpfLinks() - before, loaded + 1, "a second interest with exits attaches nothing more");
     tracer.setInterest(enterOnly);
-    assertEquals([tracer.exitAttached, bpfLinks() - before], [false, 4]);
+    assertEquals([tracer.exitAttached, bpfLinks() - before], [false, loaded]);
   } finally {
     tracer.close();
   }
