@@ -1,8 +1,9 @@
 /**
  * The bpf source's kernel side, loaded: opens build/bpf/idwrap.o through
  * libbpf, sets its config (watch mode, wake-up threshold, ring size), loads and
- * attaches its five programs, and gives the host the watched set, the interest
- * map, the ring (consumed synchronously on the calling thread) and the lost
+ * attaches its programs (sys_exit only while the interest wants an exit), and
+ * gives the host the watched set, the interest map, the ring (consumed
+ * synchronously on the calling thread, its records read in place) and the lost
  * counters. Observation only: nothing waits for the host.
  *
  * @module
