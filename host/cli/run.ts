@@ -211,8 +211,8 @@ export function registerRun(program: Command): void {
     .option("--run-dir <dir>", "the daemon's control sockets", defaultRunDir())
     .option(
       "--on-supervisor-loss <kill|deny>",
-      "supervised here (seccomp): what the tree gets if idwrap dies before it ends: kill (the default) or deny " +
-        "(every notified call fails with EPERM); under the daemon, the daemon's setting",
+      "supervised here (seccomp, hybrid): what the tree gets if idwrap dies before it ends: kill (the default) or " +
+        "deny (every notified call fails with EPERM); under the daemon, the daemon's setting",
       "kill",
     )
     .argument("<command...>", "the command to run, after --")

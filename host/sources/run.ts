@@ -16,6 +16,7 @@ import type { SourceChoice as KmodOrSeccompChoice } from "./kmod/source.ts";
 import { runUnderSeccomp } from "./seccomp/source.ts";
 import type { SupervisorLoss } from "./seccomp/holder.ts";
 import { runUnderBpf } from "./bpf/supervise.ts";
+import { KernelNetRun } from "./bpf/net_run.ts";
 import { hybridProblem, runUnderHybrid } from "./hybrid/hybrid_run.ts";
 
 export { BpfRefusal } from "./bpf/supervise.ts";
@@ -119,7 +120,7 @@ export async function runUnder(
     case "kmod":
       return { source, ...await runUnderKmod(command, common) };
     case "seccomp":
-      return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens }) };
+      return { source, ...await runUnderSeccomp(command, { ...common, emulateOpens, sidecar: KernelNetRun.start }) };
   }
 }
 

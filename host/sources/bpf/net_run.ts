@@ -26,7 +26,7 @@ import type { OnEvents } from "../thread.ts";
 import { readIdentity } from "./events.ts";
 import { KernelNet, NET_OBJECT } from "./net.ts";
 import type { NetDenial } from "./net_layout.ts";
-import { bpfPrivilegeProblem, BpfRefusal } from "./supervise.ts";
+import { bpfPrivilegeProblem, BpfRefusal } from "./privilege.ts";
 
 /** How often the host reads the denials' ring (ms). */
 const POLL_MS = 10;

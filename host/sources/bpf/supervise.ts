@@ -10,7 +10,6 @@
  * @module
  */
 import type { Policy } from "../../policy/policy.ts";
-import { DECLARE_DENY } from "../../runtime/abi.ts";
 import { v8Engine } from "../../runtime/engine.ts";
 import { loadPolicyWrappers } from "../../runtime/load.ts";
 import type { WrapperModule } from "../../runtime/module.ts";
@@ -25,60 +24,11 @@ import { type OnEvents, SourceThread } from "../thread.ts";
 import type { BpfWorkerConfig } from "./worker.ts";
 import { compileKernelNet, KERNEL_NET_CALLS } from "../../policy/net_kernel.ts";
 import { kernelNetProblem, KernelNetRun } from "./net_run.ts";
-import { EXEC_NRS, execRuleProblem, isKernelExecRule } from "./exec_rules.ts";
+import { undecidableOnBpf } from "./refusals.ts";
 
-/** The bpf source cannot serve what was asked, or this process cannot load it: bad usage, exit 2. */
-export class BpfRefusal extends Error {
-  override name = "BpfRefusal";
-}
+import { bpfPrivilegeProblem, BpfRefusal } from "./privilege.ts";
 
-/** Effective capabilities that let a process load and attach the programs (linux/capability.h). */
-const CAP_SYS_ADMIN = 21n, CAP_PERFMON = 38n, CAP_BPF = 39n;
-
-/**
- * Why this process cannot load the bpf programs, or undefined when it can: tracing programs need CAP_BPF and
- * CAP_PERFMON, or CAP_SYS_ADMIN (root has them).
- *
- * @param status /proc/self/status's text
- */
-export function bpfPrivilegeProblem(status = Deno.readTextFileSync("/proc/self/status")): string | undefined {
-  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-  if (hex === undefined) return "cannot read the effective capabilities (/proc/self/status has no CapEff)";
-  const eff = BigInt(`0x${hex}`);
-  const has = (cap: bigint) => (eff >> cap & 1n) === 1n;
-  if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) return undefined;
-  return `uid ${Deno.uid()} lacks CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), which loading the bpf programs needs: ` +
-    "run idwrap as root, or use --source seccomp (any user)";
-}
-
-/**
- * What in the policies needs a call decided before it runs, one line per rule or wrapper with its calls: the bpf
- * source only observes, so each is a reason to refuse the run.
- */
-export function undecidableOnBpf(policies: Policy[], wrappers: WrapperModule[]): string[] {
-  const out: string[] = [];
-  for (const policy of policies) {
-    for (const rule of policy.rules) {
-      // An exec rule on literal program paths is enforced by the programs at sched_process_exec (a deny as a kill).
-      if (rule.action === "alert" || isKernelExecRule(rule)) continue;
-      const nrs = [...resolveSyscalls(rule.syscalls)];
-      const calls = nrs.map(syscallName).join(", ");
-      // An exec rule the kernel cannot decide says why (a glob, an argv condition, a script).
-      const why = nrs.every((nr) => EXEC_NRS.has(nr)) ? `: not decided in the kernel: ${execRuleProblem(rule)}` : "";
-      out.push(`${policy.file}: rule "${rule.id}" (action ${rule.action}) on ${calls}${why}`);
-    }
-  }
-  // Wrapper names are unique across the policies (loadPolicyWrappers refuses a second one).
-  const fileOf = new Map(policies.flatMap((p) => p.wrappers.map((w) => [w.name, p.file] as const)));
-  for (const w of wrappers) {
-    const calls = [...w.declarations.syscalls].filter(([, flags]) => flags & DECLARE_DENY).map(([nr]) =>
-      syscallName(nr)
-    );
-    if (!calls.length) continue;
-    out.push(`${fileOf.get(w.spec.name) ?? "(policy)"}: wrapper "${w.spec.name}" declares DENY on ${calls.join(", ")}`);
-  }
-  return out;
-}
+export { bpfPrivilegeProblem, BpfRefusal, undecidableOnBpf };
 
 /**
  * Loads the policies' wrappers for the bpf source and refuses what it cannot serve: everything is checked here,

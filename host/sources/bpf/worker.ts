@@ -13,7 +13,7 @@ import { buildInterest } from "../../wss/interest.ts";
 import { Wss } from "../../wss/supervisor.ts";
 import { serveWorker } from "../worker_common.ts";
 import { kernelExecRules } from "./exec_rules.ts";
-import { undecidableOnBpf } from "./supervise.ts";
+import { undecidableOnBpf } from "./refusals.ts";
 import { BpfTransport } from "./transport.ts";
 
 /** The worker's settings (SourceThreadOptions.config). */

@@ -112,6 +112,10 @@ export interface HybridTransportOptions extends BpfTracerOptions {
   interest: Interest;
   /** @default true */
   emulateOpens?: boolean;
+  /** idwrap-holder's socket: told the seccomp listeners' latest notification ids (../seccomp/transport.ts). */
+  holderFd?: number;
+  /** idwrap-holder's pid: the tamper guard protects it as it protects this process. */
+  holderPid?: number;
 }
 
 /** A record of a notified call that the ring will also make, to drop (see the module comment). */
@@ -150,7 +154,11 @@ export class HybridTransport implements EventSource {
     this.#plan = compileHybrid(options.interest, this.#emulateOpens);
     this.#bpf = BpfTransport.observing(this.#plan.ring, options);
     try {
-      this.#seccomp = new SeccompSource({ emulateOpens: this.#emulateOpens });
+      this.#seccomp = new SeccompSource({
+        emulateOpens: this.#emulateOpens,
+        holderFd: options.holderFd,
+        holderPid: options.holderPid,
+      });
     } catch (e) {
       this.#bpf.close();
       throw e;

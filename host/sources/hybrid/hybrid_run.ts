@@ -29,6 +29,7 @@ import type { HybridWorkerConfig } from "./hybrid_worker.ts";
 import { bpfPrivilegeProblem, BpfRefusal } from "../bpf/supervise.ts";
 import { BPF_OBJECT } from "../bpf/tracer.ts";
 import { KernelNetRun } from "../bpf/net_run.ts";
+import { ListenerHolder, type SupervisorLoss } from "../seccomp/holder.ts";
 
 /**
  * Why the hybrid source cannot be used here, or undefined when it can: the privilege to load the programs, the built
@@ -95,8 +96,8 @@ export interface HybridThreadOptions extends Enforcement, HybridWorkerConfig {
 export class HybridThread extends SourceThread {
   /** Loads the programs on a new thread; resolves when it serves. */
   static start(options: HybridThreadOptions): Promise<HybridThread> {
-    const { emulateOpens, ringBytes, ...rest } = options;
-    const config: HybridWorkerConfig = { emulateOpens, ringBytes };
+    const { emulateOpens, ringBytes, holderFd, holderPid, ...rest } = options;
+    const config: HybridWorkerConfig = { emulateOpens, ringBytes, holderFd, holderPid };
     const opts = { ...rest, config: config as unknown as Record<string, unknown> };
     return SourceThread.startAt(new HybridThread(new URL("./hybrid_worker.ts", import.meta.url), opts), opts);
   }
@@ -117,6 +118,11 @@ export interface HybridRunOptions {
   onEvents?: OnEvents;
   /** Told what the policies put at risk before the command starts, and what to know while it runs. */
   onWarning?: (message: string) => void;
+  /**
+   * What the tree gets if this process stops supervising it before it ends (../seccomp/holder.ts): the holder
+   * answers the seccomp listener; the bpf programs go with this process, so nothing is observed after. @default "kill"
+   */
+  onSupervisorLoss?: SupervisorLoss;
 }
 
 /** How the command ended. */
@@ -132,14 +138,26 @@ export async function runUnderHybrid(command: string[], options: HybridRunOption
   const { wrappers, plan } = await prepareHybridEnforcement(options.policies, emulateOpens);
   const warning = hybridEintrWarning(plan);
   if (warning) options.onWarning?.(warning);
-  const thread = await HybridThread.start({
-    policies: options.policies,
-    wrappers,
-    storePath: options.storePath ?? defaultStorePath(),
-    trace: options.trace,
-    emulateOpens,
-    onEvents: options.onEvents,
-  });
+  // As on the seccomp source (../seccomp/source.ts): started before the filter is built (its pid is in the guard's
+  // checks), it keeps a copy of the listener, so however this process ends the tree gets onSupervisorLoss, not ENOSYS.
+  const holder = await ListenerHolder.start();
+  let thread: HybridThread;
+  try {
+    thread = await HybridThread.start({
+      policies: options.policies,
+      wrappers,
+      storePath: options.storePath ?? defaultStorePath(),
+      trace: options.trace,
+      emulateOpens,
+      holderFd: holder.socket,
+      holderPid: holder.pid,
+      onEvents: options.onEvents,
+    });
+  } catch (e) {
+    holder.close();
+    throw e;
+  }
+  const mode = options.onSupervisorLoss ?? "kill";
   // Network deny rules the kernel can decide: judged again on the address the kernel uses (docs/bpf.md).
   const net = KernelNetRun.start(options.policies, {
     source: "hybrid",
@@ -150,16 +168,20 @@ export async function runUnderHybrid(command: string[], options: HybridRunOption
   try {
     return await launchAndServe(
       command,
-      // Built once the supervisor's threads have started: their ids are in the guard's checks.
-      (socketPath) => spawnLauncher(socketPath, launchFilter(plan.filter), command),
-      (hs) => {
+      // Built once the supervisor's threads have started: their ids, and the holder's pid, are in the guard's checks.
+      (socketPath) => spawnLauncher(socketPath, launchFilter(plan.filter, [holder.pid]), command),
+      async (hs) => {
         net?.place(hs.pid);
-        return thread.serve(0, hs);
+        holder.hold(0, hs.pid, hs.listener, mode);
+        await thread.serve(0, hs);
+        // The thread died (its hook watchdog): the holder answers the tree's notified calls from now on.
+        thread.ended(0).catch(() => holder.lost(0));
       },
       thread,
       options.onWarning,
     );
   } finally {
     await net?.stop();
+    holder.close();
   }
 }

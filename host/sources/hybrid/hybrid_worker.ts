@@ -19,6 +19,10 @@ export interface HybridWorkerConfig {
   emulateOpens: boolean;
   /** The ring's size in bytes (host/sources/bpf/tracer.ts). */
   ringBytes?: number;
+  /** idwrap-holder's socket (../seccomp/holder.ts), told the latest notification ids. */
+  holderFd?: number;
+  /** idwrap-holder's pid, guarded like the supervisor's. */
+  holderPid?: number;
 }
 
 /** How often processes that went without an exit record (a dropped one) are looked for. */
@@ -30,7 +34,13 @@ serveWorker("hybrid", ({ decider, sink, enforcement: e, config }) => {
   const c = config as unknown as HybridWorkerConfig;
   const always = guardFilter(Deno.pid).always;
   const interest = (x: typeof e) => buildInterest(x.policies, x.wrappers, sink.wantsSyscalls, always);
-  const source = new HybridTransport({ interest: interest(e), emulateOpens: c.emulateOpens, ringBytes: c.ringBytes });
+  const source = new HybridTransport({
+    interest: interest(e),
+    emulateOpens: c.emulateOpens,
+    ringBytes: c.ringBytes,
+    holderFd: c.holderFd,
+    holderPid: c.holderPid,
+  });
   const wss = new Wss({
     source,
     decider,

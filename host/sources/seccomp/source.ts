@@ -33,12 +33,14 @@ import { CRED_SYSCALLS } from "./transport.ts";
 import { PATH_CALLS } from "./emulate.ts";
 import { SupervisorThread } from "./thread.ts";
 import type { OnEvents } from "../thread.ts";
-import { KernelNetRun } from "../bpf/net_run.ts";
+import type { StartSidecar } from "../sidecar.ts";
 
 /** How to run a command under the seccomp source. */
 export interface SeccompRunOptions {
   policies: Policy[];
   trace?: TraceSinkOptions;
+  /** Kernel-side help beside the tree (the network deny programs), given by the layer that chose the source. */
+  sidecar?: StartSidecar;
   /** @default true */
   emulateOpens?: boolean;
   /** The wrappers' Deno KV store. @default defaultStorePath() */
@@ -267,7 +269,7 @@ export async function runUnderSeccomp(command: string[], options: SeccompRunOpti
   }
   const mode = options.onSupervisorLoss ?? "kill";
   // Network deny rules the kernel can decide, where this process can load BPF programs (docs/bpf.md).
-  const net = KernelNetRun.start(options.policies, {
+  const net = options.sidecar?.(options.policies, {
     source: "seccomp",
     onEvents: options.onEvents,
     trace: options.trace,
