@@ -10,8 +10,14 @@
  *   wake-up per record (the ring buffer's default).
  * - `tar -cf /dev/null /usr/share` (timed by the shell that runs it): bare, unwatched (both modes), observed with
  *   every call recorded (enter and exit, path copies), and the records lost at that rate.
+ * - Unwatched with an interest in entries only: sys_exit is then not attached (one program per call, not two).
+ * - With IDWRAP_BENCH_BASE=DIR (another checkout, e.g. of integration, its build/ made): the observed rows again
+ *   through DIR's host code, in the same run.
  *
- *   ./node_modules/.bin/deno run --allow-all bench/bpf_bench.ts [N] [RUNS]
+ * The configurations alternate within each repetition (bare, unwatched, observed, … then again), so a change in the
+ * machine's load shifts all of them alike.
+ *
+ *   [IDWRAP_BENCH_BASE=DIR] ./node_modules/.bin/deno run --allow-all bench/bpf_bench.ts [N] [RUNS]
  *
  * Raw numbers go to bench/results/bpf.json (--save-run: also docs/runs/bpf-<date>.json); a table to stdout.
  *
@@ -21,6 +27,7 @@ import { interestIn, interestInEverything } from "../host/sources/bpf/interest.t
 import { attachProbe, cgroup2Mount } from "../host/sources/bpf/probe.ts";
 import { observeCommand } from "../host/sources/bpf/run.ts";
 import { BpfTracer, type BpfTracerOptions } from "../host/sources/bpf/tracer.ts";
+import type { InterestEntry } from "../host/sources/bpf/layout.ts";
 import { compileC } from "../tools/build.ts";
 import { keepResults, median, table } from "./_report.ts";
 
@@ -46,9 +53,13 @@ async function bare(cmd: string[]): Promise<number> {
 }
 
 /** The same with the programs attached, watching nothing this command belongs to. */
-async function unwatched(cmd: string[], options: BpfTracerOptions): Promise<number> {
+async function unwatched(
+  cmd: string[],
+  options: BpfTracerOptions,
+  interest: ReadonlyMap<number, InterestEntry> = interestInEverything(),
+): Promise<number> {
   const tracer = BpfTracer.load(options);
-  tracer.setInterest(interestInEverything());
+  tracer.setInterest(interest);
   try {
     return await bare(cmd);
   } finally {
@@ -71,9 +82,10 @@ async function observed(
   cmd: string[],
   interest: ReturnType<typeof interestIn>,
   extra: BpfTracerOptions = {},
+  observe: typeof observeCommand = observeCommand,
 ): Promise<{ value: number; lost: number; records: number }> {
   let records = 0;
-  const r = await observeCommand(cmd, {
+  const r = await observe(cmd, {
     interest,
     ...extra,
     stdout: "piped",
@@ -120,47 +132,76 @@ async function observedRaw(cmd: string[], interest: ReturnType<typeof interestIn
   }
 }
 
-async function medianOf(f: () => Promise<number>): Promise<{ median: number; runs: number[] }> {
-  const runs: number[] = [];
-  for (let i = 0; i < RUNS; i++) runs.push(await f());
-  return { median: median(runs), runs };
-}
-
 const cgroupDir = `${cgroup2Mount() ?? "/sys/fs/cgroup"}/idwrap-bench-${Deno.pid}`;
 Deno.mkdirSync(cgroupDir, { recursive: true });
 const cgroup: BpfTracerOptions = { mode: "cgroup", cgroup: cgroupDir };
 const flood = [FIXTURE, "flood", String(N)];
-const lostObs: number[] = [], lostTar: number[] = [], recTar: number[] = [], lostRaw: number[] = [];
-const results: Record<string, { median: number; runs: number[]; lost?: number[]; records?: number[] }> = {};
-try {
-  results.getppid_bare = await medianOf(() => bare(flood));
-  results.getppid_noop_tp_btf = await medianOf(() => withProbe(flood, "probe_tp_btf"));
-  results.getppid_noop_raw_tp = await medianOf(() => withProbe(flood, "probe_raw_tp"));
-  results.getppid_unwatched_pids = await medianOf(() => unwatched(flood, {}));
-  results.getppid_unwatched_cgroup = await medianOf(() => unwatched(flood, cgroup));
-  results.getppid_observed = await medianOf(async () => {
+const small = [FIXTURE, "flood", String(Math.round(N / 10))];
+const BASE = Deno.env.get("IDWRAP_BENCH_BASE");
+const baseObserve: typeof observeCommand | undefined = BASE
+  ? (await import(`${BASE}/host/sources/bpf/run.ts`)).observeCommand
+  : undefined;
+const enterOnly = (m: Map<number, InterestEntry>) => new Map([...m].map(([nr, e]) => [nr, { ...e, exit: false }]));
+
+type Row = { median: number; runs: number[]; lost?: number[]; records?: number[] };
+const results: Record<string, Row> = {};
+/** Each configuration: its key, and one run of it (its number; losses and records go in its row). */
+const configs: [string, (row: Row) => Promise<number>][] = [
+  ["getppid_bare", () => bare(flood)],
+  ["getppid_noop_tp_btf", () => withProbe(flood, "probe_tp_btf")],
+  ["getppid_noop_raw_tp", () => withProbe(flood, "probe_raw_tp")],
+  ["getppid_unwatched_pids", () => unwatched(flood, {})],
+  ["getppid_unwatched_enter_only", () => unwatched(flood, {}, enterOnly(interestInEverything()))],
+  ["getppid_unwatched_cgroup", () => unwatched(flood, cgroup)],
+  ["getppid_observed", async (row) => {
     const o = await observed(flood, interestIn(["getppid"]));
-    lostObs.push(o.lost);
+    (row.lost ??= []).push(o.lost);
     return o.value;
-  });
-  results.getppid_observed.lost = lostObs;
-  results.getppid_observed_raw = await medianOf(() => observedRaw(flood, interestIn(["getppid"])));
-  results.getppid_observed_raw.lost = lostRaw;
-  const small = [FIXTURE, "flood", String(Math.round(N / 10))];
-  results.getppid_observed_wake_each = await medianOf(async () =>
-    (await observed(small, interestIn(["getppid"]), { wakeBytes: 0 })).value
-  );
-  results.tar_bare = await medianOf(() => bare(TAR));
-  results.tar_unwatched_pids = await medianOf(() => unwatched(TAR, {}));
-  results.tar_unwatched_cgroup = await medianOf(() => unwatched(TAR, cgroup));
-  results.tar_observed_all = await medianOf(async () => {
+  }],
+  ...(baseObserve
+    ? [["getppid_observed_base", async (row: Row) => {
+      const o = await observed(flood, interestIn(["getppid"]), {}, baseObserve);
+      (row.lost ??= []).push(o.lost);
+      return o.value;
+    }] as [string, (row: Row) => Promise<number>]]
+    : []),
+  ["getppid_observed_enter_only", async (row) => {
+    const o = await observed(flood, interestIn(["getppid"], { enter: true, exit: false }));
+    (row.lost ??= []).push(o.lost);
+    return o.value;
+  }],
+  ["getppid_observed_raw", async (row) => {
+    const v = await observedRaw(flood, interestIn(["getppid"]));
+    (row.lost ??= []).push(lostRaw.at(-1)!);
+    return v;
+  }],
+  ["getppid_observed_wake_each", async () => (await observed(small, interestIn(["getppid"]), { wakeBytes: 0 })).value],
+  ["tar_bare", () => bare(TAR)],
+  ["tar_unwatched_pids", () => unwatched(TAR, {})],
+  ["tar_unwatched_enter_only", () => unwatched(TAR, {}, enterOnly(interestInEverything()))],
+  ["tar_unwatched_cgroup", () => unwatched(TAR, cgroup)],
+  ["tar_observed_all", async (row) => {
     const o = await observed(TAR, interestInEverything());
-    lostTar.push(o.lost);
-    recTar.push(o.records);
+    (row.lost ??= []).push(o.lost);
+    (row.records ??= []).push(o.records);
     return o.value;
-  });
-  results.tar_observed_all.lost = lostTar;
-  results.tar_observed_all.records = recTar;
+  }],
+  ...(baseObserve
+    ? [["tar_observed_all_base", async (row: Row) => {
+      const o = await observed(TAR, interestInEverything(), {}, baseObserve);
+      (row.lost ??= []).push(o.lost);
+      (row.records ??= []).push(o.records);
+      return o.value;
+    }] as [string, (row: Row) => Promise<number>]]
+    : []),
+];
+const lostRaw: number[] = [];
+try {
+  for (const [key] of configs) results[key] = { median: 0, runs: [] };
+  for (let i = 0; i < RUNS; i++) {
+    for (const [key, once] of configs) results[key].runs.push(await once(results[key]));
+  }
+  for (const row of Object.values(results)) row.median = median(row.runs);
 } finally {
   Deno.removeSync(cgroupDir);
 }
@@ -169,66 +210,40 @@ const ratio = (k: string, base: string) =>
   `${(results[k].median / results[base].median).toFixed(2)}× (best ${
     (Math.min(...results[k].runs) / Math.min(...results[base].runs)).toFixed(2)
   }×)`;
-const rows = [
-  ["workload", "median", "vs bare, medians (fastest runs)", "lost"],
-  ["getppid bare (ns/call)", results.getppid_bare.median.toFixed(1), "1.00×", ""],
-  [
-    "getppid, a no-op tp_btf/sys_enter attached",
-    results.getppid_noop_tp_btf.median.toFixed(1),
-    ratio("getppid_noop_tp_btf", "getppid_bare"),
-    "",
-  ],
-  [
-    "getppid, a no-op raw_tp/sys_enter attached",
-    results.getppid_noop_raw_tp.median.toFixed(1),
-    ratio("getppid_noop_raw_tp", "getppid_bare"),
-    "",
-  ],
-  [
-    "getppid unwatched, pid hash",
-    results.getppid_unwatched_pids.median.toFixed(1),
-    ratio("getppid_unwatched_pids", "getppid_bare"),
-    "",
-  ],
-  [
-    "getppid unwatched, cgroup id",
-    results.getppid_unwatched_cgroup.median.toFixed(1),
-    ratio("getppid_unwatched_cgroup", "getppid_bare"),
-    "",
-  ],
-  [
-    "getppid observed (batched wake-ups)",
-    results.getppid_observed.median.toFixed(1),
-    ratio("getppid_observed", "getppid_bare"),
-    lostObs.join("/"),
-  ],
-  [
-    "getppid observed, records taken, not decoded",
-    results.getppid_observed_raw.median.toFixed(1),
-    ratio("getppid_observed_raw", "getppid_bare"),
-    lostRaw.join("/"),
-  ],
-  [
-    "getppid observed (wake-up per record)",
-    results.getppid_observed_wake_each.median.toFixed(1),
-    ratio("getppid_observed_wake_each", "getppid_bare"),
-    "",
-  ],
-  ["tar bare (µs)", String(results.tar_bare.median), "1.00×", ""],
-  ["tar unwatched, pid hash", String(results.tar_unwatched_pids.median), ratio("tar_unwatched_pids", "tar_bare"), ""],
-  [
-    "tar unwatched, cgroup id",
-    String(results.tar_unwatched_cgroup.median),
-    ratio("tar_unwatched_cgroup", "tar_bare"),
-    "",
-  ],
-  [
-    "tar observed, every call",
-    String(results.tar_observed_all.median),
-    ratio("tar_observed_all", "tar_bare"),
-    lostTar.join("/"),
-  ],
-];
+const LABELS: Record<string, string> = {
+  getppid_bare: "getppid bare (ns/call)",
+  getppid_noop_tp_btf: "getppid, a no-op tp_btf/sys_enter attached",
+  getppid_noop_raw_tp: "getppid, a no-op raw_tp/sys_enter attached",
+  getppid_unwatched_pids: "getppid unwatched, pid hash (enter + exit programs)",
+  getppid_unwatched_enter_only: "getppid unwatched, pid hash, interest in entries only (sys_enter only)",
+  getppid_unwatched_cgroup: "getppid unwatched, cgroup id",
+  getppid_observed: "getppid observed (enter + exit), into events",
+  getppid_observed_base: "getppid observed (enter + exit), into events: IDWRAP_BENCH_BASE's host",
+  getppid_observed_enter_only: "getppid observed, enter only, into events",
+  getppid_observed_raw: "getppid observed, records taken, not decoded",
+  getppid_observed_wake_each: "getppid observed (wake-up per record)",
+  tar_bare: "tar bare (µs)",
+  tar_unwatched_pids: "tar unwatched, pid hash (enter + exit programs)",
+  tar_unwatched_enter_only: "tar unwatched, pid hash, interest in entries only",
+  tar_unwatched_cgroup: "tar unwatched, cgroup id",
+  tar_observed_all: "tar observed, every call, into events",
+  tar_observed_all_base: "tar observed, every call, into events: IDWRAP_BENCH_BASE's host",
+};
+const rows = [["workload", "median", "vs bare, medians (fastest runs)", "lost"]];
+for (const key of Object.keys(results)) {
+  const base = key.startsWith("tar") ? "tar_bare" : "getppid_bare";
+  const m = results[key].median;
+  rows.push([
+    LABELS[key] ?? key,
+    key.startsWith("tar") ? String(m) : m.toFixed(1),
+    key === base ? "1.00×" : ratio(key, base),
+    results[key].lost?.join("/") ?? "",
+  ]);
+}
 console.log(table(rows));
-console.log(`(${RUNS} runs each, medians; getppid N=${N}; tar records per run: ${recTar.join("/")})`);
-await keepResults(ROOT, "bpf", { n: N, runs: RUNS, results });
+console.log(
+  `(${RUNS} runs each, alternating, medians; getppid N=${N}; tar records per run: ${
+    results.tar_observed_all.records?.join("/")
+  }; load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}${BASE ? `; base ${BASE}` : ""})`,
+);
+await keepResults(ROOT, "bpf", { n: N, runs: RUNS, base: BASE ?? null, loadavg: Deno.loadavg(), results });

@@ -4,7 +4,9 @@
  * lifecycle of watched processes and hands them to the host through one ring
  * buffer. Observation only: nothing here waits for the host, denies or kills.
  *
- * Programs: tp_btf/sys_enter and tp_btf/sys_exit (the calls), and the sched
+ * Programs: tp_btf/sys_enter and tp_btf/sys_exit (the calls; the host attaches
+ * sys_exit only while some call's exit is of interest, since every task on the
+ * host runs each attached sys_* program), and the sched
  * tracepoints fork (follow), exec (what runs now) and exit (forget). tp_btf,
  * not raw_tp: typed arguments read without bpf_probe_read, and no trampoline
  * is needed (it loads where fentry/lsm are refused; docs/bpf.md, "Measured").

@@ -76,7 +76,7 @@ struct idw_file {
 };
 
 struct idw_head {
-	__u64 ktime; /* bpf_ktime_get_boot_ns() */
+	__u64 ktime; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u32 kind;
 	__u32 flags;
 	__u32 tgid;

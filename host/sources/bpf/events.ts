@@ -8,10 +8,10 @@
  * @module
  */
 import { errnoName } from "../../errno.ts";
-import type { HostEvent, ProgramIdentity, SyscallEvent, WrapperReport } from "../../events.ts";
+import type { DecodedArgs, HostEvent, ProgramIdentity, SyscallEvent, WrapperReport } from "../../events.ts";
 import { i386SyscallName, syscallName } from "../../syscalls/mod.ts";
 import { type ArgReader, decodeArgs } from "../../wss/decode.ts";
-import { type BpfRecord, FLAG, KIND } from "./layout.ts";
+import { type BpfRecord, FLAG, KIND, ktimeMs } from "./layout.ts";
 import { monotonicNs } from "./libbpf.ts";
 
 const text = new TextDecoder();
@@ -51,8 +51,8 @@ export function lostReport(count: number, time: number, where: string): WrapperR
 /** Turns records into events, keeping what it learns about each process. */
 export class BpfEventDecoder {
   readonly #programs = new Map<number, ProgramIdentity>();
-  /** Wall clock minus CLOCK_MONOTONIC, in ns: a record's ktime + this is its wall time. */
-  readonly #offsetNs = BigInt(Date.now()) * 1_000_000n - monotonicNs();
+  /** Wall clock minus CLOCK_MONOTONIC, in ms: a record's ktime (ms) + this is its wall time. */
+  readonly #offsetMs = Date.now() - Number(monotonicNs()) / 1e6;
   /** Records dropped, as reported in-band so far. */
   lost = 0;
 
@@ -68,7 +68,7 @@ export class BpfEventDecoder {
 
   /** The events of one record (a count of records dropped before it comes first). */
   decode(rec: BpfRecord): HostEvent[] {
-    const time = Number((rec.ktime + this.#offsetNs) / 1_000_000n);
+    const time = Math.floor(ktimeMs(rec) + this.#offsetMs);
     const out: HostEvent[] = [];
     if (rec.lost) {
       this.lost += rec.lost;
@@ -135,31 +135,93 @@ export class BpfEventDecoder {
   }
 
   #syscall(rec: BpfRecord, time: number): SyscallEvent {
+    return new BpfSyscallEvent(rec, time, this.program(rec.tgid));
+  }
+}
+
+/**
+ * A call's event, its registers as strings and its decoded arguments made when first read (then kept): most events
+ * are counted, matched by name or dropped, and the strings cost more than the rest of the event. Enumerable like a
+ * plain event for JSON (toJSON) but not for spread: `{...event}` drops `args` and `decoded`.
+ */
+class BpfSyscallEvent implements SyscallEvent {
+  readonly kind = "syscall";
+  readonly source = "bpf";
+  readonly phase: "pre" | "post";
+  readonly time: number;
+  readonly pid: number;
+  readonly tid: number;
+  readonly abi: "i386" | "x86_64";
+  readonly nr: number;
+  readonly syscall: string;
+  readonly program: ProgramIdentity;
+  ret?: number;
+  errno?: string;
+  #rec: BpfRecord | undefined;
+  #args: string[] | undefined;
+  #decoded: DecodedArgs | undefined;
+
+  constructor(rec: BpfRecord, time: number, program: ProgramIdentity) {
     const compat = (rec.flags & FLAG.COMPAT) !== 0;
-    const name = compat ? i386SyscallName(rec.nr) : syscallName(rec.nr);
-    const pre = rec.kind === KIND.ENTER;
-    const event: SyscallEvent = {
-      kind: "syscall",
-      source: "bpf",
-      phase: pre ? "pre" : "post",
-      time,
-      pid: rec.tgid,
-      tid: rec.tid,
-      abi: compat ? "i386" : "x86_64",
-      nr: rec.nr,
-      syscall: name,
-      args: Array.from(rec.args, String),
-      decoded: pre && !compat ? decodeArgs(name, rec.args, recordReader(rec)) : {},
-      program: this.program(rec.tgid),
-    };
-    if (!pre) {
+    this.phase = rec.kind === KIND.ENTER ? "pre" : "post";
+    this.time = time;
+    this.pid = rec.tgid;
+    this.tid = rec.tid;
+    this.abi = compat ? "i386" : "x86_64";
+    this.nr = rec.nr;
+    this.syscall = compat ? i386SyscallName(this.nr) : syscallName(this.nr);
+    this.program = program;
+    this.#rec = rec;
+    if (this.phase === "post") {
       const ret = Number(rec.ret);
       if (ret < 0 && ret >= -4095) {
-        event.ret = -1;
-        event.errno = errnoName(-ret);
-      } else event.ret = ret;
+        this.ret = -1;
+        this.errno = errnoName(-ret);
+      } else this.ret = ret;
     }
-    return event;
+  }
+
+  get args(): string[] {
+    if (!this.#args) this.#args = this.#rec ? Array.from(this.#rec.args, String) : [];
+    return this.#args;
+  }
+  set args(v: string[]) {
+    this.#args = v;
+  }
+
+  get decoded(): DecodedArgs {
+    if (!this.#decoded) {
+      const rec = this.#rec;
+      this.#decoded = rec && this.phase === "pre" && this.abi === "x86_64"
+        ? decodeArgs(this.syscall, rec.args, recordReader(rec))
+        : {};
+      // Both taken: the record (and the ring's bytes it views) can go.
+      if (this.#args) this.#rec = undefined;
+    }
+    return this.#decoded;
+  }
+  set decoded(v: DecodedArgs) {
+    this.#decoded = v;
+  }
+
+  toJSON(): SyscallEvent {
+    const { kind, source, phase, time, pid, tid, abi, nr, syscall, args, decoded, program, ret, errno } = this;
+    return {
+      kind,
+      source,
+      phase,
+      time,
+      pid,
+      tid,
+      abi,
+      nr,
+      syscall,
+      args,
+      decoded,
+      program,
+      ...(ret === undefined ? {} : { ret }),
+      ...(errno === undefined ? {} : { errno }),
+    };
   }
 }
 

@@ -119,37 +119,96 @@ export interface InterestEntry {
   filterable?: boolean;
 }
 
-/** A record's bytes as a {@linkcode BpfRecord}; throws on a size that is neither record size. */
+/**
+ * A record read in place: the fields are read from the ring's copy when asked, and the copies are views of it (no
+ * per-record allocation but this object). Most records are read for a few integers only; a path or buffer costs
+ * something only when a wrapper or rule reads it (docs/bpf.md, "Host side"). The bytes must not be written again.
+ */
+class RecordView implements BpfRecord {
+  readonly #v: DataView;
+  readonly #bytes: Uint8Array;
+  readonly flags: number;
+
+  constructor(bytes: Uint8Array, flags: number) {
+    this.#bytes = bytes;
+    this.#v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.flags = flags;
+  }
+
+  get ktime(): bigint {
+    return this.#v.getBigUint64(HEAD.ktime, true);
+  }
+  /** ktime in milliseconds, as a number (no BigInt on the hot path). */
+  get ktimeMs(): number {
+    return (this.#v.getUint32(HEAD.ktime, true) + this.#v.getUint32(HEAD.ktime + 4, true) * 2 ** 32) / 1e6;
+  }
+  get kind(): number {
+    return this.#v.getUint32(HEAD.kind, true);
+  }
+  get tgid(): number {
+    return this.#v.getUint32(HEAD.tgid, true);
+  }
+  get tid(): number {
+    return this.#v.getUint32(HEAD.tid, true);
+  }
+  get nr(): number {
+    return this.#v.getInt32(HEAD.nr, true);
+  }
+  get lost(): number {
+    return this.#v.getUint32(HEAD.lost, true);
+  }
+  get ret(): bigint {
+    return this.#v.getBigInt64(HEAD.ret, true);
+  }
+  /** The six registers: a view when the record is 8-byte aligned in its buffer (it is, from the tracer), else a copy. */
+  get args(): BigUint64Array {
+    const at = this.#bytes.byteOffset + HEAD.args;
+    return at % 8 === 0
+      ? new BigUint64Array(this.#bytes.buffer, at, 6)
+      : new BigUint64Array(this.#bytes.slice(HEAD.args, HEAD.args + 48).buffer);
+  }
+  get uid(): number {
+    return this.#v.getUint32(HEAD.uid, true);
+  }
+  get gid(): number {
+    return this.#v.getUint32(HEAD.gid, true);
+  }
+  get path(): Uint8Array | undefined {
+    if (!(this.flags & FLAG.COPIES) || this.flags & FLAG.PATH_FAULT) return undefined;
+    const n = Math.min(this.#v.getUint16(COPY.path_len, true), PATH_MAX);
+    return n ? this.#bytes.subarray(COPY.path, COPY.path + n) : undefined;
+  }
+  get path2(): Uint8Array | undefined {
+    if (!(this.flags & FLAG.COPIES) || this.flags & FLAG.PATH2_FAULT || this.#bytes.length < COPY.size) {
+      return undefined;
+    }
+    const n = Math.min(this.#v.getUint16(COPY.path2_len, true), PATH_MAX);
+    return n ? this.#bytes.subarray(COPY.path2, COPY.path2 + n) : undefined;
+  }
+  get data(): Uint8Array | undefined {
+    if (!(this.flags & FLAG.COPIES) || this.#bytes.length < COPY.size) return undefined;
+    const n = Math.min(this.#v.getUint16(COPY.data_len, true), DATA_MAX);
+    return n ? this.#bytes.subarray(COPY.data, COPY.data + n) : undefined;
+  }
+}
+
+/** A record's ktime in milliseconds (CLOCK_MONOTONIC), without BigInt arithmetic where the record allows it. */
+export function ktimeMs(rec: BpfRecord): number {
+  return rec instanceof RecordView ? rec.ktimeMs : Number(rec.ktime) / 1e6;
+}
+
+/**
+ * A record's bytes as a {@linkcode BpfRecord}, read in place (the bytes must stay as they are while the record is
+ * used); throws on a size that is neither record size.
+ */
 export function decodeRecord(bytes: Uint8Array): BpfRecord {
   if (bytes.length < HEAD.size) throw new Error(`A bpf record of ${bytes.length} bytes is shorter than its head`);
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const flags = v.getUint32(HEAD.flags, true);
-  const rec: BpfRecord = {
-    ktime: v.getBigUint64(HEAD.ktime, true),
-    kind: v.getUint32(HEAD.kind, true),
-    flags,
-    tgid: v.getUint32(HEAD.tgid, true),
-    tid: v.getUint32(HEAD.tid, true),
-    nr: v.getInt32(HEAD.nr, true),
-    lost: v.getUint32(HEAD.lost, true),
-    ret: v.getBigInt64(HEAD.ret, true),
-    args: new BigUint64Array(bytes.slice(HEAD.args, HEAD.args + 48).buffer),
-    uid: v.getUint32(HEAD.uid, true),
-    gid: v.getUint32(HEAD.gid, true),
-  };
-  if (flags & FLAG.COPIES) {
-    const full = bytes.length >= COPY.size;
-    if (!full && bytes.length < PATH_REC_SIZE) {
-      throw new Error(`A bpf copy record of ${bytes.length} bytes, expected ${PATH_REC_SIZE} or ${COPY.size}`);
-    }
-    const pathLen = Math.min(v.getUint16(COPY.path_len, true), PATH_MAX);
-    const path2Len = full ? Math.min(v.getUint16(COPY.path2_len, true), PATH_MAX) : 0;
-    const dataLen = full ? Math.min(v.getUint16(COPY.data_len, true), DATA_MAX) : 0;
-    if (!(flags & FLAG.PATH_FAULT) && pathLen) rec.path = bytes.slice(COPY.path, COPY.path + pathLen);
-    if (!(flags & FLAG.PATH2_FAULT) && path2Len) rec.path2 = bytes.slice(COPY.path2, COPY.path2 + path2Len);
-    if (dataLen) rec.data = bytes.slice(COPY.data, COPY.data + dataLen);
+  const flags = bytes[HEAD.flags] | bytes[HEAD.flags + 1] << 8 | bytes[HEAD.flags + 2] << 16 |
+    bytes[HEAD.flags + 3] << 24;
+  if (flags & FLAG.COPIES && bytes.length < COPY.size && bytes.length < PATH_REC_SIZE) {
+    throw new Error(`A bpf copy record of ${bytes.length} bytes, expected ${PATH_REC_SIZE} or ${COPY.size}`);
   }
-  return rec;
+  return new RecordView(bytes, flags >>> 0);
 }
 
 /** An interest map value. */

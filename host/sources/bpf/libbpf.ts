@@ -135,11 +135,6 @@ export function monotonicNs(): bigint {
   return clockNs(1);
 }
 
-/** CLOCK_BOOTTIME now, in nanoseconds: the clock of bpf_ktime_get_boot_ns(), the records' `ktime`. */
-export function bootNs(): bigint {
-  return clockNs(7);
-}
-
 function clockNs(clock: number): bigint {
   const ts = new BigInt64Array(2);
   libc.clock_gettime(clock, new Uint8Array(ts.buffer));

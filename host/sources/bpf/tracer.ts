@@ -1,8 +1,9 @@
 /**
  * The bpf source's kernel side, loaded: opens build/bpf/idwrap.o through
  * libbpf, sets its config (watch mode, wake-up threshold, ring size), loads and
- * attaches its five programs, and gives the host the watched set, the interest
- * map, the ring (consumed synchronously on the calling thread) and the lost
+ * attaches its programs (sys_exit only while the interest wants an exit), and
+ * gives the host the watched set, the interest map, the ring (consumed
+ * synchronously on the calling thread, its records read in place) and the lost
  * counters. Observation only: nothing waits for the host.
  *
  * @module
@@ -40,10 +41,15 @@ const EAGAIN = 11, EINTR = 4;
 /** The object `deno task build` makes from kmod/bpf/idwrap.bpf.c. */
 export const BPF_OBJECT = new URL("../../../build/bpf/idwrap.o", import.meta.url).pathname;
 
-/** The programs of idwrap.bpf.c, all attached (seqf_*: the window filter's per-process state, docs/bpf.md). */
+/** The buffer the ring's records are copied into (a new one when full: records are read in place). */
+const CHUNK_BYTES = 1 << 20;
+
+/**
+ * The programs of idwrap.bpf.c attached at load (seqf_*: the window filter's per-process state, docs/bpf.md);
+ * on_sys_exit only while the interest wants an exit (setInterest).
+ */
 const PROGRAMS = [
   "on_sys_enter",
-  "on_sys_exit",
   "on_fork",
   "on_exec",
   "on_process_exit",
@@ -51,6 +57,7 @@ const PROGRAMS = [
   "seqf_on_exec",
   "seqf_on_exit",
 ] as const;
+const EXIT_PROGRAM = "on_sys_exit";
 
 /** How the tracer loads. */
 export interface BpfTracerOptions {
@@ -97,6 +104,11 @@ export function explainLoadErrno(err: number): string {
 export class BpfTracer {
   readonly #obj: Deno.PointerValue;
   readonly #links: Deno.PointerValue[] = [];
+  /**
+   * on_sys_exit's link while attached. Every task on the host runs each attached sys_* program (it returns at the
+   * first compare for an unwatched one): with no exit wanted, unwatched processes pay for one program, not two.
+   */
+  #exitLink: Deno.PointerValue = null;
   readonly #rb: Deno.PointerValue;
   readonly #callback: Deno.UnsafeCallback<typeof SAMPLE_CALLBACK>;
   readonly #watchedFd: number;
@@ -109,8 +121,13 @@ export class BpfTracer {
   readonly #knownFd: number;
   readonly #programsFd: number;
   readonly #cpus: number;
-  /** The bytes of the records taken by the current ring call, back to back, and where each ends. */
-  #bytes = new Uint8Array(1 << 20);
+  /**
+   * The bytes of the records taken by the current ring call, back to back from #start, and where each ends. Records
+   * handed out read these bytes in place, so they are never written again: the next call appends after them, and a
+   * full buffer is replaced (the old one lives as long as its records do).
+   */
+  #bytes = new Uint8Array(CHUNK_BYTES);
+  #start = 0;
   #used = 0;
   #ends: number[] = [];
   /** Records one ring call takes at most (the caller's batch): past it the rest waits in the ring, bounded. */
@@ -161,9 +178,14 @@ export class BpfTracer {
     this.#callback = new Deno.UnsafeCallback(SAMPLE_CALLBACK, (_ctx, data, size) => {
       const n = Number(size);
       if (this.#used + n > this.#bytes.length) {
-        const grown = new Uint8Array(Math.max(this.#bytes.length * 2, this.#used + n));
-        grown.set(this.#bytes.subarray(0, this.#used));
-        this.#bytes = grown;
+        // Records of this call so far move to a fresh buffer; the ones handed out keep the old one.
+        const taken = this.#used - this.#start;
+        const fresh = new Uint8Array(Math.max(CHUNK_BYTES, 2 * (taken + n)));
+        fresh.set(this.#bytes.subarray(this.#start, this.#used));
+        for (let i = 0; i < this.#ends.length; i++) this.#ends[i] -= this.#start;
+        this.#bytes = fresh;
+        this.#start = 0;
+        this.#used = taken;
       }
       copySample(data, this.#bytes.subarray(this.#used, this.#used + n));
       this.#used += n;
@@ -173,16 +195,24 @@ export class BpfTracer {
     });
     this.#rb = lib.ring_buffer__new(lib.bpf_map__fd(map("events")), this.#callback.pointer, null, null);
     if (!this.#rb) throw new BpfLoadError(`Cannot open the ring buffer: ${explainLoadErrno(errno())}`, errno());
-    for (const name of PROGRAMS) {
-      const prog = lib.bpf_object__find_program_by_name(obj, cstr(name));
-      if (!prog) throw new BpfLoadError(`The BPF object has no program "${name}"`);
-      const link = lib.bpf_program__attach(prog);
-      if (!link) {
-        const err = errno();
-        throw new BpfLoadError(`Cannot attach ${name}: ${explainLoadErrno(err)}`, err);
-      }
-      this.#links.push(link);
+    for (const name of PROGRAMS) this.#links.push(this.#attach(name));
+  }
+
+  #attach(name: string): Deno.PointerValue {
+    const lib = libbpf();
+    const prog = lib.bpf_object__find_program_by_name(this.#obj, cstr(name));
+    if (!prog) throw new BpfLoadError(`The BPF object has no program "${name}"`);
+    const link = lib.bpf_program__attach(prog);
+    if (!link) {
+      const err = errno();
+      throw new BpfLoadError(`Cannot attach ${name}: ${explainLoadErrno(err)}`, err);
     }
+    return link;
+  }
+
+  /** Whether on_sys_exit is attached now (some call's exit is of interest). */
+  get exitAttached(): boolean {
+    return this.#exitLink !== null;
   }
 
   /** Opens, configures, loads and attaches the object. */
@@ -235,8 +265,16 @@ export class BpfTracer {
     return libbpf().bpf_map_lookup_elem(this.#watchedFd, u8(new Uint32Array([tgid])), u8(value)) === 0;
   }
 
-  /** Replaces the interest map: the syscalls in `entries` as given, every other one off. */
+  /**
+   * Replaces the interest map: the syscalls in `entries` as given, every other one off. on_sys_exit is attached when
+   * some entry wants its exit and detached when none does (then an i386 call of a watched task is reported at entry
+   * only). It is attached before the map names the exit, and detached after the map stops naming it.
+   */
   setInterest(entries: ReadonlyMap<number, InterestEntry>): void {
+    this.#check();
+    let wantsExit = false;
+    for (const e of entries.values()) wantsExit ||= e.exit;
+    if (wantsExit && !this.#exitLink) this.#exitLink = this.#attach(EXIT_PROGRAM);
     const off = encodeInterest({ enter: false, exit: false });
     for (let nr = 0; nr < MAX_SYSCALLS; nr++) {
       const e = entries.get(nr);
@@ -244,6 +282,10 @@ export class BpfTracer {
       if (libbpf().bpf_map_update_elem(this.#interestFd, u8(new Uint32Array([nr])), value, 0n) < 0) {
         throw new LibbpfError(`Cannot set the interest of syscall ${nr}: ${explainLoadErrno(errno())}`, errno());
       }
+    }
+    if (!wantsExit && this.#exitLink) {
+      libbpf().bpf_link__destroy(this.#exitLink);
+      this.#exitLink = null;
     }
   }
 
@@ -372,21 +414,24 @@ export class BpfTracer {
     this.#closed = true;
     const lib = libbpf();
     for (const link of this.#links) lib.bpf_link__destroy(link);
+    if (this.#exitLink) lib.bpf_link__destroy(this.#exitLink);
     if (this.#rb) lib.ring_buffer__free(this.#rb);
     lib.bpf_object__close(this.#obj);
     this.#callback.close();
   }
 
-  /** Decodes the records the last ring call copied, and empties the buffer. */
+  /** The records the last ring call copied, read in place; the next call appends after them. */
   #takeBatch(): BpfRecord[] {
-    const out = new Array<BpfRecord>(this.#ends.length);
-    let start = 0;
-    for (let i = 0; i < this.#ends.length; i++) {
+    const n = this.#ends.length;
+    if (n === 0) return [];
+    const out = new Array<BpfRecord>(n);
+    let start = this.#start;
+    for (let i = 0; i < n; i++) {
       out[i] = decodeRecord(this.#bytes.subarray(start, this.#ends[i]));
       start = this.#ends[i];
     }
-    this.#used = 0;
-    this.#ends = [];
+    this.#start = this.#used;
+    this.#ends.length = 0;
     return out;
   }
 

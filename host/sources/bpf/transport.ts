@@ -27,8 +27,8 @@ import { readTaskStatus } from "../../wss/procfs.ts";
 import { BPF_CAPABILITIES } from "../capabilities.ts";
 import { readIdentity, recordReader } from "./events.ts";
 import { interestFor } from "./interest.ts";
-import { type BpfRecord, FLAG, HEAD, type InterestEntry, KIND, WINDOW_BITS } from "./layout.ts";
-import { bootNs, monotonicNs } from "./libbpf.ts";
+import { type BpfRecord, FLAG, HEAD, type InterestEntry, KIND, ktimeMs, WINDOW_BITS } from "./layout.ts";
+import { monotonicNs } from "./libbpf.ts";
 import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 import { EXEC_NRS, execKillEntries, type KernelExecRule, type KernelFile } from "./exec_rules.ts";
 
@@ -160,8 +160,8 @@ export class BpfTransport implements EventSource {
   readonly #tracer: BpfTracer;
   readonly #queued: { pid: number; ppid: number; session: number; program: ProgramIdentity }[] = [];
   readonly #wakeBuf = new Uint8Array(8);
-  /** Wall clock minus CLOCK_MONOTONIC (ns): a record's ktime + this is its wall time. */
-  readonly #offsetNs = BigInt(Date.now()) * 1_000_000n - monotonicNs();
+  /** Wall clock minus CLOCK_MONOTONIC (ms): a record's ktime (ms) + this is its wall time. */
+  readonly #offsetMs = Date.now() - Number(monotonicNs()) / 1e6;
   /** The record being served (the WSS reads its arguments while the handler runs). */
   #rec: BpfRecord | undefined;
   #id = 0n;
@@ -352,14 +352,14 @@ export class BpfTransport implements EventSource {
     }
     // Every record made before now (the hybrid needs them before a notified call), a bounded batch at a time: a tree
     // that refills the ring as fast as it is read must not keep the caller here, nor grow the host (rt8 F7, F8).
-    const until = bootNs();
+    const until = Number(monotonicNs()) / 1e6; // ms on the records' clock (bpf_ktime_get_ns)
     let budget = Math.ceil(this.#tracer.ringBytes / (HEAD.size + 8));
     while (budget > 0) {
       const batch = this.#tracer.drain(Math.min(RING_BATCH, budget));
       let past = false;
       for (const rec of batch) {
         served += this.#hand(rec, handler);
-        past ||= rec.ktime > until;
+        past ||= ktimeMs(rec) > until;
       }
       budget -= batch.length;
       if (past || batch.length < RING_BATCH) break;
@@ -440,7 +440,7 @@ export class BpfTransport implements EventSource {
       handler.lifecycle({ kind: "lost", count: rec.lost });
       served++;
     }
-    const time = Number((rec.ktime + this.#offsetNs) / 1_000_000n);
+    const time = Math.floor(ktimeMs(rec) + this.#offsetMs);
     switch (rec.kind) {
       case KIND.ENTER:
       case KIND.EXIT: {
