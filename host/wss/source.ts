@@ -237,6 +237,12 @@ export interface EventSource {
   /** Kills a process now (a late kill: its call was only observed); never a recycled pid. */
   kill(pid: number): void;
 
+  /**
+   * Whether the kill the host decided for an observed call is the kernel's to make (bpf: an exec rule killed at
+   * sched_process_exec, reported with the exec): the host then neither kills late nor reports a kill of its own.
+   */
+  killedInKernel?(event: SyscallEvent): boolean;
+
   /** The process left the table: drop whatever the transport holds for it (a pidfd). */
   forget(pid: number): void;
 

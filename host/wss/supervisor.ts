@@ -377,6 +377,14 @@ export class Wss implements SourceHandler {
 
       return this.#answer(call, proc, verdict);
     }
+    if ((verdict.action === "kill" || verdict.action === "deny") && this.#source.killedInKernel?.(event)) {
+      // The kernel kills it if the exec runs, and that is reported with the exec (rt8 M3: not twice, not as late).
+      event.alerts!.pop();
+      if (!event.alerts!.length) delete event.alerts;
+      delete event.verdict;
+      this.#sink.emit(event);
+      return;
+    }
     if (verdict.action === "kill") {
       // Observed only: the call has run on; the process does not get further.
       event.verdict = "kill";

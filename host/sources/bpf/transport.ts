@@ -392,6 +392,22 @@ export class BpfTransport implements EventSource {
     libc.symbols.close(this.wakeFd);
   }
 
+  /** An exec whose kill rule (the last matched: the decider stops at it) the programs decide at sched_process_exec. */
+  killedInKernel(event: SyscallEvent): boolean {
+    const rule = event.alerts?.at(-1);
+    return EXEC_NRS.has(event.nr) && rule !== undefined && this.#kernelRuleIds().has(rule);
+  }
+
+  #kernelRuleIds(): Set<string> {
+    if (this.#ruleIdsOf !== this.#execRules) {
+      this.#ruleIdsOf = this.#execRules;
+      this.#ruleIds = new Set(this.#execRules.map((r) => r.id));
+    }
+    return this.#ruleIds;
+  }
+  #ruleIdsOf?: readonly KernelExecRule[];
+  #ruleIds = new Set<string>();
+
   /** What the WSS reports of an exec the programs killed: the rule, and what was done. */
   #killedBy(index: number, file: KernelFile): { rule: string; reason: string } {
     const rule = this.#execRules[index];
