@@ -75,6 +75,8 @@ export interface SourceCall {
   readonly raced?: { said: string; ranOn: string };
   /** pre: the kernel's window of the caller's process and the calls it dropped before this one (bpf's seq filter). */
   readonly window?: CallWindow;
+  /** pre, observed: the kernel side killed the caller at this call for an exec rule (bpf: an executable mapping). */
+  readonly killedInKernel?: { rule: string; reason: string };
 }
 
 /**

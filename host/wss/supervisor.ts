@@ -306,6 +306,7 @@ export class Wss implements SourceHandler {
       return this.#refuse(call, proc, name, this.#source.readArgs(call, name, "memory"), verdict, reason, false);
     }
     if (call.phase === "post") return this.#post(call, proc, name);
+    if (call.killedInKernel) return this.#killedAtCall(call, proc, name, call.killedInKernel);
     if (name === "io_uring_setup") {
       const verdict: Verdict = { action: "deny", errno: IO_URING_REFUSAL.errno };
       return this.#refuse(call, proc, name, {}, verdict, IO_URING_REFUSAL.reason);
@@ -634,6 +635,17 @@ export class Wss implements SourceHandler {
       reason: killed.reason,
       alerts: [killed.rule],
     };
+    if (!this.#doomed.has(proc.pid)) proc.session.summary.killed++;
+    this.#doomed.add(proc.pid);
+    this.#sink.emit(event);
+  }
+
+  /** A call the kernel side killed the caller at for an exec rule (bpf: an executable mapping of the program). */
+  #killedAtCall(call: SourceCall, proc: Proc, name: string, killed: { rule: string; reason: string }): void {
+    const event = this.#event(call, proc, name, this.#source.readArgs(call, name, "registers"));
+    event.verdict = "kill";
+    event.reason = killed.reason;
+    event.alerts = [killed.rule];
     if (!this.#doomed.has(proc.pid)) proc.session.summary.killed++;
     this.#doomed.add(proc.pid);
     this.#sink.emit(event);

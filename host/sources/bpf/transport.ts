@@ -408,6 +408,16 @@ export class BpfTransport implements EventSource {
   #ruleIdsOf?: readonly KernelExecRule[];
   #ruleIds = new Set<string>();
 
+  /** What the WSS reports of an executable mapping the programs killed (the loader's way to run the program). */
+  #killedAtMmap(index: number): { rule: string; reason: string } {
+    const rule = this.#execRules[index];
+    return {
+      rule: rule?.id ?? `(exec rule ${index}, since reloaded)`,
+      reason: "kill: killed in the kernel at the executable mapping of the program's file (by identity), before " +
+        "any of it ran",
+    };
+  }
+
   /** What the WSS reports of an exec the programs killed: the rule, and what was done. */
   #killedBy(index: number, file: KernelFile): { rule: string; reason: string } {
     const rule = this.#execRules[index];
@@ -456,6 +466,8 @@ export class BpfTransport implements EventSource {
           ...(pre ? {} : { ret: rec.ret }),
           faulted: (rec.flags & (FLAG.PATH_FAULT | FLAG.PATH2_FAULT | FLAG.DATA_FAULT)) !== 0,
           ...(rec.flags & FLAG.WINDOW ? { window: this.#window(rec) } : {}),
+          // An executable mapping of a file an exec rule names: killed at its sys_enter (the rule's index in ret).
+          ...(pre && rec.flags & FLAG.EXEC_KILLED ? { killedInKernel: this.#killedAtMmap(Number(rec.ret)) } : {}),
         };
         handler.call(call);
         this.#rec = undefined;
