@@ -112,8 +112,9 @@ export function compileInterest(interest: Interest, kernelDecidesExec = false): 
     // An exec decided by a kernel exec rule: the programs kill it at sched_process_exec (only such rules reach here:
     // supervise.ts refuses every other rule and wrapper that decides).
     const decidedInKernel = kernelDecidesExec && EXEC_NRS.has(nr);
-    // An exec rule's executable mappings (the loader's way, rule_decider.ts stopsProgram) are not caught on this
-    // source yet (docs/bpf.md, "Exec kills"): not reported unless something else wants every mmap (then no `when`).
+    // An exec rule's executable mappings (the loader's way, rule_decider.ts stopsProgram): the programs check every
+    // mmap against exec_kill at sys_enter whatever the interest; others are not reported unless something else wants
+    // every mmap (then it has no `when`).
     if (kernelDecidesExec && nr === MMAP && c.when) continue;
     if (c.pre === "decide" && !refusedByHost.has(nr) && !decidedInKernel) undecidable.push(syscallName(nr));
     const entry = interestFor(syscallName(nr), { enter: c.pre !== undefined, exit: c.post !== undefined });
