@@ -100,3 +100,24 @@ Deno.test("exec rule: only a deny or kill exec rule with a path makes executable
     undefined,
   );
 });
+
+Deno.test("exec rule: a listed setuid program run through ld.so by an ordinary user is killed (rt8 F9, the passwd case)", async () => {
+  const uid = await ensureUser("idwrap-bob");
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-execfix-" });
+  try {
+    await Deno.chmod(dir, 0o755);
+    const target = `${dir}/suid-id`;
+    await Deno.copyFile("/usr/bin/id", target);
+    await Deno.chmod(target, 0o4755);
+    const policy = await policyFor(target, "kill");
+    const as = ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--"];
+    const script = `${LOADER} ${target} -u; echo rc=$?`;
+    const bare = await run(as[0], [...as.slice(1), "sh", "-c", script]);
+    assert(bare.stdout.startsWith(`${uid}\n`), `control: unwrapped it runs (without its privilege): ${bare.stdout}`);
+    const { stdout, events } = await traced("run", ["--source", "seccomp", "-p", policy], [...as, "sh", "-c", script]);
+    assert(!stdout.includes(`${uid}\n`) && stdout.includes("rc=137"), stdout);
+    assert(calls(events, "pre").some((e) => e.syscall === "mmap" && e.verdict === "kill"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
