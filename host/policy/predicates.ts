@@ -20,6 +20,7 @@ import { argKinds, syscallName } from "../syscalls/mod.ts";
 import type { Condition, OpenFlagWord } from "./conditions.ts";
 import { hasFlagWord } from "./match.ts";
 import type { Rule } from "./policy.ts";
+import { MMAP, PROT_EXEC, stopsProgram } from "./rule_decider.ts";
 
 /**
  * A test on one argument register; a call passes when any of the forms given holds. An argument is 64 bits; `wide`
@@ -96,6 +97,8 @@ function conditionPredicate(c: Condition, name: string): CallPredicate {
  * compiles will do (the first; `creat` under a flags condition it can never meet: `[]`, never notified).
  */
 export function rulePredicate(rule: Rule, nr: number): CallPredicate {
+  // An exec rule's mmap: only an executable mapping can run the program (rule_decider.ts, stopsProgram).
+  if (nr === MMAP && stopsProgram(rule)) return [{ arg: 2, anyBits: PROT_EXEC }];
   const name = syscallName(nr);
   let found: CallPredicate;
   for (const c of rule.match ?? []) {

@@ -28,6 +28,26 @@ interface CompiledRule {
 const PATHLESS_OPENS: Readonly<Record<string, string>> = { open_by_handle_at: "open" };
 const OPENS = new Set(["open", "openat", "openat2", "creat"]);
 const EXECS = new Set(["execve", "execveat"]);
+/** mmap: a deny or kill rule on exec with a path also covers an executable mapping of its file (the loader's way). */
+export const MMAP = syscallNumber("mmap")!;
+export const PROT_EXEC = 4;
+
+/**
+ * Whether a rule stops a program by its file: a deny or kill on an exec with a path. `ld.so PROG` runs PROG with only
+ * an exec of the loader, which then maps PROG with PROT_EXEC: that mapping is decided as an exec of PROG.
+ */
+export function stopsProgram(rule: Rule): boolean {
+  let stops = stopping.get(rule);
+  if (stops === undefined) {
+    const nrs = resolveSyscalls(rule.syscalls);
+    // A rule that names mmap itself decides it as any call.
+    stops = rule.action !== "alert" && hasPath(rule) && !nrs.has(MMAP) &&
+      [...nrs].some((nr) => EXECS.has(syscallName(nr)));
+    stopping.set(rule, stops);
+  }
+  return stops;
+}
+const stopping = new WeakMap<Rule, boolean>();
 
 /** Whether a rule has a path condition (its own `path`, or one in `match`). */
 function hasPath(rule: Rule): boolean {
@@ -46,6 +66,7 @@ export function ruleSyscalls(rule: Rule): Set<number> {
       nrs.add(syscallNumber(pathless)!);
     }
   }
+  if (stopsProgram(rule)) nrs.add(MMAP);
   return nrs;
 }
 
@@ -182,6 +203,7 @@ export class RuleDecider extends AllowAll {
   }
 
   #ruleMatches(rule: Rule, path: string[] | undefined, event: SyscallEvent): boolean {
+    if (event.nr === MMAP && stopsProgram(rule)) return this.#mapsProgram(rule, event);
     const pathMatch = (globs: readonly string[], e: SyscallEvent) => this.#pathMatches(globs, e);
     if (path && !this.#pathMatches(path, event)) return false;
     if (!rule.match && !rule.not && !rule.except && !rule.scope) return true;
@@ -195,6 +217,18 @@ export class RuleDecider extends AllowAll {
       if (x.values.some((c) => conditionHolds(c, event, facts, exempt))) return false;
     }
     return true;
+  }
+
+  /**
+   * An executable mapping of the file an exec rule names (the source decodes the mapped fd's file: path and dev:ino):
+   * by the rule's literal paths' identity or its globs on the file's canonical path, in the rule's scope. The exec's
+   * other conditions (argv, exceptions) have no meaning for a mapping: the file alone decides.
+   */
+  #mapsProgram(rule: Rule, event: SyscallEvent): boolean {
+    const d = event.decoded;
+    if (d.ident === undefined && d.path === undefined) return false;
+    if (!this.#fileMatches(ruleGlobs(rule), d.path, d.ident)) return false;
+    return !rule.scope || this.#inScope(rule, event.pid, this.#factsOf(event));
   }
 
   /** The process's facts as bound; a process never bound (a test's event): its program, parent unknown. */

@@ -75,6 +75,8 @@ export interface SourceCall {
   readonly raced?: { said: string; ranOn: string };
   /** pre: the kernel's window of the caller's process and the calls it dropped before this one (bpf's seq filter). */
   readonly window?: CallWindow;
+  /** pre, observed: the kernel side killed the caller at this call for an exec rule (bpf: an executable mapping). */
+  readonly killedInKernel?: { rule: string; reason: string };
 }
 
 /**
@@ -236,6 +238,12 @@ export interface EventSource {
 
   /** Kills a process now (a late kill: its call was only observed); never a recycled pid. */
   kill(pid: number): void;
+
+  /**
+   * Whether the kill the host decided for an observed call is the kernel's to make (bpf: an exec rule killed at
+   * sched_process_exec, reported with the exec): the host then neither kills late nor reports a kill of its own.
+   */
+  killedInKernel?(event: SyscallEvent): boolean;
 
   /** The process left the table: drop whatever the transport holds for it (a pidfd). */
   forget(pid: number): void;

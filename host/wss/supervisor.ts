@@ -306,6 +306,7 @@ export class Wss implements SourceHandler {
       return this.#refuse(call, proc, name, this.#source.readArgs(call, name, "memory"), verdict, reason, false);
     }
     if (call.phase === "post") return this.#post(call, proc, name);
+    if (call.killedInKernel) return this.#killedAtCall(call, proc, name, call.killedInKernel);
     if (name === "io_uring_setup") {
       const verdict: Verdict = { action: "deny", errno: IO_URING_REFUSAL.errno };
       return this.#refuse(call, proc, name, {}, verdict, IO_URING_REFUSAL.reason);
@@ -376,6 +377,14 @@ export class Wss implements SourceHandler {
       if (event.emulated) proc.session.summary.emulated++; // counted once it is sure to run
 
       return this.#answer(call, proc, verdict);
+    }
+    if ((verdict.action === "kill" || verdict.action === "deny") && this.#source.killedInKernel?.(event)) {
+      // The kernel kills it if the exec runs, and that is reported with the exec (rt8 M3: not twice, not as late).
+      event.alerts!.pop();
+      if (!event.alerts!.length) delete event.alerts;
+      delete event.verdict;
+      this.#sink.emit(event);
+      return;
     }
     if (verdict.action === "kill") {
       // Observed only: the call has run on; the process does not get further.
@@ -626,6 +635,17 @@ export class Wss implements SourceHandler {
       reason: killed.reason,
       alerts: [killed.rule],
     };
+    if (!this.#doomed.has(proc.pid)) proc.session.summary.killed++;
+    this.#doomed.add(proc.pid);
+    this.#sink.emit(event);
+  }
+
+  /** A call the kernel side killed the caller at for an exec rule (bpf: an executable mapping of the program). */
+  #killedAtCall(call: SourceCall, proc: Proc, name: string, killed: { rule: string; reason: string }): void {
+    const event = this.#event(call, proc, name, this.#source.readArgs(call, name, "registers"));
+    event.verdict = "kill";
+    event.reason = killed.reason;
+    event.alerts = [killed.rule];
     if (!this.#doomed.has(proc.pid)) proc.session.summary.killed++;
     this.#doomed.add(proc.pid);
     this.#sink.emit(event);

@@ -34,6 +34,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "idwrap_bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -222,6 +223,43 @@ static __always_inline __u32 exec_verdict(struct linux_binprm *bprm)
 	};
 	__u32 *rule = bpf_map_lookup_elem(&exec_kill, &key);
 
+	if (!rule)
+		return 0;
+	bpf_send_signal(IDW_SIGKILL);
+	return *rule + 1;
+}
+
+#define IDW_NR_MMAP 9
+#define IDW_PROT_EXEC 0x4
+#define IDW_MAP_ANONYMOUS 0x20
+
+/*
+ * An executable mapping of a file in exec_kill is that program run another way: `ld.so PROG` execs only the loader,
+ * which maps PROG (red team rt8 F9). SIGKILL to the caller at the mmap's sys_enter: the signal is taken when the call
+ * returns to user space, before the loader can jump into the mapping. The file is the fd's in the caller's table
+ * (current->files->fdt->fd[fd]). Returns the rule's index + 1, or 0.
+ */
+static __always_inline __u32 mmap_verdict(struct pt_regs *regs)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt;
+	struct file **fds;
+	struct file *f = NULL;
+	struct idw_file key = {};
+	__u32 *rule;
+	int fd = (int)regs->r8;
+
+	if (!(regs->dx & IDW_PROT_EXEC) || (regs->r10 & IDW_MAP_ANONYMOUS) || fd < 0)
+		return 0;
+	fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return 0;
+	key.ino = BPF_CORE_READ(f, f_inode, i_ino);
+	key.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+	rule = bpf_map_lookup_elem(&exec_kill, &key);
 	if (!rule)
 		return 0;
 	bpf_send_signal(IDW_SIGKILL);
@@ -463,6 +501,22 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	if (!is_watched(tgid))
 		return 0;
 	compat = compat_call();
+	if (!compat && nr == IDW_NR_MMAP) {
+		__u32 killed = mmap_verdict(regs);
+
+		if (killed) { /* reported whatever the interest: the kill is the rule's (args as called, rule in ret) */
+			struct idw_head *h = reserve(sizeof(*h));
+
+			if (!h)
+				return 0;
+			fill_head(h, IDW_ENTER, IDW_F_EXEC_KILLED, tgid, (__u32)pt);
+			h->nr = nr;
+			read_args(regs, h->args, false);
+			h->ret = killed - 1;
+			submit(h, sizeof(*h));
+			return 0;
+		}
+	}
 	/* An i386 call is always reported (its number is not in the x86_64 table the interest follows). */
 	if (!compat) {
 		if (nr >= IDW_MAX_SYSCALLS)

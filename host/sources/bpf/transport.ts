@@ -31,6 +31,7 @@ import { type BpfRecord, FLAG, HEAD, type InterestEntry, KIND, ktimeMs, WINDOW_B
 import { monotonicNs } from "./libbpf.ts";
 import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 import { EXEC_NRS, execKillEntries, type KernelExecRule, type KernelFile } from "./exec_rules.ts";
+import { MMAP } from "../../policy/rule_decider.ts";
 
 const text = new TextDecoder();
 
@@ -118,6 +119,10 @@ export function compileInterest(interest: Interest, kernelDecidesExec = false): 
     // An exec decided by a kernel exec rule: the programs kill it at sched_process_exec (only such rules reach here:
     // supervise.ts refuses every other rule and wrapper that decides).
     const decidedInKernel = kernelDecidesExec && EXEC_NRS.has(nr);
+    // An exec rule's executable mappings (the loader's way, rule_decider.ts stopsProgram): the programs check every
+    // mmap against exec_kill at sys_enter whatever the interest; others are not reported unless something else wants
+    // every mmap (then it has no `when`).
+    if (kernelDecidesExec && nr === MMAP && c.when) continue;
     if (c.pre === "decide" && !refusedByHost.has(nr) && !decidedInKernel) undecidable.push(syscallName(nr));
     const entry = interestFor(syscallName(nr), { enter: c.pre !== undefined, exit: c.post !== undefined });
     if (filter?.window.has(nr) && entry.enter) {
@@ -412,6 +417,32 @@ export class BpfTransport implements EventSource {
     libc.symbols.close(this.wakeFd);
   }
 
+  /** An exec whose kill rule (the last matched: the decider stops at it) the programs decide at sched_process_exec. */
+  killedInKernel(event: SyscallEvent): boolean {
+    const rule = event.alerts?.at(-1);
+    return EXEC_NRS.has(event.nr) && rule !== undefined && this.#kernelRuleIds().has(rule);
+  }
+
+  #kernelRuleIds(): Set<string> {
+    if (this.#ruleIdsOf !== this.#execRules) {
+      this.#ruleIdsOf = this.#execRules;
+      this.#ruleIds = new Set(this.#execRules.map((r) => r.id));
+    }
+    return this.#ruleIds;
+  }
+  #ruleIdsOf?: readonly KernelExecRule[];
+  #ruleIds = new Set<string>();
+
+  /** What the WSS reports of an executable mapping the programs killed (the loader's way to run the program). */
+  #killedAtMmap(index: number): { rule: string; reason: string } {
+    const rule = this.#execRules[index];
+    return {
+      rule: rule?.id ?? `(exec rule ${index}, since reloaded)`,
+      reason: "kill: killed in the kernel at the executable mapping of the program's file (by identity), before " +
+        "any of it ran",
+    };
+  }
+
   /** What the WSS reports of an exec the programs killed: the rule, and what was done. */
   #killedBy(index: number, file: KernelFile): { rule: string; reason: string } {
     const rule = this.#execRules[index];
@@ -460,6 +491,8 @@ export class BpfTransport implements EventSource {
           ...(pre ? {} : { ret: rec.ret }),
           faulted: (rec.flags & (FLAG.PATH_FAULT | FLAG.PATH2_FAULT | FLAG.DATA_FAULT)) !== 0,
           ...(rec.flags & FLAG.WINDOW ? { window: this.#window(rec) } : {}),
+          // An executable mapping of a file an exec rule names: killed at its sys_enter (the rule's index in ret).
+          ...(pre && rec.flags & FLAG.EXEC_KILLED ? { killedInKernel: this.#killedAtMmap(Number(rec.ret)) } : {}),
         };
         handler.call(call);
         this.#rec = undefined;

@@ -12,6 +12,7 @@ import type { Policy } from "../../policy/policy.ts";
 import type { WrapperModule } from "../../runtime/module.ts";
 import { resolveSyscalls } from "../../syscalls/mod.ts";
 import { buildInterest, type Interest } from "../../wss/interest.ts";
+import { MMAP } from "../../policy/rule_decider.ts";
 import { KMOD_GUARDED_SYSCALLS } from "./tamper.ts";
 import { INTEREST, MAX_SYSCALLS } from "./uapi.ts";
 
@@ -26,6 +27,9 @@ export function compileInterest(interest: Interest): Map<number, number> {
     if (nr >= 0 && nr < MAX_SYSCALLS) mask.set(nr, (mask.get(nr) ?? 0) | bits);
   };
   for (const [nr, c] of interest.calls) {
+    // An exec rule's executable mappings (host/policy/rule_decider.ts stopsProgram): the module does not give the
+    // mapped fd's file yet, so holding them would cost every mmap and catch none (docs/policy.md, "Rules").
+    if (nr === MMAP && c.when) continue;
     // A DECIDE bit makes the OBSERVE bit of the same phase redundant.
     if (c.pre) add(nr, c.pre === "decide" ? INTEREST.PRE_DECIDE : INTEREST.PRE_OBSERVE);
     if (c.post) add(nr, c.post === "decide" ? INTEREST.POST_DECIDE : INTEREST.POST_OBSERVE);

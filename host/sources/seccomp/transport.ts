@@ -65,6 +65,8 @@ const KIND_PIDFD = 0, KIND_LISTENER = 1, KIND_WAKE = 2;
 const OPEN_FAMILY = resolveSyscalls(OPEN_SYSCALLS);
 const EXEC_FAMILY = new Set(["execve", "execveat"].map((n) => syscallNumber(n)!));
 const OPEN_BY_HANDLE = syscallNumber("open_by_handle_at")!;
+const MMAP = syscallNumber("mmap")!;
+const PROT_EXEC = 4n, MAP_ANONYMOUS = 0x20n;
 /** Calls after which a task's cached credentials, umask or root are stale. */
 export const CRED_SYSCALLS: readonly string[] = [
   "setuid",
@@ -569,6 +571,7 @@ export class SeccompSource implements EventSource {
     const tid = call.tid;
     const decoded = decodeArgs(name, this.#args, memoryReader(tid, this.#memory));
     const handle = call.nr === OPEN_BY_HANDLE;
+    if (call.nr === MMAP) return this.#mappedFile(tid, decoded);
     if (decoded.fault || !(PATH_ARGS[name] || handle)) return decoded;
     this.#emulator ??= new Emulator();
     const caller = { tgid: task.proc.tgid, tid, creds: task.creds };
@@ -608,6 +611,25 @@ export class SeccompSource implements EventSource {
         if (r.ident) decoded.ident2 = r.ident;
       }
     });
+    return decoded;
+  }
+
+  /**
+   * An executable file mapping's file (path and dev:ino), through the caller thread's fd table in procfs: an exec rule
+   * decides it as an exec of that file (host/policy/rule_decider.ts). Another thread may put another file at that
+   * number before the kernel maps it (docs/rules.md: the limits of exec rules).
+   */
+  #mappedFile(tid: number, decoded: DecodedArgs): DecodedArgs {
+    const fd = Number(BigInt.asIntN(32, this.#args[4]));
+    if ((this.#args[2] & PROT_EXEC) === 0n || (this.#args[3] & MAP_ANONYMOUS) !== 0n || fd < 0) return decoded;
+    const at = `/proc/${tid}/fd/${fd}`;
+    try {
+      const info = Deno.statSync(at);
+      decoded.ident = `${info.dev}:${info.ino}`;
+      decoded.path = Deno.readLinkSync(at);
+    } catch {
+      // No such fd: the kernel fails the call (EBADF).
+    }
     return decoded;
   }
 

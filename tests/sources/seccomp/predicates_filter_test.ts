@@ -186,7 +186,15 @@ rules:
   );
   const withExec = compileNotify(buildInterest([policy, exec], [], false, guard.always), true);
   for (const n of ["openat", "creat"]) assert(withExec.always.has(nr(n)), n);
-  assertEquals(withExec.checks.map((c) => c.nr).sort(), [nr("kill"), nr("tgkill")].sort());
+  assertEquals(withExec.checks.map((c) => c.nr).sort(), [nr("kill"), nr("tgkill"), nr("mmap")].sort());
+  // The deny exec rule also decides executable mmaps of its file (the loader's way, rt8 F9): only PROT_EXEC waits.
+  assertEquals(withExec.checks.filter((c) => c.nr === nr("mmap")).map(({ nr: _, ...p }) => p), [{
+    arg: 2,
+    anyBits: 4,
+  }]);
+  const withExecFilter = buildNotifyFilter(withExec, guard.checks);
+  assertEquals(evaluate(withExecFilter, nr("mmap"), [0n, 4096n, 5n, 2n, 3n, 0n]), SECCOMP_RET_USER_NOTIF);
+  assertEquals(evaluate(withExecFilter, nr("mmap"), [0n, 4096n, 1n, 2n, 3n, 0n]), SECCOMP_RET_ALLOW);
   assert(withExec.always.has(nr("arch_prctl")), "the new image's first call is notified where execs are examined");
 });
 
