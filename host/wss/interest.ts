@@ -79,7 +79,9 @@ export function filterInterest(
   others: ReadonlySet<number>,
   wantsAll: boolean,
 ): FilterInterest | undefined {
+  // A declaration-only stand-in (no compiled module: the interest tests') publishes nothing.
   const index = wrappers.findIndex((w) =>
+    w.module instanceof WebAssembly.Module &&
     WebAssembly.Module.imports(w.module).some((i) => i.module === ABI_MODULE && i.name === "filter_windows")
   );
   if (index < 0) return undefined;
