@@ -52,16 +52,24 @@ static __always_inline int prefix_holds(const struct idw_net_prefix *p, __u32 fa
 		((addr[2] ^ p->addr[2]) & p->mask[2]) | ((addr[3] ^ p->addr[3]) & p->mask[3])) == 0;
 }
 
-static __always_inline int cond_holds(const struct idw_net_cond *c, __u32 family, const __u32 *addr, __u16 port)
+/*
+ * A v4-mapped IPv6 address (::ffff:a.b.c.d) reaches the IPv4 host, through connect6 (tcp_v6_connect hands it to
+ * tcp_v4_connect without the connect4 hook): it is judged as both forms, inet6 and its inet address (rt8 F1), as
+ * host/policy/match.ts does.
+ */
+static __always_inline int cond_holds(const struct idw_net_cond *c, __u32 family, const __u32 *addr, int mapped,
+				      __u16 port)
 {
-	if (c->families && !(c->families & family))
+	__u32 v4[4] = { addr[3], 0, 0, 0 };
+	if (c->families && !(c->families & family) && !(mapped && (c->families & IDW_NET_INET)))
 		return 0;
 	if (c->nprefix) {
 		int any = 0;
 		for (int j = 0; j < IDW_NET_MAX_PREFIXES; j++) {
 			if (j >= c->nprefix)
 				break;
-			if (prefix_holds(&c->prefix[j], family, addr)) {
+			if (prefix_holds(&c->prefix[j], family, addr) ||
+			    (mapped && prefix_holds(&c->prefix[j], IDW_NET_INET, v4))) {
 				any = 1;
 				break;
 			}
@@ -103,6 +111,7 @@ static __always_inline int judge(struct bpf_sock_addr *ctx, __u32 family, __u8 h
 		addr[2] = ctx->user_ip6[2];
 		addr[3] = ctx->user_ip6[3];
 	}
+	int mapped = family == IDW_NET_INET6 && addr[0] == 0 && addr[1] == 0 && addr[2] == bpf_htonl(0xffff);
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u64 failed = 0, excluded = 0;
 	for (int i = 0; i < IDW_NET_MAX_CONDS; i++) {
@@ -112,7 +121,7 @@ static __always_inline int judge(struct bpf_sock_addr *ctx, __u32 family, __u8 h
 		__u64 bit = 1ULL << (c->rule & 63);
 		if (!(rules & bit))
 			continue;
-		int holds = cond_holds(c, family, addr, port);
+		int holds = cond_holds(c, family, addr, mapped, port);
 		if (c->negate) {
 			if (holds)
 				excluded |= bit;

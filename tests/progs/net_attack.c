@@ -188,14 +188,27 @@ int main(int argc, char **argv)
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
 	inet_pton(AF_INET, argc > 3 ? argv[3] : "127.0.0.1", &to.sin_addr);
 	char msg[] = "hello";
-	if (strcmp(mode, "connect") == 0 || strcmp(mode, "iouring") == 0 || strcmp(mode, "connect6") == 0) {
+	/* The v4-mapped form of the address (::ffff:a.b.c.d): an AF_INET6 socket reaches the IPv4 host (rt8 F1). */
+	struct sockaddr_in6 to6 = { .sin6_family = AF_INET6, .sin6_port = to.sin_port };
+	to6.sin6_addr.s6_addr[10] = 0xff;
+	to6.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&to6.sin6_addr.s6_addr[12], &to.sin_addr, 4);
+	int v6 = strcmp(mode, "connect6") == 0 || strcmp(mode, "tfo6") == 0 || strcmp(mode, "mptcp6") == 0;
+	if (strcmp(mode, "connect") == 0 || strcmp(mode, "iouring") == 0 || v6) {
 		int rx = receiver(SOCK_STREAM, &to);
 		int r;
-		if (strcmp(mode, "connect6") == 0) {
-			struct sockaddr_in6 to6 = { .sin6_family = AF_INET6, .sin6_port = to.sin_port };
-			to6.sin6_addr.s6_addr[10] = 0xff;
-			to6.sin6_addr.s6_addr[11] = 0xff;
-			memcpy(&to6.sin6_addr.s6_addr[12], &to.sin_addr, 4);
+		if (strcmp(mode, "tfo6") == 0) {
+			/* TCP Fast Open: the connect happens inside sendto (MSG_FASTOPEN). */
+			int fd = socket(AF_INET6, SOCK_STREAM, 0);
+			r = sendto(fd, msg, sizeof(msg), MSG_FASTOPEN, (struct sockaddr *)&to6, sizeof(to6));
+		} else if (strcmp(mode, "mptcp6") == 0) {
+			int fd = socket(AF_INET6, SOCK_STREAM, 262 /* IPPROTO_MPTCP */);
+			if (fd < 0) {
+				printf("mptcp6 socket errno %d\n", errno);
+				return 0;
+			}
+			r = connect(fd, (struct sockaddr *)&to6, sizeof(to6));
+		} else if (strcmp(mode, "connect6") == 0) {
 			int fd = socket(AF_INET6, SOCK_STREAM, 0);
 			r = connect(fd, (struct sockaddr *)&to6, sizeof(to6));
 		} else if (strcmp(mode, "iouring") == 0) {
@@ -225,6 +238,9 @@ int main(int argc, char **argv)
 		r = connect(fd, (struct sockaddr *)&to, sizeof(to));
 		if (r == 0)
 			r = send(fd, msg, sizeof(msg), 0);
+	} else if (strcmp(mode, "sendto6") == 0) {
+		int fd6 = socket(AF_INET6, SOCK_DGRAM, 0);
+		r = sendto(fd6, msg, sizeof(msg), 0, (struct sockaddr *)&to6, sizeof(to6));
 	} else if (strcmp(mode, "sendto") == 0) {
 		r = sendto(fd, msg, sizeof(msg), 0, (struct sockaddr *)&to, sizeof(to));
 	} else if (strcmp(mode, "sendmsg") == 0) {

@@ -141,6 +141,31 @@ for (const who of ["root", "an ordinary user"] as const) {
     }
   });
 
+  Deno.test(`net in the kernel (${who}): an IPv4 address rule holds for an AF_INET6 socket to the v4-mapped address (TCP, TFO, MPTCP, UDP; rt8 F1)`, async () => {
+    const policy = await writePolicy(`version: 2
+name: c2-address
+rules:
+  - id: no-c2-address
+    syscalls: [connect, sendto, sendmsg, sendmmsg]
+    action: deny
+    family: [inet]
+    address: ["127.0.0.1"]
+`);
+    for (const mode of ["connect6", "tfo6", "mptcp6", "sendto6"]) {
+      // Control: unwrapped, each reaches 127.0.0.1 through ::ffff:127.0.0.1.
+      const bare = await run(command([mode, String(OK)])[0], command([mode, String(OK)]).slice(1));
+      assert(bare.stdout.startsWith(`${mode} ok`), `${mode} unwrapped: ${bare.stdout}${bare.stderr}`);
+      for (const source of ["seccomp", "hybrid", "bpf"]) {
+        const r = await wrapped(source, command([mode, String(OK)]), { policy });
+        assertEquals(r.stdout, `${mode} errno 1\n`, `${source} ${mode}: ${r.stderr.slice(-2000)}`);
+      }
+      // The kernel's programs alone (the seccomp path cannot see the address here: bpf has no other judge) and the
+      // seccomp path alone each deny it.
+      const alone = await wrapped("seccomp", command([mode, String(OK)]), { policy, kernel: false });
+      assertEquals(alone.stdout, `${mode} errno 1\n`, `seccomp without the kernel's programs ${mode}`);
+    }
+  });
+
   Deno.test(`net in the kernel (${who}): allowed traffic still flows (an allowed port, a loopback exception)`, async () => {
     for (const source of ["seccomp", "hybrid", "bpf"]) {
       for (const mode of ["connect", "connect6", "udpconnect", "sendto", "sendmsg", "sendmmsg"]) {
