@@ -245,8 +245,8 @@ export async function probeKernelNet(): Promise<{ ok: boolean; detail: string }>
     await child.status;
     return {
       ok: true,
-      detail: `cgroup/connect4, connect6, sendmsg4 and sendmsg6 load and attach to ${net.cgroup} (a process placed ` +
-        `there); a kill rule kills ${
+      detail: `cgroup/connect4, connect6, sendmsg4, sendmsg6 and sock_create load and attach at the cgroup v2 root, ` +
+        `acting on ${net.cgroup} (a process placed there); a kill rule kills ${
           net.killsInKernel ? "from the program (bpf_send_signal)" : "from the host when it reads the record"
         }`,
     };

@@ -390,7 +390,10 @@ Deno.test("idwrap doctor says whether runs get the kernel's network decisions, a
   const checks = JSON.parse(r.stdout) as { feature: string; ok: boolean; detail: string; consequence: string }[];
   const net = checks.find((c) => c.feature === "network rules in the kernel");
   assertEquals(net?.ok, true, JSON.stringify(net));
-  assert(/connect4, connect6, sendmsg4 and sendmsg6 load and attach/.test(net!.detail), net!.detail);
+  assert(
+    /connect4, connect6, sendmsg4, sendmsg6 and sock_create load and attach at the cgroup v2 root/.test(net!.detail),
+    net!.detail,
+  );
   assert(/seccomp and hybrid/.test(net!.consequence), net!.consequence);
   const home = await Deno.makeTempDir({ prefix: "idwrap-net-doctor-" });
   await Deno.chmod(home, 0o755);
