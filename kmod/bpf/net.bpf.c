@@ -113,12 +113,18 @@ static __always_inline int cond_holds(const struct idw_net_cond *c, __u32 family
 	return 1;
 }
 
-/* Whether the calling task is in the watched tree's cgroup or below it. */
+/*
+ * Whether the calling task is in the watched tree's cgroup or below it. The level is the host's count below the v2
+ * mount, which is the hierarchy's root here; where the mount is a namespaced subtree (a container) the level is off,
+ * and the exact id still catches the tree's own cgroup (only root could make cgroups below it, and root can leave).
+ */
 static __always_inline int in_tree(void)
 {
 	__u32 zero = 0;
 	const struct idw_net_tree *tree = bpf_map_lookup_elem(&net_tree, &zero);
-	return tree && tree->id && bpf_get_current_ancestor_cgroup_id(tree->level) == tree->id;
+	if (!tree || !tree->id)
+		return 0;
+	return bpf_get_current_cgroup_id() == tree->id || bpf_get_current_ancestor_cgroup_id(tree->level) == tree->id;
 }
 
 static __always_inline void lost(void)
