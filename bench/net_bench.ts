@@ -1,7 +1,8 @@
 /**
  * What the kernel's network decisions cost (docs/bpf.md, "Decisions in the kernel"): a loop of UDP connects to an
  * allowed port (socket, connect, close: tests/progs/net_attack.c `loop`) under a policy with one network deny rule,
- * bare, in the programs' cgroup alone, and under `idwrap run` on seccomp without and with the programs and on bpf
+ * bare, unwatched while a run's programs are attached (at the cgroup v2 root: every connect runs them), in the
+ * programs' cgroup alone, and under `idwrap run` on seccomp without and with the programs and on bpf
  * (the programs alone judge the connects); ratios to bare's median from the same run.
  *
  *   deno task build && deno run --allow-all bench/net_bench.ts [--rounds 5] [--connects 5000]
@@ -30,7 +31,15 @@ const { values } = parseArgs({ options: { rounds: { type: "string" }, connects: 
 const rounds = Number(values.rounds ?? 5), connects = String(values.connects ?? 5000);
 const policyFile = `${await Deno.makeTempDir()}/policy.yaml`;
 await Deno.writeTextFile(policyFile, POLICY);
-const net = KernelNet.open(compileKernelNet([parsePolicy(POLICY, policyFile)]));
+/** Runs `fn` while one run's programs are attached (at the cgroup v2 root, acting on their tree's cgroup). */
+async function withNet(fn: (net: KernelNet) => Promise<number>): Promise<number> {
+  const net = KernelNet.open(compileKernelNet([parsePolicy(POLICY, policyFile)]));
+  try {
+    return await fn(net);
+  } finally {
+    net.close();
+  }
+}
 
 async function nsPerConnect(cmd: string, args: string[], env: Record<string, string> = {}): Promise<number> {
   const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "null" }).output();
@@ -43,9 +52,12 @@ const loop = [ATTACK, "loop", "41234", connects];
 const idwrap = (source: string) => [`${ROOT}idwrap`, "run", "--source", source, "-p", policyFile, "--", ...loop];
 const cases: [string, () => Promise<number>][] = [
   ["bare", () => nsPerConnect(loop[0], loop.slice(1))],
+  // Every connect of the machine runs the programs while a run is attached: what an unwatched one pays.
+  ["bare, unwatched, a run's programs attached", () => withNet(() => nsPerConnect(loop[0], loop.slice(1)))],
   [
     "bare, in the programs' cgroup",
-    () => nsPerConnect("sh", ["-c", `echo $$ > ${net.cgroup}/cgroup.procs && exec ${loop.join(" ")}`]),
+    () =>
+      withNet((net) => nsPerConnect("sh", ["-c", `echo $$ > ${net.cgroup}/cgroup.procs && exec ${loop.join(" ")}`])),
   ],
   [
     "seccomp, rule on seccomp only",
@@ -55,15 +67,11 @@ const cases: [string, () => Promise<number>][] = [
   ["bpf source, kernel programs alone", () => nsPerConnect(idwrap("bpf")[0], idwrap("bpf").slice(1))],
 ];
 const results = new Map<string, number[]>(cases.map(([id]) => [id, []]));
-try {
-  for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < cases.length; i++) {
-      const [id, fn] = cases[(i + r) % cases.length];
-      results.get(id)!.push(await fn());
-    }
+for (let r = 0; r < rounds; r++) {
+  for (let i = 0; i < cases.length; i++) {
+    const [id, fn] = cases[(i + r) % cases.length];
+    results.get(id)!.push(await fn());
   }
-} finally {
-  net.close();
 }
 const bare = median(results.get("bare")!);
 console.log(`UDP socket + connect + close, ${connects} per run, ${rounds} runs; medians (ns) and ratio to bare`);

@@ -105,6 +105,18 @@ export function splitAddress(addr: string): { family: string; address?: string; 
   return { family: addr.replace(/:.*$/, "") };
 }
 
+/**
+ * The IPv4 address of a v4-mapped IPv6 address as idwrap prints it (`::ffff:7f00:1` → `127.0.0.1`), else undefined.
+ * Only ::ffff:0:0/96 is IPv4 to the kernel's sockets (IPv4-compatible `::a.b.c.d` and NAT64 prefixes are not).
+ */
+export function v4Mapped(printed: string): string | undefined {
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(printed) ?? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(printed);
+  if (!m) return undefined;
+  if (m[2] === undefined) return m[1];
+  const hi = parseInt(m[1], 16), lo = parseInt(m[2], 16);
+  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+}
+
 const globCache = new Map<string, (s: string) => boolean>();
 /** A glob on paths (`*` within a component), or with `text` on any text (argv, addresses: `*` crosses "/"). */
 function glob(g: string, text = false): (s: string) => boolean {
@@ -157,8 +169,14 @@ export function conditionHolds(
   if (c.family || c.address || c.port) {
     if (d.addr === undefined) return false;
     const a = splitAddress(d.addr);
-    if (c.family && !c.family.includes(a.family)) return false;
-    if (c.address && (a.address === undefined || !anyGlob(c.address, a.address))) return false;
+    // A v4-mapped IPv6 address (`::ffff:127.0.0.1`) reaches the IPv4 host: it is also matched as inet and its IPv4
+    // address, so that a rule on `127.0.0.1` or `10.*` cannot be evaded through an AF_INET6 socket (rt8 F1).
+    const v4 = a.family === "inet6" && a.address !== undefined ? v4Mapped(a.address) : undefined;
+    if (c.family && !c.family.includes(a.family) && !(v4 && c.family.includes("inet"))) return false;
+    if (
+      c.address &&
+      (a.address === undefined || !(anyGlob(c.address, a.address) || (v4 !== undefined && anyGlob(c.address, v4))))
+    ) return false;
     if (c.port && (a.port === undefined || !c.port.some(([lo, hi]) => a.port! >= lo && a.port! <= hi))) return false;
   }
   if (c.signal && (d.signal === undefined || !c.signal.includes(d.signal))) return false;

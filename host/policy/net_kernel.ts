@@ -260,3 +260,20 @@ export function prefixHolds(p: NetPrefix, family: "inet" | "inet6", addr: Uint8A
   }
   return true;
 }
+
+/** Whether an inet6 address is v4-mapped (::ffff:0:0/96): it reaches the IPv4 host and is judged as both forms. */
+export function isV4Mapped(family: "inet" | "inet6", addr: Uint8Array): boolean {
+  return family === "inet6" && addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
+}
+
+/**
+ * Whether a compiled condition holds for an address (net.bpf.c's cond_holds, for the host's tests): a v4-mapped
+ * inet6 address also holds for the inet family and the inet prefixes of its last four bytes (rt8 F1).
+ */
+export function kernelCondHolds(c: NetCond, family: "inet" | "inet6", addr: Uint8Array, port: number): boolean {
+  const mapped = isV4Mapped(family, addr);
+  return (!c.families || (c.families & NET_FAMILY[family]) !== 0 || (mapped && (c.families & NET_FAMILY.inet) !== 0)) &&
+    (!c.prefixes.length ||
+      c.prefixes.some((p) => prefixHolds(p, family, addr) || (mapped && prefixHolds(p, "inet", addr.subarray(12))))) &&
+    (!c.ports.length || c.ports.some(([lo, hi]) => port >= lo && port <= hi));
+}

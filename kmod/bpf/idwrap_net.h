@@ -20,6 +20,8 @@
 /* Hooks, as a record's hook. */
 #define IDW_NET_HOOK_CONNECT 0
 #define IDW_NET_HOOK_SENDMSG 1
+/* A raw socket refused at creation (cgroup/sock_create): the record's family is the socket's AF_*, its addr zero. */
+#define IDW_NET_HOOK_SOCKET 2
 
 /* An address prefix: addr & mask == want (inet: word 0 only, words 1-3 zero). */
 struct idw_net_prefix {

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -171,8 +173,127 @@ static int loop(unsigned short port, int n)
 	return 0;
 }
 
+/*
+ * Sockets that cross the tree's border (rt8 F2, F3): made by one process, used by another that is (or is not) in the
+ * watched tree. mkfd makes a UDP socket as fd 3 and execs a command (which inherits it); scm-serve makes one and hands
+ * it over a unix socket (SCM_RIGHTS) to one client; sendfd and scm-sendto send a datagram on such a socket.
+ */
+static int send_on(const char *mode, int fd, unsigned short port)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int rx = receiver(SOCK_DGRAM, &to);
+	int r = sendto(fd, "hello", 5, 0, (struct sockaddr *)&to, sizeof(to));
+	result(mode, r, r >= 0 && received(rx));
+	return 0;
+}
+
+static int scm_serve(const char *path)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	strncpy(un.sun_path, path, sizeof(un.sun_path) - 1);
+	int udp = socket(AF_INET, SOCK_DGRAM, 0), l = socket(AF_UNIX, SOCK_STREAM, 0);
+	unlink(path);
+	if (udp < 0 || bind(l, (struct sockaddr *)&un, sizeof(un)) < 0 || listen(l, 1) < 0) {
+		perror("scm-serve");
+		return 2;
+	}
+	chmod(path, 0777);
+	printf("scm-serve ready\n");
+	fflush(stdout);
+	int c = accept(l, NULL, NULL);
+	char one = 1, cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &one, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &udp, sizeof(int));
+	if (sendmsg(c, &mh, 0) < 0) {
+		perror("scm-serve sendmsg");
+		return 2;
+	}
+	char done;
+	read(c, &done, 1); /* until the client is done with the socket */
+	unlink(path);
+	return 0;
+}
+
+static int scm_sendto(const char *path, unsigned short port)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	strncpy(un.sun_path, path, sizeof(un.sun_path) - 1);
+	int c = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (connect(c, (struct sockaddr *)&un, sizeof(un)) < 0) {
+		perror("scm-sendto connect");
+		return 2;
+	}
+	char one, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &one, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	int fd = -1;
+	if (recvmsg(c, &mh, 0) < 1 || !(cm = CMSG_FIRSTHDR(&mh)) || cm->cmsg_type != SCM_RIGHTS) {
+		fprintf(stderr, "scm-sendto: no fd received\n");
+		return 2;
+	}
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	send_on("scm-sendto", fd, port);
+	close(c);
+	return 0;
+}
+
+/*
+ * A UDP datagram built by hand on a raw socket (root; rt8 F4): no sock_addr hook sees a raw socket's destination.
+ * rawudp sends it to 127.0.0.1:PORT; packet only creates an AF_PACKET socket (which could send any frame).
+ */
+static int raw_udp(unsigned short port)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int rx = receiver(SOCK_DGRAM, &to);
+	int fd = socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+	if (fd < 0) {
+		printf("rawudp socket errno %d\n", errno);
+		return 0;
+	}
+	unsigned char pkt[8 + 5] = { 0 };
+	unsigned short sport = htons(40000), dport = htons(port), len = htons(sizeof(pkt));
+	memcpy(pkt, &sport, 2);
+	memcpy(pkt + 2, &dport, 2);
+	memcpy(pkt + 4, &len, 2); /* checksum 0: none, allowed for UDP over IPv4 */
+	memcpy(pkt + 8, "hello", 5);
+	int r = sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to));
+	result("rawudp", r, r >= 0 && received(rx));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "rawudp") == 0)
+		return raw_udp(atoi(argv[2]));
+	if (argc == 2 && strcmp(argv[1], "packet") == 0) {
+		int fd = socket(17 /* AF_PACKET */, SOCK_DGRAM, 0);
+		result("packet", fd, 0);
+		return 0;
+	}
+	if (argc >= 3 && strcmp(argv[1], "mkfd") == 0) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd < 0 || dup2(fd, 3) < 0) {
+			perror("mkfd");
+			return 2;
+		}
+		execvp(argv[2], argv + 2);
+		perror("mkfd exec");
+		return 2;
+	}
+	if (argc == 3 && strcmp(argv[1], "sendfd") == 0)
+		return send_on("sendfd", 3, atoi(argv[2]));
+	if (argc == 3 && strcmp(argv[1], "scm-serve") == 0)
+		return scm_serve(argv[2]);
+	if (argc == 4 && strcmp(argv[1], "scm-sendto") == 0)
+		return scm_sendto(argv[2], atoi(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "loop") == 0)
 		return loop(atoi(argv[2]), atoi(argv[3]));
 	if (argc == 5 && strcmp(argv[1], "race") == 0) {
@@ -188,14 +309,27 @@ int main(int argc, char **argv)
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
 	inet_pton(AF_INET, argc > 3 ? argv[3] : "127.0.0.1", &to.sin_addr);
 	char msg[] = "hello";
-	if (strcmp(mode, "connect") == 0 || strcmp(mode, "iouring") == 0 || strcmp(mode, "connect6") == 0) {
+	/* The v4-mapped form of the address (::ffff:a.b.c.d): an AF_INET6 socket reaches the IPv4 host (rt8 F1). */
+	struct sockaddr_in6 to6 = { .sin6_family = AF_INET6, .sin6_port = to.sin_port };
+	to6.sin6_addr.s6_addr[10] = 0xff;
+	to6.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&to6.sin6_addr.s6_addr[12], &to.sin_addr, 4);
+	int v6 = strcmp(mode, "connect6") == 0 || strcmp(mode, "tfo6") == 0 || strcmp(mode, "mptcp6") == 0;
+	if (strcmp(mode, "connect") == 0 || strcmp(mode, "iouring") == 0 || v6) {
 		int rx = receiver(SOCK_STREAM, &to);
 		int r;
-		if (strcmp(mode, "connect6") == 0) {
-			struct sockaddr_in6 to6 = { .sin6_family = AF_INET6, .sin6_port = to.sin_port };
-			to6.sin6_addr.s6_addr[10] = 0xff;
-			to6.sin6_addr.s6_addr[11] = 0xff;
-			memcpy(&to6.sin6_addr.s6_addr[12], &to.sin_addr, 4);
+		if (strcmp(mode, "tfo6") == 0) {
+			/* TCP Fast Open: the connect happens inside sendto (MSG_FASTOPEN). */
+			int fd = socket(AF_INET6, SOCK_STREAM, 0);
+			r = sendto(fd, msg, sizeof(msg), MSG_FASTOPEN, (struct sockaddr *)&to6, sizeof(to6));
+		} else if (strcmp(mode, "mptcp6") == 0) {
+			int fd = socket(AF_INET6, SOCK_STREAM, 262 /* IPPROTO_MPTCP */);
+			if (fd < 0) {
+				printf("mptcp6 socket errno %d\n", errno);
+				return 0;
+			}
+			r = connect(fd, (struct sockaddr *)&to6, sizeof(to6));
+		} else if (strcmp(mode, "connect6") == 0) {
 			int fd = socket(AF_INET6, SOCK_STREAM, 0);
 			r = connect(fd, (struct sockaddr *)&to6, sizeof(to6));
 		} else if (strcmp(mode, "iouring") == 0) {
@@ -225,6 +359,9 @@ int main(int argc, char **argv)
 		r = connect(fd, (struct sockaddr *)&to, sizeof(to));
 		if (r == 0)
 			r = send(fd, msg, sizeof(msg), 0);
+	} else if (strcmp(mode, "sendto6") == 0) {
+		int fd6 = socket(AF_INET6, SOCK_DGRAM, 0);
+		r = sendto(fd6, msg, sizeof(msg), 0, (struct sockaddr *)&to6, sizeof(to6));
 	} else if (strcmp(mode, "sendto") == 0) {
 		r = sendto(fd, msg, sizeof(msg), 0, (struct sockaddr *)&to, sizeof(to));
 	} else if (strcmp(mode, "sendmsg") == 0) {

@@ -29,9 +29,37 @@ import { BpfLoadError, explainLoadErrno } from "./tracer.ts";
 /** The object `deno task build` makes from kmod/bpf/net.bpf.c. */
 export const NET_OBJECT = new URL("../../../build/bpf/net.o", import.meta.url).pathname;
 
-const PROGRAMS = ["net_connect4", "net_connect6", "net_sendmsg4", "net_sendmsg6"] as const;
+const PROGRAMS = ["net_connect4", "net_connect6", "net_sendmsg4", "net_sendmsg6", "net_sock_create"] as const;
 
 let made = 0;
+
+/**
+ * Removes the `idwrap-net-<pid>-<n>` cgroups an idwrap left behind when it was SIGKILLed (rt8 M1): those whose pid no
+ * longer runs. A directory still holding a process is not removed (rmdir fails: EBUSY) and is left alone; a reused
+ * pid keeps its directory until that process ends (it is empty and has no programs: harmless).
+ */
+export function removeStaleCgroups(root: string): string[] {
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(root)];
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    const m = /^idwrap-net-(\d+)-\d+$/.exec(e.name);
+    if (!e.isDirectory || !m || Number(m[1]) === Deno.pid) continue;
+    try {
+      Deno.statSync(`/proc/${m[1]}`);
+      continue; // that idwrap still runs
+    } catch { /* gone */ }
+    try {
+      Deno.removeSync(`${root}/${e.name}`);
+      removed.push(e.name);
+    } catch { /* busy (processes still in it) or raced: left */ }
+  }
+  return removed;
+}
 
 /** The kernel's network decisions for one watched tree. */
 export class KernelNet {
@@ -81,11 +109,20 @@ export class KernelNet {
     });
     this.#rb = lib.ring_buffer__new(lib.bpf_map__fd(map("net_events")), this.#callback.pointer, null, null);
     if (!this.#rb) throw new BpfLoadError(`Cannot open the network ring: ${explainLoadErrno(errno())}`, errno());
+    removeStaleCgroups(cgroupRoot);
     const dir = `${cgroupRoot}/idwrap-net-${Deno.pid}-${++made}`;
     Deno.mkdirSync(dir);
     this.#cgroup = dir;
-    const fd = openDirectory(this.cgroup);
-    if (fd < 0) throw new BpfLoadError(`Cannot open ${this.cgroup}: ${explainLoadErrno(-fd)}`, -fd);
+    // The programs judge the calling task (rt8 F2, F3): attached at the v2 root, they act on tasks whose cgroup at
+    // level 1 is the tree's (a cgroup's id is its directory's inode number).
+    const tree = new Uint8Array(16);
+    new DataView(tree.buffer).setBigUint64(0, BigInt(Deno.statSync(dir).ino ?? 0), true);
+    new DataView(tree.buffer).setUint32(8, 1, true);
+    if (lib.bpf_map_update_elem(lib.bpf_map__fd(map("net_tree")), new Uint8Array(4), tree, 0n) < 0) {
+      throw new BpfLoadError(`Cannot write the tree's cgroup: ${explainLoadErrno(errno())}`, errno());
+    }
+    const fd = openDirectory(cgroupRoot);
+    if (fd < 0) throw new BpfLoadError(`Cannot open ${cgroupRoot}: ${explainLoadErrno(-fd)}`, -fd);
     this.#cgroupFd = fd;
     for (const name of PROGRAMS) {
       const prog = lib.bpf_object__find_program_by_name(obj, cstr(name));
@@ -93,7 +130,7 @@ export class KernelNet {
       const link = lib.bpf_program__attach_cgroup(prog, fd);
       if (!link) {
         const err = errno();
-        throw new BpfLoadError(`Cannot attach ${name} to ${this.cgroup}: ${explainLoadErrno(err)}`, err);
+        throw new BpfLoadError(`Cannot attach ${name} to ${cgroupRoot}: ${explainLoadErrno(err)}`, err);
       }
       this.#links.push(link);
     }

@@ -14,6 +14,8 @@ export const NET_PREFIX_SIZE = 36;
 export const NET_COND_SIZE = 8 + NET_LIMITS.prefixes * NET_PREFIX_SIZE + NET_LIMITS.ports * 4;
 export const NET_TABLE_SIZE = 32 + NET_LIMITS.conds * NET_COND_SIZE;
 export const NET_EVENT_SIZE = 72;
+/** IDW_NET_HOOK_SOCKET: a raw socket refused by cgroup/sock_create. */
+export const NET_HOOK_SOCKET = 2;
 
 /** Offsets the layout test compares with offsetof(). */
 export const NET_OFFSETS = {
@@ -88,8 +90,13 @@ export interface NetDenial {
   gid: number;
   /** As idwrap prints addresses: `inet:1.2.3.4:80`, `inet6:[::1]:80`. */
   addr: string;
-  /** The hook: a connect (connect, io_uring connect, TCP Fast Open) or a send with an address. */
-  hook: "connect" | "sendmsg";
+  /**
+   * The hook: a connect (connect, io_uring connect, TCP Fast Open), a send with an address, or a raw socket refused
+   * at creation (`socket`: `addr` is empty, `socket` says what was asked).
+   */
+  hook: "connect" | "sendmsg" | "socket";
+  /** For a `socket` record: the call's family (AF_*), type and protocol. */
+  socket?: { family: number; type: number; protocol: number };
   /** SOCK_STREAM 1, SOCK_DGRAM 2, … */
   sockType: number;
   comm: string;
@@ -106,6 +113,18 @@ export function decodeNetDenial(bytes: Uint8Array): NetDenial {
   const port = view.getUint16(48, true);
   const family = bytes[50];
   const comm = new TextDecoder().decode(bytes.subarray(56, 72)).replace(/\0.*$/s, "");
+  const ids = {
+    ktime: view.getBigUint64(0, true),
+    rules,
+    tgid: view.getUint32(16, true),
+    tid: view.getUint32(20, true),
+    uid: view.getUint32(24, true),
+    gid: view.getUint32(28, true),
+  };
+  if (bytes[51] === NET_HOOK_SOCKET) {
+    const socket = { family, type: view.getUint32(52, true), protocol: port };
+    return { ...ids, addr: "", hook: "socket", sockType: socket.type, socket, comm };
+  }
   return {
     ktime: view.getBigUint64(0, true),
     rules,

@@ -60,7 +60,19 @@ export interface KernelNetOptions {
 }
 
 /** The calls each hook stands for in a report (the kernel does not say which call reached it). */
-const HOOK_CALL = { connect: { nr: 42, syscall: "connect" }, sendmsg: { nr: 46, syscall: "sendmsg" } } as const;
+const HOOK_CALL = {
+  connect: { nr: 42, syscall: "connect" },
+  sendmsg: { nr: 46, syscall: "sendmsg" },
+  socket: { nr: 41, syscall: "socket" },
+} as const;
+
+/** The reason a report gives: the program that decided. */
+function hookReason(d: NetDenial): string {
+  if (d.hook === "socket") {
+    return "decided in the kernel (cgroup/sock_create: no raw socket while network deny rules are in the kernel)";
+  }
+  return `decided in the kernel (cgroup/${d.hook}${d.addr.startsWith("inet6:") ? 6 : 4})`;
+}
 
 /** A denial as the event the seccomp path would have made for the call. */
 export function denialEvent(plan: KernelNetPlan, d: NetDenial, source: SourceName, time = Date.now()): SyscallEvent {
@@ -81,11 +93,13 @@ export function denialEvent(plan: KernelNetPlan, d: NetDenial, source: SourceNam
     tid: d.tid,
     abi: "x86_64",
     ...HOOK_CALL[d.hook],
-    args: [], // the registers are not known to a cgroup program (the fd, the pointer): none are made up
-    decoded: { addr: d.addr },
+    // A sock_addr program does not know the registers (the fd, the pointer): none are made up; socket's are its
+    // family, type and protocol, which sock_create sees.
+    args: d.socket ? [d.socket.family, d.socket.type, d.socket.protocol].map(String) : [],
+    decoded: d.socket ? {} : { addr: d.addr },
     program: known ? { ...identity, uid: d.uid, gid: d.gid } : { exe: "", argv0: d.comm, uid: d.uid, gid: d.gid },
     verdict: kill ? "kill" : "deny EPERM",
-    reason: `decided in the kernel (cgroup/${d.hook}${d.addr.startsWith("inet6:") ? 6 : 4})`,
+    reason: hookReason(d),
     alerts: rules.map((r) => r.id),
     ...(attack.length ? { attack } : {}),
     ...(tags.length ? { tags } : {}),
@@ -231,8 +245,8 @@ export async function probeKernelNet(): Promise<{ ok: boolean; detail: string }>
     await child.status;
     return {
       ok: true,
-      detail: `cgroup/connect4, connect6, sendmsg4 and sendmsg6 load and attach to ${net.cgroup} (a process placed ` +
-        `there); a kill rule kills ${
+      detail: `cgroup/connect4, connect6, sendmsg4, sendmsg6 and sock_create load and attach at the cgroup v2 root, ` +
+        `acting on ${net.cgroup} (a process placed there); a kill rule kills ${
           net.killsInKernel ? "from the program (bpf_send_signal)" : "from the host when it reads the record"
         }`,
     };

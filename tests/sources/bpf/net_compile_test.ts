@@ -11,10 +11,10 @@ import { conditionHolds } from "../../../host/policy/match.ts";
 import {
   addressGlobSet,
   compileKernelNet,
+  kernelCondHolds,
   type KernelNetPlan,
   NET_FAMILY,
   NET_LIMITS,
-  prefixHolds,
 } from "../../../host/policy/net_kernel.ts";
 import { parsePolicy, type Rule } from "../../../host/policy/policy.ts";
 import * as net from "../../../host/sources/bpf/net_layout.ts";
@@ -38,6 +38,7 @@ rules:
     family: inet6
     except: [{ name: dns, fields: [port], values: [[53]] }]
   - { id: unix-only, syscalls: connect, action: deny, family: [unix] }
+  - { id: v4-family, syscalls: [connect, sendto], action: deny, family: inet, address: ["192.168.1.*", "1.2.3.4"] }
 `;
 
 /** The kernel's decision, as net.bpf.c makes it from the plan: the indexes of the rules that fire. */
@@ -52,9 +53,7 @@ function kernelFires(
   plan.rules.forEach((r, i) => {
     if (!(hook === "connect" ? r.connect : r.sendmsg)) return;
     for (const c of plan.conds.filter((c) => c.rule === i)) {
-      const holds = (!c.families || (c.families & NET_FAMILY[family]) !== 0) &&
-        (!c.prefixes.length || c.prefixes.some((p) => prefixHolds(p, family, addr))) &&
-        (!c.ports.length || c.ports.some(([lo, hi]) => port >= lo && port <= hi));
+      const holds = kernelCondHolds(c, family, addr, port);
       if (c.negate ? holds : !holds) return;
     }
     out.push(i);
@@ -138,7 +137,7 @@ function addresses(seed: number): { family: "inet" | "inet6"; addr: Uint8Array }
 Deno.test("net_kernel: the compiled plan fires exactly where the seccomp path's rule matches", () => {
   const policy = parsePolicy(RULES, "net.yaml");
   const plan = compileKernelNet([policy]);
-  assertEquals(plan.rules.map((r) => r.rule.id), ["c2-port", "out-but-loopback", "nets", "except-dns"]);
+  assertEquals(plan.rules.map((r) => r.rule.id), ["c2-port", "out-but-loopback", "nets", "except-dns", "v4-family"]);
   assertEquals(plan.skipped, []);
   const ports = [0, 53, 80, 443, 4443, 4444, 4445, 6659, 6660, 6665, 6669, 6670, 65535];
   let compared = 0, fired = 0;
@@ -158,6 +157,35 @@ Deno.test("net_kernel: the compiled plan fires exactly where the seccomp path's 
     }
   }
   assert(compared > 10_000 && fired > 1000, `${compared} compared, ${fired} fired`);
+});
+
+Deno.test("a v4-mapped IPv6 address is matched as its IPv4 address too, on the seccomp path and in the kernel (rt8 F1)", () => {
+  const policy = parsePolicy(
+    `version: 2
+name: f1
+rules:
+  - { id: v4, syscalls: connect, action: deny, address: ["127.0.0.1", "10.*"] }
+  - { id: v4-family, syscalls: connect, action: deny, family: inet, port: [4444] }
+  - { id: v6-glob, syscalls: connect, action: deny, address: ["2001:db8:*"] }
+`,
+    "f1.yaml",
+  );
+  const plan = compileKernelNet([policy]);
+  const mapped = (a: number[]) => new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...a]);
+  const cases: [Uint8Array, number, string[]][] = [
+    [mapped([127, 0, 0, 1]), 80, ["v4"]],
+    [mapped([10, 9, 8, 7]), 80, ["v4"]],
+    [mapped([127, 0, 0, 2]), 4444, ["v4-family"]],
+    [mapped([11, 0, 0, 1]), 80, []],
+    // IPv4-compatible (::127.0.0.1) is not IPv4 to the kernel's sockets: not the v4 rule.
+    [new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 1]), 80, []],
+    [new Uint8Array([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), 80, ["v6-glob"]],
+  ];
+  for (const [addr, port, want] of cases) {
+    const text = inet6Address(addr, port);
+    assertEquals(policy.rules.filter((r) => seccompMatches(r, "connect", text)).map((r) => r.id), want, text);
+    assertEquals(kernelFires(plan, "connect", "inet6", addr, port).map((i) => plan.rules[i].rule.id), want, text);
+  }
 });
 
 Deno.test("net_kernel: address globs compile only when they are exactly prefixes of the printed address", () => {

@@ -10,6 +10,7 @@ import type { AuditRecord } from "../../../host/audit/record.ts";
 import { compileKernelNet } from "../../../host/policy/net_kernel.ts";
 import { loadPolicy } from "../../../host/policy/policy.ts";
 import { KernelNet } from "../../../host/sources/bpf/net.ts";
+import { cgroup2Mount } from "../../../host/sources/bpf/probe.ts";
 import { compileC } from "../../../tools/build.ts";
 import { ensureUser, IDWRAP, idwrapAsUser, ROOT, run, writePolicy } from "../../helpers.ts";
 
@@ -141,6 +142,77 @@ for (const who of ["root", "an ordinary user"] as const) {
     }
   });
 
+  Deno.test(`net in the kernel (${who}): an IPv4 address rule holds for an AF_INET6 socket to the v4-mapped address (TCP, TFO, MPTCP, UDP; rt8 F1)`, async () => {
+    const policy = await writePolicy(`version: 2
+name: c2-address
+rules:
+  - id: no-c2-address
+    syscalls: [connect, sendto, sendmsg, sendmmsg]
+    action: deny
+    family: [inet]
+    address: ["127.0.0.1"]
+`);
+    for (const mode of ["connect6", "tfo6", "mptcp6", "sendto6"]) {
+      // Control: unwrapped, each reaches 127.0.0.1 through ::ffff:127.0.0.1.
+      const bare = await run(command([mode, String(OK)])[0], command([mode, String(OK)]).slice(1));
+      assert(bare.stdout.startsWith(`${mode} ok`), `${mode} unwrapped: ${bare.stdout}${bare.stderr}`);
+      for (const source of ["seccomp", "hybrid", "bpf"]) {
+        const r = await wrapped(source, command([mode, String(OK)]), { policy });
+        assertEquals(r.stdout, `${mode} errno 1\n`, `${source} ${mode}: ${r.stderr.slice(-2000)}`);
+      }
+      // The kernel's programs alone (the seccomp path cannot see the address here: bpf has no other judge) and the
+      // seccomp path alone each deny it.
+      const alone = await wrapped("seccomp", command([mode, String(OK)]), { policy, kernel: false });
+      assertEquals(alone.stdout, `${mode} errno 1\n`, `seccomp without the kernel's programs ${mode}`);
+    }
+  });
+
+  Deno.test(`net in the kernel (${who}): a socket made outside the tree, inherited or received over SCM_RIGHTS, is judged when the tree uses it (rt8 F2)`, async () => {
+    // Control: unwrapped, the inherited socket and the received one reach the denied port.
+    const bare = await run(ATTACK, ["mkfd", ATTACK, "sendfd", String(DENY)]);
+    assertEquals(bare.stdout, "sendfd ok received\n", bare.stderr);
+    const path = `${await Deno.makeTempDir({ prefix: "idwrap-net-scm-" })}/s`;
+    await Deno.chmod(path.replace(/\/s$/, ""), 0o777);
+    const serve = () => {
+      const p = new Deno.Command(ATTACK, { args: ["scm-serve", path], stdout: "piped", stderr: "piped" }).spawn();
+      return p;
+    };
+    const ready = async () => {
+      for (let i = 0; i < 100; i++) {
+        try {
+          await Deno.stat(path);
+          return;
+        } catch { /* not yet */ }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`scm-serve never listened on ${path}`);
+    };
+    let server = serve();
+    await ready();
+    const bareScm = await run(ATTACK, ["scm-sendto", path, String(DENY)]);
+    assertEquals(bareScm.stdout, "scm-sendto ok received\n", bareScm.stderr);
+    await server.output();
+    for (const source of ["bpf", "hybrid", "seccomp"]) {
+      const inherited = await run(ATTACK, [
+        "mkfd",
+        IDWRAP,
+        "run",
+        "--source",
+        source,
+        "-p",
+        POLICY,
+        "--",
+        ...command(["sendfd", String(DENY)]),
+      ]);
+      assertEquals(inherited.stdout, "sendfd errno 1\n", `${source} inherited: ${inherited.stderr.slice(-2000)}`);
+      server = serve();
+      await ready();
+      const received = await wrapped(source, command(["scm-sendto", path, String(DENY)]));
+      assertEquals(received.stdout, "scm-sendto errno 1\n", `${source} SCM_RIGHTS: ${received.stderr.slice(-2000)}`);
+      await server.output();
+    }
+  });
+
   Deno.test(`net in the kernel (${who}): allowed traffic still flows (an allowed port, a loopback exception)`, async () => {
     for (const source of ["seccomp", "hybrid", "bpf"]) {
       for (const mode of ["connect", "connect6", "udpconnect", "sendto", "sendmsg", "sendmmsg"]) {
@@ -182,6 +254,77 @@ Deno.test("net in the kernel: a process outside the watched tree is not judged w
   } finally {
     const out = await inside.output();
     assertEquals(new TextDecoder().decode(out.stdout), "sendmsg errno 1\n");
+  }
+});
+
+Deno.test("net in the kernel: a socket made in the tree and handed to an unwatched process is not judged there (rt8 F3)", async () => {
+  const path = `${await Deno.makeTempDir({ prefix: "idwrap-net-scm-" })}/s`;
+  for (const source of ["bpf", "hybrid"]) {
+    const store = await freshStore();
+    const inside = new Deno.Command(IDWRAP, {
+      args: ["run", "--source", source, "-p", POLICY, "--", ATTACK, "scm-serve", path],
+      env: { IDWRAP_STORE: store },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    try {
+      let up = false;
+      for (let i = 0; i < 200 && !up; i++) {
+        up = await Deno.stat(path).then(() => true, () => false);
+        if (!up) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert(up, `${source}: scm-serve never listened`);
+      // The outside process uses the tree's socket: the policy is not its own, and the port must be reached.
+      const outside = await run(ATTACK, ["scm-sendto", path, String(DENY)]);
+      assertEquals(outside.stdout, "scm-sendto ok received\n", `${source}: ${outside.stderr}`);
+    } finally {
+      const out = await inside.output();
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr).slice(-2000));
+    }
+    assertEquals((await alerts(store)).filter((a) => a["idwrap.reason"]?.includes("in the kernel")), [], source);
+  }
+});
+
+Deno.test("net in the kernel: root in the tree cannot make a raw inet socket (SOCK_RAW) while deny rules are in the kernel (rt8 F4)", async () => {
+  // Control: unwrapped, root's hand-made datagram reaches the denied port.
+  const bare = await run(ATTACK, ["rawudp", String(DENY)]);
+  assertEquals(bare.stdout, "rawudp ok received\n", bare.stderr);
+  assertEquals((await run(ATTACK, ["packet"])).stdout, "packet ok\n");
+  for (const source of ["bpf", "hybrid", "seccomp"]) {
+    const store = await freshStore();
+    const raw = await wrapped(source, [ATTACK, "rawudp", String(DENY)], { store });
+    assertEquals(raw.stdout, "rawudp socket errno 1\n", `${source}: ${raw.stderr.slice(-2000)}`);
+    // Not refused: the cgroup hook runs for inet and inet6 sockets only (docs/bpf.md, "What it does not").
+    const packet = await wrapped(source, [ATTACK, "packet"], { store });
+    assertEquals(packet.stdout, "packet ok\n", `${source}: ${packet.stderr.slice(-2000)}`);
+    const refused = (await alerts(store)).filter((a) => a["idwrap.reason"]?.includes("cgroup/sock_create"));
+    assertEquals(refused.length, 1, `${source}: ${JSON.stringify(refused)}`);
+  }
+  // Without network deny rules in the kernel, raw sockets are not refused.
+  const noDeny = await writePolicy(`version: 2
+name: alert-only
+rules:
+  - { id: watch-port, syscalls: [connect, sendto], family: [inet], port: [${DENY}] }
+`);
+  const free = await wrapped("bpf", [ATTACK, "rawudp", String(OK)], { policy: noDeny });
+  assertEquals(free.stdout, "rawudp ok received\n", free.stderr.slice(-2000));
+});
+
+Deno.test("net in the kernel: the cgroup of an idwrap that was SIGKILLed is removed at the next run (rt8 M1)", async () => {
+  const root = cgroup2Mount();
+  assert(root, "no cgroup v2 mount");
+  // A dead pid: a child that has exited and been reaped.
+  const child = new Deno.Command("true").spawn();
+  const dead = child.pid;
+  await child.status;
+  const stale = `${root}/idwrap-net-${dead}-1`;
+  await Deno.mkdir(stale);
+  try {
+    const r = await wrapped("bpf", [ATTACK, "sendto", String(DENY)]);
+    assertEquals(r.stdout, "sendto errno 1\n", r.stderr.slice(-2000));
+    assert(!(await Deno.stat(stale).then(() => true, () => false)), `${stale} is still there`);
+  } finally {
+    await Deno.remove(stale).catch(() => {});
   }
 });
 
@@ -247,7 +390,10 @@ Deno.test("idwrap doctor says whether runs get the kernel's network decisions, a
   const checks = JSON.parse(r.stdout) as { feature: string; ok: boolean; detail: string; consequence: string }[];
   const net = checks.find((c) => c.feature === "network rules in the kernel");
   assertEquals(net?.ok, true, JSON.stringify(net));
-  assert(/connect4, connect6, sendmsg4 and sendmsg6 load and attach/.test(net!.detail), net!.detail);
+  assert(
+    /connect4, connect6, sendmsg4, sendmsg6 and sock_create load and attach at the cgroup v2 root/.test(net!.detail),
+    net!.detail,
+  );
   assert(/seccomp and hybrid/.test(net!.consequence), net!.consequence);
   const home = await Deno.makeTempDir({ prefix: "idwrap-net-doctor-" });
   await Deno.chmod(home, 0o755);
