@@ -48,7 +48,7 @@ async function nsPerConnect(cmd: string, args: string[], env: Record<string, str
   return Number(m[1]);
 }
 
-const loop = [ATTACK, "loop", "41234", connects];
+const loop = [ATTACK, "loop", "29234", connects];
 const idwrap = (source: string) => [`${ROOT}idwrap`, "run", "--source", source, "-p", policyFile, "--", ...loop];
 const cases: [string, () => Promise<number>][] = [
   ["bare", () => nsPerConnect(loop[0], loop.slice(1))],

@@ -18,8 +18,12 @@ const ATTACK = `${ROOT}build/tests/net_attack`;
 await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
 await compileC(`${ROOT}tests/progs/net_attack.c`, ATTACK);
 
-/** Ports on loopback: OK is allowed, DENY (and DENY2) are what the rule denies. */
-const OK = 41234, DENY = 41235, DENY2 = 41236;
+/**
+ * Ports on loopback: OK is allowed, DENY (and DENY2) are what the rule denies. Below the ephemeral range (32768–60999):
+ * a client elsewhere on the machine never holds one as its source port, which made the receiver's bind fail
+ * (EADDRINUSE) under load.
+ */
+const OK = 29234, DENY = 29235, DENY2 = 29236;
 
 const POLICY = await writePolicy(`version: 2
 name: c2-ports
