@@ -594,20 +594,7 @@ export class Wss implements SourceHandler {
    * (docs/seccomp.md, "exec").
    */
   #decideAgain(proc: Proc, program: ProgramIdentity, on: { path: string; nr: number; ident: string }): void {
-    const event: SyscallEvent = {
-      kind: "syscall",
-      source: this.#name,
-      phase: "pre",
-      time: Date.now(),
-      pid: proc.pid,
-      tid: proc.pid,
-      abi: "x86_64",
-      nr: on.nr,
-      syscall: syscallName(on.nr),
-      args: [],
-      decoded: { path: program.exe, rawPath: on.path, ident: on.ident },
-      program,
-    };
+    const event = this.#execEvent(proc, program, on.nr, { path: program.exe, rawPath: on.path, ident: on.ident });
     if (this.#decider.decide(event).action === "allow") return;
     this.#lateKill(proc);
     event.verdict = "kill";
@@ -618,7 +605,28 @@ export class Wss implements SourceHandler {
 
   /** The kernel side killed the process at its exec (a rule it enforces alone): the kill is reported as the rule's. */
   #killedAtExec(proc: Proc, program: ProgramIdentity, killed: { rule: string; reason: string }): void {
-    const event: SyscallEvent = {
+    this.#killedInKernel(proc, this.#execEvent(proc, program, syscallNumber("execve")!, { path: program.exe }), killed);
+  }
+
+  /** A call the kernel side killed the caller at for an exec rule (bpf: an executable mapping of the program). */
+  #killedAtCall(call: SourceCall, proc: Proc, name: string, killed: { rule: string; reason: string }): void {
+    const event = this.#event(call, proc, name, this.#source.readArgs(call, name, "registers"));
+    this.#killedInKernel(proc, event, killed);
+  }
+
+  /** Reports a kill the kernel side made for a rule, as that rule's, and counts it once per process. */
+  #killedInKernel(proc: Proc, event: SyscallEvent, killed: { rule: string; reason: string }): void {
+    event.verdict = "kill";
+    event.reason = killed.reason;
+    event.alerts = [killed.rule];
+    if (!this.#doomed.has(proc.pid)) proc.session.summary.killed++;
+    this.#doomed.add(proc.pid);
+    this.#sink.emit(event);
+  }
+
+  /** An exec's event made from the process's lifecycle record (no registers): what the WSS reports of it afterwards. */
+  #execEvent(proc: Proc, program: ProgramIdentity, nr: number, decoded: SyscallEvent["decoded"]): SyscallEvent {
+    return {
       kind: "syscall",
       source: this.#name,
       phase: "pre",
@@ -626,29 +634,12 @@ export class Wss implements SourceHandler {
       pid: proc.pid,
       tid: proc.pid,
       abi: "x86_64",
-      nr: syscallNumber("execve")!,
-      syscall: "execve",
+      nr,
+      syscall: syscallName(nr),
       args: [],
-      decoded: { path: program.exe },
+      decoded,
       program,
-      verdict: "kill",
-      reason: killed.reason,
-      alerts: [killed.rule],
     };
-    if (!this.#doomed.has(proc.pid)) proc.session.summary.killed++;
-    this.#doomed.add(proc.pid);
-    this.#sink.emit(event);
-  }
-
-  /** A call the kernel side killed the caller at for an exec rule (bpf: an executable mapping of the program). */
-  #killedAtCall(call: SourceCall, proc: Proc, name: string, killed: { rule: string; reason: string }): void {
-    const event = this.#event(call, proc, name, this.#source.readArgs(call, name, "registers"));
-    event.verdict = "kill";
-    event.reason = killed.reason;
-    event.alerts = [killed.rule];
-    if (!this.#doomed.has(proc.pid)) proc.session.summary.killed++;
-    this.#doomed.add(proc.pid);
-    this.#sink.emit(event);
   }
 
   /** Lets a held exec go on without the WSS taking the process. */

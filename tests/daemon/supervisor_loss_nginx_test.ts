@@ -12,31 +12,7 @@ import { NGINX, nginxCommand, nginxConf } from "../servers.ts";
 import { IDWRAP } from "../helpers.ts";
 import { startDaemon, waitFor } from "./daemon_helpers.ts";
 import { EXIT_SUPERVISION_LOST } from "../../host/cli/exit.ts";
-
-/** Whether a process has ended (exited or a zombie). */
-function ended(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
-  }
-}
-
-/** Children of `pid` (any thread's). */
-function childrenOf(pid: number, comm?: string): number[] {
-  const out: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid && (comm === undefined || name === comm)) out.push(Number(e.name));
-    } catch { /* gone */ }
-  }
-  return out;
-}
+import { childrenOf, ended } from "../sources/seccomp/holder_harness.ts";
 
 async function get(port: number): Promise<number | string> {
   try {

@@ -11,6 +11,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { IDWRAP, prog, run, writePolicy } from "../../helpers.ts";
 import { waitFor } from "../../daemon/daemon_helpers.ts";
+import { counts, ended, holderOf, readOrUndefined } from "../seccomp/holder_harness.ts";
 
 const DENY_RATE = 1000; // kmod/seccomp/holder.c
 const TAMPER_ALERT = "idwrap.supervisor-tamper";
@@ -23,31 +24,6 @@ rules:
     path: /nonexistent/**
     action: deny
 `);
-
-const readOrUndefined = (path: string) => Deno.readTextFile(path).then((t) => t.trim() || undefined, () => undefined);
-
-/** Whether a process has ended (exited or a zombie). */
-function ended(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
-  }
-}
-
-/** The idwrap-holder a supervisor started: its child of that name. */
-function holderOf(pid: number): number | undefined {
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid && comm === "idwrap-holder") return Number(e.name);
-    } catch { /* gone */ }
-  }
-}
 
 /** The bpf programs a process holds (its fds of programs and links, by /proc/PID/fdinfo). */
 function programsOf(pid: number): Set<number> {
@@ -70,14 +46,6 @@ async function programLoaded(id: number): Promise<boolean> {
   })
     .output();
   return r.success;
-}
-
-/** Parses open_storm's result line ("ok N enosys N eperm N other N"). */
-function counts(line: string): Record<string, number> {
-  const w = line.split(" ");
-  const out: Record<string, number> = {};
-  for (let i = 0; i + 1 < w.length; i += 2) out[w[i]] = Number(w[i + 1]);
-  return out;
 }
 
 interface Storm {
