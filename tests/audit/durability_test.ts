@@ -20,9 +20,21 @@ await Deno.writeTextFile(
   `rules:\n  - id: flood-open\n    syscalls: [open, openat]\n    path: ${watched}\n    action: alert\n`,
 );
 
+/** The stores this file made (~500 MB each after a flood): removed when the file's tests end, or they fill /tmp. */
+const stores: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const d of stores) {
+    try {
+      Deno.removeSync(d, { recursive: true });
+    } catch { /* gone */ }
+  }
+});
+
 /** A fresh store for one test. */
 async function freshStore(): Promise<{ store: string; env: Record<string, string> }> {
-  const store = `${await Deno.makeTempDir({ prefix: "idwrap-durable-store-" })}/store.kv`;
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-durable-store-" });
+  stores.push(dir);
+  const store = `${dir}/store.kv`;
   return { store, env: { IDWRAP_STORE: store } };
 }
 
