@@ -232,7 +232,7 @@ async function hybridCheck(noLibbpf?: string): Promise<Check> {
     detail,
     consequence: ok
       ? "idwrap run|trace --source hybrid: calls a policy may deny wait on seccomp, the rest are observed through the " +
-        "bpf ring without waiting; auto chooses it (no module) with IDWRAP_AUTO_HYBRID=1 (docs/bpf.md)"
+        "bpf ring without waiting; auto chooses it (no module) with IDWRAP_AUTO_SOURCE=hybrid (docs/bpf.md)"
       : "idwrap run|trace --source hybrid cannot be used; auto falls back to seccomp",
   };
 }
@@ -250,8 +250,8 @@ function usableSources(checks: Check[]): Check {
     feature: "usable sources",
     ok: sources.length > 0,
     detail: sources.length ? sources.join(", ") : "none",
-    consequence: "what --source can name here; auto chooses kmod, else seccomp (the hybrid with " +
-      "IDWRAP_AUTO_HYBRID=1); never bpf alone (it cannot deny)",
+    consequence: "what --source can name here; auto chooses kmod, else seccomp (IDWRAP_AUTO_SOURCE=hybrid: the " +
+      "hybrid; =bpf: bpf for a run whose policies only observe, else the hybrid)",
   };
 }
 
@@ -291,13 +291,22 @@ async function kmodChecks(): Promise<Check[]> {
     }
     out.push({ feature: "kmod source", ok, detail, consequence: "idwrap run and trace can use the kernel module" });
   }
-  const { source, why } = resolveSource("auto");
-  out.push({
-    feature: "active source",
-    ok: true,
-    detail: `${source}: ${why}`,
-    consequence: `idwrap run --source auto (the default) uses ${source}`,
-  });
+  try {
+    const { source, why } = resolveSource("auto");
+    out.push({
+      feature: "active source",
+      ok: true,
+      detail: `${source}: ${why}`,
+      consequence: `idwrap run --source auto (the default) uses ${source}`,
+    });
+  } catch (e) {
+    out.push({
+      feature: "active source",
+      ok: false,
+      detail: (e as Error).message,
+      consequence: "idwrap run and trace refuse to start with --source auto",
+    });
+  }
   return out;
 }
 

@@ -15,7 +15,7 @@ import { loadPolicy } from "../policy/policy.ts";
 import type { SupervisorSummary } from "../wss/summary.ts";
 import { exitCodeOf, forwardSignals } from "../sources/launch.ts";
 import { spawnLauncher } from "../sources/seccomp/source.ts";
-import { BpfRefusal, parseSourceChoice, runUnder, type SourceChoice } from "../sources/run.ts";
+import { autoSourceFromEnv, BpfRefusal, parseSourceChoice, runUnder, type SourceChoice } from "../sources/run.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { TraceSink, type TraceSinkOptions } from "../trace/sink.ts";
 import { EXIT_NOPERM, EXIT_SUPERVISION_LOST, parseArgument, UsageError } from "./exit.ts";
@@ -203,8 +203,8 @@ export function registerRun(program: Command): void {
     .option("--standalone", "supervise here even if a daemon is running")
     .option(
       "--source <source>",
-      "the event source: auto (the kernel module where /dev/idwrap opens, else seccomp; IDWRAP_AUTO_HYBRID=1: " +
-        "the hybrid where BPF loads), kmod, seccomp, hybrid (root: calls a policy may deny wait on seccomp, the rest are observed " +
+      "the event source: auto (the kernel module where /dev/idwrap opens, else seccomp; IDWRAP_AUTO_SOURCE=" +
+        "hybrid: the hybrid where BPF loads, =bpf: bpf for a policy that only observes, else the hybrid), kmod, seccomp, hybrid (root: calls a policy may deny wait on seccomp, the rest are observed " +
         "through eBPF) or bpf (observation only, root: policies that deny, kill or rewrite are refused); any but " +
         "auto implies --standalone",
     )
@@ -224,6 +224,7 @@ export function registerRun(program: Command): void {
         notableOnly: !opts.verbose,
       };
       const source = parseArgument(() => parseSourceChoice(opts.source));
+      parseArgument(autoSourceFromEnv); // a wrong IDWRAP_AUTO_SOURCE fails before anything runs
       const onSupervisorLoss = parseArgument(() => parseSupervisorLoss(opts.onSupervisorLoss, "--on-supervisor-loss"));
       const standalone = opts.standalone || opts.policy !== undefined || source !== "auto";
       const client = standalone ? undefined : await DaemonClient.connect(opts.runDir);

@@ -10,7 +10,7 @@ import { log } from "../log.ts";
 import type { Command } from "commander";
 import type { Policy } from "../policy/policy.ts";
 import { resolveSyscalls } from "../syscalls/mod.ts";
-import { BpfRefusal, parseSourceChoice, runUnder } from "../sources/run.ts";
+import { autoSourceFromEnv, BpfRefusal, parseSourceChoice, runUnder } from "../sources/run.ts";
 import { attachRefusal, attachUnderBpf } from "./trace_attach.ts";
 import { countsTable } from "../trace/counts.ts";
 import type { TraceSinkOptions } from "../trace/sink.ts";
@@ -71,6 +71,7 @@ export function registerTrace(program: Command): void {
         throw new UsageError(`-s ${opts.stringLimit}: expected a whole number of bytes`);
       }
       const source = parseArgument(() => parseSourceChoice(opts.source));
+      const autoPrefers = parseArgument(autoSourceFromEnv) ?? "seccomp";
       const pid = opts.pid === undefined ? undefined : Number(opts.pid);
       if (pid !== undefined && (!Number.isInteger(pid) || pid <= 0)) {
         throw new UsageError(`-p ${opts.pid}: expected a process id`);
@@ -100,8 +101,9 @@ export function registerTrace(program: Command): void {
             policies: [policy],
             trace,
             emulateOpens: opts.emulate,
-            // auto: not the hybrid, whose ring cannot fault in a path strace would print (docs/bpf.md).
-            autoPrefers: "seccomp",
+            // auto: seccomp unless IDWRAP_AUTO_SOURCE names another (the suites run on each source): not the hybrid by
+            // default, whose ring cannot fault in a path strace would print (docs/bpf.md).
+            autoPrefers,
             onChoice: (chosen, why) => opts.verbose && log("info", `event source ${chosen}: ${why}`),
           }).catch(refused);
           Deno.exitCode = result.exitCode;

@@ -1,8 +1,8 @@
 /**
  * Runs a command under the chosen event source (`--source auto|kmod|seccomp|hybrid|bpf`):
  * one entry point for `idwrap run`, `idwrap trace` and `idwrap doctor`. `auto`
- * chooses kmod, else seccomp (the hybrid with IDWRAP_AUTO_HYBRID=1); never bpf
- * alone: it only observes (docs/bpf.md, "Choosing the source").
+ * chooses kmod, else seccomp, or what IDWRAP_AUTO_SOURCE names (seccomp, hybrid,
+ * or bpf for a run that only observes: docs/bpf.md, "Choosing the source").
  *
  * @module
  */
@@ -18,6 +18,10 @@ import type { SupervisorLoss } from "./seccomp/holder.ts";
 import { runUnderBpf } from "./bpf/supervise.ts";
 import { KernelNetRun } from "./bpf/net_run.ts";
 import { hybridProblem, runUnderHybrid } from "./hybrid/hybrid_run.ts";
+import { undecidableOnBpf } from "./bpf/refusals.ts";
+import { loadPolicyWrappers } from "../runtime/load.ts";
+import { v8Engine } from "../runtime/engine.ts";
+import { HYBRID_CAPABILITIES } from "./capabilities.ts";
 
 export { BpfRefusal } from "./bpf/supervise.ts";
 
@@ -38,11 +42,12 @@ export interface SourceRunOptions {
   /** Told which source was chosen and why. */
   onChoice?: (source: ChosenSource, why: string) => void;
   /**
-   * What `auto` may choose besides kmod: "hybrid" or "seccomp" only (idwrap trace, which promises every path as strace
-   * prints it: the bpf programs cannot fault a page in, so a path in one not yet mapped is lost).
+   * What `auto` may choose besides kmod (idwrap trace passes "seccomp" unless IDWRAP_AUTO_SOURCE names another: it
+   * promises every path as strace prints it, and the bpf programs cannot fault a page in, so a path in one not yet
+   * mapped is lost).
    * @default defaultAutoPrefers()
    */
-  autoPrefers?: "hybrid" | "seccomp";
+  autoPrefers?: AutoPreference;
   /**
    * Told what the policies put at risk on the chosen source, before the command starts, and what the user should know
    * while it runs.
@@ -61,24 +66,52 @@ export interface SourceRunResult {
 }
 
 /**
- * What `auto` picks after kmod: seccomp, unless IDWRAP_AUTO_HYBRID=1 asks for the hybrid where it can be used. Not the
- * hybrid by default yet (docs/bpf.md, "Choosing the source"): watchers that may only kill late (seq, Com_id) lose the
- * wait that made their kill land before the process got far (a killed imapd exits by itself first), and under the
- * default policy it adds the programs' cost and moves almost nothing to the ring.
+ * What `auto` may pick after kmod: "seccomp"; "hybrid" where the bpf programs load; "bpf" for a run whose policies only
+ * observe (no rule or wrapper may deny, kill before the call or rewrite: the bpf source would refuse them), else the
+ * hybrid.
  */
-export function defaultAutoPrefers(): "hybrid" | "seccomp" {
-  return Deno.env.get("IDWRAP_AUTO_HYBRID") === "1" ? "hybrid" : "seccomp";
+export type AutoPreference = "seccomp" | "hybrid" | "bpf";
+
+/** The variable that sets what `auto` picks after kmod (the test suites run on each source through it). */
+export const AUTO_SOURCE_VARIABLE = "IDWRAP_AUTO_SOURCE";
+
+/**
+ * What IDWRAP_AUTO_SOURCE asks `auto` for, if set; "" counts as unset.
+ *
+ * @throws Error naming the variable, its value and the values expected
+ */
+export function autoSourceFromEnv(): AutoPreference | undefined {
+  const v = Deno.env.get(AUTO_SOURCE_VARIABLE);
+  if (v === undefined || v === "") return undefined;
+  if (v !== "seccomp" && v !== "hybrid" && v !== "bpf") {
+    throw new Error(
+      `${AUTO_SOURCE_VARIABLE}=${v}: expected seccomp, hybrid or bpf (what --source auto picks after kmod)`,
+    );
+  }
+  return v;
+}
+
+/**
+ * What `auto` picks after kmod: seccomp, unless IDWRAP_AUTO_SOURCE names another. Not the hybrid by default yet
+ * (docs/bpf.md, "Choosing the source"): watchers that may only kill late (seq, Com_id) lose the wait that made their
+ * kill land before the process got far (a killed imapd exits by itself first), and under the default policy it adds the
+ * programs' cost and moves almost nothing to the ring.
+ */
+export function defaultAutoPrefers(): AutoPreference {
+  return autoSourceFromEnv() ?? "seccomp";
 }
 
 /**
  * Which source `choice` resolves to, and why. `auto`: the kernel module where /dev/idwrap opens; else, when
- * `autoPrefers` is "hybrid" and this process can load the bpf programs, the hybrid (decided calls wait on seccomp as
- * they would anyway, observed ones never wait: no round trip and no EINTR window for them); else seccomp. bpf alone is
- * never chosen: it cannot deny.
+ * `autoPrefers` is "hybrid" or "bpf" and this process can load the bpf programs, the hybrid (decided calls wait on
+ * seccomp as they would anyway, observed ones never wait: no round trip and no EINTR window for them), or bpf alone when
+ * `autoPrefers` is "bpf" and `mayDecide` is empty (what the run's policies may deny, kill before the call or rewrite, as
+ * undecidableOnBpf names it; undefined: not known, as for doctor); else seccomp.
  */
 export function resolveSource(
   choice: SourceChoice,
-  autoPrefers: "hybrid" | "seccomp" = defaultAutoPrefers(),
+  autoPrefers: AutoPreference = defaultAutoPrefers(),
+  mayDecide?: string[],
 ): { source: ChosenSource; why: string } {
   if (choice === "bpf") return { source: "bpf", why: "asked for (--source bpf): observation only" };
   if (choice === "hybrid") {
@@ -90,16 +123,50 @@ export function resolveSource(
   if (autoPrefers === "seccomp") {
     return problem ? chosen : {
       ...chosen,
-      why:
-        `${chosen.why} (the hybrid can be used here: --source hybrid, or IDWRAP_AUTO_HYBRID=1 for auto; docs/bpf.md)`,
+      why: `${chosen.why} (the hybrid can be used here: --source hybrid, or ${AUTO_SOURCE_VARIABLE}=hybrid for auto; ` +
+        "docs/bpf.md)",
     };
   }
   if (problem) return { source: "seccomp", why: `${chosen.why}; the hybrid cannot be used (${problem})` };
+  const noModule = chosen.why.replace(/: seccomp user-notify$/, "");
+  if (autoPrefers === "bpf" && mayDecide?.length === 0) {
+    return {
+      source: "bpf",
+      why:
+        `${noModule}; ${AUTO_SOURCE_VARIABLE}=bpf and the policies only observe (no rule or wrapper may deny, kill ` +
+        "before the call or rewrite): bpf alone, nothing of the tree waits for idwrap",
+    };
+  }
+  const asked = autoPrefers === "bpf"
+    ? `${AUTO_SOURCE_VARIABLE}=bpf, but ${
+      mayDecide === undefined
+        ? "a run whose policies may deny needs more than bpf"
+        : `the policies may decide (${mayDecide.join("; ")})`
+    }: `
+    : "BPF can be loaded here: ";
   return {
     source: "hybrid",
-    why: `${chosen.why.replace(/: seccomp user-notify$/, "")}; BPF can be loaded here: the hybrid (calls a rule or ` +
-      "wrapper may deny wait on seccomp user-notify, calls only observed come through the bpf ring and never wait)",
+    why: `${noModule}; ${asked}the hybrid (calls a rule or wrapper may deny wait on seccomp user-notify, calls only ` +
+      "observed come through the bpf ring and never wait)",
   };
+}
+
+/**
+ * What the policies may deny, kill before the call or rewrite (empty: they only observe), asked only where `auto` may
+ * pick bpf: it loads the wrappers to read their declarations. A wrapper that does not load leaves it unknown (the
+ * hybrid is picked, and its own load reports the error).
+ */
+async function mayDecideOnBpf(
+  choice: SourceChoice,
+  autoPrefers: AutoPreference,
+  policies: Policy[],
+): Promise<string[] | undefined> {
+  if (choice !== "auto" || autoPrefers !== "bpf") return undefined;
+  try {
+    return undecidableOnBpf(policies, await loadPolicyWrappers(policies, v8Engine, HYBRID_CAPABILITIES));
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs `command` under the source `choice` resolves to. */
@@ -108,8 +175,9 @@ export async function runUnder(
   command: string[],
   options: SourceRunOptions,
 ): Promise<SourceRunResult> {
-  const { onChoice: _, emulateOpens, autoPrefers, ...common } = options;
-  const { source, why } = resolveSource(choice, autoPrefers);
+  const { onChoice: _, emulateOpens, autoPrefers = defaultAutoPrefers(), ...common } = options;
+  const mayDecide = await mayDecideOnBpf(choice, autoPrefers, options.policies);
+  const { source, why } = resolveSource(choice, autoPrefers, mayDecide);
   options.onChoice?.(source, why);
   hardenSupervisorProcess();
   switch (source) {

@@ -192,7 +192,7 @@ Deno.test("idwrap run|trace --source bpf: an ordinary user is refused with why (
   assertMatch(bpfPrivilegeProblem("CapEff:\t0000008000000000\n")!, /lacks CAP_BPF/);
 });
 
-Deno.test("--source auto: seccomp (saying the hybrid can be used); with IDWRAP_AUTO_HYBRID=1 the hybrid for run", async () => {
+Deno.test("--source auto: seccomp (saying the hybrid can be used); IDWRAP_AUTO_SOURCE=hybrid|bpf picks those", async () => {
   const policy = await writePolicy("version: 1\nname: observe\nobserve: [mkdir]\n");
   await Deno.chmod(policy, 0o644);
   await Deno.chmod(policy.replace(/\/policy\.yaml$/, ""), 0o755);
@@ -201,22 +201,48 @@ Deno.test("--source auto: seccomp (saying the hybrid can be used); with IDWRAP_A
   assertEquals(plain.code, 0, plain.stderr);
   assertMatch(plain.stderr, /event source (kmod|seccomp): .*(hybrid can be used here|kernel module is loaded)/);
   // Asked for: root on this machine, no module: the hybrid, and why.
-  const run = await idwrap(cmd, { env: { IDWRAP_AUTO_HYBRID: "1" } });
+  const run = await idwrap(cmd, { env: { IDWRAP_AUTO_SOURCE: "hybrid" } });
   assertEquals(run.code, 0, run.stderr);
   assertMatch(run.stderr, /event source (kmod|hybrid): .*(BPF can be loaded here|kernel module is loaded)/);
-  // trace keeps seccomp even then: the ring cannot fault in a path strace would print.
-  const t = await traced("trace", ["--source", "auto", "-v", "-e", "mkdir"], ["/bin/true"], {
-    env: { IDWRAP_AUTO_HYBRID: "1" },
-  });
+  // bpf: bpf alone for a policy that only observes, the hybrid (naming what may decide) for one that denies.
+  const observing = await idwrap(cmd, { env: { IDWRAP_AUTO_SOURCE: "bpf" } });
+  assertEquals(observing.code, 0, observing.stderr);
+  assertMatch(observing.stderr, /event source (kmod|bpf): .*(policies only observe|kernel module is loaded)/);
+  const denying = await writePolicy(
+    "version: 1\nname: deny\nrules:\n  - id: no-mkdir\n    syscalls: [mkdir]\n    action: deny\n",
+  );
+  const denied = await idwrap(["run", "-v", "-p", denying, "--", "/bin/true"], { env: { IDWRAP_AUTO_SOURCE: "bpf" } });
+  assertEquals(denied.code, 0, denied.stderr);
+  assertMatch(
+    denied.stderr,
+    /event source (kmod|hybrid): .*(IDWRAP_AUTO_SOURCE=bpf, but the policies may decide \(.*rule "no-mkdir" \(action deny\)|kernel module is loaded)/,
+  );
+  // trace keeps seccomp unless the variable names another source (the suites' override): the ring cannot fault in a
+  // path strace would print.
+  const t = await traced("trace", ["--source", "auto", "-v", "-e", "mkdir"], ["/bin/true"]);
   assertEquals(t.code, 0, t.stderr);
   assertMatch(t.stderr, /event source (kmod|seccomp):/);
+  const tb = await traced("trace", ["--source", "auto", "-v", "-e", "mkdir"], ["/bin/true"], {
+    env: { IDWRAP_AUTO_SOURCE: "bpf" },
+  });
+  assertEquals(tb.code, 0, tb.stderr);
+  assertMatch(tb.stderr, /event source (kmod|bpf):/);
+  // A value it does not know: refused before anything runs, naming the variable and what it expects.
+  for (const verb of [["run", "-p", policy], ["trace"]]) {
+    const bad = await idwrap([...verb, "--", "/bin/true"], { env: { IDWRAP_AUTO_SOURCE: "ebpf" } });
+    assertEquals(bad.code, 2, bad.stderr);
+    assertMatch(bad.stderr, /IDWRAP_AUTO_SOURCE=ebpf: expected seccomp, hybrid or bpf/);
+  }
   // Control: an ordinary user cannot load BPF: auto gives seccomp and says why.
   const uid = await ensureUser("idwrap-alice");
   const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-auto-" });
   await Deno.chmod(home, 0o755);
-  const user = await idwrapAsUser(uid, `${home}/u`, cmd, { env: { IDWRAP_AUTO_HYBRID: "1" } });
-  assertEquals(user.code, 0, user.stderr);
-  assertMatch(user.stderr, /event source (kmod|seccomp): .*the hybrid cannot be used \(uid \d+ lacks CAP_BPF/);
+  for (const want of ["hybrid", "bpf"]) {
+    const user = await idwrapAsUser(uid, `${home}/u`, cmd, { env: { IDWRAP_AUTO_SOURCE: want } });
+    assertEquals(user.code, 0, user.stderr);
+    assertMatch(user.stderr, /event source (kmod|seccomp): .*the hybrid cannot be used \(uid \d+ lacks CAP_BPF/);
+  }
+  await Deno.remove(home, { recursive: true });
   for (const verb of ["run", "trace"]) {
     const help = await idwrap([verb, "--help"]);
     assertMatch(help.stdout.replace(/\s+/g, " "), /kmod, seccomp, hybrid \(root.*or bpf/, verb);
