@@ -15,7 +15,8 @@ export function interestFor(name: string, phases: { enter: boolean; exit: boolea
   const entry: InterestEntry = { ...phases };
   const paths = kinds.flatMap((k, i) => k === "path" ? [i] : []);
   if (paths.length > 0) entry.pathArg = paths[0];
-  if (paths.length > 1) entry.path2Arg = paths[1];
+  // path2 is the last path argument, as decodeArgs keeps it (mount's three strings: the type, not the target).
+  if (paths.length > 1) entry.path2Arg = paths[paths.length - 1];
   const buffer = kinds.findIndex((k) => k === "data" || k === "sockaddr");
   if (buffer >= 0 && buffer < 5) {
     entry.dataArg = buffer;
