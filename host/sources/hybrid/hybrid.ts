@@ -63,7 +63,17 @@ export interface HybridPlan {
   filter: NotifyPlan;
   /** The bpf interest map: observed calls in their phases; of notified calls, the exit only (their result). */
   ring: Map<number, InterestEntry>;
+  /** Of HELD_EXITS, those the WSS has no interest in: answered here, once the ring is drained. */
+  quietExits: Set<number>;
 }
+
+/**
+ * exit and exit_group are always held, so that a thread's records still in the ring are served while it exists: a
+ * wrapper's wr_stat and wr_fstat (/proc/PID/root, fd/) and the program read when a record is served need it there,
+ * and a kill decided on an observed call (seq, Com_id) lands before the process ends by itself. One round trip per
+ * thread's end.
+ */
+const HELD_EXITS = resolveSyscalls(["exit", "exit_group"]);
 
 /** The calls whose result the seccomp transport hands over itself when it runs them (an emulated open). */
 const RESULT_FROM_SECCOMP = resolveSyscalls([...OPEN_SYSCALLS, "open_by_handle_at"]);
@@ -84,6 +94,13 @@ export function compileHybrid(interest: Interest, emulateOpens: boolean): Hybrid
   const filter = compileNotify(decided, emulateOpens);
   // A call with predicates is held when one holds; when none does, no rule can match it: the ring needs it no more.
   const notify = compileNotifySet(decided, emulateOpens);
+  const quietExits = new Set<number>();
+  for (const nr of HELD_EXITS) {
+    if (!notify.has(nr) && !interest.calls.has(nr)) quietExits.add(nr);
+    notify.add(nr);
+    filter.always.add(nr);
+    filter.checks = filter.checks.filter((c) => c.nr !== nr);
+  }
   const ring = new Map<number, InterestEntry>();
   for (const [nr, c] of interest.calls) {
     const held = notify.has(nr);
@@ -92,7 +109,7 @@ export function compileHybrid(interest: Interest, emulateOpens: boolean): Hybrid
     const exit = c.post !== undefined;
     if (enter || exit) ring.set(nr, interestFor(syscallName(nr), { enter, exit }));
   }
-  return { notify, filter, ring };
+  return { notify, filter, ring, quietExits };
 }
 
 /**
@@ -203,7 +220,7 @@ export class HybridTransport implements EventSource {
       if (enter || exit) ring.set(nr, interestFor(syscallName(nr), { enter, exit }));
     }
     this.#bpf.setRing(ring);
-    this.#plan = { ...this.#plan, ring };
+    this.#plan = { ...this.#plan, ring, quietExits: plan.quietExits };
   }
 
   /** The launcher's pid of a session about to attach (attach() gets only the listener from the WSS). */
@@ -369,6 +386,11 @@ export class HybridTransport implements EventSource {
     return {
       call: (call) => {
         first();
+        if (call.abi === "x86_64" && this.#plan.quietExits.has(call.nr)) {
+          // Held only so that the ring was drained above while the thread still existed (HELD_EXITS).
+          this.#seccomp.answer(call, { action: "allow" });
+          return;
+        }
         this.#depth++;
         try {
           handler.call(call);
