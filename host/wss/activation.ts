@@ -55,18 +55,30 @@ export class Activation {
 
   /** Whether `spec` wraps the process with these facts. */
   binds(spec: WrapperSpec, facts: ProcessFacts): boolean {
-    const exe = () => this.#exeAttributes(facts.pid);
+    const exe = () => this.#exeAttributes(facts.pid, facts.exe);
     if (spec.activate && !matchesCriteria(spec.activate, facts, exe)) return false;
     return !(spec.deactivate && matchesCriteria(spec.deactivate, facts, exe));
   }
 
-  #exeAttributes(pid: number): ExeAttributes | undefined {
-    const link = `/proc/${pid}/exe`;
+  /**
+   * The attributes of the file the process executed: /proc/PID/exe, or, when the process is already gone (the bpf
+   * source serves an exec record after the fact, and a short program has exited by then), its program's path as the
+   * source named it — for bpf, the file found to have the executed file's device and inode when the record was read
+   * (resolvedExe), never a path marked "(unverified)".
+   */
+  #exeAttributes(pid: number, exe: string): ExeAttributes | undefined {
+    let link = `/proc/${pid}/exe`;
     let key: string | undefined;
     try {
       key = attributesCacheKey(Deno.statSync(link));
     } catch {
-      return undefined;
+      if (!exe.startsWith("/") || exe.endsWith(")")) return undefined; // "(unverified)", "(deleted)"
+      try {
+        link = exe;
+        key = attributesCacheKey(Deno.statSync(link));
+      } catch {
+        return undefined;
+      }
     }
     if (key === undefined) return readExeAttributes(link);
     if (!this.#exeCache.has(key)) this.#exeCache.set(key, readExeAttributes(link));
