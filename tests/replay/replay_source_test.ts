@@ -58,7 +58,8 @@ Deno.test("trace --json --record-data records a write's bytes (base64), and a re
     const handler = {
       call(c: SourceCall) {
         const d = source.readArgs(c, "", "memory");
-        if (d.data) written.push(new TextDecoder().decode(d.data));
+        // Once per call: a source that reports the result (bpf) records the write's post with its bytes too.
+        if (d.data && c.phase === "pre") written.push(new TextDecoder().decode(d.data));
         if (c.waits) source.answer(c, { action: "allow" });
       },
       lifecycle() {},
