@@ -149,7 +149,8 @@ function withHook(signature: string, body = ""): () => Uint8Array {
 }
 
 /** What a bad wrapper is, its bytes, `run`'s message; whether `policy check` (source-independent) refuses it too. */
-const REFUSED: [string, () => Uint8Array, RegExp, boolean?][] = [
+/** What, the module, the error, whether `policy check` refuses it too, and the source it is refused on (default auto). */
+const REFUSED: [string, () => Uint8Array, RegExp, boolean?, string?][] = [
   [
     "exports its syscall hook without a result (read as allow before)",
     withHook(""),
@@ -212,15 +213,16 @@ const REFUSED: [string, () => Uint8Array, RegExp, boolean?][] = [
       (func (export "idwrap_on_syscall") (result i32) (i32.const 0)))`),
     /Cannot load wrapper "bad": it asks for post events of unlink, which the seccomp source cannot serve/,
     false,
+    "seccomp", // named: bpf and the hybrid serve every call's result
   ],
 ];
 
-for (const [what, bytes, message, checked = true] of REFUSED) {
+for (const [what, bytes, message, checked = true, source = "auto"] of REFUSED) {
   Deno.test(`a wrapper that ${what} is refused before anything runs`, async () => {
     const bad = await writeWasm("bad", bytes());
     const marker = `${dir}/ran-${crypto.randomUUID()}`;
     const policy = await writePolicy(`wrappers:\n  - { name: bad, module: ${bad} }\n`);
-    const r = await idwrap(["run", "-p", policy, "--", "/bin/touch", marker]);
+    const r = await idwrap(["run", "--source", source, "-p", policy, "--", "/bin/touch", marker]);
     assertEquals(r.code, 2, r.stderr);
     assert(message.test(r.stderr), r.stderr);
     await Deno.stat(marker).then(() => assert(false, "the command ran"), () => {});
