@@ -105,8 +105,9 @@ export function defaultAutoPrefers(): AutoPreference {
  * Which source `choice` resolves to, and why. `auto`: the kernel module where /dev/idwrap opens; else, when
  * `autoPrefers` is "hybrid" or "bpf" and this process can load the bpf programs, the hybrid (decided calls wait on
  * seccomp as they would anyway, observed ones never wait: no round trip and no EINTR window for them), or bpf alone when
- * `autoPrefers` is "bpf" and `mayDecide` is empty (what the run's policies may deny, kill before the call or rewrite, as
- * undecidableOnBpf names it; undefined: not known, as for doctor); else seccomp.
+ * `autoPrefers` is "bpf" and `mayDecide` is empty (what the run's policies need that bpf alone cannot give: what may
+ * deny, kill before the call or rewrite, as undecidableOnBpf names it, and argv conditions; undefined: not known, as
+ * for doctor); else seccomp.
  */
 export function resolveSource(
   choice: SourceChoice,
@@ -141,7 +142,7 @@ export function resolveSource(
     ? `${AUTO_SOURCE_VARIABLE}=bpf, but ${
       mayDecide === undefined
         ? "a run whose policies may deny needs more than bpf"
-        : `the policies may decide (${mayDecide.join("; ")})`
+        : `the policies need more than bpf (${mayDecide.join("; ")})`
     }: `
     : "BPF can be loaded here: ";
   return {
@@ -152,8 +153,8 @@ export function resolveSource(
 }
 
 /**
- * What the policies may deny, kill before the call or rewrite (empty: they only observe), asked only where `auto` may
- * pick bpf: it loads the wrappers to read their declarations. A wrapper that does not load leaves it unknown (the
+ * What the policies need that bpf alone cannot give (empty: they only observe, and bpf sees all they match), asked only
+ * where `auto` may pick bpf: it loads the wrappers to read their declarations. A wrapper that does not load leaves it unknown (the
  * hybrid is picked, and its own load reports the error).
  */
 async function mayDecideOnBpf(
@@ -163,10 +164,22 @@ async function mayDecideOnBpf(
 ): Promise<string[] | undefined> {
   if (choice !== "auto" || autoPrefers !== "bpf") return undefined;
   try {
-    return undecidableOnBpf(policies, await loadPolicyWrappers(policies, v8Engine, HYBRID_CAPABILITIES));
+    const wrappers = await loadPolicyWrappers(policies, v8Engine, HYBRID_CAPABILITIES);
+    return [...undecidableOnBpf(policies, wrappers), ...argvRules(policies)];
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Rules whose conditions read execve's argv: the bpf programs copy no argv at execve's enter (docs/bpf.md, "The suites
+ * on each source"), so on bpf alone such a rule would never match; the hybrid holds every exec and reads it.
+ */
+function argvRules(policies: Policy[]): string[] {
+  return policies.flatMap((p) =>
+    p.rules.filter((r) => [...r.match ?? [], ...r.not ?? []].some((c) => c.argv || c.argvAt))
+      .map((r) => `${p.file}: rule "${r.id}" matches execve's argv, which bpf does not copy`)
+  );
 }
 
 /** Runs `command` under the source `choice` resolves to. */

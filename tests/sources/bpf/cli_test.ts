@@ -215,7 +215,17 @@ Deno.test("--source auto: seccomp (saying the hybrid can be used); IDWRAP_AUTO_S
   assertEquals(denied.code, 0, denied.stderr);
   assertMatch(
     denied.stderr,
-    /event source (kmod|hybrid): .*(IDWRAP_AUTO_SOURCE=bpf, but the policies may decide \(.*rule "no-mkdir" \(action deny\)|kernel module is loaded)/,
+    /event source (kmod|hybrid): .*(IDWRAP_AUTO_SOURCE=bpf, but the policies need more than bpf \(.*rule "no-mkdir" \(action deny\)|kernel module is loaded)/,
+  );
+  // An alert rule on execve's argv: bpf copies no argv at execve, so the hybrid, which holds every exec.
+  const argv = await writePolicy(
+    'version: 1\nname: argv\nrules:\n  - id: nc-e\n    syscalls: [execve]\n    argv: ["-e"]\n    action: alert\n',
+  );
+  const argvRun = await idwrap(["run", "-v", "-p", argv, "--", "/bin/true"], { env: { IDWRAP_AUTO_SOURCE: "bpf" } });
+  assertEquals(argvRun.code, 0, argvRun.stderr);
+  assertMatch(
+    argvRun.stderr,
+    /event source (kmod|hybrid): .*(rule "nc-e" matches execve's argv|kernel module is loaded)/,
   );
   // trace keeps seccomp unless the variable names another source (the suites' override): the ring cannot fault in a
   // path strace would print.
