@@ -195,6 +195,9 @@ export async function runUnder(
   hardenSupervisorProcess();
   switch (source) {
     case "bpf":
+      for (const rule of argvRules(options.policies)) {
+        options.onWarning?.(`${rule}: on the bpf source it never matches (--source hybrid or seccomp read it)`);
+      }
       return { source, ...await runUnderBpf(command, common) };
     case "hybrid":
       return { source, ...await runUnderHybrid(command, { ...common, emulateOpens }) };

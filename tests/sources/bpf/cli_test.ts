@@ -227,6 +227,10 @@ Deno.test("--source auto: seccomp (saying the hybrid can be used); IDWRAP_AUTO_S
     argvRun.stderr,
     /event source (kmod|hybrid): .*(rule "nc-e" matches execve's argv|kernel module is loaded)/,
   );
+  // Named --source bpf: it runs, and says the rule never matches there (it was silent).
+  const argvBpf = await idwrap(["run", "--source", "bpf", "-p", argv, "--", "/bin/true"]);
+  assertEquals(argvBpf.code, 0, argvBpf.stderr);
+  assertMatch(argvBpf.stderr, /warning: .*rule "nc-e" matches execve's argv, .*: on the bpf source it never matches/);
   // trace keeps seccomp unless the variable names another source (the suites' override): the ring cannot fault in a
   // path strace would print.
   const t = await traced("trace", ["--source", "auto", "-v", "-e", "mkdir"], ["/bin/true"]);
