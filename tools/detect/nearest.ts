@@ -24,24 +24,31 @@ export function grams(nrs: readonly number[], orders: readonly number[]): Map<nu
   return m;
 }
 
+/** How a profile weighs an n-gram's count c in a trace: c, 1 + ln c, or 1. */
+export type TermFrequency = "raw" | "log" | "binary";
+
+const weigh = (count: number, tf: TermFrequency) => tf === "raw" ? count : tf === "log" ? 1 + Math.log(count) : 1;
+
 /** An inverted index of training traces' n-grams (the `orders` given). */
 export class GramIndex {
   readonly traces: number;
   readonly orders: readonly number[];
+  readonly tf: TermFrequency;
   /** Per n-gram key: the training traces holding it, and its TF-IDF weight in each (unit-length profiles). */
   readonly #postings = new Map<number, { ids: number[]; tfidf: number[] }>();
   /** Per training trace: its number of distinct n-grams. */
   readonly #sizes: number[];
 
-  constructor(train: readonly (readonly number[])[], orders: readonly number[]) {
+  constructor(train: readonly (readonly number[])[], orders: readonly number[], tf: TermFrequency = "raw") {
     this.traces = train.length;
     this.orders = orders;
+    this.tf = tf;
     const all = train.map((t) => grams(t, orders));
     this.#sizes = all.map((g) => g.size);
     const df = new Map<number, number>();
     for (const g of all) for (const key of g.keys()) df.set(key, (df.get(key) ?? 0) + 1);
     all.forEach((g, id) => {
-      const w = [...g].map(([key, count]) => [key, count * this.idf(df.get(key) ?? 0)] as const);
+      const w = [...g].map(([key, count]) => [key, weigh(count, tf) * this.idf(df.get(key) ?? 0)] as const);
       const norm = Math.sqrt(w.reduce((s, [, x]) => s + x * x, 0)) || 1;
       for (const [key, x] of w) {
         let p = this.#postings.get(key);
@@ -67,10 +74,10 @@ export class GramIndex {
    * `missing`: 1 − max over training traces of the share of the trace's distinct n-grams that training trace holds
    * (containment; it only grows by new distinct n-grams, so it can be kept online);
    * `jaccard`: 1 − the largest Jaccard similarity of the two sets;
-   * `cosine`: 1 − the largest cosine of the TF-IDF profiles;
+   * `cosine`: 1 − the mean of the `k` largest cosines of the TF-IDF profiles;
    * `novel`: the share of the trace's distinct n-grams that no training trace holds.
    */
-  views(nrs: readonly number[]): { missing: number; jaccard: number; cosine: number; novel: number } {
+  views(nrs: readonly number[], k = 1): { missing: number; jaccard: number; cosine: number; novel: number } {
     const g = grams(nrs, this.orders);
     if (g.size === 0) return { missing: 0, jaccard: 0, cosine: 0, novel: 0 };
     const shared = new Int32Array(this.traces);
@@ -79,7 +86,7 @@ export class GramIndex {
     const weighted: [number, number][] = [];
     for (const [key, count] of g) {
       const p = this.#postings.get(key);
-      const x = count * this.idf(p?.ids.length ?? 0);
+      const x = weigh(count, this.tf) * this.idf(p?.ids.length ?? 0);
       norm += x * x;
       weighted.push([key, x]);
       if (!p) {
@@ -94,12 +101,12 @@ export class GramIndex {
       if (!p) continue;
       for (let i = 0; i < p.ids.length; i++) dot[p.ids[i]] += (x / norm) * p.tfidf[i];
     }
-    let contain = 0, jac = 0, cos = 0;
+    let contain = 0, jac = 0;
     for (let j = 0; j < this.traces; j++) {
       contain = Math.max(contain, shared[j] / g.size);
       jac = Math.max(jac, shared[j] / (g.size + this.#sizes[j] - shared[j]));
-      cos = Math.max(cos, dot[j]);
     }
+    const cos = k === 1 ? Math.max(...dot) : [...dot].sort((a, b) => b - a).slice(0, k).reduce((a, b) => a + b, 0) / k;
     return { missing: 1 - contain, jaccard: 1 - jac, cosine: 1 - cos, novel: novel / g.size };
   }
 }

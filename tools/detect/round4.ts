@@ -20,7 +20,7 @@ import { existsSync } from "node:fs";
 import { SuffixAutomaton } from "./cover.ts";
 import { adfa, type Labelled, ROOT } from "./data.ts";
 import { auc, detectionAt } from "./metrics.ts";
-import { GramIndex } from "./nearest.ts";
+import { GramIndex, grams, type TermFrequency } from "./nearest.ts";
 import { CountTrie, wittenBell } from "./ngram.ts";
 
 const K = 6, FOLDS = 5;
@@ -109,6 +109,11 @@ function report(name: string, score: (v: Views) => number) {
 }
 
 const names = Object.keys(views.normal[0]);
+/** Each view record's trace length (for the feature vectors below). */
+const lengthOf = new Map<Views, number>([
+  ...views.normal.map((v, i) => [v, normal[i].nrs.length] as const),
+  ...views.attack.map((v, i) => [v, attack[i].nrs.length] as const),
+]);
 console.log("## single views (train/ only)");
 for (const n of names) report(n, (v) => v[n]);
 
@@ -151,4 +156,179 @@ for (const [name, vs] of COMBOS) {
   report(`min rank (all views agree): ${name}`, (v) => Math.min(...vs.map((n) => E[n](v[n]))));
   report(`max rank (any view): ${name}`, (v) => Math.max(...vs.map((n) => E[n](v[n]))));
 }
+
+/** Scores every normal and attack trace with `f` and reports the row. */
+function reportTraces(name: string, f: (nrs: readonly number[]) => number) {
+  rows++;
+  const ns = normal.map((t) => f(t.nrs)), as = attack.map((t) => f(t.nrs));
+  const perClass = classes.map((c) => `${c} ${auc(ns, as.filter((_, i) => attack[i].group === c)).toFixed(3)}`);
+  console.log(
+    [
+      name.padEnd(60),
+      `AUC ${auc(ns, as).toFixed(3)}`,
+      `DR@1% ${detectionAt(ns, as, 0.01).detectionRate.toFixed(3)}`,
+      `DR@10% ${detectionAt(ns, as, 0.1).detectionRate.toFixed(3)}`,
+      perClass.join(", "),
+    ].join("  "),
+  );
+}
+const trainNrs = data.train.map((t) => t.nrs);
+
+console.log("## TF-IDF profile variants: n, the count's weight, k nearest");
+for (const n of [2, 3, 4, 5]) {
+  for (const tf of ["raw", "log", "binary"] as TermFrequency[]) {
+    const index = new GramIndex(trainNrs, [n], tf);
+    for (const k of [1, 3]) reportTraces(`TF-IDF ${n}-gram, tf ${tf}, ${k}-NN`, (nrs) => index.views(nrs, k).cosine);
+  }
+}
+
+console.log("## profiles of windows: each window of W calls (step W/2) against the nearest training window");
+for (const w of [50, 100, 200]) {
+  const cut = (nrs: readonly number[]) => {
+    if (nrs.length <= w) return [nrs];
+    const out: (readonly number[])[] = [];
+    for (let j = 0; j + w <= nrs.length; j += w / 2) out.push(nrs.slice(j, j + w));
+    return out;
+  };
+  const index = new GramIndex(trainNrs.flatMap(cut), [3]);
+  const scores = new Map<readonly number[], number[]>();
+  const of = (nrs: readonly number[]) => {
+    let s = scores.get(nrs);
+    if (!s) scores.set(nrs, s = cut(nrs).map((x) => index.views(x).cosine));
+    return s;
+  };
+  reportTraces(`TF-IDF 3-gram windows of ${w}: mean over windows`, (nrs) => mean(of(nrs)));
+  reportTraces(`TF-IDF 3-gram windows of ${w}: max over windows`, (nrs) => Math.max(...of(nrs)));
+}
+
+console.log("## repetition: occurrences of an n-gram beyond the most any training trace has, per call");
+for (const n of [2, 3, 4, 6]) {
+  const most = new Map<number, number>();
+  for (const t of trainNrs) for (const [key, c] of grams(t, [n])) most.set(key, Math.max(most.get(key) ?? 0, c));
+  for (const seenOnly of [true, false]) {
+    reportTraces(`excess ${n}-grams${seenOnly ? ", seen in training only" : ", all"}`, (nrs) => {
+      let excess = 0;
+      for (const [key, c] of grams(nrs, [n])) {
+        const m = most.get(key) ?? 0;
+        if (!seenOnly || m > 0) excess += Math.max(0, c - m);
+      }
+      return excess / Math.max(1, nrs.length);
+    });
+  }
+}
+
+console.log("## dilated contexts (a count-based stand-in for a dilated convolution): WB over the calls at these lags");
+for (const lags of [[1, 2, 3, 4, 5], [1, 2, 4, 8], [1, 2, 4, 8, 16], [1, 2, 3, 4, 8, 16], [1, 3, 9, 27]]) {
+  // Per context (the calls at the first d lags, d = 0..lags.length): counts of what followed, their total, distinct.
+  const follow = new Map<string, number>(), total = new Map<string, number>(), distinct = new Map<string, number>();
+  const contexts = (nrs: readonly number[], i: number) => {
+    const out = [""];
+    for (const l of lags) out.push(`${out[out.length - 1]},${i - l >= 0 ? nrs[i - l] : -1}`);
+    return out;
+  };
+  for (const t of trainNrs) {
+    for (let i = 0; i < t.length; i++) {
+      for (const h of contexts(t, i)) {
+        const hw = `${h}>${t[i]}`;
+        if (!follow.has(hw)) distinct.set(h, (distinct.get(h) ?? 0) + 1);
+        follow.set(hw, (follow.get(hw) ?? 0) + 1);
+        total.set(h, (total.get(h) ?? 0) + 1);
+      }
+    }
+  }
+  reportTraces(`dilated WB, lags ${lags.join(",")}: mean surprisal`, (nrs) => {
+    let bits = 0;
+    for (let i = 0; i < nrs.length; i++) {
+      let p = 1 / 512;
+      for (const h of contexts(nrs, i)) {
+        const c = total.get(h) ?? 0;
+        if (c === 0) break;
+        const t = distinct.get(h)!;
+        p = ((follow.get(`${h}>${nrs[i]}`) ?? 0) + t * p) / (c + t);
+      }
+      bits -= Math.log2(p);
+    }
+    return bits / Math.max(1, nrs.length);
+  });
+}
+
+console.log("## one-class models over trace-level feature vectors, fitted on the cross-fitted train/ views");
+const FEATURES = ["wb", "cover", "tfidf3", "missing36", "novel36"];
+const vector = (v: Views, length: number) => [...FEATURES.map((n) => v[n]), Math.log(Math.max(1, length))];
+const trainX = views.train.map((v, i) => vector(v, data.train[i].nrs.length));
+const mu = trainX[0].map((_, d) => mean(trainX.map((x) => x[d])));
+const sd = trainX[0].map((_, d) => Math.sqrt(mean(trainX.map((x) => (x[d] - mu[d]) ** 2))) || 1);
+const standard = (x: number[]) => x.map((v, d) => (v - mu[d]) / sd[d]);
+const trainZ = trainX.map(standard);
+const knn5 = (x: number[]) => {
+  const z = standard(x);
+  const ds = trainZ.map((y) => Math.sqrt(y.reduce((s, v, d) => s + (v - z[d]) ** 2, 0))).sort((a, b) => a - b);
+  return mean(ds.slice(0, 5));
+};
+report("5-NN distance, standardised views + log length", (v) => knn5(vector(v, lengthOf.get(v)!)));
+const forest = isolationForest(trainX, 200, 256);
+report("isolation forest (200 trees of 256), views + log length", (v) => forest(vector(v, lengthOf.get(v)!)));
+
+console.log("## diagnostic, not a candidate (trains on dev-normal): the nearest profile with more normal data");
+// Where the normal traces far from train/ come from: trained on train/ + every second dev-normal trace, scored on the
+// others (and all attack traces), as round3.ts's Witten–Bell diagnostic.
+{
+  const heldOut = data.normal.filter((_, i) => i % 2 === 1 && (!quick || i % 4 === 1));
+  for (
+    const [name, traces] of [["train/", trainNrs], ["train/ + even dev-normal", [
+      ...trainNrs,
+      ...data.normal.filter((_, i) => i % 2 === 0).map((t) => t.nrs),
+    ]]] as const
+  ) {
+    const index = new GramIndex(traces, [3]);
+    const ns = heldOut.map((t) => index.views(t.nrs).cosine), as = attack.map((t) => index.views(t.nrs).cosine);
+    rows++;
+    console.log(
+      `diagnostic: TF-IDF 3-gram 1-NN on ${name}, odd dev-normal`.padEnd(60),
+      `AUC ${auc(ns, as).toFixed(3)}  DR@1% ${detectionAt(ns, as, 0.01).detectionRate.toFixed(3)}  ` +
+        `DR@10% ${detectionAt(ns, as, 0.1).detectionRate.toFixed(3)}`,
+    );
+  }
+}
+
 console.log(`# ${rows} rows`);
+
+/** A deterministic PRNG (mulberry32), so that the forest is the same on every run. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * An isolation forest (Liu, Ting and Zhou 2008): random axis-parallel splits isolate an outlier in few steps; the
+ * score 2^(−mean path length / c(ψ)) is larger for points that are easier to isolate.
+ */
+function isolationForest(xs: readonly number[][], trees: number, psi: number): (x: number[]) => number {
+  const random = prng(18);
+  const c = (n: number) => n <= 1 ? 0 : 2 * (Math.log(n - 1) + 0.5772156649) - 2 * (n - 1) / n;
+  type Tree = { size: number } | { dim: number; split: number; left: Tree; right: Tree };
+  const grow = (points: number[][], depth: number, maxDepth: number): Tree => {
+    if (depth >= maxDepth || points.length <= 1) return { size: points.length };
+    const dim = Math.floor(random() * points[0].length);
+    const lo = Math.min(...points.map((p) => p[dim])), hi = Math.max(...points.map((p) => p[dim]));
+    if (lo === hi) return { size: points.length };
+    const split = lo + random() * (hi - lo);
+    return {
+      dim,
+      split,
+      left: grow(points.filter((p) => p[dim] < split), depth + 1, maxDepth),
+      right: grow(points.filter((p) => p[dim] >= split), depth + 1, maxDepth),
+    };
+  };
+  const forest = Array.from({ length: trees }, () => {
+    const sample = [...xs].map((x) => [random(), x] as const).sort((a, b) => a[0] - b[0]).slice(0, psi);
+    return grow(sample.map(([, x]) => x), 0, Math.ceil(Math.log2(psi)));
+  });
+  const path = (x: number[], t: Tree, depth: number): number =>
+    "size" in t ? depth + c(t.size) : path(x, x[t.dim] < t.split ? t.left : t.right, depth + 1);
+  return (x) => 2 ** (-mean(forest.map((t) => path(x, t, 0))) / c(psi));
+}
