@@ -75,11 +75,15 @@ export class GramIndex {
    * (containment; it only grows by new distinct n-grams, so it can be kept online);
    * `jaccard`: 1 − the largest Jaccard similarity of the two sets;
    * `cosine`: 1 − the mean of the `k` largest cosines of the TF-IDF profiles;
-   * `novel`: the share of the trace's distinct n-grams that no training trace holds.
+   * `novel`: the share of the trace's distinct n-grams that no training trace holds;
+   * `top`: the `k` largest cosines, largest first.
    */
-  views(nrs: readonly number[], k = 1): { missing: number; jaccard: number; cosine: number; novel: number } {
+  views(
+    nrs: readonly number[],
+    k = 1,
+  ): { missing: number; jaccard: number; cosine: number; novel: number; top: number[] } {
     const g = grams(nrs, this.orders);
-    if (g.size === 0) return { missing: 0, jaccard: 0, cosine: 0, novel: 0 };
+    if (g.size === 0) return { missing: 0, jaccard: 0, cosine: 0, novel: 0, top: [] };
     const shared = new Int32Array(this.traces);
     const dot = new Float64Array(this.traces);
     let novel = 0, norm = 0;
@@ -106,7 +110,8 @@ export class GramIndex {
       contain = Math.max(contain, shared[j] / g.size);
       jac = Math.max(jac, shared[j] / (g.size + this.#sizes[j] - shared[j]));
     }
-    const cos = k === 1 ? Math.max(...dot) : [...dot].sort((a, b) => b - a).slice(0, k).reduce((a, b) => a + b, 0) / k;
-    return { missing: 1 - contain, jaccard: 1 - jac, cosine: 1 - cos, novel: novel / g.size };
+    const top = k === 1 ? [Math.max(...dot)] : [...dot].sort((a, b) => b - a).slice(0, k);
+    const cos = top.reduce((a, b) => a + b, 0) / top.length;
+    return { missing: 1 - contain, jaccard: 1 - jac, cosine: 1 - cos, novel: novel / g.size, top };
   }
 }

@@ -291,6 +291,24 @@ console.log("## diagnostic, not a candidate (trains on dev-normal): the nearest 
   }
 }
 
+// Are the normal traces far from train/ unlike anything, or like other normal traces? For the tenth of dev-normal
+// farthest from train/ (TF-IDF 3-gram 1-NN), the distance to the nearest other dev-normal trace.
+{
+  const index = new GramIndex(trainNrs, [3]), among = new GramIndex(normal.map((t) => t.nrs), [3]);
+  const far = normal.map((t) => ({ t, d: index.views(t.nrs).cosine })).sort((a, b) => b.d - a.d)
+    .slice(0, Math.ceil(normal.length / 10));
+  // The nearest other: the second largest cosine (the largest is the trace itself, or a copy of it).
+  const other = far.map(({ t }) => 1 - (among.views(t.nrs, 2).top[1] ?? 0)).sort((a, b) => a - b);
+  const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  console.log(
+    `diagnostic: the ${far.length} dev-normal traces farthest from train/: distance to train/ median ` +
+      `${median(far.map((f) => f.d)).toFixed(3)}, to the nearest other dev-normal trace median ` +
+      `${median(other).toFixed(3)}; within 0.1 of another dev-normal trace: ` +
+      `${(other.filter((d) => d < 0.1).length / other.length).toFixed(3)}; attack traces' distance to train/ median ` +
+      `${median(attack.map((t) => index.views(t.nrs).cosine)).toFixed(3)}`,
+  );
+}
+
 console.log(`# ${rows} rows`);
 
 /** A deterministic PRNG (mulberry32), so that the forest is the same on every run. */
