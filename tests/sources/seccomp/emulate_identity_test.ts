@@ -10,7 +10,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type CallResult, Emulator, type OpenArgs } from "../../../host/sources/seccomp/emulate.ts";
-import { failed, type Resolved } from "../../../host/sources/seccomp/world.ts";
+import { CallerWorld, failed, type Resolved } from "../../../host/sources/seccomp/world.ts";
 import { readTaskStatus } from "../../../host/wss/procfs.ts";
 import { addressOf, libc, SYS } from "../../../host/unsafe/libc.ts";
 import { ensureUser } from "../../helpers.ts";
@@ -18,7 +18,7 @@ import { ensureUser } from "../../helpers.ts";
 const EBADF = 9, EPERM = 1;
 const O_RDONLY = 0, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = BigInt.asUintN(64, -100n);
-const TRIES = 2000;
+const TRIES = 2000, SWAPS = 300;
 const SYS_PIPE2 = 293n, SYS_FCHMOD = 91n;
 
 /** What takes the resolved fd's number once it is closed: each is an object idwrap itself holds. */
@@ -37,23 +37,18 @@ const STRAYS: Record<string, () => number> = {
   "another regular file": () => openPlain("/etc/hostname"),
 };
 
-function openPlain(path: string): number {
-  return libc.symbols.open(new TextEncoder().encode(path + "\0"), O_RDONLY | O_CLOEXEC, 0);
+function openPlain(path: string, flags = O_RDONLY | O_CLOEXEC): number {
+  return libc.symbols.open(new TextEncoder().encode(path + "\0"), flags, 0);
 }
 
 const OPEN: OpenArgs = { flags: O_RDONLY | O_NONBLOCK, mode: 0, resolve: 0n };
 
 async function scenario(uid: number): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-identity-" });
-  await Deno.chmod(dir, 0o755);
-  const file = `${dir}/watched.txt`;
+  await using w = await createWorld(uid);
+  const { emulator, caller } = w;
+  const file = `${w.checked}/watched.txt`;
   await Deno.writeTextFile(file, "watched\n");
   await Deno.chmod(file, 0o644);
-  const emulator = new Emulator();
-  const tid = Number(libc.symbols.syscall(SYS.gettid, 0n, 0n, 0n, 0n, 0n, 0n));
-  const own = readTaskStatus(tid)!;
-  const creds = uid === 0 ? own : { ...own, euid: uid, fsuid: uid, egid: uid, fsgid: uid, groups: [], capEff: 0n };
-  const caller = { tgid: Deno.pid, tid, creds };
   const regs = new BigUint64Array([AT_FDCWD, 0n, BigInt(OPEN.flags), 0n, 0n, 0n]);
   // No tree here: ADDFD on fd -1 fails (EBADF). Reaching it means the emulator would have installed the file.
   const install = { id: 1n, listener: -1, send: true };
@@ -89,7 +84,6 @@ async function scenario(uid: number): Promise<void> {
     }
     assert(reused > TRIES / 2, `${kind}: the number was reused ${reused} times in ${TRIES}`);
   }
-  await Deno.remove(dir, { recursive: true });
 }
 
 Deno.test("an emulated open never hands over another object when the checked fd's number is reused (root)", () =>
@@ -97,3 +91,175 @@ Deno.test("an emulated open never hands over another object when the checked fd'
 
 Deno.test("an emulated open never hands over another object when the checked fd's number is reused (an ordinary user)", async () =>
   scenario(await ensureUser("idwrap-alice")));
+
+// O_CREAT of a missing name and O_TMPFILE: the object checked is a directory, held as an O_PATH fd and used as the
+// dirfd of the creating openat. Its number closed and reused by another directory idwrap holds (a store's, another
+// caller's parent) would create the caller's file there, outside what was decided on.
+
+const O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_TMPFILE = 0o20200000, O_PATH = 0o10000000, O_DIRECTORY = 0o200000;
+const CREATE: OpenArgs = { flags: O_CREAT | O_WRONLY | O_NONBLOCK, mode: 0o644, resolve: 0n };
+const TMPFILE: OpenArgs = { flags: O_TMPFILE | O_RDWR | O_NONBLOCK, mode: 0o600, resolve: 0n };
+
+/** What takes a directory fd's number once it is closed: other directories idwrap holds. */
+const STRAY_DIRS: Record<string, (dir: string) => number> = {
+  "an O_PATH directory fd": (dir) => openPlain(dir, O_PATH | O_DIRECTORY | O_CLOEXEC),
+  "a directory opened for reading": (dir) => openPlain(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+};
+
+/** A test's own world: a checked directory and a stray one (both writable by `uid`), removed at the end. */
+async function createWorld(uid: number) {
+  const root = await Deno.makeTempDir({ prefix: "idwrap-identity-" });
+  await Deno.chmod(root, 0o755);
+  const checked = `${root}/checked`, stray = `${root}/stray`;
+  for (const d of [checked, stray]) {
+    await Deno.mkdir(d);
+    await Deno.chmod(d, 0o777);
+  }
+  const emulator = new Emulator();
+  const tid = Number(libc.symbols.syscall(SYS.gettid, 0n, 0n, 0n, 0n, 0n, 0n));
+  const own = readTaskStatus(tid)!;
+  const creds = uid === 0 ? own : { ...own, euid: uid, fsuid: uid, egid: uid, fsgid: uid, groups: [], capEff: 0n };
+  return {
+    root,
+    checked,
+    stray,
+    emulator,
+    caller: { tgid: Deno.pid, tid, creds },
+    [Symbol.asyncDispose]: () => Deno.remove(root, { recursive: true }),
+  };
+}
+
+async function createScenario(uid: number): Promise<void> {
+  await using w = await createWorld(uid);
+  const regs = new BigUint64Array([AT_FDCWD, 0n, BigInt(CREATE.flags), BigInt(CREATE.mode), 0n, 0n]);
+  const install = { id: 1n, listener: -1, send: true };
+  const resolve = (name: string): Resolved => {
+    const r = w.emulator.check(w.caller, "openat", regs, [`${w.checked}/${name}`], CREATE).resolved[0];
+    assert(r && !failed(r) && r.fd === -1 && r.parent >= 0, `resolved ${JSON.stringify(r)}`);
+    return r as Resolved;
+  };
+
+  // Control: the parent left alone reaches ADDFD, and the file is created in the checked directory.
+  {
+    const r = resolve("control");
+    assertEquals(w.emulator.open(w.caller, r, CREATE, install), { errno: EBADF });
+    CallerWorld.release(r);
+    assertEquals(Deno.lstatSync(`${w.checked}/control`).uid, uid);
+  }
+  for (const [kind, stray] of Object.entries(STRAY_DIRS)) {
+    let reused = 0;
+    for (let i = 0; i < TRIES; i++) {
+      const name = `new-${kind.length}-${i}`;
+      const r = resolve(name);
+      libc.symbols.close(r.parent); // the stray close
+      const fd = stray(w.stray);
+      let got: CallResult;
+      try {
+        if (fd !== r.parent) continue;
+        reused++;
+        got = w.emulator.open(w.caller, r, CREATE, install);
+      } finally {
+        libc.symbols.close(fd);
+      }
+      assert(!exists(`${w.stray}/${name}`), `${kind}, try ${i}: created in the stray directory`);
+      assert("errno" in got && got.errno === EPERM && got.fault, `${kind}, try ${i}: ${JSON.stringify(got)}`);
+      assert(got.fault.includes("is not the directory checked"), got.fault);
+      assert(!exists(`${w.checked}/${name}`), `${kind}, try ${i}: created although refused`);
+    }
+    assert(reused > TRIES / 2, `${kind}: the number was reused ${reused} times in ${TRIES}`);
+  }
+}
+
+async function tmpfileScenario(uid: number): Promise<void> {
+  await using w = await createWorld(uid);
+  const regs = new BigUint64Array([AT_FDCWD, 0n, BigInt(TMPFILE.flags), BigInt(TMPFILE.mode), 0n, 0n]);
+  const install = { id: 1n, listener: -1, send: true };
+  const resolve = (): Resolved => {
+    const r = w.emulator.check(w.caller, "openat", regs, [w.checked], TMPFILE).resolved[0];
+    assert(r && !failed(r) && r.fd >= 0, `resolved ${JSON.stringify(r)}`);
+    return r as Resolved;
+  };
+
+  // Control: the directory left alone reaches ADDFD.
+  {
+    const r = resolve();
+    assertEquals(w.emulator.open(w.caller, r, TMPFILE, install), { errno: EBADF });
+    CallerWorld.release(r);
+  }
+  for (const [kind, stray] of Object.entries(STRAY_DIRS)) {
+    let reused = 0;
+    for (let i = 0; i < TRIES; i++) {
+      const r = resolve();
+      libc.symbols.close(r.fd); // the stray close
+      const fd = stray(w.stray);
+      let got: CallResult;
+      try {
+        if (fd !== r.fd) continue;
+        reused++;
+        got = w.emulator.open(w.caller, r, TMPFILE, install);
+      } finally {
+        libc.symbols.close(fd);
+      }
+      assert("errno" in got && got.errno === EPERM && got.fault, `${kind}, try ${i}: ${JSON.stringify(got)}`);
+      assert(got.fault.includes("is not the directory checked"), got.fault);
+    }
+    assert(reused > TRIES / 2, `${kind}: the number was reused ${reused} times in ${TRIES}`);
+  }
+}
+
+/**
+ * A swapped parent: after the check, the caller renames the checked directory away and puts another directory (or a
+ * symbolic link to one) at its path. The file is created in the directory checked, wherever it now is, never in the
+ * one put in its place: the parent is held by its fd, not by its name. A guard: no code path re-resolves the name.
+ */
+async function swappedParentScenario(uid: number): Promise<void> {
+  await using w = await createWorld(uid);
+  const regs = new BigUint64Array([AT_FDCWD, 0n, BigInt(CREATE.flags), BigInt(CREATE.mode), 0n, 0n]);
+  const install = { id: 1n, listener: -1, send: true };
+  const sub = `${w.checked}/sub`, moved = `${w.checked}/moved`;
+  for (let i = 0; i < SWAPS; i++) {
+    await Deno.mkdir(sub);
+    await Deno.chmod(sub, 0o777);
+    const r = w.emulator.check(w.caller, "openat", regs, [`${sub}/f`], CREATE).resolved[0];
+    assert(r && !failed(r) && r.fd === -1 && r.parent >= 0, `resolved ${JSON.stringify(r)}`);
+    await Deno.rename(sub, moved);
+    if (i % 2) await Deno.symlink(w.stray, sub);
+    else await Deno.mkdir(sub, { mode: 0o777 });
+    try {
+      assertEquals(w.emulator.open(w.caller, r as Resolved, CREATE, install), { errno: EBADF });
+    } finally {
+      CallerWorld.release(r as Resolved);
+    }
+    assert(exists(`${moved}/f`), `try ${i}: not created in the directory checked`);
+    assert(!exists(`${sub}/f`), `try ${i}: created in the directory swapped in`);
+    await Deno.remove(sub, { recursive: true });
+    await Deno.remove(moved, { recursive: true });
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("an emulated O_CREAT never creates the file outside the checked directory when its fd's number is reused (root)", () =>
+  createScenario(0));
+
+Deno.test("an emulated O_CREAT never creates the file outside the checked directory when its fd's number is reused (an ordinary user)", async () =>
+  createScenario(await ensureUser("idwrap-alice")));
+
+Deno.test("an emulated O_TMPFILE never lands outside the checked directory when its fd's number is reused (root)", () =>
+  tmpfileScenario(0));
+
+Deno.test("an emulated O_TMPFILE never lands outside the checked directory when its fd's number is reused (an ordinary user)", async () =>
+  tmpfileScenario(await ensureUser("idwrap-alice")));
+
+Deno.test("an emulated O_CREAT creates in the directory checked, not in one swapped in at its path (root)", () =>
+  swappedParentScenario(0));
+
+Deno.test("an emulated O_CREAT creates in the directory checked, not in one swapped in at its path (an ordinary user)", async () =>
+  swappedParentScenario(await ensureUser("idwrap-alice")));
