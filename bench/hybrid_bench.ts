@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { scratchFile } from "../tests/temp.ts";
 import { compileC } from "../tools/build.ts";
 import { keepResults, median, table } from "./_report.ts";
 
@@ -44,7 +45,7 @@ const WORKLOADS: Record<string, { cmd: string[]; unit: string }> = {
  * An observe-only policy beside the default one: the same opens alerted on (never denied) and getppid observed. Every
  * call it names waits on seccomp; on the hybrid source none does.
  */
-const OBSERVING = await Deno.makeTempFile({ prefix: "idwrap-bench-", suffix: ".yaml" });
+const OBSERVING = await scratchFile({ prefix: "idwrap-bench-", suffix: ".yaml" });
 await Deno.writeTextFile(
   OBSERVING,
   `version: 1

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { scratchDir } from "../tests/temp.ts";
 import { compileC } from "../tools/build.ts";
 import { keepResults, median, table } from "./_report.ts";
 
@@ -39,7 +40,7 @@ const WORKLOADS: Record<string, { cmd: string[]; unit: string }> = {
   },
 };
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-bench-seqf-" });
+const dir = await scratchDir({ prefix: "idwrap-bench-seqf-" });
 const env = { ...Deno.env.toObject(), IDWRAP_STORE: `${dir}/store.kv` };
 const policy = async (name: string, settings: string) => {
   const file = `${dir}/${name}.yaml`;

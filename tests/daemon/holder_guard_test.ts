@@ -6,6 +6,7 @@
  * tgkill and rt_tgsigqueueinfo are notified when they name the supervisor's or the holder's pid (the filter is built at
  * each launch with both: source.ts, launchFilter).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrapAsUser, prog, run } from "../helpers.ts";
 
@@ -28,7 +29,7 @@ const ATTACKS: [string, RegExp, "bare"?][] = [
   ["setown", /^setown: 0$/m],
 ];
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-holder-guard-" });
+const dir = await scratchDir({ prefix: "idwrap-holder-guard-" });
 await Deno.chmod(dir, 0o755);
 const POLICY = `${dir}/policy.yaml`;
 await Deno.writeTextFile(POLICY, `rules:\n  - { id: none, syscalls: [openat], path: /nonexistent/x, action: deny }\n`);

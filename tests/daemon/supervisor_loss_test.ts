@@ -5,6 +5,7 @@
  * same run with the holder SIGKILLed first (what idwrap did before the holder) shows the ENOSYS storm, so the test can
  * fail. Real `idwrap run` processes, a real seccomp filter, as root and as an ordinary user.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, prog, writePolicy } from "../helpers.ts";
 import { waitFor } from "./daemon_helpers.ts";
@@ -12,7 +13,7 @@ import { dirname } from "node:path";
 import { counts, ended, holderOf, readOrUndefined } from "../sources/seccomp/holder_harness.ts";
 
 const DENY_RATE = 1000; // kmod/seccomp/holder.c
-const USER_BASE = await Deno.makeTempDir({ prefix: "idwrap-loss-home-" });
+const USER_BASE = await scratchDir({ prefix: "idwrap-loss-home-" });
 await Deno.chmod(USER_BASE, 0o755);
 const USER_HOME = `${USER_BASE}/home`;
 
@@ -35,7 +36,7 @@ interface Storm {
 
 /** `idwrap run` (as `uid`, or root) of open_storm for `seconds`, once the program runs. */
 async function startStorm(mode: "kill" | "deny", seconds: number, uid?: number): Promise<Storm> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-loss-" });
+  const dir = await scratchDir({ prefix: "idwrap-loss-" });
   await Deno.chmod(dir, 0o777);
   // The user's Deno cache, kept from one run to the next (the first compiles idwrap).
   if (uid !== undefined) await Deno.mkdir(USER_HOME, { recursive: true }).then(() => Deno.chown(USER_HOME, uid, null));

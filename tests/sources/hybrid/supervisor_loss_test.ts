@@ -8,6 +8,7 @@
  * tests/progs/tamper.c work on a decoy from a hybrid-wrapped tree and are refused, and reported, on the holder.
  * Root only: an ordinary user cannot load the hybrid's bpf programs (cli_test.ts).
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { IDWRAP, prog, run, writePolicy } from "../../helpers.ts";
 import { waitFor } from "../../daemon/daemon_helpers.ts";
@@ -58,7 +59,7 @@ interface Storm {
 
 /** `idwrap run --source hybrid` of open_storm (opens in a tight loop) for `seconds`, once the program runs. */
 async function startStorm(mode: "kill" | "deny", seconds: number): Promise<Storm> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-hybrid-loss-" });
+  const dir = await scratchDir({ prefix: "idwrap-hybrid-loss-" });
   const args = [
     "run",
     "--source",

@@ -14,6 +14,7 @@ import { CallerWorld, failed, type Resolved } from "../../../host/sources/seccom
 import { readTaskStatus } from "../../../host/wss/procfs.ts";
 import { addressOf, libc, SYS } from "../../../host/unsafe/libc.ts";
 import { ensureUser } from "../../helpers.ts";
+import { tempDir } from "../../temp.ts";
 
 const EBADF = 9, EPERM = 1;
 const O_RDONLY = 0, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
@@ -108,7 +109,8 @@ const STRAY_DIRS: Record<string, (dir: string) => number> = {
 
 /** A test's own world: a checked directory and a stray one (both writable by `uid`), removed at the end. */
 async function createWorld(uid: number) {
-  const root = await Deno.makeTempDir({ prefix: "idwrap-identity-" });
+  const dir = await tempDir({ prefix: "idwrap-identity-" });
+  const root = dir.path;
   await Deno.chmod(root, 0o755);
   const checked = `${root}/checked`, stray = `${root}/stray`;
   for (const d of [checked, stray]) {
@@ -125,7 +127,7 @@ async function createWorld(uid: number) {
     stray,
     emulator,
     caller: { tgid: Deno.pid, tid, creds },
-    [Symbol.asyncDispose]: () => Deno.remove(root, { recursive: true }),
+    [Symbol.asyncDispose]: () => dir[Symbol.asyncDispose](),
   };
 }
 

@@ -4,6 +4,7 @@
  * call fails with EPERM (deny); never a success, never ENOSYS; nothing hangs.
  * tests/daemon/supervisor_loss_test.ts has the controls and the rates.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { IDWRAP, prog, writePolicy } from "../../helpers.ts";
 
@@ -21,7 +22,7 @@ const readOrUndefined = (path: string) => Deno.readTextFile(path).then((t) => t.
 
 for (const mode of ["kill", "deny"] as const) {
   Deno.test(`after the host is SIGKILLed, the wrapped program ends (on_supervisor_loss ${mode})`, async () => {
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-failclosed-" });
+    const dir = await scratchDir({ prefix: "idwrap-failclosed-" });
     const policy = await writePolicy(`
 rules:
   - id: watch-opens

@@ -1,0 +1,92 @@
+/**
+ * Temporary files and directories for tests and benches, removed when they are done. The suite once left thousands of
+ * /tmp/idwrap-* behind (policies, stores, daemons' run dirs: the disk filled).
+ *
+ * - `tempDir()` owns a directory for one block: `await using dir = await tempDir(…)` removes it when the block ends.
+ * - `scratchDir()`, `scratchFile()` (and their Sync forms) make ones that live as long as the test file or bench that
+ *   made them: they are removed at its module's `unload`, which Deno dispatches after the file's last test, failed or
+ *   not, and on `Deno.exit()`. For helpers whose files outlive the call that made them (a policy file, a store).
+ *
+ * Unnamed ones are prefixed `idwrap-tmp-`, so .ci/run's count of what a run left behind sees them.
+ *
+ * @module
+ */
+
+const DEFAULT_PREFIX = "idwrap-tmp-";
+const scratch = new Set<string>();
+let listening = false;
+
+/** Removes every scratch path made so far (also called at unload). */
+export function removeScratch(): void {
+  for (const path of scratch) {
+    try {
+      Deno.removeSync(path, { recursive: true });
+    } catch { /* already gone */ }
+  }
+  scratch.clear();
+}
+
+function keep(path: string): string {
+  if (!listening) {
+    listening = true;
+    globalThis.addEventListener("unload", removeScratch);
+  }
+  scratch.add(path);
+  return path;
+}
+
+function named(options?: Deno.MakeTempOptions): Deno.MakeTempOptions {
+  return { ...options, prefix: options?.prefix ?? DEFAULT_PREFIX };
+}
+
+/**
+ * A temporary directory removed when the test file (or bench) ends.
+ *
+ * @param options as Deno.makeTempDir's; the prefix defaults to "idwrap-tmp-"
+ * @returns its path
+ */
+export async function scratchDir(options?: Deno.MakeTempOptions): Promise<string> {
+  return keep(await Deno.makeTempDir(named(options)));
+}
+
+/** scratchDir(), synchronously. */
+export function scratchDirSync(options?: Deno.MakeTempOptions): string {
+  return keep(Deno.makeTempDirSync(named(options)));
+}
+
+/**
+ * A temporary file removed when the test file (or bench) ends.
+ *
+ * @param options as Deno.makeTempFile's; the prefix defaults to "idwrap-tmp-"
+ * @returns its path
+ */
+export async function scratchFile(options?: Deno.MakeTempOptions): Promise<string> {
+  return keep(await Deno.makeTempFile(named(options)));
+}
+
+/** scratchFile(), synchronously. */
+export function scratchFileSync(options?: Deno.MakeTempOptions): string {
+  return keep(Deno.makeTempFileSync(named(options)));
+}
+
+/** A temporary directory owned by a block: removed (recursively) when it is disposed. */
+export interface TempDir extends AsyncDisposable {
+  readonly path: string;
+}
+
+/**
+ * A temporary directory for one block: `await using dir = await tempDir({ prefix: "idwrap-x-" })`.
+ *
+ * @param options as Deno.makeTempDir's; the prefix defaults to "idwrap-tmp-"
+ * @returns the directory, removed when disposed (and, should disposal not run, when the test file ends)
+ */
+export async function tempDir(options?: Deno.MakeTempOptions): Promise<TempDir> {
+  const path = await scratchDir(options);
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      scratch.delete(path);
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    },
+  };
+}
