@@ -192,3 +192,13 @@ export async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/** Whether a path exists now, not followed (a dangling symbolic link exists). */
+export function existsSync(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

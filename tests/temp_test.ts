@@ -4,7 +4,7 @@
  * child, stays.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ROOT } from "./helpers.ts";
+import { existsSync, ROOT } from "./helpers.ts";
 import { tempDir } from "./temp.ts";
 
 const DENO = `${ROOT}node_modules/.bin/deno`;
@@ -17,15 +17,6 @@ async function madeBy(script: string): Promise<{ code: number; paths: string[] }
   const out = await new Deno.Command(DENO, { args: ["run", "--allow-all", file], stdout: "piped", stderr: "piped" })
     .output();
   return { code: out.code, paths: new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) => l) };
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("scratch paths are removed when the module ends, also through Deno.exit(); a plain temp dir stays", async () => {
@@ -43,8 +34,8 @@ Deno.test("scratch paths are removed when the module ends, also through Deno.exi
     assertEquals(paths.length, 4);
     const [control, ...scratch] = paths;
     try {
-      assert(exists(control), `the control ${control} was removed too`);
-      for (const p of scratch) assert(!exists(p), `${p} was left behind (${end || "a normal end"})`);
+      assert(existsSync(control), `the control ${control} was removed too`);
+      for (const p of scratch) assert(!existsSync(p), `${p} was left behind (${end || "a normal end"})`);
       assert(scratch.slice(2).every((p) => p.includes("/idwrap-tmp-")), `unnamed ones: ${scratch.slice(2)}`);
     } finally {
       await Deno.remove(control, { recursive: true });
@@ -58,7 +49,7 @@ Deno.test("tempDir() is removed when its block ends", async () => {
     await using dir = await tempDir({ prefix: "idwrap-temp-block-" });
     path = dir.path;
     await Deno.mkdir(`${path}/sub`);
-    assert(exists(`${path}/sub`));
+    assert(existsSync(`${path}/sub`));
   }
-  assert(!exists(path), `${path} outlived its block`);
+  assert(!existsSync(path), `${path} outlived its block`);
 });

@@ -13,7 +13,7 @@ import { type CallResult, Emulator, type OpenArgs } from "../../../host/sources/
 import { CallerWorld, failed, type Resolved } from "../../../host/sources/seccomp/world.ts";
 import { readTaskStatus } from "../../../host/wss/procfs.ts";
 import { addressOf, libc, SYS } from "../../../host/unsafe/libc.ts";
-import { ensureUser } from "../../helpers.ts";
+import { ensureUser, existsSync } from "../../helpers.ts";
 import { tempDir } from "../../temp.ts";
 
 const EBADF = 9, EPERM = 1;
@@ -42,6 +42,9 @@ function openPlain(path: string, flags = O_RDONLY | O_CLOEXEC): number {
   return libc.symbols.open(new TextEncoder().encode(path + "\0"), flags, 0);
 }
 
+// No tree here: ADDFD on fd -1 fails (EBADF). Reaching it means the emulator would have installed the file.
+const INSTALL = { id: 1n, listener: -1, send: true };
+
 const OPEN: OpenArgs = { flags: O_RDONLY | O_NONBLOCK, mode: 0, resolve: 0n };
 
 async function scenario(uid: number): Promise<void> {
@@ -51,8 +54,6 @@ async function scenario(uid: number): Promise<void> {
   await Deno.writeTextFile(file, "watched\n");
   await Deno.chmod(file, 0o644);
   const regs = new BigUint64Array([AT_FDCWD, 0n, BigInt(OPEN.flags), 0n, 0n, 0n]);
-  // No tree here: ADDFD on fd -1 fails (EBADF). Reaching it means the emulator would have installed the file.
-  const install = { id: 1n, listener: -1, send: true };
   const resolve = (): Resolved => {
     const check = emulator.check(caller, "openat", regs, [file], OPEN);
     const r = check.resolved[0];
@@ -63,7 +64,7 @@ async function scenario(uid: number): Promise<void> {
   // Control: the resolution left alone reaches ADDFD.
   {
     const r = resolve();
-    assertEquals(emulator.open(caller, r, OPEN, install), { errno: EBADF });
+    assertEquals(emulator.open(caller, r, OPEN, INSTALL), { errno: EBADF });
     libc.symbols.close(r.fd);
   }
   for (const [kind, stray] of Object.entries(STRAYS)) {
@@ -76,7 +77,7 @@ async function scenario(uid: number): Promise<void> {
       try {
         if (fd !== r.fd) continue;
         reused++;
-        got = emulator.open(caller, r, OPEN, install);
+        got = emulator.open(caller, r, OPEN, INSTALL);
       } finally {
         libc.symbols.close(fd);
       }
@@ -131,10 +132,11 @@ async function createWorld(uid: number) {
   };
 }
 
+type World = Awaited<ReturnType<typeof createWorld>>;
+
 async function createScenario(uid: number): Promise<void> {
   await using w = await createWorld(uid);
   const regs = new BigUint64Array([AT_FDCWD, 0n, BigInt(CREATE.flags), BigInt(CREATE.mode), 0n, 0n]);
-  const install = { id: 1n, listener: -1, send: true };
   const resolve = (name: string): Resolved => {
     const r = w.emulator.check(w.caller, "openat", regs, [`${w.checked}/${name}`], CREATE).resolved[0];
     assert(r && !failed(r) && r.fd === -1 && r.parent >= 0, `resolved ${JSON.stringify(r)}`);
@@ -144,38 +146,19 @@ async function createScenario(uid: number): Promise<void> {
   // Control: the parent left alone reaches ADDFD, and the file is created in the checked directory.
   {
     const r = resolve("control");
-    assertEquals(w.emulator.open(w.caller, r, CREATE, install), { errno: EBADF });
+    assertEquals(w.emulator.open(w.caller, r, CREATE, INSTALL), { errno: EBADF });
     CallerWorld.release(r);
     assertEquals(Deno.lstatSync(`${w.checked}/control`).uid, uid);
   }
-  for (const [kind, stray] of Object.entries(STRAY_DIRS)) {
-    let reused = 0;
-    for (let i = 0; i < TRIES; i++) {
-      const name = `new-${kind.length}-${i}`;
-      const r = resolve(name);
-      libc.symbols.close(r.parent); // the stray close
-      const fd = stray(w.stray);
-      let got: CallResult;
-      try {
-        if (fd !== r.parent) continue;
-        reused++;
-        got = w.emulator.open(w.caller, r, CREATE, install);
-      } finally {
-        libc.symbols.close(fd);
-      }
-      assert(!exists(`${w.stray}/${name}`), `${kind}, try ${i}: created in the stray directory`);
-      assert("errno" in got && got.errno === EPERM && got.fault, `${kind}, try ${i}: ${JSON.stringify(got)}`);
-      assert(got.fault.includes("is not the directory checked"), got.fault);
-      assert(!exists(`${w.checked}/${name}`), `${kind}, try ${i}: created although refused`);
-    }
-    assert(reused > TRIES / 2, `${kind}: the number was reused ${reused} times in ${TRIES}`);
-  }
+  reuseDirectoryNumber(w, CREATE, (n) => resolve(`new-${n}`), (r) => r.parent, (where, n) => {
+    assert(!existsSync(`${w.stray}/new-${n}`), `${where}: created in the stray directory`);
+    assert(!existsSync(`${w.checked}/new-${n}`), `${where}: created although refused`);
+  });
 }
 
 async function tmpfileScenario(uid: number): Promise<void> {
   await using w = await createWorld(uid);
   const regs = new BigUint64Array([AT_FDCWD, 0n, BigInt(TMPFILE.flags), BigInt(TMPFILE.mode), 0n, 0n]);
-  const install = { id: 1n, listener: -1, send: true };
   const resolve = (): Resolved => {
     const r = w.emulator.check(w.caller, "openat", regs, [w.checked], TMPFILE).resolved[0];
     assert(r && !failed(r) && r.fd >= 0, `resolved ${JSON.stringify(r)}`);
@@ -185,23 +168,42 @@ async function tmpfileScenario(uid: number): Promise<void> {
   // Control: the directory left alone reaches ADDFD.
   {
     const r = resolve();
-    assertEquals(w.emulator.open(w.caller, r, TMPFILE, install), { errno: EBADF });
+    assertEquals(w.emulator.open(w.caller, r, TMPFILE, INSTALL), { errno: EBADF });
     CallerWorld.release(r);
   }
+  reuseDirectoryNumber(w, TMPFILE, resolve, (r) => r.fd);
+}
+
+/**
+ * TRIES times for each kind of stray directory: a resolution (`resolve`, given a number unique in the scenario), the
+ * stray close of the directory fd it holds (`held`), that number taken by the stray directory, the emulated open. It
+ * must fail closed (EPERM, a fault); `left` checks first what it left (on the old code: the file, made in the stray
+ * directory).
+ */
+function reuseDirectoryNumber(
+  w: World,
+  open: OpenArgs,
+  resolve: (n: number) => Resolved,
+  held: (r: Resolved) => number,
+  left?: (where: string, n: number) => void,
+): void {
+  let n = 0;
   for (const [kind, stray] of Object.entries(STRAY_DIRS)) {
     let reused = 0;
-    for (let i = 0; i < TRIES; i++) {
-      const r = resolve();
-      libc.symbols.close(r.fd); // the stray close
+    for (let i = 0; i < TRIES; i++, n++) {
+      const r = resolve(n);
+      const dirFd = held(r);
+      libc.symbols.close(dirFd); // the stray close
       const fd = stray(w.stray);
       let got: CallResult;
       try {
-        if (fd !== r.fd) continue;
+        if (fd !== dirFd) continue;
         reused++;
-        got = w.emulator.open(w.caller, r, TMPFILE, install);
+        got = w.emulator.open(w.caller, r, open, INSTALL);
       } finally {
         libc.symbols.close(fd);
       }
+      left?.(`${kind}, try ${i}`, n);
       assert("errno" in got && got.errno === EPERM && got.fault, `${kind}, try ${i}: ${JSON.stringify(got)}`);
       assert(got.fault.includes("is not the directory checked"), got.fault);
     }
@@ -217,7 +219,6 @@ async function tmpfileScenario(uid: number): Promise<void> {
 async function swappedParentScenario(uid: number): Promise<void> {
   await using w = await createWorld(uid);
   const regs = new BigUint64Array([AT_FDCWD, 0n, BigInt(CREATE.flags), BigInt(CREATE.mode), 0n, 0n]);
-  const install = { id: 1n, listener: -1, send: true };
   const sub = `${w.checked}/sub`, moved = `${w.checked}/moved`;
   for (let i = 0; i < SWAPS; i++) {
     await Deno.mkdir(sub);
@@ -228,23 +229,14 @@ async function swappedParentScenario(uid: number): Promise<void> {
     if (i % 2) await Deno.symlink(w.stray, sub);
     else await Deno.mkdir(sub, { mode: 0o777 });
     try {
-      assertEquals(w.emulator.open(w.caller, r as Resolved, CREATE, install), { errno: EBADF });
+      assertEquals(w.emulator.open(w.caller, r as Resolved, CREATE, INSTALL), { errno: EBADF });
     } finally {
       CallerWorld.release(r as Resolved);
     }
-    assert(exists(`${moved}/f`), `try ${i}: not created in the directory checked`);
-    assert(!exists(`${sub}/f`), `try ${i}: created in the directory swapped in`);
+    assert(existsSync(`${moved}/f`), `try ${i}: not created in the directory checked`);
+    assert(!existsSync(`${sub}/f`), `try ${i}: created in the directory swapped in`);
     await Deno.remove(sub, { recursive: true });
     await Deno.remove(moved, { recursive: true });
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
