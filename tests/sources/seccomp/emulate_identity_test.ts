@@ -15,11 +15,13 @@ import { readTaskStatus } from "../../../host/wss/procfs.ts";
 import { addressOf, libc, SYS } from "../../../host/unsafe/libc.ts";
 import { ensureUser, existsSync } from "../../helpers.ts";
 import { tempDir } from "../../temp.ts";
+import { DONE, GO, IDLE, QUIT } from "./dup_racer.ts";
 
 const EBADF = 9, EPERM = 1;
 const O_RDONLY = 0, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = BigInt.asUintN(64, -100n);
-const TRIES = 2000, SWAPS = 300;
+const TRIES = 2000, SWAPS = 300, RACES = 3000, RACE_WAIT_NS = 20_000;
+const SYS_DUP3 = 292n;
 const SYS_PIPE2 = 293n, SYS_FCHMOD = 91n;
 
 /** What takes the resolved fd's number once it is closed: each is an object idwrap itself holds. */
@@ -212,6 +214,61 @@ function reuseDirectoryNumber(
 }
 
 /**
+ * The same reuse during the open: another thread puts the stray directory at the parent's fd number once, after a
+ * random while, as the emulator creates, RACES times. Some swaps land between the check before the openat and the
+ * openat itself: the file is then made in the stray directory, and only the check after the openat stands between it
+ * and the caller. Every open must end installed with its file in the checked directory, or refused (EPERM, a fault).
+ */
+async function racedCreateScenario(uid: number): Promise<void> {
+  await using w = await createWorld(uid);
+  const regs = new BigUint64Array([AT_FDCWD, 0n, BigInt(CREATE.flags), BigInt(CREATE.mode), 0n, 0n]);
+  const r0 = w.emulator.check(w.caller, "openat", regs, [`${w.checked}/probe`], CREATE).resolved[0];
+  assert(r0 && !failed(r0) && r0.fd === -1 && r0.parent >= 0, `resolved ${JSON.stringify(r0)}`);
+  const [checkedFd, strayFd] = [w.checked, w.stray].map((d) => openPlain(d, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  const control = new SharedArrayBuffer(8);
+  const ctl = new Int32Array(control);
+  const racer = new Worker(new URL("./dup_racer.ts", import.meta.url).href, { type: "module" });
+  const said = (): Promise<unknown> => new Promise((resolve) => racer.onmessage = (e) => resolve(e.data));
+  const outcomes = { installed: 0, refusedBefore: 0, refusedAfter: 0, madeAstray: 0 };
+  try {
+    const started = said();
+    racer.postMessage({ n: r0.parent, stray: strayFd, control });
+    assertEquals(await started, "started");
+    for (let i = 0; i < RACES; i++) {
+      const name = `race-${i}`;
+      ctl[1] = Math.floor(Math.random() * RACE_WAIT_NS);
+      Atomics.store(ctl, 0, GO);
+      Atomics.notify(ctl, 0);
+      const got = w.emulator.open(w.caller, { ...r0, name, path: `${w.checked}/${name}` }, CREATE, INSTALL);
+      while (Atomics.load(ctl, 0) !== DONE) Atomics.wait(ctl, 0, GO, 100);
+      libc.symbols.syscall(SYS_DUP3, BigInt(checkedFd), BigInt(r0.parent), BigInt(O_CLOEXEC), 0n, 0n, 0n);
+      Atomics.store(ctl, 0, IDLE);
+      const inStray = existsSync(`${w.stray}/${name}`), inChecked = existsSync(`${w.checked}/${name}`);
+      if (inStray) outcomes.madeAstray++;
+      if ("errno" in got && got.errno === EBADF) {
+        outcomes.installed++;
+        assert(inChecked && !inStray, `try ${i}: installed, made in the ${inStray ? "stray" : "wrong"} directory`);
+        continue;
+      }
+      assert("errno" in got && got.errno === EPERM && got.fault, `try ${i}: ${JSON.stringify(got)}`);
+      if (got.fault.includes("nothing created")) outcomes.refusedBefore++;
+      else outcomes.refusedAfter++;
+    }
+  } finally {
+    const stopped = said();
+    Atomics.store(ctl, 0, QUIT);
+    Atomics.notify(ctl, 0);
+    await stopped;
+    racer.terminate();
+    for (const fd of [checkedFd, strayFd]) libc.symbols.close(fd);
+    CallerWorld.release(r0);
+  }
+  // The race is real: swaps landed before the first check, between the checks (a file made astray) and after.
+  const { installed, refusedBefore, madeAstray } = outcomes;
+  assert(installed > 0 && refusedBefore > 0 && madeAstray > 0, JSON.stringify(outcomes));
+}
+
+/**
  * A swapped parent: after the check, the caller renames the checked directory away and puts another directory (or a
  * symbolic link to one) at its path. The file is created in the directory checked, wherever it now is, never in the
  * one put in its place: the parent is held by its fd, not by its name. A guard: no code path re-resolves the name.
@@ -245,6 +302,12 @@ Deno.test("an emulated O_CREAT never creates the file outside the checked direct
 
 Deno.test("an emulated O_CREAT never creates the file outside the checked directory when its fd's number is reused (an ordinary user)", async () =>
   createScenario(await ensureUser("idwrap-alice")));
+
+Deno.test("an emulated O_CREAT never installs a file made outside the checked directory when its fd's number is reused during the open (root)", () =>
+  racedCreateScenario(0));
+
+Deno.test("an emulated O_CREAT never installs a file made outside the checked directory when its fd's number is reused during the open (an ordinary user)", async () =>
+  racedCreateScenario(await ensureUser("idwrap-alice")));
 
 Deno.test("an emulated O_TMPFILE never lands outside the checked directory when its fd's number is reused (root)", () =>
   tmpfileScenario(0));
