@@ -49,7 +49,7 @@ const INSTALL = { id: 1n, listener: -1, send: true };
 
 const OPEN: OpenArgs = { flags: O_RDONLY | O_NONBLOCK, mode: 0, resolve: 0n };
 
-async function scenario(uid: number): Promise<void> {
+async function reopenScenario(uid: number): Promise<void> {
   await using w = await createWorld(uid);
   const { emulator, caller } = w;
   const file = `${w.checked}/watched.txt`;
@@ -89,12 +89,6 @@ async function scenario(uid: number): Promise<void> {
     assert(reused > TRIES / 2, `${kind}: the number was reused ${reused} times in ${TRIES}`);
   }
 }
-
-Deno.test("an emulated open never hands over another object when the checked fd's number is reused (root)", () =>
-  scenario(0));
-
-Deno.test("an emulated open never hands over another object when the checked fd's number is reused (an ordinary user)", async () =>
-  scenario(await ensureUser("idwrap-alice")));
 
 // O_CREAT of a missing name and O_TMPFILE: the object checked is a directory, held as an O_PATH fd and used as the
 // dirfd of the creating openat. Its number closed and reused by another directory idwrap holds (a store's, another
@@ -297,26 +291,31 @@ async function swappedParentScenario(uid: number): Promise<void> {
   }
 }
 
-Deno.test("an emulated O_CREAT never creates the file outside the checked directory when its fd's number is reused (root)", () =>
-  createScenario(0));
+/** Each attack and guard, as root and as an ordinary user. */
+const CASES: [string, (uid: number) => Promise<void>][] = [
+  [
+    "an emulated open never hands over another object when the checked fd's number is reused",
+    reopenScenario,
+  ],
+  [
+    "an emulated O_CREAT never creates the file outside the checked directory when its fd's number is reused",
+    createScenario,
+  ],
+  [
+    "an emulated O_CREAT never installs a file made outside the checked directory when its fd's number is reused during the open",
+    racedCreateScenario,
+  ],
+  [
+    "an emulated O_TMPFILE never lands outside the checked directory when its fd's number is reused",
+    tmpfileScenario,
+  ],
+  [
+    "an emulated O_CREAT creates in the directory checked, not in one swapped in at its path",
+    swappedParentScenario,
+  ],
+];
 
-Deno.test("an emulated O_CREAT never creates the file outside the checked directory when its fd's number is reused (an ordinary user)", async () =>
-  createScenario(await ensureUser("idwrap-alice")));
-
-Deno.test("an emulated O_CREAT never installs a file made outside the checked directory when its fd's number is reused during the open (root)", () =>
-  racedCreateScenario(0));
-
-Deno.test("an emulated O_CREAT never installs a file made outside the checked directory when its fd's number is reused during the open (an ordinary user)", async () =>
-  racedCreateScenario(await ensureUser("idwrap-alice")));
-
-Deno.test("an emulated O_TMPFILE never lands outside the checked directory when its fd's number is reused (root)", () =>
-  tmpfileScenario(0));
-
-Deno.test("an emulated O_TMPFILE never lands outside the checked directory when its fd's number is reused (an ordinary user)", async () =>
-  tmpfileScenario(await ensureUser("idwrap-alice")));
-
-Deno.test("an emulated O_CREAT creates in the directory checked, not in one swapped in at its path (root)", () =>
-  swappedParentScenario(0));
-
-Deno.test("an emulated O_CREAT creates in the directory checked, not in one swapped in at its path (an ordinary user)", async () =>
-  swappedParentScenario(await ensureUser("idwrap-alice")));
+for (const [name, run] of CASES) {
+  Deno.test(`${name} (root)`, () => run(0));
+  Deno.test(`${name} (an ordinary user)`, async () => run(await ensureUser("idwrap-alice")));
+}
