@@ -16,14 +16,46 @@ const DEFAULT_PREFIX = "idwrap-tmp-";
 const scratch = new Set<string>();
 let listening = false;
 
-/** Removes every scratch path made so far (also called at unload). */
+/** Removes every scratch path made so far (also called at unload); never one with something mounted in it. */
 export function removeScratch(): void {
-  for (const path of scratch) {
-    try {
-      Deno.removeSync(path, { recursive: true });
-    } catch { /* already gone */ }
-  }
+  for (const path of scratch) removeUnlessMounted(path);
   scratch.clear();
+}
+
+/**
+ * Removes a temporary path recursively, unless a filesystem is mounted at or below it (in this mount namespace): a
+ * recursive removal would go down into it — a test's chroot with /dev and /sys bound in (tests/package/chroot.ts) left
+ * mounted would lose the host's device nodes. Such a path is left, and said so.
+ */
+function removeUnlessMounted(path: string): void {
+  let real: string;
+  try {
+    real = Deno.realPathSync(path);
+  } catch {
+    return; // already gone
+  }
+  const points = mountPoints();
+  const mounted = points?.filter((m) => m === real || m.startsWith(`${real}/`)) ?? ["(mountinfo unreadable)"];
+  if (mounted.length) {
+    console.error(`tests/temp.ts: ${path} left in place: ${mounted.join(", ")} mounted in it`);
+    return;
+  }
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch { /* gone meanwhile */ }
+}
+
+/** This mount namespace's mount points (/proc/self/mountinfo's fifth field, octal escapes decoded); undefined if unread. */
+function mountPoints(): string[] | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync("/proc/self/mountinfo");
+  } catch {
+    return undefined;
+  }
+  return text.split("\n").filter((l) => l).map((l) =>
+    l.split(" ")[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
+  );
 }
 
 function keep(path: string): string {
@@ -84,9 +116,10 @@ export async function tempDir(options?: Deno.MakeTempOptions): Promise<TempDir> 
   const path = await scratchDir(options);
   return {
     path,
-    async [Symbol.asyncDispose]() {
+    [Symbol.asyncDispose]() {
       scratch.delete(path);
-      await Deno.remove(path, { recursive: true }).catch(() => {});
+      removeUnlessMounted(path);
+      return Promise.resolve();
     },
   };
 }

@@ -4,7 +4,7 @@
  * child, stays.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { existsSync, ROOT } from "./helpers.ts";
+import { existsSync, ROOT, run } from "./helpers.ts";
 import { tempDir } from "./temp.ts";
 
 const DENO = `${ROOT}node_modules/.bin/deno`;
@@ -52,4 +52,24 @@ Deno.test("tempDir() is removed when its block ends", async () => {
     assert(existsSync(`${path}/sub`));
   }
   assert(!existsSync(path), `${path} outlived its block`);
+});
+
+Deno.test("a scratch directory with a filesystem still mounted in it is left in place, the mounted files untouched", async () => {
+  const { code, paths } = await madeBy(`
+    const dir = await temp.scratchDir({ prefix: "idwrap-temp-mounted-" });
+    await Deno.mkdir(dir + "/m");
+    const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir + "/m"] })
+      .output();
+    if (!mount.success) Deno.exit(9);
+    await Deno.writeTextFile(dir + "/m/keep", "x");
+    console.log(dir);
+  `);
+  assertEquals(code, 0, "the child could not mount a tmpfs");
+  const [dir] = paths;
+  try {
+    assert(existsSync(`${dir}/m/keep`), `the file in the mounted tmpfs was removed`);
+  } finally {
+    assertEquals((await run("umount", [`${dir}/m`])).code, 0);
+    await Deno.remove(dir, { recursive: true });
+  }
 });
