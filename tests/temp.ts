@@ -45,7 +45,7 @@ function removeUnlessMounted(path: string): void {
   } catch { /* gone meanwhile */ }
 }
 
-/** This mount namespace's mount points (/proc/self/mountinfo's fifth field, octal escapes decoded); undefined if unread. */
+/** This mount namespace's mount points (mountinfo's fifth field, octal escapes decoded); undefined if unreadable. */
 function mountPoints(): string[] | undefined {
   let text: string;
   try {

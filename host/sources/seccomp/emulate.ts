@@ -283,7 +283,8 @@ export class Emulator {
     if (ident && ident === want) return undefined;
     const where = tmpfile ? r.path : r.path.replace(/\/[^/]*\/*$/, "") || "/";
     const got = ident || "unreadable", checked = want || "unreadable";
-    return `the directory ${where} is held by fd ${dir}, which is not the directory checked (${got}; checked ${checked})`;
+    return `the directory ${where} is held by fd ${dir}, which is not the directory checked ` +
+      `(${got}; checked ${checked})`;
   }
 
   /**
@@ -291,27 +292,26 @@ export class Emulator {
    * resolution's O_PATH fd by its number (/proc/thread-self/fd/N): were that number closed and reused meanwhile by
    * another thread of this process, the caller would be handed one of idwrap's own files (a socket, a pipe, the
    * store, a listener). Checked by identity (dev:ino) before ADDFD. A file this open created (O_CREAT of a missing
-   * name) must be the one its name now holds in the directory checked; an O_TMPFILE file must be on that directory's
-   * filesystem (it has no name; the directory's own identity is checked by #notTheDirectory).
+   * name) must be the one its name now holds in the directory checked. An O_TMPFILE file has no name and nothing to
+   * compare: its directory's identity is what #notTheDirectory checks (its st_dev is no help: on an overlayfs without
+   * xino a file's is not its directory's).
    */
   #notTheObject(r: Resolved, fd: number, flags: number): string | undefined {
-    const tmpfile = (flags & O_TMPFILE) === O_TMPFILE;
-    const want = tmpfile || r.fd >= 0 ? r.ident : this.world.identOf(r.parent, r.name.replace(/\/+$/, ""));
+    if ((flags & O_TMPFILE) === O_TMPFILE) return undefined;
+    const created = r.fd < 0;
+    const want = created ? this.world.identOf(r.parent, r.name.replace(/\/+$/, "")) : r.ident;
     if (!want) {
-      return r.fd < 0 && !tmpfile
-        ? `the file created for ${r.path} is no longer in the directory checked` +
-          ": not installed, the call failed closed"
+      return created
+        ? `the file created for ${r.path} is no longer in the directory checked: not installed, the call failed closed`
         : undefined;
     }
     if (libc.symbols.fstat(fd, this.#stat) < 0) return `cannot fstat the file opened for ${r.path} (errno ${errno()})`;
     const v = this.#statView;
     const ident = `${v.getBigUint64(STAT.dev, true)}:${v.getBigUint64(STAT.ino, true)}`;
-    const same = tmpfile ? ident.split(":")[0] === want.split(":")[0] : ident === want;
-    if (same) return undefined;
+    if (ident === want) return undefined;
     const mode = (v.getUint32(STAT.mode, true) & 0o170000).toString(8).padStart(6, "0");
-    const what = tmpfile ? "the O_TMPFILE file opened in" : r.fd < 0 ? "the file created for" : "the file opened for";
-    const checked = tmpfile ? "not on the directory checked's filesystem" : "not the object checked";
-    return `${what} ${r.path} is ${checked} (${ident}, type ${mode}; checked ${want}): ` +
+    const what = created ? "created" : "opened";
+    return `the file ${what} for ${r.path} is not the object checked (${ident}, type ${mode}; checked ${want}): ` +
       "not installed, the call failed closed";
   }
 
