@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { scratchDir } from "../tests/temp.ts";
 import { parseArgs } from "node:util";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -54,7 +55,7 @@ async function flood(work: string, alerts: number): Promise<Flood> {
     policy,
     `rules:\n  - id: flood-open\n    syscalls: [open, openat]\n    path: ${watched}\n    action: alert\n`,
   );
-  const store = await Deno.makeTempDir({ dir: work, prefix: "store-" });
+  const store = await scratchDir({ dir: work, prefix: "store-" });
   const start = performance.now();
   const child = new Deno.Command(IDWRAP, {
     args: ["run", "--policy", policy, "--", OPEN_COUNT, watched, String(alerts)],
@@ -185,7 +186,7 @@ if (import.meta.main) {
   const records = Number(values.records ?? 20_000), synced = Number(values.synced ?? 1_000);
   const rounds = Number(values.rounds ?? 3);
   const queryRecords = Number(values["query-records"] ?? 100_000);
-  const work = await Deno.makeTempDir({ prefix: "idwrap-audit-bench-" });
+  const work = await scratchDir({ prefix: "idwrap-audit-bench-" });
   try {
     if (queryRecords > 0) {
       const q = await queryBench(work, queryRecords, rounds);

@@ -28,21 +28,12 @@ import { attachProbe, cgroup2Mount } from "../host/sources/bpf/probe.ts";
 import { observeCommand } from "../host/sources/bpf/run.ts";
 import { BpfTracer, type BpfTracerOptions } from "../host/sources/bpf/tracer.ts";
 import type { InterestEntry } from "../host/sources/bpf/layout.ts";
-import { compileC } from "../tools/build.ts";
 import { keepResults, median, table } from "./_report.ts";
+import { benchArgs, buildFixture, ROOT, tarCommand } from "./_workload.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-const positional = Deno.args.filter((a) => !a.startsWith("--"));
-const N = Number(positional[0] ?? 200_000);
-const RUNS = Number(positional[1] ?? 3);
-const FIXTURE = `${ROOT}build/tests/bpf_calls`;
-await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
-await compileC(`${ROOT}tests/sources/bpf/fixtures/calls.c`, FIXTURE);
-const TAR = [
-  "/bin/sh",
-  "-c",
-  "s=$(date +%s%N); tar -cf /dev/null /usr/share 2>/dev/null; e=$(date +%s%N); echo $(((e-s)/1000))",
-];
+const { N, RUNS } = benchArgs({ n: 200_000, runs: 3 });
+const FIXTURE = await buildFixture("tests/sources/bpf/fixtures/calls.c", "bpf_calls");
+const TAR = tarCommand("/usr/share");
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b).trim();
 

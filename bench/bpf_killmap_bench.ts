@@ -19,14 +19,11 @@ import { KIND } from "../host/sources/bpf/layout.ts";
 import { cstr, errno, libbpf, monotonicNs } from "../host/sources/bpf/libbpf.ts";
 import { BpfTracer, explainLoadErrno } from "../host/sources/bpf/tracer.ts";
 import { killProcess } from "../host/unsafe/libc.ts";
-import { compileC } from "../tools/build.ts";
 import { keepResults, median, table } from "./_report.ts";
+import { buildFixture, ROOT } from "./_workload.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const TRIALS = Number(Deno.args.find((a) => !a.startsWith("--")) ?? 100);
-const SPIN = `${ROOT}build/tests/bpf_calls`;
-await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
-await compileC(`${ROOT}tests/sources/bpf/fixtures/calls.c`, SPIN);
+const SPIN = await buildFixture("tests/sources/bpf/fixtures/calls.c", "bpf_calls");
 
 type Way = "kill(2)" | "map + kill(2)" | "map only";
 const WAYS: Way[] = ["kill(2)", "map + kill(2)", "map only"];

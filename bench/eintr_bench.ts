@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { scratchFile } from "../tests/temp.ts";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Policy } from "../host/policy/policy.ts";
@@ -49,7 +50,7 @@ async function direct(program: string, args: string[]): Promise<Count> {
 }
 
 async function underIdwrap(calls: number): Promise<Count> {
-  const file = await Deno.makeTempFile({ prefix: "idwrap-eintr-" });
+  const file = await scratchFile({ prefix: "idwrap-eintr-" });
   try {
     const r = await runUnderSeccomp([EINTR, String(calls), "notified", file], { policies: [POLICY] });
     if (r.exitCode !== 0) throw new Error(`eintr under idwrap exited ${r.exitCode}`);

@@ -17,34 +17,22 @@
  *
  * @module
  */
-import { compileC } from "../tools/build.ts";
+import { scratchFile } from "../tests/temp.ts";
 import { keepResults, median, table } from "./_report.ts";
+import { benchArgs, buildFixture, ROOT, tarCommand } from "./_workload.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-const positional = Deno.args.filter((a) => !a.startsWith("--"));
-const N = Number(positional[0] ?? 20_000);
-const RUNS = Number(positional[1] ?? 5);
-const DIR = positional[2] ?? "/usr/share/doc";
-const FIXTURE = `${ROOT}build/tests/hybrid_work`;
-await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
-await compileC(`${ROOT}tests/sources/hybrid/fixtures/work.c`, FIXTURE);
+const { N, RUNS, DIR } = benchArgs({ n: 20_000, runs: 5 });
+const FIXTURE = await buildFixture("tests/sources/hybrid/fixtures/work.c", "hybrid_work");
 
 const WORKLOADS: Record<string, { cmd: string[]; unit: string }> = {
   loop: { cmd: [FIXTURE, "loop", String(N), "/etc/hostname"], unit: "ns/round" },
-  tar: {
-    cmd: [
-      "/bin/sh",
-      "-c",
-      `s=$(date +%s%N); tar -cf /dev/null ${DIR} 2>/dev/null; e=$(date +%s%N); echo $(((e-s)/1000))`,
-    ],
-    unit: "µs",
-  },
+  tar: { cmd: tarCommand(DIR), unit: "µs" },
 };
 /**
  * An observe-only policy beside the default one: the same opens alerted on (never denied) and getppid observed. Every
  * call it names waits on seccomp; on the hybrid source none does.
  */
-const OBSERVING = await Deno.makeTempFile({ prefix: "idwrap-bench-", suffix: ".yaml" });
+const OBSERVING = await scratchFile({ prefix: "idwrap-bench-", suffix: ".yaml" });
 await Deno.writeTextFile(
   OBSERVING,
   `version: 1

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { scratchDir } from "../tests/temp.ts";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { median, table } from "./_report.ts";
@@ -29,7 +30,7 @@ rules:
 
 const { values } = parseArgs({ options: { rounds: { type: "string" }, connects: { type: "string" } } });
 const rounds = Number(values.rounds ?? 5), connects = String(values.connects ?? 5000);
-const policyFile = `${await Deno.makeTempDir()}/policy.yaml`;
+const policyFile = `${await scratchDir()}/policy.yaml`;
 await Deno.writeTextFile(policyFile, POLICY);
 /** Runs `fn` while one run's programs are attached (at the cgroup v2 root, acting on their tree's cgroup). */
 async function withNet(fn: (net: KernelNet) => Promise<number>): Promise<number> {

@@ -17,11 +17,12 @@
  */
 import { join } from "node:path";
 import { type DetectorName, DETECTORS } from "../host/seq/detectors.ts";
-import { SeqReplayer, type Trace, train } from "../host/seq/replay.ts";
+import { SeqReplayer, train } from "../host/seq/replay.ts";
 import { WrapperStore } from "../host/store/kv.ts";
 import { buildWrappers } from "../tools/build_wrappers.ts";
 import { adfa, ROOT, unmLpr, unmSendmail } from "../tools/detect/data.ts";
 import { keepResults, median, table } from "./_report.ts";
+import { callCount, longTrace, timeReplay, tinyTraces } from "./_replay.ts";
 
 const ROUNDS = 3;
 
@@ -37,14 +38,6 @@ const sets = [
   // 200 dev-normal traces and the attack traces (the whole development part takes minutes).
   { program: "adfa", train: adfaData.train, score: [...adfaData.normal.slice(0, 200), ...adfaData.attack] },
 ];
-
-const count = (ts: Trace[]) => ts.reduce((n, t) => n + t.nrs.length, 0);
-
-function timeReplay(r: SeqReplayer, traces: Trace[]): number {
-  const t0 = performance.now();
-  for (const t of traces) r.replay(t);
-  return (performance.now() - t0) * 1e6 / count(traces);
-}
 
 interface Result {
   program: string;
@@ -68,14 +61,9 @@ for (const set of sets) {
     const store = await WrapperStore.open(":memory:");
     const t0 = performance.now();
     await train(set.train, { store, program: set.program, mode: "record", detector });
-    const trainNsPerCall = (performance.now() - t0) * 1e6 / count(set.train);
-    // One long process (every scored trace, end to end): the per-call cost without per-process costs.
-    const long: Trace = { id: "long", nrs: set.score.flatMap((t) => t.nrs), names: set.score.flatMap((t) => t.names) };
-    const tiny: Trace[] = Array.from({ length: 100 }, (_, i) => ({
-      id: `tiny${i}`,
-      nrs: long.nrs.slice(0, 2),
-      names: long.names.slice(0, 2),
-    }));
+    const trainNsPerCall = (performance.now() - t0) * 1e6 / callCount(set.train);
+    const long = longTrace(set.score);
+    const tiny = tinyTraces(long, 100, 2);
     const ns = await store.load(detector);
     const prefix = new TextEncoder().encode(DETECTORS[detector].modelPrefix(set.program, {}));
     let modelBytes = 0;
@@ -87,7 +75,7 @@ for (const set of sets) {
     const res: Result = {
       program: set.program,
       detector,
-      trainCalls: count(set.train),
+      trainCalls: callCount(set.train),
       scoreCalls: long.nrs.length,
       trainNsPerCall,
       steadyNsPerCall: [],

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { scratchDir } from "../tests/temp.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -34,7 +35,7 @@ async function sh(cmd: string, args: string[], cwd?: string): Promise<string> {
 
 /** A baseline tree to run: exported from git, with the shared node_modules and its launcher built. */
 async function baselineTree(rev: string): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-baseline-" });
+  const dir = await scratchDir({ prefix: "idwrap-baseline-" });
   await sh("sh", ["-c", `git -C "${ROOT}" archive "${rev}" | tar -x -C "${dir}"`]);
   await Deno.symlink(join(ROOT, "node_modules"), join(dir, "node_modules"));
   await Deno.mkdir(join(dir, "build"), { recursive: true });
@@ -89,7 +90,7 @@ if (import.meta.main) {
   ]);
   const rev = values.base ?? (await sh("git", ["-C", ROOT, "merge-base", "HEAD", "main"])).trim();
   const baseline = values.baseline ?? await baselineTree(rev);
-  const work = await Deno.makeTempDir({ prefix: "idwrap-paths-bench-" });
+  const work = await scratchDir({ prefix: "idwrap-paths-bench-" });
   await Deno.writeTextFile(join(work, "f"), "f\n");
   await Deno.symlink("f", join(work, "l"));
   const policy = join(work, "policy.yaml");

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { scratchDir } from "../tests/temp.ts";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { keepResults, median, table } from "./_report.ts";
@@ -53,7 +54,7 @@ export async function timedRun(
   idwrapArgs: string[] | null,
   label: string,
 ): Promise<{ seconds: number; notified: number | null }> {
-  const store = await Deno.makeTempDir({ dir: work, prefix: "store-" });
+  const store = await scratchDir({ dir: work, prefix: "store-" });
   const args = idwrapArgs === null ? command.slice(1) : [...idwrapArgs, "-o", "/dev/null", "--", ...command];
   const start = performance.now();
   const out = await new Deno.Command(idwrapArgs === null ? command[0] : IDWRAP, {
@@ -83,7 +84,7 @@ if (import.meta.main) {
     options: { rounds: { type: "string" }, tree: { type: "string" }, "save-run": { type: "boolean" } },
   });
   const rounds = Number(values.rounds ?? 5), tree = values.tree ?? "/usr/share/doc";
-  const work = await Deno.makeTempDir({ prefix: "idwrap-policy-bench-" });
+  const work = await scratchDir({ prefix: "idwrap-policy-bench-" });
   const samples: Sample[] = [];
   try {
     for (let round = 0; round < rounds; round++) {

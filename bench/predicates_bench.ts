@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { scratchDir } from "../tests/temp.ts";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { keepResults, median, table } from "./_report.ts";
@@ -71,7 +72,7 @@ if (import.meta.main) {
     options: { rounds: { type: "string" }, tree: { type: "string" }, "save-run": { type: "boolean" } },
   });
   const rounds = Number(values.rounds ?? 3), tree = values.tree ?? "/usr/share/doc";
-  const work = await Deno.makeTempDir({ prefix: "idwrap-predicates-bench-" });
+  const work = await scratchDir({ prefix: "idwrap-predicates-bench-" });
   const policies = { bare: "", narrowed: `${work}/narrowed.yaml`, all: `${work}/all.yaml` };
   await Deno.writeTextFile(policies.narrowed, DENY);
   await Deno.writeTextFile(policies.all, ALL);

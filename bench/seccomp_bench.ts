@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { scratchFile } from "../tests/temp.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -73,7 +74,7 @@ async function floor(calls: number, sync: boolean): Promise<number> {
 
 /** runUnderSeccomp inherits stdio, so loop.c writes its number to a file. */
 async function underIdwrap(calls: number, mode: "notified" | "plain"): Promise<number> {
-  const outFile = await Deno.makeTempFile({ prefix: "idwrap-bench-" });
+  const outFile = await scratchFile({ prefix: "idwrap-bench-" });
   try {
     // No trace option: the supervisor takes its no-op path (allow, no event).
     const result = await runUnderSeccomp([LOOP, String(calls), mode, outFile], { policies: [POLICY] });

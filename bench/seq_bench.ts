@@ -17,10 +17,11 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { databaseSize, readTraces, SeqReplayer, type Trace, train } from "../host/seq/replay.ts";
+import { databaseSize, readTraces, SeqReplayer, train } from "../host/seq/replay.ts";
 import { WrapperStore } from "../host/store/kv.ts";
 import { buildWrappers } from "../tools/build_wrappers.ts";
 import { keepResults, median, table } from "./_report.ts";
+import { callCount, longTrace, timeReplay, tinyTraces } from "./_replay.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const UNM = join(ROOT, "..", "shared", "datasets", "unm");
@@ -48,14 +49,6 @@ const sets = [
   },
 ];
 
-const count = (ts: Trace[]) => ts.reduce((n, t) => n + t.nrs.length, 0);
-
-function timeReplay(r: SeqReplayer, traces: Trace[]): number {
-  const t0 = performance.now();
-  for (const t of traces) r.replay(t);
-  return (performance.now() - t0) * 1e6 / count(traces);
-}
-
 interface Result {
   program: string;
   trainCalls: number;
@@ -76,23 +69,13 @@ const results: Result[] = [];
 for (const set of sets) {
   const trainTraces = await readTraces(set.train, "unm");
   const scoreTraces = await readTraces(set.score, "unm");
-  // One long process (every scored trace, end to end): the per-call cost without per-process costs.
-  const long: Trace = {
-    id: "long",
-    nrs: scoreTraces.flatMap((t) => t.nrs),
-    names: scoreTraces.flatMap((t) => t.names),
-  };
-  // 500 processes of 2 calls each: the per-process cost (instance, idwrap_init's database load, exit record).
+  const long = longTrace(scoreTraces);
   const tinyPerProcess = 2;
-  const tiny: Trace[] = Array.from({ length: 500 }, (_, i) => ({
-    id: `tiny${i}`,
-    nrs: long.nrs.slice(0, tinyPerProcess),
-    names: long.names.slice(0, tinyPerProcess),
-  }));
+  const tiny = tinyTraces(long, 500, tinyPerProcess);
   const res: Result = {
     program: set.program,
-    trainCalls: count(trainTraces),
-    scoreCalls: count(scoreTraces),
+    trainCalls: callCount(trainTraces),
+    scoreCalls: callCount(scoreTraces),
     trainNsPerCall: [],
     detectNsPerCall: [],
     noopNsPerCall: [],

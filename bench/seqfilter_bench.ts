@@ -15,31 +15,19 @@
  *
  * @module
  */
-import { compileC } from "../tools/build.ts";
+import { scratchDir } from "../tests/temp.ts";
 import { keepResults, median, table } from "./_report.ts";
+import { benchArgs, buildFixture, ROOT, tarCommand } from "./_workload.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-const positional = Deno.args.filter((a) => !a.startsWith("--"));
-const N = Number(positional[0] ?? 200_000);
-const RUNS = Number(positional[1] ?? 5);
-const DIR = positional[2] ?? "/usr/share/doc";
-const FIXTURE = `${ROOT}build/tests/getppid_loop`;
-await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
-await compileC(`${ROOT}tests/sources/bpf/fixtures/getppid_loop.c`, FIXTURE);
+const { N, RUNS, DIR } = benchArgs({ n: 200_000, runs: 5 });
+const FIXTURE = await buildFixture("tests/sources/bpf/fixtures/getppid_loop.c", "getppid_loop");
 
 const WORKLOADS: Record<string, { cmd: string[]; unit: string }> = {
   getppid: { cmd: [FIXTURE, String(N)], unit: "ns/call" },
-  tar: {
-    cmd: [
-      "/bin/sh",
-      "-c",
-      `s=$(date +%s%N); tar -cf /dev/null ${DIR} 2>/dev/null; e=$(date +%s%N); echo $(((e-s)/1000))`,
-    ],
-    unit: "µs",
-  },
+  tar: { cmd: tarCommand(DIR), unit: "µs" },
 };
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-bench-seqf-" });
+const dir = await scratchDir({ prefix: "idwrap-bench-seqf-" });
 const env = { ...Deno.env.toObject(), IDWRAP_STORE: `${dir}/store.kv` };
 const policy = async (name: string, settings: string) => {
   const file = `${dir}/${name}.yaml`;

@@ -34,6 +34,7 @@
  *
  * @module
  */
+import { scratchDir } from "../tests/temp.ts";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { AuditPeer } from "./tables/audit.ts";
@@ -138,7 +139,7 @@ async function main(): Promise<void> {
   if (build.code !== 0) throw new Error(`deno task build failed:\n${build.stderr.slice(-2000)}`);
 
   const shm = exists("/dev/shm");
-  const work = await Deno.makeTempDir({ prefix: "idwrap-tables-", ...(shm ? { dir: "/dev/shm" } : {}) });
+  const work = await scratchDir({ prefix: "idwrap-tables-", ...(shm ? { dir: "/dev/shm" } : {}) });
   await Deno.chmod(work, 0o755);
   const workHandle = onCleanup(async () => {
     if (values.keep) log(`work directory kept: ${work}`);

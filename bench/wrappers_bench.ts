@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { scratchDir } from "../tests/temp.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -136,7 +137,7 @@ async function main(): Promise<void> {
   try {
     shm = Deno.statSync("/dev/shm").isDirectory;
   } catch { /* no tmpfs there */ }
-  const work = await Deno.makeTempDir({ prefix: "idwrap-wrappers-bench-", ...(shm ? { dir: "/dev/shm" } : {}) });
+  const work = await scratchDir({ prefix: "idwrap-wrappers-bench-", ...(shm ? { dir: "/dev/shm" } : {}) });
   try {
     const tree = join(work, "tree");
     const { files, bytes } = await makeTree(tree);

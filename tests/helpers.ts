@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { scratchDir, scratchFile } from "./temp.ts";
 import { fileURLToPath } from "node:url";
 import type { HostEvent, SyscallEvent, WrapperReport } from "../host/events.ts";
 import type { SummaryRecord } from "../host/cli/summary.ts";
@@ -46,7 +47,7 @@ export interface RunOptions {
 }
 
 /** A wrapper store (Deno KV) private to this test process, unless a test names its own. */
-export const TEST_STORE = `${await Deno.makeTempDir({ prefix: "idwrap-store-" })}/store.kv`;
+export const TEST_STORE = `${await scratchDir({ prefix: "idwrap-store-" })}/store.kv`;
 
 /**
  * Runs a command to completion, capturing its output. It runs in a session of its own (setsid), so that on timeout
@@ -140,7 +141,7 @@ export async function traced(
   command: string[],
   options: RunOptions | string = {},
 ): Promise<Traced> {
-  const out = await Deno.makeTempFile({ prefix: "idwrap-test-", suffix: ".jsonl" });
+  const out = await scratchFile({ prefix: "idwrap-test-", suffix: ".jsonl" });
   try {
     const opts = typeof options === "string" ? { cwd: options } : options;
     const ran = await idwrap([verb, "--json", "-o", out, ...flags, "--", ...command], opts);
@@ -166,7 +167,7 @@ export function calls(events: HostEvent[], phase?: "pre" | "post"): SyscallEvent
 
 /** Writes a policy file into a fresh temp dir and returns its path. */
 export async function writePolicy(yaml: string): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-policy-" });
+  const dir = await scratchDir({ prefix: "idwrap-policy-" });
   const file = `${dir}/policy.yaml`;
   await Deno.writeTextFile(file, yaml);
   return file;
@@ -186,6 +187,16 @@ export async function ensureUser(name: string): Promise<number> {
 export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a path exists now, not followed (a dangling symbolic link exists). */
+export function existsSync(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
     return true;
   } catch {
     return false;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { scratchDir, scratchFile } from "./temp.ts";
 import type { HostEvent, WrapperReport } from "../host/events.ts";
 import { IDWRAP, parseJsonLines, reports, TEST_STORE } from "./helpers.ts";
 
@@ -18,7 +19,7 @@ export class LoopbackServer {
    * most 15 s) until it accepts on port.
    */
   static async start(command: string[], port: number, policy?: string, flags: string[] = []): Promise<LoopbackServer> {
-    const out = policy ? await Deno.makeTempFile({ prefix: "idwrap-flawed-", suffix: ".jsonl" }) : undefined;
+    const out = policy ? await scratchFile({ prefix: "idwrap-flawed-", suffix: ".jsonl" }) : undefined;
     const [cmd, ...args] = policy
       ? [IDWRAP, "run", "--json", "-o", out!, "-p", policy, ...flags, "--", ...command]
       : command;
@@ -102,7 +103,7 @@ export function faultTexts(events: HostEvent[]): string[] {
 
 /** A directory everyone may enter (Deno makes 0700 temp dirs). */
 export async function publicTempDir(prefix: string): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix });
+  const dir = await scratchDir({ prefix });
   await Deno.chmod(dir, 0o755);
   return dir;
 }

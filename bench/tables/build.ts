@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { scratchDir } from "../../tests/temp.ts";
 import { join } from "node:path";
 import { type Config, withCompared, withSources, type WorkloadOptions, wrapCommand } from "./configs.ts";
 import { readReport } from "./idwrap_report.ts";
@@ -70,7 +71,7 @@ async function kernelSource(): Promise<string> {
   if (!ok) {
     log(`build: unpacking ${tar} into ${cache} (once; about 1.5 GB)`);
     await Deno.mkdir(cache, { recursive: true });
-    const tmp = await Deno.makeTempDir({ dir: cache, prefix: "unpack-" });
+    const tmp = await scratchDir({ dir: cache, prefix: "unpack-" });
     try {
       const r = await runCommand(["tar", "-xJf", tar, "-C", tmp], { timeoutMs: 600000 });
       if (r.code !== 0) throw new Error(`tar failed: ${r.stderr}`);

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { scratchDir } from "../../tests/temp.ts";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { log } from "./log.ts";
@@ -185,7 +186,7 @@ export function perCallTable(p: PerCallResult): string {
 
 if (import.meta.main) {
   const { values } = parseArgs({ args: Deno.args, options: { calls: { type: "string" }, rounds: { type: "string" } } });
-  const work = await Deno.makeTempDir({ prefix: "idwrap-percall-" });
+  const work = await scratchDir({ prefix: "idwrap-percall-" });
   try {
     const r = await perCall(work, Number(values.calls ?? 20000), Number(values.rounds ?? 3));
     log("per-call profile done");

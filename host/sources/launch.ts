@@ -61,7 +61,8 @@ export async function launchAndServe(
     // One connection is all it takes: a socket left listening would hand its peer's pidfd (SO_PEERPIDFD) to
     // anything in the tree that connects.
     server.close();
-    await Deno.remove(socketPath).catch(() => {});
+    // Its directory too (it held only the socket): a supervisor SIGKILLed later leaves nothing in /tmp.
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
     await attach(hs);
     await hs.go();
     const stopForwarding = forwardSignals(child);

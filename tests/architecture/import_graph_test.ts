@@ -4,11 +4,12 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { importCycles, type ImportEdge, importGraph } from "../../tools/import_graph.ts";
 
 Deno.test("importGraph() sees static, type, re-export, dynamic and worker imports", async () => {
-  const root = await Deno.makeTempDir({ prefix: "idwrap-graph-test-" });
+  const root = await scratchDir({ prefix: "idwrap-graph-test-" });
   try {
     const files: Record<string, string> = {
       "deno.json": "{}",

@@ -15,6 +15,7 @@
  * one store (IDWRAP_STORE): Mailstat's table of state machines in the
  * key-value store is what connects them. Needs root (skipped otherwise).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, LifecycleEvent, WrapperReport } from "../../host/events.ts";
 import { ensureUser, IDWRAP, parseJsonLines, prog, ROOT, run } from "../helpers.ts";
@@ -22,7 +23,7 @@ import { ensureUser, IDWRAP, parseJsonLines, prog, ROOT, run } from "../helpers.
 const IS_ROOT = Deno.uid() === 0;
 const BINMAILISH = prog("binmailish");
 const USER = "idwrap-mailer";
-const dir = await Deno.makeTempDir({ prefix: "idwrap-binmail-" });
+const dir = await scratchDir({ prefix: "idwrap-binmail-" });
 await Deno.chmod(dir, 0o755); // the attacker must reach the spool
 
 const uid = IS_ROOT ? await ensureUser(USER) : 0;

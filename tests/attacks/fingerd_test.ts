@@ -23,6 +23,7 @@
  * execve of the finger program, which the wrapper allows); the exploit sent
  * after them in the same run is alerted, so the wrapper was bound all along.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent } from "../../host/events.ts";
 import { exists, prog, reports, ROOT } from "../helpers.ts";
@@ -173,7 +174,7 @@ for (const response of ["alert", "deny"] as const) {
 // the length of a NOP sled (a wrong guess crashes only that connection's child). The offset of the return address
 // is read from the binary (objdump), as an attacker reads their copy of the daemon.
 
-const WORM_DIR = await Deno.makeTempDir({ prefix: "idwrap-fingerd-worm-" });
+const WORM_DIR = await scratchDir({ prefix: "idwrap-fingerd-worm-" });
 await Deno.chmod(WORM_DIR, 0o755);
 globalThis.addEventListener("unload", () => Deno.removeSync(WORM_DIR, { recursive: true }));
 const WORM_FINGERD = `${WORM_DIR}/flawed_fingerd`; // the name the policy binds

@@ -15,6 +15,7 @@
  * WebAssembly-text stand-in for Seq_id that emits "seq-warning" at the first
  * openat or write after an execve (wrappers/seq is another engineer's).
  */
+import { scratchDir, scratchFile } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, SyscallEvent, WrapperReport } from "../../host/events.ts";
 import { exists, IDWRAP, parseJsonLines, ROOT, TEST_STORE, writePolicy } from "../helpers.ts";
@@ -23,7 +24,7 @@ import { watToWasm, writeWasm } from "../runtime/wat.ts";
 /** What /bin/sh is: wrappers see the canonical path of what runs (docs/seccomp.md, "Paths"). */
 const SH_REAL = Deno.realPathSync("/bin/sh");
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-imapd-" });
+const dir = await scratchDir({ prefix: "idwrap-imapd-" });
 const IMAPISH = `${dir}/imapish`;
 
 /** Compiles C source into dir/name with extra flags. */
@@ -89,7 +90,7 @@ async function session(
   policy?: string,
   flags: string[] = [],
 ): Promise<Session> {
-  const out = policy ? await Deno.makeTempFile({ prefix: "idwrap-imapd-", suffix: ".jsonl" }) : undefined;
+  const out = policy ? await scratchFile({ prefix: "idwrap-imapd-", suffix: ".jsonl" }) : undefined;
   const [cmd, ...args] = policy
     ? [IDWRAP, "run", "--json", "-o", out!, "-p", policy, ...flags, "--", ...command]
     : command;

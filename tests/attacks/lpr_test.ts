@@ -15,6 +15,7 @@
  * and idwrap (root) keeps its filter on them. Needs root (skipped
  * otherwise).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, SyscallEvent, WrapperReport } from "../../host/events.ts";
 import { ensureUser, exists, IDWRAP, parseJsonLines, ROOT, run, TEST_STORE } from "../helpers.ts";
@@ -24,7 +25,7 @@ const SH_REAL = Deno.realPathSync("/bin/sh");
 
 const IS_ROOT = Deno.uid() === 0;
 const USER = "idwrap-lpruser";
-const dir = await Deno.makeTempDir({ prefix: "idwrap-lpr-" });
+const dir = await scratchDir({ prefix: "idwrap-lpr-" });
 await Deno.chmod(dir, 0o755); // the user runs the programs in it
 const uid = IS_ROOT ? await ensureUser(USER) : 0;
 const gid = IS_ROOT ? Number((await run("id", ["-g", USER])).stdout.trim()) : 0;

@@ -12,6 +12,7 @@
  * pointing at the copy and `baseline` its content) the violating write is
  * denied, alerted, and the file is unchanged; normal changes pass silently.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, SyscallEvent, WrapperReport } from "../../host/events.ts";
 import { ensureUser, IDWRAP, parseJsonLines, prog, ROOT, TEST_STORE } from "../helpers.ts";
@@ -19,7 +20,7 @@ import { ensureUser, IDWRAP, parseJsonLines, prog, ROOT, TEST_STORE } from "../h
 const IS_ROOT = Deno.uid() === 0;
 const PASSWDISH = prog("passwdish");
 const USER = "idwrap-pwuser";
-const dir = await Deno.makeTempDir({ prefix: "idwrap-passwd-" });
+const dir = await scratchDir({ prefix: "idwrap-passwd-" });
 
 const uid = IS_ROOT ? await ensureUser(USER) : 0;
 const OWN = `${USER}:x:${uid}:${uid}:pw user:/home/${USER}:/bin/sh`;

@@ -5,12 +5,13 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { IDWRAP, idwrap, run } from "../helpers.ts";
 
 type Rec = Record<string, unknown>;
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-records-" });
+const dir = await scratchDir({ prefix: "idwrap-records-" });
 const store = `${dir}/store.kv`;
 const env = { IDWRAP_STORE: store };
 

@@ -4,12 +4,13 @@
  * the stored records; a consumer that stops reading neither blocks the
  * wrapped program nor goes untold of what it missed.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { IDWRAP, idwrap, prog } from "../helpers.ts";
 import { startDaemon, waitFor } from "../daemon/daemon_helpers.ts";
 import { readLines, sendLine } from "../../host/daemon/protocol.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-audit-e2e-" });
+const dir = await scratchDir({ prefix: "idwrap-audit-e2e-" });
 await Deno.writeTextFile(`${dir}/watched.txt`, "w\n");
 const policy = `${dir}/audit.yaml`;
 await Deno.writeTextFile(

@@ -7,11 +7,12 @@
  *
  * Also: an alert flood stays within a memory bound (back-pressure).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrap, prog, run } from "../helpers.ts";
 import { startDaemon } from "../daemon/daemon_helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-durable-" });
+const dir = await scratchDir({ prefix: "idwrap-durable-" });
 const watched = `${dir}/watched`;
 await Deno.writeTextFile(watched, "w\n");
 const policy = `${dir}/flood.yaml`;
@@ -41,7 +42,7 @@ globalThis.addEventListener("unload", () => {
 
 /** A fresh store for one test. */
 async function freshStore(): Promise<{ store: string; env: Record<string, string> }> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-durable-store-" });
+  const dir = await scratchDir({ prefix: "idwrap-durable-store-" });
   stores.push(dir);
   const store = `${dir}/store.kv`;
   return { store, env: { IDWRAP_STORE: store } };
@@ -140,7 +141,7 @@ Deno.test("SIGKILL of idwrap right after 20,000 alerts loses none of them", asyn
 
 Deno.test("as an ordinary user too: SIGKILL of idwrap right after 20,000 alerts loses none", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-durable-alice-" });
+  const home = await scratchDir({ prefix: "idwrap-durable-alice-" });
   await Deno.chown(home, uid, null);
   const env = { HOME: home, DENO_DIR: `${home}/deno`, IDWRAP_STORE: `${home}/state/store.kv` };
   await Deno.chmod(dir, 0o755);
@@ -310,7 +311,7 @@ Deno.test("a run that stops reading neither stalls its own flood nor another tre
 
 Deno.test("a full journal fails the alerting calls closed: every call allowed has its record", async () => {
   const { store, env } = await freshStore();
-  const mnt = await Deno.makeTempDir({ prefix: "idwrap-journal-full-" });
+  const mnt = await scratchDir({ prefix: "idwrap-journal-full-" });
   const mount = await run("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt]);
   assertEquals(mount.code, 0, mount.stderr);
   try {

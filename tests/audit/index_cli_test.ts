@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { AuditFilter } from "../../host/audit/filter.ts";
 import { AuditLog } from "../../host/audit/log.ts";
@@ -11,7 +12,7 @@ import { idwrap } from "../helpers.ts";
 import { mixed, scanned, T0 } from "./index_fixture.ts";
 
 Deno.test("audit query by rule, program, outcome, host and time prints what the scan selects", async () => {
-  const store = `${await Deno.makeTempDir({ prefix: "idwrap-idx-cli-" })}/audit.kv`;
+  const store = `${await scratchDir({ prefix: "idwrap-idx-cli-" })}/audit.kv`;
   const log = await AuditLog.open(store);
   log.append(Array.from({ length: 2000 }, (_, i) => mixed(i)));
   await log.close();

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
@@ -15,7 +16,7 @@ import type { AuditRecord } from "../../host/audit/record.ts";
 import { mixed, scanned, T0 } from "./index_fixture.ts";
 
 async function storePath(): Promise<string> {
-  return `${await Deno.makeTempDir({ prefix: "idwrap-idx-" })}/state/audit.kv`;
+  return `${await scratchDir({ prefix: "idwrap-idx-" })}/state/audit.kv`;
 }
 
 async function collect(it: AsyncIterable<AuditRecord>): Promise<number[]> {

@@ -4,6 +4,7 @@
  * long journal is rotated once the main thread kept everything in it, and
  * rotated journals are indexed and removed without a record lost or doubled.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { JournalWriter } from "../../host/audit/journal.ts";
 import { JournalSink, PRESSURE, pressureBuffer } from "../../host/audit/journal_sink.ts";
@@ -24,7 +25,7 @@ function alert(i: number): HostEvent {
 }
 
 Deno.test("JournalSink: journaled on emit, rotated when long, rotated journals replayed once and removed", async () => {
-  const path = `${await Deno.makeTempDir({ prefix: "idwrap-sink-" })}/store.kv`;
+  const path = `${await scratchDir({ prefix: "idwrap-sink-" })}/store.kv`;
   const log = await AuditLog.open(path);
   const pressure = pressureBuffer();
   const sink = new JournalSink(

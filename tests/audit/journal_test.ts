@@ -4,13 +4,14 @@
  * journal is left alone, a damaged line is skipped and counted, and two logs
  * writing one store never reuse a sequence number.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { JournalWriter } from "../../host/audit/journal.ts";
 import { AuditLog } from "../../host/audit/log.ts";
 import type { AuditRecord } from "../../host/audit/record.ts";
 
 async function storePath(): Promise<string> {
-  return `${await Deno.makeTempDir({ prefix: "idwrap-journal-" })}/state/audit.kv`;
+  return `${await scratchDir({ prefix: "idwrap-journal-" })}/state/audit.kv`;
 }
 
 /** An alert record whose message is `m`. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { AuditLog } from "../../host/audit/log.ts";
@@ -13,7 +14,7 @@ import { WrapperStore } from "../../host/store/kv.ts";
 
 /** A fresh store path in a directory that does not exist yet (open creates it). */
 async function storePath(): Promise<string> {
-  return `${await Deno.makeTempDir({ prefix: "idwrap-audit-" })}/state/audit.kv`;
+  return `${await scratchDir({ prefix: "idwrap-audit-" })}/state/audit.kv`;
 }
 
 interface Spec {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import dgram from "node:dgram";
 import { AuditLog } from "../../host/audit/log.ts";
@@ -15,7 +16,7 @@ import { Output } from "../../host/outputs/output.ts";
 import type { Transport } from "../../host/outputs/transports.ts";
 import { waitFor } from "../daemon/daemon_helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-output-" });
+const dir = await scratchDir({ prefix: "idwrap-output-" });
 let n = 0;
 
 async function openLog(): Promise<AuditLog> {

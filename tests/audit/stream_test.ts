@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { AuditLog } from "../../host/audit/log.ts";
 import { isMissed, type Missed } from "../../host/audit/subscription.ts";
@@ -53,7 +54,7 @@ class Server {
   }
 
   static async start(): Promise<Server> {
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-tail-" });
+    const dir = await scratchDir({ prefix: "idwrap-tail-" });
     return new Server(`${dir}/daemon.sock`, `${dir}/audit.kv`, await AuditLog.open(`${dir}/audit.kv`));
   }
 

@@ -9,6 +9,7 @@
  * on temp files, the one /etc file is unique and removed, /etc/ld.so.preload
  * is never created (the wrapper denies it; the test checks and cleans up).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { idwrap, prog, reports, ROOT, type Traced, traced, writePolicy } from "../helpers.ts";
 import type { WrapperReport } from "../../host/events.ts";
@@ -16,7 +17,7 @@ import { parse as parseYaml } from "yaml";
 
 const POLICY = `${ROOT}policies/default.yaml`;
 const ACTIONS = prog("baseline_actions");
-const tmp = await Deno.makeTempDir({ prefix: "idwrap-baseline-" });
+const tmp = await scratchDir({ prefix: "idwrap-baseline-" });
 const home = `${tmp}/home`;
 await Deno.mkdir(`${home}/.ssh`, { recursive: true });
 await Deno.writeTextFile(`${home}/.ssh/id_rsa`, "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n");
@@ -489,7 +490,7 @@ wrappers:
     settings: { response.tmp-exec: deny, response.credential-read: "off" }
 `);
   // Its own dropped program (the battery's temp dir is gone by now): only an existing file counts as executed.
-  const drop = await Deno.makeTempDir({ dir: "/tmp", prefix: "idwrap-tuning-" });
+  const drop = await scratchDir({ dir: "/tmp", prefix: "idwrap-tuning-" });
   await Deno.writeTextFile(`${drop}/dropped`, "#!/bin/sh\necho ran\n");
   await Deno.chmod(`${drop}/dropped`, 0o755);
   const r = await traced("run", ["-p", policy], ["/bin/sh", "-c", `head -c0 /etc/shadow; ${drop}/dropped; echo rc=$?`]);
@@ -549,7 +550,7 @@ wrappers:
 
 /** The inbound-only-connect alerts of a run of the actions program installed as `name`. */
 async function outbound(policy: string, name: string, args: string[]): Promise<string[]> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-inbound-" });
+  const dir = await scratchDir({ prefix: "idwrap-inbound-" });
   try {
     await Deno.copyFile(ACTIONS, `${dir}/${name}`);
     const r = await traced("run", ["-p", policy], [`${dir}/${name}`, ...args]);
@@ -602,7 +603,7 @@ wrappers:
 });
 
 Deno.test("tuning: cloud_credential_allow matches the script an interpreter runs; home_dirs says where ~ is", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-cloud-" });
+  const dir = await scratchDir({ prefix: "idwrap-cloud-" });
   try {
     const h = `${dir}/svc`;
     await Deno.mkdir(`${h}/.aws`, { recursive: true });

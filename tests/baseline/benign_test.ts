@@ -7,6 +7,7 @@
  * trace shows and per open the workload is known to make. Everything works
  * in a temp dir (HOME points there too).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
 import type { HostEvent } from "../../host/events.ts";
 import { calls, reports, ROOT, type Traced, traced, writePolicy } from "../helpers.ts";
@@ -14,7 +15,7 @@ import { freePort } from "../loopback.ts";
 import { NGINX, nginxCommand, nginxConf } from "../servers.ts";
 
 const POLICY = `${ROOT}policies/default.yaml`;
-const tmp = await Deno.makeTempDir({ prefix: "idwrap-benign-" });
+const tmp = await scratchDir({ prefix: "idwrap-benign-" });
 const home = `${tmp}/home`;
 await Deno.mkdir(home, { recursive: true });
 
@@ -269,7 +270,7 @@ Deno.test({
   })(),
   fn: async () => {
     // Readable by nginx's workers (nobody): a public temp dir, not the 0700 one.
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-benign-nginx-" });
+    const dir = await scratchDir({ prefix: "idwrap-benign-nginx-" });
     try {
       for (const sub of ["", "/www", "/www/sub", "/logs", "/tmp", "/up"]) {
         await Deno.mkdir(`${dir}${sub}`, { recursive: true });

@@ -2,11 +2,12 @@
  * `audit query --store` reads the store it names (not $IDWRAP_STORE); `audit tail --run-dir` asks the daemon there and
  * exits 69 (EX_UNAVAILABLE, as every command that needs the daemon) when none answers.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { idwrap } from "../helpers.ts";
 
 Deno.test("audit query --store reads the named store, not $IDWRAP_STORE", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-audit-cli-" });
+  const dir = await scratchDir({ prefix: "idwrap-audit-cli-" });
   const watched = `${dir}/watched`, policy = `${dir}/p.yaml`, store = `${dir}/named.kv`;
   await Deno.writeTextFile(watched, "w\n");
   await Deno.writeTextFile(
@@ -24,7 +25,7 @@ Deno.test("audit query --store reads the named store, not $IDWRAP_STORE", async 
 });
 
 Deno.test("audit tail --run-dir with no daemon there exits 69 and names the socket", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-audit-cli-run-" });
+  const dir = await scratchDir({ prefix: "idwrap-audit-cli-run-" });
   const r = await idwrap(["audit", "tail", "--run-dir", dir]);
   assertEquals(r.code, 69, r.stderr);
   assert(r.stderr.includes(dir), r.stderr);

@@ -4,6 +4,7 @@
  * and stops. The text form of the same runs is today's, line for line; no log line holds an ANSI escape (standard
  * error is a pipe here, not a terminal).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, idwrap, idwrapAsUser, writePolicy } from "../helpers.ts";
 import { startDaemon, waitFor } from "../daemon/daemon_helpers.ts";
@@ -133,7 +134,7 @@ Deno.test("daemon --log-format json: start, warning, serving, a refused reload a
 
 Deno.test("an ordinary user the daemon serves cannot send terminal escapes through the root daemon's text log", async () => {
   const uid = await ensureUser("idwrap-logger");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-logger-" });
+  const home = await scratchDir({ prefix: "idwrap-logger-" });
   const policy = await writePolicy(CLOSE_POLICY);
   for (const format of ["text", "json"]) {
     const d = await startDaemon(["--log-format", format, "-p", policy, "--allow", "idwrap-logger"]);

@@ -3,13 +3,14 @@
  * with the event, the expected and the got, the replay enforces (deny, kill) as a live run would, strace -f output
  * replays too, and bad test files and recordings are refused with file, line and field.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, idwrap, idwrapAsUser, ROOT, run } from "../helpers.ts";
 
 const RECORDINGS = `${ROOT}policies/tests/recordings`;
 
 async function tempDir(): Promise<string> {
-  return await Deno.makeTempDir({ prefix: "idwrap-ptest-" });
+  return await scratchDir({ prefix: "idwrap-ptest-" });
 }
 
 Deno.test("policy test: the shipped policies' tests pass, from policies/tests/ and from policies/", async () => {
@@ -191,7 +192,7 @@ Deno.test("policy test: a recorded dev:ino is not compared with this machine's f
 
 Deno.test("policy test: an ordinary user runs the shipped tests (offline: no privilege needed)", async () => {
   const uid = await ensureUser("idwrap-ptest");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-ptest-home-" });
+  const home = await scratchDir({ prefix: "idwrap-ptest-home-" });
   try {
     const r = await idwrapAsUser(uid, home, ["policy", "test", `${ROOT}policies/tests/`]);
     assertEquals(r.code, 0, `${r.stdout}\n${r.stderr}`);

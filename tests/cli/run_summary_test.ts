@@ -3,6 +3,7 @@
  * wrapper with -v, one JSON record ending the report with --json; the counts are the wrapper's on a real process
  * under a real seccomp filter, a denying wrapper's deny among them (its control: the same wrapper on another file).
  */
+import { scratchFile } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { idwrap, parseSummary, writePolicy } from "../helpers.ts";
 
@@ -27,7 +28,7 @@ Deno.test("run summary: -v adds a line of hook counts per wrapper; the default s
 });
 
 Deno.test("run summary: --json ends the report with the summary record, a wrapper's deny counted", async () => {
-  const out = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const out = await scratchFile({ suffix: ".jsonl" });
   try {
     for (const [file, code, verdicts] of [["/etc/passwd", 1, 1], ["/etc/hostname", 0, 0]] as const) {
       const r = await idwrap(["run", "--json", "-o", out, "-p", POLICY, "--", CAT, file]);
@@ -50,7 +51,7 @@ Deno.test("run summary: --json ends the report with the summary record, a wrappe
 });
 
 Deno.test("run: a tree that outlives its command is served until it exits, and idwrap says why it has not returned", async () => {
-  const marker = await Deno.makeTempFile();
+  const marker = await scratchFile();
   const t0 = performance.now();
   // The command exits at once with 3; the process it left writes the marker 2 s later: a call idwrap still serves.
   const r = await idwrap(["run", "-p", POLICY, "--", "/bin/sh", "-c", `(sleep 2; echo late > ${marker}) & exit 3`]);

@@ -3,12 +3,13 @@
  * a socket a since-exited child connected; a wrapped root program rewrites the daemon's policy file and the file
  * watch lifts its own deny; `status` hands a webhook's token to any user.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, idwrap, prog, run } from "../helpers.ts";
 import { startDaemon, waitFor } from "./daemon_helpers.ts";
 import { redactUrls } from "../../host/outputs/transports.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-control-test-" });
+const dir = await scratchDir({ prefix: "idwrap-control-test-" });
 await Deno.chmod(dir, 0o755);
 await Deno.writeTextFile(`${dir}/target.txt`, "target\n");
 

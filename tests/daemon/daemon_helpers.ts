@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { IDWRAP } from "../helpers.ts";
 
 /** A daemon a test started. */
@@ -33,7 +34,7 @@ export async function waitFor<T>(
 
 /** Starts `idwrap daemon ARGS…` and waits for its control socket. */
 export async function startDaemon(args: string[], reuse?: { runDir: string; store: string }): Promise<TestDaemon> {
-  const base = reuse ? undefined : await Deno.makeTempDir({ prefix: "idwrap-daemon-" });
+  const base = reuse ? undefined : await scratchDir({ prefix: "idwrap-daemon-" });
   if (base) await Deno.chmod(base, 0o755); // other users reach their sockets through it
   const runDir = reuse?.runDir ?? `${base}/run`;
   const store = reuse?.store ?? `${base}/store.kv`;

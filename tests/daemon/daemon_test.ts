@@ -4,11 +4,12 @@
  * a broken edit is refused and the old policy keeps working, and users the
  * configuration does not allow can neither run under it nor change it.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrap, prog, run } from "../helpers.ts";
 import { startDaemon, waitFor } from "./daemon_helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-daemon-test-" });
+const dir = await scratchDir({ prefix: "idwrap-daemon-test-" });
 await Deno.chmod(dir, 0o755);
 await Deno.writeTextFile(`${dir}/target.txt`, "target\n");
 
@@ -103,7 +104,7 @@ Deno.test("a policy edit reaches a running process's next calls; a broken edit i
 
 /** Runs ./idwrap ARGS as another user (setpriv), with a private Deno cache. */
 async function idwrapAs(user: string, uid: number, args: string[], env: Record<string, string>) {
-  const home = await Deno.makeTempDir({ prefix: `idwrap-${user}-` });
+  const home = await scratchDir({ prefix: `idwrap-${user}-` });
   await Deno.chown(home, uid, null);
   return await run("setpriv", [
     `--reuid=${uid}`,

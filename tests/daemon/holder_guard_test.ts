@@ -6,29 +6,16 @@
  * tgkill and rt_tgsigqueueinfo are notified when they name the supervisor's or the holder's pid (the filter is built at
  * each launch with both: source.ts, launchFilter).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrapAsUser, prog, run } from "../helpers.ts";
+import { TAMPER_ALERT, TAMPER_ATTACKS } from "../sources/seccomp/holder_harness.ts";
 
 const TAMPER = prog("tamper");
-const TAMPER_ALERT = "idwrap.supervisor-tamper";
-
 /** Attack → how its output says it worked, and whether its control runs unwrapped (refused in any wrapped tree). */
-const ATTACKS: [string, RegExp, "bare"?][] = [
-  ["getfd", /^got [1-9]\d* listener/m, "bare"],
-  ["ptrace", /^ptrace: 0$/m],
-  ["vmread", /^vm: 0$/m],
-  ["procmem", /^procmem: 0$/m],
-  ["kill", /^signal: 0$/m],
-  ["tkill", /^signal: 0$/m],
-  ["sigqueue", /^signal: 0$/m],
-  ["tgkill", /^signal: 0$/m],
-  ["pidfd-signal", /^signal: 0$/m],
-  ["procfd-signal", /^signal: 0$/m],
-  ["prlimit", /^prlimit: 0$/m],
-  ["setown", /^setown: 0$/m],
-];
+const ATTACKS: [string, RegExp, "bare"?][] = [["getfd", /^got [1-9]\d* listener/m, "bare"], ...TAMPER_ATTACKS];
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-holder-guard-" });
+const dir = await scratchDir({ prefix: "idwrap-holder-guard-" });
 await Deno.chmod(dir, 0o755);
 const POLICY = `${dir}/policy.yaml`;
 await Deno.writeTextFile(POLICY, `rules:\n  - { id: none, syscalls: [openat], path: /nonexistent/x, action: deny }\n`);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
@@ -47,7 +48,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-nats-auth-" });
+  const dir = await scratchDir({ prefix: "idwrap-nats-auth-" });
   await Deno.chmod(dir, 0o755);
   const secret = `${dir}/secret.txt`;
   await Deno.writeTextFile(secret, "the secret\n");

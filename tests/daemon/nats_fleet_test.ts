@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { AckPolicy, type Consumer, jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -42,7 +43,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-nats-" });
+  const dir = await scratchDir({ prefix: "idwrap-nats-" });
   await Deno.chmod(dir, 0o755);
   const watched = `${dir}/watched.txt`;
   const secret = `${dir}/secret.txt`;
@@ -269,7 +270,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-nats-late-" });
+  const dir = await scratchDir({ prefix: "idwrap-nats-late-" });
   await Deno.chmod(dir, 0o755);
   const secret = `${dir}/secret.txt`;
   await Deno.writeTextFile(secret, "the secret\n");

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { IDWRAP, idwrap, prog, ROOT } from "../helpers.ts";
 import { startDaemon, waitFor } from "./daemon_helpers.ts";
@@ -13,7 +14,7 @@ import { readLines, sendLine } from "../../host/daemon/protocol.ts";
 
 type Rec = Record<string, unknown>;
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-outputs-" });
+const dir = await scratchDir({ prefix: "idwrap-outputs-" });
 await Deno.writeTextFile(`${dir}/watched.txt`, "w\n");
 const policy = `${dir}/alert.yaml`;
 await Deno.writeTextFile(

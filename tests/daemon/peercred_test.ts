@@ -4,11 +4,12 @@
  * it runs as the user who asked. Before, it copied whatever pid and fd the
  * handshake named — a root process's fd included — and checked the uid after.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, ROOT, run } from "../helpers.ts";
 import { startDaemon } from "./daemon_helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-peercred-" });
+const dir = await scratchDir({ prefix: "idwrap-peercred-" });
 await Deno.chmod(dir, 0o755);
 await Deno.writeTextFile(`${dir}/p.yaml`, "rules: []\n");
 
@@ -44,7 +45,7 @@ Deno.test("the daemon copies no fd from a process other than the connecting laun
   const aliceFile = `${dir}/alice-file`;
   await Deno.writeTextFile(aliceFile, "alice\n");
   await Deno.chown(aliceFile, aliceUid, null);
-  const home = await Deno.makeTempDir({ prefix: "idwrap-alice-" });
+  const home = await scratchDir({ prefix: "idwrap-alice-" });
   await Deno.chown(home, aliceUid, null);
 
   const d = await startDaemon(["--policy", `${dir}/p.yaml`, "--allow", "idwrap-alice", "--no-watch"]);
@@ -134,7 +135,7 @@ Deno.test("the daemon's run directory and store are owner-only: another user can
 });
 
 Deno.test("a standalone run creates its store's folder 0700 and the store 0600", async () => {
-  const base = await Deno.makeTempDir({ prefix: "idwrap-store-perm-" });
+  const base = await scratchDir({ prefix: "idwrap-store-perm-" });
   const store = `${base}/state/idwrap/store.kv`;
   const r = await run(`${ROOT}idwrap`, ["run", "--", "/bin/true"], { env: { IDWRAP_STORE: store } });
   assertEquals(r.code, 0, r.stderr);

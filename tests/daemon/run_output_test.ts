@@ -4,12 +4,13 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { ok as assert } from "node:assert/strict";
 import { IDWRAP } from "../helpers.ts";
 import { startDaemon } from "./daemon_helpers.ts";
 
 Deno.test("idwrap run under the daemon writes an alert while its tree still runs", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-run-output-" });
+  const dir = await scratchDir({ prefix: "idwrap-run-output-" });
   await Deno.writeTextFile(`${dir}/watched.txt`, "w\n");
   const policy = `${dir}/alert.yaml`;
   await Deno.writeTextFile(

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
@@ -348,7 +349,7 @@ export async function runInVm(
   const k = await ready();
   const timeoutMs = options.timeoutMs ?? 90_000;
   const nonce = crypto.randomUUID().slice(0, 8);
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-kmod-" });
+  const dir = await scratchDir({ prefix: "idwrap-kmod-" });
   try {
     const initrd = `${dir}/initrd.gz`;
     await Deno.writeFile(initrd, await initramfs(k, script, nonce));

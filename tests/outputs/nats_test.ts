@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -46,7 +47,7 @@ Deno.test({
   name: "nats: records on <prefix>.<host>.<queue>; a batch published twice is stored once (without ids: twice)",
   ignore: !NATS_SERVER,
 }, async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-nats-out-" });
+  const dir = await scratchDir({ prefix: "idwrap-nats-out-" });
   const port = freePort();
   const server = await startNats(port, dir);
   const url = `nats://127.0.0.1:${port}`;
@@ -86,7 +87,7 @@ Deno.test({
   name: "nats: a dead server fails the delivery; the same transport publishes once the server is up",
   ignore: !NATS_SERVER,
 }, async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-nats-out-" });
+  const dir = await scratchDir({ prefix: "idwrap-nats-out-" });
   const port = freePort();
   const url = `nats://127.0.0.1:${port}`;
   const transport = new NatsTransport(natsConfig(url, { timeout_ms: 500 }));

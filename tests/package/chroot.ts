@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { ROOT, run } from "../helpers.ts";
 
 const CACHE = `${ROOT}build/package-test/bookworm`;
@@ -50,7 +51,7 @@ export class Chroot {
   /** A fresh copy of the clean root. */
   static async create(): Promise<Chroot> {
     const cache = await cachedRoot();
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-deb-root-" });
+    const dir = await scratchDir({ prefix: "idwrap-deb-root-" });
     const c = new Chroot(dir);
     try {
       await c.must("cp", ["-a", `${cache}/.`, dir]);

@@ -5,6 +5,7 @@
  * rule's `scope` names, and not for a program its `except` lists. Each run
  * has its control: the same commands unwrapped write the file.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, exists, idwrapAsUser, parseJsonLines, run, traced } from "../helpers.ts";
 
@@ -33,7 +34,7 @@ function script(dir: string): string {
 }
 
 async function setup(owner: number): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-conditions-live-" });
+  const dir = await scratchDir({ prefix: "idwrap-conditions-live-" });
   for (const sub of ["", "/out", "/data"]) {
     await Deno.mkdir(`${dir}${sub}`, { recursive: true });
     await Deno.chmod(`${dir}${sub}`, 0o755);

@@ -3,6 +3,7 @@
  * files (a set-user-ID and a set-group-ID copy of a small binary, a file
  * owned by uid 65534, a file of known SHA-256).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { type Criteria, globProblem, parseCriteria } from "../../host/policy/criteria.ts";
 import {
@@ -15,7 +16,7 @@ import {
 } from "../../host/policy/criteria_match.ts";
 
 const isRoot = Deno.uid() === 0;
-const dir = await Deno.makeTempDir({ prefix: "idwrap-criteria-" });
+const dir = await scratchDir({ prefix: "idwrap-criteria-" });
 const PLAIN = `${dir}/plain`;
 const SUID = `${dir}/suid`;
 const SGID = `${dir}/sgid`;

@@ -5,6 +5,7 @@
  * nothing. Each test's control runs the same script without idwrap and shows the attack does what it says. A copy
  * of a library file with a rule made a deny (docs/policy.md, "The rules library") stops the write.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent } from "../../host/events.ts";
 import { exists, ROOT, run, traced } from "../helpers.ts";
@@ -35,7 +36,7 @@ function fired(events: HostEvent[]): { id: string; on: string; exe: string; uid:
 
 /** A public temp dir (readable by nobody) with the payload built and busybox copied in as nc. */
 async function workdir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-library-live-" });
+  const dir = await scratchDir({ prefix: "idwrap-library-live-" });
   await Deno.chmod(dir, 0o755);
   const cc = await run("/usr/bin/cc", ["-shared", "-fPIC", "-o", `${dir}/payload.so`, PAYLOAD_C]);
   assertEquals(cc.code, 0, cc.stderr);
@@ -94,7 +95,7 @@ Deno.test({
       ]);
 
       // The site's copy with the rule made a deny (docs/policy.md): the write is refused, the read still runs.
-      const copy = await Deno.makeTempDir({ prefix: "idwrap-library-deny-" });
+      const copy = await scratchDir({ prefix: "idwrap-library-deny-" });
       try {
         const original = await Deno.readTextFile(`${LIBRARY}/system-files.yaml`);
         const deny = original.replace(

@@ -3,6 +3,7 @@
  * the default policy, every rule has an ATT&CK id, tags and a policy test that names it, the tests pass, and a
  * broken rule fails them.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parse } from "yaml";
 import { idwrap, ROOT } from "../helpers.ts";
@@ -62,7 +63,7 @@ Deno.test("library: its policy tests pass", async () => {
 
 /** Runs a library file's tests against a changed copy of it; returns the result. */
 async function testCopy(file: string, change: (yaml: string) => string) {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-library-" });
+  const dir = await scratchDir({ prefix: "idwrap-library-" });
   try {
     const original = await Deno.readTextFile(`${LIBRARY}/${file}`);
     const changed = change(original);

@@ -7,6 +7,7 @@
  * execution): it writes into the docroot, and starts a shell the way a
  * payload does (execlp: a PATH search whose first tries fail).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent } from "../../host/events.ts";
 import { exists, run, traced, writePolicy } from "../helpers.ts";
@@ -109,7 +110,7 @@ Deno.test({
   ignore: !hasNginx,
   fn: async () => {
     // Readable by nginx's workers (nobody): a public temp dir.
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-nginx-scope-" });
+    const dir = await scratchDir({ prefix: "idwrap-nginx-scope-" });
     try {
       for (const sub of ["", "/www", "/logs", "/tmp"]) {
         await Deno.mkdir(`${dir}${sub}`, { recursive: true });

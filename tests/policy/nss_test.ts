@@ -4,6 +4,7 @@
  * `nogroup`, a policy naming them still loads — glibc's NSS (here systemd's module, which synthesizes them) knows them,
  * as it would know an LDAP user. The control: the same namespace's files really lack them.
  */
+import { scratchDir } from "../temp.ts";
 import { ok as assert } from "node:assert/strict";
 import { IDWRAP, run } from "../helpers.ts";
 
@@ -26,7 +27,7 @@ Deno.test({
   name: "policy names resolve through NSS: a user and a group only NSS knows (not in /etc/passwd or /etc/group)",
   ignore: Deno.uid() !== 0 || !nssSystemd,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-nss-" });
+    const dir = await scratchDir({ prefix: "idwrap-nss-" });
     try {
       for (const [db, name] of [["passwd", "nobody"], ["group", "nogroup"]]) {
         const text = await Deno.readTextFile(`/etc/${db}`);

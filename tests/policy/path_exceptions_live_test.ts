@@ -5,11 +5,12 @@
  * that change it by path — truncate(2), rename over it (its target), O_TMPFILE + linkat onto its name, unlink —
  * not only the opens. Each run has its control: the same commands unwrapped change the file.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, idwrapAsUser, run, traced } from "../helpers.ts";
 
 async function setup(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-path-exc-" });
+  const dir = await scratchDir({ prefix: "idwrap-path-exc-" });
   await Deno.mkdir(`${dir}/uploads`);
   await Deno.writeTextFile(`${dir}/secret`, "orig\n");
   return dir;

@@ -1,4 +1,5 @@
 /** Policy files: good ones parse; each bad one gets its exact message. */
+import { scratchDir, scratchFile } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { checkPolicies } from "../../host/cli/policy.ts";
@@ -328,7 +329,7 @@ Deno.test("docs/policy.md lists every syscall group with its members, and every 
 // idwrap policy check.
 
 Deno.test("checkPolicies() reports each file, and a wrapper name two files use", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-policy-check-" });
+  const dir = await scratchDir({ prefix: "idwrap-policy-check-" });
   const a = `${dir}/a.yaml`, b = `${dir}/b.yaml`, bad = `${dir}/bad.yaml`;
   await Deno.writeTextFile(a, "rules:\n  - syscalls: openat\nwrappers: [counter]\n");
   await Deno.writeTextFile(b, "wrappers:\n  - counter\n  - noop\n");
@@ -363,7 +364,7 @@ async function policyCli(args: string[]): Promise<{ code: number; stdout: string
 }
 
 Deno.test("idwrap policy check: text, JSON, exit status", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-policy-cli-" });
+  const dir = await scratchDir({ prefix: "idwrap-policy-cli-" });
   const bad = `${dir}/bad.yaml`;
   await Deno.writeTextFile(bad, "wrappers:\n  - name: noop\n    activate: { user: nosuchuser }\n");
   const def = loadPolicy(`${ROOT}policies/default.yaml`);
@@ -449,7 +450,7 @@ function exact(s: string): RegExp {
 }
 
 Deno.test("policy check refuses every number and module that run refuses, with file:line:field", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-policy-parity-" });
+  const dir = await scratchDir({ prefix: "idwrap-policy-parity-" });
   await Deno.writeFile(`${dir}/garbage.wasm`, new TextEncoder().encode("not wasm at all"));
   for (const [i, c] of RUN_WOULD_REFUSE.entries()) {
     const file = `${dir}/p${i}.yaml`;
@@ -485,7 +486,7 @@ Deno.test("a deny rule's exception by a program's base name is warned about, wit
 });
 
 Deno.test("policy check carries a policy's warnings (a deny's exception by base name)", async () => {
-  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  const file = await scratchFile({ suffix: ".yaml" });
   try {
     await Deno.writeTextFile(file, POLICY_WITH_BASE_NAME);
     const [r] = await checkPolicies([file]);

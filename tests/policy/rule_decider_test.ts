@@ -3,6 +3,7 @@
  * literals) matches the file it names by identity (dev:ino) under any name;
  * a glob matches names only.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { literalPaths, RuleDecider } from "../../host/policy/rule_decider.ts";
 import type { Policy } from "../../host/policy/policy.ts";
@@ -45,7 +46,7 @@ function openat(path: string, ident?: string): SyscallEvent {
 }
 
 Deno.test("a literal path rule matches its file by identity under another name; a glob does not", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   await Deno.writeTextFile(`${dir}/secret`, "s");
   const info = await Deno.stat(`${dir}/secret`);
   const ident = `${info.dev}:${info.ino}`;
@@ -70,7 +71,7 @@ function exceptPolicy(rule: Partial<Policy["rules"][0]>): Policy {
 }
 
 Deno.test("a rule path matches rename's and link's target (path2) too (rt6 F8)", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   try {
     await Deno.writeTextFile(`${dir}/secret`, "s");
     const d = new RuleDecider([exceptPolicy({ path: `${dir}/secret` })]);
@@ -84,7 +85,7 @@ Deno.test("a rule path matches rename's and link's target (path2) too (rt6 F8)",
 });
 
 Deno.test("a path exemption holds by name only for a file with no other name (rt6 F5b)", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   try {
     await Deno.mkdir(`${dir}/uploads`);
     await Deno.writeTextFile(`${dir}/secret`, "s");

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { exists, idwrap, ROOT, writePolicy } from "../helpers.ts";
 import { watToWasm, writeWasm } from "../runtime/wat.ts";
@@ -140,7 +141,7 @@ Deno.test("settings check: a wrapper built for ABI 1.2 loads, its settings unche
 });
 
 Deno.test("settings check: the daemon's reload refuses a bad setting with file:line, and the old policy stays", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-settings-reload-" });
+  const dir = await scratchDir({ prefix: "idwrap-settings-reload-" });
   await Deno.chmod(dir, 0o755);
   const target = `${dir}/target.txt`;
   await Deno.writeTextFile(target, "target\n");

@@ -2,6 +2,7 @@
  * The replay source shows the WSS no pid a live process could have (wrappers that read /proc/PID in a replay must not
  * see this machine's processes), and no recorded dev:ino.
  */
+import { scratchFile } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { readRecording } from "../../host/trace/recording.ts";
 import { ReplaySource } from "../../host/replay/replay_source.ts";
@@ -32,7 +33,7 @@ Deno.test("replay source: pids above pid_max, no recorded dev:ino", async () => 
 });
 
 Deno.test("trace --json --record-data records a write's bytes (base64), and a replay hands them to the WSS as the live source did", async () => {
-  const out = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const out = await scratchFile({ suffix: ".jsonl" });
   try {
     // Without --record-data the bytes stay out (they may be secrets).
     const plain = await idwrap(["trace", "--json", "-o", out, "-e", "trace=write", "--", "/bin/echo", "hello"]);

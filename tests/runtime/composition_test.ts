@@ -4,6 +4,7 @@
  * wins and later layers are told — and active — an emitted abstract event
  * runs the subscribers at once and their answer returns to the emitter.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, reports, traced, writePolicy } from "../helpers.ts";
 import { watToWasm, writeWasm } from "./wat.ts";
@@ -11,7 +12,7 @@ import { watToWasm, writeWasm } from "./wat.ts";
 /** What /bin/sh is: wrappers see the canonical path of what runs (docs/seccomp.md, "Paths"). */
 const SH_REAL = Deno.realPathSync("/bin/sh");
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-compose-" });
+const dir = await scratchDir({ prefix: "idwrap-compose-" });
 const target = `${dir}/target.txt`;
 await Deno.writeTextFile(target, "target\n");
 

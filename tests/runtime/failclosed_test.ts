@@ -6,11 +6,12 @@
  * processes are killed or denied, `on_max_failures`). Real programs under the
  * seccomp source, with an unwrapped control in each test.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, ensureUser, idwrapAsUser, reports, run, traced, writePolicy } from "../helpers.ts";
 import { watToWasm, writeWasm } from "./wat.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-failclosed-" });
+const dir = await scratchDir({ prefix: "idwrap-failclosed-" });
 const SECRET = `${dir}/secret.txt`;
 await Deno.writeTextFile(SECRET, "the-secret\n");
 /** Paths the attacker opens to make the wrapper trap (they need not exist). */
@@ -224,7 +225,7 @@ Deno.test("a fail: closed subscriber that traps on an abstract event gets the ca
 
 Deno.test("as an ordinary user: the trap-the-wrapper attack never reads the secret, wrapped by root or by the user", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-failclosed-user-" });
+  const home = await scratchDir({ prefix: "idwrap-failclosed-user-" });
   await Deno.chmod(home, 0o755);
   const secret = `${home}/secret.txt`;
   await Deno.writeTextFile(secret, "the-secret\n");

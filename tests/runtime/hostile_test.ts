@@ -3,12 +3,13 @@
  * wrapped program gets the policy's fail mode, and the host and the other
  * wrappers keep working.
  */
+import { scratchDir } from "../temp.ts";
 import { ABI_MINOR } from "../../host/runtime/abi.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, idwrap, reports, traced, writePolicy } from "../helpers.ts";
 import { watToWasm, witnessWat, writeWasm } from "./wat.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-hostile-" });
+const dir = await scratchDir({ prefix: "idwrap-hostile-" });
 await Deno.writeTextFile(`${dir}/file.txt`, "content\n");
 
 /** A module that declares openat and runs `body` in its hook. */

@@ -3,13 +3,14 @@
  * from docs/abi.md alone (tests/runtime/thirdparty/), loaded through a
  * policy and driven by real processes under the seccomp source.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, reports, traced, writePolicy } from "../helpers.ts";
 import { watToWasm, writeWasm } from "./wat.ts";
 
 const wat = await Deno.readTextFile(new URL("./thirdparty/deny_setting_path.wat", import.meta.url));
 const wasm = await writeWasm("deny_setting_path", watToWasm(wat));
-const dir = await Deno.makeTempDir({ prefix: "idwrap-thirdparty-" });
+const dir = await scratchDir({ prefix: "idwrap-thirdparty-" });
 await Deno.writeTextFile(`${dir}/ok.txt`, "ok\n");
 await Deno.writeTextFile(`${dir}/forbidden.txt`, "forbidden\n");
 

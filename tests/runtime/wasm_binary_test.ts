@@ -2,6 +2,7 @@
  * Tests of host/runtime/wasm/ (summary and metering): modules built from WAT with wabt (and one from AssemblyScript with asc), then
  * summarized, instrumented, validated and run against their originals.
  */
+import { scratchDir } from "../temp.ts";
 import { appendCustomSection } from "../../host/runtime/settings.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -781,7 +782,7 @@ Deno.test("custom sections are kept byte for byte", () => {
 });
 
 Deno.test("an AssemblyScript module still computes the same results", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-wasm-binary-" });
+  const dir = await scratchDir({ prefix: "idwrap-wasm-binary-" });
   try {
     await Deno.writeTextFile(
       `${dir}/input.ts`,

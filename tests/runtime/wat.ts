@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import wabtInit from "wabt";
 
 const wabt = await wabtInit();
@@ -20,7 +21,7 @@ export function watToWasm(text: string, features: Record<string, boolean> = {}):
 
 /** Writes a .wasm into a temp dir and returns its path. */
 export async function writeWasm(name: string, bytes: Uint8Array): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-wasm-" });
+  const dir = await scratchDir({ prefix: "idwrap-wasm-" });
   const path = `${dir}/${name}.wasm`;
   await Deno.writeFile(path, bytes);
   return path;

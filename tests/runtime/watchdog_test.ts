@@ -6,12 +6,13 @@
  * source, each with a deadline so that the code without a watchdog fails the
  * test instead of hanging it.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { IDWRAP, run, TEST_STORE, writePolicy } from "../helpers.ts";
 import { watToWasm, writeWasm } from "./wat.ts";
 import { HOOK_WALL_CLOCK_LIMIT_MS } from "../../host/runtime/watchdog.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-watchdog-" });
+const dir = await scratchDir({ prefix: "idwrap-watchdog-" });
 const FILE = `${dir}/file.txt`;
 await Deno.writeTextFile(FILE, "content\n");
 

@@ -10,10 +10,11 @@
  * an extra ioctl when its output is /dev/null, which is, rightly, a
  * different behaviour.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { reports, ROOT, traced, writePolicy } from "../helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-seq-live-" });
+const dir = await scratchDir({ prefix: "idwrap-seq-live-" });
 await Deno.mkdir(`${dir}/d`);
 for (const name of ["a", "b", "c"]) await Deno.writeTextFile(`${dir}/d/${name}`, `${name}\n`);
 const store = `${dir}/store.kv`;

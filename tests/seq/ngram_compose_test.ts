@@ -14,11 +14,12 @@
  * without idwrap, and with ngram and Com_id alone (one detector, nobody
  * kills) the shell runs too while ngram alerts on it.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, WrapperReport } from "../../host/events.ts";
 import { exists, IDWRAP, parseJsonLines, ROOT, writePolicy } from "../helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-ngram-4.1-" });
+const dir = await scratchDir({ prefix: "idwrap-ngram-4.1-" });
 const STORE = `${dir}/store.kv`;
 const IMAPISH = `${dir}/imapish`;
 

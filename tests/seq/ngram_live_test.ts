@@ -8,10 +8,11 @@
  * control inside the test: the same detect policy on the learned run. The
  * second test does the same as an ordinary user, with that user's own store.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, idwrapAsUser, parseJsonLines, reports, traced, writePolicy } from "../helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-ngram-live-" });
+const dir = await scratchDir({ prefix: "idwrap-ngram-live-" });
 await Deno.mkdir(`${dir}/d`);
 for (const name of ["a", "b", "c"]) await Deno.writeTextFile(`${dir}/d/${name}`, `${name}\n`);
 const env = { IDWRAP_STORE: `${dir}/store.kv` };

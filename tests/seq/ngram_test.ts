@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { readTraces, scoreWith, SeqReplayer, train } from "../../host/seq/replay.ts";
@@ -73,7 +74,7 @@ Deno.test({
   name: "idwrap seq train|score --detector ngram: one JSON score per trace; the lpr exploit outscores held-out normal",
   ignore: !HAVE_UNM,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-ngram-cli-" });
+    const dir = await scratchDir({ prefix: "idwrap-ngram-cli-" });
     try {
       const store = `${dir}/store.kv`;
       const base = ["--detector", "ngram", "--store", store, "--program", "lpr", "--format", "unm"];
@@ -163,7 +164,7 @@ Deno.test("ngram model: over many KV values (1.5 MiB), persisted in Deno KV, cou
   };
   const a = make("a", 6000);
   const b = make("b", 3000);
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-ngram-db-" });
+  const dir = await scratchDir({ prefix: "idwrap-ngram-db-" });
   const opts = { program: "synthetic", mode: "record" as const, detector: "ngram" as const };
   try {
     let store = await WrapperStore.open(`${dir}/store.kv`);

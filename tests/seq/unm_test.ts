@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -142,7 +143,7 @@ Deno.test("seq database: chunked over several KV values, merged across trainings
   };
   const a = make("a", 6000);
   const b = make("b", 3000);
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-seq-db-" });
+  const dir = await scratchDir({ prefix: "idwrap-seq-db-" });
   try {
     let store = await WrapperStore.open(`${dir}/store.kv`);
     await train([a], { store, program: "synthetic", mode: "record" });

@@ -2,11 +2,12 @@
  * tools/test_report.ts on a real report: `deno test --junit-path` of a
  * fixture with a pass, a skip, a skipped step and a failure.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
 import { allowance, readAllowed, readReport } from "../../tools/test_report.ts";
 import { ROOT } from "../helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-report-" });
+const dir = await scratchDir({ prefix: "idwrap-report-" });
 const report = `${dir}/report.xml`;
 await new Deno.Command(`${ROOT}node_modules/.bin/deno`, {
   args: ["test", `--junit-path=${report}`, "tests/tools/fixtures/skips_fixture.ts"],

@@ -3,6 +3,7 @@
  * message) as strace does, so that a program cannot forge report lines with a newline in its argv0 (red team rt6
  * F10). The control: the same run's JSON events carry the raw newline, so the attack reached the trace.
  */
+import { scratchFile } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { escapeText } from "../../host/trace/strace_text.ts";
 import { idwrap, traced } from "../helpers.ts";
@@ -20,7 +21,7 @@ Deno.test("trace text: a newline in argv0 is printed as \\n, not as a forged rep
   const json = await traced("trace", [], ATTACK);
   assert(json.events.some((e) => e.kind === "exec" && e.program.argv0 === `evil\n${FORGED}`), json.stderr);
 
-  const out = await Deno.makeTempFile({ prefix: "idwrap-trace-", suffix: ".txt" });
+  const out = await scratchFile({ prefix: "idwrap-trace-", suffix: ".txt" });
   try {
     const r = await idwrap(["trace", "-o", out, "--", ...ATTACK]);
     assertEquals(r.code, 0, r.stderr);

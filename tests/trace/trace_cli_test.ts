@@ -2,11 +2,12 @@
  * `idwrap trace` as strace users type it: fds as numbers, -s, -f, -e trace= classes, -c, -T, -p (bpf only, else a
  * clear refusal, exit 2), and denied calls shown with the errno they returned. Real programs under the real sources.
  */
+import { scratchFile } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { idwrap, writePolicy } from "../helpers.ts";
 
 async function traceText(flags: string[], command: string[]): Promise<{ code: number; text: string; stderr: string }> {
-  const out = await Deno.makeTempFile({ prefix: "idwrap-trace-", suffix: ".txt" });
+  const out = await scratchFile({ prefix: "idwrap-trace-", suffix: ".txt" });
   try {
     const r = await idwrap(["trace", "-o", out, ...flags, "--", ...command]);
     return { code: r.code, text: await Deno.readTextFile(out), stderr: r.stderr };
@@ -40,7 +41,7 @@ Deno.test("trace text: an open's result as strace prints it, and a denied open s
   const policy = await writePolicy(
     "version: 1\nname: p\nrules:\n  - id: no-hostname\n    syscalls: [openat]\n    path: /etc/hostname\n    action: deny\n",
   );
-  const out = await Deno.makeTempFile();
+  const out = await scratchFile();
   try {
     const r = await idwrap(["run", "--standalone", "--policy", policy, "-o", out, "--", "/bin/cat", "/etc/hostname"]);
     assertEquals(r.code, 1, r.stderr);
@@ -101,7 +102,7 @@ Deno.test("trace -p with --source bpf observes a running process's calls until i
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const out = await Deno.makeTempFile();
+  const out = await scratchFile();
   try {
     await new Promise((r) => setTimeout(r, 300));
     const r = await idwrap(["trace", "--source", "bpf", "-o", out, "-e", "trace=%file", "-p", String(child.pid)]);

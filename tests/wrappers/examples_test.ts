@@ -2,13 +2,14 @@
  * The AssemblyScript example wrappers (wrappers/), each loaded through a
  * policy and driven by real processes under the seccomp source.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, reports, traced, writePolicy } from "../helpers.ts";
 
 /** What /bin/sh is: wrappers see the canonical path of what runs (docs/seccomp.md, "Paths"). */
 const SH_REAL = Deno.realPathSync("/bin/sh");
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-examples-" });
+const dir = await scratchDir({ prefix: "idwrap-examples-" });
 await Deno.writeTextFile(`${dir}/a.txt`, "a\n");
 await Deno.writeTextFile(`${dir}/b.txt`, "b\n");
 
@@ -50,7 +51,7 @@ async function storedCount(store: string): Promise<bigint | undefined> {
 }
 
 Deno.test("counter: the KV count is shared across processes and persists across runs in Deno KV", async () => {
-  const store = `${await Deno.makeTempDir()}/store.kv`;
+  const store = `${await scratchDir()}/store.kv`;
   const policy = await writePolicy(`
 wrappers:
   - name: counter

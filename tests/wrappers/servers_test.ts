@@ -14,6 +14,7 @@
  * behaves like a compromised server (it reads /etc/passwd, then runs
  * /bin/sh), installed under the server's name so the policies bind to it.
  */
+import { scratchDir, scratchFile } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { exists, IDWRAP, parseJsonLines, prog, reports, ROOT, run } from "../helpers.ts";
 import { freePort, freeRange } from "../loopback.ts";
@@ -287,7 +288,7 @@ Deno.test("fingerd: fingerish answers a normal query with no alert, and refuses 
 
 /** Runs a command under a policy with `./idwrap run --json`, collecting the events. */
 async function runUnder(policy: string, command: string[]) {
-  const out = await Deno.makeTempFile({ prefix: "idwrap-servers-", suffix: ".jsonl" });
+  const out = await scratchFile({ prefix: "idwrap-servers-", suffix: ".jsonl" });
   try {
     const r = await run(IDWRAP, ["run", "--json", "-o", out, "-p", policy, "--", ...command]);
     return { ...r, events: parseJsonLines(await Deno.readTextFile(out)) };
@@ -392,7 +393,7 @@ int main(int argc, char **argv) {
 }
 `;
 
-const binDir = await Deno.makeTempDir({ prefix: "idwrap-compromised-" });
+const binDir = await scratchDir({ prefix: "idwrap-compromised-" });
 await Deno.writeTextFile(`${binDir}/compromised.c`, COMPROMISED);
 const cc = await run(Deno.env.get("CC") ?? "cc", ["-O2", "-o", `${binDir}/fingerd`, `${binDir}/compromised.c`]);
 if (cc.code !== 0) throw new Error(`cannot compile the compromised server: ${cc.stderr}`);
@@ -418,7 +419,7 @@ Deno.test("httpd: the master's re-exec of its own binary is allowed", async () =
 });
 
 Deno.test("fingerd: a compromised fingerd that writes a file is alerted (response alert) and denied (deny)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-fingerd-write-" });
+  const dir = await scratchDir({ prefix: "idwrap-fingerd-write-" });
   const target = `${dir}/dropped`;
   const alerted = await runUnder(`${ROOT}policies/fingerd.yaml`, [`${binDir}/fingerd`, "write", target]);
   assertEquals(alerted.stdout, "wrote\n");

@@ -2,6 +2,7 @@
  * Activation on real processes: each criterion binds the wrapper to exactly
  * the processes it names, evaluated at every execve (the paper's WSS).
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { LifecycleEvent } from "../../host/events.ts";
@@ -11,7 +12,7 @@ import { watToWasm, witnessWat, writeWasm } from "../runtime/wat.ts";
 /** Raises one alert per instance, at idwrap_init: an instance exists iff the wrapper is bound. */
 const witness = await writeWasm("witness", watToWasm(witnessWat("bound", "init")));
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-activation-" });
+const dir = await scratchDir({ prefix: "idwrap-activation-" });
 await Deno.chmod(dir, 0o755);
 await Deno.writeTextFile(`${dir}/f.txt`, "f\n");
 

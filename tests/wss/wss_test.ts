@@ -7,6 +7,7 @@
  * Each test has its control inside (the same script without the condition
  * gets the other answer), so it can fail.
  */
+import { scratchDir } from "../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type Decider, type EventSink, LayeredDecider } from "../../host/decider.ts";
 import type { HostEvent, LifecycleEvent, SyscallEvent, WrapperReport } from "../../host/events.ts";
@@ -401,7 +402,7 @@ Deno.test("WSS faults: a wrapper that traps fails its call closed and is reporte
 });
 
 Deno.test("WSS audit wiring: a denied call's audit record is in the journal (on disk) before the caller is answered", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-wss-journal-" });
+  const dir = await scratchDir({ prefix: "idwrap-wss-journal-" });
   const journal = JournalWriter.create(`${dir}/store.kv`)!;
   const sink = new JournalSink(() => {}, undefined, journal, undefined);
   const r = rig({ rules: [rule({ id: "no-shadow", syscalls: ["openat"], path: "/etc/shadow" })], sink });

@@ -29,7 +29,7 @@ import type { HybridWorkerConfig } from "./hybrid_worker.ts";
 import { bpfPrivilegeProblem, BpfRefusal } from "../bpf/supervise.ts";
 import { BPF_OBJECT } from "../bpf/tracer.ts";
 import { KernelNetRun } from "../bpf/net_run.ts";
-import { ListenerHolder, type SupervisorLoss } from "../seccomp/holder.ts";
+import { type SupervisorLoss, withHolder } from "../seccomp/holder.ts";
 
 /**
  * Why the hybrid source cannot be used here, or undefined when it can: the privilege to load the programs, the built
@@ -140,23 +140,17 @@ export async function runUnderHybrid(command: string[], options: HybridRunOption
   if (warning) options.onWarning?.(warning);
   // As on the seccomp source (../seccomp/source.ts): started before the filter is built (its pid is in the guard's
   // checks), it keeps a copy of the listener, so however this process ends the tree gets onSupervisorLoss, not ENOSYS.
-  const holder = await ListenerHolder.start();
-  let thread: HybridThread;
-  try {
-    thread = await HybridThread.start({
+  const [holder, thread] = await withHolder((link) =>
+    HybridThread.start({
       policies: options.policies,
       wrappers,
       storePath: options.storePath ?? defaultStorePath(),
       trace: options.trace,
       emulateOpens,
-      holderFd: holder.socket,
-      holderPid: holder.pid,
+      ...link,
       onEvents: options.onEvents,
-    });
-  } catch (e) {
-    holder.close();
-    throw e;
-  }
+    })
+  );
   const mode = options.onSupervisorLoss ?? "kill";
   // Network deny rules the kernel can decide: judged again on the address the kernel uses (docs/bpf.md).
   const net = KernelNetRun.start(options.policies, {

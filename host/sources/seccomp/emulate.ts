@@ -231,6 +231,8 @@ export class Emulator {
    * the checked parent, never through a symbolic link put there since.
    */
   open(caller: Caller, r: Resolved, open: OpenArgs, install: Install): CallResult {
+    const elsewhere = this.#notTheDirectory(r, open.flags);
+    if (elsewhere) return { errno: EPERM, fault: `${elsewhere}: nothing created, the call failed closed` };
     // Only fds are used from here: credentials and umask, not the namespace and root.
     const entered = this.world.enter(
       caller,
@@ -245,7 +247,10 @@ export class Emulator {
       this.world.leave();
     }
     if (fd < 0) return { errno: -fd };
-    const stray = this.#notTheObject(r, fd, open.flags);
+    // Again after: the number may have been reused between the first check and the openat (a file then made in
+    // another directory stays there: the fault says which).
+    const gone = this.#notTheDirectory(r, open.flags);
+    const stray = gone ? `${gone}: not installed, the call failed closed` : this.#notTheObject(r, fd, open.flags);
     if (stray) {
       libc.symbols.close(fd);
       return { errno: EPERM, fault: stray };
@@ -265,20 +270,48 @@ export class Emulator {
   }
 
   /**
+   * Why the directory a file is to be created in (O_CREAT of a missing name: the parent; O_TMPFILE: the directory
+   * named) is not the one checked, if it is not. The openat takes the resolution's O_PATH fd as its dirfd: were that
+   * number closed and reused by another thread of this process with another directory (a store's, another caller's
+   * parent), the file would be made there. Checked by identity (dev:ino), before the openat and again after.
+   */
+  #notTheDirectory(r: Resolved, flags: number): string | undefined {
+    const tmpfile = (flags & O_TMPFILE) === O_TMPFILE;
+    const [dir, want] = tmpfile ? [r.fd, r.ident] : r.fd < 0 && flags & O_CREAT ? [r.parent, r.parentIdent] : [];
+    if (dir === undefined || dir < 0) return undefined;
+    const ident = this.world.identOf(dir);
+    if (ident && ident === want) return undefined;
+    const where = tmpfile ? r.path : r.path.replace(/\/[^/]*\/*$/, "") || "/";
+    const got = ident || "unreadable", checked = want || "unreadable";
+    return `the directory ${where} is held by fd ${dir}, which is not the directory checked ` +
+      `(${got}; checked ${checked})`;
+  }
+
+  /**
    * Why the file just opened is not the object the call was decided on, if it is not. The open goes through the
    * resolution's O_PATH fd by its number (/proc/thread-self/fd/N): were that number closed and reused meanwhile by
    * another thread of this process, the caller would be handed one of idwrap's own files (a socket, a pipe, the
-   * store, a listener). Checked by identity (dev:ino) before ADDFD; an object created by this open (O_CREAT of a
-   * missing name, O_TMPFILE) has no identity to compare.
+   * store, a listener). Checked by identity (dev:ino) before ADDFD. A file this open created (O_CREAT of a missing
+   * name) must be the one its name now holds in the directory checked. An O_TMPFILE file has no name and nothing to
+   * compare: its directory's identity is what #notTheDirectory checks (its st_dev is no help: on an overlayfs without
+   * xino a file's is not its directory's).
    */
   #notTheObject(r: Resolved, fd: number, flags: number): string | undefined {
-    if (r.fd < 0 || !r.ident || (flags & O_TMPFILE) === O_TMPFILE) return undefined;
+    if ((flags & O_TMPFILE) === O_TMPFILE) return undefined;
+    const created = r.fd < 0;
+    const want = created ? this.world.identOf(r.parent, r.name.replace(/\/+$/, "")) : r.ident;
+    if (!want) {
+      return created
+        ? `the file created for ${r.path} is no longer in the directory checked: not installed, the call failed closed`
+        : undefined;
+    }
     if (libc.symbols.fstat(fd, this.#stat) < 0) return `cannot fstat the file opened for ${r.path} (errno ${errno()})`;
     const v = this.#statView;
     const ident = `${v.getBigUint64(STAT.dev, true)}:${v.getBigUint64(STAT.ino, true)}`;
-    if (ident === r.ident) return undefined;
+    if (ident === want) return undefined;
     const mode = (v.getUint32(STAT.mode, true) & 0o170000).toString(8).padStart(6, "0");
-    return `the file opened for ${r.path} is not the object checked (${ident}, type ${mode}; checked ${r.ident}): ` +
+    const what = created ? "created" : "opened";
+    return `the file ${what} for ${r.path} is not the object checked (${ident}, type ${mode}; checked ${want}): ` +
       "not installed, the call failed closed";
   }
 

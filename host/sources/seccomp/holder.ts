@@ -37,6 +37,29 @@ export interface HeldSession {
 
 const F_SETFD = 2;
 
+/** What a supervisor thread needs of its holder: the socket to report to, the pid to guard. */
+export interface HolderLink {
+  holderFd: number;
+  holderPid: number;
+}
+
+/**
+ * Starts idwrap-holder, then the supervisor thread beside it (`start`, given the holder's socket and pid); if the
+ * thread does not start, the holder is closed. The holder comes first: its pid is in the filter's guard, and from the
+ * handshake on, however this process ends, the tree gets on_supervisor_loss, not ENOSYS.
+ *
+ * @returns the holder and what `start` returned
+ */
+export async function withHolder<T>(start: (link: HolderLink) => Promise<T>): Promise<[ListenerHolder, T]> {
+  const holder = await ListenerHolder.start();
+  try {
+    return [holder, await start({ holderFd: holder.socket, holderPid: holder.pid })];
+  } catch (e) {
+    holder.close();
+    throw e;
+  }
+}
+
 /** A running idwrap-holder, started by this supervisor. */
 export class ListenerHolder {
   private constructor(readonly pid: number, readonly process: Deno.ChildProcess, private fd: number) {}

@@ -27,7 +27,7 @@ import { X86_64_NAMES } from "../../syscalls/tables.ts";
 import { guardFilter, ownThreads } from "./tamper.ts";
 import { launcherPath } from "../launcher.ts";
 import { launchAndServe } from "../launch.ts";
-import { ListenerHolder, type SupervisorLoss } from "./holder.ts";
+import { type SupervisorLoss, withHolder } from "./holder.ts";
 import type { SupervisorSummary } from "../../wss/summary.ts";
 import { CRED_SYSCALLS } from "./transport.ts";
 import { PATH_CALLS } from "./emulate.ts";
@@ -245,28 +245,20 @@ export async function spawnLauncher(socketPath: string, filter: string, command:
  */
 export async function runUnderSeccomp(command: string[], options: SeccompRunOptions): Promise<SeccompRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
-  // Started first (its pid is known before the filter is built): from the handshake on, however this process ends,
-  // the tree gets onSupervisorLoss, not ENOSYS.
-  const holder = await ListenerHolder.start();
-  let thread: SupervisorThread, plan: NotifyPlan;
-  try {
+  const [holder, { thread, plan }] = await withHolder(async (link) => {
     const prepared = await prepareEnforcement(options.policies, emulateOpens);
-    plan = prepared.plan;
     for (const warning of eintrWarnings(options.policies, prepared.wrappers)) options.onWarning?.(warning);
-    thread = await SupervisorThread.start({
+    const thread = await SupervisorThread.start({
       policies: options.policies,
       wrappers: prepared.wrappers,
       storePath: options.storePath ?? defaultStorePath(),
       trace: options.trace,
       emulateOpens,
-      holderFd: holder.socket,
-      holderPid: holder.pid,
+      ...link,
       onEvents: options.onEvents,
     });
-  } catch (e) {
-    holder.close();
-    throw e;
-  }
+    return { thread, plan: prepared.plan };
+  });
   const mode = options.onSupervisorLoss ?? "kill";
   // Network deny rules the kernel can decide, where this process can load BPF programs (docs/bpf.md).
   const net = options.sidecar?.(options.policies, {

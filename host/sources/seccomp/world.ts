@@ -58,6 +58,8 @@ export interface Resolved {
   path: string;
   /** "dev:ino" of the object, if it exists. */
   ident?: string;
+  /** "dev:ino" of the parent directory (parent mode): what a missing name is created in ("" if unreadable). */
+  parentIdent?: string;
   /** st_mode of the object, if it exists. */
   mode?: number;
   /** The procfs directories whose magic links the resolution followed, if any. */
@@ -425,7 +427,7 @@ export class CallerWorld {
       : clean === ".."
       ? dirPath.replace(/\/[^/]*$/, "") || "/"
       : join(dirPath, clean);
-    const out: Resolved = { fd: -1, parent, name, path };
+    const out: Resolved = { fd: -1, parent, name, path, parentIdent: this.identOf(parent) };
     if (this.#via.length) out.via = this.#via;
     this.#via = [];
     if (this.#fstatat(parent, clean, AT_SYMLINK_NOFOLLOW) === 0) {
@@ -470,6 +472,12 @@ export class CallerWorld {
     this.#cstring(name, this.#buf);
     const n = Number(libc.symbols.syscall(SYS.readlinkat, BigInt(dir), this.#bufAddr, this.#linkAddr, 4096n, 0n, 0n));
     return n < 0 ? undefined : this.#decoder.decode(this.#link.subarray(0, n));
+  }
+
+  /** "dev:ino" of an fd's object, or of `name` in the directory `dir` (not followed); "" if it cannot be read. */
+  identOf(dir: number, name?: string): string {
+    const ok = name === undefined ? libc.symbols.fstat(dir, this.#stat) : this.#fstatat(dir, name, AT_SYMLINK_NOFOLLOW);
+    return ok === 0 ? this.#ident() : "";
   }
 
   /** Whether a resolved object is a symbolic link. */

@@ -6,6 +6,7 @@
  * is refused before the command runs (exit 2, named), and so is an ordinary user — each with a control that shows the
  * same command runs (or is denied) where the refusal does not apply.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 import type { LifecycleEvent, SyscallEvent, WrapperReport } from "../../../host/events.ts";
 import { bpfPrivilegeProblem } from "../../../host/sources/bpf/supervise.ts";
@@ -32,7 +33,7 @@ const lifecycle = (events: { kind: string }[], kind: LifecycleEvent["kind"]) =>
 const named = (events: SyscallEvent[], name: string) => events.filter((e) => e.syscall === name);
 
 Deno.test("idwrap trace --source bpf prints the calls the program makes, with results and its child", async () => {
-  const dir = `${await Deno.makeTempDir()}/made-by-calls`;
+  const dir = `${await scratchDir()}/made-by-calls`;
   const t = await traced("trace", ["--source", "bpf", "-e", "%file,%process,write,getppid,getpid,wait4"], [
     FIXTURE,
     "calls",
@@ -77,7 +78,7 @@ rules:
     path: /etc/hostname
     action: alert
 `);
-  const dir = `${await Deno.makeTempDir()}/d`;
+  const dir = `${await scratchDir()}/d`;
   // The program exits 0; the shell around it exits 5 and then a killed shell gives 128 + 9.
   const t = await traced("run", ["--source", "bpf", "-p", policy], [
     "/bin/sh",
@@ -105,7 +106,7 @@ wrappers:
     settings: { mode: detect, program: bpf-cli-untrained-${crypto.randomUUID()}, threshold: 3 }
     activate: { program: ${FIXTURE} }
 `);
-  const dir = `${await Deno.makeTempDir()}/d`;
+  const dir = `${await scratchDir()}/d`;
   const t = await traced("run", ["--source", "bpf", "-p", policy], [FIXTURE, "calls", dir]);
   assertEquals(t.code, 0, t.stderr);
   const alerts = reports(t.events, "alert").filter((r: WrapperReport) => r.wrapper === "seq");
@@ -114,7 +115,7 @@ wrappers:
 });
 
 Deno.test("idwrap run --source bpf refuses a deny rule, a kill rule and a DENY wrapper before the command runs", async () => {
-  const tmp = await Deno.makeTempDir();
+  const tmp = await scratchDir();
   const marker = `${tmp}/ran`;
   const rules = await writePolicy(`version: 1
 name: bpf-deny
@@ -161,7 +162,7 @@ wrappers:
 
 Deno.test("idwrap run|trace --source bpf: an ordinary user is refused with why (exit 2); root runs the same command", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-alice-" });
+  const home = await scratchDir({ prefix: "idwrap-bpf-alice-" });
   await Deno.chmod(home, 0o755);
   const marker = `${home}/u/ran`; // in the home idwrapAsUser gives the user, so the command could write it
   const policy = await writePolicy("version: 1\nname: observe\nobserve: [mkdir]\n");
@@ -249,7 +250,7 @@ Deno.test("--source auto: seccomp (saying the hybrid can be used); IDWRAP_AUTO_S
   }
   // Control: an ordinary user cannot load BPF: auto gives seccomp and says why.
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-auto-" });
+  const home = await scratchDir({ prefix: "idwrap-bpf-auto-" });
   await Deno.chmod(home, 0o755);
   for (const want of ["hybrid", "bpf"]) {
     const user = await idwrapAsUser(uid, `${home}/u`, cmd, { env: { IDWRAP_AUTO_SOURCE: want } });
@@ -278,7 +279,7 @@ Deno.test("idwrap doctor runs the bpf source for real and lists the sources this
   assertMatch(by("active source")!.detail, /^(kmod: |seccomp: .*the hybrid can be used here)/);
   // An ordinary user: the bpf source is not usable, and doctor says why.
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-bpf-doctor-" });
+  const home = await scratchDir({ prefix: "idwrap-bpf-doctor-" });
   await Deno.chmod(home, 0o755);
   const user = await idwrapAsUser(uid, `${home}/u`, ["doctor", "--json"]);
   const theirs = JSON.parse(user.stdout) as typeof checks;

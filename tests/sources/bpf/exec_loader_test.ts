@@ -8,6 +8,7 @@
  * user; and the kill is reported as the rule's. (ld.so maps a static-pie, then execs it itself: that one the exec kill
  * caught before too; the dynamic program is the bypass, run from ld.so's mapping.)
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { KernelExecRule } from "../../../host/sources/bpf/exec_rules.ts";
 import { interestInEverything } from "../../../host/sources/bpf/interest.ts";
@@ -35,7 +36,7 @@ function tally(stdout: string | Uint8Array | undefined) {
 }
 
 async function stage(program: string): Promise<{ dir: string; target: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-execfix-" });
+  const dir = await scratchDir({ prefix: "idwrap-execfix-" });
   await Deno.chmod(dir, 0o755);
   const target = `${dir}/listed`;
   await Deno.copyFile(program, target);

@@ -3,11 +3,12 @@
  * enter record used to be reported too, as a late kill ("the call was only observed"), before the kernel's. Now the
  * kill is reported once, as the kernel's, at sched_process_exec; the control is the same command unwrapped.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, run, traced, writePolicy } from "../../helpers.ts";
 
 Deno.test("bpf exec kill: one report, the kernel's, none as a late kill", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-execfix-" });
+  const dir = await scratchDir({ prefix: "idwrap-execfix-" });
   try {
     const target = `${dir}/listed`;
     await Deno.copyFile("/usr/bin/echo", target);

@@ -9,6 +9,7 @@
  * symbolic link, /proc/self/fd/N and fexecve are the file and are killed; a copy and a memfd copy are other files and
  * are not (said in docs/bpf.md) — and an ordinary user in the tree gets the same.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 import type { HostEvent, LifecycleEvent, SyscallEvent } from "../../../host/events.ts";
 import { kernelDev, type KernelExecRule } from "../../../host/sources/bpf/exec_rules.ts";
@@ -45,7 +46,7 @@ function tally(stdout: string | Uint8Array | undefined): Tally {
 
 /** A fresh directory (readable by anyone: the user test's programs live there) holding a copy of `program`. */
 async function stage(program: string): Promise<{ dir: string; target: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-execk-" });
+  const dir = await scratchDir({ prefix: "idwrap-execk-" });
   await Deno.chmod(dir, 0o755);
   const target = `${dir}/denied`;
   await Deno.copyFile(program, target);

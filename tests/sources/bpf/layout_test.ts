@@ -1,4 +1,5 @@
 /** host/sources/bpf/layout.ts against kmod/bpf/idwrap_bpf.h, as the C compiler lays the header out. */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import * as layout from "../../../host/sources/bpf/layout.ts";
 import { interestFor } from "../../../host/sources/bpf/interest.ts";
@@ -6,7 +7,7 @@ import { ROOT } from "../../helpers.ts";
 
 /** Compiles a program that prints the header's offsets, sizes and constants as JSON, and runs it. */
 async function cLayout(): Promise<Record<string, number>> {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const fields: [string, string][] = [
     ["head.ktime", "offsetof(struct idw_head, ktime)"],
     ["head.kind", "offsetof(struct idw_head, kind)"],

@@ -4,6 +4,7 @@
  * (thousands of addresses: near every prefix, IPv4, IPv6, v4-mapped), and what cannot be compiled exactly is left out
  * with why. The table's layout (host/sources/bpf/net_layout.ts) is checked against the C compiler.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { SyscallEvent } from "../../../host/events.ts";
 import { inet6Address, inetAddress } from "../../../host/net/address.ts";
@@ -236,7 +237,7 @@ rules:
 });
 
 Deno.test("net_layout.ts mirrors idwrap_net.h as the C compiler lays it out", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const fields: [string, string][] = [
     ...Object.keys(net.NET_OFFSETS).map((k): [string, string] => {
       const [s, f] = k.split(".");

@@ -5,6 +5,7 @@
  * the kernel's programs), so that the test can fail. idwrap runs as root (loading BPF needs it here); the attacker
  * runs as root and as an ordinary user.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { AuditRecord } from "../../../host/audit/record.ts";
 import { compileKernelNet } from "../../../host/policy/net_kernel.ts";
@@ -39,7 +40,7 @@ rules:
 
 /** A store of its own, so its audit records are this test's. */
 async function freshStore(): Promise<string> {
-  return `${await Deno.makeTempDir({ prefix: "idwrap-net-store-" })}/store.kv`;
+  return `${await scratchDir({ prefix: "idwrap-net-store-" })}/store.kv`;
 }
 
 /** `idwrap run --source SOURCE -p POLICY -- command`, with the kernel's programs or (kernel false) without. */
@@ -175,7 +176,7 @@ rules:
     // Control: unwrapped, the inherited socket and the received one reach the denied port.
     const bare = await run(ATTACK, ["mkfd", ATTACK, "sendfd", String(DENY)]);
     assertEquals(bare.stdout, "sendfd ok received\n", bare.stderr);
-    const path = `${await Deno.makeTempDir({ prefix: "idwrap-net-scm-" })}/s`;
+    const path = `${await scratchDir({ prefix: "idwrap-net-scm-" })}/s`;
     await Deno.chmod(path.replace(/\/s$/, ""), 0o777);
     const serve = () => {
       const p = new Deno.Command(ATTACK, { args: ["scm-serve", path], stdout: "piped", stderr: "piped" }).spawn();
@@ -262,7 +263,7 @@ Deno.test("net in the kernel: a process outside the watched tree is not judged w
 });
 
 Deno.test("net in the kernel: a socket made in the tree and handed to an unwatched process is not judged there (rt8 F3)", async () => {
-  const path = `${await Deno.makeTempDir({ prefix: "idwrap-net-scm-" })}/s`;
+  const path = `${await scratchDir({ prefix: "idwrap-net-scm-" })}/s`;
   for (const source of ["bpf", "hybrid"]) {
     const store = await freshStore();
     const inside = new Deno.Command(IDWRAP, {
@@ -399,7 +400,7 @@ Deno.test("idwrap doctor says whether runs get the kernel's network decisions, a
     net!.detail,
   );
   assert(/seccomp and hybrid/.test(net!.consequence), net!.consequence);
-  const home = await Deno.makeTempDir({ prefix: "idwrap-net-doctor-" });
+  const home = await scratchDir({ prefix: "idwrap-net-doctor-" });
   await Deno.chmod(home, 0o755);
   const user = await idwrapAsUser(ALICE, `${home}/u`, ["doctor", "--json"]);
   const theirs = (JSON.parse(user.stdout) as typeof checks).find((c) => c.feature === "network rules in the kernel");

@@ -4,6 +4,7 @@
  * `strace -f`. As root (loading BPF needs it); what an ordinary user gets is
  * the last test.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 
 function assertGreater(actual: number, floor: number, message?: string): void {
@@ -32,7 +33,7 @@ const faults = (events: HostEvent[]) => events.filter((e): e is WrapperReport =>
 
 /** Per process (in order of first appearance), the calls strace saw begin, by name. */
 async function straceCalls(command: string[]): Promise<string[][]> {
-  const out = `${await Deno.makeTempDir()}/strace.txt`;
+  const out = `${await scratchDir()}/strace.txt`;
   const r = await run("strace", ["-f", "-qq", "-o", out, "--", ...command]);
   assertEquals(r.code, 0, r.stderr);
   const byPid = new Map<string, string[]>();
@@ -54,7 +55,7 @@ async function observeCalls(dir: string) {
 }
 
 Deno.test("bpf source records every call a program makes, as strace -f sees them, per process", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const { afterExec, main, lost } = await observeCalls(`${dir}/d`);
   assertEquals(lost, 0);
   const spawn = lifecycle(afterExec, "spawn").find((e) => e.ppid === main);
@@ -68,7 +69,7 @@ Deno.test("bpf source records every call a program makes, as strace -f sees them
 });
 
 Deno.test("bpf source copies path and buffer arguments and pairs each call's enter with its exit", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const { afterExec, main } = await observeCalls(`${dir}/d`);
   const pre = syscalls(afterExec, main, "pre");
   const opened = pre.find((e) => e.syscall === "openat" && e.decoded.path === "/etc/hostname");
@@ -105,7 +106,7 @@ Deno.test("bpf source copies path and buffer arguments and pairs each call's ent
 });
 
 Deno.test("bpf source follows fork, exec and exit with exit codes", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const { events, afterExec, main } = await observeCalls(`${dir}/d`);
   const spawn = lifecycle(afterExec, "spawn").find((e) => e.ppid === main)!;
   assertEquals(spawn.program.exe, FIXTURE);
@@ -123,7 +124,7 @@ Deno.test("bpf source follows fork, exec and exit with exit codes", async () => 
 });
 
 Deno.test("bpf source sees the calls of a process's other threads, with their thread ids", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const script = `import os, threading
 t = threading.Thread(target=lambda: os.mkdir("${dir}/from-thread"))
 t.start(); t.join()`;
@@ -139,7 +140,7 @@ t.start(); t.join()`;
 });
 
 Deno.test("bpf source: a root program of the tree without CAP_SYS_ADMIN/CAP_BPF cannot use bpf(), and is seen trying", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   // Control: with every capability, root lists the BPF programs (the source's among them).
   const full = await run("bpftool", ["prog", "show"]);
   assertEquals(full.code, 0, full.stderr);
@@ -164,7 +165,7 @@ Deno.test("bpf source: a root program of the tree without CAP_SYS_ADMIN/CAP_BPF 
 });
 
 Deno.test("bpf source reports nothing of a process outside the watched tree", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const outside = new Deno.Command(FIXTURE, { args: ["spin", "1500"] }).spawn();
   // Control: the neighbour really runs calls while the watched program runs.
   const neighbour = await observeCommand([FIXTURE, "calls", `${dir}/d`], {
@@ -180,7 +181,7 @@ Deno.test("bpf source reports nothing of a process outside the watched tree", as
 });
 
 Deno.test("bpf source delivers records on its consumer's timer while the program runs, without a wake-up", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   let mkdirSeenAt = 0;
   const start = performance.now();
   // Far below the wake-up threshold: only the consumer's timer (5 ms) can bring the mkdir in before the exit.
@@ -223,7 +224,7 @@ Deno.test("bpf source counts every record a flood drops and reports the loss", a
 
 Deno.test("bpf source: an ordinary user cannot load the programs, and is told why", async () => {
   const uid = await ensureUser("idwrap-bpf");
-  const home = await Deno.makeTempDir();
+  const home = await scratchDir();
   await Deno.chown(home, uid, null);
   const script = `${home}/load.ts`;
   await Deno.writeTextFile(
@@ -258,7 +259,7 @@ Deno.test("bpf source in cgroup mode observes every task of its cgroup v2, and n
   if (!mount) throw new Error("no cgroup v2 mount: cgroup mode cannot be tested here");
   const group = `${mount}/idwrap-test-${Deno.pid}`;
   await Deno.mkdir(group, { recursive: true });
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const tracer = BpfTracer.load({ mode: "cgroup", cgroup: group });
   try {
     tracer.setInterest(interestIn(["mkdir"]));

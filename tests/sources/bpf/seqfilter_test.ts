@@ -9,12 +9,13 @@
  *
  * Root only (loading BPF programs); records and detect runs keep the same standard streams (pipes).
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { WrapperReport } from "../../../host/events.ts";
 import { calls, ensureUser, reports, traced, writePolicy } from "../../helpers.ts";
 
 const root = Deno.uid() === 0;
-const dir = await Deno.makeTempDir({ prefix: "idwrap-seqfilter-" });
+const dir = await scratchDir({ prefix: "idwrap-seqfilter-" });
 const env = { IDWRAP_STORE: `${dir}/store.kv` };
 const TREE = "/usr/share/doc";
 /** A smaller tree for ls -lR (a dozen calls per entry: every one of them examined without the filter). */

@@ -3,6 +3,7 @@
  * observed, the policy's rules matched on the programs' copies, lifecycle followed, sessions ended; and an interest
  * that would need a deny refused with the calls named.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
 import { join } from "node:path";
 import type { EventSink } from "../../../host/decider.ts";
@@ -54,7 +55,7 @@ async function underWss(policy: Policy, command: string[]) {
   const source = new BpfTransport({ interest });
   const sink = new Collect();
   const wss = new Wss({ source, decider: new RuleDecider([policy]), sink, wrappers: [], interest, sweepMs: 200 });
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const server = Deno.listen({ transport: "unix", path: join(dir, "launch.sock") });
   const child = new Deno.Command(await launcherPath(), {
     args: ["--no-filter", join(dir, "launch.sock"), "--", ...command],
@@ -81,7 +82,7 @@ async function underWss(policy: Policy, command: string[]) {
 }
 
 Deno.test("bpf transport under the WSS: rules match the copied paths, lifecycle is followed, the session ends", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const policy = policyOf([
     alert("hostname-read", ["openat"], "/etc/hostname"),
     // Control: a rule on a file the program never opens raises nothing, so the one above cannot pass by accident.

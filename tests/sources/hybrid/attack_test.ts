@@ -10,6 +10,7 @@
  *    file identity the record carries and named "PATH (unverified)", so the exception does not hide its write.
  * Root only: an ordinary user cannot load the hybrid's bpf programs (cli_test.ts) and cannot chroot.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { LifecycleEvent } from "../../../host/events.ts";
 import { compileC } from "../../../tools/build.ts";
@@ -53,7 +54,7 @@ rules:
 });
 
 Deno.test("idwrap run --source hybrid: a chrooted copy exec'd at /usr/sbin/usermod is named by its file, not the path (rt6 F4)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-hybrid-chroot-" });
+  const dir = await scratchDir({ prefix: "idwrap-hybrid-chroot-" });
   const jail = `${dir}/jail`, fake = `${jail}/usr/sbin/usermod`, secret = `${dir}/secret`;
   await Deno.mkdir(`${jail}/usr/sbin`, { recursive: true });
   await Deno.copyFile(CHROOT_EXEC, fake);
@@ -92,7 +93,7 @@ rules:
 });
 
 Deno.test("idwrap run --source bpf (the hybrid's ring): a chrooted copy gone before its exec record is read is not named /usr/sbin/usermod (rt6 F4)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-bpf-chroot-" });
+  const dir = await scratchDir({ prefix: "idwrap-bpf-chroot-" });
   const jail = `${dir}/jail`, fake = `${jail}/usr/sbin/usermod`, secret = `${dir}/secret`;
   await Deno.mkdir(`${jail}/usr/sbin`, { recursive: true });
   await Deno.copyFile(CHROOT_EXEC, fake);

@@ -5,6 +5,7 @@
  * as on the seccomp source. An ordinary user cannot load the bpf programs: refused before the command runs (exit 2,
  * with why), while the seccomp source serves the same user and policy.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 import type { WrapperReport } from "../../../host/events.ts";
 import { compileC } from "../../../tools/build.ts";
@@ -15,7 +16,7 @@ await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
 await compileC(`${ROOT}tests/sources/hybrid/fixtures/work.c`, FIXTURE);
 
 async function secretFile(): Promise<{ secret: string; made: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-hybrid-cli-" });
+  const dir = await scratchDir({ prefix: "idwrap-hybrid-cli-" });
   await Deno.chmod(dir, 0o755);
   await Deno.writeTextFile(`${dir}/secret`, "s3cret\n");
   return { secret: `${dir}/secret`, made: `${dir}/made` };
@@ -56,7 +57,7 @@ wrappers:
 
 Deno.test("idwrap run --source hybrid: an ordinary user is refused with why (exit 2); seccomp serves the same user", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-hybrid-alice-" });
+  const home = await scratchDir({ prefix: "idwrap-hybrid-alice-" });
   await Deno.chmod(home, 0o755);
   const { secret } = await secretFile();
   await Deno.chmod(secret, 0o644);

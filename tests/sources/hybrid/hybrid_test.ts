@@ -6,6 +6,7 @@
  * file), the events are the same on both, nothing is delivered twice and nothing is lost. A policy that only observes
  * makes the filter notify nothing but what the host itself decides (exec, the tamper guard, io_uring).
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
 import type { EventSink } from "../../../host/decider.ts";
@@ -87,7 +88,7 @@ async function underWss(kind: "hybrid" | "seccomp" | "bpf", policy: Policy, args
     : encodeFilter(buildFilter(notify, guardFilter(Deno.pid).checks, X86_64_NAMES.length - 1));
   const sink = new Collect();
   const wss = new Wss({ source, decider: new RuleDecider([policy]), sink, wrappers: [], interest, sweepMs: 200 });
-  const dir = await Deno.makeTempDir();
+  const dir = await scratchDir();
   const server = Deno.listen({ transport: "unix", path: join(dir, "launch.sock") });
   const child = new Deno.Command(await launcherPath(), {
     // idwrap-launch SOCKET FILTER -- CMD, or idwrap-launch --no-filter SOCKET -- CMD
@@ -143,7 +144,7 @@ function story(events: SyscallEvent[], phase: "pre" | "post"): string[] {
 }
 
 async function secretFile(): Promise<{ secret: string; made: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-hybrid-" });
+  const dir = await scratchDir({ prefix: "idwrap-hybrid-" });
   await Deno.writeTextFile(`${dir}/secret`, "s3cret\n");
   return { secret: `${dir}/secret`, made: `${dir}/made` };
 }

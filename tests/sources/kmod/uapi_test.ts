@@ -6,6 +6,7 @@
  * macro and field names are read from the header itself, so a field or
  * constant added there and not here fails the test.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import * as uapi from "../../../host/sources/kmod/uapi.ts";
@@ -148,7 +149,7 @@ function compileAndRun(): Promise<Map<string, string>> {
 }
 
 async function compileAndRunOnce(): Promise<Map<string, string>> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-uapi-" });
+  const dir = await scratchDir({ prefix: "idwrap-uapi-" });
   try {
     await Deno.writeTextFile(`${dir}/uapi.c`, C);
     const cc = await new Deno.Command("gcc", {

@@ -7,6 +7,7 @@
  * user. A table of calls × setups compares each wrapped result and the
  * resulting files with the native ones.
  */
+import { scratchDir, scratchFile } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, exists, IDWRAP, run } from "../../helpers.ts";
 
@@ -14,7 +15,7 @@ const STRANGER = 12345;
 
 /** A fresh fixture: F (alice's), a, b (alice's), hidden/h (root's), ro/x (a stranger's, 0700/0600). */
 async function fixture(uid: number): Promise<string> {
-  const f = await Deno.makeTempDir({ prefix: "idwrap-world-" });
+  const f = await scratchDir({ prefix: "idwrap-world-" });
   await Deno.writeTextFile(`${f}/a`, "A\n");
   await Deno.writeTextFile(`${f}/b`, "B\n");
   await Deno.mkdir(`${f}/hidden`);
@@ -68,7 +69,7 @@ async function state(f: string): Promise<string> {
 
 type Setup = { name: string; wrap: (script: string[]) => string[] };
 
-const policyDir = await Deno.makeTempDir({ prefix: "idwrap-world-policy-" });
+const policyDir = await scratchDir({ prefix: "idwrap-world-policy-" });
 const policy = `${policyDir}/policy.yaml`;
 // Every call of the table examined (so emulated), by a rule that denies nothing the table does.
 await Deno.writeTextFile(
@@ -112,7 +113,7 @@ async function setups(): Promise<Setup[]> {
 for (const setup of await setups()) {
   Deno.test(`emulated calls give the native results: ${setup.name}`, async () => {
     const uid = await ensureUser("idwrap-alice");
-    const script = await Deno.makeTempFile({ suffix: ".sh" });
+    const script = await scratchFile({ suffix: ".sh" });
     await Deno.writeTextFile(script, SCRIPT);
     await Deno.chmod(script, 0o755);
     const native = await fixture(uid);
@@ -152,7 +153,7 @@ Deno.test("root that dropped CAP_DAC_OVERRIDE cannot read another user's 0600 fi
 
 Deno.test("an unprivileged idwrap fails closed, saying why, for a caller in a user and mount namespace", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-world-home-" });
+  const home = await scratchDir({ prefix: "idwrap-world-home-" });
   await Deno.chown(home, uid, null);
   const f = await fixture(uid);
   const asAlice = ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--"];

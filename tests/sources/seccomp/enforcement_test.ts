@@ -3,10 +3,11 @@
  * io_uring refused and reported, and a path-swapping thread that never gets
  * a denied file opened.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, prog, run, traced, writePolicy } from "../../helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-enforce-" });
+const dir = await scratchDir({ prefix: "idwrap-enforce-" });
 await Deno.writeTextFile(`${dir}/public.txt`, "public\n");
 await Deno.writeTextFile(`${dir}/secret.txt`, "SECRET\n");
 

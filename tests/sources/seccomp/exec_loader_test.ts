@@ -6,6 +6,7 @@
  * root and as an ordinary user in the tree; a hard link is the same file; other executable mappings (the program's
  * own libraries) still run; and only such policies make mmap wait (the filter's predicate on PROT_EXEC).
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { buildInterest } from "../../../host/wss/interest.ts";
 import { loadPolicy } from "../../../host/policy/policy.ts";
@@ -16,7 +17,7 @@ const MARK = "loader-ran-the-program";
 
 /** A fresh directory (readable by anyone) holding a copy of echo: the listed program. */
 async function stage(): Promise<{ dir: string; target: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-execfix-" });
+  const dir = await scratchDir({ prefix: "idwrap-execfix-" });
   await Deno.chmod(dir, 0o755);
   const target = `${dir}/listed`;
   await Deno.copyFile("/usr/bin/echo", target);
@@ -103,7 +104,7 @@ Deno.test("exec rule: only a deny or kill exec rule with a path makes executable
 
 Deno.test("exec rule: a listed setuid program run through ld.so by an ordinary user is killed (rt8 F9, the passwd case)", async () => {
   const uid = await ensureUser("idwrap-bob");
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-execfix-" });
+  const dir = await scratchDir({ prefix: "idwrap-execfix-" });
   try {
     await Deno.chmod(dir, 0o755);
     const target = `${dir}/suid-id`;

@@ -6,6 +6,7 @@
  *   the new program is still reported (activation binds its wrappers) and re-checked before any of its calls runs.
  * Each attack runs unwrapped first (it must win there, or the test proves nothing), then wrapped: zero wins.
  */
+import { scratchDir, scratchFile } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, prog, ROOT, run, writePolicy } from "../../helpers.ts";
 
@@ -13,7 +14,7 @@ const WHO = ["root", "an ordinary user"] as const;
 
 /** A temporary directory the test user (if any) owns, and the command prefix that runs as that user. */
 async function setUp(who: typeof WHO[number], prefix: string): Promise<{ dir: string; as: string[] }> {
-  const dir = await Deno.makeTempDir({ prefix });
+  const dir = await scratchDir({ prefix });
   await Deno.chmod(dir, 0o755);
   if (who === "root") return { dir, as: [] };
   const uid = await ensureUser("idwrap-alice");
@@ -52,7 +53,7 @@ for (const who of WHO) {
     const { denied, policy } = await deniedProgram(dir);
     const cmd = [...as, prog("race_exec"), `${dir}/missing`, denied, "1000"];
     await control(cmd, (out) => pwned(out) > 0);
-    const log = await Deno.makeTempFile({ suffix: ".jsonl" });
+    const log = await scratchFile({ suffix: ".jsonl" });
     const r = await run(IDWRAP, ["run", "--json", "-o", log, "-p", policy, "--", ...cmd]);
     assert(/tries 1000 ran 0/.test(r.stdout), r.stdout.slice(-200) + r.stderr.slice(-400));
     assertEquals(pwned(r.stdout), 0, `the denied program ran ${pwned(r.stdout)} times`);

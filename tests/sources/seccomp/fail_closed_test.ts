@@ -4,31 +4,18 @@
  * call fails with EPERM (deny); never a success, never ENOSYS; nothing hangs.
  * tests/daemon/supervisor_loss_test.ts has the controls and the rates.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { IDWRAP, prog, writePolicy } from "../../helpers.ts";
+import { waitFor } from "../../daemon/daemon_helpers.ts";
+import { ended, LOSS_POLICY, readOrUndefined } from "./holder_harness.ts";
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 15000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-}
-
-const readOrUndefined = (path: string) => Deno.readTextFile(path).then((t) => t.trim() || undefined, () => undefined);
+const WAIT_MS = 15000;
 
 for (const mode of ["kill", "deny"] as const) {
   Deno.test(`after the host is SIGKILLed, the wrapped program ends (on_supervisor_loss ${mode})`, async () => {
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-failclosed-" });
-    const policy = await writePolicy(`
-rules:
-  - id: watch-opens
-    syscalls: openat
-    path: /nonexistent/**
-    action: deny
-`);
+    const dir = await scratchDir({ prefix: "idwrap-failclosed-" });
+    const policy = await writePolicy(LOSS_POLICY);
     const host = new Deno.Command(IDWRAP, {
       args: [
         "run",
@@ -46,19 +33,12 @@ rules:
       ],
       stdin: "null",
     }).spawn();
-    const pid = Number(await waitFor("the wrapped program to start", () => readOrUndefined(`${dir}/pid`)));
+    const pid = Number(await waitFor("the wrapped program to start", () => readOrUndefined(`${dir}/pid`), WAIT_MS));
     host.kill("SIGKILL");
     const status = await host.status;
     assertEquals(status.signal, "SIGKILL");
 
-    await waitFor("the wrapped program to end", async () => {
-      try {
-        const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-        return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z") ? true : undefined;
-      } catch {
-        return true; // reaped
-      }
-    });
+    await waitFor("the wrapped program to end", () => ended(pid) || undefined, WAIT_MS);
     // kill: ended before any call failed; deny: its next open failed with EPERM (not ENOSYS, not success).
     assertEquals(await readOrUndefined(`${dir}/result`), mode === "kill" ? undefined : "errno 1");
   });

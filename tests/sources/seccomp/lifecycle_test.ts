@@ -2,6 +2,7 @@
  * Children, grandchildren and threads are all seen; an execve is reported
  * with the new program's identity; every process's exit is reported.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { LifecycleEvent } from "../../../host/events.ts";
 import { calls, prog, traced } from "../../helpers.ts";
@@ -33,7 +34,7 @@ Deno.test("a child's and a grandchild's fork, exec and exit are reported with th
 });
 
 Deno.test("every thread of a multi-threaded program is seen", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-threads-" });
+  const dir = await scratchDir({ prefix: "idwrap-threads-" });
   const r = await traced("trace", ["-e", "openat"], [prog("threads"), dir]);
   assertEquals(r.code, 0);
   const opens = calls(r.events, "pre").filter((e) => e.decoded.path?.startsWith(`${dir}/thread-`));

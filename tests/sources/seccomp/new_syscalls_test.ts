@@ -4,11 +4,12 @@
  * ENOSYS, as a kernel without it would, and the program falls back to the
  * calls the rules cover.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { idwrap, prog, run, writePolicy } from "../../helpers.ts";
 
 Deno.test("fchmodat2, newer than the table, fails with ENOSYS under idwrap and cannot walk around a chmod rule", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-newcall-" });
+  const dir = await scratchDir({ prefix: "idwrap-newcall-" });
   const file = `${dir}/protected`;
   await Deno.writeTextFile(file, "x\n");
   await Deno.chmod(file, 0o600);

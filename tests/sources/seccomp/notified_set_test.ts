@@ -2,6 +2,7 @@
  * What the filter notifies by default, and why: calls a policy does not ask
  * for are not made to wait, so they keep their kernel behaviour.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, exists, idwrap, prog, run, writePolicy } from "../../helpers.ts";
 
@@ -120,7 +121,7 @@ Deno.test("the credential calls are notified only where opens are (they keep the
 
 Deno.test("the credential calls are notified where path calls are emulated: a process that dropped root unlinks as itself", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-stale-" });
+  const dir = await scratchDir({ prefix: "idwrap-stale-" });
   await Deno.writeTextFile(`${dir}/roots`, "root's\n");
   await Deno.chmod(dir, 0o755); // only root may remove names here
   const policy = await writePolicy(

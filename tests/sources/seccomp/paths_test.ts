@@ -6,11 +6,12 @@
  * ordinary user, with a root and with an unprivileged supervisor. Each alias
  * first opens the file without idwrap (the attack is real).
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, ensureUser, IDWRAP, idwrapAsUser, prog, reports, run, traced, writePolicy } from "../../helpers.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-alias-" });
-const other = await Deno.makeTempDir({ prefix: "idwrap-alias-other-" });
+const dir = await scratchDir({ prefix: "idwrap-alias-" });
+const other = await scratchDir({ prefix: "idwrap-alias-other-" });
 const secret = `${dir}/secret.txt`;
 await Deno.writeTextFile(secret, "SECRET\n");
 await Deno.writeTextFile(`${dir}/public.txt`, "public\n");
@@ -64,7 +65,7 @@ async function wrapped(who: Who, args: string[], cwd?: string) {
   const cmd = [prog("aliases"), ...args];
   if (who === "root") return run(IDWRAP, ["run", "-p", policy, "--", ...cmd], { cwd });
   if (who === "user, root supervisor") return run(IDWRAP, ["run", "-p", policy, "--", ...asUser, ...cmd], { cwd });
-  const home = await Deno.makeTempDir({ prefix: "idwrap-alias-home-" });
+  const home = await scratchDir({ prefix: "idwrap-alias-home-" });
   return idwrapAsUser(uid, home, ["run", "-p", policy, "--", ...cmd], { cwd });
 }
 

@@ -4,6 +4,7 @@
  * (tests/progs/arg_calls.c) under a real filter; the run's summary counts the notifications. Each test has its
  * controls in it: the same calls unwrapped succeed, and the calls that must be notified are.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, idwrapAsUser, prog, run, traced, writePolicy } from "../../helpers.ts";
 
@@ -27,7 +28,7 @@ async function bare(args: string[]): Promise<string> {
 }
 
 async function target(): Promise<{ dir: string; file: string; other: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-pred-" });
+  const dir = await scratchDir({ prefix: "idwrap-pred-" });
   await Deno.chmod(dir, 0o755);
   const file = `${dir}/target`, other = `${dir}/other`;
   for (const f of [file, other]) {
@@ -83,7 +84,7 @@ Deno.test("a write-deny's opens: read-only opens of its file are not notified; w
 Deno.test("… and as an ordinary user: the write-open with the high word's garbage is denied", async () => {
   const { dir, file } = await target();
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-pred-user-" });
+  const home = await scratchDir({ prefix: "idwrap-pred-user-" });
   await Deno.chmod(home, 0o755);
   try {
     // In a directory the user can read (writePolicy's is root's alone).
@@ -189,7 +190,7 @@ rules:
 Deno.test("a write-only open rule beside an exec deny: the loader's opens stay notified, and a racing exec never runs its main", async () => {
   // The exec is checked again at the new image's first notified call (docs/seccomp.md, "exec"): for a dynamic program
   // the loader's first open, which a write-only open rule alone would let through unnotified.
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-pred-race-" });
+  const dir = await scratchDir({ prefix: "idwrap-pred-race-" });
   try {
     const denied = `${dir}/pwned`;
     await Deno.copyFile(prog("pwned"), denied);

@@ -5,6 +5,7 @@
  * file is reached many times; under a deny rule on it, never (the supervisor
  * runs each call on the object it checked). Thousands of tries per family.
  */
+import { scratchDir, scratchFile } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, prog, run, writePolicy } from "../../helpers.ts";
 
@@ -22,7 +23,7 @@ for (const who of ["root", "an ordinary user"]) {
 }
 
 async function raceOne(family: string, uid?: number): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: `idwrap-race-${family}-` });
+  const dir = await scratchDir({ prefix: `idwrap-race-${family}-` });
   const as = uid === undefined ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--"];
   if (uid !== undefined) await Deno.chown(dir, uid, uid);
   const allowed = `${dir}/allowed`, denied = `${dir}/denied`;
@@ -58,7 +59,7 @@ rules:
 }
 
 Deno.test("a racing thread never gets a denied exec's program to run its main (dynamic program, opens examined)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-race-exec-" });
+  const dir = await scratchDir({ prefix: "idwrap-race-exec-" });
   const denied = `${dir}/pwned`;
   await Deno.copyFile(prog("pwned"), denied);
   await Deno.chmod(denied, 0o755);
@@ -70,7 +71,7 @@ rules:
 `);
   const bare = await run(prog("race_exec"), ["/bin/true", denied, "500"]);
   assert(bare.stdout.includes("PWNED"), `the denied program runs unwrapped: ${bare.stdout.slice(-200)}`);
-  const out = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const out = await scratchFile({ suffix: ".jsonl" });
   const r = await run(IDWRAP, [
     "run",
     "--json",

@@ -3,6 +3,7 @@
  * path, per-thread order, and for the emulated open family the result) must
  * match what `strace -f` reports for the same workload.
  */
+import { scratchDir, scratchFile } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { calls, idwrap, prog, run, traced } from "../../helpers.ts";
 import { FILE_SYSCALLS } from "../../../host/syscalls/mod.ts";
@@ -25,7 +26,7 @@ async function reset(): Promise<void> {
 
 async function straceRun(command: string[], cwd: string): Promise<Threads> {
   await reset();
-  const out = await Deno.makeTempFile({ suffix: ".strace" });
+  const out = await scratchFile({ suffix: ".strace" });
   const r = await run("strace", [
     "-f",
     "-qq",
@@ -85,7 +86,7 @@ async function idwrapRun(command: string[], cwd: string): Promise<Threads> {
   return normalize(byTid);
 }
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-conformance-" });
+const dir = await scratchDir({ prefix: "idwrap-conformance-" });
 await Deno.mkdir(`${dir}/tree/a/b`, { recursive: true });
 await Deno.writeTextFile(`${dir}/tree/one.txt`, "one\n");
 await Deno.writeTextFile(`${dir}/tree/a/two.txt`, "two\n");
@@ -117,7 +118,7 @@ const TEXT_CALL = /^(\d+) (\w+)\((.*)\) = (-?\d+|\?)(?: (E\w+) \(([^)]*)\))?/;
  */
 async function straceResults(command: string[], env: Record<string, string>): Promise<Threads> {
   await reset();
-  const out = await Deno.makeTempFile({ suffix: ".strace" });
+  const out = await scratchFile({ suffix: ".strace" });
   const r = await run("strace", [
     "-f",
     "-qq",
@@ -155,7 +156,7 @@ async function straceResults(command: string[], env: Record<string, string>): Pr
 /** The same from `idwrap trace`'s text output (the launcher's execve, from its other thread, goes to its pid). */
 async function idwrapTextResults(command: string[], env: Record<string, string>): Promise<Threads> {
   await reset();
-  const out = await Deno.makeTempFile({ suffix: ".trace" });
+  const out = await scratchFile({ suffix: ".trace" });
   const r = await idwrap(["trace", "-o", out, "-e", `trace=${[...RESULTS].join(",")}`, "--", ...command], {
     cwd: dir,
     env,

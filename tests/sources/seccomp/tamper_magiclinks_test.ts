@@ -9,6 +9,7 @@
  * supervisor) and under an activation-scoped one (opens examined by nothing: tamper_procfs_test.ts's F4 hot path).
  * tests/progs/procwalk.c is the attacker.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrapAsUser, prog, type Ran, run, writePolicy } from "../../helpers.ts";
 
@@ -32,7 +33,7 @@ await Deno.chmod(SCOPED.slice(0, SCOPED.lastIndexOf("/")), 0o755);
 await Deno.chmod(SCOPED, 0o644);
 
 /** Where the decoy and idwrap run (their cwd): a marker file the cwd/ walk reads. */
-const DIR = await Deno.makeTempDir({ prefix: "idwrap-magiclinks-" });
+const DIR = await scratchDir({ prefix: "idwrap-magiclinks-" });
 await Deno.chmod(DIR, 0o755);
 await Deno.writeTextFile(`${DIR}/marker`, "the cwd's marker\n");
 await Deno.chmod(`${DIR}/marker`, 0o644);
@@ -89,7 +90,7 @@ const field = (out: string, name: string) => out.match(new RegExp(`^${name}: (\\
 
 async function attackAll(attacker: Attacker, policy: string | undefined): Promise<void> {
   const target = await decoy(attacker.uid);
-  const scratch = await Deno.makeTempDir({ prefix: "idwrap-magiclinks-scratch-", dir: DIR });
+  const scratch = await scratchDir({ prefix: "idwrap-magiclinks-scratch-", dir: DIR });
   await Deno.chmod(scratch, 0o777);
   try {
     for (const [how, given] of ATTACKS) {

@@ -6,6 +6,7 @@
  * (the control: it works wrapped), then against the supervisor (refused, reported). tests/progs/procmount.c and
  * tests/progs/tamper.c are the attackers.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrapAsUser, prog, run, writePolicy } from "../../helpers.ts";
 
@@ -62,7 +63,7 @@ async function attack(command: (target: string) => string[], opened: RegExp, pol
 for (const how of ["proc", "bind", "bind-mem"]) {
   for (const [label, policy] of [["the default policy", undefined], ["a scoped policy", SCOPED]] as const) {
     Deno.test(`root cannot open the supervisor's mem through a ${how} mount (${label}); a decoy's mem opens`, async () => {
-      const dir = await Deno.makeTempDir({ prefix: "idwrap-procmount-" });
+      const dir = await scratchDir({ prefix: "idwrap-procmount-" });
       try {
         await attack((target) => [PROCMOUNT, how, `${dir}/mnt`, target], /^mem: 0$/m, policy);
       } finally {
@@ -83,7 +84,7 @@ Deno.test("… and as root without CAP_SYS_ADMIN", async () => {
 
 Deno.test("an ordinary user's opens keep the hot path (nothing examines them), and the kernel keeps it out of the supervisor's mem", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-procfs-user-" });
+  const home = await scratchDir({ prefix: "idwrap-procfs-user-" });
   await Deno.chmod(home, 0o755);
   const asUser = (target: string) =>
     idwrapAsUser(uid, `${home}/home`, ["run", "-p", SCOPED, "--", TAMPER, "procmem", target]);

@@ -5,6 +5,7 @@
  * register): F_SETSIG of a signal that would end or stop idwrap is refused, and the signals left are ones idwrap
  * survives. tests/progs/sigio_race.c is the attacker: thousands of tries, its racing thread sweeping the window.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrapAsUser, prog, type Ran, run } from "../../helpers.ts";
 
@@ -16,7 +17,7 @@ const SIGKILL = "9", SIGSTOP = "19";
 async function wrapped(signal: string, uid?: number): Promise<Ran> {
   const args = ["run", "--", RACE, "parent", TRIES, signal];
   if (uid === undefined) return await run(IDWRAP, args, { timeoutMs: 120_000 });
-  const home = await Deno.makeTempDir({ prefix: "idwrap-sigio-user-" });
+  const home = await scratchDir({ prefix: "idwrap-sigio-user-" });
   await Deno.chmod(home, 0o755);
   try {
     return await idwrapAsUser(uid, `${home}/home`, args, { timeoutMs: 120_000 });

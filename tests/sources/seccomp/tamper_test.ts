@@ -6,6 +6,7 @@
  * attack works under wrapping) and against the supervisor (refused, reported).
  * tests/progs/tamper.c is the attacker.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrapAsUser, prog, run } from "../../helpers.ts";
 
@@ -36,7 +37,7 @@ const ATTACKS: [string, RegExp, "bare"?][] = [
 ];
 
 const POLICY = await (async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-tamper-" });
+  const dir = await scratchDir({ prefix: "idwrap-tamper-" });
   await Deno.chmod(dir, 0o755);
   await Deno.writeTextFile(`${dir}/secret.txt`, "secret\n");
   await Deno.chmod(`${dir}/secret.txt`, 0o644);

@@ -3,12 +3,13 @@
  * no_new_privs, the supervisor emulates opens as that user, and a deny rule
  * still holds — as the README claims.
  */
+import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, run } from "../../helpers.ts";
 
 Deno.test("an ordinary user runs a command under idwrap standalone; rules hold and opens run as that user", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const home = await Deno.makeTempDir({ prefix: "idwrap-unpriv-" });
+  const home = await scratchDir({ prefix: "idwrap-unpriv-" });
   await Deno.chmod(home, 0o755);
   await Deno.writeTextFile(`${home}/ok.txt`, "ok\n");
   await Deno.writeTextFile(`${home}/denied.txt`, "denied\n");
@@ -48,7 +49,7 @@ Deno.test("an ordinary user runs a command under idwrap standalone; rules hold a
 
 Deno.test("under a root supervisor, an emulated open runs with the caller's credentials, not root's", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-creds-" });
+  const dir = await scratchDir({ prefix: "idwrap-creds-" });
   await Deno.chmod(dir, 0o755);
   await Deno.writeTextFile(`${dir}/root-only.txt`, "secret\n");
   await Deno.chmod(`${dir}/root-only.txt`, 0o600);
