@@ -94,7 +94,9 @@ export function compileHybrid(interest: Interest, emulateOpens: boolean, guarded
     if (!decides && !guarded) continue;
     let when: ArgPredicate[] | undefined = decides ? c.decideWhen : [];
     if (guarded) {
-      const forGuard = guardedByKernel ? writeOpenPredicate(nr) : undefined;
+      // An open whose result something examines stays whole: held (and emulated), its result is handed over while the
+      // caller waits, so a hook that looks at the new fd (wr_fstat) sees the file it opened, not a later one.
+      const forGuard = guardedByKernel && c.post === undefined ? writeOpenPredicate(nr) : undefined;
       when = when === undefined || forGuard === undefined ? undefined : [...when, ...forGuard];
     }
     // A call decided whatever its arguments keeps what the interest wants of it (`when`: only rules narrow that).

@@ -268,6 +268,11 @@ Deno.test("hybrid: a wrapper that denies only writing opens (ABI 1.5 WRITES) hol
   const wide = { ...writesOnly, declarations: { ...writesOnly.declarations, syscalls: new Map([[openat, 1 | 4]]) } };
   const both = compileHybrid(buildInterest([], [writesOnly, wide] as WrapperModule[], false, always), true, true);
   assert(both.filter.always.has(openat));
+  // A wrapper that examines an open's result (POST: mailstat's wr_fstat of the new fd) keeps it whole: its result is
+  // handed over while the caller waits.
+  const post = { ...writesOnly, declarations: { ...writesOnly.declarations, syscalls: new Map([[openat, 2]]) } };
+  const result = compileHybrid(buildInterest([], [writesOnly, post] as WrapperModule[], false, always), true, true);
+  assert(result.filter.always.has(openat));
 });
 
 // Only while the caller still runs with the page mapped: one that exits (or unmaps it) first still evades the rule, as
