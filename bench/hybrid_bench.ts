@@ -9,7 +9,10 @@
  *   by the program itself (ns a round: idwrap's start is not in it).
  * - tar: `tar -cf /dev/null DIR`, timed by the shell that runs it (µs).
  *
- *   ./node_modules/.bin/deno run --allow-all bench/hybrid_bench.ts [N] [RUNS] [DIR] [--save-run]
+ *   ./node_modules/.bin/deno run --allow-all bench/hybrid_bench.ts [N] [RUNS] [DIR] [--save-run] [--before=ROOT]
+ *
+ * --before=ROOT adds `hybrid (before)` rows: the same hybrid runs by another checkout's idwrap (ROOT/idwrap, built), in
+ * the same rotated rounds: a before/after of a change on the same machine state.
  *
  * Repetitions alternate the configurations (bare, seccomp, hybrid, bare, …) so a change of load on the machine hits
  * each alike; ratios are medians against bare's median in the same run. Raw numbers: bench/results/hybrid.json
@@ -45,14 +48,24 @@ rules:
     action: alert
 `,
 );
-const CONFIGS = ["bare", "seccomp", "hybrid", "seccomp/observe", "hybrid/observe"] as const;
+const BEFORE = Deno.args.find((a) => a.startsWith("--before="))?.slice("--before=".length).replace(/\/?$/, "/");
+const CONFIGS = [
+  "bare",
+  "seccomp",
+  "hybrid",
+  ...(BEFORE ? ["hybrid (before)"] : []),
+  "seccomp/observe",
+  "hybrid/observe",
+  ...(BEFORE ? ["hybrid (before)/observe"] : []),
+];
 
 /** One run of `cmd` under `config`; the number it printed last. */
-async function once(config: typeof CONFIGS[number], cmd: string[]): Promise<number> {
-  const [source, policy] = config.split("/");
+async function once(config: string, cmd: string[]): Promise<number> {
+  const [which, policy] = config.split("/");
+  const [source, idwrap] = which === "hybrid (before)" ? ["hybrid", `${BEFORE}idwrap`] : [which, `${ROOT}idwrap`];
   const argv = config === "bare"
     ? cmd
-    : [`${ROOT}idwrap`, "run", "--source", source, ...(policy ? ["-p", OBSERVING] : []), "--", ...cmd];
+    : [idwrap, "run", "--source", source, ...(policy ? ["-p", OBSERVING] : []), "--", ...cmd];
   const out = await new Deno.Command(argv[0], { args: argv.slice(1), stdout: "piped", stderr: "piped" }).output();
   const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
   const value = Number(lines.at(-1));
@@ -92,6 +105,7 @@ await keepResults(ROOT, "hybrid", {
   n: N,
   runs: RUNS,
   dir: DIR,
+  ...(BEFORE ? { before: BEFORE } : {}),
   policies: { default: "policies/default.yaml", observe: await Deno.readTextFile(OBSERVING) },
   results,
 });

@@ -111,6 +111,16 @@ export function rulePredicate(rule: Rule, nr: number): CallPredicate {
 }
 
 /**
+ * The predicate that holds whenever open call `nr` may write (a wrapper's DECLARE_WRITES, ABI 1.5: the rule word
+ * `flags: write`); undefined where the registers cannot say (openat2's flags are in memory) or the call always writes
+ * (creat), and for any other call.
+ */
+export function writeOpenPredicate(nr: number): CallPredicate {
+  const p = conditionPredicate({ flags: ["write"] } as Condition, syscallName(nr));
+  return p?.length ? p : undefined;
+}
+
+/**
  * The same predicates in fewer tests: per argument (and width) one equality set and one any-bits mask (a union of
  * either is one of its kind); none-of-bits tests stay apart (none of A or none of B is not none of A|B), duplicates
  * dropped. Many rules on one call then cost the filter a few instructions, not a few per rule.

@@ -6,9 +6,9 @@
 
 /** The import module name; nothing else may be imported. */
 export const ABI_MODULE = "idwrap";
-/** This host's ABI version: major 1, minor 4. */
+/** This host's ABI version: major 1, minor 5. */
 export const ABI_MAJOR = 1;
-export const ABI_MINOR = 4;
+export const ABI_MINOR = 5;
 
 /**
  * ABI 1.3: the custom section in which a module declares its settings (a JSON schema, docs/abi.md "Settings"); the
@@ -24,6 +24,12 @@ export const DECLARE_POST = 2;
 export const DECLARE_DENY = 4;
 /** ABI 1.2: the hook may kill but not deny, so the call need not wait (a source may kill after it ran). */
 export const DECLARE_KILL = 8;
+/**
+ * ABI 1.5: with DENY on an open (open, openat, creat, openat2, open_by_handle_at): the hook denies or kills only an open
+ * that may write (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC or O_TMPFILE; creat always), so a source may hold only those and
+ * observe the others. A deny of any other open is enforced only where the source held it.
+ */
+export const DECLARE_WRITES = 16;
 
 /** declare_lifecycle kinds, and idwrap_on_lifecycle's argument. */
 export const LIFECYCLE_EXEC = 1;

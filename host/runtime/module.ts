@@ -17,6 +17,7 @@ import {
   DECLARE_DENY,
   DECLARE_POST,
   DECLARE_PRE,
+  DECLARE_WRITES,
   SETTINGS_MINOR,
 } from "./abi.ts";
 import type { Declarations } from "./declarations.ts";
@@ -200,7 +201,8 @@ export function loadWrapper(
 function holdForAlertResponse(spec: WrapperSpec, declarations: Declarations): void {
   if (spec.onAlert === "alert") return;
   for (const [nr, flags] of declarations.syscalls) {
-    if (flags & DECLARE_PRE) declarations.syscalls.set(nr, flags | DECLARE_DENY);
+    // Any open it examines may then be denied, not only those that write (DECLARE_WRITES dropped).
+    if (flags & DECLARE_PRE) declarations.syscalls.set(nr, (flags | DECLARE_DENY) & ~DECLARE_WRITES);
   }
 }
 

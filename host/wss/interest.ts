@@ -27,9 +27,9 @@
  * @module
  */
 import type { Policy } from "../policy/policy.ts";
-import { type ArgPredicate, type CallPredicate, rulePredicate } from "../policy/predicates.ts";
+import { type ArgPredicate, type CallPredicate, rulePredicate, writeOpenPredicate } from "../policy/predicates.ts";
 import { firesOnSuccess, ruleSyscalls } from "../policy/rule_decider.ts";
-import { ABI_MODULE, DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE } from "../runtime/abi.ts";
+import { ABI_MODULE, DECLARE_DENY, DECLARE_KILL, DECLARE_POST, DECLARE_PRE, DECLARE_WRITES } from "../runtime/abi.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { ALWAYS_DENIED_SYSCALLS, OPEN_SYSCALLS, resolveSyscalls } from "../syscalls/mod.ts";
 
@@ -44,6 +44,12 @@ export interface CallInterest {
   late?: boolean;
   /** Wanted only when one of these holds (see the module comment); absent: whatever its arguments. */
   when?: ArgPredicate[];
+  /**
+   * Decided (pre) only when one of these holds, observed otherwise: what may deny it says which calls it may deny (a
+   * rule's integer conditions, a wrapper's DECLARE_WRITES on an open). Absent on a decided call: decided whatever its
+   * arguments. A source that holds every call it sees (seccomp) ignores it; the hybrid holds only these.
+   */
+  decideWhen?: ArgPredicate[];
 }
 
 /** What the loaded policies and wrappers ask every source to intercept. */
@@ -125,6 +131,13 @@ export function buildInterest(
     else c.when = [...(c.when ?? []), ...when];
     calls.set(nr, c);
   };
+  /** Calls something may decide whatever their arguments; and the predicates of those decided only by some. */
+  const decidedWhole = new Set<number>();
+  const decidedWhen = new Map<number, ArgPredicate[]>();
+  const decides = (nr: number, when: CallPredicate) => {
+    if (when === undefined) decidedWhole.add(nr);
+    else decidedWhen.set(nr, [...(decidedWhen.get(nr) ?? []), ...when]);
+  };
   const ruled = new Set<number>();
   for (const policy of policies) {
     for (const nr of resolveSyscalls(policy.observe)) {
@@ -138,7 +151,9 @@ export function buildInterest(
       const result = wantsAll || firesOnSuccess(rule, -1, "all", "") ? "observe" : undefined;
       for (const nr of ruleSyscalls(rule)) {
         ruled.add(nr);
-        add(nr, pre, result, rulePredicate(rule, nr));
+        const when = rulePredicate(rule, nr);
+        add(nr, pre, result, when);
+        if (pre === "decide") decides(nr, when);
       }
     }
   }
@@ -150,6 +165,9 @@ export function buildInterest(
       if (flags & DECLARE_PRE) add(nr, deny ? "decide" : "observe");
       // In post only a kill acts: the caller waits only where the wrapper may kill.
       if (flags & DECLARE_POST) add(nr, undefined, deny ? "decide" : "observe");
+      // DECLARE_WRITES (ABI 1.5): only the opens that may write can be denied, before they run.
+      const writes = (flags & DECLARE_WRITES) !== 0 && !(flags & DECLARE_POST) ? writeOpenPredicate(nr) : undefined;
+      if (deny) decides(nr, writes);
       if (wantsAll) add(nr, undefined, "observe");
       // A watcher that tolerates a late kill and wants no open's result (the seccomp source runs those itself).
       if ((flags & DECLARE_KILL) !== 0 && !deny && !(opens.has(nr) && flags & DECLARE_POST)) late.add(nr);
@@ -158,10 +176,14 @@ export function buildInterest(
   }
   for (const nr of late) if (!notLate.has(nr)) calls.get(nr)!.late = true;
   // Refused whenever tried; the host says so.
-  for (const nr of resolveSyscalls(ALWAYS_DENIED_SYSCALLS)) add(nr, "decide");
+  for (const nr of resolveSyscalls(ALWAYS_DENIED_SYSCALLS)) add(nr, "decide"), decides(nr, undefined);
   const held = [...always];
-  for (const nr of held) add(nr, "decide");
+  for (const nr of held) add(nr, "decide"), decides(nr, undefined);
   for (const nr of whole) delete calls.get(nr)!.when;
+  for (const [nr, when] of decidedWhen) {
+    const c = calls.get(nr)!;
+    if (!decidedWhole.has(nr) && c.post !== "decide") c.decideWhen = when;
+  }
   const others = new Set<number>([...ruled, ...resolveSyscalls(ALWAYS_DENIED_SYSCALLS), ...held]);
   const filter = filterInterest(wrappers, others, wantsAll);
   return { calls, failClosed: failsClosed(policies, wrappers), ...(filter ? { filter } : {}) };

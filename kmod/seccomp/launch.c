@@ -22,6 +22,11 @@
  *     Unix socket, waits until the host has copied the fd with pidfd_getfd(2),
  *     closes its own copy and releases the worker.
  *
+ * With --landlock first (the hybrid source), the worker also puts itself in a
+ * Landlock domain before the filter (host/sources/hybrid/landlock.ts): the
+ * kernel then refuses the command's tree every ptrace access check on the
+ * supervisor, whatever its capabilities.
+ *
  * With the kernel module as the event source there is no filter to install:
  *
  *   idwrap-launch --no-filter SOCKET -- COMMAND [ARG...]
@@ -58,6 +63,38 @@ static struct sock_fprog prog;
 static char **command;
 static atomic_int listener = -1;	/* -1: not yet, -2: failed, else the fd */
 static atomic_int go;			/* 1: the host holds the fd, exec */
+static int landlock;			/* --landlock: a Landlock domain before the filter */
+static const char *failed_step = "seccomp(SECCOMP_SET_MODE_FILTER)";
+
+/* Landlock's ruleset attribute as of ABI 6 (older headers lack `scoped`). */
+struct idw_landlock_attr {
+	__u64 handled_access_fs, handled_access_net, scoped;
+};
+#define IDW_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET 1ULL
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_restrict_self 446
+#endif
+
+/*
+ * A domain that scopes abstract unix sockets (Landlock ABI 6): the least it can handle — nothing of the file system
+ * (a file right would refuse mounts) and no port. Any domain makes the kernel refuse a ptrace access check from
+ * inside it on a task outside it (security/landlock/task.c), which is what the hybrid wants of it.
+ */
+static int enter_landlock(void)
+{
+	struct idw_landlock_attr attr = { .scoped = IDW_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET };
+	long rs = syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+	long r;
+
+	if (rs < 0)
+		return -1;
+	r = syscall(SYS_landlock_restrict_self, rs, 0);
+	if (r < 0 && errno == EPERM && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0)
+		r = syscall(SYS_landlock_restrict_self, rs, 0);
+	close((int)rs);
+	return r < 0 ? -1 : 0;
+}
 static int install_errno;
 static int killable_recv;
 
@@ -114,6 +151,12 @@ static void *worker(void *unused)
 	long fd;
 
 	(void)unused;
+	if (landlock && enter_landlock() < 0) {
+		install_errno = errno;
+		failed_step = "landlock_restrict_self";
+		atomic_store(&listener, -2);
+		return NULL;
+	}
 	fd = install(flags);
 	if (fd < 0 && errno == EINVAL) {
 		/* Kernels before 5.19 lack WAIT_KILLABLE_RECV. */
@@ -193,8 +236,13 @@ int main(int argc, char **argv)
 
 	if (argc >= 5 && strcmp(argv[1], "--no-filter") == 0 && strcmp(argv[3], "--") == 0)
 		return launch_unfiltered(argv[2], &argv[4]);
+	if (argc >= 6 && strcmp(argv[1], "--landlock") == 0) {
+		landlock = 1;
+		argc--;
+		argv++;
+	}
 	if (argc < 5 || strcmp(argv[3], "--") != 0) {
-		fprintf(stderr, "usage: idwrap-launch SOCKET FILTER_HEX -- COMMAND [ARG...]\n"
+		fprintf(stderr, "usage: idwrap-launch [--landlock] SOCKET FILTER_HEX -- COMMAND [ARG...]\n"
 				"       idwrap-launch --no-filter SOCKET -- COMMAND [ARG...]\n");
 		return EXIT_SETUP;
 	}
@@ -210,7 +258,7 @@ int main(int argc, char **argv)
 		errno = install_errno;
 		n = snprintf(msg, sizeof(msg), "error %d\n", install_errno);
 		(void)!write(sock, msg, (size_t)n);
-		die("seccomp(SECCOMP_SET_MODE_FILTER)");
+		die(failed_step);
 	}
 
 	n = snprintf(msg, sizeof(msg), "listener %d %d %d\n", getpid(), fd, killable_recv);

@@ -6,7 +6,7 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { DECLARE_DENY, DECLARE_PRE } from "../../host/runtime/abi.ts";
+import { DECLARE_DENY, DECLARE_PRE, DECLARE_WRITES } from "../../host/runtime/abi.ts";
 import { v8Engine } from "../../host/runtime/engine.ts";
 import { loadPolicyWrappers } from "../../host/runtime/load.ts";
 import { loadPolicy, type Policy } from "../../host/policy/policy.ts";
@@ -47,7 +47,10 @@ const flagsOf = (d: Map<number, number>, names: string[]) => names.map((n) => [n
 Deno.test("baseline declares DENY only the calls whose rules may deny or kill", async () => {
   const d = await declared(defaultWith({}));
   // Default responses: preload-write, module-load, kernel-helper-write deny (file calls, module loads); the rest alert.
-  const held = ["openat", "rename", "unlink", "fchmod", "ftruncate", "init_module", "finit_module"];
+  const held = ["rename", "unlink", "fchmod", "ftruncate", "init_module", "finit_module"];
+  // The opens: only the credential rules fire on an open that does not write, and they alert: DENY | WRITES (ABI 1.5).
+  const opens = ["open", "openat", "openat2", "creat"];
+  assertEquals(flagsOf(d, opens), opens.map((n) => [n, DECLARE_PRE | DECLARE_DENY | DECLARE_WRITES]));
   const observed = [
     "execve",
     "execveat",
@@ -71,6 +74,9 @@ Deno.test("baseline declares DENY only the calls whose rules may deny or kill", 
     defaultWith({ "response.preload-write": "off", "response.kernel-helper-write": "alert" }),
   );
   assertEquals(files.get(nr("openat")), DECLARE_PRE);
+  // A credential read set to deny may stop a read-only open: every open may be denied again (no WRITES).
+  const cred = await declared(defaultWith({ "response.credential-read": "deny" }));
+  assertEquals(cred.get(nr("openat")), DECLARE_PRE | DECLARE_DENY);
   assertEquals(files.get(nr("init_module")), DECLARE_PRE | DECLARE_DENY);
   // The control: every rule at deny holds every call but listen and accept, which no rule judges.
   const all = await declared(defaultWith(ALL_DENY));
@@ -83,6 +89,8 @@ Deno.test("baseline declares DENY only the calls whose rules may deny or kill", 
     wrappers: [{ ...defaultWith({}).wrappers[0], onAlert: "deny" }],
   });
   assertEquals(flagsOf(respond, observed), observed.map((n) => [n, DECLARE_PRE | DECLARE_DENY]));
+  // ... the opens too, read-only ones included (WRITES dropped).
+  assertEquals(flagsOf(respond, opens), opens.map((n) => [n, DECLARE_PRE | DECLARE_DENY]));
 });
 
 Deno.test("the hybrid source holds fewer of the default policy's calls on seccomp; a settings change holds more", async () => {

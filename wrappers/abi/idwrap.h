@@ -35,7 +35,7 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 /* (major << 16) | minor: this header is ABI 1.3. */
-#define IDWRAP_ABI_VERSION 0x00010004
+#define IDWRAP_ABI_VERSION 0x00010005
 #define IDWRAP_ABI_MAJOR(v) (((v) >> 16) & 0xffff)
 #define IDWRAP_ABI_MINOR(v) ((v) & 0xffff)
 
@@ -73,6 +73,8 @@ extern "C" {
 #define DECLARE_POST 2 /* call the hook after the call completed */
 #define DECLARE_DENY 4 /* the pre hook may deny or kill */
 #define DECLARE_KILL 8 /* ABI 1.2: the pre hook may kill, not deny: the call need not wait (the kill may land after it) */
+#define DECLARE_WRITES 16 /* ABI 1.5, with DENY on an open: only an open that may write is denied (O_WRONLY, O_RDWR, \
+			     O_CREAT, O_TRUNC, O_TMPFILE; creat always): a source may hold only those */
 
 /* Lifecycle kinds: declare_lifecycle's mask and idwrap_on_lifecycle's kind. */
 #define IDWRAP_LIFECYCLE_EXEC 1 /* the process now runs a new program */

@@ -58,6 +58,7 @@ import {
   SYS_creat,
   SYS_execve,
   SYS_execveat,
+  WRITES,
   SYS_fchmod,
   SYS_fchmodat,
   SYS_fchownat,
@@ -132,10 +133,14 @@ export { idwrap_abi_version } from "../sdk/index";
  * The calls baseline examines, by the rules that can fire on them: a call is declared DENY only when one of its rules
  * is set to deny or kill (settings `response.<rule>`), otherwise observe-only (PRE), so that a source that can observe
  * without holding the call (the hybrid's bpf ring) need not make it wait. The file calls share every file rule (their
- * handlers check several); listen and accept fire none (they mark a process as serving).
+ * handlers check several); listen and accept fire none (they mark a process as serving). Of the rules on opens only the
+ * credential reads fire on an open that does not write: where no other may stop one, the opens are declared
+ * DENY | WRITES (ABI 1.5), so a source may hold only the opens that write (the hybrid: the rest through its ring).
  */
+const OPEN_CALLS: StaticArray<i32> = [SYS_open, SYS_openat, SYS_openat2, SYS_creat];
+const READ_RULES: StaticArray<i32> = [R_CREDENTIAL_READ, R_CLOUD_CREDENTIAL];
 const FILE_CALLS: StaticArray<i32> = [
-  SYS_open, SYS_openat, SYS_openat2, SYS_creat, SYS_truncate, SYS_ftruncate, SYS_rename, SYS_renameat, SYS_renameat2, SYS_mkdir,
+  SYS_truncate, SYS_ftruncate, SYS_rename, SYS_renameat, SYS_renameat2, SYS_mkdir,
   SYS_mkdirat, SYS_rmdir, SYS_link, SYS_linkat, SYS_unlink, SYS_unlinkat, SYS_symlink, SYS_symlinkat, SYS_chmod,
   SYS_fchmod, SYS_fchmodat, SYS_chown, SYS_lchown, SYS_fchownat,
 ];
@@ -159,6 +164,8 @@ export function idwrap_declare(): i32 {
     for (let i = 0; i < responses.length; i++) responses[i] = RESP_DENY;
   }
   declareFor(FILE_CALLS, FILE_RULES);
+  const openFlags = mayStop(READ_RULES) ? PRE | DENY : mayStop(FILE_RULES) ? PRE | DENY | WRITES : PRE;
+  for (let i = 0; i < OPEN_CALLS.length; i++) declareSyscall(OPEN_CALLS[i], openFlags);
   declareFor(EXEC_CALLS, EXEC_RULES);
   declareFor([SYS_socket], [R_RAW_SOCKET]);
   declareFor([SYS_listen, SYS_accept, SYS_accept4], NO_RULES);

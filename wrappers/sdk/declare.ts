@@ -27,6 +27,12 @@ export const DENY: i32 = 4;
  * observes such a call and the kill may land just after it ran. (seccomp answers every notified call first.)
  */
 export const MAY_KILL: i32 = 8;
+/**
+ * ABI 1.5, with DENY on an open (open, openat, creat, openat2, open_by_handle_at): the hook denies or kills only an
+ * open that may write (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC or O_TMPFILE; creat always). A source may then hold only
+ * those and observe the rest without making them wait; a deny of another open holds only where the source held it.
+ */
+export const WRITES: i32 = 16;
 
 /** Lifecycle kind: the process now runs a new program. */
 export const EXEC: i32 = 1;

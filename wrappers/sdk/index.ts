@@ -42,8 +42,8 @@ export * from "./abstract";
 export * from "./host";
 export { lastStatus, SCRATCH_SIZE } from "./buffer";
 
-/** The ABI version this SDK implements: (major << 16) | minor = 1.3. */
-export const ABI_VERSION: i32 = 0x00010004;
+/** The ABI version this SDK implements: (major << 16) | minor = 1.5. */
+export const ABI_VERSION: i32 = 0x00010005;
 
 /**
  * ABI 1.3: the custom section that carries a wrapper's settings schema. asc

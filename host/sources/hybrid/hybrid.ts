@@ -31,7 +31,8 @@ import type { DecodedArgs, SyscallEvent, Verdict } from "../../events.ts";
 import { OPEN_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
 import { TargetMemory } from "../../unsafe/memory.ts";
 import { decodeArgs, memoryReader } from "../../wss/decode.ts";
-import { type Interest, splitInterest } from "../../wss/interest.ts";
+import type { CallInterest, Interest } from "../../wss/interest.ts";
+import { type ArgPredicate, writeOpenPredicate } from "../../policy/predicates.ts";
 import type { Refusal } from "../../wss/refusal.ts";
 import type {
   ArgNeeds,
@@ -84,13 +85,34 @@ const GUARDED_OPENS = resolveSyscalls([...OPEN_SYSCALLS, "open_by_handle_at"]);
 /**
  * Splits an interest between the two transports.
  *
+ * A call decided only when a predicate holds (`decideWhen`: a rule's integer conditions, a wrapper's DECLARE_WRITES on
+ * an open) is held only then: the filter checks the predicate, and the ring observes the same call's other instances
+ * (its enter record of a held instance is dropped as a duplicate, see the module comment). Every open the interest names
+ * is held for the tamper guard (it checks opens of `/proc/<supervisor>/…` only on notified calls, as on the seccomp
+ * source) — whole, unless the kernel keeps the tree out of the supervisor's ptrace-checked entries (`guardedByKernel`:
+ * the launcher's Landlock domain, ./landlock.ts); then only the opens that may write are held for it.
+ *
  * @param interest the WSS's interest, with the tamper guard's `always` calls (they are decided)
  * @param emulateOpens the seccomp transport runs allowed opens itself (the credential calls are then notified too)
+ * @param guardedByKernel the tree runs in the launcher's Landlock domain (read-only opens need not be held)
  */
-export function compileHybrid(interest: Interest, emulateOpens: boolean): HybridPlan {
-  // Every open the interest names is held, even one only alert rules examine: the tamper guard checks opens
-  // (/proc/<supervisor>/mem, fd/, ...) only on notified calls, as on the seccomp source.
-  const { decided } = splitInterest(interest, GUARDED_OPENS);
+export function compileHybrid(interest: Interest, emulateOpens: boolean, guardedByKernel = false): HybridPlan {
+  const calls = new Map<number, CallInterest>();
+  for (const [nr, c] of interest.calls) {
+    const decides = c.pre === "decide" || c.post === "decide";
+    const guarded = GUARDED_OPENS.has(nr);
+    if (!decides && !guarded) continue;
+    let when: ArgPredicate[] | undefined = decides ? c.decideWhen : [];
+    if (guarded) {
+      // An open whose result something examines stays whole: held (and emulated), its result is handed over while the
+      // caller waits, so a hook that looks at the new fd (wr_fstat) sees the file it opened, not a later one.
+      const forGuard = guardedByKernel && c.post === undefined ? writeOpenPredicate(nr) : undefined;
+      when = when === undefined || forGuard === undefined ? undefined : [...when, ...forGuard];
+    }
+    // A call decided whatever its arguments keeps what the interest wants of it (`when`: only rules narrow that).
+    calls.set(nr, { ...c, when: when ?? c.when });
+  }
+  const decided: Interest = { calls, failClosed: interest.failClosed };
   const filter = compileNotify(decided, emulateOpens);
   // A call with predicates is held when one holds; when none does, no rule can match it: the ring needs it no more.
   const notify = compileNotifySet(decided, emulateOpens);
@@ -103,14 +125,22 @@ export function compileHybrid(interest: Interest, emulateOpens: boolean): Hybrid
   }
   const ring = new Map<number, InterestEntry>();
   for (const [nr, c] of interest.calls) {
-    const held = notify.has(nr);
-    // A notified call's pre comes from seccomp; its post (the result) from the ring's exit record.
-    const enter = !held && c.pre !== undefined;
+    // A call held whatever its arguments: its pre comes from seccomp; its post (the result) from the ring's exit record.
+    // Of a call held by its arguments, the ring reports the instances the filter let run (the held ones' are dropped),
+    // unless nothing wants those: every predicate the call is wanted under is one it is held under.
+    const held = calls.get(nr)?.when;
+    const allHeld = c.when !== undefined && held !== undefined &&
+      c.when.every((p) => held.some((h) => samePredicate(p, h)));
+    const enter = !filter.always.has(nr) && c.pre !== undefined && !allHeld;
     const exit = c.post !== undefined;
     if (enter || exit) ring.set(nr, interestFor(syscallName(nr), { enter, exit }));
   }
   return { notify, filter, ring, quietExits };
 }
+
+const predicateKey = (p: ArgPredicate | ArgumentCheck) =>
+  JSON.stringify(p, (_, v) => typeof v === "bigint" ? `${v}n` : v);
+const samePredicate = (a: ArgPredicate, b: ArgPredicate) => predicateKey(a) === predicateKey(b);
 
 /**
  * Whether the installed filter's plan notifies call `nr` whenever the new plan would: always, or the same checks as
@@ -119,9 +149,8 @@ export function compileHybrid(interest: Interest, emulateOpens: boolean): Hybrid
 export function filterCovers(installed: NotifyPlan, wanted: NotifyPlan, nr: number): boolean {
   if (installed.always.has(nr)) return true;
   if (wanted.always.has(nr)) return false;
-  const key = (c: ArgumentCheck) => JSON.stringify(c, (_, v) => typeof v === "bigint" ? `${v}n` : v);
-  const have = new Set(installed.checks.filter((c) => c.nr === nr).map(key));
-  return wanted.checks.filter((c) => c.nr === nr).every((c) => have.has(key(c)));
+  const have = new Set(installed.checks.filter((c) => c.nr === nr).map(predicateKey));
+  return wanted.checks.filter((c) => c.nr === nr).every((c) => have.has(predicateKey(c)));
 }
 
 /** How the hybrid transport loads. */
@@ -133,6 +162,8 @@ export interface HybridTransportOptions extends BpfTracerOptions {
   holderFd?: number;
   /** idwrap-holder's pid: the tamper guard protects it as it protects this process. */
   holderPid?: number;
+  /** The tree runs in the launcher's Landlock domain (./landlock.ts): read-only opens need not be held. */
+  guardedByKernel?: boolean;
 }
 
 /** A record of a notified call that the ring will also make, to drop (see the module comment). */
@@ -151,6 +182,7 @@ export class HybridTransport implements EventSource {
   readonly #seccomp: SeccompSource;
   readonly #bpf: BpfTransport;
   readonly #emulateOpens: boolean;
+  readonly #guardedByKernel: boolean;
   #plan: HybridPlan;
   /** The ring call being served (the WSS calls back with it); any other call is seccomp's. */
   #bpfCall: SourceCall | undefined;
@@ -168,7 +200,8 @@ export class HybridTransport implements EventSource {
 
   constructor(options: HybridTransportOptions) {
     this.#emulateOpens = options.emulateOpens ?? true;
-    this.#plan = compileHybrid(options.interest, this.#emulateOpens);
+    this.#guardedByKernel = options.guardedByKernel ?? false;
+    this.#plan = compileHybrid(options.interest, this.#emulateOpens, this.#guardedByKernel);
     this.#bpf = BpfTransport.observing(this.#plan.ring, options);
     try {
       this.#seccomp = new SeccompSource({
@@ -202,7 +235,7 @@ export class HybridTransport implements EventSource {
    * @throws naming the calls the new policies would decide that the filter does not notify
    */
   setInterest(interest: Interest): void {
-    const plan = compileHybrid(interest, this.#emulateOpens);
+    const plan = compileHybrid(interest, this.#emulateOpens, this.#guardedByKernel);
     const unheld = [...plan.notify].filter((nr) =>
       !this.#plan.notify.has(nr) || !filterCovers(this.#plan.filter, plan.filter, nr)
     );
@@ -212,10 +245,10 @@ export class HybridTransport implements EventSource {
           "launch does not notify them (restart the command to change which calls are decided)",
       );
     }
-    // Calls the old filter notifies stay held: their enter must not come from the ring as well.
+    // Calls the old filter notifies whatever their arguments stay held: their enter must not come from the ring as well.
     const ring = new Map<number, InterestEntry>();
     for (const [nr, c] of interest.calls) {
-      const enter = !this.#plan.notify.has(nr) && c.pre !== undefined;
+      const enter = !this.#plan.filter.always.has(nr) && c.pre !== undefined;
       const exit = c.post !== undefined;
       if (enter || exit) ring.set(nr, interestFor(syscallName(nr), { enter, exit }));
     }

@@ -21,7 +21,9 @@ import { HYBRID_CAPABILITIES } from "../capabilities.ts";
 import type { Enforcement, SupervisorSummary } from "../enforce.ts";
 import type { Handshake } from "../handshake.ts";
 import { launchAndServe } from "../launch.ts";
-import { EINTR_HAZARDS, launchFilter, spawnLauncher } from "../seccomp/source.ts";
+import { EINTR_HAZARDS, launchFilter } from "../seccomp/source.ts";
+import { launcherPath } from "../launcher.ts";
+import { hybridLandlock } from "./landlock.ts";
 import { guardFilter } from "../seccomp/tamper.ts";
 import { type OnEvents, SourceThread } from "../thread.ts";
 import { compileHybrid, type HybridPlan } from "./hybrid.ts";
@@ -53,9 +55,22 @@ function existsSync(path: string): boolean {
   }
 }
 
-/** The plan for these policies and wrappers, as the launcher's filter and the worker compile it. */
-export function hybridPlan(policies: Policy[], wrappers: WrapperModule[], emulateOpens: boolean): HybridPlan {
-  return compileHybrid(buildInterest(policies, wrappers, false, guardFilter(Deno.pid).always), emulateOpens);
+/**
+ * The plan for these policies and wrappers, as the launcher's filter and the worker compile it.
+ *
+ * @param guardedByKernel the launcher puts the tree in a Landlock domain (./landlock.ts)
+ */
+export function hybridPlan(
+  policies: Policy[],
+  wrappers: WrapperModule[],
+  emulateOpens: boolean,
+  guardedByKernel = false,
+): HybridPlan {
+  return compileHybrid(
+    buildInterest(policies, wrappers, false, guardFilter(Deno.pid).always),
+    emulateOpens,
+    guardedByKernel,
+  );
 }
 
 /**
@@ -66,11 +81,12 @@ export function hybridPlan(policies: Policy[], wrappers: WrapperModule[], emulat
 export async function prepareHybridEnforcement(
   policies: Policy[],
   emulateOpens: boolean,
+  guardedByKernel = false,
 ): Promise<{ wrappers: WrapperModule[]; plan: HybridPlan }> {
   const privilege = bpfPrivilegeProblem();
   if (privilege) throw new BpfRefusal(`Cannot use the hybrid source: ${privilege}`);
   const wrappers = await loadPolicyWrappers(policies, v8Engine, HYBRID_CAPABILITIES);
-  return { wrappers, plan: hybridPlan(policies, wrappers, emulateOpens) };
+  return { wrappers, plan: hybridPlan(policies, wrappers, emulateOpens, guardedByKernel) };
 }
 
 /**
@@ -96,8 +112,8 @@ export interface HybridThreadOptions extends Enforcement, HybridWorkerConfig {
 export class HybridThread extends SourceThread {
   /** Loads the programs on a new thread; resolves when it serves. */
   static start(options: HybridThreadOptions): Promise<HybridThread> {
-    const { emulateOpens, ringBytes, holderFd, holderPid, ...rest } = options;
-    const config: HybridWorkerConfig = { emulateOpens, ringBytes, holderFd, holderPid };
+    const { emulateOpens, ringBytes, holderFd, holderPid, guardedByKernel, ...rest } = options;
+    const config: HybridWorkerConfig = { emulateOpens, ringBytes, holderFd, holderPid, guardedByKernel };
     const opts = { ...rest, config: config as unknown as Record<string, unknown> };
     return SourceThread.startAt(new HybridThread(new URL("./hybrid_worker.ts", import.meta.url), opts), opts);
   }
@@ -135,7 +151,9 @@ export interface HybridRunResult {
 /** Runs `command` with its decided calls held on seccomp and its observed calls reported through the bpf ring. */
 export async function runUnderHybrid(command: string[], options: HybridRunOptions): Promise<HybridRunResult> {
   const emulateOpens = options.emulateOpens ?? true;
-  const { wrappers, plan } = await prepareHybridEnforcement(options.policies, emulateOpens);
+  // Decided once: the launcher's domain and both compilations of the plan must agree.
+  const guardedByKernel = hybridLandlock();
+  const { wrappers, plan } = await prepareHybridEnforcement(options.policies, emulateOpens, guardedByKernel);
   const warning = hybridEintrWarning(plan);
   if (warning) options.onWarning?.(warning);
   // As on the seccomp source (../seccomp/source.ts): started before the filter is built (its pid is in the guard's
@@ -148,6 +166,7 @@ export async function runUnderHybrid(command: string[], options: HybridRunOption
       trace: options.trace,
       emulateOpens,
       ...link,
+      guardedByKernel,
       onEvents: options.onEvents,
     })
   );
@@ -163,7 +182,8 @@ export async function runUnderHybrid(command: string[], options: HybridRunOption
     return await launchAndServe(
       command,
       // Built once the supervisor's threads have started: their ids, and the holder's pid, are in the guard's checks.
-      (socketPath) => spawnLauncher(socketPath, launchFilter(plan.filter, [holder.pid]), command),
+      (socketPath) =>
+        spawnHybridLauncher(socketPath, launchFilter(plan.filter, [holder.pid]), command, guardedByKernel),
       async (hs) => {
         net?.place(hs.pid);
         holder.hold(0, hs.pid, hs.listener, mode);
@@ -178,4 +198,19 @@ export async function runUnderHybrid(command: string[], options: HybridRunOption
     await net?.stop();
     holder.close();
   }
+}
+
+/** idwrap-launch with the hybrid's filter, and its Landlock domain when `landlock` (./landlock.ts). */
+async function spawnHybridLauncher(
+  socketPath: string,
+  filter: string,
+  command: string[],
+  landlock: boolean,
+): Promise<Deno.ChildProcess> {
+  return new Deno.Command(await launcherPath(), {
+    args: [...(landlock ? ["--landlock"] : []), socketPath, filter, "--", ...command],
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
 }

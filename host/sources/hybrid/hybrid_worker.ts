@@ -23,6 +23,8 @@ export interface HybridWorkerConfig {
   holderFd?: number;
   /** idwrap-holder's pid, guarded like the supervisor's. */
   holderPid?: number;
+  /** The launcher puts the tree in a Landlock domain (./landlock.ts): read-only opens are not held. */
+  guardedByKernel?: boolean;
 }
 
 /** How often processes that went without an exit record (a dropped one) are looked for. */
@@ -40,6 +42,7 @@ serveWorker("hybrid", ({ decider, sink, enforcement: e, config }) => {
     ringBytes: c.ringBytes,
     holderFd: c.holderFd,
     holderPid: c.holderPid,
+    guardedByKernel: c.guardedByKernel,
   });
   const wss = new Wss({
     source,

@@ -8,6 +8,10 @@
  *    let its write through. It is now named by /proc/PID/exe, as on seccomp: the jail's copy, denied. A copy that
  *    writes and exits before its exec record is read (only observed calls: the bpf source) is checked against the
  *    file identity the record carries and named "PATH (unverified)", so the exception does not hide its write.
+ * And the read-only opens the hybrid leaves on its ring under the default policy (./landlock.ts): root in the tree
+ * cannot open the supervisor's ptrace-checked /proc entries (mem, fd/N, cwd, root, exe) for reading either — the kernel
+ * refuses them (the launcher's Landlock domain) — while its processes' own entries stay open to it; the baseline's
+ * denies of write-opens still hold, and its read-only opens are observed without waiting (none emulated).
  * Root only: an ordinary user cannot load the hybrid's bpf programs (cli_test.ts) and cannot chroot.
  */
 import { scratchDir } from "../../temp.ts";
@@ -22,6 +26,11 @@ await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
 // Static: it runs inside a jail that holds nothing else.
 await compileC(`${ROOT}tests/sources/hybrid/fixtures/chroot_exec.c`, CHROOT_EXEC, ["-static"]);
 const TAMPER_ALERT = "idwrap.supervisor-tamper";
+const PROCOPEN = `${ROOT}build/tests/hybrid_procopen`;
+await compileC(`${ROOT}tests/sources/hybrid/fixtures/procopen.c`, PROCOPEN);
+/** The supervisor's entries that reach its memory or its files, each checked by the kernel's ptrace access check. */
+const PTRACE_CHECKED = ["mem", "fd/0", "fd/2", "cwd/.", "root/etc/hostname", "exe"];
+const lines = (entries: string[], answer: string) => entries.map((e) => `${e}: ${answer}\n`).join("");
 
 Deno.test("idwrap run --source hybrid: an open of the supervisor's /proc/PID/mem is refused when only an alert rule examines opens (rt6 F1)", async () => {
   const policy = await writePolicy(`version: 1
@@ -121,4 +130,52 @@ rules:
   assert(!execs.includes("/usr/sbin/usermod"), `named as the real usermod: ${execs.join(", ")}`);
   const alerted = calls(t.events).filter((e) => e.alerts?.includes("secret-write"));
   assert(alerted.length >= 1, `the jail's usermod met the exception: ${execs.join(", ")}`);
+});
+
+Deno.test("idwrap run --source hybrid, the default policy: root's read-only opens of the supervisor's mem, fd/N, cwd, root, exe are refused by the kernel while its opens skip the round trip", async () => {
+  const entries = [...PTRACE_CHECKED];
+  // Control: unwrapped, root opens every one of them in its parent (this test).
+  const bare = await run(PROCOPEN, ["parent", ...entries]);
+  assertEquals(bare.stdout, lines(entries, "opened"), bare.stderr);
+  // The attack, under the default policy (no -p), on the hybrid: the kernel refuses them all (Landlock's ptrace scope).
+  const t = await traced("run", ["--source", "hybrid"], [PROCOPEN, "parent", ...entries]);
+  assertEquals(t.code, 0, t.stderr);
+  assertEquals(t.stdout, lines(entries, "EACCES"), `the tree reached the supervisor:\n${t.stdout}${t.stderr}`);
+  // ... and the opens left the seccomp path: none was held and run by the supervisor (the loader's, these six).
+  assertEquals(t.summary?.emulated, 0, `opens held on seccomp: ${JSON.stringify(t.summary)}`);
+  // The tree's own processes stay open to it: a child of the program, in the same domain.
+  const own = await traced("run", ["--source", "hybrid"], [PROCOPEN, "child", "mem", "fd/0"]);
+  assertEquals(own.stdout, lines(["mem", "fd/0"], "opened"), own.stderr);
+  // Without the domain (IDWRAP_HYBRID_LANDLOCK=0) every open is held again, and the tamper guard refuses them.
+  const held = await traced("run", ["--source", "hybrid"], [PROCOPEN, "parent", ...entries], {
+    env: { IDWRAP_HYBRID_LANDLOCK: "0" },
+  });
+  assertEquals(held.stdout, lines(entries, "EPERM"), held.stderr);
+  assert((held.summary?.emulated ?? 0) > 0, `no open held without the domain: ${JSON.stringify(held.summary)}`);
+});
+
+Deno.test("idwrap run --source hybrid, the default policy: the baseline's write-open deny holds and its read-only opens are observed through the ring", async () => {
+  const preload = "/etc/ld.so.preload";
+  try {
+    await Deno.stat(preload);
+    throw new Error(`${preload} exists on this machine: the test would not show a deny`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const script = `(: >> ${preload}); echo "preload: $?"; cat /etc/shadow > /dev/null; echo "shadow: $?"`;
+  try {
+    const t = await traced("run", ["--source", "hybrid"], ["/bin/sh", "-c", script]);
+    assertEquals(t.code, 0, t.stderr);
+    // The write-open is held (DENY | WRITES) and denied before it runs: the file never exists.
+    assertEquals(t.stdout, "preload: 2\nshadow: 0\n", t.stderr);
+    const denied = calls(t.events).filter((e) => e.decoded.path === preload && e.verdict?.startsWith("deny"));
+    assertEquals(denied.length, 1, `no deny of ${preload}: ${t.stderr}`);
+    // The read of /etc/shadow ran unheld and was still seen: the baseline's and the policy's credential-read alerts.
+    const shadow = calls(t.events).filter((e) => e.decoded.path === "/etc/shadow");
+    assert(shadow.some((e) => e.alerts?.some((a) => a.includes("credential-read"))), `no alert: ${t.stderr}`);
+    // Only the write-opens were held (the shell's redirection and the deny): cat's and the loader's read-opens were not.
+    assert((t.summary?.emulated ?? 99) <= 1, `read-only opens held on seccomp: ${JSON.stringify(t.summary)}`);
+  } finally {
+    await Deno.remove(preload).catch(() => {});
+  }
 });

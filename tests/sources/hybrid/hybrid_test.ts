@@ -25,6 +25,7 @@ import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls, syscallName } from "../../../h
 import { X86_64_NAMES } from "../../../host/syscalls/tables.ts";
 import { buildInterest } from "../../../host/wss/interest.ts";
 import type { EventSource } from "../../../host/wss/source.ts";
+import type { WrapperModule } from "../../../host/runtime/module.ts";
 import { Wss } from "../../../host/wss/supervisor.ts";
 import { compileC } from "../../../tools/build.ts";
 import { ROOT } from "../../helpers.ts";
@@ -235,6 +236,45 @@ Deno.test("hybrid: the seccomp filter notifies the decided calls and every open;
   assertEquals(d.ring.get(openat)?.enter, false);
   assertEquals(d.ring.get(openat)?.exit, true);
   assert(!d.notify.has(write));
+});
+
+Deno.test("hybrid: a wrapper that denies only writing opens (ABI 1.5 WRITES) holds those alone where the kernel guards the rest", () => {
+  const always = guardFilter(Deno.pid).always;
+  const writesOnly = {
+    spec: { name: "w" },
+    path: "w.wasm",
+    module: undefined,
+    declarations: {
+      syscalls: new Map([...resolveSyscalls(["open", "openat", "creat"])].map((n) => [n, 1 | 4 | 16])),
+      lifecycle: 0,
+      subscriptions: [],
+      emits: [],
+    },
+  } as unknown as WrapperModule;
+  const interest = buildInterest([{ ...denyingPolicy("/nowhere"), rules: [] }], [writesOnly], false, always);
+  const [open, openat, creat] = ["open", "openat", "creat"].map((n) => resolveSyscalls([n]).values().next().value!);
+  const checks = (p: ReturnType<typeof compileHybrid>, nr: number) => p.filter.checks.filter((c) => c.nr === nr);
+  // The kernel guards the read-only opens: openat is held only when its flags may write; the ring reports the others.
+  const guarded = compileHybrid(interest, true, true);
+  assert(!guarded.filter.always.has(openat) && !guarded.filter.always.has(open));
+  assertEquals(checks(guarded, openat), [{ nr: openat, arg: 2, anyBits: 0o20001103 }]);
+  assertEquals(checks(guarded, open), [{ nr: open, arg: 1, anyBits: 0o20001103 }]);
+  assert(guarded.filter.always.has(creat), "creat always writes: held whole");
+  assertEquals(guarded.ring.get(openat)?.enter, true);
+  assertEquals(guarded.ring.get(creat), undefined);
+  // Without the kernel's guard every open it names is held whole again, for the tamper guard.
+  const held = compileHybrid(interest, true, false);
+  assert(held.filter.always.has(openat) && !checks(held, openat).length);
+  assertEquals(held.ring.get(openat), undefined);
+  // A DENY without WRITES on the same call (another wrapper) makes every open deniable: held whole, guard or not.
+  const wide = { ...writesOnly, declarations: { ...writesOnly.declarations, syscalls: new Map([[openat, 1 | 4]]) } };
+  const both = compileHybrid(buildInterest([], [writesOnly, wide] as WrapperModule[], false, always), true, true);
+  assert(both.filter.always.has(openat));
+  // A wrapper that examines an open's result (POST: mailstat's wr_fstat of the new fd) keeps it whole: its result is
+  // handed over while the caller waits.
+  const post = { ...writesOnly, declarations: { ...writesOnly.declarations, syscalls: new Map([[openat, 2]]) } };
+  const result = compileHybrid(buildInterest([], [writesOnly, post] as WrapperModule[], false, always), true, true);
+  assert(result.filter.always.has(openat));
 });
 
 // Only while the caller still runs with the page mapped: one that exits (or unmaps it) first still evades the rule, as
