@@ -85,6 +85,9 @@ async function restart(options: DaemonOptions, runDir: string): Promise<void> {
     c?.close();
     // The same process, started again since we asked.
     if (s && s.pid === r.pid && s.uptime * 1000 <= Date.now() - asked) {
+      if (s.restartFailed) {
+        throw new Error(`--restart: ${s.restartFailed}; the daemon (pid ${r.pid}) went back to what it ran before`);
+      }
       log("info", `the daemon (pid ${r.pid}) restarted in place; its ${r.restarting} sessions go on`);
       Deno.exit(0);
     }
@@ -185,8 +188,12 @@ export function registerDaemon(program: Command): void {
       } catch (e) {
         // Restarted into a program that cannot serve: back to the one this process ran before, if it can.
         if (!inherited?.previous) throw e;
-        log("error", `the restarted daemon cannot start (${(e as Error).message}): going back to the previous one`);
-        log("error", `cannot go back: ${execInPlace(inherited.previous, { ...inherited, previous: undefined })}`);
+        const failed = `the restarted daemon could not start: ${(e as Error).message}`;
+        log("error", `${failed}: going back to the previous one`);
+        log(
+          "error",
+          `cannot go back: ${execInPlace(inherited.previous, { ...inherited, previous: undefined, failed })}`,
+        );
         throw e;
       }
       const stop = async () => {

@@ -213,7 +213,6 @@ export class Daemon {
     await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode });
     await Deno.chmod(opts.runDir, mode);
     await Deno.chmod(join(opts.runDir, "sessions"), mode);
-    for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
     if (opts.watch) {
       d.#say("info", "watching the policy files: a change is loaded, whoever makes it (--watch)");
       d.#watch();
@@ -223,6 +222,8 @@ export class Daemon {
       d.#metricsServer = await serveMetrics(opts.metrics, () => d.#metricsText());
       d.#say("info", `metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
     }
+    // Last: a control socket answers once the daemon serves in full (`--restart` waits for that answer).
+    for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
     d.#replayer = setInterval(() => {
       d.#audit.replay().catch((e) => d.#say("error", `cannot index the audit journals: ${(e as Error).message}`));
     }, JOURNAL_REPLAY_MS);
@@ -402,6 +403,7 @@ export class Daemon {
               policies: this.#allFiles(),
               store: this.#opts.storePath,
               ...outputs ? { outputs } : {},
+              ...this.#opts.inherited?.failed ? { restartFailed: this.#opts.inherited.failed } : {},
             } satisfies Response,
           );
           break;
@@ -628,7 +630,7 @@ export class Daemon {
     };
     const failed = execInPlace(command, { ...inheritance, previous });
     this.#say("error", `restart: ${failed}: going on as ${[...previous.runtime, ...previous.args].join(" ")}`);
-    const again = execInPlace(previous, inheritance);
+    const again = execInPlace(previous, { ...inheritance, failed });
     // Neither program runs here: the holder gives the trees on_supervisor_loss once this process is gone.
     this.#say("error", `restart: ${again}: the daemon stops`);
     this.#holder.close();

@@ -50,6 +50,8 @@ export type Response =
     store: string;
     /** Each output's counters (host/outputs/output.ts). */
     outputs?: OutputStats[];
+    /** The last `--restart` did not happen (why): this process went back to the command it ran before. */
+    restartFailed?: string;
   } // status
   | { ok: true; pid: number; restarting: number } // restart: the daemon (pid) re-executes, its sessions go on
   | { ok: true; resumed: number } // resume

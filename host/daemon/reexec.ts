@@ -39,7 +39,9 @@ export interface Inheritance {
   next: number;
   sessions: InheritedSession[];
   /** The command this process ran before: run again if the new one cannot start (once: not handed on). */
-  previous?: { runtime: string[]; args: string[] };
+  previous?: RestartCommand;
+  /** Why the restart did not happen: this process went back to the command it ran before (status says so). */
+  failed?: string;
 }
 
 /** The new installation's command: the runtime with its own arguments, then the CLI's arguments after `daemon`'s. */
@@ -182,6 +184,10 @@ export function takeInheritance(): Inheritance | undefined {
   int(v.holder.fd, "holder.fd");
   int(v.next, "next");
   if (!Array.isArray(v.sessions)) throw bad("sessions: expected an array");
+  if (v.failed !== undefined && typeof v.failed !== "string") throw bad("failed: expected a string");
+  if (v.previous !== undefined && checkRestartCommand(v.previous)) {
+    throw bad(`previous: ${checkRestartCommand(v.previous)}`);
+  }
   for (const [i, s] of v.sessions.entries()) {
     for (const f of ["session", "uid", "pid", "listener"] as const) int(s[f], `sessions[${i}].${f}`);
     parseSupervisorLoss(s.mode, `${INHERIT_ENV}: sessions[${i}].mode`);
