@@ -9,6 +9,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { IDWRAP, ROOT, run } from "../helpers.ts";
 import { DaemonClient, type Response } from "../../host/daemon/protocol.ts";
 import { waitFor } from "./daemon_helpers.ts";
+import { unitCommand } from "./unit_file.ts";
 
 const UNITS = [`${ROOT}packaging/idwrap.service`, `${ROOT}dist/systemd/idwrap.service`];
 const haveAnalyze = await Deno.stat("/usr/bin/systemd-analyze").then(() => true, () => false);
@@ -22,25 +23,6 @@ function localized(unit: string, dir: string): string {
     .replaceAll("/etc/idwrap/idwrap.yaml", `${dir}/idwrap.yaml`)
     .replaceAll("/run/idwrap", `${dir}/run`)
     .replaceAll("/var/lib/idwrap", `${dir}/lib`);
-}
-
-/** A [Service] setting's value (the last one: systemd lets a later line override). */
-function setting(unit: string, key: string): string {
-  const values = [...unit.matchAll(new RegExp(`^${key}=(.*)$`, "gm"))].map((m) => m[1]);
-  assert(values.length, `no ${key}= in the unit`);
-  return values[values.length - 1];
-}
-
-/** An Exec line as systemd runs it: words, `$NAME` replaced by the variable's words (systemd.service, "Command lines"). */
-function command(unit: string, key: string): string[] {
-  const env = new Map<string, string>();
-  for (const m of unit.matchAll(/^Environment="?([A-Z_]+)=(.*?)"?$/gm)) env.set(m[1], m[2]);
-  return setting(unit, key).split(/\s+/).flatMap((w) => {
-    const v = /^\$([A-Z_]+)$/.exec(w);
-    if (!v) return [w];
-    assert(env.has(v[1]), `${key} names $${v[1]}, which no Environment= sets`);
-    return env.get(v[1])!.split(/\s+/);
-  });
 }
 
 for (const path of UNITS) {
@@ -72,8 +54,8 @@ Deno.test("packaging/idwrap.service: its ExecReload restarts the daemon its Exec
   await Deno.mkdir(`${dir}/lib`);
   await Deno.writeTextFile(`${dir}/idwrap.yaml`, "outputs: []\n");
   const unit = localized(await Deno.readTextFile(UNITS[0]), dir);
-  const start = command(unit, "ExecStart");
-  const reload = command(unit, "ExecReload");
+  const start = unitCommand(unit, "ExecStart");
+  const reload = unitCommand(unit, "ExecReload");
   assertEquals(reload.slice(0, 3), [IDWRAP, "daemon", "--restart"]);
   assertEquals(reload.slice(3), start.slice(2), "the reload names the options the start gave");
   const main = new Deno.Command(start[0], { args: start.slice(1), stdin: "null", stdout: "null", stderr: "piped" })
