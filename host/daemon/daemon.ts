@@ -620,6 +620,13 @@ export class Daemon {
       `restarting as ${[...command.runtime, ...command.args].join(" ")}: ${sessions.length} sessions go on ` +
         `(their calls wait meanwhile)`,
     );
+    if (this.#kmod) {
+      this.#say(
+        "warning",
+        "warning: --system-wide: the kernel module's session ends at the restart (calls waiting in it get the fail " +
+          "action); the next program opens a new one, which does not know the processes it wrapped (docs/daemon.md)",
+      );
+    }
     await this.stop({ keepHolder: true });
     await sendLine(conn, { ok: true, pid: Deno.pid, restarting: sessions.length } satisfies Response).catch(() => {});
     conn.close();
