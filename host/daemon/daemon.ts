@@ -207,20 +207,28 @@ export class Daemon {
       }
       d.#say("info", "system-wide: the kernel module reports every execve; matching programs are wrapped");
     }
-    if (inherited) await d.#inherit(inherited);
-    // Owner-only; users the daemon serves besides root may pass through to their own 0600 sockets, never list them.
-    const mode = opts.users.some((u) => u !== 0) ? 0o711 : 0o700;
-    await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode });
-    await Deno.chmod(opts.runDir, mode);
-    await Deno.chmod(join(opts.runDir, "sessions"), mode);
-    if (opts.watch) {
-      d.#say("info", "watching the policy files: a change is loaded, whoever makes it (--watch)");
-      d.#watch();
-    }
-    if (opts.fleet) await d.#startFleet(opts.fleet);
-    if (opts.metrics) {
-      d.#metricsServer = await serveMetrics(opts.metrics, () => d.#metricsText());
-      d.#say("info", `metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
+    try {
+      // Owner-only; users the daemon serves besides root may pass through to their own 0600 sockets, never list them.
+      const mode = opts.users.some((u) => u !== 0) ? 0o711 : 0o700;
+      await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode });
+      await Deno.chmod(opts.runDir, mode);
+      await Deno.chmod(join(opts.runDir, "sessions"), mode);
+      if (opts.watch) {
+        d.#say("info", "watching the policy files: a change is loaded, whoever makes it (--watch)");
+        d.#watch();
+      }
+      if (opts.fleet) await d.#startFleet(opts.fleet);
+      if (opts.metrics) {
+        d.#metricsServer = await serveMetrics(opts.metrics, () => d.#metricsText());
+        d.#say("info", `metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
+      }
+      // The sessions a restart handed over, once nothing else can fail: a call the thread has read must be answered
+      // by this program (the next one, if this one cannot start, could not see it: it would wait for ever).
+      if (inherited) await d.#inherit(inherited);
+    } catch (e) {
+      // Calls read so far are answered as the thread stops; an inherited holder is left to the previous program.
+      await d.stop({ keepHolder: inherited !== undefined }).catch(() => {});
+      throw e;
     }
     // Last: a control socket answers once the daemon serves in full (`--restart` waits for that answer).
     for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
@@ -721,7 +729,8 @@ export class Daemon {
         s.close();
       } catch { /* closed */ }
     }
-    for (const uid of new Set([0, ...this.#opts.users])) {
+    // Ours only if we listened (a daemon that failed to start never did: the sockets may be another's).
+    for (const uid of this.#servers.length ? new Set([0, ...this.#opts.users]) : []) {
       await Deno.remove(controlSocket(this.#opts.runDir, uid)).catch(() => {});
     }
     await this.#thread.stop();
