@@ -2,8 +2,8 @@
  * A tree the daemon served before `idwrap daemon --restart` keeps its seccomp filter, whose tamper guard names the pid
  * of the daemon that launched it (a filter cannot change). Before, the restart handed the trees to a new daemon
  * process: from a tree taken over, root could `kill -STOP` it (every tree's notified calls then waited forever) or
- * `kill -KILL` it, without a record. Now the running daemon re-executes the new installation in its own process, so
- * the pid every filter names is the daemon's still: both are refused and reported. The control is in the test: the same
+ * `kill -KILL` it (or its new idwrap-holder), without a record. Now the running daemon re-executes the new installation
+ * in its own process, keeping its holder, so the pids every filter names are theirs still: all are refused and reported. The control is in the test: the same
  * wrapped program stops a decoy process of root's with the same `kill`.
  *
  * Only root is attacked: the daemon runs as root, so the kernel refuses an ordinary user's signal to it whatever idwrap
@@ -40,6 +40,18 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T | undefined> {
 async function stateOf(pid: number): Promise<string> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] || "gone";
+}
+
+/** The daemon's idwrap-holder: its child of that name. */
+async function holderOf(daemon: number): Promise<number> {
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const status = await Deno.readTextFile(`/proc/${e.name}/status`).catch(() => "");
+    if (/^Name:\s*idwrap-holder$/m.test(status) && new RegExp(`^PPid:\\s*${daemon}$`, "m").test(status)) {
+      return Number(e.name);
+    }
+  }
+  throw new Error(`no idwrap-holder under pid ${daemon}`);
 }
 
 /** `idwrap daemon --restart` on the daemon's run dir; settles with the pid of the daemon that serves afterwards. */
@@ -80,6 +92,7 @@ rules:
     step(1, `kill -STOP ${decoy.pid}`),
     step(2, `kill -STOP $(cat ${dir}/pid)`),
     step(3, `kill -KILL $(cat ${dir}/pid)`),
+    step(4, `kill -KILL $(cat ${dir}/holder)`),
     `cat ${dir}/watched`,
   ].join("; ");
   await Deno.writeTextFile(`${dir}/watched`, "watched\n");
@@ -110,6 +123,10 @@ rules:
     asker = r.asker;
     serving.push(r.pid);
     await Deno.writeTextFile(`${dir}/pid`, String(r.pid));
+    // The run reconnects after the restart: from then on the tree's reports reach its standard error.
+    await waitFor("the run's resume", () => err.includes("took over serves") || undefined, 30000);
+    const holder = await holderOf(r.pid);
+    await Deno.writeTextFile(`${dir}/holder`, String(holder));
 
     // Control: the same program, wrapped and taken over, stops a process that is not idwrap's.
     assertEquals(await result(1), "0", "the control: kill -STOP of a decoy from the wrapped tree");
@@ -122,17 +139,24 @@ rules:
     assert(stop !== "0", `kill -STOP of the serving daemon (pid ${r.pid}) from the tree taken over succeeded`);
     assertEquals(stateAfterStop, "S", `the daemon (pid ${r.pid}) after the tree's kill -STOP: ${stop}`);
 
-    const kill = await result(3);
+    // A killed daemon's tree is killed by the holder (on_supervisor_loss) before it can write its result.
+    const kill = await result(3, async () => await stateOf(r.pid) === "gone" ? "the daemon is gone" : undefined);
     assert(kill !== "0", `kill -KILL of the serving daemon (pid ${r.pid}) from the tree taken over succeeded`);
+    assert(await stateOf(r.pid) !== "gone", `the daemon (pid ${r.pid}) after the tree's kill -KILL: ${kill}`);
+    const killHolder = await result(4);
+    assert(killHolder !== "0", `kill -KILL of the daemon's idwrap-holder (pid ${holder}) from the tree succeeded`);
+    assert(await stateOf(holder) !== "gone", `the daemon's idwrap-holder (pid ${holder}) is gone`);
     // Still serving: the tree's last notified call (the open of the watched file) is answered and the run ends well.
     const s = await within(30000, tree.status);
     assertEquals(s?.code, 0, err);
     assertEquals(await stdout, "watched\n");
     assert(["S", "R"].includes(await stateOf(r.pid)), `the daemon (pid ${r.pid}) after the tree's kill -KILL`);
-    await waitFor("the tamper reports", () => (err.match(/idwrap\.supervisor-tamper/g)?.length ?? 0) >= 2 || undefined);
+    const reports = () => err.split("\n").filter((l) => l.includes("idwrap.supervisor-tamper"));
+    await waitFor("the tamper reports", () => reports().length >= 3 || undefined).catch(() => {});
+    assert(reports().length >= 3, `three tamper reports expected:\n${err}`);
   } finally {
     // A tree left waiting goes on (its run may be gone), and ends.
-    for (const n of [1, 2, 3]) await Deno.writeTextFile(`${dir}/go${n}`, "");
+    for (const n of [1, 2, 3, 4]) await Deno.writeTextFile(`${dir}/go${n}`, "");
     decoy.kill("SIGKILL");
     await decoy.status;
     for (const pid of serving) {
