@@ -134,6 +134,8 @@ export class Daemon {
   #nextSession = 1;
   /** Re-executing (`idwrap daemon --restart`): the sessions go on in the next program; their ends are not ours. */
   #handingOff = false;
+  /** Launches between their request and their session's start: a restart waits for them (their listeners go on). */
+  readonly #launching = new Set<Promise<void>>();
   /** session → how it ended, kept a minute for a `run` that resumes after a hand-off. */
   readonly #endedSessions = new Map<number, { uid: number; summary: SupervisorSummary }>();
   #poller: ReturnType<typeof setInterval> | undefined;
@@ -390,6 +392,11 @@ export class Daemon {
     try {
       switch (req.op) {
         case "launch":
+          if (this.#handingOff) {
+            return await refuse(
+              "the daemon is restarting (idwrap daemon --restart): run the command again in a moment",
+            );
+          }
           return await this.#launch(conn, uid, req.command);
         case "ps": {
           const all = [...await this.#thread.processes(), ...await this.#kmod?.processes() ?? []];
@@ -533,10 +540,14 @@ export class Daemon {
   async #launch(conn: Deno.Conn, uid: number, command: string[]): Promise<void> {
     const id = this.#nextSession++;
     const path = join(this.#opts.runDir, "sessions", `${id}.sock`);
-    const server = Deno.listen({ transport: "unix", path });
-    Deno.chownSync(path, uid, null);
-    Deno.chmodSync(path, 0o600);
+    let launched!: () => void;
+    const launching = new Promise<void>((r) => launched = r);
+    this.#launching.add(launching);
+    let server: Deno.UnixListener | undefined;
     try {
+      server = Deno.listen({ transport: "unix", path });
+      Deno.chownSync(path, uid, null);
+      Deno.chmodSync(path, 0o600);
       await sendLine(
         conn,
         {
@@ -572,8 +583,10 @@ export class Daemon {
       await hs.go();
       this.#say("info", `session ${id}: uid ${uid} runs ${command.join(" ")} (pid ${hs.pid})`);
     } finally {
-      server.close();
+      server?.close();
       await Deno.remove(path).catch(() => {});
+      this.#launching.delete(launching);
+      launched();
     }
     await this.#serveSession(id);
   }
@@ -617,6 +630,8 @@ export class Daemon {
    */
   async #reexec(conn: Deno.Conn, command: RestartCommand): Promise<void> {
     this.#handingOff = true;
+    // A launch under way ends first (its handshake's timeout at most): its session is then one that goes on.
+    await Promise.all(this.#launching);
     const previous = currentCommand();
     const sessions: InheritedSession[] = [...this.#listeners].map(([session, l]) => ({
       session,

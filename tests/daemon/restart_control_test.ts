@@ -170,3 +170,41 @@ Deno.test("only root, outside every wrapped tree, may restart the daemon, and on
     await cleanUp(d, dir);
   }
 });
+
+Deno.test("commands handed to the daemon while it restarts run, or are refused: none is left waiting", async () => {
+  const { dir, policy } = await setUp("idwrap-restart-race-");
+  await Deno.writeTextFile(`${dir}/watched`, "watched\n");
+  const d = await startDaemon(["-p", policy]);
+  const runs: Promise<{ code: number; out: string }>[] = [];
+  let restarting = true;
+  try {
+    // Runs started one after another (4 at a time) for as long as the restarts go on.
+    const launcher = (async () => {
+      while (restarting) {
+        const batch = [0, 1, 2, 3].map(() =>
+          run(IDWRAP, ["run", "--", "/bin/cat", `${dir}/watched`], { env: d.env, timeoutMs: 90_000 })
+            .then((r) => ({ code: r.code, out: r.stdout + r.stderr }))
+        );
+        runs.push(...batch);
+        await Promise.all(batch);
+      }
+    })();
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 700));
+      const r = await run(IDWRAP, ["daemon", "-p", policy, "--restart"], { env: d.env });
+      assertEquals(r.code, 0, r.stderr + d.log());
+    }
+    restarting = false;
+    await launcher;
+    const results = await Promise.all(runs);
+    const served = results.filter((r) => r.code === 0);
+    assert(served.every((r) => r.out.includes("watched\n")), JSON.stringify(results));
+    // Refused: the daemon was restarting, or its socket was briefly gone; never a command left waiting (timeoutMs).
+    const refused = results.filter((r) => r.code !== 0);
+    for (const r of refused) assert(/restarting|no idwrap daemon|closed the connection/.test(r.out), r.out);
+    assert(served.length > 0, JSON.stringify(results));
+  } finally {
+    restarting = false;
+    await cleanUp(d, dir);
+  }
+});
