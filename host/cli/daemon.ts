@@ -6,7 +6,8 @@
  */
 import type { Command } from "commander";
 import { resolve } from "node:path";
-import { Daemon } from "../daemon/daemon.ts";
+import { Daemon, type DaemonOptions } from "../daemon/daemon.ts";
+import { currentCommand, execInPlace, takeInheritance } from "../daemon/reexec.ts";
 import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.ts";
 import { defaultStorePath } from "../store/kv.ts";
 import { lookupId } from "../policy/nss.ts";
@@ -58,6 +59,42 @@ function printWrappers(r: WrapperList, json: boolean | undefined): void {
   for (const w of r.wrappers) console.log(`${w.name.padEnd(20)} ${w.module}  (${w.policy})`);
 }
 
+/** How long `--restart` waits for the daemon to serve again (it stops, flushes its store and outputs, re-executes). */
+const RESTART_WAIT_MS = 120_000;
+
+/**
+ * `idwrap daemon --restart`: loads the policies and wrappers these options name (a bad one leaves the running daemon
+ * untouched), then asks the daemon on `runDir` to re-execute this installation with these options in its own process,
+ * and waits until it serves again. The daemon's pid does not change (systemd's main pid; every tree's tamper guard).
+ */
+async function restart(options: DaemonOptions, runDir: string): Promise<void> {
+  try {
+    await Daemon.check(options);
+  } catch (e) {
+    throw new Error(`--restart: the running daemon goes on unchanged: ${(e as Error).message}`);
+  }
+  const now = currentCommand();
+  const command = { runtime: now.runtime, args: now.args.filter((a) => a !== "--restart") };
+  const asked = Date.now();
+  const r = await ask<Extract<Response, { restarting: number }>>(runDir, { op: "restart", ...command });
+  const deadline = asked + RESTART_WAIT_MS;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    const c = await DaemonClient.connect(runDir);
+    const s = await c?.request<Extract<Response, { uptime: number }>>({ op: "status" }).catch(() => undefined);
+    c?.close();
+    // The same process, started again since we asked.
+    if (s && s.pid === r.pid && s.uptime * 1000 <= Date.now() - asked) {
+      if (s.restartFailed) {
+        throw new Error(`--restart: ${s.restartFailed}; the daemon (pid ${r.pid}) went back to what it ran before`);
+      }
+      log("info", `the daemon (pid ${r.pid}) restarted in place; its ${r.restarting} sessions go on`);
+      Deno.exit(0);
+    }
+  }
+  throw new Error(`--restart: the daemon (pid ${r.pid}) does not serve ${RESTART_WAIT_MS / 1000} s after it restarted`);
+}
+
 /** Adds daemon, ps and wrappers to the CLI. */
 export function registerDaemon(program: Command): void {
   program.command("daemon")
@@ -87,7 +124,8 @@ export function registerDaemon(program: Command): void {
     )
     .option(
       "--restart",
-      "take over from the daemon running on --run-dir: it stops and hands its trees over; their calls wait, none fails",
+      "check these options' policies, then have the daemon running on --run-dir re-execute this installation with " +
+        "them in its own process (same pid): its trees go on, their calls wait meanwhile, none fails",
     )
     .action(async (opts: {
       policy?: string[];
@@ -102,6 +140,8 @@ export function registerDaemon(program: Command): void {
       onSupervisorLoss: string;
       restart?: boolean;
     }) => {
+      // First: what this process served before it re-executed itself (`--restart`), if it did.
+      const inherited = takeInheritance();
       const onSupervisorLoss = parseArgument(() => parseSupervisorLoss(opts.onSupervisorLoss, "--on-supervisor-loss"));
       const retentionDays = Number(opts.retention);
       if (!(retentionDays > 0)) {
@@ -127,7 +167,7 @@ export function registerDaemon(program: Command): void {
         if (e instanceof ConfigError) throw new UsageError(`invalid configuration: ${e.message}`);
         throw e;
       }
-      const daemon = await Daemon.start({
+      const options: DaemonOptions = {
         policyFiles: (opts.policy ?? [DEFAULT_POLICY]).map((p) => resolve(p)),
         users: (opts.allow ?? []).map(uidOf),
         runDir: opts.runDir,
@@ -140,10 +180,22 @@ export function registerDaemon(program: Command): void {
         checkPolicies,
         metrics,
         onSupervisorLoss,
-        takeOver: opts.restart,
-      });
-      // `idwrap daemon --restart` took our sessions over: we have stopped.
-      daemon.handedOff.then(() => Deno.exit(0));
+      };
+      if (opts.restart) return await restart(options, opts.runDir);
+      let daemon: Daemon;
+      try {
+        daemon = await Daemon.start({ ...options, inherited });
+      } catch (e) {
+        // Restarted into a program that cannot serve: back to the one this process ran before, if it can.
+        if (!inherited?.previous) throw e;
+        const failed = `the restarted daemon could not start: ${(e as Error).message}`;
+        log("error", `${failed}: going back to the previous one`);
+        log(
+          "error",
+          `cannot go back: ${execInPlace(inherited.previous, { ...inherited, previous: undefined, failed })}`,
+        );
+        throw e;
+      }
       const stop = async () => {
         await daemon.stop();
         Deno.exit(0);

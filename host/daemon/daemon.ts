@@ -16,29 +16,30 @@ import type { HostEvent } from "../events.ts";
 import { loadPolicy, parsePolicy, type Policy } from "../policy/policy.ts";
 import type { WrapperModule } from "../runtime/module.ts";
 import { readTaskStatus } from "../wss/procfs.ts";
-import { receiveHandshake, takeFd } from "../sources/handshake.ts";
+import { receiveHandshake } from "../sources/handshake.ts";
 import { eintrWarnings, launchFilter, type NotifyPlan, prepareEnforcement } from "../sources/seccomp/source.ts";
 import { hardenSupervisorProcess } from "../wss/tamper.ts";
+import { libc } from "../unsafe/libc.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { ListenerHolder, type SupervisorLoss } from "../sources/seccomp/holder.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
 import { type LivePeer, livePeers, peerCredentials } from "./peer.ts";
-import {
-  controlSocket,
-  DaemonClient,
-  type HandedSession,
-  type LaunchUpdate,
-  readLines,
-  type Request,
-  type Response,
-  sendLine,
-} from "./protocol.ts";
+import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
 import type { SupervisorSummary } from "../wss/summary.ts";
 import type { OutputConfig } from "../outputs/config.ts";
 import type { FleetConfig } from "../outputs/config.ts";
 import { FleetPolicies, type FleetPolicy, type PolicyCheckResult } from "./fleet_policy.ts";
 import { Outputs } from "../outputs/output.ts";
 import { DaemonMetrics, serveMetrics } from "./metrics.ts";
+import {
+  checkRestartCommand,
+  currentCommand,
+  execInPlace,
+  type Inheritance,
+  type InheritedSession,
+  keepCopy,
+  type RestartCommand,
+} from "./reexec.ts";
 
 /** How the daemon runs. */
 export interface DaemonOptions {
@@ -78,10 +79,10 @@ export interface DaemonOptions {
    */
   onSupervisorLoss?: SupervisorLoss;
   /**
-   * Take over from the daemon serving `runDir` (`idwrap daemon --restart`): it stops and hands over its sessions'
-   * listeners, whose calls wait meanwhile, and this daemon serves them (docs/daemon.md, "Restarts and upgrades").
+   * What this process was serving before it re-executed itself (`idwrap daemon --restart`, ./reexec.ts): its holder
+   * and its sessions' listeners, served on from here (docs/daemon.md, "Restarts and upgrades").
    */
-  takeOver?: boolean;
+  inherited?: Inheritance;
 }
 
 interface Enforcement {
@@ -112,6 +113,8 @@ export class Daemon {
   readonly #traceBacklog = new Map<number, { inFlight: number; missed: number }>();
   readonly #sessionOf = new Map<number, number>(); // pid → session
   readonly #uidOf = new Map<number, number>(); // session → uid
+  /** session → this process's own copy of its listener (the thread closes its own), kept for a restart's exec. */
+  readonly #listeners = new Map<number, Omit<InheritedSession, "session" | "uid">>();
   readonly #disabled = new Set<string>();
   readonly #started = Date.now();
   #files: string[];
@@ -129,11 +132,10 @@ export class Daemon {
   readonly #metrics = new DaemonMetrics();
   #metricsServer: Deno.HttpServer | undefined;
   #nextSession = 1;
-  /** Handing the sessions to the next daemon: their ends are not theirs to report. */
+  /** Re-executing (`idwrap daemon --restart`): the sessions go on in the next program; their ends are not ours. */
   #handingOff = false;
-  #handedOff!: () => void;
-  /** Settles once the sessions are handed to the next daemon (the process then exits). */
-  readonly handedOff = new Promise<void>((r) => this.#handedOff = r);
+  /** Launches between their request and their session's start: a restart waits for them (their listeners go on). */
+  readonly #launching = new Set<Promise<void>>();
   /** session → how it ended, kept a minute for a `run` that resumes after a hand-off. */
   readonly #endedSessions = new Map<number, { uid: number; summary: SupervisorSummary }>();
   #poller: ReturnType<typeof setInterval> | undefined;
@@ -148,19 +150,32 @@ export class Daemon {
     this.#say = log ? (level, line) => log(line, level) : daemonLogAt;
   }
 
+  /**
+   * Loads the policies and their wrappers as a daemon with `opts` would, and nothing else: `idwrap daemon --restart`
+   * checks so before it asks the running daemon to become it.
+   *
+   * @throws the first policy or wrapper that does not load, with its precise message
+   */
+  static async check(opts: DaemonOptions): Promise<void> {
+    const d = new Daemon(opts);
+    await d.#prepare(d.#files, []);
+  }
+
   /** Loads the policies (refusing to start on a bad one), opens the store and audit log, listens. */
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(opts);
     hardenSupervisorProcess();
-    // First, so that its pid is known before any filter is built.
-    d.#holder = await ListenerHolder.start();
-    let previous: Extract<Response, { holder: number }> | undefined;
+    const inherited = opts.inherited;
+    // First, so that its pid is known before any filter is built. After a restart, the same holder: the trees'
+    // filters name its pid. Closed on failure only if ours alone (an inherited one may serve the previous program).
+    d.#holder = inherited
+      ? ListenerHolder.inherited(inherited.holder.pid, inherited.holder.fd)
+      : await ListenerHolder.start();
+    const closeHolder = () => inherited || d.#holder.close();
     try {
       d.#enforcement = await d.#prepare(d.#files, []);
-      // Once the policies load: from here until this daemon serves them, the previous daemon's trees wait.
-      if (opts.takeOver) previous = await requestHandoff(opts.runDir);
     } catch (e) {
-      d.#holder.close();
+      closeHolder();
       throw e;
     }
     d.#audit = await AuditLog.open(opts.storePath, { retentionDays: opts.retentionDays });
@@ -188,28 +203,37 @@ export class Daemon {
         });
       } catch (e) {
         await d.#thread.stop();
-        d.#holder.close();
+        closeHolder();
         await d.#audit.close();
         throw new Error(`--system-wide needs the kernel module: ${(e as Error).message}`);
       }
       d.#say("info", "system-wide: the kernel module reports every execve; matching programs are wrapped");
     }
-    if (previous) await d.#adopt(previous);
-    // Owner-only; users the daemon serves besides root may pass through to their own 0600 sockets, never list them.
-    const mode = opts.users.some((u) => u !== 0) ? 0o711 : 0o700;
-    await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode });
-    await Deno.chmod(opts.runDir, mode);
-    await Deno.chmod(join(opts.runDir, "sessions"), mode);
+    try {
+      // Owner-only; users the daemon serves besides root may pass through to their own 0600 sockets, never list them.
+      const mode = opts.users.some((u) => u !== 0) ? 0o711 : 0o700;
+      await Deno.mkdir(join(opts.runDir, "sessions"), { recursive: true, mode });
+      await Deno.chmod(opts.runDir, mode);
+      await Deno.chmod(join(opts.runDir, "sessions"), mode);
+      if (opts.watch) {
+        d.#say("info", "watching the policy files: a change is loaded, whoever makes it (--watch)");
+        d.#watch();
+      }
+      if (opts.fleet) await d.#startFleet(opts.fleet);
+      if (opts.metrics) {
+        d.#metricsServer = await serveMetrics(opts.metrics, () => d.#metricsText());
+        d.#say("info", `metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
+      }
+      // The sessions a restart handed over, once nothing else can fail: a call the thread has read must be answered
+      // by this program (the next one, if this one cannot start, could not see it: it would wait for ever).
+      if (inherited) await d.#inherit(inherited);
+    } catch (e) {
+      // Calls read so far are answered as the thread stops; an inherited holder is left to the previous program.
+      await d.stop({ keepHolder: inherited !== undefined }).catch(() => {});
+      throw e;
+    }
+    // Last: a control socket answers once the daemon serves in full (`--restart` waits for that answer).
     for (const uid of new Set([0, ...opts.users])) d.#listen(uid);
-    if (opts.watch) {
-      d.#say("info", "watching the policy files: a change is loaded, whoever makes it (--watch)");
-      d.#watch();
-    }
-    if (opts.fleet) await d.#startFleet(opts.fleet);
-    if (opts.metrics) {
-      d.#metricsServer = await serveMetrics(opts.metrics, () => d.#metricsText());
-      d.#say("info", `metrics on http://${opts.metrics.hostname}:${opts.metrics.port}/metrics`);
-    }
     d.#replayer = setInterval(() => {
       d.#audit.replay().catch((e) => d.#say("error", `cannot index the audit journals: ${(e as Error).message}`));
     }, JOURNAL_REPLAY_MS);
@@ -368,6 +392,11 @@ export class Daemon {
     try {
       switch (req.op) {
         case "launch":
+          if (this.#handingOff) {
+            return await refuse(
+              "the daemon is restarting (idwrap daemon --restart): run the command again in a moment",
+            );
+          }
           return await this.#launch(conn, uid, req.command);
         case "ps": {
           const all = [...await this.#thread.processes(), ...await this.#kmod?.processes() ?? []];
@@ -389,6 +418,7 @@ export class Daemon {
               policies: this.#allFiles(),
               store: this.#opts.storePath,
               ...outputs ? { outputs } : {},
+              ...this.#opts.inherited?.failed ? { restartFailed: this.#opts.inherited.failed } : {},
             } satisfies Response,
           );
           break;
@@ -416,11 +446,15 @@ export class Daemon {
           await sendLine(conn, this.#wrapperList());
           break;
         }
-        case "handoff": {
-          if (!admin) return await refuse(`uid ${uid} may not stop the daemon (only root may)`);
+        case "restart": {
+          if (!admin) return await refuse(`uid ${uid} may not restart the daemon (only root may)`);
           const wrapped = await this.#wrappedPeer(uid);
           if (wrapped) return await refuse(wrapped);
-          return await this.#handoff(conn);
+          const command = { runtime: req.runtime, args: req.args };
+          const why = checkRestartCommand(command);
+          if (why) return await refuse(why);
+          if (this.#handingOff) return await refuse("restart: the daemon is restarting already");
+          return await this.#reexec(conn, command);
         }
         case "resume":
           return await this.#resume(conn, uid, req.session);
@@ -506,10 +540,14 @@ export class Daemon {
   async #launch(conn: Deno.Conn, uid: number, command: string[]): Promise<void> {
     const id = this.#nextSession++;
     const path = join(this.#opts.runDir, "sessions", `${id}.sock`);
-    const server = Deno.listen({ transport: "unix", path });
-    Deno.chownSync(path, uid, null);
-    Deno.chmodSync(path, 0o600);
+    let launched!: () => void;
+    const launching = new Promise<void>((r) => launched = r);
+    this.#launching.add(launching);
+    let server: Deno.UnixListener | undefined;
     try {
+      server = Deno.listen({ transport: "unix", path });
+      Deno.chownSync(path, uid, null);
+      Deno.chmodSync(path, 0o600);
       await sendLine(
         conn,
         {
@@ -535,16 +573,20 @@ export class Daemon {
         await hs.refuse(`the launcher runs as uid ${hs.uid}, not ${uid}`);
         throw new Error(`session ${id}: launcher uid ${hs.uid} is not the requester's ${uid}`);
       }
+      const mode = this.#opts.onSupervisorLoss ?? "kill";
       this.#clients.set(id, conn);
       this.#uidOf.set(id, uid);
-      this.#holder.hold(id, hs.pid, hs.listener, this.#opts.onSupervisorLoss ?? "kill");
+      this.#listeners.set(id, { pid: hs.pid, listener: keepCopy(hs.listener), mode });
+      this.#holder.hold(id, hs.pid, hs.listener, mode);
       await this.#thread.listen(id, hs.listener);
       this.#metrics.sessionStarted("seccomp");
       await hs.go();
       this.#say("info", `session ${id}: uid ${uid} runs ${command.join(" ")} (pid ${hs.pid})`);
     } finally {
-      server.close();
+      server?.close();
       await Deno.remove(path).catch(() => {});
+      this.#launching.delete(launching);
+      launched();
     }
     await this.#serveSession(id);
   }
@@ -557,7 +599,10 @@ export class Daemon {
       throw e;
     });
     const conn = this.#clients.get(id);
-    if (this.#handingOff) return conn?.close(); // the next daemon serves the tree; its run resumes there
+    if (this.#handingOff) return conn?.close(); // the next program serves the tree; its run resumes there
+    const copy = this.#listeners.get(id);
+    if (copy) libc.symbols.close(copy.listener);
+    this.#listeners.delete(id);
     this.#metrics.sessionEnded("seccomp", summary);
     this.#clients.delete(id);
     const missed = this.#traceBacklog.get(id)?.missed;
@@ -578,45 +623,61 @@ export class Daemon {
   }
 
   /**
-   * `idwrap daemon --restart` asks: the holder lists the sessions (and waits for the next daemon instead of taking
-   * this one's end for a loss), this daemon stops — its store and outputs flushed and closed — and answers with the
-   * sessions, for the next daemon to take their listeners from the holder.
+   * `idwrap daemon --restart` asks, having loaded its policies and wrappers (so a bad one leaves this daemon serving):
+   * this daemon stops — its store flushed and closed, its outputs' cursors kept — but keeps its holder, answers, and
+   * re-executes `command` in this process, which serves the same sessions from their listeners' copies. The pid the
+   * trees' filters name stays the daemon's. If the exec fails, the program this process ran goes on instead.
    */
-  async #handoff(conn: Deno.Conn): Promise<void> {
+  async #reexec(conn: Deno.Conn, command: RestartCommand): Promise<void> {
     this.#handingOff = true;
-    const held = this.#holder.handoff();
-    const sessions: HandedSession[] = held.map((h) => ({ ...h, uid: this.#uidOf.get(h.session) ?? 0 }));
-    this.#say("info", `handing ${sessions.length} sessions to the next daemon (their calls wait meanwhile)`);
-    await this.stop();
-    await sendLine(conn, { ok: true, holder: this.#holder.pid, next: this.#nextSession, sessions } satisfies Response)
-      .catch(() => {});
+    // A launch under way ends first (its handshake's timeout at most): its session is then one that goes on.
+    await Promise.all(this.#launching);
+    const previous = currentCommand();
+    const sessions: InheritedSession[] = [...this.#listeners].map(([session, l]) => ({
+      session,
+      uid: this.#uidOf.get(session) ?? 0,
+      ...l,
+    }));
+    this.#say(
+      "info",
+      `restarting as ${[...command.runtime, ...command.args].join(" ")}: ${sessions.length} sessions go on ` +
+        `(their calls wait meanwhile)`,
+    );
+    if (this.#kmod) {
+      this.#say(
+        "warning",
+        "warning: --system-wide: the kernel module's session ends at the restart (calls waiting in it get the fail " +
+          "action); the next program opens a new one, which does not know the processes it wrapped (docs/daemon.md)",
+      );
+    }
+    await this.stop({ keepHolder: true });
+    await sendLine(conn, { ok: true, pid: Deno.pid, restarting: sessions.length } satisfies Response).catch(() => {});
     conn.close();
-    this.#handedOff();
+    const inheritance: Inheritance = {
+      holder: { pid: this.#holder.pid, fd: this.#holder.socket },
+      next: this.#nextSession,
+      sessions,
+    };
+    const failed = execInPlace(command, { ...inheritance, previous });
+    this.#say("error", `restart: ${failed}: going on as ${[...previous.runtime, ...previous.args].join(" ")}`);
+    const again = execInPlace(previous, { ...inheritance, failed });
+    // Neither program runs here: the holder gives the trees on_supervisor_loss once this process is gone.
+    this.#say("error", `restart: ${again}: the daemon stops`);
+    this.#holder.close();
+    Deno.exit(1);
   }
 
-  /** Serves the sessions the previous daemon handed over: their listeners, from its holder, to ours and the thread. */
-  async #adopt(previous: Extract<Response, { holder: number }>): Promise<void> {
-    this.#nextSession = Math.max(this.#nextSession, previous.next);
-    for (const s of previous.sessions) {
-      let listener: number;
-      try {
-        listener = takeFd(previous.holder, s.fd);
-      } catch (e) {
-        this.#say(
-          "error",
-          `session ${s.session}: cannot take its listener (${(e as Error).message}): its holder answers it`,
-        );
-        continue;
-      }
-      this.#holder.hold(s.session, s.pid, listener, s.mode);
+  /** Serves the sessions this process served before it re-executed itself (`#reexec`). */
+  async #inherit(inherited: Inheritance): Promise<void> {
+    this.#nextSession = Math.max(this.#nextSession, inherited.next);
+    for (const s of inherited.sessions) {
+      this.#listeners.set(s.session, { pid: s.pid, listener: s.listener, mode: s.mode });
       this.#uidOf.set(s.session, s.uid);
-      await this.#thread.listen(s.session, listener);
+      await this.#thread.listen(s.session, keepCopy(s.listener)); // the thread closes its copy
       this.#metrics.sessionStarted("seccomp");
       this.#serveSession(s.session).catch((e) => this.#say("error", `session ${s.session}: ${(e as Error).message}`));
     }
-    // Ours hold them now: the previous holder lets go (it would otherwise give them on_supervisor_loss in 30 s).
-    ListenerHolder.release(previous.holder);
-    this.#say("info", `took over ${previous.sessions.length} sessions from the previous daemon`);
+    this.#say("info", `restarted in place (pid ${Deno.pid}): serving the ${inherited.sessions.length} sessions on`);
   }
 
   /** A `run` whose daemon handed its session over reconnects here, for the rest of its reports. */
@@ -670,8 +731,11 @@ export class Daemon {
     sendLine(client, { event: e } satisfies LaunchUpdate).catch(() => {}).finally(() => t.inFlight--);
   }
 
-  /** Stops serving: sessions still running lose their supervisor (on_supervisor_loss: killed, or EPERM). */
-  async stop(): Promise<void> {
+  /**
+   * Stops serving: sessions still running lose their supervisor (on_supervisor_loss: killed, or EPERM), unless the
+   * holder is kept (a restart: the next program serves them).
+   */
+  async stop(opts: { keepHolder?: boolean } = {}): Promise<void> {
     await this.#fleet?.stop();
     clearInterval(this.#poller);
     clearInterval(this.#replayer);
@@ -680,12 +744,13 @@ export class Daemon {
         s.close();
       } catch { /* closed */ }
     }
-    for (const uid of new Set([0, ...this.#opts.users])) {
+    // Ours only if we listened (a daemon that failed to start never did: the sockets may be another's).
+    for (const uid of this.#servers.length ? new Set([0, ...this.#opts.users]) : []) {
       await Deno.remove(controlSocket(this.#opts.runDir, uid)).catch(() => {});
     }
     await this.#thread.stop();
     // The trees still running get on_supervisor_loss from the holder now, not ENOSYS.
-    this.#holder.close();
+    if (!opts.keepHolder) this.#holder.close();
     await this.#kmod?.stop();
     // Each output delivers what it holds (5 s at most) and keeps where it got to in the store, then the log closes.
     await this.#audit.flush().catch(() => {});
@@ -693,18 +758,5 @@ export class Daemon {
     await this.#audit.close();
     await this.#metricsServer?.shutdown();
     this.#say("info", "stopped");
-  }
-}
-
-/** Asks the daemon serving `runDir` to stop and hand its sessions over (as root). */
-async function requestHandoff(runDir: string): Promise<Extract<Response, { holder: number }>> {
-  const client = await DaemonClient.connect(runDir);
-  if (!client) throw new Error(`--restart: no daemon answers on ${runDir}`);
-  try {
-    return await client.request<Extract<Response, { holder: number }>>({ op: "handoff" });
-  } catch (e) {
-    throw new Error(`--restart: the running daemon did not hand its sessions over: ${(e as Error).message}`);
-  } finally {
-    client.close();
   }
 }

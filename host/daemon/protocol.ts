@@ -7,7 +7,6 @@
  * @module
  */
 import type { OutputStats } from "../outputs/output.ts";
-import type { SupervisorLoss } from "../sources/seccomp/holder.ts";
 import { join } from "node:path";
 import { eventJsonReplacer, type HostEvent } from "../events.ts";
 import type { ProcessEntry, SupervisorSummary } from "../wss/summary.ts";
@@ -32,19 +31,8 @@ export type Request =
   | { op: "unload"; wrapper: string }
   | { op: "reload" }
   | { op: "tail"; queues?: string[] | "all" }
-  | { op: "handoff" }
+  | { op: "restart"; runtime: string[]; args: string[] }
   | { op: "resume"; session: number };
-
-/** A session handed to the next daemon (`idwrap daemon --restart`). */
-export interface HandedSession {
-  session: number;
-  uid: number;
-  /** The tree's first process. */
-  pid: number;
-  /** The listener's fd in the old holder (pidfd_getfd). */
-  fd: number;
-  mode: SupervisorLoss;
-}
 
 /** The first answer to every request. */
 export type Response =
@@ -62,8 +50,10 @@ export type Response =
     store: string;
     /** Each output's counters (host/outputs/output.ts). */
     outputs?: OutputStats[];
+    /** The last `--restart` did not happen (why): this process went back to the command it ran before. */
+    restartFailed?: string;
   } // status
-  | { ok: true; holder: number; next: number; sessions: HandedSession[] } // handoff
+  | { ok: true; pid: number; restarting: number } // restart: the daemon (pid) re-executes, its sessions go on
   | { ok: true; resumed: number } // resume
   | { ok: true }; // tail
 

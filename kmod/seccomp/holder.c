@@ -26,14 +26,9 @@
  *       holder finds such calls after the last reported id
  *       (SECCOMP_IOCTL_NOTIF_ID_VALID) and fails them with EPERM.
  *
- *   "handoff"        the supervisor hands its sessions to its successor
- *       (`idwrap daemon --restart`): answered "sessions" and one
- *       " SESSION PID FD MODE" per session held (FD: the holder's copy, which
- *       the successor takes with pidfd_getfd).  The end of file that follows
- *       is not a loss: calls wait (in the kernel's queue) until the successor
- *       has taken the listeners and sends SIGUSR1 (heeded only from a
- *       process that holds them all), and the holder exits; if
- *       none does within HANDOFF_WAIT seconds, supervision is lost.
+ * A daemon's restart (`idwrap daemon --restart`) is an exec in place: the
+ * same process, still holding its end of FD, goes on talking to the same
+ * holder, which sees no end of file and nothing else.
  *
  * End of file on FD (the supervisor exited, was killed, or closed it when it
  * stopped) means supervision of every held session is lost.  While the
@@ -49,16 +44,15 @@
  *         instead of spinning and logging without end).
  *
  * The holder exits when it holds no listener and its supervisor is gone.
- * It ignores SIGINT, SIGHUP, SIGTERM, SIGQUIT, SIGPIPE and the terminal stops
- * (a terminal's ^C, a stop of the supervisor or a wrapped tree's group signal
- * must not end it first) and is not dumpable, so that a
- * process of the same user cannot ptrace it or take its fds.  Exit codes:
+ * It ignores every catchable signal (a terminal's ^C, a stop of the
+ * supervisor or a wrapped tree's group signal must not end it first) and is
+ * not dumpable, so that a process of the same user cannot ptrace it or take
+ * its fds.  Exit codes:
  * 0 done, 125 bad usage or set-up.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <linux/kcmp.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
@@ -76,7 +70,6 @@
 #define EXIT_SETUP 125
 #define DENY_RATE 1000		/* EPERM answers per second, per session */
 #define MAX_PIDS 65536
-#define HANDOFF_WAIT 30	/* seconds a successor has to take the listeners over */
 /*
  * Ids past the last one the supervisor reported (it reports every 50 ms at
  * most) searched for calls it received and never answered: ample for
@@ -102,8 +95,6 @@ struct held {
 static struct held *held;
 static size_t nheld, capheld;
 static int sock = -1;
-static int handing_off;		/* "handoff" received: the end of file is not a loss */
-static volatile sig_atomic_t release_from;	/* SIGUSR1's sender: the successor, if it holds the listeners */
 static struct seccomp_notif_sizes sizes;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -345,23 +336,6 @@ static int receive(void)
 			}
 		return 1;
 	}
-	if (!strcmp(text, "handoff")) {
-		char *list = malloc(32 + nheld * 64);
-		size_t len;
-
-		if (!list) {
-			say("out of memory");
-			exit(EXIT_SETUP);
-		}
-		len = (size_t)sprintf(list, "sessions");
-		for (i = 0; i < nheld; i++)
-			len += (size_t)sprintf(list + len, " %d %d %d %s", held[i].session, held[i].pid, held[i].fd,
-					       held[i].mode == MODE_KILL ? "kill" : "deny");
-		handing_off = 1;
-		(void)!send(sock, list, len, MSG_NOSIGNAL);
-		free(list);
-		return 1;
-	}
 	if (sscanf(text, "lost %d", &session) == 1) {
 		for (i = 0; i < nheld; i++)
 			if (held[i].session == session)
@@ -372,44 +346,8 @@ static int receive(void)
 	return 1;
 }
 
-static void on_release(int sig, siginfo_t *info, void *context)
-{
-	(void)sig;
-	(void)context;
-	release_from = info->si_pid;
-}
-
-/*
- * Whether process `pid` holds every listener we hold (kcmp: the same open
- * file): only the successor that took them over may release us, not any
- * process that can send SIGUSR1 (kill(-1, SIGUSR1) from a wrapped tree).
- */
-static int holds_all(pid_t pid)
-{
-	size_t i;
-
-	for (i = 0; i < nheld; i++) {
-		char path[64];
-		struct dirent *e;
-		DIR *fds;
-		int found = 0;
-
-		snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-		fds = opendir(path);
-		while (fds && (e = readdir(fds)) && !found)
-			found = e->d_name[0] != '.' &&
-				syscall(SYS_kcmp, getpid(), pid, KCMP_FILE, held[i].fd, atoi(e->d_name)) == 0;
-		if (fds)
-			closedir(fds);
-		if (!found)
-			return 0;
-	}
-	return 1;
-}
-
 int main(int argc, char **argv)
 {
-	time_t handoff_deadline = 0;
 	struct pollfd *fds = NULL;
 	size_t i;
 
@@ -426,19 +364,13 @@ int main(int argc, char **argv)
 	/*
 	 * And no signal a tree can still send us (kill(-1), signals the guard lets
 	 * through because idwrap survives them) ends or stops us: every catchable
-	 * one is ignored but SIGUSR1, the successor's release (checked below), and
-	 * SIGCHLD (ignored by default). A real fault still ends us: the kernel
-	 * forces its signal. Numbers glibc keeps for itself fail, harmlessly.
+	 * one is ignored but SIGCHLD (ignored by default). A real fault still ends
+	 * us: the kernel forces its signal. Numbers glibc keeps for itself fail,
+	 * harmlessly.
 	 */
 	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP && s != SIGUSR1 && s != SIGCHLD)
+		if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
 			signal(s, SIG_IGN);
-	{
-		/* Not SA_RESTART: poll() returns EINTR and the loop sees the flag. */
-		struct sigaction sa = { .sa_sigaction = on_release, .sa_flags = SA_SIGINFO };
-
-		sigaction(SIGUSR1, &sa, NULL);
-	}
 	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) {
 		say("seccomp(SECCOMP_GET_NOTIF_SIZES): %s", strerror(errno));
 		return EXIT_SETUP;
@@ -457,23 +389,7 @@ int main(int argc, char **argv)
 			fds[n++] = (struct pollfd){ held[i].fd, held[i].lost ? POLLIN : 0, 0 };
 		if (sock >= 0)
 			fds[n++] = (struct pollfd){ sock, POLLIN, 0 };
-		if (handoff_deadline && release_from) {
-			if (holds_all(release_from)) {
-				say("the next supervisor (pid %d) holds the listeners of %zu sessions", (int)release_from,
-				    nheld);
-				return 0;
-			}
-			say("ignored a release from pid %d, which does not hold the listeners", (int)release_from);
-			release_from = 0;
-		}
-		if (handoff_deadline && time(NULL) >= handoff_deadline) {
-			handoff_deadline = 0;
-			handing_off = 0;
-			for (i = 0; i < nheld; i++)
-				lose(&held[i], "no supervisor took it over");
-			continue;
-		}
-		if (poll(fds, n, handoff_deadline ? 1000 : -1) < 0) {
+		if (poll(fds, n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			say("poll: %s", strerror(errno));
@@ -483,10 +399,6 @@ int main(int argc, char **argv)
 		if (sock >= 0 && fds[polled].revents && !receive()) {
 			close(sock);
 			sock = -1;
-			if (handing_off) {
-				handoff_deadline = time(NULL) + HANDOFF_WAIT;
-				continue;
-			}
 			for (i = nheld; i-- > 0;)
 				if (tree_gone(&held[i]))
 					drop(i);

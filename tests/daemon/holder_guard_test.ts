@@ -71,7 +71,7 @@ Deno.test("an ordinary user's program cannot trace, read, signal or rob its idwr
 
 Deno.test("group signals the guard lets through (idwrap survives them) do not end idwrap-holder either", async () => {
   // The tree's own process group gets them (the shell ignores them); the holder died of SIGUSR2, SIGALRM or SIGPWR
-  // before (red team rt7 F6): it now has its own session and ignores every catchable signal but its release.
+  // before (red team rt7 F6): it now has its own session and ignores every catchable signal.
   const script = "trap '' USR2 ALRM PWR; sup=$PPID; h=$(pgrep -x idwrap-holder -P $sup); " +
     'kill -USR2 0; kill -ALRM 0; kill -PWR 0; sleep 0.3; [ -n "$h" ] && [ -d /proc/$h ] && echo "holder alive" || ' +
     'echo "holder gone ($h)"';

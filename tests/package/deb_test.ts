@@ -10,6 +10,7 @@ import { buildPackage, dkmsVersion } from "../../tools/package.ts";
 import { VERSION } from "../../host/version.ts";
 import { ROOT, run } from "../helpers.ts";
 import { Chroot } from "./chroot.ts";
+import { unitCommand } from "../daemon/unit_file.ts";
 
 let deb: string | undefined;
 /** Built once per run, from what `deno task build` made. */
@@ -108,7 +109,7 @@ Deno.test("package: installs on a clean Debian 12 without dkms; doctor, policy c
     // The daemon as its unit starts it: the shipped config and policy load, and a command handed to it is recorded by
     // the configured file output.
     const unit = Deno.readTextFileSync(`${root.dir}/lib/systemd/system/idwrap.service`);
-    const execStart = unit.match(/^ExecStart=(.*)$/m)?.[1].split(" ") ?? [];
+    const execStart = unitCommand(unit, "ExecStart");
     assert.equal(execStart[0], "/usr/bin/idwrap", unit);
     await Deno.mkdir(`${root.dir}/run/idwrap`, { recursive: true }); // systemd's RuntimeDirectory=
     const daemon = root.spawn(execStart);
@@ -129,6 +130,12 @@ Deno.test("package: installs on a clean Debian 12 without dkms; doctor, policy c
         text = await Deno.readTextFile(alerts).catch(() => "");
       }
       assert.match(text, /credential-read/, `${alerts}: ${text.slice(0, 2000)}`);
+      // `systemctl reload idwrap` (ExecReload): the daemon re-executes the installed version in place, same pid.
+      const reload = await root.exec(unitCommand(unit, "ExecReload"));
+      assert.equal(reload.code, 0, show(reload));
+      assert.ok(reload.stderr.includes(`the daemon (pid ${daemon.pid}) restarted in place`), show(reload));
+      const again = await root.exec(["idwrap", "run", "--", "/bin/true"]);
+      assert.equal(again.code, 0, show(again));
     } finally {
       daemon.kill("SIGTERM");
       const out = await daemonOut;

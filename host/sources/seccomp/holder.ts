@@ -25,16 +25,6 @@ export function parseSupervisorLoss(value: string, where = "on_supervisor_loss")
   throw new Error(`${where}: expected one of ${SUPERVISOR_LOSS_CHOICES.join(", ")}, got ${JSON.stringify(value)}`);
 }
 
-/** A session a holder keeps, as it lists it for a hand-off. */
-export interface HeldSession {
-  session: number;
-  /** The tree's first process. */
-  pid: number;
-  /** The holder's copy of the listener, in the holder. */
-  fd: number;
-  mode: SupervisorLoss;
-}
-
 const F_SETFD = 2;
 
 /** What a supervisor thread needs of its holder: the socket to report to, the pid to guard. */
@@ -62,7 +52,7 @@ export async function withHolder<T>(start: (link: HolderLink) => Promise<T>): Pr
 
 /** A running idwrap-holder, started by this supervisor. */
 export class ListenerHolder {
-  private constructor(readonly pid: number, readonly process: Deno.ChildProcess, private fd: number) {}
+  private constructor(readonly pid: number, private fd: number) {}
 
   /** Our end of the holder's socket, for the supervisor thread's "at SESSION ID" reports (transport.ts). */
   get socket(): number {
@@ -93,7 +83,15 @@ export class ListenerHolder {
       libc.symbols.close(theirs);
     }
     child.unref(); // it outlives us on purpose
-    return new ListenerHolder(child.pid, child, ours);
+    return new ListenerHolder(child.pid, ours);
+  }
+
+  /**
+   * The holder this process had before it re-executed itself (`idwrap daemon --restart`, host/daemon/reexec.ts): the
+   * same holder, still watching the same socket, whose end `fd` crossed the exec.
+   */
+  static inherited(pid: number, fd: number): ListenerHolder {
+    return new ListenerHolder(pid, fd);
   }
 
   /**
@@ -111,37 +109,6 @@ export class ListenerHolder {
     if (said !== `held ${session}`) {
       throw new Error(`idwrap-holder (pid ${this.pid}) did not take session ${session}'s listener (${said || "eof"})`);
     }
-  }
-
-  /**
-   * Hands the sessions to the next supervisor (`idwrap daemon --restart`): the holder lists them (its fd of each
-   * listener, for pidfd_getfd), and from now on waits for the successor's release (`release`) instead of taking the
-   * end of this process for a loss, for 30 s at most.
-   */
-  handoff(): HeldSession[] {
-    const text = new TextEncoder().encode("handoff");
-    if (libc.symbols.write(this.fd, text, BigInt(text.length)) < 0) {
-      throw new Error(`idwrap-holder (pid ${this.pid}) is gone: errno ${errno()}`);
-    }
-    const reply = new Uint8Array(64 * 1024);
-    const n = Number(libc.symbols.read(this.fd, reply, BigInt(reply.length)));
-    const words = (n > 0 ? new TextDecoder().decode(reply.subarray(0, n)) : "").split(" ");
-    if (words[0] !== "sessions") throw new Error(`idwrap-holder (pid ${this.pid}) did not list its sessions`);
-    const sessions: HeldSession[] = [];
-    for (let i = 1; i + 3 < words.length; i += 4) {
-      sessions.push({
-        session: Number(words[i]),
-        pid: Number(words[i + 1]),
-        fd: Number(words[i + 2]),
-        mode: parseSupervisorLoss(words[i + 3]),
-      });
-    }
-    return sessions;
-  }
-
-  /** Tells a predecessor's holder that this process holds its listeners now: it exits. */
-  static release(pid: number): void {
-    Deno.kill(pid, "SIGUSR1");
   }
 
   /** The supervisor can no longer serve this session (its thread died): the holder answers it from now on. */
