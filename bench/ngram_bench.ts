@@ -89,7 +89,7 @@ for (const set of sets) {
     };
     for (let round = 0; round < ROUNDS; round++) {
       const det = await SeqReplayer.open({ store, program: set.program, mode: "detect", detector });
-      const base = await SeqReplayer.open({ store, program: set.program, mode: "detect", detector, wasm: noop });
+      const base = await SeqReplayer.open({ store, program: set.program, mode: "detect", detector, baseline: noop });
       timeReplay(det, set.score.slice(0, 3)); // warm up
       timeReplay(base, set.score.slice(0, 3));
       res.steadyNsPerCall.push(timeReplay(det, [long]));

@@ -93,7 +93,7 @@ for (const set of sets) {
     await train(trainTraces, { store, program: set.program, mode: "record" });
     res.trainNsPerCall.push((performance.now() - t0) * 1e6 / res.trainCalls);
     const seq = await SeqReplayer.open({ store, program: set.program, mode: "detect" });
-    const base = await SeqReplayer.open({ store, program: set.program, mode: "detect", wasm: noop });
+    const base = await SeqReplayer.open({ store, program: set.program, mode: "detect", baseline: noop });
     timeReplay(seq, scoreTraces.slice(0, 5)); // warm up
     timeReplay(base, scoreTraces.slice(0, 5));
     res.detectNsPerCall.push(timeReplay(seq, scoreTraces));

@@ -123,6 +123,8 @@ export interface ReplayOptions {
   progress?: (done: number, total: number) => void;
   /** The module's bytes (default: the detector's build/wrappers/<name>.wasm). */
   wasm?: Uint8Array;
+  /** A module replayed in the detector's place and given no settings: a bench's baseline (noop.wasm declares none). */
+  baseline?: Uint8Array;
   /** Which detector wrapper (default "seq"). */
   detector?: DetectorName;
 }
@@ -144,11 +146,11 @@ export class SeqReplayer {
 
   static async open(opts: ReplayOptions): Promise<SeqReplayer> {
     const detector = DETECTORS[opts.detector ?? "seq"];
-    const bytes = opts.wasm ?? await Deno.readFile(detector.wasm);
+    const bytes = opts.baseline ?? opts.wasm ?? await Deno.readFile(detector.wasm);
     const spec: WrapperSpec = {
       name: detector.name,
       module: detector.name,
-      settings: { ...opts.settings, mode: opts.mode, program: opts.program },
+      settings: opts.baseline ? {} : { ...opts.settings, mode: opts.mode, program: opts.program },
       fail: "open",
       memoryMiB: 64,
       // Offline: no process waits, and a whole model is loaded (and in record mode merged and rewritten) per trace.
