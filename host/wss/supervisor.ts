@@ -97,8 +97,8 @@ export class Wss implements SourceHandler {
   readonly #sink: EventSink;
   readonly #bindings: Bindings;
   readonly #sweepMs: number;
-  /** Processes found gone at the last sweep, still in the table. */
-  #goneAtSweep = new Set<number>();
+  /** Processes found gone at the last sweep, still in the table: pid → the source's `caughtUp` then. */
+  #goneAtSweep = new Map<number, number>();
   readonly #systemWide: boolean;
   readonly #programOf: NonNullable<WssOptions["programOf"]>;
   readonly #alive: NonNullable<WssOptions["alive"]>;
@@ -697,13 +697,17 @@ export class Wss implements SourceHandler {
 
   /** Processes gone without an exit report (a dropped one): reported as exited. */
   #sweep(): void {
-    // Gone at two sweeps in a row: a source that reports after the fact (the bpf ring, read every few ms) may still
-    // hold the last records of a process that has just exited, and its exit record after them.
-    const gone = new Set<number>();
+    // Gone at two sweeps in a row: a source that reports after the fact may still hold the last records of a process
+    // that has just exited, and its exit record after them. One that counts its catch-ups (bpf) must also have read
+    // everything it held when the process was first seen gone: a host seconds behind the tree would otherwise end
+    // the process, then its session, with its last records unread (rt9 F7). Its exit status is unknown then.
+    const caughtUp = this.#source.caughtUp;
+    const gone = new Map<number, number>();
     for (const pid of this.#procs.keys()) {
       if (this.#alive(pid)) continue;
-      if (this.#goneAtSweep.has(pid)) this.#exit(pid, 0);
-      else gone.add(pid);
+      const seen = this.#goneAtSweep.get(pid);
+      if (seen !== undefined && (caughtUp === undefined || caughtUp > seen)) this.#exit(pid);
+      else gone.set(pid, seen ?? caughtUp ?? 0);
     }
     this.#goneAtSweep = gone;
   }

@@ -174,6 +174,8 @@ export class BpfTransport implements EventSource {
   #lost = 0;
   /** The last poll took a full batch (RING_BATCH): the next one does not wait. */
   #full = false;
+  /** Polls that read the ring to empty (EventSource.caughtUp): the sweep waits for one after a process is gone. */
+  caughtUp = 0;
   #execRules: readonly KernelExecRule[];
   /** exec_kill's entries as last written ("ino:kdev:rule" each), and when the files were last stat'ed. */
   #execKeys = "";
@@ -343,6 +345,9 @@ export class BpfTransport implements EventSource {
     // A full batch last time: more is waiting, and records submitted without a wake-up would not end the wait.
     const records = this.#tracer.poll(served || this.#full ? 0 : timeoutMs, RING_BATCH);
     this.#full = records.length >= RING_BATCH;
+    // Fewer than asked: libbpf stopped at the producer (or at a record still being written, which no exited process
+    // can own), so every record of a process already gone from /proc is handed over below.
+    if (!this.#full) this.caughtUp++;
     const woken = libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n) === 8n;
     for (const rec of records) served += this.#hand(rec, handler);
     return { served, woken };
@@ -367,6 +372,7 @@ export class BpfTransport implements EventSource {
         past ||= ktimeMs(rec) > until;
       }
       budget -= batch.length;
+      if (batch.length < RING_BATCH) this.caughtUp++;
       if (past || batch.length < RING_BATCH) break;
     }
     return served;
