@@ -432,6 +432,18 @@ int BPF_PROG(seqf_on_fork, struct task_struct *parent, struct task_struct *child
 	return 0;
 }
 
+/* The exec'd file as seqf_programs keys it (and as the exec record reports it). */
+static __always_inline void seqf_file_of(struct linux_binprm *bprm, struct idw_seqf_file *file)
+{
+	/* real_mount(): the vfsmount is embedded in its struct mount (the field's offset relocated by CO-RE). */
+	struct mount *m = (void *)bprm->file->f_path.mnt - bpf_core_field_offset(struct mount, mnt);
+
+	file->ino = bprm->file->f_inode->i_ino;
+	file->dev = bprm->file->f_inode->i_sb->s_dev;
+	file->gen = bprm->file->f_inode->i_generation;
+	file->mnt_id = BPF_CORE_READ(m, mnt_id);
+}
+
 /* A new image: a new window, and a new generation (a filter published for the old program no longer applies). */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(seqf_on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -454,9 +466,12 @@ int BPF_PROG(seqf_on_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	} else {
 		seqf_reset(tgid, 1);
 	}
-	file.ino = bprm->file->f_inode->i_ino;
-	file.dev = bprm->file->f_inode->i_sb->s_dev;
-	known = bpf_map_lookup_elem(&seqf_programs, &file);
+	seqf_file_of(bprm, &file);
+	/*
+	 * The host names a program by its path: a file with several names (a hard link made since the filter was published)
+	 * may run under another path's database, so it is never armed by its file here (red team rt9 F6).
+	 */
+	known = bprm->file->f_inode->__i_nlink == 1 ? bpf_map_lookup_elem(&seqf_programs, &file) : NULL;
 	if (known) {
 		arm = *known;
 		arm.gen = gen;
@@ -654,6 +669,14 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	/* The file that runs, by identity: the host names it by /proc/PID/exe, or checks a path against this. */
 	r->h.args[0] = bprm->file->f_inode->i_ino;
 	r->h.args[1] = bprm->file->f_inode->i_sb->s_dev;
+	{
+		/* The rest of its identity, for the host's arm of seq's filter by file (seqf_programs). */
+		struct idw_seqf_file file;
+
+		seqf_file_of(bprm, &file);
+		r->h.args[3] = file.gen;
+		r->h.args[4] = file.mnt_id;
+	}
 	r->path_len = r->path2_len = r->data_len = r->pad = 0;
 	n = bpf_probe_read_kernel_str(r->path, IDW_PATH_MAX, bprm->filename);
 	if (n > 0)

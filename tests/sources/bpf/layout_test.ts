@@ -80,6 +80,8 @@ async function cLayout(): Promise<Record<string, number>> {
     ["seqf_key.size", "sizeof(struct idw_seqf_key)"],
     ["seqf_file.ino", "offsetof(struct idw_seqf_file, ino)"],
     ["seqf_file.dev", "offsetof(struct idw_seqf_file, dev)"],
+    ["seqf_file.gen", "offsetof(struct idw_seqf_file, gen)"],
+    ["seqf_file.mnt_id", "offsetof(struct idw_seqf_file, mnt_id)"],
     ["seqf_file.size", "sizeof(struct idw_seqf_file)"],
     ["MODE_PIDS", "IDW_MODE_PIDS"],
     ["MODE_CGROUP", "IDW_MODE_CGROUP"],
