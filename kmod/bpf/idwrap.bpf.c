@@ -145,9 +145,9 @@ static __always_inline bool compat_call(void)
 
 static __always_inline void read_args(struct pt_regs *regs, __u64 *a, bool compat)
 {
-	if (compat) { /* i386: ebx, ecx, edx, esi, edi, ebp */
-		a[0] = regs->bx, a[1] = regs->cx, a[2] = regs->dx;
-		a[3] = regs->si, a[4] = regs->di, a[5] = regs->bp;
+	if (compat) { /* i386: ebx, ecx, edx, esi, edi, ebp; the kernel uses their low 32 bits (a 64-bit caller may set more) */
+		a[0] = (__u32)regs->bx, a[1] = (__u32)regs->cx, a[2] = (__u32)regs->dx;
+		a[3] = (__u32)regs->si, a[4] = (__u32)regs->di, a[5] = (__u32)regs->bp;
 	} else { /* x86_64: rdi, rsi, rdx, r10, r8, r9 */
 		a[0] = regs->di, a[1] = regs->si, a[2] = regs->dx;
 		a[3] = regs->r10, a[4] = regs->r8, a[5] = regs->r9;
@@ -504,6 +504,24 @@ int BPF_PROG(seqf_on_exit, struct task_struct *p)
 	return 0;
 }
 
+/*
+ * The path argument of the i386 calls that open a file (open 5, creat 8, openat 295, openat2 437), or -1: their
+ * records carry the path, so rules on the file judge them (this source observes them: it cannot refuse them).
+ */
+static __always_inline int compat_path_arg(__u32 nr)
+{
+	switch (nr) {
+	case 5:
+	case 8:
+		return 0;
+	case 295:
+	case 437:
+		return 1;
+	default:
+		return -1;
+	}
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
@@ -577,6 +595,24 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 			submit(r, sizeof(*r));
 			return 0;
 		}
+	}
+	if (compat && compat_path_arg(nr) >= 0) {
+		struct idw_path_rec *r = reserve(sizeof(*r));
+		long n;
+
+		if (!r)
+			return 0;
+		fill_head(&r->h, IDW_ENTER, IDW_F_COMPAT | IDW_F_COPIES, tgid, (__u32)pt);
+		r->h.nr = nr;
+		read_args(regs, r->h.args, true);
+		r->path_len = r->path2_len = r->data_len = r->pad = 0;
+		n = bpf_probe_read_user_str(r->path, IDW_PATH_MAX, (void *)arg_at(r->h.args, compat_path_arg(nr)));
+		if (n > 0)
+			r->path_len = n - 1;
+		else
+			r->h.flags |= IDW_F_PATH_FAULT;
+		submit(r, sizeof(*r));
+		return 0;
 	}
 	struct idw_head *h = reserve(sizeof(*h));
 	if (!h)
