@@ -184,6 +184,12 @@ export interface EventSource {
    */
   readonly caughtUp?: number;
   /**
+   * Reports, as `lost`, drops the kernel side counted that no record has carried yet (bpf: a drop is carried by the
+   * next record made on its CPU, and a tree's last drops may have none): called before a session ends, so its summary
+   * counts every drop (rt9 F7). A record that carries them later is not counted twice.
+   */
+  reportUncarried?(handler: SourceHandler): void;
+  /**
    * Whether the guard needs this waiting call's objects (read and resolved): such a call is never answered on the
    * WSS's hot path, even when nothing examines it (seccomp: an open by a caller the kernel would let into the
    * supervisor's procfs entries). Asked before anything is read: it must be cheap.

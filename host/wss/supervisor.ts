@@ -773,6 +773,7 @@ export class Wss implements SourceHandler {
         if (session.procs.size && performance.now() - session.closedAt < 1000) continue;
       } else if (!session.seen || session.procs.size || this.#source.closesSessions) continue;
       for (const pid of [...session.procs]) this.#exit(pid); // never seen to exit: not ours to wait for
+      this.#source.reportUncarried?.(this); // every drop in its summary, even one no record carried yet
       this.#sessions.delete(session.id);
       this.#source.detach(session.id);
       onEnd?.(session);

@@ -177,6 +177,8 @@ export class BpfTransport implements EventSource {
   #id = 0n;
   /** Records dropped, as the programs reported them in-band. */
   #lost = 0;
+  /** Drops reported from the per-CPU totals before a record carried them (reportUncarried): not reported again. */
+  #ahead = 0;
   /** The last poll took a full batch (RING_BATCH): the next one does not wait. */
   #full = false;
   /** Polls that read the ring to empty (EventSource.caughtUp): the sweep waits for one after a process is gone. */
@@ -424,13 +426,25 @@ export class BpfTransport implements EventSource {
 
   /** Records dropped because the ring was full, as reported so far. */
   get lost(): number {
-    return this.#lost;
+    return this.#lost + this.#ahead;
+  }
+
+  /** Records the programs dropped since the load (the per-CPU totals), reported or not. */
+  droppedInKernel(): number {
+    return this.#tracer.lostTotal();
+  }
+
+  /** Drops the per-CPU totals count beyond those records carried or reported ahead: reported now. */
+  reportUncarried(handler: SourceHandler): void {
+    const unreported = this.#tracer.lostTotal() - this.#lost - this.#ahead;
+    if (unreported <= 0) return;
+    this.#ahead += unreported;
+    handler.lifecycle({ kind: "lost", count: unreported });
   }
 
   /** Reports drops no record carried (the per-CPU totals against the in-band counts), then detaches everything. */
   close(handler?: SourceHandler): void {
-    const unreported = this.#tracer.lostTotal() - this.#lost;
-    if (unreported > 0 && handler) handler.lifecycle({ kind: "lost", count: unreported });
+    if (handler) this.reportUncarried(handler);
     this.#tracer.close();
     libc.symbols.close(this.wakeFd);
   }
@@ -486,8 +500,12 @@ export class BpfTransport implements EventSource {
     let served = 0;
     if (rec.lost) {
       this.#lost += rec.lost;
-      handler.lifecycle({ kind: "lost", count: rec.lost });
-      served++;
+      const carried = Math.min(rec.lost, this.#ahead);
+      this.#ahead -= carried;
+      if (rec.lost > carried) {
+        handler.lifecycle({ kind: "lost", count: rec.lost - carried });
+        served++;
+      }
     }
     const time = Math.floor(ktimeMs(rec) + this.#offsetMs);
     switch (rec.kind) {
