@@ -298,7 +298,8 @@ export class Wss implements SourceHandler {
 
     if (call.abi !== "x86_64") {
       const name = call.abi === "i386" ? i386SyscallName(call.nr) : syscallName(call.nr);
-      if (!call.waits) return this.#observedForeign(call, proc, name);
+      // Observed, and not refused by the kernel side (kmod reports its own ENOSYS as refusedErrno): it ran.
+      if (!call.waits && call.refusedErrno === undefined) return this.#observedForeign(call, proc, name);
       const refusal = foreignAbiRefusal(call.abi);
       return this.#refuse(call, proc, name, {}, { action: "deny", errno: refusal.errno }, refusal.reason);
     }
@@ -428,6 +429,13 @@ export class Wss implements SourceHandler {
       const failed = ret < 0 && ret >= -4095;
       event.ret = failed ? -1 : ret;
       if (failed) event.errno = errnoName(-ret);
+      const nr = syscallNumber(name);
+      if (nr !== undefined) {
+        // Rules that fire on success (`when: success`) settle on the result, under the x86_64 number they matched.
+        const judged: SyscallEvent = { ...event, nr, abi: "x86_64" };
+        this.#decider.observe(judged);
+        if (judged.alerts?.length) event.alerts = [...judged.alerts];
+      }
       return this.#sink.emit(event);
     }
     const nr = syscallNumber(name);
