@@ -432,6 +432,34 @@ int BPF_PROG(seqf_on_fork, struct task_struct *parent, struct task_struct *child
 	return 0;
 }
 
+/* Scratch for a dentry's name (too large for the stack beside the rest). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, char[256]);
+} seqf_name SEC(".maps");
+
+/* FNV-1a (32-bit) of the exec'd file's last path component, as the host hashes the basename of the path it names. */
+static __always_inline __u32 seqf_name_hash(struct dentry *d)
+{
+	__u32 zero = 0, h = 0x811c9dc5;
+	char *buf = bpf_map_lookup_elem(&seqf_name, &zero);
+	long n;
+
+	if (!buf)
+		return 0;
+	n = bpf_probe_read_kernel_str(buf, 256, BPF_CORE_READ(d, d_name.name));
+	if (n <= 1)
+		return 0;
+	for (int i = 0; i < 255; i++) {
+		if (i >= n - 1)
+			break;
+		h = (h ^ (__u8)buf[i]) * 0x01000193;
+	}
+	return h;
+}
+
 /* The exec'd file as seqf_programs keys it (and as the exec record reports it). */
 static __always_inline void seqf_file_of(struct linux_binprm *bprm, struct idw_seqf_file *file)
 {
@@ -442,6 +470,18 @@ static __always_inline void seqf_file_of(struct linux_binprm *bprm, struct idw_s
 	file->dev = bprm->file->f_inode->i_sb->s_dev;
 	file->gen = bprm->file->f_inode->i_generation;
 	file->mnt_id = BPF_CORE_READ(m, mnt_id);
+	file->parent = 0;
+	file->name_hash = 0;
+	file->pad = 0;
+}
+
+/* With the name: the key seq_on_exec looks up (the exec record leaves it to the host, which names the path itself). */
+static __always_inline void seqf_name_of(struct linux_binprm *bprm, struct idw_seqf_file *file)
+{
+	struct dentry *d = bprm->file->f_path.dentry;
+
+	file->parent = BPF_CORE_READ(d, d_parent, d_inode, i_ino);
+	file->name_hash = seqf_name_hash(d);
 }
 
 /* A new image: a new window, and a new generation (a filter published for the old program no longer applies). */
@@ -467,6 +507,7 @@ int BPF_PROG(seqf_on_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 		seqf_reset(tgid, 1);
 	}
 	seqf_file_of(bprm, &file);
+	seqf_name_of(bprm, &file);
 	/*
 	 * The host names a program by its path: a file with several names (a hard link made since the filter was published)
 	 * may run under another path's database, so it is never armed by its file here (red team rt9 F6).

@@ -134,6 +134,10 @@ struct idw_seqf_file {
 	__u64 dev;
 	__u32 gen;
 	__u32 mnt_id;
+	/* The name it was exec'd by: its directory's inode and FNV-1a of its last component (a rename is another path). */
+	__u64 parent;
+	__u32 name_hash;
+	__u32 pad;
 };
 
 /* seqf_known's key: a known window (masked to the filter's k) of one published filter. */

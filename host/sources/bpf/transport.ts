@@ -56,6 +56,13 @@ interface SeqfFile extends ExecFile {
   mnt: number;
 }
 
+/** FNV-1a (32-bit) of bytes: the programs' hash of the exec'd file's last path component (seqf_name_hash). */
+function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return h >>> 0;
+}
+
 function seqfKey(f: SeqfFile): string {
   return `${f.ino}:${f.kdev}:${f.gen}:${f.mnt}`;
 }
@@ -285,8 +292,9 @@ export class BpfTransport implements EventSource {
    * the key is the file exactly as the publishing process ran it (its exec record: inode, device, the inode's
    * generation, the mount) and only while `exe` names it with one link: a hard link made later is never armed by the
    * kernel (it checks nlink at exec), nor an inode number reused for another file (another generation), nor the file
-   * through a bind mount (another mount) — each runs under another path's database (red team rt9 F6). A process that
-   * still reaches it by another name (a rename since, a chroot) is disarmed when its exec record is read
+   * through a bind mount (another mount), nor the file renamed or moved to another directory (its name and directory
+   * are in the key) — each runs under another path's database (red team rt9 F6). A process that still reaches it by
+   * another name (a directory higher on the path renamed, a chroot) is disarmed when its exec record is read
    * (#checkExecArm).
    */
   #armProgram(exe: string, pid: number, id: number, mask: bigint): void {
@@ -299,8 +307,15 @@ export class BpfTransport implements EventSource {
       return;
     }
     if (info.nlink !== 1 || !info.isFile || !sameFile(info, file)) return;
+    let parent: bigint;
+    try {
+      parent = BigInt(Deno.statSync(exe.slice(0, exe.lastIndexOf("/")) || "/").ino ?? 0);
+    } catch {
+      return;
+    }
     const key = seqfKey(file);
-    if (this.#tracer.armProgram(file, id, mask)) {
+    const nameHash = fnv1a(new TextEncoder().encode(exe.slice(exe.lastIndexOf("/") + 1)));
+    if (this.#tracer.armProgram({ ...file, parent, nameHash }, id, mask)) {
       this.#programs.set(exe, key);
       this.#programFiles.set(key, exe);
     }

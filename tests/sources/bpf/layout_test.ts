@@ -82,6 +82,8 @@ async function cLayout(): Promise<Record<string, number>> {
     ["seqf_file.dev", "offsetof(struct idw_seqf_file, dev)"],
     ["seqf_file.gen", "offsetof(struct idw_seqf_file, gen)"],
     ["seqf_file.mnt_id", "offsetof(struct idw_seqf_file, mnt_id)"],
+    ["seqf_file.parent", "offsetof(struct idw_seqf_file, parent)"],
+    ["seqf_file.name_hash", "offsetof(struct idw_seqf_file, name_hash)"],
     ["seqf_file.size", "sizeof(struct idw_seqf_file)"],
     ["MODE_PIDS", "IDW_MODE_PIDS"],
     ["MODE_CGROUP", "IDW_MODE_CGROUP"],

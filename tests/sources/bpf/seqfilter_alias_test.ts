@@ -6,8 +6,8 @@
  * wide's filter and dropped windows normal for wide as matches for narrow (4,293 mismatches without the filter, 1
  * with it). The arm's key is now the file exactly as the publishing process ran it (inode, device, inode generation,
  * mount) and the kernel never arms a file with several links: seq must count the same mismatches for narrow with the
- * filter as without it. The unfiltered run is the control (it alerts). As root and with the tree run by an ordinary
- * user who owns the files.
+ * filter as without it. The same with `narrow` made by renaming `wide` (the name and directory are in the key too).
+ * The unfiltered run is the control (it alerts). As root and with the tree run by an ordinary user who owns the files.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { bpfPrivilegeProblem } from "../../../host/sources/bpf/supervise.ts";
@@ -54,14 +54,14 @@ Deno.test({
         // The user owns the program and its directory (a hard link of another's file is refused: protected_hardlinks).
         await Deno.chown(dir, who === "root" ? 0 : uid, null);
         await Deno.chown(wide, who === "root" ? 0 : uid, null);
-        for (let i = 0; i < RUNS; i++) {
+        for (const [i, op] of [...Array(RUNS).fill("ln"), "mv"].entries()) {
           const totals: Record<string, string> = {};
           for (const [name, p] of [["unfiltered", unfiltered], ["filtered", filtered]] as const) {
             await Deno.remove(narrow).catch(() => {});
             const r = await sh(
               p,
-              `${wide} -R ${TREE} >/dev/null; sleep 1; ln ${wide} ${narrow}; ${BURST} 150000 >/dev/null; ` +
-                `${narrow} -lR ${TREE} >/dev/null`,
+              `${wide} -R ${TREE} >/dev/null; sleep 1; ${op} ${wide} ${narrow}; ${BURST} 150000 >/dev/null; ` +
+                `${narrow} -lR ${TREE} >/dev/null` + (op === "mv" ? `; mv ${narrow} ${wide}` : ""),
               prefix,
             );
             const line = reports(r.events, "audit").map((a) => a.message)
@@ -71,7 +71,7 @@ Deno.test({
             const alerts = reports(r.events, "alert").filter((a) => a.wrapper === "seq" && a.message.includes(narrow));
             totals[name] += ` alerts=${alerts.length}`;
           }
-          outcomes.push(`${who} run ${i}: without the filter ${totals.unfiltered}; with it ${totals.filtered}`);
+          outcomes.push(`${who} run ${i} (${op}): without the filter ${totals.unfiltered}; with it ${totals.filtered}`);
           assert(/ alerts=[1-9]/.test(totals.unfiltered), `the control did not alert:\n${outcomes.join("\n")}`);
           assertEquals(
             totals.filtered,
