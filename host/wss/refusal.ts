@@ -28,3 +28,20 @@ export function foreignAbiRefusal(abi: SyscallAbi): { errno: number; reason: str
 
 /** io_uring runs file and network operations that no system call interception sees. */
 export const IO_URING_REFUSAL = { errno: EPERM, reason: "io_uring bypasses system call interception" } as const;
+
+/**
+ * The alert of a call that every deciding source refuses (an int 0x80 or x32 call, io_uring_setup) seen on a source
+ * that only observes (bpf): it was not refused and ran, so it is reported as what it is, never as a denial (red team
+ * rt9 F2).
+ */
+export const UNREFUSED_ALERT = "idwrap.unrefused-call";
+
+/** Why such a call is alerted: what ran, and what no rule or wrapper sees because of it. */
+export function unrefusedReason(name: string, abi: SyscallAbi, judgedAs?: string): string {
+  if (abi === "x86_64") {
+    return `${name} ran: this source only observes and cannot refuse it (seccomp and kmod do); the ring's operations ` +
+      "(opens, reads, writes, connects) are not system calls, and no rule or wrapper sees them";
+  }
+  return `an ${abi} system call ran: this source only observes and cannot refuse it (seccomp and kmod do, ENOSYS); ` +
+    (judgedAs ? `rules judged it as the x86_64 ${judgedAs}` : "no rule or wrapper judged it");
+}

@@ -176,6 +176,20 @@ export interface EventSource {
    */
   readonly closesSessions: boolean;
   /**
+   * A source that reports after the fact (bpf: a ring the host may read seconds behind the tree) counts the polls
+   * that ended with everything its kernel side had produced handed over (the ring read to empty). The sweep then
+   * declares a process gone from /proc exited only once such a poll came after it saw it gone: every record the
+   * process made (its exit among them) is served first, and its session cannot end with its last actions unread
+   * (red team rt9 F7). Absent: a process gone at two sweeps in a row is exited.
+   */
+  readonly caughtUp?: number;
+  /**
+   * Reports, as `lost`, drops the kernel side counted that no record has carried yet (bpf: a drop is carried by the
+   * next record made on its CPU, and a tree's last drops may have none): called before a session ends, so its summary
+   * counts every drop (rt9 F7). A record that carries them later is not counted twice.
+   */
+  reportUncarried?(handler: SourceHandler): void;
+  /**
    * Whether the guard needs this waiting call's objects (read and resolved): such a call is never answered on the
    * WSS's hot path, even when nothing examines it (seccomp: an open by a caller the kernel would let into the
    * supervisor's procfs entries). Asked before anything is read: it must be cheap.

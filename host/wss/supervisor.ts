@@ -23,7 +23,14 @@ import { Bindings } from "./bindings.ts";
 import { type Interest, lateCalls } from "./interest.ts";
 import { readProgram, readTaskStatus } from "./procfs.ts";
 import { hookWatch } from "../runtime/watchdog.ts";
-import { foreignAbiRefusal, IO_URING_REFUSAL, type Refusal, TAMPER_ALERT } from "./refusal.ts";
+import {
+  foreignAbiRefusal,
+  IO_URING_REFUSAL,
+  type Refusal,
+  TAMPER_ALERT,
+  UNREFUSED_ALERT,
+  unrefusedReason,
+} from "./refusal.ts";
 import type { ArgNeeds, EventSource, SourceCall, SourceHandler, SourceLifecycle, WatchChange } from "./source.ts";
 import { newSummary, type ProcessEntry, type SupervisorSummary } from "./summary.ts";
 
@@ -97,8 +104,8 @@ export class Wss implements SourceHandler {
   readonly #sink: EventSink;
   readonly #bindings: Bindings;
   readonly #sweepMs: number;
-  /** Processes found gone at the last sweep, still in the table. */
-  #goneAtSweep = new Set<number>();
+  /** Processes found gone at the last sweep, still in the table: pid → the source's `caughtUp` then. */
+  #goneAtSweep = new Map<number, number>();
   readonly #systemWide: boolean;
   readonly #programOf: NonNullable<WssOptions["programOf"]>;
   readonly #alive: NonNullable<WssOptions["alive"]>;
@@ -291,6 +298,8 @@ export class Wss implements SourceHandler {
 
     if (call.abi !== "x86_64") {
       const name = call.abi === "i386" ? i386SyscallName(call.nr) : syscallName(call.nr);
+      // Observed, and not refused by the kernel side (kmod reports its own ENOSYS as refusedErrno): it ran.
+      if (!call.waits && call.refusedErrno === undefined) return this.#observedForeign(call, proc, name);
       const refusal = foreignAbiRefusal(call.abi);
       return this.#refuse(call, proc, name, {}, { action: "deny", errno: refusal.errno }, refusal.reason);
     }
@@ -307,6 +316,13 @@ export class Wss implements SourceHandler {
     }
     if (call.phase === "post") return this.#post(call, proc, name);
     if (call.killedInKernel) return this.#killedAtCall(call, proc, name, call.killedInKernel);
+    if (name === "io_uring_setup" && !call.waits) {
+      // Observed only (bpf): it ran. Alerted as what it is, never recorded as refused (rt9 F2).
+      const event = this.#event(call, proc, name, this.#source.readArgs(call, name, "registers"));
+      event.alerts = [UNREFUSED_ALERT];
+      event.reason = unrefusedReason(name, call.abi);
+      return this.#sink.emit(event);
+    }
     if (name === "io_uring_setup") {
       const verdict: Verdict = { action: "deny", errno: IO_URING_REFUSAL.errno };
       return this.#refuse(call, proc, name, {}, verdict, IO_URING_REFUSAL.reason);
@@ -396,6 +412,49 @@ export class Wss implements SourceHandler {
     if (verdict.action !== "allow") {
       event.verdict = describeVerdict(verdict);
       event.reason = `${describeVerdict(verdict)} not enforced: the call was only observed`;
+    }
+    this.#sink.emit(event);
+  }
+
+  /**
+   * An i386 or x32 call a source only observed (bpf): it ran, it was not refused. Reported as such with its copied
+   * arguments, and judged by the rules as the x86_64 call of the same name where there is one (an i386 open of an
+   * alerted file is alerted); a kill lands late. A post record carries its result only (rt9 F2).
+   */
+  #observedForeign(call: SourceCall, proc: Proc, name: string): void {
+    const decoded = this.#source.readArgs(call, name, "memory");
+    const event = this.#event(call, proc, name, decoded);
+    if (call.phase === "post") {
+      const ret = Number(call.ret ?? 0n);
+      const failed = ret < 0 && ret >= -4095;
+      event.ret = failed ? -1 : ret;
+      if (failed) event.errno = errnoName(-ret);
+      const nr = syscallNumber(name);
+      if (nr !== undefined) {
+        // Rules that fire on success (`when: success`) settle on the result, under the x86_64 number they matched.
+        const judged: SyscallEvent = { ...event, nr, abi: "x86_64" };
+        this.#decider.observe(judged);
+        if (judged.alerts?.length) event.alerts = [...judged.alerts];
+      }
+      return this.#sink.emit(event);
+    }
+    const nr = syscallNumber(name);
+    const examined = nr !== undefined && this.#decider.examines(nr, proc.pid);
+    let verdict: Verdict = ALLOW;
+    if (examined) {
+      // The decider knows x86_64 numbers: it judges the same call under its x86_64 number, and the record keeps the
+      // call as made.
+      const judged: SyscallEvent = { ...event, nr, abi: "x86_64" };
+      verdict = this.#decider.decide(judged);
+      if (judged.alerts?.length) event.alerts = [...judged.alerts];
+    }
+    event.alerts = [...(event.alerts ?? []), UNREFUSED_ALERT];
+    event.reason = unrefusedReason(name, call.abi, examined ? name : undefined);
+    if (verdict.action === "kill") {
+      event.verdict = "kill";
+      event.reason += "; late kill (the call was only observed)";
+      this.#sink.emit(event);
+      return this.#lateKill(proc);
     }
     this.#sink.emit(event);
   }
@@ -697,13 +756,17 @@ export class Wss implements SourceHandler {
 
   /** Processes gone without an exit report (a dropped one): reported as exited. */
   #sweep(): void {
-    // Gone at two sweeps in a row: a source that reports after the fact (the bpf ring, read every few ms) may still
-    // hold the last records of a process that has just exited, and its exit record after them.
-    const gone = new Set<number>();
+    // Gone at two sweeps in a row: a source that reports after the fact may still hold the last records of a process
+    // that has just exited, and its exit record after them. One that counts its catch-ups (bpf) must also have read
+    // everything it held when the process was first seen gone: a host seconds behind the tree would otherwise end
+    // the process, then its session, with its last records unread (rt9 F7). Its exit status is unknown then.
+    const caughtUp = this.#source.caughtUp;
+    const gone = new Map<number, number>();
     for (const pid of this.#procs.keys()) {
       if (this.#alive(pid)) continue;
-      if (this.#goneAtSweep.has(pid)) this.#exit(pid, 0);
-      else gone.add(pid);
+      const seen = this.#goneAtSweep.get(pid);
+      if (seen !== undefined && (caughtUp === undefined || caughtUp > seen)) this.#exit(pid);
+      else gone.set(pid, seen ?? caughtUp ?? 0);
     }
     this.#goneAtSweep = gone;
   }
@@ -718,6 +781,7 @@ export class Wss implements SourceHandler {
         if (session.procs.size && performance.now() - session.closedAt < 1000) continue;
       } else if (!session.seen || session.procs.size || this.#source.closesSessions) continue;
       for (const pid of [...session.procs]) this.#exit(pid); // never seen to exit: not ours to wait for
+      this.#source.reportUncarried?.(this); // every drop in its summary, even one no record carried yet
       this.#sessions.delete(session.id);
       this.#source.detach(session.id);
       onEnd?.(session);

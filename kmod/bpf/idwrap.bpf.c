@@ -145,9 +145,9 @@ static __always_inline bool compat_call(void)
 
 static __always_inline void read_args(struct pt_regs *regs, __u64 *a, bool compat)
 {
-	if (compat) { /* i386: ebx, ecx, edx, esi, edi, ebp */
-		a[0] = regs->bx, a[1] = regs->cx, a[2] = regs->dx;
-		a[3] = regs->si, a[4] = regs->di, a[5] = regs->bp;
+	if (compat) { /* i386: ebx, ecx, edx, esi, edi, ebp; the kernel uses their low 32 bits (a 64-bit caller may set more) */
+		a[0] = (__u32)regs->bx, a[1] = (__u32)regs->cx, a[2] = (__u32)regs->dx;
+		a[3] = (__u32)regs->si, a[4] = (__u32)regs->di, a[5] = (__u32)regs->bp;
 	} else { /* x86_64: rdi, rsi, rdx, r10, r8, r9 */
 		a[0] = regs->di, a[1] = regs->si, a[2] = regs->dx;
 		a[3] = regs->r10, a[4] = regs->r8, a[5] = regs->r9;
@@ -432,6 +432,58 @@ int BPF_PROG(seqf_on_fork, struct task_struct *parent, struct task_struct *child
 	return 0;
 }
 
+/* Scratch for a dentry's name (too large for the stack beside the rest). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, char[256]);
+} seqf_name SEC(".maps");
+
+/* FNV-1a (32-bit) of the exec'd file's last path component, as the host hashes the basename of the path it names. */
+static __always_inline __u32 seqf_name_hash(struct dentry *d)
+{
+	__u32 zero = 0, h = 0x811c9dc5;
+	char *buf = bpf_map_lookup_elem(&seqf_name, &zero);
+	long n;
+
+	if (!buf)
+		return 0;
+	n = bpf_probe_read_kernel_str(buf, 256, BPF_CORE_READ(d, d_name.name));
+	if (n <= 1)
+		return 0;
+	for (int i = 0; i < 255; i++) {
+		if (i >= n - 1)
+			break;
+		h = (h ^ (__u8)buf[i]) * 0x01000193;
+	}
+	return h;
+}
+
+/* The exec'd file as seqf_programs keys it (and as the exec record reports it). */
+static __always_inline void seqf_file_of(struct linux_binprm *bprm, struct idw_seqf_file *file)
+{
+	/* real_mount(): the vfsmount is embedded in its struct mount (the field's offset relocated by CO-RE). */
+	struct mount *m = (void *)bprm->file->f_path.mnt - bpf_core_field_offset(struct mount, mnt);
+
+	file->ino = bprm->file->f_inode->i_ino;
+	file->dev = bprm->file->f_inode->i_sb->s_dev;
+	file->gen = bprm->file->f_inode->i_generation;
+	file->mnt_id = BPF_CORE_READ(m, mnt_id);
+	file->parent = 0;
+	file->name_hash = 0;
+	file->pad = 0;
+}
+
+/* With the name: the key seq_on_exec looks up (the exec record leaves it to the host, which names the path itself). */
+static __always_inline void seqf_name_of(struct linux_binprm *bprm, struct idw_seqf_file *file)
+{
+	struct dentry *d = bprm->file->f_path.dentry;
+
+	file->parent = BPF_CORE_READ(d, d_parent, d_inode, i_ino);
+	file->name_hash = seqf_name_hash(d);
+}
+
 /* A new image: a new window, and a new generation (a filter published for the old program no longer applies). */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(seqf_on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -454,9 +506,13 @@ int BPF_PROG(seqf_on_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 	} else {
 		seqf_reset(tgid, 1);
 	}
-	file.ino = bprm->file->f_inode->i_ino;
-	file.dev = bprm->file->f_inode->i_sb->s_dev;
-	known = bpf_map_lookup_elem(&seqf_programs, &file);
+	seqf_file_of(bprm, &file);
+	seqf_name_of(bprm, &file);
+	/*
+	 * The host names a program by its path: a file with several names (a hard link made since the filter was published)
+	 * may run under another path's database, so it is never armed by its file here (red team rt9 F6).
+	 */
+	known = bprm->file->f_inode->__i_nlink == 1 ? bpf_map_lookup_elem(&seqf_programs, &file) : NULL;
 	if (known) {
 		arm = *known;
 		arm.gen = gen;
@@ -487,6 +543,24 @@ int BPF_PROG(seqf_on_exit, struct task_struct *p)
 	bpf_map_delete_elem(&seqf_state, &tgid);
 	bpf_map_delete_elem(&seqf_armed, &tgid);
 	return 0;
+}
+
+/*
+ * The path argument of the i386 calls that open a file (open 5, creat 8, openat 295, openat2 437), or -1: their
+ * records carry the path, so rules on the file judge them (this source observes them: it cannot refuse them).
+ */
+static __always_inline int compat_path_arg(__u32 nr)
+{
+	switch (nr) {
+	case 5:
+	case 8:
+		return 0;
+	case 295:
+	case 437:
+		return 1;
+	default:
+		return -1;
+	}
 }
 
 SEC("tp_btf/sys_enter")
@@ -562,6 +636,24 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 			submit(r, sizeof(*r));
 			return 0;
 		}
+	}
+	if (compat && compat_path_arg(nr) >= 0) {
+		struct idw_path_rec *r = reserve(sizeof(*r));
+		long n;
+
+		if (!r)
+			return 0;
+		fill_head(&r->h, IDW_ENTER, IDW_F_COMPAT | IDW_F_COPIES, tgid, (__u32)pt);
+		r->h.nr = nr;
+		read_args(regs, r->h.args, true);
+		r->path_len = r->path2_len = r->data_len = r->pad = 0;
+		n = bpf_probe_read_user_str(r->path, IDW_PATH_MAX, (void *)arg_at(r->h.args, compat_path_arg(nr)));
+		if (n > 0)
+			r->path_len = n - 1;
+		else
+			r->h.flags |= IDW_F_PATH_FAULT;
+		submit(r, sizeof(*r));
+		return 0;
 	}
 	struct idw_head *h = reserve(sizeof(*h));
 	if (!h)
@@ -654,6 +746,14 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	/* The file that runs, by identity: the host names it by /proc/PID/exe, or checks a path against this. */
 	r->h.args[0] = bprm->file->f_inode->i_ino;
 	r->h.args[1] = bprm->file->f_inode->i_sb->s_dev;
+	{
+		/* The rest of its identity, for the host's arm of seq's filter by file (seqf_programs). */
+		struct idw_seqf_file file;
+
+		seqf_file_of(bprm, &file);
+		r->h.args[3] = file.gen;
+		r->h.args[4] = file.mnt_id;
+	}
 	r->path_len = r->path2_len = r->data_len = r->pad = 0;
 	n = bpf_probe_read_kernel_str(r->path, IDW_PATH_MAX, bprm->filename);
 	if (n > 0)

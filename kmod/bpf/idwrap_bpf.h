@@ -124,10 +124,20 @@ struct idw_seqf_state {
 	__u32 pad;
 };
 
-/* seqf_programs' key: an executable file (inode, the superblock's s_dev): its processes get its filter at exec. */
+/*
+ * seqf_programs' key: an executable file as the host names it: inode, the superblock's s_dev, the inode's generation
+ * (a number reused at once for another file gets another) and the mount it was reached through (a bind mount is
+ * another path, so another database). Its processes get its filter at exec.
+ */
 struct idw_seqf_file {
 	__u64 ino;
 	__u64 dev;
+	__u32 gen;
+	__u32 mnt_id;
+	/* The name it was exec'd by: its directory's inode and FNV-1a of its last component (a rename is another path). */
+	__u64 parent;
+	__u32 name_hash;
+	__u32 pad;
 };
 
 /* seqf_known's key: a known window (masked to the filter's k) of one published filter. */

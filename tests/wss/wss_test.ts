@@ -21,7 +21,7 @@ import { loadWrapper, type WrapperModule } from "../../host/runtime/module.ts";
 import { KvNamespace } from "../../host/store/kv.ts";
 import { syscallNumber } from "../../host/syscalls/mod.ts";
 import { buildInterest } from "../../host/wss/interest.ts";
-import { TAMPER_ALERT } from "../../host/wss/refusal.ts";
+import { TAMPER_ALERT, UNREFUSED_ALERT } from "../../host/wss/refusal.ts";
 import { RACE_ALERT, type Session, SYSTEM_SESSION, Wss } from "../../host/wss/supervisor.ts";
 import type { ProgramIdentity } from "../../host/events.ts";
 import { ROOT } from "../helpers.ts";
@@ -247,6 +247,23 @@ Deno.test("WSS refusals: int 0x80 and x32 calls get ENOSYS and io_uring_setup EP
     "x32 system call ABI is not allowed",
     "io_uring bypasses system call interception",
   ]);
+});
+
+Deno.test("WSS, an observe-only source (bpf): an i386 call and io_uring_setup that ran are recorded as run and alerted, never as denied; one the kernel side refused stays a denial (rt9 F2)", async () => {
+  const r = rig({ rules: [rule({ id: "shadow", syscalls: ["open"], path: "/etc/shadow", action: "alert" })] });
+  await play(
+    r,
+    // The script numbers a call by its x86_64 name: x86_64 fstat is 5, i386 open's number.
+    { call: { pid: PID, syscall: "fstat", abi: "i386", waits: false, memory: { path: "/etc/shadow" } } },
+    { call: { pid: PID, syscall: "io_uring_setup", waits: false } },
+    // kmod: refused in the kernel, reported after the fact.
+    { call: { pid: PID, syscall: "getpid", abi: "i386", waits: false, refusedErrno: ENOSYS } },
+  );
+  assertEquals(r.source.answered(), []);
+  const [open, setup, refused] = r.sink.calls();
+  assertEquals([open.verdict, open.alerts, open.decoded.path], [undefined, ["shadow", UNREFUSED_ALERT], "/etc/shadow"]);
+  assertEquals([setup.verdict, setup.alerts], [undefined, [UNREFUSED_ALERT]]);
+  assertEquals(refused.verdict, "deny ENOSYS");
 });
 
 Deno.test("WSS refusals: the source's tamper guard refuses before any hook runs, and raises the tamper alert", async () => {

@@ -34,8 +34,12 @@ export const WINDOW_MASK = (1n << 60n) - 1n;
 export const SEQF_ARM = { filter: 0, gen: 4, mask: 8, size: 16 } as const;
 export const SEQF_STATE = { window: 0, skipped: 8, gen: 16, size: 24 } as const;
 export const SEQF_KEY = { filter: 0, window: 8, size: 16 } as const;
-/** struct idw_seqf_file (seqf_programs' key): an executable's inode and s_dev (kernel encoding). */
-export const SEQF_FILE = { ino: 0, dev: 8, size: 16 } as const;
+/**
+ * struct idw_seqf_file (seqf_programs' key): an executable's inode, s_dev (kernel encoding), the inode's generation
+ * and the id of the mount it was exec'd through (an EXEC record's args[0], args[1], args[3], args[4]); and the name it
+ * was exec'd by: its directory's inode and FNV-1a of its last component.
+ */
+export const SEQF_FILE = { ino: 0, dev: 8, gen: 16, mnt_id: 20, parent: 24, name_hash: 32, size: 40 } as const;
 
 /** Watch modes (IDW_MODE_*). */
 export const MODE = { PIDS: 0, CGROUP: 1 } as const;

@@ -349,16 +349,24 @@ export class BpfTracer {
   }
 
   /**
-   * Gives `filter` to every process that execs the file (`ino`, kernel `dev`) from now on, at its exec, and to the
-   * processes they fork.
+   * Gives `filter` to every process that execs the file (`ino`, kernel `dev`, inode generation `gen`) through mount
+   * `mnt`, by the name `nameHash` in directory `parent`, from now on, at its exec, and to the processes they fork (the kernel skips a file with several links).
    *
    * @returns false when the kernel's table of programs is full (the processes are then armed by the host only)
    */
-  armProgram(ino: bigint, dev: bigint, filter: number, mask: bigint): boolean {
+  armProgram(
+    file: { ino: bigint; kdev: bigint; gen: number; mnt: number; parent: bigint; nameHash: number },
+    filter: number,
+    mask: bigint,
+  ): boolean {
     const key = new Uint8Array(SEQF_FILE.size);
     const v = new DataView(key.buffer);
-    v.setBigUint64(SEQF_FILE.ino, ino, true);
-    v.setBigUint64(SEQF_FILE.dev, dev, true);
+    v.setBigUint64(SEQF_FILE.ino, file.ino, true);
+    v.setBigUint64(SEQF_FILE.dev, file.kdev, true);
+    v.setUint32(SEQF_FILE.gen, file.gen, true);
+    v.setUint32(SEQF_FILE.mnt_id, file.mnt, true);
+    v.setBigUint64(SEQF_FILE.parent, file.parent, true);
+    v.setUint32(SEQF_FILE.name_hash, file.nameHash, true);
     return libbpf().bpf_map_update_elem(this.#programsFd, key, armValue(filter, 0, mask), 0n) === 0;
   }
 

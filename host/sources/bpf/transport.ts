@@ -48,11 +48,23 @@ export interface ExecFile {
   kdev: bigint;
 }
 
-/** A userspace st_dev as the kernel's s_dev (major << 20 | minor). */
-function kernelDev(dev: bigint): bigint {
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
-  return (major << 20n) | minor;
+/** An exec'd file as seq's kernel filter keys it (kmod/bpf/idwrap_bpf.h, struct idw_seqf_file). */
+interface SeqfFile extends ExecFile {
+  /** The inode's generation. */
+  gen: number;
+  /** The id of the mount it was exec'd through. */
+  mnt: number;
+}
+
+/** FNV-1a (32-bit) of bytes: the programs' hash of the exec'd file's last path component (seqf_name_hash). */
+function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return h >>> 0;
+}
+
+function seqfKey(f: SeqfFile): string {
+  return `${f.ino}:${f.kdev}:${f.gen}:${f.mnt}`;
 }
 
 /** Whether a stat (userspace st_dev encoding) is the exec'd file (kernel: major << 20 | minor). */
@@ -172,8 +184,12 @@ export class BpfTransport implements EventSource {
   #id = 0n;
   /** Records dropped, as the programs reported them in-band. */
   #lost = 0;
+  /** Drops reported from the per-CPU totals before a record carried them (reportUncarried): not reported again. */
+  #ahead = 0;
   /** The last poll took a full batch (RING_BATCH): the next one does not wait. */
   #full = false;
+  /** Polls that read the ring to empty (EventSource.caughtUp): the sweep waits for one after a process is gone. */
+  caughtUp = 0;
   #execRules: readonly KernelExecRule[];
   /** exec_kill's entries as last written ("ino:kdev:rule" each), and when the files were last stat'ed. */
   #execKeys = "";
@@ -187,7 +203,9 @@ export class BpfTransport implements EventSource {
   readonly #execs = new Map<number, number>();
   /** pid → calls the kernel dropped (their window known) not yet handed over with a call. */
   readonly #skipped = new Map<number, number>();
-  /** Programs whose processes the kernel arms at exec: path → "ino:kdev", and back. */
+  /** pid → the file its program was exec'd from, as its exec record gave it (a fork: its parent's). */
+  readonly #running = new Map<number, SeqfFile>();
+  /** Programs whose processes the kernel arms at exec: path → "ino:kdev:gen:mnt", and back. */
   readonly #programs = new Map<string, string>();
   readonly #programFiles = new Map<string, string>();
   /** Calls the kernel dropped, in all (reported by IDW_SKIPPED records). */
@@ -265,34 +283,47 @@ export class BpfTransport implements EventSource {
     if (id === undefined) return this.#tracer.disarm(filter.pid);
     const mask = (1n << BigInt(WINDOW_BITS * filter.k)) - 1n;
     this.#tracer.arm(filter.pid, id, this.#execs.get(filter.pid) ?? 0, mask);
-    this.#armProgram(filter.exe, id, mask);
+    this.#armProgram(filter.exe, filter.pid, id, mask);
   }
 
   /**
    * Lets the kernel arm the processes that exec `exe` (and their forks) with the filter itself, at their exec: no
-   * round trip to the host before their known calls are dropped. The kernel knows the file, the wrapper the path:
-   * a file with several names (nlink > 1) is never armed so; a process that reaches the file by another path (a bind
-   * mount, a chroot) is disarmed when its exec record is read (#checkExecArm).
+   * round trip to the host before their known calls are dropped. The kernel knows the file, the wrapper the path, so
+   * the key is the file exactly as the publishing process ran it (its exec record: inode, device, the inode's
+   * generation, the mount) and only while `exe` names it with one link: a hard link made later is never armed by the
+   * kernel (it checks nlink at exec), nor an inode number reused for another file (another generation), nor the file
+   * through a bind mount (another mount), nor the file renamed or moved to another directory (its name and directory
+   * are in the key) — each runs under another path's database (red team rt9 F6). A process that still reaches it by
+   * another name (a directory higher on the path renamed, a chroot) is disarmed when its exec record is read
+   * (#checkExecArm).
    */
-  #armProgram(exe: string, id: number, mask: bigint): void {
-    if (!exe.startsWith("/") || this.#programs.has(exe)) return;
+  #armProgram(exe: string, pid: number, id: number, mask: bigint): void {
+    const file = this.#running.get(pid);
+    if (!exe.startsWith("/") || this.#programs.has(exe) || file === undefined) return;
     let info: Deno.FileInfo;
     try {
       info = Deno.statSync(exe);
     } catch {
       return;
     }
-    if (info.ino === null || info.dev === null || info.nlink !== 1 || !info.isFile) return;
-    const kdev = kernelDev(BigInt(info.dev));
-    if (this.#tracer.armProgram(BigInt(info.ino), kdev, id, mask)) {
-      this.#programs.set(exe, `${info.ino}:${kdev}`);
-      this.#programFiles.set(`${info.ino}:${kdev}`, exe);
+    if (info.nlink !== 1 || !info.isFile || !sameFile(info, file)) return;
+    let parent: bigint;
+    try {
+      parent = BigInt(Deno.statSync(exe.slice(0, exe.lastIndexOf("/")) || "/").ino ?? 0);
+    } catch {
+      return;
+    }
+    const key = seqfKey(file);
+    const nameHash = fnv1a(new TextEncoder().encode(exe.slice(exe.lastIndexOf("/") + 1)));
+    if (this.#tracer.armProgram({ ...file, parent, nameHash }, id, mask)) {
+      this.#programs.set(exe, key);
+      this.#programFiles.set(key, exe);
     }
   }
 
   /** A process the kernel armed at its exec by its file, whose program has another name here: disarmed. */
-  #checkExecArm(pid: number, file: ExecFile, exe: string): void {
-    const named = this.#programFiles.get(`${file.ino}:${file.kdev}`);
+  #checkExecArm(pid: number, file: SeqfFile, exe: string): void {
+    const named = this.#programFiles.get(seqfKey(file));
     if (named !== undefined && named !== exe) this.#tracer.disarm(pid);
   }
 
@@ -343,6 +374,9 @@ export class BpfTransport implements EventSource {
     // A full batch last time: more is waiting, and records submitted without a wake-up would not end the wait.
     const records = this.#tracer.poll(served || this.#full ? 0 : timeoutMs, RING_BATCH);
     this.#full = records.length >= RING_BATCH;
+    // Fewer than asked: libbpf stopped at the producer (or at a record still being written, which no exited process
+    // can own), so every record of a process already gone from /proc is handed over below.
+    if (!this.#full) this.caughtUp++;
     const woken = libc.symbols.read(this.wakeFd, this.#wakeBuf, 8n) === 8n;
     for (const rec of records) served += this.#hand(rec, handler);
     return { served, woken };
@@ -367,6 +401,7 @@ export class BpfTransport implements EventSource {
         past ||= ktimeMs(rec) > until;
       }
       budget -= batch.length;
+      if (batch.length < RING_BATCH) this.caughtUp++;
       if (past || batch.length < RING_BATCH) break;
     }
     return served;
@@ -406,13 +441,25 @@ export class BpfTransport implements EventSource {
 
   /** Records dropped because the ring was full, as reported so far. */
   get lost(): number {
-    return this.#lost;
+    return this.#lost + this.#ahead;
+  }
+
+  /** Records the programs dropped since the load (the per-CPU totals), reported or not. */
+  droppedInKernel(): number {
+    return this.#tracer.lostTotal();
+  }
+
+  /** Drops the per-CPU totals count beyond those records carried or reported ahead: reported now. */
+  reportUncarried(handler: SourceHandler): void {
+    const unreported = this.#tracer.lostTotal() - this.#lost - this.#ahead;
+    if (unreported <= 0) return;
+    this.#ahead += unreported;
+    handler.lifecycle({ kind: "lost", count: unreported });
   }
 
   /** Reports drops no record carried (the per-CPU totals against the in-band counts), then detaches everything. */
   close(handler?: SourceHandler): void {
-    const unreported = this.#tracer.lostTotal() - this.#lost;
-    if (unreported > 0 && handler) handler.lifecycle({ kind: "lost", count: unreported });
+    if (handler) this.reportUncarried(handler);
     this.#tracer.close();
     libc.symbols.close(this.wakeFd);
   }
@@ -468,8 +515,12 @@ export class BpfTransport implements EventSource {
     let served = 0;
     if (rec.lost) {
       this.#lost += rec.lost;
-      handler.lifecycle({ kind: "lost", count: rec.lost });
-      served++;
+      const carried = Math.min(rec.lost, this.#ahead);
+      this.#ahead -= carried;
+      if (rec.lost > carried) {
+        handler.lifecycle({ kind: "lost", count: rec.lost - carried });
+        served++;
+      }
     }
     const time = Math.floor(ktimeMs(rec) + this.#offsetMs);
     switch (rec.kind) {
@@ -502,17 +553,21 @@ export class BpfTransport implements EventSource {
         this.#skipped.set(rec.tgid, (this.#skipped.get(rec.tgid) ?? 0) + Number(rec.ret));
         this.#skippedTotal += Number(rec.ret);
         return served;
-      case KIND.FORK:
+      case KIND.FORK: {
         this.#execs.set(Number(rec.ret), 0);
+        const running = this.#running.get(rec.tgid);
+        if (running) this.#running.set(Number(rec.ret), running);
         if (rec.flags & FLAG.UNFOLLOWED) {
           handler.fault(Number(rec.ret), `process ${rec.ret} (a child of ${rec.tgid}) is not watched: the set is full`);
         }
         handler.lifecycle({ kind: "fork", pid: Number(rec.ret), ppid: rec.tgid, watched: true });
         return served + 1;
+      }
       case KIND.EXEC: {
         this.#execs.set(rec.tgid, (this.#execs.get(rec.tgid) ?? 0) + 1);
         this.#skipped.delete(rec.tgid); // the kernel starts the new program's window afresh
-        const file = { ino: rec.args[0], kdev: rec.args[1] };
+        const file = { ino: rec.args[0], kdev: rec.args[1], gen: Number(rec.args[3]), mnt: Number(rec.args[4]) };
+        this.#running.set(rec.tgid, file);
         const exe = resolvedExe(rec.tgid, rec.path ? text.decode(rec.path) : "", file);
         if (this.#programFiles.size) this.#checkExecArm(rec.tgid, file, exe);
         const argv0 = rec.data ? text.decode(rec.data).split("\0")[0] : exe;
@@ -529,6 +584,7 @@ export class BpfTransport implements EventSource {
       }
       case KIND.GONE:
         this.#execs.delete(rec.tgid);
+        this.#running.delete(rec.tgid);
         this.#skipped.delete(rec.tgid);
         handler.lifecycle({ kind: "exit", pid: rec.tgid, status: Number(rec.ret) });
         return served + 1;
