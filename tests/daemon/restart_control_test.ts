@@ -28,7 +28,7 @@ async function status(d: TestDaemon): Promise<Status> {
 async function waitingTree(d: TestDaemon, dir: string) {
   await Deno.writeTextFile(`${dir}/watched`, "watched\n");
   const tree = new Deno.Command(IDWRAP, {
-    args: ["run", "--", "/bin/sh", "-c", `until [ -e ${dir}/go ]; do sleep 0.05; done; cat ${dir}/watched`],
+    args: ["run", "--", "/bin/sh", "-c", `until [ -e ${dir}/go ]; do sleep 0.2; done; cat ${dir}/watched`],
     env: d.env,
     stdin: "null",
     stdout: "piped",
