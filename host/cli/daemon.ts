@@ -12,7 +12,7 @@ import { DaemonClient, defaultRunDir, type Response } from "../daemon/protocol.t
 import { defaultStorePath } from "../store/kv.ts";
 import { lookupId } from "../policy/nss.ts";
 import { DEFAULT_POLICY } from "./run.ts";
-import { EXIT_NO_DAEMON, parseArgument, UsageError } from "./exit.ts";
+import { EXIT_FAILED, EXIT_NO_DAEMON, parseArgument, UsageError } from "./exit.ts";
 import { parseSupervisorLoss } from "../sources/seccomp/holder.ts";
 import { ConfigError, type DaemonConfig, DEFAULT_CONFIG, loadConfig } from "../outputs/config.ts";
 import { parseMetricsAddress } from "../daemon/metrics.ts";
@@ -68,15 +68,20 @@ const RESTART_WAIT_MS = 120_000;
  * and waits until it serves again. The daemon's pid does not change (systemd's main pid; every tree's tamper guard).
  */
 async function restart(options: DaemonOptions, runDir: string): Promise<void> {
+  const fail = (message: string): never => {
+    log("error", `--restart: ${message}`);
+    Deno.exit(EXIT_FAILED);
+  };
   try {
     await Daemon.check(options);
   } catch (e) {
-    throw new Error(`--restart: the running daemon goes on unchanged: ${(e as Error).message}`);
+    fail(`the running daemon goes on unchanged: ${(e as Error).message}`);
   }
   const now = currentCommand();
   const command = { runtime: now.runtime, args: now.args.filter((a) => a !== "--restart") };
   const asked = Date.now();
-  const r = await ask<Extract<Response, { restarting: number }>>(runDir, { op: "restart", ...command });
+  const r = await ask<Extract<Response, { restarting: number }>>(runDir, { op: "restart", ...command })
+    .catch((e) => fail(`the daemon refused: ${(e as Error).message}`));
   const deadline = asked + RESTART_WAIT_MS;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
@@ -86,13 +91,13 @@ async function restart(options: DaemonOptions, runDir: string): Promise<void> {
     // The same process, started again since we asked.
     if (s && s.pid === r.pid && s.uptime * 1000 <= Date.now() - asked) {
       if (s.restartFailed) {
-        throw new Error(`--restart: ${s.restartFailed}; the daemon (pid ${r.pid}) went back to what it ran before`);
+        fail(`${s.restartFailed}; the daemon (pid ${r.pid}) went back to what it ran before`);
       }
       log("info", `the daemon (pid ${r.pid}) restarted in place; its ${r.restarting} sessions go on`);
       Deno.exit(0);
     }
   }
-  throw new Error(`--restart: the daemon (pid ${r.pid}) does not serve ${RESTART_WAIT_MS / 1000} s after it restarted`);
+  fail(`the daemon (pid ${r.pid}) does not serve ${RESTART_WAIT_MS / 1000} s after it restarted`);
 }
 
 /** Adds daemon, ps and wrappers to the CLI. */

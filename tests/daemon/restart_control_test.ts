@@ -28,7 +28,7 @@ async function status(d: TestDaemon): Promise<Status> {
 async function waitingTree(d: TestDaemon, dir: string) {
   await Deno.writeTextFile(`${dir}/watched`, "watched\n");
   const tree = new Deno.Command(IDWRAP, {
-    args: ["run", "--", "/bin/sh", "-c", `until [ -e ${dir}/go ]; do sleep 0.05; done; cat ${dir}/watched`],
+    args: ["run", "--", "/bin/sh", "-c", `until [ -e ${dir}/go ]; do sleep 0.2; done; cat ${dir}/watched`],
     env: d.env,
     stdin: "null",
     stdout: "piped",
@@ -71,7 +71,7 @@ Deno.test("a restart whose policies do not load is refused before the running da
     const bad = `${dir}/bad.yaml`;
     await Deno.writeTextFile(bad, "version: 1\nrules:\n  - { id: x, syscalls: [openat], action: explode }\n");
     const r = await run(IDWRAP, ["daemon", "-p", bad, "--restart"], { env: d.env });
-    assert(r.code !== 0, `a restart with a broken policy succeeded:\n${r.stderr}`);
+    assertEquals(r.code, 1, `a restart with a broken policy:\n${r.stderr}`);
     assert(r.stderr.includes(`${bad}:3`), `the refusal names the file and line:\n${r.stderr}`);
     assert(r.stderr.includes("the running daemon goes on unchanged"), r.stderr);
     const after = await status(d);
@@ -97,7 +97,7 @@ Deno.test("a restarted daemon that cannot start goes back to what it ran: same p
     const r = await run(IDWRAP, ["daemon", "-p", policy, "--metrics", `127.0.0.1:${port}`, "--restart"], {
       env: d.env,
     });
-    assert(r.code !== 0, `the restart said it succeeded:\n${r.stderr}\n${d.log()}`);
+    assertEquals(r.code, 1, `the restart that went back:\n${r.stderr}\n${d.log()}`);
     assert(r.stderr.includes("went back to what it ran before"), r.stderr);
     assert(r.stderr.includes("could not start"), r.stderr);
     const after = await status(d);

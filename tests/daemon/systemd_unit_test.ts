@@ -73,7 +73,7 @@ Deno.test("packaging/idwrap.service: its ExecReload restarts the daemon its Exec
   try {
     await waitFor("the daemon", status, 60000);
     const tree = new Deno.Command(IDWRAP, {
-      args: ["run", "--run-dir", `${dir}/run`, "--", "/bin/sh", "-c", `until [ -e ${dir}/go ]; do sleep 0.05; done`],
+      args: ["run", "--run-dir", `${dir}/run`, "--", "/bin/sh", "-c", `until [ -e ${dir}/go ]; do sleep 0.2; done`],
       stdin: "null",
       stdout: "null",
       stderr: "piped",
