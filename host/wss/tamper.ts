@@ -13,7 +13,7 @@
  */
 import { syscallNumber } from "../syscalls/mod.ts";
 import { addressOf, libc, SYS } from "../unsafe/libc.ts";
-import type { Refusal } from "./refusal.ts";
+import { OUTSIDE_TREE_ALERT, type Refusal } from "./refusal.ts";
 
 const nr = (name: string): number => syscallNumber(name)!;
 const PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206;
@@ -105,7 +105,19 @@ export class TamperGuard {
    * @param self the supervisor's pid (its thread group)
    * @param helpers pids of idwrap's own single-threaded helpers to guard as well (idwrap-holder)
    */
-  constructor(self: number = Deno.pid, helpers: number[] = []) {
+  /**
+   * Whether `target` (a pid or tid, in our pid namespace) belongs to the caller's wrapped tree; without it every
+   * target outside the supervisor is let through. A tree must not drive a process outside it (ptrace attach,
+   * process_vm_writev/readv): that process's calls are not supervised (rt9 F4).
+   */
+  readonly #inTree: ((caller: number, target: number) => boolean) | undefined;
+
+  constructor(
+    self: number = Deno.pid,
+    helpers: number[] = [],
+    inTree?: (caller: number, target: number) => boolean,
+  ) {
+    this.#inTree = inTree;
     this.#self = self;
     this.#helpers = new Set(helpers);
     this.#pgid = Number(libc.symbols.syscall(SYS.getpgid, 0n, 0n, 0n, 0n, 0n, 0n));
@@ -216,22 +228,46 @@ export class TamperGuard {
           ? { reason: "prlimit64 on the idwrap supervisor (RLIMIT_CPU would kill it)", technique: "T1562.001" }
           : undefined;
       case NR.process_vm_readv:
-      case NR.process_vm_writev:
-        return ours(int32(args[0]))
-          ? {
-            reason: `${nr === NR.process_vm_readv ? "process_vm_readv" : "process_vm_writev"} of the idwrap supervisor`,
-            technique: "T1055",
-          }
-          : undefined;
+      case NR.process_vm_writev: {
+        const how = nr === NR.process_vm_readv ? "process_vm_readv" : "process_vm_writev";
+        const target = int32(args[0]);
+        if (ours(target)) return { reason: `${how} of the idwrap supervisor`, technique: "T1055" };
+        return this.#outside(numbersAreOurs, caller, target, how, "T1055");
+      }
       case NR.ptrace: {
         const request = int32(args[0]);
-        const attach = request === PTRACE_ATTACH || request === PTRACE_SEIZE;
-        return attach && ours(int32(args[1]))
-          ? { reason: "ptrace attach to the idwrap supervisor", technique: "T1055.008" }
-          : undefined;
+        if (request !== PTRACE_ATTACH && request !== PTRACE_SEIZE) return undefined;
+        const target = int32(args[1]);
+        if (ours(target)) return { reason: "ptrace attach to the idwrap supervisor", technique: "T1055.008" };
+        return this.#outside(numbersAreOurs, caller, target, "ptrace attach", "T1055.008");
       }
     }
     return undefined;
+  }
+
+  /**
+   * A call that would drive `target`, refused when it is outside the caller's tree. A caller in a pid namespace of
+   * its own names pids there: a namespace the tree made holds only the tree's processes (let through; joining another
+   * one takes CAP_SYS_ADMIN over it). A target that does not exist is let through: the kernel fails it (ESRCH).
+   */
+  #outside(
+    numbersAreOurs: boolean,
+    caller: number,
+    target: number,
+    how: string,
+    technique: string,
+  ): Refusal | undefined {
+    if (!this.#inTree || !numbersAreOurs || target <= 0 || this.#inTree(caller, target)) return undefined;
+    try {
+      Deno.statSync(`/proc/${target}`);
+    } catch {
+      return undefined;
+    }
+    return {
+      reason: `${how} of process ${target}, outside the wrapped tree: its calls are not supervised`,
+      technique,
+      alert: OUTSIDE_TREE_ALERT,
+    };
   }
 
   /**
