@@ -14,6 +14,13 @@ export const TAMPER_ALERT = "idwrap.supervisor-tamper";
 /** The alert id of a refused attempt to drive a process outside the tree (ptrace attach, process_vm_writev/readv). */
 export const OUTSIDE_TREE_ALERT = "idwrap.outside-tree";
 
+/**
+ * The alert id of an open refused because the guard could not tell whether it reaches the supervisor: a procfs object
+ * on a mount it cannot place (a mount namespace of the tree's own, as `unshare -Urm` makes, before its /proc/self/uid_map
+ * is written). Failed closed; not evidence of an attempt on the supervisor (rt9 M2).
+ */
+export const UNPLACED_PROCFS_ALERT = "idwrap.procfs-unplaced";
+
 /** Why a call was refused: the audit record's reason, its ATT&CK technique, the errno the caller gets. */
 export interface Refusal {
   reason: string;

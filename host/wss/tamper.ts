@@ -13,7 +13,7 @@
  */
 import { syscallNumber } from "../syscalls/mod.ts";
 import { addressOf, libc, SYS } from "../unsafe/libc.ts";
-import { OUTSIDE_TREE_ALERT, type Refusal } from "./refusal.ts";
+import { OUTSIDE_TREE_ALERT, type Refusal, UNPLACED_PROCFS_ALERT } from "./refusal.ts";
 
 const nr = (name: string): number => syscallNumber(name)!;
 const PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206;
@@ -298,8 +298,9 @@ export class TamperGuard {
     if (inner === undefined) {
       // A procfs object we cannot place could be ours: refused rather than guessed.
       return {
-        reason: `open of ${path} on a procfs mount idwrap cannot place (failed closed)`,
+        reason: `open of ${path} on a procfs mount idwrap cannot place: it could be the supervisor's (failed closed)`,
         technique: "T1562.001",
+        alert: UNPLACED_PROCFS_ALERT,
       };
     }
     return this.#checkInProcfs(inner, path, readOnly);
@@ -322,6 +323,7 @@ export class TamperGuard {
         return {
           reason: `${shown} followed a magic link in ${path}, on a procfs mount idwrap cannot place (failed closed)`,
           technique: "T1562.001",
+          alert: UNPLACED_PROCFS_ALERT,
         };
       }
       const m = inner.match(/^\/(\d+)(?:\/task\/(\d+))?(?:\/|$)/);
