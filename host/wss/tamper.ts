@@ -278,8 +278,8 @@ export class TamperGuard {
    * @param readOnly whether the open asks for O_RDONLY without O_CREAT/O_TRUNC (asked only for the supervisor's
    *   entries: reading openat2's flags costs a read of the caller's memory)
    */
-  checkPath(path: string, readOnly: () => boolean): Refusal | undefined {
-    return path.startsWith("/proc/") ? this.#checkInProcfs(path.slice(5), path, readOnly) : undefined;
+  checkPath(path: string, readOnly: () => boolean, caller?: number): Refusal | undefined {
+    return path.startsWith("/proc/") ? this.#checkInProcfs(path.slice(5), path, readOnly, caller) : undefined;
   }
 
   /**
@@ -303,7 +303,7 @@ export class TamperGuard {
         alert: UNPLACED_PROCFS_ALERT,
       };
     }
-    return this.#checkInProcfs(inner, path, readOnly);
+    return this.#checkInProcfs(inner, path, readOnly, pidOf(caller));
   }
 
   /**
@@ -340,11 +340,16 @@ export class TamperGuard {
   }
 
   /** `inner`: a path inside a procfs ("/PID/mem"); `shown`: how the call named it. */
-  #checkInProcfs(inner: string, shown: string, readOnly: () => boolean): Refusal | undefined {
+  #checkInProcfs(inner: string, shown: string, readOnly: () => boolean, caller?: number): Refusal | undefined {
     const m = inner.match(/^\/(\d+)(?:\/task\/(\d+))?(?:\/([^/]*))?/);
     if (!m) return undefined;
     const ours = this.#isOurThread(Number(m[1])) || (m[2] !== undefined && this.#isOurThread(Number(m[2])));
-    if (!ours) return undefined;
+    if (!ours) {
+      // Another process's memory opened for writing is process_vm_writev by another name (rt9 F4).
+      if (caller === undefined || m[3] !== "mem" || inner.length !== m[0].length || readOnly()) return undefined;
+      const how = `open of ${shown} for writing`;
+      return this.#outside(!inChildPidNamespace(caller), caller, Number(m[1]), how, "T1055");
+    }
     const entry = m[3] ?? "";
     if (READABLE_PROC_ENTRIES.has(entry) && readOnly() && !inner.slice(m[0].length).includes("/")) return undefined;
     const where = shown.startsWith("/proc/") ? "" : ` (procfs ${inner})`;
@@ -429,6 +434,15 @@ function procfsPathOf(fd: number, path: string, caller: number): string | undefi
     }
   } catch { /* the caller is gone: nothing to place */ }
   return undefined;
+}
+
+/** The thread group of a thread (itself when /proc cannot say). */
+function pidOf(tid: number): number {
+  try {
+    return Number(Deno.readTextFileSync(`/proc/${tid}/status`).match(/^Tgid:\s*(\d+)$/m)?.[1] ?? tid);
+  } catch {
+    return tid;
+  }
 }
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo. */

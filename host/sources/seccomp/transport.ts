@@ -444,7 +444,7 @@ export class SeccompSource implements EventSource {
     }
     if (!OPEN_FAMILY.has(call.nr) || decoded.path === undefined) return undefined;
     const readOnly = () => this.#opensReadOnly(call.tid, name);
-    const named = this.#guard.checkPath(decoded.path, readOnly);
+    const named = this.#guard.checkPath(decoded.path, readOnly, call.pid);
     if (named) return named;
     // The object itself: the same entries reached through another procfs mount or a bind mount of /proc/PID.
     const r = this.#serving(call).check?.resolved[0];

@@ -161,7 +161,7 @@ Deno.test("idwrap run --source hybrid: a root program cannot trace, read, signal
     for (const [attack, worked] of ATTACKS) {
       // Control: the attack works from a hybrid-wrapped tree on a process that is not idwrap's.
       // ptrace and vmread: the decoy in the tree (one outside it is refused: tests/sources/seccomp/ptrace_outside_test.ts).
-      const control = attack === "ptrace" || attack === "vmread"
+      const control = ["ptrace", "vmread", "procmem"].includes(attack)
         ? await run(IDWRAP, [
           "run",
           "--source",

@@ -1,7 +1,7 @@
 /**
  * A wrapped program must not drive a process outside its tree (rt9 F4): with no Yama (as here) or ptrace_scope 0, an
  * ordinary user's wrapped program could PTRACE_SEIZE its own unwrapped process, or write its memory with
- * process_vm_writev, and have it do what the policy denies the tree. Each attack: unwrapped it works on the outside
+ * process_vm_writev or /proc/PID/mem, and have it do what the policy denies the tree. Each attack: unwrapped it works on the outside
  * process (the control), wrapped it works on a process of the tree (the guard refuses only what leaves the tree), and
  * wrapped it is refused (EPERM, reported) on the outside process — as root and as an ordinary user on seccomp, as root
  * on the hybrid (an ordinary user cannot load its bpf programs). tests/progs/tamper.c is the attacker.
@@ -15,6 +15,7 @@ const ATTACKS: [string, RegExp][] = [
   ["ptrace-thread", /^ptrace: 0$/m],
   ["vmread", /^vm: 0$/m],
   ["vmwrite", /^vm: 0$/m],
+  ["procmem", /^procmem: 0$/m], // /proc/PID/mem opened for writing (the policy examines opens)
 ];
 
 const dir = await Deno.makeTempDir({ prefix: "idwrap-ptrace-outside-" });

@@ -36,7 +36,7 @@ const ATTACKS: [string, RegExp, "bare"?][] = [
 ];
 
 /** Attacks that drive another process: their control's decoy is in the tree. */
-const DRIVES = new Set(["ptrace", "ptrace-thread", "vmread", "vmwrite"]);
+const DRIVES = new Set(["ptrace", "ptrace-thread", "vmread", "vmwrite", "procmem"]);
 
 const POLICY = await (async () => {
   const dir = await Deno.makeTempDir({ prefix: "idwrap-tamper-" });
