@@ -14,6 +14,7 @@ import type { HookTally } from "../hook_counts.ts";
 import { resolveSyscalls, syscallName, syscallNumber } from "../syscalls/mod.ts";
 import { type ExeAttributes, matchesCriteria, type ProcessFacts, readExeAttributes } from "./criteria_match.ts";
 import { conditionHolds } from "./match.ts";
+import { fsTypeOf, OVERLAYFS_SUPER_MAGIC } from "../unsafe/statfs.ts";
 import type { Policy, Rule } from "./policy.ts";
 
 interface CompiledRule {
@@ -271,9 +272,9 @@ export class RuleDecider extends AllowAll {
   }
 
   /**
-   * @param execBy for an exec (or an executable mapping) by this process: a file with another identity but the very
-   *   bytes of a literal's file matches too — an overlayfs view of the program (`unshare -Urm` + a lower dir of
-   *   /usr/bin: a new dev:ino, nothing written; rt9 F3) or an exact copy.
+   * @param execBy for an exec (or an executable mapping) by this process: a file on an overlayfs with the very bytes
+   *   of a literal's file matches too — a view of the program (`unshare -Urm` + a lower dir of /usr/bin: a new
+   *   dev:ino, nothing written; rt9 F3). A copy elsewhere is another program (docs/policy.md).
    */
   #fileMatches(
     globs: readonly string[],
@@ -294,18 +295,21 @@ export class RuleDecider extends AllowAll {
   }
 
   /**
-   * Whether the file `pid` execs at `path` (in its own root and mount namespace, reached through /proc/PID/root) holds
-   * the same bytes as the rule's file `literal`. Sizes first: only a file of the very size is read.
+   * Whether the file `pid` execs at `path` (in its own root and mount namespace, reached through /proc/PID/root) is on
+   * an overlayfs and holds the same bytes as the rule's file `literal`. Sizes first: only a file of the very size on
+   * an overlay is read.
    */
   #sameContent(literal: string, pid: number, path: string): boolean {
     let mine: Deno.FileInfo, theirs: Deno.FileInfo;
+    const where = `/proc/${pid}/root${path}`;
     try {
       mine = Deno.statSync(literal);
-      theirs = Deno.statSync(`/proc/${pid}/root${path}`);
+      theirs = Deno.statSync(where);
     } catch {
       return false;
     }
     if (!mine.isFile || !theirs.isFile || mine.size !== theirs.size || mine.size > MAX_COMPARED_BYTES) return false;
+    if (fsTypeOf(where) !== OVERLAYFS_SUPER_MAGIC) return false;
     const key = `${mine.dev}:${mine.ino}:${mine.size}:${mine.mtime?.getTime()}`;
     let cached = this.#contents.get(literal);
     try {
@@ -313,7 +317,7 @@ export class RuleDecider extends AllowAll {
         cached = { key, bytes: Deno.readFileSync(literal) };
         this.#contents.set(literal, cached);
       }
-      const bytes = Deno.readFileSync(`/proc/${pid}/root${path}`);
+      const bytes = Deno.readFileSync(where);
       return bytes.length === cached.bytes.length && bytes.every((b, i) => b === cached!.bytes[i]);
     } catch {
       return false;

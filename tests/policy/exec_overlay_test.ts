@@ -56,6 +56,12 @@ for (const source of ["seccomp", "hybrid", "bpf"]) {
       }
       assert(!/uid=/.test(r.stdout), `the overlay view of /usr/bin/id ran:\n${r.stdout}${r.stderr}`);
       assert(r.stdout.includes("id rc 137"), `attack: ${JSON.stringify(r.stdout)}\n${r.stderr}`);
+      // The same view through the dynamic loader (an executable mapping of the file, not an exec of it).
+      const loader = await wrapped(
+        `${OVERLAY} /lib64/ld-linux-x86-64.so.2 $d/m/id; echo "ld rc $?"; umount $d/m; rm -rf $d`,
+      );
+      assert(!/uid=/.test(loader.stdout), `ld.so ran the overlay view:\n${loader.stdout}${loader.stderr}`);
+      assert(loader.stdout.includes("ld rc 137"), loader.stdout + loader.stderr);
       assertEquals(r.code, 0, r.stderr);
     } finally {
       await Deno.remove(dir, { recursive: true });
