@@ -117,3 +117,32 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("webhook: a batch over the collector's body limit (HTTP 413) is split until it fits; every record delivered", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "idwrap-size-hook-" });
+  const got: string[] = [];
+  const LIMIT = 200_000; // bytes of body the collector takes (nginx's client_max_body_size, smaller)
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const body = new Uint8Array(await req.arrayBuffer());
+    if (body.length > LIMIT) return new Response("too large", { status: 413 });
+    got.push(...(JSON.parse(new TextDecoder().decode(body)) as AuditRecord[]).map((r) => r["process.args"]![1]));
+    return new Response("ok");
+  });
+  const log = await AuditLog.open(`${dir}/store.kv`);
+  const url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`;
+  const out = new Output(log, config({ type: "webhook", name: "w", url, batch: 50 }), () => {});
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    // Ten records of ~90 KB of UTF-8 each (the store's limit, counted in UTF-16 units): one batch of ~900 KB.
+    const big = Array.from({ length: 30 }, () => "\u4e00".repeat(1000));
+    log.append(Array.from({ length: 10 }, (_, i) => execAlert(`r${i}`, big)));
+    await waitFor("ten delivered", () => got.length === 10 || undefined, 15_000);
+    assertEquals(got.sort(), Array.from({ length: 10 }, (_, i) => `r${i}`));
+    assertEquals(out.stats().dropped, 0);
+  } finally {
+    await out.stop();
+    await log.close();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
