@@ -1,7 +1,7 @@
 /**
- * Fitting an audit record into one Deno KV value (at most 64 KiB): its
- * longest strings are halved, then its longest arrays, until the estimate
- * fits; the record is marked `idwrap.truncated`.
+ * Fitting an audit record into a size limit: its longest strings are halved, then its longest arrays, until it fits;
+ * the record is marked `idwrap.truncated`. The store fits a record into one Deno KV value (at most 64 KiB, estimated);
+ * an output fits it into its transport's limit (a UDP datagram, a NATS message), measured in the bytes it sends.
  *
  * @module
  */
@@ -17,11 +17,24 @@ function estimate(value: unknown): number {
 
 /** Cuts a record's longest strings until it fits in a Deno KV value. */
 export function fit(record: AuditRecord): { value: AuditRecord; bytes: number } {
-  let bytes = estimate(record);
-  if (bytes <= MAX_RECORD_BYTES) return { value: record, bytes };
+  return cutToFit(record, estimate, MAX_RECORD_BYTES);
+}
+
+/**
+ * Cuts a record's longest strings (then its longest arrays) until `size` of it is at most `max`. Returns the record
+ * unchanged when it fits; else a copy marked `idwrap.truncated`, and its size — still above `max` when nothing more
+ * could be cut (the caller decides what to do with it).
+ */
+export function cutToFit(
+  record: AuditRecord,
+  size: (r: AuditRecord) => number,
+  max: number,
+): { value: AuditRecord; bytes: number } {
+  let bytes = size(record);
+  if (bytes <= max) return { value: record, bytes };
   const value: Record<string, unknown> = { ...record, "idwrap.truncated": true };
   for (const [k, v] of Object.entries(value)) if (Array.isArray(v)) value[k] = [...v];
-  while (bytes > MAX_RECORD_BYTES) {
+  while (bytes > max) {
     // The longest string, at top level or in an array.
     let best: { holder: Record<string, unknown> | unknown[]; key: string | number; length: number } | undefined;
     for (const [k, v] of Object.entries(value)) {
@@ -41,7 +54,7 @@ export function fit(record: AuditRecord): { value: AuditRecord; bytes: number } 
       if (!longest || longest.length < 2) break;
       longest.length = longest.length >> 1;
     }
-    bytes = estimate(value);
+    bytes = size(value as unknown as AuditRecord);
   }
   return { value: value as unknown as AuditRecord, bytes };
 }

@@ -11,6 +11,7 @@ import { isMissed } from "../audit/subscription.ts";
 import { AUDIT_QUEUES, type AuditRecord, isAuditQueue } from "../audit/record.ts";
 import { NoDaemonError, tailClient } from "../audit/stream.ts";
 import { EXIT_NO_DAEMON, UsageError } from "./exit.ts";
+import { escapeText } from "../trace/strace_text.ts";
 
 export { AUDIT_STORE_DEFAULT };
 
@@ -123,11 +124,14 @@ const RESET = "\x1b[0m";
 /** One record as one line: time, queue, pid, program, message. */
 export function formatRecord(r: AuditRecord, colour = false): string {
   const queue = r["idwrap.queue"].padEnd(9);
-  const program = r["process.executable"] || r["process.name"] || "?";
+  // The program's path and a wrapper's message quote what the program chose (a file name, argv): no control
+  // character of theirs reaches the operator's terminal (an escape sequence, a newline forging a record).
+  const program = escapeText(r["process.executable"] || r["process.name"] || "?");
   let message = r.message;
   const verdict = r["idwrap.verdict"];
   if (verdict && verdict !== "allow" && !message.includes(verdict)) message += ` ! ${verdict}`;
   if (r["event.severity"] !== undefined) message = `[${r["event.severity"]}] ${message}`;
+  message = escapeText(message);
   if (!colour) return `${r["@timestamp"]} ${queue} ${r["process.pid"]} ${program} ${message}`;
   const c = QUEUE_COLOUR[r["idwrap.queue"]] ?? "";
   return `${DIM}${r["@timestamp"]}${RESET} ${c}${queue}${RESET} ${r["process.pid"]} ${program} ${message}`;

@@ -27,14 +27,39 @@ export interface MetricsGauges {
 
 type Labels = Record<string, string>;
 
+/** The label value that counts what a family past its series cap no longer names. */
+export const OTHER = "other";
+
+/** Series a family whose labels a wrapped tree chooses keeps at most (rule names: a policy has far fewer). */
+export const MAX_SERIES = 1000;
+
 /** A counter family: one value per label set. */
 class Family {
   readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(readonly name: string, readonly help: string, readonly type: "counter" | "gauge") {}
+  /** Additions folded into `other` because the family had `maxSeries` series already. */
+  overflow = 0;
+
+  /**
+   * @param bounded the label whose values a wrapped tree can choose (an alert's rule name comes from a wrapper's
+   *   message), and how many series the family keeps: past that, new values count as `other` (rt9 M1: a hostile
+   *   wrapper would otherwise grow the daemon's memory and every scrape without bound).
+   */
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: "counter" | "gauge",
+    readonly bounded?: { label: string; maxSeries: number },
+  ) {}
 
   add(labels: Labels, n = 1): void {
-    const key = JSON.stringify(labels);
-    const v = this.values.get(key);
+    let key = JSON.stringify(labels);
+    let v = this.values.get(key);
+    if (!v && this.bounded && this.values.size >= this.bounded.maxSeries) {
+      this.overflow += n;
+      labels = { ...labels, [this.bounded.label]: OTHER };
+      key = JSON.stringify(labels);
+      v = this.values.get(key);
+    }
     if (v) v.value += n;
     else this.values.set(key, { labels, value: n });
   }
@@ -59,11 +84,15 @@ export class DaemonMetrics {
     sessions: new Family("idwrap_sessions_total", "Wrapped trees handed to the daemon.", "counter"),
     denied: new Family("idwrap_calls_denied_total", "Calls refused (deny verdicts).", "counter"),
     killed: new Family("idwrap_calls_killed_total", "Kill verdicts.", "counter"),
-    alerts: new Family("idwrap_alerts_total", "Alert records, by rule.", "counter"),
+    alerts: new Family("idwrap_alerts_total", "Alert records, by rule.", "counter", {
+      label: "rule",
+      maxSeries: MAX_SERIES,
+    }),
     faults: new Family(
       "idwrap_wrapper_faults_total",
       "Wrapper faults (traps, budget, bad verdicts), by wrapper.",
       "counter",
+      { label: "wrapper", maxSeries: MAX_SERIES },
     ),
     lost: new Family(
       "idwrap_ring_lost_total",
@@ -116,7 +145,17 @@ export class DaemonMetrics {
   /** The exposition text. */
   render(g: MetricsGauges): string {
     let out = "";
-    for (const f of Object.values(this.#families)) out += render(f, [...f.values.values()]);
+    const families = Object.values(this.#families);
+    for (const f of families) out += render(f, [...f.values.values()]);
+    out += render(
+      {
+        name: "idwrap_metric_series_overflow_total",
+        help:
+          `Counts added as ${OTHER} because the metric had ${MAX_SERIES} series already (label values a tree chose).`,
+        type: "counter",
+      },
+      families.filter((f) => f.bounded).map((f) => ({ labels: { metric: f.name }, value: f.overflow })),
+    );
     out += render(
       { name: "idwrap_calls_notified_total", help: "Calls the source handed to the supervisor.", type: "counter" },
       Object.entries(g.notified).map(([source, value]) => ({ labels: { source }, value })),

@@ -23,6 +23,18 @@ export class Rejected extends Error {
   }
 }
 
+/**
+ * The record at `index` can never go through this transport (too big for it even cut down): the records before it
+ * went out; it is dropped (counted and logged, the store keeps it) and the ones after it follow. Retrying it would
+ * hold back every later record for good.
+ */
+export class Undeliverable extends Error {
+  constructor(readonly index: number, message: string) {
+    super(message);
+    this.name = "Undeliverable";
+  }
+}
+
 /** Delivers batches of records. */
 export interface Transport {
   /** Delivers every record of the batch, or throws (then none is counted delivered, and the batch is retried). */

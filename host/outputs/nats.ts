@@ -15,9 +15,13 @@ import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jets
 import type { AuditRecord } from "../audit/record.ts";
 import type { NatsOutputConfig } from "./config.ts";
 import { formatRecord } from "./format.ts";
-import { PartialDelivery, type Transport } from "./delivery.ts";
+import { PartialDelivery, type Transport, Undeliverable } from "./delivery.ts";
+import { cutToFit } from "../audit/fit.ts";
 
 const encoder = new TextEncoder();
+
+/** Room kept in a message for its headers (`Nats-Msg-Id` and the protocol's own line): the server's limit counts both. */
+const HEADER_ROOM = 512;
 
 /** A record's id across the fleet: its store's agent id and its sequence there (both kept with the record). */
 export function recordId(r: AuditRecord): string {
@@ -76,8 +80,18 @@ export class NatsTransport implements Transport {
     }
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
+      // A message over the server's max_payload is refused every time: cut the record to fit (marked truncated).
+      const max = (this.#nc?.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM;
+      const encode = (x: AuditRecord) => encoder.encode(JSON.stringify(formatRecord(x, this.config.format)));
+      let data = encode(r);
+      if (data.length > max) {
+        const { value, bytes } = cutToFit(r, (x) => encode(x).length, max);
+        if (bytes > max) {
+          throw new Undeliverable(i, `record ${r["event.sequence"]}: ${bytes} bytes, more than max_payload allows`);
+        }
+        data = encode(value);
+      }
       try {
-        const data = encoder.encode(JSON.stringify(formatRecord(r, this.config.format)));
         await js.publish(natsSubject(this.config, r), data, { msgID: recordId(r), timeout: this.config.timeoutMs });
       } catch (e) {
         await this.#reset();

@@ -17,7 +17,7 @@ import { isMissed } from "../audit/subscription.ts";
 import type { AuditSubscription } from "../audit/subscription.ts";
 import type { OutputConfig } from "./config.ts";
 import { severityOf } from "./format.ts";
-import { openTransport, PartialDelivery, redactUrls, Rejected, type Transport } from "./transports.ts";
+import { openTransport, PartialDelivery, redactUrls, Rejected, type Transport, Undeliverable } from "./transports.ts";
 
 /** What an output did so far (the daemon's metrics). */
 export interface OutputStats {
@@ -25,7 +25,10 @@ export interface OutputStats {
   type: OutputConfig["type"];
   /** Records delivered. */
   delivered: number;
-  /** Records dropped: missed and gone from the store (expired), or refused for good by the receiver (HTTP 4xx). */
+  /**
+   * Records dropped: missed and gone from the store (expired), refused for good by the receiver (HTTP 4xx), or too big
+   * for the transport even cut down.
+   */
   dropped: number;
   /** Records it missed live (its buffer was full) and read back from the store. */
   recovered: number;
@@ -212,6 +215,16 @@ export class Output {
           this.#failures++;
           await this.#rejected(rest, e);
           break;
+        }
+        if (e instanceof Undeliverable) {
+          // Too big for the transport even cut down: dropped alone, at once; the records after it follow.
+          this.#delivered += e.index;
+          this.#dropped++;
+          this.#log(`output ${this.name}: ${redactUrls(e.message)}; dropped, the store has it`);
+          rest = rest.slice(e.index + 1);
+          this.#inFlight = rest.length;
+          if (!rest.length) break;
+          continue;
         }
         if (e instanceof PartialDelivery) {
           this.#delivered += e.delivered;

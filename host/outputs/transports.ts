@@ -11,9 +11,10 @@ import { UnixDatagramSender } from "../unsafe/datagram.ts";
 import type { FileOutputConfig, OutputConfig, SyslogOutputConfig, WebhookOutputConfig } from "./config.ts";
 import { formatRecord, syslogLine } from "./format.ts";
 import { NatsTransport } from "./nats.ts";
-import { PartialDelivery, Rejected, type Transport } from "./delivery.ts";
+import { PartialDelivery, Rejected, type Transport, Undeliverable } from "./delivery.ts";
+import { cutToFit } from "../audit/fit.ts";
 
-export { PartialDelivery, Rejected, type Transport };
+export { PartialDelivery, Rejected, type Transport, Undeliverable };
 
 /**
  * `text` with every URL in it stripped of what may be a secret: its user and password, query and fragment
@@ -128,6 +129,19 @@ class FileTransport implements Transport {
  * moment between the collector's close and that notice can be lost (docs/audit.md); a failed write fails the batch
  * from that record, and the next attempt connects again.
  */
+/**
+ * The largest syslog datagram sent (UDP or a Unix socket): UDP over IPv4 carries at most 65,507 bytes; a Unix
+ * socket's limit is its send buffer (usually more). A record's message is sized in UTF-8 bytes here, not as the
+ * store estimates it: a CJK character is one UTF-16 unit and three bytes on the wire.
+ */
+export const MAX_DATAGRAM = 65_507;
+
+/** Whether a send failed because the message is too long for the socket (it would fail every time). */
+function tooLong(e: unknown): boolean {
+  return (e as { code?: string }).code === "EMSGSIZE" || (e as { errno?: number }).errno === 90 ||
+    /EMSGSIZE/.test(String((e as Error)?.message));
+}
+
 class SyslogTransport implements Transport {
   #unix: UnixDatagramSender | undefined;
   #udp: dgram.Socket | undefined;
@@ -142,13 +156,30 @@ class SyslogTransport implements Transport {
         await this.#send(records[i]);
       } catch (e) {
         this.#dropTcp();
+        if (e instanceof Undeliverable) throw new Undeliverable(i, e.message);
+        if (this.config.protocol !== "tcp" && tooLong(e)) {
+          throw new Undeliverable(i, `record ${records[i]["event.sequence"]}: ${(e as Error).message}`);
+        }
         throw new PartialDelivery(i, e);
       }
     }
   }
 
+  /** One record as its message's bytes: a datagram's record cut to fit in one (marked `idwrap.truncated`). */
+  #message(r: AuditRecord): Uint8Array {
+    const line = (x: AuditRecord) => encoder.encode(syslogLine(x, this.config.format, this.config.facility));
+    const whole = line(r);
+    // TCP frames have no limit of their own (a collector may cut a long message; it cannot block the output).
+    if (this.config.protocol === "tcp" || whole.length <= MAX_DATAGRAM) return whole;
+    const { value, bytes } = cutToFit(r, (x) => line(x).length, MAX_DATAGRAM);
+    if (bytes > MAX_DATAGRAM) {
+      throw new Undeliverable(0, `record ${r["event.sequence"]}: ${bytes} bytes, more than a datagram holds`);
+    }
+    return line(value);
+  }
+
   async #send(r: AuditRecord): Promise<void> {
-    const bytes = encoder.encode(syslogLine(r, this.config.format, this.config.facility));
+    const bytes = this.#message(r);
     if (this.config.socket !== undefined) {
       this.#unix ??= new UnixDatagramSender(this.config.socket);
       this.#unix.send(bytes);

@@ -14,6 +14,7 @@ import type { HookTally } from "../hook_counts.ts";
 import { resolveSyscalls, syscallName, syscallNumber } from "../syscalls/mod.ts";
 import { type ExeAttributes, matchesCriteria, type ProcessFacts, readExeAttributes } from "./criteria_match.ts";
 import { conditionHolds } from "./match.ts";
+import { fsTypeOf, OVERLAYFS_SUPER_MAGIC } from "../unsafe/statfs.ts";
 import type { Policy, Rule } from "./policy.ts";
 
 interface CompiledRule {
@@ -30,6 +31,9 @@ const OPENS = new Set(["open", "openat", "openat2", "creat"]);
 const EXECS = new Set(["execve", "execveat"]);
 /** mmap: a deny or kill rule on exec with a path also covers an executable mapping of its file (the loader's way). */
 export const MMAP = syscallNumber("mmap")!;
+
+/** Files larger than this are not compared by content (an exec rule's program is far smaller). */
+const MAX_COMPARED_BYTES = 64 * 1024 * 1024;
 export const PROT_EXEC = 4;
 
 /**
@@ -94,6 +98,8 @@ export class RuleDecider extends AllowAll {
   readonly #post = new Set<number>();
   /** Literal rule paths found missing, and when. */
   readonly #missing = new Map<string, number>();
+  /** A rule's file's bytes, by path, while its dev:ino, size and mtime stay (for #sameContent). */
+  readonly #contents = new Map<string, { key: string; bytes: Uint8Array }>();
   /** Per process (pid): its facts, for scopes and exceptions (set at its spawn and every exec). */
   readonly #facts = new Map<number, { facts: ProcessFacts; exe?: ExeAttributes | null; scopes: Map<Rule, boolean> }>();
   /** Per thread: matches of `when: success` rules waiting for the call's result. */
@@ -227,7 +233,7 @@ export class RuleDecider extends AllowAll {
   #mapsProgram(rule: Rule, event: SyscallEvent): boolean {
     const d = event.decoded;
     if (d.ident === undefined && d.path === undefined) return false;
-    if (!this.#fileMatches(ruleGlobs(rule), d.path, d.ident)) return false;
+    if (!this.#fileMatches(ruleGlobs(rule), d.path, d.ident, event.pid)) return false;
     return !rule.scope || this.#inScope(rule, event.pid, this.#factsOf(event));
   }
 
@@ -261,17 +267,61 @@ export class RuleDecider extends AllowAll {
    * world, so a file replaced since is the new file (a missing one once a second).
    */
   #pathMatches(globs: readonly string[], event: SyscallEvent): boolean {
-    return filesOf(event).some(([path, ident]) => this.#fileMatches(globs, path, ident));
+    const pid = EXECS.has(event.syscall) ? event.pid : undefined;
+    return filesOf(event).some(([path, ident]) => this.#fileMatches(globs, path, ident, pid));
   }
 
-  #fileMatches(globs: readonly string[], path: string | undefined, ident: string | undefined): boolean {
+  /**
+   * @param execBy for an exec (or an executable mapping) by this process: a file on an overlayfs with the very bytes
+   *   of a literal's file matches too — a view of the program (`unshare -Urm` + a lower dir of /usr/bin: a new
+   *   dev:ino, nothing written; rt9 F3). A copy elsewhere is another program (docs/policy.md).
+   */
+  #fileMatches(
+    globs: readonly string[],
+    path: string | undefined,
+    ident: string | undefined,
+    execBy?: number,
+  ): boolean {
     for (const g of globs) {
       if (path !== undefined && matcher(g)(path)) return true;
       const literals = literalsOf(g);
       if (literals === undefined || ident === undefined) continue;
       if (literals.some((literal) => ident === this.#identOf(literal))) return true;
+      if (execBy !== undefined && path !== undefined && literals.some((l) => this.#sameContent(l, execBy, path))) {
+        return true;
+      }
     }
     return false;
+  }
+
+  /**
+   * Whether the file `pid` execs at `path` (in its own root and mount namespace, reached through /proc/PID/root) is on
+   * an overlayfs and holds the same bytes as the rule's file `literal`. Sizes first: only a file of the very size on
+   * an overlay is read.
+   */
+  #sameContent(literal: string, pid: number, path: string): boolean {
+    let mine: Deno.FileInfo, theirs: Deno.FileInfo;
+    const where = `/proc/${pid}/root${path}`;
+    try {
+      mine = Deno.statSync(literal);
+      theirs = Deno.statSync(where);
+    } catch {
+      return false;
+    }
+    if (!mine.isFile || !theirs.isFile || mine.size !== theirs.size || mine.size > MAX_COMPARED_BYTES) return false;
+    if (fsTypeOf(where) !== OVERLAYFS_SUPER_MAGIC) return false;
+    const key = `${mine.dev}:${mine.ino}:${mine.size}:${mine.mtime?.getTime()}`;
+    let cached = this.#contents.get(literal);
+    try {
+      if (cached?.key !== key) {
+        cached = { key, bytes: Deno.readFileSync(literal) };
+        this.#contents.set(literal, cached);
+      }
+      const bytes = Deno.readFileSync(where);
+      return bytes.length === cached.bytes.length && bytes.every((b, i) => b === cached!.bytes[i]);
+    } catch {
+      return false;
+    }
   }
 
   /**

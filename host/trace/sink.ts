@@ -44,6 +44,11 @@ export interface TextOptions {
   times?: boolean;
 }
 
+/** The rules that fired on a line, ` [a,b]`: a wrapper names them, so they are escaped as any program text. */
+function alertsText(alerts: readonly string[] | undefined): string {
+  return alerts?.length ? ` [${alerts.map(escapeText).join(",")}]` : "";
+}
+
 /**
  * One event as one line of text: a call as strace prints it (`123 openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3`),
  * `= ?` where the source does not report the result, `= -1 EACCES (Permission denied) <denied>` where idwrap refused
@@ -60,7 +65,7 @@ export function formatEvent(e: HostEvent, options: TextOptions = {}): string {
     const who = `${escapeText(e.program.exe || "?")} (${escapeText(e.program.argv0 || "?")}) uid=${e.program.uid}`;
     if (e.kind === "spawn") return `${e.pid} +++ spawn ppid=${e.ppid} ${who}`;
     // An exec carries the rules that fired on its success (`when: success`).
-    if (e.kind === "exec") return `${e.pid} +++ exec ${who}${e.alerts?.length ? ` [${e.alerts.join(",")}]` : ""}`;
+    if (e.kind === "exec") return `${e.pid} +++ exec ${who}${alertsText(e.alerts)}`;
     return `${e.pid} +++ exit${e.exitCode !== undefined ? ` code=${e.exitCode}` : ""}${
       e.signal ? ` signal=${e.signal}` : ""
     }`;
@@ -75,7 +80,7 @@ export function formatEvent(e: HostEvent, options: TextOptions = {}): string {
   else line += " = ?";
   if (options.times && r?.ms !== undefined) line += ` <${(r.ms / 1000).toFixed(3)}>`;
   if (e.verdict?.startsWith("rewrite")) line += ` <${e.verdict}>`;
-  if (e.alerts?.length) line += ` [${e.alerts.join(",")}]`;
+  line += alertsText(e.alerts);
   if (e.reason) line += ` (${escapeText(e.reason)})`;
   return line;
 }

@@ -211,17 +211,19 @@ export function quoteString(text: string, limit = Infinity): string {
 /**
  * Text printed outside quotes (a program's path and argv0, a wrapper's message) with its control characters escaped
  * as strace does (`\n`, `\t`, `\r`, `\xNN`; `\\` for a backslash), so that no value can end a line of the report
- * and forge the next one. Other characters (UTF-8 names) are kept.
+ * and forge the next one, or send the terminal an escape sequence (ESC, C1 controls such as CSI U+009B); so are the
+ * line separators and the bidirectional controls (`\u202e`…), which would reorder what the operator reads. Other
+ * characters (UTF-8 names) are kept.
  */
 export function escapeText(text: string): string {
   // deno-lint-ignore no-control-regex -- the control characters are what this escapes
-  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029\\]/g, (c) => {
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\\]/g, (c) => {
     if (c === "\\") return "\\\\";
     if (c === "\n") return "\\n";
     if (c === "\t") return "\\t";
     if (c === "\r") return "\\r";
     const n = c.charCodeAt(0);
-    return n > 0xff ? `\\u${n.toString(16)}` : `\\x${n.toString(16).padStart(2, "0")}`;
+    return n > 0xff ? `\\u${n.toString(16).padStart(4, "0")}` : `\\x${n.toString(16).padStart(2, "0")}`;
   });
 }
 

@@ -11,6 +11,16 @@ const EPERM = 1, ENOSYS = 38;
 /** The alert id of a refused attempt on the supervisor, on every source. */
 export const TAMPER_ALERT = "idwrap.supervisor-tamper";
 
+/** The alert id of a refused attempt to drive a process outside the tree (ptrace attach, process_vm_writev/readv). */
+export const OUTSIDE_TREE_ALERT = "idwrap.outside-tree";
+
+/**
+ * The alert id of an open refused because the guard could not tell whether it reaches the supervisor: a procfs object
+ * on a mount it cannot place (a mount namespace of the tree's own, as `unshare -Urm` makes, before its /proc/self/uid_map
+ * is written). Failed closed; not evidence of an attempt on the supervisor (rt9 M2).
+ */
+export const UNPLACED_PROCFS_ALERT = "idwrap.procfs-unplaced";
+
 /** Why a call was refused: the audit record's reason, its ATT&CK technique, the errno the caller gets. */
 export interface Refusal {
   reason: string;
@@ -19,6 +29,8 @@ export interface Refusal {
   errno?: number;
   /** Refused as a rule of the tree, not because it aimed at the supervisor: recorded, not alerted. */
   quiet?: boolean;
+  /** The alert's id when it aimed at something else than the supervisor (default TAMPER_ALERT). */
+  alert?: string;
 }
 
 /** int 0x80 and x32 calls never run: a filter that let them through would be blind to them. */

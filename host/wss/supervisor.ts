@@ -548,7 +548,7 @@ export class Wss implements SourceHandler {
     event.verdict = describeVerdict(verdict);
     event.reason = `${refusal.reason} (${refusal.technique})`;
     event.emulated = undefined;
-    if (!refusal.quiet) event.alerts = [TAMPER_ALERT];
+    if (!refusal.quiet) event.alerts = [refusal.alert ?? TAMPER_ALERT];
     this.#sink.emit(event); // journaled before the answer
     this.#answer(call, proc, verdict);
   }

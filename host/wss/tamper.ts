@@ -13,7 +13,7 @@
  */
 import { syscallNumber } from "../syscalls/mod.ts";
 import { addressOf, libc, SYS } from "../unsafe/libc.ts";
-import type { Refusal } from "./refusal.ts";
+import { OUTSIDE_TREE_ALERT, type Refusal, UNPLACED_PROCFS_ALERT } from "./refusal.ts";
 
 const nr = (name: string): number => syscallNumber(name)!;
 const PTRACE_ATTACH = 16, PTRACE_SEIZE = 0x4206;
@@ -105,7 +105,19 @@ export class TamperGuard {
    * @param self the supervisor's pid (its thread group)
    * @param helpers pids of idwrap's own single-threaded helpers to guard as well (idwrap-holder)
    */
-  constructor(self: number = Deno.pid, helpers: number[] = []) {
+  /**
+   * Whether `target` (a pid or tid, in our pid namespace) belongs to the caller's wrapped tree; without it every
+   * target outside the supervisor is let through. A tree must not drive a process outside it (ptrace attach,
+   * process_vm_writev/readv): that process's calls are not supervised (rt9 F4).
+   */
+  readonly #inTree: ((caller: number, target: number) => boolean) | undefined;
+
+  constructor(
+    self: number = Deno.pid,
+    helpers: number[] = [],
+    inTree?: (caller: number, target: number) => boolean,
+  ) {
+    this.#inTree = inTree;
     this.#self = self;
     this.#helpers = new Set(helpers);
     this.#pgid = Number(libc.symbols.syscall(SYS.getpgid, 0n, 0n, 0n, 0n, 0n, 0n));
@@ -216,22 +228,46 @@ export class TamperGuard {
           ? { reason: "prlimit64 on the idwrap supervisor (RLIMIT_CPU would kill it)", technique: "T1562.001" }
           : undefined;
       case NR.process_vm_readv:
-      case NR.process_vm_writev:
-        return ours(int32(args[0]))
-          ? {
-            reason: `${nr === NR.process_vm_readv ? "process_vm_readv" : "process_vm_writev"} of the idwrap supervisor`,
-            technique: "T1055",
-          }
-          : undefined;
+      case NR.process_vm_writev: {
+        const how = nr === NR.process_vm_readv ? "process_vm_readv" : "process_vm_writev";
+        const target = int32(args[0]);
+        if (ours(target)) return { reason: `${how} of the idwrap supervisor`, technique: "T1055" };
+        return this.#outside(numbersAreOurs, caller, target, how, "T1055");
+      }
       case NR.ptrace: {
         const request = int32(args[0]);
-        const attach = request === PTRACE_ATTACH || request === PTRACE_SEIZE;
-        return attach && ours(int32(args[1]))
-          ? { reason: "ptrace attach to the idwrap supervisor", technique: "T1055.008" }
-          : undefined;
+        if (request !== PTRACE_ATTACH && request !== PTRACE_SEIZE) return undefined;
+        const target = int32(args[1]);
+        if (ours(target)) return { reason: "ptrace attach to the idwrap supervisor", technique: "T1055.008" };
+        return this.#outside(numbersAreOurs, caller, target, "ptrace attach", "T1055.008");
       }
     }
     return undefined;
+  }
+
+  /**
+   * A call that would drive `target`, refused when it is outside the caller's tree. A caller in a pid namespace of
+   * its own names pids there: a namespace the tree made holds only the tree's processes (let through; joining another
+   * one takes CAP_SYS_ADMIN over it). A target that does not exist is let through: the kernel fails it (ESRCH).
+   */
+  #outside(
+    numbersAreOurs: boolean,
+    caller: number,
+    target: number,
+    how: string,
+    technique: string,
+  ): Refusal | undefined {
+    if (!this.#inTree || !numbersAreOurs || target <= 0 || this.#inTree(caller, target)) return undefined;
+    try {
+      Deno.statSync(`/proc/${target}`);
+    } catch {
+      return undefined;
+    }
+    return {
+      reason: `${how} of process ${target}, outside the wrapped tree: its calls are not supervised`,
+      technique,
+      alert: OUTSIDE_TREE_ALERT,
+    };
   }
 
   /**
@@ -242,8 +278,8 @@ export class TamperGuard {
    * @param readOnly whether the open asks for O_RDONLY without O_CREAT/O_TRUNC (asked only for the supervisor's
    *   entries: reading openat2's flags costs a read of the caller's memory)
    */
-  checkPath(path: string, readOnly: () => boolean): Refusal | undefined {
-    return path.startsWith("/proc/") ? this.#checkInProcfs(path.slice(5), path, readOnly) : undefined;
+  checkPath(path: string, readOnly: () => boolean, caller?: number): Refusal | undefined {
+    return path.startsWith("/proc/") ? this.#checkInProcfs(path.slice(5), path, readOnly, caller) : undefined;
   }
 
   /**
@@ -262,11 +298,12 @@ export class TamperGuard {
     if (inner === undefined) {
       // A procfs object we cannot place could be ours: refused rather than guessed.
       return {
-        reason: `open of ${path} on a procfs mount idwrap cannot place (failed closed)`,
+        reason: `open of ${path} on a procfs mount idwrap cannot place: it could be the supervisor's (failed closed)`,
         technique: "T1562.001",
+        alert: UNPLACED_PROCFS_ALERT,
       };
     }
-    return this.#checkInProcfs(inner, path, readOnly);
+    return this.#checkInProcfs(inner, path, readOnly, pidOf(caller));
   }
 
   /**
@@ -286,6 +323,7 @@ export class TamperGuard {
         return {
           reason: `${shown} followed a magic link in ${path}, on a procfs mount idwrap cannot place (failed closed)`,
           technique: "T1562.001",
+          alert: UNPLACED_PROCFS_ALERT,
         };
       }
       const m = inner.match(/^\/(\d+)(?:\/task\/(\d+))?(?:\/|$)/);
@@ -302,11 +340,16 @@ export class TamperGuard {
   }
 
   /** `inner`: a path inside a procfs ("/PID/mem"); `shown`: how the call named it. */
-  #checkInProcfs(inner: string, shown: string, readOnly: () => boolean): Refusal | undefined {
+  #checkInProcfs(inner: string, shown: string, readOnly: () => boolean, caller?: number): Refusal | undefined {
     const m = inner.match(/^\/(\d+)(?:\/task\/(\d+))?(?:\/([^/]*))?/);
     if (!m) return undefined;
     const ours = this.#isOurThread(Number(m[1])) || (m[2] !== undefined && this.#isOurThread(Number(m[2])));
-    if (!ours) return undefined;
+    if (!ours) {
+      // Another process's memory opened for writing is process_vm_writev by another name (rt9 F4).
+      if (caller === undefined || m[3] !== "mem" || inner.length !== m[0].length || readOnly()) return undefined;
+      const how = `open of ${shown} for writing`;
+      return this.#outside(!inChildPidNamespace(caller), caller, Number(m[1]), how, "T1055");
+    }
     const entry = m[3] ?? "";
     if (READABLE_PROC_ENTRIES.has(entry) && readOnly() && !inner.slice(m[0].length).includes("/")) return undefined;
     const where = shown.startsWith("/proc/") ? "" : ` (procfs ${inner})`;
@@ -391,6 +434,15 @@ function procfsPathOf(fd: number, path: string, caller: number): string | undefi
     }
   } catch { /* the caller is gone: nothing to place */ }
   return undefined;
+}
+
+/** The thread group of a thread (itself when /proc cannot say). */
+function pidOf(tid: number): number {
+  try {
+    return Number(Deno.readTextFileSync(`/proc/${tid}/status`).match(/^Tgid:\s*(\d+)$/m)?.[1] ?? tid);
+  } catch {
+    return tid;
+  }
 }
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo. */

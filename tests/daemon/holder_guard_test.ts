@@ -45,6 +45,9 @@ async function attackHolder(uid?: number): Promise<void> {
       if (attack !== "getfd") {
         const control = bare
           ? await run(TAMPER, [attack, String(target.pid)])
+          : ["ptrace", "vmread", "procmem"].includes(attack)
+          // The decoy in the tree: a process outside it is refused (tests/sources/seccomp/ptrace_outside_test.ts).
+          ? await wrapped(["/bin/sh", "-c", `sleep 60 & sleep 0.2; ${TAMPER} ${attack} $!; kill $!`], uid)
           : await wrapped([TAMPER, attack, String(target.pid)], uid);
         if (attack === "setown") Deno.kill(target.pid, "SIGCONT");
         assert(worked.test(control.stdout), `${attack} on a decoy should work:\n${control.stdout}${control.stderr}`);

@@ -11,6 +11,7 @@ import { idwrap, traced } from "../helpers.ts";
 Deno.test("escapeText: C escapes for control characters and the backslash; other text kept", () => {
   assertEquals(escapeText("a\nb\tc\rd\\e\x1b[31m\x7f\x85é\u2028"), "a\\nb\\tc\\rd\\\\e\\x1b[31m\\x7f\\x85é\\u2028");
   assertEquals(escapeText("/usr/bin/passwd"), "/usr/bin/passwd");
+  assertEquals(escapeText("a\u202eb\u2066c\u061cd"), "a\\u202eb\\u2066c\\u061cd");
 });
 
 const FORGED = "idwrap: /bin/sh exited with 0";

@@ -20,7 +20,7 @@ const D_SERVICES = '["nginx","apache2","httpd","lighttpd","php-fpm*","mysqld","m
 const D_SERVICE_SHELL_ALLOW = '["sshd","sshd-session","login","systemd","cron","sudo","su","tmux*","screen"]';
 const D_SHELLS = '["sh","bash","dash","zsh","ksh","ksh93","mksh","csh","tcsh","fish","ash","busybox",' +
   '"python*","perl*","ruby*","php*","node","nodejs","lua*","tclsh*"]';
-const D_PTRACE_ALLOW = '["gdb","strace","ltrace","lldb*","perf"]';
+const D_PTRACE_ALLOW = '["/usr/bin/gdb","/usr/bin/strace","/usr/bin/ltrace","/usr/bin/lldb*","/usr/bin/perf*"]';
 const D_KERNEL_ALLOW = '["modprobe","insmod","rmmod","kmod","systemd","systemd-udevd","udevadm","mount",' +
   '"umount","fusermount","fusermount3"]';
 const D_RAW_SOCKET_ALLOW = '["ping","ping4","ping6","arping","traceroute*","dhclient","dhcpcd","NetworkManager",' +

@@ -182,7 +182,11 @@ export class SeccompSource implements EventSource {
   constructor(options: SeccompSourceOptions = {}) {
     this.#emulateOpens = options.emulateOpens ?? true;
     this.#holderFd = options.holderFd;
-    this.#guard = new TamperGuard(Deno.pid, options.holderPid === undefined ? [] : [options.holderPid]);
+    this.#guard = new TamperGuard(
+      Deno.pid,
+      options.holderPid === undefined ? [] : [options.holderPid],
+      (caller, target) => this.#inTree(caller, target),
+    );
     this.#epoll = libc.symbols.epoll_create1(EPOLL_CLOEXEC);
     if (this.#epoll < 0) throw new Error(`Cannot create an epoll instance: errno ${errno()}`);
     this.wakeFd = libc.symbols.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -440,7 +444,7 @@ export class SeccompSource implements EventSource {
     }
     if (!OPEN_FAMILY.has(call.nr) || decoded.path === undefined) return undefined;
     const readOnly = () => this.#opensReadOnly(call.tid, name);
-    const named = this.#guard.checkPath(decoded.path, readOnly);
+    const named = this.#guard.checkPath(decoded.path, readOnly, call.pid);
     if (named) return named;
     // The object itself: the same entries reached through another procfs mount or a bind mount of /proc/PID.
     const r = this.#serving(call).check?.resolved[0];
@@ -531,6 +535,29 @@ export class SeccompSource implements EventSource {
     }
     // seccomp cannot rewrite arguments (the chain refuses such verdicts here): fail closed.
     this.#send(listener, call.id, verdict.action === "deny" ? verdict.errno : E.EPERM, 0);
+  }
+
+  /**
+   * Whether `target` (a pid or tid) is in `caller`'s tree: it, or an ancestor of it (its parent, that one's parent…),
+   * is a process of the caller's session we know and that is still alive (its pidfd: the pid then still names it, as
+   * a pid is not reused before its process is reaped). A process outside never has one inside among its ancestors (a
+   * tree's children inherit its filter); a tree process reparented outside (its parent gone) and never seen by this
+   * source is taken for outside: refused, fail-closed. What stays open: between this answer and the kernel's lookup,
+   * the tree could end and reap the target and an outside process take its number — the pid allocator would have to
+   * come round to exactly that pid in that moment (docs/threat-model.md).
+   */
+  #inTree(caller: number, target: number): boolean {
+    const session = this.#procs.get(caller)?.session;
+    if (session === undefined) return false;
+    let pid = readTaskStatus(target)?.tgid ?? 0;
+    for (let hops = 0; pid > 1 && hops < 1024; hops++) {
+      const proc = this.#procs.get(pid);
+      if (proc?.session === session) {
+        return libc.symbols.syscall(SYS.pidfd_send_signal, BigInt(proc.pidfd), 0n, 0n, 0n, 0n, 0n) === 0n;
+      }
+      pid = readTaskStatus(pid)?.ppid ?? 0;
+    }
+    return false;
   }
 
   /** SIGKILL through the pidfd (never a recycled pid). */

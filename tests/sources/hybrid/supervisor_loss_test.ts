@@ -75,9 +75,23 @@ Deno.test("idwrap run --source hybrid: a root program cannot trace, read, signal
   }
   try {
     for (const [attack, worked] of TAMPER_ATTACKS) {
-      // Control: the attack works from a hybrid-wrapped tree on a process that is not idwrap's — without the launcher's
-      // Landlock domain, which refuses the tree a ptrace access check on any process outside it (docs/bpf.md).
-      const control = await hybrid(`${attack} ${decoy.pid}`, { IDWRAP_HYBRID_LANDLOCK: "0" });
+      // Control: the attack works from a hybrid-wrapped tree on a process that is not idwrap's. ptrace, vmread and
+      // procmem: the decoy in the tree (one outside it is refused: tests/sources/seccomp/ptrace_outside_test.ts); the
+      // rest: a decoy outside, without the launcher's Landlock domain, which refuses the tree a ptrace access check on
+      // any process outside it (docs/bpf.md).
+      const control = ["ptrace", "vmread", "procmem"].includes(attack)
+        ? await run(IDWRAP, [
+          "run",
+          "--source",
+          "hybrid",
+          "-p",
+          policy,
+          "--",
+          "/bin/sh",
+          "-c",
+          `sleep 60 & sleep 0.2; ${prog("tamper")} ${attack} $!; kill $!`,
+        ])
+        : await hybrid(`${attack} ${decoy.pid}`, { IDWRAP_HYBRID_LANDLOCK: "0" });
       if (attack === "setown") Deno.kill(decoy.pid, "SIGCONT");
       assert(worked.test(control.stdout), `${attack} on a decoy should work:\n${control.stdout}${control.stderr}`);
       const r = await hybrid(`${attack} holder`);

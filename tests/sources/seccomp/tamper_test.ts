@@ -36,6 +36,9 @@ const ATTACKS: [string, RegExp, "bare"?][] = [
   ["setown", /^setown: 0$/m],
 ];
 
+/** Attacks that drive another process: their control's decoy is in the tree. */
+const DRIVES = new Set(["ptrace", "ptrace-thread", "vmread", "vmwrite", "procmem"]);
+
 const POLICY = await (async () => {
   const dir = await scratchDir({ prefix: "idwrap-tamper-" });
   await Deno.chmod(dir, 0o755);
@@ -77,6 +80,9 @@ async function attackAll(uid?: number): Promise<void> {
           attack,
           String(target.pid),
         ])
+        : DRIVES.has(attack)
+        // The decoy in the tree: a process outside it is refused too (ptrace_outside_test.ts).
+        ? await wrapped(["/bin/sh", "-c", `sleep 60 & sleep 0.2; ${TAMPER} ${attack} $!; kill $!`], uid)
         : await wrapped([TAMPER, attack, String(target.pid)], uid);
       // setown leaves the decoy stopped by a late SIGIO (the pipe's close): wake it for the next attack.
       if (attack === "setown") Deno.kill(target.pid, "SIGCONT");
