@@ -25,7 +25,7 @@ import type {
 } from "../../wss/source.ts";
 import { readTaskStatus } from "../../wss/procfs.ts";
 import { BPF_CAPABILITIES } from "../capabilities.ts";
-import { readIdentity, recordReader } from "./events.ts";
+import { execArgvProblem, execProgram, readIdentity, recordReader } from "./events.ts";
 import { interestFor } from "./interest.ts";
 import { type BpfRecord, FLAG, HEAD, type InterestEntry, KIND, ktimeMs, WINDOW_BITS } from "./layout.ts";
 import { monotonicNs } from "./libbpf.ts";
@@ -545,6 +545,10 @@ export class BpfTransport implements EventSource {
           // An executable mapping of a file an exec rule names: killed at its sys_enter (the rule's index in ret).
           ...(pre && rec.flags & FLAG.EXEC_KILLED ? { killedInKernel: this.#killedAtMmap(Number(rec.ret)) } : {}),
         };
+        const argvProblem = pre && !(rec.flags & FLAG.COMPAT) && EXEC_NRS.has(rec.nr)
+          ? execArgvProblem(rec)
+          : undefined;
+        if (argvProblem) handler.fault(rec.tgid, argvProblem);
         handler.call(call);
         this.#rec = undefined;
         return served + 1;
@@ -570,8 +574,7 @@ export class BpfTransport implements EventSource {
         this.#running.set(rec.tgid, file);
         const exe = resolvedExe(rec.tgid, rec.path ? text.decode(rec.path) : "", file);
         if (this.#programFiles.size) this.#checkExecArm(rec.tgid, file, exe);
-        const argv0 = rec.data ? text.decode(rec.data).split("\0")[0] : exe;
-        const program: ProgramIdentity = { exe, argv0, uid: rec.uid, gid: rec.gid };
+        const program: ProgramIdentity = execProgram(rec, exe);
         const killedInKernel = rec.flags & FLAG.EXEC_KILLED ? this.#killedBy(Number(rec.args[2]), file) : undefined;
         handler.lifecycle({
           kind: "exec",
