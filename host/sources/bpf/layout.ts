@@ -257,3 +257,30 @@ export function encodeConfig(mode: number, cgroupId: bigint, wakeBytes: number):
   v.setBigUint64(CONFIG.wake_bytes, BigInt(wakeBytes), true);
   return b;
 }
+
+/**
+ * A copy record made on the host: `rec`'s head and path with `data` as its data and `flags` (a held execve enter given
+ * the argv its exec record copied: transport.ts). Fresh bytes, so it outlives the ring's; no dropped-record count (the
+ * original carried it).
+ */
+export function copyRecordWith(rec: BpfRecord, flags: number, data: Uint8Array | undefined): BpfRecord {
+  const b = new Uint8Array(COPY.size);
+  const v = new DataView(b.buffer);
+  v.setBigUint64(HEAD.ktime, rec.ktime, true);
+  v.setUint32(HEAD.kind, rec.kind, true);
+  v.setUint32(HEAD.flags, flags | FLAG.COPIES, true);
+  v.setUint32(HEAD.tgid, rec.tgid, true);
+  v.setUint32(HEAD.tid, rec.tid, true);
+  v.setInt32(HEAD.nr, rec.nr, true);
+  v.setBigInt64(HEAD.ret, rec.ret, true);
+  rec.args.forEach((a, i) => v.setBigUint64(HEAD.args + 8 * i, a, true));
+  v.setUint32(HEAD.uid, rec.uid, true);
+  v.setUint32(HEAD.gid, rec.gid, true);
+  const path = rec.path ?? new Uint8Array(0);
+  b.set(path.subarray(0, PATH_MAX), COPY.path);
+  v.setUint16(COPY.path_len, Math.min(path.length, PATH_MAX), true);
+  const bytes = (data ?? new Uint8Array(0)).subarray(0, DATA_MAX);
+  b.set(bytes, COPY.data);
+  v.setUint16(COPY.data_len, bytes.length, true);
+  return decodeRecord(b);
+}

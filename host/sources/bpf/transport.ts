@@ -27,7 +27,16 @@ import { readTaskStatus } from "../../wss/procfs.ts";
 import { BPF_CAPABILITIES } from "../capabilities.ts";
 import { execArgvProblem, execProgram, readIdentity, recordReader } from "./events.ts";
 import { interestFor } from "./interest.ts";
-import { type BpfRecord, FLAG, HEAD, type InterestEntry, KIND, ktimeMs, WINDOW_BITS } from "./layout.ts";
+import {
+  type BpfRecord,
+  copyRecordWith,
+  FLAG,
+  HEAD,
+  type InterestEntry,
+  KIND,
+  ktimeMs,
+  WINDOW_BITS,
+} from "./layout.ts";
 import { monotonicNs } from "./libbpf.ts";
 import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 import { EXEC_NRS, execKillEntries, type KernelExecRule, type KernelFile } from "./exec_rules.ts";
@@ -181,6 +190,13 @@ export class BpfTransport implements EventSource {
   readonly #offsetMs = Date.now() - Number(monotonicNs()) / 1e6;
   /** The record being served (the WSS reads its arguments while the handler runs). */
   #rec: BpfRecord | undefined;
+  /**
+   * execve enters whose argv the programs could not read (a page not resident at the call), by tid, held until the
+   * thread's next record: its exec record carries the argv the kernel read (the new image's, resident), which the
+   * call is then served with; anything else (the exec failed) serves it as it is, the argv a fault.
+   */
+  readonly #heldExecs = new Map<number, BpfRecord>();
+  #holdsExecs = true;
   #id = 0n;
   /** Records dropped, as the programs reported them in-band. */
   #lost = 0;
@@ -242,7 +258,13 @@ export class BpfTransport implements EventSource {
 
   /** The transport with an interest map compiled elsewhere (host/sources/hybrid/hybrid.ts: the observed calls). */
   static observing(entries: ReadonlyMap<number, InterestEntry>, options: BpfTracerOptions): BpfTransport {
-    return new BpfTransport({ ...options, interest: { calls: new Map(), failClosed: false } }, new Map(entries));
+    const transport = new BpfTransport(
+      { ...options, interest: { calls: new Map(), failClosed: false } },
+      new Map(entries),
+    );
+    // The hybrid serves each ring call before its seccomp ones and re-reads what the ring could not copy: none held.
+    transport.#holdsExecs = false;
+    return transport;
   }
 
   setInterest(interest: Interest): void {
@@ -510,6 +532,57 @@ export class BpfTransport implements EventSource {
     return { recent: BigInt.asUintN(64, rec.ret).toString(), skipped };
   }
 
+  /**
+   * Serves a held execve enter before `rec` if `rec` is its thread's next record: with the argv of its exec record
+   * (the exec succeeded: that argv is what the kernel read), else as it was held (the argv unreadable, reported).
+   */
+  #releaseExec(rec: BpfRecord, handler: SourceHandler): number {
+    const tid = rec.kind === KIND.EXEC ? Number(rec.ret) : rec.kind === KIND.GONE ? undefined : rec.tid;
+    const releases = tid === undefined
+      ? [...this.#heldExecs.entries()].filter(([, h]) => h.tgid === rec.tgid).map(([t]) => t)
+      : this.#heldExecs.has(tid)
+      ? [tid]
+      : [];
+    let served = 0;
+    for (const t of releases) {
+      const held = this.#heldExecs.get(t)!;
+      this.#heldExecs.delete(t);
+      const call = rec.kind === KIND.EXEC
+        ? copyRecordWith(held, (held.flags & ~FLAG.DATA_FAULT) | (rec.flags & FLAG.DATA_TRUNC), rec.data)
+        : held;
+      served += this.#serveCall(call, handler);
+    }
+    return served;
+  }
+
+  /** Hands a call's record to the WSS (one report). */
+  #serveCall(rec: BpfRecord, handler: SourceHandler, time = Math.floor(ktimeMs(rec) + this.#offsetMs)): number {
+    this.#rec = rec;
+    this.#id++;
+    const pre = rec.kind === KIND.ENTER;
+    const call: SourceCall = {
+      id: this.#id,
+      pid: rec.tgid,
+      tid: rec.tid,
+      abi: rec.flags & FLAG.COMPAT ? "i386" : "x86_64",
+      nr: rec.nr,
+      args: rec.args,
+      phase: pre ? "pre" : "post",
+      waits: false,
+      time,
+      ...(pre ? {} : { ret: rec.ret }),
+      faulted: (rec.flags & (FLAG.PATH_FAULT | FLAG.PATH2_FAULT | FLAG.DATA_FAULT)) !== 0,
+      ...(rec.flags & FLAG.WINDOW ? { window: this.#window(rec) } : {}),
+      // An executable mapping of a file an exec rule names: killed at its sys_enter (the rule's index in ret).
+      ...(pre && rec.flags & FLAG.EXEC_KILLED ? { killedInKernel: this.#killedAtMmap(Number(rec.ret)) } : {}),
+    };
+    const argvProblem = pre && !(rec.flags & FLAG.COMPAT) && EXEC_NRS.has(rec.nr) ? execArgvProblem(rec) : undefined;
+    if (argvProblem) handler.fault(rec.tgid, argvProblem);
+    handler.call(call);
+    this.#rec = undefined;
+    return 1;
+  }
+
   /** Hands one record to the WSS; returns how many reports it made. */
   #hand(rec: BpfRecord, handler: SourceHandler): number {
     let served = 0;
@@ -522,36 +595,19 @@ export class BpfTransport implements EventSource {
         served++;
       }
     }
+    if (this.#heldExecs.size) served += this.#releaseExec(rec, handler);
     const time = Math.floor(ktimeMs(rec) + this.#offsetMs);
     switch (rec.kind) {
       case KIND.ENTER:
       case KIND.EXIT: {
-        this.#rec = rec;
-        this.#id++;
-        const pre = rec.kind === KIND.ENTER;
-        const call: SourceCall = {
-          id: this.#id,
-          pid: rec.tgid,
-          tid: rec.tid,
-          abi: rec.flags & FLAG.COMPAT ? "i386" : "x86_64",
-          nr: rec.nr,
-          args: rec.args,
-          phase: pre ? "pre" : "post",
-          waits: false,
-          time,
-          ...(pre ? {} : { ret: rec.ret }),
-          faulted: (rec.flags & (FLAG.PATH_FAULT | FLAG.PATH2_FAULT | FLAG.DATA_FAULT)) !== 0,
-          ...(rec.flags & FLAG.WINDOW ? { window: this.#window(rec) } : {}),
-          // An executable mapping of a file an exec rule names: killed at its sys_enter (the rule's index in ret).
-          ...(pre && rec.flags & FLAG.EXEC_KILLED ? { killedInKernel: this.#killedAtMmap(Number(rec.ret)) } : {}),
-        };
-        const argvProblem = pre && !(rec.flags & FLAG.COMPAT) && EXEC_NRS.has(rec.nr)
-          ? execArgvProblem(rec)
-          : undefined;
-        if (argvProblem) handler.fault(rec.tgid, argvProblem);
-        handler.call(call);
-        this.#rec = undefined;
-        return served + 1;
+        if (
+          this.#holdsExecs && rec.kind === KIND.ENTER && rec.flags & FLAG.DATA_FAULT && !(rec.flags & FLAG.COMPAT) &&
+          EXEC_NRS.has(rec.nr)
+        ) {
+          this.#heldExecs.set(rec.tid, copyRecordWith(rec, rec.flags, rec.data));
+          return served;
+        }
+        return served + this.#serveCall(rec, handler, time);
       }
       case KIND.SKIPPED:
         this.#skipped.set(rec.tgid, (this.#skipped.get(rec.tgid) ?? 0) + Number(rec.ret));

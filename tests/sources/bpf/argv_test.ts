@@ -117,7 +117,7 @@ Deno.test("bpf argv: an argv longer than the copy is cut visibly (…) and repor
   }
 });
 
-Deno.test("bpf argv: an argv not resident at execve is reported unreadable, never an empty argv; seccomp reads it", async () => {
+Deno.test("bpf argv: an argv not resident at execve is judged from its exec record; a failed one is a fault", async () => {
   const policy = await writePolicy(ARGV_RULE);
   const dir = await scratchDir({ prefix: "idwrap-bpfargv-" });
   await Deno.chmod(dir, 0o777);
@@ -128,28 +128,34 @@ Deno.test("bpf argv: an argv not resident at execve is reported unreadable, neve
       // Control: the exec had that argv (seccomp reads it from the caller, faulting the page in): the rule fires.
       const sec = await traced("run", ["--source", "seccomp", "-p", policy], cmd);
       assertEquals(sec.code, 0, sec.stderr);
-      const secExec = execvesOfTrue(sec.events);
-      assertEquals(secExec.map((e) => [e.decoded.argv, e.alerts]), [[["/bin/true", "-e", "x"], ["dash-e"]]]);
+      assertEquals(execvesOfTrue(sec.events).map((e) => [e.decoded.argv, e.alerts]), [[
+        ["/bin/true", "-e", "x"],
+        ["dash-e"],
+      ]]);
       await Deno.remove(file);
 
+      // bpf: the programs cannot read it at the call (a fault); the call is served with its exec record's argv.
       const r = await traced("run", ["--source", "bpf", "-p", policy], cmd);
       assertEquals(r.code, 0, r.stderr);
       assertEquals(sources(r.events), ["bpf"]);
-      // Not seen, so not alerted: but said so (below), and the call's argument is a fault, not an empty argv.
-      // (The launcher's exec of the fixture, whose argv holds "-e" too, is seen and alerted: not the one here.)
-      assertEquals(alerted(r.events, "dash-e").filter((a) => a.exe.includes("bpf_argv_cold")), []);
+      assertEquals(execvesOfTrue(r.events).map((e) => [e.decoded.argv, e.decoded.fault, e.alerts]), [[
+        ["/bin/true", "-e", "x"],
+        undefined,
+        ["dash-e"],
+      ]]);
+      assertEquals(execsOf(r.events, "/usr/bin/true").map((e) => e.program.args), [["/bin/true", "-e", "x"]]);
       await Deno.remove(file);
-      const t = await traced("trace", ["--source", "bpf", "-e", "execve"], cmd);
-      assertEquals(t.code, 0, t.stderr);
-      const exec = execvesOfTrue(t.events);
-      assertEquals(exec.length, 1);
-      assertEquals([exec[0].decoded.argv, exec[0].decoded.fault], [undefined, "arg1"]);
+
+      // An exec that fails has no exec record: the argv stays unreadable, as such (a fault, never an empty argv).
+      const failed = [...as, COLD, file, `${dir}/missing/true`, "-e", "x"];
+      const t = await traced("trace", ["--source", "bpf", "-e", "execve"], failed);
+      assertEquals(t.code, 127, t.stderr);
+      const exec = calls(t.events, "pre").filter((e) => e.syscall === "execve" && /missing/.test(e.decoded.path ?? ""));
+      assertEquals(exec.map((e) => [e.decoded.argv, e.decoded.fault]), [[undefined, "arg1"]]);
       assert(
-        r.events.some((e) => e.kind === "fault" && /execve's argv could not be read at the call/.test(e.message)),
+        t.events.some((e) => e.kind === "fault" && /execve's argv could not be read at the call/.test(e.message)),
         "the unreadable argv is reported",
       );
-      // The new image's argv (its own stack, resident) names the process.
-      assertEquals(execsOf(r.events, "/usr/bin/true").map((e) => e.program.args), [["/bin/true", "-e", "x"]]);
       await Deno.remove(file);
     }
   } finally {
