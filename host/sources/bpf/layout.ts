@@ -259,11 +259,16 @@ export function encodeConfig(mode: number, cgroupId: bigint, wakeBytes: number):
 }
 
 /**
- * A copy record made on the host: `rec`'s head and path with `data` as its data and `flags` (a held execve enter given
- * the argv its exec record copied: transport.ts). Fresh bytes, so it outlives the ring's; no dropped-record count (the
+ * A copy record made on the host: `rec`'s head with `flags`, `data` and `path` (by default its own) (a held execve
+ * enter given the argv and name its exec record copied: transport.ts). Fresh bytes, so it outlives the ring's; no dropped-record count (the
  * original carried it).
  */
-export function copyRecordWith(rec: BpfRecord, flags: number, data: Uint8Array | undefined): BpfRecord {
+export function copyRecordWith(
+  rec: BpfRecord,
+  flags: number,
+  data: Uint8Array | undefined,
+  path: Uint8Array | undefined = rec.path,
+): BpfRecord {
   const b = new Uint8Array(COPY.size);
   const v = new DataView(b.buffer);
   v.setBigUint64(HEAD.ktime, rec.ktime, true);
@@ -276,9 +281,9 @@ export function copyRecordWith(rec: BpfRecord, flags: number, data: Uint8Array |
   rec.args.forEach((a, i) => v.setBigUint64(HEAD.args + 8 * i, a, true));
   v.setUint32(HEAD.uid, rec.uid, true);
   v.setUint32(HEAD.gid, rec.gid, true);
-  const path = rec.path ?? new Uint8Array(0);
-  b.set(path.subarray(0, PATH_MAX), COPY.path);
-  v.setUint16(COPY.path_len, Math.min(path.length, PATH_MAX), true);
+  const name = path ?? new Uint8Array(0);
+  b.set(name.subarray(0, PATH_MAX), COPY.path);
+  v.setUint16(COPY.path_len, Math.min(name.length, PATH_MAX), true);
   const bytes = (data ?? new Uint8Array(0)).subarray(0, DATA_MAX);
   b.set(bytes, COPY.data);
   v.setUint16(COPY.data_len, bytes.length, true);

@@ -8,7 +8,7 @@
  * @module
  */
 import type { CallWindow, DecodedArgs, ProgramIdentity, SyscallEvent, Verdict, WindowFilter } from "../../events.ts";
-import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
+import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls, syscallName, syscallNumber } from "../../syscalls/mod.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CTL_ADD, EPOLL_EVENT, EPOLLIN } from "../../unsafe/layouts.ts";
 import { errno, killProcess, libc } from "../../unsafe/libc.ts";
 import { decodeArgs } from "../../wss/decode.ts";
@@ -191,9 +191,10 @@ export class BpfTransport implements EventSource {
   /** The record being served (the WSS reads its arguments while the handler runs). */
   #rec: BpfRecord | undefined;
   /**
-   * execve enters whose argv the programs could not read (a page not resident at the call), by tid, held until the
-   * thread's next record: its exec record carries the argv the kernel read (the new image's, resident), which the
-   * call is then served with; anything else (the exec failed) serves it as it is, the argv a fault.
+   * execve enters, by tid, held until the thread's next record: when the exec succeeds that is its exec record, whose
+   * argv is the one the kernel read (the new image's, resident), and the call is served with it, so a rule judges the
+   * argv that ran: not one a racing thread rewrote after the enter's copy, nor one the programs could not read at the
+   * call (a page not resident). Anything else (the exec failed) serves the call as copied at its enter.
    */
   readonly #heldExecs = new Map<number, BpfRecord>();
   #holdsExecs = true;
@@ -534,7 +535,7 @@ export class BpfTransport implements EventSource {
 
   /**
    * Serves a held execve enter before `rec` if `rec` is its thread's next record: with the argv of its exec record
-   * (the exec succeeded: that argv is what the kernel read), else as it was held (the argv unreadable, reported).
+   * (the exec succeeded: that argv is what the kernel read), else as it was held (its enter's copy; a fault reported).
    */
   #releaseExec(rec: BpfRecord, handler: SourceHandler): number {
     const tid = rec.kind === KIND.EXEC ? Number(rec.ret) : rec.kind === KIND.GONE ? undefined : rec.tid;
@@ -547,10 +548,7 @@ export class BpfTransport implements EventSource {
     for (const t of releases) {
       const held = this.#heldExecs.get(t)!;
       this.#heldExecs.delete(t);
-      const call = rec.kind === KIND.EXEC
-        ? copyRecordWith(held, (held.flags & ~FLAG.DATA_FAULT) | (rec.flags & FLAG.DATA_TRUNC), rec.data)
-        : held;
-      served += this.#serveCall(call, handler);
+      served += this.#serveCall(rec.kind === KIND.EXEC ? withExecCopies(held, rec) : held, handler);
     }
     return served;
   }
@@ -601,7 +599,7 @@ export class BpfTransport implements EventSource {
       case KIND.ENTER:
       case KIND.EXIT: {
         if (
-          this.#holdsExecs && rec.kind === KIND.ENTER && rec.flags & FLAG.DATA_FAULT && !(rec.flags & FLAG.COMPAT) &&
+          this.#holdsExecs && rec.kind === KIND.ENTER && rec.flags & FLAG.COPIES && !(rec.flags & FLAG.COMPAT) &&
           EXEC_NRS.has(rec.nr)
         ) {
           this.#heldExecs.set(rec.tid, copyRecordWith(rec, rec.flags, rec.data));
@@ -652,4 +650,26 @@ export class BpfTransport implements EventSource {
         return served + 1;
     }
   }
+}
+
+const EXECVE = syscallNumber("execve")!;
+
+/**
+ * A held execve enter with what its exec record copied where that was read: the argv (the new image's, which the kernel
+ * copied from the caller) and, for execve, the name where the enter could not read it (bprm->filename, the caller's
+ * string as the kernel read it; execveat's is built from the fd and is not the caller's).
+ */
+function withExecCopies(enter: BpfRecord, exec: BpfRecord): BpfRecord {
+  let flags = enter.flags;
+  let data = enter.data;
+  let path = enter.path;
+  if (!(exec.flags & FLAG.DATA_FAULT)) {
+    flags = (flags & ~(FLAG.DATA_FAULT | FLAG.DATA_TRUNC)) | (exec.flags & FLAG.DATA_TRUNC);
+    data = exec.data;
+  }
+  if (enter.flags & FLAG.PATH_FAULT && enter.nr === EXECVE && !(exec.flags & FLAG.PATH_FAULT)) {
+    flags &= ~FLAG.PATH_FAULT;
+    path = exec.path;
+  }
+  return copyRecordWith(enter, flags, data, path);
 }

@@ -162,3 +162,26 @@ Deno.test("bpf argv: an argv not resident at execve is judged from its exec reco
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("bpf argv: a thread racing the exec's argv never decides the rule: it judges the argv the exec ran, 2000 runs", async () => {
+  const flip = `${BUILD}/bpf_argv_flip`;
+  await compileC(`${ROOT}tests/sources/bpf/fixtures/argv_flip.c`, flip, ["-pthread"]);
+  const policy = await writePolicy(ARGV_RULE);
+  const t = await traced("trace", ["--source", "bpf", "-e", "execve"], [flip, "2000"]);
+  assertEquals(t.code, 0, t.stderr);
+  // Each run's execve of /bin/true against what its new image had as argv[1] (its exec event, in the same order).
+  const judged = calls(t.events, "pre").filter((e) => e.syscall === "execve" && e.decoded.argv?.[0] === "/bin/true")
+    .map((e) => e.decoded.argv?.[1]);
+  const ran = execsOf(t.events, "/usr/bin/true").map((e) => e.program.args?.[1]);
+  assertEquals(judged.length, 2000);
+  assertEquals(ran.length, 2000);
+  // The race is real: both arguments ran.
+  assert(ran.includes("-e") && ran.includes("-n"), `ran: ${ran.filter((a) => a === "-e").length} with -e`);
+  assertEquals(judged.filter((a, i) => a !== ran[i]).length, 0);
+  // And the rule alerts on every run that ran with -e, never on one that did not.
+  const r = await traced("run", ["--source", "bpf", "-p", policy], [flip, "2000"]);
+  assertEquals(r.code, 0, r.stderr);
+  const alerts = calls(r.events, "pre").filter((e) => e.syscall === "execve" && e.alerts?.includes("dash-e")).length;
+  const withE = execsOf(r.events, "/usr/bin/true").filter((e) => e.program.args?.[1] === "-e").length;
+  assertEquals(alerts, withE);
+});
