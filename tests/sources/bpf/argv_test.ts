@@ -10,6 +10,8 @@ import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, LifecycleEvent } from "../../../host/events.ts";
 import { compileC } from "../../../tools/build.ts";
+import { interestIn } from "../../../host/sources/bpf/interest.ts";
+import { observeCommand } from "../../../host/sources/bpf/run.ts";
 import { calls, ROOT, run, traced, writePolicy } from "../../helpers.ts";
 
 const LIBRARY = `${ROOT}policies/library`;
@@ -167,6 +169,18 @@ Deno.test("bpf argv: a thread racing the exec's argv never decides the rule: it 
   const flip = `${BUILD}/bpf_argv_flip`;
   await compileC(`${ROOT}tests/sources/bpf/fixtures/argv_flip.c`, flip, ["-pthread"]);
   const policy = await writePolicy(ARGV_RULE);
+  // Control: the race is real: the argv the programs copy at the enter is, in some runs, not the one the exec ran
+  // (observed without the host's transport, which judges the exec record's).
+  const raw = await observeCommand([flip, "2000"], { interest: interestIn(["execve"]), stdout: "null" });
+  assertEquals(raw.exitCode, 0);
+  const copied = calls(raw.events, "pre").filter((e) => e.decoded.argv?.[0] === "/bin/true").map((e) =>
+    e.decoded.argv?.[1]
+  );
+  const execd = raw.events.filter((e): e is LifecycleEvent => e.kind === "exec" && e.program.argv0 === "/bin/true")
+    .map((e) => e.program.args?.[1]);
+  assertEquals([copied.length, execd.length], [2000, 2000]);
+  assert(copied.some((a, i) => a !== execd[i]), "no run's enter copy differed from what ran: the race was never won");
+
   const t = await traced("trace", ["--source", "bpf", "-e", "execve"], [flip, "2000"]);
   assertEquals(t.code, 0, t.stderr);
   // Each run's execve of /bin/true against what its new image had as argv[1] (its exec event, in the same order).
