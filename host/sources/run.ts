@@ -106,7 +106,7 @@ export function defaultAutoPrefers(): AutoPreference {
  * `autoPrefers` is "hybrid" or "bpf" and this process can load the bpf programs, the hybrid (decided calls wait on
  * seccomp as they would anyway, observed ones never wait: no round trip and no EINTR window for them), or bpf alone when
  * `autoPrefers` is "bpf" and `mayDecide` is empty (what the run's policies need that bpf alone cannot give: what may
- * deny, kill before the call or rewrite, as undecidableOnBpf names it, and argv conditions; undefined: not known, as
+ * deny, kill before the call or rewrite, as undecidableOnBpf names it; undefined: not known, as
  * for doctor); else seccomp.
  */
 export function resolveSource(
@@ -165,21 +165,10 @@ async function mayDecideOnBpf(
   if (choice !== "auto" || autoPrefers !== "bpf") return undefined;
   try {
     const wrappers = await loadPolicyWrappers(policies, v8Engine, HYBRID_CAPABILITIES);
-    return [...undecidableOnBpf(policies, wrappers), ...argvRules(policies)];
+    return undecidableOnBpf(policies, wrappers);
   } catch {
     return undefined;
   }
-}
-
-/**
- * Rules whose conditions read execve's argv: the bpf programs copy no argv at execve's enter (docs/bpf.md, "The suites
- * on each source"), so on bpf alone such a rule would never match; the hybrid holds every exec and reads it.
- */
-function argvRules(policies: Policy[]): string[] {
-  return policies.flatMap((p) =>
-    p.rules.filter((r) => [...r.match ?? [], ...r.not ?? []].some((c) => c.argv || c.argvAt))
-      .map((r) => `${p.file}: rule "${r.id}" matches execve's argv, which bpf does not copy`)
-  );
 }
 
 /** Runs `command` under the source `choice` resolves to. */
@@ -195,9 +184,6 @@ export async function runUnder(
   hardenSupervisorProcess();
   switch (source) {
     case "bpf":
-      for (const rule of argvRules(options.policies)) {
-        options.onWarning?.(`${rule}: on the bpf source it never matches (--source hybrid or seccomp read it)`);
-      }
       return { source, ...await runUnderBpf(command, common) };
     case "hybrid":
       return { source, ...await runUnderHybrid(command, { ...common, emulateOpens }) };

@@ -177,6 +177,69 @@ static __always_inline __u32 data_take(__u64 len)
 	return t;
 }
 
+/* Scratch for an argv copy: a string may be read up to IDW_DATA_MAX bytes from any offset below IDW_DATA_MAX. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, char[2 * IDW_DATA_MAX]);
+} argv_buf SEC(".maps");
+
+/*
+ * Copies execve's argv (at its enter: the caller's memory) into data, NUL-separated: at most IDW_ARGV_MAX strings and
+ * IDW_DATA_MAX bytes, IDW_F_DATA_TRUNC past either. A pointer or string that cannot be read (a page not resident: a
+ * tracepoint cannot fault it in) sets IDW_F_DATA_FAULT: the host then knows the argv, never an empty one, is missing.
+ */
+static __always_inline void copy_argv(struct idw_copy_rec *r, __u64 argv)
+{
+	__u32 zero = 0, off = 0;
+	char *buf = bpf_map_lookup_elem(&argv_buf, &zero);
+	const char *arg;
+	long n;
+	int i;
+
+	if (!argv) /* execve(path, NULL, …): the kernel runs it with an empty argv */
+		return;
+	if (!buf) {
+		r->h.flags |= IDW_F_DATA_FAULT;
+		return;
+	}
+	for (i = 0; i < IDW_ARGV_MAX; i++) {
+		if (bpf_probe_read_user(&arg, sizeof(arg), (void *)(argv + i * sizeof(arg)))) {
+			r->h.flags |= IDW_F_DATA_FAULT;
+			break;
+		}
+		if (!arg)
+			break;
+		if (off >= IDW_DATA_MAX) {
+			r->h.flags |= IDW_F_DATA_TRUNC;
+			break;
+		}
+		asm volatile("%[o] &= 0x1ff" : [o] "+r"(off)); /* off < IDW_DATA_MAX, in a form the verifier keeps */
+		n = bpf_probe_read_user_str(buf + off, IDW_DATA_MAX, arg);
+		if (n <= 0) {
+			r->h.flags |= IDW_F_DATA_FAULT;
+			break;
+		}
+		if (n == IDW_DATA_MAX) { /* cut by the size (or exactly that long: taken as cut): left unterminated */
+			r->h.flags |= IDW_F_DATA_TRUNC;
+			off += n - 1;
+			break;
+		}
+		off += n;
+	}
+	if (i == IDW_ARGV_MAX) { /* all taken: one more string is a truncation */
+		if (bpf_probe_read_user(&arg, sizeof(arg), (void *)(argv + i * sizeof(arg))) || arg)
+			r->h.flags |= IDW_F_DATA_TRUNC;
+	}
+	if (off > IDW_DATA_MAX) {
+		off = IDW_DATA_MAX;
+		r->h.flags |= IDW_F_DATA_TRUNC;
+	}
+	if (off && bpf_probe_read_kernel(r->data, IDW_DATA_MAX, buf) == 0)
+		r->data_len = off;
+}
+
 /* Copies the interest's path and buffer arguments; the caller's pages may be out (then a fault flag). */
 static __always_inline void copy_args(struct idw_copy_rec *r, const struct idw_interest *in)
 {
@@ -198,7 +261,9 @@ static __always_inline void copy_args(struct idw_copy_rec *r, const struct idw_i
 		else
 			r->h.flags |= IDW_F_PATH2_FAULT;
 	}
-	if (in->data_arg >= 0 && in->len_arg >= 0) {
+	if (in->data_arg >= 0 && (in->flags & IDW_I_ARGV)) {
+		copy_argv(r, arg_at(r->h.args, in->data_arg));
+	} else if (in->data_arg >= 0 && in->len_arg >= 0) {
 		__u64 len = arg_at(r->h.args, in->len_arg);
 		__u32 take = data_take(len);
 		if (len > IDW_DATA_MAX)
@@ -754,6 +819,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		r->h.args[3] = file.gen;
 		r->h.args[4] = file.mnt_id;
 	}
+	r->h.args[5] = bprm->argc; /* how many strings argv had (data may hold fewer) */
 	r->path_len = r->path2_len = r->data_len = r->pad = 0;
 	n = bpf_probe_read_kernel_str(r->path, IDW_PATH_MAX, bprm->filename);
 	if (n > 0)

@@ -21,7 +21,7 @@
 #define IDW_ENTER 1 /* sys_enter of a watched task: nr, args, copies */
 #define IDW_EXIT 2  /* sys_exit: nr, ret */
 #define IDW_FORK 3  /* a watched process made a process: tgid the parent, ret the child */
-#define IDW_EXEC 4  /* a watched process ran exec: path the file, data its argv (NUL-separated), args[0..1] its inode, s_dev */
+#define IDW_EXEC 4  /* a watched process ran exec: path the file, data its argv (NUL-separated), args[0..1] its inode, s_dev, args[5] argc */
 #define IDW_GONE 5  /* a watched process's last thread exited: ret its wait status */
 #define IDW_SKIPPED 6 /* seq filter: ret calls of tgid dropped in the kernel (window known) since its last record */
 
@@ -31,7 +31,7 @@
 #define IDW_F_PATH_FAULT 0x04 /* the path argument could not be read */
 #define IDW_F_PATH2_FAULT 0x08
 #define IDW_F_DATA_FAULT 0x10
-#define IDW_F_DATA_TRUNC 0x20 /* the buffer was longer than IDW_DATA_MAX */
+#define IDW_F_DATA_TRUNC 0x20 /* the buffer was longer than IDW_DATA_MAX (an argv: more strings or bytes than copied) */
 #define IDW_F_UNFOLLOWED 0x40 /* FORK: the child could not be added to the watched set (map full) */
 #define IDW_F_EXEC_KILLED 0x80 /* EXEC: the file is in exec_kill; SIGKILL sent before the new image ran (args[2]: rule) */
 #define IDW_F_WINDOW 0x100    /* ENTER: ret is the process's call window after this call (IDW_WINDOW_BITS a call) */
@@ -41,6 +41,10 @@
 #define IDW_I_EXIT 0x02
 #define IDW_I_WINDOW 0x04     /* the call enters its process's window (the filtering wrapper's declared calls) */
 #define IDW_I_FILTERABLE 0x08 /* its only consumer is the filtering wrapper: dropped when the window is known */
+#define IDW_I_ARGV 0x10       /* data_arg is an argv (execve's): its strings are copied, NUL-separated, into data */
+
+/* An argv copy (IDW_I_ARGV): at most this many strings (more: IDW_F_DATA_TRUNC), in IDW_DATA_MAX bytes. */
+#define IDW_ARGV_MAX 32
 
 /* The filter a wrapper hands the kernel (docs/bpf.md, "Filters a wrapper hands the kernel"). */
 #define IDW_WINDOW_BITS 10                    /* per call: its number + 1 (0: no call yet) */
@@ -55,7 +59,7 @@ struct idw_interest {
 	__u8 flags;
 	__s8 path_arg;
 	__s8 path2_arg;
-	__s8 data_arg; /* a buffer whose length is in len_arg */
+	__s8 data_arg; /* a buffer whose length is in len_arg, or with IDW_I_ARGV an argv (len_arg -1) */
 	__s8 len_arg;
 	__u8 pad[3];
 };

@@ -11,7 +11,8 @@ import { errnoName } from "../../errno.ts";
 import type { DecodedArgs, HostEvent, ProgramIdentity, SyscallEvent, WrapperReport } from "../../events.ts";
 import { i386SyscallName, syscallName } from "../../syscalls/mod.ts";
 import { type ArgReader, decodeArgs } from "../../wss/decode.ts";
-import { type BpfRecord, FLAG, KIND, ktimeMs } from "./layout.ts";
+import { boundedArgs } from "../../wss/procfs.ts";
+import { ARGV_MAX, type BpfRecord, DATA_MAX, FLAG, KIND, ktimeMs } from "./layout.ts";
 import { monotonicNs } from "./libbpf.ts";
 
 const text = new TextDecoder();
@@ -25,13 +26,60 @@ export function recordReader(rec: BpfRecord): ArgReader {
       if (!(rec.flags & FLAG.COPIES)) return null;
       return bytes ? text.decode(bytes) : "";
     },
-    argv: () => null,
+    // The programs copy execve's argv at its enter (interest.ts): a copy that failed is a fault, never an empty argv.
+    argv() {
+      if (rec.flags & FLAG.DATA_FAULT) return undefined;
+      if (!(rec.flags & FLAG.COPIES)) return null;
+      return splitArgv(rec.data, (rec.flags & FLAG.DATA_TRUNC) !== 0);
+    },
     bytes(_raw, len, kind) {
       if (kind !== "data" && kind !== "sockaddr") return null;
       if (rec.flags & FLAG.DATA_FAULT) return undefined;
       if (!(rec.flags & FLAG.COPIES)) return null;
       return (rec.data ?? new Uint8Array(0)).subarray(0, len);
     },
+  };
+}
+
+/**
+ * An argv the programs copied (NUL-separated strings: execve's at its enter, the new image's at exec). A string the
+ * copy's bound cut (no NUL of its own) ends in "…", so no rule reads a prefix as the whole argument.
+ */
+export function splitArgv(bytes: Uint8Array | undefined, truncated: boolean): string[] {
+  if (!bytes?.length) return [];
+  const parts = text.decode(bytes).split("\0");
+  const last = parts.pop()!; // "" when the copy ends with its last string's NUL
+  if (last !== "") parts.push(truncated ? last + "…" : last);
+  return parts;
+}
+
+/**
+ * What is wrong with the argv an execve record copied, if anything: one that could not be read (a page not resident at
+ * the call: the programs cannot fault one in) or was longer than the copy. `argv:` rules judge what was copied, so
+ * either is reported, never left for a rule to silently not match.
+ */
+export function execArgvProblem(rec: BpfRecord): string | undefined {
+  if (!(rec.flags & FLAG.COPIES)) return undefined;
+  if (rec.flags & FLAG.DATA_FAULT) {
+    return "execve's argv could not be read at the call (a page not resident): argv rules did not see it";
+  }
+  if (rec.flags & FLAG.DATA_TRUNC) {
+    return `execve's argv was longer than the bpf programs copy (${ARGV_MAX} strings, ${DATA_MAX} bytes): argv ` +
+      "rules saw only its start";
+  }
+  return undefined;
+}
+
+/** The identity an exec record names: exe, argv (bounded as /proc's reader bounds it) and argc. */
+export function execProgram(rec: BpfRecord, exe: string): ProgramIdentity {
+  const argv = splitArgv(rec.data, (rec.flags & FLAG.DATA_TRUNC) !== 0);
+  const argc = Number(rec.args[5]);
+  return {
+    exe,
+    argv0: argv[0] ?? exe,
+    uid: rec.uid,
+    gid: rec.gid,
+    ...(rec.flags & FLAG.DATA_FAULT ? {} : { args: boundedArgs(argv), argc: Math.max(argc, argv.length) }),
   };
 }
 
@@ -98,9 +146,7 @@ export class BpfEventDecoder {
         break;
       }
       case KIND.EXEC: {
-        const exe = rec.path ? text.decode(rec.path) : "";
-        const argv = rec.data ? text.decode(rec.data).split("\0") : [];
-        const program = { exe, argv0: argv[0] ?? exe, uid: rec.uid, gid: rec.gid };
+        const program = execProgram(rec, rec.path ? text.decode(rec.path) : "");
         this.#programs.set(rec.tgid, program);
         out.push({ kind: "exec", source: "bpf", time, pid: rec.tgid, program });
         break;

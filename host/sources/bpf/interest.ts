@@ -17,6 +17,9 @@ export function interestFor(name: string, phases: { enter: boolean; exit: boolea
   if (paths.length > 0) entry.pathArg = paths[0];
   // path2 is the last path argument, as decodeArgs keeps it (mount's three strings: the type, not the target).
   if (paths.length > 1) entry.path2Arg = paths[paths.length - 1];
+  // execve's argv (the first: envp is not copied), copied at the call from the caller's memory, for `argv:` rules.
+  const argv = kinds.indexOf("argv");
+  if (argv >= 0) entry.argvArg = argv;
   const buffer = kinds.findIndex((k) => k === "data" || k === "sockaddr");
   if (buffer >= 0 && buffer < 5) {
     entry.dataArg = buffer;

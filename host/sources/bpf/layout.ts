@@ -24,7 +24,10 @@ export const FLAG = {
 } as const;
 
 /** Interest flags (IDW_I_*). */
-export const INTEREST_FLAG = { ENTER: 0x01, EXIT: 0x02, WINDOW: 0x04, FILTERABLE: 0x08 } as const;
+export const INTEREST_FLAG = { ENTER: 0x01, EXIT: 0x02, WINDOW: 0x04, FILTERABLE: 0x08, ARGV: 0x10 } as const;
+
+/** An argv copy (IDW_I_ARGV) holds at most this many strings (IDW_ARGV_MAX), in DATA_MAX bytes. */
+export const ARGV_MAX = 32;
 
 /** A call in a window: its number + 1 in IDW_WINDOW_BITS bits; a window holds the last six (IDW_WINDOW_MASK). */
 export const WINDOW_BITS = 10;
@@ -117,6 +120,8 @@ export interface InterestEntry {
   path2Arg?: number;
   dataArg?: number;
   lenArg?: number;
+  /** The argument (0–5) that is an argv (execve's): its strings are copied, NUL-separated, as the record's data. */
+  argvArg?: number;
   /** The call enters its process's window (the filtering wrapper declares it). */
   window?: boolean;
   /** Only the filtering wrapper consumes it: the kernel drops it when its window is known. */
@@ -233,9 +238,12 @@ export function encodeInterest(e: InterestEntry): Uint8Array {
   v.setInt8(INTEREST.path_arg, idx(e.pathArg, "pathArg"));
   v.setInt8(INTEREST.path2_arg, idx(e.path2Arg, "path2Arg"));
   // A buffer without its length cannot be copied: both or neither.
-  const data = idx(e.dataArg, "dataArg"), len = idx(e.lenArg, "lenArg");
+  const data = idx(e.dataArg, "dataArg"), len = idx(e.lenArg, "lenArg"), argv = idx(e.argvArg, "argvArg");
   if ((data < 0) !== (len < 0)) throw new RangeError("interest dataArg and lenArg: give both or neither");
-  v.setInt8(INTEREST.data_arg, data);
+  // An argv is copied into the buffer's place: one or the other.
+  if (argv >= 0 && data >= 0) throw new RangeError("interest argvArg: not with dataArg (both copy into data)");
+  if (argv >= 0) v.setUint8(INTEREST.flags, v.getUint8(INTEREST.flags) | INTEREST_FLAG.ARGV);
+  v.setInt8(INTEREST.data_arg, argv >= 0 ? argv : data);
   v.setInt8(INTEREST.len_arg, len);
   return b;
 }
@@ -248,4 +256,36 @@ export function encodeConfig(mode: number, cgroupId: bigint, wakeBytes: number):
   v.setBigUint64(CONFIG.cgroup_id, cgroupId, true);
   v.setBigUint64(CONFIG.wake_bytes, BigInt(wakeBytes), true);
   return b;
+}
+
+/**
+ * A copy record made on the host: `rec`'s head with `flags`, `data` and `path` (by default its own) (a held execve
+ * enter given the argv and name its exec record copied: transport.ts). Fresh bytes, so it outlives the ring's; no dropped-record count (the
+ * original carried it).
+ */
+export function copyRecordWith(
+  rec: BpfRecord,
+  flags: number,
+  data: Uint8Array | undefined,
+  path: Uint8Array | undefined = rec.path,
+): BpfRecord {
+  const b = new Uint8Array(COPY.size);
+  const v = new DataView(b.buffer);
+  v.setBigUint64(HEAD.ktime, rec.ktime, true);
+  v.setUint32(HEAD.kind, rec.kind, true);
+  v.setUint32(HEAD.flags, flags | FLAG.COPIES, true);
+  v.setUint32(HEAD.tgid, rec.tgid, true);
+  v.setUint32(HEAD.tid, rec.tid, true);
+  v.setInt32(HEAD.nr, rec.nr, true);
+  v.setBigInt64(HEAD.ret, rec.ret, true);
+  rec.args.forEach((a, i) => v.setBigUint64(HEAD.args + 8 * i, a, true));
+  v.setUint32(HEAD.uid, rec.uid, true);
+  v.setUint32(HEAD.gid, rec.gid, true);
+  const name = path ?? new Uint8Array(0);
+  b.set(name.subarray(0, PATH_MAX), COPY.path);
+  v.setUint16(COPY.path_len, Math.min(name.length, PATH_MAX), true);
+  const bytes = (data ?? new Uint8Array(0)).subarray(0, DATA_MAX);
+  b.set(bytes, COPY.data);
+  v.setUint16(COPY.data_len, bytes.length, true);
+  return decodeRecord(b);
 }

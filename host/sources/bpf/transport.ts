@@ -8,7 +8,7 @@
  * @module
  */
 import type { CallWindow, DecodedArgs, ProgramIdentity, SyscallEvent, Verdict, WindowFilter } from "../../events.ts";
-import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls, syscallName } from "../../syscalls/mod.ts";
+import { ALWAYS_DENIED_SYSCALLS, resolveSyscalls, syscallName, syscallNumber } from "../../syscalls/mod.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CTL_ADD, EPOLL_EVENT, EPOLLIN } from "../../unsafe/layouts.ts";
 import { errno, killProcess, libc } from "../../unsafe/libc.ts";
 import { decodeArgs } from "../../wss/decode.ts";
@@ -25,9 +25,18 @@ import type {
 } from "../../wss/source.ts";
 import { readTaskStatus } from "../../wss/procfs.ts";
 import { BPF_CAPABILITIES } from "../capabilities.ts";
-import { readIdentity, recordReader } from "./events.ts";
+import { execArgvProblem, execProgram, readIdentity, recordReader } from "./events.ts";
 import { interestFor } from "./interest.ts";
-import { type BpfRecord, FLAG, HEAD, type InterestEntry, KIND, ktimeMs, WINDOW_BITS } from "./layout.ts";
+import {
+  type BpfRecord,
+  copyRecordWith,
+  FLAG,
+  HEAD,
+  type InterestEntry,
+  KIND,
+  ktimeMs,
+  WINDOW_BITS,
+} from "./layout.ts";
 import { monotonicNs } from "./libbpf.ts";
 import { BpfTracer, type BpfTracerOptions } from "./tracer.ts";
 import { EXEC_NRS, execKillEntries, type KernelExecRule, type KernelFile } from "./exec_rules.ts";
@@ -181,6 +190,14 @@ export class BpfTransport implements EventSource {
   readonly #offsetMs = Date.now() - Number(monotonicNs()) / 1e6;
   /** The record being served (the WSS reads its arguments while the handler runs). */
   #rec: BpfRecord | undefined;
+  /**
+   * execve enters, by tid, held until the thread's next record: when the exec succeeds that is its exec record, whose
+   * argv is the one the kernel read (the new image's, resident), and the call is served with it, so a rule judges the
+   * argv that ran: not one a racing thread rewrote after the enter's copy, nor one the programs could not read at the
+   * call (a page not resident). Anything else (the exec failed) serves the call as copied at its enter.
+   */
+  readonly #heldExecs = new Map<number, BpfRecord>();
+  #holdsExecs = true;
   #id = 0n;
   /** Records dropped, as the programs reported them in-band. */
   #lost = 0;
@@ -242,7 +259,13 @@ export class BpfTransport implements EventSource {
 
   /** The transport with an interest map compiled elsewhere (host/sources/hybrid/hybrid.ts: the observed calls). */
   static observing(entries: ReadonlyMap<number, InterestEntry>, options: BpfTracerOptions): BpfTransport {
-    return new BpfTransport({ ...options, interest: { calls: new Map(), failClosed: false } }, new Map(entries));
+    const transport = new BpfTransport(
+      { ...options, interest: { calls: new Map(), failClosed: false } },
+      new Map(entries),
+    );
+    // The hybrid serves each ring call before its seccomp ones and re-reads what the ring could not copy: none held.
+    transport.#holdsExecs = false;
+    return transport;
   }
 
   setInterest(interest: Interest): void {
@@ -510,6 +533,54 @@ export class BpfTransport implements EventSource {
     return { recent: BigInt.asUintN(64, rec.ret).toString(), skipped };
   }
 
+  /**
+   * Serves a held execve enter before `rec` if `rec` is its thread's next record: with the argv of its exec record
+   * (the exec succeeded: that argv is what the kernel read), else as it was held (its enter's copy; a fault reported).
+   */
+  #releaseExec(rec: BpfRecord, handler: SourceHandler): number {
+    const tid = rec.kind === KIND.EXEC ? Number(rec.ret) : rec.kind === KIND.GONE ? undefined : rec.tid;
+    const releases = tid === undefined
+      ? [...this.#heldExecs.entries()].filter(([, h]) => h.tgid === rec.tgid).map(([t]) => t)
+      : this.#heldExecs.has(tid)
+      ? [tid]
+      : [];
+    let served = 0;
+    for (const t of releases) {
+      const held = this.#heldExecs.get(t)!;
+      this.#heldExecs.delete(t);
+      served += this.#serveCall(rec.kind === KIND.EXEC ? withExecCopies(held, rec) : held, handler);
+    }
+    return served;
+  }
+
+  /** Hands a call's record to the WSS (one report). */
+  #serveCall(rec: BpfRecord, handler: SourceHandler, time = Math.floor(ktimeMs(rec) + this.#offsetMs)): number {
+    this.#rec = rec;
+    this.#id++;
+    const pre = rec.kind === KIND.ENTER;
+    const call: SourceCall = {
+      id: this.#id,
+      pid: rec.tgid,
+      tid: rec.tid,
+      abi: rec.flags & FLAG.COMPAT ? "i386" : "x86_64",
+      nr: rec.nr,
+      args: rec.args,
+      phase: pre ? "pre" : "post",
+      waits: false,
+      time,
+      ...(pre ? {} : { ret: rec.ret }),
+      faulted: (rec.flags & (FLAG.PATH_FAULT | FLAG.PATH2_FAULT | FLAG.DATA_FAULT)) !== 0,
+      ...(rec.flags & FLAG.WINDOW ? { window: this.#window(rec) } : {}),
+      // An executable mapping of a file an exec rule names: killed at its sys_enter (the rule's index in ret).
+      ...(pre && rec.flags & FLAG.EXEC_KILLED ? { killedInKernel: this.#killedAtMmap(Number(rec.ret)) } : {}),
+    };
+    const argvProblem = pre && !(rec.flags & FLAG.COMPAT) && EXEC_NRS.has(rec.nr) ? execArgvProblem(rec) : undefined;
+    if (argvProblem) handler.fault(rec.tgid, argvProblem);
+    handler.call(call);
+    this.#rec = undefined;
+    return 1;
+  }
+
   /** Hands one record to the WSS; returns how many reports it made. */
   #hand(rec: BpfRecord, handler: SourceHandler): number {
     let served = 0;
@@ -522,32 +593,19 @@ export class BpfTransport implements EventSource {
         served++;
       }
     }
+    if (this.#heldExecs.size) served += this.#releaseExec(rec, handler);
     const time = Math.floor(ktimeMs(rec) + this.#offsetMs);
     switch (rec.kind) {
       case KIND.ENTER:
       case KIND.EXIT: {
-        this.#rec = rec;
-        this.#id++;
-        const pre = rec.kind === KIND.ENTER;
-        const call: SourceCall = {
-          id: this.#id,
-          pid: rec.tgid,
-          tid: rec.tid,
-          abi: rec.flags & FLAG.COMPAT ? "i386" : "x86_64",
-          nr: rec.nr,
-          args: rec.args,
-          phase: pre ? "pre" : "post",
-          waits: false,
-          time,
-          ...(pre ? {} : { ret: rec.ret }),
-          faulted: (rec.flags & (FLAG.PATH_FAULT | FLAG.PATH2_FAULT | FLAG.DATA_FAULT)) !== 0,
-          ...(rec.flags & FLAG.WINDOW ? { window: this.#window(rec) } : {}),
-          // An executable mapping of a file an exec rule names: killed at its sys_enter (the rule's index in ret).
-          ...(pre && rec.flags & FLAG.EXEC_KILLED ? { killedInKernel: this.#killedAtMmap(Number(rec.ret)) } : {}),
-        };
-        handler.call(call);
-        this.#rec = undefined;
-        return served + 1;
+        if (
+          this.#holdsExecs && rec.kind === KIND.ENTER && rec.flags & FLAG.COPIES && !(rec.flags & FLAG.COMPAT) &&
+          EXEC_NRS.has(rec.nr)
+        ) {
+          this.#heldExecs.set(rec.tid, copyRecordWith(rec, rec.flags, rec.data));
+          return served;
+        }
+        return served + this.#serveCall(rec, handler, time);
       }
       case KIND.SKIPPED:
         this.#skipped.set(rec.tgid, (this.#skipped.get(rec.tgid) ?? 0) + Number(rec.ret));
@@ -570,8 +628,7 @@ export class BpfTransport implements EventSource {
         this.#running.set(rec.tgid, file);
         const exe = resolvedExe(rec.tgid, rec.path ? text.decode(rec.path) : "", file);
         if (this.#programFiles.size) this.#checkExecArm(rec.tgid, file, exe);
-        const argv0 = rec.data ? text.decode(rec.data).split("\0")[0] : exe;
-        const program: ProgramIdentity = { exe, argv0, uid: rec.uid, gid: rec.gid };
+        const program: ProgramIdentity = execProgram(rec, exe);
         const killedInKernel = rec.flags & FLAG.EXEC_KILLED ? this.#killedBy(Number(rec.args[2]), file) : undefined;
         handler.lifecycle({
           kind: "exec",
@@ -593,4 +650,26 @@ export class BpfTransport implements EventSource {
         return served + 1;
     }
   }
+}
+
+const EXECVE = syscallNumber("execve")!;
+
+/**
+ * A held execve enter with what its exec record copied where that was read: the argv (the new image's, which the kernel
+ * copied from the caller) and, for execve, the name where the enter could not read it (bprm->filename, the caller's
+ * string as the kernel read it; execveat's is built from the fd and is not the caller's).
+ */
+function withExecCopies(enter: BpfRecord, exec: BpfRecord): BpfRecord {
+  let flags = enter.flags;
+  let data = enter.data;
+  let path = enter.path;
+  if (!(exec.flags & FLAG.DATA_FAULT)) {
+    flags = (flags & ~(FLAG.DATA_FAULT | FLAG.DATA_TRUNC)) | (exec.flags & FLAG.DATA_TRUNC);
+    data = exec.data;
+  }
+  if (enter.flags & FLAG.PATH_FAULT && enter.nr === EXECVE && !(exec.flags & FLAG.PATH_FAULT)) {
+    flags &= ~FLAG.PATH_FAULT;
+    path = exec.path;
+  }
+  return copyRecordWith(enter, flags, data, path);
 }

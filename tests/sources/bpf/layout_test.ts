@@ -3,6 +3,8 @@ import { scratchDir } from "../../temp.ts";
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import * as layout from "../../../host/sources/bpf/layout.ts";
 import { interestFor } from "../../../host/sources/bpf/interest.ts";
+import { execArgvProblem, recordReader } from "../../../host/sources/bpf/events.ts";
+import { decodeArgs } from "../../../host/wss/decode.ts";
 import { ROOT } from "../../helpers.ts";
 
 /** Compiles a program that prints the header's offsets, sizes and constants as JSON, and runs it. */
@@ -65,6 +67,8 @@ async function cLayout(): Promise<Record<string, number>> {
     ["I_EXIT", "IDW_I_EXIT"],
     ["I_WINDOW", "IDW_I_WINDOW"],
     ["I_FILTERABLE", "IDW_I_FILTERABLE"],
+    ["I_ARGV", "IDW_I_ARGV"],
+    ["ARGV_MAX", "IDW_ARGV_MAX"],
     ["WINDOW_BITS", "IDW_WINDOW_BITS"],
     ["WINDOW_MASK_HI", "(IDW_WINDOW_MASK >> 32)"],
     ["WINDOW_MASK_LO", "(IDW_WINDOW_MASK & 0xffffffff)"],
@@ -121,6 +125,7 @@ Deno.test("layout.ts mirrors every offset, size and constant of idwrap_bpf.h", a
     ...Object.fromEntries(Object.entries(layout.FILE_KEY).map(([k, v]) => [`file.${k}`, v])),
     PATH_MAX: layout.PATH_MAX,
     DATA_MAX: layout.DATA_MAX,
+    ARGV_MAX: layout.ARGV_MAX,
     MAX_SYSCALLS: layout.MAX_SYSCALLS,
     ...layout.KIND,
     ...Object.fromEntries(Object.entries(layout.FLAG).map(([k, v]) => [`F_${k}`, v])),
@@ -153,6 +158,25 @@ Deno.test("interestFor() copies the arguments the host decodes as paths, buffers
     lenArg: 2,
   });
   assertEquals(interestFor("getppid", { enter: true, exit: true }), { enter: true, exit: true });
+  // execve's argv (not envp), for argv rules on bpf alone.
+  assertEquals(interestFor("execve", { enter: true, exit: false }), {
+    enter: true,
+    exit: false,
+    pathArg: 0,
+    argvArg: 1,
+  });
+  assertEquals(interestFor("execveat", { enter: true, exit: false }), {
+    enter: true,
+    exit: false,
+    pathArg: 1,
+    argvArg: 2,
+  });
+  const argv = layout.encodeInterest({ enter: true, exit: false, pathArg: 0, argvArg: 1 });
+  assertEquals([argv[layout.INTEREST.flags], argv[layout.INTEREST.data_arg], argv[layout.INTEREST.len_arg]], [
+    layout.INTEREST_FLAG.ENTER | layout.INTEREST_FLAG.ARGV,
+    1,
+    255,
+  ]);
 });
 
 Deno.test("encodeInterest() refuses an argument index the programs cannot copy, naming the field", () => {
@@ -161,6 +185,10 @@ Deno.test("encodeInterest() refuses an argument index the programs cannot copy, 
     /interest pathArg: expected 0–5, got 6/,
   );
   assertThrows(() => layout.encodeInterest({ enter: true, exit: false, dataArg: 1 }), /dataArg and lenArg: give both/);
+  assertThrows(
+    () => layout.encodeInterest({ enter: true, exit: false, dataArg: 1, lenArg: 2, argvArg: 3 }),
+    /argvArg: not with dataArg/,
+  );
 });
 
 Deno.test("decodeRecord() refuses a sample of a size no record has", () => {
@@ -168,4 +196,34 @@ Deno.test("decodeRecord() refuses a sample of a size no record has", () => {
   const copies = new Uint8Array(200);
   copies[layout.HEAD.flags] = layout.FLAG.COPIES;
   assertThrows(() => layout.decodeRecord(copies), /copy record of 200 bytes, expected 360 or 1128/);
+});
+
+/** An execve enter record whose data is `argv` bytes, with `flags`. */
+function execveRecord(argv: string, flags: number): layout.BpfRecord {
+  const b = new Uint8Array(layout.COPY.size);
+  const v = new DataView(b.buffer);
+  v.setUint32(layout.HEAD.kind, layout.KIND.ENTER, true);
+  v.setUint32(layout.HEAD.flags, layout.FLAG.COPIES | flags, true);
+  v.setInt32(layout.HEAD.nr, 59, true);
+  v.setBigUint64(layout.HEAD.args + 8, 0x1000n, true);
+  const bytes = new TextEncoder().encode(argv);
+  b.set(bytes, layout.COPY.data);
+  v.setUint16(layout.COPY.data_len, bytes.length, true);
+  return layout.decodeRecord(b);
+}
+
+Deno.test("an execve record's argv: as copied, a cut string marked, an unreadable one a fault (never empty)", () => {
+  const argv = (s: string, flags = 0) =>
+    decodeArgs("execve", execveRecord(s, flags).args, recordReader(execveRecord(s, flags)));
+  assertEquals(argv("nc\0-e\0/bin/sh\0").argv, ["nc", "-e", "/bin/sh"]);
+  assertEquals(argv("nc\0-e\0/bin/s", layout.FLAG.DATA_TRUNC).argv, ["nc", "-e", "/bin/s…"]);
+  // Cut after a whole string (more strings than copied): those copied, as they are.
+  assertEquals(argv("nc\0-e\0", layout.FLAG.DATA_TRUNC).argv, ["nc", "-e"]);
+  const unreadable = argv("", layout.FLAG.DATA_FAULT);
+  assertEquals([unreadable.argv, unreadable.fault], [undefined, "arg1"]);
+  assertEquals(
+    execArgvProblem(execveRecord("", layout.FLAG.DATA_FAULT)),
+    "execve's argv could not be read at the call (a page not resident): argv rules did not see it",
+  );
+  assertEquals(execArgvProblem(execveRecord("nc\0", 0)), undefined);
 });
