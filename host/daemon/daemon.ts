@@ -406,7 +406,9 @@ export class Daemon {
         }
         case "status": {
           // Outputs' details (names, errors) are the administrator's: not another user's, not a wrapped program's.
-          const outputs = admin && !await this.#wrappedPeer(uid, true) ? this.#outputs?.stats() ?? [] : undefined;
+          const outputs = admin && !await this.#wrappedPeer(uid, true, false)
+            ? this.#outputs?.stats() ?? []
+            : undefined;
           await sendLine(
             conn,
             {
@@ -450,17 +452,16 @@ export class Daemon {
           if (!admin) return await refuse(`uid ${uid} may not restart the daemon (only root may)`);
           const wrapped = await this.#wrappedPeer(uid);
           if (wrapped) return await refuse(wrapped);
-          const command = { runtime: req.runtime, args: req.args };
-          const why = checkRestartCommand(command);
-          if (why) return await refuse(why);
+          const checked = checkRestartCommand({ runtime: req.runtime, args: req.args });
+          if ("why" in checked) return await refuse(checked.why);
           if (this.#handingOff) return await refuse("restart: the daemon is restarting already");
-          return await this.#reexec(conn, command);
+          return await this.#reexec(conn, checked.command);
         }
         case "resume":
           return await this.#resume(conn, uid, req.session);
         case "tail": {
           if (!admin) return await refuse(`uid ${uid} may not read the audit stream (only root may)`);
-          const wrapped = await this.#wrappedPeer(uid);
+          const wrapped = await this.#wrappedPeer(uid, false, false);
           if (wrapped) return await refuse(wrapped);
           return await serveTail(conn, { queues: req.queues }, this.#audit); // answers and closes
         }
@@ -482,7 +483,7 @@ export class Daemon {
    * socket now: a connector that has exited may have passed the socket (SCM_RIGHTS) to a wrapped process, and its pid
    * may since name another process, so a peer whose connector no longer runs is refused.
    */
-  async #wrappedPeer(uid: number, quiet = false): Promise<string | undefined> {
+  async #wrappedPeer(uid: number, quiet = false, changes = true): Promise<string | undefined> {
     const refused = (message: string) => {
       if (!quiet) this.#say("warning", `refused: ${message}`);
       return message;
@@ -498,7 +499,7 @@ export class Daemon {
     }
     try {
       for (const peer of peers) {
-        const why = this.#peerWrapped(peer, wrapped);
+        const why = this.#peerWrapped(peer, wrapped) ?? (changes ? filteredPeer(peer.pid) : undefined);
         if (why) return refused(why);
       }
       return undefined;
@@ -759,4 +760,23 @@ export class Daemon {
     await this.#metricsServer?.shutdown();
     this.#say("info", "stopped");
   }
+}
+
+/**
+ * Why a peer may not change or restart the daemon although no tree of this daemon holds it: it runs under a seccomp
+ * filter — the tree of another supervisor (a standalone `idwrap run`), whose root could otherwise restart this daemon
+ * into a module of its own and leave its filter behind (red team rt10 F4). A service manager's own filter
+ * (SystemCallFilter=) is refused too: administer the daemon from outside it.
+ */
+function filteredPeer(pid: number): string | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/status`);
+  } catch {
+    return `cannot read pid ${pid}'s status: refused`;
+  }
+  const mode = text.match(/^Seccomp:\s*(\d+)$/m)?.[1];
+  if (mode === undefined) return `cannot tell whether pid ${pid} runs under a seccomp filter: refused`;
+  return mode === "0" ? undefined : `pid ${pid} runs under a seccomp filter (a wrapped tree's, maybe another ` +
+    `supervisor's): it may not change or restart the daemon`;
 }

@@ -72,34 +72,67 @@ function closeOnExec(fd: number): void {
 }
 
 /**
- * Why `command` may not replace the daemon, if it may not: its runtime must be an absolute path to a root-owned
- * executable that no one else can write, in directories no one but root can write, and so must each absolute path
- * among the runtime's arguments that names a file (the CLI's main module, its configuration). Root asks, but a
- * writable link in the chain would let anyone who can write it run code as the daemon.
+ * Runtime options `--restart` may pass to Deno (the `idwrap` scripts': the checkout's, the package's); `--config` takes
+ * the next argument, a file.
  */
-export function checkRestartCommand(command: RestartCommand): string | undefined {
+const RUNTIME_FLAGS = new Set([
+  "--allow-all",
+  "-A",
+  "--unstable-kv",
+  "--quiet",
+  "-q",
+  "--no-prompt",
+  "--no-lock",
+  "--cached-only",
+  "--config",
+  "-c",
+]);
+
+/**
+ * The command to exec in place of `command`, or why it may not replace the daemon: its runtime must be an absolute
+ * path to a root-owned executable that no one else can write, in directories no one but root can write, run as
+ * `RUNTIME run [known flags] FILE…` where every file (the main module, `--config`'s) is held to the same rule. Each path
+ * is replaced by its resolved form, so the exec runs the very file checked: a symbolic link in a directory another user
+ * can write would otherwise be re-pointed between the check and the exec (red team rt10 F1), and a flag naming a file
+ * in a form the check does not parse (`--preload=F`, `--config=F`) is refused (rt10 F2). The daemon's own options
+ * (`args`: policies, store, run dir) are root's, as at any start.
+ */
+export function checkRestartCommand(command: RestartCommand): { command: RestartCommand } | { why: string } {
   const { runtime, args } = command;
   if (!Array.isArray(runtime) || !runtime.length || !Array.isArray(args)) {
-    return "restart: expected {runtime: [path, …], args: […]}";
+    return { why: "restart: expected {runtime: [path, …], args: […]}" };
   }
   for (const a of [...runtime, ...args]) {
-    if (typeof a !== "string" || a.includes("\0")) return `restart: argument ${JSON.stringify(a)} is not a string`;
+    if (typeof a !== "string" || a.includes("\0")) {
+      return { why: `restart: argument ${JSON.stringify(a)} is not a string` };
+    }
   }
-  if (args.includes("--restart")) return "restart: the new daemon's arguments may not ask for a restart";
-  if (!runtime[0].startsWith("/")) return `restart: the runtime ${runtime[0]} is not an absolute path`;
+  if (args.includes("--restart")) return { why: "restart: the new daemon's arguments may not ask for a restart" };
+  if (!runtime[0].startsWith("/")) return { why: `restart: the runtime ${runtime[0]} is not an absolute path` };
+  const pinned: string[] = [];
   for (const [i, a] of runtime.entries()) {
-    if (i > 0 && !a.startsWith("/")) continue;
+    if (i === 1 && a !== "run") {
+      return { why: `restart: expected "${runtime[0]} run …", got ${JSON.stringify(runtime)}` };
+    }
+    if (i === 1 || (a.startsWith("-") && RUNTIME_FLAGS.has(a))) {
+      pinned.push(a);
+      continue;
+    }
+    if (!a.startsWith("/")) {
+      return { why: `restart: runtime argument ${JSON.stringify(a)} is neither a known flag nor an absolute path` };
+    }
     let real: string;
     try {
       real = Deno.realPathSync(a);
     } catch (e) {
-      if (i === 0) return `restart: the runtime ${a}: ${(e as Error).message}`;
-      continue; // an argument that names no file
+      return { why: `restart: ${a}: ${(e as Error).message}` };
     }
     const why = trusted(real, i === 0);
-    if (why) return `restart: ${a}${real === a ? "" : ` (${real})`}: ${why}`;
+    if (why) return { why: `restart: ${a}${real === a ? "" : ` (${real})`}: ${why}` };
+    pinned.push(real);
   }
-  return undefined;
+  if (pinned.length < 3) return { why: `restart: expected "${runtime[0]} run … MAIN", got ${JSON.stringify(runtime)}` };
+  return { command: { runtime: pinned, args } };
 }
 
 /** Why the file at `real` (and each directory above it) could be changed by someone other than root. */
@@ -185,8 +218,9 @@ export function takeInheritance(): Inheritance | undefined {
   int(v.next, "next");
   if (!Array.isArray(v.sessions)) throw bad("sessions: expected an array");
   if (v.failed !== undefined && typeof v.failed !== "string") throw bad("failed: expected a string");
-  if (v.previous !== undefined && checkRestartCommand(v.previous)) {
-    throw bad(`previous: ${checkRestartCommand(v.previous)}`);
+  if (v.previous !== undefined) {
+    const checked = checkRestartCommand(v.previous);
+    if ("why" in checked) throw bad(`previous: ${checked.why}`);
   }
   for (const [i, s] of v.sessions.entries()) {
     for (const f of ["session", "uid", "pid", "listener"] as const) int(s[f], `sessions[${i}].${f}`);

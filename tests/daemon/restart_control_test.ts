@@ -161,6 +161,23 @@ Deno.test("only root, outside every wrapped tree, may restart the daemon, and on
     });
     assert(refused(wrapped.stdout + wrapped.stderr).includes("runs under this daemon's policies"), wrapped.stdout);
 
+    // Root inside a tree of another supervisor (a standalone `idwrap run`, not this daemon's): it could otherwise
+    // restart the daemon into a module it wrote, which would run unfiltered as the daemon (red team rt10 F4). Its
+    // control: the same request from outside every tree is read past this check (it fails on the runtime's shape).
+    const standalone = await idwrap([
+      "run",
+      "--source",
+      "seccomp",
+      "--",
+      ctl,
+      `${d.runDir}/0.sock`,
+      restartWith([deno]),
+      "direct",
+    ]);
+    assert(refused(standalone.stdout + standalone.stderr).includes("runs under a seccomp filter"), standalone.stdout);
+    const outside = await run(ctl, [`${d.runDir}/0.sock`, restartWith([deno]), "direct"]);
+    assert(refused(outside.stdout + outside.stderr).includes(" run …"), outside.stdout);
+
     const after = await status(d);
     assertEquals(after.pid, before.pid);
     assert(after.uptime >= before.uptime, "the daemon was restarted");
