@@ -176,7 +176,6 @@ for (const response of ["alert", "deny"] as const) {
 
 const WORM_DIR = await scratchDir({ prefix: "idwrap-fingerd-worm-" });
 await Deno.chmod(WORM_DIR, 0o755);
-globalThis.addEventListener("unload", () => Deno.removeSync(WORM_DIR, { recursive: true }));
 const WORM_FINGERD = `${WORM_DIR}/flawed_fingerd`; // the name the policy binds
 
 /** Runs a build tool; its stdout. */

@@ -8,6 +8,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { idwrap } from "../helpers.ts";
+import { scratchDir } from "../temp.ts";
 
 /** A record line as the operator would believe it. */
 const FAKE = "2026-12-05T10:00:00.000Z lifecycle 4242 true process 4242 exited with 0";
@@ -18,7 +19,7 @@ const NAME = `x\r\x1b[2K${FAKE}\x1b[8m\n${FAKE}\x9b2J\u202eevil`;
 const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
 
 Deno.test("audit query and the run's trace print a hostile file name's controls escaped; no forged line", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-escape-" }); // under /tmp: the default policy's tmp-exec
+  const dir = await scratchDir({ prefix: "idwrap-escape-" }); // under /tmp: the default policy's tmp-exec
   const script = `${dir}/${NAME}`;
   const store = `${dir}/store.kv`, trace = `${dir}/trace.txt`;
   try {

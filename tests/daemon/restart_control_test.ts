@@ -11,6 +11,7 @@ import { ensureUser, IDWRAP, idwrap, prog, run, writePolicy } from "../helpers.t
 import { startDaemon, type TestDaemon, waitFor } from "./daemon_helpers.ts";
 import { DaemonClient, type Response } from "../../host/daemon/protocol.ts";
 import { freePort } from "../loopback.ts";
+import { scratchDir } from "../temp.ts";
 
 type Status = Extract<Response, { uptime: number }>;
 
@@ -47,7 +48,7 @@ async function waitingTree(d: TestDaemon, dir: string) {
 }
 
 async function setUp(prefix: string) {
-  const dir = await Deno.makeTempDir({ prefix });
+  const dir = await scratchDir({ prefix });
   const policy = await writePolicy(
     `version: 1\nname: restart-control\nrules:\n  - { id: watched, syscalls: [openat], path: ${dir}/watched, ` +
       `action: alert }\n`,
@@ -133,7 +134,7 @@ Deno.test("only root, outside every wrapped tree, may restart the daemon, and on
     const ctl = prog("ctl_passed");
 
     // A runtime in a directory anyone can write: whoever can write it would run code as the daemon.
-    const open = await Deno.makeTempDir({ prefix: "idwrap-restart-open-" });
+    const open = await scratchDir({ prefix: "idwrap-restart-open-" });
     await Deno.chmod(open, 0o777);
     await Deno.copyFile(deno, `${open}/deno`);
     await Deno.chmod(`${open}/deno`, 0o755);

@@ -13,6 +13,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { IDWRAP, writePolicy } from "../helpers.ts";
 import { startDaemon, type TestDaemon, waitFor } from "./daemon_helpers.ts";
 import { DaemonClient, type Response } from "../../host/daemon/protocol.ts";
+import { scratchDir } from "../temp.ts";
 
 type Status = Extract<Response, { uptime: number }>;
 
@@ -77,7 +78,7 @@ async function restart(d: TestDaemon, policy: string): Promise<{ pid: number; as
 }
 
 Deno.test("from a tree taken over by `idwrap daemon --restart`, root cannot stop or kill the serving daemon", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-restart-guard-" });
+  const dir = await scratchDir({ prefix: "idwrap-restart-guard-" });
   const policy = await writePolicy(`version: 1
 name: restart-guard
 rules:

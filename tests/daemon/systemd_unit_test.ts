@@ -10,6 +10,7 @@ import { IDWRAP, ROOT, run } from "../helpers.ts";
 import { DaemonClient, type Response } from "../../host/daemon/protocol.ts";
 import { waitFor } from "./daemon_helpers.ts";
 import { unitCommand } from "./unit_file.ts";
+import { scratchDir } from "../temp.ts";
 
 const UNITS = [`${ROOT}packaging/idwrap.service`, `${ROOT}dist/systemd/idwrap.service`];
 const haveAnalyze = await Deno.stat("/usr/bin/systemd-analyze").then(() => true, () => false);
@@ -31,7 +32,7 @@ for (const path of UNITS) {
     name: `${name}: systemd-analyze verify accepts it; a broken ExecReload is caught (the control)`,
     ignore: !haveAnalyze,
     async fn() {
-      const dir = await Deno.makeTempDir({ prefix: "idwrap-unit-" });
+      const dir = await scratchDir({ prefix: "idwrap-unit-" });
       try {
         const unit = localized(await Deno.readTextFile(path), dir);
         await Deno.writeTextFile(`${dir}/idwrap.service`, unit);
@@ -50,7 +51,7 @@ for (const path of UNITS) {
 }
 
 Deno.test("packaging/idwrap.service: its ExecReload restarts the daemon its ExecStart started, in place (same main pid)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-unit-run-" });
+  const dir = await scratchDir({ prefix: "idwrap-unit-run-" });
   await Deno.mkdir(`${dir}/lib`);
   await Deno.writeTextFile(`${dir}/idwrap.yaml`, "outputs: []\n");
   const unit = localized(await Deno.readTextFile(UNITS[0]), dir);

@@ -17,6 +17,7 @@ import { Output } from "../../host/outputs/output.ts";
 import { MAX_DATAGRAM } from "../../host/outputs/transports.ts";
 import { waitFor } from "../daemon/daemon_helpers.ts";
 import { freePort, NATS_SERVER, sayIfSkipped, startNats } from "./nats_helpers.ts";
+import { scratchDir } from "../temp.ts";
 
 sayIfSkipped("tests/outputs/size_test.ts (its nats test)");
 
@@ -48,7 +49,7 @@ function uncuttable(marker: string): AuditRecord {
 }
 
 Deno.test("syslog over UDP: a CJK record too big for a datagram is cut to fit, marked truncated; the later ones arrive", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-size-" });
+  const dir = await scratchDir({ prefix: "idwrap-size-" });
   const server = dgram.createSocket("udp4");
   const got: Uint8Array[] = [];
   server.on("message", (m) => got.push(new Uint8Array(m)));
@@ -85,7 +86,7 @@ Deno.test({
   name: "nats: a record over the server's max_payload is cut to fit; one that cannot be is dropped, counted",
   ignore: !NATS_SERVER,
 }, async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-size-nats-" });
+  const dir = await scratchDir({ prefix: "idwrap-size-nats-" });
   await Deno.writeTextFile(`${dir}/nats.conf`, "max_payload: 16384\n");
   const port = freePort();
   const server = await startNats(port, `${dir}/js`, ["-c", `${dir}/nats.conf`]);
@@ -119,7 +120,7 @@ Deno.test({
 });
 
 Deno.test("webhook: a batch over the collector's body limit (HTTP 413) is split until it fits; every record delivered", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-size-hook-" });
+  const dir = await scratchDir({ prefix: "idwrap-size-hook-" });
   const got: string[] = [];
   const LIMIT = 200_000; // bytes of body the collector takes (nginx's client_max_body_size, smaller)
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {

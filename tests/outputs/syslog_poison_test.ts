@@ -9,10 +9,11 @@ import dgram from "node:dgram";
 import { dirname } from "node:path";
 import { ensureUser, idwrapAsUser } from "../helpers.ts";
 import { startDaemon, waitFor } from "../daemon/daemon_helpers.ts";
+import { scratchDir } from "../temp.ts";
 
 Deno.test("daemon: one wrapped user's huge CJK argv does not silence the UDP syslog output; later alerts arrive", async () => {
   const uid = await ensureUser("idwrap-alice");
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-syslog-poison-" });
+  const dir = await scratchDir({ prefix: "idwrap-syslog-poison-" });
   await Deno.chmod(dir, 0o755);
   const server = dgram.createSocket("udp4");
   const got: { size: number; marker?: string; truncated: boolean }[] = [];

@@ -7,6 +7,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, run } from "../helpers.ts";
+import { scratchDir } from "../temp.ts";
 
 const OVERLAY = "d=$(mktemp -d /tmp/idwrap-ovl-XXXX); mkdir $d/u $d/w $d/m && " +
   "mount -t overlay overlay -o lowerdir=/usr/bin,upperdir=$d/u,workdir=$d/w $d/m && ";
@@ -18,7 +19,7 @@ for (const source of ["seccomp", "hybrid", "bpf"]) {
     : `${source}: an exec kill rule holds against an overlay view of its program made by an ordinary user`;
   Deno.test(name, async () => {
     const uid = await ensureUser("idwrap-alice");
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-exec-overlay-" });
+    const dir = await scratchDir({ prefix: "idwrap-exec-overlay-" });
     try {
       const policy = `${dir}/p.yaml`;
       await Deno.writeTextFile(

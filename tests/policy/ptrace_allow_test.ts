@@ -5,9 +5,10 @@
  */
 import { ok as assert } from "node:assert/strict";
 import { idwrap, prog } from "../helpers.ts";
+import { scratchDir } from "../temp.ts";
 
 Deno.test("the default policy's ptrace_allow: a program named gdb outside /usr/bin is alerted; its own path exempts it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-ptrace-allow-" });
+  const dir = await scratchDir({ prefix: "idwrap-ptrace-allow-" });
   try {
     const gdb = `${dir}/gdb`;
     await Deno.copyFile(prog("baseline_actions"), gdb);

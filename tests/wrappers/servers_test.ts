@@ -399,7 +399,6 @@ const cc = await run(Deno.env.get("CC") ?? "cc", ["-O2", "-o", `${binDir}/finger
 if (cc.code !== 0) throw new Error(`cannot compile the compromised server: ${cc.stderr}`);
 for (const name of ["nginx", "vsftpd"]) await Deno.copyFile(`${binDir}/fingerd`, `${binDir}/${name}`);
 await Deno.chmod(binDir, 0o755);
-globalThis.addEventListener("unload", () => Deno.removeSync(binDir, { recursive: true }));
 
 for (const [name, policy] of [["fingerd", "fingerd"], ["nginx", "httpd"], ["vsftpd", "ftpd"]] as const) {
   Deno.test(`${policy}: a compromised ${name} that runs /bin/sh is denied (EACCES) and alerted`, async () => {

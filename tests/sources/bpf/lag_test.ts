@@ -24,6 +24,7 @@ import { buildInterest } from "../../../host/wss/interest.ts";
 import { type Session, Wss } from "../../../host/wss/supervisor.ts";
 import { compileC } from "../../../tools/build.ts";
 import { ensureUser, ROOT } from "../../helpers.ts";
+import { scratchDir } from "../../temp.ts";
 
 const BURST = `${ROOT}build/tests/getppid_loop`;
 await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
@@ -51,7 +52,7 @@ async function servedAfterTheEnd(policy: Policy, command: string[], ringBytes?: 
   const source = new BpfTransport({ interest, ringBytes });
   const sink = new Collect();
   const wss = new Wss({ source, decider: new RuleDecider([policy]), sink, wrappers: [], interest, sweepMs: 0.001 });
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-lag-" });
+  const dir = await scratchDir({ prefix: "idwrap-lag-" });
   const server = Deno.listen({ transport: "unix", path: join(dir, "launch.sock") });
   const child = new Deno.Command(await launcherPath(), {
     args: ["--no-filter", join(dir, "launch.sock"), "--", ...command],
@@ -79,7 +80,7 @@ Deno.test({
     "bpf, host behind the tree: the sweep ends no process before its records are read, so a tree's last action (an alerted read after a burst) is served, as root and as an ordinary user",
   ignore: bpfPrivilegeProblem() !== undefined,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-lag-" });
+    const dir = await scratchDir({ prefix: "idwrap-lag-" });
     try {
       await Deno.chmod(dir, 0o755);
       const secret = `${dir}/secret`;

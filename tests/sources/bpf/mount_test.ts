@@ -7,12 +7,13 @@
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { calls, traced } from "../../helpers.ts";
+import { scratchDir } from "../../temp.ts";
 
 Deno.test({
   name: "bpf: mount's path2 is its type, as on seccomp",
   ignore: Deno.uid() !== 0,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-bpf-mount-" });
+    const dir = await scratchDir({ prefix: "idwrap-bpf-mount-" });
     try {
       for (const source of ["seccomp", "bpf"]) {
         const t = await traced("trace", ["--source", source, "-e", "mount"], [

@@ -13,6 +13,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { bpfPrivilegeProblem } from "../../../host/sources/bpf/supervise.ts";
 import { compileC } from "../../../tools/build.ts";
 import { ensureUser, reports, ROOT, traced, writePolicy } from "../../helpers.ts";
+import { scratchDir } from "../../temp.ts";
 
 const BURST = `${ROOT}build/tests/getppid_loop`;
 await Deno.mkdir(`${ROOT}build/tests`, { recursive: true });
@@ -26,7 +27,7 @@ Deno.test({
     "seq's kernel filter on bpf: a hard link of a published program runs under its own database's filter, not the first path's (rt9 F6), as root and as an ordinary user",
   ignore: bpfPrivilegeProblem() !== undefined,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "idwrap-seqalias-" });
+    const dir = await scratchDir({ prefix: "idwrap-seqalias-" });
     try {
       await Deno.chmod(dir, 0o755);
       const env = { IDWRAP_STORE: `${dir}/store.kv` };

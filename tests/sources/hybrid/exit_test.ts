@@ -12,8 +12,9 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { HostEvent, WrapperReport } from "../../../host/events.ts";
 import { IDWRAP, parseJsonLines, prog, ROOT } from "../../helpers.ts";
+import { scratchDir } from "../../temp.ts";
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-hybrid-exit-" });
+const dir = await scratchDir({ prefix: "idwrap-hybrid-exit-" });
 await Deno.chmod(dir, 0o755); // nobody reaches the spool
 
 /** Runs `command` under `idwrap run --source SOURCE --json` with the case's policy and store. */

@@ -6,9 +6,10 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { IDWRAP, run } from "../../helpers.ts";
+import { scratchDir } from "../../temp.ts";
 
 Deno.test("seccomp: an open refused on a procfs mount the guard cannot place is named procfs-unplaced, not supervisor-tamper", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "idwrap-procfs-unplaced-" });
+  const dir = await scratchDir({ prefix: "idwrap-procfs-unplaced-" });
   try {
     const policy = `${dir}/p.yaml`;
     await Deno.writeTextFile(

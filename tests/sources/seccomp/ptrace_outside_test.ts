@@ -8,6 +8,7 @@
  */
 import { ok as assert } from "node:assert/strict";
 import { ensureUser, IDWRAP, idwrapAsUser, prog, run } from "../../helpers.ts";
+import { scratchDir } from "../../temp.ts";
 
 const TAMPER = prog("tamper");
 const ATTACKS: [string, RegExp][] = [
@@ -18,7 +19,7 @@ const ATTACKS: [string, RegExp][] = [
   ["procmem", /^procmem: 0$/m], // /proc/PID/mem opened for writing (the policy examines opens)
 ];
 
-const dir = await Deno.makeTempDir({ prefix: "idwrap-ptrace-outside-" });
+const dir = await scratchDir({ prefix: "idwrap-ptrace-outside-" });
 await Deno.chmod(dir, 0o755);
 const policy = `${dir}/policy.yaml`;
 await Deno.writeTextFile(
@@ -75,5 +76,3 @@ for (const source of ["seccomp", "hybrid"]) {
     });
   }
 }
-
-globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
