@@ -120,7 +120,10 @@ export class KmodSource implements EventSource {
     this.capabilities = { ...KMOD_CAPABILITIES, systemWide };
     if (options.deviceFd !== undefined) {
       const why = notTheDevice(options.deviceFd, options.device);
-      if (why) throw new Error(`the device handed over (fd ${options.deviceFd}): ${why}`);
+      if (why) {
+        libc.symbols.close(options.deviceFd); // ours: a copy left open would hold the session with no one reading
+        throw new Error(`the device handed over (fd ${options.deviceFd}): ${why}`);
+      }
     }
     this.fd = options.deviceFd ?? openDevice(options.device);
     this.failClosedFds = [this.fd];
