@@ -53,7 +53,7 @@ done
 `;
 
 /** Opens a file again and again until told to stop: calls in flight across the restart. */
-const SPIN = `while [ ! -e ${T}/stopspin ]; do { read x < ${T}/public; } 2>/dev/null; echo $?; done`;
+const SPIN = `while [ ! -e ${T}/stopspin ]; do read x < ${T}/public; echo $?; done`;
 
 const guestScript = () => `
 set -u
@@ -76,13 +76,15 @@ round() {
   echo before > $R/ctl
   waitfor "before-alert" $R/out
   rm -f ${T}/stopspin
-  ${T}/wsh -c '${SPIN}' > $R/spin.out 2>&1 &
+  ${T}/wsh -c '${SPIN}' > $R/spin.out 2> $R/spin.err &
   SPID=$!
   waitfor "^0" $R/spin.out
   t0=$(cut -d' ' -f1 /proc/uptime)
   ${IDWRAP} daemon --restart $DOPTS > $R/restart.out 2>&1; echo "restart-rc=$?"
+  # --restart gives up waiting after 2 minutes; under emulation on a loaded machine the daemon may take longer.
+  n=0; until [ $(grep -c "serving users" $R/daemon.log) -ge 2 ] || [ $n -ge 600 ]; do sleep 0.5; n=$((n+1)); done
   echo "restart-seconds=$(awk "BEGIN{print $(cut -d' ' -f1 /proc/uptime) - $t0}")"
-  echo "same-pid=$(grep -c "(pid $DPID)" $R/restart.out)"
+  echo "same-pid=$(grep -c "restarted in place (pid $DPID)" $R/daemon.log)"
   # The spinning program goes on being answered after the restart: a few more of its opens, then it stops.
   lines=$(wc -l < $R/spin.out); n=0
   until [ $(wc -l < $R/spin.out) -ge $((lines + 5)) ] || [ $n -ge 240 ]; do sleep 0.5; n=$((n+1)); done
@@ -96,7 +98,7 @@ round() {
   kill -TERM $DPID; wait $DPID; echo "daemon-rc=$?"
   ${IDWRAP} audit query --store /tmp/$1.kv --json > $R/audit.jsonl 2>&1; echo "audit-rc=$?"
   echo "wsh-records pid=$WPID alerted=$(grep '"seen-alerted"' $R/audit.jsonl | grep -c "\\"process.pid\\":$WPID[,}]") denied=$(grep '"no-denied"' $R/audit.jsonl | grep -c "\\"process.pid\\":$WPID[,}]")"
-  sec $1-log; cat $R/daemon.log $R/restart.out
+  sec $1-log; cat $R/daemon.log $R/restart.out; echo "spin stderr:"; sort $R/spin.err | uniq -c
 }
 sec carry; round carry IDWRAP_DAEMON_KMOD_CARRY=1
 sec control; round control IDWRAP_DAEMON_KMOD_CARRY=0
@@ -153,6 +155,14 @@ function value(text: string, key: string): string {
   return m[1];
 }
 
+/** The restart happened in place; `--restart` said so, or gave up waiting for it (2 minutes) on a slow guest. */
+function restarted(out: string, log: string): void {
+  assertEquals(value(out, "same-pid"), "1", out + log);
+  const rc = value(out, "restart-rc");
+  assert(rc === "0" || log.includes("does not serve 120 s after it restarted"), out + log);
+  assert((log.match(/serving users/g) ?? []).length === 2, out + log);
+}
+
 /** How many audit records of the program's alert rule and deny rule a round's store holds. */
 function records(text: string): [number, number] {
   const rec = text.match(/^wsh-records pid=\d+ alerted=(\d+) denied=(\d+)$/m);
@@ -168,8 +178,7 @@ Deno.test({
     const log = await section("carry-log");
     const all = out + log;
     assertEquals(value(out, "daemon-ready"), "0", all);
-    assertEquals(value(out, "restart-rc"), "0", all);
-    assertEquals(value(out, "same-pid"), "1", all); // restarted in place
+    restarted(out, log);
     // Before: wrapped (rule deny: 2, the wrapper's deny: 2, the alert rule allows: 0).
     assertEquals([value(out, "before-deny"), value(out, "before-forbid"), value(out, "before-alert")], ["2", "2", "0"]);
     // After, the same process (it never exec'd again): still denied by the rule and the wrapper.
@@ -197,7 +206,7 @@ Deno.test({
     const out = await section("control");
     const log = await section("control-log");
     const all = out + log;
-    assertEquals(value(out, "restart-rc"), "0", all);
+    restarted(out, log);
     assertEquals([value(out, "before-deny"), value(out, "before-forbid"), value(out, "before-alert")], ["2", "2", "0"]);
     // The new session does not know the program: its opens go through, unrecorded.
     assertEquals([value(out, "quit-deny"), value(out, "quit-forbid"), value(out, "quit-alert")], ["0", "0", "0"], all);
