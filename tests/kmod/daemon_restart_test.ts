@@ -52,8 +52,12 @@ while read cmd <&3; do
 done
 `;
 
-/** Opens a file again and again until told to stop: calls in flight across the restart. */
-const SPIN = `while [ ! -e ${T}/stopspin ]; do read x < ${T}/public; echo $?; done`;
+/**
+ * Opens a file five times a second until told to stop: calls in flight across the restart. bash's `read -t` on a fifo
+ * no one writes is the pause (no exec, no fork; a tighter loop starves the emulated guest, the restart with it).
+ */
+const SPIN =
+  `exec 5<> ${T}/pause; while [ ! -e ${T}/stopspin ]; do read x < ${T}/public; echo $?; read -t 0.2 <&5; done`;
 
 const guestScript = () => `
 set -u
@@ -62,7 +66,7 @@ sec() { echo "@@S $1"; }
 mkdir -p ${T}
 printf 'SECRET denied\\n' > ${T}/denied; printf 'FORBIDDEN\\n' > ${T}/forbidden
 printf 'ALERTED\\n' > ${T}/alerted; printf 'PUBLIC\\n' > ${T}/public
-cp /bin/dash ${T}/wsh
+cp /bin/dash ${T}/wsh; cp /bin/bash ${T}/wsh2; mkfifo ${T}/pause
 waitfor() { n=0; until grep -q "$1" "$2" || [ $n -ge 600 ]; do sleep 0.5; n=$((n+1)); done; grep -q "$1" "$2"; }
 # round NAME [ENV=VALUE]: a daemon, a program it wraps, a restart, the program's calls before and after.
 round() {
@@ -76,7 +80,7 @@ round() {
   echo before > $R/ctl
   waitfor "before-alert" $R/out
   rm -f ${T}/stopspin
-  ${T}/wsh -c '${SPIN}' > $R/spin.out 2> $R/spin.err &
+  ${T}/wsh2 -c '${SPIN}' > $R/spin.out 2> $R/spin.err &
   SPID=$!
   waitfor "^0" $R/spin.out
   t0=$(cut -d' ' -f1 /proc/uptime)
@@ -134,7 +138,7 @@ rules:
 wrappers:
   - name: forbid
     module: ${V}/deny.wasm
-    activate: { program: wsh }
+    activate: { program: [wsh, wsh2] }
 `,
     );
     await Deno.writeTextFile(`${V}/loop.sh`, LOOP);
