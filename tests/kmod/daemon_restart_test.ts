@@ -8,9 +8,10 @@
  *   open by a rule and alerted on another before the restart; the daemon
  *   re-executes itself keeping /dev/idwrap open; the same process, which did
  *   not exec again, is still denied and still alerted on after it (the new
- *   program learns it from its next call). A second `wsh` opens a file in a
- *   loop through the restart: each of its calls is answered, by the daemon
- *   or, past the module's timeout, with the policy's fail action — none hangs.
+ *   program learns it from its next call). A second wrapped program (`wsh2`,
+ *   a copy of bash) opens a file five times a second through the restart:
+ *   each of its calls is answered, by the daemon or, past the module's
+ *   timeout, with the policy's fail action — none hangs.
  * - control (IDWRAP_DAEMON_KMOD_CARRY=0, the behaviour before): the session
  *   ends at the restart and the new one does not know the program: its open
  *   of the denied file succeeds, and no alert is recorded after the restart.
