@@ -75,14 +75,52 @@ async function resume(runDir: string, session: number, stop: AbortSignal): Promi
   return undefined;
 }
 
+/** How long `run` tries a launch again that the daemon refused because it was restarting (`daemon --restart`). */
+const RESTART_RETRY_MS = 30_000;
+/** The daemon's refusal of a launch while it restarts (host/daemon/daemon.ts). */
+const RESTARTING = "the daemon is restarting";
+
+/**
+ * Asks the daemon to launch `command`; while it refuses because it is restarting, asks again (a new connection every
+ * 250 ms, for RESTART_RETRY_MS at most, said once). Nothing runs before an answer: a launch asked again never runs twice.
+ *
+ * @returns the launch's answer, and the connection it came on
+ */
+async function requestLaunch(
+  client: DaemonClient,
+  command: string[],
+  runDir: string,
+): Promise<{ client: DaemonClient; launch: Extract<Response, { session: number }> }> {
+  const deadline = Date.now() + RESTART_RETRY_MS;
+  let said = false;
+  for (;;) {
+    try {
+      return { client, launch: await client.request({ op: "launch", command }) };
+    } catch (e) {
+      const why = (e as Error).message;
+      client.close();
+      if (!why.startsWith(RESTARTING)) throw e;
+      if (!said) log("info", `${RESTARTING}: asking again for up to ${RESTART_RETRY_MS / 1000} s`);
+      said = true;
+      let next: DaemonClient | undefined;
+      while (!next && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250));
+        next = await DaemonClient.connect(runDir);
+      }
+      if (!next) throw new Error(`${why} (asked again for ${RESTART_RETRY_MS / 1000} s)`);
+      client = next;
+    }
+  }
+}
+
 /** Hands the command to the daemon; prints what the daemon reports about its tree. */
 async function runViaDaemon(
-  client: DaemonClient,
+  first: DaemonClient,
   command: string[],
   trace: TraceSinkOptions,
   runDir: string,
 ): Promise<Outcome> {
-  const launch = await client.request<Extract<Response, { session: number }>>({ op: "launch", command });
+  const { client, launch } = await requestLaunch(first, command, runDir);
   const child = await spawnLauncher(launch.socket, launch.filter, command);
   const stop = forwardSignals(child);
   const sink = new TraceSink(trace);
@@ -128,7 +166,7 @@ async function runViaDaemon(
       current.close();
       current = next;
       disconnected = false;
-      log("info", `the daemon that took over serves ${command[0]}`);
+      log("info", `the daemon serves ${command[0]} again (restarted in place: idwrap daemon --restart)`);
     }
     clearTimeout(flushTimer);
     sink.flush();

@@ -23,6 +23,7 @@ import { libc } from "../unsafe/libc.ts";
 import { SupervisorThread } from "../sources/seccomp/thread.ts";
 import { ListenerHolder, type SupervisorLoss } from "../sources/seccomp/holder.ts";
 import { KmodThread } from "../sources/kmod/source.ts";
+import { openDevice } from "../sources/kmod/device.ts";
 import { type LivePeer, livePeers, peerCredentials } from "./peer.ts";
 import { controlSocket, type LaunchUpdate, readLines, type Request, type Response, sendLine } from "./protocol.ts";
 import type { SupervisorSummary } from "../wss/summary.ts";
@@ -40,6 +41,9 @@ import {
   keepCopy,
   type RestartCommand,
 } from "./reexec.ts";
+
+/** `0`: a restart ends the kernel module's session instead of carrying it (the behaviour before; for comparison). */
+export const KMOD_CARRY_ENV = "IDWRAP_DAEMON_KMOD_CARRY";
 
 /** How the daemon runs. */
 export interface DaemonOptions {
@@ -127,6 +131,11 @@ export class Daemon {
   #holder!: ListenerHolder;
   /** With systemWide: the kernel module's thread. */
   #kmod: KmodThread | undefined;
+  /**
+   * With systemWide: this process's own copy of /dev/idwrap (the thread closes its own), which holds the module's
+   * session open; a restart's exec keeps it, so the session and its watched processes go on.
+   */
+  #kmodFd: number | undefined;
   #audit!: AuditLog;
   #outputs: Outputs | undefined;
   readonly #metrics = new DaemonMetrics();
@@ -192,22 +201,40 @@ export class Daemon {
       holderPid: d.#holder.pid,
       onEvents: (events, marks) => d.#onEvents(events, marks),
     });
+    const inheritedKmod = inherited?.kmod?.fd;
     if (opts.systemWide) {
       try {
+        d.#kmodFd = inheritedKmod ?? openDevice();
         d.#kmod = await KmodThread.start({
           policies: d.#enforcement.policies,
           wrappers: d.#enforcement.wrappers,
           storePath: opts.storePath,
           systemWide: true,
+          deviceFd: keepCopy(d.#kmodFd), // the thread closes its copy
           onEvents: (events, marks) => d.#onEvents(events, marks),
         });
       } catch (e) {
         await d.#thread.stop();
         closeHolder();
+        // An inherited device is left open to the previous program, which goes on serving it.
+        if (d.#kmodFd !== undefined && inheritedKmod === undefined) libc.symbols.close(d.#kmodFd);
         await d.#audit.close();
         throw new Error(`--system-wide needs the kernel module: ${(e as Error).message}`);
       }
-      d.#say("info", "system-wide: the kernel module reports every execve; matching programs are wrapped");
+      // If the thread dies, our copy goes too: every waiting call gets the fail action at once, as before the copy.
+      d.#kmod.failed.then((e) => {
+        if (d.#kmodFd === undefined) return;
+        libc.symbols.close(d.#kmodFd);
+        d.#kmodFd = undefined;
+        d.#say("error", `system-wide: the kernel module's session ended: ${e.message}`);
+      });
+      d.#say(
+        "info",
+        inheritedKmod === undefined
+          ? "system-wide: the kernel module reports every execve; matching programs are wrapped"
+          : "system-wide: the kernel module's session goes on (its watched processes are known again from their " +
+            "next call); every execve is reported; matching programs are wrapped",
+      );
     }
     try {
       // Owner-only; users the daemon serves besides root may pass through to their own 0600 sockets, never list them.
@@ -227,9 +254,15 @@ export class Daemon {
       // The sessions a restart handed over, once nothing else can fail: a call the thread has read must be answered
       // by this program (the next one, if this one cannot start, could not see it: it would wait for ever).
       if (inherited) await d.#inherit(inherited);
+      // A device the previous program held but this one does not want: its session ends here (the fail action). Last:
+      // if this program could not start, the previous one would go on with it.
+      if (inheritedKmod !== undefined && !opts.systemWide) {
+        libc.symbols.close(inheritedKmod);
+        d.#say("warning", "warning: restarted without --system-wide: the kernel module's session ends");
+      }
     } catch (e) {
       // Calls read so far are answered as the thread stops; an inherited holder is left to the previous program.
-      await d.stop({ keepHolder: inherited !== undefined }).catch(() => {});
+      await d.stop({ keepHolder: inherited !== undefined, keepKmod: inheritedKmod !== undefined }).catch(() => {});
       throw e;
     }
     // Last: a control socket answers once the daemon serves in full (`--restart` waits for that answer).
@@ -644,20 +677,27 @@ export class Daemon {
       `restarting as ${[...command.runtime, ...command.args].join(" ")}: ${sessions.length} sessions go on ` +
         `(their calls wait meanwhile)`,
     );
-    if (this.#kmod) {
+    // The module's session goes on in the next program, unless IDWRAP_DAEMON_KMOD_CARRY=0 (the behaviour before).
+    const carryKmod = this.#kmodFd !== undefined && Deno.env.get(KMOD_CARRY_ENV) !== "0";
+    if (this.#kmodFd !== undefined) {
       this.#say(
-        "warning",
-        "warning: --system-wide: the kernel module's session ends at the restart (calls waiting in it get the fail " +
-          "action); the next program opens a new one, which does not know the processes it wrapped (docs/daemon.md)",
+        carryKmod ? "info" : "warning",
+        carryKmod
+          ? "system-wide: the kernel module's session goes on; its calls wait meanwhile, each within the module's " +
+            "timeout (then its fail action)"
+          : `warning: --system-wide: ${KMOD_CARRY_ENV}=0: the kernel module's session ends at the restart (calls ` +
+            "waiting in it get the fail action); the next program opens a new one, which does not know the " +
+            "processes this one wrapped",
       );
     }
-    await this.stop({ keepHolder: true });
+    await this.stop({ keepHolder: true, keepKmod: carryKmod });
     await sendLine(conn, { ok: true, pid: Deno.pid, restarting: sessions.length } satisfies Response).catch(() => {});
     conn.close();
     const inheritance: Inheritance = {
       holder: { pid: this.#holder.pid, fd: this.#holder.socket },
       next: this.#nextSession,
       sessions,
+      ...carryKmod ? { kmod: { fd: this.#kmodFd! } } : {},
     };
     const failed = execInPlace(command, { ...inheritance, previous });
     this.#say("error", `restart: ${failed}: going on as ${[...previous.runtime, ...previous.args].join(" ")}`);
@@ -665,6 +705,7 @@ export class Daemon {
     // Neither program runs here: the holder gives the trees on_supervisor_loss once this process is gone.
     this.#say("error", `restart: ${again}: the daemon stops`);
     this.#holder.close();
+    if (this.#kmodFd !== undefined) libc.symbols.close(this.#kmodFd);
     Deno.exit(1);
   }
 
@@ -736,7 +777,7 @@ export class Daemon {
    * Stops serving: sessions still running lose their supervisor (on_supervisor_loss: killed, or EPERM), unless the
    * holder is kept (a restart: the next program serves them).
    */
-  async stop(opts: { keepHolder?: boolean } = {}): Promise<void> {
+  async stop(opts: { keepHolder?: boolean; keepKmod?: boolean } = {}): Promise<void> {
     await this.#fleet?.stop();
     clearInterval(this.#poller);
     clearInterval(this.#replayer);
@@ -753,6 +794,12 @@ export class Daemon {
     // The trees still running get on_supervisor_loss from the holder now, not ENOSYS.
     if (!opts.keepHolder) this.#holder.close();
     await this.#kmod?.stop();
+    // The module's session ends with our copy (every waiting call gets the fail action), unless the next program is
+    // to serve it (a restart).
+    if (this.#kmodFd !== undefined && !opts.keepKmod) {
+      libc.symbols.close(this.#kmodFd);
+      this.#kmodFd = undefined;
+    }
     // Each output delivers what it holds (5 s at most) and keeps where it got to in the store, then the log closes.
     await this.#audit.flush().catch(() => {});
     await this.#outputs?.stop();

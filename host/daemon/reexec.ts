@@ -7,13 +7,16 @@
  * before a restart still cannot stop or kill the daemon that serves it after.
  * What crosses the exec: the holder's socket and a copy of every live
  * session's listener (their close-on-exec flag cleared just before), and a
- * description of them in the environment (INHERIT_ENV). docs/daemon.md,
+ * description of them in the environment (INHERIT_ENV); with --system-wide, the
+ * kernel module's device too, whose session (watched processes, waiting calls)
+ * goes on. docs/daemon.md,
  * "Restarts and upgrades".
  *
  * @module
  */
 import { dirname } from "node:path";
 import { addressOf, errno, libc } from "../unsafe/libc.ts";
+import { notTheDevice } from "../sources/kmod/device.ts";
 import { parseSupervisorLoss, type SupervisorLoss } from "../sources/seccomp/holder.ts";
 
 /** The environment variable that hands the re-executed daemon what it inherits. */
@@ -38,6 +41,11 @@ export interface Inheritance {
   holder: { pid: number; fd: number };
   next: number;
   sessions: InheritedSession[];
+  /**
+   * With --system-wide: the daemon's /dev/idwrap, open across the exec so that the module's session (its watched
+   * processes, its waiting calls) goes on; the next program adopts it (docs/daemon.md, "The kernel module").
+   */
+  kmod?: { fd: number };
   /** The command this process ran before: run again if the new one cannot start (once: not handed on). */
   previous?: RestartCommand;
   /** Why the restart did not happen: this process went back to the command it ran before (status says so). */
@@ -163,6 +171,7 @@ export function execInPlace(command: RestartCommand, inheritance: Inheritance): 
   try {
     keepAcrossExec(inheritance.holder.fd);
     for (const s of inheritance.sessions) keepAcrossExec(s.listener);
+    if (inheritance.kmod) keepAcrossExec(inheritance.kmod.fd);
   } catch (e) {
     return (e as Error).message;
   }
@@ -176,6 +185,7 @@ export function execInPlace(command: RestartCommand, inheritance: Inheritance): 
   // Still here: the exec failed. The fds go back to being ours alone.
   closeOnExec(inheritance.holder.fd);
   for (const s of inheritance.sessions) closeOnExec(s.listener);
+  if (inheritance.kmod) closeOnExec(inheritance.kmod.fd);
   void argv.keep, envp.keep; // alive until the call returned
   return `execve ${command.runtime[0]} failed: errno ${err}`;
 }
@@ -226,6 +236,7 @@ export function takeInheritance(): Inheritance | undefined {
     for (const f of ["session", "uid", "pid", "listener"] as const) int(s[f], `sessions[${i}].${f}`);
     parseSupervisorLoss(s.mode, `${INHERIT_ENV}: sessions[${i}].mode`);
   }
+  if (v.kmod !== undefined) int(v.kmod?.fd, "kmod.fd");
   const status = (() => {
     try {
       return Deno.readTextFileSync(`/proc/${v.holder.pid}/status`);
@@ -236,9 +247,14 @@ export function takeInheritance(): Inheritance | undefined {
   if (!/^Name:\s*idwrap-holder$/m.test(status) || !new RegExp(`^PPid:\\s*${Deno.pid}$`, "m").test(status)) {
     throw bad(`holder.pid ${v.holder.pid} is not this process's idwrap-holder`);
   }
-  for (const fd of [v.holder.fd, ...v.sessions.map((s) => s.listener)]) {
+  const fds = [v.holder.fd, ...v.sessions.map((s) => s.listener), ...v.kmod ? [v.kmod.fd] : []];
+  for (const fd of fds) {
     if (libc.symbols.fcntl(fd, F_GETFD, 0n) < 0) throw bad(`fd ${fd} is not open`);
     closeOnExec(fd);
+  }
+  if (v.kmod) {
+    const why = notTheDevice(v.kmod.fd);
+    if (why) throw bad(`kmod.fd ${v.kmod.fd}: ${why}`);
   }
   return v;
 }

@@ -55,11 +55,15 @@ export class SourceThread {
   #wakeFd = -1;
   #failure: Error | undefined;
   readonly #stopped: Promise<void>;
+  /** Settles with the thread's failure, if it fails (a holder of another copy of its fds closes that copy too). */
+  readonly failed: Promise<Error>;
+  #failed!: (e: Error) => void;
   /** Stops the thread when a hook runs too long (docs/abi.md, "Limits and failures"). */
   readonly #watchdog: HookWatchdog;
 
   protected constructor(url: URL, options: SourceThreadOptions) {
     this.#onEvents = options.onEvents;
+    this.failed = new Promise((r) => this.#failed = r);
     this.#worker = new Worker(url, { type: "module" });
     this.#watchdog = new HookWatchdog((o) => {
       this.#worker.terminate(); // V8 interrupts the running wasm; nothing else can
@@ -129,6 +133,7 @@ export class SourceThread {
    */
   #fail(e: Error): void {
     this.#failure ??= e;
+    this.#failed(this.#failure);
     this.#watchdog.close();
     for (const fd of this.#failClosed.values()) libc.symbols.close(fd);
     this.#failClosed.clear();

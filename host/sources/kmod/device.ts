@@ -50,3 +50,23 @@ export function openDevice(path = DEVICE): number {
   }
   return fd;
 }
+
+/**
+ * Why `fd` is not an open idwrap device this idwrap can speak to, if it is not: it must be a character device named
+ * /dev/idwrap (or `path`) and answer IDWRAP_IOC_VERSION with this host's ABI. For a device handed over (a daemon's
+ * restart keeps it open across its exec, host/daemon/reexec.ts): the module's session, its watched processes and
+ * waiting calls, goes on in whoever holds it.
+ */
+export function notTheDevice(fd: number, path = DEVICE): string | undefined {
+  let target: string;
+  try {
+    target = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return "not open";
+  }
+  if (target !== path) return `it is ${target}, not ${path}`;
+  const abi = libc.symbols.ioctl_value(fd, IOC.VERSION, 0n);
+  if (abi < 0) return `IDWRAP_IOC_VERSION failed: errno ${errno()}`;
+  if (abi !== ABI_VERSION) return `it speaks ABI ${abi}; this idwrap speaks ${ABI_VERSION}`;
+  return undefined;
+}

@@ -90,8 +90,8 @@ export interface KmodThreadOptions extends Enforcement, KmodWorkerConfig {
 export class KmodThread extends SourceThread {
   /** Opens the device on a new thread; resolves when it serves. */
   static start(options: KmodThreadOptions): Promise<KmodThread> {
-    const { systemWide, timeoutMs, device, ...rest } = options;
-    const config: KmodWorkerConfig = { systemWide, timeoutMs, device };
+    const { systemWide, timeoutMs, device, deviceFd, ...rest } = options;
+    const config: KmodWorkerConfig = { systemWide, timeoutMs, device, deviceFd };
     const opts = { ...rest, config: config as Record<string, unknown> };
     return SourceThread.startAt(new KmodThread(new URL("./worker.ts", import.meta.url), opts), opts);
   }

@@ -30,7 +30,7 @@ import { boundedArgs, readCgroup, readTaskStatus } from "../../wss/procfs.ts";
 import { decodeArgs } from "../../wss/decode.ts";
 import { TargetMemory } from "../../unsafe/memory.ts";
 import { TamperGuard } from "../../wss/tamper.ts";
-import { openDevice } from "./device.ts";
+import { notTheDevice, openDevice } from "./device.ts";
 import { E } from "../../errno.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, POLLFD, POLLIN } from "../../unsafe/layouts.ts";
 import { errno, killProcess, libc } from "../../unsafe/libc.ts";
@@ -83,6 +83,12 @@ export interface KmodSourceOptions {
   systemWide?: boolean;
   /** @default /dev/idwrap */
   device?: string;
+  /**
+   * An open device to use instead of opening one (its session goes on: a daemon's restart); the source owns it. It
+   * is configured again (the same scope, this policy's fail mode and interest), which keeps the module's watched
+   * processes and the records it holds.
+   */
+  deviceFd?: number;
 }
 
 /** /dev/idwrap as an EventSource. */
@@ -112,7 +118,14 @@ export class KmodSource implements EventSource {
   constructor(options: KmodSourceOptions) {
     const systemWide = options.systemWide ?? false;
     this.capabilities = { ...KMOD_CAPABILITIES, systemWide };
-    this.fd = openDevice(options.device);
+    if (options.deviceFd !== undefined) {
+      const why = notTheDevice(options.deviceFd, options.device);
+      if (why) {
+        libc.symbols.close(options.deviceFd); // ours: a copy left open would hold the session with no one reading
+        throw new Error(`the device handed over (fd ${options.deviceFd}): ${why}`);
+      }
+    }
+    this.fd = options.deviceFd ?? openDevice(options.device);
     this.failClosedFds = [this.fd];
     try {
       const failClosed = options.interest.failClosed;

@@ -17,6 +17,8 @@ export interface KmodWorkerConfig {
   systemWide?: boolean;
   timeoutMs?: number;
   device?: string;
+  /** An open device this thread takes over (and closes), instead of opening one (KmodSourceOptions.deviceFd). */
+  deviceFd?: number;
 }
 
 /** How often processes that went without an EXIT record (a dropped one) are looked for. */
@@ -26,7 +28,13 @@ serveWorker("kmod", ({ decider, sink, enforcement: e, config }) => {
   const c = config as KmodWorkerConfig;
   const wantsAll = sink.wantsSyscalls;
   const interest = buildInterest(e.policies, e.wrappers, wantsAll);
-  const source = new KmodSource({ interest, timeoutMs: c.timeoutMs, systemWide: c.systemWide, device: c.device });
+  const source = new KmodSource({
+    interest,
+    timeoutMs: c.timeoutMs,
+    systemWide: c.systemWide,
+    device: c.device,
+    deviceFd: c.deviceFd,
+  });
   const wss = new Wss({
     source,
     decider,
