@@ -50,6 +50,12 @@ export interface CallInterest {
    * arguments. A source that holds every call it sees (seccomp) ignores it; the hybrid holds only these.
    */
   decideWhen?: ArgPredicate[];
+  /**
+   * A wrapper's post hook examines the call's result (an open's new fd: wr_fstat), so a source that splits calls
+   * (the hybrid) keeps it whole. Not set by an output's wish for every call's result: that changes only what is
+   * reported, and the hybrid's launcher compiles its filter without it.
+   */
+  resultExamined?: true;
 }
 
 /** What the loaded policies and wrappers ask every source to intercept. */
@@ -164,7 +170,7 @@ export function buildInterest(
       const deny = (flags & DECLARE_DENY) !== 0;
       if (flags & DECLARE_PRE) add(nr, deny ? "decide" : "observe");
       // In post only a kill acts: the caller waits only where the wrapper may kill.
-      if (flags & DECLARE_POST) add(nr, undefined, deny ? "decide" : "observe");
+      if (flags & DECLARE_POST) add(nr, undefined, deny ? "decide" : "observe"), calls.get(nr)!.resultExamined = true;
       // DECLARE_WRITES (ABI 1.5): only the opens that may write can be denied, before they run.
       const writes = (flags & DECLARE_WRITES) !== 0 && !(flags & DECLARE_POST) ? writeOpenPredicate(nr) : undefined;
       if (deny) decides(nr, writes);

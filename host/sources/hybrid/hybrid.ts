@@ -106,7 +106,9 @@ export function compileHybrid(interest: Interest, emulateOpens: boolean, guarded
     if (guarded) {
       // An open whose result something examines stays whole: held (and emulated), its result is handed over while the
       // caller waits, so a hook that looks at the new fd (wr_fstat) sees the file it opened, not a later one.
-      const forGuard = guardedByKernel && c.post === undefined ? writeOpenPredicate(nr) : undefined;
+      // Only a wrapper's post hook counts (resultExamined), not the output's wish for every result (--verbose): the
+      // launcher compiles its filter without that wish, and both compilations must hold the same opens.
+      const forGuard = guardedByKernel && !c.resultExamined ? writeOpenPredicate(nr) : undefined;
       when = when === undefined || forGuard === undefined ? undefined : [...when, ...forGuard];
     }
     // A call decided whatever its arguments keeps what the interest wants of it (`when`: only rules narrow that).

@@ -277,6 +277,33 @@ Deno.test("hybrid: a wrapper that denies only writing opens (ABI 1.5 WRITES) hol
   assert(result.filter.always.has(openat));
 });
 
+// The launcher compiles its filter from the interest without the output's wish for every result; the worker from the
+// one with it (trace, --verbose). Where they differed, a read-only open was neither notified nor in the ring's enter
+// interest: head's read of /etc/shadow went unseen (benign_test's canary on the hybrid).
+Deno.test("hybrid: the output wanting every call's result (--verbose) holds the same opens as the launcher's filter", () => {
+  const always = guardFilter(Deno.pid).always;
+  const openat = resolveSyscalls(["openat"]).values().next().value!;
+  const writesOnly = {
+    spec: { name: "w" },
+    path: "w.wasm",
+    module: undefined,
+    declarations: {
+      syscalls: new Map([[openat, 1 | 4 | 16]]),
+      lifecycle: 0,
+      subscriptions: [],
+      emits: [],
+    },
+  } as unknown as WrapperModule;
+  const policy = { ...denyingPolicy("/nowhere"), rules: [] };
+  const launcher = compileHybrid(buildInterest([policy], [writesOnly], false, always), true, true);
+  const worker = compileHybrid(buildInterest([policy], [writesOnly], true, always), true, true);
+  assertEquals(worker.filter, launcher.filter);
+  assertEquals(worker.notify, launcher.notify);
+  // The read-only opens the filter lets run come through the ring, with their results for the output.
+  assertEquals(worker.ring.get(openat)?.enter, true);
+  assertEquals(worker.ring.get(openat)?.exit, true);
+});
+
 // Only while the caller still runs with the page mapped: one that exits (or unmaps it) first still evades the rule, as
 // on the bpf source (docs/bpf.md, "The hybrid").
 Deno.test("hybrid: a path the programs cannot copy (a page not yet mapped) is read from the running caller", async () => {
