@@ -41,25 +41,19 @@ rules:
     path: /etc/shadow
     action: alert
 `);
-  const decoy = new Deno.Command("sleep", { args: ["120"], stdout: "null", stderr: "null" }).spawn();
-  try {
-    const hybrid = (target: string) =>
-      run(IDWRAP, ["run", "--source", "hybrid", "-p", policy, "--", TAMPER, "procmem", target]);
-    // Controls: root opens another process's memory for writing, unwrapped (its parent: this test) and wrapped (a decoy).
-    const bare = await run(TAMPER, ["procmem", "parent"]);
-    assertEquals(bare.stdout, "procmem: 0\n", bare.stderr);
-    const onDecoy = await hybrid(String(decoy.pid));
-    assertEquals(onDecoy.code, 0, onDecoy.stderr);
-    assertEquals(onDecoy.stdout, "procmem: 0\n", onDecoy.stderr);
-    // The attack: the supervisor's own memory.
-    const r = await hybrid("parent");
-    assertEquals(r.code, 0, r.stderr);
-    assertEquals(r.stdout, "procmem: EPERM\n", `the open reached the supervisor's memory:\n${r.stdout}${r.stderr}`);
-    assert(r.stderr.includes(`[${TAMPER_ALERT}]`), `no ${TAMPER_ALERT} report:\n${r.stderr}`);
-  } finally {
-    decoy.kill("SIGKILL");
-    await decoy.status;
-  }
+  const hybrid = (...command: string[]) => run(IDWRAP, ["run", "--source", "hybrid", "-p", policy, "--", ...command]);
+  // Controls: root opens another process's memory for writing, unwrapped (its parent: this test) and wrapped (a decoy
+  // in the tree: one outside it is refused as idwrap.outside-tree, tests/sources/seccomp/ptrace_outside_test.ts).
+  const bare = await run(TAMPER, ["procmem", "parent"]);
+  assertEquals(bare.stdout, "procmem: 0\n", bare.stderr);
+  const onDecoy = await hybrid("/bin/sh", "-c", `sleep 60 & sleep 0.2; ${TAMPER} procmem $!; kill $!`);
+  assertEquals(onDecoy.code, 0, onDecoy.stderr);
+  assertEquals(onDecoy.stdout, "procmem: 0\n", onDecoy.stderr);
+  // The attack: the supervisor's own memory.
+  const r = await hybrid(TAMPER, "procmem", "parent");
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.stdout, "procmem: EPERM\n", `the open reached the supervisor's memory:\n${r.stdout}${r.stderr}`);
+  assert(r.stderr.includes(`[${TAMPER_ALERT}]`), `no ${TAMPER_ALERT} report:\n${r.stderr}`);
 });
 
 Deno.test("idwrap run --source hybrid: a chrooted copy exec'd at /usr/sbin/usermod is named by its file, not the path (rt6 F4)", async () => {
