@@ -129,7 +129,7 @@ rules:
     serving.push(r.pid);
     await Deno.writeTextFile(`${dir}/pid`, String(r.pid));
     // The run reconnects after the restart: from then on the tree's reports reach its standard error.
-    await waitFor("the run's resume", () => err.includes("took over serves") || undefined, 30000);
+    await waitFor("the run's resume", () => err.includes("again (restarted in place") || undefined, 30000);
     const holder = await holderOf(r.pid);
     await Deno.writeTextFile(`${dir}/holder`, String(holder));
 

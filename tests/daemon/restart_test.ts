@@ -154,8 +154,8 @@ Deno.test({
     // The run reads the old daemon's last events before it sees the connection close, then reconnects (every 200 ms,
     // for 30 s): under load it may say so after wrk has ended.
     await waitFor(
-      "the resumed run to say the daemon that took over serves it",
-      () => nginx.err().includes("the daemon that took over serves") || undefined,
+      "the resumed run to say the restarted daemon serves it again",
+      () => nginx.err().includes("again (restarted in place") || undefined,
       30000,
     );
 
