@@ -154,8 +154,8 @@ export function resolveSource(
 
 /**
  * What the policies need that bpf alone cannot give (empty: they only observe, and bpf sees all they match), asked only
- * where `auto` may pick bpf: it loads the wrappers to read their declarations. A wrapper that does not load leaves it unknown (the
- * hybrid is picked, and its own load reports the error).
+ * where `auto` may pick bpf: it loads the wrappers to read their declarations. A wrapper that does not load leaves it
+ * unknown (the hybrid is picked, and its own load reports the error).
  */
 async function mayDecideOnBpf(
   choice: SourceChoice,

@@ -102,16 +102,18 @@ export class TamperGuard {
   readonly #pgid: number;
 
   /**
-   * @param self the supervisor's pid (its thread group)
-   * @param helpers pids of idwrap's own single-threaded helpers to guard as well (idwrap-holder)
-   */
-  /**
    * Whether `target` (a pid or tid, in our pid namespace) belongs to the caller's wrapped tree; without it every
    * target outside the supervisor is let through. A tree must not drive a process outside it (ptrace attach,
    * process_vm_writev/readv): that process's calls are not supervised (rt9 F4).
    */
   readonly #inTree: ((caller: number, target: number) => boolean) | undefined;
 
+  /**
+   * @param self the supervisor's pid (its thread group)
+   * @param helpers pids of idwrap's own single-threaded helpers to guard as well (idwrap-holder)
+   * @param inTree whether a target belongs to the caller's tree (the source's process table); without it, targets
+   *   outside the supervisor are not checked
+   */
   constructor(
     self: number = Deno.pid,
     helpers: number[] = [],
